@@ -1,0 +1,15 @@
+import tseslint from 'typescript-eslint'
+
+export default tseslint.config(
+  {ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.charge-ops/**', 'service/dist/**']},
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', {argsIgnorePattern: '^_', varsIgnorePattern: '^_'}],
+      '@typescript-eslint/no-explicit-any': 'off',
+      '@typescript-eslint/no-empty-function': 'off',
+      'no-console': 'error',
+    },
+  },
+  {files: ['test/**', 'bench/**', 'scripts/**', 'service/**', 'bin/**'], rules: {'no-console': 'off'}},
+)
