@@ -1,0 +1,165 @@
+import {createReadStream, createWriteStream} from 'node:fs'
+import {link, mkdir, open, readdir, readFile, rename, rm, stat, unlink} from 'node:fs/promises'
+import {dirname, join, relative, sep} from 'node:path'
+import {Readable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import {randomBytes} from 'node:crypto'
+
+import {
+  assertSafeKey,
+  hashingPassThrough,
+  ObjectExistsError,
+  ObjectNotFoundError,
+  type PutOptions,
+  type PutResult,
+  type RepositoryStorage,
+  type StoredObject,
+} from './storage.js'
+
+const TEMP_PREFIX = '.tmp-'
+
+/** fsync a directory so that a rename inside it survives a crash. */
+async function fsyncDir(path: string): Promise<void> {
+  const handle = await open(path, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+/** A repository in a local directory (or a mounted NFS / block volume). */
+export class LocalStorage implements RepositoryStorage {
+  readonly kind = 'local' as const
+  constructor(readonly root: string) {}
+
+  get location(): string {
+    return this.root
+  }
+
+  private pathOf(key: string): string {
+    assertSafeKey(key)
+    return join(this.root, ...key.split('/'))
+  }
+
+  async put(key: string, source: Readable | Buffer | string, options: PutOptions = {}): Promise<PutResult> {
+    const target = this.pathOf(key)
+    const dir = dirname(target)
+    await mkdir(dir, {recursive: true})
+    const temp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}-${target.split(sep).pop()}`)
+    const hasher = await hashingPassThrough(options.onProgress)
+    const input = typeof source === 'string' || Buffer.isBuffer(source) ? Readable.from([Buffer.from(source)]) : source
+    try {
+      const handle = await open(temp, 'wx', 0o600)
+      try {
+        await pipeline(input, hasher.stream, createWriteStream('', {fd: handle.fd, autoClose: false}))
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      if (options.ifNotExists) {
+        // link() fails with EEXIST instead of replacing: an atomic "create if absent".
+        try {
+          await link(temp, target)
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(key)
+          throw error
+        } finally {
+          await unlink(temp).catch(() => {})
+        }
+      } else {
+        await rename(temp, target)
+      }
+      await fsyncDir(dir)
+      return hasher.result()
+    } catch (error) {
+      await rm(temp, {force: true}).catch(() => {})
+      throw error
+    }
+  }
+
+  async get(key: string): Promise<Readable> {
+    const path = this.pathOf(key)
+    if (!(await this.exists(key))) throw new ObjectNotFoundError(key)
+    return createReadStream(path)
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    try {
+      return await readFile(this.pathOf(key))
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(key)
+      throw error
+    }
+  }
+
+  async stat(key: string): Promise<StoredObject | undefined> {
+    try {
+      const s = await stat(this.pathOf(key))
+      return s.isFile() ? {key, size: s.size, mtime: s.mtime} : undefined
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw error
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.stat(key)) !== undefined
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    // List from the deepest existing directory of the prefix, then filter by the full prefix.
+    const parts = prefix.split('/')
+    const dirKey = prefix.endsWith('/') ? prefix.slice(0, -1) : parts.slice(0, -1).join('/')
+    const start = dirKey ? join(this.root, ...dirKey.split('/')) : this.root
+    const out: StoredObject[] = []
+    const walk = async (dir: string): Promise<void> => {
+      let entries
+      try {
+        entries = await readdir(dir, {withFileTypes: true})
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+        throw error
+      }
+      for (const entry of entries) {
+        const full = join(dir, entry.name)
+        if (entry.isDirectory()) await walk(full)
+        else if (entry.isFile() && !entry.name.startsWith(TEMP_PREFIX)) {
+          const key = relative(this.root, full).split(sep).join('/')
+          if (key.startsWith(prefix)) {
+            const s = await stat(full).catch(() => undefined)
+            if (s) out.push({key, size: s.size, mtime: s.mtime})
+          }
+        }
+      }
+    }
+    await walk(start)
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  }
+
+  async delete(keys: string | string[]): Promise<void> {
+    for (const key of Array.isArray(keys) ? keys : [keys]) await rm(this.pathOf(key), {force: true})
+  }
+
+  /** Removes temp files left by killed puts (older than `olderThanMs`), returns how many. */
+  async sweepTemporary(prefix = '', olderThanMs = 60 * 60 * 1000): Promise<number> {
+    let removed = 0
+    const now = Date.now()
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, {withFileTypes: true}).catch(() => [])
+      for (const entry of entries) {
+        const full = join(dir, entry.name)
+        if (entry.isDirectory()) await walk(full)
+        else if (entry.name.startsWith(TEMP_PREFIX)) {
+          const s = await stat(full).catch(() => undefined)
+          if (s && now - s.mtimeMs >= olderThanMs) {
+            await rm(full, {force: true})
+            removed++
+          }
+        }
+      }
+    }
+    await walk(prefix ? join(this.root, ...prefix.split('/').filter(Boolean)) : this.root)
+    return removed
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * A repository under an S3 prefix (AWS, MinIO, OSS, Ceph…). Endpoint, region and credentials come
+ * from the standard AWS chain (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID
+ * …); streaming multipart uploads through @aws-sdk/lib-storage keep memory flat whatever the size.
+ */
+import type {S3Client} from '@aws-sdk/client-s3'
+import {Readable} from 'node:stream'
+
+import {UnreachableError, UsageError} from '../errors.js'
+import {
+  assertSafeKey,
+  hashingPassThrough,
+  ObjectExistsError,
+  ObjectNotFoundError,
+  type PutOptions,
+  type PutResult,
+  type RepositoryStorage,
+  type StoredObject,
+} from './storage.js'
+
+export interface S3Location {
+  bucket: string
+  prefix: string
+}
+
+export function parseS3Location(url: string): S3Location {
+  const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url)
+  if (!match || !match[1]) throw new UsageError(`not an S3 repository URL: ${url}`, {hint: 'Use s3://BUCKET/PREFIX'})
+  const prefix = match[2].replace(/\/+$/, '')
+  return {bucket: match[1], prefix: prefix ? `${prefix}/` : ''}
+}
+
+export interface S3StorageOptions {
+  endpoint?: string
+  region?: string
+  forcePathStyle?: boolean
+  serverSideEncryption?: 'AES256' | 'aws:kms'
+  kmsKeyId?: string
+}
+
+export async function createS3ClientFromEnv(options: S3StorageOptions = {}): Promise<S3Client> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
+  const {S3Client} = await import('@aws-sdk/client-s3')
+  const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL
+  return new S3Client({
+    region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    endpoint,
+    forcePathStyle: options.forcePathStyle ?? Boolean(endpoint),
+    maxAttempts: 3,
+  })
+}
+
+function isNotFound(error: unknown): boolean {
+  const e = error as {name?: string; $metadata?: {httpStatusCode?: number}}
+  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404
+}
+
+/** Network-level failures become exit 5 with the likely cause. */
+export function describeS3Error(error: unknown, what: string): Error {
+  const e = error as {name?: string; code?: string; message?: string; $metadata?: {httpStatusCode?: number}}
+  const code = e?.code ?? e?.name
+  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ENOTFOUND' || code === 'EPIPE' || code === 'ETIMEDOUT' || code === 'TimeoutError') {
+    return new UnreachableError(`S3 ${what} failed: ${code} (${e.message ?? ''})`, {code: 'S3_UNREACHABLE', hint: 'Check AWS_ENDPOINT_URL_S3 / network access to the bucket.', cause: error})
+  }
+  if (e?.$metadata?.httpStatusCode === 403 || code === 'AccessDenied' || code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') {
+    return new UnreachableError(`S3 ${what} was denied (${code})`, {code: 'S3_AUTH', hint: 'Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy.', cause: error})
+  }
+  if (code === 'NoSuchBucket') {
+    return new UnreachableError(`S3 bucket does not exist (${what})`, {code: 'S3_NO_BUCKET', hint: 'Create the bucket or fix the repository URL.', cause: error})
+  }
+  return error instanceof Error ? error : new Error(String(error))
+}
+
+export class S3Storage implements RepositoryStorage {
+  readonly kind = 's3' as const
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly where: S3Location,
+    private readonly options: S3StorageOptions = {},
+  ) {}
+
+  static async fromUrl(url: string, options: S3StorageOptions = {}): Promise<S3Storage> {
+    return new S3Storage(await createS3ClientFromEnv(options), parseS3Location(url), options)
+  }
+
+  get location(): string {
+    return `s3://${this.where.bucket}/${this.where.prefix}`
+  }
+
+  private objectKey(key: string): string {
+    assertSafeKey(key)
+    return this.where.prefix + key
+  }
+
+  async put(key: string, source: Readable | Buffer | string, options: PutOptions = {}): Promise<PutResult> {
+    if (options.ifNotExists && (await this.exists(key))) throw new ObjectExistsError(key)
+    const {Upload} = await import('@aws-sdk/lib-storage')
+    const hasher = await hashingPassThrough(options.onProgress)
+    const input = typeof source === 'string' || Buffer.isBuffer(source) ? Readable.from([Buffer.from(source)]) : source
+    input.on('error', (error) => hasher.stream.destroy(error))
+    input.pipe(hasher.stream)
+    const upload = new Upload({
+      client: this.client,
+      params: {
+        Bucket: this.where.bucket,
+        Key: this.objectKey(key),
+        Body: hasher.stream,
+        ServerSideEncryption: this.options.serverSideEncryption,
+        SSEKMSKeyId: this.options.kmsKeyId,
+      },
+      queueSize: 2,
+      partSize: 8 * 1024 * 1024,
+      leavePartsOnError: false,
+    })
+    try {
+      await upload.done()
+    } catch (error) {
+      throw describeS3Error(error, `upload of ${key}`)
+    }
+    return hasher.result()
+  }
+
+  async get(key: string): Promise<Readable> {
+    const {GetObjectCommand} = await import('@aws-sdk/client-s3')
+    try {
+      const out = await this.client.send(new GetObjectCommand({Bucket: this.where.bucket, Key: this.objectKey(key)}))
+      return out.Body as Readable
+    } catch (error) {
+      if (isNotFound(error)) throw new ObjectNotFoundError(key)
+      throw describeS3Error(error, `download of ${key}`)
+    }
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    const stream = await this.get(key)
+    const chunks: Buffer[] = []
+    for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer))
+    return Buffer.concat(chunks)
+  }
+
+  async stat(key: string): Promise<StoredObject | undefined> {
+    const {HeadObjectCommand} = await import('@aws-sdk/client-s3')
+    try {
+      const out = await this.client.send(new HeadObjectCommand({Bucket: this.where.bucket, Key: this.objectKey(key)}))
+      return {key, size: out.ContentLength ?? 0, mtime: out.LastModified ?? new Date(0)}
+    } catch (error) {
+      if (isNotFound(error)) return undefined
+      throw describeS3Error(error, `stat of ${key}`)
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.stat(key)) !== undefined
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const {ListObjectsV2Command} = await import('@aws-sdk/client-s3')
+    const out: StoredObject[] = []
+    let token: string | undefined
+    try {
+      do {
+        const page = await this.client.send(new ListObjectsV2Command({Bucket: this.where.bucket, Prefix: this.where.prefix + prefix, ContinuationToken: token}))
+        for (const item of page.Contents ?? []) {
+          if (!item.Key) continue
+          out.push({key: item.Key.slice(this.where.prefix.length), size: item.Size ?? 0, mtime: item.LastModified ?? new Date(0)})
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined
+      } while (token)
+    } catch (error) {
+      throw describeS3Error(error, `listing of ${prefix}`)
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  }
+
+  async delete(keys: string | string[]): Promise<void> {
+    const list = Array.isArray(keys) ? keys : [keys]
+    if (list.length === 0) return
+    const {DeleteObjectsCommand} = await import('@aws-sdk/client-s3')
+    for (let i = 0; i < list.length; i += 1000) {
+      const batch = list.slice(i, i + 1000)
+      try {
+        await this.client.send(new DeleteObjectsCommand({Bucket: this.where.bucket, Delete: {Objects: batch.map((k) => ({Key: this.objectKey(k)}))}}))
+      } catch (error) {
+        throw describeS3Error(error, 'delete')
+      }
+    }
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The backup repository's storage interface (DESIGN §4): a local directory or an S3 prefix with
+ * the same key layout. Everything above this file (backups, WAL, locks, retention) speaks in keys
+ * like `<stack>/backups/<id>/manifest.json` and never touches paths or S3 calls directly.
+ *
+ * Contract every driver keeps:
+ *  - `put` is atomic: a reader sees the whole object or nothing (local: temp file + fsync + rename;
+ *    S3: a single PutObject / completed multipart upload). A killed put leaves no object under the
+ *    final key (local temp files are named `.tmp-*` and swept by `sweepTemporary`).
+ *  - `put(..., {ifNotExists: true})` never overwrites: it fails with ObjectExistsError.
+ *  - `put` returns the byte count and sha256 of what was stored, computed on the stream.
+ */
+import {createHash} from 'node:crypto'
+import type {Readable} from 'node:stream'
+
+export interface StoredObject {
+  key: string
+  size: number
+  mtime: Date
+}
+
+export interface PutResult {
+  bytes: number
+  sha256: string
+}
+
+export interface PutOptions {
+  ifNotExists?: boolean
+  /** expected size, for progress and S3 part sizing */
+  sizeHint?: number
+  onProgress?: (bytes: number) => void
+}
+
+export interface RepositoryStorage {
+  /** human-readable location, never containing credentials */
+  readonly location: string
+  readonly kind: 'local' | 's3'
+  put(key: string, source: Readable | Buffer | string, options?: PutOptions): Promise<PutResult>
+  get(key: string): Promise<Readable>
+  getBytes(key: string): Promise<Buffer>
+  stat(key: string): Promise<StoredObject | undefined>
+  exists(key: string): Promise<boolean>
+  /** every object whose key starts with prefix (recursive), sorted by key */
+  list(prefix: string): Promise<StoredObject[]>
+  delete(keys: string | string[]): Promise<void>
+}
+
+export class ObjectNotFoundError extends Error {
+  constructor(readonly key: string) {
+    super(`${key} does not exist in the repository`)
+    this.name = 'ObjectNotFoundError'
+  }
+}
+
+export class ObjectExistsError extends Error {
+  constructor(readonly key: string) {
+    super(`${key} already exists in the repository`)
+    this.name = 'ObjectExistsError'
+  }
+}
+
+/** Keys are `/`-separated, relative, without `..` — validated so a crafted id cannot escape the repository. */
+export function assertSafeKey(key: string): void {
+  if (key === '' || key.startsWith('/') || key.split('/').some((part) => part === '..' || part === '.' || part === '')) {
+    throw new Error(`invalid repository key: ${JSON.stringify(key)}`)
+  }
+}
+
+/** A pass-through that hashes and counts the bytes flowing through it. */
+export async function hashingPassThrough(onProgress?: (bytes: number) => void) {
+  const {Transform} = await import('node:stream')
+  const hash = createHash('sha256')
+  let bytes = 0
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      hash.update(chunk)
+      bytes += chunk.length
+      onProgress?.(chunk.length)
+      callback(null, chunk)
+    },
+  })
+  return {
+    stream,
+    result: (): PutResult => ({bytes, sha256: hash.digest('hex')}),
+  }
+}
+
+/** Opens the repository named by a path or `s3://bucket/prefix`. */
+export async function openRepository(location: string): Promise<RepositoryStorage> {
+  if (location.startsWith('s3://')) {
+    const {S3Storage} = await import('./s3-storage.js')
+    return S3Storage.fromUrl(location)
+  }
+  const {LocalStorage} = await import('./local-storage.js')
+  return new LocalStorage(location)
+}
