@@ -1,0 +1,38 @@
+import pg from 'pg'
+
+export type Pool = pg.Pool
+export type PoolClient = pg.PoolClient
+
+export function createPool(databaseUrl: string, options: {max?: number; applicationName: string}): pg.Pool {
+  const pool = new pg.Pool({connectionString: databaseUrl, max: options.max ?? 10, application_name: options.applicationName, connectionTimeoutMillis: 5000})
+  // An idle client losing its server must not crash the process: the next query reconnects.
+  pool.on('error', () => {})
+  return pool
+}
+
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    const result = await fn(client)
+    await client.query('COMMIT')
+    return result
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
+  } finally {
+    client.release()
+  }
+}
+
+/** Fails clearly when the schema has not been migrated (the service never migrates itself). */
+export async function assertSchema(pool: pg.Pool): Promise<void> {
+  const {rows} = await pool.query<{missing: string[]}>(
+    `SELECT array_agg(t) FILTER (WHERE to_regclass(t) IS NULL) AS missing
+       FROM unnest(ARRAY['uploads','analyses','findings','knowledge_passages','finding_passages','service_meta']) AS t`,
+  )
+  const missing = rows[0]?.missing ?? []
+  if (missing && missing.length > 0) {
+    throw new Error(`the database schema is not migrated (missing tables: ${missing.join(', ')}); run \`charge-ops migrate up\``)
+  }
+}
