@@ -12,6 +12,8 @@ export interface ServiceConfig {
   databaseUrl: string
   redisUrl: string
   chromaUrl: string
+  /** the knowledge-base collection (default charging_knowledge; tests use their own) */
+  chromaCollection: string
   secretKey: string
   uploadsDir: string
   logDir: string
@@ -63,6 +65,7 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
     databaseUrl: required(env, 'DATABASE_URL'),
     redisUrl: required(env, 'REDIS_URL'),
     chromaUrl: env.CHROMA_URL ?? 'http://127.0.0.1:8001',
+    chromaCollection: env.CHROMA_COLLECTION ?? 'charging_knowledge',
     secretKey: required(env, 'SECRET_KEY'),
     uploadsDir: resolve(env.UPLOADS_DIR ?? 'uploads'),
     logDir: resolve(env.LOG_DIR ?? 'logs'),

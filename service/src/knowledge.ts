@@ -19,7 +19,7 @@ export interface KnowledgeStore {
   collection(): Promise<Collection>
 }
 
-export async function createKnowledgeStore(chromaUrl: string): Promise<KnowledgeStore> {
+export async function createKnowledgeStore(chromaUrl: string, name = COLLECTION_NAME): Promise<KnowledgeStore> {
   const {ChromaClient} = await import('chromadb')
   const url = new URL(chromaUrl)
   const client = new ChromaClient({host: url.hostname, port: Number(url.port || (url.protocol === 'https:' ? 443 : 8000)), ssl: url.protocol === 'https:'})
@@ -28,7 +28,7 @@ export async function createKnowledgeStore(chromaUrl: string): Promise<Knowledge
     client,
     async collection() {
       cached ??= await client.getOrCreateCollection({
-        name: COLLECTION_NAME,
+        name,
         metadata: {description: '充电业务知识库'},
         embeddingFunction: null,
         configuration: {hnsw: {space: 'cosine'}},
