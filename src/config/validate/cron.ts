@@ -23,6 +23,9 @@ export function cronProblem(expression: string): string | undefined {
   }
 }
 
+/** What a schedule field can look like: numbers, * , - / ? L W # and 3-letter month / weekday names. */
+const SCHEDULE_FIELD = /^([\d*,/?LW#-]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|sun|mon|tue|wed|thu|fri|sat)+$/i
+
 const ENV_LINE = /^[A-Za-z_][A-Za-z0-9_]*\s*=/
 
 /**
@@ -45,6 +48,11 @@ export function validateCrontab(text: string, file: string): Finding[] {
       command = rest.join(' ')
     } else {
       const parts = trimmed.split(/\s+/)
+      const scheduleFields = parts.slice(0, 5).findIndex((p) => !SCHEDULE_FIELD.test(p))
+      if (scheduleFields !== -1) {
+        add('error', 'cron/syntax', `cron line has ${scheduleFields} schedule field${scheduleFields === 1 ? '' : 's'} before the command; cron needs 5 (minute hour day-of-month month day-of-week)`, 'Add the missing fields, e.g. 0 3 * * * for 03:00 every day.', line)
+        return
+      }
       expression = parts.slice(0, 5).join(' ')
       command = parts.slice(5).join(' ')
       if (parts.length < 6) {

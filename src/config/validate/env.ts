@@ -115,7 +115,7 @@ export function validateBackendEnv(parsed: ParsedEnvFile, ctx: RuleContext): Fin
     if (isInterpolated(v)) {
       add('info', 'env/interpolated', 'SECRET_KEY comes from a ${…} reference filled in at deploy time; its strength is not checked here', 'Run config validate where the real value is present, or check the secret store.', secret.line, 'SECRET_KEY')
     } else if (isPlaceholder(v)) {
-      add(strictSeverity(ctx), 'env/secret-key-placeholder', 'SECRET_KEY is a placeholder, not a secret: anyone can forge session tokens', 'Generate one: openssl rand -hex 32', secret.line, 'SECRET_KEY')
+      add(strictSeverity(ctx), 'env/secret-key-placeholder', 'SECRET_KEY is a template placeholder; anyone who knows the template can forge session tokens', 'Generate one: openssl rand -hex 32', secret.line, 'SECRET_KEY')
     } else if (v.length < 32) {
       add(strictSeverity(ctx), 'env/secret-key-short', `SECRET_KEY is ${v.length} characters; at least 32 are required`, 'Generate one: openssl rand -hex 32', secret.line, 'SECRET_KEY')
     }

@@ -191,14 +191,18 @@ export function validateConfig(options: ValidateOptions = {}): ValidationReport 
     if (item.text !== undefined) {
       switch (item.kind) {
         case 'charge-ops-yaml': {
-          findings.push(...yamlResult!.findings)
-          parsed.yaml = {file: item.file, value: yamlResult!.value, serviceLine: yamlResult!.serviceLine}
+          const result = item === yamlLoaded ? yamlResult! : validateChargeOpsYaml(item.text, item.file)
+          findings.push(...result.findings)
+          parsed.yaml ??= {file: item.file, value: result.value, serviceLine: result.serviceLine}
           break
         }
         case 'backend-env': {
-          findings.push(...validateBackendEnv(backendParsed!, ctx))
-          if (holdsSecrets(backendParsed!)) pushIf(findings, fileModeFinding(item.file, item.mode, ctx))
-          parsed.backendEnv = backendParsed
+          const envParsed = item === backendLoaded ? backendParsed! : parseEnvForValidation(item.text, item.file)
+          // a second .env that declares production gets the production rules even if the first does not
+          const envCtx = {...ctx, strict: ctx.strict || declaresProduction(envParsed)}
+          findings.push(...validateBackendEnv(envParsed, envCtx))
+          if (holdsSecrets(envParsed)) pushIf(findings, fileModeFinding(item.file, item.mode, envCtx))
+          parsed.backendEnv ??= envParsed
           break
         }
         case 'frontend-env': {
