@@ -86,10 +86,10 @@ export async function hashingPassThrough(onProgress?: (bytes: number) => void) {
 }
 
 /** Opens the repository named by a path or `s3://bucket/prefix`. */
-export async function openRepository(location: string): Promise<RepositoryStorage> {
+export async function openRepository(location: string, s3Options?: import('./s3-storage.js').S3StorageOptions): Promise<RepositoryStorage> {
   if (location.startsWith('s3://')) {
     const {S3Storage} = await import('./s3-storage.js')
-    return S3Storage.fromUrl(location)
+    return S3Storage.fromUrl(location, s3Options ?? {})
   }
   const {LocalStorage} = await import('./local-storage.js')
   return new LocalStorage(location)

@@ -1,0 +1,31 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../src/cli/base-command.js'
+
+export default class BackupList extends BaseCommand<typeof BackupList> {
+  static summary = 'List the complete backups of the stack, newest first.'
+  static description = 'Only backups with a manifest are complete and restorable; --all also shows incomplete leftovers of killed or failed runs (removed by backup prune).'
+  static examples = ['<%= config.bin %> backup list', '<%= config.bin %> backup list --kind db --json']
+  static flags = {
+    repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    kind: Flags.string({options: ['db', 'files', 'base', 'all'], description: 'only this kind'}),
+    all: Flags.boolean({description: 'also list incomplete backups'}),
+  }
+
+  async run() {
+    const {openConfiguredRepository} = await import('../../src/backup/context.js')
+    const {listBackups} = await import('../../src/repository/manifest.js')
+    const {listingSummaries, formatAge} = await import('../../src/backup/describe.js')
+    const {renderTable} = await import('../../src/output/table.js')
+    const {formatBytes} = await import('../../src/output/progress.js')
+    const settings = this.settings({repository: this.flags.repo})
+    const storage = await openConfiguredRepository(settings)
+    const listing = await listBackups(storage, settings.stack, {includeIncomplete: this.flags.all, kind: this.flags.kind as never})
+    const result = {repository: storage.location, stack: settings.stack, ...listingSummaries(listing, new Date())}
+    this.log(renderTable(['ID', 'KIND', 'AGE', 'SIZE', 'DURATION', 'SERVICE', 'MIGRATION', 'VERIFIED'], result.backups.map((b) => [b.id, b.kind, formatAge(b.ageSeconds), formatBytes(b.bytes), b.durationMs === undefined ? '' : `${(b.durationMs / 1000).toFixed(1)}s`, b.serviceVersion ?? '-', b.migrationHead ?? '-', b.verified === null ? 'no' : b.verified ? `yes${b.restoreDrillSeconds === undefined ? '' : ` (drill ${b.restoreDrillSeconds.toFixed(1)}s)`}` : 'FAILED'])))
+    for (const i of result.incomplete) this.log(`incomplete: ${i.id} (${formatBytes(i.bytes)}, last write ${formatAge(i.ageSeconds)} ago)`)
+    for (const i of result.invalid) this.logger.warn(`invalid manifest: ${i.id}: ${i.error}`)
+    if (result.backups.length === 0) this.logger.info(`no complete backups of stack ${settings.stack} in ${storage.location}`)
+    return result
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Streaming children for backup pipelines (pg_dump → zstd → repository, tar → zstd …).
+ *
+ * Why not src/exec.ts' `spawn`: it is an async function returning execa's ResultPromise, a
+ * thenable, so awaiting it waits for the child to exit; and execa tracks every stream it is given,
+ * so handing one child's pipe to another as a raw file descriptor (the kernel pipe that keeps
+ * pg_dump's output out of this process) makes it report a premature close. This is a small
+ * node:child_process wrapper instead; failures still go through exec.ts' `toCommandError` /
+ * `notFound` (redacted command, stderr tail, install hints). Secrets travel in `env` only.
+ */
+import {spawn as spawnChild, type ChildProcess, type StdioNull, type StdioPipe} from 'node:child_process'
+import type {Readable, Stream, Writable} from 'node:stream'
+
+import type {ExitCodeValue} from '../errors.js'
+
+export interface StreamingChild {
+  readonly child: ChildProcess
+  readonly pid?: number
+  readonly stdin?: Writable
+  readonly stdout?: Readable
+  /** resolves when the child exited 0 (or with an allowed code), rejects with a described error */
+  readonly done: Promise<{exitCode: number; stderr: string}>
+  kill(signal?: NodeJS.Signals): void
+}
+
+export interface StartChildOptions {
+  stdin?: StdioPipe | StdioNull | Stream
+  stdout?: StdioPipe | StdioNull | Stream
+  stderr?: StdioPipe | StdioNull
+  /** merged over process.env */
+  env?: Record<string, string>
+  cwd?: string
+  purpose?: string
+  /** exit codes that count as success (GNU tar 1 = "file changed as we read it") */
+  allowExitCodes?: number[]
+  failureExitCode?: ExitCodeValue
+}
+
+const STDERR_KEEP = 64 * 1024
+
+export async function startChild(file: string, args: string[], options: StartChildOptions = {}): Promise<StreamingChild> {
+  const {toCommandError, notFound} = await import('../exec.js')
+  const child = spawnChild(file, args, {
+    stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', options.stderr ?? 'pipe'],
+    env: options.env ? {...process.env, ...options.env} : process.env,
+    cwd: options.cwd,
+  })
+  let stderr = ''
+  child.stderr?.setEncoding('utf8')
+  child.stderr?.on('data', (text: string) => {
+    stderr = (stderr + text).slice(-STDERR_KEEP)
+  })
+  const done = new Promise<{exitCode: number; stderr: string}>((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      reject(error.code === 'ENOENT' ? notFound(file) : toCommandError(error, file, args, {purpose: options.purpose, failureExitCode: options.failureExitCode}))
+    })
+    child.once('close', (code, signal) => {
+      if (code === 0 || (code !== null && (options.allowExitCodes ?? []).includes(code))) return resolve({exitCode: code, stderr})
+      reject(toCommandError({exitCode: code ?? undefined, signal: signal ?? undefined, stderr}, file, args, {purpose: options.purpose, failureExitCode: options.failureExitCode}))
+    })
+  })
+  done.catch(() => {})
+  return {
+    child,
+    pid: child.pid,
+    stdin: child.stdin ?? undefined,
+    stdout: child.stdout ?? undefined,
+    done,
+    kill: (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+    },
+  }
+}
+
+/** Bytes a child has read so far (Linux /proc/<pid>/io rchar), for progress on native pipes. */
+export async function bytesRead(pid: number | undefined): Promise<number | undefined> {
+  if (!pid) return undefined
+  try {
+    const {readFile} = await import('node:fs/promises')
+    const text = await readFile(`/proc/${pid}/io`, 'utf8')
+    const m = /^rchar:\s*(\d+)/m.exec(text)
+    return m ? Number(m[1]) : undefined
+  } catch {
+    return undefined
+  }
+}

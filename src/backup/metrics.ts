@@ -1,0 +1,96 @@
+/**
+ * Unattended-run reporting: a Prometheus textfile for node_exporter's textfile collector and a
+ * healthchecks-style ping URL. Neither may fail a backup: problems are warnings.
+ */
+import {readFile, rename, writeFile} from 'node:fs/promises'
+
+import type {Logger} from '../output/logger.js'
+
+export const METRIC_HELP: Record<string, [string, string]> = {
+  charge_ops_backup_last_success_timestamp_seconds: ['gauge', 'Unix time of the last successful backup, per kind'],
+  charge_ops_backup_last_failure_timestamp_seconds: ['gauge', 'Unix time of the last failed backup, per kind'],
+  charge_ops_backup_duration_seconds: ['gauge', 'Duration of the last successful backup, per kind'],
+  charge_ops_backup_bytes: ['gauge', 'Stored size of the last successful backup, per kind'],
+  charge_ops_backup_restore_drill_seconds: ['gauge', 'Measured recovery time of the last restore drill (verify --restore-drill)'],
+}
+
+type Sample = {name: string; labels: Record<string, string>; value: number}
+
+const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+const labelText = (labels: Record<string, string>) => Object.keys(labels).sort().map((k) => `${k}="${escape(labels[k])}"`).join(',')
+
+/** Parses our own textfile (only sample lines) so that an update keeps the other kinds' values. */
+export function parseTextfile(text: string): Sample[] {
+  const out: Sample[] = []
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_:][a-z0-9_:]*)\{(.*)\}\s+(\S+)$/i.exec(line.trim())
+    if (!m) continue
+    const labels: Record<string, string> = {}
+    for (const pair of m[2].matchAll(/([a-z_][a-z0-9_]*)="((?:[^"\\]|\\.)*)"/gi)) labels[pair[1]] = pair[2].replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\')
+    out.push({name: m[1], labels, value: Number(m[3])})
+  }
+  return out
+}
+
+export function renderTextfile(samples: Sample[]): string {
+  const byName = new Map<string, Sample[]>()
+  for (const s of samples) byName.set(s.name, [...(byName.get(s.name) ?? []), s])
+  const lines: string[] = []
+  for (const name of [...byName.keys()].sort()) {
+    const [type, help] = METRIC_HELP[name] ?? ['gauge', name]
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+    for (const s of byName.get(name)!.sort((a, b) => labelText(a.labels).localeCompare(labelText(b.labels)))) lines.push(`${name}{${labelText(s.labels)}} ${s.value}`)
+  }
+  return lines.join('\n') + '\n'
+}
+
+/**
+ * Merges `updates` into the textfile (same name + labels replaced) and writes it atomically:
+ * `<file>.tmp.<pid>` then rename, so the collector never reads half a file.
+ */
+export async function updateMetricsFile(file: string, updates: Sample[], logger?: Logger): Promise<void> {
+  try {
+    const existing = parseTextfile(await readFile(file, 'utf8').catch(() => ''))
+    const key = (s: Sample) => `${s.name}{${labelText(s.labels)}}`
+    const merged = new Map(existing.map((s) => [key(s), s]))
+    for (const u of updates) merged.set(key(u), u)
+    const temp = `${file}.tmp.${process.pid}`
+    await writeFile(temp, renderTextfile([...merged.values()]), {mode: 0o644})
+    await rename(temp, file)
+  } catch (error) {
+    logger?.warn(`could not write the metrics file ${file}: ${(error as Error).message}`)
+  }
+}
+
+export function successMetrics(stack: string, kind: string, finishedAt: Date, durationMs: number, bytes: number): Sample[] {
+  const labels = {kind, stack}
+  return [
+    {name: 'charge_ops_backup_last_success_timestamp_seconds', labels, value: Math.floor(finishedAt.getTime() / 1000)},
+    {name: 'charge_ops_backup_duration_seconds', labels, value: Math.round(durationMs) / 1000},
+    {name: 'charge_ops_backup_bytes', labels, value: bytes},
+  ]
+}
+
+export function failureMetrics(stack: string, kind: string, at: Date): Sample[] {
+  return [{name: 'charge_ops_backup_last_failure_timestamp_seconds', labels: {kind, stack}, value: Math.floor(at.getTime() / 1000)}]
+}
+
+export function drillMetrics(stack: string, kind: string, durationMs: number): Sample[] {
+  return [{name: 'charge_ops_backup_restore_drill_seconds', labels: {kind, stack}, value: Math.round(durationMs) / 1000}]
+}
+
+/**
+ * healthchecks.io-style ping: `<url>/start`, `<url>` on success, `<url>/fail` on failure (POST
+ * with a short body). A 5 s timeout; any failure is only a warning.
+ */
+export async function ping(url: string | undefined, event: 'start' | 'success' | 'fail', body: string, logger?: Logger): Promise<void> {
+  if (!url) return
+  const base = url.replace(/\/+$/, '')
+  const target = event === 'success' ? base : `${base}/${event}`
+  try {
+    const response = await fetch(target, {method: 'POST', body: body.slice(0, 10_000), signal: AbortSignal.timeout(5000)})
+    if (!response.ok) logger?.warn(`ping ${event} returned HTTP ${response.status}`)
+  } catch (error) {
+    logger?.warn(`ping ${event} failed: ${(error as Error).message}`)
+  }
+}

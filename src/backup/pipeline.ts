@@ -1,0 +1,108 @@
+/**
+ * producer child (pg_dump, tar) → compressor → [encryption] → repository, never through a temp
+ * file and never buffered in memory.
+ *
+ * With zstd the producer's stdout is handed to zstd as its stdin file descriptor (a kernel pipe
+ * between the two children, no copy through this process); progress is read from zstd's
+ * /proc/<pid>/io. With the gzip fallback the bytes flow through node:zlib here.
+ */
+import type {BackupPart} from '../repository/manifest.js'
+import {bytesRead, startChild, type StreamingChild} from './child.js'
+import {zstdCompressArgs} from './compression.js'
+import {storePart, type BackupContext} from './context.js'
+
+export interface Producer {
+  file: string
+  args: string[]
+  env?: Record<string, string>
+  cwd?: string
+  purpose: string
+  /** exit codes that are warnings, not failures (GNU tar: 1 = "file changed as we read it") */
+  allowExitCodes?: number[]
+}
+
+export interface StreamedPart {
+  part: BackupPart
+  /** uncompressed bytes the producer wrote */
+  rawBytes?: number
+  producerStderr: string
+}
+
+export async function streamProducerToPart(
+  ctx: BackupContext,
+  id: string,
+  name: string,
+  producer: Producer,
+  meta: Omit<BackupPart, 'name' | 'bytes' | 'sha256' | 'compression'>,
+  options: {label: string; totalBytes?: number; onStarted?: (child: StreamingChild) => void} = {label: name},
+): Promise<StreamedPart> {
+  const progress = ctx.progress(options.label, options.totalBytes)
+  const children: StreamingChild[] = []
+  const killAll = () => {
+    for (const c of children) c.kill('SIGKILL')
+  }
+  let timer: NodeJS.Timeout | undefined
+  try {
+    let source
+    let rawCounter: () => Promise<number | undefined>
+    if (ctx.compression.algorithm === 'zstd') {
+      const zstd = await startChild('zstd', zstdCompressArgs(ctx.compression), {stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', purpose: 'compressing with zstd'})
+      children.push(zstd)
+      const prod = await startChild(producer.file, producer.args, {stdin: 'ignore', stdout: zstd.stdin, env: producer.env, cwd: producer.cwd, purpose: producer.purpose, allowExitCodes: producer.allowExitCodes})
+      children.push(prod)
+      // The producer holds its own copy of the pipe now; closing ours lets zstd see EOF when it exits.
+      zstd.stdin!.destroy()
+      options.onStarted?.(prod)
+      source = zstd.stdout!
+      let last = 0
+      rawCounter = async () => bytesRead(zstd.pid)
+      timer = setInterval(async () => {
+        const n = await rawCounter()
+        if (n !== undefined && n > last) {
+          progress.add(n - last)
+          last = n
+        }
+      }, 500)
+      timer.unref()
+    } else {
+      const {gzipTransform} = await import('./compression.js')
+      const prod = await startChild(producer.file, producer.args, {stdin: 'ignore', stdout: 'pipe', env: producer.env, cwd: producer.cwd, purpose: producer.purpose, allowExitCodes: producer.allowExitCodes})
+      children.push(prod)
+      options.onStarted?.(prod)
+      const gzip = await gzipTransform(ctx.compression.level)
+      let raw = 0
+      prod.stdout!.on('data', (chunk: Buffer) => {
+        raw += chunk.length
+        progress.add(chunk.length)
+      })
+      prod.stdout!.on('error', (error) => gzip.destroy(error))
+      source = prod.stdout!.pipe(gzip)
+      rawCounter = async () => raw
+    }
+    const stored = storePart(ctx, id, name, source, meta)
+    // Whichever fails first (a child or the upload) kills the rest so nothing hangs; its error
+    // is the one reported (the others are consequences of the kill).
+    let firstError: unknown
+    const watched = [...children.map((c) => c.done), stored].map((p) =>
+      p.catch((error) => {
+        if (firstError === undefined) firstError = error
+        killAll()
+        source.destroy()
+        throw error
+      }),
+    )
+    const results = await Promise.allSettled(watched)
+    if (firstError !== undefined) throw firstError
+    const part = (results.at(-1) as PromiseFulfilledResult<BackupPart>).value
+    const prodDone = (results[children.length - 1] as PromiseFulfilledResult<{exitCode: number; stderr: string}>).value
+    const rawBytes = await rawCounter()
+    if (rawBytes !== undefined) progress.add(Math.max(0, rawBytes - progress.bytes))
+    progress.done(`stored ${name}`)
+    return {part, rawBytes, producerStderr: prodDone.stderr}
+  } catch (error) {
+    killAll()
+    throw error
+  } finally {
+    if (timer) clearInterval(timer)
+  }
+}
