@@ -1,0 +1,74 @@
+/**
+ * Start-up path: the heavy modules (AWS SDK, chromadb, inquirer, listr2, pg, ioredis, execa,
+ * fastify) must be imported only by the commands that use them. A module-resolution hook
+ * (ESM `register` + CJS `Module._load`) records every module the binary loads.
+ */
+import {execa} from 'execa'
+import {cpSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it} from 'vitest'
+
+const root = join(import.meta.dirname, '..', '..')
+const bin = join(root, 'bin', 'run.js')
+const HEAVY = ['pg', 'ioredis', '@aws-sdk', 'chromadb', 'listr2', '@inquirer', 'execa', 'fastify']
+
+const tracer = mkdtempSync(join(tmpdir(), 'charge-ops-trace-'))
+writeFileSync(
+  join(tracer, 'hooks.mjs'),
+  `import {appendFileSync} from 'node:fs'
+export async function resolve(specifier, context, next) {
+  const result = await next(specifier, context)
+  appendFileSync(process.env.MODULE_TRACE_FILE, result.url + '\\n')
+  return result
+}
+`,
+)
+writeFileSync(
+  join(tracer, 'register.mjs'),
+  `import {appendFileSync} from 'node:fs'
+import Module, {register} from 'node:module'
+register('./hooks.mjs', import.meta.url)
+const load = Module._load
+Module._load = function (request, parent, isMain) {
+  try { appendFileSync(process.env.MODULE_TRACE_FILE, Module._resolveFilename(request, parent, isMain) + '\\n') } catch {}
+  return load.apply(this, arguments)
+}
+`,
+)
+
+async function loadedPackages(args: string[], cwd = root, env: Record<string, string> = {}): Promise<{packages: Set<string>; exitCode?: number}> {
+  const trace = join(mkdtempSync(join(tmpdir(), 'charge-ops-trace-')), 'modules.txt')
+  writeFileSync(trace, '')
+  const r = await execa('node', ['--import', join(tracer, 'register.mjs'), bin, ...args], {reject: false, cwd, stdin: 'ignore', env: {CI: 'true', MODULE_TRACE_FILE: trace, ...env}})
+  const packages = new Set<string>()
+  for (const line of readFileSync(trace, 'utf8').split('\n')) {
+    const match = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(line)
+    if (match) packages.add(match[1])
+  }
+  return {packages, exitCode: r.exitCode}
+}
+
+const heavyIn = (packages: Set<string>) => [...packages].filter((p) => HEAVY.some((h) => p === h || p.startsWith(`${h}/`)))
+
+describe('start-up imports', () => {
+  it.each([[['--version']], [['--help']], [['config', 'validate', '--help']]])('charge-ops %s loads no heavy module', async (args) => {
+    const {packages, exitCode} = await loadedPackages(args)
+    expect(exitCode).toBe(0)
+    expect(packages.has('@oclif/core')).toBe(true) // the tracer works
+    expect(heavyIn(packages)).toEqual([])
+  })
+
+  it('config validate without --connect loads no heavy module; with --connect it loads pg and ioredis', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'charge-ops-trace-'))
+    cpSync(join(root, 'test', 'fixtures', 'config', 'good'), dir, {recursive: true})
+    const offline = await loadedPackages(['config', 'validate', '--host-ram', '16GB'], dir)
+    expect(offline.exitCode).toBe(0)
+    expect(heavyIn(offline.packages)).toEqual([])
+
+    writeFileSync(join(dir, 'refused.env'), 'DATABASE_URL=postgresql://u:p@127.0.0.1:1/db\nREDIS_URL=redis://127.0.0.1:1/0\nSECRET_KEY=0123456789abcdef0123456789abcdef01\n')
+    const online = await loadedPackages(['config', 'validate', 'refused.env', '--connect', '--timeout', '2'], dir)
+    expect(online.exitCode).toBe(5)
+    expect(heavyIn(online.packages).sort()).toEqual(['ioredis', 'pg'])
+  })
+})
