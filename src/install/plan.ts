@@ -11,7 +11,7 @@ import {DEFAULT_HOST_PATHS, renderSystemd} from '../schedule/render.js'
 import {UsageError} from '../errors.js'
 import {namesFor, type Answers} from './answers.js'
 import type {PlannedFile} from './apply.js'
-import {CHROMA_IMAGE, planKubernetes} from './k8s.js'
+import {planKubernetes} from './k8s.js'
 import {formatKb, tunePostgres} from './pgtune.js'
 import {buildRolesSql} from './roles-sql.js'
 import type {InitSecrets, RepositoryCredentials} from './secrets.js'
@@ -41,29 +41,31 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
   const files: PlannedFile[] = []
   const add = (path: string, content: string, mode = PUBLIC) => files.push({path, content, mode})
 
-  // ---- where each service is reached from the host (the .env charge-ops reads) and from the app
-  const pgHostLocal = target === 'k8s' ? `postgres.${names.namespace}.svc.cluster.local` : '127.0.0.1'
+  // ---- where the backend reaches each service: loopback (local), service names (compose),
+  // cluster DNS (k8s) or the managed endpoints. Anything not on loopback requires TLS.
+  const pgHostLocal = target === 'k8s' ? `postgres.${names.namespace}.svc.cluster.local` : target === 'compose' ? 'postgres' : '127.0.0.1'
   const pgHost = managed ? managed.databaseHost.replace(/:\d+$/, '') : pgHostLocal
   const pgPort = managed ? (/:(\d+)$/.exec(managed.databaseHost)?.[1] ?? '5432') : '5432'
-  const sslQuery = managed || target === 'k8s' ? '?sslmode=require' : ''
-  const appViaBouncer = answers.pgbouncer && target !== 'k8s'
+  const sslQuery = target === 'local' && !managed ? '' : '?sslmode=require'
   const pgUrl = (role: string, password: string, host: string, port: string, query: string) => `postgresql://${role}:${password}@${host}:${port}/${names.database}${query}`
-  const databaseUrl = appViaBouncer ? pgUrl(names.appRole, secrets.appDbPassword, '127.0.0.1', '6432', '') : pgUrl(names.appRole, secrets.appDbPassword, pgHost, pgPort, sslQuery)
+  const bouncer = answers.pgbouncer ? (target === 'compose' ? {host: 'pgbouncer', query: ''} : {host: '127.0.0.1', query: ''}) : undefined
+  const databaseUrl = bouncer ? pgUrl(names.appRole, secrets.appDbPassword, bouncer.host, '6432', bouncer.query) : pgUrl(names.appRole, secrets.appDbPassword, pgHost, pgPort, sslQuery)
   const migrationDatabaseUrl = pgUrl(names.migratorRole, secrets.migratorDbPassword, pgHost, pgPort, sslQuery)
-  const redisHost = managed ? managed.redisHost : target === 'k8s' ? `redis.${names.namespace}.svc.cluster.local:6379` : '127.0.0.1:6379'
+  const redisHost = managed ? managed.redisHost : target === 'k8s' ? `redis.${names.namespace}.svc.cluster.local:6379` : target === 'compose' ? 'redis:6379' : '127.0.0.1:6379'
   const redisUrl = `${managed ? 'rediss' : 'redis'}://:${secrets.redisPassword}@${redisHost}/0`
-  const chromaUrl = target === 'k8s' ? `http://chroma.${names.namespace}.svc.cluster.local:8000` : 'http://127.0.0.1:8001'
+  // compose follows the guide: Chroma embedded in the backend (CHROMA_PERSIST_DIRECTORY on a volume)
+  const chromaUrl = target === 'k8s' ? `http://chroma.${names.namespace}.svc.cluster.local:8000` : target === 'local' ? 'http://127.0.0.1:8001' : ''
 
   const envView: View = {
     environment: answers.environment,
-    backendHost: target === 'k8s' ? '0.0.0.0' : '127.0.0.1',
+    backendHost: target === 'local' ? '127.0.0.1' : '0.0.0.0',
     databaseUrl,
     migrationDatabaseUrl,
     redisUrl,
     secretKey: secrets.secretKey,
     chromaUrl,
-    chromaDir: target === 'k8s' ? '/data' : `${dataDir}/chromadb_data`,
-    uploadsDir: target === 'k8s' ? '/app/uploads' : `${dataDir}/uploads`,
+    chromaDir: target === 'k8s' ? '/data' : target === 'compose' ? '/app/chromadb_data' : `${dataDir}/chromadb_data`,
+    uploadsDir: target === 'local' ? `${dataDir}/uploads` : '/app/uploads',
     domain: answers.domain,
   }
   add('.env', renderTemplateFile('env/backend.env', envView), SECRET)
@@ -99,7 +101,7 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
         maxParallelWorkersPerGather: tuning.maxParallelWorkersPerGather,
         maxParallelWorkers: tuning.maxParallelWorkers,
         maxParallelMaintenanceWorkers: tuning.maxParallelMaintenanceWorkers,
-        archiveCommand: target === 'local' ? `charge-ops wal push %p --config ${opsConfigPath}` : 'charge-ops wal push %p',
+        archiveCommand: `charge-ops wal push %p --config ${opsConfigPath}${options.credentials && target === 'local' ? ` --aws-env-file ${options.installDir}/backup.env` : ''}`,
       })
   const bootstrapSql = buildRolesSql({database: names.database, appRole: names.appRole, migratorRole: names.migratorRole})
   const postgresEnv = renderTemplateFile('env/postgres.env', {postgresPassword: secrets.postgresPassword, appDbPassword: secrets.appDbPassword, migratorDbPassword: secrets.migratorDbPassword})
@@ -157,15 +159,6 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
 
   if (target === 'compose') {
     const composeUrl = (role: string, password: string) => (managed ? pgUrl(role, password, pgHost, pgPort, sslQuery) : pgUrl(role, password, 'postgres', '5432', '?sslmode=require'))
-    add(
-      'backend.env',
-      renderTemplateFile('env/backend-compose.env', {
-        databaseUrl: answers.pgbouncer ? pgUrl(names.appRole, secrets.appDbPassword, 'pgbouncer', '6432', '') : composeUrl(names.appRole, secrets.appDbPassword),
-        migrationDatabaseUrl: composeUrl(names.migratorRole, secrets.migratorDbPassword),
-        redisUrl: managed ? redisUrl : `redis://:${secrets.redisPassword}@redis:6379/0`,
-      }),
-      SECRET,
-    )
     if (!managed) {
       add('redis.env', renderTemplateFile('env/redis.env', {redisPassword: secrets.redisPassword}), SECRET)
       add('postgres/Dockerfile', renderTemplateFile('postgres/Dockerfile', {opsVersion: options.opsVersion ?? '0.1.0'}))
@@ -177,9 +170,8 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
         stack: answers.stack,
         managed: Boolean(managed),
         pgbouncer: answers.pgbouncer,
-        chromaImage: CHROMA_IMAGE,
-        chromaDir: `${dataDir}/chromadb_data`,
-        uploadsDir: `${dataDir}/uploads`,
+        opsImage: answers.images.ops,
+        textfileDir: DEFAULT_HOST_PATHS.textfileDir,
         backendImage: answers.images.backend,
         frontendImage: answers.images.frontend,
       }),

@@ -18,17 +18,17 @@ export interface ScheduledJob {
   timezone?: string
   /** how long a run usually takes: the window other jobs should stay out of */
   typicalMinutes: number
-  /** writes the Prometheus textfile charge_ops_<name>.prom through --metrics-file */
-  metrics: boolean
+  /** the flag through which the job writes its Prometheus textfile charge_ops_<name>.prom (temp + rename) */
+  metricsFlag?: '--metrics-file' | '--output'
   enabled: boolean
 }
 
 export const DEFAULT_JOBS: readonly ScheduledJob[] = [
-  {name: 'backup-db', description: 'PostgreSQL logical backup to the repository', cron: '0 2 * * *', args: ['backup', 'db'], typicalMinutes: 45, metrics: true, enabled: true},
-  {name: 'backup-files', description: 'uploads and Chroma backup to the repository', cron: '0 3 * * *', args: ['backup', 'files'], typicalMinutes: 40, metrics: true, enabled: true},
-  {name: 'prune', description: 'apply the retention policy (weekly)', cron: '0 4 * * 0', args: ['backup', 'prune', '--yes'], typicalMinutes: 20, metrics: true, enabled: true},
-  {name: 'verify', description: 'verify the newest backups with a restore drill', cron: '30 5 * * *', args: ['backup', 'verify', '--drill'], typicalMinutes: 60, metrics: true, enabled: true},
-  {name: 'capacity', description: 'disk, database and Redis capacity check', cron: '0 7 * * *', args: ['capacity', 'check'], typicalMinutes: 5, metrics: false, enabled: true},
+  {name: 'backup-db', description: 'PostgreSQL logical backup to the repository', cron: '0 2 * * *', args: ['backup', 'db'], typicalMinutes: 45, metricsFlag: '--metrics-file', enabled: true},
+  {name: 'backup-files', description: 'uploads and Chroma backup to the repository', cron: '0 3 * * *', args: ['backup', 'files'], typicalMinutes: 40, metricsFlag: '--metrics-file', enabled: true},
+  {name: 'prune', description: 'apply the retention policy (weekly)', cron: '0 4 * * 0', args: ['backup', 'prune', '--yes'], typicalMinutes: 20, metricsFlag: '--metrics-file', enabled: true},
+  {name: 'verify', description: 'verify the newest backups with a restore drill', cron: '30 5 * * *', args: ['backup', 'verify', 'latest', '--restore-drill'], typicalMinutes: 60, metricsFlag: '--metrics-file', enabled: true},
+  {name: 'capacity', description: 'disk, database and Redis capacity check', cron: '0 7 * * *', args: ['capacity', '--format', 'prometheus'], typicalMinutes: 5, metricsFlag: '--output', enabled: true},
 ]
 
 /** Splits a charge-ops.yaml `command:` string into arguments (no shell: plain words and quotes). */
@@ -58,7 +58,7 @@ export function resolveJobs(yaml?: Pick<ChargeOpsYaml, 'schedules'>, options: {t
       args,
       timezone: entry.timezone,
       typicalMinutes: base?.typicalMinutes ?? 15,
-      metrics: base ? base.metrics && args[0] === 'backup' : args[0] === 'backup',
+      metricsFlag: base && base.args[0] === args[0] ? base.metricsFlag : args[0] === 'backup' ? '--metrics-file' : undefined,
       enabled: entry.enabled,
     })
   }

@@ -39,7 +39,7 @@ export const metricsFileName = (job: ScheduledJob) => `charge_ops_${job.name.rep
 
 function jobArgs(job: ScheduledJob, textfileDir?: string): string[] {
   const args = [...job.args]
-  if (job.metrics && textfileDir) args.push('--metrics-file', `${textfileDir}/${metricsFileName(job)}`)
+  if (job.metricsFlag && textfileDir) args.push(job.metricsFlag, `${textfileDir}/${metricsFileName(job)}`)
   return args
 }
 
