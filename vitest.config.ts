@@ -1,0 +1,34 @@
+import {defineConfig} from 'vitest/config';
+
+// Two projects over test/**/*.test.ts:
+//   unit      test/unit/**: pure logic, no services, so no global setup;
+//   services  everything else (integration, e2e …): globalSetup starts ONE shared
+//             PostgreSQL cluster and ONE shared Chroma server for the run
+//             (test/support/global-setup.ts; tests reach them via test/support/shared.ts).
+// vitest runs a project's globalSetup only when that project has test files in the run,
+// so `vitest run test/unit` starts no server.
+export default defineConfig({
+  test: {
+    // no root `include`: a project that `extends` the root would concatenate it with its own
+    pool: 'forks',
+    maxWorkers: 2, // CI machines have 2 cores
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    teardownTimeout: 30_000,
+    projects: [
+      {
+        extends: true,
+        test: {name: 'unit', include: ['test/unit/**/*.test.ts']},
+      },
+      {
+        extends: true,
+        test: {
+          name: 'services',
+          include: ['test/**/*.test.ts'],
+          exclude: ['**/node_modules/**', 'test/unit/**'],
+          globalSetup: ['test/support/global-setup.ts'],
+        },
+      },
+    ],
+  },
+});
