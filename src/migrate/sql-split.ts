@@ -55,8 +55,16 @@ export function splitSql(script: string, firstLine = 1): SqlStatement[] {
     const text = script.slice(start, end)
     const lead = leadingTrivia(text)
     const sql = text.slice(lead).trimEnd()
-    if (sql.length > 0) statements.push({text: text.trim(), sql, line: lineAt(start + lead), offset: start + lead})
-    start = end + 1
+    // A comment after the semicolon on the same line belongs to this statement (lint-ignore).
+    let next = end + 1
+    let trailing = ''
+    const m = /^[ \t]*(--[^\n]*)/.exec(script.slice(next, next + 4096))
+    if (m && end < n) {
+      trailing = ` ${m[1]}`
+      next += m[0].length
+    }
+    if (sql.length > 0) statements.push({text: text.trim() + trailing, sql, line: lineAt(start + lead), offset: start + lead})
+    start = next
     prevWord = ''
   }
 
