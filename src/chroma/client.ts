@@ -48,14 +48,22 @@ export async function chromaClient(url: string, options: {timeoutMs?: number} = 
 
 export async function chromaHeartbeat(url: string, options: {timeoutMs?: number} = {}): Promise<{nanoseconds: number}> {
   const target = parseChromaUrl(url)
+  // A plain fetch (not the chromadb client): it keeps the socket error (ECONNREFUSED, ENOTFOUND …)
+  // that the client replaces with a generic message, and needs no heavy import.
+  const base = `${target.ssl ? 'https' : 'http'}://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`
+  let response: Response
   try {
-    const client = await chromaClient(url, {timeoutMs: options.timeoutMs ?? 5000})
-    const nanoseconds = await client.heartbeat()
-    if (typeof nanoseconds !== 'number') throw new Error('the server did not answer like Chroma (no nanosecond heartbeat)')
-    return {nanoseconds}
+    response = await fetch(`${base}/api/v2/heartbeat`, {signal: AbortSignal.timeout(options.timeoutMs ?? 5000)})
   } catch (error) {
     throw diagnoseChromaError(error, target)
   }
+  if (response.status === 401 || response.status === 403) throw diagnoseChromaError(new Error(`HTTP ${response.status} unauthorized`), target)
+  const body = (await response.json().catch(() => ({}))) as Record<string, unknown>
+  const nanoseconds = body['nanosecond heartbeat']
+  if (!response.ok || typeof nanoseconds !== 'number') {
+    throw new UnreachableError(`${base} answered HTTP ${response.status} but is not a Chroma server (API v2)`, {code: 'CHROMA_UNREACHABLE', hint: 'Point CHROMA_URL at the Chroma server (chroma run, port 8000 by default).', data: {host: target.host, port: target.port}})
+  }
+  return {nanoseconds}
 }
 
 export interface CollectionCount {
@@ -76,6 +84,8 @@ export async function collectionCounts(url: string, options: {timeoutMs?: number
     }
     return out
   } catch (error) {
+    // the client hides the socket error: probe with a heartbeat to name the cause
+    await chromaHeartbeat(url, {timeoutMs: 5000})
     throw diagnoseChromaError(error, target)
   }
 }

@@ -124,6 +124,10 @@ export function diagnoseRedisError(error: unknown, target: Pick<RedisTarget, 'ho
     return make('REDIS_TLS', `TLS handshake with Redis at ${where} failed${target.tls ? ' (is the server serving TLS on this port?)' : ''}`, target.tls ? 'Use redis:// if the server does not serve TLS on this port, or fix the certificate.' : 'The server expects TLS: use rediss://')
   }
   if (err?.code === 'ECONNRESET' && !target.tls) return make('REDIS_TLS', `Redis at ${where} closed the connection at once: it probably requires TLS`, 'Use rediss:// in REDIS_URL.')
+  if (target.tls && (err?.code === 'ETIMEDOUT' || /timed? ?out/i.test(message))) {
+    // a plain-text Redis never completes a TLS handshake: it waits for a command that never ends
+    return make('REDIS_TLS', `the TLS handshake with Redis at ${where} did not complete: the server probably does not serve TLS on this port`, 'Use redis:// for a plain-text server, or point rediss:// at the tls-port.')
+  }
   if (err?.code === 'ETIMEDOUT' || /timed? ?out/i.test(message)) return make('REDIS_TIMEOUT', `Redis at ${where} did not answer in time`, 'A firewall may be dropping the traffic; check the route and that the server is up.')
   if (err?.code === 'EHOSTUNREACH' || err?.code === 'ENETUNREACH') return make('REDIS_TIMEOUT', `Redis at ${where} is unreachable (${err.code})`, 'Check the network route to the server.')
   if (/LOADING/.test(message)) return make('REDIS_LOADING', `Redis at ${where} is loading its dataset`, 'Wait for it to finish loading and retry.')

@@ -69,12 +69,13 @@ export async function checkConnectivity(parsed: ParsedSet & {yamlValue?: ChargeO
     if (!src.value) return {service: 'postgresql', status: 'skipped', detail: src.skipped!}
     const started = Date.now()
     try {
-      const {withClient, serverMajorVersion} = await import('../../postgres/connection.js')
+      const {withClient} = await import('../../postgres/connection.js')
       const version = await withClient(
         src.value,
         async (client) => {
-          await client.query('SELECT 1')
-          return serverMajorVersion(client)
+          const {rows} = await client.query<{one: number; version: string}>("SELECT 1 AS one, current_setting('server_version_num') AS version")
+          if (rows[0]?.one !== 1) throw new Error('SELECT 1 did not return 1')
+          return Math.floor(Number(rows[0].version) / 10_000)
         },
         {connectTimeoutMs: timeoutMs, applicationName: 'charge-ops config validate'},
       )
