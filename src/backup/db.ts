@@ -24,7 +24,9 @@ import {PART_SUFFIX} from './compression.js'
 import {runBackup, type BackupContext} from './context.js'
 import {streamProducerToPart} from './pipeline.js'
 
-export interface DbCapture {
+export interface DbCapture<T = unknown> {
+  /** what `inSnapshot` returned */
+  snapshotExtra?: T
   part: BackupPart
   section: NonNullable<BackupManifestInput['db']>
   migrationHead: string | null
@@ -76,7 +78,12 @@ export async function stackInfo(client: Client): Promise<{migrationHead: string 
 }
 
 /** Dumps the database into the part `db.dump.zst` (or `db.dir.tar.zst` with jobs > 1) of backup `id`. */
-export async function captureDatabase(ctx: BackupContext, id: string, databaseUrl: string, options: {jobs?: number} = {}): Promise<DbCapture> {
+export async function captureDatabase<T = unknown>(
+  ctx: BackupContext,
+  id: string,
+  databaseUrl: string,
+  options: {jobs?: number; inSnapshot?: (client: Client, tables: Record<string, number>) => Promise<T>} = {},
+): Promise<DbCapture<T>> {
   const target = parseDatabaseUrl(databaseUrl)
   const client = await connect(target, {applicationName: 'charge-ops backup'})
   let staging: string | undefined
@@ -136,8 +143,11 @@ export async function captureDatabase(ctx: BackupContext, id: string, databaseUr
       )
     }
     const rowCounts = await countsPromise!
+    // Extra reads (backup all: the uploads the database references) in the very same snapshot.
+    const snapshotExtra = options.inSnapshot ? await options.inSnapshot(client, rowCounts) : undefined
     await client.query('COMMIT')
     return {
+      snapshotExtra,
       part: streamed.part.contentBytes === undefined && streamed.rawBytes !== undefined ? {...streamed.part, contentBytes: streamed.rawBytes} : streamed.part,
       section: {
         database: target.database,

@@ -5,8 +5,6 @@
  * wait until the backup's last segment is archived: a base backup whose WAL is not in the
  * repository is not restorable and is never marked complete.
  */
-import type {Readable} from 'node:stream'
-
 import {ConfigError, ExternalCommandError, UnreachableError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import {newBackupId, partKey, writeManifest, type BackupManifest} from '../repository/manifest.js'
@@ -47,15 +45,6 @@ export function baseWalSegments(timeline: number, startLsn: string, stopLsn: str
   return out
 }
 
-function collect(stream: Readable | null | undefined): () => string {
-  let text = ''
-  stream?.on('data', (chunk: Buffer) => {
-    text += chunk.toString()
-    if (text.length > 64 * 1024) text = text.slice(-32 * 1024)
-  })
-  return () => text
-}
-
 export async function backupBase(options: BaseBackupOptions): Promise<BackupManifest> {
   const {storage, stack, logger} = options
   const now = options.now ?? (() => new Date())
@@ -83,45 +72,35 @@ export async function backupBase(options: BaseBackupOptions): Promise<BackupMani
   try {
     const startedAt = now()
     const id = newBackupId('base', startedAt)
-    const {spawn} = await import('../exec.js')
-    const env = libpqEnv(target)
+    const {startChild} = await import('./physical-process.js')
+    const env = {...process.env, ...libpqEnv(target)}
     const level = options.compressionLevel ?? 1
     logger.info(`backup ${id}: pg_basebackup from ${target.host}:${target.port} → ${storage.location}`)
-    const basebackup = await spawn('pg_basebackup', ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v', '--label', `charge-ops ${id}`], {env, stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false})
-    const zstd = await spawn('zstd', ['-q', `-${level}`, '-T0', '-c'], {stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false})
-    const basebackupErr = collect(basebackup.stderr)
-    const zstdErr = collect(zstd.stderr)
-    basebackup.stdout!.pipe(zstd.stdin!)
-    zstd.stdin!.on('error', () => {})
+    const basebackup = startChild('pg_basebackup', ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v', '--label', `charge-ops ${id}`], {env, purpose: 'base backup'})
+    const zstd = startChild('zstd', ['-q', `-${level}`, '-T0', '-c'], {purpose: 'compression'})
+    basebackup.child.stdout!.pipe(zstd.child.stdin!)
     const progress = options.progress?.(`backup ${id}`)
     let raw = 0
-    basebackup.stdout!.on('data', (chunk: Buffer) => {
+    basebackup.child.stdout!.on('data', (chunk: Buffer) => {
       raw += chunk.length
       progress?.add(chunk.length)
     })
     const key = partKey(stack, id, 'base.tar.zst')
     let stored: {bytes: number; sha256: string}
     try {
-      ;[stored] = await Promise.all([storage.put(key, zstd.stdout!, {}), basebackup, zstd])
+      ;[stored] = await Promise.all([storage.put(key, zstd.child.stdout!, {}), basebackup.done, zstd.done])
     } catch (error) {
-      basebackup.kill('SIGTERM')
-      zstd.kill('SIGTERM')
+      basebackup.child.kill('SIGTERM')
+      zstd.child.kill('SIGTERM')
       await storage.delete(key).catch(() => {})
+      const err = basebackup.stderr()
+      if (/could not connect|Connection refused|no pg_hba|authentication failed/i.test(err)) {
+        throw new UnreachableError(`pg_basebackup cannot connect: ${err.trim().split('\n').slice(-3).join(' ')}`, {code: 'PG_UNREACHABLE', hint: 'pg_basebackup needs a replication connection: a role with REPLICATION and a `host replication` line in pg_hba.conf.'})
+      }
       throw error
     }
-    const [bb, zs] = [await basebackup, await zstd]
-    if ((bb as {failed?: boolean; exitCode?: number}).exitCode !== 0 || (zs as {exitCode?: number}).exitCode !== 0) {
-      await storage.delete(key).catch(() => {})
-      const failed = (bb as {exitCode?: number}).exitCode !== 0
-      const err = failed ? basebackupErr() : zstdErr()
-      if ((bb as {code?: string}).code === 'ENOENT' || /ENOENT/.test(String((bb as {message?: string}).message))) throw new UnreachableError('pg_basebackup was not found on PATH', {code: 'TOOL_NOT_FOUND', hint: 'apt-get install -y postgresql-client-15'})
-      throw new ExternalCommandError(failed ? 'pg_basebackup' : 'zstd', `${failed ? 'pg_basebackup' : 'zstd'} failed: ${err.trim().split('\n').slice(-6).join('\n')}`, {
-        exitCode: /could not connect|Connection refused|no pg_hba|authentication/i.test(err) ? 5 : 1,
-        hint: /replication/i.test(err) ? 'pg_basebackup needs a replication connection: a role with REPLICATION and a `host replication` line in pg_hba.conf.' : undefined,
-      })
-    }
-    const positions = parseBasebackupLog(basebackupErr())
-    if (!positions) throw new ExternalCommandError('pg_basebackup', `pg_basebackup did not report its WAL positions:\n${basebackupErr().slice(-1000)}`)
+    const positions = parseBasebackupLog(basebackup.stderr())
+    if (!positions) throw new ExternalCommandError('pg_basebackup', `pg_basebackup did not report its WAL positions:\n${basebackup.stderr().slice(-1000)}`)
     const finishedAt = now()
     progress?.done(`${raw} bytes → ${stored.bytes} stored`)
 
@@ -139,7 +118,8 @@ export async function backupBase(options: BaseBackupOptions): Promise<BackupMani
       await new Promise((resolve) => setTimeout(resolve, 250))
     }
 
-    const {version: toolVersion} = await import('../exec.js').then(async ({run}) => ({version: (await run('pg_basebackup', ['--version'])).stdout.trim()}))
+    const {run} = await import('../exec.js')
+    const toolVersion = (await run('pg_basebackup', ['--version'])).stdout.trim()
     return await writeManifest(storage, stack, {
       formatVersion: 1,
       id,

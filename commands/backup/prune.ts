@@ -1,0 +1,38 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../src/cli/base-command.js'
+import type {PruneResult} from '../../src/backup/prune.js'
+
+export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
+  static summary = 'Apply the retention policy and remove abandoned partial backups.'
+  static description = 'Policy from charge-ops.yaml backup.retention (keepLast, keepDays, daily, weekly, monthly; flags override). Never deletes the newest complete verified backup, nor the newest backup of any kind. Incomplete backups (no manifest: killed or failed runs) are removed.'
+  static examples = ['<%= config.bin %> backup prune --dry-run', '<%= config.bin %> backup prune --keep-days 30 --keep-last 7 --yes']
+  static flags = {
+    repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    'dry-run': Flags.boolean({description: 'show what would be deleted, delete nothing'}),
+    'keep-last': Flags.integer({min: 1, description: 'keep the newest N backups per kind'}),
+    'keep-days': Flags.integer({min: 0, description: 'keep every backup younger than D days'}),
+    daily: Flags.integer({min: 0, description: 'keep the newest backup of each of the last N days that have one'}),
+    weekly: Flags.integer({min: 0, description: '… of each of the last N ISO weeks'}),
+    monthly: Flags.integer({min: 0, description: '… of each of the last N months'}),
+  }
+
+  async run(): Promise<PruneResult> {
+    const {openBackupContext} = await import('../../src/backup/context.js')
+    const {pruneBackups} = await import('../../src/backup/prune.js')
+    const {formatBytes} = await import('../../src/output/progress.js')
+    const ctx = await openBackupContext({settings: this.settings({repository: this.flags.repo}), logger: this.logger})
+    const f = this.flags
+    const policy = Object.fromEntries(Object.entries({keepLast: f['keep-last'], keepDays: f['keep-days'], daily: f.daily, weekly: f.weekly, monthly: f.monthly}).filter(([, v]) => v !== undefined))
+    if (!f['dry-run']) {
+      const preview = await pruneBackups(ctx, {dryRun: true, policy})
+      if (preview.deleted.length > 0) await this.confirm(`delete ${preview.deleted.length} backup(s) (${formatBytes(preview.bytesFreed)})`)
+    }
+    const result = await pruneBackups(ctx, {dryRun: f['dry-run'], policy})
+    const verb = result.dryRun ? 'would delete' : 'deleted'
+    for (const d of result.deleted) this.log(`${verb} ${d.id} (${formatBytes(d.bytes)})`)
+    for (const i of result.incompleteRemoved) this.log(`${result.dryRun ? 'would remove' : 'removed'} incomplete ${i.id} (${formatBytes(i.bytes)})`)
+    this.log(`kept ${result.kept.length}, ${verb} ${result.deleted.length} + ${result.incompleteRemoved.length} incomplete, ${formatBytes(result.bytesFreed)} freed`)
+    return result
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * `backup prune [--dry-run]`: applies the retention policy (src/repository/retention.ts) and
+ * removes abandoned partial backups.
+ *
+ * Under the stack's backup lock, no other backup writer runs (backup db / files / all / base all
+ * take it), so every backup directory without a manifest is a leftover of a killed or failed run
+ * and is removed. A complete backup is deleted manifest first: it stops being listed as
+ * restorable before any part disappears, so a prune killed halfway leaves only an incomplete
+ * directory (removed next time), never a "complete" backup with missing parts.
+ */
+import type {RetentionPolicy} from '../config/schema.js'
+import {acquireLock} from '../repository/lock.js'
+import {backupPrefix, backupsPrefix, listBackups, manifestBytes, manifestKey} from '../repository/manifest.js'
+import {planRetention, type RetentionDecision} from '../repository/retention.js'
+import type {BackupContext} from './context.js'
+
+export interface PruneResult {
+  dryRun: boolean
+  policy: RetentionPolicy
+  kept: RetentionDecision[]
+  deleted: (RetentionDecision & {bytes: number})[]
+  incompleteRemoved: {id: string; bytes: number}[]
+  bytesFreed: number
+}
+
+export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolean; policy?: Partial<RetentionPolicy>} = {}): Promise<PruneResult> {
+  const policy = {...ctx.settings.yaml.backup.retention, ...options.policy}
+  const release = options.dryRun ? async () => {} : await acquireLock(ctx.storage, ctx.stack, {command: 'backup prune'})
+  try {
+    const listing = await listBackups(ctx.storage, ctx.stack, {includeIncomplete: true})
+    const plan = planRetention(
+      listing.complete.map((m) => ({id: m.id, kind: m.kind, finishedAt: new Date(m.finishedAt), verified: m.verification ? m.verification.ok : null})),
+      policy,
+      ctx.now(),
+    )
+    const byId = new Map(listing.complete.map((m) => [m.id, m]))
+    const deleted = plan.filter((d) => !d.keep).map((d) => ({...d, bytes: manifestBytes(byId.get(d.id)!)}))
+    const incompleteRemoved = listing.incomplete.map((i) => ({id: i.id, bytes: i.bytes}))
+    if (!options.dryRun) {
+      for (const d of deleted) {
+        await ctx.storage.delete(manifestKey(ctx.stack, d.id))
+        const objects = await ctx.storage.list(backupPrefix(ctx.stack, d.id))
+        await ctx.storage.delete(objects.map((o) => o.key))
+        ctx.logger.info(`deleted backup ${d.id}`)
+      }
+      for (const i of listing.incomplete) {
+        await ctx.storage.delete(i.objects)
+        ctx.logger.info(`removed incomplete backup ${i.id}`)
+      }
+      if ('sweepTemporary' in ctx.storage) {
+        await (ctx.storage as {sweepTemporary(prefix: string, olderThanMs: number): Promise<number>}).sweepTemporary(backupsPrefix(ctx.stack), 0)
+        const {rmdirEmpty} = await import('./prune-local.js')
+        await rmdirEmpty(ctx.storage, backupsPrefix(ctx.stack))
+      }
+    }
+    return {
+      dryRun: Boolean(options.dryRun),
+      policy,
+      kept: plan.filter((d) => d.keep),
+      deleted,
+      incompleteRemoved,
+      bytesFreed: deleted.reduce((s, d) => s + d.bytes, 0) + incompleteRemoved.reduce((s, i) => s + i.bytes, 0),
+    }
+  } finally {
+    await release()
+  }
+}
