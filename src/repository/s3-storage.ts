@@ -47,6 +47,12 @@ export async function createS3ClientFromEnv(options: S3StorageOptions = {}): Pro
     endpoint,
     forcePathStyle: options.forcePathStyle ?? Boolean(endpoint),
     maxAttempts: 3,
+    // The SDK's default (since 2025) wraps streamed bodies in aws-chunked framing with trailing
+    // CRC32 checksums; S3-compatible servers that don't speak it (s3rver, older MinIO/Ceph/OSS)
+    // then store the framing bytes as data. We checksum every part ourselves (sha256 in the
+    // manifest), so only send checksums when an operation requires them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
   })
 }
 
