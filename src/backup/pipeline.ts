@@ -50,8 +50,9 @@ export async function streamProducerToPart(
       children.push(zstd)
       const prod = await startChild(producer.file, producer.args, {stdin: 'ignore', stdout: zstd.stdin, env: producer.env, cwd: producer.cwd, purpose: producer.purpose, allowExitCodes: producer.allowExitCodes})
       children.push(prod)
-      // The producer holds its own copy of the pipe now; closing ours lets zstd see EOF when it exits.
-      zstd.stdin!.destroy()
+      // The producer writes into its own copy of the pipe. Ours is closed only once the producer
+      // has exited (closing it earlier can shut the socket down for both), so that zstd then sees EOF.
+      prod.child.once('exit', () => zstd.stdin!.destroy())
       options.onStarted?.(prod)
       source = zstd.stdout!
       let last = 0
