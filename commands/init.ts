@@ -1,0 +1,149 @@
+import {Flags} from '@oclif/core'
+import {readFileSync} from 'node:fs'
+import {resolve} from 'node:path'
+
+import {BaseCommand, type BaseFlags} from '../src/cli/base-command.js'
+import {UsageError} from '../src/errors.js'
+import type {AnswersInput} from '../src/install/answers.js'
+import type {ApplyResult, FileOutcome} from '../src/install/apply.js'
+import {redact} from '../src/output/redact.js'
+
+export interface InitResult extends ApplyResult {
+  target: string
+  reusedSecrets: string[]
+}
+
+export default class Init extends BaseCommand<typeof Init> {
+  static summary = 'Write a complete, validated deployment (compose, k8s or local) from a few answers.'
+  static description = `Asks (on a terminal) or takes from flags / an answers file: target, domain, environment, the database host's sizing, the S3 backup repository, PgBouncer and managed services. Writes the backend .env (fresh random secrets, mode 0600), the frontend .env.production, charge-ops.yaml and, per target, docker-compose.yml + nginx + postgresql.conf (pgtune) + redis.conf + bootstrap.sql (compose), Kubernetes manifests (k8s), or systemd units and timers (local).
+
+Re-running is safe: identical files are left alone, secrets already on disk are reused, and a file that differs is shown as a diff and asked about — or, without a terminal, the run is refused (exit 2, nothing written) unless --force. --dry-run shows what would change. Repository credentials come only from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment, never from flags.
+
+Exit codes: 0 written (or nothing to do); 2 invalid answers, or files differ without --force; 5 --connect could not reach the S3 bucket.`
+
+  static examples = [
+    '<%= config.bin %> init',
+    '<%= config.bin %> init --non-interactive --target compose --domain charge.example.com --ram 16GB --cpus 8 --repo s3://backups/charge --dir /srv/charge --yes',
+    '<%= config.bin %> init --answers answers.yaml --dir deploy --dry-run',
+    '<%= config.bin %> init --target k8s --answers answers.yaml --dir k8s-deploy --force',
+  ]
+
+  static flags = {
+    dir: Flags.string({description: 'directory to write into', default: '.'}),
+    answers: Flags.string({description: 'answers file (YAML or JSON; flags override it)'}),
+    'non-interactive': Flags.boolean({description: 'never prompt: every answer from flags / --answers (implied without a TTY)'}),
+    force: Flags.boolean({description: 'overwrite files that differ from what init would write'}),
+    'dry-run': Flags.boolean({description: 'show what would be written (and diffs), write nothing'}),
+    connect: Flags.boolean({description: 'check that the S3 backup bucket is reachable before writing'}),
+    target: Flags.string({options: ['compose', 'k8s', 'local'], description: 'where the stack runs'}),
+    domain: Flags.string({description: 'public DNS name, e.g. charge.example.com'}),
+    environment: Flags.string({options: ['production', 'staging', 'development'], description: 'ENVIRONMENT of the backend (default production)'}),
+    stack: Flags.string({description: 'stack name (default charge-analysis)'}),
+    ram: Flags.string({description: "the database host's RAM, e.g. 16GB"}),
+    cpus: Flags.integer({description: "the database host's CPU count"}),
+    storage: Flags.string({options: ['ssd', 'hdd', 'san'], description: 'database storage type (default ssd)'}),
+    connections: Flags.integer({description: 'expected client connections (default 200)'}),
+    repo: Flags.string({description: 'S3 backup repository, s3://BUCKET/PREFIX'}),
+    's3-endpoint': Flags.string({description: 'S3 endpoint URL for non-AWS storage (MinIO, OSS …)'}),
+    's3-region': Flags.string({description: 'S3 region'}),
+    pgbouncer: Flags.boolean({allowNo: true, description: 'put PgBouncer (transaction pooling) in front of PostgreSQL'}),
+    'managed-db-host': Flags.string({description: 'managed PostgreSQL endpoint (host[:port]); with --managed-redis-host, no self-hosted database'}),
+    'managed-redis-host': Flags.string({description: 'managed Redis endpoint (host[:port], TLS)'}),
+    'data-dir': Flags.string({description: 'data directory on the host (default /var/lib/charge-analysis)'}),
+    timezone: Flags.string({description: 'time zone of the schedule (default UTC)'}),
+    namespace: Flags.string({description: 'k8s: namespace (default: the stack name)'}),
+    'storage-class': Flags.string({description: 'k8s: StorageClass of the PersistentVolumeClaims'}),
+  }
+
+  async run(): Promise<InitResult> {
+    const {parseAnswers, parseAnswersFile, mergeAnswers} = await import('../src/install/answers.js')
+    const {planInit} = await import('../src/install/plan.js')
+    const {applyPlan} = await import('../src/install/apply.js')
+    const {resolveSecrets} = await import('../src/install/secrets.js')
+    const f = this.flags
+    const dir = resolve(f.dir)
+
+    let fromFile: AnswersInput | undefined
+    if (f.answers) {
+      let text: string
+      try {
+        text = readFileSync(f.answers, 'utf8')
+      } catch (error) {
+        throw new UsageError(`${f.answers}: cannot read the answers file (${(error as NodeJS.ErrnoException).code})`, {hint: 'Check the --answers path.'})
+      }
+      fromFile = parseAnswersFile(text, f.answers)
+    }
+    const fromFlags = flagsToAnswers(f)
+    let merged = mergeAnswers(fromFile as Record<string, unknown> | undefined, fromFlags)
+    const prompting = this.interactive && !f['non-interactive']
+    if (prompting) {
+      const {askAnswers} = await import('../src/install/questions.js')
+      const inquirer = await import('@inquirer/prompts')
+      merged = await askAnswers(merged, {
+        input: (o) => inquirer.input(o, {output: process.stderr}),
+        select: (o) => inquirer.select(o, {output: process.stderr}),
+        confirm: (o) => inquirer.confirm(o, {output: process.stderr}),
+      })
+    }
+    const answers = parseAnswers(merged, f.answers ?? 'flags')
+
+    if (f.connect) {
+      const {checkRepositoryReachable} = await import('../src/install/connect.js')
+      await checkRepositoryReachable(answers.backup)
+    }
+
+    const {secrets, reused} = resolveSecrets(dir)
+    const credentials = process.env.AWS_ACCESS_KEY_ID && process.env.AWS_SECRET_ACCESS_KEY ? {accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY} : undefined
+    const plan = planInit(answers, {secrets, installDir: dir, credentials, opsVersion: this.config.version})
+
+    const showDiff = (o: FileOutcome) => {
+      if (o.diff) process.stderr.write(redact(o.diff))
+    }
+    let result: ApplyResult
+    try {
+      result = await applyPlan(plan, dir, {
+        force: f.force,
+        dryRun: f['dry-run'],
+        confirm: prompting
+          ? async (o) => {
+              showDiff(o)
+              const {confirm} = await import('@inquirer/prompts')
+              return confirm({message: `${o.path} differs from what init would write (diff above). Overwrite it?`, default: false}, {output: process.stderr})
+            }
+          : undefined,
+      })
+    } catch (error) {
+      // Show what differs before refusing, so the operator can decide.
+      const {comparePlan} = await import('../src/install/apply.js')
+      if ((error as {code?: string}).code === 'WOULD_OVERWRITE') for (const o of comparePlan(plan, dir)) showDiff(o)
+      throw error
+    }
+    if (result.dryRun) for (const o of result.files) showDiff(o)
+
+    const verb: Record<string, string> = result.dryRun
+      ? {create: 'would create', update: 'would update', unchanged: 'unchanged', mode: 'would chmod', kept: 'kept'}
+      : {create: 'created', update: 'updated', unchanged: 'unchanged', mode: 'chmod', kept: 'kept (your version)'}
+    for (const o of result.files) this.log(`${verb[o.action].padEnd(18)} ${o.mode}  ${o.path}`)
+    if (!result.dryRun) {
+      this.logger.info(`${answers.target} deployment in ${dir}${reused.length ? ` (kept ${reused.length} existing secret(s))` : ''}; next: charge-ops config validate --strict --config ${dir}/charge-ops.yaml`)
+    }
+    return {...result, target: answers.target, reusedSecrets: reused}
+  }
+}
+
+function flagsToAnswers(f: BaseFlags<typeof Init>): Record<string, unknown> {
+  const managed = f['managed-db-host'] || f['managed-redis-host'] ? {databaseHost: f['managed-db-host'], redisHost: f['managed-redis-host']} : undefined
+  return {
+    target: f.target,
+    domain: f.domain,
+    environment: f.environment,
+    stack: f.stack,
+    host: {ram: f.ram, cpus: f.cpus, storage: f.storage, connections: f.connections},
+    backup: {repository: f.repo, endpoint: f['s3-endpoint'], region: f['s3-region']},
+    pgbouncer: f.pgbouncer,
+    managed,
+    dataDir: f['data-dir'],
+    timezone: f.timezone,
+    k8s: {namespace: f.namespace, storageClass: f['storage-class']},
+  }
+}

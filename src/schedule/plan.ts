@@ -1,0 +1,111 @@
+/**
+ * schedule install / list: the job table resolved from charge-ops.yaml, rendered for one
+ * scheduler, and described with its next runs and overlap findings.
+ */
+import {join, resolve} from 'node:path'
+
+import type {Settings} from '../config/settings.js'
+import type {PlannedFile} from '../install/apply.js'
+import {cronProblem, findOverlaps, nextRuns, type Overlap} from './cron.js'
+import {resolveJobs, type ScheduledJob} from './jobs.js'
+import {DEFAULT_HOST_PATHS, jobsForKubernetes, renderCron, renderCronJobs, renderSystemd} from './render.js'
+
+export type SchedulerTarget = 'cron' | 'systemd' | 'k8s'
+
+export interface ScheduleOptions {
+  settings: Pick<Settings, 'yaml' | 'configPath' | 'baseDir' | 'stack'>
+  /** --window job=minutes overrides */
+  windows?: Record<string, number>
+  bin?: string
+  textfileDir?: string
+  logDir?: string
+  lockDir?: string
+  user?: string
+  /** where the files are written (cron wrapper path is absolute inside it) */
+  dir: string
+  namespace?: string
+  image?: string
+}
+
+export function scheduledJobs(options: Pick<ScheduleOptions, 'settings' | 'windows'>): ScheduledJob[] {
+  return resolveJobs(options.settings.yaml, {windows: options.windows})
+}
+
+export function planSchedule(target: SchedulerTarget, options: ScheduleOptions): PlannedFile[] {
+  const jobs = scheduledJobs(options)
+  const dir = resolve(options.dir)
+  const configPath = options.settings.configPath ?? join(options.settings.baseDir, 'charge-ops.yaml')
+  const host = {
+    configPath,
+    bin: options.bin ?? 'charge-ops',
+    lockDir: options.lockDir ?? DEFAULT_HOST_PATHS.lockDir,
+    logDir: options.logDir ?? DEFAULT_HOST_PATHS.logDir,
+    textfileDir: options.textfileDir ?? DEFAULT_HOST_PATHS.textfileDir,
+    credentialsFile: join(options.settings.baseDir, 'backup.env'),
+    wrapperPath: join(dir, 'charge-ops-job'),
+    user: options.user ?? 'root',
+  }
+  if (target === 'cron') return renderCron(jobs, host, 'charge-ops.cron')
+  if (target === 'systemd') return renderSystemd(jobs, host, '.')
+  const stack = options.settings.stack
+  return [
+    {
+      path: 'cronjobs.yaml',
+      mode: 0o644,
+      content: renderCronJobs(jobsForKubernetes(jobs), {
+        namespace: options.namespace ?? stack,
+        stack,
+        image: options.image ?? 'charge-ops:0.1.0',
+        envSecret: `${stack}-backend`,
+        credentialsSecret: `${stack}-backup-credentials`,
+        configMap: `${stack}-ops`,
+        envConfigMap: `${stack}-backend`,
+        uploadsClaim: `${stack}-uploads`,
+        uploadsPath: '/app/uploads',
+      }),
+    },
+  ]
+}
+
+export interface JobListing {
+  name: string
+  cron: string
+  timezone: string
+  enabled: boolean
+  command: string
+  typicalMinutes: number
+  nextRuns: string[]
+  problem?: string
+}
+
+export interface ScheduleListing {
+  jobs: JobListing[]
+  overlaps: Overlap[]
+}
+
+export function listSchedule(options: Pick<ScheduleOptions, 'settings' | 'windows'>, now = new Date()): ScheduleListing {
+  const jobs = scheduledJobs(options)
+  const hostZone = Intl.DateTimeFormat().resolvedOptions().timeZone
+  const listed = jobs.map((job): JobListing => {
+    const problem = cronProblem(job.cron, job.timezone)
+    return {
+      name: job.name,
+      cron: job.cron,
+      timezone: job.timezone ?? `${hostZone} (host)`,
+      enabled: job.enabled,
+      command: `charge-ops ${job.args.join(' ')}`,
+      typicalMinutes: job.typicalMinutes,
+      nextRuns: problem || !job.enabled ? [] : nextRuns(job.cron, {timezone: job.timezone, from: now}).map((d) => formatInZone(d, job.timezone ?? hostZone)),
+      ...(problem ? {problem} : {}),
+    }
+  })
+  const valid = jobs.filter((j) => !cronProblem(j.cron, j.timezone))
+  return {jobs: listed, overlaps: findOverlaps(valid, {from: now})}
+}
+
+/** 2026-11-30 02:00 CET style: the wall-clock time in the job's zone, plus the offset. */
+export function formatInZone(date: Date, timeZone: string): string {
+  const parts = new Intl.DateTimeFormat('en-CA', {timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZoneName: 'shortOffset'}).formatToParts(date)
+  const get = (type: string) => parts.find((p) => p.type === type)?.value ?? ''
+  return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')} ${get('timeZoneName')}`
+}
