@@ -155,7 +155,7 @@ export async function bootstrapDatabase(options: BootstrapOptions): Promise<Boot
       const passwordDisplay = verifier ? ` PASSWORD '${MASK}'` : ''
       const probe = `SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolinherit FROM pg_roles WHERE rolname = ${quoteLiteral(role)}`
       if (!exists) {
-        if (password === undefined) warnings.push(`role ${role} is created without a password: set ${envNameOf(kind)} (or --${kind === 'readonly' ? 'readonly' : kind}-password-file) and rerun before using it`)
+        if (password === undefined) warnings.push(`role ${role} is created with no password yet; give one in ${envNameOf(kind)} or --${kind}-password-file and rerun before using it`)
         roleSteps.push({description: `create ${kind} role ${role}`, statements: [{sql: `CREATE ROLE ${q} WITH ${ROLE_ATTRIBUTES}${passwordClause}`, display: `CREATE ROLE ${q} WITH ${ROLE_ATTRIBUTES}${passwordDisplay}`}], probe})
         continue
       }
