@@ -143,6 +143,6 @@ export function diagnoseConnectionError(error: unknown, target: ConnectionTarget
 
 /** The server's major version (e.g. 15) from server_version_num. */
 export async function serverMajorVersion(client: Client): Promise<number> {
-  const {rows} = await client.query<{v: string}>('SHOW server_version_num')
+  const {rows} = await client.query<{v: string}>("SELECT current_setting('server_version_num') AS v")
   return Math.floor(Number(rows[0].v) / 10_000)
 }
