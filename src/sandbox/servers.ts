@@ -4,9 +4,9 @@
  * port, each reusable across runs (start is a no-op when it is already up). Secrets travel in
  * 0600 files (initdb --pwfile, redis.conf requirepass), never argv.
  */
-import {chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {execFileSync} from 'node:child_process'
 
 import {CliError, ExitCode, UnreachableError} from '../errors.js'
@@ -106,6 +106,25 @@ function asServer(user: OsUser | undefined, cwd: string) {
   return {cwd, uid: user?.uid, gid: user?.gid, env: {HOME: cwd, LC_ALL: 'C.UTF-8'}}
 }
 
+/** PostgreSQL runs as another user: every directory above its data dir must let it through. */
+function assertTraversable(root: string, user: OsUser): void {
+  let dir = root
+  for (;;) {
+    if (existsSync(dir)) {
+      const st = statSync(dir)
+      const ok = st.uid === user.uid ? (st.mode & 0o100) !== 0 : st.gid === user.gid ? (st.mode & 0o010) !== 0 : (st.mode & 0o001) !== 0
+      if (!ok) {
+        throw new CliError('SANDBOX_DIR_NOT_TRAVERSABLE', ExitCode.usage, `PostgreSQL runs as the OS user "${user.name}", which cannot enter ${dir} (mode ${(st.mode & 0o777).toString(8)})`, {
+          hint: `Allow it: chmod o+x ${dir} — or put the sandbox elsewhere with --dir.`,
+        })
+      }
+    }
+    const parent = dirname(dir)
+    if (parent === dir) return
+    dir = parent
+  }
+}
+
 export function postgresRunning(root: string): number | undefined {
   return readPidFile(join(pgPaths(root).dataDir, 'postmaster.pid'))
 }
@@ -116,6 +135,7 @@ export async function ensurePostgres(root: string, port: number, superuserPasswo
   const bin = pgBinDir()
   const user = serverUser()
   const pgRoot = join(root, 'pg')
+  if (user) assertTraversable(root, user)
   mkdirSync(pgRoot, {recursive: true, mode: 0o700})
   mkdirSync(paths.socketDir, {recursive: true})
   mkdirSync(join(root, 'logs'), {recursive: true})

@@ -1,0 +1,91 @@
+/**
+ * The quick start as a newcomer runs it: `npm run quickstart` in a fresh copy of the project.
+ *
+ * The copy holds the files git tracks (as they are in the working tree, so uncommitted changes to
+ * tracked files are tested too; `git clone` of HEAD would silently test older code). node_modules
+ * is symlinked from the working tree rather than installed (`npm ci` would download ~300 MB on
+ * every run); everything else — build, sandbox, servers, sample data — happens from scratch in the
+ * copy, with its own .charge-ops/sandbox.
+ */
+import {execFileSync} from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+
+import {cleanEnv, run, runUnchecked} from '../support/index.js';
+import {pidAlive} from '../support/process.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+let work: string;
+
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'charge-ops-quickstart-'));
+  fs.chmodSync(work, 0o755); // PostgreSQL runs as the postgres user when we are root
+  const files = execFileSync('git', ['ls-files', '-z'], {cwd: ROOT, encoding: 'utf8'}).split('\0').filter(Boolean);
+  for (const file of files) {
+    const from = path.join(ROOT, file);
+    if (!fs.existsSync(from)) continue; // deleted in the working tree
+    fs.mkdirSync(path.dirname(path.join(work, file)), {recursive: true});
+    fs.copyFileSync(from, path.join(work, file));
+    fs.chmodSync(path.join(work, file), fs.statSync(from).mode);
+  }
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(work, 'node_modules'));
+});
+
+afterAll(async () => {
+  if (!work) return;
+  await runUnchecked('node', ['bin/run.js', 'sandbox', 'down', '--purge', '--yes'], {cwd: work});
+  fs.rmSync(work, {recursive: true, force: true});
+});
+
+describe('npm run quickstart', () => {
+  it('builds, creates the sandbox, analyses the samples, and is reusable', {timeout: 600_000}, async () => {
+    const first = await runUnchecked('npm', ['run', 'quickstart', '--silent'], {cwd: work, env: cleanEnv({CI: 'true'}), timeoutMs: 540_000});
+    expect(first.code, first.stderr).toBe(0);
+    // progress on stderr, the summary on stdout
+    expect(first.stderr).toContain('== charge-ops sandbox up');
+    expect(first.stderr).toMatch(/✓ Migrate — 5 migrations applied/);
+    expect(first.stdout).toMatch(/sessions analysed {3}5\/5/);
+    const findings = Number(/findings {12}(\d+):/.exec(first.stdout)?.[1]);
+    expect(findings).toBeGreaterThan(0);
+    expect(first.stdout).toContain('→ Battery over-temperature during DC fast charging');
+    expect(first.stdout).toContain('export CHARGE_OPS_CONFIG=');
+
+    // the .env holds fresh secrets, private to the user; nothing printed them
+    const sandbox = path.join(work, '.charge-ops/sandbox');
+    expect(fs.statSync(path.join(sandbox, '.env')).mode & 0o777).toBe(0o600);
+    const secretKey = /^SECRET_KEY=(.+)$/m.exec(fs.readFileSync(path.join(sandbox, '.env'), 'utf8'))![1]!;
+    expect(first.stdout + first.stderr).not.toContain(secretKey);
+
+    // the data really is in PostgreSQL, and the service answers as the docs say
+    const env = cleanEnv({CHARGE_OPS_CONFIG: path.join(sandbox, 'charge-ops.yaml')});
+    const status = JSON.parse((await run('node', ['bin/run.js', 'service', 'status', '--json'], {cwd: work, env} as never)).stdout);
+    expect(status.running).toBe(true);
+    expect(status.health.status).toBe('ok');
+    const token = (await run('node', ['bin/run.js', 'service', 'token'], {cwd: work, env} as never)).stdout.trim();
+    const sessions = (await (await fetch(`${status.health.url}/api/v1/sessions`, {headers: {authorization: `Bearer ${token}`}})).json()) as {total: number; sessions: Array<{status: string; findingsCount: number}>};
+    expect(sessions.total).toBe(5);
+    expect(sessions.sessions.every((s) => s.status === 'done')).toBe(true);
+    expect(sessions.sessions.reduce((n, s) => n + s.findingsCount, 0)).toBe(findings);
+
+    // running it again reuses everything
+    const second = await runUnchecked('npm', ['run', 'quickstart', '--silent'], {cwd: work, env: cleanEnv({CI: 'true'}), timeoutMs: 300_000});
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).not.toContain('== npm run build');
+    expect(second.stderr).toContain('PostgreSQL 15 cluster — already running');
+    expect(second.stderr).toContain('5 sessions already uploaded');
+    const again = JSON.parse((await run('node', ['bin/run.js', 'service', 'status', '--json'], {cwd: work, env} as never)).stdout);
+    expect(again.processes.map((p: {pid: number}) => p.pid)).toEqual(status.processes.map((p: {pid: number}) => p.pid));
+
+    // down --purge stops every process and deletes the sandbox
+    const pids: number[] = status.processes.map((p: {pid: number}) => p.pid);
+    for (const f of ['run/redis.pid', 'run/chroma.pid']) pids.push(Number(fs.readFileSync(path.join(sandbox, f), 'utf8').trim()));
+    pids.push(Number(fs.readFileSync(path.join(sandbox, 'pg/data/postmaster.pid'), 'utf8').split('\n')[0]));
+    const down = await run('node', ['bin/run.js', 'sandbox', 'down', '--purge', '--yes'], {cwd: work});
+    expect(down.stdout).toContain('stopped: api, worker-1, chroma, redis, postgres');
+    expect(fs.existsSync(sandbox)).toBe(false);
+    for (const pid of pids) expect(pidAlive(pid), `pid ${pid}`).toBe(false);
+  });
+});
