@@ -223,7 +223,14 @@ async function applyOne(client: Client, file: MigrationFile, direction: 'up' | '
       await client.query('COMMIT')
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})
-      throw error
+      if (error instanceof MigrationFailedError) throw error
+      // COMMIT itself (a deferred constraint) or the history write failed: still rolled back whole.
+      const pgError = error as {message?: string; code?: string}
+      throw new MigrationFailedError(
+        `migration ${file.file} failed (${direction}) at COMMIT: ${pgError.message ?? String(error)}`,
+        {version: file.version, name: file.name, file: file.path, line: section.line, statement: 'COMMIT', sqlState: pgError.code, rolledBack: true, direction},
+        {hint: `Nothing of ${file.file} was applied (its transaction was rolled back). Check deferred constraints and rerun.`, cause: error},
+      )
     }
     return elapsed()
   }

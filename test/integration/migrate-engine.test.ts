@@ -280,3 +280,17 @@ describe('migrate engine', () => {
     expect(await rowsOf(url, `SELECT tablename FROM pg_tables WHERE schemaname = 'public'`)).toEqual([{tablename: 'charge_ops_migrations'}])
   })
 })
+
+describe('migrate engine: failures at COMMIT', () => {
+  it('a deferred constraint failing at COMMIT is reported as a rolled-back migration (exit 6)', async () => {
+    const url = await sharedPostgres().createDatabase()
+    const dir = dirWith({
+      '0001_deferred.sql':
+        '-- charge-ops:up\nCREATE TABLE p (id int PRIMARY KEY);\nCREATE TABLE c (p int REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);\nINSERT INTO c VALUES (42);\n-- charge-ops:down\nDROP TABLE c;\nDROP TABLE p;\n',
+    })
+    const error = await migrateUp({databaseUrl: url, migrationsDir: dir}).catch((e) => e)
+    expect(error).toMatchObject({code: 'MIGRATION_FAILED', exitCode: 6})
+    expect(error.details).toMatchObject({statement: 'COMMIT', sqlState: '23503', rolledBack: true})
+    expect(await rowsOf(url, `SELECT to_regclass('p') AS t`)).toEqual([{t: null}])
+  })
+})
