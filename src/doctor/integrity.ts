@@ -1,0 +1,197 @@
+/**
+ * Cross-store integrity: uploads referenced by PostgreSQL vs files in UPLOADS_DIR, knowledge
+ * passages in PostgreSQL vs vectors in Chroma (both directions), embedding dimensions.
+ * Tables from service/migrations (uploads, knowledge_passages); when they are absent the check is
+ * skipped with the reason.
+ */
+import {readdir, stat} from 'node:fs/promises'
+import {join, relative, sep} from 'node:path'
+
+import {measure, unknown} from '../capacity/check-kit.js'
+import {CHROMA_TENANT_PATH} from '../capacity/store-checks.js'
+import type {CheckContext, CheckResult} from '../capacity/types.js'
+
+/** Files younger than this may be an upload whose row is not committed yet. */
+const IN_FLIGHT_MS = 10 * 60_000
+const SAMPLE = 5
+
+export async function listFiles(root: string, now: Date): Promise<{files: Set<string>; young: Set<string>; inFlight: number}> {
+  const files = new Set<string>()
+  const young = new Set<string>()
+  let inFlight = 0
+  const stack = [root]
+  while (stack.length > 0) {
+    const dir = stack.pop()!
+    for (const e of await readdir(dir, {withFileTypes: true})) {
+      if (e.name.startsWith('.')) continue // temp files of uploads in progress
+      const full = join(dir, e.name)
+      if (e.isDirectory()) stack.push(full)
+      else if (e.isFile()) {
+        const rel = relative(root, full).split(sep).join('/')
+        files.add(rel)
+        if (now.getTime() - (await stat(full)).mtimeMs < IN_FLIGHT_MS) {
+          inFlight++
+          young.add(rel)
+        }
+      }
+    }
+  }
+  return {files, young, inFlight}
+}
+
+async function tableExists(ctx: CheckContext, table: string): Promise<boolean> {
+  const {rows} = await ctx.pg!.query<{t: string | null}>('SELECT to_regclass($1)::text AS t', [table])
+  return rows[0].t !== null
+}
+
+const sample = (items: string[]) => items.slice(0, SAMPLE).join(', ') + (items.length > SAMPLE ? ` … (${items.length - SAMPLE} more)` : '')
+
+export async function uploadsIntegrity(ctx: CheckContext): Promise<CheckResult[]> {
+  const C = 'integrity'
+  if (!ctx.pg) return [unknown(C, 'integrity.uploads', 'Uploads vs database', 'skipped: PostgreSQL is not reachable')]
+  if (!ctx.settings.uploadsDir) return [unknown(C, 'integrity.uploads', 'Uploads vs database', 'skipped: UPLOADS_DIR is not set', 'Set UPLOADS_DIR in the backend .env.')]
+  if (!(await tableExists(ctx, 'public.uploads'))) return [unknown(C, 'integrity.uploads', 'Uploads vs database', 'skipped: table uploads does not exist yet', 'Run `charge-ops migrate up`.')]
+  const {rows} = await ctx.pg.query<{path: string; uploaded_at: Date}>('SELECT path, uploaded_at FROM uploads')
+  let disk: Awaited<ReturnType<typeof listFiles>>
+  try {
+    disk = await listFiles(ctx.settings.uploadsDir, ctx.now)
+  } catch (error) {
+    return [measure(ctx, {id: 'integrity.uploads_missing', component: C, title: 'Uploads referenced by the database but missing on disk', value: rows.length, unit: 'count', status: rows.length > 0 ? 'critical' : 'warning', message: `cannot read UPLOADS_DIR ${ctx.settings.uploadsDir}: ${(error as Error).message}`, remedy: 'Mount the uploads volume / fix UPLOADS_DIR; restore it with `charge-ops restore files` if it is lost.'})]
+  }
+  const referenced = new Set(rows.map((r) => r.path.replace(/^\/+/, '')))
+  // a row or file younger than IN_FLIGHT_MS may belong to an upload in progress: not judged
+  const young = new Set(rows.filter((r) => ctx.now.getTime() - new Date(r.uploaded_at).getTime() < IN_FLIGHT_MS).map((r) => r.path.replace(/^\/+/, '')))
+  const missing = [...referenced].filter((p) => !disk.files.has(p) && !young.has(p)).sort()
+  const orphans = [...disk.files].filter((f) => !referenced.has(f) && !disk.young.has(f)).sort()
+  return [
+    measure(ctx, {
+      id: 'integrity.uploads_missing',
+      component: C,
+      title: 'Uploads referenced by the database but missing on disk',
+      value: missing.length,
+      unit: 'count',
+      status: missing.length > 0 ? 'critical' : 'ok',
+      message: missing.length === 0 ? `all ${referenced.size} uploads referenced by the database are on disk` : `${missing.length} of ${referenced.size} uploads are missing from ${ctx.settings.uploadsDir}: ${sample(missing)}`,
+      remedy: 'Restore them from the newest files backup (`charge-ops restore files --only uploads`), or delete the rows of uploads that are truly gone.',
+      details: {missing},
+    }),
+    measure(ctx, {
+      id: 'integrity.uploads_orphan',
+      component: C,
+      title: 'Upload files no row references',
+      value: orphans.length,
+      unit: 'count',
+      status: orphans.length > 0 ? 'warning' : 'ok',
+      message: orphans.length === 0 ? `no orphan files (${disk.files.size} files${disk.inFlight ? `, ${disk.inFlight} younger than 10 min not judged` : ''})` : `${orphans.length} files in ${ctx.settings.uploadsDir} are not referenced by the uploads table: ${sample(orphans)}`,
+      remedy: 'Usually left by a failed upload or a restore of the files without the database: check them, then move them out of UPLOADS_DIR.',
+      details: {orphans},
+    }),
+  ]
+}
+
+interface ChromaCollection {
+  id: string
+  name: string
+  dimension?: number | null
+}
+
+async function chromaFetch<T>(base: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(new URL(path, base.endsWith('/') ? base : base + '/'), {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: body === undefined ? undefined : {'content-type': 'application/json'},
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  })
+  if (!res.ok) throw new Error(`Chroma ${path}: HTTP ${res.status} ${(await res.text().catch(() => '')).slice(0, 200)}`)
+  return (await res.json()) as T
+}
+
+/** Every id of a Chroma collection (paged), and the dimension of its embeddings. */
+export async function chromaIds(base: string, collection: ChromaCollection): Promise<{ids: Set<string>; dimension: number | null}> {
+  const ids = new Set<string>()
+  const path = `${CHROMA_TENANT_PATH}/collections/${collection.id}/get`
+  for (let offset = 0; ; offset += 1000) {
+    const page = await chromaFetch<{ids: string[]}>(base, path, {limit: 1000, offset, include: []})
+    for (const id of page.ids) ids.add(id)
+    if (page.ids.length < 1000) break
+  }
+  let dimension = collection.dimension ?? null
+  if (dimension === null && ids.size > 0) {
+    const one = await chromaFetch<{embeddings?: number[][] | null}>(base, path, {limit: 1, include: ['embeddings']})
+    dimension = one.embeddings?.[0]?.length ?? null
+  }
+  return {ids, dimension}
+}
+
+export async function knowledgeIntegrity(ctx: CheckContext, collectionName = 'charging_knowledge'): Promise<CheckResult[]> {
+  const C = 'integrity'
+  const id = 'integrity.passages_without_vectors'
+  const title = 'Knowledge passages in PostgreSQL vs vectors in Chroma'
+  if (!ctx.pg) return [unknown(C, id, title, 'skipped: PostgreSQL is not reachable')]
+  if (!ctx.settings.chromaUrl) return [unknown(C, id, title, 'skipped: CHROMA_URL is not set', 'Set CHROMA_URL in the backend .env.')]
+  if (!(await tableExists(ctx, 'public.knowledge_passages'))) return [unknown(C, id, title, 'skipped: table knowledge_passages does not exist yet', 'Run `charge-ops migrate up`.')]
+  const {rows} = await ctx.pg.query<{chroma_id: string; embedding_dim: number; embedding_model: string}>('SELECT chroma_id, embedding_dim, embedding_model FROM knowledge_passages')
+  let collections: ChromaCollection[]
+  try {
+    collections = await chromaFetch<ChromaCollection[]>(ctx.settings.chromaUrl, `${CHROMA_TENANT_PATH}/collections?limit=1000`)
+  } catch (error) {
+    return [unknown(C, id, title, `skipped: Chroma is not usable: ${(error as Error).message}`)]
+  }
+  const collection = collections.find((c) => c.name === collectionName)
+  const inPg = new Set(rows.map((r) => r.chroma_id))
+  if (!collection) {
+    return [
+      measure(ctx, {
+        id,
+        component: C,
+        title,
+        value: inPg.size,
+        unit: 'count',
+        status: inPg.size > 0 ? 'critical' : 'ok',
+        message: inPg.size > 0 ? `Chroma has no collection ${collectionName} but PostgreSQL has ${inPg.size} passages` : `no passages and no ${collectionName} collection yet`,
+        remedy: 'Restore the Chroma persist directory from the newest files backup (`charge-ops restore files --only chroma`), or re-embed the knowledge base.',
+      }),
+    ]
+  }
+  const chroma = await chromaIds(ctx.settings.chromaUrl, collection)
+  const withoutVectors = [...inPg].filter((x) => !chroma.ids.has(x)).sort()
+  const withoutPassages = [...chroma.ids].filter((x) => !inPg.has(x)).sort()
+  const dims = [...new Set(rows.map((r) => r.embedding_dim))].sort((a, b) => a - b)
+  const dimMismatch = (chroma.dimension !== null && dims.some((d) => d !== chroma.dimension)) || dims.length > 1
+  return [
+    measure(ctx, {
+      id,
+      component: C,
+      title: 'Knowledge passages without vectors in Chroma',
+      value: withoutVectors.length,
+      unit: 'count',
+      status: withoutVectors.length > 0 ? 'critical' : 'ok',
+      message: withoutVectors.length === 0 ? `all ${inPg.size} passages have vectors in ${collectionName}` : `${withoutVectors.length} of ${inPg.size} passages have no vector in ${collectionName}: ${sample(withoutVectors)}`,
+      remedy: 'Restore Chroma and PostgreSQL from the same `backup all`, or re-embed those passages (the service re-ingests a document when it is uploaded again).',
+      details: {ids: withoutVectors},
+    }),
+    measure(ctx, {
+      id: 'integrity.vectors_without_passages',
+      component: C,
+      title: 'Vectors in Chroma without a passage in PostgreSQL',
+      value: withoutPassages.length,
+      unit: 'count',
+      status: withoutPassages.length > 0 ? 'warning' : 'ok',
+      message: withoutPassages.length === 0 ? `every vector of ${collectionName} (${chroma.ids.size}) has its passage` : `${withoutPassages.length} vectors in ${collectionName} have no passage row: ${sample(withoutPassages)}`,
+      remedy: 'Left by a document deleted from PostgreSQL only, or by restoring one store without the other: delete those ids from the collection, or restore both from one `backup all`.',
+      details: {ids: withoutPassages},
+    }),
+    measure(ctx, {
+      id: 'integrity.embedding_dimension',
+      component: C,
+      title: 'Embedding dimension mismatches',
+      value: dimMismatch ? 1 : 0,
+      unit: 'bool',
+      status: dimMismatch ? 'critical' : 'ok',
+      message: dimMismatch
+        ? `passages record dimension ${dims.join(' / ')} (${[...new Set(rows.map((r) => r.embedding_model))].join(', ')}) but ${collectionName} holds ${chroma.dimension ?? '?'}-dimensional vectors`
+        : `dimension ${chroma.dimension ?? dims[0] ?? 'n/a'} everywhere`,
+      remedy: 'The embedding model changed (BGE_MODEL_NAME): re-embed the whole knowledge base into a new collection with the new model; queries against mixed dimensions fail.',
+    }),
+  ]
+}
