@@ -1,0 +1,91 @@
+/**
+ * The built CLI: init for every target from the fixed answers passes `config validate --strict`;
+ * bad answers exit 2 with nothing written; a rerun over a local edit is refused and shows a diff.
+ */
+import {execFileSync, spawnSync} from 'node:child_process'
+import {existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it} from 'vitest'
+
+const root = join(import.meta.dirname, '..', '..')
+const bin = join(root, 'bin', 'run.js')
+const fixtures = join(root, 'test', 'fixtures', 'init')
+const env = {...process.env, CI: 'true', NO_COLOR: '1', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: ''}
+const cli = (args: string[], cwd = root) => spawnSync(process.execPath, [bin, ...args], {cwd, env, encoding: 'utf8', timeout: 60_000})
+const ram: Record<string, string> = {compose: '16GB', k8s: '32GB', 'k8s-managed': '16GB', local: '8GB'}
+
+describe('charge-ops init (built binary)', () => {
+  for (const target of ['compose', 'k8s', 'k8s-managed', 'local']) {
+    it(`${target}: everything written passes config validate --strict`, () => {
+      const dir = mkdtempSync(join(tmpdir(), `init-e2e-${target}-`))
+      const init = cli(['init', '--answers', join(fixtures, `answers-${target}.yaml`), '--dir', dir, '--non-interactive'])
+      expect(init.status, init.stderr).toBe(0)
+      expect(init.stdout).toMatch(/created\s+0600\s+\.env/)
+      const validate = cli(['config', 'validate', '--strict', '--host-ram', ram[target], '--json'], dir)
+      const report = JSON.parse(validate.stdout)
+      expect(report.findings?.filter((f: {severity: string}) => f.severity !== 'info') ?? [], validate.stdout).toEqual([])
+      expect(validate.status, validate.stdout).toBe(0)
+      // a second run changes nothing
+      const again = cli(['init', '--answers', join(fixtures, `answers-${target}.yaml`), '--dir', dir, '--non-interactive', '--json'])
+      expect(again.status, again.stderr).toBe(0)
+      expect(JSON.parse(again.stdout).files.every((f: {action: string}) => f.action === 'unchanged')).toBe(true)
+    })
+  }
+
+  it('bad answers: clear errors, exit 2, nothing written', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'init-e2e-bad-'))
+    const r = cli(['init', '--non-interactive', '--target', 'compose', '--domain', 'not a domain', '--ram', '0', '--cpus', '4', '--repo', 's3://bucket/x', '--dir', dir])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/domain: is not a valid DNS name/)
+    expect(r.stderr).toMatch(/host\.ram: must be greater than 0/)
+    expect(r.stderr).toMatch(/nothing was written/i)
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('--connect with an unreachable S3 endpoint: exit 5, nothing written', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'init-e2e-connect-'))
+    const r = cli(['init', '--answers', join(fixtures, 'answers-compose.yaml'), '--s3-endpoint', 'http://127.0.0.1:9', '--dir', dir, '--connect', '--non-interactive'])
+    expect(r.status, r.stderr).toBe(5)
+    expect(r.stderr).toMatch(/S3/)
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('a local edit: diff shown, refused (exit 2) without --force, file untouched; --force overwrites', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'init-e2e-edit-'))
+    expect(cli(['init', '--answers', join(fixtures, 'answers-compose.yaml'), '--dir', dir, '--non-interactive']).status).toBe(0)
+    const conf = join(dir, 'redis', 'redis.conf')
+    const edited = readFileSync(conf, 'utf8').replace('maxmemory-policy noeviction', 'maxmemory-policy allkeys-lru')
+    writeFileSync(conf, edited)
+    const r = cli(['init', '--answers', join(fixtures, 'answers-compose.yaml'), '--dir', dir, '--non-interactive'])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain('-maxmemory-policy allkeys-lru')
+    expect(r.stderr).toContain('+maxmemory-policy noeviction')
+    expect(r.stderr).not.toMatch(/requirepass [0-9a-f]{16,}/)
+    expect(readFileSync(conf, 'utf8')).toBe(edited)
+    const forced = cli(['init', '--answers', join(fixtures, 'answers-compose.yaml'), '--dir', dir, '--non-interactive', '--force'])
+    expect(forced.status, forced.stderr).toBe(0)
+    expect(readFileSync(conf, 'utf8')).toContain('maxmemory-policy noeviction')
+    expect(existsSync(join(dir, 'docker-compose.yml'))).toBe(true)
+  })
+})
+
+describe('charge-ops schedule (built binary)', () => {
+  it('install --target cron writes the crontab and wrapper; list --json gives three next runs per job', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sched-e2e-'))
+    expect(cli(['init', '--answers', join(fixtures, 'answers-compose.yaml'), '--dir', dir, '--non-interactive']).status).toBe(0)
+    const out = join(dir, 'sched')
+    const r = cli(['schedule', 'install', '--target', 'cron', '--dir', out], dir)
+    expect(r.status, r.stderr).toBe(0)
+    expect(readFileSync(join(out, 'charge-ops.cron'), 'utf8')).toMatch(/^0 2 \* \* \* root .*charge-ops-job backup-db backup db --metrics-file/m)
+    const list = cli(['schedule', 'list', '--json'], dir)
+    expect(list.status, list.stdout).toBe(0)
+    const jobs = JSON.parse(list.stdout).jobs
+    expect(jobs.map((j: {name: string}) => j.name)).toEqual(['backup-db', 'backup-files', 'prune', 'verify', 'capacity'])
+    for (const j of jobs) expect(j.nextRuns).toHaveLength(3)
+    const bad = cli(['schedule', 'next', '0 25 * * *'])
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toMatch(/hour field "25": 25 is outside 0–23/)
+    execFileSync('true')
+  })
+})
