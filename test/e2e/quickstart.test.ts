@@ -6,6 +6,8 @@
  * is symlinked from the working tree rather than installed (`npm ci` would download ~300 MB on
  * every run); everything else — build, sandbox, servers, sample data — happens from scratch in the
  * copy, with its own .charge-ops/sandbox.
+ * CHARGE_OPS_E2E_COPY=worktree also copies untracked (not ignored) files: for checking work that
+ * is not committed yet.
  */
 import {execFileSync} from 'node:child_process';
 import fs from 'node:fs';
@@ -23,7 +25,8 @@ let work: string;
 beforeAll(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'charge-ops-quickstart-'));
   fs.chmodSync(work, 0o755); // PostgreSQL runs as the postgres user when we are root
-  const files = execFileSync('git', ['ls-files', '-z'], {cwd: ROOT, encoding: 'utf8'}).split('\0').filter(Boolean);
+  const extra = process.env.CHARGE_OPS_E2E_COPY === 'worktree' ? ['--cached', '--others', '--exclude-standard'] : [];
+  const files = execFileSync('git', ['ls-files', '-z', ...extra], {cwd: ROOT, encoding: 'utf8'}).split('\0').filter(Boolean);
   for (const file of files) {
     const from = path.join(ROOT, file);
     if (!fs.existsSync(from)) continue; // deleted in the working tree
