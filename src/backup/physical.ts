@@ -30,12 +30,41 @@ export interface BasebackupPositions {
   stopLsn: string
 }
 
-/** Reads start / stop positions from `pg_basebackup -v` stderr. */
-export function parseBasebackupLog(stderr: string): BasebackupPositions | undefined {
-  const start = /write-ahead log start point: ([0-9A-F]+\/[0-9A-F]+) on timeline (\d+)/i.exec(stderr)
-  const stop = /write-ahead log end point: ([0-9A-F]+\/[0-9A-F]+)/i.exec(stderr)
+/**
+ * Reads a backup history file (`<segment>.<offset>.backup`, archived by the server at the end of
+ * every base backup): the authoritative start / stop positions. `pg_basebackup -X none` does not
+ * print them.
+ */
+export function parseBackupHistory(text: string): (BasebackupPositions & {label?: string; stopTimeline?: number}) | undefined {
+  const start = /START WAL LOCATION: ([0-9A-F]+\/[0-9A-F]+)/i.exec(text)
+  const stop = /STOP WAL LOCATION: ([0-9A-F]+\/[0-9A-F]+)/i.exec(text)
+  const tl = /START TIMELINE: (\d+)/.exec(text)
   if (!start || !stop) return undefined
-  return {startLsn: start[1], timeline: Number(start[2]), stopLsn: stop[1]}
+  return {
+    startLsn: start[1],
+    stopLsn: stop[1],
+    timeline: tl ? Number(tl[1]) : Number.parseInt(/\(file ([0-9A-F]{8})/.exec(text)?.[1] ?? '1', 16),
+    label: /^LABEL: (.*)$/m.exec(text)?.[1],
+    stopTimeline: /STOP TIMELINE: (\d+)/.exec(text) ? Number(/STOP TIMELINE: (\d+)/.exec(text)![1]) : undefined,
+  }
+}
+
+/** Waits for the backup history file carrying `label` to be archived and returns its positions. */
+async function awaitBackupHistory(storage: RepositoryStorage, stack: string, label: string, since: Date, timeoutSec: number): Promise<BasebackupPositions | undefined> {
+  const {listArchive, readWal} = await import('../wal/archive.js')
+  const deadline = Date.now() + timeoutSec * 1000
+  const seen = new Set<string>()
+  for (;;) {
+    const candidates = (await listArchive(storage, stack)).filter((f) => f.kind === 'backup' && !seen.has(f.key) && f.mtime.getTime() >= since.getTime() - 60_000)
+    for (const f of candidates.reverse()) {
+      seen.add(f.key)
+      const read = await readWal(storage, stack, f.name)
+      const parsed = read ? parseBackupHistory(read.data.toString()) : undefined
+      if (parsed?.label === label) return parsed
+    }
+    if (Date.now() > deadline) return undefined
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
 }
 
 /** The segments a base backup needs, start to stop (inclusive), as PostgreSQL names them. */
@@ -72,11 +101,12 @@ export async function backupBase(options: BaseBackupOptions): Promise<BackupMani
   try {
     const startedAt = now()
     const id = newBackupId('base', startedAt)
+    const label = `charge-ops ${id}`
     const {startChild} = await import('./physical-process.js')
     const env = {...process.env, ...libpqEnv(target)}
     const level = options.compressionLevel ?? 1
     logger.info(`backup ${id}: pg_basebackup from ${target.host}:${target.port} → ${storage.location}`)
-    const basebackup = startChild('pg_basebackup', ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v', '--label', `charge-ops ${id}`], {env, purpose: 'base backup'})
+    const basebackup = startChild('pg_basebackup', ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v', '--label', label], {env, purpose: 'base backup'})
     const zstd = startChild('zstd', ['-q', `-${level}`, '-T0', '-c'], {purpose: 'compression'})
     basebackup.child.stdout!.pipe(zstd.child.stdin!)
     const progress = options.progress?.(`backup ${id}`)
@@ -99,23 +129,23 @@ export async function backupBase(options: BaseBackupOptions): Promise<BackupMani
       }
       throw error
     }
-    const positions = parseBasebackupLog(basebackup.stderr())
-    if (!positions) throw new ExternalCommandError('pg_basebackup', `pg_basebackup did not report its WAL positions:\n${basebackup.stderr().slice(-1000)}`)
     const finishedAt = now()
     progress?.done(`${raw} bytes → ${stored.bytes} stored`)
 
-    // The backup is only restorable once its WAL (start → stop) is in the archive.
+    // The backup is only restorable once its WAL (start → stop) is in the archive: the server
+    // archives a backup history file after the stop segment; wait for ours.
+    const walTimeout = options.walTimeoutSec ?? 120
+    logger.info(`waiting for the backup's WAL and history file to be archived (up to ${walTimeout}s)`)
+    const positions = await awaitBackupHistory(storage, stack, label, startedAt, walTimeout)
+    if (!positions) {
+      throw new ExternalCommandError('archive_command', `the base backup's WAL was not archived within ${walTimeout}s; backup ${id} is left incomplete (no manifest)`, {
+        hint: 'Check archive_command in the server log and run `charge-ops wal check`.',
+      })
+    }
     const segments = baseWalSegments(positions.timeline, positions.startLsn, positions.stopLsn)
     const last = segments.at(-1)!
-    const deadline = Date.now() + (options.walTimeoutSec ?? 120) * 1000
-    logger.info(`waiting for ${last} (the backup's last WAL segment) to be archived`)
-    while (!(await findWalObject(storage, stack, parseWalFileName(last)!))) {
-      if (Date.now() > deadline) {
-        throw new ExternalCommandError('archive_command', `the base backup's WAL ${last} was not archived within ${options.walTimeoutSec ?? 120}s; backup ${id} is left incomplete (no manifest)`, {
-          hint: 'Check archive_command in the server log and run `charge-ops wal check`.',
-        })
-      }
-      await new Promise((resolve) => setTimeout(resolve, 250))
+    if (!(await findWalObject(storage, stack, parseWalFileName(last)!))) {
+      throw new ExternalCommandError('archive_command', `WAL segment ${last} of backup ${id} is not in the archive; the backup is left incomplete`, {hint: 'Run `charge-ops wal check`.'})
     }
 
     const {run} = await import('../exec.js')

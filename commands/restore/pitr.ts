@@ -1,0 +1,63 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../src/cli/base-command.js'
+import type {PitrResult} from '../../src/restore/pitr.js'
+
+export default class RestorePitr extends BaseCommand<typeof RestorePitr> {
+  static summary = 'Point-in-time recovery: base backup + archived WAL into a new data directory.'
+  static description = `Picks the newest base backup that finished before the target, checks that the archive holds every WAL segment from it on (a hole is named and refused: PostgreSQL would silently promote there), streams the backup into an EMPTY directory, writes restore_command (through charge-ops), recovery_target_* and recovery.signal, and writes global/pg_control last: an interrupted restore can never be started by accident.
+It refuses a non-empty directory or one with postmaster.pid, changing nothing.
+With --start --port P it starts the server, waits for recovery to end and reports where it stopped; a target beyond the archived WAL fails (exit 1) and the server does not promote.
+Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give the target, 2 bad usage / refused directory, 5 repository unreachable.`
+  static examples = [
+    '<%= config.bin %> restore pitr --latest --data-dir /var/lib/postgresql/15/restored --yes',
+    '<%= config.bin %> restore pitr --target-time "2026-11-28T14:03:00+08:00" --data-dir /srv/pg-restored --start --port 5433 --yes',
+    '<%= config.bin %> restore pitr --target-lsn 0/5000060 --data-dir /srv/pg-restored --archive off --yes',
+  ]
+  static flags = {
+    'target-time': Flags.string({description: 'recover up to this time (with a zone, e.g. 2026-11-28T14:03:00+08:00); inclusive'}),
+    'target-lsn': Flags.string({description: 'recover up to this WAL position (e.g. 0/5000060); inclusive'}),
+    'target-name': Flags.string({description: 'recover up to this restore point (pg_create_restore_point)'}),
+    latest: Flags.boolean({description: 'recover to the end of the archived WAL'}),
+    'data-dir': Flags.string({required: true, description: 'the new data directory (must be empty or absent)'}),
+    backup: Flags.string({description: 'use this base backup id instead of choosing one'}),
+    start: Flags.boolean({description: 'start the server, wait until recovery ends, report the position', dependsOn: ['port']}),
+    port: Flags.integer({description: 'port for the restored server (with --start)'}),
+    timeout: Flags.integer({description: 'seconds to wait for recovery with --start', default: 3600}),
+    archive: Flags.string({options: ['keep', 'off'], default: 'keep', description: 'keep: the restored server archives its new timeline into the same stack; off: a throw-away copy that archives nothing'}),
+    'target-timeline': Flags.string({description: "recovery_target_timeline: latest (default), current, or a number"}),
+    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
+    stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
+    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables (written into restore_command by path)'}),
+  }
+
+  async run(): Promise<PitrResult> {
+    const {parseTarget, describeTarget} = await import('../../src/restore/pitr-target.js')
+    const target = parseTarget(this.flags)
+    const {openWalRepository} = await import('../../src/wal/context.js')
+    const {restorePitr} = await import('../../src/restore/pitr.js')
+    const {resolve} = await import('node:path')
+    const {storage, stack, repository} = await openWalRepository(this.flags, () => this.settings(this.flags.repo ? {repository: this.flags.repo} : {}))
+    await this.confirm(`Restore stack ${stack} from ${storage.location} into ${this.flags['data-dir']}, recovering to ${describeTarget(target)}${this.flags.start ? `, and start it on port ${this.flags.port}` : ''}?`)
+    const result = await restorePitr({
+      storage,
+      stack,
+      repository: repository.startsWith('s3://') ? repository : resolve(repository),
+      awsEnvFile: this.flags['aws-env-file'] ? resolve(this.flags['aws-env-file']) : undefined,
+      target,
+      dataDir: this.flags['data-dir'],
+      backupId: this.flags.backup,
+      archive: this.flags.archive as 'keep' | 'off',
+      targetTimeline: this.flags['target-timeline'],
+      start: this.flags.start ? {port: this.flags.port!, timeoutSec: this.flags.timeout} : undefined,
+      logger: this.logger,
+      progress: (label, total) => this.progress(label, total),
+    })
+    this.log(`restored base backup ${result.backupId} into ${result.dataDir} (WAL ${result.archive.firstSegment} … ${result.archive.lastSegment} available)`)
+    if (result.recovery) {
+      const r = result.recovery
+      this.log(`recovered to ${result.target}: ${r.stoppedAt ?? `redo done at ${r.redoDoneAt}`}; last transaction ${r.lastTransactionAt ?? 'n/a'}; now on timeline ${r.timeline}, serving on port ${r.port} (${Math.round(r.durationMs / 100) / 10}s)`)
+    }
+    return result
+  }
+}

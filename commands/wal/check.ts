@@ -1,0 +1,30 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../src/cli/base-command.js'
+import type {WalCheckResult} from '../../src/wal/check.js'
+
+export default class WalCheck extends BaseCommand<typeof WalCheck> {
+  static summary = 'Force a WAL switch and confirm the segment reaches the repository; report archive lag.'
+  static description = 'Checks archive_mode / archive_command, that the repository belongs to this cluster (system identifier), then runs pg_switch_wal() and waits until that segment is in the repository. Exit 0 when it arrived, 1 when it did not within --timeout (with the archiver\'s last failure), 2 on configuration problems, 5 when PostgreSQL or the repository is unreachable.'
+  static examples = ['<%= config.bin %> wal check', '<%= config.bin %> wal check --repo /var/backups/charge-ops --timeout 120 --json']
+  static flags = {
+    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
+    stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
+    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
+    'database-url': Flags.string({description: 'the server to check (default: DATABASE_URL); needs pg_switch_wal() rights'}),
+    timeout: Flags.integer({description: 'seconds to wait for the segment', default: 60}),
+  }
+
+  async run(): Promise<WalCheckResult> {
+    const {openWalRepository} = await import('../../src/wal/context.js')
+    const {checkWalArchiving} = await import('../../src/wal/check.js')
+    const {requireSetting} = await import('../../src/config/settings.js')
+    const {storage, stack} = await openWalRepository(this.flags, () => this.settings())
+    const databaseUrl = this.flags['database-url'] ?? requireSetting(this.settings().databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the .env or pass --database-url.')
+    const result = await checkWalArchiving({storage, stack, databaseUrl, timeoutMs: this.flags.timeout * 1000, logger: this.logger})
+    this.log(`ok: ${result.switchedSegment} archived after ${result.arrivedAfterMs} ms (${storage.location}/${result.repositoryKey})`)
+    const lag = result.lag
+    this.log(`archive lag: ${lag.segmentsBehind ?? '?'} segment(s) behind, last archived ${lag.lastArchivedSegment ?? 'never'}${lag.secondsSinceLastArchive === null ? '' : ` ${lag.secondsSinceLastArchive}s ago`}; ${lag.failedCount} failure(s)${lag.lastFailedSegment ? `, last ${lag.lastFailedSegment} at ${lag.lastFailedAt}` : ''}`)
+    return result
+  }
+}

@@ -1,0 +1,46 @@
+import {Args, Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../src/cli/base-command.js'
+import type {FetchResult} from '../../src/wal/fetch.js'
+
+export default class WalFetch extends BaseCommand<typeof WalFetch> {
+  static summary = "Restore one archived WAL file (PostgreSQL's restore_command)."
+  static description = `Exit status, as PostgreSQL reads it:
+  0    the file is at DEST, decompressed and checksum-verified
+  1    the file is not in the archive (the normal end of the archive; nothing printed)
+  126  the archive has the file but it cannot be used (checksum mismatch, damaged object), or the
+       repository is unreachable / misconfigured: PostgreSQL stops recovery instead of promoting
+       early with data missing. The reason is printed on stderr (it lands in the server log).`
+  static examples = [
+    "restore_command = '<%= config.bin %> wal fetch %f %p --repo /var/backups/charge-ops --stack charge-analysis'",
+    '<%= config.bin %> wal fetch 000000010000000000000003 /tmp/seg --repo /var/backups/charge-ops --stack charge-analysis',
+  ]
+  static args = {
+    name: Args.string({required: true, description: 'the WAL file name (%f)'}),
+    destination: Args.string({required: true, description: 'where to write it (%p)'}),
+  }
+  static flags = {
+    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
+    stack: Flags.string({description: 'stack name (the repository folder)'}),
+    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
+  }
+
+  async run(): Promise<FetchResult | undefined> {
+    const {FETCH_ABORT_EXIT, FETCH_MISSING_EXIT, fetchWal} = await import('../../src/wal/fetch.js')
+    try {
+      const {openWalRepository} = await import('../../src/wal/context.js')
+      const {storage, stack} = await openWalRepository(this.flags, () => this.settings())
+      const result = await fetchWal({storage, stack, name: this.args.name, destination: this.args.destination})
+      if (result.status === 'missing') process.exitCode = FETCH_MISSING_EXIT
+      return result
+    } catch (error) {
+      // Any failure other than "not archived" must stop recovery, not end it: see the description.
+      const {describeError} = await import('../../src/errors.js')
+      const described = describeError(error)
+      this.logger.error(`wal fetch ${this.args.name}: ${described.message}`)
+      if (described.hint) this.logger.write(`  hint: ${described.hint}\n`)
+      process.exitCode = FETCH_ABORT_EXIT
+      return undefined
+    }
+  }
+}

@@ -1,0 +1,31 @@
+import {Args, Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../src/cli/base-command.js'
+import type {PushResult} from '../../src/wal/archive.js'
+
+export default class WalPush extends BaseCommand<typeof WalPush> {
+  static summary = "Archive one WAL file into the repository (PostgreSQL's archive_command)."
+  static description = `Reads the file, checksums and compresses it (zstd, else gzip) and stores it under its timeline without ever overwriting: pushing the same content again succeeds, different content fails (exit 2). The repository remembers the cluster's system identifier at first push and refuses WAL from any other cluster (exit 2). Success is reported only after the object is durable.
+
+PostgreSQL runs it as the postgres OS user in the data directory, without your environment: keep the command line self-contained (see \`charge-ops wal archive-command\`).`
+  static examples = [
+    "archive_command = '<%= config.bin %> wal push %p --repo /var/backups/charge-ops --stack charge-analysis'",
+    "archive_command = '<%= config.bin %> wal push %p --repo s3://backups/charge-ops --stack charge-analysis --aws-env-file /etc/charge-ops/s3.env'",
+  ]
+  static args = {path: Args.string({required: true, description: 'the WAL file (%p: relative to the data directory)'})}
+  static flags = {
+    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
+    stack: Flags.string({description: 'stack name (the repository folder)'}),
+    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
+    compression: Flags.string({options: ['zstd', 'gzip'], default: 'zstd', description: 'zstd (falls back to gzip when the binary is missing)'}),
+  }
+
+  async run(): Promise<PushResult> {
+    const {openWalRepository} = await import('../../src/wal/context.js')
+    const {pushWal} = await import('../../src/wal/archive.js')
+    const {storage, stack} = await openWalRepository(this.flags, () => this.settings())
+    const result = await pushWal({storage, stack, path: this.args.path, compression: this.flags.compression as 'zstd' | 'gzip'})
+    this.logger.debug(`${result.file} → ${storage.location}/${result.key} (${result.bytes} → ${result.storedBytes} bytes${result.alreadyArchived ? ', already archived' : ''})`)
+    return result
+  }
+}

@@ -1,0 +1,373 @@
+/**
+ * `restore pitr` (native engine): pick the newest base backup before the target, prove the
+ * archive holds every segment from that backup on (no hole), stream the tar into an EMPTY data
+ * directory, write the recovery settings, and only then put `global/pg_control` in place — a
+ * directory without it cannot be started, so an interrupted restore is never mistaken for a
+ * database. With `start`, run the server, wait for the end of recovery and report where it
+ * stopped; PostgreSQL 15 refuses to promote when a target lies beyond the archive, and that
+ * failure is surfaced, never reported as done.
+ */
+import {createHash} from 'node:crypto'
+import {existsSync, readdirSync} from 'node:fs'
+import {appendFile, chmod, chown, mkdir, open, readdir, readFile, rename, stat, writeFile} from 'node:fs/promises'
+import {dirname, join, resolve} from 'node:path'
+import {Transform} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+
+import {ChecksFailedError, ExternalCommandError, UsageError} from '../errors.js'
+import type {Logger} from '../output/logger.js'
+import {findPart, listBackups, partKey, type BackupManifest} from '../repository/manifest.js'
+import type {RepositoryStorage} from '../repository/storage.js'
+import {listArchive, readWal} from '../wal/archive.js'
+import {restoreCommand} from '../wal/command-lines.js'
+import {checkContinuity, type ContinuityReport} from '../wal/continuity.js'
+import {formatLsn, parseLsn, segnoOf} from '../wal/names.js'
+import {describeTarget, recoveryConf, type RecoveryTarget} from './pitr-target.js'
+
+export const PARTIAL_CONTROL = 'global/pg_control.charge-ops-partial'
+
+export interface PitrOptions {
+  storage: RepositoryStorage
+  stack: string
+  /** repository location as written into restore_command (absolute path or s3:// URL) */
+  repository: string
+  awsEnvFile?: string
+  target: RecoveryTarget
+  dataDir: string
+  backupId?: string
+  archive?: 'keep' | 'off'
+  targetTimeline?: string
+  start?: {port: number; timeoutSec?: number}
+  logger: Logger
+  progress?: (label: string, total?: number) => {add(n: number): void; done(note?: string): void}
+  /** charge-ops entry for restore_command (tests / installs); default this installation */
+  entry?: string
+}
+
+export interface PitrResult {
+  backupId: string
+  baseStopLsn: string
+  target: string
+  dataDir: string
+  archive: {timeline: number; firstSegment: string; lastSegment: string; segments: number}
+  restoreCommand: string
+  started: boolean
+  recovery?: RecoveryOutcome
+}
+
+export interface RecoveryOutcome {
+  state: string
+  timeline: number
+  /** "recovery stopping before commit of transaction 745, time …" */
+  stoppedAt?: string
+  redoDoneAt?: string
+  lastTransactionAt?: string
+  checkpointLsn?: string
+  port: number
+  logFile: string
+  durationMs: number
+}
+
+// ------------------------------------------------------------------ data directory safety
+
+export async function assertRestorableDataDir(dataDir: string): Promise<{exists: boolean}> {
+  if (existsSync(join(dataDir, 'postmaster.pid'))) {
+    throw new UsageError(`${dataDir} belongs to a server (postmaster.pid exists): refusing to restore over it`, {
+      code: 'PITR_DATADIR_RUNNING',
+      hint: 'Restore into a new, empty directory; stop and move the old cluster aside only after the restored one is verified.',
+    })
+  }
+  let entries: string[]
+  try {
+    const s = await stat(dataDir)
+    if (!s.isDirectory()) throw new UsageError(`${dataDir} is not a directory`, {code: 'PITR_DATADIR'})
+    entries = (await readdir(dataDir)).filter((e) => e !== 'lost+found')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (!existsSync(dirname(dataDir))) throw new UsageError(`the parent of ${dataDir} does not exist`, {code: 'PITR_DATADIR'})
+      return {exists: false}
+    }
+    throw error
+  }
+  if (entries.length > 0) {
+    const interrupted = existsSync(join(dataDir, PARTIAL_CONTROL))
+    throw new UsageError(`${dataDir} is not empty (${entries.length} entries${interrupted ? ': an interrupted charge-ops restore — it has no global/pg_control and cannot start' : ''}); refusing to restore into it`, {
+      code: 'PITR_DATADIR_NOT_EMPTY',
+      hint: interrupted ? `Remove ${dataDir} and rerun.` : 'Restore into a new, empty directory. Nothing was changed.',
+    })
+  }
+  return {exists: true}
+}
+
+// ------------------------------------------------------------------ choosing a base backup
+
+export function chooseBaseBackup(bases: BackupManifest[], target: RecoveryTarget, backupId?: string): BackupManifest {
+  const usable = bases.filter((m) => m.kind === 'base' && m.base && (m.base.engine ?? 'native') === 'native')
+  if (backupId) {
+    const found = usable.find((m) => m.id === backupId)
+    if (!found) throw new UsageError(`no complete native base backup ${backupId}`, {code: 'BACKUP_NOT_FOUND', hint: 'Run `charge-ops backup list`.'})
+    return found
+  }
+  const newestFirst = [...usable].sort((a, b) => (a.id < b.id ? 1 : -1))
+  let found: BackupManifest | undefined
+  if (target.kind === 'time') found = newestFirst.find((m) => new Date(m.finishedAt).getTime() <= target.time.getTime())
+  else if (target.kind === 'lsn') found = newestFirst.find((m) => parseLsn(m.base!.stopLsn) <= target.lsn)
+  else found = newestFirst[0]
+  if (!found) {
+    throw new UsageError(`no base backup finished before ${describeTarget(target)}`, {
+      code: 'PITR_NO_BASE',
+      hint: usable.length === 0 ? 'Take one with `charge-ops backup base`.' : `The oldest base backup is ${newestFirst.at(-1)!.id}; a recovery cannot stop before its base backup ends.`,
+    })
+  }
+  return found
+}
+
+// ------------------------------------------------------------------ archive check
+
+export async function checkArchiveFor(storage: RepositoryStorage, stack: string, base: BackupManifest, target: RecoveryTarget, targetTimeline?: string): Promise<ContinuityReport> {
+  const archive = await listArchive(storage, stack)
+  const histories = new Map<number, string>()
+  for (const f of archive.filter((a) => a.kind === 'history')) {
+    const read = await readWal(storage, stack, f.name)
+    if (read) histories.set(f.timeline, read.data.toString())
+  }
+  const tl = targetTimeline && /^\d+$/.test(targetTimeline) ? Number(targetTimeline) : targetTimeline === 'current' ? base.base!.timeline : 'latest'
+  const report = checkContinuity({
+    archive,
+    histories,
+    baseTimeline: base.base!.timeline,
+    baseStartLsn: parseLsn(base.base!.startLsn),
+    baseStopLsn: parseLsn(base.base!.stopLsn),
+    targetTimeline: tl,
+  })
+  if (report.baseIncomplete) {
+    throw new ChecksFailedError(`WAL segment ${report.baseIncomplete}, needed to make base backup ${base.id} consistent, is missing from the archive`, {
+      code: 'PITR_WAL_MISSING',
+      hint: 'This base backup cannot be restored; choose an older one with --backup, and check archiving with `charge-ops wal check`.',
+    })
+  }
+  if (report.missing) {
+    throw new ChecksFailedError(`WAL segment ${report.missing} is missing from the archive (segments after it exist): recovery would stop there and promote with data missing`, {
+      code: 'PITR_WAL_MISSING',
+      hint: `Find ${report.missing} (the server's pg_wal, another copy of the repository) and push it with \`charge-ops wal push\`; or recover to a target before it with --target-lsn/--target-time.`,
+      data: {missing: report.missing, lastContiguous: report.lastSegment},
+    })
+  }
+  if (target.kind === 'lsn' && segnoOf(target.lsn) > report.lastSegno) {
+    throw new ChecksFailedError(`target LSN ${formatLsn(target.lsn)} lies beyond the archived WAL (the archive ends with ${report.lastSegment})`, {
+      code: 'PITR_TARGET_BEYOND_ARCHIVE',
+      hint: 'Run `charge-ops wal check` on the source to archive the current segment, or pick an earlier target.',
+    })
+  }
+  if (target.kind === 'time' && report.newestArchivedAt && target.time > report.newestArchivedAt) {
+    throw new ChecksFailedError(`target time ${target.time.toISOString()} lies beyond the archived WAL (newest segment ${report.lastSegment} archived at ${report.newestArchivedAt.toISOString()})`, {
+      code: 'PITR_TARGET_BEYOND_ARCHIVE',
+      hint: 'Run `charge-ops wal check` on the source to archive the current segment, or pick an earlier target.',
+    })
+  }
+  return report
+}
+
+// ------------------------------------------------------------------ restore
+
+interface Owner {
+  uid: number
+  gid: number
+}
+
+/** As root, the restored files belong to whoever owns the target (or its parent): the server's OS user. */
+async function targetOwner(dataDir: string, exists: boolean): Promise<Owner | undefined> {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined
+  const s = await stat(exists ? dataDir : dirname(dataDir))
+  return {uid: s.uid, gid: s.gid}
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
+  const {storage, stack, logger} = options
+  const dataDir = resolve(options.dataDir)
+  const {exists} = await assertRestorableDataDir(dataDir)
+
+  const {complete} = await listBackups(storage, stack, {kind: 'base'})
+  const base = chooseBaseBackup(complete, options.target, options.backupId)
+  const part = findPart(base, 'base.tar.zst') ?? findPart(base, 'base')
+  if (!part) throw new ChecksFailedError(`base backup ${base.id} has no base.tar.zst part`, {code: 'MANIFEST_INVALID'})
+  const report = await checkArchiveFor(storage, stack, base, options.target, options.targetTimeline)
+  logger.info(`base backup ${base.id} (stop ${base.base!.stopLsn}, timeline ${base.base!.timeline}); archive continuous ${report.firstSegment} … ${report.lastSegment} (${report.segmentCount} segments), recovering to ${describeTarget(options.target)}`)
+
+  const owner = await targetOwner(dataDir, exists)
+  if (options.start && owner?.uid === 0) {
+    throw new UsageError(`${exists ? dataDir : dirname(dataDir)} belongs to root: PostgreSQL cannot run as root`, {code: 'PITR_DATADIR_OWNER', hint: `Create ${dataDir} owned by the postgres user (install -d -o postgres -m 700 ${dataDir}).`})
+  }
+  if (!exists) await mkdir(dataDir, {mode: 0o700})
+  await chmod(dataDir, 0o700)
+  if (owner) await chown(dataDir, owner.uid, owner.gid)
+
+  // stream: repository → sha256 → zstd -d → tar -x (pg_control under a temporary name)
+  const {startChild} = await import('../backup/physical-process.js')
+  const asOwner = owner ? {uid: owner.uid, gid: owner.gid} : {}
+  const zstd = startChild('zstd', ['-q', '-d', '-c'], {...asOwner, purpose: 'decompressing the base backup'})
+  const tar = startChild('tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner', `--transform=s,^global/pg_control$,${PARTIAL_CONTROL},`], {
+    ...asOwner,
+    stdio: ['pipe', 'ignore', 'pipe'],
+    purpose: 'extracting the base backup',
+  })
+  zstd.child.stdout!.pipe(tar.child.stdin!)
+  const hash = createHash('sha256')
+  const progress = options.progress?.(`restore ${base.id}`, part.bytes)
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      hash.update(chunk)
+      progress?.add(chunk.length)
+      callback(null, chunk)
+    },
+  })
+  const source = await storage.get(partKey(stack, base.id, part.name))
+  await Promise.all([pipeline(source, hasher, zstd.child.stdin!), zstd.done, tar.done])
+  const digest = hash.digest('hex')
+  progress?.done()
+  if (digest !== part.sha256) {
+    throw new ChecksFailedError(`base backup ${base.id}: ${part.name} checksum mismatch (manifest ${part.sha256.slice(0, 12)}…, read ${digest.slice(0, 12)}…); ${dataDir} was left without global/pg_control and cannot start`, {
+      code: 'PITR_BASE_CORRUPT',
+      hint: `Remove ${dataDir}; restore an older base backup with --backup, and run \`charge-ops backup verify\`.`,
+    })
+  }
+  if (!existsSync(join(dataDir, PARTIAL_CONTROL))) throw new ChecksFailedError(`base backup ${base.id} holds no global/pg_control`, {code: 'PITR_BASE_CORRUPT'})
+
+  // recovery settings, then recovery.signal, then pg_control — each durable before the next
+  const command = restoreCommand({repository: options.repository, stack, awsEnvFile: options.awsEnvFile, entry: options.entry})
+  const autoConf = join(dataDir, 'postgresql.auto.conf')
+  await appendFile(autoConf, recoveryConf({target: options.target, restoreCommand: command, port: options.start?.port, archive: options.archive, targetTimeline: options.targetTimeline}))
+  const signal = join(dataDir, 'recovery.signal')
+  await writeFile(signal, '', {mode: 0o600})
+  for (const stale of ['postmaster.pid', 'postmaster.opts', 'standby.signal']) {
+    if (existsSync(join(dataDir, stale))) await rename(join(dataDir, stale), join(dataDir, `${stale}.charge-ops-removed`))
+  }
+  await mkdir(join(dataDir, 'pg_wal', 'archive_status'), {recursive: true, mode: 0o700})
+  if (owner) {
+    for (const p of [autoConf, signal, join(dataDir, 'pg_wal'), join(dataDir, 'pg_wal', 'archive_status')]) await chown(p, owner.uid, owner.gid)
+  }
+  const {run} = await import('../exec.js')
+  await run('sync', ['-f', dataDir], {purpose: 'flushing the restored files'})
+  await rename(join(dataDir, PARTIAL_CONTROL), join(dataDir, 'global', 'pg_control'))
+  await fsyncPath(join(dataDir, 'global'))
+
+  const result: PitrResult = {
+    backupId: base.id,
+    baseStopLsn: base.base!.stopLsn,
+    target: describeTarget(options.target),
+    dataDir,
+    archive: {timeline: report.timeline, firstSegment: report.firstSegment, lastSegment: report.lastSegment, segments: report.segmentCount},
+    restoreCommand: command,
+    started: false,
+  }
+  if (!options.start) {
+    logger.info(`restored into ${dataDir}; start it with pg_ctl -D ${dataDir} start (recovery runs, then promotes)`)
+    return result
+  }
+  result.recovery = await startAndAwaitRecovery(dataDir, options.start.port, options.start.timeoutSec ?? 600, owner, logger)
+  result.started = true
+  return result
+}
+
+// ------------------------------------------------------------------ start and watch
+
+export function parseRecoveryLog(log: string): {stoppedAt?: string; redoDoneAt?: string; lastTransactionAt?: string; newTimeline?: number; fatal?: string; complete: boolean} {
+  const stopped = /recovery stopping (?:before|after) [^\n]*/.exec(log)?.[0]
+  const redo = /redo done at ([0-9A-F]+\/[0-9A-F]+)/.exec(log)?.[1]
+  const last = /last completed transaction was at log time ([^\n]+)/.exec(log)?.[1]?.trim()
+  const tl = /selected new timeline ID: (\d+)/.exec(log)?.[1]
+  const lines = log.split('\n')
+  const at = lines.findIndex((l) => /(?:FATAL|PANIC):\s/.test(l))
+  // the lines just before the FATAL usually say why (e.g. which setting is invalid)
+  const fatal = at === -1 ? undefined : [...lines.slice(Math.max(0, at - 2), at).filter((l) => /LOG|ERROR|DETAIL|HINT/.test(l) && !/starting PostgreSQL|listening on/.test(l)).map((l) => l.replace(/^.*?(LOG|ERROR|DETAIL|HINT):\s+/, '')), lines[at].replace(/^.*?(FATAL|PANIC):\s+/, '')].join(' — ')
+  return {stoppedAt: stopped, redoDoneAt: redo, lastTransactionAt: last, newTimeline: tl ? Number(tl) : undefined, fatal, complete: /archive recovery complete|database system is ready to accept connections/.test(log)}
+}
+
+/**
+ * Server-side binaries (pg_ctl, pg_controldata) are not on PATH on Debian: look in
+ * CHARGE_OPS_PG_BINDIR, then /usr/lib/postgresql/<major>/bin, then the newest installed major.
+ */
+export function serverBinary(name: string, major?: number): string {
+  const candidates: string[] = []
+  if (process.env.CHARGE_OPS_PG_BINDIR) candidates.push(join(process.env.CHARGE_OPS_PG_BINDIR, name))
+  if (major) candidates.push(`/usr/lib/postgresql/${major}/bin/${name}`)
+  try {
+    const majors = readdirSync('/usr/lib/postgresql').filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a))
+    for (const m of majors) candidates.push(`/usr/lib/postgresql/${m}/bin/${name}`)
+  } catch {
+    // not a Debian layout: fall back to PATH
+  }
+  return candidates.find((c) => existsSync(c)) ?? name
+}
+
+export async function controlData(dataDir: string, major?: number): Promise<Record<string, string>> {
+  const {run} = await import('../exec.js')
+  const {stdout} = await run(serverBinary('pg_controldata', major), [dataDir], {env: {LC_ALL: 'C'}, purpose: 'reading pg_control'})
+  const out: Record<string, string> = {}
+  for (const line of stdout.split('\n')) {
+    const i = line.indexOf(':')
+    if (i > 0) out[line.slice(0, i).trim()] = line.slice(i + 1).trim()
+  }
+  return out
+}
+
+async function startAndAwaitRecovery(dataDir: string, port: number, timeoutSec: number, owner: Owner | undefined, logger: Logger): Promise<RecoveryOutcome> {
+  const major = Number((await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '')).trim()) || undefined
+  const {run} = await import('../exec.js')
+  const logFile = join(dataDir, 'log', 'charge-ops-recovery.log')
+  await mkdir(dirname(logFile), {recursive: true, mode: 0o700})
+  if (owner) await chown(dirname(logFile), owner.uid, owner.gid)
+  const started = Date.now()
+  const asOwner = owner ? {uid: owner.uid, gid: owner.gid} : {}
+  logger.info(`starting PostgreSQL on port ${port}; recovery log: ${logFile}`)
+  const readLog = async () => readFile(logFile, 'utf8').catch(() => '')
+  try {
+    await run(serverBinary('pg_ctl', major), ['start', '-D', dataDir, '-l', logFile, '-w', '-t', String(timeoutSec), '-o', `-p ${port}`], {...asOwner, cwd: dataDir, purpose: 'starting the restored server', timeout: (timeoutSec + 30) * 1000})
+  } catch (error) {
+    const parsed = parseRecoveryLog(await readLog())
+    throw recoveryFailed(parsed.fatal ?? (error as Error).message, logFile)
+  }
+  // wait until the end-of-recovery checkpoint: pg_control says "in production"
+  for (;;) {
+    const control = await controlData(dataDir, major)
+    const state = control['Database cluster state']
+    const log = await readLog()
+    const parsed = parseRecoveryLog(log)
+    if (parsed.fatal) throw recoveryFailed(parsed.fatal, logFile)
+    if (state === 'in production' && parsed.complete) {
+      return {
+        state,
+        timeline: Number(control["Latest checkpoint's TimeLineID"]),
+        stoppedAt: parsed.stoppedAt,
+        redoDoneAt: parsed.redoDoneAt,
+        lastTransactionAt: parsed.lastTransactionAt,
+        checkpointLsn: control['Latest checkpoint location'],
+        port,
+        logFile,
+        durationMs: Date.now() - started,
+      }
+    }
+    if (state === 'shut down' || !existsSync(join(dataDir, 'postmaster.pid'))) throw recoveryFailed(parsed.fatal ?? `the server stopped during recovery (state: ${state})`, logFile)
+    if (Date.now() - started > timeoutSec * 1000) throw new ExternalCommandError('postgres', `recovery did not finish within ${timeoutSec}s (state: ${state}); the server is still running`, {hint: `Follow ${logFile}.`})
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+function recoveryFailed(reason: string, logFile: string): ChecksFailedError {
+  const beyond = /recovery ended before configured recovery target was reached/.test(reason)
+  return new ChecksFailedError(`recovery failed: ${reason}`, {
+    code: beyond ? 'PITR_TARGET_NOT_REACHED' : 'PITR_RECOVERY_FAILED',
+    hint: beyond
+      ? `The target lies beyond the archived WAL; the server did NOT promote. Archive the missing WAL (charge-ops wal check on the source) or choose an earlier target. Log: ${logFile}`
+      : `Read ${logFile}; nothing was promoted.`,
+  })
+}

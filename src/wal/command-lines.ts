@@ -1,0 +1,52 @@
+/**
+ * The exact archive_command / restore_command lines charge-ops writes or prints. Self-contained:
+ * absolute node and entry paths (postgres has no PATH of yours), repository and stack in the
+ * line, S3 credentials only by file path. Never a secret.
+ */
+import {fileURLToPath} from 'node:url'
+import {dirname, resolve} from 'node:path'
+
+export interface CommandLineOptions {
+  repository: string
+  stack: string
+  awsEnvFile?: string
+  /** absolute path of the node binary (default: this process's) */
+  node?: string
+  /** absolute path of charge-ops' bin/run.js (default: this installation's) */
+  entry?: string
+}
+
+/** bin/run.js of this installation (dist/src/wal/ → ../../../bin/run.js; src/wal/ under tsx → ../../bin). */
+export function defaultEntry(): string {
+  const here = dirname(fileURLToPath(import.meta.url))
+  const fromDist = resolve(here, '../../../bin/run.js')
+  return here.includes(`${'/dist/'}`) ? fromDist : resolve(here, '../../bin/run.js')
+}
+
+/** Quotes one word for the shell PostgreSQL runs the command with (/bin/sh). */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`
+}
+
+function common(options: CommandLineOptions): string[] {
+  const words = ['--repo', options.repository, '--stack', options.stack]
+  if (options.awsEnvFile) words.push('--aws-env-file', options.awsEnvFile)
+  return words
+}
+
+function prefix(options: CommandLineOptions): string[] {
+  return [options.node ?? process.execPath, options.entry ?? defaultEntry()]
+}
+
+export function archiveCommand(options: CommandLineOptions): string {
+  return [...prefix(options), 'wal', 'push', '%p', ...common(options)].map((w) => (w === '%p' ? w : shellQuote(w))).join(' ')
+}
+
+export function restoreCommand(options: CommandLineOptions): string {
+  return [...prefix(options), 'wal', 'fetch', '%f', '%p', ...common(options)].map((w) => (w === '%p' || w === '%f' ? w : shellQuote(w))).join(' ')
+}
+
+/** A postgresql.conf string value (single quotes doubled). */
+export function confString(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`
+}

@@ -1,0 +1,206 @@
+/**
+ * The native physical engine end to end on a real cluster with archive_mode on, archive_command
+ * = the built `charge-ops wal push` run by PostgreSQL as its own OS user:
+ * exactness of --target-time, timelines, a hole in the archive, a corrupted segment, and the
+ * data-directory safety rules. Needs `npm run build` (archive_command runs bin/run.js).
+ */
+import {spawnSync} from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {silentLogger} from '../../src/output/logger.js'
+import {LocalStorage} from '../../src/repository/local-storage.js'
+import {restorePitr} from '../../src/restore/pitr.js'
+import {parseTarget} from '../../src/restore/pitr-target.js'
+import {archiveCommand} from '../../src/wal/command-lines.js'
+import {freePort, startPostgres, type PgCluster} from '../support/index.js'
+
+const ROOT = path.resolve(import.meta.dirname, '../..')
+const ENTRY = path.join(ROOT, 'bin/run.js')
+const STACK = 't'
+
+let pg: PgCluster
+let repo: string
+let restored: {dataDir: string}[] = []
+
+function cli(args: string[], options: {env?: Record<string, string>; asServer?: boolean} = {}) {
+  const user = options.asServer ? pg.osUser : undefined
+  const r = spawnSync(process.execPath, [ENTRY, ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', ...options.env},
+    uid: user?.uid,
+    gid: user?.gid,
+    timeout: 180_000,
+  })
+  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+}
+
+function pgCtl(args: string[]) {
+  const r = spawnSync(path.join(pg.binDir, 'pg_ctl'), args, {uid: pg.osUser?.uid, gid: pg.osUser?.gid, encoding: 'utf8'})
+  return r.status
+}
+
+async function queryPort<R>(port: number, sql: string): Promise<R[]> {
+  const {default: pgLib} = await import('pg')
+  const c = new pgLib.Client({host: '127.0.0.1', port, user: pg.user, password: pg.password, database: 'postgres'})
+  await c.connect()
+  try {
+    return (await c.query(sql)).rows as R[]
+  } finally {
+    await c.end()
+  }
+}
+
+function stopRestored(dataDir: string) {
+  if (fs.existsSync(path.join(dataDir, 'postmaster.pid'))) pgCtl(['stop', '-D', dataDir, '-m', 'immediate', '-w'])
+}
+
+async function restore(dir: string, target: Parameters<typeof parseTarget>[0], extra: {archive?: 'keep' | 'off'; repository?: string} = {}) {
+  const dataDir = path.join(pg.serverDir('restores'), dir)
+  const port = await freePort()
+  restored.push({dataDir})
+  const result = await restorePitr({
+    storage: new LocalStorage(extra.repository ?? repo),
+    stack: STACK,
+    repository: extra.repository ?? repo,
+    target: parseTarget(target),
+    dataDir,
+    archive: extra.archive ?? 'off',
+    start: {port, timeoutSec: 120},
+    logger: silentLogger,
+    entry: ENTRY,
+  })
+  return {result, port, dataDir}
+}
+
+beforeAll(async () => {
+  pg = await startPostgres({name: 'pitr'})
+  repo = pg.serverDir('repo')
+  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath}), archive_timeout: '0'})
+  await pg.query('CREATE TABLE samples (id bigserial PRIMARY KEY, committed_at timestamptz NOT NULL)')
+  const base = cli(['backup', 'base', '--repo', repo, '--stack', STACK], {asServer: true, env: {DATABASE_URL: pg.url()}})
+  expect(base.stderr + base.stdout).toMatch(/base backup .* complete/)
+  expect(base.code).toBe(0)
+}, 240_000)
+
+afterAll(async () => {
+  for (const r of restored) stopRestored(r.dataDir)
+  await pg?.stop()
+})
+
+describe('restore pitr --target-time', () => {
+  it('recovers exactly the rows committed at or before each target', async () => {
+    // a workload committing one row every ~50 ms, autocommit
+    const {default: pgLib} = await import('pg')
+    const c = new pgLib.Client({host: pg.host, port: pg.port, user: pg.user, password: pg.password})
+    await c.connect()
+    const until = Date.now() + 6000
+    let n = 0
+    while (Date.now() < until) {
+      await c.query('INSERT INTO samples (committed_at) VALUES (clock_timestamp())')
+      if (++n % 25 === 0) await c.query('SELECT pg_switch_wal()') // several segments in the archive
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    await c.end()
+    const check = cli(['wal', 'check', '--repo', repo, '--stack', STACK, '--timeout', '60'], {env: {DATABASE_URL: pg.url()}})
+    expect(check.stderr).not.toMatch(/error/i)
+    expect(check.stdout).toMatch(/archived after/)
+    expect(check.code).toBe(0)
+
+    // targets in the middle of gaps of at least 40 ms between consecutive commits
+    const gaps = await pg.query<{target: string; before: string}>(`
+      WITH g AS (SELECT id, committed_at, lead(committed_at) OVER (ORDER BY id) AS nxt FROM samples)
+      SELECT to_char((committed_at + (nxt - committed_at) / 2) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS target, id::text AS before
+      FROM g WHERE nxt - committed_at >= interval '40 ms' ORDER BY id`)
+    expect(gaps.length).toBeGreaterThan(20)
+    const picks = [gaps[Math.floor(gaps.length * 0.2)], gaps[Math.floor(gaps.length * 0.7)]]
+    for (const [i, pick] of picks.entries()) {
+      const {result, port} = await restore(`exact-${i}`, {'target-time': pick.target})
+      expect(result.recovery?.stoppedAt).toMatch(/recovery stopping before commit/)
+      const expected = await pg.query<{ids: string}>(`SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') AS ids FROM samples WHERE committed_at <= '${pick.target}'`)
+      const got = await queryPort<{ids: string}>(port, `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') AS ids FROM samples`)
+      expect(got[0].ids).toBe(expected[0].ids)
+      expect(got[0].ids.split(',').at(-1)).toBe(pick.before)
+      const inRecovery = await queryPort<{r: boolean}>(port, 'SELECT pg_is_in_recovery() AS r')
+      expect(inRecovery[0].r).toBe(false)
+    }
+  }, 300_000)
+
+  it('fails without promoting when the target lies beyond the archived WAL', async () => {
+    const future = new Date(Date.now() + 3_600_000).toISOString()
+    await expect(restore('beyond', {'target-time': future})).rejects.toThrow(/beyond the archived WAL/)
+  }, 120_000)
+})
+
+describe('timelines', () => {
+  it('recovers, writes on the new timeline, and recovers again across the switch', async () => {
+    const first = await restore('tl-1', {latest: true}, {archive: 'keep'})
+    expect(first.result.recovery?.timeline).toBe(2)
+    await queryPort(first.port, "INSERT INTO samples (committed_at) VALUES ('2000-01-01')")
+    await queryPort(first.port, 'SELECT pg_switch_wal()')
+    const check = cli(['wal', 'check', '--repo', repo, '--stack', STACK], {env: {DATABASE_URL: `postgresql://${pg.user}:${encodeURIComponent(pg.password)}@127.0.0.1:${first.port}/postgres`}})
+    expect(check.code).toBe(0)
+    expect(fs.existsSync(path.join(repo, STACK, 'wal', '00000002', '00000002.history.zst'))).toBe(true)
+    stopRestored(first.dataDir)
+
+    const second = await restore('tl-2', {latest: true}, {archive: 'off'})
+    expect(second.result.archive.timeline).toBe(2)
+    const rows = await queryPort<{n: string}>(second.port, "SELECT count(*) AS n FROM samples WHERE committed_at = '2000-01-01'")
+    expect(rows[0].n).toBe('1')
+    stopRestored(second.dataDir)
+  }, 300_000)
+})
+
+describe('archive faults', () => {
+  it('refuses a hole in the archive, naming the missing segment', async () => {
+    const copy = pg.serverDir('repo-hole')
+    fs.cpSync(repo, copy, {recursive: true})
+    const tl1 = path.join(copy, STACK, 'wal', '00000001')
+    const segs = fs.readdirSync(tl1).filter((f) => /^[0-9A-F]{24}\.zst$/.test(f)).sort()
+    expect(segs.length).toBeGreaterThan(3)
+    const victim = segs[Math.floor(segs.length / 2)]
+    fs.rmSync(path.join(tl1, victim))
+    const dataDir = path.join(pg.serverDir('restores'), 'hole')
+    await expect(
+      restorePitr({storage: new LocalStorage(copy), stack: STACK, repository: copy, target: parseTarget({latest: true}), dataDir, archive: 'off', targetTimeline: '1', logger: silentLogger, entry: ENTRY}),
+    ).rejects.toThrow(new RegExp(`WAL segment ${victim.replace('.zst', '')} is missing`))
+    expect(fs.existsSync(dataDir)).toBe(false)
+  }, 120_000)
+
+  it('stops recovery on a corrupted segment (checksum) instead of promoting', async () => {
+    const copy = pg.serverDir('repo-corrupt')
+    fs.cpSync(repo, copy, {recursive: true})
+    if (pg.osUser) spawnSync('chown', ['-R', `${pg.osUser.uid}:${pg.osUser.gid}`, copy])
+    const tl1 = path.join(copy, STACK, 'wal', '00000001')
+    const segs = fs.readdirSync(tl1).filter((f) => /^[0-9A-F]{24}\.zst$/.test(f)).sort()
+    const victim = segs.at(-2)!
+    const {decodeWal} = await import('../../src/wal/codec.js')
+    const file = path.join(tl1, victim)
+    const body = fs.readFileSync(file)
+    const data = await decodeWal(body, victim.replace('.zst', ''))
+    data[data.length - 100] ^= 0xff // a flipped bit in the last page
+    const zstd = spawnSync('zstd', ['-q', '-1', '-c'], {input: data})
+    const headerLength = 8 + body.readUInt32LE(4)
+    fs.writeFileSync(file, Buffer.concat([body.subarray(0, headerLength), zstd.stdout]))
+    const fetch = cli(['wal', 'fetch', victim.replace('.zst', ''), path.join(pg.baseDir, 'x'), '--repo', copy, '--stack', STACK])
+    expect(fetch.code).toBe(126)
+    expect(fetch.stderr).toMatch(new RegExp(`${victim.replace('.zst', '')}.*checksum mismatch`))
+    await expect(restore('corrupt', {latest: true}, {repository: copy})).rejects.toThrow(new RegExp(`could not restore file "${victim.replace('.zst', '')}"`))
+  }, 120_000)
+})
+
+describe('data directory safety', () => {
+  it('refuses a non-empty or running data directory and changes nothing', async () => {
+    const before = fs.readdirSync(pg.dataDir).sort()
+    const running = restorePitr({storage: new LocalStorage(repo), stack: STACK, repository: repo, target: parseTarget({latest: true}), dataDir: pg.dataDir, logger: silentLogger})
+    await expect(running).rejects.toThrow(/postmaster\.pid exists/)
+    expect(fs.readdirSync(pg.dataDir).sort()).toEqual(before)
+    const nonEmpty = pg.serverDir('non-empty')
+    fs.writeFileSync(path.join(nonEmpty, 'keep.txt'), 'x')
+    await expect(restorePitr({storage: new LocalStorage(repo), stack: STACK, repository: repo, target: parseTarget({latest: true}), dataDir: nonEmpty, logger: silentLogger})).rejects.toThrow(/is not empty/)
+    expect(fs.readdirSync(nonEmpty)).toEqual(['keep.txt'])
+  }, 120_000)
+})
