@@ -115,6 +115,10 @@ const redisCheck: Check = {
       client = await connectRedis(url, {timeoutMs: 5000})
     } catch (error) {
       const e = error as {code?: string; message: string; hint?: string}
+      // Redis answers even PING with MISCONF while writes are denied: that is the diagnosis, not unreachability
+      if (/MISCONF/.test(e.message)) {
+        return [measure(ctx, {id: 'redis.writable', component: 'redis', title: 'Redis reachable and writable', value: 0, unit: 'bool', status: 'critical', labels: {cause: 'MISCONF'}, message: 'MISCONF: Redis refuses writes (and even PING) because it cannot save its RDB snapshot', remedy: `${guide} Then run \`redis-cli BGSAVE\`: writes resume after a successful save.`})]
+      }
       return [measure(ctx, {id: 'redis.writable', component: 'redis', title: 'Redis reachable and writable', value: 0, unit: 'bool', status: 'critical', labels: e.code ? {cause: e.code} : undefined, message: e.message, remedy: e.hint ?? 'Check REDIS_URL and that Redis is running.'})]
     }
     try {
