@@ -22,6 +22,7 @@ export interface ServerFacts {
   connections: number
   xid_age: string
   in_recovery: boolean
+  database_bytes: string
   archive_mode: string
   version_num: number
   data_directory: string | null
@@ -59,8 +60,9 @@ const databaseSize: Check = {
   title: 'Database size',
   run: (ctx) =>
     withPg(ctx, 'pg.database_size_bytes', 'Database size', async () => {
-      const tables = (await ctx.pg!.query<{schema: string; table: string; bytes: string; database_bytes: string}>(sql.LARGEST_TABLES_SQL)).rows
-      const dbBytes = tables.length > 0 ? Number(tables[0].database_bytes) : Number((await ctx.pg!.query<{bytes: string}>(sql.DATABASE_SIZE_SQL)).rows[0].bytes)
+      const tables = (await ctx.pg!.query<{schema: string; table: string; bytes: string}>(sql.LARGEST_TABLES_SQL)).rows
+      const facts = await serverFacts(ctx)
+      const dbBytes = Number(facts.database_bytes)
       const history = await readHistory(ctx.settings.stateDir)
       const growth = growthPerDay(history.samples, 'databaseBytes', dbBytes, ctx.now)
       ctx.memo.set('pg.databaseBytes', Promise.resolve(dbBytes))
@@ -87,7 +89,6 @@ const databaseSize: Check = {
         }),
       ]
       // days until full: free space on the data dir's filesystem / growth (local servers only)
-      const facts = await serverFacts(ctx)
       const dataDir = facts.data_directory
       if (growth && growth.perDay > 0 && dataDir && ctx.pgLocal && existsSync(dataDir)) {
         const disk = await diskUsage(dataDir)

@@ -5,8 +5,7 @@
 
 /** The guide's capacity query (20 largest tables), plus the database size. */
 export const LARGEST_TABLES_SQL = `
-SELECT s.schemaname AS schema, s.relname AS table, pg_total_relation_size(s.relid)::bigint AS bytes,
-       pg_database_size(current_database())::bigint AS database_bytes
+SELECT s.schemaname AS schema, s.relname AS table, pg_total_relation_size(s.relid)::bigint AS bytes
 FROM pg_catalog.pg_statio_user_tables s
 ORDER BY pg_total_relation_size(s.relid) DESC
 LIMIT 20`
@@ -20,6 +19,7 @@ SELECT current_setting('max_connections')::int AS max_connections,
        (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS connections,
        (SELECT max(age(datfrozenxid)) FROM pg_database)::bigint AS xid_age,
        pg_is_in_recovery() AS in_recovery,
+       pg_database_size(current_database())::bigint AS database_bytes,
        current_setting('archive_mode') AS archive_mode,
        current_setting('server_version_num')::int AS version_num,
        (SELECT setting FROM pg_settings WHERE name = 'data_directory') AS data_directory,
