@@ -12,12 +12,15 @@ export function parseTarget(flags: {'target-time'?: string; 'target-lsn'?: strin
   }
   if (flags['target-time'] !== undefined) {
     const text = flags['target-time'].trim()
-    // demand an explicit zone: PostgreSQL would otherwise read it in the server's TimeZone
-    if (!/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(text)) {
+    // ISO 8601 with an explicit zone: PostgreSQL would otherwise read it in the server's TimeZone
+    const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(Z|[+-]\d{2}(?::?\d{2})?)?$/i.exec(text)
+    if (!m) throw new UsageError(`--target-time ${JSON.stringify(text)} is not a timestamp`, {code: 'PITR_TARGET', hint: 'Use ISO 8601 with a zone, e.g. 2026-11-28T14:03:00+08:00'})
+    if (!m[3]) {
       throw new UsageError(`--target-time ${JSON.stringify(text)} has no time zone`, {code: 'PITR_TARGET', hint: 'Add the offset, e.g. 2026-11-28T14:03:00+08:00 or …Z for UTC.'})
     }
-    const time = new Date(text.replace(' ', 'T'))
-    if (Number.isNaN(time.getTime())) throw new UsageError(`--target-time ${JSON.stringify(text)} is not a timestamp`, {code: 'PITR_TARGET'})
+    const zone = m[3].toUpperCase() === 'Z' ? 'Z' : m[3].length === 3 ? `${m[3]}:00` : m[3].includes(':') ? m[3] : `${m[3].slice(0, 3)}:${m[3].slice(3)}`
+    const time = new Date(`${m[1]}T${m[2]}${zone}`)
+    if (Number.isNaN(time.getTime())) throw new UsageError(`--target-time ${JSON.stringify(text)} is not a valid time`, {code: 'PITR_TARGET'})
     return {kind: 'time', time, text}
   }
   if (flags['target-lsn'] !== undefined) {

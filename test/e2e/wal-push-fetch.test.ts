@@ -1,0 +1,160 @@
+/**
+ * `charge-ops wal push` / `wal fetch` as PostgreSQL runs them (the built bin/run.js), on synthetic
+ * 16 MB segments with a real long page header: idempotent re-push, never-overwrite, foreign
+ * cluster refused, quiet miss (exit 1), corruption (exit 126), kill -9 mid-push.
+ */
+import {spawn, spawnSync} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {decodeWal} from '../../src/wal/codec.js'
+
+const ROOT = path.resolve(import.meta.dirname, '../..')
+const ENTRY = path.join(ROOT, 'bin/run.js')
+const SYSID = 7_311_234_567_890_123_456n
+let dir: string
+let repo: string
+
+function segment(name: string, options: {sysid?: bigint; fill?: number} = {}): string {
+  const data = Buffer.alloc(16 * 1024 * 1024)
+  // compressible body with some entropy, like real WAL
+  for (let off = 8192; off < data.length; off += 8192) randomBytes(512).copy(data, off + 64)
+  data.fill(options.fill ?? 0, 40, 64)
+  data.writeUInt16LE(0xd110, 0) // PostgreSQL 15 XLOG_PAGE_MAGIC
+  data.writeUInt16LE(0x0002, 2) // XLP_LONG_HEADER
+  data.writeUInt32LE(Number.parseInt(name.slice(0, 8), 16), 4)
+  data.writeBigUInt64LE(0n, 8)
+  data.writeBigUInt64LE(options.sysid ?? SYSID, 24)
+  data.writeUInt32LE(16 * 1024 * 1024, 32)
+  data.writeUInt32LE(8192, 36)
+  const file = path.join(dir, 'pg_wal', name)
+  fs.mkdirSync(path.dirname(file), {recursive: true})
+  fs.writeFileSync(file, data)
+  return file
+}
+
+function cli(args: string[]) {
+  const r = spawnSync(process.execPath, [ENTRY, ...args], {cwd: dir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: dir, NO_COLOR: '1'}})
+  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+}
+
+const loc = () => ['--repo', repo, '--stack', 'prod']
+const stored = (name: string) => path.join(repo, 'prod', 'wal', name.slice(0, 8), `${name}.zst`)
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'charge-ops-wal-e2e-'))
+  repo = path.join(dir, 'repo')
+})
+afterAll(() => fs.rmSync(dir, {recursive: true, force: true}))
+
+describe('wal push', () => {
+  it('archives a segment under its timeline and records the cluster', async () => {
+    const name = '000000010000000000000001'
+    segment(name)
+    const r = cli(['wal', 'push', `pg_wal/${name}`, ...loc()])
+    expect(r.stderr).toBe('')
+    expect(r.stdout).toBe('')
+    expect(r.code).toBe(0)
+    const cluster = JSON.parse(fs.readFileSync(path.join(repo, 'prod', 'cluster.json'), 'utf8'))
+    expect(cluster.systemIdentifier).toBe(SYSID.toString())
+    expect(cluster.postgresMajor).toBe(15)
+    const restored = await decodeWal(fs.readFileSync(stored(name)), name)
+    expect(restored.equals(fs.readFileSync(path.join(dir, 'pg_wal', name)))).toBe(true)
+    // a plain zstd file: the zstd CLI decodes it (skipping the checksum frame)
+    const z = spawnSync('zstd', ['-q', '-d', '-c', stored(name)], {maxBuffer: 64 * 1024 * 1024})
+    expect(z.status).toBe(0)
+    expect(z.stdout.equals(restored)).toBe(true)
+  })
+
+  it('accepts the same content again and refuses different content', () => {
+    const name = '000000010000000000000001'
+    const again = cli(['wal', 'push', `pg_wal/${name}`, ...loc(), '--json'])
+    expect(again.code).toBe(0)
+    expect(JSON.parse(again.stdout).alreadyArchived).toBe(true)
+    const before = fs.readFileSync(stored(name))
+    segment(name, {fill: 7})
+    const other = cli(['wal', 'push', `pg_wal/${name}`, ...loc()])
+    expect(other.code).toBe(2)
+    expect(other.stderr).toMatch(/already archived with different content/)
+    expect(fs.readFileSync(stored(name)).equals(before)).toBe(true)
+  })
+
+  it("refuses WAL from another cluster and writes nothing", () => {
+    const name = '000000010000000000000002'
+    segment(name, {sysid: 42n})
+    const r = cli(['wal', 'push', `pg_wal/${name}`, ...loc()])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/comes from another cluster: system identifier 42/)
+    expect(fs.existsSync(stored(name))).toBe(false)
+  })
+
+  it('rejects a path that is not a WAL file name', () => {
+    fs.writeFileSync(path.join(dir, 'notes.txt'), 'x')
+    const r = cli(['wal', 'push', 'notes.txt', ...loc()])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/is not a WAL file name/)
+  })
+
+  it('leaves no half-written segment when killed -9, and a retry succeeds', async () => {
+    for (let i = 0; i < 4; i++) {
+      const name = `0000000100000000000000${(0x10 + i).toString(16).toUpperCase()}`
+      const file = segment(name)
+      const child = spawn(process.execPath, [ENTRY, 'wal', 'push', `pg_wal/${name}`, ...loc()], {cwd: dir, stdio: 'ignore'})
+      await new Promise((r) => setTimeout(r, 120 + i * 40))
+      child.kill('SIGKILL')
+      await new Promise((r) => child.on('close', r))
+      if (fs.existsSync(stored(name))) {
+        // if it got there, it is whole
+        expect((await decodeWal(fs.readFileSync(stored(name)), name)).equals(fs.readFileSync(file))).toBe(true)
+      }
+      const listing = fs.readdirSync(path.dirname(stored(name))).filter((f) => !f.startsWith('.tmp-'))
+      for (const f of listing) expect(f).toMatch(/^[0-9A-F]{24}\.zst$/)
+      const retry = cli(['wal', 'push', `pg_wal/${name}`, ...loc()])
+      expect(retry.code).toBe(0)
+      expect((await decodeWal(fs.readFileSync(stored(name)), name)).equals(fs.readFileSync(file))).toBe(true)
+    }
+  }, 60_000)
+})
+
+describe('wal fetch', () => {
+  it('restores a verified segment', async () => {
+    const name = '000000010000000000000001'
+    const dest = path.join(dir, 'restored-seg')
+    const r = cli(['wal', 'fetch', name, dest, ...loc()])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toBe('')
+    // the first push's content (the local file was since rewritten with other bytes)
+    const first = segment(name) && fs.readFileSync(path.join(dir, 'pg_wal', name))
+    const got = fs.readFileSync(dest)
+    expect(got.length).toBe(16 * 1024 * 1024)
+    expect(got.subarray(0, 40).equals(first.subarray(0, 40))).toBe(true)
+    expect(got.subarray(40, 64).every((b) => b === 0)).toBe(true)
+    expect(got.equals(await decodeWal(fs.readFileSync(stored(name)), name))).toBe(true)
+  })
+
+  it('exits 1 quietly when the file is not archived (end of archive)', () => {
+    const r = cli(['wal', 'fetch', '00000001000000000000007F', path.join(dir, 'x'), ...loc()])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toBe('')
+    expect(r.stdout).toBe('')
+    expect(fs.existsSync(path.join(dir, 'x'))).toBe(false)
+    const history = cli(['wal', 'fetch', '00000002.history', path.join(dir, 'x'), ...loc()])
+    expect(history.code).toBe(1)
+  })
+
+  it('exits 126 naming the segment when the stored copy is corrupted', () => {
+    const name = '000000010000000000000010'
+    const body = fs.readFileSync(stored(name))
+    body[body.length - 10] ^= 0xff
+    fs.writeFileSync(stored(name), body)
+    const dest = path.join(dir, 'corrupt-dest')
+    const r = cli(['wal', 'fetch', name, dest, ...loc()])
+    expect(r.code).toBe(126)
+    expect(r.stderr).toMatch(new RegExp(`wal fetch ${name}: ${name}: `))
+    expect(fs.existsSync(dest)).toBe(false)
+  })
+})
