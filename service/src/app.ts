@@ -105,6 +105,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
 
   app.setErrorHandler((error: Error & {statusCode?: number; code?: string; validation?: unknown}, request, reply) => {
+    // An upload refused half-way leaves unread body bytes on the socket: close it after answering.
+    if (request.method === 'POST' && request.url.startsWith('/api/v1/uploads')) reply.header('connection', 'close')
     if (error instanceof HttpError) return reply.code(error.statusCode).send({error: {code: error.code, message: error.message}})
     const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500
     if (status >= 500) request.log.error({err: error, route: request.routeOptions.url}, 'request failed')

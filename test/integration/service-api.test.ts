@@ -33,7 +33,7 @@ const KNOWN = [
 let sut: ServiceUnderTest;
 
 beforeAll(async () => {
-  sut = await startServiceUnderTest({name: 'api'});
+  sut = await startServiceUnderTest({name: 'api', env: {MAX_UPLOAD_BYTES: String(1024 * 1024)}});
   await sut.startApi();
   await sut.startWorker();
 }, 120_000);
@@ -130,6 +130,21 @@ describe('bundled service', () => {
       expect(analysis.status, file).toBe('done');
       expect([...new Set(analysis.findings.map((f: any) => f.kind))].sort(), file).toEqual(kinds);
     }
+  });
+
+  it('refuses an upload over the size limit (413) and keeps nothing of it', async () => {
+    const before = await sut.query<{n: string}>('SELECT count(*) AS n FROM uploads');
+    const line = '2024-06-01T08:00:00Z,400,100,20,30,charging\n';
+    const big = KNOWN + '\n' + line.repeat(Math.ceil((1.5 * 1024 * 1024) / line.length));
+    const raw = await sut.request('POST', '/api/v1/uploads', big);
+    expect(raw.status).toBe(413);
+    const form = new FormData();
+    form.append('file', new Blob([big], {type: 'text/csv'}), 'big.csv');
+    const multipart = await fetch(`${sut.baseUrl}/api/v1/uploads`, {method: 'POST', headers: {authorization: `Bearer ${sut.token}`}, body: form});
+    expect(multipart.status).toBe(413);
+    const after = await sut.query<{n: string}>('SELECT count(*) AS n FROM uploads');
+    expect(after[0]!.n).toBe(before[0]!.n);
+    expect(fs.readdirSync(path.join(sut.env.UPLOADS_DIR!, '.incoming'))).toEqual([]);
   });
 
   it('rejects a file that is not a session log with a clear error', async () => {
