@@ -1,0 +1,148 @@
+/**
+ * Faults, through the built CLI: kill -9 at random moments, two backups at once, the S3 server
+ * dying mid-upload, and the database password never in any child's argv.
+ */
+import {spawn, spawnSync} from 'node:child_process'
+import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {sharedPostgres, startS3} from '../support/index.js'
+
+const BIN = join(process.cwd(), 'bin', 'run.js')
+const pg = sharedPostgres()
+let dir: string
+let env: Record<string, string>
+let password: string
+
+function cli(args: string[], extra: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {env: {...process.env, ...env, ...extra}, encoding: 'utf8', timeout: 120_000})
+  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+}
+
+function start(args: string[], extra: Record<string, string> = {}) {
+  return spawn(process.execPath, [BIN, ...args], {env: {...process.env, ...env, ...extra}, stdio: ['ignore', 'pipe', 'pipe']})
+}
+
+/** The argv of every process on the machine (a stronger check than our descendants only). */
+function descendantsArgv(_pid: number): string[] {
+  const out: string[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim()
+      if (argv) out.push(argv)
+    } catch {}
+  }
+  return out
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'co-backup-e2e-'))
+  const url = await pg.createDatabase()
+  password = new URL(url).password
+  await pg.query(
+    `CREATE TABLE samples (id bigserial primary key, v float8, w float8, note text);
+     INSERT INTO samples (v, w, note) SELECT random(), random(), md5(random()::text) FROM generate_series(1, 400000);`,
+    new URL(url).pathname.slice(1),
+  )
+  mkdirp(join(dir, 'uploads'))
+  for (let i = 0; i < 200; i++) writeFileSync(join(dir, 'uploads', `f${i}.csv`), Buffer.alloc(50_000, i))
+  env = {DATABASE_URL: url, UPLOADS_DIR: join(dir, 'uploads'), CHARGE_OPS_STATE_DIR: join(dir, 'state'), NO_COLOR: '1'}
+}, 120_000)
+afterAll(() => rmSync(dir, {recursive: true, force: true}))
+
+function mkdirp(p: string) {
+  spawnSync('mkdir', ['-p', p])
+}
+
+describe('backup faults (built CLI)', () => {
+  it('kill -9 at random moments: nothing incomplete is listed, the next backup succeeds, prune removes leftovers', async () => {
+    const repo = join(dir, 'repo-kill')
+    for (let trial = 0; trial < 10; trial++) {
+      const kind = trial % 2 === 0 ? 'db' : 'files'
+      const child = start(['backup', kind, '--repo', repo, '--quiet'])
+      await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 900)))
+      child.kill('SIGKILL')
+      await new Promise((r) => child.once('exit', r))
+      const list = cli(['backup', 'list', '--repo', repo, '--json'])
+      expect(list.code).toBe(0)
+      for (const b of JSON.parse(list.stdout).backups) {
+        const v = cli(['backup', 'verify', b.id, '--repo', repo, '--json'])
+        expect(v.code, `${b.id} listed as complete but fails verify: ${v.stdout}`).toBe(0)
+      }
+    }
+    // orphaned children (pg_dump, zstd, tar) die with their pipe; the stale lock is taken over
+    const next = cli(['backup', 'db', '--repo', repo, '--json'])
+    expect(next.code, next.stderr).toBe(0)
+    const id = JSON.parse(next.stdout).id
+    const prune = cli(['backup', 'prune', '--repo', repo, '--yes', '--json', '--keep-last', '100'])
+    expect(prune.code, prune.stderr).toBe(0)
+    const after = JSON.parse(cli(['backup', 'list', '--repo', repo, '--all', '--json']).stdout)
+    expect(after.incomplete).toEqual([])
+    expect(after.backups.map((b: {id: string}) => b.id)).toContain(id)
+    const leftovers = readdirSync(join(repo, 'charge-analysis', 'backups')).filter((d) => !after.backups.some((b: {id: string}) => b.id === d))
+    expect(leftovers).toEqual([])
+  }, 300_000)
+
+  it('two backups at once: one exits 4 naming the holder; the password is in no argv', async () => {
+    const repo = join(dir, 'repo-two')
+    // zstd -19 keeps the first backup running for a while (it is stopped once sampled)
+    const slow = join(dir, 'slow.yaml')
+    writeFileSync(slow, 'backup:\n  compression:\n    level: 19\n    threads: 1\n')
+    const first = start(['backup', 'db', '--repo', repo, '--quiet'], {CHARGE_OPS_CONFIG: slow})
+    const argvs: string[] = []
+    let second: ReturnType<typeof cli> | undefined
+    for (let i = 0; i < 2000; i++) {
+      await new Promise((r) => setTimeout(r, 30))
+      argvs.push(...descendantsArgv(first.pid!))
+      if (!second && existsSync(repo) && readdirSync(repo, {recursive: true}).some((p) => String(p).endsWith('backup.lock'))) second = cli(['backup', 'files', '--repo', repo])
+      if (first.exitCode !== null || (second && argvs.some((a) => a.includes('pg_dump') && a.includes('--snapshot')))) break
+    }
+    first.kill('SIGTERM')
+    await new Promise((r) => (first.exitCode === null && first.signalCode === null ? first.once('exit', r) : r(null)))
+    expect(second?.code).toBe(4)
+    expect(second?.stderr).toMatch(/backup db.*pid \d+/)
+    // KNOWN GAP: the /proc sampling has not yet been seen to catch pg_dump while it runs, so the
+    // password check below is not proven non-vacuous; see docs/backup.md.
+    expect(argvs.filter((a) => a.includes(password))).toEqual([])
+  }, 120_000)
+
+  it('the S3 server stopped mid-upload → exit 5, nothing marked complete', async () => {
+    const s3 = await startS3({process: true})
+    try {
+      const repo = `s3://${s3.bucket}/charge`
+      const child = start(['backup', 'db', '--repo', repo, '--json'], s3.env)
+      let stdout = ''
+      child.stdout.on('data', (d) => (stdout += d))
+      await new Promise((r) => setTimeout(r, 700))
+      await s3.kill('SIGKILL')
+      const code = await new Promise((r) => child.once('exit', r))
+      expect(code).toBe(5)
+      expect(JSON.parse(stdout).error.message).toMatch(/S3/)
+      expect(JSON.parse(stdout).error.message).not.toContain(password)
+    } finally {
+      await s3.stop()
+    }
+  }, 120_000)
+
+  it('S3 round trip: backup db, list, verify', async () => {
+    // a separate process: spawnSync blocks this one, an in-process server could not answer
+    const s3 = await startS3({process: true})
+    try {
+      const repo = `s3://${s3.bucket}/charge`
+      const b = cli(['backup', 'db', '--repo', repo, '--json'], s3.env)
+      expect(b.code, b.stdout + b.stderr).toBe(0)
+      const v = cli(['backup', 'verify', 'latest', '--repo', repo, '--json'], s3.env)
+      expect(v.code, v.stdout).toBe(0)
+      expect(JSON.parse(v.stdout).ok).toBe(true)
+      const again = cli(['backup', 'db', '--repo', repo, '--json'], s3.env)
+      expect(again.code).toBe(0)
+      expect(JSON.parse(cli(['backup', 'list', '--repo', repo, '--json'], s3.env).stdout).backups).toHaveLength(2)
+    } finally {
+      await s3.stop()
+    }
+  }, 120_000)
+})
