@@ -23,10 +23,25 @@ export default class WalFetch extends BaseCommand<typeof WalFetch> {
     repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
     stack: Flags.string({description: 'stack name (the repository folder)'}),
     'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
+    engine: Flags.string({options: ['native', 'wal-g'], default: 'native', description: 'wal-g: run `wal-g wal-fetch` (its exit status is passed on)'}),
   }
 
   async run(): Promise<FetchResult | undefined> {
     const {FETCH_ABORT_EXIT, FETCH_MISSING_EXIT, fetchWal} = await import('../../src/wal/fetch.js')
+    if (this.flags.engine === 'wal-g') {
+      const {walgFromFlags} = await import('../../src/backup/walg-cli.js')
+      const {env, runWalg, walgPlans} = await walgFromFlags(this.flags, () => this.settings())
+      try {
+        await runWalg(walgPlans.walFetch(env, this.args.name, this.args.destination), {logger: this.logger})
+        return {file: this.args.name, status: 'restored', destination: this.args.destination}
+      } catch (error) {
+        // wal-g exits 74 (EX_IOERR) when the file is not in storage: that is the end of the archive
+        const exit = ((error as {cause?: {exitCode?: number}}).cause?.exitCode)
+        process.exitCode = exit === 74 ? FETCH_MISSING_EXIT : FETCH_ABORT_EXIT
+        if (exit !== 74) this.logger.error(`wal fetch ${this.args.name}: ${(error as Error).message}`)
+        return undefined
+      }
+    }
     try {
       const {openWalRepository} = await import('../../src/wal/context.js')
       const {storage, stack} = await openWalRepository(this.flags, () => this.settings())

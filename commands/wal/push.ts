@@ -17,10 +17,17 @@ PostgreSQL runs it as the postgres OS user in the data directory, without your e
     repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
     stack: Flags.string({description: 'stack name (the repository folder)'}),
     'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
+    engine: Flags.string({options: ['native', 'wal-g'], default: 'native', description: 'wal-g: run `wal-g wal-push` with WALG_* settings derived from --repo / --stack'}),
     compression: Flags.string({options: ['zstd', 'gzip'], default: 'zstd', description: 'zstd (falls back to gzip when the binary is missing)'}),
   }
 
-  async run(): Promise<PushResult> {
+  async run(): Promise<PushResult | {engine: 'wal-g'; file: string}> {
+    if (this.flags.engine === 'wal-g') {
+      const {walgFromFlags} = await import('../../src/backup/walg-cli.js')
+      const {env, runWalg, walgPlans} = await walgFromFlags(this.flags, () => this.settings())
+      await runWalg(walgPlans.walPush(env, this.args.path), {logger: this.logger})
+      return {engine: 'wal-g', file: this.args.path}
+    }
     const {openWalRepository} = await import('../../src/wal/context.js')
     const {pushWal} = await import('../../src/wal/archive.js')
     const {storage, stack} = await openWalRepository(this.flags, () => this.settings())

@@ -87,3 +87,18 @@ describe('archive continuity', () => {
     expect(broken.missing).toBe('000000020000000000000005')
   })
 })
+
+describe('WAL retention', () => {
+  it('keeps everything a kept base backup needs and nothing older', async () => {
+    const {planWalRetention} = await import('../../src/backup/physical-retention.js')
+    const f = (name: string): ArchivedFile => ({...parseWalFileName(name)!, key: `s/wal/${name.slice(0, 8)}/${name}.zst`, size: 1, mtime: new Date(0)})
+    const archive = [1, 2, 3, 4, 5, 6].map((n) => f(segmentName(1, BigInt(n)))).concat([f('000000010000000000000003.00000028.backup'), f('00000002.history'), f(segmentName(2, 6n))])
+    const plan = planWalRetention(archive, [
+      {id: 'b2', base: {startLsn: '0/5000028', timeline: 1}},
+      {id: 'b1', base: {startLsn: '0/3000028', timeline: 1}},
+    ])
+    expect(plan.keepFrom).toBe('000000010000000000000003')
+    expect(plan.delete.map((x) => x.name)).toEqual(['000000010000000000000001', '000000010000000000000002'])
+    expect(planWalRetention(archive, []).delete).toEqual([])
+  })
+})
