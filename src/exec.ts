@@ -5,7 +5,7 @@
  *    last lines of its stderr, never a secret;
  *  - secrets go to children through `env`, never argv (argv is world-readable in /proc and ps).
  */
-import type {Options, ResultPromise} from 'execa'
+import type {Options} from 'execa'
 
 import {ExternalCommandError, UnreachableError, type ExitCodeValue} from './errors.js'
 import {redact} from './output/redact.js'
@@ -67,12 +67,6 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   } catch (error) {
     throw toCommandError(error, file, args, {failureExitCode, purpose})
   }
-}
-
-/** Starts a long-running or streaming child; the caller pipes and awaits it. */
-export async function spawn(file: string, args: readonly string[], options: Options = {}): Promise<ResultPromise> {
-  const {execa} = await import('execa')
-  return execa(file, args, {extendEnv: true, ...options})
 }
 
 export function toCommandError(error: unknown, file: string, args: readonly string[], options: {failureExitCode?: ExitCodeValue; purpose?: string} = {}): Error {
