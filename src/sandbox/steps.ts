@@ -12,7 +12,9 @@ export interface Step {
 
 export async function runSteps(steps: Step[], options: {tty: boolean; logger: Logger; quiet?: boolean}): Promise<void> {
   if (options.tty && !options.quiet) {
-    const {Listr} = await import('listr2')
+    const {Listr, ListrLogger, ProcessOutput} = await import('listr2')
+    // progress belongs on stderr: stdout carries the summary (and --json)
+    const logger = new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)})
     const list = new Listr(
       steps.map((step) => ({
         title: step.title,
@@ -23,7 +25,7 @@ export async function runSteps(steps: Step[], options: {tty: boolean; logger: Lo
           if (note) task.title = `${step.title} — ${note}`
         },
       })),
-      {concurrent: false, exitOnError: true, rendererOptions: {collapseSubtasks: false}},
+      {concurrent: false, exitOnError: true, rendererOptions: {collapseSubtasks: false, logger}, fallbackRendererOptions: {logger}},
     )
     await list.run()
     return
