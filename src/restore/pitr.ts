@@ -38,6 +38,8 @@ export interface PitrOptions {
   archive?: 'keep' | 'off'
   targetTimeline?: string
   start?: {port: number; timeoutSec?: number}
+  /** port written into postgresql.auto.conf (default: start.port) */
+  port?: number
   logger: Logger
   progress?: (label: string, total?: number) => {add(n: number): void; done(note?: string): void}
   /** charge-ops entry for restore_command (tests / installs); default this installation */
@@ -176,7 +178,7 @@ interface Owner {
 }
 
 /** As root, the restored files belong to whoever owns the target (or its parent): the server's OS user. */
-async function targetOwner(dataDir: string, exists: boolean): Promise<Owner | undefined> {
+export async function targetOwner(dataDir: string, exists: boolean): Promise<Owner | undefined> {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined
   const s = await stat(exists ? dataDir : dirname(dataDir))
   return {uid: s.uid, gid: s.gid}
@@ -245,7 +247,7 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   // recovery settings, then recovery.signal, then pg_control — each durable before the next
   const command = restoreCommand({repository: options.repository, stack, awsEnvFile: options.awsEnvFile, entry: options.entry})
   const autoConf = join(dataDir, 'postgresql.auto.conf')
-  await appendFile(autoConf, recoveryConf({target: options.target, restoreCommand: command, port: options.start?.port, archive: options.archive, targetTimeline: options.targetTimeline}))
+  await appendFile(autoConf, recoveryConf({target: options.target, restoreCommand: command, port: options.start?.port ?? options.port, archive: options.archive, targetTimeline: options.targetTimeline}))
   const signal = join(dataDir, 'recovery.signal')
   await writeFile(signal, '', {mode: 0o600})
   for (const stale of ['postmaster.pid', 'postmaster.opts', 'standby.signal']) {
@@ -320,7 +322,7 @@ export async function controlData(dataDir: string, major?: number): Promise<Reco
   return out
 }
 
-async function startAndAwaitRecovery(dataDir: string, port: number, timeoutSec: number, owner: Owner | undefined, logger: Logger): Promise<RecoveryOutcome> {
+export async function startAndAwaitRecovery(dataDir: string, port: number, timeoutSec: number, owner: Owner | undefined, logger: Logger): Promise<RecoveryOutcome> {
   const major = Number((await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '')).trim()) || undefined
   const {run} = await import('../exec.js')
   const logFile = join(dataDir, 'log', 'charge-ops-recovery.log')

@@ -1,0 +1,91 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../src/cli/base-command.js'
+import type {RecoverState} from '../src/restore/recover.js'
+
+export default class Recover extends BaseCommand<typeof Recover> {
+  static summary = "The guide's quick-recovery runbook: maintenance on, restore, replay WAL, repoint, verify."
+  static description = `Five resumable steps, each shown as it runs:
+  1 maintenance mode on (the service stops accepting writes)
+  2 restore the newest suitable base backup into a NEW data directory
+  3 replay archived WAL to the target and promote (the server runs on --port)
+  4 repoint DATABASE_URL in the backend .env to the recovered server (the old .env is kept beside it)
+  5 verify: migration version matches the old database, --health-url answers 2xx, row counts
+A failure leaves the old database serving: maintenance is switched off again and, after step 4, the old .env is put back (exit 6). Rerun the same command to resume; finished steps are skipped (state in <stateDir>/recover.json).`
+  static examples = [
+    '<%= config.bin %> recover --latest --data-dir /var/lib/postgresql/15/recovered --port 5433 --yes',
+    '<%= config.bin %> recover --target-time "2026-11-28T14:03:00+08:00" --data-dir /srv/pg-recovered --port 5433 --health-url http://127.0.0.1:8000/health --yes',
+  ]
+  static flags = {
+    'target-time': Flags.string({description: 'recover up to this time (with a zone)'}),
+    'target-lsn': Flags.string({description: 'recover up to this WAL position'}),
+    'target-name': Flags.string({description: 'recover up to this restore point'}),
+    latest: Flags.boolean({description: 'recover to the end of the archived WAL'}),
+    'data-dir': Flags.string({required: true, description: 'the new data directory (empty or absent; owned by the postgres user)'}),
+    port: Flags.integer({required: true, description: 'port of the recovered server'}),
+    host: Flags.string({description: 'host written into the new DATABASE_URL', default: '127.0.0.1'}),
+    'health-url': Flags.string({description: "the service's /health to check in step 5 (after you restarted it)"}),
+    'no-maintenance': Flags.boolean({description: 'do not switch maintenance mode (no bundled service on this host)'}),
+    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
+    stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
+    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables (written into restore_command by path)'}),
+  }
+
+  async run(): Promise<RecoverState> {
+    const {parseTarget, describeTarget} = await import('../src/restore/pitr-target.js')
+    const target = parseTarget(this.flags)
+    const {openWalRepository} = await import('../src/wal/context.js')
+    const {planRecover} = await import('../src/restore/recover.js')
+    const {resolve, join} = await import('node:path')
+    const {existsSync} = await import('node:fs')
+    const settings = this.settings(this.flags.repo ? {repository: this.flags.repo} : {})
+    const {storage, stack, repository} = await openWalRepository(this.flags, () => settings)
+    const migrationsDir = existsSync(join(settings.baseDir, 'service', 'migrations')) ? join(settings.baseDir, 'service', 'migrations') : undefined
+    await this.confirm(`Recover stack ${stack} to ${describeTarget(target)} into ${this.flags['data-dir']} (port ${this.flags.port}) and repoint ${settings.envFilePath}?`)
+    const {steps, state, rollback} = await planRecover({
+      settings,
+      storage,
+      stack,
+      repository: repository.startsWith('s3://') ? repository : resolve(repository),
+      awsEnvFile: this.flags['aws-env-file'] ? resolve(this.flags['aws-env-file']) : undefined,
+      target,
+      dataDir: this.flags['data-dir'],
+      port: this.flags.port,
+      host: this.flags.host,
+      healthUrl: this.flags['health-url'],
+      migrationsDir,
+      logger: this.jsonEnabled() || !this.interactive ? this.logger : (await import('../src/output/logger.js')).silentLogger,
+      skipMaintenance: this.flags['no-maintenance'],
+    })
+    const {Listr, ListrLogger, ProcessOutput} = await import('listr2')
+    // progress on stderr: stdout carries only the result
+    const logger = new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)})
+    const tasks = new Listr(
+      steps.map((step) => ({
+        title: step.title,
+        skip: () => (step.done() ? `${step.title} (already done)` : false),
+        task: async (_ctx: unknown, task: {output: string; title: string}) => {
+          await step.run((text) => {
+            task.output = text
+            task.title = `${step.title}: ${text}`
+          })
+        },
+      })),
+      {
+        concurrent: false,
+        exitOnError: true,
+        renderer: this.interactive ? 'default' : this.jsonEnabled() || this.flags.quiet ? 'silent' : 'simple',
+        rendererOptions: {logger} as never,
+        fallbackRenderer: 'simple',
+        fallbackRendererOptions: {logger} as never,
+      },
+    )
+    try {
+      await tasks.run()
+    } catch (error) {
+      throw await rollback(error)
+    }
+    this.log(`recovered to ${state.target}: DATABASE_URL now points at port ${state.port}; restart the service to use it`)
+    return state
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * `charge-ops recover` — the guide's quick-recovery runbook (§6.1.8) as resumable steps:
+ *  1 maintenance on (writes stop)       2 restore the base backup into a NEW data dir
+ *  3 replay WAL to the target, promote  4 repoint DATABASE_URL in the .env (old copy kept)
+ *  5 verify: migration version, /health (optional), row counts
+ * Progress lives in `<stateDir>/recover.json`; a rerun with the same target and data dir skips
+ * finished steps. Any failure before step 4 leaves the old database serving (maintenance is
+ * switched off again); a failed verification after step 4 puts the old .env back.
+ */
+import {existsSync} from 'node:fs'
+import {copyFile, mkdir, open, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {join, resolve} from 'node:path'
+
+import type {Settings} from '../config/settings.js'
+import {ChecksFailedError, RolledBackError, UsageError} from '../errors.js'
+import type {Logger} from '../output/logger.js'
+import {maskUrl} from '../output/redact.js'
+import type {RepositoryStorage} from '../repository/storage.js'
+import {describeTarget, type RecoveryTarget} from './pitr-target.js'
+import type {PitrResult, RecoveryOutcome} from './pitr.js'
+
+export type StepId = 'maintenance' | 'restore' | 'replay' | 'repoint' | 'verify'
+export const STEP_TITLES: Record<StepId, string> = {
+  maintenance: '1/5 maintenance mode on (writes stop)',
+  restore: '2/5 restore the base backup into a new data directory',
+  replay: '3/5 replay WAL to the target and promote',
+  repoint: '4/5 repoint DATABASE_URL to the recovered server',
+  verify: '5/5 verify: migration version, health, row counts',
+}
+
+export interface RecoverState {
+  target: string
+  dataDir: string
+  port: number
+  startedAt: string
+  done: Partial<Record<StepId, string>>
+  oldDatabaseUrl?: string
+  oldMigration?: string | null
+  envBackup?: string
+  restore?: PitrResult
+  recovery?: RecoveryOutcome
+  verify?: VerifyReport
+  finishedAt?: string
+}
+
+export interface VerifyReport {
+  migration: {old: string | null | undefined; recovered: string | null; matches: boolean | null}
+  health?: {url: string; status: number; ok: boolean}
+  rowCounts: Record<string, number>
+  tables: number
+}
+
+export interface RecoverOptions {
+  settings: Settings
+  storage: RepositoryStorage
+  stack: string
+  repository: string
+  awsEnvFile?: string
+  target: RecoveryTarget
+  dataDir: string
+  port: number
+  /** host written into the new DATABASE_URL (default 127.0.0.1) */
+  host?: string
+  healthUrl?: string
+  migrationsDir?: string
+  logger: Logger
+  entry?: string
+  /** with the service not installed (tests), skip maintenance mode */
+  skipMaintenance?: boolean
+}
+
+export interface RecoverStep {
+  id: StepId
+  title: string
+  done: () => boolean
+  run: (note: (text: string) => void) => Promise<void>
+}
+
+const stateFile = (settings: Settings) => join(settings.stateDir, 'recover.json')
+
+async function saveState(settings: Settings, state: RecoverState): Promise<void> {
+  await mkdir(settings.stateDir, {recursive: true})
+  const file = stateFile(settings)
+  const temp = `${file}.${process.pid}.tmp`
+  await writeFile(temp, JSON.stringify(state, null, 2) + '\n', {mode: 0o600})
+  await rename(temp, file)
+}
+
+export async function loadRecoverState(settings: Settings): Promise<RecoverState | undefined> {
+  try {
+    return JSON.parse(await readFile(stateFile(settings), 'utf8')) as RecoverState
+  } catch {
+    return undefined
+  }
+}
+
+/** Replaces (or adds) KEY=value in a .env text, keeping every other line as it was. */
+export function setEnvLine(text: string, key: string, value: string): string {
+  const lines = text.split('\n')
+  const re = new RegExp(`^\\s*(export\\s+)?${key}\\s*=`)
+  let found = false
+  const out = lines.map((line) => {
+    if (re.test(line)) {
+      found = true
+      return `${key}=${value}`
+    }
+    return line
+  })
+  if (!found) {
+    if (out.length > 0 && out.at(-1) === '') out.splice(out.length - 1, 0, `${key}=${value}`)
+    else out.push(`${key}=${value}`)
+  }
+  return out.join('\n')
+}
+
+async function writeFileAtomic(path: string, text: string, mode: number): Promise<void> {
+  const temp = `${path}.charge-ops-${process.pid}.tmp`
+  const handle = await open(temp, 'w', mode)
+  try {
+    await handle.writeFile(text)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  await rename(temp, path)
+}
+
+export function repointedUrl(oldUrl: string, host: string, port: number): string {
+  const url = new URL(oldUrl)
+  url.hostname = host
+  url.port = String(port)
+  return url.toString()
+}
+
+async function tableCounts(databaseUrl: string): Promise<Record<string, number>> {
+  const {withClient} = await import('../postgres/connection.js')
+  return withClient(databaseUrl, async (client) => {
+    const {rows} = await client.query<{name: string}>(
+      `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS name FROM pg_stat_user_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+    )
+    const out: Record<string, number> = {}
+    for (const r of rows) out[r.name] = Number((await client.query<{n: string}>(`SELECT count(*) AS n FROM ${r.name}`)).rows[0].n)
+    return out
+  })
+}
+
+async function migrationVersion(databaseUrl: string, migrationsDir: string | undefined): Promise<string | null | undefined> {
+  if (!migrationsDir || !existsSync(migrationsDir)) return undefined
+  const {currentVersion} = await import('../migrate/index.js')
+  return (await currentVersion({databaseUrl, migrationsDir})).current
+}
+
+/** Builds the five steps over a persisted state; the caller runs them (listr2 in the command). */
+export async function planRecover(options: RecoverOptions): Promise<{steps: RecoverStep[]; state: RecoverState; rollback: (error: unknown) => Promise<Error>}> {
+  const {settings} = options
+  const dataDir = resolve(options.dataDir)
+  const target = describeTarget(options.target)
+  const envFile = settings.envFilePath
+  if (!envFile) throw new UsageError('no .env to repoint: charge-ops recover rewrites DATABASE_URL in the backend .env', {code: 'RECOVER_NO_ENV', hint: 'Pass --env-file or set paths.envFile in charge-ops.yaml.'})
+  const oldUrl = settings.databaseUrl
+  if (!oldUrl) throw new UsageError('DATABASE_URL is not set in the .env', {code: 'RECOVER_NO_ENV'})
+
+  let state = await loadRecoverState(settings)
+  if (state && !state.finishedAt && (state.target !== target || state.dataDir !== dataDir || state.port !== options.port)) {
+    throw new UsageError(`an unfinished recovery to ${state.target} into ${state.dataDir} (port ${state.port}) is recorded in ${stateFile(settings)}`, {
+      code: 'RECOVER_STATE_MISMATCH',
+      hint: 'Rerun it with the same --target/--data-dir/--port to resume, or remove that file to start another.',
+    })
+  }
+  if (!state || (state.finishedAt && (state.target !== target || state.dataDir !== dataDir))) {
+    state = {target, dataDir, port: options.port, startedAt: new Date().toISOString(), done: {}, oldDatabaseUrl: maskUrl(oldUrl)}
+  }
+  const s = state
+  const mark = async (id: StepId) => {
+    s.done[id] = new Date().toISOString()
+    await saveState(settings, s)
+  }
+  const newUrl = repointedUrl(oldUrl, options.host ?? '127.0.0.1', options.port)
+
+  const steps: RecoverStep[] = [
+    {
+      id: 'maintenance',
+      title: STEP_TITLES.maintenance,
+      done: () => Boolean(s.done.maintenance),
+      run: async (note) => {
+        s.oldMigration = await migrationVersion(oldUrl, options.migrationsDir).catch(() => undefined)
+        if (options.skipMaintenance) note('skipped (--no-maintenance)')
+        else {
+          const {setMaintenance} = await import('../service/maintenance.js')
+          const status = await setMaintenance(settings, true, `charge-ops recover to ${target}`)
+          note(`flag ${status.file}, redis ${status.redis}`)
+        }
+        await mark('maintenance')
+      },
+    },
+    {
+      id: 'restore',
+      title: STEP_TITLES.restore,
+      done: () => Boolean(s.done.restore),
+      run: async (note) => {
+        const {PARTIAL_CONTROL, restorePitr} = await import('./pitr.js')
+        // our own interrupted extraction (no pg_control yet) is safe to clear; anything else is refused
+        if (existsSync(join(dataDir, PARTIAL_CONTROL)) && !existsSync(join(dataDir, 'global', 'pg_control'))) {
+          const owner = await stat(dataDir)
+          await rm(dataDir, {recursive: true, force: true})
+          await mkdir(dataDir, {mode: 0o700})
+          const {chown} = await import('node:fs/promises')
+          await chown(dataDir, owner.uid, owner.gid).catch(() => {})
+        }
+        s.restore = await restorePitr({
+          storage: options.storage,
+          stack: options.stack,
+          repository: options.repository,
+          awsEnvFile: options.awsEnvFile,
+          target: options.target,
+          dataDir,
+          archive: 'keep',
+          start: undefined,
+          port: options.port,
+          logger: options.logger,
+          entry: options.entry,
+        })
+        note(`base backup ${s.restore.backupId}; WAL ${s.restore.archive.firstSegment} … ${s.restore.archive.lastSegment}`)
+        await mark('restore')
+      },
+    },
+    {
+      id: 'replay',
+      title: STEP_TITLES.replay,
+      done: () => Boolean(s.done.replay),
+      run: async (note) => {
+        const {controlData, startAndAwaitRecovery, targetOwner} = await import('./pitr.js')
+        const control = existsSync(join(dataDir, 'postmaster.pid')) ? await controlData(dataDir).catch(() => ({}) as Record<string, string>) : {}
+        const running = control['Database cluster state'] === 'in production'
+        if (!running) {
+          const owner = await targetOwner(dataDir, true)
+          s.recovery = await startAndAwaitRecovery(dataDir, options.port, 3600, owner, options.logger)
+        }
+        note(s.recovery ? `${s.recovery.stoppedAt ?? `redo done at ${s.recovery.redoDoneAt}`}; timeline ${s.recovery.timeline}; port ${options.port}` : 'server already recovered')
+        await mark('replay')
+      },
+    },
+    {
+      id: 'repoint',
+      title: STEP_TITLES.repoint,
+      done: () => Boolean(s.done.repoint),
+      run: async (note) => {
+        const text = await readFile(envFile, 'utf8')
+        const mode = (await stat(envFile)).mode & 0o777
+        if (!s.envBackup) {
+          const backup = `${envFile}.before-recover-${s.startedAt.replace(/[:.]/g, '')}`
+          if (!existsSync(backup)) await copyFile(envFile, backup)
+          s.envBackup = backup
+          await saveState(settings, s)
+        }
+        await writeFileAtomic(envFile, setEnvLine(text, 'DATABASE_URL', newUrl), mode || 0o600)
+        note(`DATABASE_URL → ${maskUrl(newUrl)} (old .env kept as ${s.envBackup}); restart the service to use it`)
+        await mark('repoint')
+      },
+    },
+    {
+      id: 'verify',
+      title: STEP_TITLES.verify,
+      done: () => Boolean(s.done.verify),
+      run: async (note) => {
+        const recovered = await migrationVersion(newUrl, options.migrationsDir)
+        const rowCounts = await tableCounts(newUrl)
+        const report: VerifyReport = {
+          migration: {old: s.oldMigration, recovered: recovered ?? null, matches: s.oldMigration === undefined || recovered === undefined ? null : s.oldMigration === recovered},
+          rowCounts,
+          tables: Object.keys(rowCounts).length,
+        }
+        if (options.healthUrl) {
+          const response = await fetch(options.healthUrl, {signal: AbortSignal.timeout(10_000)}).catch((error: Error) => ({status: 0, ok: false, error}))
+          report.health = {url: options.healthUrl, status: response.status, ok: response.ok}
+        }
+        s.verify = report
+        const problems: string[] = []
+        if (report.migration.matches === false) problems.push(`migration version ${report.migration.recovered} differs from the old database's ${report.migration.old}`)
+        if (report.health && !report.health.ok) problems.push(`${options.healthUrl} answered ${report.health.status || 'nothing'}`)
+        if (report.tables === 0) problems.push('the recovered database has no tables')
+        if (problems.length > 0) throw new ChecksFailedError(`verification failed: ${problems.join('; ')}`, {code: 'RECOVER_VERIFY_FAILED'})
+        note(`${report.tables} tables, ${Object.values(rowCounts).reduce((a, b) => a + b, 0)} rows; migration ${report.migration.recovered ?? 'n/a'}${report.health ? `; health ${report.health.status}` : ''}`)
+        await mark('verify')
+        s.finishedAt = new Date().toISOString()
+        if (!options.skipMaintenance) {
+          const {setMaintenance} = await import('../service/maintenance.js')
+          await setMaintenance(settings, false)
+        }
+        await saveState(settings, s)
+      },
+    },
+  ]
+
+  const rollback = async (error: unknown): Promise<Error> => {
+    const undone: string[] = []
+    if (s.done.repoint && s.envBackup && existsSync(s.envBackup)) {
+      await writeFileAtomic(envFile, await readFile(s.envBackup, 'utf8'), ((await stat(envFile)).mode & 0o777) || 0o600)
+      delete s.done.repoint
+      undone.push('the old .env is back')
+    }
+    if (s.done.maintenance && !options.skipMaintenance) {
+      const {setMaintenance} = await import('../service/maintenance.js')
+      await setMaintenance(settings, false).catch(() => {})
+      delete s.done.maintenance
+      undone.push('maintenance mode is off')
+    }
+    await saveState(settings, s).catch(() => {})
+    const message = error instanceof Error ? error.message : String(error)
+    return new RolledBackError(`recover failed: ${message}; the old database keeps serving (${undone.join(', ') || 'nothing had changed'})`, {
+      hint: `Fix the cause and rerun the same command: finished steps are skipped (${stateFile(settings)}). ${s.done.restore ? `The new data directory ${dataDir} is kept for inspection.` : ''}`,
+      cause: error,
+    })
+  }
+  return {steps, state: s, rollback}
+}
+
+/** Runs the steps in order without a renderer (tests, --json); the command uses listr2. */
+export async function runRecover(options: RecoverOptions, onStep?: (step: RecoverStep, status: 'skip' | 'start' | 'done', note?: string) => void): Promise<RecoverState> {
+  const {steps, state, rollback} = await planRecover(options)
+  for (const step of steps) {
+    if (step.done()) {
+      onStep?.(step, 'skip')
+      continue
+    }
+    onStep?.(step, 'start')
+    let last: string | undefined
+    try {
+      await step.run((text) => (last = text))
+    } catch (error) {
+      throw await rollback(error)
+    }
+    onStep?.(step, 'done', last)
+  }
+  return state
+}
+
