@@ -31,6 +31,7 @@ try {
     pauseAfterClaimMs: Number(process.env.WORKER_PAUSE_AFTER_CLAIM_MS ?? 0) || undefined,
   }
   let stopping = false
+  let busy = false
   let lastReconcile = 0
   const doReconcile = async (first: boolean) => {
     try {
@@ -45,7 +46,9 @@ try {
     const stop = (signal: string) => {
       if (stopping) return
       stopping = true
-      logger.info({signal}, 'worker draining: finishing the current job')
+      logger.info({signal, busy}, busy ? 'worker draining: finishing the current job' : 'worker draining: idle, stopping')
+      // idle and blocked on Redis (possibly down): interrupt the wait instead of hanging until SIGKILL
+      if (!busy) blocking.disconnect()
       resolve()
     }
     process.on('SIGTERM', () => stop('SIGTERM'))
@@ -60,11 +63,13 @@ try {
       try {
         id = await take(blocking, 1)
       } catch (error) {
+        if (stopping) break
         logger.warn({err: (error as Error).message}, 'Redis unavailable; retrying')
         await new Promise((r) => setTimeout(r, 1000))
         continue
       }
       if (!id) continue
+      busy = true
       try {
         const outcome = await processAnalysis(deps, id)
         if (outcome === 'retry') await new Promise((r) => setTimeout(r, 2000))
@@ -75,11 +80,18 @@ try {
         // PostgreSQL unreachable while claiming: leave the entry in processing; reconcile returns it.
         logger.error({analysisId: id, err: (error as Error).message}, 'job could not be processed')
         await new Promise((r) => setTimeout(r, 1000))
+      } finally {
+        busy = false
       }
     }
   })()
   await done
-  await loop
+  // Drain: wait for the job in hand. An idle loop may sit on a Redis call that never returns while
+  // Redis is down (ioredis does not reject queued commands on disconnect while reconnecting):
+  // nothing is in flight then, so it is not waited for beyond a moment.
+  await new Promise((r) => setTimeout(r, 50))
+  while (busy) await new Promise((r) => setTimeout(r, 100))
+  await Promise.race([loop, new Promise((r) => setTimeout(r, 1000))])
   blocking.disconnect()
   await runtime.close()
   logger.info('worker stopped')

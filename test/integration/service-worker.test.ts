@@ -2,6 +2,7 @@
  * Jobs survive a worker killed mid-job (completed exactly once after the restart) and a loss of
  * Redis (PostgreSQL is the source of truth; the worker re-enqueues what Redis lost).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
@@ -86,5 +87,17 @@ describe('analysis worker', () => {
       expect(done.status).toBe('done');
       expect(done.attempts).toBe(1);
     }
+  });
+
+  it('drains promptly on SIGTERM even while Redis is down', async () => {
+    const worker = sut.workers.get('worker-2')!;
+    await sut.redis.stop();
+    await new Promise((r) => setTimeout(r, 500));
+    const started = Date.now();
+    worker.kill('SIGTERM');
+    expect(await waitForExit(worker, 5000)).toBe(true);
+    expect(fs.readFileSync(path.join(sut.env.LOG_DIR!, 'app.log'), 'utf8')).toContain('worker stopped');
+    expect(worker.exitCode).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
