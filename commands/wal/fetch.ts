@@ -1,9 +1,9 @@
 import {Args, Flags} from '@oclif/core'
 
-import {BaseCommand} from '../../src/cli/base-command.js'
+import {LeanCommand} from '../../src/wal/lean-command.js'
 import type {FetchResult} from '../../src/wal/fetch.js'
 
-export default class WalFetch extends BaseCommand<typeof WalFetch> {
+export default class WalFetch extends LeanCommand<typeof WalFetch> {
   static summary = "Restore one archived WAL file (PostgreSQL's restore_command)."
   static description = `Exit status, as PostgreSQL reads it:
   0    the file is at DEST, decompressed and checksum-verified
@@ -26,11 +26,17 @@ export default class WalFetch extends BaseCommand<typeof WalFetch> {
     engine: Flags.string({options: ['native', 'wal-g'], default: 'native', description: 'wal-g: run `wal-g wal-fetch` (its exit status is passed on)'}),
   }
 
+  /** charge-ops.yaml is read only when the command line does not say where the repository is. */
+  private async settingsIfNeeded(always = false) {
+    const settings = always || !(this.flags.repo ?? process.env.CHARGE_OPS_REPO) || !this.flags.stack ? await this.loadSettings() : undefined
+    return () => settings ?? {stack: ''}
+  }
+
   async run(): Promise<FetchResult | undefined> {
     const {FETCH_ABORT_EXIT, FETCH_MISSING_EXIT, fetchWal} = await import('../../src/wal/fetch.js')
     if (this.flags.engine === 'wal-g') {
       const {walgFromFlags} = await import('../../src/backup/walg-cli.js')
-      const {env, runWalg, walgPlans} = await walgFromFlags(this.flags, () => this.settings())
+      const {env, runWalg, walgPlans} = await walgFromFlags(this.flags, await this.settingsIfNeeded(true))
       try {
         await runWalg(walgPlans.walFetch(env, this.args.name, this.args.destination), {logger: this.logger})
         return {file: this.args.name, status: 'restored', destination: this.args.destination}
@@ -44,7 +50,7 @@ export default class WalFetch extends BaseCommand<typeof WalFetch> {
     }
     try {
       const {openWalRepository} = await import('../../src/wal/context.js')
-      const {storage, stack} = await openWalRepository(this.flags, () => this.settings())
+      const {storage, stack} = await openWalRepository(this.flags, await this.settingsIfNeeded())
       const result = await fetchWal({storage, stack, name: this.args.name, destination: this.args.destination})
       if (result.status === 'missing') process.exitCode = FETCH_MISSING_EXIT
       return result

@@ -1,9 +1,9 @@
 import {Args, Flags} from '@oclif/core'
 
-import {BaseCommand} from '../../src/cli/base-command.js'
+import {LeanCommand} from '../../src/wal/lean-command.js'
 import type {PushResult} from '../../src/wal/archive.js'
 
-export default class WalPush extends BaseCommand<typeof WalPush> {
+export default class WalPush extends LeanCommand<typeof WalPush> {
   static summary = "Archive one WAL file into the repository (PostgreSQL's archive_command)."
   static description = `Reads the file, checksums and compresses it (zstd, else gzip) and stores it under its timeline without ever overwriting: pushing the same content again succeeds, different content fails (exit 2). The repository remembers the cluster's system identifier at first push and refuses WAL from any other cluster (exit 2). Success is reported only after the object is durable.
 
@@ -21,16 +21,22 @@ PostgreSQL runs it as the postgres OS user in the data directory, without your e
     compression: Flags.string({options: ['zstd', 'gzip'], default: 'zstd', description: 'zstd (falls back to gzip when the binary is missing)'}),
   }
 
+  /** charge-ops.yaml is read only when the command line does not say where the repository is. */
+  private async settingsIfNeeded(always = false) {
+    const settings = always || !(this.flags.repo ?? process.env.CHARGE_OPS_REPO) || !this.flags.stack ? await this.loadSettings() : undefined
+    return () => settings ?? {stack: ''}
+  }
+
   async run(): Promise<PushResult | {engine: 'wal-g'; file: string}> {
     if (this.flags.engine === 'wal-g') {
       const {walgFromFlags} = await import('../../src/backup/walg-cli.js')
-      const {env, runWalg, walgPlans} = await walgFromFlags(this.flags, () => this.settings())
+      const {env, runWalg, walgPlans} = await walgFromFlags(this.flags, await this.settingsIfNeeded(true))
       await runWalg(walgPlans.walPush(env, this.args.path), {logger: this.logger})
       return {engine: 'wal-g', file: this.args.path}
     }
     const {openWalRepository} = await import('../../src/wal/context.js')
     const {pushWal} = await import('../../src/wal/archive.js')
-    const {storage, stack} = await openWalRepository(this.flags, () => this.settings())
+    const {storage, stack} = await openWalRepository(this.flags, await this.settingsIfNeeded())
     const result = await pushWal({storage, stack, path: this.args.path, compression: this.flags.compression as 'zstd' | 'gzip'})
     this.logger.debug(`${result.file} → ${storage.location}/${result.key} (${result.bytes} → ${result.storedBytes} bytes${result.alreadyArchived ? ', already archived' : ''})`)
     return result

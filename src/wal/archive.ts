@@ -8,12 +8,12 @@
  * Objects are never overwritten (`put(..., {ifNotExists})`); each carries the sha256 of the original
  * bytes (src/wal/codec.ts) so `wal fetch` detects corruption.
  */
-import {readFile} from 'node:fs/promises'
+import {open, readFile} from 'node:fs/promises'
 import {isAbsolute, join} from 'node:path'
 
 import {UsageError} from '../errors.js'
 import {ObjectExistsError, ObjectNotFoundError, type RepositoryStorage} from '../repository/storage.js'
-import {decodeWal, encodeWal, extensionOf, readEnvelope, sha256Hex, type WalCompression} from './codec.js'
+import {decodeWal, encodeWalFile, extensionOf, readEnvelope, type WalCompression} from './codec.js'
 import {hex8, parseWalFileName, readSegmentHeader, segmentName, systemIdentifierFromPgControl, type WalFileName} from './names.js'
 
 export interface ClusterIdentity {
@@ -128,16 +128,24 @@ export async function pushWal(options: PushOptions): Promise<PushResult> {
   const name = options.path.split('/').pop() ?? options.path
   const file = requireWalName(name)
   const fullPath = isAbsolute(options.path) ? options.path : join(process.cwd(), options.path)
-  let data: Buffer
+  // only the first page is needed to identify the cluster; the whole file is hashed while zstd runs
+  let firstPage: Buffer
   try {
-    data = await readFile(fullPath)
+    const handle = await open(fullPath, 'r')
+    try {
+      firstPage = Buffer.alloc(8192)
+      const {bytesRead} = await handle.read(firstPage, 0, 8192, 0)
+      firstPage = firstPage.subarray(0, bytesRead)
+    } finally {
+      await handle.close()
+    }
   } catch (error) {
     throw new UsageError(`cannot read ${fullPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {code: 'WAL_UNREADABLE', hint: 'archive_command gets %p relative to the data directory; run it from there.'})
   }
 
   let identity: ClusterIdentity | undefined
   if (file.kind === 'segment' || file.kind === 'partial') {
-    const header = readSegmentHeader(data)
+    const header = readSegmentHeader(firstPage)
     if (!header) throw new UsageError(`${name} does not start with a WAL segment header: not a WAL segment`, {code: 'WAL_NOT_A_SEGMENT'})
     if (header.timeline !== file.timeline && file.kind === 'segment') {
       throw new UsageError(`${name} holds timeline ${header.timeline}, its name says ${file.timeline}`, {code: 'WAL_NAME_MISMATCH'})
@@ -146,11 +154,12 @@ export async function pushWal(options: PushOptions): Promise<PushResult> {
   } else {
     identity = await dataDirIdentity(options.dataDir ?? process.cwd())
   }
-  if (identity) await ensureClusterIdentity(storage, stack, {...identity, firstPushedFile: name}, `WAL file ${name}`)
-
-  const encoded = await encodeWal(data, name, options.compression ?? 'zstd')
+  const [encoded] = await Promise.all([
+    encodeWalFile(fullPath, name, options.compression ?? 'zstd'),
+    identity ? ensureClusterIdentity(storage, stack, {...identity, firstPushedFile: name}, `WAL file ${name}`) : undefined,
+  ])
   const key = walObjectKey(stack, file, encoded.compression)
-  const result: PushResult = {file: name, key, timeline: file.timeline, bytes: data.length, storedBytes: encoded.body.length, sha256: encoded.envelope.sha256, alreadyArchived: false, compression: encoded.compression}
+  const result: PushResult = {file: name, key, timeline: file.timeline, bytes: encoded.envelope.size, storedBytes: encoded.body.length, sha256: encoded.envelope.sha256, alreadyArchived: false, compression: encoded.compression}
   // The same file may already be there under the other compression's extension.
   const other = walObjectKey(stack, file, encoded.compression === 'zstd' ? 'gzip' : 'zstd')
   const existingOther = await storage.exists(other)
@@ -164,10 +173,10 @@ export async function pushWal(options: PushOptions): Promise<PushResult> {
   }
   const existingKey = existingOther ? other : key
   const existing = readEnvelope(await storage.getBytes(existingKey))
-  if (existing && existing.sha256 === encoded.envelope.sha256 && existing.size === data.length) {
+  if (existing && existing.sha256 === encoded.envelope.sha256 && existing.size === encoded.envelope.size) {
     return {...result, key: existingKey, alreadyArchived: true}
   }
-  throw new UsageError(`${name} is already archived with different content (stored sha256 ${existing?.sha256.slice(0, 12) ?? 'unreadable'}…, this one ${sha256Hex(data).slice(0, 12)}…); refusing to overwrite`, {
+  throw new UsageError(`${name} is already archived with different content (stored sha256 ${existing?.sha256.slice(0, 12) ?? 'unreadable'}…, this one ${encoded.envelope.sha256.slice(0, 12)}…); refusing to overwrite`, {
     code: 'WAL_CONFLICT',
     hint: 'Two clusters archive into the same stack, or the archive was restored from elsewhere. Point this cluster at its own --stack; never delete archived WAL to make this go away.',
     data: {key: existingKey},
