@@ -11,7 +11,7 @@
  *
  * Stable API for other areas (restore, upgrade, sandbox): startService, stopService, serviceStatus.
  */
-import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -59,6 +59,12 @@ export interface StartOptions {
   logger?: Logger
   /** extra environment for the processes (e.g. EMBEDDINGS_URL) */
   env?: Record<string, string>
+  /**
+   * a release directory holding service/src/{server,worker}.js (charge-ops upgrade's
+   * `<stateDir>/releases/<version>`); default: `<stateDir>/releases/current` when it exists, else
+   * the service bundled with charge-ops
+   */
+  releaseRoot?: string
 }
 
 export interface StopOptions {
@@ -98,6 +104,16 @@ export function entryCommand(entry: 'server' | 'worker'): string[] {
   if (existsSync(source) && existsSync(join(root, 'node_modules', 'tsx'))) return ['--import', 'tsx', source]
   if (existsSync(compiled)) return [compiled]
   throw new CliError('SERVICE_NOT_BUILT', ExitCode.usage, `the service entry ${compiled} is missing`, {hint: 'Run `npm run build` first.'})
+}
+
+/**
+ * The release the local target runs (set by `charge-ops upgrade`): the real path behind
+ * `<stateDir>/releases/current`, or undefined when there is none (the bundled service runs).
+ */
+export function currentReleaseRoot(settings: Pick<Settings, 'stateDir'>): string | undefined {
+  const link = join(settings.stateDir, 'releases', 'current')
+  if (!existsSync(join(link, 'service', 'src', 'server.js'))) return undefined
+  return realpathSync(link)
 }
 
 /** The environment the service processes get: the backend .env values plus charge-ops' paths. */
@@ -212,14 +228,15 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-async function launch(settings: Settings, name: ServiceProcessName, entry: 'server' | 'worker', env: Record<string, string>): Promise<PidInfo> {
+async function launch(settings: Settings, name: ServiceProcessName, entry: 'server' | 'worker', env: Record<string, string>, releaseRoot?: string): Promise<PidInfo> {
   const outFile = join(logDir(settings), `${name}.out`)
   const fd = openSync(outFile, 'a', 0o640)
   try {
     // node:child_process rather than src/exec.ts: this child is a daemon that must outlive us
     // (detached, own process group, unref'd), which the awaited execa runner cannot express.
     const {spawn} = await import('node:child_process')
-    const child = spawn(process.execPath, entryCommand(entry), {cwd: packageRoot(), env: {...process.env, ...env}, detached: true, stdio: ['ignore', fd, fd]})
+    const argv = releaseRoot ? [join(releaseRoot, 'service', 'src', `${entry}.js`)] : entryCommand(entry)
+    const child = spawn(process.execPath, argv, {cwd: releaseRoot ?? packageRoot(), env: {...process.env, ...env}, detached: true, stdio: ['ignore', fd, fd]})
     child.on('error', () => {}) // seen through the pid check below
     child.unref()
     const pid = child.pid
@@ -256,9 +273,10 @@ export async function startService(settings: Settings, options: StartOptions = {
   mkdirSync(env.UPLOADS_DIR!, {recursive: true})
   const workers = options.workers ?? settings.yaml.service.workers
   const log = options.logger
+  const releaseRoot = options.releaseRoot ?? currentReleaseRoot(settings)
 
   log?.info(`starting the API on ${apiUrl(settings)}`)
-  const apiInfo = await launch(settings, 'api', 'server', env)
+  const apiInfo = await launch(settings, 'api', 'server', env, releaseRoot)
   const outFile = join(logDir(settings), 'api.out')
   const deadline = Date.now() + (options.timeoutMs ?? 30_000)
   for (;;) {
@@ -278,7 +296,7 @@ export async function startService(settings: Settings, options: StartOptions = {
   for (let i = 1; i <= workers; i++) {
     const name = `worker-${i}` as const
     log?.info(`starting ${name}`)
-    workerInfos.push([name, await launch(settings, name, 'worker', {...env, WORKER_ID: `${settings.stack}-${name}`})])
+    workerInfos.push([name, await launch(settings, name, 'worker', {...env, WORKER_ID: `${settings.stack}-${name}`}, releaseRoot)])
   }
   // A worker that cannot start (schema, Redis URL) dies within a second: report it now, not later.
   await new Promise((r) => setTimeout(r, 1000))

@@ -1,0 +1,188 @@
+/**
+ * The `compose` and `k8s` targets as exact command plans: pure functions of the options, printed by
+ * `upgrade --dry-run` and executed in order otherwise (each needs its binary: exit 5 with the install
+ * hint when it is missing). Every step lists its rollback commands, run in reverse on failure.
+ */
+import type {StepName} from './journal.js'
+
+export interface PlannedCommand {
+  /** argv[0] */
+  file: string
+  args: string[]
+  /** why it runs */
+  purpose: string
+  /** a check whose output is inspected (health, rollout), not just its exit code */
+  check?: 'compose-health' | 'http-health'
+}
+
+export interface PlanStep {
+  step: StepName
+  title: string
+  commands: PlannedCommand[]
+  /** run (in reverse step order) when this or a later step fails */
+  undo: PlannedCommand[]
+}
+
+export interface CommandPlan {
+  target: 'compose' | 'k8s'
+  version: string
+  steps: PlanStep[]
+}
+
+export interface ComposePlanOptions {
+  version: string
+  /** docker-compose.yml (default ./docker-compose.yml) */
+  composeFile: string
+  project?: string
+  /** the backend service (API) and worker service names in the compose file */
+  backendService?: string
+  workerService?: string
+  /** the image the backend uses; when set the new tag is pulled, else the service is built */
+  image?: string
+  previousVersion?: string | null
+  /** how charge-ops is invoked for its own steps (default ['charge-ops']) */
+  chargeOps?: string[]
+  waitTimeoutSeconds?: number
+}
+
+const cmd = (file: string, args: string[], purpose: string, check?: PlannedCommand['check']): PlannedCommand => ({file, args, purpose, ...(check ? {check} : {})})
+
+/** `docker compose` plan: backup, maintenance + stop, pull/build, migrate (one-off container), up -d --wait, verify. */
+export function composePlan(o: ComposePlanOptions): CommandPlan {
+  const backend = o.backendService ?? 'backend'
+  const worker = o.workerService ?? 'worker'
+  const co = o.chargeOps ?? ['charge-ops']
+  const dc = (...args: string[]) => ['compose', '-f', o.composeFile, ...(o.project ? ['-p', o.project] : []), ...args]
+  const envFor = (version: string) => ['--env', `APP_VERSION=${version}`]
+  const wait = String(o.waitTimeoutSeconds ?? 120)
+  const fetch: PlannedCommand[] = o.image
+    ? [cmd('docker', dc('pull', backend, worker), `pull ${o.image}:${o.version}`)]
+    : [cmd('docker', dc('build', '--pull', backend, worker), `build the ${o.version} images`)]
+  const previous = o.previousVersion ?? 'previous'
+  return {
+    target: 'compose',
+    version: o.version,
+    steps: [
+      {step: 'backup', title: '1 verified backup', commands: [cmd(co[0]!, [...co.slice(1), 'backup', 'all', '--json'], 'database + uploads + Chroma'), cmd(co[0]!, [...co.slice(1), 'backup', 'verify', 'latest'], 'checksums of every part')], undo: []},
+      {
+        step: 'stop',
+        title: '2 maintenance mode, stop the service',
+        commands: [cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'on', '--reason', `upgrade to ${o.version}`], 'writes answer 503'), cmd('docker', dc('stop', '--timeout', '60', worker, backend), 'drain the worker, finish requests')],
+        undo: [cmd('docker', dc('up', '-d', '--wait', '--wait-timeout', wait, backend, worker), `start ${previous} again`), cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again')],
+      },
+      {step: 'fetch', title: '3 fetch the new version', commands: fetch, undo: []},
+      {step: 'install', title: '4 install its dependencies', commands: [], undo: []},
+      {
+        step: 'migrate',
+        title: '5 migrate up',
+        commands: [cmd('docker', dc('run', '--rm', '--no-deps', ...envFor(o.version), backend, ...co, 'migrate', 'up', '--lock-wait', '60s'), 'the new image applies its migrations')],
+        undo: [cmd(co[0]!, [...co.slice(1), 'migrate', 'down', '--to', '<previous head>', '--yes'], 'revert to the previous head (or restore the step-1 backup when a down migration is missing)')],
+      },
+      {
+        step: 'start',
+        title: '6 start the new version',
+        commands: [cmd('docker', dc('up', '-d', '--wait', '--wait-timeout', wait, backend, worker), `recreate ${backend} and ${worker} on ${o.version}`)],
+        undo: [cmd('docker', dc('stop', '--timeout', '60', worker, backend), `stop ${o.version}`)],
+      },
+      {
+        step: 'verify',
+        title: '7 verify',
+        commands: [cmd('docker', dc('ps', '--format', 'json', backend, worker), 'every container running and healthy', 'compose-health'), cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift')],
+        undo: [],
+      },
+    ],
+  }
+}
+
+export interface K8sPlanOptions {
+  version: string
+  namespace: string
+  /** deployment/container pairs (default backend/backend and worker/worker of the guide's manifests) */
+  deployment?: string
+  container?: string
+  workerDeployment?: string
+  image: string
+  /** apply these manifests instead of `set image` */
+  manifests?: string
+  rolloutTimeout?: string
+  chargeOps?: string[]
+}
+
+/** `kubectl` plan: backup, migration Job, set image (or apply), rollout status; rollout undo on failure. */
+export function k8sPlan(o: K8sPlanOptions): CommandPlan {
+  const ns = ['-n', o.namespace]
+  const deployment = o.deployment ?? 'charge-analysis-backend'
+  const container = o.container ?? 'backend'
+  const worker = o.workerDeployment ?? 'charge-analysis-worker'
+  const timeout = `--timeout=${o.rolloutTimeout ?? '300s'}`
+  const co = o.chargeOps ?? ['charge-ops']
+  const image = `${o.image}:${o.version}`
+  const job = `charge-ops-migrate-${o.version.replace(/[^a-z0-9-]/gi, '-').toLowerCase()}`
+  const roll = o.manifests
+    ? [cmd('kubectl', ['apply', '-f', o.manifests, ...ns], `apply the ${o.version} manifests`)]
+    : [
+        cmd('kubectl', ['set', 'image', `deployment/${deployment}`, `${container}=${image}`, ...ns], `${deployment} → ${image}`),
+        cmd('kubectl', ['set', 'image', `deployment/${worker}`, `worker=${image}`, ...ns], `${worker} → ${image}`),
+      ]
+  return {
+    target: 'k8s',
+    version: o.version,
+    steps: [
+      {step: 'backup', title: '1 verified backup', commands: [cmd(co[0]!, [...co.slice(1), 'backup', 'all', '--json'], 'database + uploads + Chroma'), cmd(co[0]!, [...co.slice(1), 'backup', 'verify', 'latest'], 'checksums of every part')], undo: []},
+      {
+        step: 'stop',
+        title: '2 maintenance mode, scale the worker down',
+        commands: [cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'on', '--reason', `upgrade to ${o.version}`], 'writes answer 503 (Redis flag)'), cmd('kubectl', ['scale', `deployment/${worker}`, '--replicas=0', ...ns], 'drain the worker'), cmd('kubectl', ['rollout', 'status', `deployment/${worker}`, ...ns, timeout], 'worker drained')],
+        undo: [cmd('kubectl', ['scale', `deployment/${worker}`, '--replicas=1', ...ns], 'worker back'), cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again')],
+      },
+      {step: 'fetch', title: '3 fetch the new version', commands: [], undo: []},
+      {step: 'install', title: '4 install its dependencies', commands: [], undo: []},
+      {
+        step: 'migrate',
+        title: '5 migrate up (one-off pod of the new image)',
+        commands: [
+          cmd('kubectl', ['run', job, `--image=${image}`, '--restart=Never', '--rm', '--attach', ...ns, '--', ...co, 'migrate', 'up', '--lock-wait', '60s'], 'the new image applies its migrations'),
+        ],
+        undo: [cmd(co[0]!, [...co.slice(1), 'migrate', 'down', '--to', '<previous head>', '--yes'], 'revert to the previous head (or restore the step-1 backup when a down migration is missing)')],
+      },
+      {
+        step: 'start',
+        title: '6 roll out the new image',
+        commands: [...roll, cmd('kubectl', ['rollout', 'status', `deployment/${deployment}`, ...ns, timeout], 'new pods ready'), cmd('kubectl', ['rollout', 'status', `deployment/${worker}`, ...ns, timeout], 'worker ready')],
+        undo: [cmd('kubectl', ['rollout', 'undo', `deployment/${deployment}`, ...ns], 'previous ReplicaSet'), cmd('kubectl', ['rollout', 'undo', `deployment/${worker}`, ...ns], 'previous worker'), cmd('kubectl', ['rollout', 'status', `deployment/${deployment}`, ...ns, timeout], 'previous pods ready')],
+      },
+      {
+        step: 'verify',
+        title: '7 verify',
+        commands: [cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'), cmd('kubectl', ['get', `deployment/${deployment}`, ...ns, '-o', 'jsonpath={.status.readyReplicas}/{.status.replicas}'], 'every replica ready')],
+        undo: [],
+      },
+    ],
+  }
+}
+
+/** One line per command, numbered in execution order, with the rollback commands under each step. */
+export function renderPlan(plan: CommandPlan): string {
+  const lines = [`upgrade plan (${plan.target}) to ${plan.version}:`]
+  let n = 0
+  for (const step of plan.steps) {
+    lines.push(`${step.title}`)
+    if (step.commands.length === 0) lines.push('    (nothing: part of the image)')
+    for (const c of step.commands) lines.push(`  ${String(++n).padStart(2)}. ${shellQuote([c.file, ...c.args])}    # ${c.purpose}`)
+    for (const c of step.undo) lines.push(`      on failure: ${shellQuote([c.file, ...c.args])}    # ${c.purpose}`)
+  }
+  return lines.join('\n')
+}
+
+export function shellQuote(argv: string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./<>-]+$/.test(a) && !/[<>]/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
+}
+
+/** Parses `docker compose ps --format json` (one JSON object per line, or an array in older versions). */
+export function composeHealth(output: string): {ok: boolean; problems: string[]} {
+  const text = output.trim()
+  if (!text) return {ok: false, problems: ['no containers']}
+  const rows: Array<{Service?: string; State?: string; Health?: string}> = text.startsWith('[') ? JSON.parse(text) : text.split('\n').map((l) => JSON.parse(l))
+  const problems = rows.filter((r) => r.State !== 'running' || (r.Health !== undefined && r.Health !== '' && r.Health !== 'healthy')).map((r) => `${r.Service}: ${r.State}${r.Health ? ` (${r.Health})` : ''}`)
+  return {ok: problems.length === 0, problems}
+}

@@ -1,0 +1,86 @@
+/**
+ * The compose and k8s targets: build the command plan (plans.ts), print it for --dry-run, else run
+ * it in order — each command through src/exec.ts (a missing docker / kubectl is exit 5 with the
+ * install hint) — and on failure run the completed steps' rollback commands in reverse (exit 6).
+ */
+import {UsageError, RolledBackError, CliError, ExitCode} from '../errors.js'
+import type {UpgradeOptions, UpgradeResult} from './index.js'
+import type {CommandPlan, PlannedCommand} from './plans.js'
+
+export async function buildPlan(options: UpgradeOptions & {target: 'compose' | 'k8s'}): Promise<CommandPlan> {
+  const {composePlan, k8sPlan} = await import('./plans.js')
+  if (!options.to) throw new UsageError('--to is required: the image tag to upgrade to', {hint: 'e.g. `charge-ops upgrade --target compose --to 1.4.0`.'})
+  const chargeOps = ['charge-ops']
+  if (options.target === 'compose') {
+    const {resolve} = await import('node:path')
+    const file = options.compose?.file ?? options.settings.yaml.paths.composeFile ?? 'docker-compose.yml'
+    return composePlan({
+      version: options.to,
+      composeFile: resolve(options.settings.baseDir, file),
+      project: options.compose?.project,
+      image: options.compose?.image,
+      backendService: options.compose?.backendService,
+      workerService: options.compose?.workerService,
+      chargeOps,
+    })
+  }
+  const image = options.k8s?.image
+  if (!image && !options.k8s?.manifests) throw new UsageError('--image (or --manifests) is required for the k8s target', {hint: 'e.g. `--image registry.example.com/charge-analysis/backend`.'})
+  return k8sPlan({
+    version: options.to,
+    namespace: options.k8s?.namespace ?? 'charge-analysis',
+    image: image ?? 'charge-analysis/backend',
+    deployment: options.k8s?.deployment,
+    container: options.k8s?.container,
+    workerDeployment: options.k8s?.workerDeployment,
+    manifests: options.k8s?.manifests,
+    rolloutTimeout: options.k8s?.rolloutTimeout,
+    chargeOps,
+  })
+}
+
+async function execute(c: PlannedCommand, logger: UpgradeOptions['logger']): Promise<void> {
+  const {run} = await import('../exec.js')
+  const {shellQuote, composeHealth} = await import('./plans.js')
+  logger.info(`$ ${shellQuote([c.file, ...c.args])}`)
+  const result = await run(c.file, c.args, {purpose: c.purpose})
+  if (c.check === 'compose-health') {
+    const health = composeHealth(result.stdout)
+    if (!health.ok) throw new CliError('UPGRADE_VERIFY_FAILED', ExitCode.findings, `containers not healthy: ${health.problems.join(', ')}`)
+  }
+}
+
+export async function runPlanTarget(options: UpgradeOptions & {target: 'compose' | 'k8s'}): Promise<UpgradeResult> {
+  const plan = await buildPlan(options)
+  if (options.dryRun) {
+    return {outcome: 'dry-run', target: options.target, commandPlan: plan, message: `dry run: ${plan.steps.reduce((n, s) => n + s.commands.length, 0)} commands for the ${plan.target} target; nothing was run`}
+  }
+  // The binary must exist before anything changes (exit 5 with the install hint otherwise).
+  const {run} = await import('../exec.js')
+  await (options.target === 'compose' ? run('docker', ['compose', 'version']) : run('kubectl', ['version', '--client']))
+  await options.confirm?.(`upgrade stack "${options.settings.stack}" (${options.target}) to ${plan.version}?`)
+  const done: typeof plan.steps = []
+  const {runTasks} = await import('./display.js')
+  try {
+    await runTasks(
+      plan.steps.filter((s) => s.commands.length > 0).map((step) => ({
+        title: step.title,
+        run: async () => {
+          done.push(step)
+          for (const c of step.commands) await execute(c, options.logger)
+        },
+      })),
+      {tty: Boolean(options.tty), logger: options.logger},
+    )
+  } catch (error) {
+    const failed = done.at(-1)
+    for (const step of done.reverse()) {
+      for (const c of step.undo) {
+        if (c.args.includes('<previous head>')) continue // needs the local migrate engine: see docs/upgrade.md
+        await execute(c, options.logger).catch((e) => options.logger.warn(`rollback command failed: ${(e as Error).message}`))
+      }
+    }
+    throw new RolledBackError(`the ${options.target} upgrade to ${plan.version} failed at ${failed?.title ?? '?'}: ${(error as Error).message} — rollback commands run`, {data: {commandPlan: plan}})
+  }
+  return {outcome: 'succeeded', target: options.target, commandPlan: plan, message: `upgraded (${options.target}) to ${plan.version}`}
+}
