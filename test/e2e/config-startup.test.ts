@@ -52,7 +52,13 @@ async function loadedPackages(args: string[], cwd = root, env: Record<string, st
 const heavyIn = (packages: Set<string>) => [...packages].filter((p) => HEAVY.some((h) => p === h || p.startsWith(`${h}/`)))
 
 describe('start-up imports', () => {
-  it.each([[['--version']], [['--help']], [['config', 'validate', '--help']]])('charge-ops %s loads no heavy module', async (args) => {
+  it('charge-ops --version answers without loading any package (not even oclif)', async () => {
+    const {packages, exitCode} = await loadedPackages(['--version'])
+    expect(exitCode).toBe(0)
+    expect([...packages]).toEqual([])
+  })
+
+  it.each([[['--help']], [['config', 'validate', '--help']]])('charge-ops %s loads no heavy module', async (args) => {
     const {packages, exitCode} = await loadedPackages(args)
     expect(exitCode).toBe(0)
     expect(packages.has('@oclif/core')).toBe(true) // the tracer works
