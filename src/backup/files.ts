@@ -76,16 +76,9 @@ async function storeFileList(ctx: BackupContext, id: string, name: string, files
 /** Counts the records of a Chroma collection in a chroma.sqlite3 copy (schema of Chroma 0.5 – 1.x). */
 export async function countChromaSqlite(file: string, collection: string): Promise<number | null> {
   try {
-    const {default: Database} = await import('better-sqlite3')
-    const db = new Database(file, {readonly: true, fileMustExist: true})
-    try {
-      const row = db
-        .prepare(`SELECT count(*) AS n FROM embeddings WHERE segment_id IN (SELECT s.id FROM segments s JOIN collections c ON c.id = s.collection WHERE c.name = ?)`)
-        .get(collection) as {n: number} | undefined
-      return row ? Number(row.n) : null
-    } finally {
-      db.close()
-    }
+    const {sqliteGet} = await import('./sqlite.js')
+    const row = await sqliteGet<{n: number}>(file, `SELECT count(*) AS n FROM embeddings WHERE segment_id IN (SELECT s.id FROM segments s JOIN collections c ON c.id = s.collection WHERE c.name = ?)`, [collection])
+    return row ? Number(row.n) : null
   } catch {
     return null
   }
@@ -115,14 +108,8 @@ export async function captureFiles(ctx: BackupContext, id: string, options: File
       const liveDb = join(dir, CHROMA_SQLITE)
       const hasDb = existsSync(liveDb)
       if (hasDb) {
-        const {default: Database} = await import('better-sqlite3')
-        const db = new Database(liveDb, {readonly: true, fileMustExist: true})
-        try {
-          await db.backup(join(staging, CHROMA_SQLITE))
-          tools.sqlite = (db.prepare('SELECT sqlite_version() AS v').get() as {v: string}).v
-        } finally {
-          db.close()
-        }
+        const {sqliteOnlineBackup} = await import('./sqlite.js')
+        tools.sqlite = await sqliteOnlineBackup(liveDb, join(staging, CHROMA_SQLITE))
         const {KNOWLEDGE_COLLECTION} = await import('../chroma/client.js')
         chromaCount = await countChromaSqlite(join(staging, CHROMA_SQLITE), KNOWLEDGE_COLLECTION)
       }
