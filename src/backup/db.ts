@@ -35,8 +35,13 @@ export interface DbCapture<T = unknown> {
   tools: Record<string, string>
 }
 
-/** A PostgreSQL client tool of the server's major version when installed (Debian layout), else PATH. */
+/**
+ * A PostgreSQL client tool: from CHARGE_OPS_PG_BINDIR when set (a non-Debian layout, or a wrapper
+ * directory), else the server's major version when installed (Debian layout), else PATH.
+ */
 export function pgTool(name: string, serverMajor?: number): string {
+  const dir = process.env.CHARGE_OPS_PG_BINDIR
+  if (dir) return `${dir.replace(/\/+$/, '')}/${name}`
   if (serverMajor) {
     const candidate = `/usr/lib/postgresql/${serverMajor}/bin/${name}`
     if (existsSync(candidate)) return candidate

@@ -35,8 +35,10 @@ export interface RestoreDumpOptions {
   encryption?: EncryptionKey
   /** pg_restore --clean --if-exists (replace objects of a non-empty database) */
   clean?: boolean
-  /** skip ownership / grants (a scratch database, another server) — default true */
+  /** skip ownership (a scratch database, another server, a non-superuser restoring) — default true */
   noOwner?: boolean
+  /** skip GRANT / REVOKE — default: same as noOwner */
+  noPrivileges?: boolean
   /** checksums already verified by the caller */
   skipChecksums?: boolean
 }
@@ -133,7 +135,8 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
   const pgRestore = pgTool('pg_restore', major)
   const jobs = Math.max(1, options.jobs ?? 1)
   const args = ['--exit-on-error', '--no-password', `--dbname=${target.database}`]
-  if (options.noOwner ?? true) args.push('--no-owner', '--no-privileges')
+  if (options.noOwner ?? true) args.push('--no-owner')
+  if (options.noPrivileges ?? options.noOwner ?? true) args.push('--no-privileges')
   if (options.clean) args.push('--clean', '--if-exists')
   const env = {...libpqEnv(target), PGAPPNAME: 'charge-ops pg_restore'}
   const {startChild} = await import('../backup/child.js')
