@@ -313,7 +313,7 @@ async function rollbackAndThrow(ctx: import('./local.js').LocalContext, error: u
       },
     )
   }
-  for (const s of todo) if (s.status !== 'undone') s.status = 'undone'
+  // Steps without an undo (backup, fetch, install, verify) keep their status: nothing of them is reverted.
   j.status = 'rolled-back'
   j.rollback = {...j.rollback!, method: j.rollback?.method ?? 'none', finishedAt: new Date().toISOString()}
   j.finishedAt = j.rollback.finishedAt
