@@ -1,0 +1,167 @@
+/** Pure parts of `charge-ops upgrade`: the compose / k8s command plans, preflight helpers, the journal file. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import {describe, expect, it} from 'vitest';
+
+import {journalFile, newJournal, readJournal, writeFileAtomically, isUnfinished} from '../../src/upgrade/journal.js';
+import {composeHealth, composePlan, k8sPlan, renderPlan, shellQuote} from '../../src/upgrade/plans.js';
+import {assertPreflight, configHash, parseWithin, tablesTouched} from '../../src/upgrade/preflight.js';
+import {classifySource, declaredVersion, migrationsHeadOf, switchCurrent, currentRelease} from '../../src/upgrade/release.js';
+
+const line = (c: {file: string; args: string[]}) => [c.file, ...c.args].join(' ');
+
+describe('compose plan', () => {
+  it('lists every command in order, with pull when an image is given and the rollback commands', () => {
+    const plan = composePlan({version: '1.4.0', composeFile: '/srv/charge/docker-compose.yml', image: 'reg/backend', previousVersion: '1.3.0'});
+    expect(plan.steps.flatMap((s) => s.commands.map(line))).toEqual([
+      'charge-ops backup all --json',
+      'charge-ops backup verify latest',
+      "charge-ops service maintenance on --reason upgrade to 1.4.0",
+      'docker compose -f /srv/charge/docker-compose.yml stop --timeout 60 worker backend',
+      'docker compose -f /srv/charge/docker-compose.yml pull backend worker',
+      'docker compose -f /srv/charge/docker-compose.yml run --rm --no-deps --env APP_VERSION=1.4.0 backend charge-ops migrate up --lock-wait 60s',
+      'docker compose -f /srv/charge/docker-compose.yml up -d --wait --wait-timeout 120 backend worker',
+      'docker compose -f /srv/charge/docker-compose.yml ps --format json backend worker',
+      'charge-ops migrate status --exit-code',
+    ]);
+    expect(plan.steps.find((s) => s.step === 'start')!.undo.map(line)).toEqual(['docker compose -f /srv/charge/docker-compose.yml stop --timeout 60 worker backend']);
+    expect(plan.steps.find((s) => s.step === 'stop')!.undo.map(line)[0]).toContain('up -d --wait');
+  });
+
+  it('builds instead of pulling without an image; -p for a project', () => {
+    const plan = composePlan({version: '2.0.0', composeFile: 'dc.yml', project: 'charge'});
+    expect(plan.steps.find((s) => s.step === 'fetch')!.commands.map(line)).toEqual(['docker compose -f dc.yml -p charge build --pull backend worker']);
+  });
+
+  it('renders numbered lines with shell quoting', () => {
+    const text = renderPlan(composePlan({version: '1.4.0', composeFile: 'dc.yml'}));
+    expect(text).toContain(" 3. charge-ops service maintenance on --reason 'upgrade to 1.4.0'");
+    expect(text).toContain('on failure:');
+    expect(shellQuote(['a b', "it's", 'plain'])).toBe(`'a b' 'it'\\''s' plain`);
+  });
+
+  it('reads docker compose ps --format json (lines or array)', () => {
+    expect(composeHealth('{"Service":"backend","State":"running","Health":"healthy"}\n{"Service":"worker","State":"running","Health":""}').ok).toBe(true);
+    expect(composeHealth('[{"Service":"backend","State":"running","Health":"unhealthy"}]')).toEqual({ok: false, problems: ['backend: running (unhealthy)']});
+    expect(composeHealth('').ok).toBe(false);
+  });
+});
+
+describe('k8s plan', () => {
+  it('sets the image, waits for the rollout, and undoes the rollout on failure', () => {
+    const plan = k8sPlan({version: '1.4.0', namespace: 'charge', image: 'reg/backend'});
+    const commands = plan.steps.flatMap((s) => s.commands.map(line));
+    expect(commands).toEqual([
+      'charge-ops backup all --json',
+      'charge-ops backup verify latest',
+      'charge-ops service maintenance on --reason upgrade to 1.4.0',
+      'kubectl scale deployment/charge-analysis-worker --replicas=0 -n charge',
+      'kubectl rollout status deployment/charge-analysis-worker -n charge --timeout=300s',
+      'kubectl run charge-ops-migrate-1-4-0 --image=reg/backend:1.4.0 --restart=Never --rm --attach -n charge -- charge-ops migrate up --lock-wait 60s',
+      'kubectl set image deployment/charge-analysis-backend backend=reg/backend:1.4.0 -n charge',
+      'kubectl set image deployment/charge-analysis-worker worker=reg/backend:1.4.0 -n charge',
+      'kubectl rollout status deployment/charge-analysis-backend -n charge --timeout=300s',
+      'kubectl rollout status deployment/charge-analysis-worker -n charge --timeout=300s',
+      'charge-ops migrate status --exit-code',
+      'kubectl get deployment/charge-analysis-backend -n charge -o jsonpath={.status.readyReplicas}/{.status.replicas}',
+    ]);
+    expect(plan.steps.find((s) => s.step === 'start')!.undo.map(line)).toEqual([
+      'kubectl rollout undo deployment/charge-analysis-backend -n charge',
+      'kubectl rollout undo deployment/charge-analysis-worker -n charge',
+      'kubectl rollout status deployment/charge-analysis-backend -n charge --timeout=300s',
+    ]);
+  });
+
+  it('applies manifests instead of set image when given', () => {
+    const plan = k8sPlan({version: '1.4.0', namespace: 'n', image: 'i', manifests: 'k8s/', rolloutTimeout: '60s'});
+    expect(plan.steps.find((s) => s.step === 'start')!.commands.map(line)[0]).toBe('kubectl apply -f k8s/ -n n');
+  });
+});
+
+describe('preflight helpers', () => {
+  it('finds the tables a migration rewrites or indexes', () => {
+    expect(tablesTouched(`ALTER TABLE analyses ADD COLUMN x int;\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON uploads (a);\nUPDATE findings SET x = 1;\nCREATE TABLE t (id int);`)).toEqual(['analyses', 'uploads', 'findings']);
+  });
+
+  it('parses --require-verified-within', () => {
+    expect(parseWithin('24h')).toBe(86_400_000);
+    expect(parseWithin('90m')).toBe(5_400_000);
+    expect(parseWithin('7d')).toBe(7 * 86_400_000);
+    expect(() => parseWithin('soon')).toThrow(/not a duration/);
+  });
+
+  it('maps failed checks to one error: lock > unreachable > usage > findings, every failure listed', () => {
+    expect(() => assertPreflight([{name: 'a', status: 'ok', detail: ''}, {name: 'b', status: 'warning', detail: ''}])).not.toThrow();
+    try {
+      assertPreflight([
+        {name: 'migrate lint', status: 'failed', detail: 'x', exitCode: 1},
+        {name: 'redis', status: 'failed', detail: 'refused', exitCode: 5, hint: 'start redis'},
+      ]);
+      expect.unreachable();
+    } catch (error) {
+      expect((error as {exitCode: number}).exitCode).toBe(5);
+      expect((error as Error).message).toContain('✗ migrate lint: x');
+      expect((error as Error).message).toContain('✗ redis: refused');
+    }
+  });
+
+  it('hashes the configuration files, not their names only', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'upg-unit-'));
+    const env = path.join(dir, '.env');
+    fs.writeFileSync(env, 'A=1\n');
+    const one = configHash({envFilePath: env});
+    fs.writeFileSync(env, 'A=2\n');
+    expect(configHash({envFilePath: env})).not.toBe(one);
+    fs.rmSync(dir, {recursive: true});
+  });
+});
+
+describe('releases and journal', () => {
+  it('classifies --to, reads versions and migration heads, switches the current link atomically', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'upg-unit-'));
+    expect(classifySource(dir).kind).toBe('directory');
+    fs.writeFileSync(path.join(dir, 'x.tgz'), '');
+    expect(classifySource(path.join(dir, 'x.tgz')).kind).toBe('tarball');
+    fs.writeFileSync(path.join(dir, 'x.txt'), '');
+    expect(() => classifySource(path.join(dir, 'x.txt'))).toThrow(/not a .tar.gz/);
+    expect(classifySource('v1.2.0', dir)).toEqual({kind: 'git', path: 'v1.2.0'});
+
+    fs.writeFileSync(path.join(dir, 'version.js'), "export const SERVICE_VERSION = '3.1.4';\n");
+    expect(declaredVersion(dir)).toBe('3.1.4');
+    fs.mkdirSync(path.join(dir, 'm'));
+    for (const f of ['0001_a.sql', '0010_b.sql', '0002_c.sql', 'README.md']) fs.writeFileSync(path.join(dir, 'm', f), '');
+    expect(migrationsHeadOf(path.join(dir, 'm'))).toBe('0010');
+
+    const settings = {stateDir: path.join(dir, 'state')};
+    expect(currentRelease(settings)).toBeNull();
+    fs.mkdirSync(path.join(dir, 'state/releases/1.0.0'), {recursive: true});
+    switchCurrent(settings, path.join(dir, 'state/releases/1.0.0'));
+    expect(fs.readlinkSync(path.join(dir, 'state/releases/current'))).toBe('1.0.0');
+    expect(currentRelease(settings)).toBe(path.join(dir, 'state/releases/1.0.0'));
+    switchCurrent(settings, null);
+    expect(currentRelease(settings)).toBeNull();
+    fs.rmSync(dir, {recursive: true});
+  });
+
+  it('writes the journal atomically and tells unfinished runs apart', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'upg-unit-'));
+    const settings = {stateDir: dir};
+    const journal = newJournal({
+      stack: 's',
+      target: 'local',
+      from: {version: '1', release: null, schemaHead: '0005', migrationsDir: '/m', serviceRunning: true, maintenanceWasOn: false},
+      to: {source: 'x', version: '2', release: '/r', schemaHead: null, migrationsDir: '/r/m'},
+      configHash: 'h',
+    });
+    expect(journal.steps.map((s) => s.name)).toEqual(['backup', 'stop', 'fetch', 'install', 'migrate', 'start', 'verify']);
+    expect(journal.id).toMatch(/^\d{8}T\d{6}Z-upgrade-[0-9a-f]{6}$/);
+    writeFileAtomically(journalFile(settings), JSON.stringify(journal));
+    expect(readJournal(settings)).toEqual(journal);
+    expect(isUnfinished(readJournal(settings))).toBe(true);
+    expect(isUnfinished({...journal, status: 'rolled-back'})).toBe(false);
+    expect(fs.readdirSync(path.join(dir, 'upgrade'))).toEqual(['journal.json']); // no temp file left
+    fs.rmSync(dir, {recursive: true});
+  });
+});
