@@ -12,7 +12,8 @@
  * maintenance mode (writes answer 503, so no new embeddings are added meanwhile); maintenance is
  * switched off again right after, and left alone if it was already on.
  */
-import {existsSync} from 'node:fs'
+import {createHash} from 'node:crypto'
+import {createReadStream, existsSync} from 'node:fs'
 import {lstat, mkdtemp, readdir, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join, relative, sep} from 'node:path'
@@ -27,8 +28,18 @@ import {streamProducerToPart} from './pipeline.js'
 export const CHROMA_SQLITE = 'chroma.sqlite3'
 const SQLITE_SIDECARS = [CHROMA_SQLITE, `${CHROMA_SQLITE}-wal`, `${CHROMA_SQLITE}-shm`, `${CHROMA_SQLITE}-journal`]
 
-/** Every regular file under dir (relative paths with `/`, sorted), symlinks not followed. */
-export async function listFiles(dir: string, skip: (rel: string) => boolean = () => false): Promise<FileEntry[]> {
+/** sha256 of a file's content. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+/**
+ * Every regular file under dir (relative paths with `/`, sorted), symlinks not followed; with
+ * `hash` also each file's sha256 (what `restore files` checks the extracted copy against).
+ */
+export async function listFiles(dir: string, skip: (rel: string) => boolean = () => false, options: {hash?: boolean} = {}): Promise<FileEntry[]> {
   const out: FileEntry[] = []
   const walk = async (d: string) => {
     for (const entry of await readdir(d, {withFileTypes: true})) {
@@ -38,7 +49,12 @@ export async function listFiles(dir: string, skip: (rel: string) => boolean = ()
       if (entry.isDirectory()) await walk(full)
       else if (entry.isFile()) {
         const s = await lstat(full).catch(() => undefined)
-        if (s) out.push({path: rel, size: s.size})
+        if (!s) continue
+        if (!options.hash) out.push({path: rel, size: s.size})
+        else {
+          const sha256 = await sha256File(full).catch(() => undefined)
+          if (sha256) out.push({path: rel, size: s.size, sha256})
+        }
       }
     }
   }
@@ -84,6 +100,24 @@ export async function countChromaSqlite(file: string, collection: string): Promi
   }
 }
 
+/** Records per collection in a chroma.sqlite3 (schema of Chroma 0.5 – 1.x), undefined when unreadable. */
+export async function chromaCollectionCounts(file: string): Promise<Record<string, number> | undefined> {
+  try {
+    const {default: Database} = await import('better-sqlite3')
+    const db = new Database(file, {readonly: true, fileMustExist: true})
+    try {
+      const rows = db
+        .prepare(`SELECT c.name AS name, (SELECT count(*) FROM embeddings e WHERE e.segment_id IN (SELECT s.id FROM segments s WHERE s.collection = c.id)) AS n FROM collections c ORDER BY c.name`)
+        .all() as {name: string; n: number}[]
+      return Object.fromEntries(rows.map((r) => [r.name, Number(r.n)]))
+    } finally {
+      db.close()
+    }
+  } catch {
+    return undefined
+  }
+}
+
 export async function captureFiles(ctx: BackupContext, id: string, options: FilesOptions): Promise<FilesCapture> {
   const parts: BackupPart[] = []
   const section: NonNullable<BackupManifestInput['files']> = {}
@@ -105,6 +139,7 @@ export async function captureFiles(ctx: BackupContext, id: string, options: File
         ctx.logger.info('maintenance mode on while the Chroma folder is read')
       }
       const capturedAt = ctx.now().toISOString()
+      let collections: Record<string, number> | undefined
       const liveDb = join(dir, CHROMA_SQLITE)
       const hasDb = existsSync(liveDb)
       if (hasDb) {
@@ -112,16 +147,17 @@ export async function captureFiles(ctx: BackupContext, id: string, options: File
         tools.sqlite = await sqliteOnlineBackup(liveDb, join(staging, CHROMA_SQLITE))
         const {KNOWLEDGE_COLLECTION} = await import('../chroma/client.js')
         chromaCount = await countChromaSqlite(join(staging, CHROMA_SQLITE), KNOWLEDGE_COLLECTION)
+        collections = await chromaCollectionCounts(join(staging, CHROMA_SQLITE))
       }
-      const files = await listFiles(dir, (rel) => SQLITE_SIDECARS.includes(rel))
-      if (hasDb) files.push(...(await listFiles(staging)))
+      const files = await listFiles(dir, (rel) => SQLITE_SIDECARS.includes(rel), {hash: true})
+      if (hasDb) files.push(...(await listFiles(staging, undefined, {hash: true})))
       files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
       const args = [...tarArgs, '-C', dir, '--anchored', ...SQLITE_SIDECARS.map((f) => `--exclude=./${f}`), '.', ...(hasDb ? ['-C', staging, CHROMA_SQLITE] : [])]
       const bytes = files.reduce((s, f) => s + f.size, 0)
       const streamed = await streamProducerToPart(ctx, id, `chroma.tar${suffix}`, {file: 'tar', args, purpose: 'tar of the Chroma folder', allowExitCodes: [1]}, {component: 'chroma', format: 'tar', fileCount: files.length, contentBytes: bytes, capturedAt}, {label: 'backup chroma', totalBytes: bytes})
       parts.push(streamed.part, await storeFileList(ctx, id, 'chroma.files.json', files))
       section.chromaDir = dir
-      section.chroma = {fileCount: files.length, bytes, capturedAt, sqliteOnlineBackup: hasDb, quiesced: useMaintenance ? 'maintenance mode' : 'none'}
+      section.chroma = {fileCount: files.length, bytes, capturedAt, sqliteOnlineBackup: hasDb, quiesced: useMaintenance ? 'maintenance mode' : 'none', ...(collections ? {collections} : {})}
     } finally {
       if (!wasOn) {
         await setMaintenance(ctx.settings, false).catch((error) => ctx.logger.warn(`could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`))
@@ -134,7 +170,7 @@ export async function captureFiles(ctx: BackupContext, id: string, options: File
     const dir = options.uploadsDir
     if (!existsSync(dir)) throw new ConfigError(`UPLOADS_DIR ${dir} does not exist`, {code: 'UPLOADS_DIR_MISSING', hint: 'Fix UPLOADS_DIR in the backend .env.'})
     const capturedAt = ctx.now().toISOString()
-    uploadFiles = await listFiles(dir)
+    uploadFiles = await listFiles(dir, undefined, {hash: true})
     const bytes = uploadFiles.reduce((s, f) => s + f.size, 0)
     const streamed = await streamProducerToPart(ctx, id, `uploads.tar${suffix}`, {file: 'tar', args: [...tarArgs, '-C', dir, '.'], purpose: 'tar of the uploads folder', allowExitCodes: [1]}, {component: 'uploads', format: 'tar', fileCount: uploadFiles.length, contentBytes: bytes, capturedAt}, {label: 'backup uploads', totalBytes: bytes})
     parts.push(streamed.part, await storeFileList(ctx, id, 'uploads.files.json', uploadFiles))

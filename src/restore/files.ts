@@ -1,0 +1,467 @@
+/**
+ * `restore files <id|latest>`: the uploads and Chroma folders of a files / all backup.
+ *
+ * Per component (uploads → UPLOADS_DIR, chroma → CHROMA_PERSIST_DIRECTORY), with L the live folder:
+ *  1. checksums of the archive part and its file list (nothing touched when one is damaged);
+ *  2. free space beside L checked against the part's content size;
+ *  3. extracted into `L.restore-<id>` (same filesystem, so the swap is a rename) and checked
+ *     against the file list: every path, size and sha256, nothing missing, nothing extra;
+ *  4. only when every component is checked: maintenance mode on, the Chroma server stopped (when
+ *     charge-ops manages it: the sandbox), then `L → L.old-<id>`, `L.restore-<id> → L`, the
+ *     Chroma server started again;
+ *  5. Chroma's record count per collection (in the restored chroma.sqlite3, and through the server
+ *     when it runs) compared with the manifest;
+ *  6. the old folders removed, last.
+ *
+ * A journal (`<stateDir>/restore-files.json`, written atomically before every step) lets a rerun
+ * after a kill finish or undo what was interrupted: an unverified extraction is deleted; a verified
+ * one whose swap was interrupted is swapped in; a finished swap has its old folder removed. A rerun
+ * of the same backup then skips the components already restored.
+ */
+import {existsSync} from 'node:fs'
+import {mkdir, open, readFile, rename, rm, statfs, unlink, writeFile} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
+import {pipeline} from 'node:stream/promises'
+
+import type {Settings} from '../config/settings.js'
+import {ChecksFailedError, ConfigError, LockHeldError, UnreachableError, UsageError} from '../errors.js'
+import type {Logger} from '../output/logger.js'
+import type {Progress} from '../output/progress.js'
+import {findPart, partKey, resolveBackup, type BackupManifest, type BackupPart, type FileEntry} from '../repository/manifest.js'
+import type {RepositoryStorage} from '../repository/storage.js'
+import type {EncryptionKey} from '../backup/encryption.js'
+import {checkPart, checksumError, openPartPlaintext, type PartCheck} from './logical.js'
+
+export type FilesComponent = 'uploads' | 'chroma'
+export const FILES_COMPONENTS: FilesComponent[] = ['uploads', 'chroma']
+
+/** Stops and starts the Chroma server around the swap. */
+export interface ChromaControl {
+  describe: string
+  stop(): Promise<void>
+  start(): Promise<void>
+  /** the server's URL for the count check after the restart */
+  url?: string
+}
+
+export interface RestoreFilesOptions {
+  settings: Settings
+  storage: RepositoryStorage
+  stack: string
+  ref: string
+  only?: FilesComponent[]
+  encryption?: EncryptionKey
+  /** switch maintenance mode on during the swap (default true) */
+  maintenance?: boolean
+  /** how to stop / start the Chroma server (default: the sandbox's, when it manages this folder) */
+  chroma?: ChromaControl | null
+  logger: Logger
+  progress?: (label: string, totalBytes?: number) => Progress
+  /** test hook: called after each step (to kill at a precise moment) */
+  onStep?: (step: string) => void | Promise<void>
+}
+
+export interface ComponentResult {
+  component: FilesComponent
+  dir: string
+  files: number
+  bytes: number
+  /** already restored by an interrupted run of the same backup */
+  resumed: boolean
+}
+
+export interface RestoreFilesResult {
+  id: string
+  components: ComponentResult[]
+  chroma?: {
+    /** per collection: manifest count, restored chroma.sqlite3 count, server count (when reachable) */
+    collections: {name: string; expected: number; restored: number | null; server: number | null; ok: boolean}[]
+    server: 'restarted' | 'not managed: restart it' | 'not configured' | 'not running'
+    ok: boolean
+  }
+  recovered: string[]
+  warnings: string[]
+  durationMs: number
+}
+
+interface JournalEntry {
+  live: string
+  staging: string
+  old: string
+  phase: 'extracting' | 'verified' | 'swapping' | 'swapped' | 'done'
+  hadLive?: boolean
+}
+
+interface Journal {
+  id: string
+  startedAt: string
+  components: Partial<Record<FilesComponent, JournalEntry>>
+}
+
+const journalFile = (settings: Pick<Settings, 'stateDir'>) => join(settings.stateDir, 'restore-files.json')
+const lockFile = (settings: Pick<Settings, 'stateDir'>) => join(settings.stateDir, 'restore-files.lock')
+
+async function fsyncDir(path: string): Promise<void> {
+  const handle = await open(path, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+async function saveJournal(settings: Pick<Settings, 'stateDir'>, journal: Journal): Promise<void> {
+  await mkdir(settings.stateDir, {recursive: true})
+  const file = journalFile(settings)
+  const temp = `${file}.${process.pid}.tmp`
+  const handle = await open(temp, 'w', 0o600)
+  try {
+    await handle.writeFile(JSON.stringify(journal, null, 2) + '\n')
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  await rename(temp, file)
+  await fsyncDir(settings.stateDir)
+}
+
+async function loadJournal(settings: Pick<Settings, 'stateDir'>): Promise<Journal | undefined> {
+  try {
+    return JSON.parse(await readFile(journalFile(settings), 'utf8')) as Journal
+  } catch {
+    return undefined
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** A pid lock file in the state dir (one restore files at a time; a dead holder's lock is taken over). */
+async function acquireLocalLock(settings: Pick<Settings, 'stateDir'>): Promise<() => Promise<void>> {
+  await mkdir(settings.stateDir, {recursive: true})
+  const file = lockFile(settings)
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(file, `${process.pid}\n`, {flag: 'wx', mode: 0o600})
+      return async () => {
+        await unlink(file).catch(() => {})
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
+      if (pid && pidAlive(pid)) throw new LockHeldError(`another restore files (pid ${pid}) is running`, {hint: `Wait for it to finish; if no such process runs, remove ${file}.`})
+      await unlink(file).catch(() => {})
+    }
+  }
+  throw new LockHeldError('could not take the restore files lock', {hint: `Remove ${file} if no restore runs.`})
+}
+
+/**
+ * Finishes or undoes what an interrupted run left, from the journal. Returns what it did, and the
+ * journal's components already restored for `id` (so that a rerun of the same backup skips them).
+ */
+export async function recoverInterrupted(settings: Pick<Settings, 'stateDir'>, logger: Logger): Promise<{actions: string[]; journal?: Journal}> {
+  const journal = await loadJournal(settings)
+  if (!journal) return {actions: []}
+  const actions: string[] = []
+  for (const [component, entry] of Object.entries(journal.components) as [FilesComponent, JournalEntry][]) {
+    const {live, staging, old} = entry
+    if (entry.phase === 'extracting') {
+      if (existsSync(staging)) {
+        await rm(staging, {recursive: true, force: true})
+        actions.push(`${component}: removed the unverified extraction ${staging}`)
+      }
+      delete journal.components[component]
+    } else if (entry.phase === 'verified' || entry.phase === 'swapping') {
+      // verified copy ready; the swap may be half done: finish it
+      if (existsSync(staging)) {
+        if (existsSync(live) && !existsSync(old)) await rename(live, old)
+        if (!existsSync(live)) {
+          await rename(staging, live)
+          await fsyncDir(dirname(live))
+          actions.push(`${component}: finished the interrupted swap (${basename(staging)} → ${basename(live)})`)
+        }
+      } else if (!existsSync(live) && existsSync(old)) {
+        await rename(old, live)
+        actions.push(`${component}: put the old folder back (${basename(old)} → ${basename(live)})`)
+        delete journal.components[component]
+        continue
+      }
+      entry.phase = 'swapped'
+    }
+    if (entry.phase === 'swapped') {
+      if (existsSync(old)) {
+        await rm(old, {recursive: true, force: true})
+        actions.push(`${component}: removed the old folder ${old} (the swap had completed)`)
+      }
+      entry.phase = 'done'
+    }
+  }
+  for (const a of actions) logger.warn(`interrupted restore files ${journal.id}: ${a}`)
+  await saveJournal(settings, journal)
+  return {actions, journal}
+}
+
+/** Compares an extracted tree with the backup's file list (path, size, sha256 when recorded). */
+export async function compareTree(dir: string, expected: FileEntry[]): Promise<string[]> {
+  const {listFiles} = await import('../backup/files.js')
+  const withHash = expected.some((f) => f.sha256)
+  const actual = await listFiles(dir, undefined, {hash: withHash})
+  const byPath = new Map(actual.map((f) => [f.path, f]))
+  const problems: string[] = []
+  for (const f of expected) {
+    const got = byPath.get(f.path)
+    if (!got) problems.push(`${f.path}: missing`)
+    else if (got.size !== f.size) problems.push(`${f.path}: ${got.size} bytes, expected ${f.size}`)
+    else if (f.sha256 && got.sha256 !== f.sha256) problems.push(`${f.path}: sha256 differs`)
+    byPath.delete(f.path)
+  }
+  for (const extra of byPath.keys()) problems.push(`${extra}: not in the backup's file list`)
+  return problems
+}
+
+async function readFileList(storage: RepositoryStorage, manifest: BackupManifest, name: string): Promise<FileEntry[]> {
+  const text = (await storage.getBytes(partKey(manifest.stack, manifest.id, name))).toString('utf8')
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as FileEntry)
+}
+
+/** The sandbox's Chroma server when it serves this folder (`<sandbox>/chroma`, `<sandbox>/run/chroma.pid`). */
+export async function sandboxChromaControl(chromaDir: string): Promise<ChromaControl | undefined> {
+  const root = dirname(chromaDir)
+  if (basename(chromaDir) !== 'chroma' || !existsSync(join(root, 'sandbox.json'))) return undefined
+  const {chromaPidFile, readPidFile, stopChroma, ensureChroma} = await import('../sandbox/servers.js')
+  if (!readPidFile(chromaPidFile(root))) return undefined
+  const state = JSON.parse(await readFile(join(root, 'sandbox.json'), 'utf8')) as {ports: {chroma: number}}
+  return {
+    describe: `the sandbox's Chroma server (port ${state.ports.chroma})`,
+    url: `http://127.0.0.1:${state.ports.chroma}`,
+    stop: async () => {
+      await stopChroma(root)
+    },
+    start: async () => {
+      await ensureChroma(root, state.ports.chroma)
+    },
+  }
+}
+
+function liveDirOf(settings: Settings, manifest: BackupManifest, component: FilesComponent): string {
+  const dir = component === 'uploads' ? settings.uploadsDir : settings.chromaDir
+  if (!dir) {
+    const name = component === 'uploads' ? 'UPLOADS_DIR' : 'CHROMA_PERSIST_DIRECTORY'
+    const was = component === 'uploads' ? manifest.files?.uploadsDir : manifest.files?.chromaDir
+    throw new ConfigError(`${name} is not configured: nowhere to restore the ${component} part of ${manifest.id}`, {
+      code: 'CONFIG_MISSING',
+      hint: `Set ${name} in the backend .env${was ? ` (the backup came from ${was})` : ''}, or restore only the other part with --only.`,
+    })
+  }
+  return dir
+}
+
+async function checkSpace(dir: string, needed: number): Promise<void> {
+  let probe = dir
+  while (!existsSync(probe) && dirname(probe) !== probe) probe = dirname(probe)
+  const s = await statfs(probe)
+  const free = Number(s.bavail) * Number(s.bsize)
+  if (free < needed * 1.05 + 16 * 1024 * 1024) {
+    const {formatBytes} = await import('../output/progress.js')
+    throw new UnreachableError(`not enough space beside ${dir}: ${formatBytes(free)} free, the restored copy needs ${formatBytes(needed)} (the old folder is kept until the end) — nothing was changed`, {
+      code: 'NO_SPACE',
+      hint: 'Free space on that filesystem; the restore extracts next to the live folder so that the swap is an atomic rename.',
+    })
+  }
+}
+
+export async function restoreFiles(options: RestoreFilesOptions): Promise<RestoreFilesResult> {
+  const started = Date.now()
+  const {settings, storage, stack, logger} = options
+  const progress = options.progress ?? (() => ({add() {}, bytes: 0, done() {}}))
+  const step = async (name: string) => options.onStep?.(name)
+  const manifest = await resolveBackup(storage, stack, options.ref, {kind: ['files', 'all']})
+  const available = FILES_COMPONENTS.filter((c) => findPart(manifest, c))
+  const wanted = options.only?.length ? options.only : available
+  for (const c of wanted) if (!available.includes(c)) throw new UsageError(`backup ${manifest.id} has no ${c} part (it has: ${available.join(', ') || 'none'})`, {code: 'BACKUP_WRONG_KIND'})
+  if (wanted.length === 0) throw new UsageError(`backup ${manifest.id} holds no uploads or Chroma part`, {code: 'BACKUP_WRONG_KIND'})
+
+  const release = await acquireLocalLock(settings)
+  const warnings: string[] = []
+  let maintenanceOn = false
+  let chromaStopped: ChromaControl | undefined
+  try {
+    const {actions: recovered, journal: previous} = await recoverInterrupted(settings, logger)
+    const alreadyDone = new Set<FilesComponent>(
+      previous?.id === manifest.id ? (Object.entries(previous.components) as [FilesComponent, JournalEntry][]).filter(([, e]) => e.phase === 'done').map(([c]) => c) : [],
+    )
+
+    // 1. checksums of every part involved, before anything is touched
+    const plan: {component: FilesComponent; part: BackupPart; list: BackupPart | undefined; live: string}[] = []
+    const checks: PartCheck[] = []
+    for (const component of wanted) {
+      const part = findPart(manifest, component)!
+      const list = part.fileListPart ? findPart(manifest, part.fileListPart) : findPart(manifest, `${component}.files.json`)
+      const live = liveDirOf(settings, manifest, component)
+      plan.push({component, part, list, live})
+      if (alreadyDone.has(component)) continue
+      for (const p of [part, list].filter(Boolean) as BackupPart[]) {
+        const bar = progress(`verify ${p.name}`, p.bytes)
+        const check = await checkPart(storage, manifest, p, (n) => bar.add(n))
+        bar.done(check.ok ? 'checksum ok' : 'checksum MISMATCH')
+        checks.push(check)
+      }
+    }
+    if (checks.some((c) => !c.ok)) throw checksumError(manifest, checks)
+
+    const journal: Journal = {id: manifest.id, startedAt: new Date().toISOString(), components: {}}
+    if (previous?.id === manifest.id) for (const c of alreadyDone) journal.components[c] = previous.components[c]
+    const results: ComponentResult[] = []
+
+    // 2–3. extract beside the live folder and check against the file list
+    for (const {component, part, list, live} of plan) {
+      if (alreadyDone.has(component)) {
+        results.push({component, dir: live, files: part.fileCount ?? 0, bytes: part.contentBytes ?? 0, resumed: true})
+        continue
+      }
+      const staging = `${live}.restore-${manifest.id}`
+      const old = `${live}.old-${manifest.id}`
+      if (existsSync(old)) throw new ConfigError(`${old} exists but no interrupted restore names it`, {code: 'RESTORE_LEFTOVER', hint: `Look at it, then move it away or delete it, and rerun.`})
+      await checkSpace(dirname(live), part.contentBytes ?? part.bytes * 4)
+      journal.components[component] = {live, staging, old, phase: 'extracting', hadLive: existsSync(live)}
+      await saveJournal(settings, journal)
+      await rm(staging, {recursive: true, force: true})
+      await mkdir(staging, {recursive: true, mode: 0o750})
+      const bar = progress(`extract ${part.name}`, part.bytes)
+      const plain = await openPartPlaintext(storage, manifest, part, options.encryption, (n) => bar.add(n))
+      const {startChild} = await import('../backup/child.js')
+      const tar = await startChild('tar', ['--extract', '--file=-', '--numeric-owner', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: `extracting the ${component} part`})
+      tar.stdin!.on('error', () => {})
+      const results3 = await Promise.allSettled([tar.done, pipeline(plain.stream, tar.stdin!), plain.done])
+      for (const r of results3) if (r.status === 'rejected') throw r.reason
+      bar.done('extracted')
+      await step(`extracted:${component}`)
+      if (list) {
+        const problems = await compareTree(staging, await readFileList(storage, manifest, list.name))
+        if (problems.length > 0) {
+          await rm(staging, {recursive: true, force: true})
+          delete journal.components[component]
+          await saveJournal(settings, journal)
+          throw new ChecksFailedError(`the extracted ${component} part of ${manifest.id} does not match its file list: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10} more)` : ''} — the live folder was not touched`, {
+            code: 'FILES_MISMATCH',
+            hint: 'The backup is damaged or was taken while files changed; restore another backup (charge-ops backup list).',
+            data: {problems},
+          })
+        }
+      } else {
+        warnings.push(`backup ${manifest.id} has no file list for ${component}: the extraction was not checked file by file`)
+      }
+      journal.components[component]!.phase = 'verified'
+      await saveJournal(settings, journal)
+      await step(`verified:${component}`)
+      results.push({component, dir: live, files: part.fileCount ?? 0, bytes: part.contentBytes ?? 0, resumed: false})
+    }
+
+    // 4. the swap: maintenance on, Chroma stopped, renames
+    const toSwap = plan.filter((p) => !alreadyDone.has(p.component))
+    if (toSwap.length > 0) {
+      if (options.maintenance !== false) {
+        const {isMaintenance, setMaintenance} = await import('../service/maintenance.js')
+        const status = await isMaintenance(settings)
+        if (!status.on || status.reason?.startsWith('restore files ')) {
+          await setMaintenance(settings, true, `restore files ${manifest.id}`)
+          maintenanceOn = true
+          logger.info('maintenance mode on for the swap')
+        }
+      }
+      let chromaControl: ChromaControl | null | undefined
+      if (toSwap.some((p) => p.component === 'chroma')) {
+        chromaControl = options.chroma !== undefined ? options.chroma : await sandboxChromaControl(settings.chromaDir!)
+        if (chromaControl) {
+          logger.info(`stopping ${chromaControl.describe} for the swap`)
+          await chromaControl.stop()
+          chromaStopped = chromaControl
+        }
+      }
+      for (const {component, live} of toSwap) {
+        const entry = journal.components[component]!
+        entry.phase = 'swapping'
+        await saveJournal(settings, journal)
+        if (existsSync(live)) await rename(live, entry.old)
+        await step(`moved-old:${component}`)
+        await rename(entry.staging, live)
+        await fsyncDir(dirname(live))
+        entry.phase = 'swapped'
+        await saveJournal(settings, journal)
+        await step(`swapped:${component}`)
+      }
+      if (chromaStopped) {
+        logger.info(`starting ${chromaStopped.describe}`)
+        await chromaStopped.start()
+        chromaStopped = undefined
+      }
+    }
+
+    // 5. Chroma counts
+    let chroma: RestoreFilesResult['chroma']
+    const chromaPlan = plan.find((p) => p.component === 'chroma')
+    if (chromaPlan) chroma = await compareChroma(manifest, chromaPlan.live, settings, options.chroma, warnings, logger)
+
+    // 6. old folders removed, last
+    for (const {component} of toSwap) {
+      const entry = journal.components[component]!
+      await rm(entry.old, {recursive: true, force: true})
+      entry.phase = 'done'
+      await saveJournal(settings, journal)
+    }
+    await rm(journalFile(settings), {force: true})
+    return {id: manifest.id, components: results, chroma, recovered, warnings, durationMs: Date.now() - started}
+  } finally {
+    if (chromaStopped) await chromaStopped.start().catch((error) => logger.warn(`could not start ${chromaStopped!.describe} again: ${(error as Error).message}`))
+    if (maintenanceOn) {
+      const {setMaintenance} = await import('../service/maintenance.js')
+      await setMaintenance(settings, false).catch((error) => logger.warn(`could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`))
+      logger.info('maintenance mode off')
+    }
+    await release()
+  }
+}
+
+async function compareChroma(manifest: BackupManifest, live: string, settings: Settings, control: ChromaControl | null | undefined, warnings: string[], logger: Logger): Promise<NonNullable<RestoreFilesResult['chroma']>> {
+  const {chromaCollectionCounts, CHROMA_SQLITE} = await import('../backup/files.js')
+  const restored = (await chromaCollectionCounts(join(live, CHROMA_SQLITE))) ?? {}
+  const expected: Record<string, number> = {...((manifest.files?.chroma as {collections?: Record<string, number>} | undefined)?.collections ?? {})}
+  const c = manifest.consistency?.chroma
+  if (Object.keys(expected).length === 0 && c?.records != null) expected[c.collection] = c.records
+  const managed = control === undefined ? await sandboxChromaControl(live) : control ?? undefined
+  const url = managed?.url ?? settings.chromaUrl
+  let serverCounts: Record<string, number> | undefined
+  let server: NonNullable<RestoreFilesResult['chroma']>['server'] = url ? 'not running' : 'not configured'
+  if (url) {
+    try {
+      const {collectionCounts} = await import('../chroma/client.js')
+      serverCounts = Object.fromEntries((await collectionCounts(url, {timeoutMs: 10_000})).map((x) => [x.name, x.count]))
+      server = managed ? 'restarted' : 'not managed: restart it'
+    } catch {
+      serverCounts = undefined
+    }
+  }
+  if (server === 'not managed: restart it') {
+    const message = `the Chroma server at ${url} is not managed by charge-ops and still holds the old files open: restart it now (e.g. systemctl restart charge-analysis-chroma, or docker compose restart chroma), then run charge-ops doctor`
+    warnings.push(message)
+    logger.warn(message)
+    serverCounts = undefined // its counts describe the old files until it restarts
+  }
+  const collections = Object.entries(expected).map(([name, n]) => {
+    const r = restored[name] ?? null
+    const s = serverCounts ? (serverCounts[name] ?? null) : null
+    return {name, expected: n, restored: r, server: s, ok: r === n && (serverCounts === undefined || s === n)}
+  })
+  if (Object.keys(expected).length === 0) warnings.push(`backup ${manifest.id} records no Chroma collection counts; not compared`)
+  return {collections, server, ok: collections.every((x) => x.ok)}
+}
