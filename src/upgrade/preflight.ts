@@ -176,6 +176,20 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightFact
     checks.push(failed('migrate lint', (error as Error).message, ExitCode.usage))
   }
 
+  // the new version's files against the history: an applied migration edited or failed is drift (exit 3)
+  try {
+    const {migrationStatus} = await import('../migrate/index.js')
+    const st = await migrationStatus({databaseUrl, migrationsDir: staged.migrationsDir})
+    const drift = st.problems.filter((p) => p.kind === 'changed' || p.kind === 'failed' || (p.kind === 'missing' && !input.force))
+    checks.push(
+      drift.length === 0
+        ? ok('migration history', `consistent with ${staged.info.version}'s files (${st.pending} pending)`)
+        : failed('migration history', drift.map((p) => p.message).join('; '), ExitCode.pendingMigrations, drift[0]!.hint),
+    )
+  } catch (error) {
+    checks.push(failed('migration history', (error as Error).message, (error as CliError).exitCode ?? ExitCode.unreachable, (error as CliError).hint))
+  }
+
   // downgrade
   const newHead = staged.info.migrationsHead
   if (input.head !== null && (newHead === null || compareVersions(newHead, input.head) < 0)) {
@@ -242,7 +256,7 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightFact
 export function assertPreflight(checks: PreflightCheck[]): void {
   const bad = checks.filter((c) => c.status === 'failed')
   if (bad.length === 0) return
-  const precedence: ExitCodeValue[] = [ExitCode.locked, ExitCode.unreachable, ExitCode.usage, ExitCode.findings]
+  const precedence: ExitCodeValue[] = [ExitCode.locked, ExitCode.unreachable, ExitCode.usage, ExitCode.pendingMigrations, ExitCode.findings]
   const exitCode = precedence.find((code) => bad.some((c) => c.exitCode === code)) ?? ExitCode.findings
   throw new CliError('UPGRADE_PREFLIGHT_FAILED', exitCode, `preflight failed, nothing was changed:\n${bad.map((c) => `  ✗ ${c.name}: ${c.detail}`).join('\n')}`, {
     hint: bad.find((c) => c.hint)?.hint,

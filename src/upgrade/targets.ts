@@ -3,7 +3,7 @@
  * it in order — each command through src/exec.ts (a missing docker / kubectl is exit 5 with the
  * install hint) — and on failure run the completed steps' rollback commands in reverse (exit 6).
  */
-import {UsageError, RolledBackError, CliError, ExitCode} from '../errors.js'
+import {CliError, ExitCode, RolledBackError, UnreachableError, UsageError} from '../errors.js'
 import type {UpgradeOptions, UpgradeResult} from './index.js'
 import type {CommandPlan, PlannedCommand} from './plans.js'
 
@@ -50,14 +50,38 @@ async function execute(c: PlannedCommand, logger: UpgradeOptions['logger']): Pro
   }
 }
 
+/** The schema head before the upgrade replaces the `<previous head>` placeholder when the database is reachable. */
+async function withPreviousHead(plan: CommandPlan, options: UpgradeOptions): Promise<CommandPlan> {
+  const url = process.env.MIGRATION_DATABASE_URL || options.settings.databaseUrl
+  if (!url) return plan
+  const {readSchemaHead} = await import('./database.js')
+  const head = await readSchemaHead(url).catch(() => undefined)
+  if (head === undefined) return plan
+  const fill = (c: PlannedCommand): PlannedCommand => ({...c, args: c.args.map((a) => (a === '<previous head>' ? (head ?? '0') : a))})
+  return {...plan, steps: plan.steps.map((s) => ({...s, commands: s.commands.map(fill), undo: s.undo.map(fill)}))}
+}
+
+async function requireBinary(target: 'compose' | 'k8s'): Promise<void> {
+  const {run} = await import('../exec.js')
+  if (target === 'k8s') {
+    await run('kubectl', ['version', '--client'])
+    return
+  }
+  await run('docker', ['--version'])
+  try {
+    await run('docker', ['compose', 'version'])
+  } catch (error) {
+    throw new UnreachableError('docker is installed but its compose plugin is not (`docker compose version` failed)', {code: 'TOOL_MISSING', hint: 'Install it: apt-get install -y docker-compose-plugin (Docker\'s apt repository), then rerun.', cause: error})
+  }
+}
+
 export async function runPlanTarget(options: UpgradeOptions & {target: 'compose' | 'k8s'}): Promise<UpgradeResult> {
-  const plan = await buildPlan(options)
+  const plan = await withPreviousHead(await buildPlan(options), options)
   if (options.dryRun) {
     return {outcome: 'dry-run', target: options.target, commandPlan: plan, message: `dry run: ${plan.steps.reduce((n, s) => n + s.commands.length, 0)} commands for the ${plan.target} target; nothing was run`}
   }
   // The binary must exist before anything changes (exit 5 with the install hint otherwise).
-  const {run} = await import('../exec.js')
-  await (options.target === 'compose' ? run('docker', ['compose', 'version']) : run('kubectl', ['version', '--client']))
+  await requireBinary(options.target)
   await options.confirm?.(`upgrade stack "${options.settings.stack}" (${options.target}) to ${plan.version}?`)
   const done: typeof plan.steps = []
   const {runTasks} = await import('./display.js')
@@ -76,7 +100,7 @@ export async function runPlanTarget(options: UpgradeOptions & {target: 'compose'
     const failed = done.at(-1)
     for (const step of done.reverse()) {
       for (const c of step.undo) {
-        if (c.args.includes('<previous head>')) continue // needs the local migrate engine: see docs/upgrade.md
+        if (c.args.includes('<previous head>')) continue // the database was unreachable before the upgrade: nothing known to revert to
         await execute(c, options.logger).catch((e) => options.logger.warn(`rollback command failed: ${(e as Error).message}`))
       }
     }

@@ -126,6 +126,12 @@ describe('upgrade --target local', () => {
     const history = await listUpgrades(s.reload());
     expect(history.upgrades.map((u) => [u.from.version, u.to.version, u.status])).toEqual([['1.0.0-a', '2.0.0', 'succeeded']]);
 
+    // a version whose 9001 differs from the applied one: drift, refused before anything changes (exit 3)
+    const drift = await upgrade(s, s.release('b-bad-migration', '3.0.0')).catch((e: CliError) => e);
+    expect((drift as CliError).exitCode, String(drift)).toBe(3);
+    expect((drift as CliError).message).toContain('9001_fleet_notes.sql was edited after it was applied');
+    expect(readJournal(s.settings)!.to.version).toBe('2.0.0');
+
     // back to A (head 0005 < 9001): refused before anything changes
     const down = await upgrade(s, s.release('a', '1.0.0-a2')).catch((e: CliError) => e);
     expect(down).toBeInstanceOf(CliError);
