@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// bench/restore (issue 5, physical side). On a ≥1 GB charging-samples database (8 M rows of random
+// bench/restore (issue 5, physical side). On a ≥1 GB charging-samples database (8.5 M rows of random
 // floats, like DESIGN §8):
 //   1. the fast path to a working database: `restore pitr --latest --start` (fetch base + replay to a
 //      ready server) vs the guide's `gunzip -c dump.gz | pg_restore` into an empty database.
@@ -7,14 +7,14 @@
 //   2. `wal push` of a real 16 MB segment, node start-up included: median wall ≤ 250 ms; and its
 //      ratio to `zstd -q -1 -c` alone on the same segment.
 // Prints each figure with its baseline measured in the same run, and the machine load.
-// Usage: npm run build && node --import tsx bench/restore.mjs [--rows 8000000] [--push-runs 9]
+// Usage: npm run build && node --import tsx bench/restore.mjs [--rows 8500000] [--push-runs 9]
 import {execFileSync, spawnSync} from 'node:child_process'
 import {copyFileSync, mkdirSync, readdirSync, rmSync, statSync} from 'node:fs'
 import {loadavg} from 'node:os'
 import {join, resolve} from 'node:path'
 
 const arg = (name, dflt) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : dflt)
-const ROWS = arg('--rows', 8_000_000)
+const ROWS = arg('--rows', 8_500_000)
 const PUSH_RUNS = arg('--push-runs', 9)
 const ROOT = resolve(import.meta.dirname, '..')
 const ENTRY = join(ROOT, 'bin/run.js')
@@ -66,6 +66,8 @@ try {
   const dumpMs = sh(`pg_dump --format=custom --no-owner charge_analysis | gzip > ${dump}`)
   await pg.query('CREATE DATABASE restore_target')
   const guideRestoreMs = sh(`gunzip -c ${dump} | pg_restore --no-owner -d restore_target`)
+  // the physical backup copies the whole cluster: do not make it carry the restored copy too
+  await pg.query('DROP DATABASE restore_target')
   log(`guide: pg_dump | gzip ${seconds(dumpMs)} (${(statSync(dump).size / 1e6).toFixed(0)} MB); gunzip -c | pg_restore ${seconds(guideRestoreMs)}`)
 
   // ---------------------------------------------------------------- physical: archive on, base backup, PITR
@@ -74,8 +76,12 @@ try {
   const base = cli(['backup', 'base', '--repo', repo, '--stack', 'bench', '--json'], {asServer: true, env: {DATABASE_URL: url}})
   const manifest = JSON.parse(base.stdout)
   log(`backup base: ${seconds(base.ms)} (${(manifest.parts[0].bytes / 1e6).toFixed(0)} MB stored, ${(manifest.parts[0].contentBytes / 1e6).toFixed(0)} MB tar)`)
-  // some WAL after the base backup, so the restore replays something
-  await pg.query(`UPDATE charging_samples SET soc_pct = soc_pct + 1 WHERE id % 100 = 0`, 'charge_analysis')
+  // new samples keep arriving after the base backup: the restore replays them from the archive
+  await pg.query(
+    `INSERT INTO charging_samples (session_id, recorded_at, voltage_v, current_a, soc_pct, battery_temp_c, power_kw)
+       SELECT 100000 + g / 2000, now(), 300 + random() * 100, random() * 250, random() * 100, 20 + random() * 30, random() * 150 FROM generate_series(1, 100000) g`,
+    'charge_analysis',
+  )
   cli(['wal', 'check', '--repo', repo, '--stack', 'bench', '--timeout', '120'], {env: {DATABASE_URL: url}})
 
   const dataDir = join(pg.serverDir('restored'), 'data')

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
 import type {PitrResult} from '../../src/restore/pitr.js'
+import type {WalgRestoreResult} from '../../src/restore/walg.js'
 
 export default class RestorePitr extends BaseCommand<typeof RestorePitr> {
   static summary = 'Point-in-time recovery: base backup + archived WAL into a new data directory.'
@@ -29,11 +30,33 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
     repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
     stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
     'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables (written into restore_command by path)'}),
+    engine: Flags.string({options: ['native', 'wal-g'], description: 'default: backup.engine from charge-ops.yaml'}),
   }
 
-  async run(): Promise<PitrResult> {
+  async run(): Promise<PitrResult | WalgRestoreResult> {
     const {parseTarget, describeTarget} = await import('../../src/restore/pitr-target.js')
     const target = parseTarget(this.flags)
+    const engine = this.flags.engine ?? (this.flags.repo && this.flags.stack ? 'native' : this.settings().yaml.backup.engine)
+    if (engine === 'wal-g') {
+      const {resolveLocation, loadAwsEnvFile} = await import('../../src/wal/context.js')
+      const {restoreWithWalg} = await import('../../src/restore/walg.js')
+      if (this.flags['aws-env-file']) await loadAwsEnvFile(this.flags['aws-env-file'])
+      const location = resolveLocation(this.flags, () => this.settings())
+      await this.confirm(`Restore stack ${location.stack} with wal-g into ${this.flags['data-dir']}, recovering to ${describeTarget(target)}?`)
+      const result = await restoreWithWalg({
+        settings: this.settings(),
+        ...location,
+        awsEnvFile: this.flags['aws-env-file'],
+        target,
+        dataDir: this.flags['data-dir'],
+        backupName: this.flags.backup,
+        archive: this.flags.archive as 'keep' | 'off',
+        start: this.flags.start ? {port: this.flags.port!, timeoutSec: this.flags.timeout} : undefined,
+        logger: this.logger,
+      })
+      this.log(`wal-g restored ${result.backup} into ${result.dataDir}${result.recovery ? `; recovered, timeline ${result.recovery.timeline}, port ${result.recovery.port}` : ''}`)
+      return result
+    }
     const {openWalRepository} = await import('../../src/wal/context.js')
     const {restorePitr} = await import('../../src/restore/pitr.js')
     const {resolve} = await import('node:path')

@@ -118,12 +118,33 @@ export interface PushOptions {
   compression?: WalCompression
 }
 
+/** Permission problems between root and the postgres user are the usual archive_command failure: say so. */
+export function explainFsError(error: unknown, location: string): unknown {
+  const code = (error as NodeJS.ErrnoException)?.code
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new UsageError(`permission denied in the repository ${location}: ${(error as Error).message}`, {
+      code: 'WAL_REPO_PERMISSION',
+      hint: `The repository must be writable by the OS user PostgreSQL runs as: chown -R postgres: ${location} — and run \`backup base\` / \`wal\` commands as that user (sudo -u postgres charge-ops …).`,
+      cause: error,
+    })
+  }
+  return error
+}
+
 /**
  * `wal push`: read, checksum, compress, store under the timeline without ever overwriting.
  * The storage's put is atomic and fsynced (local: temp + fsync + link + dir fsync; S3: one
  * completed PUT), so success is only reported once the segment is durable.
  */
 export async function pushWal(options: PushOptions): Promise<PushResult> {
+  try {
+    return await pushWalUnchecked(options)
+  } catch (error) {
+    throw explainFsError(error, options.storage.location)
+  }
+}
+
+async function pushWalUnchecked(options: PushOptions): Promise<PushResult> {
   const {storage, stack} = options
   const name = options.path.split('/').pop() ?? options.path
   const file = requireWalName(name)

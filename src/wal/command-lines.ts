@@ -10,6 +10,8 @@ export interface CommandLineOptions {
   repository: string
   stack: string
   awsEnvFile?: string
+  /** wal-g: the line runs `wal-g wal-push / wal-fetch` through charge-ops */
+  engine?: 'native' | 'wal-g'
   /** absolute path of the node binary (default: this process's) */
   node?: string
   /** absolute path of charge-ops' bin/run.js (default: this installation's) */
@@ -31,6 +33,7 @@ export function shellQuote(word: string): string {
 function common(options: CommandLineOptions): string[] {
   const words = ['--repo', options.repository, '--stack', options.stack]
   if (options.awsEnvFile) words.push('--aws-env-file', options.awsEnvFile)
+  if (options.engine === 'wal-g') words.push('--engine', 'wal-g')
   return words
 }
 

@@ -12,7 +12,7 @@ import {dirname, isAbsolute, join} from 'node:path'
 import {randomBytes} from 'node:crypto'
 
 import type {RepositoryStorage} from '../repository/storage.js'
-import {readWal} from './archive.js'
+import {explainFsError, readWal} from './archive.js'
 
 export const FETCH_MISSING_EXIT = 1
 export const FETCH_ABORT_EXIT = 126
@@ -27,7 +27,9 @@ export interface FetchResult {
 
 export async function fetchWal(options: {storage: RepositoryStorage; stack: string; name: string; destination: string}): Promise<FetchResult> {
   const destination = isAbsolute(options.destination) ? options.destination : join(process.cwd(), options.destination)
-  const found = await readWal(options.storage, options.stack, options.name)
+  const found = await readWal(options.storage, options.stack, options.name).catch((error: unknown) => {
+    throw explainFsError(error, options.storage.location)
+  })
   if (!found) return {file: options.name, status: 'missing', destination}
   // temp + fsync + rename: PostgreSQL must never read a half-written segment
   const temp = join(dirname(destination), `.${options.name}.charge-ops-${randomBytes(3).toString('hex')}`)

@@ -159,3 +159,30 @@ describe('wal fetch', () => {
     expect(fs.existsSync(dest)).toBe(false)
   })
 })
+
+describe('permissions', () => {
+  it('explains a repository the pushing user cannot write', () => {
+    if (process.getuid?.() !== 0) return
+    const name = '000000010000000000000030'
+    segment(name)
+    fs.chmodSync(dir, 0o755)
+    const locked = path.join(dir, 'locked-repo')
+    fs.mkdirSync(locked, {mode: 0o755})
+    const r = spawnSync(process.execPath, [ENTRY, 'wal', 'push', `pg_wal/${name}`, '--repo', locked, '--stack', 'prod'], {cwd: dir, encoding: 'utf8', uid: 65534, gid: 65534, env: {PATH: process.env.PATH, HOME: '/tmp'}})
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/permission denied in the repository/)
+    expect(r.stderr).toMatch(/chown -R postgres:/)
+  })
+})
+
+describe('wal-g engine', () => {
+  it('exits 5 with the install hint when wal-g is not on PATH', () => {
+    const name = '000000010000000000000031'
+    segment(name)
+    const r = cli(['wal', 'push', `pg_wal/${name}`, ...loc(), '--engine', 'wal-g'])
+    if (spawnSync('wal-g', ['--version']).error === undefined) return // a real wal-g is installed: covered elsewhere
+    expect(r.code).toBe(5)
+    expect(r.stderr).toMatch(/wal-g was not found on PATH/)
+    expect(r.stderr).toMatch(/GitHub releases/)
+  })
+})

@@ -59,3 +59,12 @@ describe('wal-g plans', () => {
     }
   })
 })
+
+describe('wal-g through charge-ops in PostgreSQL', () => {
+  it('restore_command passes --engine wal-g and no secret', async () => {
+    const {restoreCommand, archiveCommand} = await import('../../src/wal/command-lines.js')
+    const options = {repository: 's3://b/p', stack: 'prod', awsEnvFile: '/etc/charge-ops/s3.env', engine: 'wal-g' as const, node: '/usr/bin/node', entry: '/opt/charge-ops/bin/run.js'}
+    expect(restoreCommand(options)).toBe('/usr/bin/node /opt/charge-ops/bin/run.js wal fetch %f %p --repo s3://b/p --stack prod --aws-env-file /etc/charge-ops/s3.env --engine wal-g')
+    expect(archiveCommand(options)).toBe('/usr/bin/node /opt/charge-ops/bin/run.js wal push %p --repo s3://b/p --stack prod --aws-env-file /etc/charge-ops/s3.env --engine wal-g')
+  })
+})
