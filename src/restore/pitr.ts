@@ -116,7 +116,7 @@ export function chooseBaseBackup(bases: BackupManifest[], target: RecoveryTarget
   else if (target.kind === 'lsn') found = newestFirst.find((m) => parseLsn(m.base!.stopLsn) <= target.lsn)
   else found = newestFirst[0]
   if (!found) {
-    throw new UsageError(`no base backup finished before ${describeTarget(target)}`, {
+    throw new UsageError(usable.length === 0 ? 'no complete native base backup in the repository' : `no base backup finished before ${describeTarget(target)}`, {
       code: 'PITR_NO_BASE',
       hint: usable.length === 0 ? 'Take one with `charge-ops backup base`.' : `The oldest base backup is ${newestFirst.at(-1)!.id}; a recovery cannot stop before its base backup ends.`,
     })
