@@ -151,7 +151,7 @@ async function compileService(srcDir: string, outDir: string): Promise<void> {
   const files = readdirSync(srcDir)
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
     .map((f) => join(srcDir, f))
-  await run(process.execPath, [tsc, '--noCheck', '--outDir', outDir, '--rootDir', srcDir, '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--skipLibCheck', '--sourceMap', 'false', ...files], {purpose: 'compile the service (tsc)'})
+  await run(process.execPath, [tsc, '--noCheck', '--outDir', outDir, '--rootDir', srcDir, '--module', 'ES2022', '--moduleResolution', 'Bundler', '--target', 'ES2022', '--skipLibCheck', '--sourceMap', 'false', ...files], {purpose: 'compile the service (tsc)'})
 }
 
 /** Fills `staging` (service/src + service/migrations) from a directory source; returns its kind. */
