@@ -54,9 +54,10 @@ Exit codes: with --format nagios, 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN (the
         text = render.renderText(report)
     }
     if (this.flags.output) {
-      const {writeFileAtomic} = await import('../src/capacity/history.js')
+      const {writeFileAtomically} = await import('../src/install/apply.js')
       const {redact} = await import('../src/output/redact.js')
-      await writeFileAtomic(this.flags.output, redact(text.endsWith('\n') ? text : text + '\n'))
+      // 0644: the node_exporter textfile collector runs as its own user
+      writeFileAtomically(this.flags.output, redact(text.endsWith('\n') ? text : text + '\n'), 0o644)
       this.logger.info(`wrote ${this.flags.output}`)
     } else if (!this.jsonEnabled()) {
       this.log(text.replace(/\n$/, ''))

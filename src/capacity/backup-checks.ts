@@ -3,41 +3,42 @@
  * (time since the newest archived WAL, or since the newest db backup without WAL archiving), and
  * S3 lifecycle rules that would expire objects retention still needs.
  *
- * Manifests are read loosely (kind, finishedAt, verification) per DESIGN §4, so that a field added
- * by the backup engine never breaks capacity.
+ * Manifests are read through the repository layer (src/repository/manifest.ts `listBackups`: the
+ * zod schema, complete = has a valid manifest); a manifest that does not parse is reported, never
+ * trusted. The schema's objects are loose, so a field added by the backup engine never breaks this.
  */
 import {measure, unknown} from './check-kit.js'
 import {diskResult} from './pg-checks.js'
 import {formatSeconds} from './render.js'
+import type {BackupManifest} from '../repository/manifest.js'
 import {diskUsage} from './system.js'
 import type {Check, CheckContext, CheckResult} from './types.js'
 
 const C = 'backup'
 
-export interface ManifestSummary {
+/** What the checks need of a manifest (BackupManifest from src/repository/manifest.ts has it). */
+export interface ManifestLike {
   id: string
   kind: string
   finishedAt: string
-  verified: boolean
-  verifiedAt?: string
+  verification?: {ok: boolean; verifiedAt: string}
 }
 
-export function summariseManifest(json: unknown): ManifestSummary | undefined {
-  const m = json as {id?: unknown; kind?: unknown; finishedAt?: unknown; verification?: {ok?: unknown; verifiedAt?: unknown}}
-  if (typeof m?.id !== 'string' || typeof m.kind !== 'string' || typeof m.finishedAt !== 'string' || Number.isNaN(Date.parse(m.finishedAt))) return undefined
-  return {id: m.id, kind: m.kind, finishedAt: m.finishedAt, verified: m.verification?.ok === true, verifiedAt: typeof m.verification?.verifiedAt === 'string' ? m.verification.verifiedAt : undefined}
+export interface NewestOfKind<M extends ManifestLike = ManifestLike> {
+  complete?: M
+  verified?: M
 }
 
 /** For each kind (db, files, base): the newest complete and newest verified backup. `all` counts as db and files. */
-export function newestPerKind(manifests: ManifestSummary[]): Record<string, {complete?: ManifestSummary; verified?: ManifestSummary}> {
-  const out: Record<string, {complete?: ManifestSummary; verified?: ManifestSummary}> = {}
-  const newer = (a: ManifestSummary | undefined, b: ManifestSummary) => (!a || Date.parse(b.finishedAt) > Date.parse(a.finishedAt) ? b : a)
+export function newestPerKind<M extends ManifestLike>(manifests: M[]): Record<string, NewestOfKind<M>> {
+  const out: Record<string, NewestOfKind<M>> = {}
+  const newer = (a: M | undefined, b: M) => (!a || Date.parse(b.finishedAt) > Date.parse(a.finishedAt) ? b : a)
   for (const m of manifests) {
     const kinds = m.kind === 'all' ? ['db', 'files'] : [m.kind]
     for (const k of kinds) {
       const e = (out[k] ??= {})
       e.complete = newer(e.complete, m)
-      if (m.verified) e.verified = newer(e.verified, m)
+      if (m.verification?.ok === true) e.verified = newer(e.verified, m)
     }
   }
   return out
@@ -83,42 +84,51 @@ export const BACKUP_CHECK: Check = {
     const repo = ctx.settings.repository
     if (!repo) return [unknown(C, 'backup.age_hours', 'Backup age', 'no backup repository configured', 'Set backup.repository in charge-ops.yaml (or CHARGE_OPS_REPO).')]
     const out: CheckResult[] = []
-    const {openRepository} = await import('../repository/storage.js')
-    let manifests: ManifestSummary[] = []
+    let manifests: BackupManifest[]
+    let invalid: {id: string; error: string}[]
     let walNewest: Date | undefined
     let walCount = 0
     try {
-      const storage = await openRepository(repo)
-      const stack = ctx.settings.stack
-      const objects = await storage.list(`${stack}/backups/`)
-      const manifestKeys = objects.filter((o) => /\/backups\/[^/]+\/manifest\.json$/.test(o.key)).map((o) => o.key)
-      // newest first (ids sort chronologically); the newest few per kind are enough
-      manifestKeys.sort().reverse()
-      for (const key of manifestKeys.slice(0, 200)) {
-        try {
-          const s = summariseManifest(JSON.parse((await storage.getBytes(key)).toString()))
-          if (s) manifests.push(s)
-        } catch {
-          // an unreadable manifest is not a restorable backup
-        }
-      }
-      const wal = await storage.list(`${stack}/wal/`)
+      const {openConfiguredRepository} = await import('../backup/context.js')
+      const {listBackups} = await import('../repository/manifest.js')
+      const storage = await openConfiguredRepository(ctx.settings)
+      const listing = await listBackups(storage, ctx.settings.stack)
+      manifests = listing.complete
+      invalid = listing.invalid
+      const wal = await storage.list(`${ctx.settings.stack}/wal/`)
       walCount = wal.length
       for (const w of wal) if (!walNewest || w.mtime > walNewest) walNewest = w.mtime
       if (storage.kind === 'local') out.push(diskResult(ctx, await diskUsage(repo), 'backup-repository'))
     } catch (error) {
-      return [unknown(C, 'backup.age_hours', 'Backup age', `cannot read the repository ${repo}: ${(error as Error).message}`, 'Check the repository path / S3 credentials and endpoint.')]
+      return [unknown(C, 'backup.age_hours', 'Backup age', `cannot read the repository ${repo}: ${(error as Error).message}`, (error as {hint?: string}).hint ?? 'Check the repository path / S3 credentials and endpoint.')]
     }
+    if (invalid.length > 0) {
+      out.push(
+        measure(ctx, {
+          id: 'backup.invalid_manifests',
+          component: C,
+          title: 'Backups whose manifest does not parse',
+          value: invalid.length,
+          unit: 'count',
+          status: 'warning',
+          message: `${invalid.length} backup(s) with an invalid manifest (not restorable, not counted): ${invalid.slice(0, 3).map((i) => i.error).join('; ')}`,
+          remedy: 'Inspect them with `charge-ops backup show ID`; take a fresh backup, then `charge-ops backup prune`.',
+          details: {invalid},
+        }),
+      )
+    }
+    // a manifest from the future (clock skew, a test clock) is not the newest backup
     manifests = manifests.filter((m) => Date.parse(m.finishedAt) <= ctx.now.getTime() + 60_000)
     const newest = newestPerKind(manifests)
     for (const kind of ['db', 'files', ...(newest.base ? ['base'] : [])]) {
       const e = newest[kind]
       if (!e?.complete) {
-        out.push(measure(ctx, {id: 'backup.age_hours', component: C, title: 'Age of the newest verified backup', value: null, unit: 'h', status: 'critical', labels: {kind}, message: `no complete ${kind} backup in the repository`, remedy: `Take one now: charge-ops backup ${kind === 'base' ? 'base' : kind}; schedule it (charge-ops schedule).`}))
+        out.push(measure(ctx, {id: 'backup.age_hours', component: C, title: 'Age of the newest verified backup', value: null, unit: 'h', status: 'critical', labels: {kind}, message: `no complete ${kind} backup in the repository`, remedy: `Take one now: charge-ops backup ${kind}; schedule it (charge-ops schedule).`}))
         continue
       }
       const ref = e.verified ?? e.complete
       const hours = (ctx.now.getTime() - Date.parse(ref.finishedAt)) / 3_600_000
+      const failedNewer = e.complete !== e.verified && e.complete.verification?.ok === false ? e.complete : undefined
       const result = measure(ctx, {
         id: 'backup.age_hours',
         component: C,
@@ -126,12 +136,14 @@ export const BACKUP_CHECK: Check = {
         value: Math.round(hours * 10) / 10,
         unit: 'h',
         labels: {kind},
-        message: e.verified ? `newest verified ${kind} backup ${ref.id} finished ${formatSeconds(hours * 3600)} ago` : `no verified ${kind} backup; newest complete ${ref.id} finished ${formatSeconds(hours * 3600)} ago and was never verified`,
+        message:
+          (e.verified ? `newest verified ${kind} backup ${ref.id} finished ${formatSeconds(hours * 3600)} ago` : `no verified ${kind} backup; newest complete ${ref.id} finished ${formatSeconds(hours * 3600)} ago and was never verified`) +
+          (failedNewer ? `; the newer ${failedNewer.id} FAILED verification at ${failedNewer.verification!.verifiedAt}` : ''),
         remedy: e.verified ? `Check the ${kind} backup schedule and its last run's log; take one now: charge-ops backup ${kind}.` : `Verify it: charge-ops backup verify ${ref.id} (and schedule verification).`,
       })
-      if (!e.verified && result.status === 'ok') {
+      if ((!e.verified || failedNewer) && result.status === 'ok') {
         result.status = 'warning'
-        result.remedy = `Verify it: charge-ops backup verify ${ref.id} (and schedule verification).`
+        result.remedy = failedNewer ? `Backup ${failedNewer.id} is damaged: take a new one (charge-ops backup ${kind}) and check the repository storage.` : `Verify it: charge-ops backup verify ${ref.id} (and schedule verification).`
       }
       out.push(result)
     }

@@ -1,11 +1,12 @@
 /**
  * Capacity history (`<stateDir>/capacity-history.json`): one sample per run, so that the next
- * run can compute growth and days until the disk fills. Written atomically (temp file, fsync,
- * rename): a killed run leaves the previous history intact.
+ * run can compute growth and days until the disk fills. Written atomically (install/apply.ts'
+ * temp file + fsync + rename): a killed run leaves the previous history intact.
  */
-import {randomBytes} from 'node:crypto'
-import {mkdir, open, readFile, rename, rm} from 'node:fs/promises'
-import {dirname, join} from 'node:path'
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {writeFileAtomically} from '../install/apply.js'
 
 export interface CapacitySample {
   at: string
@@ -42,26 +43,8 @@ export async function appendSample(stateDir: string, sample: CapacitySample): Pr
   const history = await readHistory(stateDir)
   history.samples.push(sample)
   if (history.samples.length > MAX_SAMPLES) history.samples = history.samples.slice(-MAX_SAMPLES)
-  await writeFileAtomic(historyPath(stateDir), JSON.stringify(history, null, 2) + '\n')
+  writeFileAtomically(historyPath(stateDir), JSON.stringify(history, null, 2) + '\n', 0o644)
   return history
-}
-
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), {recursive: true})
-  const tmp = join(dirname(path), `.tmp-${randomBytes(4).toString('hex')}-${HISTORY_FILE}`)
-  const handle = await open(tmp, 'w', 0o600)
-  try {
-    await handle.writeFile(text)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  try {
-    await rename(tmp, path)
-  } catch (error) {
-    await rm(tmp, {force: true})
-    throw error
-  }
 }
 
 /**

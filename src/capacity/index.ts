@@ -33,6 +33,52 @@ export function isLocalHost(host: string): boolean {
   return host === 'localhost' || host === '127.0.0.1' || host === '::1' || host === '[::1]' || host.startsWith('/')
 }
 
+export interface OpenedContext {
+  ctx: CheckContext
+  /** closes the PostgreSQL connection, if one was opened */
+  close: () => Promise<void>
+}
+
+/**
+ * The context both `capacity` and `doctor` run their checks in: thresholds from charge-ops.yaml, a
+ * per-run memo, and one counted PostgreSQL connection with a statement timeout (a stuck catalog
+ * query must not hang cron). When the connection fails, `pgError` holds the diagnosed message and
+ * the memo key `pg.error` its {code, message, hint} (doctor names the cause from it).
+ */
+export async function openCheckContext(options: {settings: Settings; logger: Logger; now: Date; connectPg: boolean; applicationName: string; statementTimeout: string}): Promise<OpenedContext> {
+  const {settings} = options
+  const ctx: CheckContext = {
+    settings,
+    logger: options.logger,
+    now: options.now,
+    thresholds: (id) => thresholdsFor(id, settings.yaml.thresholds),
+    queryCount: () => 0,
+    memo: new Map(),
+  }
+  if (!options.connectPg || !settings.databaseUrl) return {ctx, close: async () => {}}
+  const {connect, parseDatabaseUrl} = await import('../postgres/connection.js')
+  try {
+    const target = parseDatabaseUrl(settings.databaseUrl)
+    const client = await connect(target, {connectTimeoutMs: 10_000, applicationName: options.applicationName})
+    try {
+      await client.query(`SET statement_timeout = '${options.statementTimeout.replace(/[^0-9a-z]/gi, '')}'; SET lock_timeout = '5s'`)
+    } catch (error) {
+      await client.end().catch(() => {})
+      throw error
+    }
+    const counted = countingClient(client)
+    ctx.pg = counted
+    ctx.queryCount = counted.count
+    ctx.pgLocal = isLocalHost(target.host)
+    return {ctx, close: () => client.end().catch(() => {})}
+  } catch (error) {
+    const e = error as {code?: string; message: string; hint?: string}
+    ctx.pgError = `${e.message}${e.hint ? ` (${e.hint})` : ''}`
+    ctx.memo.set('pg.error', Promise.resolve({code: e.code, message: e.message, hint: e.hint}))
+    return {ctx, close: async () => {}}
+  }
+}
+
 export async function runChecks(checks: Check[], ctx: CheckContext): Promise<CheckResult[]> {
   const settled = await Promise.all(
     checks.map(async (check) => {
@@ -53,37 +99,13 @@ export async function runCapacity(options: CapacityOptions): Promise<Report> {
   let checks = options.checks ?? CAPACITY_CHECKS
   if (options.components?.length) checks = checks.filter((c) => options.components!.includes(c.component) || (c.id === 'sizing.connections_pct' && options.components!.includes('postgresql')))
 
-  const ctx: CheckContext = {
-    settings,
-    logger,
-    now,
-    thresholds: (id) => thresholdsFor(id, settings.yaml.thresholds),
-    queryCount: () => 0,
-    memo: new Map(),
-  }
   const needsPg = checks.some((c) => c.component === 'postgresql' || c.component === 'sizing')
-  let close: (() => Promise<void>) | undefined
-  if (needsPg && settings.databaseUrl) {
-    const {connect, parseDatabaseUrl} = await import('../postgres/connection.js')
-    try {
-      const target = parseDatabaseUrl(settings.databaseUrl)
-      const client = await connect(target, {connectTimeoutMs: 10_000, applicationName: 'charge-ops capacity'})
-      // a stuck catalog query must not hang cron
-      await client.query("SET statement_timeout = '30s'; SET lock_timeout = '5s'")
-      const counted = countingClient(client)
-      ctx.pg = counted
-      ctx.queryCount = counted.count
-      ctx.pgLocal = isLocalHost(target.host)
-      close = () => client.end().catch(() => {})
-    } catch (error) {
-      ctx.pgError = `${(error as Error).message}${(error as {hint?: string}).hint ? ` (${(error as {hint?: string}).hint})` : ''}`
-    }
-  }
+  const {ctx, close} = await openCheckContext({settings, logger, now, connectPg: needsPg, applicationName: 'charge-ops capacity', statementTimeout: '30s'})
   let results: CheckResult[]
   try {
     results = await runChecks(checks, ctx)
   } finally {
-    await close?.()
+    await close()
   }
   if (options.recordHistory !== false && ctx.memo.has('pg.databaseBytes')) {
     try {

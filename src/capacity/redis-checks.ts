@@ -4,6 +4,7 @@
  */
 import type {Redis} from 'ioredis'
 
+import {CliError} from '../errors.js'
 import {measure, pct, unknown} from './check-kit.js'
 import {formatBytes, formatSeconds} from './render.js'
 import {memoryInfo} from './system.js'
@@ -11,70 +12,40 @@ import {type Check, type CheckContext, type CheckResult, once} from './types.js'
 
 const C = 'redis'
 
-export function parseInfo(text: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const line of text.split(/\r?\n/)) {
-    if (!line || line.startsWith('#')) continue
-    const i = line.indexOf(':')
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1)
-  }
-  return out
-}
-
-/** Opens an ioredis connection that fails fast (no retry loop, no offline queue). */
-export async function openRedis(url: string, timeoutMs = 5000): Promise<Redis> {
-  const {Redis: RedisClient} = await import('ioredis')
-  const client = new RedisClient(url, {lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null, commandTimeout: timeoutMs})
-  client.on('error', () => {})
-  try {
-    await client.connect()
-  } catch (error) {
-    client.disconnect()
-    throw error
-  }
-  return client
-}
-
 export interface RedisFacts {
   info: Record<string, string>
   config: Record<string, string>
 }
 
+const CONFIG_KEYS = ['maxmemory', 'maxmemory-policy', 'maxclients', 'save', 'appendonly', 'stop-writes-on-bgsave-error', 'dir', 'dbfilename']
+
+/** INFO (every section) and the CONFIG values the checks read, through the shared adapter (src/redis/client.ts). */
 export async function redisFacts(client: Redis): Promise<RedisFacts> {
-  const info = parseInfo(await client.info())
+  const {redisInfo} = await import('../redis/client.js')
+  const info = await redisInfo(client)
   const config: Record<string, string> = {}
   try {
-    const pairs = (await client.call('CONFIG', 'GET', '*')) as string[]
-    for (let i = 0; i + 1 < pairs.length; i += 2) if (['maxmemory', 'maxmemory-policy', 'save', 'appendonly', 'stop-writes-on-bgsave-error', 'dir', 'dbfilename'].includes(pairs[i])) config[pairs[i]] = pairs[i + 1]
+    const pairs = (await client.config('GET', '*')) as string[]
+    for (let i = 0; i + 1 < pairs.length; i += 2) if (CONFIG_KEYS.includes(pairs[i])) config[pairs[i]] = pairs[i + 1]
   } catch {
     // CONFIG renamed or disabled (managed Redis): INFO still carries most of it
   }
   return {info, config}
 }
 
-function getFacts(ctx: CheckContext): Promise<RedisFacts | {error: string}> {
+function getFacts(ctx: CheckContext): Promise<RedisFacts | {error: string; hint?: string}> {
   return once(ctx, 'redis.facts', async () => {
     const url = ctx.settings.redisUrl
     if (!url) return {error: 'REDIS_URL is not set'}
-    let client: Redis | undefined
+    const {withRedis, diagnoseRedisError, parseRedisUrl} = await import('../redis/client.js')
     try {
-      client = await openRedis(url)
-      return await redisFacts(client)
+      // INFO rather than PING proves the connection: a server in MISCONF refuses PING, and that is what we must report
+      return await withRedis(url, redisFacts, {timeoutMs: 5000, probe: 'info'})
     } catch (error) {
-      return {error: describeRedisError(error)}
-    } finally {
-      client?.disconnect()
+      const e = error instanceof CliError ? error : diagnoseRedisError(error, parseRedisUrl(url))
+      return {error: e.message, hint: e.hint}
     }
   })
-}
-
-export function describeRedisError(error: unknown): string {
-  const e = error as {code?: string; message?: string}
-  if (e.code === 'ECONNREFUSED') return 'connection refused (is redis-server running on that host and port?)'
-  if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return 'host name does not resolve (DNS)'
-  if (/WRONGPASS|NOAUTH|invalid password/i.test(e.message ?? '')) return 'authentication failed (check the password in REDIS_URL / requirepass)'
-  if (/timeout/i.test(e.message ?? '') || e.code === 'ETIMEDOUT') return 'connection timed out (firewall or wrong host?)'
-  return e.message ?? String(error)
 }
 
 export const REDIS_CHECK: Check = {
@@ -83,7 +54,7 @@ export const REDIS_CHECK: Check = {
   title: 'Redis memory, evictions, persistence',
   async run(ctx) {
     const facts = await getFacts(ctx)
-    if ('error' in facts) return [unknown(C, 'redis.memory_used_pct', 'Redis', `Redis not checked: ${facts.error}`, 'Check REDIS_URL and that Redis is reachable (`charge-ops doctor`).')]
+    if ('error' in facts) return [unknown(C, 'redis.memory_used_pct', 'Redis', `Redis not checked: ${facts.error}`, `${facts.hint ? `${facts.hint} ` : ''}\`charge-ops doctor\` checks Redis in depth.`)]
     const {info, config} = facts
     const used = Number(info.used_memory ?? 0)
     const maxmemory = Number(config.maxmemory ?? info.maxmemory ?? 0)

@@ -5,6 +5,7 @@
  *  - prometheus: text exposition (node_exporter textfile collector) with HELP / TYPE
  *  - nagios: `STATUS - summary | perfdata`, exit 0/1/2/3 (Nagios plugin API)
  */
+import {formatBytes as formatBytesUnsigned, formatDuration} from '../output/progress.js'
 import {renderTable} from '../output/table.js'
 import {type CheckResult, type CheckStatus, worstStatus} from './types.js'
 
@@ -35,22 +36,14 @@ export function formatValue(value: number | null | undefined, unit?: string): st
   return unit && unit !== 'count' ? `${n}${unit === '%' ? '%' : ' ' + unit}` : n
 }
 
+/** Bytes for humans (the CLI's one formatter, src/output/progress.ts), signed: growth can be negative. */
 export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
-  let v = Math.abs(bytes)
-  let i = 0
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024
-    i++
-  }
-  return `${bytes < 0 ? '-' : ''}${i === 0 ? v : v.toFixed(1)} ${units[i]}`
+  return bytes < 0 ? `-${formatBytesUnsigned(-bytes)}` : formatBytesUnsigned(bytes)
 }
 
+/** Seconds for humans: the CLI's duration format (`45s`, `12m05s`, `3h20m`), days from two days on. */
 export function formatSeconds(s: number): string {
-  if (s < 120) return `${Math.round(s)}s`
-  if (s < 7200) return `${Math.round(s / 60)}m`
-  if (s < 172_800) return `${(s / 3600).toFixed(1)}h`
-  return `${(s / 86_400).toFixed(1)}d`
+  return s >= 172_800 ? `${(s / 86_400).toFixed(1)}d` : formatDuration(s * 1000)
 }
 
 function labelText(labels?: Record<string, string>): string {

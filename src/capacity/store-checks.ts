@@ -7,47 +7,23 @@ import {formatBytes} from './render.js'
 import {directorySize, diskUsage, memoryInfo} from './system.js'
 import {type Check, type CheckResult, once, type CheckContext} from './types.js'
 
-export const CHROMA_TENANT_PATH = '/api/v2/tenants/default_tenant/databases/default_database'
-
-export interface ChromaCollectionInfo {
-  id: string
-  name: string
-  count: number | null
-  dimension: number | null
+export interface ChromaFacts {
+  heartbeatNs: number
+  collections: {id: string; name: string; count: number}[]
 }
 
-export async function chromaJson<T>(base: string, path: string, timeoutMs = 5000): Promise<T> {
-  const res = await fetch(new URL(path, base.endsWith('/') ? base : base + '/'), {signal: AbortSignal.timeout(timeoutMs)})
-  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`)
-  return (await res.json()) as T
-}
-
-/** Heartbeat + every collection with its record count (one count request per collection). */
-export async function chromaFacts(url: string): Promise<{heartbeatNs: number; collections: ChromaCollectionInfo[]}> {
-  const hb = await chromaJson<Record<string, number>>(url, '/api/v2/heartbeat')
-  const list = await chromaJson<{id: string; name: string; dimension?: number | null}[]>(url, `${CHROMA_TENANT_PATH}/collections`)
-  const collections: ChromaCollectionInfo[] = []
-  for (const c of list) {
-    let count: number | null = null
-    try {
-      count = await chromaJson<number>(url, `${CHROMA_TENANT_PATH}/collections/${c.id}/count`)
-    } catch {
-      // reported as unknown count
-    }
-    collections.push({id: c.id, name: c.name, count, dimension: c.dimension ?? null})
-  }
-  return {heartbeatNs: hb['nanosecond heartbeat'] ?? 0, collections}
-}
-
-export function getChromaFacts(ctx: CheckContext) {
+/** Heartbeat and record counts per collection, through the shared adapter (src/chroma/client.ts); errors name the cause. */
+export function getChromaFacts(ctx: CheckContext): Promise<ChromaFacts | {error: string; hint?: string}> {
   return once(ctx, 'chroma.facts', async () => {
-    if (!ctx.settings.chromaUrl) return {error: 'CHROMA_URL is not set'}
+    const url = ctx.settings.chromaUrl
+    if (!url) return {error: 'CHROMA_URL is not set'}
+    const {chromaHeartbeat, collectionCounts} = await import('../chroma/client.js')
     try {
-      return await chromaFacts(ctx.settings.chromaUrl)
+      const hb = await chromaHeartbeat(url, {timeoutMs: 5000})
+      return {heartbeatNs: hb.nanoseconds, collections: await collectionCounts(url)}
     } catch (error) {
-      const e = error as {cause?: {code?: string}; name?: string; message?: string}
-      const why = e.cause?.code === 'ECONNREFUSED' ? 'connection refused (is the Chroma server running?)' : e.name === 'TimeoutError' ? 'timed out' : e.message ?? String(error)
-      return {error: why}
+      const e = error as {message?: string; hint?: string}
+      return {error: e.message ?? String(error), hint: e.hint}
     }
   })
 }
@@ -62,13 +38,13 @@ export const CHROMA_CHECK: Check = {
     if ('error' in facts) {
       out.push(
         ctx.settings.chromaUrl
-          ? measure(ctx, {id: 'chroma.heartbeat', component: 'chroma', title: 'Chroma heartbeat', value: 0, unit: 'bool', status: 'critical', message: `Chroma at ${ctx.settings.chromaUrl} is down: ${facts.error}`, remedy: 'Start the Chroma server (docker compose up -d chroma) and check its persist volume.'})
+          ? measure(ctx, {id: 'chroma.heartbeat', component: 'chroma', title: 'Chroma heartbeat', value: 0, unit: 'bool', status: 'critical', message: `Chroma is down: ${facts.error}`, remedy: `${facts.hint ? `${facts.hint} ` : ''}Start the Chroma server (docker compose up -d chroma) and check its persist volume.`})
           : unknown('chroma', 'chroma.heartbeat', 'Chroma heartbeat', 'Chroma not checked: CHROMA_URL is not set', 'Set CHROMA_URL in the backend .env.'),
       )
     } else {
       out.push(measure(ctx, {id: 'chroma.heartbeat', component: 'chroma', title: 'Chroma heartbeat', value: 1, unit: 'bool', status: 'ok', message: `Chroma answers (${facts.collections.length} collections)`}))
       for (const c of facts.collections) {
-        out.push(measure(ctx, {id: 'chroma.records', component: 'chroma', title: 'Records per Chroma collection', value: c.count, unit: 'count', info: true, status: c.count === null ? 'unknown' : 'ok', labels: {collection: c.name}, message: `${c.name}: ${c.count ?? '?'} records${c.dimension ? `, dimension ${c.dimension}` : ''}`}))
+        out.push(measure(ctx, {id: 'chroma.records', component: 'chroma', title: 'Records per Chroma collection', value: c.count, unit: 'count', info: true, labels: {collection: c.name}, message: `${c.name}: ${c.count} records`}))
       }
     }
     const dir = ctx.settings.chromaDir

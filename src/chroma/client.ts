@@ -6,6 +6,8 @@
  *                                           (refused, DNS, timeout, TLS, not a Chroma server)
  *   collectionCounts(url, {timeoutMs?})   → [{name, id, count}] for every collection
  *   collectionCount(url, name)            → item count of one collection, undefined when absent
+ *   collectionIds(url, name)              → every record id of one collection (paged) and the
+ *                                           dimension of its vectors; undefined when absent
  *   diagnoseChromaError(error, url)       → UnreachableError (CHROMA_REFUSED | CHROMA_DNS |
  *                                           CHROMA_TIMEOUT | CHROMA_TLS | CHROMA_UNREACHABLE)
  *
@@ -92,6 +94,43 @@ export async function collectionCounts(url: string, options: {timeoutMs?: number
 
 export async function collectionCount(url: string, name: string, options: {timeoutMs?: number} = {}): Promise<number | undefined> {
   return (await collectionCounts(url, options)).find((c) => c.name === name)?.count
+}
+
+export interface CollectionIds {
+  id: string
+  ids: Set<string>
+  /** length of the stored vectors (from one record), null when the collection is empty */
+  dimension: number | null
+}
+
+export async function collectionIds(url: string, name: string, options: {timeoutMs?: number; pageSize?: number} = {}): Promise<CollectionIds | undefined> {
+  const target = parseChromaUrl(url)
+  const pageSize = options.pageSize ?? 1000
+  try {
+    const client = await chromaClient(url, {timeoutMs: options.timeoutMs ?? 60_000})
+    let collection
+    try {
+      collection = await client.getCollection({name})
+    } catch (error) {
+      if ((error as {name?: string}).name === 'ChromaNotFoundError' || /does not exist|not found/i.test((error as Error).message)) return undefined
+      throw error
+    }
+    const ids = new Set<string>()
+    for (let offset = 0; ; offset += pageSize) {
+      const page = await collection.get({limit: pageSize, offset, include: []})
+      for (const id of page.ids) ids.add(id)
+      if (page.ids.length < pageSize) break
+    }
+    let dimension: number | null = null
+    if (ids.size > 0) {
+      const one = await collection.get({limit: 1, include: ['embeddings']})
+      dimension = one.embeddings?.[0]?.length ?? null
+    }
+    return {id: collection.id, ids, dimension}
+  } catch (error) {
+    await chromaHeartbeat(url, {timeoutMs: 5000})
+    throw diagnoseChromaError(error, target)
+  }
 }
 
 function causeChain(error: unknown): Array<{code?: string; message?: string; name?: string}> {

@@ -5,14 +5,13 @@
  */
 import {existsSync} from 'node:fs'
 
-import {measure, unknown, countingClient} from '../capacity/check-kit.js'
-import {isLocalHost, runChecks} from '../capacity/index.js'
+import {measure, unknown} from '../capacity/check-kit.js'
+import {openCheckContext, runChecks} from '../capacity/index.js'
 import {diskResult, serverFacts} from '../capacity/pg-checks.js'
 import {buildReport, type Report} from '../capacity/render.js'
 import {MEMORY_CHECK, getChromaFacts} from '../capacity/store-checks.js'
 import {diskUsage} from '../capacity/system.js'
-import {thresholdsFor} from '../capacity/thresholds.js'
-import type {Check, CheckContext, CheckResult} from '../capacity/types.js'
+import type {Check, CheckResult} from '../capacity/types.js'
 import type {Settings} from '../config/settings.js'
 import type {Logger} from '../output/logger.js'
 import {knowledgeIntegrity, uploadsIntegrity} from './integrity.js'
@@ -173,8 +172,8 @@ const chromaCheck: Check = {
   async run(ctx) {
     if (!ctx.settings.chromaUrl) return [unknown('chroma', 'chroma.heartbeat', 'Chroma heartbeat', 'CHROMA_URL is not set', 'Set CHROMA_URL in the backend .env.')]
     const facts = await getChromaFacts(ctx)
-    if ('error' in facts) return [measure(ctx, {id: 'chroma.heartbeat', component: 'chroma', title: 'Chroma heartbeat', value: 0, unit: 'bool', status: 'critical', message: `Chroma at ${ctx.settings.chromaUrl}: ${facts.error}`, remedy: 'Start Chroma (docker compose up -d chroma) and check its persist volume; see `docker compose logs chroma` (guide 11: containers restarting).'})]
-    return [measure(ctx, {id: 'chroma.heartbeat', component: 'chroma', title: 'Chroma heartbeat', value: 1, unit: 'bool', status: 'ok', message: `answers; ${facts.collections.map((c) => `${c.name} ${c.count ?? '?'}`).join(', ') || 'no collections'}`})]
+    if ('error' in facts) return [measure(ctx, {id: 'chroma.heartbeat', component: 'chroma', title: 'Chroma heartbeat', value: 0, unit: 'bool', status: 'critical', message: facts.error, remedy: `${facts.hint ? `${facts.hint} ` : ''}Start Chroma (docker compose up -d chroma) and check its persist volume; see \`docker compose logs chroma\` (guide 11: containers restarting).`})]
+    return [measure(ctx, {id: 'chroma.heartbeat', component: 'chroma', title: 'Chroma heartbeat', value: 1, unit: 'bool', status: 'ok', message: `answers; ${facts.collections.map((c) => `${c.name} ${c.count}`).join(', ') || 'no collections'}`})]
   },
 }
 
@@ -254,30 +253,12 @@ export const DOCTOR_CHECKS: Check[] = [configCheck, postgresCheck, migrationsChe
 export async function runDoctor(options: {settings: Settings; logger: Logger; now?: Date; checks?: Check[]}): Promise<Report> {
   const started = Date.now()
   const now = options.now ?? new Date()
-  const ctx: CheckContext = {settings: options.settings, logger: options.logger, now, thresholds: (id) => thresholdsFor(id, options.settings.yaml.thresholds), queryCount: () => 0, memo: new Map()}
-  let close: (() => Promise<void>) | undefined
-  if (options.settings.databaseUrl) {
-    const {connect, parseDatabaseUrl} = await import('../postgres/connection.js')
-    try {
-      const target = parseDatabaseUrl(options.settings.databaseUrl)
-      const client = await connect(target, {connectTimeoutMs: 10_000, applicationName: 'charge-ops doctor'})
-      await client.query("SET statement_timeout = '60s'")
-      const counted = countingClient(client)
-      ctx.pg = counted
-      ctx.queryCount = counted.count
-      ctx.pgLocal = isLocalHost(target.host)
-      close = () => client.end().catch(() => {})
-    } catch (error) {
-      const e = error as {code?: string; message: string; hint?: string}
-      ctx.pgError = e.message
-      ctx.memo.set('pg.error', Promise.resolve({code: e.code, message: e.message, hint: e.hint}))
-    }
-  }
+  const {ctx, close} = await openCheckContext({settings: options.settings, logger: options.logger, now, connectPg: true, applicationName: 'charge-ops doctor', statementTimeout: '60s'})
   try {
     const results = await runChecks(options.checks ?? DOCTOR_CHECKS, ctx)
     return buildReport(results, now, {queries: ctx.queryCount(), durationMs: Date.now() - started})
   } finally {
-    await close?.()
+    await close()
   }
 }
 

@@ -8,7 +8,6 @@ import {readdir, stat} from 'node:fs/promises'
 import {join, relative, sep} from 'node:path'
 
 import {measure, unknown} from '../capacity/check-kit.js'
-import {CHROMA_TENANT_PATH} from '../capacity/store-checks.js'
 import type {CheckContext, CheckResult} from '../capacity/types.js'
 
 /** Files younger than this may be an upload whose row is not committed yet. */
@@ -89,40 +88,6 @@ export async function uploadsIntegrity(ctx: CheckContext): Promise<CheckResult[]
   ]
 }
 
-interface ChromaCollection {
-  id: string
-  name: string
-  dimension?: number | null
-}
-
-async function chromaFetch<T>(base: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(new URL(path, base.endsWith('/') ? base : base + '/'), {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: body === undefined ? undefined : {'content-type': 'application/json'},
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  })
-  if (!res.ok) throw new Error(`Chroma ${path}: HTTP ${res.status} ${(await res.text().catch(() => '')).slice(0, 200)}`)
-  return (await res.json()) as T
-}
-
-/** Every id of a Chroma collection (paged), and the dimension of its embeddings. */
-export async function chromaIds(base: string, collection: ChromaCollection): Promise<{ids: Set<string>; dimension: number | null}> {
-  const ids = new Set<string>()
-  const path = `${CHROMA_TENANT_PATH}/collections/${collection.id}/get`
-  for (let offset = 0; ; offset += 1000) {
-    const page = await chromaFetch<{ids: string[]}>(base, path, {limit: 1000, offset, include: []})
-    for (const id of page.ids) ids.add(id)
-    if (page.ids.length < 1000) break
-  }
-  let dimension = collection.dimension ?? null
-  if (dimension === null && ids.size > 0) {
-    const one = await chromaFetch<{embeddings?: number[][] | null}>(base, path, {limit: 1, include: ['embeddings']})
-    dimension = one.embeddings?.[0]?.length ?? null
-  }
-  return {ids, dimension}
-}
-
 export async function knowledgeIntegrity(ctx: CheckContext, collectionName = 'charging_knowledge'): Promise<CheckResult[]> {
   const C = 'integrity'
   const id = 'integrity.passages_without_vectors'
@@ -131,15 +96,15 @@ export async function knowledgeIntegrity(ctx: CheckContext, collectionName = 'ch
   if (!ctx.settings.chromaUrl) return [unknown(C, id, title, 'skipped: CHROMA_URL is not set', 'Set CHROMA_URL in the backend .env.')]
   if (!(await tableExists(ctx, 'public.knowledge_passages'))) return [unknown(C, id, title, 'skipped: table knowledge_passages does not exist yet', 'Run `charge-ops migrate up`.')]
   const {rows} = await ctx.pg.query<{chroma_id: string; embedding_dim: number; embedding_model: string}>('SELECT chroma_id, embedding_dim, embedding_model FROM knowledge_passages')
-  let collections: ChromaCollection[]
+  const {collectionIds} = await import('../chroma/client.js')
+  let chroma: Awaited<ReturnType<typeof collectionIds>>
   try {
-    collections = await chromaFetch<ChromaCollection[]>(ctx.settings.chromaUrl, `${CHROMA_TENANT_PATH}/collections?limit=1000`)
+    chroma = await collectionIds(ctx.settings.chromaUrl, collectionName)
   } catch (error) {
-    return [unknown(C, id, title, `skipped: Chroma is not usable: ${(error as Error).message}`)]
+    return [unknown(C, id, title, `skipped: Chroma is not usable: ${(error as Error).message}`, (error as {hint?: string}).hint)]
   }
-  const collection = collections.find((c) => c.name === collectionName)
   const inPg = new Set(rows.map((r) => r.chroma_id))
-  if (!collection) {
+  if (!chroma) {
     return [
       measure(ctx, {
         id,
@@ -153,7 +118,6 @@ export async function knowledgeIntegrity(ctx: CheckContext, collectionName = 'ch
       }),
     ]
   }
-  const chroma = await chromaIds(ctx.settings.chromaUrl, collection)
   const withoutVectors = [...inPg].filter((x) => !chroma.ids.has(x)).sort()
   const withoutPassages = [...chroma.ids].filter((x) => !inPg.has(x)).sort()
   const dims = [...new Set(rows.map((r) => r.embedding_dim))].sort((a, b) => a - b)

@@ -1,9 +1,11 @@
 /**
  * Redis adapter (ioredis, loaded lazily). The whole API:
  *
- *   connectRedis(url, {timeoutMs?})   → a connected ioredis client; fails fast (no endless retries)
- *                                       with an UnreachableError naming the cause (refused, DNS,
- *                                       timeout, NOAUTH / WRONGPASS, TLS). Call `client.quit()`.
+ *   connectRedis(url, {timeoutMs?, probe?}) → a connected ioredis client; fails fast (no endless
+ *                                       retries) with an UnreachableError naming the cause (refused,
+ *                                       DNS, timeout, NOAUTH / WRONGPASS, TLS). Call `client.quit()`.
+ *                                       probe 'info' checks the connection with INFO instead of PING:
+ *                                       a server in MISCONF refuses PING but still answers INFO.
  *   withRedis(url, fn, {timeoutMs?})  → runs fn(client) and always disconnects
  *   redisInfo(client, section?)       → INFO parsed into {key: value} (e.g. redis_version, aof_enabled)
  *   redisPersistence(client)          → {aof, rdb, rdbSaveRules} from INFO + CONFIG GET save
@@ -50,7 +52,17 @@ export function parseRedisUrl(url: string): RedisTarget {
   }
 }
 
-export async function connectRedis(url: string, options: {timeoutMs?: number} = {}): Promise<Redis> {
+export interface ConnectRedisOptions {
+  timeoutMs?: number
+  /**
+   * how the connection is proven (and AUTH errors surfaced): 'ping' (default) or 'info' —
+   * for readers of INFO (capacity) that must still see a server that refuses writes and PING
+   * (MISCONF after a failed RDB save).
+   */
+  probe?: 'ping' | 'info'
+}
+
+export async function connectRedis(url: string, options: ConnectRedisOptions = {}): Promise<Redis> {
   const target = parseRedisUrl(url)
   const timeoutMs = options.timeoutMs ?? 5000
   const {Redis} = await import('ioredis')
@@ -83,7 +95,8 @@ export async function connectRedis(url: string, options: {timeoutMs?: number} = 
       }),
     ])
     // AUTH errors surface on the first command when the server demands a password we lack.
-    await client.ping()
+    if (options.probe === 'info') await client.info('server')
+    else await client.ping()
   } catch (error) {
     client.disconnect()
     throw diagnoseRedisError(pickError(error, lastError), target)
@@ -100,7 +113,7 @@ function pickError(primary: unknown, fromEvent: unknown): unknown {
   return primary
 }
 
-export async function withRedis<T>(url: string, fn: (client: Redis) => Promise<T>, options?: {timeoutMs?: number}): Promise<T> {
+export async function withRedis<T>(url: string, fn: (client: Redis) => Promise<T>, options?: ConnectRedisOptions): Promise<T> {
   const client = await connectRedis(url, options)
   try {
     return await fn(client)

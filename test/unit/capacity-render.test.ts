@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {dangerousLifecycleRules, newestPerKind, retentionDays, summariseManifest} from '../../src/capacity/backup-checks.js'
+import {dangerousLifecycleRules, newestPerKind, retentionDays} from '../../src/capacity/backup-checks.js'
 import {growthPerDay} from '../../src/capacity/history.js'
 import {normaliseSetting, parseConfAssignments} from '../../src/capacity/pg-checks.js'
 import {buildReport, renderNagios, renderPrometheus, renderText} from '../../src/capacity/render.js'
@@ -89,14 +89,16 @@ describe('settings drift normalisation', () => {
 describe('backups', () => {
   it('newest verified per kind; `all` counts as db and files', () => {
     const ms = [
-      summariseManifest({id: '20261127T020000Z-all-aaaa', kind: 'all', finishedAt: '2026-11-27T02:10:00Z', verification: {ok: true, verifiedAt: '2026-11-27T03:00:00Z'}})!,
-      summariseManifest({id: '20261128T020000Z-db-bbbb', kind: 'db', finishedAt: '2026-11-28T02:05:00Z'})!,
+      {id: '20261127T020000Z-all-aaaa', kind: 'all', finishedAt: '2026-11-27T02:10:00Z', verification: {ok: true, verifiedAt: '2026-11-27T03:00:00Z'}},
+      {id: '20261128T020000Z-db-bbbb', kind: 'db', finishedAt: '2026-11-28T02:05:00Z'},
+      // a failed verification is not a verified backup
+      {id: '20261128T030000Z-files-cccc', kind: 'files', finishedAt: '2026-11-28T03:05:00Z', verification: {ok: false, verifiedAt: '2026-11-28T04:00:00Z'}},
     ]
     const n = newestPerKind(ms)
     expect(n.db.complete!.id).toBe('20261128T020000Z-db-bbbb')
     expect(n.db.verified!.id).toBe('20261127T020000Z-all-aaaa')
     expect(n.files.verified!.id).toBe('20261127T020000Z-all-aaaa')
-    expect(summariseManifest({id: 'x'})).toBeUndefined()
+    expect(n.files.complete!.id).toBe('20261128T030000Z-files-cccc')
   })
   it('flags lifecycle rules that expire WAL or backups retention needs', () => {
     const needed = retentionDays({keepDays: 30, daily: 7, weekly: 4, monthly: 6})
