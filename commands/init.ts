@@ -79,11 +79,13 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, or files differ wit
     if (prompting) {
       const {askAnswers} = await import('../src/install/questions.js')
       const inquirer = await import('@inquirer/prompts')
-      merged = await askAnswers(merged, {
-        input: (o) => inquirer.input(o, {output: process.stderr}),
-        select: (o) => inquirer.select(o, {output: process.stderr}),
-        confirm: (o) => inquirer.confirm(o, {output: process.stderr}),
-      })
+      merged = await cancellable(() =>
+        askAnswers(merged, {
+          input: (o) => inquirer.input(o, {output: process.stderr}),
+          select: (o) => inquirer.select(o, {output: process.stderr}),
+          confirm: (o) => inquirer.confirm(o, {output: process.stderr}),
+        }),
+      )
     }
     const answers = parseAnswers(merged, f.answers ?? 'flags')
 
@@ -108,7 +110,7 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, or files differ wit
           ? async (o) => {
               showDiff(o)
               const {confirm} = await import('@inquirer/prompts')
-              return confirm({message: `${o.path} differs from what init would write (diff above). Overwrite it?`, default: false}, {output: process.stderr})
+              return cancellable(() => confirm({message: `${o.path} differs from what init would write (diff above). Overwrite it?`, default: false}, {output: process.stderr}))
             }
           : undefined,
       })
@@ -128,6 +130,22 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, or files differ wit
       this.logger.info(`${answers.target} deployment in ${dir}${reused.length ? ` (kept ${reused.length} existing secret(s))` : ''}; next: charge-ops config validate --strict --config ${dir}/charge-ops.yaml`)
     }
     return {...result, target: answers.target, reusedSecrets: reused}
+  }
+}
+
+/**
+ * Ctrl-C (or Ctrl-D / a closed terminal) at a prompt: @inquirer/prompts rejects with an
+ * ExitPromptError. That is the operator stopping, not a bug: exit 2, and nothing was written
+ * (every question, including the overwrite confirmations, comes before the first write).
+ */
+async function cancellable<T>(ask: () => Promise<T>): Promise<T> {
+  try {
+    return await ask()
+  } catch (error) {
+    if ((error as Error | undefined)?.name === 'ExitPromptError' || (error as Error | undefined)?.name === 'AbortPromptError') {
+      throw new UsageError('init cancelled at the prompt; nothing was written', {code: 'CANCELLED', hint: 'Run charge-ops init again, or give every answer with flags / --answers and --non-interactive.'})
+    }
+    throw error
   }
 }
 
