@@ -4,7 +4,8 @@
 //   1. the fast path to a working database: `restore pitr --latest --start` (fetch base + replay to a
 //      ready server) vs the guide's `gunzip -c dump.gz | pg_restore` into an empty database.
 //      Budget: ≤ 0.35× the guide's restore time.
-//   2. `wal push` of a real 16 MB segment, node start-up included: median wall ≤ 250 ms; and its
+//   2. `restore db` (the logical side) vs `pg_restore -j2` from an uncompressed local file: ≤ 1.1×.
+//   3. `wal push` of a real 16 MB segment, node start-up included: median wall ≤ 250 ms; and its
 //      ratio to `zstd -q -1 -c` alone on the same segment.
 // Prints each figure with its baseline measured in the same run, and the machine load.
 // Usage: npm run build && node --import tsx bench/restore.mjs [--rows 8500000] [--push-runs 9]
@@ -92,6 +93,26 @@ try {
   const pitrRatio = pitr.ms / guideRestoreMs
   log(`restore pitr --latest --start: ${seconds(pitr.ms)} (recovery ${seconds(pitrResult.recovery.durationMs)}, ${pitrResult.archive.segments} segments) — ready on timeline ${pitrResult.recovery.timeline}`)
 
+  // ---------------------------------------------------------------- restore db vs pg_restore -j2 (logical side)
+  let restoreDb = {note: 'failed'}
+  try {
+    const plain = join(work, 'plain.dump')
+    sh(`pg_dump -Fc -Z0 -f ${plain} charge_analysis`)
+    await pg.query('CREATE DATABASE pgr_target')
+    const pgRestoreMs = sh(`pg_restore -j2 --no-owner -d pgr_target ${plain}`)
+    await pg.query('DROP DATABASE pgr_target')
+    rmSync(plain, {force: true})
+    const logicalRepo = pg.serverDir('logical-repo')
+    const cwd = pg.serverDir('logical-cwd')
+    cli(['backup', 'db', '--repo', logicalRepo, '--quiet'], {env: {DATABASE_URL: url}, cwd})
+    const restored = cli(['restore', 'db', 'latest', '--target-db', 'logical_target', '--jobs', '2', '--no-maintenance', '--yes', '--repo', logicalRepo, '--quiet'], {env: {DATABASE_URL: url}, cwd})
+    restoreDb = {restoreDbMs: Math.round(restored.ms), pgRestoreJ2Ms: Math.round(pgRestoreMs), ratio: Number((restored.ms / pgRestoreMs).toFixed(2)), budget: 1.1}
+    log(`restore db latest --jobs 2: ${seconds(restored.ms)} vs pg_restore -j2 from an uncompressed local file ${seconds(pgRestoreMs)}`)
+  } catch (error) {
+    restoreDb = {note: `restore db could not be measured: ${String(error.message).split('\n').slice(0, 3).join(' ')}`}
+    log(restoreDb.note)
+  }
+
   // ---------------------------------------------------------------- wal push of one 16 MB segment
   const walDir = join(dataDir, 'pg_wal')
   const segment = readdirSync(walDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort()[0]
@@ -125,10 +146,11 @@ try {
     walPushBudgetMs: 250,
     zstdMedianMs: Math.round(zstdMedian),
     walPushToZstd: Number((pushMedian / zstdMedian).toFixed(1)),
-    restoreDb: 'not measured here: `restore db` is the logical engineer\'s command',
+    restoreDb,
   }
   console.log(`restore pitr --latest --start: ${seconds(pitr.ms)} vs guide gunzip | pg_restore ${seconds(guideRestoreMs)} → ratio ${pitrRatio.toFixed(2)} (budget ≤ 0.35) ${pitrRatio <= 0.35 ? 'OK' : 'OVER'}`)
   console.log(`wal push 16 MB: median ${Math.round(pushMedian)} ms (budget ≤ 250 ms) ${pushMedian <= 250 ? 'OK' : 'OVER'}; zstd -1 alone ${Math.round(zstdMedian)} ms → ${result.walPushToZstd}×`)
+  if (restoreDb.ratio !== undefined) console.log(`restore db: ${seconds(restoreDb.restoreDbMs)} vs pg_restore -j2 ${seconds(restoreDb.pgRestoreJ2Ms)} → ratio ${restoreDb.ratio} (budget ≤ 1.1) ${restoreDb.ratio <= 1.1 ? 'OK' : 'OVER'}`)
   console.log(`load average ${load0.toFixed(2)} → ${loadavg()[0].toFixed(2)} (2 cores)`)
   console.log(JSON.stringify(result))
 } finally {

@@ -245,7 +245,7 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   if (!existsSync(join(dataDir, PARTIAL_CONTROL))) throw new ChecksFailedError(`base backup ${base.id} holds no global/pg_control`, {code: 'PITR_BASE_CORRUPT'})
 
   // recovery settings, then recovery.signal, then pg_control — each durable before the next
-  const command = restoreCommand({repository: options.repository, stack, awsEnvFile: options.awsEnvFile, entry: options.entry})
+  const command = restoreCommand({repository: options.repository, stack, awsEnvFile: options.awsEnvFile, entry: options.entry, fast: true})
   const autoConf = join(dataDir, 'postgresql.auto.conf')
   await appendFile(autoConf, recoveryConf({target: options.target, restoreCommand: command, port: options.start?.port ?? options.port, archive: options.archive, targetTimeline: options.targetTimeline}))
   const signal = join(dataDir, 'recovery.signal')
@@ -283,7 +283,7 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
 // ------------------------------------------------------------------ start and watch
 
 export function parseRecoveryLog(log: string): {stoppedAt?: string; redoDoneAt?: string; lastTransactionAt?: string; newTimeline?: number; fatal?: string; complete: boolean} {
-  const stopped = /recovery stopping (?:before|after) [^\n]*/.exec(log)?.[0]
+  const stopped = /recovery stopping (?:before|after|at) [^\n]*/.exec(log)?.[0]
   const redo = /redo done at ([0-9A-F]+\/[0-9A-F]+)/.exec(log)?.[1]
   const last = /last completed transaction was at log time ([^\n]+)/.exec(log)?.[1]?.trim()
   const tl = /selected new timeline ID: (\d+)/.exec(log)?.[1]

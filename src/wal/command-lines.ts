@@ -3,6 +3,7 @@
  * absolute node and entry paths (postgres has no PATH of yours), repository and stack in the
  * line, S3 credentials only by file path. Never a secret.
  */
+import {existsSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import {dirname, resolve} from 'node:path'
 
@@ -45,7 +46,23 @@ export function archiveCommand(options: CommandLineOptions): string {
   return [...prefix(options), 'wal', 'push', '%p', ...common(options)].map((w) => (w === '%p' ? w : shellQuote(w))).join(' ')
 }
 
-export function restoreCommand(options: CommandLineOptions): string {
+/** dist/src/wal/fetch-main.js of this installation, when built (the fast restore_command entry). */
+export function fastFetchEntry(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url))
+  const root = here.includes('/dist/') ? resolve(here, '../../..') : resolve(here, '../..')
+  const entry = resolve(root, 'dist/src/wal/fetch-main.js')
+  return existsSync(entry) ? entry : undefined
+}
+
+/**
+ * The restore_command. With `fast` (what `restore pitr` writes) it runs charge-ops' fetch entry
+ * directly, skipping the CLI framework's start-up on every segment; same code and exit codes.
+ */
+export function restoreCommand(options: CommandLineOptions & {fast?: boolean}): string {
+  const fast = options.fast && options.engine !== 'wal-g' ? fastFetchEntry() : undefined
+  if (fast) {
+    return [options.node ?? process.execPath, fast, '%f', '%p', ...common(options)].map((w) => (w === '%p' || w === '%f' ? w : shellQuote(w))).join(' ')
+  }
   return [...prefix(options), 'wal', 'fetch', '%f', '%p', ...common(options)].map((w) => (w === '%p' || w === '%f' ? w : shellQuote(w))).join(' ')
 }
 

@@ -157,6 +157,16 @@ describe('wal fetch', () => {
     expect(r.code).toBe(126)
     expect(r.stderr).toMatch(new RegExp(`wal fetch ${name}: ${name}: `))
     expect(fs.existsSync(dest)).toBe(false)
+    // the fast restore_command entry behaves the same
+    const fast = (args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'dist/src/wal/fetch-main.js'), ...args, ...loc()], {cwd: dir, encoding: 'utf8'})
+    const corrupt = fast([name, dest])
+    expect(corrupt.status).toBe(126)
+    expect(corrupt.stderr).toMatch(new RegExp(`wal fetch ${name}: ${name}: .*checksum mismatch|does not decompress`))
+    const missing = fast(['00000001000000000000007F', dest])
+    expect(missing.status).toBe(1)
+    expect(missing.stderr).toBe('')
+    expect(fast(['000000010000000000000001', dest]).status).toBe(0)
+    expect(fs.statSync(dest).size).toBe(16 * 1024 * 1024)
   })
 })
 

@@ -120,6 +120,8 @@ describe('restore pitr --target-time', () => {
     for (const [i, pick] of picks.entries()) {
       const {result, port} = await restore(`exact-${i}`, {'target-time': pick.target})
       expect(result.recovery?.stoppedAt).toMatch(/recovery stopping before commit/)
+      // the restore_command runs charge-ops' fetch entry directly (no CLI start-up per segment)
+      expect(result.restoreCommand).toBe(`${process.execPath} ${path.join(ROOT, 'dist/src/wal/fetch-main.js')} %f %p --repo ${repo} --stack ${STACK}`)
       const expected = await pg.query<{ids: string}>(`SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') AS ids FROM samples WHERE committed_at <= '${pick.target}'`)
       const got = await queryPort<{ids: string}>(port, `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') AS ids FROM samples`)
       expect(got[0].ids).toBe(expected[0].ids)
@@ -128,6 +130,19 @@ describe('restore pitr --target-time', () => {
       expect(inRecovery[0].r).toBe(false)
     }
   }, 300_000)
+
+  it('recovers to a named restore point', async () => {
+    await pg.query("INSERT INTO samples (committed_at) VALUES ('1999-01-01')")
+    await pg.query("SELECT pg_create_restore_point('before-cleanup')")
+    await pg.query("DELETE FROM samples WHERE committed_at = '1999-01-01'")
+    const check = cli(['wal', 'check', '--repo', repo, '--stack', STACK], {env: {DATABASE_URL: pg.url()}})
+    expect(check.code).toBe(0)
+    const {result, port} = await restore('named', {'target-name': 'before-cleanup'})
+    expect(result.recovery?.stoppedAt).toMatch(/recovery stopping at restore point "before-cleanup"/)
+    const rows = await queryPort<{n: string}>(port, "SELECT count(*) AS n FROM samples WHERE committed_at = '1999-01-01'")
+    expect(rows[0].n).toBe('1')
+    expect((await pg.query<{n: string}>("SELECT count(*) AS n FROM samples WHERE committed_at = '1999-01-01'"))[0].n).toBe('0')
+  }, 120_000)
 
   it('fails without promoting when the target lies beyond the archived WAL', async () => {
     const future = new Date(Date.now() + 3_600_000).toISOString()
