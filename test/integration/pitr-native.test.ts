@@ -23,7 +23,7 @@ const STACK = 't'
 
 let pg: PgCluster
 let repo: string
-let restored: {dataDir: string}[] = []
+const restored: {dataDir: string}[] = []
 
 function cli(args: string[], options: {env?: Record<string, string>; asServer?: boolean} = {}) {
   const user = options.asServer ? pg.osUser : undefined
