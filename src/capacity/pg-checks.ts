@@ -480,7 +480,7 @@ const settingsDrift: Check = {
         return [unknown(C, 'pg.settings_drift', 'Settings drift', `cannot read ${file}: ${(error as Error).message}`, 'Fix paths.postgresqlConf in charge-ops.yaml.')]
       }
       const wanted = parseConfAssignments(text)
-      const actual = new Map((await ctx.pg!.query<{name: string; setting: string; unit: string | null; vartype: string}>(sql.SETTINGS_SQL)).rows.map((r) => [r.name.toLowerCase(), r]))
+      const actual = new Map((await ctx.pg!.query<{name: string; setting: string; unit: string | null; vartype: string; pending_restart: boolean}>(sql.SETTINGS_SQL)).rows.map((r) => [r.name.toLowerCase(), r]))
       const ignore = new Set(['port', 'listen_addresses', 'unix_socket_directories', 'data_directory', 'hba_file', 'ident_file', 'include_dir', 'config_file'])
       const drift: {name: string; expected: string; actual: string; line: number}[] = []
       for (const [name, w] of wanted) {
@@ -488,7 +488,7 @@ const settingsDrift: Check = {
         if (!a || ignore.has(name)) continue
         const exp = normaliseSetting(w.value, a.unit, a.vartype)
         const got = normaliseSetting(a.setting, a.unit, a.vartype)
-        if (exp !== got) drift.push({name, expected: w.value.replace(/^'(.*)'$/s, '$1'), actual: `${a.setting}${a.unit ? ` (${a.unit})` : ''}`, line: w.line})
+        if (exp !== got) drift.push({name, expected: w.value.replace(/^'(.*)'$/s, '$1'), actual: `${a.setting}${a.unit ? ` (${a.unit})` : ''}${a.pending_restart ? ' (changed in the server’s files, restart pending)' : ''}`, line: w.line})
       }
       return [
         measure(ctx, {

@@ -202,4 +202,9 @@ SELECT schemaname AS schema, relname AS table, n_live_tup::bigint AS live, n_dea
 FROM pg_stat_user_tables
 WHERE n_dead_tup > 0 OR n_mod_since_analyze > 0`
 
-export const SETTINGS_SQL = `SELECT name, setting, unit, vartype, source FROM pg_settings`
+/**
+ * reset_val, not setting: the value a fresh session gets (our own SET statement_timeout must not
+ * count as drift), and the raw value where SHOW masks it (archive_command shows "(disabled)" while
+ * archive_mode is off).
+ */
+export const SETTINGS_SQL = `SELECT name, reset_val AS setting, unit, vartype, source, pending_restart FROM pg_settings`
