@@ -103,7 +103,7 @@ describe('WAL archiving (pg_stat_archiver) on a real cluster', () => {
     await cluster.query('INSERT INTO readings (v) SELECT random() FROM generate_series(1, 1000); SELECT pg_switch_wal()', dbName)
     const a = await waitFor('archiving to recover', async () => {
       const row = await archiver()
-      return row.last_archived_time && row.last_failed_time && new Date(row.last_archived_time) > new Date(row.last_failed_time) && row
+      return row.last_archived_time && row.last_failed_time && new Date(row.last_archived_time) > new Date(row.last_failed_time) ? row : undefined
     })
     const copied = readdirSync(walDir).filter((f) => /^[0-9A-F]{24}$/.test(f))
     expect(copied).toContain(a.last_archived_wal)

@@ -89,6 +89,16 @@ describe('doctor: Redis', () => {
     expect(JSON.stringify(report) + renderText(report)).not.toContain('redis-secret-77')
   })
 
+  it('capacity still reads a Redis in MISCONF (it refuses PING, not INFO) and calls its persistence critical', async () => {
+    const {runCapacity} = await import('../../src/capacity/index.js')
+    const settings = loadSettings({cwd: dir, env: {REDIS_URL: redis.url, CHARGE_OPS_STATE_DIR: join(dir, 'state')}})
+    const report = await runCapacity({settings, logger: silentLogger, components: ['redis'], recordHistory: false})
+    const c = find(report, 'redis.persistence')!
+    expect(c).toMatchObject({status: 'critical', value: 2})
+    expect(c.message).toMatch(/^MISCONF: writes are refused because the last RDB save failed \(RDB last bgsave err/)
+    expect(find(report, 'redis.memory_used_pct')!.status).not.toBe('unknown')
+  })
+
   it('a wrong Redis password is named', async () => {
     const url = redis.url.replace('redis-secret-77', 'nope-nope-nope')
     const c = find(await doctor({REDIS_URL: url}), 'redis.writable')!
