@@ -70,31 +70,50 @@ export async function memoryInfo(root = '/'): Promise<MemoryInfo> {
   return {limitBytes: hostTotal, source: 'host', availableBytes: hostAvailable, usedBytes: hostAvailable === undefined ? undefined : hostTotal - hostAvailable}
 }
 
-/** Total size and count of regular files under dir (no symlink following). */
-export async function directorySize(dir: string, options: {limitFiles?: number} = {}): Promise<{files: number; bytes: number; truncated: boolean}> {
+export interface WalkedFile {
+  /** path relative to the root, `/`-separated */
+  rel: string
+  size: number
+  mtimeMs: number
+}
+
+/**
+ * Visits every regular file under root (symlinks not followed). `skipName` prunes files and
+ * directories by name at any depth; subdirectories that cannot be read are passed over (the root
+ * itself must be readable).
+ */
+export async function walkFiles(root: string, visit: (file: WalkedFile) => void, options: {skipName?: (name: string) => boolean} = {}): Promise<void> {
   const {readdir, lstat} = await import('node:fs/promises')
-  const {join} = await import('node:path')
-  let files = 0
-  let bytes = 0
-  const stack = [dir]
+  const {join, relative, sep} = await import('node:path')
+  const stack = [root]
   while (stack.length > 0) {
     const d = stack.pop()!
     let entries
     try {
       entries = await readdir(d, {withFileTypes: true})
     } catch (error) {
-      if (d === dir) throw error
+      if (d === root) throw error
       continue
     }
     for (const e of entries) {
+      if (options.skipName?.(e.name)) continue
       const full = join(d, e.name)
       if (e.isDirectory()) stack.push(full)
       else if (e.isFile()) {
-        files++
-        bytes += (await lstat(full)).size
-        if (options.limitFiles && files >= options.limitFiles) return {files, bytes, truncated: true}
+        const s = await lstat(full).catch(() => undefined) // removed meanwhile
+        if (s) visit({rel: relative(root, full).split(sep).join('/'), size: s.size, mtimeMs: s.mtimeMs})
       }
     }
   }
-  return {files, bytes, truncated: false}
+}
+
+/** Total size and count of regular files under dir (no symlink following). */
+export async function directorySize(dir: string): Promise<{files: number; bytes: number}> {
+  let files = 0
+  let bytes = 0
+  await walkFiles(dir, (f) => {
+    files++
+    bytes += f.size
+  })
+  return {files, bytes}
 }

@@ -4,38 +4,27 @@
  * Tables from service/migrations (uploads, knowledge_passages); when they are absent the check is
  * skipped with the reason.
  */
-import {readdir, stat} from 'node:fs/promises'
-import {join, relative, sep} from 'node:path'
-
 import {measure, unknown} from '../capacity/check-kit.js'
+import {walkFiles} from '../capacity/system.js'
 import type {CheckContext, CheckResult} from '../capacity/types.js'
 
 /** Files younger than this may be an upload whose row is not committed yet. */
 const IN_FLIGHT_MS = 10 * 60_000
 const SAMPLE = 5
 
+/** Files under the uploads root (dot-names are temp files of uploads in progress), and which of them are too young to judge. */
 export async function listFiles(root: string, now: Date): Promise<{files: Set<string>; young: Set<string>; inFlight: number}> {
   const files = new Set<string>()
   const young = new Set<string>()
-  let inFlight = 0
-  const stack = [root]
-  while (stack.length > 0) {
-    const dir = stack.pop()!
-    for (const e of await readdir(dir, {withFileTypes: true})) {
-      if (e.name.startsWith('.')) continue // temp files of uploads in progress
-      const full = join(dir, e.name)
-      if (e.isDirectory()) stack.push(full)
-      else if (e.isFile()) {
-        const rel = relative(root, full).split(sep).join('/')
-        files.add(rel)
-        if (now.getTime() - (await stat(full)).mtimeMs < IN_FLIGHT_MS) {
-          inFlight++
-          young.add(rel)
-        }
-      }
-    }
-  }
-  return {files, young, inFlight}
+  await walkFiles(
+    root,
+    (f) => {
+      files.add(f.rel)
+      if (now.getTime() - f.mtimeMs < IN_FLIGHT_MS) young.add(f.rel)
+    },
+    {skipName: (name) => name.startsWith('.')},
+  )
+  return {files, young, inFlight: young.size}
 }
 
 async function tableExists(ctx: CheckContext, table: string): Promise<boolean> {
