@@ -189,6 +189,8 @@ export function namesFor(answers: Answers) {
     database: 'charge_analysis',
     appRole: 'charge_user',
     migratorRole: 'charge_migrator',
+    /** the read-only reporting role (`db bootstrap`'s default name) */
+    readonlyRole: 'charge_reader',
     namespace: answers.k8s.namespace ?? answers.stack,
   }
 }

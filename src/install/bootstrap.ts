@@ -126,6 +126,62 @@ async function storedPassword(client: Client, role: string): Promise<string | nu
 
 const ROLE_ATTRIBUTES = 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT'
 
+/** The SQL of a bootstrap, without passwords, in the order it runs. */
+export interface BootstrapStatements {
+  /** attributes every role is created with / converged to (`CREATE ROLE … WITH <these>`) */
+  roleAttributes: string
+  /** on the admin connection, when the database does not exist (not in a transaction) */
+  createDatabase: string
+  /** on the admin connection: who may connect */
+  databaseAccess: string[]
+  /** on the admin connection: the read-only role's per-database setting */
+  readonlyDefaults: string[]
+  /** inside the database: schema public owned by the migration role */
+  schemaOwnership: string[]
+  /** inside the database: privileges on what the migration role creates from now on */
+  defaultPrivileges: string[]
+  /** inside the database: grants on tables and sequences that already exist */
+  existingGrants: string[]
+}
+
+/**
+ * The statements `bootstrapDatabase` runs, as a pure function of the names: the one source of the
+ * role / grant SQL, also rendered by `charge-ops init` into bootstrap.sql for psql.
+ */
+export function bootstrapStatements(database: string, roles: BootstrapRoles): BootstrapStatements {
+  validateBootstrapNames(database, roles)
+  const qdb = quoteIdent(database)
+  const [app, mig, ro] = [quoteIdent(roles.app), quoteIdent(roles.migration), quoteIdent(roles.readonly)]
+  return {
+    roleAttributes: ROLE_ATTRIBUTES,
+    createDatabase: `CREATE DATABASE ${qdb} WITH ENCODING 'UTF8' TEMPLATE template0`,
+    databaseAccess: [
+      `REVOKE CONNECT, TEMPORARY ON DATABASE ${qdb} FROM PUBLIC`,
+      `GRANT CONNECT, TEMPORARY ON DATABASE ${qdb} TO ${app}, ${ro}`,
+      // CREATE on the database: the migration role may add schemas and trusted extensions
+      `GRANT CONNECT, TEMPORARY, CREATE ON DATABASE ${qdb} TO ${mig}`,
+    ],
+    readonlyDefaults: [`ALTER ROLE ${ro} IN DATABASE ${qdb} SET default_transaction_read_only = on`],
+    schemaOwnership: ['REVOKE ALL ON SCHEMA public FROM PUBLIC', `ALTER SCHEMA public OWNER TO ${mig}`, `GRANT USAGE ON SCHEMA public TO ${app}, ${ro}`],
+    defaultPrivileges: [
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${mig} IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${app}`,
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${mig} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${app}`,
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${mig} IN SCHEMA public GRANT SELECT ON TABLES TO ${ro}`,
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${mig} IN SCHEMA public GRANT SELECT ON SEQUENCES TO ${ro}`,
+    ],
+    existingGrants: [
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${app}`,
+      `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${app}`,
+      `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${ro}`,
+      `GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO ${ro}`,
+      // the application reads the migration history but never rewrites it
+      `DO $$ BEGIN IF to_regclass('public.charge_ops_migrations') IS NOT NULL THEN REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.charge_ops_migrations FROM ${app}; END IF; END $$`,
+    ],
+  }
+}
+
+const statementsOf = (list: string[]) => list.map((sql) => ({sql}))
+
 export async function bootstrapDatabase(options: BootstrapOptions): Promise<BootstrapResult> {
   const logger = options.logger ?? silentLogger
   const {roles, database} = options
@@ -175,30 +231,24 @@ export async function bootstrapDatabase(options: BootstrapOptions): Promise<Boot
     // --- the database (CREATE DATABASE cannot run in a transaction; each query here autocommits)
     const {rows: dbRows} = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database])
     const dbExists = dbRows.length > 0
-    const qdb = quoteIdent(database)
-    const [app, mig, ro] = [quoteIdent(roles.app), quoteIdent(roles.migration), quoteIdent(roles.readonly)]
+    const sql = bootstrapStatements(database, roles)
     const dbAcl = `SELECT datacl::text FROM pg_database WHERE datname = ${quoteLiteral(database)}`
     await runSteps(
       admin,
       [
         {
           description: `create database ${database}`,
-          statements: [{sql: `CREATE DATABASE ${qdb} WITH ENCODING 'UTF8' TEMPLATE template0`}],
+          statements: [{sql: sql.createDatabase}],
           skip: async () => dbExists,
         },
         {
           description: `database ${database}: only the three roles may connect`,
-          statements: [
-            {sql: `REVOKE CONNECT, TEMPORARY ON DATABASE ${qdb} FROM PUBLIC`},
-            {sql: `GRANT CONNECT, TEMPORARY ON DATABASE ${qdb} TO ${app}, ${ro}`},
-            // CREATE on the database: the migration role may add schemas and trusted extensions
-            {sql: `GRANT CONNECT, TEMPORARY, CREATE ON DATABASE ${qdb} TO ${mig}`},
-          ],
+          statements: statementsOf(sql.databaseAccess),
           probe: dbAcl,
         },
         {
           description: `${roles.readonly}: read-only transactions by default in ${database}`,
-          statements: [{sql: `ALTER ROLE ${ro} IN DATABASE ${qdb} SET default_transaction_read_only = on`}],
+          statements: statementsOf(sql.readonlyDefaults),
           probe: `SELECT setconfig::text FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole JOIN pg_database d ON d.oid = s.setdatabase WHERE r.rolname = ${quoteLiteral(roles.readonly)} AND d.datname = ${quoteLiteral(database)}`,
         },
       ],
@@ -210,29 +260,17 @@ export async function bootstrapDatabase(options: BootstrapOptions): Promise<Boot
     const schemaSteps: Step[] = [
       {
         description: 'schema public: owned by the migration role, no CREATE for PUBLIC',
-        statements: [{sql: 'REVOKE ALL ON SCHEMA public FROM PUBLIC'}, {sql: `ALTER SCHEMA public OWNER TO ${mig}`}, {sql: `GRANT USAGE ON SCHEMA public TO ${app}, ${ro}`}],
+        statements: statementsOf(sql.schemaOwnership),
         probe: `SELECT nspowner::regrole::text, nspacl::text FROM pg_namespace WHERE nspname = 'public'`,
       },
       {
         description: `default privileges on tables and sequences ${roles.migration} creates`,
-        statements: [
-          {sql: `ALTER DEFAULT PRIVILEGES FOR ROLE ${mig} IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${app}`},
-          {sql: `ALTER DEFAULT PRIVILEGES FOR ROLE ${mig} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${app}`},
-          {sql: `ALTER DEFAULT PRIVILEGES FOR ROLE ${mig} IN SCHEMA public GRANT SELECT ON TABLES TO ${ro}`},
-          {sql: `ALTER DEFAULT PRIVILEGES FOR ROLE ${mig} IN SCHEMA public GRANT SELECT ON SEQUENCES TO ${ro}`},
-        ],
+        statements: statementsOf(sql.defaultPrivileges),
         probe: `SELECT defaclobjtype, defaclacl::text FROM pg_default_acl a JOIN pg_namespace n ON n.oid = a.defaclnamespace WHERE n.nspname = 'public' AND a.defaclrole = ${quoteLiteral(roles.migration)}::regrole ORDER BY 1`,
       },
       {
         description: 'grants on tables and sequences that already exist (a rerun after migrations)',
-        statements: [
-          {sql: `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${app}`},
-          {sql: `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${app}`},
-          {sql: `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${ro}`},
-          {sql: `GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO ${ro}`},
-          // the application reads the migration history but never rewrites it
-          {sql: `DO $$ BEGIN IF to_regclass('public.charge_ops_migrations') IS NOT NULL THEN REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.charge_ops_migrations FROM ${app}; END IF; END $$`},
-        ],
+        statements: statementsOf(sql.existingGrants),
         probe: `SELECT c.relname, c.relacl::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S') ORDER BY 1`,
       },
     ]

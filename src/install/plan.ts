@@ -103,7 +103,7 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
         maxParallelMaintenanceWorkers: tuning.maxParallelMaintenanceWorkers,
         archiveCommand: `charge-ops wal push %p --config ${opsConfigPath}${options.credentials && target === 'local' ? ` --aws-env-file ${options.installDir}/backup.env` : ''}`,
       })
-  const bootstrapSql = buildRolesSql({database: names.database, appRole: names.appRole, migratorRole: names.migratorRole})
+  const bootstrapSql = buildRolesSql({database: names.database, appRole: names.appRole, migratorRole: names.migratorRole, readonlyRole: names.readonlyRole})
   const postgresEnv = renderTemplateFile('env/postgres.env', {postgresPassword: secrets.postgresPassword, appDbPassword: secrets.appDbPassword, migratorDbPassword: secrets.migratorDbPassword})
   const redisMaxmemoryMb = Math.max(256, Math.min(1024, Math.floor(answers.host.ram / 1024 ** 2 / 8)))
   const redisConf = managed
