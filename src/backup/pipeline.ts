@@ -93,6 +93,10 @@ export async function streamProducerToPart(
       }),
     )
     const results = await Promise.allSettled(watched)
+    // A repository that failed (no space, not writable, unreachable) explains the children's broken
+    // pipes, even when their exit was noticed first.
+    const storeResult = results.at(-1)!
+    if (storeResult.status === 'rejected' && (storeResult.reason as {exitCode?: number})?.exitCode === 5) throw storeResult.reason
     if (firstError !== undefined) throw firstError
     const part = (results.at(-1) as PromiseFulfilledResult<BackupPart>).value
     const prodDone = (results[children.length - 1] as PromiseFulfilledResult<{exitCode: number; stderr: string}>).value

@@ -51,11 +51,17 @@ export class LocalStorage implements RepositoryStorage {
     const input = typeof source === 'string' || Buffer.isBuffer(source) ? Readable.from([Buffer.from(source)]) : source
     try {
       const handle = await open(temp, 'wx', 0o600)
+      let written = false
       try {
         await pipeline(input, hasher.stream, createWriteStream('', {fd: handle.fd, autoClose: false}))
         await handle.sync()
+        written = true
       } finally {
-        await handle.close()
+        // After a failed write (ENOSPC …) the stream may already have closed the fd: the close
+        // error (EBADF) must not hide the write error.
+        await handle.close().catch((error: unknown) => {
+          if (written) throw error
+        })
       }
       if (options.ifNotExists) {
         // link() fails with EEXIST instead of replacing: an atomic "create if absent".

@@ -296,6 +296,12 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
   let maintenanceOn = false
   let chromaStopped: ChromaControl | undefined
   try {
+    if (options.maintenance !== false) {
+      // left on by a killed restore files: ours to switch off at the end
+      const {isMaintenance} = await import('../service/maintenance.js')
+      const status = await isMaintenance(settings)
+      if (status.on && status.reason?.startsWith('restore files ')) maintenanceOn = true
+    }
     const {actions: recovered, journal: previous} = await recoverInterrupted(settings, logger)
     const alreadyDone = new Set<FilesComponent>(
       previous?.id === manifest.id ? (Object.entries(previous.components) as [FilesComponent, JournalEntry][]).filter(([, e]) => e.phase === 'done').map(([c]) => c) : [],
@@ -373,7 +379,7 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
       if (options.maintenance !== false) {
         const {isMaintenance, setMaintenance} = await import('../service/maintenance.js')
         const status = await isMaintenance(settings)
-        if (!status.on || status.reason?.startsWith('restore files ')) {
+        if (!status.on || maintenanceOn) {
           await setMaintenance(settings, true, `restore files ${manifest.id}`)
           maintenanceOn = true
           logger.info('maintenance mode on for the swap')

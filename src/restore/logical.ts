@@ -82,7 +82,20 @@ export async function checkPart(storage: RepositoryStorage, manifest: BackupMani
 /** The stored bytes of a part turned back into plaintext (decrypt, decompress). */
 export async function openPartPlaintext(storage: RepositoryStorage, manifest: BackupManifest, part: BackupPart, encryption?: EncryptionKey, onStoredBytes?: (n: number) => void): Promise<{stream: Readable; done: Promise<void>}> {
   let stream: Readable = await storage.get(partKey(manifest.stack, manifest.id, part.name))
-  if (onStoredBytes) stream.on('data', (chunk: Buffer) => onStoredBytes(chunk.length))
+  if (onStoredBytes) {
+    // A counting transform, not a 'data' listener: that would switch the stream to flowing mode
+    // before anything is piped, and the first chunks (the zstd magic) would be lost.
+    const {Transform} = await import('node:stream')
+    const source = stream
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, callback) {
+        onStoredBytes(chunk.length)
+        callback(null, chunk)
+      },
+    })
+    source.on('error', (error) => counter.destroy(error))
+    stream = source.pipe(counter)
+  }
   if (part.encryption) {
     if (!encryption) {
       throw new ConfigError(`part ${part.name} of backup ${manifest.id} is encrypted with key ${part.encryption.keyId}`, {code: 'KEY_REQUIRED', hint: 'Pass --encrypt KEYFILE (or set backup.encryption.keyFile) with the key used for the backup.'})
