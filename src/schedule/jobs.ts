@@ -26,10 +26,23 @@ export interface ScheduledJob {
 export const DEFAULT_JOBS: readonly ScheduledJob[] = [
   {name: 'backup-db', description: 'PostgreSQL logical backup to the repository', cron: '0 2 * * *', args: ['backup', 'db'], typicalMinutes: 45, metricsFlag: '--metrics-file', enabled: true},
   {name: 'backup-files', description: 'uploads and Chroma backup to the repository', cron: '0 3 * * *', args: ['backup', 'files'], typicalMinutes: 40, metricsFlag: '--metrics-file', enabled: true},
-  {name: 'prune', description: 'apply the retention policy (weekly)', cron: '0 4 * * 0', args: ['backup', 'prune', '--yes'], typicalMinutes: 20, metricsFlag: '--metrics-file', enabled: true},
+  // `backup prune` writes no textfile (it has no --metrics-file): its failures show in the job's log
+  {name: 'prune', description: 'apply the retention policy (weekly)', cron: '0 4 * * 0', args: ['backup', 'prune', '--yes'], typicalMinutes: 20, enabled: true},
   {name: 'verify', description: 'verify the newest backups with a restore drill', cron: '30 5 * * *', args: ['backup', 'verify', 'latest', '--restore-drill'], typicalMinutes: 60, metricsFlag: '--metrics-file', enabled: true},
   {name: 'capacity', description: 'disk, database and Redis capacity check', cron: '0 7 * * *', args: ['capacity', '--format', 'prometheus'], typicalMinutes: 5, metricsFlag: '--output', enabled: true},
 ]
+
+/**
+ * The commands that write a Prometheus textfile, and through which flag (checked against the
+ * command classes by test/unit/init-schedule-flags.test.ts). A job from charge-ops.yaml running one
+ * of them gets the textfile too; any other command gets no extra flag.
+ */
+export const METRICS_FLAGS: Readonly<Record<string, '--metrics-file'>> = {
+  'backup db': '--metrics-file',
+  'backup files': '--metrics-file',
+  'backup all': '--metrics-file',
+  'backup verify': '--metrics-file',
+}
 
 /** Splits a charge-ops.yaml `command:` string into arguments (no shell: plain words and quotes). */
 export function splitCommand(command: string): string[] {
@@ -58,7 +71,7 @@ export function resolveJobs(yaml?: Pick<ChargeOpsYaml, 'schedules'>, options: {t
       args,
       timezone: entry.timezone,
       typicalMinutes: base?.typicalMinutes ?? 15,
-      metricsFlag: base && base.args[0] === args[0] ? base.metricsFlag : args[0] === 'backup' ? '--metrics-file' : undefined,
+      metricsFlag: base && base.args.slice(0, 2).join(' ') === args.slice(0, 2).join(' ') ? base.metricsFlag : METRICS_FLAGS[args.slice(0, 2).join(' ')],
       enabled: entry.enabled,
     })
   }
