@@ -19,7 +19,7 @@ export default class Init extends BaseCommand<typeof Init> {
 
 Re-running is safe: identical files are left alone, secrets already on disk are reused, and a file that differs is shown as a diff and asked about — or, without a terminal, the run is refused (exit 2, nothing written) unless --force. --dry-run shows what would change. Repository credentials come only from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment, never from flags.
 
-Exit codes: 0 written (or nothing to do); 2 invalid answers, or files differ without --force; 5 --connect could not reach the S3 bucket.`
+Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ without --force, or cancelled at a prompt (Ctrl-C; nothing written); 5 --connect could not reach the S3 bucket.`
 
   static examples = [
     '<%= config.bin %> init',
