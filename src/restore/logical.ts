@@ -128,6 +128,34 @@ export function compareRowCounts(expected: Record<string, number>, actual: Recor
   return out
 }
 
+const STAGING_PREFIX = 'charge-ops-restore-'
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * A staging directory `charge-ops-restore-<pid>-XXXXXX` in CHARGE_OPS_STAGING_DIR (else the temp
+ * dir); those of killed restores (their pid no longer runs) are removed first.
+ */
+export async function makeRestoreStaging(logger?: Logger): Promise<string> {
+  const base = process.env.CHARGE_OPS_STAGING_DIR ?? tmpdir()
+  const {readdir} = await import('node:fs/promises')
+  for (const name of await readdir(base).catch(() => [] as string[])) {
+    const m = new RegExp(`^${STAGING_PREFIX}(\\d+)-`).exec(name)
+    if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) {
+      logger?.debug(`removing the staging directory of a killed restore: ${join(base, name)}`)
+      await rm(join(base, name), {recursive: true, force: true})
+    }
+  }
+  return mkdtemp(join(base, `${STAGING_PREFIX}${process.pid}-`))
+}
+
 export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<RestoreDumpResult> {
   const {storage, manifest, logger} = options
   const started = Date.now()
@@ -160,12 +188,12 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
   let staging: string | undefined
   try {
     if (manifest.db.format === 'directory') {
-      staging = await mkdtemp(join(process.env.CHARGE_OPS_STAGING_DIR ?? tmpdir(), 'charge-ops-restore-'))
+      staging = await makeRestoreStaging(logger)
       const tar = await startChild('tar', ['--extract', '--file=-', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: 'untar of the directory dump'})
       await Promise.all([pipeline(plain.stream, tar.stdin!), plain.done, tar.done])
       await run(pgRestore, [...args, `--jobs=${jobs}`, '--format=directory', staging], {env, purpose: 'pg_restore'})
     } else if (jobs > 1) {
-      staging = await mkdtemp(join(process.env.CHARGE_OPS_STAGING_DIR ?? tmpdir(), 'charge-ops-restore-'))
+      staging = await makeRestoreStaging(logger)
       const file = join(staging, 'db.dump')
       await Promise.all([pipeline(plain.stream, createWriteStream(file, {mode: 0o600})), plain.done])
       await run(pgRestore, [...args, `--jobs=${jobs}`, file], {env, purpose: 'pg_restore'})

@@ -101,7 +101,8 @@ describe('restore db (built CLI)', () => {
     const seen = new Set<string>()
     for (let trial = 0; trial < 6; trial++) {
       const child = start(['restore', 'db', 'latest', '--repo', repo, '--clean', '--yes', '--jobs', '2', '--quiet'])
-      await new Promise((r) => setTimeout(r, 400 + Math.floor(Math.random() * 2500)))
+      // spread over the whole run: start-up, checks, pg_restore, the swap, after the end
+      await new Promise((r) => setTimeout(r, 500 + trial * 1300 + Math.floor(Math.random() * 800)))
       child.kill('SIGKILL')
       await new Promise((r) => (child.exitCode === null && child.signalCode === null ? child.once('exit', r) : r(null)))
       const h = await dbHash(live)
