@@ -158,7 +158,6 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
   }
 
   if (target === 'compose') {
-    const composeUrl = (role: string, password: string) => (managed ? pgUrl(role, password, pgHost, pgPort, sslQuery) : pgUrl(role, password, 'postgres', '5432', '?sslmode=require'))
     if (!managed) {
       add('redis.env', renderTemplateFile('env/redis.env', {redisPassword: secrets.redisPassword}), SECRET)
       add('postgres/Dockerfile', renderTemplateFile('postgres/Dockerfile', {opsVersion: options.opsVersion ?? '0.1.0'}))
