@@ -22,6 +22,12 @@ export const ExitCode = {
   rolledBack: 6,
   /** an unexpected internal error: a bug in charge-ops */
   bug: 70,
+  /**
+   * `wal fetch` only (PostgreSQL's restore_command): the archive has a problem (checksum mismatch,
+   * damaged object, repository unreachable). PostgreSQL treats an exit status above 125 as fatal and
+   * stops recovery; any lower failure would read as "end of archive" and promote early, losing data.
+   */
+  walArchiveFatal: 126,
 } as const
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
@@ -36,6 +42,7 @@ export const EXIT_CODE_DOCS: Record<ExitCodeValue, string> = {
   5: 'a dependency is unreachable (PostgreSQL, Redis, Chroma, S3, a tool binary)',
   6: 'an operation failed and was rolled back (upgrade, restore)',
   70: 'internal error (a bug: please report it with --verbose output)',
+  126: 'wal fetch only: the WAL archive has a problem; PostgreSQL stops recovery instead of promoting early',
 }
 
 export interface CliErrorOptions {

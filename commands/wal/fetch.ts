@@ -1,9 +1,10 @@
 import {Args, Flags} from '@oclif/core'
 
-import {LeanCommand} from '../../src/wal/lean-command.js'
+import {BaseCommand} from '../../src/cli/base-command.js'
 import type {FetchResult} from '../../src/wal/fetch.js'
 
-export default class WalFetch extends LeanCommand<typeof WalFetch> {
+export default class WalFetch extends BaseCommand<typeof WalFetch> {
+  static preloadConfig = false
   static summary = "Restore one archived WAL file (PostgreSQL's restore_command)."
   static description = `Exit status, as PostgreSQL reads it:
   0    the file is at DEST, decompressed and checksum-verified

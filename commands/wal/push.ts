@@ -1,9 +1,10 @@
 import {Args, Flags} from '@oclif/core'
 
-import {LeanCommand} from '../../src/wal/lean-command.js'
+import {BaseCommand} from '../../src/cli/base-command.js'
 import type {PushResult} from '../../src/wal/archive.js'
 
-export default class WalPush extends LeanCommand<typeof WalPush> {
+export default class WalPush extends BaseCommand<typeof WalPush> {
+  static preloadConfig = false
   static summary = "Archive one WAL file into the repository (PostgreSQL's archive_command)."
   static description = `Reads the file, checksums and compresses it (zstd, else gzip) and stores it under its timeline without ever overwriting: pushing the same content again succeeds, different content fails (exit 2). The repository remembers the cluster's system identifier at first push and refuses WAL from any other cluster (exit 2). Success is reported only after the object is durable.
 

@@ -7,7 +7,7 @@
  */
 import {Command, Flags, type Interfaces} from '@oclif/core'
 
-import {loadSettings, type Settings} from '../config/settings.js'
+import type {Settings} from '../config/settings.js'
 import {CliError, describeError, ExitCode, UsageError} from '../errors.js'
 import {createLogger, type Logger} from '../output/logger.js'
 import {createProgress, type Progress} from '../output/progress.js'
@@ -18,8 +18,17 @@ export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args
 
 const truthy = (value: string | undefined) => value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false'
 
+type SettingsModule = typeof import('../config/settings.js')
+
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static enableJsonFlag = true
+
+  /**
+   * Whether the configuration stack (zod schemas, yaml, .env parsing) is loaded before run().
+   * Commands on PostgreSQL's hot path (`wal push` / `wal fetch`, forked once per 16 MB segment)
+   * set it to false and call `await this.loadSettings()` only when their flags don't say enough.
+   */
+  static preloadConfig = true
 
   static baseFlags = {
     config: Flags.string({
@@ -41,6 +50,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected args!: BaseArgs<T>
   private cachedSettings?: Settings
   private cachedLogger?: Logger
+  private settingsModule?: SettingsModule
 
   public override async init(): Promise<void> {
     await super.init()
@@ -53,6 +63,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     })
     this.flags = flags as BaseFlags<T>
     this.args = args as BaseArgs<T>
+    if ((this.ctor as unknown as typeof BaseCommand).preloadConfig) this.settingsModule = await import('../config/settings.js')
   }
 
   public override jsonEnabled(): boolean {
@@ -73,12 +84,19 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return this.cachedLogger
   }
 
-  /** The merged configuration (lazy: commands that need none never read files). */
+  /** The merged configuration (read on first use: commands that need none never read files). */
   protected settings(overrides: {repository?: string} = {}): Settings {
+    if (!this.settingsModule) throw new Error(`${this.id}: preloadConfig is false; use await this.loadSettings()`)
     if (!this.cachedSettings || overrides.repository) {
-      this.cachedSettings = loadSettings({configPath: this.flags.config, envFile: this.flags['env-file'], repository: overrides.repository})
+      this.cachedSettings = this.settingsModule.loadSettings({configPath: this.flags.config, envFile: this.flags['env-file'], repository: overrides.repository})
     }
     return this.cachedSettings
+  }
+
+  /** The merged configuration, importing the configuration stack on first use (for preloadConfig = false). */
+  protected async loadSettings(overrides: {repository?: string} = {}): Promise<Settings> {
+    this.settingsModule ??= await import('../config/settings.js')
+    return this.settings(overrides)
   }
 
   protected progress(label: string, totalBytes?: number): Progress {

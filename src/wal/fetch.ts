@@ -11,11 +11,12 @@ import {open, rename, rm} from 'node:fs/promises'
 import {dirname, isAbsolute, join} from 'node:path'
 import {randomBytes} from 'node:crypto'
 
+import {ExitCode} from '../errors.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import {explainFsError, readWal} from './archive.js'
 
 export const FETCH_MISSING_EXIT = 1
-export const FETCH_ABORT_EXIT = 126
+export const FETCH_ABORT_EXIT = ExitCode.walArchiveFatal
 
 export interface FetchResult {
   file: string
