@@ -26,12 +26,15 @@ export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
     const policy = Object.fromEntries(Object.entries({keepLast: f['keep-last'], keepDays: f['keep-days'], daily: f.daily, weekly: f.weekly, monthly: f.monthly}).filter(([, v]) => v !== undefined))
     if (!f['dry-run']) {
       const preview = await pruneBackups(ctx, {dryRun: true, policy})
-      if (preview.deleted.length > 0) await this.confirm(`delete ${preview.deleted.length} backup(s) (${formatBytes(preview.bytesFreed)})`)
+      if (preview.deleted.length > 0 || preview.wal.deleted > 0) {
+        await this.confirm(`delete ${preview.deleted.length} backup(s) and ${preview.wal.deleted} archived WAL file(s) (${formatBytes(preview.bytesFreed)})`)
+      }
     }
     const result = await pruneBackups(ctx, {dryRun: f['dry-run'], policy})
     const verb = result.dryRun ? 'would delete' : 'deleted'
     for (const d of result.deleted) this.log(`${verb} ${d.id} (${formatBytes(d.bytes)})`)
     for (const i of result.incompleteRemoved) this.log(`${result.dryRun ? 'would remove' : 'removed'} incomplete ${i.id} (${formatBytes(i.bytes)})`)
+    if (result.wal.deleted > 0) this.log(`${verb} ${result.wal.deleted} archived WAL file(s) older than ${result.wal.keepFrom} (${formatBytes(result.wal.bytes)})`)
     this.log(`kept ${result.kept.length}, ${verb} ${result.deleted.length} + ${result.incompleteRemoved.length} incomplete, ${formatBytes(result.bytesFreed)} freed`)
     return result
   }

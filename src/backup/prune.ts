@@ -7,6 +7,9 @@
  * and is removed. A complete backup is deleted manifest first: it stops being listed as
  * restorable before any part disappears, so a prune killed halfway leaves only an incomplete
  * directory (removed next time), never a "complete" backup with missing parts.
+ *
+ * Archived WAL follows the base backups: every segment a kept base backup needs for
+ * point-in-time recovery is kept, older ones are deleted (src/backup/physical-retention.ts).
  */
 import type {RetentionPolicy} from '../config/schema.js'
 import {acquireLock} from '../repository/lock.js'
@@ -20,6 +23,8 @@ export interface PruneResult {
   kept: RetentionDecision[]
   deleted: (RetentionDecision & {bytes: number})[]
   incompleteRemoved: {id: string; bytes: number}[]
+  /** archived WAL older than the oldest kept base backup needs */
+  wal: {keepFrom?: string; deleted: number; bytes: number; reason: string}
   bytesFreed: number
 }
 
@@ -36,6 +41,10 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
     const byId = new Map(listing.complete.map((m) => [m.id, m]))
     const deleted = plan.filter((d) => !d.keep).map((d) => ({...d, bytes: manifestBytes(byId.get(d.id)!)}))
     const incompleteRemoved = listing.incomplete.map((i) => ({id: i.id, bytes: i.bytes}))
+    const [{listArchive}, {planWalRetention}] = await Promise.all([import('../wal/archive.js'), import('./physical-retention.js')])
+    const keptBases = plan.filter((d) => d.keep && d.kind === 'base').map((d) => byId.get(d.id)!)
+    const walPlan = planWalRetention(await listArchive(ctx.storage, ctx.stack), keptBases as Parameters<typeof planWalRetention>[1])
+    const walBytes = walPlan.delete.reduce((sum, f) => sum + f.size, 0)
     if (!options.dryRun) {
       for (const d of deleted) {
         await ctx.storage.delete(manifestKey(ctx.stack, d.id))
@@ -46,6 +55,10 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
       for (const i of listing.incomplete) {
         await ctx.storage.delete(i.objects)
         ctx.logger.info(`removed incomplete backup ${i.id}`)
+      }
+      if (walPlan.delete.length > 0) {
+        await ctx.storage.delete(walPlan.delete.map((f) => f.key))
+        ctx.logger.info(`deleted ${walPlan.delete.length} archived WAL file(s) older than ${walPlan.keepFrom}`)
       }
       if ('sweepTemporary' in ctx.storage) {
         await (ctx.storage as {sweepTemporary(prefix: string, olderThanMs: number): Promise<number>}).sweepTemporary(backupsPrefix(ctx.stack), 0)
@@ -59,7 +72,8 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
       kept: plan.filter((d) => d.keep),
       deleted,
       incompleteRemoved,
-      bytesFreed: deleted.reduce((s, d) => s + d.bytes, 0) + incompleteRemoved.reduce((s, i) => s + i.bytes, 0),
+      wal: {keepFrom: walPlan.keepFrom, deleted: walPlan.delete.length, bytes: walBytes, reason: walPlan.reason},
+      bytesFreed: deleted.reduce((s, d) => s + d.bytes, 0) + incompleteRemoved.reduce((s, i) => s + i.bytes, 0) + walBytes,
     }
   } finally {
     await release()
