@@ -3,7 +3,30 @@
 // so that the manifest used at start-up and the documented commands never lag the code.
 // The manifest is regenerated even when tsc reports type errors (it still emits), so that one
 // broken file does not hide every other command; the build still fails at the end.
+//   --no-readme   leave README.md alone
+//   --if-stale    do nothing when dist/ is newer than every source file (used by `npm test`)
 import {execFileSync} from 'node:child_process'
+import {existsSync, readdirSync, statSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+const stamp = 'dist/.build-stamp'
+
+function newestSource(dirs) {
+  let newest = 0
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, {withFileTypes: true})) {
+      const full = join(dir, entry.name)
+      if (entry.isDirectory()) walk(full)
+      else if (/\.(ts|json)$/.test(entry.name)) newest = Math.max(newest, statSync(full).mtimeMs)
+    }
+  }
+  for (const dir of dirs) if (existsSync(dir)) walk(dir)
+  return Math.max(newest, statSync('package.json').mtimeMs, statSync('tsconfig.json').mtimeMs)
+}
+
+if (process.argv.includes('--if-stale') && existsSync(stamp) && statSync(stamp).mtimeMs >= newestSource(['commands', 'src', 'service/src'])) {
+  process.exit(0)
+}
 
 process.env.OCLIF_SKIP_NEW_VERSION_CHECK = 'true'
 const run = (cmd, args) => execFileSync(cmd, args, {stdio: 'inherit'})
@@ -19,3 +42,4 @@ if (failed) {
   console.error('build: TypeScript reported errors (see above)')
   process.exit(1)
 }
+writeFileSync(stamp, new Date().toISOString() + '\n')
