@@ -104,9 +104,11 @@ describe('wal push', () => {
       const name = `0000000100000000000000${(0x10 + i).toString(16).toUpperCase()}`
       const file = segment(name)
       const child = spawn(process.execPath, [ENTRY, 'wal', 'push', `pg_wal/${name}`, ...loc()], {cwd: dir, stdio: 'ignore'})
-      await new Promise((r) => setTimeout(r, 120 + i * 40))
+      // listen before waiting: a fast push may be over before the kill
+      const closed = new Promise((r) => child.on('close', r))
+      await new Promise((r) => setTimeout(r, 30 + i * 25))
       child.kill('SIGKILL')
-      await new Promise((r) => child.on('close', r))
+      await closed
       if (fs.existsSync(stored(name))) {
         // if it got there, it is whole
         expect((await decodeWal(fs.readFileSync(stored(name)), name)).equals(fs.readFileSync(file))).toBe(true)

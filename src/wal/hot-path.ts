@@ -1,0 +1,82 @@
+/**
+ * PostgreSQL forks its archive_command once per 16 MB WAL segment and its restore_command once per
+ * segment during recovery, serially: their start-up is on the critical path. Loading oclif costs
+ * ~100 ms of the ~150 ms a push takes, so `bin/run.js` hands the plain forms of `wal push` and
+ * `wal fetch` (only --repo, --stack, --aws-env-file, --compression) to this module, which runs the
+ * very same domain code (src/wal/archive.ts, src/wal/fetch.ts) and prints errors the way the base
+ * command does. Anything else (--help, --json, --verbose, --engine wal-g, --config …) goes through
+ * oclif as usual.
+ */
+import {FETCH_ABORT_EXIT, FETCH_MISSING_EXIT} from './fetch.js'
+
+const HOT_FLAGS: Record<string, readonly string[]> = {
+  push: ['repo', 'stack', 'aws-env-file', 'compression'],
+  fetch: ['repo', 'stack', 'aws-env-file'],
+}
+const POSITIONALS: Record<string, number> = {push: 1, fetch: 2}
+
+export interface HotInvocation {
+  verb: 'push' | 'fetch'
+  positional: string[]
+  flags: Record<string, string>
+}
+
+/** Parses `push PATH --repo R …` / `fetch NAME DEST --repo R …`; undefined when oclif must handle it. */
+export function parseHotInvocation(verb: string, argv: readonly string[]): HotInvocation | undefined {
+  const allowed = HOT_FLAGS[verb]
+  if (!allowed) return undefined
+  const positional: string[] = []
+  const flags: Record<string, string> = {}
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg.startsWith('-')) {
+      if (!arg.startsWith('--')) return undefined
+      const eq = arg.indexOf('=')
+      const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2)
+      if (!allowed.includes(name)) return undefined
+      const value = eq > 0 ? arg.slice(eq + 1) : argv[++i]
+      if (value === undefined) return undefined
+      flags[name] = value
+    } else positional.push(arg)
+  }
+  if (positional.length !== POSITIONALS[verb]) return undefined
+  if (verb === 'push' && flags.compression && !['zstd', 'gzip'].includes(flags.compression)) return undefined
+  // Without --repo and --stack the command must read charge-ops.yaml: the full CLI does that.
+  if (!(flags.repo ?? process.env.CHARGE_OPS_REPO) || !flags.stack) return undefined
+  return {verb: verb as HotInvocation['verb'], positional, flags}
+}
+
+async function printError(error: unknown, what: string): Promise<number> {
+  const [{describeError}, {redact}] = await Promise.all([import('../errors.js'), import('../output/redact.js')])
+  const described = describeError(error)
+  process.stderr.write(redact(`error: ${what}: ${described.message}\n${described.hint ? `  hint: ${described.hint}\n` : ''}`))
+  return described.exitCode
+}
+
+/** Runs a hot invocation; returns the process exit code. */
+export async function runHotInvocation(invocation: HotInvocation): Promise<number> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
+  const {openWalRepository} = await import('./context.js')
+  if (invocation.verb === 'push') {
+    const [path] = invocation.positional
+    try {
+      const {pushWal} = await import('./archive.js')
+      const {storage, stack} = await openWalRepository(invocation.flags)
+      await pushWal({storage, stack, path, compression: (invocation.flags.compression ?? 'zstd') as 'zstd' | 'gzip'})
+      return 0
+    } catch (error) {
+      return printError(error, `wal push ${path}`)
+    }
+  }
+  const [name, destination] = invocation.positional
+  try {
+    const {fetchWal} = await import('./fetch.js')
+    const {storage, stack} = await openWalRepository(invocation.flags)
+    const result = await fetchWal({storage, stack, name, destination})
+    return result.status === 'missing' ? FETCH_MISSING_EXIT : 0
+  } catch (error) {
+    await printError(error, `wal fetch ${name}`)
+    // Any failure that is not "not archived" must stop recovery (exit > 125), never promote early.
+    return FETCH_ABORT_EXIT
+  }
+}

@@ -1,0 +1,41 @@
+import {describe, expect, it} from 'vitest'
+
+import {parseHotInvocation} from '../../src/wal/hot-path.js'
+
+describe('wal push / fetch hot path (which command lines skip oclif)', () => {
+  it('takes the plain archive_command and restore_command forms', () => {
+    expect(parseHotInvocation('push', ['pg_wal/000000010000000000000001', '--repo', '/r', '--stack', 's'])).toEqual({
+      verb: 'push',
+      positional: ['pg_wal/000000010000000000000001'],
+      flags: {repo: '/r', stack: 's'},
+    })
+    expect(parseHotInvocation('push', ['p', '--repo=s3://b/x', '--stack=s', '--aws-env-file', '/etc/s3.env', '--compression', 'gzip'])?.flags).toEqual({
+      repo: 's3://b/x',
+      stack: 's',
+      'aws-env-file': '/etc/s3.env',
+      compression: 'gzip',
+    })
+    expect(parseHotInvocation('fetch', ['000000010000000000000001', 'pg_wal/RECOVERYXLOG', '--repo', '/r', '--stack', 's'])?.positional).toEqual([
+      '000000010000000000000001',
+      'pg_wal/RECOVERYXLOG',
+    ])
+  })
+
+  it.each([
+    ['help', ['p', '--repo', '/r', '--stack', 's', '--help']],
+    ['json', ['p', '--repo', '/r', '--stack', 's', '--json']],
+    ['short flag', ['p', '--repo', '/r', '--stack', 's', '-q']],
+    ['wal-g engine', ['p', '--repo', '/r', '--stack', 's', '--engine', 'wal-g']],
+    ['config file needed', ['p', '--repo', '/r']],
+    ['bad compression', ['p', '--repo', '/r', '--stack', 's', '--compression', 'lz4']],
+    ['missing path', ['--repo', '/r', '--stack', 's']],
+    ['two paths', ['a', 'b', '--repo', '/r', '--stack', 's']],
+    ['flag without value', ['p', '--repo', '/r', '--stack']],
+  ])('leaves %s to oclif', (_name, argv) => {
+    expect(parseHotInvocation('push', argv)).toBeUndefined()
+  })
+
+  it('knows only push and fetch', () => {
+    expect(parseHotInvocation('check', ['--repo', '/r', '--stack', 's'])).toBeUndefined()
+  })
+})
