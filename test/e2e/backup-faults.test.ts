@@ -56,7 +56,8 @@ describe('backup faults (built CLI)', () => {
       const child = start(['backup', kind, '--repo', repo, '--quiet'])
       await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 900)))
       child.kill('SIGKILL')
-      await new Promise((r) => child.once('exit', r))
+      // a run that already finished has emitted 'exit' before the kill: waiting for it would hang
+      await new Promise((r) => (child.exitCode === null && child.signalCode === null ? child.once('exit', r) : r(null)))
       const list = cli(['backup', 'list', '--repo', repo, '--json'])
       expect(list.code).toBe(0)
       for (const b of JSON.parse(list.stdout).backups) {
@@ -171,7 +172,7 @@ describe('backup faults (built CLI)', () => {
       child.stdout.on('data', (d) => (stdout += d))
       await new Promise((r) => setTimeout(r, 700))
       await s3.kill('SIGKILL')
-      const code = await new Promise((r) => child.once('exit', r))
+      const code = child.exitCode ?? (await new Promise((r) => child.once('exit', r)))
       expect(code).toBe(5)
       expect(JSON.parse(stdout).error.message).toMatch(/S3/)
       expect(JSON.parse(stdout).error.message).not.toContain(password)
