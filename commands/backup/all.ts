@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {metricsFileFlag, pingUrlFlag, repoFlag} from '../../src/cli/repository-flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupAll extends BaseCommand<typeof BackupAll> {
@@ -8,24 +9,16 @@ export default class BackupAll extends BaseCommand<typeof BackupAll> {
   static description = 'The database and the folders are captured concurrently; the manifest records the snapshot time and LSN, the uploads and Chroma capture times and the skew between them. Before completing it checks that every upload the database references is in the files part (missing ones and orphan files are listed) and that Chroma\'s charging_knowledge count matches the knowledge passages in PostgreSQL. Problems are recorded in the manifest and make the command exit 1 (the backup is still complete).'
   static examples = ['<%= config.bin %> backup all --repo s3://backups/charge --encrypt /etc/charge-ops/backup.key', '<%= config.bin %> backup all --quiet --metrics-file /var/lib/node_exporter/textfile/charge_ops.prom --ping-url https://hc-ping.com/UUID']
   static flags = {
-    repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    repo: repoFlag,
     encrypt: Flags.string({description: 'encrypt parts with this key file (32 random bytes or 64 hex chars, mode 0600); default backup.encryption.keyFile', env: 'CHARGE_OPS_ENCRYPT_KEY_FILE'}),
-    'metrics-file': Flags.string({description: 'Prometheus textfile to update (node_exporter textfile collector)', env: 'CHARGE_OPS_METRICS_FILE'}),
-    'ping-url': Flags.string({description: 'healthchecks-style URL: <url>/start, <url> on success, <url>/fail', env: 'CHARGE_OPS_PING_URL'}),
+    'metrics-file': metricsFileFlag,
+    'ping-url': pingUrlFlag,
     maintenance: Flags.boolean({description: 'put the service in maintenance mode while the Chroma folder is read', default: true, allowNo: true}),
     jobs: Flags.integer({description: 'parallel pg_dump workers (directory format)', min: 1, default: 1}),
   }
 
   async run(): Promise<BackupManifest> {
-    const {openBackupContext} = await import("../../src/backup/context.js")
-    const ctx = await openBackupContext({
-      settings: this.settings({repository: this.flags.repo}),
-      logger: this.logger,
-      progress: (label, total) => this.progress(label, total),
-      encryptKeyFile: this.flags.encrypt,
-      metricsFile: this.flags["metrics-file"],
-      pingUrl: this.flags["ping-url"],
-    })
+    const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file'], pingUrl: this.flags['ping-url']})
     const {backupAll, describeConsistency} = await import('../../src/backup/all.js')
     const {filesOptionsFrom} = await import('../../src/backup/files.js')
     const {formatBytes} = await import('../../src/output/progress.js')

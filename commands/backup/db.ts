@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {encryptFlag, metricsFileFlag, pingUrlFlag, repoFlag} from '../../src/cli/repository-flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupDb extends BaseCommand<typeof BackupDb> {
@@ -13,25 +14,17 @@ export default class BackupDb extends BaseCommand<typeof BackupDb> {
   ]
 
   static flags = {
-    repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
-    encrypt: Flags.string({description: 'encrypt / decrypt parts with this key file (32 random bytes or 64 hex chars, mode 0600); default backup.encryption.keyFile', env: 'CHARGE_OPS_ENCRYPT_KEY_FILE'}),
-    'metrics-file': Flags.string({description: 'Prometheus textfile to update (node_exporter textfile collector)', env: 'CHARGE_OPS_METRICS_FILE'}),
-    'ping-url': Flags.string({description: 'healthchecks-style URL: <url>/start, <url> on success, <url>/fail', env: 'CHARGE_OPS_PING_URL'}),
+    repo: repoFlag,
+    encrypt: encryptFlag,
+    'metrics-file': metricsFileFlag,
+    'ping-url': pingUrlFlag,
     jobs: Flags.integer({description: 'parallel pg_dump workers (directory format, staged locally, then streamed); only faster with several large tables', min: 1, default: 1}),
   }
 
   async run(): Promise<BackupManifest> {
-    const {openBackupContext} = await import('../../src/backup/context.js')
     const {backupDatabase} = await import('../../src/backup/db.js')
     const {formatBytes} = await import('../../src/output/progress.js')
-    const ctx = await openBackupContext({
-      settings: this.settings({repository: this.flags.repo}),
-      logger: this.logger,
-      progress: (label, total) => this.progress(label, total),
-      encryptKeyFile: this.flags.encrypt,
-      metricsFile: this.flags['metrics-file'],
-      pingUrl: this.flags['ping-url'],
-    })
+    const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file'], pingUrl: this.flags['ping-url']})
     const manifest = await backupDatabase(ctx, {jobs: this.flags.jobs})
     const tables = Object.keys(manifest.db?.rowCounts ?? {}).length
     this.log(`backup ${manifest.id} complete: ${formatBytes(manifest.parts[0].bytes)} in ${((manifest.durationMs ?? 0) / 1000).toFixed(1)}s, ${tables} tables, snapshot ${manifest.db?.snapshotAt} (LSN ${manifest.db?.lsn ?? '?'})`)

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {metricsFileFlag, pingUrlFlag, repoFlag} from '../../src/cli/repository-flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupFiles extends BaseCommand<typeof BackupFiles> {
@@ -8,23 +9,15 @@ export default class BackupFiles extends BaseCommand<typeof BackupFiles> {
   static description = 'chroma.sqlite3 is copied with SQLite\'s online backup API (never read while live); the HNSW segment files are read while the service is in maintenance mode (--no-maintenance to skip). Each folder is one part with its file count, bytes, checksum and a file list.'
   static examples = ['<%= config.bin %> backup files --repo /var/backups/charge-ops', '<%= config.bin %> backup files --json --quiet']
   static flags = {
-    repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    repo: repoFlag,
     encrypt: Flags.string({description: 'encrypt parts with this key file (32 random bytes or 64 hex chars, mode 0600); default backup.encryption.keyFile', env: 'CHARGE_OPS_ENCRYPT_KEY_FILE'}),
-    'metrics-file': Flags.string({description: 'Prometheus textfile to update (node_exporter textfile collector)', env: 'CHARGE_OPS_METRICS_FILE'}),
-    'ping-url': Flags.string({description: 'healthchecks-style URL: <url>/start, <url> on success, <url>/fail', env: 'CHARGE_OPS_PING_URL'}),
+    'metrics-file': metricsFileFlag,
+    'ping-url': pingUrlFlag,
     maintenance: Flags.boolean({description: 'put the service in maintenance mode while the Chroma folder is read', default: true, allowNo: true}),
   }
 
   async run(): Promise<BackupManifest> {
-    const {openBackupContext} = await import("../../src/backup/context.js")
-    const ctx = await openBackupContext({
-      settings: this.settings({repository: this.flags.repo}),
-      logger: this.logger,
-      progress: (label, total) => this.progress(label, total),
-      encryptKeyFile: this.flags.encrypt,
-      metricsFile: this.flags["metrics-file"],
-      pingUrl: this.flags["ping-url"],
-    })
+    const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file'], pingUrl: this.flags['ping-url']})
     const {backupFiles, filesOptionsFrom} = await import('../../src/backup/files.js')
     const {formatBytes} = await import('../../src/output/progress.js')
     const manifest = await backupFiles(ctx, filesOptionsFrom(ctx, {maintenance: this.flags.maintenance}))

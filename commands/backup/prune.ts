@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {repoFlag} from '../../src/cli/repository-flags.js'
 import type {PruneResult} from '../../src/backup/prune.js'
 
 export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
@@ -8,7 +9,7 @@ export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
   static description = 'Policy from charge-ops.yaml backup.retention (keepLast, keepDays, daily, weekly, monthly; flags override). Never deletes the newest complete verified backup, nor the newest backup of any kind. Incomplete backups (no manifest: killed or failed runs) are removed.'
   static examples = ['<%= config.bin %> backup prune --dry-run', '<%= config.bin %> backup prune --keep-days 30 --keep-last 7 --yes']
   static flags = {
-    repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    repo: repoFlag,
     'dry-run': Flags.boolean({description: 'show what would be deleted, delete nothing'}),
     'keep-last': Flags.integer({min: 1, description: 'keep the newest N backups per kind'}),
     'keep-days': Flags.integer({min: 0, description: 'keep every backup younger than D days'}),
@@ -18,10 +19,9 @@ export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
   }
 
   async run(): Promise<PruneResult> {
-    const {openBackupContext} = await import('../../src/backup/context.js')
     const {pruneBackups} = await import('../../src/backup/prune.js')
     const {formatBytes} = await import('../../src/output/progress.js')
-    const ctx = await openBackupContext({settings: this.settings({repository: this.flags.repo}), logger: this.logger})
+    const ctx = await this.backupContext({repo: this.flags.repo})
     const f = this.flags
     const policy = Object.fromEntries(Object.entries({keepLast: f['keep-last'], keepDays: f['keep-days'], daily: f.daily, weekly: f.weekly, monthly: f.monthly}).filter(([, v]) => v !== undefined))
     if (!f['dry-run']) {

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {encryptFlag, repoFlag} from '../../src/cli/repository-flags.js'
 import type {VerifyResult} from '../../src/backup/verify.js'
 
 export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
@@ -9,8 +10,8 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
   static examples = ['<%= config.bin %> backup verify latest', '<%= config.bin %> backup verify 20261128T021500Z-db-3f2a --restore-drill --json']
   static args = {id: Args.string({description: 'backup id or "latest"', default: 'latest'})}
   static flags = {
-    repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
-    encrypt: Flags.string({description: 'encrypt / decrypt parts with this key file (32 random bytes or 64 hex chars, mode 0600); default backup.encryption.keyFile', env: 'CHARGE_OPS_ENCRYPT_KEY_FILE'}),
+    repo: repoFlag,
+    encrypt: encryptFlag,
     'restore-drill': Flags.boolean({description: 'restore into a scratch database, compare row counts, drop it'}),
     'drill-url': Flags.string({description: 'server for the scratch database (default: DATABASE_URL\'s server)', env: 'CHARGE_OPS_DRILL_URL'}),
     jobs: Flags.integer({description: 'pg_restore workers for the drill', min: 1, default: 1}),
@@ -18,15 +19,8 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
   }
 
   async run(): Promise<VerifyResult> {
-    const {openBackupContext} = await import('../../src/backup/context.js')
     const {verifyBackup, verificationError} = await import('../../src/backup/verify.js')
-    const ctx = await openBackupContext({
-      settings: this.settings({repository: this.flags.repo}),
-      logger: this.logger,
-      progress: (label, total) => this.progress(label, total),
-      encryptKeyFile: this.flags.encrypt,
-      metricsFile: this.flags['metrics-file'],
-    })
+    const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file']})
     const result = await verifyBackup(ctx, this.args.id, {restoreDrill: this.flags['restore-drill'], drillUrl: this.flags['drill-url'], jobs: this.flags.jobs})
     for (const part of result.parts) this.log(`${part.ok ? 'ok      ' : 'MISMATCH'}  ${part.part}`)
     if (result.restoreDrill) this.log(`restore drill: ${(result.restoreDrill.durationMs / 1000).toFixed(1)}s, ${result.restoreDrill.tables} tables, row counts ${result.restoreDrill.rowCountsMatch ? 'match' : 'DIFFER'}`)

@@ -9,44 +9,44 @@
 interface SqliteBackend {
   name: 'better-sqlite3' | 'node:sqlite'
   backup(source: string, destination: string): Promise<void>
-  get<T>(file: string, sql: string, params: unknown[]): T | undefined
-  version(file: string): string
+  get<T>(file: string, sql: string, params: unknown[]): Promise<T | undefined>
+  version(file: string): Promise<string>
 }
 
 let backend: Promise<SqliteBackend> | undefined
+
+interface ReadonlyDb {
+  prepare(sql: string): {get(...params: any[]): unknown}
+  close(): void
+}
+
+/** Both drivers share the same shape: open read-only, do one thing, always close. */
+function backendOf(name: SqliteBackend['name'], open: (file: string) => ReadonlyDb, backupOpen: (db: ReadonlyDb, destination: string) => Promise<unknown>): SqliteBackend {
+  const withDb = async <T>(file: string, fn: (db: ReadonlyDb) => T | Promise<T>): Promise<T> => {
+    const db = open(file)
+    try {
+      return await fn(db)
+    } finally {
+      db.close()
+    }
+  }
+  return {
+    name,
+    backup: async (source, destination) => void (await withDb(source, (db) => backupOpen(db, destination))),
+    get: <T>(file: string, sql: string, params: unknown[]) => withDb(file, (db) => db.prepare(sql).get(...params) as T | undefined),
+    version: (file) => withDb(file, (db) => (db.prepare('SELECT sqlite_version() AS v').get() as {v: string}).v),
+  }
+}
 
 async function loadBetterSqlite(): Promise<SqliteBackend> {
   const {default: Database} = await import('better-sqlite3')
   // Opening an in-memory database forces the native binding to load now, not later mid-backup.
   new Database(':memory:').close()
-  const open = (file: string) => new Database(file, {readonly: true, fileMustExist: true})
-  return {
-    name: 'better-sqlite3',
-    async backup(source, destination) {
-      const db = open(source)
-      try {
-        await db.backup(destination)
-      } finally {
-        db.close()
-      }
-    },
-    get<T>(file: string, sql: string, params: unknown[]) {
-      const db = open(file)
-      try {
-        return db.prepare(sql).get(...params) as T | undefined
-      } finally {
-        db.close()
-      }
-    },
-    version(file) {
-      const db = open(file)
-      try {
-        return (db.prepare('SELECT sqlite_version() AS v').get() as {v: string}).v
-      } finally {
-        db.close()
-      }
-    },
-  }
+  return backendOf(
+    'better-sqlite3',
+    (file) => new Database(file, {readonly: true, fileMustExist: true}),
+    (db, destination) => (db as InstanceType<typeof Database>).backup(destination),
+  )
 }
 
 async function loadNodeSqlite(): Promise<SqliteBackend> {
@@ -63,34 +63,7 @@ async function loadNodeSqlite(): Promise<SqliteBackend> {
     process.emitWarning = original
   }
   if (typeof sqlite.backup !== 'function') throw new Error('node:sqlite has no backup() (needs Node ≥ 22.16)')
-  const open = (file: string) => new sqlite.DatabaseSync(file, {readOnly: true})
-  return {
-    name: 'node:sqlite',
-    async backup(source, destination) {
-      const db = open(source)
-      try {
-        await sqlite.backup(db, destination)
-      } finally {
-        db.close()
-      }
-    },
-    get<T>(file: string, sql: string, params: unknown[]) {
-      const db = open(file)
-      try {
-        return db.prepare(sql).get(...params) as T | undefined
-      } finally {
-        db.close()
-      }
-    },
-    version(file) {
-      const db = open(file)
-      try {
-        return (db.prepare('SELECT sqlite_version() AS v').get() as {v: string}).v
-      } finally {
-        db.close()
-      }
-    },
-  }
+  return backendOf('node:sqlite', (file) => new sqlite.DatabaseSync(file, {readOnly: true}), (db, destination) => sqlite.backup(db, destination))
 }
 
 export function sqliteBackend(): Promise<SqliteBackend> {

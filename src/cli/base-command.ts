@@ -7,6 +7,7 @@
  */
 import {Command, Flags, type Interfaces} from '@oclif/core'
 
+import type {BackupContext} from '../backup/context.js'
 import type {Settings} from '../config/settings.js'
 import {CliError, describeError, ExitCode, UsageError} from '../errors.js'
 import {createLogger, type Logger} from '../output/logger.js'
@@ -97,6 +98,19 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected async loadSettings(overrides: {repository?: string} = {}): Promise<Settings> {
     this.settingsModule ??= await import('../config/settings.js')
     return this.settings(overrides)
+  }
+
+  /** The backup domain's context for the configured repository (or --repo). */
+  protected async backupContext(options: {repo?: string; encrypt?: string; metricsFile?: string; pingUrl?: string} = {}): Promise<BackupContext> {
+    const {openBackupContext} = await import('../backup/context.js')
+    return openBackupContext({
+      settings: this.settings({repository: options.repo}),
+      logger: this.logger,
+      progress: (label, total) => this.progress(label, total),
+      encryptKeyFile: options.encrypt,
+      metricsFile: options.metricsFile,
+      pingUrl: options.pingUrl,
+    })
   }
 
   protected progress(label: string, totalBytes?: number): Progress {
