@@ -2,19 +2,19 @@
  * `restore db <id|latest>`: a logical backup (backup db / all) into the configured database or a
  * new one, never leaving a half-restored database under the target's name.
  *
- * Order (nothing is touched until every check passed):
+ * Order (the target is touched only once every check passed):
  *  1. a PostgreSQL advisory lock per target (a second restore of the same database → exit 4);
  *  2. the backup's migration head against the installed service's migrations (newer → exit 2
  *     unless --force: the installed service would run against a schema it does not know);
  *  3. the target: a non-empty database is replaced only with --clean and a confirmation (--yes);
- *  4. size + sha256 of the dump part (a flipped byte → exit 1, nothing touched);
- *  5. maintenance mode on when the target is the live database (off again in a finally);
- *  6. pg_restore into a scratch database `<target>_restoring` on the same server (parallel with
- *     --jobs), per-table row counts compared with the manifest (a difference → the scratch database
- *     is dropped, the target untouched, exit 1);
- *  7. the swap, one transaction: `ALTER DATABASE target RENAME TO target_pre_restore; ALTER
+ *  4. maintenance mode on when the target is the live database (off again in a finally);
+ *  5. pg_restore into a scratch database `<target>_restoring` on the same server (parallel with
+ *     --jobs), the size + sha256 of the dump part computed as it streams past (a flipped byte → the
+ *     scratch database is dropped, the target untouched, exit 1: it was never touched), then
+ *     per-table row counts compared with the manifest (a difference → likewise, exit 1);
+ *  6. the swap, one transaction: `ALTER DATABASE target RENAME TO target_pre_restore; ALTER
  *     DATABASE target_restoring RENAME TO target` (other sessions of both are terminated first);
- *  8. the previous database dropped (or kept under a timestamped name with --keep-previous).
+ *  7. the previous database dropped (or kept under a timestamped name with --keep-previous).
  *
  * A kill at any moment leaves either the old database or the new one under the target name (the
  * swap is one transaction). A rerun finds `_restoring` (dropped: restored again) and
@@ -38,7 +38,6 @@ import {connect, parseDatabaseUrl, withDatabase} from '../postgres/connection.js
 import {findPart, resolveBackup, type BackupManifest} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {EncryptionKey} from '../backup/encryption.js'
-import {checkPart, checksumError} from './logical.js'
 
 export interface RestoreDbOptions {
   settings: Settings
@@ -312,12 +311,9 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
       await options.confirm(`Replace the contents of database ${target} (${relations} relations${live ? ', the live database' : ''}) with backup ${manifest.id}?`)
     }
 
-    // 4. checksums
+    // checksums: hashed while the part streams into the scratch database (step 5), one read
+    // instead of two; a mismatch drops the scratch database before anything else happens.
     const progress = options.progress ?? (() => ({add() {}, bytes: 0, done() {}}))
-    const p = progress(`verify ${part.name}`, part.bytes)
-    const check = await checkPart(storage, manifest, part, (n) => p.add(n))
-    p.done(check.ok ? 'checksum ok' : 'checksum MISMATCH')
-    if (!check.ok) throw checksumError(manifest, [check])
 
     // leftovers of an interrupted run (ours: the names are reserved for this routine)
     if (await databaseExists(admin, scratch)) {
@@ -338,7 +334,7 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
       }
     }
 
-    // 5. maintenance mode
+    // 4. maintenance mode
     if (live && options.maintenance !== false) {
       const {isMaintenance, setMaintenance} = await import('../service/maintenance.js')
       const status = await isMaintenance(settings)
@@ -352,7 +348,7 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
       }
     }
 
-    // 6. restore into the scratch database
+    // 5. restore into the scratch database (size + sha256 of the part verified on the way)
     await createScratch(admin, scratch, exists ? target : undefined, logger)
     scratchCreated = true
     logger.info(`restoring ${manifest.id} into ${scratch}${exists ? `, swapped with ${target} at the end` : `, renamed to ${target} at the end`}`)
@@ -368,7 +364,7 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
       encryption: options.encryption,
       noOwner: !superuser,
       noPrivileges: false,
-      skipChecksums: true,
+      checksums: 'streaming',
     })
     if (restored.mismatches.length > 0) {
       throw new ChecksFailedError(`restored row counts differ from backup ${manifest.id}: ${restored.mismatches.join('; ')} — ${target} was left unchanged`, {
@@ -378,11 +374,11 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
       })
     }
 
-    // 7. swap
+    // 6. swap
     await swapDatabases(admin, target, scratch, exists ? previous : undefined, logger)
     scratchCreated = false
 
-    // 8. the replaced database
+    // 7. the replaced database
     let previousKeptAs: string | undefined
     if (exists) {
       if (options.keepPrevious) {

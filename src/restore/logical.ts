@@ -41,6 +41,16 @@ export interface RestoreDumpOptions {
   noPrivileges?: boolean
   /** checksums already verified by the caller */
   skipChecksums?: boolean
+  /**
+   * When size + sha256 of the stored part are checked (unless skipChecksums):
+   * - `before` (default): a separate full read before anything is restored — for callers that
+   *   restore into a database they cannot simply drop;
+   * - `streaming`: hashed as the bytes flow to pg_restore (one read). With a staging file (jobs > 1,
+   *   directory format) still checked before pg_restore starts; when streaming into pg_restore, at
+   *   the end, before the row counts — so only for a scratch database the caller drops on failure.
+   *   A checksum mismatch throws CHECKSUM_MISMATCH (exit 1) either way.
+   */
+  checksums?: 'before' | 'streaming'
 }
 
 export interface RestoreDumpResult {
@@ -79,35 +89,88 @@ export async function checkPart(storage: RepositoryStorage, manifest: BackupMani
   }
 }
 
+/** Size + sha256 of the stored bytes as they stream past (one read for the restore and the check). */
+export interface StreamHash {
+  update(chunk: Buffer): void
+  /** the digest once the whole part went through, else undefined (the stream stopped early) */
+  result(): {sha256: string; bytes: number} | undefined
+  /** marks the stream as read to its end */
+  end(): void
+}
+
+export function streamHash(): StreamHash {
+  const hash = createHash('sha256')
+  let bytes = 0
+  let ended = false
+  let digest: string | undefined
+  return {
+    update(chunk) {
+      hash.update(chunk)
+      bytes += chunk.length
+    },
+    end() {
+      ended = true
+    },
+    result() {
+      if (!ended) return undefined
+      digest ??= hash.digest('hex')
+      return {sha256: digest, bytes}
+    },
+  }
+}
+
+/**
+ * The stored bytes of a part, counted (onStoredBytes) and hashed (hash) as they flow. A transform,
+ * not a 'data' listener: that would switch the stream to flowing mode before anything is piped, and
+ * the first chunks (the zstd magic) would be lost.
+ */
+export async function openPartStored(storage: RepositoryStorage, manifest: BackupManifest, part: BackupPart, onStoredBytes?: (n: number) => void, hash?: StreamHash): Promise<Readable> {
+  const stream: Readable = await storage.get(partKey(manifest.stack, manifest.id, part.name))
+  if (!onStoredBytes && !hash) return stream
+  const {Transform} = await import('node:stream')
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      hash?.update(chunk)
+      onStoredBytes?.(chunk.length)
+      callback(null, chunk)
+    },
+    flush(callback) {
+      hash?.end()
+      callback()
+    },
+  })
+  stream.on('error', (error) => counter.destroy(error))
+  return stream.pipe(counter)
+}
+
+/** Decrypts a stored stream when the part is encrypted (the stream itself otherwise). */
+function assertKey(manifest: BackupManifest, part: BackupPart, encryption?: EncryptionKey): void {
+  if (part.encryption && !encryption) {
+    throw new ConfigError(`part ${part.name} of backup ${manifest.id} is encrypted with key ${part.encryption.keyId}`, {code: 'KEY_REQUIRED', hint: 'Pass --encrypt KEYFILE (or set backup.encryption.keyFile) with the key used for the backup.'})
+  }
+}
+
+async function decryptIfNeeded(stream: Readable, manifest: BackupManifest, part: BackupPart, encryption?: EncryptionKey): Promise<Readable> {
+  if (!part.encryption || !encryption) return stream
+  const {createDecryptStream} = await import('../backup/encryption.js')
+  const decrypt = createDecryptStream(encryption, `part ${part.name}`)
+  stream.on('error', (error) => decrypt.destroy(error))
+  return stream.pipe(decrypt)
+}
+
 /** The stored bytes of a part turned back into plaintext (decrypt, decompress). */
-export async function openPartPlaintext(storage: RepositoryStorage, manifest: BackupManifest, part: BackupPart, encryption?: EncryptionKey, onStoredBytes?: (n: number) => void): Promise<{stream: Readable; done: Promise<void>}> {
-  let stream: Readable = await storage.get(partKey(manifest.stack, manifest.id, part.name))
-  if (onStoredBytes) {
-    // A counting transform, not a 'data' listener: that would switch the stream to flowing mode
-    // before anything is piped, and the first chunks (the zstd magic) would be lost.
-    const {Transform} = await import('node:stream')
-    const source = stream
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, callback) {
-        onStoredBytes(chunk.length)
-        callback(null, chunk)
-      },
-    })
-    source.on('error', (error) => counter.destroy(error))
-    stream = source.pipe(counter)
-  }
-  if (part.encryption) {
-    if (!encryption) {
-      throw new ConfigError(`part ${part.name} of backup ${manifest.id} is encrypted with key ${part.encryption.keyId}`, {code: 'KEY_REQUIRED', hint: 'Pass --encrypt KEYFILE (or set backup.encryption.keyFile) with the key used for the backup.'})
-    }
-    const {createDecryptStream} = await import('../backup/encryption.js')
-    const decrypt = createDecryptStream(encryption, `part ${part.name}`)
-    const encrypted = stream
-    encrypted.on('error', (error) => decrypt.destroy(error))
-    stream = encrypted.pipe(decrypt)
-  }
+export async function openPartPlaintext(
+  storage: RepositoryStorage,
+  manifest: BackupManifest,
+  part: BackupPart,
+  encryption?: EncryptionKey,
+  onStoredBytes?: (n: number) => void,
+  hash?: StreamHash,
+): Promise<{stream: Readable; done: Promise<void>}> {
+  assertKey(manifest, part, encryption)
+  const stored = await openPartStored(storage, manifest, part, onStoredBytes, hash)
   const {decompressStream} = await import('../backup/compression.js')
-  return decompressStream(stream, part.compression)
+  return decompressStream(await decryptIfNeeded(stored, manifest, part, encryption), part.compression)
 }
 
 function checksumError(manifest: BackupManifest, checks: PartCheck[]): ChecksFailedError {
@@ -156,18 +219,81 @@ export async function makeRestoreStaging(logger?: Logger): Promise<string> {
   return mkdtemp(join(base, `${STAGING_PREFIX}${process.pid}-`))
 }
 
+/**
+ * Row counts per user table of a restored database: the tables counted over up to `parallel`
+ * connections, the largest first (a big table's count(*) also uses parallel workers by itself).
+ */
+export async function countRowsParallel(target: ReturnType<typeof parseDatabaseUrl>, parallel = 2): Promise<Record<string, number>> {
+  const {connect} = await import('../postgres/connection.js')
+  const first = await connect(target, {applicationName: 'charge-ops restore db'})
+  const clients = [first]
+  try {
+    const {rows: tables} = await first.query<{schema: string; name: string}>(
+      `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+        ORDER BY c.relpages DESC, 1, 2`,
+    )
+    const quote = (x: string) => `"${x.replace(/"/g, '""')}"`
+    const queue = [...tables]
+    const counts: Record<string, number> = {}
+    // small tables are counted in batches of one query (one round trip each batch)
+    const worker = async (c: import('pg').Client) => {
+      while (queue.length > 0) {
+        const batch = queue.splice(0, queue.length > 8 ? 8 : 1)
+        const sql = `SELECT ${batch.map((t, i) => `(SELECT count(*) FROM ${quote(t.schema)}.${quote(t.name)})::bigint AS c${i}`).join(', ')}`
+        const {rows} = await c.query<Record<string, string>>(sql)
+        batch.forEach((t, i) => (counts[`${t.schema}.${t.name}`] = Number(rows[0][`c${i}`])))
+      }
+    }
+    const n = Math.max(1, Math.min(parallel, tables.length))
+    for (let k = 1; k < n; k++) clients.push(await connect(target, {applicationName: 'charge-ops restore db'}))
+    await Promise.all(clients.map(worker))
+    return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => {})))
+  }
+}
+
+/** Waits for every promise; throws the first rejection in `order` (the most telling error first). */
+async function settleAll(promises: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(promises)
+  for (const r of results) if (r.status === 'rejected') throw r.reason
+}
+
 export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<RestoreDumpResult> {
   const {storage, manifest, logger} = options
   const started = Date.now()
   const part = findPart(manifest, 'db')
   if (!part || !manifest.db) throw new ConfigError(`backup ${manifest.id} (${manifest.kind}) holds no database dump`, {code: 'BACKUP_WRONG_KIND'})
   const progress = options.progress ?? (() => ({add() {}, bytes: 0, done() {}}))
+  const mode = options.skipChecksums ? 'skip' : (options.checksums ?? 'before')
 
-  if (!options.skipChecksums) {
+  if (mode === 'before') {
     const p = progress(`verify ${part.name}`, part.bytes)
     const check = await checkPart(storage, manifest, part, (n) => p.add(n))
     p.done(check.ok ? 'checksum ok' : 'checksum MISMATCH')
     if (!check.ok) throw checksumError(manifest, [check])
+  }
+  assertKey(manifest, part, options.encryption)
+
+  // streaming mode: the stored bytes hashed on their way through
+  const hash = mode === 'streaming' ? streamHash() : undefined
+  /** After the stream (failure: what went wrong, if anything): a damaged part is the error to report. */
+  const verifyStreamed = async (failure?: unknown): Promise<void> => {
+    if (hash) {
+      const got = hash.result()
+      if (!got) {
+        // the stream stopped early (a child failed on the bytes): read the part once more to tell
+        // a damaged backup from any other failure
+        const check = await checkPart(storage, manifest, part)
+        if (!check.ok) throw checksumError(manifest, [check])
+      } else if (got.sha256 !== part.sha256 || got.bytes !== part.bytes) {
+        throw checksumError(manifest, [{part: part.name, ok: false, expectedSha256: part.sha256, actualSha256: got.sha256, expectedBytes: part.bytes, actualBytes: got.bytes}])
+      } else {
+        logger.debug(`part ${part.name}: size and sha256 match the manifest (hashed while restoring)`)
+      }
+    }
+    if (failure !== undefined) throw failure
   }
 
   const target = parseDatabaseUrl(options.targetUrl)
@@ -183,36 +309,50 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
   const {startChild} = await import('../backup/child.js')
   const {run} = await import('../exec.js')
   const p = progress(`restore ${part.name}`, part.bytes)
-  const plain = await openPartPlaintext(storage, manifest, part, options.encryption, (n) => p.add(n))
+  const onStored = (n: number) => p.add(n)
 
   let staging: string | undefined
   try {
     if (manifest.db.format === 'directory') {
       staging = await makeRestoreStaging(logger)
+      const plain = await openPartPlaintext(storage, manifest, part, options.encryption, onStored, hash)
       const tar = await startChild('tar', ['--extract', '--file=-', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: 'untar of the directory dump'})
-      await Promise.all([pipeline(plain.stream, tar.stdin!), plain.done, tar.done])
+      tar.stdin!.on('error', () => {})
+      await settleAll([pipeline(plain.stream, tar.stdin!), plain.done, tar.done]).then(() => verifyStreamed(), (error) => verifyStreamed(error))
       await run(pgRestore, [...args, `--jobs=${jobs}`, '--format=directory', staging], {env, purpose: 'pg_restore'})
     } else if (jobs > 1) {
+      // pg_restore -j needs a seekable file. zstd writes it itself (-o: no copy of the plaintext
+      // through this process); node only reads (and hashes) the compressed part.
       staging = await makeRestoreStaging(logger)
       const file = join(staging, 'db.dump')
-      await Promise.all([pipeline(plain.stream, createWriteStream(file, {mode: 0o600})), plain.done])
+      const stored = await decryptIfNeeded(await openPartStored(storage, manifest, part, onStored, hash), manifest, part, options.encryption)
+      let wrote: Promise<unknown>[]
+      if (part.compression === 'zstd') {
+        const zstd = await startChild('zstd', ['-d', '-q', '-f', '-o', file], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: 'decompressing to the staging file'})
+        zstd.stdin!.on('error', () => {})
+        wrote = [zstd.done, pipeline(stored, zstd.stdin!)]
+      } else {
+        const {decompressStream} = await import('../backup/compression.js')
+        const plain = await decompressStream(stored, part.compression)
+        wrote = [pipeline(plain.stream, createWriteStream(file, {mode: 0o600})), plain.done]
+      }
+      await settleAll(wrote).then(() => verifyStreamed(), (error) => verifyStreamed(error))
       await run(pgRestore, [...args, `--jobs=${jobs}`, file], {env, purpose: 'pg_restore'})
     } else {
+      const plain = await openPartPlaintext(storage, manifest, part, options.encryption, onStored, hash)
       const child = await startChild(pgRestore, args, {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
       child.stdin!.on('error', () => {})
       const fed = pipeline(plain.stream, child.stdin!)
-      const results = await Promise.allSettled([child.done, fed, plain.done])
-      // pg_restore's own error explains more than the broken pipe it causes upstream.
-      if (results[0].status === 'rejected') throw results[0].reason
-      for (const r of results) if (r.status === 'rejected') throw r.reason
+      // pg_restore's own error explains more than the broken pipe it causes upstream; a damaged
+      // part explains both (verifyStreamed).
+      await settleAll([child.done, fed, plain.done]).then(() => verifyStreamed(), (error) => verifyStreamed(error))
     }
   } finally {
     if (staging) await rm(staging, {recursive: true, force: true})
   }
   p.done('restored')
 
-  const {countRows} = await import('../backup/db.js')
-  const rowCounts = await withClient(target, (c) => countRows(c))
+  const rowCounts = await countRowsParallel(target)
   const mismatches = compareRowCounts(manifest.db.rowCounts, rowCounts)
   if (mismatches.length > 0) logger.warn(`row counts differ from the manifest: ${mismatches.join('; ')}`)
   return {durationMs: Date.now() - started, rowCounts, mismatches}

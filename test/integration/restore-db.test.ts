@@ -41,8 +41,9 @@ async function tableHashes(db: string): Promise<Record<string, string>> {
   return out
 }
 
-async function databases(): Promise<string[]> {
-  return (await pg.query<{d: string}>(`SELECT datname AS d FROM pg_database ORDER BY 1`)).map((r) => r.d)
+/** The databases of the shared cluster whose names start with `prefix` (other test files run beside this one). */
+async function databases(prefix = ''): Promise<string[]> {
+  return (await pg.query<{d: string}>(`SELECT datname AS d FROM pg_database ORDER BY 1`)).map((r) => r.d).filter((d) => d.startsWith(prefix))
 }
 
 function settingsFor(repo: string, liveUrl: string) {
@@ -109,7 +110,7 @@ describe('restore db', () => {
     const live = dbName(liveUrl)
     await pg.query(`CREATE TABLE keep_me (id int); INSERT INTO keep_me SELECT generate_series(1, 77);`, live)
     const before = await tableHashes(live)
-    const dbsBefore = await databases()
+    const dbsBefore = await databases(live)
     await expect(restore(join(dir, 'repo'), liveUrl)).rejects.toMatchObject({code: 'TARGET_NOT_EMPTY', exitCode: 2})
     // --clean, but the confirmation is refused (no --yes): still nothing touched
     let asked = ''
@@ -124,7 +125,7 @@ describe('restore db', () => {
     ).rejects.toMatchObject({code: 'CONFIRMATION_REQUIRED'})
     expect(asked).toContain(live)
     expect(await tableHashes(live)).toEqual(before)
-    expect(await databases()).toEqual(dbsBefore)
+    expect(await databases(live)).toEqual(dbsBefore)
     expect(existsSync(join(dir, 'state', 'maintenance'))).toBe(false)
   })
 
@@ -172,7 +173,7 @@ describe('restore db', () => {
     expect(await pg.query(`SELECT max(version) AS v FROM charge_ops_migrations`, target)).toEqual([{v: '0009'}])
   })
 
-  it('a flipped byte in the dump is refused (exit 1) before anything is touched', async () => {
+  it('a flipped byte in the dump is refused (exit 1): target identical, scratch database gone (--jobs 1 streaming and --jobs 2 staging)', async () => {
     const repo = join(dir, 'repo-flip')
     const m = await backupOf(sourceUrl, repo)
     const file = join(repo, ...partKey('charge-analysis', m.id, m.parts[0].name).split('/'))
@@ -183,10 +184,42 @@ describe('restore db', () => {
     const live = dbName(liveUrl)
     await pg.query(`CREATE TABLE precious (id int); INSERT INTO precious SELECT generate_series(1, 5);`, live)
     const before = await tableHashes(live)
-    const dbsBefore = await databases()
-    await expect(restore(repo, liveUrl, {clean: true})).rejects.toMatchObject({code: 'CHECKSUM_MISMATCH', exitCode: 1})
+    expect(before['public.precious']).toMatch(/^5:/)
+    const dbsBefore = await databases(live)
+    for (const jobs of [1, 2]) {
+      await expect(restore(repo, liveUrl, {clean: true, jobs})).rejects.toMatchObject({code: 'CHECKSUM_MISMATCH', exitCode: 1})
+      expect(await tableHashes(live)).toEqual(before)
+      expect(await databases(live)).toEqual(dbsBefore)
+      expect(dbsBefore).toEqual([live]) // no scratch database, no previous copy
+      expect(existsSync(join(dir, 'state', 'maintenance'))).toBe(false)
+    }
+  })
+
+  it('a part that decompresses and restores cleanly but does not hash to the manifest is refused at the end: scratch dropped, target identical', async () => {
+    // the streamed hash is the only thing that can catch this one (zstd and pg_restore are happy)
+    const repo = join(dir, 'repo-sha')
+    const m = await backupOf(sourceUrl, repo)
+    const manifestFile = join(repo, ...partKey('charge-analysis', m.id, 'manifest.json').split('/'))
+    const recorded = JSON.parse(readFileSync(manifestFile, 'utf8')) as BackupManifest
+    recorded.parts[0].sha256 = recorded.parts[0].sha256.replace(/^./, (c) => (c === '0' ? '1' : '0'))
+    writeFileSync(manifestFile, JSON.stringify(recorded))
+    const liveUrl = await pg.createDatabase()
+    const live = dbName(liveUrl)
+    await pg.query(`CREATE TABLE precious (id int); INSERT INTO precious SELECT generate_series(1, 9);`, live)
+    const before = await tableHashes(live)
+    const dbsBefore = await databases(live)
+    let restoreStarted = false
+    const error = await restore(repo, liveUrl, {
+      clean: true,
+      progress: (label) => {
+        if (label.startsWith('restore ')) restoreStarted = true
+        return {add() {}, bytes: 0, done() {}}
+      },
+    }).catch((e: unknown) => e)
+    expect(error).toMatchObject({code: 'CHECKSUM_MISMATCH', exitCode: 1})
+    expect(restoreStarted).toBe(true) // one pass: the check happened on the restore's own read
     expect(await tableHashes(live)).toEqual(before)
-    expect(await databases()).toEqual(dbsBefore)
+    expect(await databases(live)).toEqual(dbsBefore)
     expect(existsSync(join(dir, 'state', 'maintenance'))).toBe(false)
   })
 
