@@ -4,7 +4,7 @@
  * (ESM `register` + CJS `Module._load`) records every module the binary loads.
  */
 import {execa} from 'execa'
-import {cpSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, cpSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
@@ -68,6 +68,8 @@ describe('start-up imports', () => {
   it('config validate without --connect loads no heavy module; with --connect it loads pg and ioredis', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'charge-ops-trace-'))
     cpSync(join(root, 'test', 'fixtures', 'config', 'good'), dir, {recursive: true})
+    // git does not keep 0600 modes: make the secret-holding files private as a real install has them
+    for (const secretFile of ['.env', 'redis.conf']) chmodSync(join(dir, secretFile), 0o600)
     const offline = await loadedPackages(['config', 'validate', '--host-ram', '16GB'], dir)
     expect(offline.exitCode).toBe(0)
     expect(heavyIn(offline.packages)).toEqual([])
