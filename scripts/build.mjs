@@ -30,14 +30,19 @@ if (process.argv.includes('--if-stale') && existsSync(stamp) && statSync(stamp).
 
 process.env.OCLIF_SKIP_NEW_VERSION_CHECK = 'true'
 const run = (cmd, args) => execFileSync(cmd, args, {stdio: 'inherit'})
+// The tools are run by this very node, not through npx: inside `npm exec --package=node@22` an npx
+// call would resolve against that package and refuse; and it saves npx's own start-up.
+const tsc = ['node_modules/typescript/bin/tsc']
+const oclif = ['node_modules/oclif/bin/run.js']
+const node = (args) => run(process.execPath, args)
 let failed = false
 try {
-  run('npx', ['--no-install', 'tsc', '-p', 'tsconfig.build.json'])
+  node([...tsc, '-p', 'tsconfig.build.json'])
 } catch {
   failed = true
 }
-run('npx', ['--no-install', 'oclif', 'manifest'])
-if (!process.argv.includes('--no-readme')) run('npx', ['--no-install', 'oclif', 'readme', '--no-aliases'])
+node([...oclif, 'manifest'])
+if (!process.argv.includes('--no-readme')) node([...oclif, 'readme', '--no-aliases'])
 if (failed) {
   console.error('build: TypeScript reported errors (see above)')
   process.exit(1)

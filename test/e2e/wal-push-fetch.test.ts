@@ -180,7 +180,11 @@ describe('permissions', () => {
     fs.chmodSync(dir, 0o755)
     const locked = path.join(dir, 'locked-repo')
     fs.mkdirSync(locked, {mode: 0o755})
-    const r = spawnSync(process.execPath, [ENTRY, 'wal', 'push', `pg_wal/${name}`, '--repo', locked, '--stack', 'prod'], {cwd: dir, encoding: 'utf8', uid: 65534, gid: 65534, env: {PATH: process.env.PATH, HOME: '/tmp'}})
+    // The other user must be able to run this node: one installed under root's home (the CI's
+    // Node 22 pass runs from ~/.npm) is not reachable for it, so use the system's node then.
+    const node = spawnSync(process.execPath, ['--version'], {uid: 65534, gid: 65534}).error ? '/usr/bin/node' : process.execPath
+    const r = spawnSync(node, [ENTRY, 'wal', 'push', `pg_wal/${name}`, '--repo', locked, '--stack', 'prod'], {cwd: dir, encoding: 'utf8', uid: 65534, gid: 65534, env: {PATH: process.env.PATH, HOME: '/tmp'}})
+    expect(r.error).toBeUndefined()
     expect(r.status).toBe(2)
     expect(r.stderr).toMatch(/permission denied in the repository/)
     expect(r.stderr).toMatch(/chown -R postgres:/)
