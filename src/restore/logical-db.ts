@@ -163,6 +163,20 @@ async function terminateSessions(admin: Client, name: string): Promise<void> {
   await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name])
 }
 
+/**
+ * Waits (≤ 1 s, polling every 5 ms) until no session is connected to the databases: the backends of
+ * pg_restore and of the row counts exit a moment after their clients closed, and a rename attempted
+ * before that fails (55006) and would cost a 100 ms retry.
+ */
+async function waitForNoSessions(admin: Client, names: string[]): Promise<void> {
+  const deadline = Date.now() + 1000
+  while (Date.now() < deadline) {
+    const {rows} = await admin.query<{n: number}>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()', [names])
+    if (rows[0].n === 0) return
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
 async function dropDatabase(admin: Client, name: string): Promise<void> {
   await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`)
 }
@@ -232,6 +246,7 @@ async function swapDatabases(admin: Client, target: string, scratch: string, pre
   for (let attempt = 1; ; attempt++) {
     if (previous) await terminateSessions(admin, target)
     await terminateSessions(admin, scratch)
+    await waitForNoSessions(admin, previous ? [target, scratch] : [scratch])
     try {
       await admin.query('BEGIN')
       if (previous) await admin.query(`ALTER DATABASE ${quoteIdent(target)} RENAME TO ${quoteIdent(previous)}`)
@@ -349,8 +364,10 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
     }
 
     // 5. restore into the scratch database (size + sha256 of the part verified on the way)
+    logger.debug(`checks done after ${Date.now() - started} ms`)
     await createScratch(admin, scratch, exists ? target : undefined, logger)
     scratchCreated = true
+    logger.debug(`${scratch} created after ${Date.now() - started} ms; restoring`)
     logger.info(`restoring ${manifest.id} into ${scratch}${exists ? `, swapped with ${target} at the end` : `, renamed to ${target} at the end`}`)
     const jobs = Math.max(1, options.jobs ?? 1)
     const {restoreDatabaseDump} = await import('./logical.js')
@@ -377,6 +394,7 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
     // 6. swap
     await swapDatabases(admin, target, scratch, exists ? previous : undefined, logger)
     scratchCreated = false
+    logger.debug(`swapped after ${Date.now() - started} ms`)
 
     // 7. the replaced database
     let previousKeptAs: string | undefined

@@ -338,6 +338,26 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
       }
       await settleAll(wrote).then(() => verifyStreamed(), (error) => verifyStreamed(error))
       await run(pgRestore, [...args, `--jobs=${jobs}`, file], {env, purpose: 'pg_restore'})
+    } else if (part.compression === 'zstd') {
+      // zstd's stdout is pg_restore's stdin (a kernel pipe between the two children): the
+      // plaintext never passes through this process, which only reads and hashes the stored bytes.
+      const stored = await decryptIfNeeded(await openPartStored(storage, manifest, part, onStored, hash), manifest, part, options.encryption)
+      const zstd = await startChild('zstd', ['-d', '-q', '-c'], {stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', purpose: 'decompressing'})
+      const children = [zstd]
+      try {
+        const child = await startChild(pgRestore, args, {stdin: zstd.stdout!, stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
+        children.push(child)
+        // Our copy of the pipe is closed before any byte flows (nothing was fed to zstd yet), so
+        // this process never reads from it; pg_restore holds its own.
+        zstd.stdout!.destroy()
+        zstd.stdin!.on('error', () => {})
+        // pg_restore failing first closes the pipe: zstd then dies of EPIPE; end it either way.
+        child.done.catch(() => zstd.kill('SIGKILL'))
+        const fed = pipeline(stored, zstd.stdin!)
+        await settleAll([child.done, zstd.done, fed]).then(() => verifyStreamed(), (error) => verifyStreamed(error))
+      } finally {
+        for (const c of children) c.kill('SIGKILL')
+      }
     } else {
       const plain = await openPartPlaintext(storage, manifest, part, options.encryption, onStored, hash)
       const child = await startChild(pgRestore, args, {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
@@ -351,8 +371,11 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
     if (staging) await rm(staging, {recursive: true, force: true})
   }
   p.done('restored')
+  logger.debug(`pg_restore (${jobs} job(s)${staging ? ', from a staging file' : ', streamed'}) took ${Date.now() - started} ms`)
 
+  const countStarted = Date.now()
   const rowCounts = await countRowsParallel(target)
+  logger.debug(`row counts of ${Object.keys(rowCounts).length} tables in ${Date.now() - countStarted} ms`)
   const mismatches = compareRowCounts(manifest.db.rowCounts, rowCounts)
   if (mismatches.length > 0) logger.warn(`row counts differ from the manifest: ${mismatches.join('; ')}`)
   return {durationMs: Date.now() - started, rowCounts, mismatches}
