@@ -25,7 +25,7 @@ export interface StreamingChild {
 
 export interface StartChildOptions {
   stdin?: StdioPipe | StdioNull | Stream
-  stdout?: StdioPipe | StdioNull | Stream
+  stdout?: StdioPipe | StdioNull | Stream | number
   stderr?: StdioPipe | StdioNull
   /** merged over process.env */
   env?: Record<string, string>

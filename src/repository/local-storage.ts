@@ -84,6 +84,82 @@ export class LocalStorage implements RepositoryStorage {
     }
   }
 
+  /**
+   * `put` for bytes that a child process writes itself: `produce` gets the temp file's descriptor
+   * (to hand to e.g. zstd as its stdout), so the data never passes through this process. The
+   * sha256 is computed from the file as it grows (large positional reads, behind the writer, never
+   * blocking it), then the file is fsynced and linked/renamed into place exactly as `put` does.
+   * `produce` must resolve only once every writer has exited; on `signal` it must stop them.
+   */
+  async putProduced(key: string, produce: (fd: number, signal: AbortSignal) => Promise<void>, options: PutOptions = {}): Promise<PutResult> {
+    const target = this.pathOf(key)
+    const dir = dirname(target)
+    await mkdir(dir, {recursive: true})
+    const temp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}-${target.split(sep).pop()}`)
+    const {createHash} = await import('node:crypto')
+    const hash = createHash('sha256')
+    let bytes = 0
+    const abort = new AbortController()
+    try {
+      const handle = await open(temp, 'wx+', 0o600)
+      try {
+        let produced = false
+        let wake: (() => void) | undefined
+        const producing = produce(handle.fd, abort.signal).finally(() => {
+          produced = true
+          wake?.()
+        })
+        producing.catch(() => {})
+        const buffer = Buffer.allocUnsafe(4 * 1024 * 1024)
+        try {
+          for (;;) {
+            const done = produced
+            const {bytesRead} = await handle.read(buffer, 0, buffer.length, bytes)
+            if (bytesRead > 0) {
+              hash.update(buffer.subarray(0, bytesRead))
+              bytes += bytesRead
+              options.onProgress?.(bytesRead)
+              continue
+            }
+            // At the end of what is written so far: finished only if the writers had already
+            // exited before this read; else wait for more (or for them to exit).
+            if (done) break
+            await new Promise<void>((resolve) => {
+              wake = resolve
+              setTimeout(resolve, 20).unref()
+            })
+            wake = undefined
+          }
+        } catch (error) {
+          abort.abort()
+          await producing.catch(() => {})
+          throw error
+        }
+        await producing
+        await handle.sync()
+      } finally {
+        await handle.close().catch(() => {})
+      }
+      if (options.ifNotExists) {
+        try {
+          await link(temp, target)
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(key)
+          throw error
+        } finally {
+          await unlink(temp).catch(() => {})
+        }
+      } else {
+        await rename(temp, target)
+      }
+      await fsyncDir(dir)
+      return {bytes, sha256: hash.digest('hex')}
+    } catch (error) {
+      await rm(temp, {force: true}).catch(() => {})
+      throw error
+    }
+  }
+
   async get(key: string): Promise<Readable> {
     const path = this.pathOf(key)
     if (!(await this.exists(key))) throw new ObjectNotFoundError(key)
