@@ -5,19 +5,19 @@ import type {RestoreDbResult} from '../../src/restore/logical-db.js'
 
 export default class RestoreDb extends BaseCommand<typeof RestoreDb> {
   static summary = 'Restore a logical database backup into the configured database or a new one.'
-  static description = `Checks first, touching nothing until they pass: the backup's migration head must not be newer than the installed service's migrations (exit 2 unless --force), a non-empty target is replaced only with --clean and --yes (exit 2), and the dump's size and sha256 must match the manifest (exit 1).
-Then pg_restore (parallel with --jobs) into a scratch database <target>_restoring on the same server, per-table row counts compared with the manifest (a difference: the target is left unchanged, exit 1), and one transaction renames the old database away and the restored one into place. The live database is restored with the service in maintenance mode (switched off again at the end, whatever happens). A kill at any moment leaves the old or the new database under the target name, never a half-restored one; a rerun cleans up and restores again.
+  static description = `Checks first, touching nothing until they pass: the backup's migration head must not be newer than the installed service's migrations (exit 2 unless --force), and a non-empty target is replaced only with --clean and --yes (exit 2).
+Then pg_restore (parallel with --jobs) into a scratch database <target>_restoring on the same server; the dump's size and sha256 are checked against the manifest as it streams (one read; a mismatch drops the scratch database, the target is never touched, exit 1), per-table row counts compared with the manifest (a difference: likewise, exit 1), and one transaction renames the old database away and the restored one into place. The live database is restored with the service in maintenance mode (switched off again at the end, whatever happens). A kill at any moment leaves the old or the new database under the target name, never a half-restored one; a rerun cleans up and restores again.
 Exit codes: 0 restored, 1 checksum / row-count mismatch, 2 refused (usage, non-empty target, newer migrations), 4 another restore into the same database runs, 5 PostgreSQL / repository unreachable.`
   static examples = [
     '<%= config.bin %> restore db latest --target-db charge_analysis_check',
-    '<%= config.bin %> restore db 20261128T021500Z-db-3f2a --clean --yes --jobs 2',
+    '<%= config.bin %> restore db 20261128T021500Z-db-3f2a --clean --yes --jobs 1   # stream, no staging space',
     '<%= config.bin %> restore db latest --clean --yes --admin-url postgresql://postgres@db:5432/postgres --json',
   ]
 
   static args = {id: Args.string({description: 'backup id or "latest"', required: true})}
   static flags = {
     'target-db': Flags.string({description: 'restore into this database (created on the DATABASE_URL server) instead of the live one'}),
-    jobs: Flags.integer({description: 'parallel pg_restore workers; above 1 the dump is first decompressed to a staging file (CHARGE_OPS_STAGING_DIR). 1 streams without a temp file and measured faster on 2 cores', min: 1, default: 1}),
+    jobs: Flags.integer({description: 'parallel pg_restore workers; above 1 zstd first decompresses the dump to a staging file (CHARGE_OPS_STAGING_DIR, the uncompressed size). 1 streams without a temp file. Default: 2 when the staging directory has room for the uncompressed dump, else 1', min: 1}),
     clean: Flags.boolean({description: 'replace a non-empty target database (with --yes)'}),
     force: Flags.boolean({description: "restore even when the backup's migration head is newer than the installed service's migrations"}),
     'keep-previous': Flags.boolean({description: 'keep the replaced database as <target>_pre_<time> instead of dropping it'}),

@@ -49,6 +49,7 @@ export interface RestoreDbOptions {
   targetDb?: string
   /** --admin-url: the connection that creates / renames databases (default DATABASE_URL) */
   adminUrl?: string
+  /** pg_restore workers; default: defaultRestoreJobs (2 when staging space allows, else 1) */
   jobs?: number
   clean?: boolean
   /** restore a backup whose migration head is newer than the installed migrations */
@@ -369,8 +370,9 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
     scratchCreated = true
     logger.debug(`${scratch} created after ${Date.now() - started} ms; restoring`)
     logger.info(`restoring ${manifest.id} into ${scratch}${exists ? `, swapped with ${target} at the end` : `, renamed to ${target} at the end`}`)
-    const jobs = Math.max(1, options.jobs ?? 1)
-    const {restoreDatabaseDump} = await import('./logical.js')
+    const {restoreDatabaseDump, defaultRestoreJobs} = await import('./logical.js')
+    const jobs = Math.max(1, options.jobs ?? (await defaultRestoreJobs(part, logger)))
+    logger.debug(`pg_restore jobs: ${jobs}${options.jobs === undefined ? ' (default)' : ''}`)
     const restored = await restoreDatabaseDump({
       storage,
       manifest,

@@ -4,7 +4,7 @@
  * byte refused before anything is touched, the live database replaced under maintenance mode.
  */
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {cpus, tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -155,6 +155,8 @@ describe('restore db', () => {
     await pg.query(`CREATE TABLE old_data (id int); INSERT INTO old_data VALUES (1), (2);`, live)
     const result = await restore(join(dir, 'repo'), liveUrl, {clean: true, keepPrevious: true})
     expect(result.previousKeptAs).toMatch(new RegExp(`^${live}_pre_\\d{8}_\\d{6}$`))
+    // no --jobs: 2 (staging file) when there are two cores and the temp dir has room, as here
+    expect(result.jobs).toBe(cpus().length >= 2 ? 2 : 1)
     expect(await pg.query(`SELECT count(*)::int AS n FROM old_data`, result.previousKeptAs!)).toEqual([{n: 2}])
     expect(await tableHashes(live)).toEqual(await tableHashes(source))
   })
