@@ -124,9 +124,13 @@ export class LocalStorage implements RepositoryStorage {
             // At the end of what is written so far: finished only if the writers had already
             // exited before this read; else wait for more (or for them to exit).
             if (done) break
+            // The writers may have exited during that read (their wake-up then found no waiter):
+            // read once more rather than wait. The timer is not unref'd: with the children gone it
+            // may be the only thing keeping the event loop — and this promise — alive.
+            if (produced) continue
             await new Promise<void>((resolve) => {
               wake = resolve
-              setTimeout(resolve, 20).unref()
+              setTimeout(resolve, 20)
             })
             wake = undefined
           }

@@ -346,7 +346,8 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
       const bar = progress(`extract ${part.name}`, part.bytes)
       const plain = await openPartPlaintext(storage, manifest, part, options.encryption, (n) => bar.add(n))
       const {startChild} = await import('../backup/child.js')
-      const tar = await startChild('tar', ['--extract', '--file=-', '--numeric-owner', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: `extracting the ${component} part`})
+      // --ignore-zeros: read to EOF, never exit into our pipe's last write (see restore/logical.ts)
+      const tar = await startChild('tar', ['--extract', '--file=-', '--ignore-zeros', '--numeric-owner', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: `extracting the ${component} part`})
       tar.stdin!.on('error', () => {})
       const results3 = await Promise.allSettled([tar.done, pipeline(plain.stream, tar.stdin!), plain.done])
       for (const r of results3) if (r.status === 'rejected') throw r.reason

@@ -340,7 +340,9 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
     if (manifest.db.format === 'directory') {
       staging = await makeRestoreStaging(logger)
       const plain = await openPartPlaintext(storage, manifest, part, options.encryption, onStored, hash)
-      const tar = await startChild('tar', ['--extract', '--file=-', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: 'untar of the directory dump'})
+      // --ignore-zeros: GNU tar otherwise exits at the end-of-archive blocks without reading to
+      // EOF, and the last bytes written into its closed pipe fail the stream ("Premature close").
+      const tar = await startChild('tar', ['--extract', '--file=-', '--ignore-zeros', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: 'untar of the directory dump'})
       tar.stdin!.on('error', () => {})
       await settleAll([pipeline(plain.stream, tar.stdin!), plain.done, tar.done]).then(() => verifyStreamed(), (error) => verifyStreamed(error))
       await run(pgRestore, [...args, `--jobs=${jobs}`, '--format=directory', staging], {env, purpose: 'pg_restore'})

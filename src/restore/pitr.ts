@@ -217,7 +217,8 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   const {startChild} = await import('../backup/physical-process.js')
   const asOwner = owner ? {uid: owner.uid, gid: owner.gid} : {}
   const zstd = startChild('zstd', ['-q', '-d', '-c'], {...asOwner, purpose: 'decompressing the base backup'})
-  const tar = startChild('tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner', `--transform=s,^global/pg_control$,${PARTIAL_CONTROL},`], {
+  // --ignore-zeros: read to EOF, never exit into our pipe's last write (see restore/logical.ts)
+  const tar = startChild('tar', ['-x', '-f', '-', '--ignore-zeros', '-C', dataDir, '--no-same-owner', `--transform=s,^global/pg_control$,${PARTIAL_CONTROL},`], {
     ...asOwner,
     stdio: ['pipe', 'ignore', 'pipe'],
     purpose: 'extracting the base backup',
