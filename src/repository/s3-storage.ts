@@ -100,6 +100,9 @@ export class S3Storage implements RepositoryStorage {
   }
 
   async put(key: string, source: Readable | Buffer | string, options: PutOptions = {}): Promise<PutResult> {
+    // The check catches an existing object on any S3-compatible store; `If-None-Match: *` makes the
+    // create atomic on stores that honour it (AWS S3 since 2024, MinIO, R2), so two writers racing
+    // past the check cannot both win (the lock, WAL segments, manifests).
     if (options.ifNotExists && (await this.exists(key))) throw new ObjectExistsError(key)
     const {Upload} = await import('@aws-sdk/lib-storage')
     const hasher = await hashingPassThrough(options.onProgress)
@@ -114,6 +117,7 @@ export class S3Storage implements RepositoryStorage {
         Body: hasher.stream,
         ServerSideEncryption: this.options.serverSideEncryption,
         SSEKMSKeyId: this.options.kmsKeyId,
+        IfNoneMatch: options.ifNotExists ? '*' : undefined,
       },
       queueSize: 2,
       partSize: 8 * 1024 * 1024,
@@ -122,6 +126,9 @@ export class S3Storage implements RepositoryStorage {
     try {
       await upload.done()
     } catch (error) {
+      // 412: the object appeared after the check; 409: another conditional write of it is under way
+      const status = (error as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode
+      if (options.ifNotExists && (status === 412 || status === 409)) throw new ObjectExistsError(key)
       throw describeS3Error(error, `upload of ${key}`)
     }
     return hasher.result()

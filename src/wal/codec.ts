@@ -121,12 +121,23 @@ export class WalIntegrityError extends Error {}
 export function readEnvelope(body: Buffer): WalEnvelope | undefined {
   if (body.length >= 8 && body.readUInt32LE(0) === SKIPPABLE_MAGIC) {
     const length = body.readUInt32LE(4)
-    return JSON.parse(body.subarray(8, 8 + length).toString()) as WalEnvelope
+    return parseEnvelope(body.subarray(8, 8 + length).toString())
   }
   if (body.length >= 10 && body[0] === 0x1f && body[1] === 0x8b && (body[3] & 0x10) !== 0 && (body[3] & 0x0e) === 0) {
     const end = body.indexOf(0, 10)
-    if (end > 10) return JSON.parse(body.subarray(10, end).toString('latin1')) as WalEnvelope
+    if (end > 10) return parseEnvelope(body.subarray(10, end).toString('latin1'))
   }
+  return undefined
+}
+
+/** A damaged header reads as no header: the object then counts as damaged, never as trusted. */
+function parseEnvelope(text: string): WalEnvelope | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<WalEnvelope>
+    if (typeof value?.sha256 === 'string' && /^[0-9a-f]{64}$/.test(value.sha256) && Number.isSafeInteger(value.size) && typeof value.name === 'string') {
+      return {sha256: value.sha256, size: value.size!, name: value.name}
+    }
+  } catch {}
   return undefined
 }
 
