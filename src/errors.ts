@@ -136,5 +136,25 @@ export function describeError(error: unknown): {code: string; exitCode: ExitCode
     return {code: 'USAGE', exitCode: ExitCode.usage, message: (error as Error).message}
   }
   const message = error instanceof Error ? error.message : String(error)
+  const server = describeServerError(error, message)
+  if (server) return server
   return {code: 'INTERNAL', exitCode: ExitCode.bug, message, hint: 'This is a bug in charge-ops; rerun with --verbose and report the output.'}
+}
+
+/**
+ * A PostgreSQL error that escaped without a more specific wrapper is the server refusing, not a
+ * bug: the configured role lacks a privilege, its password is wrong, or the server went away.
+ */
+function describeServerError(error: unknown, message: string): ReturnType<typeof describeError> | undefined {
+  const {code, severity} = (error ?? {}) as {code?: unknown; severity?: unknown}
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || typeof severity !== 'string') return undefined
+  const data = {sqlstate: code}
+  if (code === '42501') {
+    return {code: 'PG_PERMISSION_DENIED', exitCode: ExitCode.usage, message: `PostgreSQL: ${message}`, hint: 'The role in the connection URL lacks that privilege: grant it, or use a role that has it.', data}
+  }
+  if (code.startsWith('28')) return {code: 'PG_AUTH_FAILED', exitCode: ExitCode.usage, message: `PostgreSQL: ${message}`, hint: 'Check the user and password of the connection URL.', data}
+  if (code.startsWith('08') || code.startsWith('57P') || code === '53300') {
+    return {code: 'PG_UNREACHABLE', exitCode: ExitCode.unreachable, message: `PostgreSQL: ${message}`, hint: 'Check that the server runs and accepts connections, then rerun.', data}
+  }
+  return undefined
 }

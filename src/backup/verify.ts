@@ -7,7 +7,7 @@
 import {randomBytes} from 'node:crypto'
 
 import {requireSetting} from '../config/settings.js'
-import {ChecksFailedError} from '../errors.js'
+import {ChecksFailedError, UsageError} from '../errors.js'
 import {withClient, withDatabase} from '../postgres/connection.js'
 import {recordVerification, resolveBackup, type BackupManifest} from '../repository/manifest.js'
 import {checkPart, type PartCheck} from '../restore/logical.js'
@@ -41,7 +41,13 @@ export async function verifyBackup(ctx: BackupContext, ref: string, options: {re
     const serverUrl = options.drillUrl ?? requireSetting(ctx.settings.databaseUrl, 'DATABASE_URL', 'The drill restores into a scratch database on that server (or pass --drill-url).')
     const scratch = `charge_ops_drill_${randomBytes(4).toString('hex')}`
     const adminUrl = withDatabase(serverUrl, 'postgres')
-    await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(scratch)}`))
+    await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(scratch)}`)).catch((error: {code?: string; message?: string}) => {
+      if (error?.code !== '42501') throw error
+      throw new UsageError(`the restore drill cannot create its scratch database: ${error.message} (the role of ${options.drillUrl ? 'the drill URL' : 'DATABASE_URL'} lacks CREATEDB); the checksums were verified`, {
+        code: 'DRILL_NO_CREATEDB',
+        hint: 'Set CHARGE_OPS_ADMIN_URL (or pass --drill-url) to a role that may create databases on that server, e.g. postgresql://postgres@host:5432/postgres, or ALTER ROLE … CREATEDB.',
+      })
+    })
     ctx.logger.info(`restore drill: restoring ${manifest.id} into scratch database ${scratch}`)
     try {
       const {restoreDatabaseDump} = await import('../restore/logical.js')

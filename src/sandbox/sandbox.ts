@@ -10,7 +10,7 @@
  */
 import {createHash, randomBytes} from 'node:crypto'
 import {existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
-import {basename, join, resolve} from 'node:path'
+import {basename, delimiter, join, relative, resolve} from 'node:path'
 
 import {loadSettings, type Settings} from '../config/settings.js'
 import {CliError, ExitCode} from '../errors.js'
@@ -220,6 +220,10 @@ export async function sandboxUp(options: SandboxOptions): Promise<SandboxSummary
           roles: ROLES,
           passwords: {app: secrets.appPassword, migration: secrets.migrationPassword, readonly: secrets.readonlyPassword},
         })
+        // Sandbox only (production roles stay least-privilege): the app role may create databases,
+        // so `backup verify --restore-drill` and `upgrade --rehearse` work with DATABASE_URL alone.
+        const {withClient} = await import('../postgres/connection.js')
+        await withClient(pgUrl('postgres', secrets.postgresPassword, state.ports.postgres, 'postgres'), (c) => c.query(`ALTER ROLE ${ROLES.app} CREATEDB`))
         return result.changed === 0 ? 'unchanged' : `${result.changed} changes`
       },
     },
@@ -325,15 +329,29 @@ export async function sandboxUp(options: SandboxOptions): Promise<SandboxSummary
     sessions: summary.sessions!,
     findings: summary.findings!,
     knowledge: summary.knowledge!,
-    nextSteps: [
-      `export CHARGE_OPS_CONFIG=${configPath}      # point charge-ops at the sandbox (or: eval "$(charge-ops sandbox env)")`,
-      'charge-ops service status                    # processes, uptime, /health',
-      `curl -s -H "Authorization: Bearer $(charge-ops service token)" ${baseUrl()}/api/v1/sessions`,
-      `curl -s -H "Authorization: Bearer $(charge-ops service token)" "${baseUrl()}/api/v1/knowledge/search?q=derating"`,
-      'charge-ops service logs --follow',
-      'charge-ops sandbox down            # stop everything (add --purge to delete the sandbox)',
-    ],
+    nextSteps: nextSteps(configPath, baseUrl(), cliCommand()),
   }
+}
+
+/** How to run charge-ops from here: `charge-ops` once it is on PATH (npm link / install), else `node bin/run.js`. */
+function cliCommand(): string {
+  const onPath = (process.env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, 'charge-ops')))
+  if (onPath) return 'charge-ops'
+  const entry = relative(process.cwd(), join(packageRoot(), 'bin', 'run.js'))
+  return `node ${entry.startsWith('..') ? join(packageRoot(), 'bin', 'run.js') : entry}`
+}
+
+function nextSteps(configPath: string, apiUrl: string, cli: string): string[] {
+  return [
+    `export CHARGE_OPS_CONFIG=${configPath}      # point charge-ops at the sandbox (or: eval "$(${cli} sandbox env)")`,
+    `${cli} service status                    # processes, uptime, /health`,
+    `curl -s -H "Authorization: Bearer $(${cli} service token)" ${apiUrl}/api/v1/sessions`,
+    `curl -s -H "Authorization: Bearer $(${cli} service token)" "${apiUrl}/api/v1/knowledge/search?q=derating"`,
+    `${cli} backup all && ${cli} backup verify latest --restore-drill`,
+    `${cli} capacity && ${cli} doctor`,
+    `${cli} service logs --follow`,
+    `${cli} sandbox down            # stop everything (add --purge to delete the sandbox)`,
+  ]
 }
 
 export interface SandboxDownResult {

@@ -12,6 +12,7 @@ import {join} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
 import {requireSetting} from '../config/settings.js'
+import {UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import type {Progress} from '../output/progress.js'
 
@@ -35,7 +36,9 @@ const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
 
 export async function rehearseUpgrade(options: {settings: Settings; logger: Logger; to: string; progress?: (l: string, t?: number) => Progress; cwd?: string; startTimeoutMs?: number; lastStopMs?: number}): Promise<RehearsalResult> {
   const {settings, logger} = options
-  const url = process.env.MIGRATION_DATABASE_URL || requireSetting(settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env.')
+  // The scratch database is created, restored and migrated by one role: the admin connection when
+  // one is given (the application and migration roles usually may not create databases).
+  const url = process.env.CHARGE_OPS_ADMIN_URL || process.env.MIGRATION_DATABASE_URL || requireSetting(settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env.')
   const {openBackupContext} = await import('../backup/context.js')
   const ctx = await openBackupContext({settings, logger, progress: options.progress})
   const {resolveBackup} = await import('../repository/manifest.js')
@@ -50,7 +53,13 @@ export async function rehearseUpgrade(options: {settings: Settings; logger: Logg
   const result: RehearsalResult = {ok: false, backupId: manifest.id, from: {backupServiceVersion: manifest.serviceVersion ?? null, schemaHead: manifest.migrationHead ?? null}, to: {version: staged.info.version, schemaHead: null}, restoreMs: 0, migrations: [], migrateMs: 0, scratchDatabase: scratch}
   let scratchSettings: Settings | undefined
   try {
-    await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(scratch)}`))
+    await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(scratch)}`)).catch((error: {code?: string; message?: string}) => {
+      if (error?.code !== '42501') throw error
+      throw new UsageError(`the rehearsal cannot create its scratch database: ${error.message}`, {
+        code: 'REHEARSE_NO_CREATEDB',
+        hint: 'Set CHARGE_OPS_ADMIN_URL to a role that may create databases on that server (e.g. postgresql://postgres@host:5432/postgres); nothing was changed.',
+      })
+    })
     logger.info(`rehearsal: restoring ${manifest.id} into scratch database ${scratch}`)
     try {
       const {restoreDatabaseDump} = await import('../restore/logical.js')

@@ -89,6 +89,20 @@ describe('backup db', () => {
     // no scratch database left behind
     expect(await pg.query(`SELECT datname FROM pg_database WHERE datname LIKE 'charge_ops_drill_%'`)).toEqual([])
 
+    // a role that may not create databases: a clear usage error (exit 2) naming the fix, not a bug
+    await pg.query(`DROP ROLE IF EXISTS drill_nocreate; CREATE ROLE drill_nocreate LOGIN PASSWORD 'drill-pw' NOCREATEDB`)
+    const weak = new URL(dbUrl)
+    weak.username = 'drill_nocreate'
+    weak.password = 'drill-pw'
+    const refused = await verifyBackup(ctx, 'latest', {restoreDrill: true, drillUrl: weak.toString()}).catch((error: unknown) => error)
+    expect(refused).toMatchObject({code: 'DRILL_NO_CREATEDB', exitCode: 2})
+    expect(String((refused as {hint: string}).hint)).toMatch(/CHARGE_OPS_ADMIN_URL/)
+    const {describeError} = await import('../../src/errors.js')
+    const {withClient} = await import('../../src/postgres/connection.js')
+    // and any other privilege the server refuses is reported as such (exit 2), not as a bug (70)
+    const denied = await withClient(weak.toString(), (c) => c.query('CREATE DATABASE nope')).catch((error: unknown) => error)
+    expect(describeError(denied)).toMatchObject({code: 'PG_PERMISSION_DENIED', exitCode: 2, data: {sqlstate: '42501'}})
+
     // restore into a fresh database and compare a hash of every table
     const targetUrl = await pg.createDatabase()
     await restoreDatabaseDump({storage: ctx.storage, manifest, targetUrl, logger: silentLogger})
