@@ -6,7 +6,7 @@
 //   --no-readme   leave README.md alone
 //   --if-stale    do nothing when dist/ is newer than every source file (used by `npm test`)
 import {execFileSync} from 'node:child_process'
-import {existsSync, readdirSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, readdirSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 const stamp = 'dist/.build-stamp'
@@ -42,6 +42,11 @@ try {
   failed = true
 }
 node([...oclif, 'manifest'])
+// oclif lists the commands in directory-read order, which differs between file systems: sorted, a
+// fresh clone's build leaves the committed manifest byte for byte as it was.
+const manifest = JSON.parse(readFileSync('oclif.manifest.json', 'utf8'))
+manifest.commands = Object.fromEntries(Object.entries(manifest.commands).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+writeFileSync('oclif.manifest.json', JSON.stringify(manifest, null, 2) + '\n')
 if (!process.argv.includes('--no-readme')) node([...oclif, 'readme', '--no-aliases'])
 if (failed) {
   console.error('build: TypeScript reported errors (see above)')
