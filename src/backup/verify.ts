@@ -18,7 +18,7 @@ export interface VerifyResult {
   kind: string
   ok: boolean
   parts: PartCheck[]
-  restoreDrill?: {durationMs: number; database: string; rowCountsMatch: boolean; mismatches: string[]; tables: number}
+  restoreDrill?: {durationMs: number; database: string; rowCountsMatch: boolean; mismatches: string[]; tables: number; skippedExtensions: string[]}
   manifest: BackupManifest
 }
 
@@ -61,7 +61,7 @@ export async function verifyBackup(ctx: BackupContext, ref: string, options: {re
         encryption: ctx.encryption,
         skipChecksums: true,
       })
-      drill = {durationMs: result.durationMs, database: scratch, rowCountsMatch: result.mismatches.length === 0, mismatches: result.mismatches, tables: Object.keys(result.rowCounts).length}
+      drill = {durationMs: result.durationMs, database: scratch, rowCountsMatch: result.mismatches.length === 0, mismatches: result.mismatches, tables: Object.keys(result.rowCounts).length, skippedExtensions: result.skippedExtensions}
     } finally {
       await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(scratch)} WITH (FORCE)`)).catch((error) => ctx.logger.warn(`could not drop the scratch database ${scratch}: ${(error as Error).message}`))
     }

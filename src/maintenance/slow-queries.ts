@@ -53,15 +53,37 @@ export function maskQueryText(query: string): string {
     .replace(/(\b(?:ENCRYPTED\s+)?PASSWORD\s*=\s*)('(?:[^']|'')*')/gi, "$1'******'")
 }
 
+/**
+ * Whether pg_stat_statements is created here and loaded. Works for an unprivileged role (the
+ * service's own): shared_preload_libraries is hidden from it (pg_settings shows no row without
+ * pg_read_all_settings), so "loaded" is told by reading the view, which fails with 55000 when the
+ * library is not preloaded.
+ */
 async function ensureExtension(client: Client): Promise<void> {
-  const {rows} = await client.query<{installed: boolean; preload: string}>(
-    `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') AS installed, current_setting('shared_preload_libraries') AS preload`,
+  const {rows} = await client.query<{installed: boolean; preload: string | null}>(
+    `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') AS installed,
+            (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS preload`,
   )
   const {installed, preload} = rows[0]
-  const loaded = preload.split(',').map((s) => s.trim().replace(/^"|"$/g, '')).includes('pg_stat_statements')
+  let loaded: boolean | undefined = preload === null ? undefined : preload.split(',').map((s) => s.trim().replace(/^"|"$/g, '')).includes('pg_stat_statements')
+  if (installed) {
+    loaded = await client.query('SELECT 1 FROM pg_stat_statements LIMIT 1').then(
+      () => true,
+      (error: {code?: string}) => {
+        if (error?.code === '55000') return false
+        throw error
+      },
+    )
+  }
   if (loaded && installed) return
-  const missing = !loaded && !installed ? 'is not loaded and not created' : !loaded ? 'is created but not loaded (shared_preload_libraries)' : 'is loaded but CREATE EXTENSION was not run in this database'
-  const steps = !loaded ? ENABLE_PG_STAT_STATEMENTS : '   CREATE EXTENSION IF NOT EXISTS pg_stat_statements;   (in the service database, as a superuser)'
+  const missing = installed
+    ? 'is created but not loaded (shared_preload_libraries)'
+    : loaded
+      ? 'is loaded but CREATE EXTENSION was not run in this database'
+      : loaded === false
+        ? 'is not loaded and not created'
+        : 'is not created in this database (whether it is loaded cannot be read by this role)'
+  const steps = loaded ? '   CREATE EXTENSION IF NOT EXISTS pg_stat_statements;   (in the service database, as a superuser)' : ENABLE_PG_STAT_STATEMENTS
   throw new ConfigError(`pg_stat_statements ${missing}: slow queries cannot be read`, {code: 'PG_STAT_STATEMENTS_MISSING', hint: `Enable it:\n${steps}`})
 }
 

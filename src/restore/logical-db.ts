@@ -84,6 +84,8 @@ export interface RestoreDbResult {
   tables: number
   rowCounts: Record<string, number>
   mismatches: string[]
+  /** extensions left out: the restoring role may not create them (restore/extensions.ts) */
+  skippedExtensions: string[]
   migrationHead: string | null
   installedMigrationHead: string | null
   maintenance: 'switched on and off' | 'already on' | 'not needed' | 'skipped'
@@ -420,6 +422,7 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
       restoreMs: restored.durationMs,
       tables: Object.keys(restored.rowCounts).length,
       rowCounts: restored.rowCounts,
+      skippedExtensions: restored.skippedExtensions,
       mismatches: restored.mismatches,
       migrationHead: manifest.migrationHead ?? null,
       installedMigrationHead: installed,

@@ -58,6 +58,8 @@ export interface RestoreDumpResult {
   rowCounts: Record<string, number>
   /** tables whose count differs from the manifest, `schema.table: expected N, got M` */
   mismatches: string[]
+  /** extensions left out because the restoring role may not create them (restore/extensions.ts) */
+  skippedExtensions: string[]
 }
 
 export interface PartCheck {
@@ -334,8 +336,19 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
   const {run} = await import('../exec.js')
   const p = progress(`restore ${part.name}`, part.bytes)
   const onStored = (n: number) => p.add(n)
+  const {extensionFilter} = await import('./extensions.js')
+  let skippedExtensions: string[] = []
+  /** pg_restore's arguments plus `-L list` when extensions must be left out (read from `readToc`). */
+  const withFilter = async (dir: string, readToc: () => Promise<string>): Promise<string[]> => {
+    const filter = await extensionFilter(options.targetUrl, dir, readToc)
+    skippedExtensions = filter.skipped
+    if (filter.skipped.length > 0) logger.warn(`left out extension(s) ${filter.skipped.join(', ')}: the restoring role may not create them (restore as a superuser, e.g. --admin-url, to include them)`)
+    return filter.listFile ? [...args, '-L', filter.listFile] : args
+  }
+  const tocOf = async (archive: string) => (await run(pgRestore, ['-l', archive], {purpose: 'pg_restore -l'})).stdout
 
   let staging: string | undefined
+  let listDir: string | undefined
   try {
     if (manifest.db.format === 'directory') {
       staging = await makeRestoreStaging(logger)
@@ -345,7 +358,9 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
       const tar = await startChild('tar', ['--extract', '--file=-', '--ignore-zeros', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: 'untar of the directory dump'})
       tar.stdin!.on('error', () => {})
       await settleAll([pipeline(plain.stream, tar.stdin!), plain.done, tar.done]).then(() => verifyStreamed(), (error) => verifyStreamed(error))
-      await run(pgRestore, [...args, `--jobs=${jobs}`, '--format=directory', staging], {env, purpose: 'pg_restore'})
+      listDir = await mkdtemp(join(tmpdir(), 'charge-ops-restore-list-'))
+      const restoreArgs = await withFilter(listDir, () => tocOf(staging!))
+      await run(pgRestore, [...restoreArgs, `--jobs=${jobs}`, '--format=directory', staging], {env, purpose: 'pg_restore'})
     } else if (jobs > 1) {
       // pg_restore -j needs a seekable file. zstd writes it itself (-o: no copy of the plaintext
       // through this process); node only reads (and hashes) the compressed part.
@@ -363,15 +378,18 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
         wrote = [pipeline(plain.stream, createWriteStream(file, {mode: 0o600})), plain.done]
       }
       await settleAll(wrote).then(() => verifyStreamed(), (error) => verifyStreamed(error))
-      await run(pgRestore, [...args, `--jobs=${jobs}`, file], {env, purpose: 'pg_restore'})
+      const restoreArgs = await withFilter(staging, () => tocOf(file))
+      await run(pgRestore, [...restoreArgs, `--jobs=${jobs}`, file], {env, purpose: 'pg_restore'})
     } else if (part.compression === 'zstd') {
+      listDir = await mkdtemp(join(tmpdir(), 'charge-ops-restore-list-'))
+      const restoreArgs = await withFilter(listDir, () => tocOfStored(storage, manifest, part, options.encryption, pgRestore))
       // zstd's stdout is pg_restore's stdin (a kernel pipe between the two children): the
       // plaintext never passes through this process, which only reads and hashes the stored bytes.
       const stored = await decryptIfNeeded(await openPartStored(storage, manifest, part, onStored, hash), manifest, part, options.encryption)
       const zstd = await startChild('zstd', ['-d', '-q', '-c'], {stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', purpose: 'decompressing'})
       const children = [zstd]
       try {
-        const child = await startChild(pgRestore, args, {stdin: zstd.stdout!, stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
+        const child = await startChild(pgRestore, restoreArgs, {stdin: zstd.stdout!, stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
         children.push(child)
         // Our copy of the pipe is closed before any byte flows (nothing was fed to zstd yet), so
         // this process never reads from it; pg_restore holds its own.
@@ -385,8 +403,10 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
         for (const c of children) c.kill('SIGKILL')
       }
     } else {
+      listDir = await mkdtemp(join(tmpdir(), 'charge-ops-restore-list-'))
+      const restoreArgs = await withFilter(listDir, () => tocOfStored(storage, manifest, part, options.encryption, pgRestore))
       const plain = await openPartPlaintext(storage, manifest, part, options.encryption, onStored, hash)
-      const child = await startChild(pgRestore, args, {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
+      const child = await startChild(pgRestore, restoreArgs, {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
       child.stdin!.on('error', () => {})
       const fed = pipeline(plain.stream, child.stdin!)
       // pg_restore's own error explains more than the broken pipe it causes upstream; a damaged
@@ -395,6 +415,7 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
     }
   } finally {
     if (staging) await rm(staging, {recursive: true, force: true})
+    if (listDir) await rm(listDir, {recursive: true, force: true})
   }
   p.done('restored')
   logger.debug(`pg_restore (${jobs} job(s)${staging ? ', from a staging file' : ', streamed'}) took ${Date.now() - started} ms`)
@@ -404,7 +425,37 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
   logger.debug(`row counts of ${Object.keys(rowCounts).length} tables in ${Date.now() - countStarted} ms`)
   const mismatches = compareRowCounts(manifest.db.rowCounts, rowCounts)
   if (mismatches.length > 0) logger.warn(`row counts differ from the manifest: ${mismatches.join('; ')}`)
-  return {durationMs: Date.now() - started, rowCounts, mismatches}
+  return {durationMs: Date.now() - started, rowCounts, mismatches, skippedExtensions}
+}
+
+/**
+ * `pg_restore -l` of a custom-format part read from the repository: the table of contents is at
+ * the start of the archive, so pg_restore exits after reading it and the rest is never read.
+ */
+async function tocOfStored(storage: RepositoryStorage, manifest: BackupManifest, part: BackupPart, encryption: EncryptionKey | undefined, pgRestore: string): Promise<string> {
+  const stored = await decryptIfNeeded(await openPartStored(storage, manifest, part), manifest, part, encryption)
+  const {decompressStream} = await import('../backup/compression.js')
+  const plain = await decompressStream(stored, part.compression)
+  plain.done.catch(() => {})
+  const {startChild} = await import('../backup/child.js')
+  const lister = await startChild(pgRestore, ['-l'], {stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', purpose: 'pg_restore -l'})
+  lister.stdin!.on('error', () => {})
+  plain.stream.on('error', () => {})
+  plain.stream.pipe(lister.stdin!)
+  let toc = ''
+  lister.stdout!.setEncoding('utf8')
+  lister.stdout!.on('data', (text: string) => {
+    toc += text
+  })
+  try {
+    await lister.done
+  } finally {
+    // stop reading the rest of the part: zstd dies of SIGPIPE, the repository stream is closed
+    plain.stream.unpipe(lister.stdin!)
+    plain.stream.destroy()
+    stored.destroy()
+  }
+  return toc
 }
 
 export {checksumError}

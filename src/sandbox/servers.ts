@@ -165,7 +165,7 @@ export async function ensurePostgres(root: string, port: number, superuserPasswo
   // the port may change between runs (it was taken): always (re)write our settings block
   writeFileSync(
     join(paths.dataDir, 'charge-ops-sandbox.conf'),
-    `listen_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${paths.socketDir}'\nshared_buffers = '128MB'\nmax_connections = 50\n`,
+    `listen_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${paths.socketDir}'\nshared_buffers = '128MB'\nmax_connections = 50\nshared_preload_libraries = 'pg_stat_statements'\n`,
   )
   if (user) chownSync(join(paths.dataDir, 'charge-ops-sandbox.conf'), user.uid, user.gid)
   const conf = join(paths.dataDir, 'postgresql.conf')

@@ -80,6 +80,9 @@ describe('npm run quickstart', () => {
     const drill = await runUnchecked('node', ['bin/run.js', 'backup', 'verify', 'latest', '--restore-drill', '--json'], {cwd: work, env} as never);
     expect(drill.code, drill.stderr).toBe(0);
     expect(JSON.parse(drill.stdout).restoreDrill.rowCountsMatch).toBe(true);
+    const slow = await runUnchecked('node', ['bin/run.js', 'db', 'slow-queries', '--json'], {cwd: work, env} as never);
+    expect(slow.code, slow.stderr).toBe(0);
+    expect(JSON.parse(slow.stdout).queries.length).toBeGreaterThan(0);
 
     // running it again reuses everything
     const second = await runUnchecked('npm', ['run', 'quickstart', '--silent'], {cwd: work, env: cleanEnv({CI: 'true'}), timeoutMs: 300_000});

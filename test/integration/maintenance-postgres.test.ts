@@ -196,4 +196,28 @@ describe('db slow-queries', () => {
     expect(hint).toContain('restart PostgreSQL')
     expect(hint).toContain('CREATE EXTENSION IF NOT EXISTS pg_stat_statements')
   })
+
+  it("works for the service's own unprivileged role, which may not read shared_preload_libraries", async () => {
+    await cluster.query(`DROP ROLE IF EXISTS slowq_app; CREATE ROLE slowq_app LOGIN PASSWORD 'app-pw'`, db)
+    const asApp = new URL(url)
+    asApp.username = 'slowq_app'
+    asApp.password = 'app-pw'
+    const c = new pg.Client({connectionString: asApp.toString()})
+    await c.connect()
+    await c.query('SELECT 42 AS answer_for_slowq')
+    await c.end()
+    const result = await slowQueries({databaseUrl: asApp.toString(), order: 'calls', limit: 100})
+    expect(result.queries.some((q) => q.query.includes('answer_for_slowq'))).toBe(true)
+
+    // and without the extension, that role still gets the steps rather than a permission error
+    const shared = sharedPostgres()
+    const plain = await shared.createDatabase()
+    await shared.query(`DROP ROLE IF EXISTS slowq_app2; CREATE ROLE slowq_app2 LOGIN PASSWORD 'app-pw'`)
+    const weak = new URL(plain)
+    weak.username = 'slowq_app2'
+    weak.password = 'app-pw'
+    const error = await slowQueries({databaseUrl: weak.toString()}).catch((e: unknown) => e)
+    expect(error).toMatchObject({exitCode: 2, code: 'PG_STAT_STATEMENTS_MISSING'})
+    expect((error as {hint: string}).hint).toContain("shared_preload_libraries = 'pg_stat_statements'")
+  })
 })
