@@ -141,12 +141,17 @@ function assertNoDrift(comparison: MigrationComparison, options: {outOfOrder?: b
   throw new MigrationStateError(`MIGRATION_${first.kind.toUpperCase().replace('-', '_')}`, `${first.message}${more}`, {hint: first.hint, data: {problems: blocking}})
 }
 
-/** Without a history table, a schema that already has tables was not built by charge-ops. */
+/**
+ * Without a history table, a schema that already has tables was not built by charge-ops. Objects
+ * of an extension (pg_stat_statements' views, created before the first migration as
+ * `db slow-queries` advises) are not the application's schema and do not count.
+ */
 async function assertFreshOrTracked(client: Client): Promise<void> {
   if (await historyTableExists(client)) return
   const {rows} = await client.query<{n: string}>(
     `SELECT count(*) AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
-      WHERE s.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relname <> $1`,
+      WHERE s.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relname <> $1
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`,
     [HISTORY_TABLE],
   )
   if (Number(rows[0].n) > 0) {

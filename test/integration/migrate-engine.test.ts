@@ -251,6 +251,13 @@ describe('migrate engine', () => {
     expect((await migrateUp({databaseUrl: url, migrationsDir: dir})).applied.map((a) => a.version)).toEqual(['0002'])
   })
 
+  it("an extension's objects (pg_stat_statements' views) do not make the schema look foreign", async () => {
+    const url = await sharedPostgres().createDatabase()
+    await withDb(url, (c) => c.query('CREATE EXTENSION pg_stat_statements'))
+    const up = await migrateUp({databaseUrl: url, migrationsDir: `${FIXTURES}/basic`})
+    expect(up.applied.map((a) => a.version)).toEqual(['0001', '0002', '0003'])
+  })
+
   it('baseline marks an existing schema; up then runs only later migrations', async () => {
     const url = await sharedPostgres().createDatabase()
     const dir = `${FIXTURES}/basic`
