@@ -386,6 +386,16 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
       noOwner: !superuser,
       noPrivileges: false,
       checksums: 'streaming',
+    }).catch((error: unknown) => {
+      // The dump's grants and default privileges name the roles that owned the objects: a role
+      // that is not a member of them cannot replay those. That is a matter of which role restores.
+      const refused = /must be (?:a )?member of role "[^"]+"|must be owner of|permission denied/.exec(String((error as Error)?.message))
+      if (superuser || !refused) throw error
+      throw new UsageError(`pg_restore was refused: ${refused[0]} — the role of ${options.adminUrl ? '--admin-url' : 'DATABASE_URL'} is not a superuser; ${target} was left unchanged`, {
+        code: 'RESTORE_NEEDS_SUPERUSER',
+        hint: 'Restore as a superuser so that owners and grants come back as they were: --admin-url or CHARGE_OPS_ADMIN_URL (e.g. postgresql://postgres@host:5432/postgres).',
+        cause: error,
+      })
     })
     if (restored.mismatches.length > 0) {
       throw new ChecksFailedError(`restored row counts differ from backup ${manifest.id}: ${restored.mismatches.join('; ')} — ${target} was left unchanged`, {

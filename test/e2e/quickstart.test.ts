@@ -80,6 +80,14 @@ describe('npm run quickstart', () => {
     const drill = await runUnchecked('node', ['bin/run.js', 'backup', 'verify', 'latest', '--restore-drill', '--json'], {cwd: work, env} as never);
     expect(drill.code, drill.stderr).toBe(0);
     expect(JSON.parse(drill.stdout).restoreDrill).toMatchObject({rowCountsMatch: true, skippedExtensions: ['pg_stat_statements']});
+    // `sandbox env` points a shell at the sandbox, admin URL included, without printing a password;
+    // restore db then runs as the superuser and keeps owners and grants
+    const envLines = (await run('node', ['bin/run.js', 'sandbox', 'env'], {cwd: work, env} as never)).stdout;
+    expect(envLines).toContain('CHARGE_OPS_ADMIN_URL="$(cat ');
+    expect(envLines).not.toMatch(/postgresql:\/\//);
+    const copy = await runUnchecked('bash', ['-c', 'eval "$(node bin/run.js sandbox env)" && node bin/run.js restore db latest --target-db qs_copy --yes --json'], {cwd: work, env} as never);
+    expect(copy.code, copy.stderr).toBe(0);
+    expect(JSON.parse(copy.stdout)).toMatchObject({database: 'qs_copy', mismatches: [], skippedExtensions: []});
     const slow = await runUnchecked('node', ['bin/run.js', 'db', 'slow-queries', '--json'], {cwd: work, env} as never);
     expect(slow.code, slow.stderr).toBe(0);
     expect(JSON.parse(slow.stdout).queries.length).toBeGreaterThan(0);

@@ -98,6 +98,24 @@ describe('restore db', () => {
     expect(await pg.query(`SELECT indexname FROM pg_indexes WHERE indexname = 'samples_session'`, target)).toHaveLength(1)
   })
 
+  it('a role that is not a member of the owners is refused with the fix (exit 2), nothing left behind', async () => {
+    const ownedUrl = await pg.createDatabase()
+    const owned = dbName(ownedUrl)
+    await pg.query(`DROP ROLE IF EXISTS rs_owner; DROP ROLE IF EXISTS rs_restorer; CREATE ROLE rs_owner; CREATE ROLE rs_restorer LOGIN PASSWORD 'rs-pw' CREATEDB`)
+    await pg.query(`CREATE TABLE t (id int) ; ALTER TABLE t OWNER TO rs_owner; ALTER DEFAULT PRIVILEGES FOR ROLE rs_owner IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC; INSERT INTO t VALUES (1);`, owned)
+    const repo = join(dir, 'repo-owners')
+    await backupOf(ownedUrl, repo)
+    const asRestorer = new URL(ownedUrl)
+    asRestorer.username = 'rs_restorer'
+    asRestorer.password = 'rs-pw'
+    const target = `owners_${Date.now().toString(36)}`
+    const error = await restore(repo, ownedUrl, {targetDb: target, jobs: 1, adminUrl: asRestorer.toString()}).catch((e: unknown) => e)
+    expect(error).toMatchObject({code: 'RESTORE_NEEDS_SUPERUSER', exitCode: 2})
+    expect(String((error as Error).message)).toMatch(/member of role "rs_owner"|must be owner/)
+    expect(String((error as {hint: string}).hint)).toMatch(/CHARGE_OPS_ADMIN_URL/)
+    expect(await databases(target)).toEqual([])
+  })
+
   it('parallel (--jobs 2) round trip', async () => {
     const target = `rtj_${Date.now().toString(36)}`
     const result = await restore(join(dir, 'repo'), sourceUrl, {targetDb: target, jobs: 2})
