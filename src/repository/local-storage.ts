@@ -28,6 +28,26 @@ async function fsyncDir(path: string): Promise<void> {
   }
 }
 
+/**
+ * Moves a complete, fsynced temp file to its key and makes the entry durable. With `ifNotExists`,
+ * link() fails with EEXIST instead of replacing: an atomic "create if absent".
+ */
+async function placeFile(temp: string, target: string, key: string, ifNotExists: boolean): Promise<void> {
+  if (ifNotExists) {
+    try {
+      await link(temp, target)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(key)
+      throw error
+    } finally {
+      await unlink(temp).catch(() => {})
+    }
+  } else {
+    await rename(temp, target)
+  }
+  await fsyncDir(dirname(target))
+}
+
 /** A repository in a local directory (or a mounted NFS / block volume). */
 export class LocalStorage implements RepositoryStorage {
   readonly kind = 'local' as const
@@ -63,20 +83,7 @@ export class LocalStorage implements RepositoryStorage {
           if (written) throw error
         })
       }
-      if (options.ifNotExists) {
-        // link() fails with EEXIST instead of replacing: an atomic "create if absent".
-        try {
-          await link(temp, target)
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(key)
-          throw error
-        } finally {
-          await unlink(temp).catch(() => {})
-        }
-      } else {
-        await rename(temp, target)
-      }
-      await fsyncDir(dir)
+      await placeFile(temp, target, key, Boolean(options.ifNotExists))
       return hasher.result()
     } catch (error) {
       await rm(temp, {force: true}).catch(() => {})
@@ -144,19 +151,7 @@ export class LocalStorage implements RepositoryStorage {
       } finally {
         await handle.close().catch(() => {})
       }
-      if (options.ifNotExists) {
-        try {
-          await link(temp, target)
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(key)
-          throw error
-        } finally {
-          await unlink(temp).catch(() => {})
-        }
-      } else {
-        await rename(temp, target)
-      }
-      await fsyncDir(dir)
+      await placeFile(temp, target, key, Boolean(options.ifNotExists))
       return {bytes, sha256: hash.digest('hex')}
     } catch (error) {
       await rm(temp, {force: true}).catch(() => {})
