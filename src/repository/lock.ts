@@ -24,6 +24,7 @@ import {hostname} from 'node:os'
 import {z} from 'zod'
 
 import {LockHeldError} from '../errors.js'
+import {pidAlive} from '../pid.js'
 import {ObjectExistsError, type RepositoryStorage} from './storage.js'
 
 export const DEFAULT_LOCK_TTL_MS = 10 * 60 * 1000
@@ -58,16 +59,6 @@ export interface AcquireLockOptions {
 export type ReleaseLock = () => Promise<void>
 
 export const lockKey = (stack: string, name = 'backup') => `${stack}/locks/${name}.lock`
-
-/** True when a process with that pid exists on this host (EPERM means it exists but is not ours). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /** Why a lock is stale, or undefined when it is live. */
 export function staleReason(info: LockInfo, options: {host?: string; now?: Date; isAlive?: (pid: number) => boolean} = {}): string | undefined {

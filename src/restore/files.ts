@@ -31,6 +31,7 @@ import {findPart, partKey, resolveBackup, type BackupManifest, type BackupPart, 
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {EncryptionKey} from '../backup/encryption.js'
 import {checkPart, checksumError, openPartPlaintext, type PartCheck} from './logical.js'
+import {pidAlive} from '../pid.js'
 
 export type FilesComponent = 'uploads' | 'chroma'
 export const FILES_COMPONENTS: FilesComponent[] = ['uploads', 'chroma']
@@ -130,15 +131,6 @@ async function loadJournal(settings: Pick<Settings, 'stateDir'>): Promise<Journa
     return JSON.parse(await readFile(journalFile(settings), 'utf8')) as Journal
   } catch {
     return undefined
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

@@ -22,6 +22,7 @@ import {libpqEnv, parseDatabaseUrl, withClient} from '../postgres/connection.js'
 import {findPart, partKey, type BackupManifest, type BackupPart} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {EncryptionKey} from '../backup/encryption.js'
+import {pidAlive} from '../pid.js'
 
 export interface RestoreDumpOptions {
   storage: RepositoryStorage
@@ -194,15 +195,6 @@ export function compareRowCounts(expected: Record<string, number>, actual: Recor
 }
 
 const STAGING_PREFIX = 'charge-ops-restore-'
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /**
  * A staging directory `charge-ops-restore-<pid>-XXXXXX` in CHARGE_OPS_STAGING_DIR (else the temp

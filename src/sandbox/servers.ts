@@ -12,6 +12,7 @@ import {execFileSync} from 'node:child_process'
 import {CliError, ExitCode, UnreachableError} from '../errors.js'
 import {run} from '../exec.js'
 import {packageRoot} from '../service/process.js'
+import {pidAlive} from '../pid.js'
 
 export interface OsUser {
   uid: number
@@ -59,15 +60,6 @@ export function serverUser(): OsUser | undefined {
     throw new CliError('SANDBOX_NO_PG_USER', ExitCode.unreachable, 'running as root, but there is no `postgres` OS user to run PostgreSQL as (initdb refuses root)', {
       hint: 'apt-get install -y postgresql-15 creates it; or run the sandbox as a normal user.',
     })
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

@@ -20,6 +20,7 @@ import {basename, dirname, join, relative, resolve} from 'node:path'
 import type {Settings} from '../config/settings.js'
 import {CliError, ExitCode, UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
+import {pidAlive} from '../pid.js'
 
 export interface ReleaseInfo {
   version: string
@@ -276,13 +277,7 @@ export function cleanStaleStaging(settings: Pick<Settings, 'stateDir'>): string[
     const m = /^\.(?:staging|unpack)-(\d+)-/.exec(name)
     if (!m) continue
     const pid = Number(m[1])
-    let alive = true
-    try {
-      process.kill(pid, 0)
-    } catch (error) {
-      alive = (error as NodeJS.ErrnoException).code === 'EPERM'
-    }
-    if (!alive || pid === process.pid) continue
+    if (!pidAlive(pid) || pid === process.pid) continue
     rmSync(join(dir, name), {recursive: true, force: true})
     removed.push(name)
   }
