@@ -68,14 +68,14 @@ export function filterToc(toc: string, role: TargetRole): {list: string; skipped
 
 /**
  * Reads the archive's table of contents (`readToc` runs pg_restore -l on it) only when the target
- * role is not a superuser, and writes the -L list into `dir` when an entry must be left out.
+ * role is not a superuser, and writes the -L list into `listDir()` when an entry must be left out.
  */
-export async function extensionFilter(targetUrl: string, dir: string, readToc: () => Promise<string>): Promise<ExtensionFilter> {
+export async function extensionFilter(targetUrl: string, listDir: () => Promise<string>, readToc: () => Promise<string>): Promise<ExtensionFilter> {
   const role = await targetRole(targetUrl)
   if (role.superuser) return {skipped: []}
   const {list, skipped} = filterToc(await readToc(), role)
   if (skipped.length === 0) return {skipped}
-  const listFile = join(dir, 'restore.list')
+  const listFile = join(await listDir(), 'restore.list')
   await writeFile(listFile, list, {mode: 0o600})
   return {skipped, listFile}
 }

@@ -331,8 +331,8 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
   const {extensionFilter} = await import('./extensions.js')
   let skippedExtensions: string[] = []
   /** pg_restore's arguments plus `-L list` when extensions must be left out (read from `readToc`). */
-  const withFilter = async (dir: string, readToc: () => Promise<string>): Promise<string[]> => {
-    const filter = await extensionFilter(options.targetUrl, dir, readToc)
+  const withFilter = async (readToc: () => Promise<string>): Promise<string[]> => {
+    const filter = await extensionFilter(options.targetUrl, async () => (listDir = await makeRestoreStaging(logger)), readToc)
     skippedExtensions = filter.skipped
     if (filter.skipped.length > 0) logger.warn(`left out extension(s) ${filter.skipped.join(', ')}: the restoring role may not create them (restore as a superuser, e.g. --admin-url, to include them)`)
     return filter.listFile ? [...args, '-L', filter.listFile] : args
@@ -350,8 +350,7 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
       const tar = await startChild('tar', ['--extract', '--file=-', '--ignore-zeros', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: 'untar of the directory dump'})
       tar.stdin!.on('error', () => {})
       await settleAll([pipeline(plain.stream, tar.stdin!), plain.done, tar.done]).then(() => verifyStreamed(), (error) => verifyStreamed(error))
-      listDir = await mkdtemp(join(tmpdir(), 'charge-ops-restore-list-'))
-      const restoreArgs = await withFilter(listDir, () => tocOf(staging!))
+      const restoreArgs = await withFilter(() => tocOf(staging!))
       await run(pgRestore, [...restoreArgs, `--jobs=${jobs}`, '--format=directory', staging], {env, purpose: 'pg_restore'})
     } else if (jobs > 1) {
       // pg_restore -j needs a seekable file. zstd writes it itself (-o: no copy of the plaintext
@@ -370,11 +369,10 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
         wrote = [pipeline(plain.stream, createWriteStream(file, {mode: 0o600})), plain.done]
       }
       await settleAll(wrote).then(() => verifyStreamed(), (error) => verifyStreamed(error))
-      const restoreArgs = await withFilter(staging, () => tocOf(file))
+      const restoreArgs = await withFilter(() => tocOf(file))
       await run(pgRestore, [...restoreArgs, `--jobs=${jobs}`, file], {env, purpose: 'pg_restore'})
     } else if (part.compression === 'zstd') {
-      listDir = await mkdtemp(join(tmpdir(), 'charge-ops-restore-list-'))
-      const restoreArgs = await withFilter(listDir, () => tocOfStored(storage, manifest, part, options.encryption, pgRestore))
+      const restoreArgs = await withFilter(() => tocOfStored(storage, manifest, part, options.encryption, pgRestore))
       // zstd's stdout is pg_restore's stdin (a kernel pipe between the two children): the
       // plaintext never passes through this process, which only reads and hashes the stored bytes.
       const stored = await decryptIfNeeded(await openPartStored(storage, manifest, part, onStored, hash), manifest, part, options.encryption)
@@ -395,8 +393,7 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
         for (const c of children) c.kill('SIGKILL')
       }
     } else {
-      listDir = await mkdtemp(join(tmpdir(), 'charge-ops-restore-list-'))
-      const restoreArgs = await withFilter(listDir, () => tocOfStored(storage, manifest, part, options.encryption, pgRestore))
+      const restoreArgs = await withFilter(() => tocOfStored(storage, manifest, part, options.encryption, pgRestore))
       const plain = await openPartPlaintext(storage, manifest, part, options.encryption, onStored, hash)
       const child = await startChild(pgRestore, restoreArgs, {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
       child.stdin!.on('error', () => {})
