@@ -76,9 +76,9 @@ describe('npm run quickstart', () => {
     // the printed next steps run as printed (charge-ops is not on PATH: they say node bin/run.js)
     expect(first.stdout).toContain('node bin/run.js backup all && node bin/run.js backup verify latest --restore-drill');
     const backup = await runUnchecked('node', ['bin/run.js', 'backup', 'all', '--json'], {cwd: work, env} as never);
-    expect(backup.code, backup.stderr).toBe(0);
+    expect(backup.code, backup.stdout + backup.stderr).toBe(0);
     const drill = await runUnchecked('node', ['bin/run.js', 'backup', 'verify', 'latest', '--restore-drill', '--json'], {cwd: work, env} as never);
-    expect(drill.code, drill.stderr).toBe(0);
+    expect(drill.code, drill.stdout + drill.stderr).toBe(0);
     expect(JSON.parse(drill.stdout).restoreDrill).toMatchObject({rowCountsMatch: true, skippedExtensions: ['pg_stat_statements']});
     // `sandbox env` points a shell at the sandbox, admin URL included, without printing a password;
     // restore db then runs as the superuser and keeps owners and grants
@@ -86,10 +86,10 @@ describe('npm run quickstart', () => {
     expect(envLines).toContain('CHARGE_OPS_ADMIN_URL="$(cat ');
     expect(envLines).not.toMatch(/postgresql:\/\//);
     const copy = await runUnchecked('bash', ['-c', 'eval "$(node bin/run.js sandbox env)" && node bin/run.js restore db latest --target-db qs_copy --yes --json'], {cwd: work, env} as never);
-    expect(copy.code, copy.stderr).toBe(0);
+    expect(copy.code, copy.stdout + copy.stderr).toBe(0);
     expect(JSON.parse(copy.stdout)).toMatchObject({database: 'qs_copy', mismatches: [], skippedExtensions: []});
     const slow = await runUnchecked('node', ['bin/run.js', 'db', 'slow-queries', '--json'], {cwd: work, env} as never);
-    expect(slow.code, slow.stderr).toBe(0);
+    expect(slow.code, slow.stdout + slow.stderr).toBe(0);
     expect(JSON.parse(slow.stdout).queries.length).toBeGreaterThan(0);
 
     // running it again reuses everything
