@@ -25,7 +25,12 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
     this.log(renderTable(['ID', 'KIND', 'AGE', 'SIZE', 'DURATION', 'SERVICE', 'MIGRATION', 'VERIFIED'], result.backups.map((b) => [b.id, b.kind, formatAge(b.ageSeconds), formatBytes(b.bytes), b.durationMs === undefined ? '' : `${(b.durationMs / 1000).toFixed(1)}s`, b.serviceVersion ?? '-', b.migrationHead ?? '-', b.verified === null ? 'no' : b.verified ? `yes${b.restoreDrillSeconds === undefined ? '' : ` (drill ${b.restoreDrillSeconds.toFixed(1)}s)`}` : 'FAILED'])))
     for (const i of result.incomplete) this.log(`incomplete: ${i.id} (${formatBytes(i.bytes)}, last write ${formatAge(i.ageSeconds)} ago)`)
     for (const i of result.invalid) this.logger.warn(`invalid manifest: ${i.id}: ${i.error}`)
-    if (result.backups.length === 0) this.logger.info(`no complete backups of stack ${settings.stack} in ${storage.location}`)
+    if (result.backups.length === 0) {
+      const {existsSync} = await import('node:fs')
+      // a typo in --repo reads as "no backups": say when the directory is not even there
+      if (storage.kind === 'local' && !existsSync(storage.location)) this.logger.warn(`the repository ${storage.location} does not exist (yet): no backup was ever written there — check --repo / CHARGE_OPS_REPO`)
+      else this.logger.info(`no complete backups of stack ${settings.stack} in ${storage.location}`)
+    }
     return result
   }
 }

@@ -16,6 +16,12 @@ describe('charge-ops binary', () => {
     expect(r.stdout).toMatch(/^charge-ops\/\d+\.\d+\.\d+/)
   })
 
+  it('backup list of a repository directory that does not exist says so (a typo in --repo is not "no backups")', async () => {
+    const r = await cli(['backup', 'list', '--repo', '/nonexistent/charge-ops-repo'])
+    expect(r.exitCode).toBe(0)
+    expect(r.stderr).toMatch(/repository \/nonexistent\/charge-ops-repo does not exist/)
+  })
+
   it('an unknown flag is a usage error: exit 2, message on stderr, no stack', async () => {
     const r = await cli(['config', 'show', '--no-such-flag'])
     expect(r.exitCode).toBe(2)
