@@ -9,12 +9,14 @@ export default class Recover extends BaseCommand<typeof Recover> {
   1 maintenance mode on (the service stops accepting writes)
   2 restore the newest suitable base backup into a NEW data directory
   3 replay archived WAL to the target and promote (the server runs on --port)
-  4 repoint DATABASE_URL in the backend .env to the recovered server (the old .env is kept beside it)
+  4 repoint DATABASE_URL in the backend .env to the recovered server (the old .env is kept beside it),
+    or with --pgbouncer-ini the database's entry in pgbouncer.ini, then reload PgBouncer
   5 verify: migration version matches the old database, --health-url answers 2xx, row counts
-A failure leaves the old database serving: maintenance is switched off again and, after step 4, the old .env is put back (exit 6). Rerun the same command to resume; finished steps are skipped (state in <stateDir>/recover.json).`
+A failure leaves the old database serving: maintenance is switched off again and, after step 4, the old .env (or pgbouncer.ini, reloaded) is put back (exit 6). Rerun the same command to resume; finished steps are skipped (state in <stateDir>/recover.json).`
   static examples = [
     '<%= config.bin %> recover --latest --data-dir /var/lib/postgresql/15/recovered --port 5433 --yes',
     '<%= config.bin %> recover --target-time "2026-11-28T14:03:00+08:00" --data-dir /srv/pg-recovered --port 5433 --health-url http://127.0.0.1:8000/health --yes',
+    'CHARGE_OPS_PGBOUNCER_ADMIN_URL=postgresql://pgbouncer_admin:…@127.0.0.1:6432/pgbouncer <%= config.bin %> recover --latest --data-dir /srv/pg-recovered --port 5433 --pgbouncer-ini /etc/pgbouncer/pgbouncer.ini --yes',
   ]
   static flags = {
     'target-time': Flags.string({description: 'recover up to this time (with a zone)'}),
@@ -29,6 +31,8 @@ A failure leaves the old database serving: maintenance is switched off again and
     repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
     stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
     'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables (written into restore_command by path)'}),
+    'pgbouncer-ini': Flags.string({description: "step 4 repoints this pgbouncer.ini's entry for the database (DATABASE_URL names PgBouncer and stays)", env: 'CHARGE_OPS_PGBOUNCER_INI'}),
+    'pgbouncer-admin-url': Flags.string({description: 'PgBouncer admin console for RELOAD (else SIGHUP to its pidfile); prefer the variable', env: 'CHARGE_OPS_PGBOUNCER_ADMIN_URL', dependsOn: ['pgbouncer-ini']}),
   }
 
   async run(): Promise<RecoverState> {
@@ -39,9 +43,13 @@ A failure leaves the old database serving: maintenance is switched off again and
     const {resolve, join} = await import('node:path')
     const {existsSync} = await import('node:fs')
     const settings = this.settings(this.flags.repo ? {repository: this.flags.repo} : {})
+    if (this.flags['pgbouncer-admin-url']) {
+      const [{registerSecret}, {passwordOf}] = await Promise.all([import('../src/output/redact.js'), import('../src/config/settings.js')])
+      registerSecret(passwordOf(this.flags['pgbouncer-admin-url']))
+    }
     const {storage, stack, repository} = await openWalRepository(this.flags, () => settings)
     const migrationsDir = existsSync(join(settings.baseDir, 'service', 'migrations')) ? join(settings.baseDir, 'service', 'migrations') : undefined
-    await this.confirm(`Recover stack ${stack} to ${describeTarget(target)} into ${this.flags['data-dir']} (port ${this.flags.port}) and repoint ${settings.envFilePath}?`)
+    await this.confirm(`Recover stack ${stack} to ${describeTarget(target)} into ${this.flags['data-dir']} (port ${this.flags.port}) and repoint ${this.flags['pgbouncer-ini'] ?? settings.envFilePath}?`)
     const {steps, state, rollback} = await planRecover({
       settings,
       storage,
@@ -56,6 +64,7 @@ A failure leaves the old database serving: maintenance is switched off again and
       migrationsDir,
       logger: this.jsonEnabled() || !this.interactive ? this.logger : (await import('../src/output/logger.js')).silentLogger,
       skipMaintenance: this.flags['no-maintenance'],
+      pgbouncer: this.flags['pgbouncer-ini'] ? {ini: resolve(this.flags['pgbouncer-ini']), adminUrl: this.flags['pgbouncer-admin-url']} : undefined,
     })
     const {Listr, ListrLogger, ProcessOutput} = await import('listr2')
     // progress on stderr: stdout carries only the result

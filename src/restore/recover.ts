@@ -37,6 +37,8 @@ export interface RecoverState {
   oldDatabaseUrl?: string
   oldMigration?: string | null
   envBackup?: string
+  /** the pgbouncer.ini as it was, when PgBouncer was repointed */
+  pgbouncerBackup?: string
   restore?: PitrResult
   recovery?: RecoveryOutcome
   verify?: VerifyReport
@@ -67,6 +69,8 @@ export interface RecoverOptions {
   entry?: string
   /** with the service not installed (tests), skip maintenance mode */
   skipMaintenance?: boolean
+  /** repoint PgBouncer's entry for the database instead of DATABASE_URL (restore/pgbouncer.ts) */
+  pgbouncer?: import('./pgbouncer.js').PgbouncerTarget
 }
 
 export interface RecoverStep {
@@ -113,10 +117,16 @@ export function setEnvLine(text: string, key: string, value: string): string {
   return out.join('\n')
 }
 
-async function writeFileAtomic(path: string, text: string, mode: number): Promise<void> {
+/**
+ * Replaces `path` with `text` atomically, keeping the file's mode and, when run as root, its owner
+ * (a pgbouncer.ini owned by postgres must stay readable by PgBouncer after the rewrite).
+ */
+async function writeFileAtomic(path: string, text: string, fallbackMode: number): Promise<void> {
+  const before = await stat(path).catch(() => undefined)
   const temp = `${path}.charge-ops-${process.pid}.tmp`
-  const handle = await open(temp, 'w', mode)
+  const handle = await open(temp, 'w', (before ? before.mode & 0o777 : 0) || fallbackMode)
   try {
+    if (before && process.getuid?.() === 0) await handle.chown(before.uid, before.gid)
     await handle.writeFile(text)
     await handle.sync()
   } finally {
@@ -176,6 +186,14 @@ export async function planRecover(options: RecoverOptions): Promise<{steps: Reco
     await saveState(settings, s)
   }
   const newUrl = repointedUrl(oldUrl, options.host ?? '127.0.0.1', options.port)
+  const database = decodeURIComponent(new URL(oldUrl).pathname.slice(1))
+  const bouncer = options.pgbouncer
+  if (bouncer) {
+    const {checkPgbouncer} = await import('./pgbouncer.js')
+    await checkPgbouncer(bouncer, database)
+  }
+  // Through PgBouncer the clients' DATABASE_URL stays; after the reload it reaches the new server.
+  const verifyUrl = bouncer ? oldUrl : newUrl
 
   const steps: RecoverStep[] = [
     {
@@ -242,9 +260,26 @@ export async function planRecover(options: RecoverOptions): Promise<{steps: Reco
     },
     {
       id: 'repoint',
-      title: STEP_TITLES.repoint,
+      title: bouncer ? `4/5 repoint PgBouncer's ${database} to the recovered server` : STEP_TITLES.repoint,
       done: () => Boolean(s.done.repoint),
       run: async (note) => {
+        if (bouncer) {
+          const {repointIni, reloadPgbouncer} = await import('./pgbouncer.js')
+          const text = await readFile(bouncer.ini, 'utf8')
+          const mode = (await stat(bouncer.ini)).mode & 0o777
+          if (!s.pgbouncerBackup) {
+            const backup = `${bouncer.ini}.before-recover-${s.startedAt.replace(/[:.]/g, '')}`
+            if (!existsSync(backup)) await copyFile(bouncer.ini, backup)
+            s.pgbouncerBackup = backup
+            await saveState(settings, s)
+          }
+          const updated = repointIni(text, database, options.host ?? '127.0.0.1', options.port)
+          await writeFileAtomic(bouncer.ini, updated, mode || 0o640)
+          const how = await reloadPgbouncer(bouncer, updated)
+          note(`PgBouncer's ${database} → ${options.host ?? '127.0.0.1'}:${options.port} (${how}; old file kept as ${s.pgbouncerBackup}); DATABASE_URL unchanged`)
+          await mark('repoint')
+          return
+        }
         const text = await readFile(envFile, 'utf8')
         const mode = (await stat(envFile)).mode & 0o777
         if (!s.envBackup) {
@@ -263,8 +298,8 @@ export async function planRecover(options: RecoverOptions): Promise<{steps: Reco
       title: STEP_TITLES.verify,
       done: () => Boolean(s.done.verify),
       run: async (note) => {
-        const recovered = await migrationVersion(newUrl, options.migrationsDir)
-        const rowCounts = await tableCounts(newUrl)
+        const recovered = await migrationVersion(verifyUrl, options.migrationsDir)
+        const rowCounts = await tableCounts(verifyUrl)
         const report: VerifyReport = {
           migration: {old: s.oldMigration, recovered: recovered ?? null, matches: s.oldMigration === undefined || recovered === undefined ? null : s.oldMigration === recovered},
           rowCounts,
@@ -294,7 +329,15 @@ export async function planRecover(options: RecoverOptions): Promise<{steps: Reco
 
   const rollback = async (error: unknown): Promise<Error> => {
     const undone: string[] = []
-    if (s.done.repoint && s.envBackup && existsSync(s.envBackup)) {
+    if (s.done.repoint && bouncer && s.pgbouncerBackup && existsSync(s.pgbouncerBackup)) {
+      const {reloadPgbouncer} = await import('./pgbouncer.js')
+      const text = await readFile(s.pgbouncerBackup, 'utf8')
+      await writeFileAtomic(bouncer.ini, text, ((await stat(bouncer.ini)).mode & 0o777) || 0o640)
+      await reloadPgbouncer(bouncer, text).catch(() => {})
+      delete s.done.repoint
+      undone.push('PgBouncer points at the old server again')
+    }
+    if (s.done.repoint && !bouncer && s.envBackup && existsSync(s.envBackup)) {
       await writeFileAtomic(envFile, await readFile(s.envBackup, 'utf8'), ((await stat(envFile)).mode & 0o777) || 0o600)
       delete s.done.repoint
       undone.push('the old .env is back')
