@@ -117,6 +117,7 @@ describe('charge-ops recover', () => {
         'admin_users = postgres',
         'pool_mode = transaction',
         `logfile = ${path.join(dir, 'pgbouncer.log')}`,
+        `pidfile = ${path.join(dir, 'pgbouncer.pid')}`,
         '',
       ].join('\n'),
       {mode: 0o640},
@@ -172,6 +173,19 @@ describe('charge-ops recover', () => {
       if (pg.osUser) expect(fs.statSync(ini).uid).toBe(pg.osUser.uid)
       expect(fs.readFileSync(state.pgbouncerBackup, 'utf8')).toContain(`port=${pg.port} dbname`)
       expect(r.stdout + r.stderr).not.toContain(pg.password)
+
+      // the other way to reload (no admin console): SIGHUP to the pid in PgBouncer's pidfile
+      const {reloadPgbouncer} = await import('../../src/restore/pgbouncer.js')
+      const old = fs.readFileSync(state.pgbouncerBackup, 'utf8')
+      fs.writeFileSync(ini, old)
+      expect(await reloadPgbouncer({ini}, old)).toMatch(/^SIGHUP to pid \d+$/)
+      // a signal is handled when PgBouncer gets to it: wait (up to 5 s) for the old server to answer
+      let seen = 0
+      for (let i = 0; i < 50 && seen !== pg.port; i++) {
+        seen = await serverPort()
+        if (seen !== pg.port) await new Promise((r) => setTimeout(r, 100))
+      }
+      expect(seen).toBe(pg.port)
     } finally {
       bouncer.kill('SIGTERM')
     }
