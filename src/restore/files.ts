@@ -19,7 +19,7 @@
  * of the same backup then skips the components already restored.
  */
 import {existsSync} from 'node:fs'
-import {mkdir, open, readFile, rename, rm, statfs, unlink, writeFile} from 'node:fs/promises'
+import {mkdir, open, readFile, rename, rm, unlink, writeFile} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 
@@ -259,10 +259,8 @@ function liveDirOf(settings: Settings, manifest: BackupManifest, component: File
 }
 
 async function checkSpace(dir: string, needed: number): Promise<void> {
-  let probe = dir
-  while (!existsSync(probe) && dirname(probe) !== probe) probe = dirname(probe)
-  const s = await statfs(probe)
-  const free = Number(s.bavail) * Number(s.bsize)
+  const {diskUsage} = await import('../capacity/system.js')
+  const free = (await diskUsage(dir)).freeBytes
   if (free < needed * 1.05 + 16 * 1024 * 1024) {
     const {formatBytes} = await import('../output/progress.js')
     throw new UnreachableError(`not enough space beside ${dir}: ${formatBytes(free)} free, the restored copy needs ${formatBytes(needed)} (the old folder is kept until the end) — nothing was changed`, {

@@ -267,9 +267,8 @@ export async function defaultRestoreJobs(part: BackupPart, logger?: Logger): Pro
   // random doubles 2.4×, text rarely more than 8×): too little space must not be mistaken for enough
   const content = part.contentBytes ?? (part.compression === 'none' ? part.bytes : part.bytes * 8)
   const base = process.env.CHARGE_OPS_STAGING_DIR ?? tmpdir()
-  const {statfs} = await import('node:fs/promises')
-  const st = await statfs(base).catch(() => undefined)
-  const free = st ? st.bavail * st.bsize : 0
+  const {diskUsage} = await import('../capacity/system.js')
+  const free = await diskUsage(base).then((d) => d.freeBytes, () => 0)
   const need = content * 1.2 + 256 * 1024 * 1024
   if (free < need) {
     logger?.info(`streaming with one pg_restore job: ${base} has ${(free / 1e9).toFixed(1)} GB free, a staging file for --jobs 2 needs ${(need / 1e9).toFixed(1)} GB (set CHARGE_OPS_STAGING_DIR to a bigger disk)`)
