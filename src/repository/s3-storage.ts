@@ -100,10 +100,35 @@ export class S3Storage implements RepositoryStorage {
   }
 
   async put(key: string, source: Readable | Buffer | string, options: PutOptions = {}): Promise<PutResult> {
-    // The check catches an existing object on any S3-compatible store; `If-None-Match: *` makes the
-    // create atomic on stores that honour it (AWS S3 since 2024, MinIO, R2), so two writers racing
-    // past the check cannot both win (the lock, WAL segments, manifests).
+    // The check catches an existing object on any S3-compatible store. For what fits in memory
+    // (the lock, WAL segments, manifests: where two writers can race) the put also carries
+    // `If-None-Match: *`, atomic on stores that honour it (AWS S3 since 2024, MinIO, R2); a store
+    // that rejects the header as not implemented gets the put again without it (the bytes are at
+    // hand) and is not asked again by this process. Streamed parts have unique keys.
     if (options.ifNotExists && (await this.exists(key))) throw new ObjectExistsError(key)
+    const inMemory = typeof source === 'string' || Buffer.isBuffer(source)
+    const conditional = Boolean(options.ifNotExists) && inMemory && !S3Storage.conditionalUnsupported
+    try {
+      return await this.upload(key, source, options, conditional)
+    } catch (error) {
+      if (error instanceof ObjectExistsError) throw error
+      const status = (error as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode
+      const name = (error as {name?: string}).name
+      if (!conditional || (status !== 501 && name !== 'NotImplemented')) throw describeS3Error(error, `upload of ${key}`)
+      S3Storage.conditionalUnsupported = true
+      try {
+        return await this.upload(key, source, options, false)
+      } catch (retryError) {
+        if (retryError instanceof ObjectExistsError) throw retryError
+        throw describeS3Error(retryError, `upload of ${key}`)
+      }
+    }
+  }
+
+  /** set once a store answered 501 to a conditional put: check-then-put only from then on */
+  private static conditionalUnsupported = false
+
+  private async upload(key: string, source: Readable | Buffer | string, options: PutOptions, conditional: boolean): Promise<PutResult> {
     const {Upload} = await import('@aws-sdk/lib-storage')
     const hasher = await hashingPassThrough(options.onProgress)
     const input = typeof source === 'string' || Buffer.isBuffer(source) ? Readable.from([Buffer.from(source)]) : source
@@ -117,7 +142,7 @@ export class S3Storage implements RepositoryStorage {
         Body: hasher.stream,
         ServerSideEncryption: this.options.serverSideEncryption,
         SSEKMSKeyId: this.options.kmsKeyId,
-        IfNoneMatch: options.ifNotExists ? '*' : undefined,
+        IfNoneMatch: conditional ? '*' : undefined,
       },
       queueSize: 2,
       partSize: 8 * 1024 * 1024,
@@ -129,7 +154,7 @@ export class S3Storage implements RepositoryStorage {
       // 412: the object appeared after the check; 409: another conditional write of it is under way
       const status = (error as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode
       if (options.ifNotExists && (status === 412 || status === 409)) throw new ObjectExistsError(key)
-      throw describeS3Error(error, `upload of ${key}`)
+      throw error
     }
     return hasher.result()
   }
