@@ -23,6 +23,7 @@ import type {BackupManifest, BackupManifestInput, BackupPart} from '../repositor
 import {PART_SUFFIX} from './compression.js'
 import {runBackup, type BackupContext} from './context.js'
 import {streamProducerToPart} from './pipeline.js'
+import {quoteIdent} from '../postgres/sql.js'
 
 export interface DbCapture<T = unknown> {
   /** what `inSnapshot` returned */
@@ -48,8 +49,6 @@ export function pgTool(name: string, serverMajor?: number): string {
   }
   return name
 }
-
-const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
 
 /** Row count per user table (`schema.table`), in the current transaction's snapshot. */
 export async function countRows(client: Client): Promise<Record<string, number>> {

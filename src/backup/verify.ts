@@ -12,6 +12,7 @@ import {withClient, withDatabase} from '../postgres/connection.js'
 import {recordVerification, resolveBackup, type BackupManifest} from '../repository/manifest.js'
 import {checkPart, type PartCheck} from '../restore/logical.js'
 import type {BackupContext} from './context.js'
+import {quoteIdent} from '../postgres/sql.js'
 
 export interface VerifyResult {
   id: string
@@ -21,8 +22,6 @@ export interface VerifyResult {
   restoreDrill?: {durationMs: number; database: string; rowCountsMatch: boolean; mismatches: string[]; tables: number; skippedExtensions: string[]}
   manifest: BackupManifest
 }
-
-const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
 
 export async function verifyBackup(ctx: BackupContext, ref: string, options: {restoreDrill?: boolean; drillUrl?: string; jobs?: number} = {}): Promise<VerifyResult> {
   const manifest = await resolveBackup(ctx.storage, ctx.stack, ref)

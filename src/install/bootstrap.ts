@@ -19,6 +19,7 @@ import {silentLogger, type Logger} from '../output/logger.js'
 import {MASK} from '../output/redact.js'
 import {connect, parseDatabaseUrl, withDatabase} from '../postgres/connection.js'
 import {scramVerifier, verifierMatches} from './bootstrap-scram.js'
+import {quoteIdent} from '../postgres/sql.js'
 
 export interface BootstrapRoles {
   app: string
@@ -58,10 +59,6 @@ export interface BootstrapResult {
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/
 /** "chargebt" as a bigint: one bootstrap at a time per cluster */
 const BOOTSTRAP_LOCK_KEY = '7163082351322297460'
-
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
-}
 
 function quoteLiteral(value: string): string {
   return `'${value.replaceAll("'", "''")}'`

@@ -10,7 +10,8 @@
  * The read-only reporting role's password is optional (CHARGE_READER_DB_PASSWORD): without it the
  * role exists but cannot log in, exactly as `db bootstrap` leaves it without READONLY_DB_PASSWORD.
  */
-import {bootstrapStatements, quoteIdent, type BootstrapRoles} from './bootstrap.js'
+import {quoteIdent} from '../postgres/sql.js'
+import {bootstrapStatements, type BootstrapRoles} from './bootstrap.js'
 
 export interface RolesSqlOptions {
   database: string

@@ -2,10 +2,7 @@
 import type {Client} from 'pg'
 
 import {UsageError} from '../errors.js'
-
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
-}
+import {quoteIdent} from '../postgres/sql.js'
 
 export function qualified(schema: string, name: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(name)}`

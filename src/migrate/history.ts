@@ -4,6 +4,7 @@
  * transaction, so the row exists exactly when the schema change does.
  */
 import type {Client} from 'pg'
+import {quoteIdent} from '../postgres/sql.js'
 
 export const HISTORY_TABLE = 'charge_ops_migrations'
 
@@ -107,6 +108,3 @@ export async function updateChecksum(client: Client, version: string, checksum: 
   await client.query(`UPDATE ${HISTORY_TABLE} SET checksum = $2, name = $3 WHERE version = $1`, [version, checksum, name])
 }
 
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
-}

@@ -38,6 +38,7 @@ import {connect, parseDatabaseUrl, withDatabase} from '../postgres/connection.js
 import {findPart, resolveBackup, type BackupManifest} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {EncryptionKey} from '../backup/encryption.js'
+import {quoteIdent} from '../postgres/sql.js'
 
 export interface RestoreDbOptions {
   settings: Settings
@@ -93,7 +94,6 @@ export interface RestoreDbResult {
   recovered: string[]
 }
 
-const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
 const quoteLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`
 
 /** `name` + suffix within PostgreSQL's 63-byte identifier limit (a short hash keeps long names apart). */

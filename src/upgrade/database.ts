@@ -7,8 +7,7 @@ import {hostname} from 'node:os'
 import type {Client} from 'pg'
 
 import type {Logger} from '../output/logger.js'
-
-const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
+import {quoteIdent} from '../postgres/sql.js'
 
 /** The highest successfully applied migration (null: none / no history table). */
 export async function schemaHead(client: Client): Promise<string | null> {

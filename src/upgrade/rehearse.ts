@@ -15,6 +15,7 @@ import {requireSetting} from '../config/settings.js'
 import {UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import type {Progress} from '../output/progress.js'
+import {quoteIdent} from '../postgres/sql.js'
 
 export interface RehearsalResult {
   ok: boolean
@@ -31,8 +32,6 @@ export interface RehearsalResult {
   failure?: {step: 'restore' | 'migrate' | 'start' | 'verify'; error: string}
   scratchDatabase: string
 }
-
-const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`
 
 export async function rehearseUpgrade(options: {settings: Settings; logger: Logger; to: string; progress?: (l: string, t?: number) => Progress; cwd?: string; startTimeoutMs?: number; lastStopMs?: number}): Promise<RehearsalResult> {
   const {settings, logger} = options
