@@ -21,7 +21,7 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
   async run(): Promise<VerifyResult> {
     const {verifyBackup, verificationError} = await import('../../src/backup/verify.js')
     const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file']})
-    const result = await verifyBackup(ctx, this.args.id, {restoreDrill: this.flags['restore-drill'], drillUrl: this.flags['drill-url'] ?? (process.env.CHARGE_OPS_ADMIN_URL || undefined), jobs: this.flags.jobs})
+    const result = await verifyBackup(ctx, this.args.id, {restoreDrill: this.flags['restore-drill'], drillUrl: this.flags['drill-url'], jobs: this.flags.jobs})
     for (const part of result.parts) this.log(`${part.ok ? 'ok      ' : 'MISMATCH'}  ${part.part}`)
     if (result.restoreDrill) this.log(`restore drill: ${(result.restoreDrill.durationMs / 1000).toFixed(1)}s, ${result.restoreDrill.tables} tables, row counts ${result.restoreDrill.rowCountsMatch ? 'match' : 'DIFFER'}`)
     if (!result.ok) throw verificationError(result)

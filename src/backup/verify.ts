@@ -4,15 +4,12 @@
  * into a scratch database on the same server (or --drill-url), row counts compared, the scratch
  * database dropped, and the measured recovery time recorded in the manifest and as a metric.
  */
-import {randomBytes} from 'node:crypto'
-
 import {requireSetting} from '../config/settings.js'
-import {ChecksFailedError, UsageError} from '../errors.js'
-import {withClient, withDatabase} from '../postgres/connection.js'
+import {ChecksFailedError} from '../errors.js'
+import {scratchDatabase} from '../postgres/scratch.js'
 import {recordVerification, resolveBackup, type BackupManifest} from '../repository/manifest.js'
 import {checkPart, type PartCheck} from '../restore/logical.js'
 import type {BackupContext} from './context.js'
-import {quoteIdent} from '../postgres/sql.js'
 
 export interface VerifyResult {
   id: string
@@ -37,23 +34,22 @@ export async function verifyBackup(ctx: BackupContext, ref: string, options: {re
   let drill: VerifyResult['restoreDrill']
   if (checksumsOk && options.restoreDrill) {
     if (!manifest.db) throw new ChecksFailedError(`backup ${manifest.id} is a ${manifest.kind} backup without a database dump; --restore-drill needs one`, {code: 'BACKUP_WRONG_KIND'})
-    const serverUrl = options.drillUrl ?? requireSetting(ctx.settings.databaseUrl, 'DATABASE_URL', 'The drill restores into a scratch database on that server (or pass --drill-url).')
-    const scratch = `charge_ops_drill_${randomBytes(4).toString('hex')}`
-    const adminUrl = withDatabase(serverUrl, 'postgres')
-    await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(scratch)}`)).catch((error: {code?: string; message?: string}) => {
-      if (error?.code !== '42501') throw error
-      throw new UsageError(`the restore drill cannot create its scratch database: ${error.message} (the role of ${options.drillUrl ? 'the drill URL' : 'DATABASE_URL'} lacks CREATEDB); the checksums were verified`, {
-        code: 'DRILL_NO_CREATEDB',
-        hint: 'Set CHARGE_OPS_ADMIN_URL (or pass --drill-url) to a role that may create databases on that server, e.g. postgresql://postgres@host:5432/postgres, or ALTER ROLE … CREATEDB.',
-      })
+    const serverUrl = options.drillUrl ?? ctx.settings.adminDatabaseUrl ?? requireSetting(ctx.settings.databaseUrl, 'DATABASE_URL', 'The drill restores into a scratch database on that server (or pass --drill-url).')
+    const via = options.drillUrl ? 'the drill URL' : ctx.settings.adminDatabaseUrl ? 'CHARGE_OPS_ADMIN_URL' : 'DATABASE_URL'
+    const db = scratchDatabase(serverUrl, 'charge_ops_drill', {
+      code: 'DRILL_NO_CREATEDB',
+      message: (m) => `the restore drill cannot create its scratch database: ${m} (the role of ${via} lacks CREATEDB); the checksums were verified`,
+      hint: 'Set CHARGE_OPS_ADMIN_URL (or pass --drill-url) to a role that may create databases on that server, e.g. postgresql://postgres@host:5432/postgres, or ALTER ROLE … CREATEDB.',
     })
+    const scratch = db.name
+    await db.create()
     ctx.logger.info(`restore drill: restoring ${manifest.id} into scratch database ${scratch}`)
     try {
       const {restoreDatabaseDump} = await import('../restore/logical.js')
       const result = await restoreDatabaseDump({
         storage: ctx.storage,
         manifest,
-        targetUrl: withDatabase(serverUrl, scratch),
+        targetUrl: db.url,
         jobs: options.jobs,
         logger: ctx.logger,
         progress: ctx.progress,
@@ -62,7 +58,7 @@ export async function verifyBackup(ctx: BackupContext, ref: string, options: {re
       })
       drill = {durationMs: result.durationMs, database: scratch, rowCountsMatch: result.mismatches.length === 0, mismatches: result.mismatches, tables: Object.keys(result.rowCounts).length, skippedExtensions: result.skippedExtensions}
     } finally {
-      await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(scratch)} WITH (FORCE)`)).catch((error) => ctx.logger.warn(`could not drop the scratch database ${scratch}: ${(error as Error).message}`))
+      await db.drop(ctx.logger)
     }
   }
   const ok = checksumsOk && (!drill || drill.rowCountsMatch)

@@ -42,6 +42,11 @@ export interface Settings {
   stateDir: string
   repository?: string
   databaseUrl?: string
+  /**
+   * CHARGE_OPS_ADMIN_URL: the connection for what creates databases or must keep owners (restore
+   * db, the restore drill, upgrade --rehearse); only from the environment, never from a file
+   */
+  adminDatabaseUrl?: string
   redisUrl?: string
   chromaUrl?: string
   uploadsDir?: string
@@ -107,6 +112,8 @@ export function loadSettings(options: LoadOptions = {}): Settings {
   }
   for (const key of ['SECRET_KEY', 'OPENAI_API_KEY']) registerSecret(merged[key])
   for (const key of ['DATABASE_URL', 'REDIS_URL', 'CHROMA_URL']) registerSecret(passwordOf(merged[key]))
+  const adminDatabaseUrl = env.CHARGE_OPS_ADMIN_URL || undefined
+  registerSecret(passwordOf(adminDatabaseUrl))
 
   const envResult = backendEnvSchema.safeParse(merged)
   if (!envResult.success) {
@@ -149,6 +156,7 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     stateDir,
     repository,
     databaseUrl: backendEnv.DATABASE_URL,
+    adminDatabaseUrl,
     redisUrl: backendEnv.REDIS_URL,
     chromaUrl: backendEnv.CHROMA_URL,
     uploadsDir: backendEnv.UPLOADS_DIR ? at(backendEnv.UPLOADS_DIR) : undefined,

@@ -5,17 +5,14 @@
  * production's jobs from Redis), health-check it, and report the expected downtime. Everything
  * scratch is removed afterwards, also on failure.
  */
-import {randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
 import {requireSetting} from '../config/settings.js'
-import {UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import type {Progress} from '../output/progress.js'
-import {quoteIdent} from '../postgres/sql.js'
 
 export interface RehearsalResult {
   ok: boolean
@@ -37,28 +34,26 @@ export async function rehearseUpgrade(options: {settings: Settings; logger: Logg
   const {settings, logger} = options
   // The scratch database is created, restored and migrated by one role: the admin connection when
   // one is given (the application and migration roles usually may not create databases).
-  const url = process.env.CHARGE_OPS_ADMIN_URL || process.env.MIGRATION_DATABASE_URL || requireSetting(settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env.')
+  const url = settings.adminDatabaseUrl || process.env.MIGRATION_DATABASE_URL || requireSetting(settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env.')
   const {openBackupContext} = await import('../backup/context.js')
   const ctx = await openBackupContext({settings, logger, progress: options.progress})
   const {resolveBackup} = await import('../repository/manifest.js')
   const manifest = await resolveBackup(ctx.storage, ctx.stack, 'latest', {kind: ['db', 'all']})
   const rel = await import('./release.js')
   const staged = await rel.stageRelease(settings, options.to, {logger, cwd: options.cwd})
-  const {withClient, withDatabase} = await import('../postgres/connection.js')
-  const scratch = `charge_ops_rehearse_${randomBytes(4).toString('hex')}`
-  const scratchUrl = withDatabase(url, scratch)
-  const adminUrl = withDatabase(url, 'postgres')
+  const {scratchDatabase} = await import('../postgres/scratch.js')
+  const db = scratchDatabase(url, 'charge_ops_rehearse', {
+    code: 'REHEARSE_NO_CREATEDB',
+    message: (m) => `the rehearsal cannot create its scratch database: ${m}`,
+    hint: 'Set CHARGE_OPS_ADMIN_URL to a role that may create databases on that server (e.g. postgresql://postgres@host:5432/postgres); nothing was changed.',
+  })
+  const scratch = db.name
+  const scratchUrl = db.url
   const stateDir = mkdtempSync(join(tmpdir(), 'charge-ops-rehearse-'))
   const result: RehearsalResult = {ok: false, backupId: manifest.id, from: {backupServiceVersion: manifest.serviceVersion ?? null, schemaHead: manifest.migrationHead ?? null}, to: {version: staged.info.version, schemaHead: null}, restoreMs: 0, migrations: [], migrateMs: 0, scratchDatabase: scratch}
   let scratchSettings: Settings | undefined
   try {
-    await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(scratch)}`)).catch((error: {code?: string; message?: string}) => {
-      if (error?.code !== '42501') throw error
-      throw new UsageError(`the rehearsal cannot create its scratch database: ${error.message}`, {
-        code: 'REHEARSE_NO_CREATEDB',
-        hint: 'Set CHARGE_OPS_ADMIN_URL to a role that may create databases on that server (e.g. postgresql://postgres@host:5432/postgres); nothing was changed.',
-      })
-    })
+    await db.create()
     logger.info(`rehearsal: restoring ${manifest.id} into scratch database ${scratch}`)
     try {
       const {restoreDatabaseDump} = await import('../restore/logical.js')
@@ -112,6 +107,6 @@ export async function rehearseUpgrade(options: {settings: Settings; logger: Logg
     }
     rel.discardStaging(staged)
     rmSync(stateDir, {recursive: true, force: true})
-    await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(scratch)} WITH (FORCE)`)).catch((error) => logger.warn(`could not drop the scratch database ${scratch}: ${(error as Error).message}`))
+    await db.drop(logger)
   }
 }

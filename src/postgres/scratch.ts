@@ -1,0 +1,44 @@
+/**
+ * A scratch database for a restore drill or an upgrade rehearsal: named `<prefix>_<8 hex>`,
+ * created through the server's `postgres` database, dropped WITH (FORCE) afterwards.
+ */
+import {randomBytes} from 'node:crypto'
+
+import {UsageError} from '../errors.js'
+import type {Logger} from '../output/logger.js'
+import {withClient, withDatabase} from './connection.js'
+import {quoteIdent} from './sql.js'
+
+export interface ScratchDatabase {
+  name: string
+  /** the scratch database on the server of the URL it was made from */
+  url: string
+  create(): Promise<void>
+  /** never throws: a scratch database left behind is a warning */
+  drop(logger: Logger): Promise<void>
+}
+
+/** What to say when the role may not create databases (exit 2, nothing changed). */
+export interface CreateRefusal {
+  code: string
+  message: (serverMessage: string) => string
+  hint: string
+}
+
+export function scratchDatabase(serverUrl: string, prefix: string, refusal: CreateRefusal): ScratchDatabase {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`
+  const adminUrl = withDatabase(serverUrl, 'postgres')
+  return {
+    name,
+    url: withDatabase(serverUrl, name),
+    async create() {
+      await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(name)}`)).catch((error: {code?: string; message?: string}) => {
+        if (error?.code !== '42501') throw error
+        throw new UsageError(refusal.message(String(error.message)), {code: refusal.code, hint: refusal.hint})
+      })
+    },
+    async drop(logger) {
+      await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`)).catch((error) => logger.warn(`could not drop the scratch database ${name}: ${(error as Error).message}`))
+    },
+  }
+}
