@@ -389,9 +389,10 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
     }).catch((error: unknown) => {
       // The dump's grants and default privileges name the roles that owned the objects: a role
       // that is not a member of them cannot replay those. That is a matter of which role restores.
-      const refused = /must be (?:a )?member of role "[^"]+"|must be owner of|permission denied/.exec(String((error as Error)?.message))
+      // only the server's refusals in pg_restore's output ("ERROR:  …"), never a local EACCES
+      const refused = /ERROR:\s+(must be (?:a )?member of role "[^"]+"|must be owner of [^\n]+|permission denied [^\n]+)/.exec(String((error as Error)?.message))
       if (superuser || !refused) throw error
-      throw new UsageError(`pg_restore was refused: ${refused[0]} — the role of ${options.adminUrl ? '--admin-url' : 'DATABASE_URL'} is not a superuser; ${target} was left unchanged`, {
+      throw new UsageError(`pg_restore was refused: ${refused[1]} — the role of ${options.adminUrl ? '--admin-url' : 'DATABASE_URL'} is not a superuser; ${target} was left unchanged`, {
         code: 'RESTORE_NEEDS_SUPERUSER',
         hint: 'Restore as a superuser so that owners and grants come back as they were: --admin-url or CHARGE_OPS_ADMIN_URL (e.g. postgresql://postgres@host:5432/postgres).',
         cause: error,
