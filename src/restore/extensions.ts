@@ -14,7 +14,7 @@
 import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {withClient} from '../postgres/connection.js'
+import type {Client} from 'pg'
 
 export interface ExtensionFilter {
   /** extensions whose entries were left out */
@@ -23,7 +23,7 @@ export interface ExtensionFilter {
   listFile?: string
 }
 
-interface TargetRole {
+export interface TargetRole {
   superuser: boolean
   /** extensions this role may create: trusted ones (PostgreSQL 13+) */
   creatable: Set<string>
@@ -31,17 +31,16 @@ interface TargetRole {
   present: Map<string, boolean>
 }
 
-async function targetRole(targetUrl: string): Promise<TargetRole> {
-  return withClient(targetUrl, async (c) => {
-    const role = await c.query<{superuser: boolean}>('SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user')
-    const trusted = await c.query<{name: string}>('SELECT DISTINCT name FROM pg_available_extension_versions WHERE trusted')
-    const present = await c.query<{name: string; owned: boolean}>('SELECT extname AS name, pg_has_role(extowner, \'USAGE\') AS owned FROM pg_extension')
-    return {
-      superuser: Boolean(role.rows[0]?.superuser),
-      creatable: new Set(trusted.rows.map((r) => r.name)),
-      present: new Map(present.rows.map((r) => [r.name, r.owned])),
-    }
-  })
+/** What the restoring role may do with extensions, read on the caller's connection to the target. */
+export async function readTargetRole(c: Client): Promise<TargetRole> {
+  const role = await c.query<{superuser: boolean}>('SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user')
+  const trusted = await c.query<{name: string}>('SELECT DISTINCT name FROM pg_available_extension_versions WHERE trusted')
+  const present = await c.query<{name: string; owned: boolean}>("SELECT extname AS name, pg_has_role(extowner, 'USAGE') AS owned FROM pg_extension")
+  return {
+    superuser: Boolean(role.rows[0]?.superuser),
+    creatable: new Set(trusted.rows.map((r) => r.name)),
+    present: new Map(present.rows.map((r) => [r.name, r.owned])),
+  }
 }
 
 const EXTENSION_ENTRY = /^\d+;\s+\d+\s+\d+\s+EXTENSION\s+-\s+(\S+)/
@@ -70,8 +69,7 @@ export function filterToc(toc: string, role: TargetRole): {list: string; skipped
  * Reads the archive's table of contents (`readToc` runs pg_restore -l on it) only when the target
  * role is not a superuser, and writes the -L list into `listDir()` when an entry must be left out.
  */
-export async function extensionFilter(targetUrl: string, listDir: () => Promise<string>, readToc: () => Promise<string>): Promise<ExtensionFilter> {
-  const role = await targetRole(targetUrl)
+export async function extensionFilter(role: TargetRole, listDir: () => Promise<string>, readToc: () => Promise<string>): Promise<ExtensionFilter> {
   if (role.superuser) return {skipped: []}
   const {list, skipped} = filterToc(await readToc(), role)
   if (skipped.length === 0) return {skipped}

@@ -169,11 +169,12 @@ export async function openPartPlaintext(
   encryption?: EncryptionKey,
   onStoredBytes?: (n: number) => void,
   hash?: StreamHash,
-): Promise<{stream: Readable; done: Promise<void>}> {
+): Promise<{stream: Readable; done: Promise<void>; source: Readable}> {
   assertKey(manifest, part, encryption)
   const stored = await openPartStored(storage, manifest, part, onStoredBytes, hash)
   const {decompressStream} = await import('../backup/compression.js')
-  return decompressStream(await decryptIfNeeded(stored, manifest, part, encryption), part.compression)
+  // `source`: the repository's stream, for a reader that stops early and must close it
+  return {...(await decompressStream(await decryptIfNeeded(stored, manifest, part, encryption), part.compression)), source: stored}
 }
 
 function checksumError(manifest: BackupManifest, checks: PartCheck[]): ChecksFailedError {
@@ -315,7 +316,11 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
 
   const target = parseDatabaseUrl(options.targetUrl)
   const {pgTool} = await import('../backup/db.js')
-  const major = await withClient(target, async (c) => Math.floor(Number((await c.query<{v: string}>('SHOW server_version_num')).rows[0].v) / 10_000))
+  const {readTargetRole, extensionFilter} = await import('./extensions.js')
+  const {major, role} = await withClient(target, async (c) => ({
+    major: Math.floor(Number((await c.query<{v: string}>('SHOW server_version_num')).rows[0].v) / 10_000),
+    role: await readTargetRole(c),
+  }))
   const pgRestore = pgTool('pg_restore', major)
   const jobs = Math.max(1, options.jobs ?? 1)
   const args = ['--exit-on-error', '--no-password', `--dbname=${target.database}`]
@@ -327,19 +332,18 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
   const {run} = await import('../exec.js')
   const p = progress(`restore ${part.name}`, part.bytes)
   const onStored = (n: number) => p.add(n)
-  const {extensionFilter} = await import('./extensions.js')
+  let staging: string | undefined
+  let listDir: string | undefined
   let skippedExtensions: string[] = []
   /** pg_restore's arguments plus `-L list` when extensions must be left out (read from `readToc`). */
   const withFilter = async (readToc: () => Promise<string>): Promise<string[]> => {
-    const filter = await extensionFilter(options.targetUrl, async () => (listDir = await makeRestoreStaging(logger)), readToc)
+    const filter = await extensionFilter(role, async () => (listDir = await makeRestoreStaging(logger)), readToc)
     skippedExtensions = filter.skipped
-    if (filter.skipped.length > 0) logger.warn(`left out extension(s) ${filter.skipped.join(', ')}: the restoring role may not create them (restore as a superuser, e.g. --admin-url, to include them)`)
+    if (filter.skipped.length > 0) logger.warn(`left out extension(s) ${filter.skipped.join(', ')}: the restoring role may not create them (restore as a superuser, e.g. with CHARGE_OPS_ADMIN_URL, to include them)`)
     return filter.listFile ? [...args, '-L', filter.listFile] : args
   }
   const tocOf = async (archive: string) => (await run(pgRestore, ['-l', archive], {purpose: 'pg_restore -l'})).stdout
 
-  let staging: string | undefined
-  let listDir: string | undefined
   try {
     if (manifest.db.format === 'directory') {
       staging = await makeRestoreStaging(logger)
@@ -421,9 +425,7 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
  * the start of the archive, so pg_restore exits after reading it and the rest is never read.
  */
 async function tocOfStored(storage: RepositoryStorage, manifest: BackupManifest, part: BackupPart, encryption: EncryptionKey | undefined, pgRestore: string): Promise<string> {
-  const stored = await decryptIfNeeded(await openPartStored(storage, manifest, part), manifest, part, encryption)
-  const {decompressStream} = await import('../backup/compression.js')
-  const plain = await decompressStream(stored, part.compression)
+  const plain = await openPartPlaintext(storage, manifest, part, encryption)
   plain.done.catch(() => {})
   const {startChild} = await import('../backup/child.js')
   const lister = await startChild(pgRestore, ['-l'], {stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', purpose: 'pg_restore -l'})
@@ -441,7 +443,7 @@ async function tocOfStored(storage: RepositoryStorage, manifest: BackupManifest,
     // stop reading the rest of the part: zstd dies of SIGPIPE, the repository stream is closed
     plain.stream.unpipe(lister.stdin!)
     plain.stream.destroy()
-    stored.destroy()
+    plain.source.destroy()
   }
   return toc
 }
