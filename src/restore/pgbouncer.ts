@@ -7,7 +7,7 @@
  */
 import {readFile} from 'node:fs/promises'
 
-import {UsageError} from '../errors.js'
+import {UnreachableError, UsageError} from '../errors.js'
 
 export interface PgbouncerTarget {
   /** path of pgbouncer.ini */
@@ -78,7 +78,12 @@ export async function reloadPgbouncer(target: PgbouncerTarget, text: string): Pr
     const {default: pg} = await import('pg')
     // The admin console speaks only the simple query protocol: a query without parameters.
     const client = new pg.Client({connectionString: target.adminUrl})
-    await client.connect()
+    await client.connect().catch((error: Error) => {
+      throw new UnreachableError(`cannot reach the PgBouncer admin console: ${error.message}`, {
+        code: 'PGBOUNCER_UNREACHABLE',
+        hint: 'Check --pgbouncer-admin-url / CHARGE_OPS_PGBOUNCER_ADMIN_URL (a user in admin_users, database pgbouncer).',
+      })
+    })
     try {
       await client.query('RELOAD')
     } finally {

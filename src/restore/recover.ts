@@ -121,6 +121,13 @@ export function setEnvLine(text: string, key: string, value: string): string {
  * Replaces `path` with `text` atomically, keeping the file's mode and, when run as root, its owner
  * (a pgbouncer.ini owned by postgres must stay readable by PgBouncer after the rewrite).
  */
+/** Copies `file` once to `<file>.before-recover-<start>`, kept for the operator; returns that path. */
+async function keepOriginal(file: string, startedAt: string): Promise<string> {
+  const backup = `${file}.before-recover-${startedAt.replace(/[:.]/g, '')}`
+  if (!existsSync(backup)) await copyFile(file, backup)
+  return backup
+}
+
 async function writeFileAtomic(path: string, text: string, fallbackMode: number): Promise<void> {
   const before = await stat(path).catch(() => undefined)
   const temp = `${path}.charge-ops-${process.pid}.tmp`
@@ -265,30 +272,18 @@ export async function planRecover(options: RecoverOptions): Promise<{steps: Reco
       run: async (note) => {
         if (bouncer) {
           const {repointIni, reloadPgbouncer} = await import('./pgbouncer.js')
-          const text = await readFile(bouncer.ini, 'utf8')
-          const mode = (await stat(bouncer.ini)).mode & 0o777
-          if (!s.pgbouncerBackup) {
-            const backup = `${bouncer.ini}.before-recover-${s.startedAt.replace(/[:.]/g, '')}`
-            if (!existsSync(backup)) await copyFile(bouncer.ini, backup)
-            s.pgbouncerBackup = backup
-            await saveState(settings, s)
-          }
-          const updated = repointIni(text, database, options.host ?? '127.0.0.1', options.port)
-          await writeFileAtomic(bouncer.ini, updated, mode || 0o640)
+          s.pgbouncerBackup ??= await keepOriginal(bouncer.ini, s.startedAt)
+          await saveState(settings, s)
+          const updated = repointIni(await readFile(bouncer.ini, 'utf8'), database, options.host ?? '127.0.0.1', options.port)
+          await writeFileAtomic(bouncer.ini, updated, 0o640)
           const how = await reloadPgbouncer(bouncer, updated)
           note(`PgBouncer's ${database} → ${options.host ?? '127.0.0.1'}:${options.port} (${how}; old file kept as ${s.pgbouncerBackup}); DATABASE_URL unchanged`)
           await mark('repoint')
           return
         }
-        const text = await readFile(envFile, 'utf8')
-        const mode = (await stat(envFile)).mode & 0o777
-        if (!s.envBackup) {
-          const backup = `${envFile}.before-recover-${s.startedAt.replace(/[:.]/g, '')}`
-          if (!existsSync(backup)) await copyFile(envFile, backup)
-          s.envBackup = backup
-          await saveState(settings, s)
-        }
-        await writeFileAtomic(envFile, setEnvLine(text, 'DATABASE_URL', newUrl), mode || 0o600)
+        s.envBackup ??= await keepOriginal(envFile, s.startedAt)
+        await saveState(settings, s)
+        await writeFileAtomic(envFile, setEnvLine(await readFile(envFile, 'utf8'), 'DATABASE_URL', newUrl), 0o600)
         note(`DATABASE_URL → ${maskUrl(newUrl)} (old .env kept as ${s.envBackup}); restart the service to use it`)
         await mark('repoint')
       },
@@ -329,18 +324,18 @@ export async function planRecover(options: RecoverOptions): Promise<{steps: Reco
 
   const rollback = async (error: unknown): Promise<Error> => {
     const undone: string[] = []
-    if (s.done.repoint && bouncer && s.pgbouncerBackup && existsSync(s.pgbouncerBackup)) {
-      const {reloadPgbouncer} = await import('./pgbouncer.js')
-      const text = await readFile(s.pgbouncerBackup, 'utf8')
-      await writeFileAtomic(bouncer.ini, text, ((await stat(bouncer.ini)).mode & 0o777) || 0o640)
-      await reloadPgbouncer(bouncer, text).catch(() => {})
+    const original = bouncer ? s.pgbouncerBackup : s.envBackup
+    if (s.done.repoint && original && existsSync(original)) {
+      const text = await readFile(original, 'utf8')
+      await writeFileAtomic(bouncer ? bouncer.ini : envFile, text, bouncer ? 0o640 : 0o600)
       delete s.done.repoint
-      undone.push('PgBouncer points at the old server again')
-    }
-    if (s.done.repoint && !bouncer && s.envBackup && existsSync(s.envBackup)) {
-      await writeFileAtomic(envFile, await readFile(s.envBackup, 'utf8'), ((await stat(envFile)).mode & 0o777) || 0o600)
-      delete s.done.repoint
-      undone.push('the old .env is back')
+      if (bouncer) {
+        const {reloadPgbouncer} = await import('./pgbouncer.js')
+        const failed = await reloadPgbouncer(bouncer, text).then(() => undefined, (reloadError: Error) => reloadError.message)
+        undone.push(failed === undefined ? 'PgBouncer points at the old server again' : `the old ${bouncer.ini} is back but PgBouncer did not reload (${failed}): reload it by hand`)
+      } else {
+        undone.push('the old .env is back')
+      }
     }
     if (s.done.maintenance && !options.skipMaintenance) {
       const {setMaintenance} = await import('../service/maintenance.js')
