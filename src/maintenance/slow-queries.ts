@@ -65,26 +65,21 @@ async function ensureExtension(client: Client): Promise<void> {
             (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS preload`,
   )
   const {installed, preload} = rows[0]
-  let loaded: boolean | undefined = preload === null ? undefined : preload.split(',').map((s) => s.trim().replace(/^"|"$/g, '')).includes('pg_stat_statements')
+  const missing = (what: string, steps: string) => new ConfigError(`pg_stat_statements ${what}: slow queries cannot be read`, {code: 'PG_STAT_STATEMENTS_MISSING', hint: `Enable it:\n${steps}`})
   if (installed) {
-    loaded = await client.query('SELECT 1 FROM pg_stat_statements LIMIT 1').then(
+    const loaded = await client.query('SELECT 1 FROM pg_stat_statements LIMIT 1').then(
       () => true,
       (error: {code?: string}) => {
         if (error?.code === '55000') return false
         throw error
       },
     )
+    if (loaded) return
+    throw missing('is created but not loaded (shared_preload_libraries)', ENABLE_PG_STAT_STATEMENTS)
   }
-  if (loaded && installed) return
-  const missing = installed
-    ? 'is created but not loaded (shared_preload_libraries)'
-    : loaded
-      ? 'is loaded but CREATE EXTENSION was not run in this database'
-      : loaded === false
-        ? 'is not loaded and not created'
-        : 'is not created in this database (whether it is loaded cannot be read by this role)'
-  const steps = loaded ? '   CREATE EXTENSION IF NOT EXISTS pg_stat_statements;   (in the service database, as a superuser)' : ENABLE_PG_STAT_STATEMENTS
-  throw new ConfigError(`pg_stat_statements ${missing}: slow queries cannot be read`, {code: 'PG_STAT_STATEMENTS_MISSING', hint: `Enable it:\n${steps}`})
+  if (preload === null) throw missing('is not created in this database (whether it is loaded cannot be read by this role)', ENABLE_PG_STAT_STATEMENTS)
+  if (!preload.split(',').map((s) => s.trim().replace(/^"|"$/g, '')).includes('pg_stat_statements')) throw missing('is not loaded and not created', ENABLE_PG_STAT_STATEMENTS)
+  throw missing('is loaded but CREATE EXTENSION was not run in this database', '   CREATE EXTENSION IF NOT EXISTS pg_stat_statements;   (in the service database, as a superuser)')
 }
 
 export async function slowQueries(options: SlowQueriesOptions): Promise<SlowQueriesResult> {
