@@ -108,21 +108,17 @@ export class S3Storage implements RepositoryStorage {
     if (options.ifNotExists && (await this.exists(key))) throw new ObjectExistsError(key)
     const inMemory = typeof source === 'string' || Buffer.isBuffer(source)
     const conditional = Boolean(options.ifNotExists) && inMemory && !S3Storage.conditionalUnsupported
+    const uploadError = (error: unknown) => (error instanceof ObjectExistsError ? error : describeS3Error(error, `upload of ${key}`))
     try {
       return await this.upload(key, source, options, conditional)
     } catch (error) {
-      if (error instanceof ObjectExistsError) throw error
       const status = (error as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode
-      const name = (error as {name?: string}).name
-      if (!conditional || (status !== 501 && name !== 'NotImplemented')) throw describeS3Error(error, `upload of ${key}`)
+      if (!conditional || (status !== 501 && (error as {name?: string}).name !== 'NotImplemented')) throw uploadError(error)
       S3Storage.conditionalUnsupported = true
-      try {
-        return await this.upload(key, source, options, false)
-      } catch (retryError) {
-        if (retryError instanceof ObjectExistsError) throw retryError
-        throw describeS3Error(retryError, `upload of ${key}`)
-      }
     }
+    return this.upload(key, source, options, false).catch((error: unknown) => {
+      throw uploadError(error)
+    })
   }
 
   /** set once a store answered 501 to a conditional put: check-then-put only from then on */
