@@ -224,12 +224,13 @@ export async function sandboxUp(options: SandboxOptions): Promise<SandboxSummary
           passwords: {app: secrets.appPassword, migration: secrets.migrationPassword, readonly: secrets.readonlyPassword},
         })
         // Sandbox only (production roles stay least-privilege): the app role may create databases,
-        // so `backup verify --restore-drill` and `upgrade --rehearse` work with DATABASE_URL alone.
+        // so `backup verify --restore-drill` and `upgrade --rehearse` work with DATABASE_URL alone;
+        // and `db slow-queries` works out of the box (the sandbox's conf preloads the library; the
+        // drill, as the app role, leaves this extension out — restore/extensions.ts — and says so).
         const {withClient} = await import('../postgres/connection.js')
-        await withClient(pgUrl('postgres', secrets.postgresPassword, state.ports.postgres, 'postgres'), (c) => c.query(`ALTER ROLE ${ROLES.app} CREATEDB`))
-        // `db slow-queries` works out of the box (the sandbox's conf preloads the library); the
-        // drill, as the app role, leaves this extension out (restore/extensions.ts) and says so
-        await withClient(pgUrl('postgres', secrets.postgresPassword, state.ports.postgres, DATABASE), (c) => c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements'))
+        await withClient(pgUrl('postgres', secrets.postgresPassword, state.ports.postgres, DATABASE), (c) =>
+          c.query(`ALTER ROLE ${ROLES.app} CREATEDB; CREATE EXTENSION IF NOT EXISTS pg_stat_statements`),
+        )
         return result.changed === 0 ? 'unchanged' : `${result.changed} changes`
       },
     },
