@@ -3,7 +3,7 @@
  * repointed atomically with the old one kept, the migration version and rows verified, the state
  * file making a rerun a no-op; and a failing recovery that leaves the old database serving.
  */
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -123,7 +123,6 @@ describe('charge-ops recover', () => {
       {mode: 0o640},
     )
     if (pg.osUser) for (const f of [ini, userlist]) fs.chownSync(f, pg.osUser.uid, pg.osUser.gid)
-    const {spawn} = await import('node:child_process')
     const bouncer = spawn('pgbouncer', [ini], {uid: pg.osUser?.uid, gid: pg.osUser?.gid, stdio: 'ignore'})
     try {
       const viaBouncer = `postgresql://postgres:${encodeURIComponent(pg.password)}@127.0.0.1:${bouncerPort}/charge_analysis`
