@@ -104,25 +104,25 @@ export class S3Storage implements RepositoryStorage {
     // (the lock, WAL segments, manifests: where two writers can race) the put also carries
     // `If-None-Match: *`, atomic on stores that honour it (AWS S3 since 2024, MinIO, R2); a store
     // that rejects the header as not implemented gets the put again without it (the bytes are at
-    // hand) and is not asked again by this process. Streamed parts have unique keys.
+    // hand) and is not asked again through this storage. Streamed parts have unique keys.
     if (options.ifNotExists && (await this.exists(key))) throw new ObjectExistsError(key)
     const inMemory = typeof source === 'string' || Buffer.isBuffer(source)
-    const conditional = Boolean(options.ifNotExists) && inMemory && !S3Storage.conditionalUnsupported
+    const conditional = Boolean(options.ifNotExists) && inMemory && !this.conditionalUnsupported
     const uploadError = (error: unknown) => (error instanceof ObjectExistsError ? error : describeS3Error(error, `upload of ${key}`))
     try {
       return await this.upload(key, source, options, conditional)
     } catch (error) {
       const status = (error as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode
       if (!conditional || (status !== 501 && (error as {name?: string}).name !== 'NotImplemented')) throw uploadError(error)
-      S3Storage.conditionalUnsupported = true
+      this.conditionalUnsupported = true
     }
     return this.upload(key, source, options, false).catch((error: unknown) => {
       throw uploadError(error)
     })
   }
 
-  /** set once a store answered 501 to a conditional put: check-then-put only from then on */
-  private static conditionalUnsupported = false
+  /** set once the store answered 501 to a conditional put: check-then-put only from then on */
+  private conditionalUnsupported = false
 
   private async upload(key: string, source: Readable | Buffer | string, options: PutOptions, conditional: boolean): Promise<PutResult> {
     const {Upload} = await import('@aws-sdk/lib-storage')
