@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
+// `node --` ends Node's own options: Node 20 otherwise takes a `--env-file` anywhere on the command
+// line as its own (charge-ops backup list --env-file x → "node: x: not found", exit 9).
 // The AWS SDK warns about Node 20 on stderr when it loads; users' output must stay clean.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 

@@ -13,6 +13,7 @@ import type {Client} from 'pg'
 
 import {requireSetting} from '../config/settings.js'
 import type {BackupManifest, BackupManifestInput} from '../repository/manifest.js'
+import {parseDatabaseUrl} from '../postgres/connection.js'
 import {runBackup, type BackupContext} from './context.js'
 import {captureDatabase} from './db.js'
 import {captureFiles, type FilesOptions} from './files.js'
@@ -74,6 +75,7 @@ function skew(times: (string | undefined)[]): number {
 
 export async function backupAll(ctx: BackupContext, options: FilesOptions & {jobs?: number}): Promise<BackupManifest> {
   const url = requireSetting(ctx.settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env (--env-file) or the environment.')
+  parseDatabaseUrl(url) // a malformed URL is exit 2 before a backup id is announced
   return runBackup(ctx, 'all', 'backup all', async (id) => {
     const [db, files] = await Promise.all([captureDatabase(ctx, id, url, {jobs: options.jobs, inSnapshot: snapshotFacts}), captureFiles(ctx, id, options)])
     const {KNOWLEDGE_COLLECTION} = await import('../chroma/client.js')

@@ -175,6 +175,7 @@ export async function captureDatabase<T = unknown>(
 
 export async function backupDatabase(ctx: BackupContext, options: {jobs?: number} = {}): Promise<BackupManifest> {
   const url = requireSetting(ctx.settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env (--env-file) or the environment.')
+  parseDatabaseUrl(url) // a malformed URL is exit 2 before a backup id is announced
   return runBackup(ctx, 'db', 'backup db', async (id) => {
     const db = await captureDatabase(ctx, id, url, options)
     return {

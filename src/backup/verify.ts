@@ -5,9 +5,10 @@
  * database dropped, and the measured recovery time recorded in the manifest and as a metric.
  */
 import {requireSetting} from '../config/settings.js'
-import {ChecksFailedError} from '../errors.js'
+import {faultPoint} from '../core/faults.js'
+import {ChecksFailedError, CliError, LockHeldError} from '../errors.js'
 import {scratchDatabase} from '../postgres/scratch.js'
-import {recordVerification, resolveBackup, type BackupManifest} from '../repository/manifest.js'
+import {manifestKey, recordVerification, resolveBackup, type BackupManifest, type Verification} from '../repository/manifest.js'
 import {checkPart, type PartCheck} from '../restore/logical.js'
 import type {BackupContext} from './context.js'
 
@@ -62,20 +63,60 @@ export async function verifyBackup(ctx: BackupContext, ref: string, options: {re
     }
   }
   const ok = checksumsOk && (!drill || drill.rowCountsMatch)
-  const updated = await recordVerification(ctx.storage, ctx.stack, manifest.id, {
+  await faultPoint('backup.verify.before-record')
+  const updated = await recordUnderLock(ctx, manifest, {
     verifiedAt,
     ok,
     checksumsOk,
     ...(drill ? {restoreDrill: {at: verifiedAt, durationMs: drill.durationMs, rowCountsMatch: drill.rowCountsMatch, mismatches: drill.mismatches}} : {}),
-  }).catch((error) => {
-    ctx.logger.warn(`could not record the verification in the manifest: ${(error as Error).message}`)
-    return manifest
   })
   if (drill && ctx.metricsFile) {
     const {updateMetricsFile, drillMetrics} = await import('./metrics.js')
     await updateMetricsFile(ctx.metricsFile, drillMetrics(ctx.stack, manifest.kind, drill.durationMs), ctx.logger)
   }
   return {id: manifest.id, kind: manifest.kind, ok, parts, restoreDrill: drill, manifest: updated}
+}
+
+/**
+ * Records the verification in the manifest — unless the backup was deleted meanwhile. A drill reads
+ * parts through open file handles, so a `backup prune` that deletes the backup mid-drill does not
+ * make the drill fail: without this check the verify reported "verified" for a backup that no
+ * longer exists, and its manifest rewrite could even resurrect the manifest of a half-deleted
+ * backup. Prune deletes under the stack's backup lock, so the rewrite takes that lock too; a
+ * backup writer holding it never deletes a complete backup, so then the rewrite goes ahead without
+ * it rather than waiting minutes for a dump to finish.
+ */
+async function recordUnderLock(ctx: BackupContext, manifest: BackupManifest, verification: Verification): Promise<BackupManifest> {
+  const {acquireLock, readLock} = await import('../repository/lock.js')
+  const deadline = Date.now() + 120_000
+  let release: (() => Promise<void>) | undefined
+  for (;;) {
+    try {
+      release = await acquireLock(ctx.storage, ctx.stack, {command: `backup verify ${manifest.id}`})
+      break
+    } catch (error) {
+      if (!(error instanceof LockHeldError)) throw error
+      const holder = await readLock(ctx.storage, ctx.stack)
+      if (holder && holder !== 'invalid' && !holder.command.startsWith('backup prune')) break
+      if (Date.now() > deadline) throw error
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  }
+  try {
+    if (!(await ctx.storage.exists(manifestKey(ctx.stack, manifest.id)))) {
+      throw new ChecksFailedError(`backup ${manifest.id} was deleted while it was being verified (by backup prune?): the verification is void`, {
+        code: 'BACKUP_DELETED',
+        hint: 'Run `charge-ops backup list` and verify a backup that still exists.',
+      })
+    }
+    return await recordVerification(ctx.storage, ctx.stack, manifest.id, verification).catch((error) => {
+      if (error instanceof CliError) throw error
+      ctx.logger.warn(`could not record the verification in the manifest: ${(error as Error).message}`)
+      return manifest
+    })
+  } finally {
+    await release?.()
+  }
 }
 
 /** The error the command throws when verification failed (exit 1), naming every bad part. */

@@ -29,15 +29,32 @@ export function parseDatabaseUrl(url: string): ConnectionTarget {
   if (!['postgresql:', 'postgres:'].includes(parsed.protocol)) {
     throw new ConfigError(`DATABASE_URL must start with postgresql://, not ${parsed.protocol}//`, {hint: 'Use postgresql://USER:PASSWORD@HOST:5432/DBNAME'})
   }
-  const password = parsed.password ? decodeURIComponent(parsed.password) : undefined
+  // the raw password is a secret even when it does not decode: never let it reach an error
+  registerSecret(parsed.password)
+  const password = parsed.password ? decodeUrlPart(parsed.password, 'password') : undefined
   registerSecret(password)
   return {
-    host: decodeURIComponent(parsed.hostname) || parsed.searchParams.get('host') || 'localhost',
+    host: decodeUrlPart(parsed.hostname, 'host') || parsed.searchParams.get('host') || 'localhost',
     port: parsed.port ? Number(parsed.port) : 5432,
-    user: parsed.username ? decodeURIComponent(parsed.username) : 'postgres',
+    user: parsed.username ? decodeUrlPart(parsed.username, 'user name') : 'postgres',
     password,
-    database: decodeURIComponent(parsed.pathname.replace(/^\//, '')) || 'postgres',
+    database: decodeUrlPart(parsed.pathname.replace(/^\//, ''), 'database name') || 'postgres',
     sslmode: parsed.searchParams.get('sslmode') ?? undefined,
+  }
+}
+
+/**
+ * decodeURIComponent, but a malformed escape (`%zz`, a lone `%`) is a configuration error that
+ * names the part of the URL — never its text, which may be the password — not a URIError (exit 70).
+ */
+function decodeUrlPart(text: string, part: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    throw new ConfigError(`DATABASE_URL: the ${part} has a malformed percent-escape (a % not followed by two hex digits)`, {
+      code: 'DATABASE_URL_INVALID',
+      hint: 'Percent-encode special characters in the URL: % is %25, @ is %40, : is %3A, / is %2F (e.g. node -p "encodeURIComponent(process.argv[1])" \'p@ss%\').',
+    })
   }
 }
 

@@ -237,12 +237,19 @@ export function parseManifest(bytes: Buffer | string, where: string): BackupMani
   try {
     json = JSON.parse(bytes.toString())
   } catch (error) {
-    throw new ChecksFailedError(`manifest ${where} is not valid JSON: ${(error as Error).message}`, {code: 'MANIFEST_INVALID'})
+    throw new ChecksFailedError(`manifest ${where} is not valid JSON: ${(error as Error).message}`, {
+      code: 'MANIFEST_INVALID',
+      // a manifest is written whole and atomically: an unreadable one was damaged afterwards
+      hint: 'The manifest was damaged after it was written (cut short by a copy, a full disk or the storage): do not trust this backup. Restore another one (`charge-ops backup list`), and take a new backup.',
+    })
   }
   const result = manifestSchema.safeParse(json)
   if (!result.success) {
     const issue = result.error.issues[0]
-    throw new ChecksFailedError(`manifest ${where} is invalid: ${issue.path.join('.')} ${issue.message}`, {code: 'MANIFEST_INVALID'})
+    throw new ChecksFailedError(`manifest ${where} is invalid: ${issue.path.join('.')} ${issue.message}`, {
+      code: 'MANIFEST_INVALID',
+      hint: 'The manifest was edited or damaged, or written by a newer charge-ops: restore another backup (`charge-ops backup list`) or upgrade charge-ops.',
+    })
   }
   return result.data
 }

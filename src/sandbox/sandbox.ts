@@ -345,7 +345,8 @@ function cliCommand(): string {
   const onPath = (process.env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, 'charge-ops')))
   if (onPath) return 'charge-ops'
   const entry = relative(process.cwd(), join(packageRoot(), 'bin', 'run.js'))
-  return `node ${entry.startsWith('..') ? join(packageRoot(), 'bin', 'run.js') : entry}`
+  // `node --`: Node 20 takes a `--env-file` anywhere on its command line as its own option
+  return `node -- ${entry.startsWith('..') ? join(packageRoot(), 'bin', 'run.js') : entry}`
 }
 
 function nextSteps(configPath: string, apiUrl: string, cli: string): string[] {

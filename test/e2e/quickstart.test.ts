@@ -73,8 +73,8 @@ describe('npm run quickstart', () => {
     expect(sessions.sessions.every((s) => s.status === 'done')).toBe(true);
     expect(sessions.sessions.reduce((n, s) => n + s.findingsCount, 0)).toBe(findings);
 
-    // the printed next steps run as printed (charge-ops is not on PATH: they say node bin/run.js)
-    expect(first.stdout).toContain('node bin/run.js backup all && node bin/run.js backup verify latest --restore-drill');
+    // the printed next steps run as printed (charge-ops is not on PATH: they say node -- bin/run.js)
+    expect(first.stdout).toContain('node -- bin/run.js backup all && node -- bin/run.js backup verify latest --restore-drill');
     const backup = await runUnchecked('node', ['bin/run.js', 'backup', 'all', '--json'], {cwd: work, env} as never);
     expect(backup.code, backup.stdout + backup.stderr).toBe(0);
     const drill = await runUnchecked('node', ['bin/run.js', 'backup', 'verify', 'latest', '--restore-drill', '--json'], {cwd: work, env} as never);
