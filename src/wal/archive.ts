@@ -9,12 +9,13 @@
  * bytes (src/wal/codec.ts) so `wal fetch` detects corruption.
  */
 import {open, readFile} from 'node:fs/promises'
-import {isAbsolute, join} from 'node:path'
+import {dirname, isAbsolute, join} from 'node:path'
 
 import {UsageError} from '../errors.js'
 import {ObjectExistsError, ObjectNotFoundError, type RepositoryStorage} from '../repository/storage.js'
 import {decodeWal, encodeWalFile, extensionOf, readEnvelope, type WalCompression} from './codec.js'
 import {hex8, parseWalFileName, readSegmentHeader, segmentName, systemIdentifierFromPgControl, type WalFileName} from './names.js'
+import {judgeTimelineSwitchSegment} from './timeline-switch.js'
 
 export interface ClusterIdentity {
   systemIdentifier: string
@@ -168,9 +169,7 @@ async function pushWalUnchecked(options: PushOptions): Promise<PushResult> {
   if (file.kind === 'segment' || file.kind === 'partial') {
     const header = readSegmentHeader(firstPage)
     if (!header) throw new UsageError(`${name} does not start with a WAL segment header: not a WAL segment`, {code: 'WAL_NOT_A_SEGMENT'})
-    if (header.timeline !== file.timeline && file.kind === 'segment') {
-      throw new UsageError(`${name} holds timeline ${header.timeline}, its name says ${file.timeline}`, {code: 'WAL_NAME_MISMATCH'})
-    }
+    if (header.timeline !== file.timeline && file.kind === 'segment') await assertTimelineSwitchSegment(storage, stack, fullPath, file)
     identity = {systemIdentifier: header.systemIdentifier, postgresMajor: header.postgresMajor}
   } else {
     identity = await dataDirIdentity(options.dataDir ?? process.cwd())
@@ -202,6 +201,26 @@ async function pushWalUnchecked(options: PushOptions): Promise<PushResult> {
     hint: 'Two clusters archive into the same stack, or the archive was restored from elsewhere. Point this cluster at its own --stack; never delete archived WAL to make this go away.',
     data: {key: existingKey},
   })
+}
+
+/**
+ * A segment whose first page carries another timeline than its name is accepted only as the
+ * first segment of a new timeline that began in the middle of it (src/wal/timeline-switch.ts),
+ * judged with the timeline's history file: from pg_wal beside the segment (PostgreSQL writes it
+ * at promotion, before the segment), else from the archive.
+ */
+async function assertTimelineSwitchSegment(storage: RepositoryStorage, stack: string, fullPath: string, file: WalFileName): Promise<void> {
+  const historyName = `${hex8(file.timeline)}.history`
+  const historyText =
+    (await readFile(join(dirname(fullPath), historyName), 'utf8').catch(() => undefined)) ?? (await readWal(storage, stack, historyName))?.data.toString()
+  const refuse = (reason: string) =>
+    new UsageError(`${file.name} holds pages of another timeline than its name says (${file.timeline}), and is not the first segment of that timeline: ${reason}`, {
+      code: 'WAL_NAME_MISMATCH',
+      hint: 'Only the segment in which a timeline began may start with its parent timeline\'s pages. Nothing was written.',
+    })
+  if (historyText === undefined) throw refuse(`${historyName} is neither in pg_wal nor in the archive`)
+  const verdict = judgeTimelineSwitchSegment(await readFile(fullPath), {timeline: file.timeline, segno: file.segno!}, historyText)
+  if (!verdict.ok) throw refuse(verdict.reason!)
 }
 
 /** Where `wal fetch` found the file, or why it could not. */

@@ -92,6 +92,42 @@ describe('wal push', () => {
     expect(fs.existsSync(stored(name))).toBe(false)
   })
 
+  it('accepts the first segment of a new timeline that begins with the old timeline\'s pages, judged by its history file', () => {
+    // timeline 3 branched off timeline 1 at 0/405A064, in the middle of segment 4
+    const name = '000000030000000000000004'
+    const file = segment(name)
+    const data = fs.readFileSync(file)
+    for (let off = 0; off < data.length; off += 8192) {
+      const pageStart = 0x4000000n + BigInt(off)
+      data.writeUInt16LE(0xd110, off)
+      data.writeUInt32LE(pageStart + 8192n <= 0x405a064n || pageStart < 0x405a064n ? 1 : 3, off + 4)
+      data.writeBigUInt64LE(pageStart, off + 8)
+    }
+    fs.writeFileSync(file, data)
+    const refused = cli(['wal', 'push', `pg_wal/${name}`, ...loc()])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/00000003\.history is neither in pg_wal nor in the archive/)
+    expect(fs.existsSync(stored(name))).toBe(false)
+    fs.writeFileSync(path.join(dir, 'pg_wal', '00000003.history'), '1\t0/405A064\tbefore 2026-12-03 09:29:20+00\n')
+    const history = cli(['wal', 'push', 'pg_wal/00000003.history', ...loc()])
+    expect(history.code, history.stderr).toBe(0)
+    expect(fs.existsSync(path.join(repo, 'prod', 'wal', '00000003', '00000003.history.zst'))).toBe(true)
+    fs.rmSync(path.join(dir, 'pg_wal', '00000003.history')) // now judged from the archived copy
+    const accepted = cli(['wal', 'push', `pg_wal/${name}`, ...loc()])
+    expect(accepted.stderr).toBe('')
+    expect(accepted.code).toBe(0)
+    // a later segment of timeline 3 still holding timeline 1 pages is not a switch segment
+    const later = '000000030000000000000005'
+    const bad = segment(later)
+    const badData = fs.readFileSync(bad)
+    badData.writeUInt32LE(1, 4)
+    badData.writeBigUInt64LE(0x5000000n, 8)
+    fs.writeFileSync(bad, badData)
+    const r = cli(['wal', 'push', `pg_wal/${later}`, ...loc()])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/branched off timeline 1 at 0\/405A064, outside this segment/)
+  })
+
   it('rejects a path that is not a WAL file name', () => {
     fs.writeFileSync(path.join(dir, 'notes.txt'), 'x')
     const r = cli(['wal', 'push', 'notes.txt', ...loc()])
