@@ -54,10 +54,10 @@ Exit codes: with --format nagios, 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN (the
         text = render.renderText(report)
     }
     if (this.flags.output) {
-      const {writeFileAtomically} = await import('../src/install/apply.js')
+      const {writeFileAtomicSync} = await import('../src/core/fs/atomic.js')
       const {redact} = await import('../src/output/redact.js')
       // 0644: the node_exporter textfile collector runs as its own user
-      writeFileAtomically(this.flags.output, redact(text.endsWith('\n') ? text : text + '\n'), 0o644)
+      writeFileAtomicSync(this.flags.output, redact(text.endsWith('\n') ? text : text + '\n'), {mode: 0o644})
       this.logger.info(`wrote ${this.flags.output}`)
     } else if (!this.jsonEnabled()) {
       this.log(text.replace(/\n$/, ''))

@@ -44,7 +44,8 @@ Files that differ from what would be written are refused without --force (exit 2
 
   async run(): Promise<ScheduleInstallResult> {
     const {planSchedule, listSchedule} = await import('../../src/schedule/plan.js')
-    const {applyPlan, comparePlan, writeFileAtomically} = await import('../../src/install/apply.js')
+    const {applyPlan, comparePlan} = await import('../../src/install/apply.js')
+    const {writeFileAtomicSync} = await import('../../src/core/fs/atomic.js')
     const f = this.flags
     const settings = this.settings()
     const windows = parseWindows(f.window)
@@ -69,7 +70,7 @@ Files that differ from what would be written are refused without --force (exit 2
       const cron = plan.find((p) => p.path === 'charge-ops.cron')!
       await this.confirm('Install the jobs as /etc/cron.d/charge-ops?')
       if (!f['dry-run']) {
-        writeFileAtomically('/etc/cron.d/charge-ops', cron.content, 0o644)
+        writeFileAtomicSync('/etc/cron.d/charge-ops', cron.content, {mode: 0o644})
         systemInstalled = '/etc/cron.d/charge-ops'
         this.log(`installed  0644  ${systemInstalled}`)
       }

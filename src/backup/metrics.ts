@@ -2,8 +2,9 @@
  * Unattended-run reporting: a Prometheus textfile for node_exporter's textfile collector and a
  * healthchecks-style ping URL. Neither may fail a backup: problems are warnings.
  */
-import {readFile, rename, writeFile} from 'node:fs/promises'
+import {readFile} from 'node:fs/promises'
 
+import {writeFileAtomic} from '../core/fs/atomic.js'
 import type {Logger} from '../output/logger.js'
 
 export const METRIC_HELP: Record<string, [string, string]> = {
@@ -46,7 +47,7 @@ export function renderTextfile(samples: Sample[]): string {
 
 /**
  * Merges `updates` into the textfile (same name + labels replaced) and writes it atomically:
- * `<file>.tmp.<pid>` then rename, so the collector never reads half a file.
+ * src/core/fs, so the collector never reads half a file.
  */
 export async function updateMetricsFile(file: string, updates: Sample[], logger?: Logger): Promise<void> {
   try {
@@ -54,9 +55,7 @@ export async function updateMetricsFile(file: string, updates: Sample[], logger?
     const key = (s: Sample) => `${s.name}{${labelText(s.labels)}}`
     const merged = new Map(existing.map((s) => [key(s), s]))
     for (const u of updates) merged.set(key(u), u)
-    const temp = `${file}.tmp.${process.pid}`
-    await writeFile(temp, renderTextfile([...merged.values()]), {mode: 0o644})
-    await rename(temp, file)
+    await writeFileAtomic(file, renderTextfile([...merged.values()]), {mode: 0o644})
   } catch (error) {
     logger?.warn(`could not write the metrics file ${file}: ${(error as Error).message}`)
   }

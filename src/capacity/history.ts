@@ -1,12 +1,12 @@
 /**
  * Capacity history (`<stateDir>/capacity-history.json`): one sample per run, so that the next
- * run can compute growth and days until the disk fills. Written atomically (install/apply.ts'
+ * run can compute growth and days until the disk fills. Written atomically (src/core/fs:
  * temp file + fsync + rename): a killed run leaves the previous history intact.
  */
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {writeFileAtomically} from '../install/apply.js'
+import {writeFileAtomicSync} from '../core/fs/atomic.js'
 
 export interface CapacitySample {
   at: string
@@ -43,7 +43,7 @@ export async function appendSample(stateDir: string, sample: CapacitySample): Pr
   const history = await readHistory(stateDir)
   history.samples.push(sample)
   if (history.samples.length > MAX_SAMPLES) history.samples = history.samples.slice(-MAX_SAMPLES)
-  writeFileAtomically(historyPath(stateDir), JSON.stringify(history, null, 2) + '\n', 0o644)
+  writeFileAtomicSync(historyPath(stateDir), JSON.stringify(history, null, 2) + '\n', {mode: 0o644})
   return history
 }
 

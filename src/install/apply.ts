@@ -5,9 +5,10 @@
  * every write is temp file + fsync + rename, so a kill at any moment leaves either the old or the
  * new file, never half of one.
  */
-import {chmodSync, chownSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync} from 'node:fs'
-import {dirname, join, resolve} from 'node:path'
+import {chmodSync, existsSync, readFileSync, statSync} from 'node:fs'
+import {join, resolve} from 'node:path'
 
+import {writeFileAtomicSync} from '../core/fs/atomic.js'
 import {UsageError} from '../errors.js'
 import {unifiedDiff} from './diff.js'
 
@@ -86,36 +87,8 @@ export async function applyPlan(plan: readonly PlannedFile[], dir: string, optio
   for (const [index, outcome] of outcomes.entries()) {
     const file = plan[index]
     const target = join(root, file.path)
-    if (outcome.action === 'create' || outcome.action === 'update') writeFileAtomically(target, file.content, file.mode, file.owner)
+    if (outcome.action === 'create' || outcome.action === 'update') writeFileAtomicSync(target, file.content, {mode: file.mode, owner: file.owner})
     else if (outcome.action === 'mode') chmodSync(target, file.mode)
   }
   return {dir: root, dryRun: false, files: outcomes}
-}
-
-/** temp name in the same directory + fsync + rename + fsync of the directory. */
-export function writeFileAtomically(target: string, content: string, mode: number, owner?: {uid: number; gid: number}): void {
-  const parent = dirname(target)
-  mkdirSync(parent, {recursive: true})
-  const temp = join(parent, `.${target.slice(parent.length + 1)}.tmp-${process.pid}`)
-  const fd = openSync(temp, 'w', mode)
-  try {
-    writeSync(fd, content)
-    fsyncSync(fd)
-  } catch (error) {
-    closeSync(fd)
-    rmSync(temp, {force: true})
-    throw error
-  }
-  closeSync(fd)
-  // openSync's mode is filtered by the umask; set it exactly (0600 must be 0600).
-  chmodSync(temp, mode)
-  if (owner && process.getuid?.() === 0) chownSync(temp, owner.uid, owner.gid)
-  renameSync(temp, target)
-  try {
-    const dirFd = openSync(parent, 'r')
-    fsyncSync(dirFd)
-    closeSync(dirFd)
-  } catch {
-    // directories cannot be fsynced on every platform; the rename is still atomic
-  }
 }

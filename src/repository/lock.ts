@@ -24,7 +24,7 @@ import {hostname} from 'node:os'
 import {z} from 'zod'
 
 import {LockHeldError} from '../errors.js'
-import {pidAlive} from '../pid.js'
+import {pidAlive} from '../core/proc/pid.js'
 import {ObjectExistsError, type RepositoryStorage} from './storage.js'
 
 export const DEFAULT_LOCK_TTL_MS = 10 * 60 * 1000

@@ -19,19 +19,21 @@
  * of the same backup then skips the components already restored.
  */
 import {existsSync} from 'node:fs'
-import {mkdir, open, readFile, rename, rm, unlink, writeFile} from 'node:fs/promises'
+import {mkdir, readFile, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 
 import type {Settings} from '../config/settings.js'
-import {ChecksFailedError, ConfigError, LockHeldError, UnreachableError, UsageError} from '../errors.js'
+import {fsyncDir} from '../core/fs/atomic.js'
+import {jsonJournal} from '../core/fs/journal.js'
+import {acquireLocalLock} from '../core/fs/lock.js'
+import {ChecksFailedError, ConfigError, UnreachableError, UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import type {Progress} from '../output/progress.js'
 import {findPart, partKey, resolveBackup, type BackupManifest, type BackupPart, type FileEntry} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {EncryptionKey} from '../backup/encryption.js'
 import {checkPart, checksumError, openPartPlaintext, type PartCheck} from './logical.js'
-import {pidAlive} from '../pid.js'
 
 export type FilesComponent = 'uploads' | 'chroma'
 export const FILES_COMPONENTS: FilesComponent[] = ['uploads', 'chroma']
@@ -102,56 +104,12 @@ interface Journal {
 const journalFile = (settings: Pick<Settings, 'stateDir'>) => join(settings.stateDir, 'restore-files.json')
 const lockFile = (settings: Pick<Settings, 'stateDir'>) => join(settings.stateDir, 'restore-files.lock')
 
-async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-}
-
 async function saveJournal(settings: Pick<Settings, 'stateDir'>, journal: Journal): Promise<void> {
-  await mkdir(settings.stateDir, {recursive: true})
-  const file = journalFile(settings)
-  const temp = `${file}.${process.pid}.tmp`
-  const handle = await open(temp, 'w', 0o600)
-  try {
-    await handle.writeFile(JSON.stringify(journal, null, 2) + '\n')
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await rename(temp, file)
-  await fsyncDir(settings.stateDir)
+  jsonJournal<Journal>(journalFile(settings)).save(journal)
 }
 
 async function loadJournal(settings: Pick<Settings, 'stateDir'>): Promise<Journal | undefined> {
-  try {
-    return JSON.parse(await readFile(journalFile(settings), 'utf8')) as Journal
-  } catch {
-    return undefined
-  }
-}
-
-/** A pid lock file in the state dir (one restore files at a time; a dead holder's lock is taken over). */
-async function acquireLocalLock(settings: Pick<Settings, 'stateDir'>): Promise<() => Promise<void>> {
-  await mkdir(settings.stateDir, {recursive: true})
-  const file = lockFile(settings)
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(file, `${process.pid}\n`, {flag: 'wx', mode: 0o600})
-      return async () => {
-        await unlink(file).catch(() => {})
-      }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
-      if (pid && pidAlive(pid)) throw new LockHeldError(`another restore files (pid ${pid}) is running`, {hint: `Wait for it to finish; if no such process runs, remove ${file}.`})
-      await unlink(file).catch(() => {})
-    }
-  }
-  throw new LockHeldError('could not take the restore files lock', {hint: `Remove ${file} if no restore runs.`})
+  return jsonJournal<Journal>(journalFile(settings)).load()
 }
 
 /**
@@ -281,7 +239,7 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
   for (const c of wanted) if (!available.includes(c)) throw new UsageError(`backup ${manifest.id} has no ${c} part (it has: ${available.join(', ') || 'none'})`, {code: 'BACKUP_WRONG_KIND'})
   if (wanted.length === 0) throw new UsageError(`backup ${manifest.id} holds no uploads or Chroma part`, {code: 'BACKUP_WRONG_KIND'})
 
-  const release = await acquireLocalLock(settings)
+  const release = await acquireLocalLock(lockFile(settings), {what: 'restore files'})
   const warnings: string[] = []
   let maintenanceOn = false
   let chromaStopped: ChromaControl | undefined

@@ -22,7 +22,7 @@ import {libpqEnv, parseDatabaseUrl, withClient} from '../postgres/connection.js'
 import {findPart, partKey, type BackupManifest, type BackupPart} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {EncryptionKey} from '../backup/encryption.js'
-import {pidAlive} from '../pid.js'
+import {pidAlive} from '../core/proc/pid.js'
 
 export interface RestoreDumpOptions {
   storage: RepositoryStorage

@@ -8,10 +8,12 @@
  * switched off again); a failed verification after step 4 puts the old .env back.
  */
 import {existsSync} from 'node:fs'
-import {copyFile, mkdir, open, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {copyFile, mkdir, readFile, rm, stat} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
+import {writeFileAtomic} from '../core/fs/atomic.js'
+import {jsonJournal} from '../core/fs/journal.js'
 import {ChecksFailedError, RolledBackError, UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import {maskUrl} from '../output/redact.js'
@@ -82,20 +84,14 @@ export interface RecoverStep {
 
 const stateFile = (settings: Settings) => join(settings.stateDir, 'recover.json')
 
+// The journal is fsynced (file and directory) before a step that depends on it runs: a power cut
+// must not lose the record that the .env was already repointed.
 async function saveState(settings: Settings, state: RecoverState): Promise<void> {
-  await mkdir(settings.stateDir, {recursive: true})
-  const file = stateFile(settings)
-  const temp = `${file}.${process.pid}.tmp`
-  await writeFile(temp, JSON.stringify(state, null, 2) + '\n', {mode: 0o600})
-  await rename(temp, file)
+  jsonJournal<RecoverState>(stateFile(settings)).save(state)
 }
 
 export async function loadRecoverState(settings: Settings): Promise<RecoverState | undefined> {
-  try {
-    return JSON.parse(await readFile(stateFile(settings), 'utf8')) as RecoverState
-  } catch {
-    return undefined
-  }
+  return jsonJournal<RecoverState>(stateFile(settings)).load()
 }
 
 /** Replaces (or adds) KEY=value in a .env text, keeping every other line as it was. */
@@ -117,10 +113,6 @@ export function setEnvLine(text: string, key: string, value: string): string {
   return out.join('\n')
 }
 
-/**
- * Replaces `path` with `text` atomically, keeping the file's mode and, when run as root, its owner
- * (a pgbouncer.ini owned by postgres must stay readable by PgBouncer after the rewrite).
- */
 /** Copies `file` once to `<file>.before-recover-<start>`, kept for the operator; returns that path. */
 async function keepOriginal(file: string, startedAt: string): Promise<string> {
   const backup = `${file}.before-recover-${startedAt.replace(/[:.]/g, '')}`
@@ -128,19 +120,11 @@ async function keepOriginal(file: string, startedAt: string): Promise<string> {
   return backup
 }
 
-async function writeFileAtomic(path: string, text: string, fallbackMode: number): Promise<void> {
-  const before = await stat(path).catch(() => undefined)
-  const temp = `${path}.charge-ops-${process.pid}.tmp`
-  const handle = await open(temp, 'w', (before ? before.mode & 0o777 : 0) || fallbackMode)
-  try {
-    if (before && process.getuid?.() === 0) await handle.chown(before.uid, before.gid)
-    await handle.writeFile(text)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await rename(temp, path)
-}
+/**
+ * Replaces `path` with `text` atomically, keeping the file's mode and, when run as root, its owner
+ * (a pgbouncer.ini owned by postgres must stay readable by PgBouncer after the rewrite).
+ */
+const replaceKeepingMode = (path: string, text: string, fallbackMode: number) => writeFileAtomic(path, text, {mode: fallbackMode, keepExisting: true})
 
 export function repointedUrl(oldUrl: string, host: string, port: number): string {
   const url = new URL(oldUrl)
@@ -275,7 +259,7 @@ export async function planRecover(options: RecoverOptions): Promise<{steps: Reco
           s.pgbouncerBackup ??= await keepOriginal(bouncer.ini, s.startedAt)
           await saveState(settings, s)
           const updated = repointIni(await readFile(bouncer.ini, 'utf8'), database, options.host ?? '127.0.0.1', options.port)
-          await writeFileAtomic(bouncer.ini, updated, 0o640)
+          await replaceKeepingMode(bouncer.ini, updated, 0o640)
           const how = await reloadPgbouncer(bouncer, updated)
           note(`PgBouncer's ${database} → ${options.host ?? '127.0.0.1'}:${options.port} (${how}; old file kept as ${s.pgbouncerBackup}); DATABASE_URL unchanged`)
           await mark('repoint')
@@ -283,7 +267,7 @@ export async function planRecover(options: RecoverOptions): Promise<{steps: Reco
         }
         s.envBackup ??= await keepOriginal(envFile, s.startedAt)
         await saveState(settings, s)
-        await writeFileAtomic(envFile, setEnvLine(await readFile(envFile, 'utf8'), 'DATABASE_URL', newUrl), 0o600)
+        await replaceKeepingMode(envFile, setEnvLine(await readFile(envFile, 'utf8'), 'DATABASE_URL', newUrl), 0o600)
         note(`DATABASE_URL → ${maskUrl(newUrl)} (old .env kept as ${s.envBackup}); restart the service to use it`)
         await mark('repoint')
       },
@@ -327,7 +311,7 @@ export async function planRecover(options: RecoverOptions): Promise<{steps: Reco
     const original = bouncer ? s.pgbouncerBackup : s.envBackup
     if (s.done.repoint && original && existsSync(original)) {
       const text = await readFile(original, 'utf8')
-      await writeFileAtomic(bouncer ? bouncer.ini : envFile, text, bouncer ? 0o640 : 0o600)
+      await replaceKeepingMode(bouncer ? bouncer.ini : envFile, text, bouncer ? 0o640 : 0o600)
       delete s.done.repoint
       if (bouncer) {
         const {reloadPgbouncer} = await import('./pgbouncer.js')

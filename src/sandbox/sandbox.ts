@@ -9,10 +9,11 @@
  * SIGTERM); `down --purge` deletes the directory.
  */
 import {createHash, randomBytes} from 'node:crypto'
-import {existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {basename, delimiter, join, relative, resolve} from 'node:path'
 
 import {loadSettings, type Settings} from '../config/settings.js'
+import {writeFileAtomicSync} from '../core/fs/atomic.js'
 import {CliError, ExitCode} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import {registerSecret} from '../output/redact.js'
@@ -78,11 +79,7 @@ export function sandboxDir(dir?: string): string {
 
 const secret = (bytes = 24) => randomBytes(bytes).toString('base64url')
 
-function writePrivate(file: string, text: string): void {
-  const temp = `${file}.${process.pid}.tmp`
-  writeFileSync(temp, text, {mode: 0o600})
-  renameSync(temp, file)
-}
+const writePrivate = (file: string, text: string) => writeFileAtomicSync(file, text, {mode: 0o600})
 
 function loadOrCreateSecrets(root: string): SandboxSecrets {
   const file = join(root, 'secrets.json')

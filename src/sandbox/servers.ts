@@ -12,7 +12,7 @@ import {execFileSync} from 'node:child_process'
 import {CliError, ExitCode, UnreachableError} from '../errors.js'
 import {run} from '../exec.js'
 import {packageRoot} from '../service/process.js'
-import {pidAlive} from '../pid.js'
+import {pidAlive} from '../core/proc/pid.js'
 
 export interface OsUser {
   uid: number

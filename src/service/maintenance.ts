@@ -7,10 +7,11 @@
  * `charge-ops:maintenance` so API replicas elsewhere see it too. The file alone is enough: when
  * Redis is unreachable `setMaintenance` still succeeds and reports `redis: 'unreachable'`.
  */
-import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, rmSync} from 'node:fs'
 import {join} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
+import {writeFileAtomicSync} from '../core/fs/atomic.js'
 
 export const MAINTENANCE_KEY = 'charge-ops:maintenance'
 export const MAINTENANCE_FILE = 'maintenance'
@@ -47,10 +48,7 @@ export async function setMaintenance(settings: MaintenanceSettings, on: boolean,
   const since = new Date().toISOString()
   const body = JSON.stringify({since, reason: reason ?? null})
   if (on) {
-    mkdirSync(settings.stateDir, {recursive: true})
-    const temp = `${file}.${process.pid}.tmp`
-    writeFileSync(temp, body + '\n', {mode: 0o644})
-    renameSync(temp, file)
+    writeFileAtomicSync(file, body + '\n', {mode: 0o644})
   } else {
     rmSync(file, {force: true})
   }

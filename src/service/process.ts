@@ -11,11 +11,12 @@
  *
  * Stable API for other areas (restore, upgrade, sandbox): startService, stopService, serviceStatus.
  */
-import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, rmSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import type {Settings} from '../config/settings.js'
+import {writeFileAtomicSync} from '../core/fs/atomic.js'
 import {requireSetting} from '../config/settings.js'
 import {CliError, ExitCode, LockHeldError, PendingMigrationsError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
@@ -168,11 +169,6 @@ function readPid(file: string): PidInfo | undefined {
   }
 }
 
-function writeAtomically(file: string, text: string): void {
-  const temp = `${file}.${process.pid}.tmp`
-  writeFileSync(temp, text, {mode: 0o644})
-  renameSync(temp, file)
-}
 
 function removePid(file: string): void {
   rmSync(file, {force: true})
@@ -242,8 +238,8 @@ async function launch(settings: Settings, name: ServiceProcessName, entry: 'serv
     const pid = child.pid
     if (!pid) throw new CliError('SERVICE_START_FAILED', ExitCode.findings, `could not start the ${name} process`, {hint: `See ${outFile}.`})
     const info: PidInfo = {pid, startedAt: new Date().toISOString(), ...(entry === 'server' ? {port: Number(env.PORT ?? 8000), host: env.HOST ?? '127.0.0.1'} : {})}
-    writeAtomically(join(runDir(settings), `${name}.json`), JSON.stringify(info) + '\n')
-    writeAtomically(join(runDir(settings), `${name}.pid`), `${pid}\n`)
+    writeFileAtomicSync(join(runDir(settings), `${name}.json`), JSON.stringify(info) + '\n', {mode: 0o644})
+    writeFileAtomicSync(join(runDir(settings), `${name}.pid`), `${pid}\n`, {mode: 0o644})
     return info
   } finally {
     closeSync(fd)

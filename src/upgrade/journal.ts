@@ -10,11 +10,12 @@
  *                                            and dashboards see upgrades)
  */
 import {randomBytes} from 'node:crypto'
-import {closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeSync} from 'node:fs'
+import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {hostname} from 'node:os'
-import {dirname, join} from 'node:path'
+import {join} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
+import {writeFileAtomicSync} from '../core/fs/atomic.js'
 import type {Logger} from '../output/logger.js'
 
 export type UpgradeTarget = 'local' | 'compose' | 'k8s'
@@ -106,26 +107,6 @@ export function newJournal(input: Omit<UpgradeJournal, 'formatVersion' | 'id' | 
   }
 }
 
-/** Writes `text` to `file` so that a kill at any moment leaves the old or the new content, never half. */
-export function writeFileAtomically(file: string, text: string, mode = 0o644): void {
-  mkdirSync(dirname(file), {recursive: true})
-  const temp = `${file}.${process.pid}.${randomBytes(3).toString('hex')}.tmp`
-  const fd = openSync(temp, 'w', mode)
-  try {
-    writeSync(fd, text)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  renameSync(temp, file)
-  const dirFd = openSync(dirname(file), 'r')
-  try {
-    fsyncSync(dirFd)
-  } finally {
-    closeSync(dirFd)
-  }
-}
-
 export function readJournal(settings: Pick<Settings, 'stateDir'>): UpgradeJournal | undefined {
   const file = journalFile(settings)
   if (!existsSync(file)) return undefined
@@ -166,9 +147,9 @@ export class JournalStore {
   ) {}
 
   async save(journal: UpgradeJournal): Promise<void> {
-    writeFileAtomically(journalFile(this.settings), JSON.stringify(journal, null, 2) + '\n')
+    writeFileAtomicSync(journalFile(this.settings), JSON.stringify(journal, null, 2) + '\n', {mode: 0o644})
     if (journal.status !== 'running' && journal.status !== 'rolling-back') {
-      writeFileAtomically(join(historyDir(this.settings), `${journal.id}.json`), JSON.stringify(journal, null, 2) + '\n')
+      writeFileAtomicSync(join(historyDir(this.settings), `${journal.id}.json`), JSON.stringify(journal, null, 2) + '\n', {mode: 0o644})
     }
     await this.saveRow(journal)
   }

@@ -20,7 +20,7 @@ import {basename, dirname, join, relative, resolve} from 'node:path'
 import type {Settings} from '../config/settings.js'
 import {CliError, ExitCode, UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
-import {pidAlive} from '../pid.js'
+import {pidAlive} from '../core/proc/pid.js'
 
 export interface ReleaseInfo {
   version: string

@@ -5,7 +5,8 @@ import path from 'node:path';
 
 import {describe, expect, it} from 'vitest';
 
-import {journalFile, newJournal, readJournal, writeFileAtomically, isUnfinished} from '../../src/upgrade/journal.js';
+import {journalFile, newJournal, readJournal, isUnfinished} from '../../src/upgrade/journal.js';
+import {writeFileAtomicSync} from '../../src/core/fs/atomic.js';
 import {composeHealth, composePlan, k8sPlan, renderPlan, shellQuote} from '../../src/upgrade/plans.js';
 import {assertPreflight, configHash, parseWithin, tablesTouched} from '../../src/upgrade/preflight.js';
 import {classifySource, declaredVersion, migrationsHeadOf, switchCurrent, currentRelease} from '../../src/upgrade/release.js';
@@ -157,7 +158,7 @@ describe('releases and journal', () => {
     });
     expect(journal.steps.map((s) => s.name)).toEqual(['backup', 'stop', 'fetch', 'install', 'migrate', 'start', 'verify']);
     expect(journal.id).toMatch(/^\d{8}T\d{6}Z-upgrade-[0-9a-f]{6}$/);
-    writeFileAtomically(journalFile(settings), JSON.stringify(journal));
+    writeFileAtomicSync(journalFile(settings), JSON.stringify(journal), {mode: 0o644});
     expect(readJournal(settings)).toEqual(journal);
     expect(isUnfinished(readJournal(settings))).toBe(true);
     expect(isUnfinished({...journal, status: 'rolled-back'})).toBe(false);
