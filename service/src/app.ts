@@ -8,13 +8,16 @@
  *   GET  /api/v1/sessions              uploaded sessions with their latest analysis
  *   POST /api/v1/knowledge             documents, chunked and embedded
  *   GET  /api/v1/knowledge/search?q=   passages nearest to q
+ *   GET  /api/v1/analyses/:id/series   the session's curves (columns; min/max-decimated above ?max=)
  *   POST /api/v1/logs                  the frontend's error reports (authenticated, rate-limited)
+ *   GET  /ws                           WebSocket: analysis state changes, live (token in the first message)
+ *   GET  /*                            the built web UI (dist/web), index.html for the UI's own paths
  *
  * /api/v1 needs a bearer JWT signed with SECRET_KEY. In maintenance mode writes answer 503.
  */
 import {createHash, randomUUID} from 'node:crypto'
 import {createWriteStream, mkdirSync, openSync, fsyncSync, closeSync, renameSync, rmSync} from 'node:fs'
-import {join} from 'node:path'
+import {join, resolve, sep} from 'node:path'
 import type {Readable} from 'node:stream'
 import {Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -28,9 +31,13 @@ import type {ServiceConfig} from './config.js'
 import {inTransaction, type Pool} from './db.js'
 import type {Embedder} from './embedder.js'
 import {addDocument, searchKnowledge, type KnowledgeStore} from './knowledge.js'
+import {publishEvent} from './events.js'
 import {maintenanceState} from './maintenance.js'
 import type {ServiceMetrics} from './metrics.js'
 import {enqueue} from './queue.js'
+import {readSeries} from './series.js'
+import {registerWebUi} from './web.js'
+import {registerLiveEvents} from './ws.js'
 import {SERVICE_VERSION} from './version.js'
 
 export interface AppDeps {
@@ -48,6 +55,17 @@ declare module 'fastify' {
     claims?: TokenClaims
     startedAt?: bigint
   }
+}
+
+/** ?sort= of GET /api/v1/sessions → its SQL (a whitelist: never the caller's text). */
+const SESSION_SORTS: Record<string, string> = {
+  uploadedAt: 'u.uploaded_at',
+  startedAt: "(a.metrics->>'startedAt')",
+  status: 'a.status',
+  findings: 'a.findings_count',
+  energy: "(a.metrics->>'energyKwh')::float8",
+  peakPower: "(a.metrics->>'peakPowerKw')::float8",
+  filename: 'u.filename',
 }
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -162,6 +180,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       request.log.warn({analysisId, err: (error as Error).message}, 'Redis unavailable: analysis recorded, will be queued by the worker')
     }
     request.log.info({analysisId, uploadId: stored.id, bytes: stored.bytes, sha256: stored.sha256}, 'session uploaded')
+    await publishEvent(redis, {type: 'analysis', analysisId, status: 'queued', uploadId: stored.id, filename: stored.filename, at: new Date().toISOString()})
     return reply.code(202).send({analysisId, uploadId: stored.id, filename: stored.filename, bytes: stored.bytes, sha256: stored.sha256, status: 'queued', queuedInRedis: queued})
   })
 
@@ -192,16 +211,43 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return {...rows[0], findings: findings.rows}
   })
 
+  app.get('/api/v1/analyses/:id/series', async (request) => {
+    const {id} = request.params as {id: string}
+    if (!UUID.test(id)) throw new HttpError(400, 'bad_id', 'the analysis id is a UUID')
+    const max = Math.min(Math.max(Number((request.query as {max?: string}).max ?? 20_000) || 20_000, 100), 200_000)
+    const {rows} = await pool.query<{path: string; samples: number | null; invalid: number | null; bytes: string}>(
+      `SELECT u.path, (a.metrics->>'samples')::int AS samples, (a.metrics->>'invalidLines')::int AS invalid, u.bytes::text
+         FROM analyses a JOIN uploads u ON u.id = a.upload_id WHERE a.id = $1`,
+      [id],
+    )
+    const row = rows[0]
+    if (!row) throw new HttpError(404, 'not_found', `no analysis ${id}`)
+    const path = resolve(config.uploadsDir, row.path)
+    if (!path.startsWith(resolve(config.uploadsDir) + sep)) throw new HttpError(500, 'bad_path', 'upload path escapes UPLOADS_DIR')
+    // Not analysed yet: estimate the lines from the size (≈ 60 bytes a line) so decimation still bounds the answer.
+    const expectedLines = row.samples === null ? Math.ceil(Number(row.bytes) / 60) : row.samples + (row.invalid ?? 0)
+    try {
+      return await readSeries(path, {max, expectedLines})
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new HttpError(410, 'upload_missing', `the uploaded file of analysis ${id} is no longer in UPLOADS_DIR`)
+      throw error
+    }
+  })
+
   app.get('/api/v1/sessions', async (request) => {
-    const q = request.query as {limit?: string; offset?: string}
+    const q = request.query as {limit?: string; offset?: string; sort?: string; order?: string}
     const limit = Math.min(Math.max(Number(q.limit ?? 50) || 50, 1), 500)
     const offset = Math.max(Number(q.offset ?? 0) || 0, 0)
+    const sortKey = q.sort ?? 'uploadedAt'
+    const sort = Object.hasOwn(SESSION_SORTS, sortKey) ? SESSION_SORTS[sortKey] : undefined
+    if (!sort) throw new HttpError(400, 'bad_sort', `sort is one of ${Object.keys(SESSION_SORTS).join(', ')}`)
+    const order = q.order === 'asc' ? 'ASC' : 'DESC'
     const {rows} = await pool.query(
       `SELECT u.id::text AS "uploadId", u.filename, u.bytes, u.sha256, u.uploaded_at AS "uploadedAt",
               a.id::text AS "analysisId", a.status, a.findings_count AS "findingsCount", a.metrics
          FROM uploads u
          LEFT JOIN LATERAL (SELECT * FROM analyses WHERE upload_id = u.id ORDER BY queued_at DESC LIMIT 1) a ON true
-        ORDER BY u.uploaded_at DESC LIMIT $1 OFFSET $2`,
+        ORDER BY ${sort} ${order} NULLS LAST, u.uploaded_at DESC, u.id LIMIT $1 OFFSET $2`,
       [limit, offset],
     )
     const total = await pool.query<{n: string}>(`SELECT count(*) AS n FROM uploads`)
@@ -264,6 +310,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(202).send({accepted: true})
   })
 
+  const plain = app as unknown as FastifyInstance
+  await registerLiveEvents(plain, {secretKey: config.secretKey, redis, logger: deps.logger})
+  if (config.webRoot) await registerWebUi(plain, config.webRoot)
   return app as unknown as FastifyInstance
 }
 
@@ -342,6 +391,8 @@ export interface HealthResult {
   failing: string[]
   checks: Record<string, {status: 'ok' | 'fail'; latencyMs: number; error?: string}>
   maintenance: boolean
+  /** the reason given to `charge-ops service maintenance on --reason` (the UI's banner shows it) */
+  maintenanceReason?: string
 }
 
 async function timed(fn: () => Promise<unknown>, timeoutMs = 2000): Promise<{status: 'ok' | 'fail'; latencyMs: number; error?: string}> {
@@ -368,8 +419,8 @@ export async function healthCheck(deps: Pick<AppDeps, 'pool' | 'redis' | 'config
   ])
   const checks = {postgres, redis, chroma}
   const failing = Object.entries(checks).filter(([, c]) => c.status === 'fail').map(([name]) => name)
-  const maintenance = (await maintenanceState(deps.config.stateDir, deps.redis.status === 'ready' ? deps.redis : undefined)).on
-  return {status: failing.length === 0 ? 'ok' : 'fail', version: SERVICE_VERSION, failing, checks, maintenance}
+  const m = await maintenanceState(deps.config.stateDir, deps.redis.status === 'ready' ? deps.redis : undefined)
+  return {status: failing.length === 0 ? 'ok' : 'fail', version: SERVICE_VERSION, failing, checks, maintenance: m.on, ...(m.on && m.reason ? {maintenanceReason: m.reason} : {})}
 }
 
 export type {FastifyReply, FastifyRequest}

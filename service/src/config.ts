@@ -3,8 +3,10 @@
  * variables as environment, never argv). Everything has an offline-friendly default except the
  * three stores and SECRET_KEY.
  */
+import {existsSync} from 'node:fs'
 import {hostname} from 'node:os'
-import {resolve} from 'node:path'
+import {basename, dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
 
 export interface ServiceConfig {
   host: string
@@ -33,6 +35,8 @@ export interface ServiceConfig {
   leaseSeconds: number
   logStdout: boolean
   logRateLimitPerMinute: number
+  /** the built web UI served at / (WEB_ROOT; default the package's dist/web when built; "off" serves none) */
+  webRoot?: string
 }
 
 export class ConfigurationError extends Error {}
@@ -82,6 +86,7 @@ export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): Service
     leaseSeconds: Number(env.ANALYSIS_LEASE_SECONDS ?? 60),
     logStdout: env.LOG_STDOUT === '1' || env.LOG_STDOUT === 'true',
     logRateLimitPerMinute: Number(env.LOG_RATE_LIMIT_PER_MINUTE ?? 60),
+    webRoot: env.WEB_ROOT === 'off' ? undefined : env.WEB_ROOT ? resolve(env.WEB_ROOT) : bundledWebRoot(),
   }
 }
 
@@ -98,4 +103,14 @@ export function configSecrets(config: ServiceConfig): string[] {
   }
   if (config.embeddingsApiKey) out.push(config.embeddingsApiKey)
   return out.filter((s) => s.length >= 4)
+}
+
+/**
+ * The UI that `npm run build` writes to dist/web (scripts/build.mjs). Found from this file:
+ * dist/service/src/config.js → dist/web; service/src/config.ts (tests, tsx) → dist/web of the checkout.
+ */
+export function bundledWebRoot(): string | undefined {
+  const up2 = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+  const dir = basename(up2) === 'dist' ? join(up2, 'web') : join(up2, 'dist', 'web')
+  return existsSync(join(dir, 'index.html')) ? dir : undefined
 }

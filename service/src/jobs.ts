@@ -36,6 +36,8 @@ export interface JobDeps {
   llm?: {url: string; model: string; apiKey?: string}
   /** chaos/test knob: wait this long after claiming (WORKER_PAUSE_AFTER_CLAIM_MS) */
   pauseAfterClaimMs?: number
+  /** told each state change once it is committed (the worker publishes it to the web UI) */
+  onStatus?: (change: {analysisId: string; status: 'queued' | 'running' | 'done' | 'failed'; findingsCount?: number; error?: string}) => void
 }
 
 export type JobOutcome = 'done' | 'failed' | 'skipped' | 'retry' | 'lost-lease'
@@ -56,6 +58,7 @@ export async function processAnalysis(deps: JobDeps, analysisId: string): Promis
   const attempt = job.attempts
   const log = logger.child({analysisId, attempt})
   log.info({file: job.filename}, 'analysis started')
+  deps.onStatus?.({analysisId, status: 'running'})
 
   const renew = setInterval(
     () => {
@@ -86,6 +89,7 @@ export async function processAnalysis(deps: JobDeps, analysisId: string): Promis
       return 'lost-lease'
     }
     log.info({samples: result.metrics.samples, findings: result.findings.length, seconds: Number(seconds.toFixed(3)), samplesPerSecond: Math.round(result.metrics.samples / Math.max(seconds, 1e-6))}, 'analysis done')
+    deps.onStatus?.({analysisId, status: 'done', findingsCount: result.findings.length})
     return 'done'
   } catch (error) {
     const permanent = error instanceof AnalysisInputError || attempt >= MAX_ATTEMPTS
@@ -96,6 +100,7 @@ export async function processAnalysis(deps: JobDeps, analysisId: string): Promis
         WHERE id = $1 AND worker = $2 AND attempts = $3 AND status = 'running'`,
       [analysisId, deps.workerId, attempt, permanent ? 'failed' : 'queued', message],
     )
+    deps.onStatus?.({analysisId, status: permanent ? 'failed' : 'queued', ...(permanent ? {error: message} : {})})
     if (permanent) log.error({err: message}, 'analysis failed')
     else log.warn({err: message}, 'analysis attempt failed; it will be retried')
     return permanent ? 'failed' : 'retry'

@@ -5,6 +5,7 @@
  * and database restores. SIGTERM drains: the current job finishes, no new job is taken.
  */
 import {assertSchema} from './db.js'
+import {publishEvent} from './events.js'
 import {processAnalysis, type JobDeps} from './jobs.js'
 import {ack, reconcile, take} from './queue.js'
 import {createRuntime, fatal, redisClient, type Runtime} from './runtime.js'
@@ -29,6 +30,8 @@ try {
     embedder: runtime.embedder,
     llm: config.llmUrl ? {url: config.llmUrl, model: config.llmModel, apiKey: config.embeddingsApiKey} : undefined,
     pauseAfterClaimMs: Number(process.env.WORKER_PAUSE_AFTER_CLAIM_MS ?? 0) || undefined,
+    // the web UI's live status (GET /ws): best effort, PostgreSQL stays the truth
+    onStatus: (change) => void publishEvent(runtime!.redis, {type: 'analysis', ...change, at: new Date().toISOString()}),
   }
   let stopping = false
   let busy = false

@@ -55,6 +55,8 @@ export async function setMaintenance(settings: MaintenanceSettings, on: boolean,
   const redis = await withRedis(settings.redisUrl, async (r) => {
     if (on) await r.set(MAINTENANCE_KEY, body)
     else await r.del(MAINTENANCE_KEY)
+    // the web UI's banner, live (service/src/events.ts: the API forwards it to /ws clients)
+    await r.publish('charge-ops:events', JSON.stringify({type: 'maintenance', on, reason: reason ?? null, at: since}))
     return on ? ('set' as const) : ('cleared' as const)
   })
   return {on, since: on ? since : undefined, reason: on ? reason : undefined, file, redis}
