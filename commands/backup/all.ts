@@ -21,7 +21,7 @@ export default class BackupAll extends BaseCommand<typeof BackupAll> {
     const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file'], pingUrl: this.flags['ping-url']})
     const {backupAll, describeConsistency} = await import('../../src/backup/all.js')
     const {filesOptionsFrom} = await import('../../src/backup/files.js')
-    const {formatBytes} = await import('../../src/output/progress.js')
+    const {formatBytes} = await import('../../src/core/units/size.js')
     const {ChecksFailedError} = await import('../../src/errors.js')
     const manifest = await backupAll(ctx, {...filesOptionsFrom(ctx, {maintenance: this.flags.maintenance}), jobs: this.flags.jobs})
     const c = manifest.consistency!

@@ -23,7 +23,7 @@ export default class BackupDb extends BaseCommand<typeof BackupDb> {
 
   async run(): Promise<BackupManifest> {
     const {backupDatabase} = await import('../../src/backup/db.js')
-    const {formatBytes} = await import('../../src/output/progress.js')
+    const {formatBytes} = await import('../../src/core/units/size.js')
     const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file'], pingUrl: this.flags['ping-url']})
     const manifest = await backupDatabase(ctx, {jobs: this.flags.jobs})
     const tables = Object.keys(manifest.db?.rowCounts ?? {}).length

@@ -19,7 +19,7 @@ export default class BackupFiles extends BaseCommand<typeof BackupFiles> {
   async run(): Promise<BackupManifest> {
     const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file'], pingUrl: this.flags['ping-url']})
     const {backupFiles, filesOptionsFrom} = await import('../../src/backup/files.js')
-    const {formatBytes} = await import('../../src/output/progress.js')
+    const {formatBytes} = await import('../../src/core/units/size.js')
     const manifest = await backupFiles(ctx, filesOptionsFrom(ctx, {maintenance: this.flags.maintenance}))
     const f = manifest.files
     this.log(`backup ${manifest.id} complete: uploads ${f?.uploads ? `${f.uploads.fileCount} files / ${formatBytes(f.uploads.bytes)}` : '-'}, chroma ${f?.chroma ? `${f.chroma.fileCount} files / ${formatBytes(f.chroma.bytes)}` : '-'}, stored ${formatBytes(manifest.parts.reduce((s, p) => s + p.bytes, 0))}`)

@@ -17,7 +17,7 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
     const {listBackups} = await import('../../src/repository/manifest.js')
     const {listingSummaries, formatAge} = await import('../../src/backup/describe.js')
     const {renderTable} = await import('../../src/output/table.js')
-    const {formatBytes} = await import('../../src/output/progress.js')
+    const {formatBytes} = await import('../../src/core/units/size.js')
     const settings = this.settings({repository: this.flags.repo})
     const storage = await openConfiguredRepository(settings)
     const listing = await listBackups(storage, settings.stack, {includeIncomplete: this.flags.all, kind: this.flags.kind as never})

@@ -20,7 +20,7 @@ export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
 
   async run(): Promise<PruneResult> {
     const {pruneBackups} = await import('../../src/backup/prune.js')
-    const {formatBytes} = await import('../../src/output/progress.js')
+    const {formatBytes} = await import('../../src/core/units/size.js')
     const ctx = await this.backupContext({repo: this.flags.repo})
     const f = this.flags
     const policy = Object.fromEntries(Object.entries({keepLast: f['keep-last'], keepDays: f['keep-days'], daily: f.daily, weekly: f.weekly, monthly: f.monthly}).filter(([, v]) => v !== undefined))

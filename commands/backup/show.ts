@@ -16,7 +16,7 @@ export default class BackupShow extends BaseCommand<typeof BackupShow> {
     const {openConfiguredRepository} = await import('../../src/backup/context.js')
     const {resolveBackup} = await import('../../src/repository/manifest.js')
     const {summarize, formatAge} = await import('../../src/backup/describe.js')
-    const {formatBytes} = await import('../../src/output/progress.js')
+    const {formatBytes} = await import('../../src/core/units/size.js')
     const {renderTable} = await import('../../src/output/table.js')
     const settings = this.settings({repository: this.flags.repo})
     const storage = await openConfiguredRepository(settings)

@@ -3,7 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../../src/cli/base-command.js'
 import {UsageError} from '../../src/errors.js'
 import {runValidate, type ValidateCommandResult} from '../../src/config/validate/command.js'
-import {parseHostRam} from '../../src/config/validate/units.js'
+import {tryParseSize} from '../../src/core/units/size.js'
 
 export default class ConfigValidate extends BaseCommand<typeof ConfigValidate> {
   static summary = 'Check every configuration file and the rules between them; report all findings at once.'
@@ -44,7 +44,7 @@ Exit codes: 0 clean (notes and, without --strict, warnings allowed); 1 findings 
     const flags = this.flags
     let hostRamBytes: number | undefined
     if (flags['host-ram']) {
-      hostRamBytes = parseHostRam(flags['host-ram'])
+      hostRamBytes = tryParseSize(flags['host-ram'])
       if (!hostRamBytes) throw new UsageError(`--host-ram ${flags['host-ram']} is not a size`, {hint: 'Write it like 16GB, 8192MB or 32G.'})
     }
     const format = this.jsonEnabled() ? 'json' : flags.format

@@ -23,7 +23,7 @@ export default class DbReindex extends BaseCommand<typeof DbReindex> {
 
   async run(): Promise<ReindexResult> {
     const {reindex} = await import('../../src/maintenance/reindex.js')
-    const {formatBytes} = await import('../../src/output/progress.js')
+    const {formatBytes} = await import('../../src/core/units/size.js')
     const settings = this.settings()
     const databaseUrl = requireSetting(settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env or the environment.')
     if (this.flags.blocking && !this.flags['dry-run'] && !this.flags.yes) {

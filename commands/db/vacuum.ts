@@ -27,7 +27,7 @@ export default class DbVacuum extends BaseCommand<typeof DbVacuum> {
 
   async run(): Promise<VacuumResult> {
     const {vacuum} = await import('../../src/maintenance/vacuum.js')
-    const {formatBytes} = await import('../../src/output/progress.js')
+    const {formatBytes} = await import('../../src/core/units/size.js')
     const settings = this.settings()
     const databaseUrl = requireSetting(settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env or the environment.')
     const deadRatio = Number(this.flags['dead-ratio'])

@@ -26,7 +26,7 @@ Exit codes: 0 restored, 1 checksum / file list / Chroma count mismatch, 2 usage 
     const {openBackupContext} = await import('../../src/backup/context.js')
     const {restoreFiles} = await import('../../src/restore/files.js')
     const {ChecksFailedError} = await import('../../src/errors.js')
-    const {formatBytes} = await import('../../src/output/progress.js')
+    const {formatBytes} = await import('../../src/core/units/size.js')
     const settings = this.settings({repository: this.flags.repo})
     const ctx = await openBackupContext({settings, logger: this.logger, progress: (label, total) => this.progress(label, total), encryptKeyFile: this.flags.encrypt})
     const parts = this.flags.only?.length ? this.flags.only.join(' and ') : 'uploads and Chroma'

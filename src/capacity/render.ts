@@ -5,7 +5,8 @@
  *  - prometheus: text exposition (node_exporter textfile collector) with HELP / TYPE
  *  - nagios: `STATUS - summary | perfdata`, exit 0/1/2/3 (Nagios plugin API)
  */
-import {formatBytes as formatBytesUnsigned, formatDuration} from '../output/progress.js'
+import {formatDuration} from '../core/units/duration.js'
+import {formatBytes} from '../core/units/size.js'
 import {renderTable} from '../output/table.js'
 import {type CheckResult, type CheckStatus, worstStatus} from './types.js'
 
@@ -36,10 +37,7 @@ export function formatValue(value: number | null | undefined, unit?: string): st
   return unit && unit !== 'count' ? `${n}${unit === '%' ? '%' : ' ' + unit}` : n
 }
 
-/** Bytes for humans (the CLI's one formatter, src/output/progress.ts), signed: growth can be negative. */
-export function formatBytes(bytes: number): string {
-  return bytes < 0 ? `-${formatBytesUnsigned(-bytes)}` : formatBytesUnsigned(bytes)
-}
+export {formatBytes}
 
 /** Seconds for humans: the CLI's duration format (`45s`, `12m05s`, `3h20m`), days from two days on. */
 export function formatSeconds(s: number): string {

@@ -5,6 +5,7 @@
  */
 import {z} from 'zod'
 
+import {tryParseSize} from '../core/units/size.js'
 import {UsageError} from '../errors.js'
 import {location} from '../config/findings.js'
 import {parseYamlText, validateYaml} from '../config/yaml-file.js'
@@ -28,16 +29,11 @@ export const domainSchema = z
   .refine((v) => !/^\d+(\.\d+){3}$/.test(v), 'must be a DNS name, not an IP address (TLS certificates and the Ingress need a name)')
   .refine((v) => HOSTNAME.test(v), 'is not a valid DNS name (letters, digits and dashes in dot-separated labels, e.g. charge.example.com)')
 
-const UNITS: Record<string, number> = {'': 1024 ** 3, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4}
-
 /** "16GB", "16 GiB", "512MB", "16" (GB) → bytes; undefined when it is not a size. */
 export function parseSize(value: string | number): number | undefined {
   if (typeof value === 'number') return Number.isFinite(value) ? value * 1024 ** 3 : undefined
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$/i.exec(value)
-  if (!match) return undefined
-  const unit = (match[2] ?? '').toLowerCase().replace('i', '')
-  const factor = UNITS[unit]
-  return factor === undefined ? undefined : Math.round(Number(match[1]) * factor)
+  const bytes = tryParseSize(value, {bareBytes: 1024 ** 3})
+  return bytes === undefined ? undefined : Math.round(bytes)
 }
 
 const MIN_RAM = 512 * 1024 ** 2

@@ -1,6 +1,7 @@
 /** Helpers shared by vacuum, reindex and slow-queries. */
 import type {Client} from 'pg'
 
+import {parseDuration} from '../core/units/duration.js'
 import {UsageError} from '../errors.js'
 import {quoteIdent} from '../postgres/sql.js'
 
@@ -23,8 +24,8 @@ export async function resolveRelation(client: Client, name: string, kinds: strin
   return row
 }
 
-/** Validates a PostgreSQL duration like 5s / 500ms / 1min (used in SET lock_timeout). */
+/** Validates a PostgreSQL duration like 5s / 500ms / 1min (used in SET lock_timeout) and returns it as written. */
 export function pgDuration(value: string): string {
-  if (!/^\d+\s*(ms|s|min|h)?$/.test(value.trim())) throw new UsageError(`invalid duration "${value}"`, {hint: 'Use e.g. 5s, 500ms, 2min.'})
+  parseDuration(value, {bareMs: 1, units: 'postgres', hint: 'Use e.g. 5s, 500ms, 2min.'})
   return value.trim()
 }

@@ -6,7 +6,7 @@
 import {Flags} from '@oclif/core'
 
 import type {Settings} from '../config/settings.js'
-import {parseDuration} from './duration.js'
+import {parseTimeout} from '../core/units/duration.js'
 import {resolveDatabaseUrl, resolveMigrationsDir} from './locate.js'
 
 export const dirFlag = Flags.string({
@@ -45,13 +45,13 @@ export function migrateContext(flags: MigrateFlagValues, settings: () => Setting
   const migrationsDir = resolveMigrationsDir(flags.dir, flags.dir ? undefined : lazy())
   const databaseUrl = needs.database === false ? '' : resolveDatabaseUrl(flags['database-url'], flags['database-url'] ? undefined : lazy())
   // Validate durations before connecting, so a typo is a usage error and not a half-run.
-  if (flags['lock-timeout']) parseDuration(flags['lock-timeout'], '--lock-timeout')
-  if (flags['statement-timeout']) parseDuration(flags['statement-timeout'], '--statement-timeout')
+  if (flags['lock-timeout']) parseTimeout(flags['lock-timeout'], '--lock-timeout')
+  if (flags['statement-timeout']) parseTimeout(flags['statement-timeout'], '--statement-timeout')
   return {
     migrationsDir,
     databaseUrl,
     dryRun: Boolean(flags['dry-run']),
-    lockWait: flags['lock-wait'] ? parseDuration(flags['lock-wait'], '--lock-wait') : 0,
+    lockWait: flags['lock-wait'] ? parseTimeout(flags['lock-wait'], '--lock-wait') : 0,
     lockTimeout: flags['lock-timeout'],
     statementTimeout: flags['statement-timeout'],
   }

@@ -10,7 +10,7 @@ import type {Client} from 'pg'
 import {UsageError} from '../errors.js'
 import {silentLogger, type Logger} from '../output/logger.js'
 import {connect} from '../postgres/connection.js'
-import {formatMs, parseDuration} from './duration.js'
+import {formatMs, parseTimeout} from '../core/units/duration.js'
 import {MigrationFailedError, MigrationStateError} from './errors.js'
 import {compareVersions, loadMigrations, sameVersion, type MigrationFile, type MigrationSection} from './files.js'
 import {deleteHistory, ensureHistoryTable, historyTableExists, insertHistory, markSucceeded, readHistory, HISTORY_TABLE, type HistoryRow} from './history.js'
@@ -163,8 +163,8 @@ async function assertFreshOrTracked(client: Client): Promise<void> {
 
 function timeouts(file: MigrationFile, options: RunOptions): {lockTimeoutMs: number; statementTimeoutMs: number} {
   return {
-    lockTimeoutMs: file.lockTimeoutMs ?? parseDuration(options.lockTimeout ?? DEFAULT_LOCK_TIMEOUT, 'lock timeout'),
-    statementTimeoutMs: file.statementTimeoutMs ?? parseDuration(options.statementTimeout ?? DEFAULT_STATEMENT_TIMEOUT, 'statement timeout'),
+    lockTimeoutMs: file.lockTimeoutMs ?? parseTimeout(options.lockTimeout ?? DEFAULT_LOCK_TIMEOUT, 'lock timeout'),
+    statementTimeoutMs: file.statementTimeoutMs ?? parseTimeout(options.statementTimeout ?? DEFAULT_STATEMENT_TIMEOUT, 'statement timeout'),
   }
 }
 

@@ -16,7 +16,7 @@ import {createHash} from 'node:crypto'
 import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
 import {basename, join} from 'node:path'
 
-import {parseDuration} from './duration.js'
+import {parseTimeout} from '../core/units/duration.js'
 import {MigrationFileError} from './errors.js'
 import {SqlSplitError, splitSql, stripComments, type SqlStatement} from './sql-split.js'
 
@@ -121,7 +121,7 @@ export function parseMigration(text: string, file: string, path = file): Migrati
     const durationOf = (what: string) => {
       if (!arg) throw new MigrationFileError(`"-- charge-ops:${directive}" needs a value, e.g. 10s`, file, lineNo)
       try {
-        return parseDuration(arg, what)
+        return parseTimeout(arg, what)
       } catch {
         throw new MigrationFileError(`invalid ${what} "${arg}"`, file, lineNo, {hint: 'Use 500ms, 10s, 30m, 2h (0 = no limit).'})
       }

@@ -1,6 +1,6 @@
 /** Human renderings of the engine's results (the commands print these; --json prints the results). */
 import {renderTable} from '../output/table.js'
-import {formatMs} from './duration.js'
+import {formatMs} from '../core/units/duration.js'
 import type {MigrateResult, StatusResult, ValidateResult} from './engine.js'
 import type {HistoryRow} from './history.js'
 

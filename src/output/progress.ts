@@ -1,3 +1,5 @@
+import {formatDuration} from '../core/units/duration.js'
+import {formatBytes} from '../core/units/size.js'
 import type {Logger} from './logger.js'
 
 /**
@@ -19,26 +21,6 @@ export interface Progress {
   add(bytes: number): void
   readonly bytes: number
   done(note?: string): void
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`
-}
-
-export function formatDuration(ms: number): string {
-  if (!Number.isFinite(ms) || ms < 0) return '?'
-  const s = Math.round(ms / 1000)
-  if (s < 60) return `${s}s`
-  const m = Math.floor(s / 60)
-  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`
 }
 
 export function createProgress(options: ProgressOptions): Progress {

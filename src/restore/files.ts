@@ -220,7 +220,7 @@ async function checkSpace(dir: string, needed: number): Promise<void> {
   const {diskUsage} = await import('../capacity/system.js')
   const free = (await diskUsage(dir)).freeBytes
   if (free < needed * 1.05 + 16 * 1024 * 1024) {
-    const {formatBytes} = await import('../output/progress.js')
+    const {formatBytes} = await import('../core/units/size.js')
     throw new UnreachableError(`not enough space beside ${dir}: ${formatBytes(free)} free, the restored copy needs ${formatBytes(needed)} (the old folder is kept until the end) — nothing was changed`, {
       code: 'NO_SPACE',
       hint: 'Free space on that filesystem; the restore extracts next to the live folder so that the swap is an atomic rename.',

@@ -1,5 +1,5 @@
 /** Human rendering of the service status (the --json output is the ServiceStatus itself). */
-import {formatDuration} from '../output/progress.js'
+import {formatDuration} from '../core/units/duration.js'
 import {renderTable} from '../output/table.js'
 import type {ServiceStatus} from './process.js'
 

@@ -1,6 +1,7 @@
 /** `charge-ops service token`: a bearer JWT for /api/v1, signed with the stack's SECRET_KEY. */
 import type {Settings} from '../config/settings.js'
 import {requireSetting} from '../config/settings.js'
+import {parseDuration} from '../core/units/duration.js'
 import {UsageError} from '../errors.js'
 
 export interface MintedToken {
@@ -10,12 +11,8 @@ export interface MintedToken {
   expiresAt: string
 }
 
-const UNITS: Record<string, number> = {s: 1, m: 60, h: 3600, d: 86_400}
-
 export function parseTtl(text: string): number {
-  const m = /^(\d+)([smhd])$/.exec(text.trim())
-  if (!m) throw new UsageError(`--ttl "${text}" is not a duration`, {hint: 'Use a number and a unit: 90s, 30m, 12h, 7d.'})
-  const seconds = Number(m[1]) * UNITS[m[2]!]!
+  const seconds = Math.round(parseDuration(text, {message: `--ttl "${text}" is not a duration`, hint: 'Use a number and a unit: 90s, 30m, 12h, 7d.'}) / 1000)
   if (seconds < 1 || seconds > 366 * 86_400) throw new UsageError('--ttl must be between 1s and 366d')
   return seconds
 }

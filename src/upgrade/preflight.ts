@@ -12,7 +12,8 @@ import {tmpdir} from 'node:os'
 import type {Settings} from '../config/settings.js'
 import {CliError, ExitCode, type ExitCodeValue} from '../errors.js'
 import type {Logger} from '../output/logger.js'
-import {formatBytes, formatDuration} from '../output/progress.js'
+import {formatDuration, parseDuration} from '../core/units/duration.js'
+import {formatBytes} from '../core/units/size.js'
 import type {StagedRelease} from './release.js'
 
 export interface PreflightCheck {
@@ -58,10 +59,7 @@ export function configHash(settings: Pick<Settings, 'configPath' | 'envFilePath'
 }
 
 export function parseWithin(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(m|min|h|d)$/i.exec(text.trim())
-  if (!m) throw new CliError('USAGE', ExitCode.usage, `--require-verified-within "${text}" is not a duration`, {hint: 'Use minutes, hours or days: 90m, 24h, 7d.'})
-  const unit = {m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000}[m[2]!.toLowerCase() as 'm' | 'min' | 'h' | 'd']
-  return Number(m[1]) * unit
+  return parseDuration(text, {message: `--require-verified-within "${text}" is not a duration`, hint: 'Use minutes, hours or days: 90m, 24h, 7d.'})
 }
 
 function freeBytes(path: string): number | undefined {

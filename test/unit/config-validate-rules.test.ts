@@ -8,7 +8,6 @@ import {parseEnvForValidation, validateBackendEnv, validateFrontendEnv} from '..
 import {parsePostgresqlConf, validatePostgresqlConf} from '../../src/config/validate/postgresql-conf.js'
 import {parseRedisConf, validateRedisConf} from '../../src/config/validate/redis-conf.js'
 import type {RuleContext} from '../../src/config/validate/types.js'
-import {parseDuration, parseHostRam, parseMemory} from '../../src/config/validate/units.js'
 
 const GB = 1024 ** 3
 const lax: RuleContext = {strict: false, hostRamBytes: 16 * GB}
@@ -206,26 +205,4 @@ describe('charge-ops.yaml', () => {
     for (const e of expected) expect(got).toContain(e)
     if (expected.length === 0) expect(got).toEqual([])
   })
-})
-
-describe('units', () => {
-  it.each([
-    ['4GB', 8192, 4 * GB],
-    ['524288', 8192, 4 * GB],
-    ['65536', 1024, 64 * 1024 ** 2],
-    ['256MB', 1024, 256 * 1024 ** 2],
-    ['lots', 1024, undefined],
-  ])('parseMemory(%s)', (v, base, bytes) => expect(parseMemory(v, base)).toBe(bytes))
-  it.each([
-    ['15min', 900_000],
-    ['300', 300_000],
-    ['1h', 3_600_000],
-  ])('parseDuration(%s)', (v, ms) => expect(parseDuration(v, 1000)).toBe(ms))
-  it.each([
-    ['16GB', 16 * GB],
-    ['16G', 16 * GB],
-    ['16GiB', 16 * GB],
-    ['8192MB', 8 * GB],
-    ['big', undefined],
-  ])('parseHostRam(%s)', (v, bytes) => expect(parseHostRam(v)).toBe(bytes))
 })

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {parseDuration} from '../../src/migrate/duration.js'
+import {parseTimeout} from '../../src/core/units/duration.js'
 import {checksumOf, compareVersions, parseMigration} from '../../src/migrate/files.js'
 import {splitSql, stripComments} from '../../src/migrate/sql-split.js'
 import {compareWithHistory} from '../../src/migrate/state.js'
@@ -83,10 +83,10 @@ describe('parseMigration', () => {
 
   it('compares versions numerically and parses durations', () => {
     expect(['0010', '0002', '9'].sort(compareVersions)).toEqual(['0002', '9', '0010'])
-    expect(parseDuration('30m')).toBe(1_800_000)
-    expect(parseDuration('250ms')).toBe(250)
-    expect(parseDuration('0')).toBe(0)
-    expect(() => parseDuration('ten seconds')).toThrow(/invalid/)
+    expect(parseTimeout('30m')).toBe(1_800_000)
+    expect(parseTimeout('250ms')).toBe(250)
+    expect(parseTimeout('0')).toBe(0)
+    expect(() => parseTimeout('ten seconds')).toThrow(/invalid/)
   })
 })
 

@@ -1,6 +1,11 @@
 import type {Finding} from '../findings.js'
 import {findingsFor, strictSeverity, type RuleContext} from './types.js'
-import {formatBytes, formatDuration, parseDuration, parseMemory, pgSize} from './units.js'
+import {formatPgDuration, tryParseDuration} from '../../core/units/duration.js'
+import {formatPgMemory, pgSize, tryParseSize} from '../../core/units/size.js'
+
+// postgresql.conf's own units; a bare number counts in the parameter's base unit.
+const parseMemory = (value: string, baseUnitBytes: number) => tryParseSize(value, {bareBytes: baseUnitBytes, units: 'postgres'})
+const parseDuration = (value: string, baseUnitMs: number) => tryParseDuration(value, {bareMs: baseUnitMs, units: 'postgres', negative: true})
 
 export interface ConfSetting {
   value: string
@@ -107,7 +112,7 @@ export function validatePostgresqlConf(parsed: ParsedPostgresqlConf, ctx: RuleCo
   const {findings, add} = findingsFor(parsed.file)
   findings.push(...parsed.findings)
   const ram = ctx.hostRamBytes
-  const ramText = formatBytes(ram)
+  const ramText = formatPgMemory(ram)
   const setOrDefault = (e: PgEffective) => (e.line ? '' : ' (not set: PostgreSQL default)')
 
   const memory = (name: string): {bytes?: number; at: PgEffective} => {
@@ -121,14 +126,14 @@ export function validatePostgresqlConf(parsed: ParsedPostgresqlConf, ctx: RuleCo
   if (sb.bytes !== undefined) {
     const ratio = sb.bytes / ram
     if (ratio < 0.15 || ratio > 0.4) {
-      add('warning', 'postgresql/shared-buffers', `shared_buffers is ${formatBytes(sb.bytes)} = ${pct(sb.bytes, ram)} of ${ramText} RAM${setOrDefault(sb.at)}; the guide recommends about 25 %`, `Set shared_buffers = ${pgSize(ram * 0.25)}.`, sb.at.line, 'shared_buffers')
+      add('warning', 'postgresql/shared-buffers', `shared_buffers is ${formatPgMemory(sb.bytes)} = ${pct(sb.bytes, ram)} of ${ramText} RAM${setOrDefault(sb.at)}; the guide recommends about 25 %`, `Set shared_buffers = ${pgSize(ram * 0.25)}.`, sb.at.line, 'shared_buffers')
     }
   }
   const ecs = memory('effective_cache_size')
   if (ecs.bytes !== undefined) {
     const ratio = ecs.bytes / ram
     if (ratio < 0.49 || ratio > 0.76) {
-      add('warning', 'postgresql/effective-cache-size', `effective_cache_size is ${formatBytes(ecs.bytes)} = ${pct(ecs.bytes, ram)} of ${ramText} RAM${setOrDefault(ecs.at)}; the guide recommends 50–75 %`, `Set effective_cache_size between ${pgSize(ram * 0.5)} and ${pgSize(ram * 0.75)}.`, ecs.at.line, 'effective_cache_size')
+      add('warning', 'postgresql/effective-cache-size', `effective_cache_size is ${formatPgMemory(ecs.bytes)} = ${pct(ecs.bytes, ram)} of ${ramText} RAM${setOrDefault(ecs.at)}; the guide recommends 50–75 %`, `Set effective_cache_size between ${pgSize(ram * 0.5)} and ${pgSize(ram * 0.75)}.`, ecs.at.line, 'effective_cache_size')
     }
   }
   const maxConnAt = effective(parsed, 'max_connections')
@@ -137,17 +142,17 @@ export function validatePostgresqlConf(parsed: ParsedPostgresqlConf, ctx: RuleCo
   const wm = memory('work_mem')
   if (wm.bytes !== undefined) {
     if (maxConnections !== undefined && wm.bytes * maxConnections > ram) {
-      add('warning', 'postgresql/work-mem', `work_mem ${formatBytes(wm.bytes)} × max_connections ${maxConnections} = ${formatBytes(roundMb(wm.bytes * maxConnections))} exceeds the ${ramText} RAM: concurrent sorts can exhaust memory`, 'Lower work_mem or max_connections (put PgBouncer in front to need fewer connections).', wm.at.line, 'work_mem')
+      add('warning', 'postgresql/work-mem', `work_mem ${formatPgMemory(wm.bytes)} × max_connections ${maxConnections} = ${formatPgMemory(roundMb(wm.bytes * maxConnections))} exceeds the ${ramText} RAM: concurrent sorts can exhaust memory`, 'Lower work_mem or max_connections (put PgBouncer in front to need fewer connections).', wm.at.line, 'work_mem')
     } else if (wm.bytes < 32 * MB || wm.bytes > 64 * MB) {
-      add('info', 'postgresql/work-mem', `work_mem is ${formatBytes(wm.bytes)}${setOrDefault(wm.at)}; the guide recommends 32MB–64MB`, 'Set work_mem = 32MB (raise for complex analytical queries).', wm.at.line, 'work_mem')
+      add('info', 'postgresql/work-mem', `work_mem is ${formatPgMemory(wm.bytes)}${setOrDefault(wm.at)}; the guide recommends 32MB–64MB`, 'Set work_mem = 32MB (raise for complex analytical queries).', wm.at.line, 'work_mem')
     }
   }
   const mwm = memory('maintenance_work_mem')
   if (mwm.bytes !== undefined) {
     if (mwm.bytes > ram * 0.25) {
-      add('warning', 'postgresql/maintenance-work-mem', `maintenance_work_mem is ${formatBytes(mwm.bytes)} = ${pct(mwm.bytes, ram)} of ${ramText} RAM; autovacuum workers each may use it`, 'Set maintenance_work_mem = 256MB (the guide).', mwm.at.line, 'maintenance_work_mem')
+      add('warning', 'postgresql/maintenance-work-mem', `maintenance_work_mem is ${formatPgMemory(mwm.bytes)} = ${pct(mwm.bytes, ram)} of ${ramText} RAM; autovacuum workers each may use it`, 'Set maintenance_work_mem = 256MB (the guide).', mwm.at.line, 'maintenance_work_mem')
     } else if (mwm.bytes < 256 * MB) {
-      add('info', 'postgresql/maintenance-work-mem', `maintenance_work_mem is ${formatBytes(mwm.bytes)}${setOrDefault(mwm.at)}; the guide recommends 256MB for index builds and VACUUM`, 'Set maintenance_work_mem = 256MB.', mwm.at.line, 'maintenance_work_mem')
+      add('info', 'postgresql/maintenance-work-mem', `maintenance_work_mem is ${formatPgMemory(mwm.bytes)}${setOrDefault(mwm.at)}; the guide recommends 256MB for index builds and VACUUM`, 'Set maintenance_work_mem = 256MB.', mwm.at.line, 'maintenance_work_mem')
     }
   }
   const ct = effective(parsed, 'checkpoint_timeout')
@@ -155,9 +160,9 @@ export function validatePostgresqlConf(parsed: ParsedPostgresqlConf, ctx: RuleCo
   if (ctMs === undefined) {
     add('error', 'postgresql/type', 'checkpoint_timeout is not a duration', 'Write it with a unit, e.g. checkpoint_timeout = 15min.', ct.line, 'checkpoint_timeout')
   } else if (ctMs < 30_000 || ctMs > 86_400_000) {
-    add('error', 'postgresql/range', `checkpoint_timeout ${formatDuration(ctMs)} is outside PostgreSQL's range 30s–1d; the server will not start`, 'Set checkpoint_timeout = 15min.', ct.line, 'checkpoint_timeout')
+    add('error', 'postgresql/range', `checkpoint_timeout ${formatPgDuration(ctMs)} is outside PostgreSQL's range 30s–1d; the server will not start`, 'Set checkpoint_timeout = 15min.', ct.line, 'checkpoint_timeout')
   } else if (ctMs < 10 * 60_000 || ctMs > 60 * 60_000) {
-    add('info', 'postgresql/checkpoint-timeout', `checkpoint_timeout is ${formatDuration(ctMs)}${setOrDefault(ct)}; the guide recommends 15min (with max_wal_size) to reduce write amplification`, 'Set checkpoint_timeout = 15min and size max_wal_size for it.', ct.line, 'checkpoint_timeout')
+    add('info', 'postgresql/checkpoint-timeout', `checkpoint_timeout is ${formatPgDuration(ctMs)}${setOrDefault(ct)}; the guide recommends 15min (with max_wal_size) to reduce write amplification`, 'Set checkpoint_timeout = 15min and size max_wal_size for it.', ct.line, 'checkpoint_timeout')
   }
 
   const archive = effective(parsed, 'archive_mode')

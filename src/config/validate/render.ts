@@ -1,6 +1,6 @@
 import {redact, redactValue} from '../../output/redact.js'
 import {location, type Finding} from '../findings.js'
-import {formatBytes} from './units.js'
+import {formatPgMemory} from '../../core/units/size.js'
 import type {ValidationReport} from './runner.js'
 
 /** Human output: one block per finding (file:line, severity, key, message, fix), then a summary. */
@@ -15,7 +15,7 @@ export function renderText(report: Pick<ValidationReport, 'findings' | 'files' |
   if (lines.length > 0) lines.push('')
   lines.push(
     `${plural(errors, 'error')}, ${plural(warnings, 'warning')}, ${plural(infos, 'note')} in ${plural(report.files.length, 'file')}` +
-      `${report.strict ? ` (strict: ${report.strictReason})` : ''}; host RAM ${formatBytes(report.hostRamBytes)}`,
+      `${report.strict ? ` (strict: ${report.strictReason})` : ''}; host RAM ${formatPgMemory(report.hostRamBytes)}`,
   )
   return redact(lines.join('\n'))
 }
