@@ -22,6 +22,10 @@ export function createMetrics(deps: {pool: Pool; redis: Redis}): ServiceMetrics 
   const registry = new Registry()
   registry.setDefaultLabels({service: 'charge-analysis'})
   collectDefaultMetrics({register: registry, prefix: 'charge_analysis_'})
+  // prom-client names three gauges `…_total` (active handles / requests / resources), which
+  // `promtool check metrics` rejects (only counters end in _total); the per-type gauges without the
+  // suffix (`…_nodejs_active_handles{type}`) carry the same numbers, so the totals go.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(`charge_analysis_${name}`)
   const requests = new Counter({name: 'charge_analysis_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'] as const, registers: [registry]})
   const latency = new Histogram({
     name: 'charge_analysis_http_request_duration_seconds',
@@ -93,6 +97,35 @@ export function createMetrics(deps: {pool: Pool; redis: Redis}): ServiceMetrics 
       } catch {
         // PostgreSQL down
       }
+    },
+  })
+  new Gauge({
+    name: 'charge_analysis_dependency_up',
+    help: 'Whether this API process reaches its store right now (1) or not (0), probed at scrape time',
+    labelNames: ['dependency'] as const,
+    registers: [registry],
+    async collect() {
+      // bounded: a hung store must not hang the scrape (Prometheus' scrape_timeout would drop every series)
+      const probe = async (fn: () => Promise<unknown>) => {
+        let timer: NodeJS.Timeout | undefined
+        try {
+          await Promise.race([fn(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 1500)))])
+          return 1
+        } catch {
+          return 0
+        } finally {
+          clearTimeout(timer)
+        }
+      }
+      const [pg, redis] = await Promise.all([
+        probe(() => deps.pool.query('SELECT 1')),
+        probe(async () => {
+          if (deps.redis.status !== 'ready') throw new Error(`connection ${deps.redis.status}`)
+          await deps.redis.ping()
+        }),
+      ])
+      this.set({dependency: 'postgres'}, pg)
+      this.set({dependency: 'redis'}, redis)
     },
   })
   return {registry, requests, latency, vectorSearch, uploadsBytes}

@@ -13,6 +13,10 @@ export const METRIC_HELP: Record<string, [string, string]> = {
   charge_ops_backup_duration_seconds: ['gauge', 'Duration of the last successful backup, per kind'],
   charge_ops_backup_bytes: ['gauge', 'Stored size of the last successful backup, per kind'],
   charge_ops_backup_restore_drill_seconds: ['gauge', 'Measured recovery time of the last restore drill (verify --restore-drill)'],
+  charge_ops_backup_verify_last_success_timestamp_seconds: ['gauge', 'Unix time of the last backup verify that passed, per kind'],
+  charge_ops_backup_verify_last_failure_timestamp_seconds: ['gauge', 'Unix time of the last backup verify that failed, per kind'],
+  charge_ops_backup_restore_drill_last_success_timestamp_seconds: ['gauge', 'Unix time of the last restore drill that passed, per kind'],
+  charge_ops_backup_restore_drill_last_failure_timestamp_seconds: ['gauge', 'Unix time of the last restore drill that failed, per kind'],
 }
 
 type Sample = {name: string; labels: Record<string, string>; value: number}
@@ -74,8 +78,20 @@ export function failureMetrics(stack: string, kind: string, at: Date): Sample[] 
   return [{name: 'charge_ops_backup_last_failure_timestamp_seconds', labels: {kind, stack}, value: Math.floor(at.getTime() / 1000)}]
 }
 
-export function drillMetrics(stack: string, kind: string, durationMs: number): Sample[] {
-  return [{name: 'charge_ops_backup_restore_drill_seconds', labels: {kind, stack}, value: Math.round(durationMs) / 1000}]
+/**
+ * `backup verify`'s outcome: pass / fail timestamps (the alert on a failing or stale restore drill
+ * needs both: a drill that stopped running looks like one that passed long ago), and the drill's
+ * measured recovery time when it ran to the end.
+ */
+export function verifyMetrics(stack: string, kind: string, at: Date, outcome: {ok: boolean; drill?: {ok: boolean; durationMs?: number}}): Sample[] {
+  const labels = {kind, stack}
+  const ts = Math.floor(at.getTime() / 1000)
+  const out: Sample[] = [{name: `charge_ops_backup_verify_last_${outcome.ok ? 'success' : 'failure'}_timestamp_seconds`, labels, value: ts}]
+  if (outcome.drill) {
+    out.push({name: `charge_ops_backup_restore_drill_last_${outcome.drill.ok ? 'success' : 'failure'}_timestamp_seconds`, labels, value: ts})
+    if (outcome.drill.durationMs !== undefined) out.push({name: 'charge_ops_backup_restore_drill_seconds', labels, value: Math.round(outcome.drill.durationMs) / 1000})
+  }
+  return out
 }
 
 /**

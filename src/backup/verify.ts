@@ -21,8 +21,30 @@ export interface VerifyResult {
   manifest: BackupManifest
 }
 
-export async function verifyBackup(ctx: BackupContext, ref: string, options: {restoreDrill?: boolean; drillUrl?: string; jobs?: number} = {}): Promise<VerifyResult> {
+type VerifyOptions = {restoreDrill?: boolean; drillUrl?: string; jobs?: number}
+
+export async function verifyBackup(ctx: BackupContext, ref: string, options: VerifyOptions = {}): Promise<VerifyResult> {
   const manifest = await resolveBackup(ctx.storage, ctx.stack, ref)
+  let result: VerifyResult
+  try {
+    result = await verifyManifest(ctx, manifest, options)
+  } catch (error) {
+    // a drill that could not run (no CREATEDB, restore error) is a failed drill for the alert too
+    await recordVerifyMetrics(ctx, manifest.kind, {ok: false, ...(options.restoreDrill ? {drill: {ok: false}} : {})})
+    throw error
+  }
+  const drill = result.restoreDrill
+  await recordVerifyMetrics(ctx, manifest.kind, {ok: result.ok, ...(options.restoreDrill ? {drill: drill ? {ok: drill.rowCountsMatch, durationMs: drill.durationMs} : {ok: false}} : {})})
+  return result
+}
+
+async function recordVerifyMetrics(ctx: BackupContext, kind: string, outcome: Parameters<typeof import('./metrics.js').verifyMetrics>[3]): Promise<void> {
+  if (!ctx.metricsFile) return
+  const {updateMetricsFile, verifyMetrics} = await import('./metrics.js')
+  await updateMetricsFile(ctx.metricsFile, verifyMetrics(ctx.stack, kind, ctx.now(), outcome), ctx.logger)
+}
+
+async function verifyManifest(ctx: BackupContext, manifest: BackupManifest, options: VerifyOptions): Promise<VerifyResult> {
   const parts: PartCheck[] = []
   for (const part of manifest.parts) {
     const p = ctx.progress(`verify ${part.name}`, part.bytes)
@@ -70,10 +92,6 @@ export async function verifyBackup(ctx: BackupContext, ref: string, options: {re
     checksumsOk,
     ...(drill ? {restoreDrill: {at: verifiedAt, durationMs: drill.durationMs, rowCountsMatch: drill.rowCountsMatch, mismatches: drill.mismatches}} : {}),
   })
-  if (drill && ctx.metricsFile) {
-    const {updateMetricsFile, drillMetrics} = await import('./metrics.js')
-    await updateMetricsFile(ctx.metricsFile, drillMetrics(ctx.stack, manifest.kind, drill.durationMs), ctx.logger)
-  }
   return {id: manifest.id, kind: manifest.kind, ok, parts, restoreDrill: drill, manifest: updated}
 }
 

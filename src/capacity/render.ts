@@ -72,8 +72,36 @@ export function renderText(report: Report): string {
 
 const STATUS_VALUE: Record<CheckStatus, number> = {ok: 0, warning: 1, critical: 2, unknown: 3}
 
-export function metricName(id: string): string {
+/**
+ * Check ids keep the units people read (`pg.vacuum_age_days`, `disk.free_pct`: they are the keys of
+ * `thresholds:` in charge-ops.yaml), but Prometheus wants base units — `promtool check metrics`
+ * flags days and hours — so the exposition converts: days / hours → seconds, percent → ratio
+ * (0–1), bytes per day → bytes per second. The old names are listed in docs/monitoring.md and kept
+ * for one release as recording rules in the generated rules file (`charge-ops monitoring`).
+ */
+const UNIT_TO_BASE: Record<string, {factor: number; from: RegExp; to: string}> = {
+  days: {factor: 86_400, from: /_days$/, to: '_seconds'},
+  h: {factor: 3600, from: /_hours$/, to: '_seconds'},
+  '%': {factor: 0.01, from: /_pct$/, to: '_ratio'},
+}
+
+/** Names that do not follow the suffix rule. */
+const RENAMED: Record<string, {name: string; factor: number}> = {
+  'pg.days_until_full': {name: 'charge_ops_pg_data_disk_full_in_seconds', factor: 86_400},
+  'pg.growth_bytes_per_day': {name: 'charge_ops_pg_growth_bytes_per_second', factor: 1 / 86_400},
+}
+
+export function legacyMetricName(id: string): string {
   return `charge_ops_${id.replace(/[^a-zA-Z0-9_]/g, '_')}`
+}
+
+/** The Prometheus name of a check's value and the factor from the check's unit to the base unit. */
+export function metricFor(id: string, unit?: string): {name: string; factor: number} {
+  if (RENAMED[id]) return RENAMED[id]
+  const legacy = legacyMetricName(id)
+  const base = unit ? UNIT_TO_BASE[unit] : undefined
+  if (!base) return {name: legacy, factor: 1}
+  return {name: base.from.test(legacy) ? legacy.replace(base.from, base.to) : legacy, factor: base.factor}
 }
 
 function escapeLabel(value: string): string {
@@ -107,13 +135,14 @@ export function renderPrometheus(report: Report): string {
     families.set(c.id, list)
   }
   for (const [id, list] of families) {
-    const name = metricName(id)
-    out.push(`# HELP ${name} ${list[0].title}${list[0].unit ? ` (${list[0].unit})` : ''}.`, `# TYPE ${name} gauge`)
-    for (const c of list) out.push(`${name}${promLabels(c.labels ?? {})} ${promNumber(c.value as number)}`)
+    const {name, factor} = metricFor(id, list[0].unit)
+    const scale = (v: number) => (factor === 1 || !Number.isFinite(v) ? v : Math.round(v * factor * 1e6) / 1e6)
+    out.push(`# HELP ${name} ${list[0].title}${name === legacyMetricName(id) ? '' : ` (check ${id}, in base units)`}.`, `# TYPE ${name} gauge`)
+    for (const c of list) out.push(`${name}${promLabels(c.labels ?? {})} ${promNumber(scale(c.value as number))}`)
     const t = list[0].thresholds
     if (t) {
-      out.push(`# HELP ${name}_threshold Thresholds of ${id}.`, `# TYPE ${name}_threshold gauge`)
-      out.push(`${name}_threshold{level="warning"} ${promNumber(t.warning)}`, `${name}_threshold{level="critical"} ${promNumber(t.critical)}`)
+      out.push(`# HELP ${name}_threshold Thresholds of ${id}, in the same unit as ${name}.`, `# TYPE ${name}_threshold gauge`)
+      out.push(`${name}_threshold{level="warning"} ${promNumber(scale(t.warning))}`, `${name}_threshold{level="critical"} ${promNumber(scale(t.critical))}`)
     }
   }
   out.push('# HELP charge_ops_capacity_last_run_timestamp_seconds When the checks ran.', '# TYPE charge_ops_capacity_last_run_timestamp_seconds gauge')

@@ -8,3 +8,4 @@ export * from './s3.js';
 export * from './chroma.js';
 export * from './shared.js';
 export type {SharedChromaInfo} from './context.js';
+export * from './prometheus.js';

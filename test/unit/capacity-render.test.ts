@@ -53,7 +53,10 @@ describe('renderers', () => {
     const text = renderPrometheus(report)
     expect(text).toContain('# TYPE charge_ops_check_status gauge')
     expect(text).toContain('charge_ops_check_status{check="redis.evicted_keys",component="redis"} 2')
-    expect(text).toContain('charge_ops_disk_free_pct{role="uploads",path="/srv/up\\"loads"} 12.5')
+    // base units: disk.free_pct (12.5 %) is exposed as a ratio
+    expect(text).toContain('charge_ops_disk_free_ratio{role="uploads",path="/srv/up\\"loads"} 0.125')
+    expect(text).toContain('charge_ops_disk_free_ratio_threshold{level="warning"} 0.15')
+    expect(text.split('\n').filter((l) => !l.startsWith('#') && !l.startsWith('charge_ops_check_status')).join('\n')).not.toContain('_pct')
     expect(text).toContain('charge_ops_redis_evicted_keys_threshold{level="critical"} 1000')
     const types = text.split('\n').filter((l) => l.startsWith('# TYPE '))
     expect(new Set(types).size).toBe(types.length)
