@@ -8,7 +8,7 @@ export default class RestorePitr extends BaseCommand<typeof RestorePitr> {
   static summary = 'Point-in-time recovery: base backup + archived WAL into a new data directory.'
   static description = `Picks the newest base backup that finished before the target, checks that the archive holds every WAL segment from it on (a hole is named and refused: PostgreSQL would silently promote there), streams the backup into an EMPTY directory, writes restore_command (through charge-ops), recovery_target_* and recovery.signal, and writes global/pg_control last: an interrupted restore can never be started by accident.
 It refuses a non-empty directory or one with postmaster.pid, changing nothing.
-With --start --port P it starts the server, waits for recovery to end and reports where it stopped; a target beyond the archived WAL fails (exit 1) and the server does not promote.
+With --start --port P it starts the server, waits until the server itself says it finished recovery and promoted (postmaster status, and with credentials a connection asking pg_is_in_recovery() and the timeline; clients connecting meanwhile do not matter) and reports where it stopped; a target beyond the archived WAL fails (exit 1) and the server does not promote. The recovery log is written beside the data directory (<data-dir>.recovery-<time>.log), never inside it.
 Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give the target, 2 bad usage / refused directory, 5 repository unreachable.`
   static examples = [
     '<%= config.bin %> restore pitr --latest --data-dir /var/lib/postgresql/15/restored --yes',
@@ -26,6 +26,7 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
     port: Flags.integer({description: 'port for the restored server (with --start)'}),
     timeout: Flags.integer({description: 'seconds to wait for recovery with --start', default: 3600}),
     archive: Flags.string({options: ['keep', 'off'], default: 'keep', description: 'keep: the restored server archives its new timeline into the same stack; off: a throw-away copy that archives nothing'}),
+    'database-url': Flags.string({description: 'with --start: credentials to ask the restored server (its roles are the backed-up server\'s; host and port are replaced); default DATABASE_URL'}),
     'target-timeline': Flags.string({description: "recovery_target_timeline: latest (default), current, or a number"}),
     repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
     stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
@@ -73,14 +74,25 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
       archive: this.flags.archive as 'keep' | 'off',
       targetTimeline: this.flags['target-timeline'],
       start: this.flags.start ? {port: this.flags.port!, timeoutSec: this.flags.timeout} : undefined,
+      databaseUrl: this.flags.start ? (this.flags['database-url'] ?? this.configuredDatabaseUrl()) : undefined,
       logger: this.logger,
       progress: (label, total) => this.progress(label, total),
     })
     this.log(`restored base backup ${result.backupId} into ${result.dataDir} (WAL ${result.archive.firstSegment} … ${result.archive.lastSegment} available)`)
     if (result.recovery) {
       const r = result.recovery
+      if (r.confirmedBy !== 'connection') this.logger.info('promotion read from pg_control (no credentials to ask the server: --database-url / DATABASE_URL)')
       this.log(`recovered to ${result.target}: ${r.stoppedAt ?? `redo done at ${r.redoDoneAt}`}; last transaction ${r.lastTransactionAt ?? 'n/a'}; now on timeline ${r.timeline}, serving on port ${r.port} (${Math.round(r.durationMs / 100) / 10}s)`)
     }
     return result
+  }
+
+  /** DATABASE_URL from the configuration, when there is one (restore pitr needs none otherwise). */
+  private configuredDatabaseUrl(): string | undefined {
+    try {
+      return this.settings().databaseUrl
+    } catch {
+      return undefined
+    }
   }
 }

@@ -4,17 +4,18 @@
  * directory, write the recovery settings, and only then put `global/pg_control` in place — a
  * directory without it cannot be started, so an interrupted restore is never mistaken for a
  * database. With `start`, run the server, wait for the end of recovery and report where it
- * stopped; PostgreSQL 15 refuses to promote when a target lies beyond the archive, and that
- * failure is surfaced, never reported as done.
+ * stopped (src/restore/pitr-start.ts: decided by the server, not by its log); PostgreSQL 15
+ * refuses to promote when a target lies beyond the archive, and that failure is surfaced, never
+ * reported as done.
  */
 import {createHash} from 'node:crypto'
 import {existsSync, readdirSync} from 'node:fs'
-import {appendFile, chmod, chown, mkdir, open, readdir, readFile, rename, stat, writeFile} from 'node:fs/promises'
+import {appendFile, chmod, chown, mkdir, open, readdir, rename, stat, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
-import {ChecksFailedError, ExternalCommandError, UsageError} from '../errors.js'
+import {ChecksFailedError, UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import {findPart, listBackups, partKey, type BackupManifest} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
@@ -23,6 +24,9 @@ import {restoreCommand} from '../wal/command-lines.js'
 import {checkContinuity, type ContinuityReport} from '../wal/continuity.js'
 import {formatLsn, parseLsn, segnoOf} from '../wal/names.js'
 import {describeTarget, recoveryConf, type RecoveryTarget} from './pitr-target.js'
+import {startAndAwaitRecovery, type Owner, type RecoveryOutcome} from './pitr-start.js'
+
+export {parseRecoveryLog, startAndAwaitRecovery, type RecoveryOutcome} from './pitr-start.js'
 
 export const PARTIAL_CONTROL = 'global/pg_control.charge-ops-partial'
 
@@ -44,6 +48,8 @@ export interface PitrOptions {
   progress?: (label: string, total?: number) => {add(n: number): void; done(note?: string): void}
   /** charge-ops entry for restore_command (tests / installs); default this installation */
   entry?: string
+  /** with `start`: credentials to ask the restored server whether it promoted (host/port replaced) */
+  databaseUrl?: string
 }
 
 export interface PitrResult {
@@ -55,19 +61,6 @@ export interface PitrResult {
   restoreCommand: string
   started: boolean
   recovery?: RecoveryOutcome
-}
-
-export interface RecoveryOutcome {
-  state: string
-  timeline: number
-  /** "recovery stopping before commit of transaction 745, time …" */
-  stoppedAt?: string
-  redoDoneAt?: string
-  lastTransactionAt?: string
-  checkpointLsn?: string
-  port: number
-  logFile: string
-  durationMs: number
 }
 
 // ------------------------------------------------------------------ data directory safety
@@ -172,10 +165,6 @@ export async function checkArchiveFor(storage: RepositoryStorage, stack: string,
 
 // ------------------------------------------------------------------ restore
 
-interface Owner {
-  uid: number
-  gid: number
-}
 
 /** As root, the restored files belong to whoever owns the target (or its parent): the server's OS user. */
 export async function targetOwner(dataDir: string, exists: boolean): Promise<Owner | undefined> {
@@ -276,24 +265,12 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
     logger.info(`restored into ${dataDir}; start it with pg_ctl -D ${dataDir} start (recovery runs, then promotes)`)
     return result
   }
-  result.recovery = await startAndAwaitRecovery(dataDir, options.start.port, options.start.timeoutSec ?? 600, owner, logger)
+  result.recovery = await startAndAwaitRecovery(dataDir, options.start.port, options.start.timeoutSec ?? 600, owner, logger, {databaseUrl: options.databaseUrl})
   result.started = true
   return result
 }
 
 // ------------------------------------------------------------------ start and watch
-
-export function parseRecoveryLog(log: string): {stoppedAt?: string; redoDoneAt?: string; lastTransactionAt?: string; newTimeline?: number; fatal?: string; complete: boolean} {
-  const stopped = /recovery stopping (?:before|after|at) [^\n]*/.exec(log)?.[0]
-  const redo = /redo done at ([0-9A-F]+\/[0-9A-F]+)/.exec(log)?.[1]
-  const last = /last completed transaction was at log time ([^\n]+)/.exec(log)?.[1]?.trim()
-  const tl = /selected new timeline ID: (\d+)/.exec(log)?.[1]
-  const lines = log.split('\n')
-  const at = lines.findIndex((l) => /(?:FATAL|PANIC):\s/.test(l))
-  // the lines just before the FATAL usually say why (e.g. which setting is invalid)
-  const fatal = at === -1 ? undefined : [...lines.slice(Math.max(0, at - 2), at).filter((l) => /LOG|ERROR|DETAIL|HINT/.test(l) && !/starting PostgreSQL|listening on/.test(l)).map((l) => l.replace(/^.*?(LOG|ERROR|DETAIL|HINT):\s+/, '')), lines[at].replace(/^.*?(FATAL|PANIC):\s+/, '')].join(' — ')
-  return {stoppedAt: stopped, redoDoneAt: redo, lastTransactionAt: last, newTimeline: tl ? Number(tl) : undefined, fatal, complete: /archive recovery complete|database system is ready to accept connections/.test(log)}
-}
 
 /**
  * Server-side binaries (pg_ctl, pg_controldata) are not on PATH on Debian: look in
@@ -321,56 +298,4 @@ export async function controlData(dataDir: string, major?: number): Promise<Reco
     if (i > 0) out[line.slice(0, i).trim()] = line.slice(i + 1).trim()
   }
   return out
-}
-
-export async function startAndAwaitRecovery(dataDir: string, port: number, timeoutSec: number, owner: Owner | undefined, logger: Logger): Promise<RecoveryOutcome> {
-  const major = Number((await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '')).trim()) || undefined
-  const {run} = await import('../exec.js')
-  const logFile = join(dataDir, 'log', 'charge-ops-recovery.log')
-  await mkdir(dirname(logFile), {recursive: true, mode: 0o700})
-  if (owner) await chown(dirname(logFile), owner.uid, owner.gid)
-  const started = Date.now()
-  const asOwner = owner ? {uid: owner.uid, gid: owner.gid} : {}
-  logger.info(`starting PostgreSQL on port ${port}; recovery log: ${logFile}`)
-  const readLog = async () => readFile(logFile, 'utf8').catch(() => '')
-  try {
-    await run(serverBinary('pg_ctl', major), ['start', '-D', dataDir, '-l', logFile, '-w', '-t', String(timeoutSec), '-o', `-p ${port}`], {...asOwner, cwd: dataDir, purpose: 'starting the restored server', timeout: (timeoutSec + 30) * 1000})
-  } catch (error) {
-    const parsed = parseRecoveryLog(await readLog())
-    throw recoveryFailed(parsed.fatal ?? (error as Error).message, logFile)
-  }
-  // wait until the end-of-recovery checkpoint: pg_control says "in production"
-  for (;;) {
-    const control = await controlData(dataDir, major)
-    const state = control['Database cluster state']
-    const log = await readLog()
-    const parsed = parseRecoveryLog(log)
-    if (parsed.fatal) throw recoveryFailed(parsed.fatal, logFile)
-    if (state === 'in production' && parsed.complete) {
-      return {
-        state,
-        timeline: Number(control["Latest checkpoint's TimeLineID"]),
-        stoppedAt: parsed.stoppedAt,
-        redoDoneAt: parsed.redoDoneAt,
-        lastTransactionAt: parsed.lastTransactionAt,
-        checkpointLsn: control['Latest checkpoint location'],
-        port,
-        logFile,
-        durationMs: Date.now() - started,
-      }
-    }
-    if (state === 'shut down' || !existsSync(join(dataDir, 'postmaster.pid'))) throw recoveryFailed(parsed.fatal ?? `the server stopped during recovery (state: ${state})`, logFile)
-    if (Date.now() - started > timeoutSec * 1000) throw new ExternalCommandError('postgres', `recovery did not finish within ${timeoutSec}s (state: ${state}); the server is still running`, {hint: `Follow ${logFile}.`})
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}
-
-function recoveryFailed(reason: string, logFile: string): ChecksFailedError {
-  const beyond = /recovery ended before configured recovery target was reached/.test(reason)
-  return new ChecksFailedError(`recovery failed: ${reason}`, {
-    code: beyond ? 'PITR_TARGET_NOT_REACHED' : 'PITR_RECOVERY_FAILED',
-    hint: beyond
-      ? `The target lies beyond the archived WAL; the server did NOT promote. Archive the missing WAL (charge-ops wal check on the source) or choose an earlier target. Log: ${logFile}`
-      : `Read ${logFile}; nothing was promoted.`,
-  })
 }

@@ -238,14 +238,11 @@ export async function planRecover(options: RecoverOptions): Promise<{steps: Reco
       title: STEP_TITLES.replay,
       done: () => Boolean(s.done.replay),
       run: async (note) => {
-        const {controlData, startAndAwaitRecovery, targetOwner} = await import('./pitr.js')
-        const control = existsSync(join(dataDir, 'postmaster.pid')) ? await controlData(dataDir).catch(() => ({}) as Record<string, string>) : {}
-        const running = control['Database cluster state'] === 'in production'
-        if (!running) {
-          const owner = await targetOwner(dataDir, true)
-          s.recovery = await startAndAwaitRecovery(dataDir, options.port, 3600, owner, options.logger)
-        }
-        note(s.recovery ? `${s.recovery.stoppedAt ?? `redo done at ${s.recovery.redoDoneAt}`}; timeline ${s.recovery.timeline}; port ${options.port}` : 'server already recovered')
+        const {startAndAwaitRecovery, targetOwner} = await import('./pitr.js')
+        // a server already started by an interrupted run is waited for, not started again
+        const owner = await targetOwner(dataDir, true)
+        s.recovery = await startAndAwaitRecovery(dataDir, options.port, 3600, owner, options.logger, {databaseUrl: oldUrl})
+        note(`${s.recovery.stoppedAt ?? `redo done at ${s.recovery.redoDoneAt ?? '(see the log)'}`}; timeline ${s.recovery.timeline}; port ${options.port}`)
         await mark('replay')
       },
     },

@@ -89,9 +89,9 @@ async function recover(name: string, target: string) {
   const dataDir = path.join(pg.serverDir('restores'), name)
   const port = await freePort()
   started.push(dataDir)
-  const r = cli(['restore', 'pitr', '--target-time', target, '--data-dir', dataDir, '--start', '--port', String(port), '--repo', repo, '--stack', STACK, '--yes', '--json'])
+  const r = cli(['restore', 'pitr', '--target-time', target, '--data-dir', dataDir, '--start', '--port', String(port), '--repo', repo, '--stack', STACK, '--database-url', pg.url(), '--yes', '--json'])
   expect(r.code, r.stderr + r.stdout).toBe(0)
-  return {port, dataDir, result: JSON.parse(r.stdout) as {backupId: string; recovery: {timeline: number; stoppedAt?: string}}}
+  return {port, dataDir, result: JSON.parse(r.stdout) as {backupId: string; recovery: {timeline: number; stoppedAt?: string; confirmedBy: string}}}
 }
 
 beforeAll(async () => {
@@ -123,7 +123,7 @@ describe('recover three times', () => {
 
       const next = await recover(`round-${round}`, target)
       expect(next.result.recovery.stoppedAt).toMatch(/recovery stopping before commit/)
-      expect(next.result.recovery.timeline).toBe(round + 1)
+      expect(next.result.recovery).toMatchObject({timeline: round + 1, confirmedBy: 'connection'})
       // rounds 2 and 3 start from the base backup taken on the previous recovered timeline
       if (round > 1) expect(backups.has(next.result.backupId)).toBe(true)
       const [got] = await query<{ids: string}>(next.port, 'SELECT string_agg(id::text, \',\' ORDER BY id) AS ids FROM samples')
