@@ -1,13 +1,16 @@
 #!/usr/bin/env node
-// Build: compile TypeScript, then regenerate oclif.manifest.json and the README command reference,
-// so that the manifest used at start-up and the documented commands never lag the code.
+// Build: compile TypeScript, build the web UI (web/ → dist/web, Vite), then regenerate
+// oclif.manifest.json and the README command reference, so that the manifest used at start-up and
+// the documented commands never lag the code. Prints the UI's first-screen JavaScript, gzipped,
+// and fails above its budget (200 KB).
 // The manifest is regenerated even when tsc reports type errors (it still emits), so that one
 // broken file does not hide every other command; the build still fails at the end.
 //   --no-readme   leave README.md alone
 //   --if-stale    do nothing when dist/ is newer than every source file (used by `npm test`)
 import {execFileSync} from 'node:child_process'
-import {existsSync, readFileSync, readdirSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {gzipSync} from 'node:zlib'
 
 const stamp = 'dist/.build-stamp'
 
@@ -17,14 +20,14 @@ function newestSource(dirs) {
     for (const entry of readdirSync(dir, {withFileTypes: true})) {
       const full = join(dir, entry.name)
       if (entry.isDirectory()) walk(full)
-      else if (/\.(ts|json)$/.test(entry.name)) newest = Math.max(newest, statSync(full).mtimeMs)
+      else if (/\.(ts|tsx|json|css|html|mjs)$/.test(entry.name)) newest = Math.max(newest, statSync(full).mtimeMs)
     }
   }
   for (const dir of dirs) if (existsSync(dir)) walk(dir)
   return Math.max(newest, statSync('package.json').mtimeMs, statSync('tsconfig.json').mtimeMs)
 }
 
-if (process.argv.includes('--if-stale') && existsSync(stamp) && statSync(stamp).mtimeMs >= newestSource(['commands', 'src', 'service/src'])) {
+if (process.argv.includes('--if-stale') && existsSync(stamp) && statSync(stamp).mtimeMs >= newestSource(['commands', 'src', 'service/src', 'web/src', 'web/public']) && existsSync('dist/web/index.html')) {
   process.exit(0)
 }
 
@@ -41,6 +44,12 @@ try {
 } catch {
   failed = true
 }
+try {
+  buildWeb()
+} catch (error) {
+  console.error(`build: the web UI did not build: ${error.message}`)
+  failed = true
+}
 node([...oclif, 'manifest'])
 // oclif lists the commands in directory-read order, which differs between file systems: sorted, a
 // fresh clone's build leaves the committed manifest byte for byte as it was.
@@ -53,3 +62,28 @@ if (failed) {
   process.exit(1)
 }
 writeFileSync(stamp, new Date().toISOString() + '\n')
+
+/**
+ * web/ → dist/web (content-hashed assets; the location is stable: the service serves it, the
+ * compose/k8s web image copies it). The first screen is the entry chunk and what it imports
+ * statically; the analysis page (uPlot) is a lazy chunk and is not part of it.
+ */
+function buildWeb() {
+  node(['node_modules/vite/bin/vite.js', 'build', '--config', 'web/vite.config.mjs'])
+  const manifestFile = 'dist/web/.vite/manifest.json'
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'))
+  const entry = Object.values(manifest).find((chunk) => chunk.isEntry)
+  const files = new Set()
+  const visit = (chunk) => {
+    if (!chunk || files.has(chunk.file)) return
+    files.add(chunk.file)
+    for (const key of chunk.imports ?? []) visit(manifest[key])
+  }
+  visit(entry)
+  const gz = [...files].reduce((n, file) => n + gzipSync(readFileSync(join('dist/web', file)), {level: 9}).length, 0)
+  const all = Object.values(manifest).reduce((n, chunk) => n + gzipSync(readFileSync(join('dist/web', chunk.file)), {level: 9}).length, 0)
+  rmSync('dist/web/.vite', {recursive: true, force: true}) // not served: nothing reads it at run time
+  const kb = (n) => (n / 1024).toFixed(1)
+  console.log(`web: dist/web — first-screen JavaScript ${kb(gz)} KB gzipped (${files.size} files; budget 200 KB), all chunks ${kb(all)} KB`)
+  if (gz > 200 * 1024) throw new Error(`first-screen JavaScript is ${kb(gz)} KB gzipped, over the 200 KB budget`)
+}

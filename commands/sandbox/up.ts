@@ -20,6 +20,7 @@ export default class SandboxUp extends BaseCommand<typeof SandboxUp> {
     const kinds = Object.entries(s.findings.byKind).map(([k, n]) => `${n} ${k.replace('_', ' ')}`).join(', ') || 'none'
     this.log('')
     this.log(`Sandbox ready in ${s.dir}`)
+    if (s.webUrl) this.log(`  Open the web UI     ${s.webUrl}   (sign in with the token of: ${s.tokenCommand}, after the export below)`)
     this.log(`  API                 ${s.apiUrl}  (PostgreSQL :${s.ports.postgres}, Redis :${s.ports.redis}, Chroma :${s.ports.chroma})`)
     this.log(`  sessions analysed   ${s.sessions.analysed}/${s.sessions.uploaded}${s.sessions.failed ? ` (${s.sessions.failed} failed)` : ''}`)
     this.log(`  findings            ${s.findings.total}: ${kinds}`)

@@ -66,6 +66,10 @@ export interface SandboxSummary {
   dir: string
   configPath: string
   apiUrl: string
+  /** the web UI the service serves at / (absent when dist/web was not built) */
+  webUrl?: string
+  /** how to mint the token the UI asks for */
+  tokenCommand: string
   ports: SandboxState['ports']
   sessions: {uploaded: number; analysed: number; failed: number}
   findings: {total: number; byKind: Record<string, number>}
@@ -325,15 +329,29 @@ export async function sandboxUp(options: SandboxOptions): Promise<SandboxSummary
   ]
   await runSteps(steps, {tty: options.tty, logger: options.logger, quiet: options.quiet})
   const configPath = join(root, 'charge-ops.yaml')
+  const cli = cliCommand()
   return {
     dir: root,
     configPath,
     apiUrl: baseUrl(),
+    webUrl: await servesUi(baseUrl()),
+    tokenCommand: `${cli} service token`,
     ports: state.ports,
     sessions: summary.sessions!,
     findings: summary.findings!,
     knowledge: summary.knowledge!,
-    nextSteps: nextSteps(configPath, baseUrl(), cliCommand()),
+    nextSteps: nextSteps(configPath, baseUrl(), cli),
+  }
+}
+
+/** The UI's URL when the service serves it (the build wrote dist/web), else undefined. */
+async function servesUi(base: string): Promise<string | undefined> {
+  try {
+    const response = await fetch(`${base}/`, {signal: AbortSignal.timeout(5000)})
+    await response.body?.cancel()
+    return response.ok && (response.headers.get('content-type') ?? '').startsWith('text/html') ? `${base}/` : undefined
+  } catch {
+    return undefined
   }
 }
 
