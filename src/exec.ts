@@ -7,6 +7,7 @@
  */
 import type {Options} from 'execa'
 
+import {boundToParent} from './core/child-lifetime.js'
 import {ExternalCommandError, UnreachableError, type ExitCodeValue} from './errors.js'
 import {redact} from './output/redact.js'
 
@@ -61,8 +62,11 @@ export function notFound(file: string): UnreachableError {
 export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const {execa} = await import('execa')
   const {failureExitCode, purpose, ...execaOptions} = options
+  // bound: the child dies with this process, even when it is killed with SIGKILL (src/core/child-lifetime.ts)
+  const bound = boundToParent(file, args, {...process.env, ...execaOptions.env})
+  if (!bound) throw notFound(file)
   try {
-    const result = await execa(file, args, {...execaOptions, extendEnv: true, reject: true, stripFinalNewline: true})
+    const result = await execa(bound.file, bound.args, {...execaOptions, extendEnv: true, reject: true, stripFinalNewline: true})
     return {stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: result.exitCode ?? 0}
   } catch (error) {
     throw toCommandError(error, file, args, {failureExitCode, purpose})

@@ -34,8 +34,9 @@ export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
     const verb = result.dryRun ? 'would delete' : 'deleted'
     for (const d of result.deleted) this.log(`${verb} ${d.id} (${formatBytes(d.bytes)})`)
     for (const i of result.incompleteRemoved) this.log(`${result.dryRun ? 'would remove' : 'removed'} incomplete ${i.id} (${formatBytes(i.bytes)})`)
+    for (const t of result.temporaryRemoved) this.log(`${result.dryRun ? 'would remove' : 'removed'} ${t.key}, left by a killed run (${formatBytes(t.bytes)})`)
     if (result.wal.deleted > 0) this.log(`${verb} ${result.wal.deleted} archived WAL file(s) older than ${result.wal.keepFrom} (${formatBytes(result.wal.bytes)})`)
-    this.log(`kept ${result.kept.length}, ${verb} ${result.deleted.length} + ${result.incompleteRemoved.length} incomplete, ${formatBytes(result.bytesFreed)} freed`)
+    this.log(`kept ${result.kept.length}, ${verb} ${result.deleted.length} + ${result.incompleteRemoved.length} incomplete + ${result.temporaryRemoved.length} temp file(s), ${formatBytes(result.bytesFreed)} ${result.dryRun ? 'to free' : 'freed'}`)
     return result
   }
 }

@@ -135,6 +135,13 @@ export interface BackupBody {
 export async function runBackup(ctx: BackupContext, kind: BackupKind, command: string, body: (id: string) => Promise<BackupBody>): Promise<BackupManifest> {
   const {ping, updateMetricsFile, successMetrics, failureMetrics} = await import('./metrics.js')
   const release = await acquireLock(ctx.storage, ctx.stack, {command})
+  // under the lock: what killed runs left (temp files, S3 uploads) goes before this run adds more
+  const {sweepLeftoverTemporary} = await import('../repository/leftovers.js')
+  const swept = await sweepLeftoverTemporary(ctx.storage, ctx.stack).catch((error) => {
+    ctx.logger.warn(`could not remove the temp files of killed runs: ${(error as Error).message}`)
+    return []
+  })
+  if (swept.length > 0) ctx.logger.info(`removed ${swept.length} temp file(s) left by killed runs (${swept.reduce((n, t) => n + t.size, 0)} bytes)`)
   const started = ctx.now()
   const id = newBackupId(kind, started)
   await ping(ctx.pingUrl, 'start', `${command} ${id}`, ctx.logger)

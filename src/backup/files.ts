@@ -14,11 +14,12 @@
  */
 import {createHash} from 'node:crypto'
 import {createReadStream, existsSync} from 'node:fs'
-import {lstat, mkdtemp, readdir, rm} from 'node:fs/promises'
+import {chmod, lstat, mkdtemp, readdir, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join, relative, sep} from 'node:path'
 import {Readable} from 'node:stream'
 
+import {faultPoint} from '../core/faults.js'
 import {ConfigError} from '../errors.js'
 import type {BackupManifest, BackupManifestInput, BackupPart, FileEntry} from '../repository/manifest.js'
 import {PART_SUFFIX} from './compression.js'
@@ -118,6 +119,19 @@ export async function chromaCollectionCounts(file: string): Promise<Record<strin
   }
 }
 
+const CHROMA_STAGING_PREFIX = 'charge-ops-chroma-'
+
+/** Removes `charge-ops-chroma-<pid>-*` copies whose run is dead (a kill -9 mid-copy). */
+async function sweepDeadStaging(root: string, logger: BackupContext['logger']): Promise<void> {
+  const {pidAlive} = await import('../core/proc/pid.js')
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    const m = new RegExp(`^${CHROMA_STAGING_PREFIX}(\\d+)-`).exec(name)
+    if (!m || pidAlive(Number(m[1]))) continue
+    await rm(join(root, name), {recursive: true, force: true})
+    logger.info(`removed ${join(root, name)}, left by a killed backup (pid ${m[1]})`)
+  }
+}
+
 export async function captureFiles(ctx: BackupContext, id: string, options: FilesOptions): Promise<FilesCapture> {
   const parts: BackupPart[] = []
   const section: NonNullable<BackupManifestInput['files']> = {}
@@ -129,14 +143,18 @@ export async function captureFiles(ctx: BackupContext, id: string, options: File
   if (options.chromaDir) {
     const dir = options.chromaDir
     if (!existsSync(dir)) throw new ConfigError(`CHROMA_PERSIST_DIRECTORY ${dir} does not exist`, {code: 'CHROMA_DIR_MISSING', hint: 'Fix CHROMA_PERSIST_DIRECTORY in the backend .env.'})
-    const {isMaintenance, setMaintenance} = await import('../service/maintenance.js')
+    const {takeMaintenance} = await import('../service/maintenance.js')
     const useMaintenance = options.maintenance ?? true
-    const wasOn = useMaintenance ? (await isMaintenance(ctx.settings)).on : true
-    const staging = await mkdtemp(join(process.env.CHARGE_OPS_STAGING_DIR ?? tmpdir(), 'charge-ops-chroma-'))
+    // the pid in the name: a killed run's copy is recognised (its pid is dead) and swept by the next
+    const stagingRoot = process.env.CHARGE_OPS_STAGING_DIR ?? tmpdir()
+    await sweepDeadStaging(stagingRoot, ctx.logger)
+    const staging = await mkdtemp(join(stagingRoot, `${CHROMA_STAGING_PREFIX}${process.pid}-`))
+    let hold: import('../service/maintenance.js').MaintenanceHold | undefined
     try {
-      if (!wasOn) {
-        await setMaintenance(ctx.settings, true, `backup ${id}: reading the Chroma folder`)
-        ctx.logger.info('maintenance mode on while the Chroma folder is read')
+      if (useMaintenance) {
+        // owned by `backup files` also within `backup all`: a rerun of either recognises a dead one's flag
+        hold = await takeMaintenance(ctx.settings, 'backup files', `backup ${id}: reading the Chroma folder`, ctx.logger)
+        if (hold.owned) ctx.logger.info('maintenance mode on while the Chroma folder is read')
       }
       const capturedAt = ctx.now().toISOString()
       let collections: Record<string, number> | undefined
@@ -145,6 +163,8 @@ export async function captureFiles(ctx: BackupContext, id: string, options: File
       if (hasDb) {
         const {sqliteOnlineBackup} = await import('./sqlite.js')
         tools.sqlite = await sqliteOnlineBackup(liveDb, join(staging, CHROMA_SQLITE))
+        await chmod(join(staging, CHROMA_SQLITE), 0o600) // the knowledge base: not for other users
+        await faultPoint('backup.files.chroma-copy')
         const {KNOWLEDGE_COLLECTION} = await import('../chroma/client.js')
         chromaCount = await countChromaSqlite(join(staging, CHROMA_SQLITE), KNOWLEDGE_COLLECTION)
         collections = await chromaCollectionCounts(join(staging, CHROMA_SQLITE))
@@ -159,9 +179,7 @@ export async function captureFiles(ctx: BackupContext, id: string, options: File
       section.chromaDir = dir
       section.chroma = {fileCount: files.length, bytes, capturedAt, sqliteOnlineBackup: hasDb, quiesced: useMaintenance ? 'maintenance mode' : 'none', ...(collections ? {collections} : {})}
     } finally {
-      if (!wasOn) {
-        await setMaintenance(ctx.settings, false).catch((error) => ctx.logger.warn(`could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`))
-      }
+      await hold?.release().catch((error) => ctx.logger.warn(`could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`))
       await rm(staging, {recursive: true, force: true})
     }
   }

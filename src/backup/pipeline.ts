@@ -10,6 +10,7 @@
  * With encryption or S3 the compressed bytes flow through this process; with the gzip fallback
  * through node:zlib here.
  */
+import {faultPoint} from '../core/faults.js'
 import type {BackupPart} from '../repository/manifest.js'
 import {bytesRead, startChild, type StreamingChild} from './child.js'
 import {zstdCompressArgs} from './compression.js'
@@ -172,6 +173,7 @@ async function streamProducerToFile(
           children.push(prod)
           prod.child.once('exit', () => zstd.stdin!.destroy())
           options.onStarted?.(prod)
+          await faultPoint('backup.part.streaming', () => ({part: name, children: [zstd.pid, prod.pid]}))
           // Whichever child fails first kills the other; its error is the one reported.
           let firstError: unknown
           const results = await Promise.allSettled(

@@ -23,6 +23,8 @@ export interface PruneResult {
   kept: RetentionDecision[]
   deleted: (RetentionDecision & {bytes: number})[]
   incompleteRemoved: {id: string; bytes: number}[]
+  /** temp files / incomplete uploads of killed runs (src/repository/leftovers.ts) */
+  temporaryRemoved: {key: string; bytes: number}[]
   /** archived WAL older than the oldest kept base backup needs */
   wal: {keepFrom?: string; deleted: number; bytes: number; reason: string}
   bytesFreed: number
@@ -45,6 +47,8 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
     const keptBases = plan.filter((d) => d.keep && d.kind === 'base').map((d) => byId.get(d.id)!)
     const walPlan = planWalRetention(await listArchive(ctx.storage, ctx.stack), keptBases as Parameters<typeof planWalRetention>[1])
     const walBytes = walPlan.delete.reduce((sum, f) => sum + f.size, 0)
+    const {listLeftoverTemporary, sweepLeftoverTemporary} = await import('../repository/leftovers.js')
+    let temporary = await listLeftoverTemporary(ctx.storage, ctx.stack)
     if (!options.dryRun) {
       for (const d of deleted) {
         await ctx.storage.delete(manifestKey(ctx.stack, d.id))
@@ -60,8 +64,9 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
         await ctx.storage.delete(walPlan.delete.map((f) => f.key))
         ctx.logger.info(`deleted ${walPlan.delete.length} archived WAL file(s) older than ${walPlan.keepFrom}`)
       }
-      if ('sweepTemporary' in ctx.storage) {
-        await (ctx.storage as {sweepTemporary(prefix: string, olderThanMs: number): Promise<number>}).sweepTemporary(backupsPrefix(ctx.stack), 0)
+      temporary = await sweepLeftoverTemporary(ctx.storage, ctx.stack)
+      if (temporary.length > 0) ctx.logger.info(`removed ${temporary.length} temp file(s) / upload(s) left by killed runs`)
+      if (ctx.storage.kind === 'local') {
         const {rmdirEmpty} = await import('./prune-local.js')
         await rmdirEmpty(ctx.storage, backupsPrefix(ctx.stack))
       }
@@ -72,8 +77,9 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
       kept: plan.filter((d) => d.keep),
       deleted,
       incompleteRemoved,
+      temporaryRemoved: temporary.map((t) => ({key: t.key, bytes: t.size})),
       wal: {keepFrom: walPlan.keepFrom, deleted: walPlan.delete.length, bytes: walBytes, reason: walPlan.reason},
-      bytesFreed: deleted.reduce((s, d) => s + d.bytes, 0) + incompleteRemoved.reduce((s, i) => s + i.bytes, 0) + walBytes,
+      bytesFreed: deleted.reduce((s, d) => s + d.bytes, 0) + incompleteRemoved.reduce((s, i) => s + i.bytes, 0) + temporary.reduce((s, t) => s + t.size, 0) + walBytes,
     }
   } finally {
     await release()

@@ -7,7 +7,7 @@
  *  - CHARGE_OPS_KILL_AT=<name>   this process SIGKILLs itself there (a `kill -9` at a known moment);
  *  - CHARGE_OPS_PAUSE_AT=<name>  it stops there until the test creates `<name>.resume` in the
  *                                fault dir (to stop S3, run a prune … at a known moment).
- * Both first write `<name>.reached` (containing the pid) into CHARGE_OPS_FAULT_DIR (default: the
+ * Both first write `<name>.reached` (JSON: the pid, and the point's detail) into CHARGE_OPS_FAULT_DIR (default: the
  * working directory), fsynced, so a test can assert that the point was really reached instead of
  * guessing from a timer. Several names may be given, comma-separated; the first one reached acts.
  * Why a kill from inside rather than a signal from the test: a timer races the work (the kill lands
@@ -21,11 +21,11 @@ function named(variable: string, name: string): boolean {
   return value !== undefined && value !== '' && value.split(',').includes(name)
 }
 
-function markReached(name: string): string {
+function markReached(name: string, detail?: Record<string, unknown>): string {
   const dir = process.env.CHARGE_OPS_FAULT_DIR ?? process.cwd()
   const fd = openSync(join(dir, `${name}.reached`), 'w')
   try {
-    writeSync(fd, `${process.pid}\n`)
+    writeSync(fd, JSON.stringify({pid: process.pid, ...detail}) + '\n')
     fsyncSync(fd)
   } finally {
     closeSync(fd)
@@ -33,14 +33,17 @@ function markReached(name: string): string {
   return dir
 }
 
-/** A kill / pause point. Returns at once (undefined) unless a test named it. */
-export function faultPoint(name: string): Promise<void> | undefined {
+/**
+ * A kill / pause point. Returns at once (undefined) unless a test named it. `detail` (e.g. the pids
+ * of the children running at that moment) goes into the marker, for the test to check on.
+ */
+export function faultPoint(name: string, detail?: () => Record<string, unknown>): Promise<void> | undefined {
   if (named('CHARGE_OPS_KILL_AT', name)) {
-    markReached(name)
+    markReached(name, detail?.())
     process.kill(process.pid, 'SIGKILL')
   }
   if (named('CHARGE_OPS_PAUSE_AT', name)) {
-    const resume = join(markReached(name), `${name}.resume`)
+    const resume = join(markReached(name, detail?.()), `${name}.resume`)
     return new Promise((resolve) => {
       const timer = setInterval(() => {
         if (!existsSync(resume)) return

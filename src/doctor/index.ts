@@ -15,6 +15,7 @@ import type {Check, CheckResult} from '../capacity/types.js'
 import type {Settings} from '../config/settings.js'
 import type {Logger} from '../output/logger.js'
 import {knowledgeIntegrity, uploadsIntegrity} from './integrity.js'
+import {leftoversCheck} from './leftovers.js'
 
 const GUIDE_DB = 'Guide 11 (database connection fails): check security groups, firewalls, pg_hba.conf, and that DNS points at the right instance.'
 
@@ -248,7 +249,7 @@ const integrityCheck: Check = {
   },
 }
 
-export const DOCTOR_CHECKS: Check[] = [configCheck, postgresCheck, migrationsCheck, redisCheck, chromaCheck, MEMORY_CHECK, diskCheck, serviceCheck, integrityCheck]
+export const DOCTOR_CHECKS: Check[] = [configCheck, postgresCheck, migrationsCheck, redisCheck, chromaCheck, MEMORY_CHECK, diskCheck, serviceCheck, integrityCheck, leftoversCheck]
 
 export async function runDoctor(options: {settings: Settings; logger: Logger; now?: Date; checks?: Check[]}): Promise<Report> {
   const started = Date.now()

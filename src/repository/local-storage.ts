@@ -1,4 +1,5 @@
 import {createReadStream, createWriteStream} from 'node:fs'
+import {faultPoint} from '../core/faults.js'
 import {link, mkdir, open, readdir, readFile, rename, rm, stat, unlink} from 'node:fs/promises'
 import {dirname, join, relative, sep} from 'node:path'
 import {Readable} from 'node:stream'
@@ -14,7 +15,9 @@ import {
   type PutResult,
   type RepositoryStorage,
   type StoredObject,
+  type TemporaryObject,
 } from './storage.js'
+import {pidAlive} from '../core/proc/pid.js'
 
 const TEMP_PREFIX = '.tmp-'
 
@@ -76,6 +79,7 @@ export class LocalStorage implements RepositoryStorage {
         await pipeline(input, hasher.stream, createWriteStream('', {fd: handle.fd, autoClose: false}))
         await handle.sync()
         written = true
+        await faultPoint('repository.put.temp-written', () => ({key}))
       } finally {
         // After a failed write (ENOSPC …) the stream may already have closed the fd: the close
         // error (EBADF) must not hide the write error.
@@ -222,10 +226,12 @@ export class LocalStorage implements RepositoryStorage {
     for (const key of Array.isArray(keys) ? keys : [keys]) await rm(this.pathOf(key), {force: true})
   }
 
-  /** Removes temp files left by killed puts (older than `olderThanMs`), returns how many. */
-  async sweepTemporary(prefix = '', olderThanMs = 60 * 60 * 1000): Promise<number> {
-    let removed = 0
-    const now = Date.now()
+  /**
+   * Temp files of puts (`.tmp-<pid>-<rand>-<name>`) under prefix, with the writer's pid and whether
+   * it still runs on this host. A dead writer's temp file is a leftover of a killed run.
+   */
+  async listTemporary(prefix = ''): Promise<TemporaryObject[]> {
+    const out: TemporaryObject[] = []
     const walk = async (dir: string): Promise<void> => {
       const entries = await readdir(dir, {withFileTypes: true}).catch(() => [])
       for (const entry of entries) {
@@ -233,14 +239,28 @@ export class LocalStorage implements RepositoryStorage {
         if (entry.isDirectory()) await walk(full)
         else if (entry.name.startsWith(TEMP_PREFIX)) {
           const s = await stat(full).catch(() => undefined)
-          if (s && now - s.mtimeMs >= olderThanMs) {
-            await rm(full, {force: true})
-            removed++
-          }
+          if (!s) continue
+          const pid = Number(/^\.tmp-(\d+)-/.exec(entry.name)?.[1] ?? NaN)
+          out.push({key: relative(this.root, full).split(sep).join('/'), size: s.size, mtime: s.mtime, pid: Number.isFinite(pid) ? pid : undefined, writerAlive: Number.isFinite(pid) && pidAlive(pid)})
         }
       }
     }
     await walk(prefix ? join(this.root, ...prefix.split('/').filter(Boolean)) : this.root)
+    return out.sort((a, b) => (a.key < b.key ? -1 : 1))
+  }
+
+  /**
+   * Removes temp files left by killed puts: those whose writer no longer runs (on this host) and
+   * that are at least `olderThanMs` old. Returns what was removed.
+   */
+  async sweepTemporary(prefix = '', olderThanMs = 60 * 60 * 1000): Promise<TemporaryObject[]> {
+    const now = Date.now()
+    const removed: TemporaryObject[] = []
+    for (const t of await this.listTemporary(prefix)) {
+      if (t.writerAlive || now - t.mtime.getTime() < olderThanMs) continue
+      await rm(join(this.root, ...t.key.split('/')), {force: true})
+      removed.push(t)
+    }
     return removed
   }
 }

@@ -19,6 +19,16 @@ export interface StoredObject {
   mtime: Date
 }
 
+/** A temp object of an unfinished put (local `.tmp-*` file; S3: an incomplete multipart upload). */
+export interface TemporaryObject extends StoredObject {
+  /** the writer's pid, when the name records it */
+  pid?: number
+  /** whether that writer still runs (on this host); a dead writer's object is a leftover */
+  writerAlive: boolean
+  /** S3: the multipart upload id */
+  uploadId?: string
+}
+
 export interface PutResult {
   bytes: number
   sha256: string
@@ -43,6 +53,10 @@ export interface RepositoryStorage {
   /** every object whose key starts with prefix (recursive), sorted by key */
   list(prefix: string): Promise<StoredObject[]>
   delete(keys: string | string[]): Promise<void>
+  /** unfinished puts under prefix (killed runs leave them) — where the store can list them */
+  listTemporary?(prefix: string): Promise<TemporaryObject[]>
+  /** removes the unfinished puts of dead writers under prefix; returns them */
+  sweepTemporary?(prefix: string, olderThanMs?: number): Promise<TemporaryObject[]>
 }
 
 export class ObjectNotFoundError extends Error {

@@ -34,6 +34,8 @@ import {findPart, partKey, resolveBackup, type BackupManifest, type BackupPart, 
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {EncryptionKey} from '../backup/encryption.js'
 import {checkPart, checksumError, openPartPlaintext, type PartCheck} from './logical.js'
+import {faultPoint} from '../core/faults.js'
+import {currentOwner, ownerState, type ProcessOwner} from '../core/proc/pid.js'
 
 export type FilesComponent = 'uploads' | 'chroma'
 export const FILES_COMPONENTS: FilesComponent[] = ['uploads', 'chroma']
@@ -45,6 +47,8 @@ export interface ChromaControl {
   start(): Promise<void>
   /** the server's URL for the count check after the restart */
   url?: string
+  /** the sandbox's server: where a rerun finds it to start it again after a kill */
+  sandbox?: {root: string; port: number}
 }
 
 export interface RestoreFilesOptions {
@@ -99,6 +103,8 @@ interface Journal {
   id: string
   startedAt: string
   components: Partial<Record<FilesComponent, JournalEntry>>
+  /** the sandbox's Chroma server this run stopped (written before the stop): a rerun starts it again */
+  chromaStopped?: {root: string; port: number; owner: ProcessOwner}
 }
 
 const journalFile = (settings: Pick<Settings, 'stateDir'>) => join(settings.stateDir, 'restore-files.json')
@@ -153,6 +159,14 @@ export async function recoverInterrupted(settings: Pick<Settings, 'stateDir'>, l
       entry.phase = 'done'
     }
   }
+  const stopped = journal.chromaStopped
+  if (stopped && ownerState(stopped.owner) !== 'alive') {
+    // the run that stopped the sandbox's Chroma server for its swap died before starting it again
+    const {ensureChroma} = await import('../sandbox/servers.js')
+    await ensureChroma(stopped.root, stopped.port)
+    actions.push(`started the Chroma server (port ${stopped.port}) that the interrupted run had stopped`)
+    delete journal.chromaStopped
+  }
   for (const a of actions) logger.warn(`interrupted restore files ${journal.id}: ${a}`)
   await saveJournal(settings, journal)
   return {actions, journal}
@@ -194,6 +208,7 @@ export async function sandboxChromaControl(chromaDir: string): Promise<ChromaCon
   return {
     describe: `the sandbox's Chroma server (port ${state.ports.chroma})`,
     url: `http://127.0.0.1:${state.ports.chroma}`,
+    sandbox: {root, port: state.ports.chroma},
     stop: async () => {
       await stopChroma(root)
     },
@@ -232,7 +247,10 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
   const started = Date.now()
   const {settings, storage, stack, logger} = options
   const progress = options.progress ?? (() => ({add() {}, bytes: 0, done() {}}))
-  const step = async (name: string) => options.onStep?.(name)
+  const step = async (name: string) => {
+    await faultPoint(`restore.files.${name.split(':')[0]}`)
+    await options.onStep?.(name)
+  }
   const manifest = await resolveBackup(storage, stack, options.ref, {kind: ['files', 'all']})
   const available = FILES_COMPONENTS.filter((c) => findPart(manifest, c))
   const wanted = options.only?.length ? options.only : available
@@ -241,14 +259,14 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
 
   const release = await acquireLocalLock(lockFile(settings), {what: 'restore files'})
   const warnings: string[] = []
-  let maintenanceOn = false
+  let hold: import('../service/maintenance.js').MaintenanceHold | undefined
   let chromaStopped: ChromaControl | undefined
+  let journalRef: Journal | undefined
   try {
     if (options.maintenance !== false) {
-      // left on by a killed restore files: ours to switch off at the end
-      const {isMaintenance} = await import('../service/maintenance.js')
-      const status = await isMaintenance(settings)
-      if (status.on && status.reason?.startsWith('restore files ')) maintenanceOn = true
+      // left on by a killed restore files (its owner is dead): ours to switch off at the end
+      const {takeMaintenance} = await import('../service/maintenance.js')
+      hold = await takeMaintenance(settings, 'restore files', `restore files ${manifest.id}`, logger, {onlyTakeOver: true})
     }
     const {actions: recovered, journal: previous} = await recoverInterrupted(settings, logger)
     const alreadyDone = new Set<FilesComponent>(
@@ -274,6 +292,7 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
     if (checks.some((c) => !c.ok)) throw checksumError(manifest, checks)
 
     const journal: Journal = {id: manifest.id, startedAt: new Date().toISOString(), components: {}}
+    journalRef = journal
     if (previous?.id === manifest.id) for (const c of alreadyDone) journal.components[c] = previous.components[c]
     const results: ComponentResult[] = []
 
@@ -325,22 +344,24 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
     // 4. the swap: maintenance on, Chroma stopped, renames
     const toSwap = plan.filter((p) => !alreadyDone.has(p.component))
     if (toSwap.length > 0) {
-      if (options.maintenance !== false) {
-        const {isMaintenance, setMaintenance} = await import('../service/maintenance.js')
-        const status = await isMaintenance(settings)
-        if (!status.on || maintenanceOn) {
-          await setMaintenance(settings, true, `restore files ${manifest.id}`)
-          maintenanceOn = true
-          logger.info('maintenance mode on for the swap')
-        }
+      if (options.maintenance !== false && !hold?.owned) {
+        const {takeMaintenance} = await import('../service/maintenance.js')
+        hold = await takeMaintenance(settings, 'restore files', `restore files ${manifest.id}`, logger)
+        if (hold.owned) logger.info('maintenance mode on for the swap')
       }
       let chromaControl: ChromaControl | null | undefined
       if (toSwap.some((p) => p.component === 'chroma')) {
         chromaControl = options.chroma !== undefined ? options.chroma : await sandboxChromaControl(settings.chromaDir!)
         if (chromaControl) {
           logger.info(`stopping ${chromaControl.describe} for the swap`)
+          if (chromaControl.sandbox) {
+            // recorded before the stop: a kill from here on leaves a journal that says who restarts it
+            journal.chromaStopped = {...chromaControl.sandbox, owner: currentOwner('restore files')}
+            await saveJournal(settings, journal)
+          }
           await chromaControl.stop()
           chromaStopped = chromaControl
+          await step('chroma-stopped:chroma')
         }
       }
       for (const {component, live} of toSwap) {
@@ -359,6 +380,8 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
         logger.info(`starting ${chromaStopped.describe}`)
         await chromaStopped.start()
         chromaStopped = undefined
+        delete journal.chromaStopped
+        await saveJournal(settings, journal)
       }
     }
 
@@ -377,10 +400,18 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
     await rm(journalFile(settings), {force: true})
     return {id: manifest.id, components: results, chroma, recovered, warnings, durationMs: Date.now() - started}
   } finally {
-    if (chromaStopped) await chromaStopped.start().catch((error) => logger.warn(`could not start ${chromaStopped!.describe} again: ${(error as Error).message}`))
-    if (maintenanceOn) {
-      const {setMaintenance} = await import('../service/maintenance.js')
-      await setMaintenance(settings, false).catch((error) => logger.warn(`could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`))
+    if (chromaStopped) {
+      const started = await chromaStopped
+        .start()
+        .then(() => true)
+        .catch((error) => logger.warn(`could not start ${chromaStopped!.describe} again: ${(error as Error).message}`))
+      if (started && journalRef?.chromaStopped && existsSync(journalFile(settings))) {
+        delete journalRef.chromaStopped
+        await saveJournal(settings, journalRef).catch(() => {})
+      }
+    }
+    if (hold?.owned) {
+      await hold.release().catch((error) => logger.warn(`could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`))
       logger.info('maintenance mode off')
     }
     await release()

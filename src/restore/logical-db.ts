@@ -24,6 +24,7 @@
  * run in parallel (pg_restore refuses --single-transaction with --jobs) and keeps the service's
  * tables locked for the whole restore; the swap keeps the old database readable until the end.
  */
+import {faultPoint} from '../core/faults.js'
 import {createHash} from 'node:crypto'
 
 import type {Client} from 'pg'
@@ -300,7 +301,7 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
 
   const admin = await connectAdmin(baseUrl, [target, scratch])
   let maintenance: RestoreDbResult['maintenance'] = live ? 'skipped' : 'not needed'
-  let maintenanceOn = false
+  let hold: import('../service/maintenance.js').MaintenanceHold | undefined
   let scratchCreated = false
   try {
     // 1. one restore per target at a time (session lock: released when this connection closes, even on kill -9)
@@ -354,13 +355,11 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
 
     // 4. maintenance mode
     if (live && options.maintenance !== false) {
-      const {isMaintenance, setMaintenance} = await import('../service/maintenance.js')
-      const status = await isMaintenance(settings)
-      // on with our own reason: left by a killed restore, so ours to switch off at the end
-      if (status.on && !status.reason?.startsWith('restore db ')) maintenance = 'already on'
+      const {takeMaintenance} = await import('../service/maintenance.js')
+      // a flag left by a killed restore db names it as owner: taken over, switched off at the end
+      hold = await takeMaintenance(settings, 'restore db', `restore db ${manifest.id}`, logger)
+      if (!hold.owned) maintenance = 'already on'
       else {
-        await setMaintenance(settings, true, `restore db ${manifest.id}`)
-        maintenanceOn = true
         maintenance = 'switched on and off'
         logger.info('maintenance mode on while the database is restored')
       }
@@ -407,8 +406,10 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
     }
 
     // 6. swap
+    await faultPoint('restore.db.before-swap')
     await swapDatabases(admin, target, scratch, exists ? previous : undefined, logger)
     scratchCreated = false
+    await faultPoint('restore.db.swapped')
     logger.debug(`swapped after ${Date.now() - started} ms`)
 
     // 7. the replaced database
@@ -443,9 +444,8 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
   } finally {
     if (scratchCreated) await dropDatabase(admin, scratch).catch((error) => logger.warn(`could not drop ${scratch}: ${(error as Error).message} (the next restore drops it)`))
     await admin.end().catch(() => {})
-    if (maintenanceOn) {
-      const {setMaintenance} = await import('../service/maintenance.js')
-      await setMaintenance(settings, false).catch((error) => logger.warn(`could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`))
+    if (hold?.owned) {
+      await hold.release().catch((error) => logger.warn(`could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`))
       logger.info('maintenance mode off')
     }
   }

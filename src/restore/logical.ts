@@ -7,6 +7,7 @@
  * jobs > 1 the plain dump is first written to a staging file, because pg_restore's parallel mode
  * needs a seekable archive. Directory-format backups (backup db --jobs) are untarred to staging.
  */
+import {faultPoint} from '../core/faults.js'
 import {createHash} from 'node:crypto'
 import {createWriteStream} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
@@ -373,7 +374,13 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
       }
       await settleAll(wrote).then(() => verifyStreamed(), (error) => verifyStreamed(error))
       const restoreArgs = await withFilter(() => tocOf(file))
-      await run(pgRestore, [...restoreArgs, `--jobs=${jobs}`, file], {env, purpose: 'pg_restore'})
+      const restoring = await startChild(pgRestore, [...restoreArgs, `--jobs=${jobs}`, file], {stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
+      try {
+        await faultPoint('restore.db.pg-restore', () => ({children: [restoring.pid]}))
+        await restoring.done
+      } finally {
+        restoring.kill('SIGKILL')
+      }
     } else if (part.compression === 'zstd') {
       const restoreArgs = await withFilter(() => tocOfStored(storage, manifest, part, options.encryption, pgRestore))
       // zstd's stdout is pg_restore's stdin (a kernel pipe between the two children): the
@@ -384,6 +391,7 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
       try {
         const child = await startChild(pgRestore, restoreArgs, {stdin: zstd.stdout!, stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
         children.push(child)
+        await faultPoint('restore.db.pg-restore', () => ({children: [zstd.pid, child.pid]}))
         // Our copy of the pipe is closed before any byte flows (nothing was fed to zstd yet), so
         // this process never reads from it; pg_restore holds its own.
         zstd.stdout!.destroy()

@@ -1,0 +1,296 @@
+/**
+ * kill -9 at named kill points (src/core/faults.ts), through the built CLI. Each test asserts that
+ * the point was reached (its marker), the state right after the kill, and that the rerun leaves
+ * nothing behind (maintenance off, the Chroma server back, no temp file) with data that restores
+ * identical. Issue 14, items 1–3: the maintenance flag and the stopped Chroma server name their
+ * owner and the next run clears them; children die with the killed parent; temp files of killed
+ * runs are listed, counted, swept.
+ */
+import {spawn, spawnSync} from 'node:child_process'
+import {createHash} from 'node:crypto'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join, relative} from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {chromaHeartbeat, ensureChroma, stopChroma} from '../../src/sandbox/servers.js'
+import {freePort, sharedPostgres} from '../support/index.js'
+
+const BIN = join(process.cwd(), 'bin', 'run.js')
+const STACK = 'charge-analysis'
+const pg = sharedPostgres()
+let dir: string
+let faults: string
+let env: Record<string, string>
+let source: string
+
+function cli(args: string[], extra: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['--', BIN, ...args], {env: {...process.env, ...env, ...extra}, encoding: 'utf8', timeout: 180_000})
+  return {code: r.status, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr}
+}
+
+/** Runs the CLI with CHARGE_OPS_KILL_AT=point; resolves once it is dead, with the point's marker. */
+async function killAt(point: string, args: string[], extra: Record<string, string> = {}): Promise<{pid: number; children?: number[]; part?: string}> {
+  rmSync(join(faults, `${point}.reached`), {force: true})
+  const child = spawn(process.execPath, ['--', BIN, ...args], {env: {...process.env, ...env, ...extra, CHARGE_OPS_KILL_AT: point}, stdio: ['ignore', 'ignore', 'pipe']})
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const signal = await new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, s) => r(s)))
+  expect(existsSync(join(faults, `${point}.reached`)), `${point} was not reached: ${stderr}`).toBe(true)
+  expect(signal).toBe('SIGKILL')
+  return JSON.parse(readFileSync(join(faults, `${point}.reached`), 'utf8'))
+}
+
+/** Runs (a zombie is dead: it only waits to be reaped by whatever pid 1 is on this machine). */
+const alive = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return !['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2)[0])
+  } catch {
+    return false
+  }
+}
+
+async function until(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/** One hash over every row of every user table. */
+async function dbHash(db: string): Promise<string> {
+  const tables = await pg.query<{t: string}>(`SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`, db)
+  const parts: string[] = []
+  for (const {t} of tables) {
+    const [row] = await pg.query<{h: string}>(`SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS h FROM ${t} x`, db)
+    parts.push(`${t}=${row.h}`)
+  }
+  return parts.join(',')
+}
+
+function treeHash(base: string): string {
+  const out: string[] = []
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, {withFileTypes: true}).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const full = join(d, e.name)
+      if (e.isDirectory()) walk(full)
+      else out.push(`${relative(base, full)}:${createHash('sha256').update(readFileSync(full)).digest('hex')}`)
+    }
+  }
+  walk(base)
+  return out.join('\n')
+}
+
+function tempFiles(repo: string): string[] {
+  if (!existsSync(repo)) return []
+  return (readdirSync(repo, {recursive: true}) as string[]).filter((p) => p.split('/').pop()!.startsWith('.tmp-'))
+}
+
+const maintenanceFlag = () => join(dir, 'state', 'maintenance')
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'co-killpoints-'))
+  faults = join(dir, 'faults')
+  mkdirSync(faults)
+  mkdirSync(join(dir, 'staging'))
+  const url = await pg.createDatabase()
+  source = new URL(url).pathname.slice(1)
+  // big enough that pg_dump / pg_restore run for seconds: a child that outlived its parent is seen
+  await pg.query(
+    `CREATE TABLE samples (id bigserial primary key, session int, v float8, note text);
+     INSERT INTO samples (session, v, note) SELECT g % 300, random(), md5(g::text) FROM generate_series(1, 400000) g;
+     CREATE INDEX samples_session ON samples (session);`,
+    source,
+  )
+  env = {DATABASE_URL: url, CHARGE_OPS_STATE_DIR: join(dir, 'state'), CHARGE_OPS_STAGING_DIR: join(dir, 'staging'), CHARGE_OPS_FAULT_DIR: faults, NO_COLOR: '1'}
+}, 180_000)
+afterAll(() => rmSync(dir, {recursive: true, force: true}))
+
+describe('backup db killed at its kill points', () => {
+  it('backup.part.streaming: pg_dump and zstd die with it; the temp file is listed, counted by prune --dry-run, swept by the next backup, which restores identical', async () => {
+    const repo = join(dir, 'repo-db')
+    const marker = await killAt('backup.part.streaming', ['backup', 'db', '--repo', repo, '--quiet'])
+    expect(marker.part).toBe('db.dump.zst')
+    expect(marker.children).toHaveLength(2)
+    // PR_SET_PDEATHSIG: the kernel ends them with their parent (before, they went on for seconds
+    // and finished the temp file); a dump of this table takes longer than the 400 ms allowed here
+    await until('pg_dump and zstd to die with their parent', () => marker.children!.every((pid) => !alive(pid)), 400)
+    const [temp] = tempFiles(repo)
+    expect(temp, 'the killed put left its temp file').toBeDefined()
+    const size = statSync(join(repo, temp)).size
+    await new Promise((r) => setTimeout(r, 300))
+    expect(statSync(join(repo, temp)).size, 'nothing writes the temp file any more').toBe(size)
+
+    const list = JSON.parse(cli(['backup', 'list', '--repo', repo, '--all', '--json']).stdout)
+    expect(list.backups).toEqual([])
+    expect(list.temporary.map((t: {key: string}) => t.key)).toEqual([temp])
+    const dry = cli(['backup', 'prune', '--repo', repo, '--dry-run', '--json'])
+    expect(dry.code, dry.out).toBe(0)
+    expect(JSON.parse(dry.stdout).temporaryRemoved).toEqual([{key: temp, bytes: size}])
+    expect(existsSync(join(repo, temp)), 'a dry run removes nothing').toBe(true)
+
+    const next = cli(['backup', 'db', '--repo', repo, '--json'])
+    expect(next.code, next.out).toBe(0)
+    expect(tempFiles(repo)).toEqual([])
+    const target = `kp_db_${Date.now().toString(36)}`
+    const restored = cli(['restore', 'db', JSON.parse(next.stdout).id, '--repo', repo, '--target-db', target, '--json'])
+    expect(restored.code, restored.out).toBe(0)
+    expect(await dbHash(target)).toBe(await dbHash(source))
+  }, 240_000)
+
+  it('repository.put.temp-written (the lock being created): the lock temp file is listed once stale and removed by prune; the next backup runs', async () => {
+    const repo = join(dir, 'repo-lock')
+    const marker = await killAt('repository.put.temp-written', ['backup', 'db', '--repo', repo, '--quiet'])
+    expect(marker).toMatchObject({key: `${STACK}/locks/backup.lock`})
+    const [temp] = tempFiles(repo)
+    expect(temp).toMatch(/^charge-analysis\/locks\/\.tmp-\d+-/)
+    expect(existsSync(join(repo, STACK, 'locks', 'backup.lock')), 'the lock itself was never created').toBe(false)
+    // under locks/ a writer on another host cannot be seen: only a lock temp file older than 10 min counts
+    expect(JSON.parse(cli(['backup', 'list', '--repo', repo, '--all', '--json']).stdout).temporary).toEqual([])
+    const old = new Date(Date.now() - 11 * 60_000)
+    utimesSync(join(repo, temp), old, old)
+    expect(JSON.parse(cli(['backup', 'list', '--repo', repo, '--all', '--json']).stdout).temporary.map((t: {key: string}) => t.key)).toEqual([temp])
+    const prune = cli(['backup', 'prune', '--repo', repo, '--yes', '--json'])
+    expect(prune.code, prune.out).toBe(0)
+    expect(JSON.parse(prune.stdout).temporaryRemoved.map((t: {key: string}) => t.key)).toEqual([temp])
+    expect(tempFiles(repo)).toEqual([])
+    expect(cli(['backup', 'db', '--repo', repo, '--quiet']).code).toBe(0)
+  }, 240_000)
+})
+
+describe('backup files / restore files killed at their kill points (a Chroma server managed like the sandbox\'s)', () => {
+  let root: string
+  let uploads: string
+  let chroma: string
+  let port: number
+  const repo = () => join(dir, 'repo-files')
+  const filesEnv = () => ({UPLOADS_DIR: uploads, CHROMA_PERSIST_DIRECTORY: chroma})
+
+  beforeAll(async () => {
+    root = join(dir, 'sandbox') // <root>/chroma + <root>/run/chroma.pid + sandbox.json: charge-ops manages this server
+    uploads = join(root, 'uploads')
+    chroma = join(root, 'chroma')
+    mkdirSync(join(uploads, 'a'), {recursive: true})
+    for (let i = 0; i < 40; i++) writeFileSync(join(uploads, 'a', `f${i}.csv`), Buffer.alloc(20_000, i))
+    port = await freePort()
+    mkdirSync(chroma, {recursive: true})
+    writeFileSync(join(root, 'sandbox.json'), JSON.stringify({version: 1, createdAt: new Date().toISOString(), ports: {postgres: 0, redis: 0, chroma: port, api: 0}}))
+    await ensureChroma(root, port)
+    const {chromaClient} = await import('../../src/chroma/client.js')
+    const client = await chromaClient(`http://127.0.0.1:${port}`)
+    const col = await client.getOrCreateCollection({name: 'charging_knowledge', embeddingFunction: null})
+    const ids = Array.from({length: 30}, (_, i) => `k-${i}`)
+    await col.add({ids, embeddings: ids.map((_, i) => [Math.sin(i), Math.cos(i), 0.5]), documents: ids.map((id) => `passage ${id}`)})
+  }, 300_000)
+  afterAll(async () => {
+    if (root) await stopChroma(root)
+  })
+
+  it('backup.files.chroma-copy: the flag names the dead run; doctor reports it; the rerun takes it over and switches it off, sweeps the copy, and restores identical', async () => {
+    const marker = await killAt('backup.files.chroma-copy', ['backup', 'files', '--repo', repo(), '--quiet'], filesEnv())
+    const flag = JSON.parse(readFileSync(maintenanceFlag(), 'utf8'))
+    expect(flag.owner).toMatchObject({pid: marker.pid, command: 'backup files'})
+    expect(flag.owner.startTime).toMatch(/^\d+$/)
+    const copies = readdirSync(join(dir, 'staging')).filter((n) => n.startsWith(`charge-ops-chroma-${marker.pid}-`))
+    expect(copies).toHaveLength(1)
+    expect(statSync(join(dir, 'staging', copies[0], 'chroma.sqlite3')).mode & 0o077, 'the knowledge base copy is private').toBe(0)
+
+    const doctor = cli(['doctor', '--json'], filesEnv())
+    const finding = JSON.parse(doctor.stdout).checks.find((c: {id: string}) => c.id === 'leftovers.maintenance')
+    expect(finding, doctor.out).toMatchObject({status: 'critical'})
+    expect(finding.message).toContain(`pid ${marker.pid}`)
+
+    const rerun = cli(['backup', 'files', '--repo', repo(), '--json'], filesEnv())
+    expect(rerun.code, rerun.out).toBe(0)
+    expect(rerun.stderr).toMatch(/left on by `backup files` \(pid \d+.*taken over/)
+    expect(existsSync(maintenanceFlag()), 'the rerun switched the dead run\'s flag off').toBe(false)
+    expect(readdirSync(join(dir, 'staging'))).toEqual([])
+    expect(JSON.parse(rerun.stdout).files.chroma.collections).toEqual({charging_knowledge: 30})
+  }, 240_000)
+
+  it('restore.files.chroma-stopped: Chroma down and maintenance on after the kill; the rerun starts Chroma again, switches maintenance off, files identical', async () => {
+    const atBackup = treeHash(uploads)
+    rmSync(join(uploads, 'a', 'f3.csv'))
+    writeFileSync(join(uploads, 'a', 'f4.csv'), 'changed')
+    const marker = await killAt('restore.files.chroma-stopped', ['restore', 'files', 'latest', '--repo', repo(), '--yes', '--quiet'], filesEnv())
+    expect(await chromaHeartbeat(port).catch(() => false), 'the killed run had stopped Chroma').toBe(false)
+    expect(JSON.parse(readFileSync(maintenanceFlag(), 'utf8')).owner).toMatchObject({pid: marker.pid, command: 'restore files'})
+    expect(JSON.parse(readFileSync(join(dir, 'state', 'restore-files.json'), 'utf8')).chromaStopped).toMatchObject({port, owner: {pid: marker.pid}})
+
+    const rerun = cli(['restore', 'files', 'latest', '--repo', repo(), '--yes', '--json'], filesEnv())
+    expect(rerun.code, rerun.out).toBe(0)
+    expect(await chromaHeartbeat(port), 'the rerun started the Chroma server again').toBe(true)
+    expect(JSON.parse(rerun.stdout).chroma).toMatchObject({ok: true})
+    expect(existsSync(maintenanceFlag())).toBe(false)
+    expect(treeHash(uploads)).toBe(atBackup)
+    expect(readdirSync(root).filter((n) => n.includes('.restore-') || n.includes('.old-'))).toEqual([])
+  }, 300_000)
+
+  it('restore.files.moved-old: the live folder is gone after the kill; the rerun puts the restored one in place', async () => {
+    const atBackup = treeHash(uploads)
+    writeFileSync(join(uploads, 'a', 'f5.csv'), 'changed again')
+    await killAt('restore.files.moved-old', ['restore', 'files', 'latest', '--repo', repo(), '--only', 'uploads', '--yes', '--quiet'], filesEnv())
+    expect(existsSync(uploads), 'killed between the two renames').toBe(false)
+    expect(readdirSync(dirname(uploads)).filter((n) => n.startsWith('uploads.')).sort()).toEqual([expect.stringMatching(/^uploads\.old-/), expect.stringMatching(/^uploads\.restore-/)])
+    const rerun = cli(['restore', 'files', 'latest', '--repo', repo(), '--only', 'uploads', '--yes', '--json'], filesEnv())
+    expect(rerun.code, rerun.out).toBe(0)
+    expect(treeHash(uploads)).toBe(atBackup)
+    expect(existsSync(maintenanceFlag())).toBe(false)
+    expect(readdirSync(root).filter((n) => n.includes('.restore-') || n.includes('.old-'))).toEqual([])
+  }, 300_000)
+})
+
+describe('restore db killed at its kill points', () => {
+  let live: string
+  let repo: string
+  let backupHash: string
+
+  beforeAll(async () => {
+    repo = join(dir, 'repo-restore')
+    const b = cli(['backup', 'db', '--repo', repo, '--json'])
+    expect(b.code, b.out).toBe(0)
+    backupHash = await dbHash(source)
+    const liveUrl = await pg.createDatabase()
+    live = new URL(liveUrl).pathname.slice(1)
+    await pg.query(`CREATE TABLE current_data (id int); INSERT INTO current_data SELECT generate_series(1, 1000);`, live)
+    env = {...env, DATABASE_URL: liveUrl}
+  }, 180_000)
+
+  const restoreArgs = () => ['restore', 'db', 'latest', '--repo', repo, '--clean', '--yes', '--jobs', '2', '--quiet']
+  const leftovers = async () => (await pg.query<{d: string}>(`SELECT datname AS d FROM pg_database WHERE datname LIKE $1 || '%'`, undefined, [live])).map((r) => r.d).sort()
+  const pgRestoreSessions = async () => Number((await pg.query<{n: string}>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pg_restore'`, undefined, [`${live}_restoring`]))[0].n)
+
+  it('restore.db.pg-restore: pg_restore dies with it (no session writes the scratch database afterwards); the live database is the old one; maintenance names the dead run', async () => {
+    const oldHash = await dbHash(live)
+    const marker = await killAt('restore.db.pg-restore', restoreArgs())
+    expect(marker.children).toHaveLength(1)
+    await until('pg_restore to die with its parent', () => !alive(marker.children![0]), 400)
+    // watched for 2 s: a pg_restore that outlived its parent would (still, or soon) be connected
+    const deadline = Date.now() + 2000
+    while (Date.now() < deadline) {
+      expect(await pgRestoreSessions()).toBe(0)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(await dbHash(live)).toBe(oldHash)
+    expect(JSON.parse(readFileSync(maintenanceFlag(), 'utf8')).owner).toMatchObject({pid: marker.pid, command: 'restore db'})
+  }, 240_000)
+
+  it('restore.db.before-swap, then restore.db.swapped: old, then restored; the rerun finishes and leaves nothing', async () => {
+    const oldHash = await dbHash(live)
+    await killAt('restore.db.before-swap', restoreArgs())
+    expect(await dbHash(live)).toBe(oldHash)
+    expect(await leftovers()).toEqual([live, `${live}_restoring`])
+    await killAt('restore.db.swapped', restoreArgs())
+    expect(await dbHash(live)).toBe(backupHash)
+    expect(await leftovers()).toEqual([live, `${live}_pre_restore`])
+    const rerun = cli(['restore', 'db', 'latest', '--repo', repo, '--clean', '--yes', '--json'])
+    expect(rerun.code, rerun.out).toBe(0)
+    expect(await dbHash(live)).toBe(backupHash)
+    expect(await leftovers()).toEqual([live])
+    expect(existsSync(maintenanceFlag()), 'the dead run\'s flag was taken over and switched off').toBe(false)
+    expect(readdirSync(join(dir, 'staging'))).toEqual([])
+  }, 300_000)
+})
