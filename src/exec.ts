@@ -7,7 +7,7 @@
  */
 import type {Options} from 'execa'
 
-import {boundToParent} from './core/child-lifetime.js'
+import {boundToParent} from './core/proc/child-lifetime.js'
 import {ExternalCommandError, UnreachableError, type ExitCodeValue} from './errors.js'
 import {redact} from './output/redact.js'
 
@@ -62,7 +62,7 @@ export function notFound(file: string): UnreachableError {
 export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const {execa} = await import('execa')
   const {failureExitCode, purpose, ...execaOptions} = options
-  // bound: the child dies with this process, even when it is killed with SIGKILL (src/core/child-lifetime.ts)
+  // bound: the child dies with this process, even when it is killed with SIGKILL (src/core/proc/child-lifetime.ts)
   const bound = boundToParent(file, args, {...process.env, ...execaOptions.env})
   if (!bound) throw notFound(file)
   try {

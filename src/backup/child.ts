@@ -11,7 +11,7 @@
 import {spawn as spawnChild, type ChildProcess, type StdioNull, type StdioPipe} from 'node:child_process'
 import type {Readable, Stream, Writable} from 'node:stream'
 
-import {boundToParent} from '../core/child-lifetime.js'
+import {boundToParent} from '../core/proc/child-lifetime.js'
 import type {ExitCodeValue} from '../errors.js'
 
 export interface StreamingChild {
@@ -42,7 +42,7 @@ const STDERR_KEEP = 64 * 1024
 export async function startChild(file: string, args: string[], options: StartChildOptions = {}): Promise<StreamingChild> {
   const {toCommandError, notFound} = await import('../exec.js')
   const env = options.env ? {...process.env, ...options.env} : process.env
-  // bound: the child dies with this process, even when it is killed with SIGKILL (src/core/child-lifetime.ts)
+  // bound: the child dies with this process, even when it is killed with SIGKILL (src/core/proc/child-lifetime.ts)
   const bound = boundToParent(file, args, env)
   if (!bound) throw notFound(file)
   const child = spawnChild(bound.file, bound.args, {

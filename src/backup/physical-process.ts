@@ -5,7 +5,7 @@
  */
 import {spawn as nodeSpawn, type ChildProcess, type SpawnOptions} from 'node:child_process'
 
-import {boundToParent} from '../core/child-lifetime.js'
+import {boundToParent} from '../core/proc/child-lifetime.js'
 import {ExternalCommandError, type ExitCodeValue} from '../errors.js'
 import {notFound} from '../exec.js'
 import {redact} from '../output/redact.js'
@@ -19,7 +19,7 @@ export interface StreamingChild {
 
 export function startChild(file: string, args: string[], options: SpawnOptions & {failureExitCode?: ExitCodeValue; purpose?: string} = {}): StreamingChild {
   const {failureExitCode, purpose, ...spawnOptions} = options
-  // bound: the child dies with this process, even on SIGKILL (src/core/child-lifetime.ts)
+  // bound: the child dies with this process, even on SIGKILL (src/core/proc/child-lifetime.ts)
   const bound = boundToParent(file, args, {...process.env, ...spawnOptions.env})
   const child = bound ? nodeSpawn(bound.file, bound.args, {stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions}) : nodeSpawn(file, args, {stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions})
   let text = ''
