@@ -5,12 +5,13 @@
 import {existsSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 
-import {growthPerDay, readHistory} from './history.js'
+import {estimateGrowth, readHistory} from './history.js'
 import {measure, pct, unknown} from './check-kit.js'
 import {formatBytes, formatSeconds} from './render.js'
 import * as sql from './pg-sql.js'
 import {diskUsage} from './system.js'
-import {type Check, type CheckContext, type CheckResult, once} from './types.js'
+import {evaluate} from './thresholds.js'
+import {type Check, type CheckContext, type CheckResult, type CheckStatus, once} from './types.js'
 
 const C = 'postgresql'
 const MIN_BLOAT_BYTES = 8 * 1024 * 1024
@@ -64,7 +65,9 @@ const databaseSize: Check = {
       const facts = await serverFacts(ctx)
       const dbBytes = Number(facts.database_bytes)
       const history = await readHistory(ctx.settings.stateDir)
-      const growth = growthPerDay(history.samples, 'databaseBytes', dbBytes, ctx.now)
+      const estimate = estimateGrowth(history.samples, 'databaseBytes', dbBytes, ctx.now)
+      const growth = 'insufficient' in estimate ? undefined : estimate
+      const windowText = growth ? `fitted over ${formatSeconds(growth.windowSeconds)} (${growth.points} points since ${growth.since})` : ''
       ctx.memo.set('pg.databaseBytes', Promise.resolve(dbBytes))
       const results: CheckResult[] = [
         measure(ctx, {
@@ -85,8 +88,11 @@ const databaseSize: Check = {
           unit: 'bytes',
           info: true,
           status: 'ok',
-          message: growth ? `${formatBytes(growth.perDay)}/day since ${growth.since}` : 'no earlier sample yet (history starts with this run)',
+          message: growth ? `${formatBytes(growth.perDay)}/day, ${windowText}` : (estimate as {insufficient: string}).insufficient,
+          details: growth ? {windowSeconds: growth.windowSeconds, points: growth.points, since: growth.since} : undefined,
         }),
+        // the window the growth was fitted over, so a dashboard / alert can tell a week's trend from a few hours'
+        measure(ctx, {id: 'pg.growth_window_seconds', component: C, title: 'Span of history the growth was fitted over', value: growth ? growth.windowSeconds : 0, unit: 's', info: true, status: 'ok', message: growth ? windowText : 'no fit yet'}),
       ]
       // days until full: free space on the data dir's filesystem / growth (local servers only)
       const dataDir = facts.data_directory
@@ -100,12 +106,12 @@ const databaseSize: Check = {
             title: 'Days until the data disk fills',
             value: Math.round(days * 10) / 10,
             unit: 'days',
-            message: `${formatBytes(disk.freeBytes)} free at ${formatBytes(growth.perDay)}/day`,
+            message: `${formatBytes(disk.freeBytes)} free at ${formatBytes(growth.perDay)}/day, ${windowText}`,
             remedy: 'Grow the volume (LVM / cloud disk auto-expansion), archive or delete old data, or VACUUM FULL bloated tables.',
           }),
         )
       } else {
-        results.push(measure(ctx, {id: 'pg.days_until_full', component: C, title: 'Days until the data disk fills', value: null, unit: 'days', status: 'ok', message: growth ? (growth.perDay <= 0 ? 'not growing' : 'data directory not on this host') : 'needs a previous run to measure growth'}))
+        results.push(measure(ctx, {id: 'pg.days_until_full', component: C, title: 'Days until the data disk fills', value: null, unit: 'days', status: 'ok', message: growth ? (growth.perDay <= 0 ? `not growing (${windowText})` : 'data directory not on this host') : (estimate as {insufficient: string}).insufficient}))
       }
       return results
     }),
@@ -403,10 +409,30 @@ const maintenanceAge: Check = {
       // only tables with real churn count (autovacuum's own base threshold is 50 rows)
       const churn = rows.filter((r) => Number(r.dead) + Number(r.modified) >= 1000)
       const days = (r: (typeof rows)[number], kind: 'vacuum' | 'analyze') => (kind === 'vacuum' ? (r.never_vacuumed ? statsDays : r.vacuum_days ?? 0) : r.never_analyzed ? statsDays : r.analyze_days ?? 0)
+      // A never-vacuumed table has no age to judge (stats_reset is often NULL, so "days since" was 0
+      // and 350,000 dead rows read OK). Judge it by what autovacuum would have done: past its own
+      // trigger (50 + 20 % of live rows) it is overdue — a warning; half the table dead, critical.
+      const neverVacuumedStatus = (r: (typeof rows)[number]): CheckStatus => {
+        if (!r.never_vacuumed) return 'ok'
+        const dead = Number(r.dead)
+        const live = Number(r.live)
+        if (dead < Math.max(1000, 50 + 0.2 * live)) return 'ok'
+        return dead >= live ? 'critical' : 'warning'
+      }
+      const deadShare = (r: (typeof rows)[number]) => `${Math.round((Number(r.dead) / Math.max(1, Number(r.dead) + Number(r.live))) * 100)} % of its rows dead`
+      const rank = (s: CheckStatus) => ({ok: 0, unknown: 1, warning: 2, critical: 3})[s]
       const out: CheckResult[] = []
       for (const kind of ['vacuum', 'analyze'] as const) {
-        const ranked = churn.map((r) => ({r, d: days(r, kind)})).sort((a, b) => b.d - a.d)
-        const worst = ranked[0]
+        const thresholds = ctx.thresholds(`pg.${kind}_age_days`)
+        const judged = churn.map((r) => {
+          const d = days(r, kind)
+          const byAge = evaluate(Math.round(d * 10) / 10, thresholds)
+          const byDead = kind === 'vacuum' ? neverVacuumedStatus(r) : 'ok'
+          return {r, d, status: rank(byDead) > rank(byAge) ? byDead : byAge}
+        })
+        // the worst status first, then the oldest
+        const worst = judged.sort((a, b) => rank(b.status) - rank(a.status) || b.d - a.d)[0]
+        const never = worst && (kind === 'vacuum' ? worst.r.never_vacuumed : worst.r.never_analyzed)
         out.push(
           measure(ctx, {
             id: `pg.${kind}_age_days`,
@@ -414,8 +440,12 @@ const maintenanceAge: Check = {
             title: `Longest time a modified table went without ${kind}`,
             value: worst ? Math.round(worst.d * 10) / 10 : 0,
             unit: 'days',
-            message: worst ? `${worst.r.schema}.${worst.r.table}: ${kind === 'vacuum' ? (worst.r.never_vacuumed ? 'never vacuumed' : `last vacuumed ${worst.d.toFixed(1)} days ago`) : worst.r.never_analyzed ? 'never analysed' : `last analysed ${worst.d.toFixed(1)} days ago`} (${worst.r.dead} dead, ${worst.r.modified} modified rows)` : 'every modified table was vacuumed and analysed',
-            remedy: kind === 'vacuum' ? 'Run `charge-ops db vacuum`; check autovacuum is on and not blocked by long transactions; lower autovacuum_vacuum_scale_factor for big tables.' : 'Run `charge-ops db vacuum` (VACUUM ANALYZE) or ANALYZE the table; check autovacuum is on.',
+            status: worst ? worst.status : undefined,
+            message: worst
+              ? `${worst.r.schema}.${worst.r.table}: ${never ? `never ${kind === 'vacuum' ? 'vacuumed' : 'analysed'}${statsDays > 0 ? ` (statistics kept for ${statsDays.toFixed(1)} days)` : ''}` : `last ${kind === 'vacuum' ? 'vacuumed' : 'analysed'} ${worst.d.toFixed(1)} days ago`} (${worst.r.dead} dead, ${worst.r.modified} modified rows${kind === 'vacuum' ? `, ${deadShare(worst.r)}` : ''})`
+              : 'every modified table was vacuumed and analysed',
+            details: {tables: judged.slice(0, 20).map((j) => ({table: `${j.r.schema}.${j.r.table}`, status: j.status, days: Math.round(j.d * 10) / 10, never: kind === 'vacuum' ? j.r.never_vacuumed : j.r.never_analyzed, dead: Number(j.r.dead), live: Number(j.r.live)}))},
+            remedy: kind === 'vacuum' ? 'Run `charge-ops db vacuum`; check autovacuum is on (also per table: autovacuum_enabled) and not blocked by long transactions; lower autovacuum_vacuum_scale_factor for big tables.' : 'Run `charge-ops db vacuum` (VACUUM ANALYZE) or ANALYZE the table; check autovacuum is on.',
           }),
         )
       }

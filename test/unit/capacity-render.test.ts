@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {dangerousLifecycleRules, newestPerKind, retentionDays} from '../../src/capacity/backup-checks.js'
-import {growthPerDay} from '../../src/capacity/history.js'
+import {estimateGrowth} from '../../src/capacity/history.js'
 import {normaliseSetting, parseConfAssignments} from '../../src/capacity/pg-checks.js'
 import {buildReport, renderNagios, renderPrometheus, renderText} from '../../src/capacity/render.js'
 import {evaluate, thresholdsFor} from '../../src/capacity/thresholds.js'
@@ -121,9 +121,28 @@ describe('backups', () => {
     expect(bad.map((b) => b.rule)).toEqual(['wal-7d', 'all-90'])
     expect(bad[1].reason).toContain('backups and WAL')
   })
-  it('growth per day from the previous sample', () => {
-    const g = growthPerDay([{at: '2026-11-27T12:00:00Z', databaseBytes: 1000}], 'databaseBytes', 3000, now)
-    expect(g?.perDay).toBeCloseTo(2000)
-    expect(growthPerDay([], 'databaseBytes', 3000, now)).toBeUndefined()
+  it('growth: no claim from a few minutes around a bulk load; a fit over the kept hours says its window', () => {
+    const t = now.getTime()
+    const GiB = 1024 ** 3
+    const at = (msAgo: number) => new Date(t - msAgo).toISOString()
+    // the paging bug: two runs a minute apart, 1.2 GiB loaded in between → no growth, and why
+    const short = estimateGrowth([{at: at(60_000), databaseBytes: GiB}], 'databaseBytes', 2.2 * GiB, now)
+    expect(short).toEqual({insufficient: expect.stringMatching(/spanning 6 h .* span 0 h/)})
+    // a week of daily samples growing 100 MiB/day, the same 1.2 GiB bulk load in the last minute,
+    // plus a burst of manual runs this hour (one point per hour): the fit stays near the trend
+    const daily = Array.from({length: 7}, (_, i) => ({at: at((7 - i) * 86_400_000), databaseBytes: GiB + i * 100 * 1024 ** 2}))
+    const burst = Array.from({length: 20}, (_, i) => ({at: at(60_000 + i * 1000), databaseBytes: 1.7 * GiB}))
+    const g = estimateGrowth([...daily, ...burst], 'databaseBytes', 2.9 * GiB, now)
+    if ('insufficient' in g) throw new Error(g.insufficient)
+    expect(g.windowSeconds).toBe(7 * 86_400)
+    expect(g.points).toBe(9) // 7 daily + 1 for this hour's burst + now
+    expect(g.since).toBe(at(7 * 86_400_000))
+    // the naive two-point slope over the last minute would be ~1.2 GiB/min ≈ 1.7 TiB/day
+    expect(g.perDay).toBeGreaterThan(100 * 1024 ** 2)
+    expect(g.perDay).toBeLessThan(400 * 1024 ** 2)
+    // samples older than the window are ignored
+    const old = estimateGrowth([{at: at(30 * 86_400_000), databaseBytes: 0}, ...daily], 'databaseBytes', GiB + 700 * 1024 ** 2, now)
+    expect('insufficient' in old ? 0 : old.perDay).toBeCloseTo(100 * 1024 ** 2, -5)
+    expect(estimateGrowth([], 'databaseBytes', 3000, now)).toHaveProperty('insufficient')
   })
 })
