@@ -124,6 +124,6 @@ describe('capacity with thresholds crossed on purpose', () => {
 
   it('records history for growth; queries are set-based', () => {
     expect(report.queries).toBeLessThanOrEqual(15)
-    expect(find('pg.growth_bytes_per_day')!.message).toMatch(/no earlier sample/)
+    expect(find('pg.growth_bytes_per_day')!.message).toMatch(/needs capacity history spanning 6 h/)
   })
 })
