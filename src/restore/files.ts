@@ -306,6 +306,7 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
       const old = `${live}.old-${manifest.id}`
       if (existsSync(old)) throw new ConfigError(`${old} exists but no interrupted restore names it`, {code: 'RESTORE_LEFTOVER', hint: `Look at it, then move it away or delete it, and rerun.`})
       await checkSpace(dirname(live), part.contentBytes ?? part.bytes * 4)
+      await faultPoint('restore.files.space-checked')
       journal.components[component] = {live, staging, old, phase: 'extracting', hadLive: existsSync(live)}
       await saveJournal(settings, journal)
       await rm(staging, {recursive: true, force: true})
@@ -317,7 +318,23 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
       const tar = await startChild('tar', ['--extract', '--file=-', '--ignore-zeros', '--numeric-owner', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: `extracting the ${component} part`})
       tar.stdin!.on('error', () => {})
       const results3 = await Promise.allSettled([tar.done, pipeline(plain.stream, tar.stdin!), plain.done])
-      for (const r of results3) if (r.status === 'rejected') throw r.reason
+      const failed = results3.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      if (failed) {
+        // a partial extraction is useless and may fill the disk: removed now, not left for a rerun
+        await rm(staging, {recursive: true, force: true})
+        delete journal.components[component]
+        await saveJournal(settings, journal)
+        const reasons = results3.map((r) => (r.status === 'rejected' ? String((r.reason as Error)?.message ?? r.reason) : '')).join('\n')
+        if (/No space left on device|ENOSPC|Disk quota exceeded|EDQUOT/.test(reasons)) {
+          const {formatBytes} = await import('../core/units/size.js')
+          throw new UnreachableError(`the disk beside ${live} filled up while the ${component} part was extracted (the backup holds ${formatBytes(part.contentBytes ?? 0)}); the partial copy was removed and ${live} was not touched`, {
+            code: 'NO_SPACE',
+            hint: `Free space on the filesystem of ${dirname(live)} (something else is writing there too), then rerun.`,
+            cause: failed.reason,
+          })
+        }
+        throw failed.reason
+      }
       bar.done('extracted')
       await step(`extracted:${component}`)
       if (list) {

@@ -294,3 +294,50 @@ describe('restore db killed at its kill points', () => {
     expect(readdirSync(join(dir, 'staging'))).toEqual([])
   }, 300_000)
 })
+
+describe('restore files: the disk fills up during the extraction (issue 14, item 4)', () => {
+  it('exit 5 NO_SPACE with a hint, the partial copy removed, the live folder untouched', async () => {
+    // a 32 MB tmpfs holds the live uploads; the space check passes, then (paused at the point right
+    // after it) something else fills the disk, as a concurrent writer would
+    const mnt = join(dir, 'small-disk')
+    mkdirSync(mnt)
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', mnt], {encoding: 'utf8'})
+    expect(mount.status, `mount -t tmpfs failed (the test needs root): ${mount.stderr}`).toBe(0)
+    try {
+      const uploads = join(mnt, 'uploads')
+      mkdirSync(uploads)
+      for (let i = 0; i < 4; i++) writeFileSync(join(uploads, `f${i}.bin`), Buffer.alloc(1_000_000, i + 1))
+      const repo = join(dir, 'repo-full-disk')
+      const fenv = {UPLOADS_DIR: uploads, CHROMA_PERSIST_DIRECTORY: ''}
+      expect(cli(['backup', 'files', '--repo', repo, '--quiet'], fenv).code).toBe(0)
+      const before = treeHash(uploads)
+      const point = 'restore.files.space-checked'
+      rmSync(join(faults, `${point}.reached`), {force: true})
+      const child = spawn(process.execPath, ['--', BIN, 'restore', 'files', 'latest', '--repo', repo, '--yes', '--json'], {env: {...process.env, ...env, ...fenv, CHARGE_OPS_PAUSE_AT: point}, stdio: ['ignore', 'pipe', 'pipe']})
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (d) => (stdout += d))
+      child.stderr.on('data', (d) => (stderr += d))
+      const exited = new Promise<number | null>((r) => child.once('exit', r))
+      await until(`${point} to be reached`, () => existsSync(join(faults, `${point}.reached`)), 60_000)
+      const df = () => Number(spawnSync('df', ['-B1', '--output=avail', mnt], {encoding: 'utf8'}).stdout.trim().split('\n').pop())
+      // leave ~1.5 MB: less than the 4 MB the extraction needs
+      spawnSync('fallocate', ['-l', String(df() - 1_500_000), join(mnt, 'filler')])
+      writeFileSync(join(faults, `${point}.resume`), '')
+      expect(await exited, stderr).toBe(5)
+      expect(JSON.parse(stdout).error).toMatchObject({code: 'NO_SPACE', exitCode: 5})
+      expect(JSON.parse(stdout).error.hint).toMatch(/Free space/)
+      expect(stderr).not.toMatch(/this is a bug|\n\s+at /)
+      expect(readdirSync(mnt).sort(), 'no partial uploads.restore-<id> left').toEqual(['filler', 'uploads'])
+      expect(treeHash(uploads)).toBe(before)
+      expect(existsSync(maintenanceFlag())).toBe(false)
+      rmSync(join(mnt, 'filler'))
+      const again = cli(['restore', 'files', 'latest', '--repo', repo, '--yes', '--json'], fenv)
+      expect(again.code, again.out).toBe(0)
+      expect(treeHash(uploads)).toBe(before)
+    } finally {
+      const umount = spawnSync('umount', [mnt], {encoding: 'utf8'})
+      expect(umount.status, umount.stderr).toBe(0)
+    }
+  }, 180_000)
+})
