@@ -51,6 +51,8 @@ describe('npm run quickstart', () => {
     expect(first.stderr).toContain('== charge-ops sandbox up');
     expect(first.stderr).toMatch(/✓ Migrate — 5 migrations applied/);
     expect(first.stdout).toMatch(/sessions analysed {3}5\/5/);
+    // the one URL to open: the service serves the built UI
+    expect(first.stdout).toMatch(/Open the web UI +http:\/\/127\.0\.0\.1:\d+\/ /);
     const findings = Number(/findings {12}(\d+):/.exec(first.stdout)?.[1]);
     expect(findings).toBeGreaterThan(0);
     expect(first.stdout).toContain('→ Battery over-temperature during DC fast charging');

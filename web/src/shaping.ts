@@ -22,7 +22,7 @@ export interface SessionSeries {
 }
 
 export type CurveKey = 'power' | 'soc' | 'voltage' | 'current' | 'temp'
-export const CURVES: CurveKey[] = ['power', 'soc', 'voltage', 'current', 'temp']
+export const CURVES: CurveKey[] = ['power', 'temp', 'soc', 'voltage', 'current']
 
 export interface PlotSeries {
   /** epoch seconds, ascending (uPlot's x) */

@@ -37,6 +37,7 @@ export function Charts(props: {series: SessionSeries; findings: ChartFinding[]; 
     const root = host.current!
     performance.mark('charge-ops:draw-start')
     const shaped = toPlotSeries(props.series)
+    performance.measure('charge-ops:shape', 'charge-ops:draw-start')
     shapedRef.current = shaped
     const ranges = props.findings.map((f) => ({f, r: findingRange(f, shaped.range)})).filter((x): x is {f: ChartFinding; r: {start: number; end: number}} => x.r !== null)
     const width = Math.max(320, root.clientWidth)

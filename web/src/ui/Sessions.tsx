@@ -148,9 +148,6 @@ export function Sessions() {
         <h2 id="upload-title">{t('upload.title')}</h2>
         <p>
           {t('upload.drop')}{' '}
-          <label class="button" for="upload-input">
-            {t('upload.choose')}
-          </label>
           <input
             id="upload-input"
             class="visually-hidden"
@@ -164,6 +161,9 @@ export function Sessions() {
               input.value = ''
             }}
           />
+          <label class="button" for="upload-input">
+            {t('upload.choose')}
+          </label>
         </p>
         <p id="upload-format" class="hint">
           {t('upload.format')}
