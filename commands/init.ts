@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {readFileSync} from 'node:fs'
-import {resolve} from 'node:path'
+import {join, resolve} from 'node:path'
 
 import {BaseCommand, type BaseFlags} from '../src/cli/base-command.js'
 import {UsageError} from '../src/errors.js'
@@ -23,6 +23,7 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
 
   static examples = [
     '<%= config.bin %> init',
+    '<%= config.bin %> init --non-interactive --target compose --domain charge.example.com --dir /srv/charge --yes',
     '<%= config.bin %> init --non-interactive --target compose --domain charge.example.com --ram 16GB --cpus 8 --repo s3://backups/charge --dir /srv/charge --yes',
     '<%= config.bin %> init --answers answers.yaml --dir deploy --dry-run',
     '<%= config.bin %> init --target k8s --answers answers.yaml --dir k8s-deploy --force',
@@ -39,11 +40,11 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
     domain: Flags.string({description: 'public DNS name, e.g. charge.example.com'}),
     environment: Flags.string({options: ['production', 'staging', 'development'], description: 'ENVIRONMENT of the backend (default production)'}),
     stack: Flags.string({description: 'stack name (default charge-analysis)'}),
-    ram: Flags.string({description: "the database host's RAM, e.g. 16GB"}),
-    cpus: Flags.integer({description: "the database host's CPU count"}),
+    ram: Flags.string({description: "the database host's RAM, e.g. 16GB (default: this machine's, or its cgroup limit)"}),
+    cpus: Flags.integer({description: "the database host's CPU count (default: this machine's, or its cgroup limit)"}),
     storage: Flags.string({options: ['ssd', 'hdd', 'san'], description: 'database storage type (default ssd)'}),
     connections: Flags.integer({description: 'expected client connections (default 200)'}),
-    repo: Flags.string({description: 'S3 backup repository, s3://BUCKET/PREFIX'}),
+    repo: Flags.string({description: 'backup repository: s3://BUCKET/PREFIX or an absolute directory (default for compose / local: <dir>/backups; k8s needs S3)'}),
     's3-endpoint': Flags.string({description: 'S3 endpoint URL for non-AWS storage (MinIO, OSS …)'}),
     's3-region': Flags.string({description: 'S3 region'}),
     pgbouncer: Flags.boolean({allowNo: true, description: 'put PgBouncer (transaction pooling) in front of PostgreSQL'}),
@@ -75,6 +76,11 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
     }
     const fromFlags = flagsToAnswers(f)
     let merged = mergeAnswers(fromFile as Record<string, unknown> | undefined, fromFlags)
+    // Answers init can take from this machine (named in --help): RAM and CPUs (the cgroup's limits
+    // when lower), and for compose / local a repository folder next to the deployment.
+    const {detectCpus, detectRam} = await import('../src/install/host-defaults.js')
+    const target = (merged.target as string | undefined)
+    const detected = {host: {ram: `${Math.floor(detectRam() / 1024 ** 2)}MB`, cpus: detectCpus()}, ...(target && target !== 'k8s' ? {backup: {repository: join(dir, 'backups')}} : {})}
     const prompting = this.interactive && !f['non-interactive']
     if (prompting) {
       const {askAnswers} = await import('../src/install/questions.js')
@@ -87,7 +93,7 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
         }),
       )
     }
-    const answers = parseAnswers(merged, f.answers ?? 'flags')
+    const answers = parseAnswers(mergeAnswers(detected, merged), f.answers ?? 'flags')
 
     if (f.connect) {
       const {checkRepositoryReachable} = await import('../src/install/connect.js')
@@ -97,6 +103,11 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
     const {secrets, reused} = resolveSecrets(dir)
     const credentials = process.env.AWS_ACCESS_KEY_ID && process.env.AWS_SECRET_ACCESS_KEY ? {accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY} : undefined
     const plan = planInit(answers, {secrets, installDir: dir, credentials, opsVersion: this.config.version})
+    if (answers.target === 'compose') {
+      // nginx needs a certificate to start: a self-signed one for the domain unless one is there (docs/init.md: replacing it)
+      const {selfSignedCertificate} = await import('../src/install/certificate.js')
+      plan.push(...(await selfSignedCertificate(dir, answers.domain)))
+    }
 
     const showDiff = (o: FileOutcome) => {
       if (o.diff) process.stderr.write(redact(o.diff))
@@ -126,6 +137,10 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
       ? {create: 'would create', update: 'would update', unchanged: 'unchanged', mode: 'would chmod', kept: 'kept'}
       : {create: 'created', update: 'updated', unchanged: 'unchanged', mode: 'chmod', kept: 'kept (your version)'}
     for (const o of result.files) this.log(`${verb[o.action].padEnd(18)} ${o.mode}  ${o.path}`)
+    if (!result.dryRun && answers.target === 'compose') {
+      const {prepareComposeFolders} = await import('../src/install/certificate.js')
+      prepareComposeFolders(dir, answers.backup.repository, answers.stack)
+    }
     if (!result.dryRun) {
       this.logger.info(`${answers.target} deployment in ${dir}${reused.length ? ` (kept ${reused.length} existing secret(s))` : ''}; next: charge-ops config validate --strict --config ${dir}/charge-ops.yaml`)
     }

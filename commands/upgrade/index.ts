@@ -33,9 +33,9 @@ export default class Upgrade extends BaseCommand<typeof Upgrade> {
     'start-timeout': Flags.integer({description: 'seconds to wait for the API to answer /health', default: 30}),
     'compose-file': Flags.string({description: "compose: the compose file (default: charge-ops.yaml's paths.composeFile, else docker-compose.yml)", helpGroup: 'COMPOSE / K8S'}),
     project: Flags.string({description: 'compose: project name (-p)', helpGroup: 'COMPOSE / K8S'}),
-    image: Flags.string({description: 'compose / k8s: the backend image (without tag); compose builds when absent', helpGroup: 'COMPOSE / K8S'}),
-    namespace: Flags.string({char: 'n', description: 'k8s: namespace', default: 'charge-analysis', helpGroup: 'COMPOSE / K8S'}),
-    deployment: Flags.string({description: 'k8s: the API deployment', default: 'charge-analysis-backend', helpGroup: 'COMPOSE / K8S'}),
+    image: Flags.string({description: "compose: a registry prefix to pull <prefix>/service:<to> from (default: build the images here with `images build`); k8s: the service image without tag (default charge-ops/service)", helpGroup: 'COMPOSE / K8S'}),
+    namespace: Flags.string({char: 'n', description: "k8s: namespace (default: the stack's name, as init writes it)", helpGroup: 'COMPOSE / K8S'}),
+    deployment: Flags.string({description: 'k8s: the API deployment (default: backend, as init writes it)', helpGroup: 'COMPOSE / K8S'}),
     manifests: Flags.string({description: 'k8s: apply these manifests instead of `kubectl set image`', helpGroup: 'COMPOSE / K8S'}),
     'rollout-timeout': Flags.string({description: 'k8s: rollout status --timeout', default: '300s', helpGroup: 'COMPOSE / K8S'}),
   }

@@ -3,8 +3,27 @@ import pg from 'pg'
 export type Pool = pg.Pool
 export type PoolClient = pg.PoolClient
 
+/**
+ * sslmode as libpq (and charge-ops) reads it: `require` encrypts without verifying the server's
+ * certificate, only `verify-ca` / `verify-full` verify. node-postgres alone would treat `require`
+ * as verify-full and refuse the compose stack's self-signed PostgreSQL certificate.
+ */
+export function poolTarget(databaseUrl: string): {connectionString: string; ssl?: {rejectUnauthorized: boolean}} {
+  let url: URL
+  try {
+    url = new URL(databaseUrl)
+  } catch {
+    return {connectionString: databaseUrl}
+  }
+  const mode = url.searchParams.get('sslmode')
+  if (!mode) return {connectionString: databaseUrl}
+  url.searchParams.delete('sslmode')
+  const ssl = ['disable', 'allow', 'prefer'].includes(mode) ? undefined : {rejectUnauthorized: mode.startsWith('verify')}
+  return {connectionString: url.toString(), ...(ssl ? {ssl} : {})}
+}
+
 export function createPool(databaseUrl: string, options: {max?: number; applicationName: string}): pg.Pool {
-  const pool = new pg.Pool({connectionString: databaseUrl, max: options.max ?? 10, application_name: options.applicationName, connectionTimeoutMillis: 5000})
+  const pool = new pg.Pool({...poolTarget(databaseUrl), max: options.max ?? 10, application_name: options.applicationName, connectionTimeoutMillis: 5000})
   // An idle client losing its server must not crash the process: the next query reconnects.
   pool.on('error', () => {})
   return pool

@@ -61,6 +61,30 @@ export const scheduleJobSchema = z
   })
   .strict()
 
+const hostPort = z.number().int().min(1).max(65_535)
+
+/**
+ * target compose: how charge-ops on the host reaches the stack (the ports the compose file
+ * publishes on 127.0.0.1) and where the containers' data folders are on the host. Inside a
+ * container (CHARGE_OPS_IN_CONTAINER=1, set by the service image) the .env's in-network names apply.
+ */
+export const composeAccessSchema = z
+  .object({
+    project: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/).optional().describe('the compose project name (default: the stack)'),
+    hostPorts: z
+      .object({postgres: hostPort, redis: hostPort, chroma: hostPort, backend: hostPort, https: hostPort, http: hostPort})
+      .partial()
+      .strict()
+      .default({}),
+    volumes: z
+      .object({uploads: z.string(), chroma: z.string()})
+      .partial()
+      .strict()
+      .default({})
+      .describe('host folders (relative to charge-ops.yaml) bind-mounted as the uploads and Chroma data'),
+  })
+  .strict()
+
 export const chargeOpsYamlSchema = z
   .object({
     stack: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes').default('charge-analysis'),
@@ -103,6 +127,7 @@ export const chargeOpsYamlSchema = z
     }),
     schedules: z.record(z.string(), scheduleJobSchema).optional(),
     thresholds: z.record(z.string(), thresholdSchema).optional(),
+    compose: composeAccessSchema.optional(),
   })
   .strict()
 

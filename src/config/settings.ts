@@ -6,6 +6,7 @@ import {registerSecret} from '../output/redact.js'
 import {parseEnvText} from './env-file.js'
 import {readConfigText} from './files.js'
 import {location} from './findings.js'
+import {composeHostView} from '../topology/host.js'
 import {BACKEND_ENV_KEYS, backendEnvSchema, chargeOpsYamlSchema, type BackendEnv, type ChargeOpsYaml} from './schema.js'
 import {parseYamlText, validateYaml} from './yaml-file.js'
 
@@ -112,7 +113,8 @@ export function loadSettings(options: LoadOptions = {}): Settings {
   }
   for (const key of ['SECRET_KEY', 'OPENAI_API_KEY']) registerSecret(merged[key])
   for (const key of ['DATABASE_URL', 'REDIS_URL', 'CHROMA_URL']) registerSecret(passwordOf(merged[key]))
-  const adminDatabaseUrl = env.CHARGE_OPS_ADMIN_URL || undefined
+  // The admin connection (restore drill, rehearsal): the environment, else the .env (init writes it there for compose).
+  let adminDatabaseUrl = env.CHARGE_OPS_ADMIN_URL || fileValues.CHARGE_OPS_ADMIN_URL?.value || undefined
   registerSecret(passwordOf(adminDatabaseUrl))
 
   const envResult = backendEnvSchema.safeParse(merged)
@@ -126,6 +128,14 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     throw invalid(messages, envFilePath ?? 'environment')
   }
   const backendEnv = envResult.data
+  // On the host of a compose deployment the .env's in-network names are reached through the published ports.
+  const hostView = composeHostView(yaml, {...backendEnv, CHARGE_OPS_ADMIN_URL: adminDatabaseUrl}, env)
+  if (hostView) {
+    Object.assign(backendEnv, Object.fromEntries(Object.entries(hostView.env).filter(([key, value]) => key in backendEnv && value !== undefined)))
+    adminDatabaseUrl = hostView.env.CHARGE_OPS_ADMIN_URL
+    if (hostView.uploadsDir) backendEnv.UPLOADS_DIR = hostView.uploadsDir
+    if (hostView.chromaDir) backendEnv.CHROMA_PERSIST_DIRECTORY = hostView.chromaDir
+  }
 
   let repository = yaml.backup.repository
   if (env.CHARGE_OPS_REPO) {

@@ -14,6 +14,7 @@ import {diskUsage} from '../capacity/system.js'
 import type {Check, CheckResult} from '../capacity/types.js'
 import type {Settings} from '../config/settings.js'
 import type {Logger} from '../output/logger.js'
+import {CONTAINERS_CHECK} from '../topology/containers.js'
 import {knowledgeIntegrity, uploadsIntegrity} from './integrity.js'
 import {leftoversCheck} from './leftovers.js'
 
@@ -249,7 +250,7 @@ const integrityCheck: Check = {
   },
 }
 
-export const DOCTOR_CHECKS: Check[] = [configCheck, postgresCheck, migrationsCheck, redisCheck, chromaCheck, MEMORY_CHECK, diskCheck, serviceCheck, integrityCheck, leftoversCheck]
+export const DOCTOR_CHECKS: Check[] = [configCheck, CONTAINERS_CHECK, postgresCheck, migrationsCheck, redisCheck, chromaCheck, MEMORY_CHECK, diskCheck, serviceCheck, integrityCheck, leftoversCheck]
 
 export async function runDoctor(options: {settings: Settings; logger: Logger; now?: Date; checks?: Check[]}): Promise<Report> {
   const started = Date.now()

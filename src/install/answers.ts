@@ -56,6 +56,12 @@ export const ramSchema = z.union([z.string(), z.number()]).transform((value, ctx
 })
 
 const s3UrlSchema = z.string().trim().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?$/, 'must be s3://BUCKET/PREFIX with a valid bucket name (lower case, 3–63 characters)')
+/** The repository: s3://BUCKET/PREFIX, or an absolute local directory (compose and local targets; the guide's /backups). */
+const repositorySchema = z
+  .string()
+  .trim()
+  .refine((v) => v.startsWith('/') || s3UrlSchema.safeParse(v).success, 'must be s3://BUCKET/PREFIX with a valid bucket name (lower case, 3–63 characters) or an absolute directory')
+const portSchema = z.number().int().min(1).max(65_535)
 
 const imageSchema = z.string().regex(/^[a-z0-9][a-z0-9._\/:@-]*$/i, 'is not a container image reference')
 const hostSchema = z.string().trim().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/i, 'must be a host name or address, optionally with :port')
@@ -77,7 +83,7 @@ export const answersSchema = z
       .strict(),
     backup: z
       .object({
-        repository: s3UrlSchema,
+        repository: repositorySchema,
         endpoint: z.string().url().optional(),
         region: z.string().regex(/^[a-z0-9-]+$/).optional(),
       })
@@ -113,12 +119,23 @@ export const answersSchema = z
       .default({ingressClass: 'nginx'}),
     images: z
       .object({
-        backend: imageSchema.default('charge-analysis-backend:latest'),
-        frontend: imageSchema.default('charge-analysis-frontend:latest'),
-        ops: imageSchema.default('charge-ops:0.1.0'),
+        /** the repository prefix of the images `charge-ops images build` tags (charge-ops/service:V …) */
+        prefix: imageSchema.default('charge-ops'),
+        /** their version (default: this charge-ops' version) */
+        version: z.string().regex(/^[\w][\w.-]{0,127}$/, 'is not an image tag').optional(),
       })
       .strict()
-      .default({backend: 'charge-analysis-backend:latest', frontend: 'charge-analysis-frontend:latest', ops: 'charge-ops:0.1.0'}),
+      .default({prefix: 'charge-ops'}),
+    compose: z
+      .object({
+        /** host ports, all on 127.0.0.1 except nginx's http/https */
+        ports: z
+          .object({postgres: portSchema.default(5432), redis: portSchema.default(6379), chroma: portSchema.default(8001), backend: portSchema.default(8000), http: portSchema.default(80), https: portSchema.default(443)})
+          .strict()
+          .default({postgres: 5432, redis: 6379, chroma: 8001, backend: 8000, http: 80, https: 443}),
+      })
+      .strict()
+      .default({ports: {postgres: 5432, redis: 6379, chroma: 8001, backend: 8000, http: 80, https: 443}}),
   })
   .strict()
 
@@ -126,8 +143,46 @@ export type AnswersInput = z.input<typeof answersSchema>
 export type Answers = z.output<typeof answersSchema>
 
 /** Turns zod issues into one UsageError naming every bad answer (nothing is written). */
-function answersError(issues: z.core.$ZodIssue[], source: string): UsageError {
-  const lines = issues.map((i) => `  ${i.path.map(String).join('.') || '(answers)'}: ${i.message}`)
+/** The flag that gives each answer, so that a missing one is named as the user would give it. */
+const FLAG_FOR: Record<string, string> = {
+  target: '--target',
+  domain: '--domain',
+  environment: '--environment',
+  stack: '--stack',
+  'host.ram': '--ram',
+  'host.cpus': '--cpus',
+  'host.storage': '--storage',
+  'host.connections': '--connections',
+  'backup.repository': '--repo',
+  'backup.endpoint': '--s3-endpoint',
+  'backup.region': '--s3-region',
+  dataDir: '--data-dir',
+  timezone: '--timezone',
+  'k8s.namespace': '--namespace',
+  'k8s.storageClass': '--storage-class',
+  'managed.databaseHost': '--managed-db-host',
+  'managed.redisHost': '--managed-redis-host',
+}
+
+/** The required answers inside a group that is missing as a whole. */
+const REQUIRED_IN: Record<string, string[]> = {host: ['host.ram', 'host.cpus'], backup: ['backup.repository']}
+
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let value = input
+  for (const key of path) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined
+  return value
+}
+
+function issueLines(i: z.core.$ZodIssue, source: string, input: unknown): string[] {
+  const path = i.path.map(String).join('.')
+  const required = (p: string) => `  ${FLAG_FOR[p] ?? p} is required${source === 'flags' || !FLAG_FOR[p] ? '' : ` (${p} in the answers file)`}`
+  if (valueAt(input, i.path) === undefined && i.path.length > 0) return (REQUIRED_IN[path] ?? [path]).map(required)
+  const flag = FLAG_FOR[path]
+  return [`  ${flag && source === 'flags' ? flag : path || '(answers)'}: ${i.message}`]
+}
+
+function answersError(issues: z.core.$ZodIssue[], source: string, input?: unknown): UsageError {
+  const lines = issues.flatMap((i) => issueLines(i, source, input))
   return new UsageError(`invalid answers (${source}):\n${lines.join('\n')}`, {
     code: 'INVALID_ANSWERS',
     hint: 'Fix the answers above and rerun; nothing was written.',
@@ -137,7 +192,10 @@ function answersError(issues: z.core.$ZodIssue[], source: string): UsageError {
 
 export function parseAnswers(input: unknown, source = 'flags'): Answers {
   const result = answersSchema.safeParse(input)
-  if (!result.success) throw answersError(result.error.issues, source)
+  if (!result.success) throw answersError(result.error.issues, source, input)
+  if (result.data.target === 'k8s' && !result.data.backup.repository.startsWith('s3://')) {
+    throw answersError([{code: 'custom', path: ['backup', 'repository'], message: 'must be s3://BUCKET/PREFIX for k8s (pods share no local directory)', input: result.data.backup.repository}], source, input)
+  }
   return result.data
 }
 

@@ -8,6 +8,7 @@ import {stringify} from 'yaml'
 
 import {jobsForKubernetes, renderCronJobs} from '../schedule/render.js'
 import {resolveJobs} from '../schedule/jobs.js'
+import {imageRef, SERVICE_ENTRY, WORKER_PROBE} from '../topology/index.js'
 import type {Answers} from './answers.js'
 import {namesFor} from './answers.js'
 import type {PlannedFile} from './apply.js'
@@ -19,6 +20,8 @@ export interface K8sInputs {
   env: {databaseUrl: string; migrationDatabaseUrl: string; redisUrl: string; chromaUrl: string}
   files: {postgresqlConf?: string; redisConf?: string; bootstrapSql: string; chargeOpsYaml: string}
   credentials?: RepositoryCredentials
+  /** the images' version (charge-ops images build --version) */
+  version: string
 }
 
 type Obj = Record<string, unknown>
@@ -36,6 +39,7 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
   const meta = (name: string, component: string, extra: Obj = {}) => ({name, namespace: ns, labels: labels(component), ...extra})
   const storageClass = answers.k8s.storageClass ? {storageClassName: answers.k8s.storageClass} : {}
   const ramMi = Math.floor(answers.host.ram / 1024 ** 2)
+  const image = (name: Parameters<typeof imageRef>[0]) => imageRef(name, input.version, answers.images.prefix)
 
   const files: PlannedFile[] = []
   const add = (path: string, header: string, docs: Obj[], mode = 0o644) => files.push({path: `k8s/${path}`, content: yamlStream(header, docs), mode})
@@ -132,7 +136,7 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
               containers: [
                 {
                   name: 'postgres',
-                  image: `${stack}-postgres:15`,
+                  image: image('postgres'),
                   args: ['-c', 'config_file=/etc/postgresql/postgresql.conf'],
                   ports: [{name: 'postgres', containerPort: 5432}],
                   envFrom: [{secretRef: {name: `${stack}-postgres`}}],
@@ -180,7 +184,7 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
               containers: [
                 {
                   name: 'redis',
-                  image: 'redis:7-alpine',
+                  image: image('redis'),
                   command: ['redis-server', '/etc/redis/redis.conf'],
                   ports: [{name: 'redis', containerPort: 6379}],
                   env: [{name: 'REDISCLI_AUTH', valueFrom: {secretKeyRef: {name: `${stack}-redis`, key: 'REDIS_PASSWORD'}}}],
@@ -218,7 +222,7 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
             containers: [
               {
                 name: 'chroma',
-                image: CHROMA_IMAGE,
+                image: image('chroma'),
                 ports: [{name: 'http', containerPort: 8000}],
                 readinessProbe: {tcpSocket: {port: 8000}, initialDelaySeconds: 5, periodSeconds: 10},
                 livenessProbe: {tcpSocket: {port: 8000}, initialDelaySeconds: 30, periodSeconds: 20, failureThreshold: 3},
@@ -251,7 +255,8 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
             containers: [
               {
                 name: 'backend',
-                image: answers.images.backend,
+                image: image('service'),
+                command: ['node', SERVICE_ENTRY.api],
                 ports: [{name: 'http', containerPort: 8000}],
                 envFrom: [{configMapRef: {name: `${stack}-backend`}}, {secretRef: {name: `${stack}-backend`}}],
                 readinessProbe: {httpGet: {path: '/health', port: 'http'}, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 5},
@@ -269,6 +274,39 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
     {apiVersion: 'v1', kind: 'Service', metadata: meta('backend', 'backend'), spec: {selector: selector('backend'), ports: [{name: 'http', port: 8000, targetPort: 'http'}]}},
   ])
 
+  // The worker: the same image and settings as the backend, its own Deployment (analyses leave the API's pods).
+  add('worker.yaml', 'Worker Deployment (analyses from the Redis queue)', [
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: meta('worker', 'worker'),
+      spec: {
+        replicas: 1,
+        selector: {matchLabels: selector('worker')},
+        template: {
+          metadata: {labels: labels('worker')},
+          spec: {
+            securityContext: {runAsNonRoot: true, runAsUser: 10001, fsGroup: 10001},
+            containers: [
+              {
+                name: 'worker',
+                image: image('service'),
+                command: ['node', SERVICE_ENTRY.worker],
+                readinessProbe: {exec: {command: WORKER_PROBE}, initialDelaySeconds: 5, periodSeconds: 20, timeoutSeconds: 5},
+                livenessProbe: {exec: {command: WORKER_PROBE}, initialDelaySeconds: 30, periodSeconds: 30, timeoutSeconds: 5, failureThreshold: 3},
+                envFrom: [{configMapRef: {name: `${stack}-backend`}}, {secretRef: {name: `${stack}-backend`}}],
+                resources: {requests: {cpu: '250m', memory: '256Mi'}, limits: {cpu: '2', memory: '1Gi'}},
+                securityContext: {allowPrivilegeEscalation: false},
+                volumeMounts: [{name: 'uploads', mountPath: '/app/uploads'}],
+              },
+            ],
+            volumes: [{name: 'uploads', persistentVolumeClaim: {claimName: `${stack}-uploads`}}],
+          },
+        },
+      },
+    },
+  ])
+
   add('frontend.yaml', 'Frontend Deployment and Service', [
     {
       apiVersion: 'apps/v1',
@@ -283,7 +321,8 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
             containers: [
               {
                 name: 'frontend',
-                image: answers.images.frontend,
+                // the nginx image serves the web UI's built files on :80 (images/nginx/default.conf)
+                image: image('nginx'),
                 ports: [{name: 'http', containerPort: 80}],
                 readinessProbe: {httpGet: {path: '/', port: 'http'}, initialDelaySeconds: 5, periodSeconds: 10},
                 livenessProbe: {httpGet: {path: '/', port: 'http'}, initialDelaySeconds: 15, periodSeconds: 20, failureThreshold: 3},
@@ -315,7 +354,7 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
   ])
 
   const path = (p: string, service: string, port: number, pathType = 'Prefix') => ({path: p, pathType, backend: {service: {name: service, port: {number: port}}}})
-  add('ingress.yaml', `Ingress for https://${answers.domain}`, [
+  add('ingress.yaml', `Ingress (TLS from the Secret ${stack}-tls: create it before applying — kubectl -n ${ns} create secret tls ${stack}-tls --cert fullchain.pem --key privkey.pem — or let cert-manager issue it)`, [
     {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'Ingress',
@@ -365,19 +404,20 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
     content: renderCronJobs(jobs, {
       namespace: ns,
       stack,
-      image: answers.images.ops,
+      image: image('service'),
       envSecret: `${stack}-backend`,
       credentialsSecret: `${stack}-backup-credentials`,
       configMap: `${stack}-ops`,
       envConfigMap: `${stack}-backend`,
       uploadsClaim: `${stack}-uploads`,
       uploadsPath: '/app/uploads',
+      // the chroma StatefulSet's volumeClaimTemplate "data" → PVC data-chroma-0
+      chroma: {claim: 'data-chroma-0', path: '/chroma', podLabels: selector('chroma')},
     }),
   })
   return files
 }
 
-export const CHROMA_IMAGE = 'chromadb/chroma:1.0.15'
 
 function portOf(host: string, fallback: number): number {
   const m = /:(\d+)$/.exec(host)

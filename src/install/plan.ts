@@ -16,6 +16,7 @@ import {formatKb, tunePostgres} from './pgtune.js'
 import {buildRolesSql} from './roles-sql.js'
 import type {InitSecrets, RepositoryCredentials} from './secrets.js'
 import {renderTemplateFile, type View} from './template.js'
+import {composeImageRef, WORKER_PROBE} from '../topology/index.js'
 
 export interface PlanOptions {
   secrets: InitSecrets
@@ -54,7 +55,12 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
   const redisHost = managed ? managed.redisHost : target === 'k8s' ? `redis.${names.namespace}.svc.cluster.local:6379` : target === 'compose' ? 'redis:6379' : '127.0.0.1:6379'
   const redisUrl = `${managed ? 'rediss' : 'redis'}://:${secrets.redisPassword}@${redisHost}/0`
   // compose follows the guide: Chroma embedded in the backend (CHROMA_PERSIST_DIRECTORY on a volume)
-  const chromaUrl = target === 'k8s' ? `http://chroma.${names.namespace}.svc.cluster.local:8000` : target === 'local' ? 'http://127.0.0.1:8001' : ''
+  const chromaUrl = target === 'k8s' ? `http://chroma.${names.namespace}.svc.cluster.local:8000` : target === 'local' ? 'http://127.0.0.1:8001' : 'http://chroma:8000'
+  // compose: the superuser connection the restore drill and the rehearsal need (CREATE DATABASE);
+  // elsewhere the operator provides CHARGE_OPS_ADMIN_URL (a managed service's admin role is theirs).
+  const adminUrl = target === 'compose' && !managed ? `postgresql://postgres:${secrets.postgresPassword}@postgres:5432/postgres?sslmode=require` : ''
+  const imagesVersion = answers.images.version ?? options.opsVersion ?? '0.1.0'
+  const localRepo = answers.backup.repository.startsWith('/')
 
   const envView: View = {
     environment: answers.environment,
@@ -64,13 +70,16 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
     redisUrl,
     secretKey: secrets.secretKey,
     chromaUrl,
-    chromaDir: target === 'k8s' ? '/data' : target === 'compose' ? '/app/chromadb_data' : `${dataDir}/chromadb_data`,
+    // compose: Chroma is its own service; the ops container and the host find its folder through the compose file / charge-ops.yaml
+    chromaDir: target === 'k8s' ? '/data' : target === 'compose' ? '' : `${dataDir}/chromadb_data`,
+    adminUrl,
+    imagesVersion: target === 'compose' ? imagesVersion : '',
     uploadsDir: target === 'local' ? `${dataDir}/uploads` : '/app/uploads',
     domain: answers.domain,
   }
   add('.env', renderTemplateFile('env/backend.env', envView), SECRET)
   add('.env.production', renderTemplateFile('env/frontend.env', {domain: answers.domain}))
-  const chargeOpsYaml = renderChargeOpsYaml(answers)
+  const chargeOpsYaml = renderChargeOpsYaml(answers, options.installDir)
   add('charge-ops.yaml', chargeOpsYaml)
 
   // ---- PostgreSQL
@@ -122,9 +131,8 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
 
   if (target === 'k8s') {
     files.push(
-      ...planKubernetes({answers, secrets, env: {databaseUrl, migrationDatabaseUrl, redisUrl, chromaUrl}, files: {postgresqlConf, redisConf, bootstrapSql, chargeOpsYaml}, credentials: options.credentials}),
+      ...planKubernetes({answers, secrets, env: {databaseUrl, migrationDatabaseUrl, redisUrl, chromaUrl}, files: {postgresqlConf, redisConf, bootstrapSql, chargeOpsYaml}, credentials: options.credentials, version: imagesVersion}),
     )
-    if (!managed) add('postgres/Dockerfile', renderTemplateFile('postgres/Dockerfile', {opsVersion: options.opsVersion ?? '0.1.0'}))
     add('postgres/bootstrap.sql', bootstrapSql)
     return files
   }
@@ -140,7 +148,8 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
       sslDir: target === 'compose' ? '/etc/nginx/ssl' : `/etc/letsencrypt/live/${answers.domain}`,
       backendUpstream: target === 'compose' ? 'backend:8000' : '127.0.0.1:8000',
       frontendUpstream: 'frontend:80',
-      frontendRoot: target === 'local' ? '/var/www/charge-analysis' : '',
+      // compose: the nginx image serves the web UI's built files itself (images/nginx)
+      frontendRoot: target === 'local' ? '/var/www/charge-analysis' : '/usr/share/nginx/html',
     }),
   )
   if (answers.pgbouncer) {
@@ -158,21 +167,30 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
   }
 
   if (target === 'compose') {
-    if (!managed) {
-      add('redis.env', renderTemplateFile('env/redis.env', {redisPassword: secrets.redisPassword}), SECRET)
-      add('postgres/Dockerfile', renderTemplateFile('postgres/Dockerfile', {opsVersion: options.opsVersion ?? '0.1.0'}))
-    }
+    if (!managed) add('redis.env', renderTemplateFile('env/redis.env', {redisPassword: secrets.redisPassword}), SECRET)
+    const prefix = answers.images.prefix
+    const ports = answers.compose.ports
     add(
       'docker-compose.yml',
       renderTemplateFile('compose/docker-compose.yml', {
         domain: answers.domain,
-        stack: answers.stack,
+        project: answers.stack,
         managed: Boolean(managed),
         pgbouncer: answers.pgbouncer,
-        opsImage: answers.images.ops,
-        textfileDir: DEFAULT_HOST_PATHS.textfileDir,
-        backendImage: answers.images.backend,
-        frontendImage: answers.images.frontend,
+        serviceImage: composeImageRef('service', prefix),
+        postgresImage: composeImageRef('postgres', prefix),
+        redisImage: composeImageRef('redis', prefix),
+        chromaImage: composeImageRef('chroma', prefix),
+        nginxImage: composeImageRef('nginx', prefix),
+        workerProbe: JSON.stringify(['CMD', ...WORKER_PROBE]),
+        localRepo,
+        repoDir: localRepo ? answers.backup.repository : '',
+        postgresPort: ports.postgres,
+        redisPort: ports.redis,
+        chromaPort: ports.chroma,
+        backendPort: ports.backend,
+        httpPort: ports.http,
+        httpsPort: ports.https,
       }),
     )
     return files
@@ -195,11 +213,32 @@ export function planInit(answers: Answers, options: PlanOptions): PlannedFile[] 
   return files
 }
 
-/** redis:7-alpine runs as uid 999 / gid 1000: the 0600 redis.conf must belong to it. */
-export const REDIS_CONTAINER_OWNER = {uid: 999, gid: 1000}
+/** How charge-ops on the host reaches the compose stack (charge-ops.yaml `compose`, read by settings). */
+function composeAccess(answers: Answers) {
+  const p = answers.compose.ports
+  return {
+    project: answers.stack,
+    hostPorts: {...(answers.managed ? {} : {postgres: p.postgres, redis: p.redis}), chroma: p.chroma, backend: p.backend, https: p.https, http: p.http},
+    volumes: {uploads: COMPOSE_DIRS.uploads.path, chroma: COMPOSE_DIRS.chroma.path},
+  }
+}
 
-export function renderChargeOpsYaml(answers: Answers): string {
+/** The bind-mounted data folders of the compose stack and the uid each container writes them as (images/). */
+export const COMPOSE_DIRS = {
+  uploads: {path: 'data/uploads', owner: {uid: 10_001, gid: 10_001}},
+  chroma: {path: 'data/chroma', owner: {uid: 10_002, gid: 10_002}},
+  state: {path: '.charge-ops', owner: {uid: 10_001, gid: 10_001}},
+} as const
+
+/** The postgres image's uid (images/postgres): archive_command writes the repository's wal/ as it. */
+export const POSTGRES_CONTAINER_OWNER = {uid: 999, gid: 999}
+
+/** The redis image (images/redis) runs as redis, uid/gid 998: the 0600 redis.conf must belong to it. */
+export const REDIS_CONTAINER_OWNER = {uid: 998, gid: 998}
+
+export function renderChargeOpsYaml(answers: Answers, installDir?: string): string {
   const managed = answers.managed
+  void installDir
   const config = {
     stack: answers.stack,
     target: answers.target,
@@ -222,6 +261,7 @@ export function renderChargeOpsYaml(answers: Answers): string {
       retention: {keepLast: 7, keepDays: 30, daily: 7, weekly: 4, monthly: 6},
     },
     schedules: schedulesYaml(answers.timezone),
+    ...(answers.target === 'compose' ? {compose: composeAccess(answers)} : {}),
   }
   // What init writes must load: a schema change that breaks it fails here, not on a user's host.
   chargeOpsYamlSchema.parse(config)

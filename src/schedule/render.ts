@@ -176,7 +176,15 @@ export interface K8sScheduleContext {
   /** PVC of the uploads directory, mounted read-only for files backups */
   uploadsClaim?: string
   uploadsPath: string
+  /**
+   * Chroma's data: its StatefulSet's PVC (ReadWriteOnce), mounted by the backup jobs, which are
+   * therefore scheduled on the Chroma pod's node (pod affinity: RWO allows pods of one node).
+   */
+  chroma?: {claim: string; path: string; podLabels: Record<string, string>}
 }
+
+/** The jobs that read the Chroma folder (its data is part of every files backup). */
+const READS_CHROMA = /^backup (all|files)\b/
 
 /** Kubernetes CronJobs (batch/v1), one YAML stream. */
 export function renderCronJobs(jobs: readonly ScheduledJob[], ctx: K8sScheduleContext): string {
@@ -188,6 +196,11 @@ export function renderCronJobs(jobs: readonly ScheduledJob[], ctx: K8sScheduleCo
     if (ctx.uploadsClaim) {
       volumes.push({name: 'uploads', persistentVolumeClaim: {claimName: ctx.uploadsClaim, readOnly: true}})
       mounts.push({name: 'uploads', mountPath: ctx.uploadsPath, readOnly: true})
+    }
+    const chroma = ctx.chroma && READS_CHROMA.test(job.args.join(' ')) ? ctx.chroma : undefined
+    if (chroma) {
+      volumes.push({name: 'chroma', persistentVolumeClaim: {claimName: chroma.claim}})
+      mounts.push({name: 'chroma', mountPath: chroma.path})
     }
     return {
       apiVersion: 'batch/v1',
@@ -210,6 +223,7 @@ export function renderCronJobs(jobs: readonly ScheduledJob[], ctx: K8sScheduleCo
               spec: {
                 restartPolicy: 'Never',
                 securityContext: {runAsNonRoot: true, runAsUser: 10001, fsGroup: 10001},
+                ...(chroma ? {affinity: {podAffinity: {requiredDuringSchedulingIgnoredDuringExecution: [{labelSelector: {matchLabels: chroma.podLabels}, topologyKey: 'kubernetes.io/hostname'}]}}} : {}),
                 containers: [
                   {
                     name: 'charge-ops',
@@ -222,6 +236,7 @@ export function renderCronJobs(jobs: readonly ScheduledJob[], ctx: K8sScheduleCo
                       {name: 'AWS_ACCESS_KEY_ID', valueFrom: {secretKeyRef: {name: ctx.credentialsSecret, key: 'AWS_ACCESS_KEY_ID', optional: true}}},
                       {name: 'AWS_SECRET_ACCESS_KEY', valueFrom: {secretKeyRef: {name: ctx.credentialsSecret, key: 'AWS_SECRET_ACCESS_KEY', optional: true}}},
                       {name: 'CHARGE_OPS_QUIET', value: '1'},
+                      ...(chroma ? [{name: 'CHROMA_PERSIST_DIRECTORY', value: chroma.path}] : []),
                     ],
                     resources: {requests: {cpu: '100m', memory: '256Mi'}, limits: {cpu: '2', memory: '1Gi'}},
                     securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: false},

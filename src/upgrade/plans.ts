@@ -3,6 +3,7 @@
  * `upgrade --dry-run` and executed in order otherwise (each needs its binary: exit 5 with the install
  * hint when it is missing). Every step lists its rollback commands, run in reverse on failure.
  */
+import {stackTopology, upgradableServices, upgradableWorkloads, VERSION_VARIABLE} from '../topology/index.js'
 import type {StepName} from './journal.js'
 
 export interface PlannedCommand {
@@ -13,6 +14,8 @@ export interface PlannedCommand {
   purpose: string
   /** a check whose output is inspected (health, rollout), not just its exit code */
   check?: 'compose-health' | 'http-health'
+  /** environment for this command (compose: CHARGE_OPS_VERSION picks the images' tag) */
+  env?: Record<string, string>
 }
 
 export interface PlanStep {
@@ -34,31 +37,47 @@ export interface ComposePlanOptions {
   /** docker-compose.yml (default ./docker-compose.yml) */
   composeFile: string
   project?: string
-  /** the backend service (API) and worker service names in the compose file */
+  /** the backend service (API) and worker service names in the compose file (default: the topology's) */
   backendService?: string
   workerService?: string
-  /** the image the backend uses; when set the new tag is pulled, else the service is built */
+  /**
+   * a registry prefix to pull `<prefix>/service:<version>` from; without it the images are built
+   * here from the installed charge-ops (`charge-ops images build --version`)
+   */
   image?: string
   previousVersion?: string | null
   /** how charge-ops is invoked for its own steps (default ['charge-ops']) */
   chargeOps?: string[]
   waitTimeoutSeconds?: number
+  /** extra arguments of `images build` (e.g. --base) */
+  buildArgs?: string[]
 }
 
-const cmd = (file: string, args: string[], purpose: string, check?: PlannedCommand['check']): PlannedCommand => ({file, args, purpose, ...(check ? {check} : {})})
+const cmd = (file: string, args: string[], purpose: string, check?: PlannedCommand['check'], env?: Record<string, string>): PlannedCommand => ({file, args, purpose, ...(check ? {check} : {}), ...(env ? {env} : {})})
 
-/** `docker compose` plan: backup, maintenance + stop, pull/build, migrate (one-off container), up -d --wait, verify. */
+/**
+ * `docker compose` plan (the guide's seven steps): backup, maintenance + stop, images of the new
+ * version (pulled, or built from this charge-ops), the version's migrations (the compose file's
+ * one-off `migrate` service), up -d --wait on the new images, verify. The images' tag is the
+ * compose project's CHARGE_OPS_VERSION: each command that must run a version gets it in its
+ * environment (which wins over .env); the upgrade writes it into .env once the new version serves.
+ */
 export function composePlan(o: ComposePlanOptions): CommandPlan {
-  const backend = o.backendService ?? 'backend'
-  const worker = o.workerService ?? 'worker'
+  // the services init's compose file runs the service image as (src/topology)
+  const topology = stackTopology()
+  const [defaultApi, defaultWorker] = upgradableServices(topology).map((s) => s.name)
+  const backend = o.backendService ?? defaultApi!
+  const worker = o.workerService ?? defaultWorker!
+  const migrate = topology.services.find((s) => s.name === 'migrate')!.name
   const co = o.chargeOps ?? ['charge-ops']
   const dc = (...args: string[]) => ['compose', '-f', o.composeFile, ...(o.project ? ['-p', o.project] : []), ...args]
-  const envFor = (version: string) => ['--env', `APP_VERSION=${version}`]
+  const at = (version: string) => ({[VERSION_VARIABLE]: version})
   const wait = String(o.waitTimeoutSeconds ?? 120)
   const fetch: PlannedCommand[] = o.image
-    ? [cmd('docker', dc('pull', backend, worker), `pull ${o.image}:${o.version}`)]
-    : [cmd('docker', dc('build', '--pull', backend, worker), `build the ${o.version} images`)]
+    ? [cmd('docker', dc('pull', backend, worker), `pull ${o.image}/service:${o.version}`, undefined, at(o.version))]
+    : [cmd(co[0]!, [...co.slice(1), 'images', 'build', '--version', o.version, ...(o.buildArgs ?? [])], `build the ${o.version} images from this charge-ops`)]
   const previous = o.previousVersion ?? 'previous'
+  const previousEnv = o.previousVersion ? at(o.previousVersion) : undefined
   return {
     target: 'compose',
     version: o.version,
@@ -68,26 +87,26 @@ export function composePlan(o: ComposePlanOptions): CommandPlan {
         step: 'stop',
         title: '2 maintenance mode, stop the service',
         commands: [cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'on', '--reason', `upgrade to ${o.version}`], 'writes answer 503'), cmd('docker', dc('stop', '--timeout', '60', worker, backend), 'drain the worker, finish requests')],
-        undo: [cmd('docker', dc('up', '-d', '--wait', '--wait-timeout', wait, backend, worker), `start ${previous} again`), cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again')],
+        undo: [cmd('docker', dc('up', '-d', '--wait', '--wait-timeout', wait, backend, worker), `start ${previous} again`, undefined, previousEnv), cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again')],
       },
       {step: 'fetch', title: '3 fetch the new version', commands: fetch, undo: []},
       {step: 'install', title: '4 install its dependencies', commands: [], undo: []},
       {
         step: 'migrate',
         title: '5 migrate up',
-        commands: [cmd('docker', dc('run', '--rm', '--no-deps', ...envFor(o.version), backend, ...co, 'migrate', 'up', '--lock-wait', '60s'), 'the new image applies its migrations')],
+        commands: [cmd('docker', dc('run', '--rm', '--no-deps', migrate), `the ${o.version} image applies its migrations`, undefined, at(o.version))],
         undo: [cmd(co[0]!, [...co.slice(1), 'migrate', 'down', '--to', '<previous head>', '--yes'], 'revert to the previous head (or restore the step-1 backup when a down migration is missing)')],
       },
       {
         step: 'start',
         title: '6 start the new version',
-        commands: [cmd('docker', dc('up', '-d', '--wait', '--wait-timeout', wait, backend, worker), `recreate ${backend} and ${worker} on ${o.version}`)],
+        commands: [cmd('docker', dc('up', '-d', '--wait', '--wait-timeout', wait, backend, worker), `recreate ${backend} and ${worker} on ${o.version}`, undefined, at(o.version))],
         undo: [cmd('docker', dc('stop', '--timeout', '60', worker, backend), `stop ${o.version}`)],
       },
       {
         step: 'verify',
         title: '7 verify',
-        commands: [cmd('docker', dc('ps', '--format', 'json', backend, worker), 'every container running and healthy', 'compose-health'), cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift')],
+        commands: [cmd('docker', dc('ps', '--format', 'json', backend, worker), 'every container running and healthy', 'compose-health', at(o.version)), cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift')],
         undo: [],
       },
     ],
@@ -111,9 +130,12 @@ export interface K8sPlanOptions {
 /** `kubectl` plan: backup, migration Job, set image (or apply), rollout status; rollout undo on failure. */
 export function k8sPlan(o: K8sPlanOptions): CommandPlan {
   const ns = ['-n', o.namespace]
-  const deployment = o.deployment ?? 'charge-analysis-backend'
-  const container = o.container ?? 'backend'
-  const worker = o.workerDeployment ?? 'charge-analysis-worker'
+  // the Deployments init's manifests write (src/topology)
+  const [api, workerWorkload] = upgradableWorkloads(stackTopology())
+  const deployment = o.deployment ?? api!.name
+  const container = o.container ?? api!.container
+  const worker = o.workerDeployment ?? workerWorkload!.name
+  const workerContainer = workerWorkload!.container
   const timeout = `--timeout=${o.rolloutTimeout ?? '300s'}`
   const co = o.chargeOps ?? ['charge-ops']
   const image = `${o.image}:${o.version}`
@@ -122,7 +144,7 @@ export function k8sPlan(o: K8sPlanOptions): CommandPlan {
     ? [cmd('kubectl', ['apply', '-f', o.manifests, ...ns], `apply the ${o.version} manifests`)]
     : [
         cmd('kubectl', ['set', 'image', `deployment/${deployment}`, `${container}=${image}`, ...ns], `${deployment} → ${image}`),
-        cmd('kubectl', ['set', 'image', `deployment/${worker}`, `worker=${image}`, ...ns], `${worker} → ${image}`),
+        cmd('kubectl', ['set', 'image', `deployment/${worker}`, `${workerContainer}=${image}`, ...ns], `${worker} → ${image}`),
       ]
   return {
     target: 'k8s',

@@ -3,6 +3,8 @@
  * it in order — each command through src/exec.ts (a missing docker / kubectl is exit 5 with the
  * install hint) — and on failure run the completed steps' rollback commands in reverse (exit 6).
  */
+import {existsSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
+
 import {CliError, ExitCode, RolledBackError, UnreachableError, UsageError} from '../errors.js'
 import type {UpgradeOptions, UpgradeResult} from './index.js'
 import type {CommandPlan, PlannedCommand} from './plans.js'
@@ -17,19 +19,21 @@ export async function buildPlan(options: UpgradeOptions & {target: 'compose' | '
     return composePlan({
       version: options.to,
       composeFile: resolve(options.settings.baseDir, file),
-      project: options.compose?.project,
+      project: options.compose?.project ?? options.settings.yaml.compose?.project,
+      previousVersion: composeVersion(options.settings.envFilePath),
       image: options.compose?.image,
       backendService: options.compose?.backendService,
       workerService: options.compose?.workerService,
       chargeOps,
     })
   }
-  const image = options.k8s?.image
-  if (!image && !options.k8s?.manifests) throw new UsageError('--image (or --manifests) is required for the k8s target', {hint: 'e.g. `--image registry.example.com/charge-analysis/backend`.'})
+  // default: the service image init's manifests run (src/topology), in the namespace init names after the stack
+  const {DEFAULT_IMAGE_PREFIX} = await import('../topology/index.js')
+  const image = options.k8s?.image ?? `${DEFAULT_IMAGE_PREFIX}/service`
   return k8sPlan({
     version: options.to,
-    namespace: options.k8s?.namespace ?? 'charge-analysis',
-    image: image ?? 'charge-analysis/backend',
+    namespace: options.k8s?.namespace ?? options.settings.stack,
+    image,
     deployment: options.k8s?.deployment,
     container: options.k8s?.container,
     workerDeployment: options.k8s?.workerDeployment,
@@ -39,11 +43,28 @@ export async function buildPlan(options: UpgradeOptions & {target: 'compose' | '
   })
 }
 
+/** The images' version the compose project runs: CHARGE_OPS_VERSION in its .env (init writes it). */
+export function composeVersion(envFile: string | undefined): string | null {
+  if (!envFile || !existsSync(envFile)) return null
+  const match = /^CHARGE_OPS_VERSION=(.+)$/m.exec(readFileSync(envFile, 'utf8'))
+  return match ? match[1]!.trim() : null
+}
+
+/** Records the version now serving in the compose project's .env (temp file + rename, mode kept). */
+function recordComposeVersion(envFile: string | undefined, version: string): void {
+  if (!envFile || !existsSync(envFile)) return
+  const text = readFileSync(envFile, 'utf8')
+  const next = /^CHARGE_OPS_VERSION=.*$/m.test(text) ? text.replace(/^CHARGE_OPS_VERSION=.*$/m, `CHARGE_OPS_VERSION=${version}`) : `${text.replace(/\n?$/, '\n')}CHARGE_OPS_VERSION=${version}\n`
+  const temp = `${envFile}.${process.pid}.tmp`
+  writeFileSync(temp, next, {mode: statSync(envFile).mode & 0o777})
+  renameSync(temp, envFile)
+}
+
 async function execute(c: PlannedCommand, logger: UpgradeOptions['logger']): Promise<void> {
   const {run} = await import('../exec.js')
   const {shellQuote, composeHealth} = await import('./plans.js')
   logger.info(`$ ${shellQuote([c.file, ...c.args])}`)
-  const result = await run(c.file, c.args, {purpose: c.purpose})
+  const result = await run(c.file, c.args, {purpose: c.purpose, ...(c.env ? {env: c.env} : {})})
   if (c.check === 'compose-health') {
     const health = composeHealth(result.stdout)
     if (!health.ok) throw new CliError('UPGRADE_VERIFY_FAILED', ExitCode.findings, `containers not healthy: ${health.problems.join(', ')}`)
@@ -106,5 +127,6 @@ export async function runPlanTarget(options: UpgradeOptions & {target: 'compose'
     }
     throw new RolledBackError(`the ${options.target} upgrade to ${plan.version} failed at ${failed?.title ?? '?'}: ${(error as Error).message} — rollback commands run`, {data: {commandPlan: plan}})
   }
+  if (options.target === 'compose') recordComposeVersion(options.settings.envFilePath, plan.version)
   return {outcome: 'succeeded', target: options.target, commandPlan: plan, message: `upgraded (${options.target}) to ${plan.version}`}
 }

@@ -85,6 +85,8 @@ function snapshotDir(dir: string): Record<string, {mode: string; content: string
     for (const name of SECRET_NAMES) if (secrets[name]) content = content.replaceAll(secrets[name], `«${name}»`)
     // the local target writes absolute paths of its install directory (units, archive_command)
     content = content.replaceAll(dir, '«dir»')
+    // compose: each run makes its own self-signed certificate for nginx
+    if (path.startsWith('nginx/ssl/')) content = content.replace(/-----BEGIN ([A-Z ]+)-----[\s\S]+?-----END \1-----/g, '«$1»')
     out[path] = {mode: (statSync(join(dir, path)).mode & 0o777).toString(8), content}
   }
   return out

@@ -3,7 +3,7 @@
  * bad answers exit 2 with nothing written; a rerun over a local edit is refused and shows a diff.
  */
 import {execFileSync, spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
@@ -37,10 +37,30 @@ describe('charge-ops init (built binary)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'init-e2e-bad-'))
     const r = cli(['init', '--non-interactive', '--target', 'compose', '--domain', 'not a domain', '--ram', '0', '--cpus', '4', '--repo', 's3://bucket/x', '--dir', dir])
     expect(r.status).toBe(2)
-    expect(r.stderr).toMatch(/domain: is not a valid DNS name/)
-    expect(r.stderr).toMatch(/host\.ram: must be greater than 0/)
+    expect(r.stderr).toMatch(/--domain: is not a valid DNS name/)
+    expect(r.stderr).toMatch(/--ram: must be greater than 0/)
     expect(r.stderr).toMatch(/nothing was written/i)
     expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('compose from the domain alone: RAM and CPUs detected, a local repository, a self-signed certificate; a missing answer is named as its flag', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'init-e2e-defaults-'))
+    const missing = cli(['init', '--non-interactive', '--target', 'compose', '--dir', dir, '--yes'])
+    expect(missing.status).toBe(2)
+    expect(missing.stderr).toMatch(/--domain is required/)
+    expect(missing.stderr).not.toMatch(/Invalid input|expected object/)
+    expect(readdirSync(dir)).toEqual([])
+    const r = cli(['init', '--non-interactive', '--target', 'compose', '--domain', 'charge.example.com', '--dir', dir, '--yes', '--json'])
+    expect(r.status, r.stderr).toBe(0)
+    expect(readFileSync(join(dir, 'charge-ops.yaml'), 'utf8')).toContain(`repository: ${join(dir, 'backups')}`)
+    expect(readFileSync(join(dir, 'postgres', 'postgresql.conf'), 'utf8')).toMatch(/^shared_buffers = \d+/m)
+    expect(readFileSync(join(dir, 'nginx', 'ssl', 'fullchain.pem'), 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/)
+    expect(statSync(join(dir, 'nginx', 'ssl', 'privkey.pem')).mode & 0o777).toBe(0o600)
+    for (const folder of ['data/uploads', 'data/chroma', '.charge-ops', 'backups/charge-analysis/wal']) expect(statSync(join(dir, folder)).isDirectory(), folder).toBe(true)
+    // a rerun keeps the certificate (and every secret): nothing changes
+    const again = cli(['init', '--non-interactive', '--target', 'compose', '--domain', 'charge.example.com', '--dir', dir, '--json'])
+    expect(again.status, again.stderr).toBe(0)
+    expect(JSON.parse(again.stdout).files.every((f: {action: string}) => f.action === 'unchanged')).toBe(true)
   })
 
   it('--connect with an unreachable S3 endpoint: exit 5, nothing written', () => {

@@ -79,12 +79,13 @@ describe('charge-ops upgrade (built CLI)', () => {
     expect(k8s.code, k8s.stderr).toBe(0);
     const numbered = k8s.stdout.split('\n').filter((l) => /^\s+\d+\. /.test(l));
     expect(numbered.map((l) => Number(/^\s+(\d+)\./.exec(l)![1]))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-    expect(k8s.stdout).toContain('kubectl set image deployment/charge-analysis-backend backend=reg/backend:1.4.0 -n charge');
-    expect(k8s.stdout).toContain('on failure: kubectl rollout undo deployment/charge-analysis-backend -n charge');
+    expect(k8s.stdout).toContain('kubectl set image deployment/backend backend=reg/backend:1.4.0 -n charge');
+    expect(k8s.stdout).toContain('on failure: kubectl rollout undo deployment/backend -n charge');
 
+    // without --image: the service image init's manifests run, in the namespace named after the stack
     const noImage = await cli(empty, 'upgrade', '--target', 'k8s', '--to', '1.4.0', '--dry-run');
-    expect(noImage.code).toBe(2);
-    expect(noImage.stderr).toContain('--image');
+    expect(noImage.code, noImage.stderr).toBe(0);
+    expect(noImage.stdout).toContain('kubectl set image deployment/backend backend=charge-ops/service:1.4.0 -n charge-analysis');
   });
 
   it('needs docker compose / kubectl to run a plan: exit 5 with the install hint', async () => {

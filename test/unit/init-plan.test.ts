@@ -65,7 +65,7 @@ describe('generated files', () => {
   it('compose: databases only on loopback, Redis with requirepass and AOF, healthchecks and restart everywhere', () => {
     const compose = parseDocument(plan('compose').find((f) => f.path === 'docker-compose.yml')!.content).toJS() as {services: Record<string, {ports?: string[]; healthcheck?: unknown; restart?: string; profiles?: string[]}>}
     for (const [name, svc] of Object.entries(compose.services)) {
-      if (svc.profiles) continue
+      if (svc.profiles || name === 'migrate') continue // the ops profile and the one-off migrate service
       expect(svc.healthcheck, name).toBeDefined()
       expect(svc.restart, name).toBe('unless-stopped')
     }
@@ -199,9 +199,17 @@ describe('answers', () => {
       message = (error as Error).message
       expect((error as {exitCode: number}).exitCode).toBe(2)
     }
-    expect(message).toMatch(/domain: must be a host name without a scheme/)
-    expect(message).toMatch(/host\.ram: must be greater than 0/)
-    expect(message).toMatch(/backup\.repository: must be s3:\/\/BUCKET\/PREFIX/)
+    // given as flags, each answer is named by its flag
+    expect(message).toMatch(/--domain: must be a host name without a scheme/)
+    expect(message).toMatch(/--ram: must be greater than 0/)
+    expect(message).toMatch(/--repo: must be s3:\/\/BUCKET\/PREFIX/)
+  })
+  it('names a missing answer as the flag that gives it, never as a schema path', () => {
+    expect(() => parseAnswers({target: 'compose', host: {ram: '1GB', cpus: 1}, backup: {repository: '/backups'}})).toThrow(/^invalid answers \(flags\):\n {2}--domain is required$/)
+    expect(() => parseAnswers({domain: 'charge.example.com'})).toThrow(/--target is required[\s\S]*--ram is required[\s\S]*--cpus is required[\s\S]*--repo is required/)
+    // a local repository directory is an answer (compose, local); k8s pods share none
+    expect(parseAnswers({...base, backup: {repository: '/backups'}}).backup.repository).toBe('/backups')
+    expect(() => parseAnswers({...base, target: 'k8s', backup: {repository: '/backups'}})).toThrow(/--repo: must be s3:\/\/BUCKET\/PREFIX for k8s/)
   })
   it('accepts the minimal answers with defaults', () => {
     const a = parseAnswers(base)

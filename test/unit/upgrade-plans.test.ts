@@ -22,18 +22,24 @@ describe('compose plan', () => {
       "charge-ops service maintenance on --reason upgrade to 1.4.0",
       'docker compose -f /srv/charge/docker-compose.yml stop --timeout 60 worker backend',
       'docker compose -f /srv/charge/docker-compose.yml pull backend worker',
-      'docker compose -f /srv/charge/docker-compose.yml run --rm --no-deps --env APP_VERSION=1.4.0 backend charge-ops migrate up --lock-wait 60s',
+      'docker compose -f /srv/charge/docker-compose.yml run --rm --no-deps migrate',
       'docker compose -f /srv/charge/docker-compose.yml up -d --wait --wait-timeout 120 backend worker',
       'docker compose -f /srv/charge/docker-compose.yml ps --format json backend worker',
       'charge-ops migrate status --exit-code',
     ]);
     expect(plan.steps.find((s) => s.step === 'start')!.undo.map(line)).toEqual(['docker compose -f /srv/charge/docker-compose.yml stop --timeout 60 worker backend']);
     expect(plan.steps.find((s) => s.step === 'stop')!.undo.map(line)[0]).toContain('up -d --wait');
+    // the images' tag is the compose project's CHARGE_OPS_VERSION: the new one for the new containers, the previous one to go back
+    const envOf = (step: string, undo = false) => (undo ? plan.steps.find((s) => s.step === step)!.undo[0] : plan.steps.find((s) => s.step === step)!.commands[0])!.env;
+    expect(envOf('migrate')).toEqual({CHARGE_OPS_VERSION: '1.4.0'});
+    expect(envOf('start')).toEqual({CHARGE_OPS_VERSION: '1.4.0'});
+    expect(envOf('stop', true)).toEqual({CHARGE_OPS_VERSION: '1.3.0'});
   });
 
-  it('builds instead of pulling without an image; -p for a project', () => {
-    const plan = composePlan({version: '2.0.0', composeFile: 'dc.yml', project: 'charge'});
-    expect(plan.steps.find((s) => s.step === 'fetch')!.commands.map(line)).toEqual(['docker compose -f dc.yml -p charge build --pull backend worker']);
+  it('builds the images from this charge-ops instead of pulling without an image; -p for a project', () => {
+    const plan = composePlan({version: '2.0.0', composeFile: 'dc.yml', project: 'charge', buildArgs: ['--base', 'b']});
+    expect(plan.steps.find((s) => s.step === 'fetch')!.commands.map(line)).toEqual(['charge-ops images build --version 2.0.0 --base b']);
+    expect(plan.steps.find((s) => s.step === 'start')!.commands.map(line)).toEqual(['docker compose -f dc.yml -p charge up -d --wait --wait-timeout 120 backend worker']);
   });
 
   it('renders numbered lines with shell quoting', () => {
@@ -58,20 +64,20 @@ describe('k8s plan', () => {
       'charge-ops backup all --json',
       'charge-ops backup verify latest',
       'charge-ops service maintenance on --reason upgrade to 1.4.0',
-      'kubectl scale deployment/charge-analysis-worker --replicas=0 -n charge',
-      'kubectl rollout status deployment/charge-analysis-worker -n charge --timeout=300s',
+      'kubectl scale deployment/worker --replicas=0 -n charge',
+      'kubectl rollout status deployment/worker -n charge --timeout=300s',
       'kubectl run charge-ops-migrate-1-4-0 --image=reg/backend:1.4.0 --restart=Never --rm --attach -n charge -- charge-ops migrate up --lock-wait 60s',
-      'kubectl set image deployment/charge-analysis-backend backend=reg/backend:1.4.0 -n charge',
-      'kubectl set image deployment/charge-analysis-worker worker=reg/backend:1.4.0 -n charge',
-      'kubectl rollout status deployment/charge-analysis-backend -n charge --timeout=300s',
-      'kubectl rollout status deployment/charge-analysis-worker -n charge --timeout=300s',
+      'kubectl set image deployment/backend backend=reg/backend:1.4.0 -n charge',
+      'kubectl set image deployment/worker worker=reg/backend:1.4.0 -n charge',
+      'kubectl rollout status deployment/backend -n charge --timeout=300s',
+      'kubectl rollout status deployment/worker -n charge --timeout=300s',
       'charge-ops migrate status --exit-code',
-      'kubectl get deployment/charge-analysis-backend -n charge -o jsonpath={.status.readyReplicas}/{.status.replicas}',
+      'kubectl get deployment/backend -n charge -o jsonpath={.status.readyReplicas}/{.status.replicas}',
     ]);
     expect(plan.steps.find((s) => s.step === 'start')!.undo.map(line)).toEqual([
-      'kubectl rollout undo deployment/charge-analysis-backend -n charge',
-      'kubectl rollout undo deployment/charge-analysis-worker -n charge',
-      'kubectl rollout status deployment/charge-analysis-backend -n charge --timeout=300s',
+      'kubectl rollout undo deployment/backend -n charge',
+      'kubectl rollout undo deployment/worker -n charge',
+      'kubectl rollout status deployment/backend -n charge --timeout=300s',
     ]);
   });
 

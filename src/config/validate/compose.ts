@@ -167,18 +167,28 @@ export function validateCompose(text: string, file: string): ValidatedCompose {
     }
   }
 
+  // Chroma as its own service (charge-ops init's layout): the backend keeps no Chroma folder and no model files.
+  const chromaService = model.services.some((s) => /^chroma(db)?$/.test(s.name) || /chroma/i.test(s.image ?? ''))
+  const waitsHealthy = (service: ComposeService, pg: ComposeService, depth = 0): boolean => {
+    const condition = service.dependsOn[pg.name]
+    if (condition === 'service_healthy') return true
+    // through a one-off service that itself waits for PostgreSQL (the migrate service): backend → migrate (completed) → postgres (healthy)
+    return depth < 3 && Object.entries(service.dependsOn).some(([name, c]) => c === 'service_completed_successfully' && model.services.some((s) => s.name === name && waitsHealthy(s, pg, depth + 1)))
+  }
   for (const backend of model.services.filter(isBackend)) {
     for (const pg of postgres) {
       const condition = backend.dependsOn[pg.name]
-      if (condition !== 'service_healthy') {
+      if (!waitsHealthy(backend, pg)) {
         add('error', 'compose/depends-on-healthy', `services.${backend.name} ${condition ? `waits only for ${pg.name} to start (${condition})` : `does not depend on ${pg.name}`}, not for it to be healthy`, `Under depends_on write ${pg.name}: {condition: service_healthy} (the guide §7.1).`, backend.dependsOnLine ?? backend.line, `services.${backend.name}.depends_on`)
       }
     }
     for (const want of BACKEND_VOLUMES) {
+      if (chromaService && want.what !== 'uploads') continue
       const mount = backend.mounts.find((m) => want.pattern.test(m.target))
       if (!mount) {
         add('error', 'compose/backend-volume', `services.${backend.name} has no volume for ${want.what}: it is lost when the container is recreated`, `Add a named volume, e.g. ${want.example}.`, backend.line, `services.${backend.name}.volumes`)
-      } else if (mount.type !== 'volume') {
+      } else if (mount.type !== 'volume' && !(mount.type === 'bind' && /^\.\//.test(mount.source ?? ''))) {
+        // a bind mount of a folder next to the compose file persists as well (init's layout: the host reaches the files there)
         add('warning', 'compose/named-volume', `services.${backend.name} keeps ${want.what} in a ${mount.type} mount, not a named volume`, `Use a named volume, e.g. ${want.example}.`, mount.line, `services.${backend.name}.volumes`)
       }
     }
