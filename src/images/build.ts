@@ -149,7 +149,8 @@ export async function buildImages(options: BuildOptions): Promise<BuildResult> {
   const node = want.has('service') || want.has('chroma') ? await nodeTarball(options) : ''
   const modules = want.has('service') || want.has('chroma') ? productionModules(root) : []
   const ref = (name: ImageName) => imageRef(name, options.version, options.prefix)
-  const webDist = join(root, 'web', 'dist')
+  // the web UI's build (npm run build: web/ → dist/web), served by the nginx image
+  const webDist = join(root, 'dist', 'web')
 
   const packageContext = async (context: string, dir: string) => {
     for (const entry of PACKAGE_ENTRIES) if (existsSync(join(root, entry))) await copyInto(join(root, entry), join(context, dir, entry))
@@ -181,7 +182,7 @@ export async function buildImages(options: BuildOptions): Promise<BuildResult> {
       name: 'nginx',
       dockerfileDir: join(imagesDir, 'nginx'),
       prepare: async (c) => {
-        // the web UI's built files when this installation has them (web/dist), else an empty site
+        // the web UI's built files when this installation has them (dist/web), else an empty site
         if (existsSync(webDist)) await copyInto(webDist, join(c, 'web'))
         else mkdirSync(join(c, 'web'), {recursive: true})
       },
