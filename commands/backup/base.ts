@@ -6,6 +6,7 @@ import type {BackupManifest} from '../../src/repository/manifest.js'
 export default class BackupBase extends BaseCommand<typeof BackupBase> {
   static summary = 'Take a physical base backup (pg_basebackup, tar, zstd, streamed) into the repository.'
   static description = `Native engine: pg_basebackup -Ft -X none streamed through zstd into the repository; the manifest (written last) records start / stop LSN, timeline, system identifier, the WAL segments the backup needs, and the sha256 of the stored tar. The backup is marked complete only once its last WAL segment is archived, so WAL archiving (\`charge-ops wal archive-command\`) must be on.
+Every wait is bounded by --wal-timeout: when archiving fails, the server would wait forever for the backup's last segment; charge-ops stops pg_basebackup, ends the server's wait (terminates its walsender), releases the lock and exits 5 naming pg_stat_archiver's last failure. SIGTERM / SIGINT clean up the same way.
 With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-dir).`
   static examples = ['<%= config.bin %> backup base', '<%= config.bin %> backup base --repo /var/backups/charge-ops --json']
   static flags = {
@@ -13,7 +14,7 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
     stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
     'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
     'database-url': Flags.string({description: 'the server to back up (default: DATABASE_URL); needs REPLICATION'}),
-    'wal-timeout': Flags.integer({description: "seconds to wait for the backup's last WAL segment to be archived", default: 120}),
+    'wal-timeout': Flags.integer({description: "seconds to wait for the backup's WAL to be archived — the server's own wait at the end of the backup, then the backup history file; on timeout pg_basebackup is stopped and the command exits 5 naming pg_stat_archiver's last failure", default: 120}),
     engine: Flags.string({options: ['native', 'wal-g'], description: 'default: backup.engine from charge-ops.yaml'}),
     'data-dir': Flags.string({description: 'wal-g engine only: the server data directory (PGDATA)'}),
   }

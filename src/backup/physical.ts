@@ -5,7 +5,7 @@
  * wait until the backup's last segment is archived: a base backup whose WAL is not in the
  * repository is not restorable and is never marked complete.
  */
-import {ConfigError, ExternalCommandError, UnreachableError} from '../errors.js'
+import {ConfigError, UnreachableError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import {newBackupId, partKey, writeManifest, type BackupManifest} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
@@ -75,6 +75,20 @@ export function baseWalSegments(timeline: number, startLsn: string, stopLsn: str
 }
 
 export async function backupBase(options: BaseBackupOptions): Promise<BackupManifest> {
+  const {trapSignals, BackupInterrupted} = await import('./physical-wait.js')
+  const signals = trapSignals()
+  try {
+    return await backupBaseTrapped(options, signals.interrupted)
+  } catch (error) {
+    // cleaned up and unlocked: end the way the signal would have ended us
+    if (error instanceof BackupInterrupted) signals.reraise(error.signal)
+    throw error
+  } finally {
+    signals.dispose()
+  }
+}
+
+async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promise<NodeJS.Signals>): Promise<BackupManifest> {
   const {storage, stack, logger} = options
   const now = options.now ?? (() => new Date())
   const {parseDatabaseUrl, libpqEnv, withClient} = await import('../postgres/connection.js')
@@ -98,14 +112,21 @@ export async function backupBase(options: BaseBackupOptions): Promise<BackupMani
 
   const {acquireLock} = await import('../repository/lock.js')
   const release = await acquireLock(storage, stack, {command: 'backup base'})
+  let monitor: import('./physical-wait.js').ArchiveWaitMonitor | undefined
   try {
     const startedAt = now()
     const id = newBackupId('base', startedAt)
     const label = `charge-ops ${id}`
     const {startChild} = await import('./physical-process.js')
-    const env = {...process.env, ...libpqEnv(target)}
+    const {BackupInterrupted, walNotArchivedError, watchArchiveWait} = await import('./physical-wait.js')
+    // PGAPPNAME names our walsender in pg_stat_activity (pg_basebackup's own name is only a fallback)
+    const applicationName = `charge-ops backup base ${id}`
+    const env = {...process.env, ...libpqEnv(target), PGAPPNAME: applicationName}
     const level = options.compressionLevel ?? 1
+    const walTimeout = options.walTimeoutSec ?? 120
     logger.info(`backup ${id}: pg_basebackup from ${target.host}:${target.port} → ${storage.location}`)
+    monitor = await watchArchiveWait(target, applicationName, walTimeout, logger)
+    const watch = monitor
     const basebackup = startChild('pg_basebackup', ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v', '--label', label], {env, purpose: 'base backup'})
     const zstd = startChild('zstd', ['-q', `-${level}`, '-T0', '-c'], {purpose: 'compression'})
     basebackup.child.stdout!.pipe(zstd.child.stdin!)
@@ -118,11 +139,29 @@ export async function backupBase(options: BaseBackupOptions): Promise<BackupMani
     const key = partKey(stack, id, 'base.tar.zst')
     let stored: {bytes: number; sha256: string}
     try {
-      ;[stored] = await Promise.all([storage.put(key, zstd.child.stdout!, {}), basebackup.done, zstd.done])
+      const streaming = Promise.all([storage.put(key, zstd.child.stdout!, {}), basebackup.done, zstd.done])
+      streaming.catch(() => {})
+      const outcome = await Promise.race([
+        streaming.then((r) => ({kind: 'done' as const, stored: r[0]})),
+        watch.expired.then(() => ({kind: 'expired' as const})),
+        interrupted.then((signal) => ({kind: 'signal' as const, signal})),
+      ])
+      if (outcome.kind !== 'done') {
+        // stop the client, then end the server's wait (its walsender does not notice the client is gone)
+        basebackup.child.kill('SIGTERM')
+        zstd.child.kill('SIGTERM')
+        const archiver = await watch.abort()
+        await streaming.catch(() => {})
+        await storage.delete(key).catch(() => {})
+        if (outcome.kind === 'signal') throw new BackupInterrupted(outcome.signal)
+        throw walNotArchivedError(id, "the server's wait for the backup's last WAL segment to be archived did not end", walTimeout, archiver)
+      }
+      stored = outcome.stored
     } catch (error) {
       basebackup.child.kill('SIGTERM')
       zstd.child.kill('SIGTERM')
       await storage.delete(key).catch(() => {})
+      if (error instanceof BackupInterrupted || (error as {code?: string}).code === 'BACKUP_WAL_NOT_ARCHIVED') throw error
       const err = basebackup.stderr()
       if (/could not connect|Connection refused|no pg_hba|authentication failed/i.test(err)) {
         throw new UnreachableError(`pg_basebackup cannot connect: ${err.trim().split('\n').slice(-3).join(' ')}`, {code: 'PG_UNREACHABLE', hint: 'pg_basebackup needs a replication connection: a role with REPLICATION and a `host replication` line in pg_hba.conf.'})
@@ -133,20 +172,15 @@ export async function backupBase(options: BaseBackupOptions): Promise<BackupMani
     progress?.done(`${raw} bytes → ${stored.bytes} stored`)
 
     // The backup is only restorable once its WAL (start → stop) is in the archive: the server
-    // archives a backup history file after the stop segment; wait for ours.
-    const walTimeout = options.walTimeoutSec ?? 120
+    // archives a backup history file after the stop segment; wait for ours (bounded too).
     logger.info(`waiting for the backup's WAL and history file to be archived (up to ${walTimeout}s)`)
-    const positions = await awaitBackupHistory(storage, stack, label, startedAt, walTimeout)
-    if (!positions) {
-      throw new ExternalCommandError('archive_command', `the base backup's WAL was not archived within ${walTimeout}s; backup ${id} is left incomplete (no manifest)`, {
-        hint: 'Check archive_command in the server log and run `charge-ops wal check`.',
-      })
-    }
+    const positions = await Promise.race([awaitBackupHistory(storage, stack, label, startedAt, walTimeout), interrupted.then((signal) => Promise.reject(new BackupInterrupted(signal)))])
+    const archiverNow = async () => (await watch.abort()) ?? undefined
+    if (!positions) throw walNotArchivedError(id, "the backup's history file did not reach the repository", walTimeout, await archiverNow())
     const segments = baseWalSegments(positions.timeline, positions.startLsn, positions.stopLsn)
     const last = segments.at(-1)!
-    if (!(await findWalObject(storage, stack, parseWalFileName(last)!))) {
-      throw new ExternalCommandError('archive_command', `WAL segment ${last} of backup ${id} is not in the archive; the backup is left incomplete`, {hint: 'Run `charge-ops wal check`.'})
-    }
+    if (!(await findWalObject(storage, stack, parseWalFileName(last)!))) throw walNotArchivedError(id, `WAL segment ${last} did not reach the repository`, walTimeout, await archiverNow())
+    await watch.stop()
 
     const {run} = await import('../exec.js')
     const toolVersion = (await run('pg_basebackup', ['--version'])).stdout.trim()
@@ -175,6 +209,7 @@ export async function backupBase(options: BaseBackupOptions): Promise<BackupMani
       },
     })
   } finally {
+    await monitor?.stop()
     await release()
   }
 }
