@@ -86,8 +86,8 @@ describe('backup db', () => {
     const metrics = readFileSync(metricsFile, 'utf8')
     expect(metrics).toMatch(/charge_ops_backup_last_success_timestamp_seconds\{kind="db",stack="charge-analysis"\} \d+/)
     expect(metrics).toMatch(/charge_ops_backup_restore_drill_seconds\{kind="db",stack="charge-analysis"\} [\d.]+/)
-    // no scratch database left behind
-    expect(await pg.query(`SELECT datname FROM pg_database WHERE datname LIKE 'charge_ops_drill_%'`)).toEqual([])
+    // no scratch database left behind (by name: other files' drills may run on the shared cluster meanwhile)
+    expect(await pg.query(`SELECT datname FROM pg_database WHERE datname = $1`, 'postgres', [verified.restoreDrill!.database])).toEqual([])
 
     // a role that may not create databases: a clear usage error (exit 2) naming the fix, not a bug
     await pg.query(`DROP ROLE IF EXISTS drill_nocreate; CREATE ROLE drill_nocreate LOGIN PASSWORD 'drill-pw' NOCREATEDB`)
@@ -151,6 +151,8 @@ describe('backup db', () => {
     const asRole = new URL(sourceUrl)
     asRole.username = 'drill_createdb'
     asRole.password = 'drill-pw'
+    // the names of this test's own drills: other files' drills may run on the shared cluster meanwhile
+    const drills: string[] = []
     for (const jobs of [1, 2]) {
       const repo = join(dir, `repo-ext-${jobs}`)
       const settings = loadSettings({cwd: dir, env: {DATABASE_URL: sourceUrl, CHARGE_OPS_REPO: repo}})
@@ -162,8 +164,10 @@ describe('backup db', () => {
       // a superuser restores it whole
       const full = await verifyBackup(ctx, 'latest', {restoreDrill: true, jobs})
       expect(full.restoreDrill).toMatchObject({rowCountsMatch: true, skippedExtensions: []})
+      drills.push(verified.restoreDrill!.database, full.restoreDrill!.database)
     }
-    expect(await pg.query(`SELECT datname FROM pg_database WHERE datname LIKE 'charge_ops_drill_%'`)).toEqual([])
+    expect(drills).toHaveLength(4)
+    expect(await pg.query(`SELECT datname FROM pg_database WHERE datname = ANY($1)`, 'postgres', [drills])).toEqual([])
   })
 
   it('jobs mode (directory format) round-trips', async () => {
