@@ -129,7 +129,12 @@ export class S3Storage implements RepositoryStorage {
     const hasher = await hashingPassThrough(options.onProgress)
     const input = typeof source === 'string' || Buffer.isBuffer(source) ? Readable.from([Buffer.from(source)]) : source
     input.on('error', (error) => hasher.stream.destroy(error))
-    input.pipe(hasher.stream)
+    const partSize = 8 * 1024 * 1024
+    const gated = typeof source !== 'string' && !Buffer.isBuffer(source) ? await multipartGate(partSize) : undefined
+    if (gated) {
+      input.pipe(gated).pipe(hasher.stream)
+      gated.on('error', (error) => hasher.stream.destroy(error))
+    } else input.pipe(hasher.stream)
     const upload = new Upload({
       client: this.client,
       params: {
@@ -141,7 +146,7 @@ export class S3Storage implements RepositoryStorage {
         IfNoneMatch: conditional ? '*' : undefined,
       },
       queueSize: 2,
-      partSize: 8 * 1024 * 1024,
+      partSize,
       leavePartsOnError: false,
     })
     try {
@@ -220,4 +225,24 @@ export class S3Storage implements RepositoryStorage {
       }
     }
   }
+}
+
+/**
+ * The kill point `repository.s3.multipart-started` (docs/conventions.md): reached once more than one
+ * part's bytes have passed, i.e. the multipart upload exists and its first part is on its way. Only
+ * inserted into the stream when a test names a fault point (no cost otherwise).
+ */
+async function multipartGate(partSize: number): Promise<import('node:stream').Transform | undefined> {
+  if (!process.env.CHARGE_OPS_KILL_AT && !process.env.CHARGE_OPS_PAUSE_AT) return undefined
+  const [{Transform}, {faultPoint}] = await Promise.all([import('node:stream'), import('../core/faults.js')])
+  let passed = 0
+  let reached = false
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      passed += chunk.length
+      if (reached || passed <= partSize) return callback(null, chunk)
+      reached = true
+      Promise.resolve(faultPoint('repository.s3.multipart-started')).then(() => callback(null, chunk), callback)
+    },
+  })
 }

@@ -9,7 +9,7 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {sharedPostgres} from '../support/index.js'
+import {sharedPostgres, waitUntil} from '../support/index.js'
 
 interface Result {
   code: number | null
@@ -66,8 +66,9 @@ describe('charge-ops migrate (built CLI)', () => {
   it('two processes at once: one applies, one without --lock-wait exits 4 naming the holder, one with --lock-wait waits and finds nothing to do', async () => {
     const env = {MIGRATION_DATABASE_URL: url}
     const first = cli(['migrate', 'up', '--dir', dir, '--json'], env)
-    // let the first one take the lock and reach pg_sleep
-    await new Promise((r) => setTimeout(r, 1200))
+    // the first one holds the lock once its pg_sleep runs: wait for that session, not for a time
+    const db = new URL(url).pathname.slice(1)
+    await waitUntil(async () => (await sharedPostgres().query<{n: string}>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()`, 'postgres', [db]))[0]!.n !== '0', {timeoutMs: 60_000, intervalMs: 20, what: 'the first migrate up to reach pg_sleep'})
     const [second, third] = await Promise.all([cli(['migrate', 'up', '--dir', dir], env), cli(['migrate', 'up', '--dir', dir, '--lock-wait', '30s', '--json'], env)])
     const one = await first
     expect(one.code).toBe(0)

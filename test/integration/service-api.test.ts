@@ -9,6 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 
 import {setMaintenance} from '../../src/service/maintenance.js';
 import {startServiceUnderTest, type ServiceUnderTest} from './service-harness.js';
+import {waitUntil} from '../support/index.js';
 
 // A hand-checkable session: 10 s steps at 400 V. Energy = Σ V·I·dt over charging intervals.
 // 08:00:00–08:00:40: 100 A (5 samples) → 4 intervals × 400 V × 100 A × 10 s = 1.6 MJ
@@ -157,8 +158,10 @@ describe('bundled service', () => {
   it('takes frontend error reports into logs/error.log, authenticated, and never logs the token', async () => {
     const res = await sut.request('POST', '/api/v1/logs', {level: 'error', message: 'TypeError: x is undefined', url: '/sessions'});
     expect(res.status).toBe(202);
-    await new Promise((r) => setTimeout(r, 200));
-    const errorLog = fs.readFileSync(path.join(sut.env.LOG_DIR!, 'error.log'), 'utf8');
+    // written asynchronously by the logger: wait for the line, not for a time
+    const errorFile = path.join(sut.env.LOG_DIR!, 'error.log');
+    await waitUntil(async () => fs.existsSync(errorFile) && fs.readFileSync(errorFile, 'utf8').includes('TypeError: x is undefined'), {timeoutMs: 10_000, intervalMs: 20, what: 'the report in error.log'});
+    const errorLog = fs.readFileSync(errorFile, 'utf8');
     expect(errorLog).toContain('TypeError: x is undefined');
     const all = fs.readFileSync(path.join(sut.env.LOG_DIR!, 'app.log'), 'utf8') + errorLog;
     expect(all).not.toContain(sut.token);

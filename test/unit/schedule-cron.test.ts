@@ -66,7 +66,7 @@ describe('renderers', () => {
     expect(wrapper.content).toContain('flock -n -E 75')
   })
   it('the wrapper really skips a run while the previous one holds the lock, and logs both', async () => {
-    const {mkdtempSync, writeFileSync, readFileSync, chmodSync} = await import('node:fs')
+    const {mkdtempSync, writeFileSync, readFileSync, chmodSync, existsSync} = await import('node:fs')
     const {join} = await import('node:path')
     const {tmpdir} = await import('node:os')
     const {spawn, spawnSync} = await import('node:child_process')
@@ -79,7 +79,12 @@ describe('renderers', () => {
     writeFileSync(script, wrapper.content)
     chmodSync(script, 0o755)
     const first = spawn(script, ['backup-db', 'backup', 'db'], {env: {...process.env, SLEEP: '2'}})
-    await new Promise((r) => setTimeout(r, 500))
+    // the first run holds the lock once its job printed "ran …" into the log: wait for that line
+    const logFile = join(dir, 'log', 'backup-db.log')
+    for (const deadline = Date.now() + 30_000; !(existsSync(logFile) && readFileSync(logFile, 'utf8').includes('ran backup db')); ) {
+      if (Date.now() > deadline) throw new Error('the first run never started')
+      await new Promise((r) => setTimeout(r, 20))
+    }
     const second = spawnSync(script, ['backup-db', 'backup', 'db'])
     expect(second.status).toBe(75)
     await new Promise((r) => first.on('exit', r))
