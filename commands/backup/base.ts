@@ -1,14 +1,21 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {encryptFlag} from '../../src/cli/repository-flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupBase extends BaseCommand<typeof BackupBase> {
-  static summary = 'Take a physical base backup (pg_basebackup, tar, zstd, streamed) into the repository.'
-  static description = `Native engine: pg_basebackup -Ft -X none streamed through zstd into the repository; the manifest (written last) records start / stop LSN, timeline, system identifier, the WAL segments the backup needs, and the sha256 of the stored tar. The backup is marked complete only once its last WAL segment is archived, so WAL archiving (\`charge-ops wal archive-command\`) must be on.
+  static summary = 'Take a physical base backup into the repository: pg_basebackup, or full / differential / incremental with --type.'
+  static description = `Without --type: pg_basebackup -Ft -X none streamed through zstd into the repository; the manifest (written last) records start / stop LSN, timeline, system identifier, the WAL segments the backup needs, and the sha256 of the stored tar. The backup is marked complete only once its last WAL segment is archived, so WAL archiving (\`charge-ops wal archive-command\`) must be on.
 Every wait is bounded by --wal-timeout: when archiving fails, the server would wait forever for the backup's last segment; charge-ops stops pg_basebackup, ends the server's wait (terminates its walsender), releases the lock and exits 5 naming pg_stat_archiver's last failure. SIGTERM / SIGINT clean up the same way.
+With --type full|diff|incr: the file engine. It runs pg_backup_start / pg_backup_stop in one session and reads the data directory itself (run it on the database host as the postgres user), --jobs workers in parallel, in 8 MiB blocks; a diff (against the newest full) or incr (against the newest backup of the chain) stores only the blocks that changed and references the rest. A diff / incr without a sound prior backup (missing, incomplete, failed verification) is refused, never turned into a full. Encrypted with --encrypt / backup.encryption.keyFile.
 With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-dir).`
-  static examples = ['<%= config.bin %> backup base', '<%= config.bin %> backup base --repo /var/backups/charge-ops --json']
+  static examples = [
+    '<%= config.bin %> backup base',
+    '<%= config.bin %> backup base --repo /var/backups/charge-ops --json',
+    'sudo -u postgres <%= config.bin %> backup base --type full --jobs 2 --repo /var/backups/charge-ops --stack charge-analysis',
+    'sudo -u postgres <%= config.bin %> backup base --type incr --repo /var/backups/charge-ops --stack charge-analysis',
+  ]
   static flags = {
     repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
     stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
@@ -16,7 +23,10 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
     'database-url': Flags.string({description: 'the server to back up (default: DATABASE_URL); needs REPLICATION'}),
     'wal-timeout': Flags.integer({description: "seconds to wait for the backup's WAL to be archived — the server's own wait at the end of the backup, then the backup history file; on timeout pg_basebackup is stopped and the command exits 5 naming pg_stat_archiver's last failure", default: 120}),
     engine: Flags.string({options: ['native', 'wal-g'], description: 'default: backup.engine from charge-ops.yaml'}),
-    'data-dir': Flags.string({description: 'wal-g engine only: the server data directory (PGDATA)'}),
+    'data-dir': Flags.string({description: 'the server data directory (PGDATA) as this host sees it: wal-g, and --type (default: the server\'s data_directory)'}),
+    type: Flags.string({options: ['full', 'diff', 'incr'], description: 'file engine: full, diff (changes since the newest full) or incr (since the newest backup); default: pg_basebackup (always full)'}),
+    jobs: Flags.integer({description: 'file engine: parallel block workers', min: 1, default: 2}),
+    encrypt: encryptFlag,
   }
 
   async run(): Promise<BackupManifest | Record<string, unknown>> {
@@ -30,10 +40,37 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
       this.log('wal-g backup-push complete')
       return result
     }
-    const {backupBase} = await import('../../src/backup/physical.js')
     const {storage, stack} = await openWalRepository(this.flags, () => this.settings(this.flags.repo ? {repository: this.flags.repo} : {}))
+    if (this.flags.type) {
+      const {backupBaseFiles} = await import('../../src/backup/base-files.js')
+      const keyFile = this.flags.encrypt ?? (this.flags.repo && this.flags.stack ? undefined : this.configKeyFile())
+      const {loadKeyFile} = await import('../../src/backup/encryption.js')
+      const manifest = await backupBaseFiles({
+        storage,
+        stack,
+        databaseUrl,
+        type: this.flags.type as 'full' | 'diff' | 'incr',
+        jobs: this.flags.jobs,
+        dataDir: this.flags['data-dir'],
+        encryption: keyFile ? loadKeyFile(keyFile) : undefined,
+        walTimeoutSec: this.flags['wal-timeout'],
+        logger: this.logger,
+        progress: (label, total) => this.progress(label, total),
+      })
+      const b = manifest.base as Record<string, unknown>
+      this.log(`base backup ${manifest.id} (${b.type}${b.prior ? ` on ${b.prior}` : ''}) complete: ${b.startLsn} → ${b.stopLsn} on timeline ${b.timeline}; ${b.storedBytes} bytes stored, ${b.referencedBytes} bytes referenced`)
+      return manifest
+    }
+    const {backupBase} = await import('../../src/backup/physical.js')
     const manifest = await backupBase({storage, stack, databaseUrl, logger: this.logger, walTimeoutSec: this.flags['wal-timeout'], progress: (label) => this.progress(label)})
     this.log(`base backup ${manifest.id} complete: ${manifest.base?.startLsn} → ${manifest.base?.stopLsn} on timeline ${manifest.base?.timeline}`)
     return manifest
+  }
+
+  /** backup.encryption.keyFile, relative to the configuration's directory */
+  private configKeyFile(): string | undefined {
+    const settings = this.settings()
+    const file = settings.yaml.backup.encryption?.keyFile
+    return file ? `${file.startsWith('/') ? '' : `${settings.baseDir}/`}${file}` : undefined
   }
 }

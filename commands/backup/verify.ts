@@ -23,6 +23,7 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
     const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file']})
     const result = await verifyBackup(ctx, this.args.id, {restoreDrill: this.flags['restore-drill'], drillUrl: this.flags['drill-url'], jobs: this.flags.jobs})
     for (const part of result.parts) this.log(`${part.ok ? 'ok      ' : 'MISMATCH'}  ${part.part}`)
+    if (result.chain) this.log(`chain: ${result.chain.blocks} block(s) in ${result.chain.backups.join(', ')}: ${result.chain.bad.length === 0 ? 'ok' : `${result.chain.bad.length} bad`}`)
     if (result.restoreDrill) this.log(`restore drill: ${(result.restoreDrill.durationMs / 1000).toFixed(1)}s, ${result.restoreDrill.tables} tables, row counts ${result.restoreDrill.rowCountsMatch ? 'match' : 'DIFFER'}`)
     if (!result.ok) throw verificationError(result)
     this.log(`backup ${result.id} verified`)

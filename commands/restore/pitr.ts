@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {encryptFlag} from '../../src/cli/repository-flags.js'
 import type {PitrResult} from '../../src/restore/pitr.js'
 import type {WalgRestoreResult} from '../../src/restore/walg.js'
 
@@ -32,6 +33,8 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
     stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
     'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables (written into restore_command by path)'}),
     engine: Flags.string({options: ['native', 'wal-g'], description: 'default: backup.engine from charge-ops.yaml'}),
+    encrypt: encryptFlag,
+    jobs: Flags.integer({description: 'parallel block readers for a file-engine backup (--type full|diff|incr)', min: 1, default: 2}),
   }
 
   async run(): Promise<PitrResult | WalgRestoreResult> {
@@ -77,6 +80,8 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
       databaseUrl: this.flags.start ? (this.flags['database-url'] ?? this.configuredDatabaseUrl()) : undefined,
       logger: this.logger,
       progress: (label, total) => this.progress(label, total),
+      encryption: await this.restoreKey(),
+      jobs: this.flags.jobs,
     })
     this.log(`restored base backup ${result.backupId} into ${result.dataDir} (WAL ${result.archive.firstSegment} … ${result.archive.lastSegment} available)`)
     if (result.recovery) {
@@ -94,5 +99,20 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
     } catch {
       return undefined
     }
+  }
+
+  /** --encrypt, else backup.encryption.keyFile when a configuration is in use */
+  private async restoreKey() {
+    const file = this.flags.encrypt ?? (this.flags.repo && this.flags.stack ? undefined : this.configKeyFile())
+    if (!file) return undefined
+    const {loadKeyFile} = await import('../../src/backup/encryption.js')
+    return loadKeyFile(file)
+  }
+
+  /** backup.encryption.keyFile, relative to the configuration's directory */
+  private configKeyFile(): string | undefined {
+    const settings = this.settings()
+    const file = settings.yaml.backup.encryption?.keyFile
+    return file ? `${file.startsWith('/') ? '' : `${settings.baseDir}/`}${file}` : undefined
   }
 }

@@ -41,6 +41,7 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
       ctx.now(),
     )
     const byId = new Map(listing.complete.map((m) => [m.id, m]))
+    keepReferenced(plan, byId)
     const deleted = plan.filter((d) => !d.keep).map((d) => ({...d, bytes: manifestBytes(byId.get(d.id)!)}))
     const incompleteRemoved = listing.incomplete.map((i) => ({id: i.id, bytes: i.bytes}))
     const [{listArchive}, {planWalRetention}] = await Promise.all([import('../wal/archive.js'), import('./physical-retention.js')])
@@ -83,5 +84,26 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
     }
   } finally {
     await release()
+  }
+}
+
+/**
+ * A kept diff / incr base backup needs the backups holding the blocks it references: they are kept
+ * too, whatever the policy says (otherwise prune would break a chain it claims to keep).
+ */
+export function keepReferenced(plan: RetentionDecision[], byId: Map<string, {base?: unknown}>): void {
+  const decisions = new Map(plan.map((d) => [d.id, d]))
+  const queue = plan.filter((d) => d.keep).map((d) => d.id)
+  while (queue.length > 0) {
+    const id = queue.pop()!
+    for (const ref of ((byId.get(id)?.base as {references?: string[]} | undefined)?.references ?? []) as string[]) {
+      const d = decisions.get(ref)
+      if (!d) continue
+      if (!d.reasons.includes(`referenced by ${id}`)) d.reasons.push(`referenced by ${id}`)
+      if (!d.keep) {
+        d.keep = true
+        queue.push(ref)
+      }
+    }
   }
 }

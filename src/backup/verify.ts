@@ -17,6 +17,8 @@ export interface VerifyResult {
   kind: string
   ok: boolean
   parts: PartCheck[]
+  /** file-engine base backups: the blocks checked across the chain */
+  chain?: {backups: string[]; blocks: number; bytes: number; bad: {what: string; error: string}[]}
   restoreDrill?: {durationMs: number; database: string; rowCountsMatch: boolean; mismatches: string[]; tables: number; skippedExtensions: string[]}
   manifest: BackupManifest
 }
@@ -51,6 +53,16 @@ async function verifyManifest(ctx: BackupContext, manifest: BackupManifest, opti
     const check = await checkPart(ctx.storage, manifest, part, (n) => p.add(n))
     p.done(check.ok ? 'ok' : 'MISMATCH')
     parts.push(check)
+  }
+  // a file-engine base backup: every block of the chain, in whichever backup holds it
+  const {isFileBackup} = await import('./base-files.js')
+  let chain: VerifyResult['chain']
+  if (isFileBackup(manifest)) {
+    const {verifyFileChain} = await import('../restore/pitr-files.js')
+    const p = ctx.progress(`verify ${manifest.id} chain`)
+    chain = await verifyFileChain(ctx.storage, manifest, {onProgress: (n) => p.add(n)})
+    p.done(chain.bad.length === 0 ? `${chain.blocks} blocks in ${chain.backups.length} backup(s) ok` : `${chain.bad.length} BAD`)
+    for (const bad of chain.bad) parts.push({part: bad.what, ok: false, expectedSha256: '', expectedBytes: 0, error: bad.error})
   }
   const checksumsOk = parts.every((p) => p.ok)
   const verifiedAt = ctx.now().toISOString()
@@ -92,7 +104,7 @@ async function verifyManifest(ctx: BackupContext, manifest: BackupManifest, opti
     checksumsOk,
     ...(drill ? {restoreDrill: {at: verifiedAt, durationMs: drill.durationMs, rowCountsMatch: drill.rowCountsMatch, mismatches: drill.mismatches}} : {}),
   })
-  return {id: manifest.id, kind: manifest.kind, ok, parts, restoreDrill: drill, manifest: updated}
+  return {id: manifest.id, kind: manifest.kind, ok, parts, chain, restoreDrill: drill, manifest: updated}
 }
 
 /**

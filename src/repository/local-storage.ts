@@ -35,7 +35,7 @@ async function fsyncDir(path: string): Promise<void> {
  * Moves a complete, fsynced temp file to its key and makes the entry durable. With `ifNotExists`,
  * link() fails with EEXIST instead of replacing: an atomic "create if absent".
  */
-async function placeFile(temp: string, target: string, key: string, ifNotExists: boolean): Promise<void> {
+async function placeFile(temp: string, target: string, key: string, ifNotExists: boolean, sync = true): Promise<void> {
   if (ifNotExists) {
     try {
       await link(temp, target)
@@ -48,7 +48,7 @@ async function placeFile(temp: string, target: string, key: string, ifNotExists:
   } else {
     await rename(temp, target)
   }
-  await fsyncDir(dirname(target))
+  if (sync) await fsyncDir(dirname(target))
 }
 
 /** A repository in a local directory (or a mounted NFS / block volume). */
@@ -77,7 +77,7 @@ export class LocalStorage implements RepositoryStorage {
       let written = false
       try {
         await pipeline(input, hasher.stream, createWriteStream('', {fd: handle.fd, autoClose: false}))
-        await handle.sync()
+        if (!options.deferSync) await handle.sync()
         written = true
         await faultPoint('repository.put.temp-written', () => ({key}))
       } finally {
@@ -87,7 +87,7 @@ export class LocalStorage implements RepositoryStorage {
           if (written) throw error
         })
       }
-      await placeFile(temp, target, key, Boolean(options.ifNotExists))
+      await placeFile(temp, target, key, Boolean(options.ifNotExists), !options.deferSync)
       return hasher.result()
     } catch (error) {
       await rm(temp, {force: true}).catch(() => {})
@@ -220,6 +220,13 @@ export class LocalStorage implements RepositoryStorage {
     }
     await walk(start)
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  }
+
+  /** syncfs(2) of the filesystem holding prefix: one flush for every object put with deferSync. */
+  async flush(prefix: string): Promise<void> {
+    const {run} = await import('../exec.js')
+    const dir = join(this.root, ...prefix.split('/').filter(Boolean))
+    await run('sync', ['-f', dir], {purpose: 'flushing the stored objects'})
   }
 
   async delete(keys: string | string[]): Promise<void> {

@@ -39,6 +39,12 @@ export interface PutOptions {
   /** expected size, for progress and S3 part sizing */
   sizeHint?: number
   onProgress?: (bytes: number) => void
+  /**
+   * Local only: skip this object's fsyncs; the caller makes a whole batch durable at once with
+   * `flush(prefix)` before anything refers to it (the file engine stores thousands of blocks and
+   * writes the manifest that names them only after one flush).
+   */
+  deferSync?: boolean
 }
 
 export interface RepositoryStorage {
@@ -57,6 +63,8 @@ export interface RepositoryStorage {
   listTemporary?(prefix: string): Promise<TemporaryObject[]>
   /** removes the unfinished puts of dead writers under prefix; returns them */
   sweepTemporary?(prefix: string, olderThanMs?: number): Promise<TemporaryObject[]>
+  /** makes every object put with `deferSync` under prefix durable (local: syncfs; S3: nothing to do) */
+  flush?(prefix: string): Promise<void>
 }
 
 export class ObjectNotFoundError extends Error {

@@ -50,6 +50,9 @@ export interface PitrOptions {
   entry?: string
   /** with `start`: credentials to ask the restored server whether it promoted (host/port replaced) */
   databaseUrl?: string
+  /** file-engine backups: the key their blocks were encrypted with, and parallel block readers */
+  encryption?: import('../backup/encryption.js').EncryptionKey
+  jobs?: number
 }
 
 export interface PitrResult {
@@ -189,8 +192,10 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
 
   const {complete} = await listBackups(storage, stack, {kind: 'base'})
   const base = chooseBaseBackup(complete, options.target, options.backupId)
-  const part = findPart(base, 'base.tar.zst') ?? findPart(base, 'base')
-  if (!part) throw new ChecksFailedError(`base backup ${base.id} has no base.tar.zst part`, {code: 'MANIFEST_INVALID'})
+  const {isFileBackup} = await import('../backup/base-files.js')
+  const fileBackup = isFileBackup(base)
+  const part = fileBackup ? undefined : (findPart(base, 'base.tar.zst') ?? findPart(base, 'base'))
+  if (!part && !fileBackup) throw new ChecksFailedError(`base backup ${base.id} has no base.tar.zst part`, {code: 'MANIFEST_INVALID'})
   const report = await checkArchiveFor(storage, stack, base, options.target, options.targetTimeline)
   logger.info(`base backup ${base.id} (stop ${base.base!.stopLsn}, timeline ${base.base!.timeline}); archive continuous ${report.firstSegment} … ${report.lastSegment} (${report.segmentCount} segments), recovering to ${describeTarget(options.target)}`)
 
@@ -202,36 +207,11 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   await chmod(dataDir, 0o700)
   if (owner) await chown(dataDir, owner.uid, owner.gid)
 
-  // stream: repository → sha256 → zstd -d → tar -x (pg_control under a temporary name)
-  const {startChild} = await import('../backup/physical-process.js')
-  const asOwner = owner ? {uid: owner.uid, gid: owner.gid} : {}
-  const zstd = startChild('zstd', ['-q', '-d', '-c'], {...asOwner, purpose: 'decompressing the base backup'})
-  // --ignore-zeros: read to EOF, never exit into our pipe's last write (see restore/logical.ts)
-  const tar = startChild('tar', ['-x', '-f', '-', '--ignore-zeros', '-C', dataDir, '--no-same-owner', `--transform=s,^global/pg_control$,${PARTIAL_CONTROL},`], {
-    ...asOwner,
-    stdio: ['pipe', 'ignore', 'pipe'],
-    purpose: 'extracting the base backup',
-  })
-  zstd.child.stdout!.pipe(tar.child.stdin!)
-  const hash = createHash('sha256')
-  const progress = options.progress?.(`restore ${base.id}`, part.bytes)
-  const hasher = new Transform({
-    transform(chunk: Buffer, _enc, callback) {
-      hash.update(chunk)
-      progress?.add(chunk.length)
-      callback(null, chunk)
-    },
-  })
-  const source = await storage.get(partKey(stack, base.id, part.name))
-  await Promise.all([pipeline(source, hasher, zstd.child.stdin!), zstd.done, tar.done])
-  const digest = hash.digest('hex')
-  progress?.done()
-  if (digest !== part.sha256) {
-    throw new ChecksFailedError(`base backup ${base.id}: ${part.name} checksum mismatch (manifest ${part.sha256.slice(0, 12)}…, read ${digest.slice(0, 12)}…); ${dataDir} was left without global/pg_control and cannot start`, {
-      code: 'PITR_BASE_CORRUPT',
-      hint: `Remove ${dataDir}; restore an older base backup with --backup, and run \`charge-ops backup verify\`.`,
-    })
-  }
+  if (fileBackup) {
+    const {restoreFileBackup} = await import('./pitr-files.js')
+    const restored = await restoreFileBackup({storage, manifest: base, dataDir, controlPath: join(dataDir, PARTIAL_CONTROL), owner, encryption: options.encryption, jobs: options.jobs, progress: options.progress})
+    logger.info(`restored ${restored.files} files (${restored.bytes} bytes) from ${restored.backups.join(', ')}; every block's checksum verified`)
+  } else await extractTar(storage, stack, base, part!, dataDir, owner, options.progress)
   if (!existsSync(join(dataDir, PARTIAL_CONTROL))) throw new ChecksFailedError(`base backup ${base.id} holds no global/pg_control`, {code: 'PITR_BASE_CORRUPT'})
 
   // recovery settings, then recovery.signal, then pg_control — each durable before the next
@@ -268,6 +248,40 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   result.recovery = await startAndAwaitRecovery(dataDir, options.start.port, options.start.timeoutSec ?? 600, owner, logger, {databaseUrl: options.databaseUrl})
   result.started = true
   return result
+}
+
+/** The pg_basebackup tar: repository → sha256 → zstd -d → tar -x (pg_control under a temporary name). */
+async function extractTar(storage: RepositoryStorage, stack: string, base: BackupManifest, part: NonNullable<ReturnType<typeof findPart>>, dataDir: string, owner: Owner | undefined, progressFactory?: PitrOptions['progress']): Promise<void> {
+  // stream: repository → sha256 → zstd -d → tar -x (pg_control under a temporary name)
+  const {startChild} = await import('../backup/physical-process.js')
+  const asOwner = owner ? {uid: owner.uid, gid: owner.gid} : {}
+  const zstd = startChild('zstd', ['-q', '-d', '-c'], {...asOwner, purpose: 'decompressing the base backup'})
+  // --ignore-zeros: read to EOF, never exit into our pipe's last write (see restore/logical.ts)
+  const tar = startChild('tar', ['-x', '-f', '-', '--ignore-zeros', '-C', dataDir, '--no-same-owner', `--transform=s,^global/pg_control$,${PARTIAL_CONTROL},`], {
+    ...asOwner,
+    stdio: ['pipe', 'ignore', 'pipe'],
+    purpose: 'extracting the base backup',
+  })
+  zstd.child.stdout!.pipe(tar.child.stdin!)
+  const hash = createHash('sha256')
+  const progress = progressFactory?.(`restore ${base.id}`, part.bytes)
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      hash.update(chunk)
+      progress?.add(chunk.length)
+      callback(null, chunk)
+    },
+  })
+  const source = await storage.get(partKey(stack, base.id, part.name))
+  await Promise.all([pipeline(source, hasher, zstd.child.stdin!), zstd.done, tar.done])
+  const digest = hash.digest('hex')
+  progress?.done()
+  if (digest !== part.sha256) {
+    throw new ChecksFailedError(`base backup ${base.id}: ${part.name} checksum mismatch (manifest ${part.sha256.slice(0, 12)}…, read ${digest.slice(0, 12)}…); ${dataDir} was left without global/pg_control and cannot start`, {
+      code: 'PITR_BASE_CORRUPT',
+      hint: `Remove ${dataDir}; restore an older base backup with --backup, and run \`charge-ops backup verify\`.`,
+    })
+  }
 }
 
 // ------------------------------------------------------------------ start and watch
