@@ -10,7 +10,7 @@
  */
 import {createHash, randomBytes} from 'node:crypto'
 import {existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
-import {basename, delimiter, join, relative, resolve} from 'node:path'
+import {basename, delimiter, dirname, join, relative, resolve} from 'node:path'
 
 import {loadSettings, type Settings} from '../config/settings.js'
 import {writeFileAtomicSync} from '../core/fs/atomic.js'
@@ -397,6 +397,10 @@ export async function sandboxDown(options: {dir?: string; purge?: boolean; logge
   if (await stopPostgres(root)) stopped.push('postgres')
   for (const name of stopped) options.logger.info(`stopped ${name}`)
   if (options.purge) {
+    // a cluster relocated out of an unreachable home (src/sandbox/servers.ts placePgRoot) goes too
+    const {pgPaths} = await import('./servers.js')
+    const pgRoot = dirname(pgPaths(root).dataDir)
+    if (pgRoot !== join(root, 'pg')) rmSync(pgRoot, {recursive: true, force: true})
     rmSync(root, {recursive: true, force: true})
     options.logger.info(`deleted ${root}`)
   }

@@ -4,7 +4,8 @@
  * port, each reusable across runs (start is a no-op when it is already up). Secrets travel in
  * 0600 files (initdb --pwfile, redis.conf requirepass), never argv.
  */
-import {chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {createHash} from 'node:crypto'
 import {createServer} from 'node:net'
 import {dirname, join} from 'node:path'
 import {execFileSync} from 'node:child_process'
@@ -90,31 +91,59 @@ export interface PgPaths {
   logFile: string
 }
 
+/**
+ * Where the cluster lives: `<root>/pg`, or — when PostgreSQL's OS user cannot reach the sandbox
+ * (root's 0700 home on Debian: a `git clone` into ~ as root) — a directory of its own under
+ * /var/lib/charge-ops/sandbox-pg, with `<root>/pg` a symlink to it. PostgreSQL is always given the
+ * real path (it cannot pass through the home directory, the symlink would not help it).
+ */
+function pgRootOf(root: string): string {
+  const link = join(root, 'pg')
+  try {
+    return lstatSync(link).isSymbolicLink() ? realpathSync(link) : link
+  } catch {
+    return link
+  }
+}
+
 export function pgPaths(root: string): PgPaths {
-  return {dataDir: join(root, 'pg', 'data'), socketDir: join(root, 'pg', 'run'), logFile: join(root, 'logs', 'postgresql.log')}
+  const pgRoot = pgRootOf(root)
+  const relocated = pgRoot !== join(root, 'pg')
+  return {dataDir: join(pgRoot, 'data'), socketDir: join(pgRoot, 'run'), logFile: relocated ? join(pgRoot, 'postgresql.log') : join(root, 'logs', 'postgresql.log')}
 }
 
 function asServer(user: OsUser | undefined, cwd: string) {
   return {cwd, uid: user?.uid, gid: user?.gid, env: {HOME: cwd, LC_ALL: 'C.UTF-8'}}
 }
 
-/** PostgreSQL runs as another user: every directory above its data dir must let it through. */
-function assertTraversable(root: string, user: OsUser): void {
+/** Whether `user` can enter every directory down to `root`. */
+function traversable(root: string, user: OsUser): boolean {
   let dir = root
   for (;;) {
     if (existsSync(dir)) {
       const st = statSync(dir)
       const ok = st.uid === user.uid ? (st.mode & 0o100) !== 0 : st.gid === user.gid ? (st.mode & 0o010) !== 0 : (st.mode & 0o001) !== 0
-      if (!ok) {
-        throw new CliError('SANDBOX_DIR_NOT_TRAVERSABLE', ExitCode.usage, `PostgreSQL runs as the OS user "${user.name}", which cannot enter ${dir} (mode ${(st.mode & 0o777).toString(8)})`, {
-          hint: `Allow it: chmod o+x ${dir} — or put the sandbox elsewhere with --dir.`,
-        })
-      }
+      if (!ok) return false
     }
     const parent = dirname(dir)
-    if (parent === dir) return
+    if (parent === dir) return true
     dir = parent
   }
+}
+
+export const RELOCATED_PG_BASE = '/var/lib/charge-ops/sandbox-pg'
+
+/** The cluster's directory, relocated (once, by a symlink) when the server's user cannot reach the sandbox. */
+function placePgRoot(root: string, user: OsUser | undefined, logger?: {info(m: string): void}): string {
+  const link = join(root, 'pg')
+  if (!user || existsSync(link) || traversable(root, user)) return pgRootOf(root)
+  const target = join(RELOCATED_PG_BASE, createHash('sha256').update(root).digest('hex').slice(0, 16))
+  mkdirSync(RELOCATED_PG_BASE, {recursive: true, mode: 0o755})
+  mkdirSync(target, {recursive: true, mode: 0o700})
+  mkdirSync(root, {recursive: true})
+  symlinkSync(target, link)
+  logger?.info(`PostgreSQL runs as "${user.name}", which cannot enter ${root}: its data is in ${target} (${link} points there)`)
+  return target
 }
 
 export function postgresRunning(root: string): number | undefined {
@@ -123,11 +152,10 @@ export function postgresRunning(root: string): number | undefined {
 
 /** initdb (first run only) and start; returns true when it was started by this call. */
 export async function ensurePostgres(root: string, port: number, superuserPassword: string): Promise<{initialised: boolean; started: boolean}> {
-  const paths = pgPaths(root)
   const bin = pgBinDir()
   const user = serverUser()
-  const pgRoot = join(root, 'pg')
-  if (user) assertTraversable(root, user)
+  const pgRoot = placePgRoot(root, user, {info: (m) => process.stderr.write(`${m}\n`)})
+  const paths = pgPaths(root)
   mkdirSync(pgRoot, {recursive: true, mode: 0o700})
   mkdirSync(paths.socketDir, {recursive: true})
   mkdirSync(join(root, 'logs'), {recursive: true})
@@ -176,7 +204,7 @@ export async function ensurePostgres(root: string, port: number, superuserPasswo
 export async function stopPostgres(root: string): Promise<boolean> {
   const paths = pgPaths(root)
   if (!postgresRunning(root)) return false
-  await run(join(pgBinDir(), 'pg_ctl'), ['stop', '-D', paths.dataDir, '-m', 'fast', '-w', '-t', '60'], {...asServer(serverUser(), join(root, 'pg')), purpose: 'stopping the sandbox PostgreSQL'})
+  await run(join(pgBinDir(), 'pg_ctl'), ['stop', '-D', paths.dataDir, '-m', 'fast', '-w', '-t', '60'], {...asServer(serverUser(), pgRootOf(root)), purpose: 'stopping the sandbox PostgreSQL'})
   return true
 }
 
