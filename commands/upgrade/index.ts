@@ -38,6 +38,7 @@ export default class Upgrade extends BaseCommand<typeof Upgrade> {
     deployment: Flags.string({description: 'k8s: the API deployment (default: backend, as init writes it)', helpGroup: 'COMPOSE / K8S'}),
     manifests: Flags.string({description: 'k8s: apply these manifests instead of `kubectl set image`', helpGroup: 'COMPOSE / K8S'}),
     'rollout-timeout': Flags.string({description: 'k8s: rollout status --timeout', default: '300s', helpGroup: 'COMPOSE / K8S'}),
+    'app-url': Flags.string({description: "compose / k8s: the web UI's URL that verify checks with curl -f (default: the first https origin of ALLOWED_ORIGINS)", helpGroup: 'COMPOSE / K8S'}),
   }
 
   async run(): Promise<UpgradeResult | RehearsalResult> {
@@ -71,6 +72,7 @@ export default class Upgrade extends BaseCommand<typeof Upgrade> {
       confirm: (q) => this.confirm(q),
       compose: {file: this.flags['compose-file'], project: this.flags.project, image: this.flags.image},
       k8s: {namespace: this.flags.namespace, image: this.flags.image, deployment: this.flags.deployment, manifests: this.flags.manifests, rolloutTimeout: this.flags['rollout-timeout']},
+      appUrl: this.flags['app-url'],
     })
     this.log(renderResult(result))
     return result

@@ -40,6 +40,8 @@ export interface UpgradeOptions {
   confirm?: (question: string) => Promise<void>
   compose?: {file?: string; project?: string; image?: string; backendService?: string; workerService?: string}
   k8s?: {namespace?: string; image?: string; deployment?: string; container?: string; workerDeployment?: string; manifests?: string; rolloutTimeout?: string}
+  /** compose / k8s: the web UI's public URL for verify's `curl -f` (default: the first ALLOWED_ORIGINS of the backend .env) */
+  appUrl?: string
   now?: () => Date
 }
 
@@ -63,7 +65,7 @@ const STEP_ACTIONS = (j: {toVersion: string; from: string | null; pending: strin
   install: 'npm ci --omit=dev when the release ships dependencies, else link charge-ops\' node_modules',
   migrate: j.pending.length ? `migrate up: ${j.pending.join(', ')}` : 'migrate up: nothing pending',
   start: `switch releases/current to ${j.toVersion} and start API + workers`,
-  verify: `/health ok, version ${j.toVersion}, GET /api/v1/sessions 200, migrate status clean; then maintenance off`,
+  verify: `/health ok, version ${j.toVersion}, GET /api/v1/sessions 200, the web UI answers, migrate status clean; then maintenance off`,
 })
 
 function migrationUrlOf(settings: Settings): {databaseUrl: string; migrationUrl: string} {

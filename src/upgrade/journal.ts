@@ -30,7 +30,7 @@ export const STEP_TITLES: Record<StepName, string> = {
   install: '4 install its dependencies',
   migrate: '5 migrate up',
   start: '6 switch to the new release and start it',
-  verify: '7 verify (/health, smoke request, migrate status, version)',
+  verify: '7 verify (/health, smoke request, web UI, migrate status, version)',
 }
 export const STEP_ORDER: StepName[] = ['backup', 'stop', 'fetch', 'install', 'migrate', 'start', 'verify']
 

@@ -31,6 +31,8 @@ export interface ServiceCheck {
   health: string
   version?: string
   smoke: string
+  /** the web UI (guide §12 step 7), when the release serves one */
+  ui: string
   migrations: string
 }
 
@@ -64,6 +66,13 @@ export async function verifyService(ctx: Pick<LocalContext, 'settings' | 'migrat
       problems.push(smoke)
     }
   }
+  let ui = 'not checked'
+  if (health?.httpStatus) {
+    const {checkWebUi} = await import('./web-ui.js')
+    const web = await checkWebUi(health.url)
+    ui = web.detail
+    if (!web.ok) problems.push(`the web UI does not answer: ${web.detail}`)
+  }
   const {migrationStatus} = await import('../migrate/index.js')
   const st = await migrationStatus({databaseUrl: ctx.migrationUrl, migrationsDir: expected.migrationsDir})
   const migrations = `head ${st.current ?? 'none'}, ${st.pending} pending, ${st.drift} drift`
@@ -71,7 +80,7 @@ export async function verifyService(ctx: Pick<LocalContext, 'settings' | 'migrat
   if (problems.length > 0) {
     throw new CliError('UPGRADE_VERIFY_FAILED', ExitCode.findings, `verification failed: ${problems.join('; ')}`, {hint: 'See `charge-ops service logs --error`.'})
   }
-  return {health: health!.status, version: health!.version, smoke, migrations}
+  return {health: health!.status, version: health!.version, smoke, ui, migrations}
 }
 
 type Runner = (ctx: LocalContext, record: StepRecord) => Promise<string | void>
@@ -146,7 +155,7 @@ export const runLocalStep: Record<StepName, Runner> = {
   async verify(ctx, record) {
     const check = await verifyService(ctx, {version: ctx.journal.to.version, migrationsDir: ctx.journal.to.migrationsDir})
     record.data.check = check
-    return `health ${check.health}, version ${check.version}, ${check.smoke}, ${check.migrations}`
+    return `health ${check.health}, version ${check.version}, ${check.smoke}, web UI: ${check.ui}, ${check.migrations}`
   },
 }
 

@@ -51,9 +51,14 @@ export interface ComposePlanOptions {
   waitTimeoutSeconds?: number
   /** extra arguments of `images build` (e.g. --base) */
   buildArgs?: string[]
+  /** the web UI's public URL: verify runs the guide's `curl -f` on it (§12 step 7) */
+  appUrl?: string
 }
 
 const cmd = (file: string, args: string[], purpose: string, check?: PlannedCommand['check'], env?: Record<string, string>): PlannedCommand => ({file, args, purpose, ...(check ? {check} : {}), ...(env ? {env} : {})})
+
+/** Guide §12 step 7: `curl -f https://app…` — the web UI answers after the upgrade. */
+const uiCheck = (appUrl: string | undefined): PlannedCommand[] => (appUrl ? [cmd('curl', ['-fsS', '-o', '/dev/null', '--max-time', '15', appUrl], 'the web UI answers (guide §12 step 7)')] : [])
 
 /**
  * `docker compose` plan (the guide's seven steps): backup, maintenance + stop, images of the new
@@ -106,7 +111,7 @@ export function composePlan(o: ComposePlanOptions): CommandPlan {
       {
         step: 'verify',
         title: '7 verify',
-        commands: [cmd('docker', dc('ps', '--format', 'json', backend, worker), 'every container running and healthy', 'compose-health', at(o.version)), cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift')],
+        commands: [cmd('docker', dc('ps', '--format', 'json', backend, worker), 'every container running and healthy', 'compose-health', at(o.version)), cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'), ...uiCheck(o.appUrl)],
         undo: [],
       },
     ],
@@ -125,6 +130,8 @@ export interface K8sPlanOptions {
   manifests?: string
   rolloutTimeout?: string
   chargeOps?: string[]
+  /** the web UI's public URL: verify runs the guide's `curl -f` on it (§12 step 7) */
+  appUrl?: string
 }
 
 /** `kubectl` plan: backup, migration Job, set image (or apply), rollout status; rollout undo on failure. */
@@ -176,7 +183,7 @@ export function k8sPlan(o: K8sPlanOptions): CommandPlan {
       {
         step: 'verify',
         title: '7 verify',
-        commands: [cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'), cmd('kubectl', ['get', `deployment/${deployment}`, ...ns, '-o', 'jsonpath={.status.readyReplicas}/{.status.replicas}'], 'every replica ready')],
+        commands: [cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'), cmd('kubectl', ['get', `deployment/${deployment}`, ...ns, '-o', 'jsonpath={.status.readyReplicas}/{.status.replicas}'], 'every replica ready'), ...uiCheck(o.appUrl)],
         undo: [],
       },
     ],

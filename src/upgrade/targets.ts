@@ -13,6 +13,7 @@ export async function buildPlan(options: UpgradeOptions & {target: 'compose' | '
   const {composePlan, k8sPlan} = await import('./plans.js')
   if (!options.to) throw new UsageError('--to is required: the image tag to upgrade to', {hint: 'e.g. `charge-ops upgrade --target compose --to 1.4.0`.'})
   const chargeOps = ['charge-ops']
+  const appUrl = options.appUrl ?? defaultAppUrl(options.settings.backendEnv.ALLOWED_ORIGINS)
   if (options.target === 'compose') {
     const {resolve} = await import('node:path')
     const file = options.compose?.file ?? options.settings.yaml.paths.composeFile ?? 'docker-compose.yml'
@@ -25,6 +26,7 @@ export async function buildPlan(options: UpgradeOptions & {target: 'compose' | '
       backendService: options.compose?.backendService,
       workerService: options.compose?.workerService,
       chargeOps,
+      appUrl,
     })
   }
   // default: the service image init's manifests run (src/topology), in the namespace init names after the stack
@@ -40,6 +42,7 @@ export async function buildPlan(options: UpgradeOptions & {target: 'compose' | '
     manifests: options.k8s?.manifests,
     rolloutTimeout: options.k8s?.rolloutTimeout,
     chargeOps,
+    appUrl,
   })
 }
 
@@ -58,6 +61,19 @@ function recordComposeVersion(envFile: string | undefined, version: string): voi
   const temp = `${envFile}.${process.pid}.tmp`
   writeFileSync(temp, next, {mode: statSync(envFile).mode & 0o777})
   renameSync(temp, envFile)
+}
+
+/** The UI's origin as the backend knows it: the first https origin of ALLOWED_ORIGINS (the guide's .env). */
+export function defaultAppUrl(allowedOrigins: string | undefined): string | undefined {
+  if (!allowedOrigins) return undefined
+  const text = allowedOrigins.trim()
+  let origins: string[] = []
+  try {
+    origins = text.startsWith('[') ? (JSON.parse(text) as unknown[]).map(String) : text.split(',')
+  } catch {
+    origins = []
+  }
+  return origins.map((o) => o.trim()).find((o) => /^https:\/\/[^/]+$/.test(o.replace(/\/$/, '')))
 }
 
 async function execute(c: PlannedCommand, logger: UpgradeOptions['logger']): Promise<void> {

@@ -12,6 +12,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import WebSocket from 'ws';
 
 import {setMaintenance} from '../../src/service/maintenance.js';
+import {checkWebUi} from '../../src/upgrade/web-ui.js';
 import {waitUntil} from '../support/index.js';
 import {ROOT, startServiceUnderTest, type ServiceUnderTest} from './service-harness.js';
 
@@ -126,5 +127,18 @@ describe('the built UI at /', () => {
     const api = await fetch(`${sut.baseUrl}/api/v1/nothing`, {headers: {authorization: `Bearer ${sut.token}`}});
     expect(api.status).toBe(404);
     expect(await api.json()).toHaveProperty('error.code', 'not_found');
+  });
+
+  it("upgrade's verify: the page and the script it names answer; a missing script is a failure", async () => {
+    expect(await checkWebUi(sut.baseUrl)).toEqual({served: true, ok: true, detail: 'GET / → 200, /assets/app-abc123.js → 200'});
+    fs.renameSync(path.join(webRoot, 'assets', 'app-abc123.js'), path.join(webRoot, 'assets', 'gone.js'));
+    try {
+      expect(await checkWebUi(sut.baseUrl)).toMatchObject({served: true, ok: false, detail: expect.stringContaining('/assets/app-abc123.js → 404')});
+    } finally {
+      fs.renameSync(path.join(webRoot, 'assets', 'gone.js'), path.join(webRoot, 'assets', 'app-abc123.js'));
+    }
+    // nothing listening is a failure, not "no UI"
+    const closed = `http://127.0.0.1:1`;
+    expect((await checkWebUi(closed, 1000)).ok).toBe(false);
   });
 });

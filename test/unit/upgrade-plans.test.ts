@@ -8,10 +8,30 @@ import {describe, expect, it} from 'vitest';
 import {journalFile, newJournal, readJournal, isUnfinished} from '../../src/upgrade/journal.js';
 import {writeFileAtomicSync} from '../../src/core/fs/atomic.js';
 import {composeHealth, composePlan, k8sPlan, renderPlan, shellQuote} from '../../src/upgrade/plans.js';
+import {defaultAppUrl} from '../../src/upgrade/targets.js';
 import {assertPreflight, configHash, parseWithin, tablesTouched} from '../../src/upgrade/preflight.js';
 import {classifySource, declaredVersion, migrationsHeadOf, switchCurrent, currentRelease} from '../../src/upgrade/release.js';
 
 const line = (c: {file: string; args: string[]}) => [c.file, ...c.args].join(' ');
+
+describe('verify checks the web UI (guide §12 step 7)', () => {
+  it('runs curl -f on the app URL in both plans, and nothing without one', () => {
+    const curl = ['curl', '-fsS', '-o', '/dev/null', '--max-time', '15', 'https://app.example.com'];
+    for (const plan of [composePlan({version: '1.4.0', composeFile: 'dc.yml', appUrl: 'https://app.example.com'}), k8sPlan({version: '1.4.0', namespace: 'ns', image: 'reg/backend', appUrl: 'https://app.example.com'})]) {
+      const verify = plan.steps.find((s) => s.step === 'verify')!;
+      expect(verify.commands.map((c) => [c.file, ...c.args])).toContainEqual(curl);
+    }
+    const none = composePlan({version: '1.4.0', composeFile: 'dc.yml'}).steps.find((s) => s.step === 'verify')!;
+    expect(none.commands.some((c) => c.file === 'curl')).toBe(false);
+  });
+  it('takes the first https origin of ALLOWED_ORIGINS (JSON or comma list)', () => {
+    expect(defaultAppUrl('["http://localhost:3000","https://app.example.com"]')).toBe('https://app.example.com');
+    expect(defaultAppUrl('http://localhost:3000, https://app.example.com/')).toBe('https://app.example.com/');
+    expect(defaultAppUrl('["http://localhost:3000"]')).toBeUndefined();
+    expect(defaultAppUrl(undefined)).toBeUndefined();
+    expect(defaultAppUrl('[not json')).toBeUndefined();
+  });
+});
 
 describe('compose plan', () => {
   it('lists every command in order, with pull when an image is given and the rollback commands', () => {
