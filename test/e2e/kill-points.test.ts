@@ -7,15 +7,14 @@
  * runs are listed, counted, swept.
  */
 import {spawn, spawnSync} from 'node:child_process'
-import {createHash} from 'node:crypto'
 import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {dirname, join, relative} from 'node:path'
+import {dirname, join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {chromaHeartbeat, ensureChroma, stopChroma} from '../../src/sandbox/servers.js'
-import {freePort, sharedPostgres} from '../support/index.js'
+import {freePort, sharedPostgres, dbHash, treeHash} from '../support/index.js'
 
 const BIN = join(process.cwd(), 'bin', 'run.js')
 const STACK = 'charge-analysis'
@@ -60,29 +59,7 @@ async function until(what: string, probe: () => boolean | Promise<boolean>, time
   }
 }
 
-/** One hash over every row of every user table. */
-async function dbHash(db: string): Promise<string> {
-  const tables = await pg.query<{t: string}>(`SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`, db)
-  const parts: string[] = []
-  for (const {t} of tables) {
-    const [row] = await pg.query<{h: string}>(`SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS h FROM ${t} x`, db)
-    parts.push(`${t}=${row.h}`)
-  }
-  return parts.join(',')
-}
 
-function treeHash(base: string): string {
-  const out: string[] = []
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, {withFileTypes: true}).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const full = join(d, e.name)
-      if (e.isDirectory()) walk(full)
-      else out.push(`${relative(base, full)}:${createHash('sha256').update(readFileSync(full)).digest('hex')}`)
-    }
-  }
-  walk(base)
-  return out.join('\n')
-}
 
 function tempFiles(repo: string): string[] {
   if (!existsSync(repo)) return []
@@ -90,6 +67,8 @@ function tempFiles(repo: string): string[] {
 }
 
 const maintenanceFlag = () => join(dir, 'state', 'maintenance')
+
+const dbHashOf = (db: string) => dbHash(pg, db)
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'co-killpoints-'))
@@ -138,7 +117,7 @@ describe('backup db killed at its kill points', () => {
     const target = `kp_db_${Date.now().toString(36)}`
     const restored = cli(['restore', 'db', JSON.parse(next.stdout).id, '--repo', repo, '--target-db', target, '--json'])
     expect(restored.code, restored.out).toBe(0)
-    expect(await dbHash(target)).toBe(await dbHash(source))
+    expect(await dbHashOf(target)).toBe(await dbHashOf(source))
   }, 240_000)
 
   it('repository.put.temp-written (the lock being created): the lock temp file is listed once stale and removed by prune; the next backup runs', async () => {
@@ -252,7 +231,7 @@ describe('restore db killed at its kill points', () => {
     repo = join(dir, 'repo-restore')
     const b = cli(['backup', 'db', '--repo', repo, '--json'])
     expect(b.code, b.out).toBe(0)
-    backupHash = await dbHash(source)
+    backupHash = await dbHashOf(source)
     const liveUrl = await pg.createDatabase()
     live = new URL(liveUrl).pathname.slice(1)
     await pg.query(`CREATE TABLE current_data (id int); INSERT INTO current_data SELECT generate_series(1, 1000);`, live)
@@ -264,7 +243,7 @@ describe('restore db killed at its kill points', () => {
   const pgRestoreSessions = async () => Number((await pg.query<{n: string}>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pg_restore'`, undefined, [`${live}_restoring`]))[0].n)
 
   it('restore.db.pg-restore: pg_restore dies with it (no session writes the scratch database afterwards); the live database is the old one; maintenance names the dead run', async () => {
-    const oldHash = await dbHash(live)
+    const oldHash = await dbHashOf(live)
     const marker = await killAt('restore.db.pg-restore', restoreArgs())
     expect(marker.children).toHaveLength(1)
     await until('pg_restore to die with its parent', () => !alive(marker.children![0]), 400)
@@ -274,21 +253,21 @@ describe('restore db killed at its kill points', () => {
       expect(await pgRestoreSessions()).toBe(0)
       await new Promise((r) => setTimeout(r, 100))
     }
-    expect(await dbHash(live)).toBe(oldHash)
+    expect(await dbHashOf(live)).toBe(oldHash)
     expect(JSON.parse(readFileSync(maintenanceFlag(), 'utf8')).owner).toMatchObject({pid: marker.pid, command: 'restore db'})
   }, 240_000)
 
   it('restore.db.before-swap, then restore.db.swapped: old, then restored; the rerun finishes and leaves nothing', async () => {
-    const oldHash = await dbHash(live)
+    const oldHash = await dbHashOf(live)
     await killAt('restore.db.before-swap', restoreArgs())
-    expect(await dbHash(live)).toBe(oldHash)
+    expect(await dbHashOf(live)).toBe(oldHash)
     expect(await leftovers()).toEqual([live, `${live}_restoring`])
     await killAt('restore.db.swapped', restoreArgs())
-    expect(await dbHash(live)).toBe(backupHash)
+    expect(await dbHashOf(live)).toBe(backupHash)
     expect(await leftovers()).toEqual([live, `${live}_pre_restore`])
     const rerun = cli(['restore', 'db', 'latest', '--repo', repo, '--clean', '--yes', '--json'])
     expect(rerun.code, rerun.out).toBe(0)
-    expect(await dbHash(live)).toBe(backupHash)
+    expect(await dbHashOf(live)).toBe(backupHash)
     expect(await leftovers()).toEqual([live])
     expect(existsSync(maintenanceFlag()), 'the dead run\'s flag was taken over and switched off').toBe(false)
     expect(readdirSync(join(dir, 'staging'))).toEqual([])

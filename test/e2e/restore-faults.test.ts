@@ -9,7 +9,7 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {sharedPostgres} from '../support/index.js'
+import {sharedPostgres, dbHash} from '../support/index.js'
 
 const BIN = join(process.cwd(), 'bin', 'run.js')
 const pg = sharedPostgres()
@@ -24,22 +24,14 @@ function cli(args: string[], extra: Record<string, string> = {}) {
 }
 
 
-/** One hash over every row of every user table. */
-async function dbHash(db: string): Promise<string> {
-  const tables = await pg.query<{t: string}>(`SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`, db)
-  const parts: string[] = []
-  for (const {t} of tables) {
-    const [row] = await pg.query<{h: string}>(`SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS h FROM ${t} x`, db)
-    parts.push(`${t}=${row.h}`)
-  }
-  return parts.join(',')
-}
 
 
 const POPULATE = `CREATE TABLE samples (id bigserial PRIMARY KEY, session int, v float8, note text);
   INSERT INTO samples (session, v, note) SELECT g % 300, random(), md5(g::text) FROM generate_series(1, 300000) g;
   CREATE INDEX samples_session ON samples (session);
   CREATE TABLE sessions AS SELECT g AS id, 'session ' || g AS name FROM generate_series(1, 300) g;`
+
+const dbHashOf = (db: string) => dbHash(pg, db)
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'co-restore-e2e-'))
@@ -65,7 +57,7 @@ afterAll(() => rmSync(dir, {recursive: true, force: true}))
 
 describe('restore db (built CLI)', () => {
   it('a non-empty live database is refused without --clean, and without --yes: exit 2, nothing changed', async () => {
-    const before = await dbHash(live)
+    const before = await dbHashOf(live)
     const plain = cli(['restore', 'db', 'latest', '--repo', repo])
     expect(plain.code).toBe(2)
     expect(plain.stderr).toMatch(/not empty.*nothing was restored/)
@@ -73,7 +65,7 @@ describe('restore db (built CLI)', () => {
     const noYes = cli(['restore', 'db', 'latest', '--repo', repo, '--clean', '--json'])
     expect(noYes.code).toBe(2)
     expect(JSON.parse(noYes.stdout).error.code).toBe('CONFIRMATION_REQUIRED')
-    expect(await dbHash(live)).toBe(before)
+    expect(await dbHashOf(live)).toBe(before)
     expect(existsSync(join(dir, 'state', 'maintenance'))).toBe(false)
   })
 

@@ -9,3 +9,4 @@ export * from './chroma.js';
 export * from './shared.js';
 export type {SharedChromaInfo} from './context.js';
 export * from './prometheus.js';
+export * from './hashes.js';
