@@ -43,6 +43,8 @@ export interface RuleOptions {
   runbookBase: string
   /** `for:` of the alerts that wait out blips; tests shorten it */
   pendingFor: string
+  /** `for:` of the "is down" alerts (a restart should not page) */
+  downFor: string
 }
 
 export const DEFAULT_RULE_OPTIONS: Omit<RuleOptions, 'backupMaxAgeSeconds'> = {
@@ -54,6 +56,7 @@ export const DEFAULT_RULE_OPTIONS: Omit<RuleOptions, 'backupMaxAgeSeconds'> = {
   latencyThresholdSeconds: 0.5,
   runbookBase: 'https://github.com/charge-ops/charge-ops/blob/main/docs/monitoring.md',
   pendingFor: '5m',
+  downFor: '1m',
 }
 
 /** Routes that are not user traffic and must not spend the error budget. */
@@ -154,7 +157,7 @@ export function ruleGroups(o: RuleOptions): RuleGroup[] {
     {
       name: 'charge-ops-postgres',
       rules: [
-        a('ChargeOpsPostgresDown', 'critical', 'pg_up == 0 or up{job="postgres"} == 0', 'PostgreSQL is down (or the exporter cannot reach it)', 'postgres_exporter cannot connect. Run `charge-ops doctor` (names the cause: refused, auth, DNS …) and `charge-ops service status`.', '1m'),
+        a('ChargeOpsPostgresDown', 'critical', 'pg_up == 0 or up{job="postgres"} == 0', 'PostgreSQL is down (or the exporter cannot reach it)', 'postgres_exporter cannot connect. Run `charge-ops doctor` (names the cause: refused, auth, DNS …) and `charge-ops service status`.', o.downFor),
         a(
           'ChargeOpsWalArchivingFailing',
           'critical',
@@ -213,7 +216,7 @@ export function ruleGroups(o: RuleOptions): RuleGroup[] {
     {
       name: 'charge-ops-redis',
       rules: [
-        a('ChargeOpsRedisDown', 'critical', 'redis_up == 0 or up{job="redis"} == 0', 'Redis is down (or the exporter cannot reach it)', 'The analysis queue is in Redis: uploads are accepted but nothing is analysed. Run `charge-ops doctor` (redis.writable names the refusal: MISCONF, OOM, auth) and `charge-ops service status`.', '1m'),
+        a('ChargeOpsRedisDown', 'critical', 'redis_up == 0 or up{job="redis"} == 0', 'Redis is down (or the exporter cannot reach it)', 'The analysis queue is in Redis: uploads are accepted but nothing is analysed. Run `charge-ops doctor` (redis.writable names the refusal: MISCONF, OOM, auth) and `charge-ops service status`.', o.downFor),
         a(
           'ChargeOpsRedisMemoryNearMax',
           'warning',
@@ -228,14 +231,14 @@ export function ruleGroups(o: RuleOptions): RuleGroup[] {
     {
       name: 'charge-ops-service',
       rules: [
-        a('ChargeOpsServiceDown', 'critical', 'up{job="charge-analysis"} == 0 or absent(up{job="charge-analysis"})', 'The charge-analysis API does not answer /metrics', 'Prometheus cannot scrape the API. Run `charge-ops service status` and `charge-ops doctor`; `charge-ops service start` starts it.', '1m'),
+        a('ChargeOpsServiceDown', 'critical', 'up{job="charge-analysis"} == 0 or absent(up{job="charge-analysis"})', 'The charge-analysis API does not answer /metrics', 'Prometheus cannot scrape the API. Run `charge-ops service status` and `charge-ops doctor`; `charge-ops service start` starts it.', o.downFor),
         a(
           'ChargeOpsServiceDependencyDown',
           'critical',
           'max by (dependency) (1 - charge_analysis_dependency_up) == 1',
           'The API cannot reach {{ $labels.dependency }}',
           'Every API process reports that {{ $labels.dependency }} does not answer: requests that need it fail. Run `charge-ops doctor` (names the cause) and `charge-ops service status`.',
-          '1m',
+          o.downFor,
         ),
         a(
           'ChargeOpsQueueGrowing',
