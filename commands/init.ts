@@ -5,7 +5,7 @@ import {join, resolve} from 'node:path'
 import {BaseCommand, type BaseFlags} from '../src/cli/base-command.js'
 import {UsageError} from '../src/errors.js'
 import type {AnswersInput} from '../src/install/answers.js'
-import type {ApplyResult, FileOutcome} from '../src/install/apply.js'
+import type {ApplyResult, FileOutcome} from '../src/core/fs/file-plan.js'
 import {redact} from '../src/output/redact.js'
 
 export interface InitResult extends ApplyResult {
@@ -59,7 +59,7 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
   async run(): Promise<InitResult> {
     const {parseAnswers, parseAnswersFile, mergeAnswers} = await import('../src/install/answers.js')
     const {planInit} = await import('../src/install/plan.js')
-    const {applyPlan} = await import('../src/install/apply.js')
+    const {applyPlan} = await import('../src/core/fs/file-plan.js')
     const {resolveSecrets} = await import('../src/install/secrets.js')
     const f = this.flags
     const dir = resolve(f.dir)
@@ -127,7 +127,7 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
       })
     } catch (error) {
       // Show what differs before refusing, so the operator can decide.
-      const {comparePlan} = await import('../src/install/apply.js')
+      const {comparePlan} = await import('../src/core/fs/file-plan.js')
       if ((error as {code?: string}).code === 'WOULD_OVERWRITE') for (const o of comparePlan(plan, dir)) showDiff(o)
       throw error
     }

@@ -13,7 +13,7 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
   }
 
   async run() {
-    const {openConfiguredRepository} = await import('../../src/backup/context.js')
+    const {openConfiguredRepository} = await import('../../src/repository/open.js')
     const {listBackups} = await import('../../src/repository/manifest.js')
     const {listingSummaries, formatAge} = await import('../../src/backup/describe.js')
     const {renderTable} = await import('../../src/output/table.js')

@@ -13,7 +13,7 @@ export default class BackupShow extends BaseCommand<typeof BackupShow> {
   }
 
   async run(): Promise<BackupManifest> {
-    const {openConfiguredRepository} = await import('../../src/backup/context.js')
+    const {openConfiguredRepository} = await import('../../src/repository/open.js')
     const {resolveBackup} = await import('../../src/repository/manifest.js')
     const {summarize, formatAge} = await import('../../src/backup/describe.js')
     const {formatBytes} = await import('../../src/core/units/size.js')

@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
 import {encryptFlag, repoFlag} from '../../src/cli/repository-flags.js'
-import type {VerifyResult} from '../../src/backup/verify.js'
+import type {VerifyResult} from '../../src/restore/verify.js'
 
 export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
   static summary = 'Check every part of a backup against its manifest; optionally restore it into a scratch database.'
@@ -19,7 +19,7 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
   }
 
   async run(): Promise<VerifyResult> {
-    const {verifyBackup, verificationError} = await import('../../src/backup/verify.js')
+    const {verifyBackup, verificationError} = await import('../../src/restore/verify.js')
     const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file']})
     const result = await verifyBackup(ctx, this.args.id, {restoreDrill: this.flags['restore-drill'], drillUrl: this.flags['drill-url'], jobs: this.flags.jobs})
     for (const part of result.parts) this.log(`${part.ok ? 'ok      ' : 'MISMATCH'}  ${part.part}`)

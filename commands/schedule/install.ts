@@ -3,7 +3,7 @@ import {join} from 'node:path'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
 import {UsageError} from '../../src/errors.js'
-import type {ApplyResult} from '../../src/install/apply.js'
+import type {ApplyResult} from '../../src/core/fs/file-plan.js'
 import {redact} from '../../src/output/redact.js'
 
 export interface ScheduleInstallResult extends ApplyResult {
@@ -44,7 +44,7 @@ Files that differ from what would be written are refused without --force (exit 2
 
   async run(): Promise<ScheduleInstallResult> {
     const {planSchedule, listSchedule} = await import('../../src/schedule/plan.js')
-    const {applyPlan, comparePlan} = await import('../../src/install/apply.js')
+    const {applyPlan, comparePlan} = await import('../../src/core/fs/file-plan.js')
     const {writeFileAtomicSync} = await import('../../src/core/fs/atomic.js')
     const f = this.flags
     const settings = this.settings()

@@ -6,12 +6,12 @@
 import type {Readable} from 'node:stream'
 
 import type {Settings} from '../config/settings.js'
-import {requireSetting} from '../config/settings.js'
 import {CliError, UnreachableError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import type {Progress} from '../output/progress.js'
 import {acquireLock} from '../repository/lock.js'
 import {backupPrefix, manifestBytes, newBackupId, partKey, writeManifest, type BackupKind, type BackupManifest, type BackupManifestInput, type BackupPart} from '../repository/manifest.js'
+import {openConfiguredRepository} from '../repository/open.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {CompressionSpec} from './compression.js'
 import type {EncryptionKey} from './encryption.js'
@@ -46,14 +46,6 @@ export interface BackupContext {
 
 const noProgress = (): Progress => ({add() {}, bytes: 0, done() {}})
 
-export const REPOSITORY_HINT = 'Pass --repo DIR or --repo s3://BUCKET/PREFIX, set CHARGE_OPS_REPO, or set backup.repository in charge-ops.yaml.'
-
-/** Opens the configured repository (S3 options from charge-ops.yaml's backup.s3). */
-export async function openConfiguredRepository(settings: Settings): Promise<RepositoryStorage> {
-  const location = requireSetting(settings.repository, 'the backup repository', REPOSITORY_HINT)
-  const {openRepository} = await import('../repository/storage.js')
-  return openRepository(location, settings.yaml.backup.s3)
-}
 
 export async function openBackupContext(options: BackupRunOptions): Promise<BackupContext> {
   const {settings, logger} = options

@@ -11,7 +11,7 @@ import {measure, unknown} from './check-kit.js'
 import {diskResult} from './pg-checks.js'
 import {formatSeconds} from './render.js'
 import type {BackupManifest} from '../repository/manifest.js'
-import {diskUsage} from './system.js'
+import {diskUsage} from '../core/fs/system.js'
 import type {Check, CheckContext, CheckResult} from './types.js'
 
 const C = 'backup'
@@ -89,7 +89,7 @@ export const BACKUP_CHECK: Check = {
     let walNewest: Date | undefined
     let walCount = 0
     try {
-      const {openConfiguredRepository} = await import('../backup/context.js')
+      const {openConfiguredRepository} = await import('../repository/open.js')
       const {listBackups} = await import('../repository/manifest.js')
       const storage = await openConfiguredRepository(ctx.settings)
       const listing = await listBackups(storage, ctx.settings.stack)

@@ -1,6 +1,6 @@
 /** Small helpers to build CheckResults consistently (status from thresholds, remedy only when not ok). */
 import {evaluate} from './thresholds.js'
-import type {CheckContext, CheckResult, CheckStatus} from './types.js'
+import type {CheckContext, CheckResult, CheckStatus, Queryable} from './types.js'
 
 export interface MeasureInput {
   id: string
@@ -45,11 +45,9 @@ export function pct(n: number): number {
   return Math.round(n * 100) / 100
 }
 
-/** A Queryable that counts statements (the bench proves there is no query per table). */
-export interface Queryable {
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{rows: R[]}>
-}
+export type {Queryable} from './types.js'
 
+/** A Queryable that counts statements (the bench proves there is no query per table). */
 export function countingClient(client: {query: (sql: string, params?: unknown[]) => Promise<{rows: unknown[]}>}): Queryable & {count: () => number} {
   let n = 0
   // pg runs one statement at a time per connection; chain them explicitly (checks run concurrently)

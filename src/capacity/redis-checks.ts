@@ -7,7 +7,7 @@ import type {Redis} from 'ioredis'
 import {CliError} from '../errors.js'
 import {measure, pct, unknown} from './check-kit.js'
 import {formatBytes, formatSeconds} from './render.js'
-import {memoryInfo} from './system.js'
+import {memoryInfo} from '../core/fs/system.js'
 import {type Check, type CheckContext, type CheckResult, once} from './types.js'
 
 const C = 'redis'

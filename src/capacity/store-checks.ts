@@ -4,7 +4,7 @@ import {existsSync} from 'node:fs'
 import {measure, unknown} from './check-kit.js'
 import {diskResult} from './pg-checks.js'
 import {formatBytes} from './render.js'
-import {directorySize, diskUsage, memoryInfo} from './system.js'
+import {directorySize, diskUsage, memoryInfo} from '../core/fs/system.js'
 import {type Check, type CheckResult, once, type CheckContext} from './types.js'
 
 export interface ChromaFacts {

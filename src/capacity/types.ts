@@ -5,7 +5,11 @@
  */
 import type {Settings} from '../config/settings.js'
 import type {Logger} from '../output/logger.js'
-import type {Queryable} from './check-kit.js'
+
+/** A pg client or pool, or a counting wrapper (check-kit.ts): what checks query through. */
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{rows: R[]}>
+}
 
 export type CheckStatus = 'ok' | 'warning' | 'critical' | 'unknown'
 

@@ -5,7 +5,7 @@
  * skipped with the reason.
  */
 import {measure, unknown} from '../capacity/check-kit.js'
-import {walkFiles} from '../capacity/system.js'
+import {walkFiles} from '../core/fs/system.js'
 import type {CheckContext, CheckResult} from '../capacity/types.js'
 
 /** Files younger than this may be an upload whose row is not committed yet. */

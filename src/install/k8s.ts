@@ -11,7 +11,7 @@ import {resolveJobs} from '../schedule/jobs.js'
 import {imageRef, SERVICE_ENTRY, WORKER_PROBE} from '../topology/index.js'
 import type {Answers} from './answers.js'
 import {namesFor} from './answers.js'
-import type {PlannedFile} from './apply.js'
+import type {PlannedFile} from '../core/fs/file-plan.js'
 import type {InitSecrets, RepositoryCredentials} from './secrets.js'
 
 export interface K8sInputs {

@@ -5,7 +5,7 @@
  */
 import type {Client} from 'pg'
 
-import {INDEX_BLOAT_SQL} from '../capacity/pg-sql.js'
+import {INDEX_BLOAT_SQL} from '../postgres/catalog-sql.js'
 import {UsageError} from '../errors.js'
 import {connect, serverMajorVersion} from '../postgres/connection.js'
 import {pgDuration, qualified, resolveRelation} from './common.js'

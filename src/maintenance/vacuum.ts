@@ -5,7 +5,7 @@
  */
 import type {Client} from 'pg'
 
-import {TABLE_BLOAT_SQL} from '../capacity/pg-sql.js'
+import {TABLE_BLOAT_SQL} from '../postgres/catalog-sql.js'
 import {connect} from '../postgres/connection.js'
 import {pgDuration, qualified, resolveRelation} from './common.js'
 

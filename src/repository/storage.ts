@@ -106,24 +106,3 @@ export async function hashingPassThrough(onProgress?: (bytes: number) => void) {
     result: (): PutResult => ({bytes, sha256: hash.digest('hex')}),
   }
 }
-
-/** Opens the repository named by a path or `s3://bucket/prefix`. */
-export async function openRepository(location: string, s3Options?: import('./s3-storage.js').S3StorageOptions): Promise<RepositoryStorage> {
-  if (location.startsWith('s3://')) {
-    const {S3Storage} = await import('./s3-storage.js')
-    return S3Storage.fromUrl(location, s3Options ?? {})
-  }
-  // A path that exists but is not a directory (a file, a typo'd key path) would fail every
-  // operation later with ENOTDIR — a bug-looking error; say what is wrong instead.
-  const {stat} = await import('node:fs/promises')
-  const s = await stat(location).catch(() => undefined)
-  if (s && !s.isDirectory()) {
-    const {UsageError} = await import('../errors.js')
-    throw new UsageError(`the backup repository ${location} is not a directory`, {
-      code: 'REPOSITORY_NOT_DIRECTORY',
-      hint: 'Point --repo (or CHARGE_OPS_REPO / backup.repository) at a directory, or at s3://BUCKET/PREFIX.',
-    })
-  }
-  const {LocalStorage} = await import('./local-storage.js')
-  return new LocalStorage(location)
-}

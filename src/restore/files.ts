@@ -232,7 +232,7 @@ function liveDirOf(settings: Settings, manifest: BackupManifest, component: File
 }
 
 async function checkSpace(dir: string, needed: number): Promise<void> {
-  const {diskUsage} = await import('../capacity/system.js')
+  const {diskUsage} = await import('../core/fs/system.js')
   const free = (await diskUsage(dir)).freeBytes
   if (free < needed * 1.05 + 16 * 1024 * 1024) {
     const {formatBytes} = await import('../core/units/size.js')

@@ -269,7 +269,7 @@ export async function defaultRestoreJobs(part: BackupPart, logger?: Logger): Pro
   // random doubles 2.4×, text rarely more than 8×): too little space must not be mistaken for enough
   const content = part.contentBytes ?? (part.compression === 'none' ? part.bytes : part.bytes * 8)
   const base = process.env.CHARGE_OPS_STAGING_DIR ?? tmpdir()
-  const {diskUsage} = await import('../capacity/system.js')
+  const {diskUsage} = await import('../core/fs/system.js')
   const free = await diskUsage(base).then((d) => d.freeBytes, () => 0)
   const need = content * 1.2 + 256 * 1024 * 1024
   if (free < need) {

@@ -5,7 +5,7 @@
 import {join, resolve} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
-import type {PlannedFile} from '../install/apply.js'
+import type {PlannedFile} from '../core/fs/file-plan.js'
 import {cronProblem, findOverlaps, nextRuns, type Overlap} from './cron.js'
 import {resolveJobs, type ScheduledJob} from './jobs.js'
 import {DEFAULT_HOST_PATHS, jobsForKubernetes, renderCron, renderCronJobs, renderSystemd} from './render.js'

@@ -7,7 +7,7 @@
  */
 import {stringify} from 'yaml'
 
-import type {PlannedFile} from '../install/apply.js'
+import type {PlannedFile} from '../core/fs/file-plan.js'
 import {cronToOnCalendar, parseCron} from './cron.js'
 import type {ScheduledJob} from './jobs.js'
 

@@ -101,7 +101,7 @@ export const runLocalStep: Record<StepName, Runner> = {
     record.data.backupId = manifest.id
     ctx.journal.backupId = manifest.id
     await ctx.store.save(ctx.journal)
-    const {verifyBackup, verificationError} = await import('../backup/verify.js')
+    const {verifyBackup, verificationError} = await import('../restore/verify.js')
     const verified = await verifyBackup(backupCtx, manifest.id)
     if (!verified.ok) throw verificationError(verified)
     const {manifestBytes} = await import('../repository/manifest.js')

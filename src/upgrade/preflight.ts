@@ -198,7 +198,7 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightFact
   // backups: last one's size, required verification
   let estimatedBackupBytes: number | undefined
   try {
-    const {openConfiguredRepository} = await import('../backup/context.js')
+    const {openConfiguredRepository} = await import('../repository/open.js')
     const storage = await openConfiguredRepository(settings)
     const {listBackups, manifestBytes} = await import('../repository/manifest.js')
     const {complete} = await listBackups(storage, settings.stack)

@@ -1,6 +1,6 @@
 /** Human renderings of upgrade results (stdout). --json prints the typed results instead. */
 import {renderTable} from '../output/table.js'
-import type {UpgradeResult} from './index.js'
+import type {UpgradeResult} from './types.js'
 import type {UpgradeJournal} from './journal.js'
 import {renderPlan} from './plans.js'
 import {renderChecks} from './preflight.js'

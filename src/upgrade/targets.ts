@@ -6,7 +6,7 @@
 import {existsSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
 
 import {CliError, ExitCode, RolledBackError, UnreachableError, UsageError} from '../errors.js'
-import type {UpgradeOptions, UpgradeResult} from './index.js'
+import type {UpgradeOptions, UpgradeResult} from './types.js'
 import type {CommandPlan, PlannedCommand} from './plans.js'
 
 export async function buildPlan(options: UpgradeOptions & {target: 'compose' | 'k8s'}): Promise<CommandPlan> {

@@ -74,6 +74,6 @@ export function resolveLocation(flags: WalLocationFlags, settings?: () => {repos
 export async function openWalRepository(flags: WalLocationFlags, settings?: () => {repository?: string; stack: string}): Promise<{storage: RepositoryStorage} & ResolvedLocation> {
   if (flags['aws-env-file']) await loadAwsEnvFile(flags['aws-env-file'])
   const location = resolveLocation(flags, settings)
-  const {openRepository} = await import('../repository/storage.js')
+  const {openRepository} = await import('../repository/open.js')
   return {storage: await openRepository(location.repository), ...location}
 }

@@ -6,7 +6,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {openBackupContext} from '../../src/backup/context.js'
 import {backupDatabase} from '../../src/backup/db.js'
-import {verifyBackup} from '../../src/backup/verify.js'
+import {verifyBackup} from '../../src/restore/verify.js'
 import {loadSettings} from '../../src/config/settings.js'
 import {silentLogger} from '../../src/output/logger.js'
 import {LocalStorage} from '../../src/repository/local-storage.js'

@@ -12,7 +12,7 @@ import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest';
 import {CliError} from '../../src/errors.js';
 import {silentLogger} from '../../src/output/logger.js';
 import {acquireLock} from '../../src/repository/lock.js';
-import {openRepository} from '../../src/repository/storage.js';
+import {openRepository} from '../../src/repository/open.js';
 import {serviceStatus} from '../../src/service/process.js';
 import {runUpgrade} from '../../src/upgrade/index.js';
 import {listUpgrades, readJournal} from '../../src/upgrade/journal.js';

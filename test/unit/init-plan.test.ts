@@ -11,7 +11,7 @@ import {describe, expect, it} from 'vitest'
 
 import {chargeOpsYamlSchema} from '../../src/config/schema.js'
 import {parseAnswers, parseAnswersFile, type Answers} from '../../src/install/answers.js'
-import {applyPlan} from '../../src/install/apply.js'
+import {applyPlan} from '../../src/core/fs/file-plan.js'
 import {planInit} from '../../src/install/plan.js'
 import {formatKb, tunePostgres} from '../../src/install/pgtune.js'
 import {readExistingSecrets, resolveSecrets, type InitSecrets} from '../../src/install/secrets.js'

@@ -1,6 +1,6 @@
 /**
  * Set-based catalog queries: each returns every table / index in ONE statement (the capacity
- * bench has 2,000 tables; a query per table is forbidden). Shared with src/maintenance.
+ * bench has 2,000 tables; a query per table is forbidden). Shared by capacity and maintenance.
  */
 
 /** The guide's capacity query (20 largest tables), plus the database size. */

@@ -8,8 +8,8 @@
 import {chmodSync, existsSync, readFileSync, statSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 
-import {writeFileAtomicSync} from '../core/fs/atomic.js'
-import {UsageError} from '../errors.js'
+import {writeFileAtomicSync} from './atomic.js'
+import {UsageError} from '../../errors.js'
 import {unifiedDiff} from './diff.js'
 
 export interface PlannedFile {

@@ -9,8 +9,8 @@ import {faultPoint} from '../core/faults.js'
 import {ChecksFailedError, CliError, LockHeldError} from '../errors.js'
 import {scratchDatabase} from '../postgres/scratch.js'
 import {manifestKey, recordVerification, resolveBackup, type BackupManifest, type Verification} from '../repository/manifest.js'
-import {checkPart, type PartCheck} from '../restore/logical.js'
-import type {BackupContext} from './context.js'
+import {checkPart, type PartCheck} from './logical.js'
+import type {BackupContext} from '../backup/context.js'
 
 export interface VerifyResult {
   id: string
@@ -40,9 +40,9 @@ export async function verifyBackup(ctx: BackupContext, ref: string, options: Ver
   return result
 }
 
-async function recordVerifyMetrics(ctx: BackupContext, kind: string, outcome: Parameters<typeof import('./metrics.js').verifyMetrics>[3]): Promise<void> {
+async function recordVerifyMetrics(ctx: BackupContext, kind: string, outcome: Parameters<typeof import('../backup/metrics.js').verifyMetrics>[3]): Promise<void> {
   if (!ctx.metricsFile) return
-  const {updateMetricsFile, verifyMetrics} = await import('./metrics.js')
+  const {updateMetricsFile, verifyMetrics} = await import('../backup/metrics.js')
   await updateMetricsFile(ctx.metricsFile, verifyMetrics(ctx.stack, kind, ctx.now(), outcome), ctx.logger)
 }
 
@@ -80,7 +80,7 @@ async function verifyManifest(ctx: BackupContext, manifest: BackupManifest, opti
     await db.create()
     ctx.logger.info(`restore drill: restoring ${manifest.id} into scratch database ${scratch}`)
     try {
-      const {restoreDatabaseDump} = await import('../restore/logical.js')
+      const {restoreDatabaseDump} = await import('./logical.js')
       const result = await restoreDatabaseDump({
         storage: ctx.storage,
         manifest,
