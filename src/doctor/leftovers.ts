@@ -51,7 +51,7 @@ export const leftoversCheck: Check = {
     )
     if (ctx.settings.repository) {
       try {
-        const {openConfiguredRepository} = await import('../backup/context.js')
+        const {openConfiguredRepository} = await import('../repository/open.js')
         const {listLeftoverTemporary} = await import('../repository/leftovers.js')
         const storage = await openConfiguredRepository(ctx.settings)
         const temporary = await listLeftoverTemporary(storage, ctx.settings.stack)

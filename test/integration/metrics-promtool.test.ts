@@ -12,7 +12,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {openBackupContext} from '../../src/backup/context.js'
 import {backupDatabase} from '../../src/backup/db.js'
-import {verifyBackup} from '../../src/backup/verify.js'
+import {verifyBackup} from '../../src/restore/verify.js'
 import {runCapacity} from '../../src/capacity/index.js'
 import {renderPrometheus} from '../../src/capacity/render.js'
 import {loadSettings, type Settings} from '../../src/config/settings.js'
