@@ -1,7 +1,7 @@
 /**
  * Streaming children for backup pipelines (pg_dump → zstd → repository, tar → zstd …).
  *
- * Why not src/exec.ts' `spawn`: it is an async function returning execa's ResultPromise, a
+ * Why not src/core/proc/exec.ts' `spawn`: it is an async function returning execa's ResultPromise, a
  * thenable, so awaiting it waits for the child to exit; and execa tracks every stream it is given,
  * so handing one child's pipe to another as a raw file descriptor (the kernel pipe that keeps
  * pg_dump's output out of this process) makes it report a premature close. This is a small
@@ -40,7 +40,7 @@ export interface StartChildOptions {
 const STDERR_KEEP = 64 * 1024
 
 export async function startChild(file: string, args: string[], options: StartChildOptions = {}): Promise<StreamingChild> {
-  const {toCommandError, notFound} = await import('../exec.js')
+  const {toCommandError, notFound} = await import('../core/proc/exec.js')
   const env = options.env ? {...process.env, ...options.env} : process.env
   // bound: the child dies with this process, even when it is killed with SIGKILL (src/core/proc/child-lifetime.ts)
   const bound = boundToParent(file, args, env)

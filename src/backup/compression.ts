@@ -22,7 +22,7 @@ let zstdVersion: Promise<string | undefined> | undefined
 /** The installed zstd's version, or undefined when the binary is missing. */
 export function detectZstd(): Promise<string | undefined> {
   zstdVersion ??= (async () => {
-    const {run} = await import('../exec.js')
+    const {run} = await import('../core/proc/exec.js')
     try {
       const {stdout} = await run('zstd', ['--version'])
       return /v?(\d+\.\d+\.\d+)/.exec(stdout)?.[1] ?? stdout.trim()

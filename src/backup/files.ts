@@ -79,7 +79,7 @@ export interface FilesOptions {
 }
 
 async function tarVersion(): Promise<string> {
-  const {run} = await import('../exec.js')
+  const {run} = await import('../core/proc/exec.js')
   return /(\d+\.\d+(?:\.\d+)?)/.exec((await run('tar', ['--version'])).stdout)?.[1] ?? 'unknown'
 }
 

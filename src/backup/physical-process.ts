@@ -1,13 +1,13 @@
 /**
  * Streaming children for physical backup / restore pipelines (pg_basebackup | zstd, zstd -d | tar).
- * node:child_process directly: src/exec.ts's `spawn` is async and so resolves to the finished
+ * node:child_process directly: src/core/proc/exec.ts's `spawn` is async and so resolves to the finished
  * result, which cannot be piped while it runs.
  */
 import {spawn as nodeSpawn, type ChildProcess, type SpawnOptions} from 'node:child_process'
 
 import {boundToParent} from '../core/proc/child-lifetime.js'
 import {ExternalCommandError, type ExitCodeValue} from '../errors.js'
-import {notFound} from '../exec.js'
+import {notFound} from '../core/proc/exec.js'
 import {redact} from '../output/redact.js'
 
 export interface StreamingChild {

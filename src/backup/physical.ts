@@ -182,7 +182,7 @@ async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promis
     if (!(await findWalObject(storage, stack, parseWalFileName(last)!))) throw walNotArchivedError(id, `WAL segment ${last} did not reach the repository`, walTimeout, await archiverNow())
     await watch.stop()
 
-    const {run} = await import('../exec.js')
+    const {run} = await import('../core/proc/exec.js')
     const toolVersion = (await run('pg_basebackup', ['--version'])).stdout.trim()
     return await writeManifest(storage, stack, {
       formatVersion: 1,

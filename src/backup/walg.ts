@@ -1,7 +1,7 @@
 /**
  * The wal-g engine (`backup.engine: wal-g`): the same charge-ops commands drive wal-g.
  * Plans are built by pure functions — `{command, args, env}` — so they are tested exactly; the
- * runner executes them through src/exec.ts (missing wal-g → exit 5 with the install hint).
+ * runner executes them through src/core/proc/exec.ts (missing wal-g → exit 5 with the install hint).
  * Secrets (PGPASSWORD, AWS keys) travel in the environment only, never in args.
  */
 import type {Settings} from '../config/settings.js'
@@ -81,7 +81,7 @@ export async function walgEnvFromSettings(settings: Pick<Settings, 'repository' 
 }
 
 export async function runWalg(p: WalgPlan, options: {logger?: Logger; cwd?: string} = {}): Promise<{stdout: string; stderr: string}> {
-  const {run} = await import('../exec.js')
+  const {run} = await import('../core/proc/exec.js')
   options.logger?.debug(`wal-g ${p.args.join(' ')}`)
   const result = await run(p.command, p.args, {env: p.env, cwd: options.cwd, purpose: `wal-g ${p.args[0]}`})
   return {stdout: result.stdout, stderr: result.stderr}

@@ -330,7 +330,7 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
   if (options.clean) args.push('--clean', '--if-exists')
   const env = {...libpqEnv(target), PGAPPNAME: 'charge-ops pg_restore'}
   const {startChild} = await import('../backup/child.js')
-  const {run} = await import('../exec.js')
+  const {run} = await import('../core/proc/exec.js')
   const p = progress(`restore ${part.name}`, part.bytes)
   const onStored = (n: number) => p.add(n)
   let staging: string | undefined

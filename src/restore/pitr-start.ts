@@ -174,7 +174,7 @@ async function askServer(databaseUrl: string | undefined, pm: PostmasterStatus, 
  * own log: target not reached, bad setting …) or when `timeoutSec` passes (the server keeps running).
  */
 export async function startAndAwaitRecovery(dataDir: string, port: number, timeoutSec: number, owner: Owner | undefined, logger: Logger, options: AwaitRecoveryOptions = {}): Promise<RecoveryOutcome> {
-  const {controlData, serverBinary} = await import('./pitr.js')
+  const {controlData, serverBinary} = await import('../postgres/server-tools.js')
   const major = Number((await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '')).trim()) || undefined
   const started = Date.now()
   const pollMs = options.pollMs ?? 250
@@ -184,7 +184,7 @@ export async function startAndAwaitRecovery(dataDir: string, port: number, timeo
   if (running && alive(running.pid)) {
     logger.info(`the server in ${dataDir} already runs (pid ${running.pid}); waiting for its recovery to end`)
   } else {
-    const {run} = await import('../exec.js')
+    const {run} = await import('../core/proc/exec.js')
     logger.info(`starting PostgreSQL on port ${port}; recovery log: ${logFile}`)
     try {
       // -W: pg_ctl only launches; the wait below asks the server itself

@@ -9,7 +9,7 @@
  * reported as done.
  */
 import {createHash} from 'node:crypto'
-import {existsSync, readdirSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import {appendFile, chmod, chown, mkdir, open, readdir, rename, stat, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {Transform} from 'node:stream'
@@ -227,7 +227,7 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   if (owner) {
     for (const p of [autoConf, signal, join(dataDir, 'pg_wal'), join(dataDir, 'pg_wal', 'archive_status')]) await chown(p, owner.uid, owner.gid)
   }
-  const {run} = await import('../exec.js')
+  const {run} = await import('../core/proc/exec.js')
   await run('sync', ['-f', dataDir], {purpose: 'flushing the restored files'})
   await rename(join(dataDir, PARTIAL_CONTROL), join(dataDir, 'global', 'pg_control'))
   await fsyncPath(join(dataDir, 'global'))
@@ -290,26 +290,3 @@ async function extractTar(storage: RepositoryStorage, stack: string, base: Backu
  * Server-side binaries (pg_ctl, pg_controldata) are not on PATH on Debian: look in
  * CHARGE_OPS_PG_BINDIR, then /usr/lib/postgresql/<major>/bin, then the newest installed major.
  */
-export function serverBinary(name: string, major?: number): string {
-  const candidates: string[] = []
-  if (process.env.CHARGE_OPS_PG_BINDIR) candidates.push(join(process.env.CHARGE_OPS_PG_BINDIR, name))
-  if (major) candidates.push(`/usr/lib/postgresql/${major}/bin/${name}`)
-  try {
-    const majors = readdirSync('/usr/lib/postgresql').filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a))
-    for (const m of majors) candidates.push(`/usr/lib/postgresql/${m}/bin/${name}`)
-  } catch {
-    // not a Debian layout: fall back to PATH
-  }
-  return candidates.find((c) => existsSync(c)) ?? name
-}
-
-export async function controlData(dataDir: string, major?: number): Promise<Record<string, string>> {
-  const {run} = await import('../exec.js')
-  const {stdout} = await run(serverBinary('pg_controldata', major), [dataDir], {env: {LC_ALL: 'C'}, purpose: 'reading pg_control'})
-  const out: Record<string, string> = {}
-  for (const line of stdout.split('\n')) {
-    const i = line.indexOf(':')
-    if (i > 0) out[line.slice(0, i).trim()] = line.slice(i + 1).trim()
-  }
-  return out
-}

@@ -48,7 +48,7 @@ export async function restoreWithWalg(options: WalgRestoreOptions): Promise<Walg
   const {walgEnvFromSettings, walgPlans} = await import('../backup/walg.js')
   const env = await walgEnvFromSettings({...options.settings, repository: options.repository, stack: options.stack})
   const plan = walgPlans.backupFetch(env, dataDir, options.backupName ?? 'LATEST')
-  const {run} = await import('../exec.js')
+  const {run} = await import('../core/proc/exec.js')
   options.logger.info(`wal-g ${plan.args.join(' ')}`)
   await run(plan.command, plan.args, {env: plan.env, uid: owner?.uid, gid: owner?.gid, purpose: 'wal-g backup-fetch'})
   const command = restoreCommand({repository: options.repository, stack: options.stack, awsEnvFile: options.awsEnvFile, engine: 'wal-g'})

@@ -11,7 +11,7 @@ import {dirname, join} from 'node:path'
 import {execFileSync} from 'node:child_process'
 
 import {CliError, ExitCode, UnreachableError} from '../errors.js'
-import {run} from '../exec.js'
+import {run} from '../core/proc/exec.js'
 import {packageRoot} from '../service/process.js'
 import {pidAlive} from '../core/proc/pid.js'
 

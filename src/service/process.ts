@@ -228,7 +228,7 @@ async function launch(settings: Settings, name: ServiceProcessName, entry: 'serv
   const outFile = join(logDir(settings), `${name}.out`)
   const fd = openSync(outFile, 'a', 0o640)
   try {
-    // node:child_process rather than src/exec.ts: this child is a daemon that must outlive us
+    // node:child_process rather than src/core/proc/exec.ts: this child is a daemon that must outlive us
     // (detached, own process group, unref'd), which the awaited execa runner cannot express.
     const {spawn} = await import('node:child_process')
     const argv = releaseRoot ? [join(releaseRoot, 'service', 'src', `${entry}.js`)] : entryCommand(entry)

@@ -145,7 +145,7 @@ export function classifySource(to: string, cwd = process.cwd()): {kind: 'directo
 
 /** Compiles a service's TypeScript sources to ESM JavaScript (no type check: the release was checked where it was built). */
 async function compileService(srcDir: string, outDir: string): Promise<void> {
-  const {run} = await import('../exec.js')
+  const {run} = await import('../core/proc/exec.js')
   const root = await projectRoot()
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
   if (!existsSync(tsc)) throw new CliError('TYPESCRIPT_MISSING', ExitCode.unreachable, `cannot build the service from sources: ${tsc} is missing`, {hint: 'Pass a built release (a directory with dist/service/src or a release tarball), or run `npm ci` in charge-ops.'})
@@ -195,7 +195,7 @@ export async function stageRelease(settings: Pick<Settings, 'stateDir'>, to: str
     if (source.kind === 'directory') {
       kind = await stageFromDirectory(source.path, staging, options.logger)
     } else {
-      const {run} = await import('../exec.js')
+      const {run} = await import('../core/proc/exec.js')
       mkdirSync(scratch)
       if (source.kind === 'tarball') {
         await run('tar', ['-xzf', source.path, '-C', scratch, '--no-same-owner'], {purpose: 'extract the release tarball'})
@@ -300,7 +300,7 @@ export async function installDependencies(releaseDir: string, options: {logger?:
   const link = join(releaseDir, 'node_modules')
   const deps = Object.keys(pkg.dependencies ?? {})
   if (deps.length > 0) {
-    const {run} = await import('../exec.js')
+    const {run} = await import('../core/proc/exec.js')
     const lock = existsSync(join(releaseDir, 'package-lock.json'))
     if (isLink(link)) rmSync(link)
     options.logger?.info(`installing ${deps.length} dependencies with npm ${lock ? 'ci' : 'install'} --omit=dev`)

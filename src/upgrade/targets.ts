@@ -1,6 +1,6 @@
 /**
  * The compose and k8s targets: build the command plan (plans.ts), print it for --dry-run, else run
- * it in order — each command through src/exec.ts (a missing docker / kubectl is exit 5 with the
+ * it in order — each command through src/core/proc/exec.ts (a missing docker / kubectl is exit 5 with the
  * install hint) — and on failure run the completed steps' rollback commands in reverse (exit 6).
  */
 import {existsSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
@@ -77,7 +77,7 @@ export function defaultAppUrl(allowedOrigins: string | undefined): string | unde
 }
 
 async function execute(c: PlannedCommand, logger: UpgradeOptions['logger']): Promise<void> {
-  const {run} = await import('../exec.js')
+  const {run} = await import('../core/proc/exec.js')
   const {shellQuote, composeHealth} = await import('./plans.js')
   logger.info(`$ ${shellQuote([c.file, ...c.args])}`)
   const result = await run(c.file, c.args, {purpose: c.purpose, ...(c.env ? {env: c.env} : {})})
@@ -99,7 +99,7 @@ async function withPreviousHead(plan: CommandPlan, options: UpgradeOptions): Pro
 }
 
 async function requireBinary(target: 'compose' | 'k8s'): Promise<void> {
-  const {run} = await import('../exec.js')
+  const {run} = await import('../core/proc/exec.js')
   if (target === 'k8s') {
     await run('kubectl', ['version', '--client'])
     return

@@ -7,9 +7,9 @@
  */
 import type {Options} from 'execa'
 
-import {boundToParent} from './core/proc/child-lifetime.js'
-import {ExternalCommandError, UnreachableError, type ExitCodeValue} from './errors.js'
-import {redact} from './output/redact.js'
+import {boundToParent} from './child-lifetime.js'
+import {ExternalCommandError, UnreachableError, type ExitCodeValue} from '../../errors.js'
+import {redact} from '../../output/redact.js'
 
 /** How to install each outside program charge-ops drives, for "not found" errors. */
 export const INSTALL_HINTS: Record<string, string> = {
