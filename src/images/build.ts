@@ -16,7 +16,7 @@ import {homedir, tmpdir} from 'node:os'
 import {join, relative} from 'node:path'
 
 import {UnreachableError, UsageError} from '../errors.js'
-import {run} from '../exec.js'
+import {run} from '../core/proc/exec.js'
 import {packageRoot} from '../service/process.js'
 import {IMAGE_NAMES, imageRef, type ImageName} from '../topology/index.js'
 

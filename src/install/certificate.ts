@@ -9,8 +9,8 @@ import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {run} from '../exec.js'
-import type {PlannedFile} from './apply.js'
+import {run} from '../core/proc/exec.js'
+import type {PlannedFile} from '../core/fs/file-plan.js'
 import {COMPOSE_DIRS, POSTGRES_CONTAINER_OWNER} from './plan.js'
 
 const CERT = 'nginx/ssl/fullchain.pem'

@@ -8,7 +8,7 @@ import {resolve} from 'node:path'
 
 import {measure, unknown} from '../capacity/check-kit.js'
 import type {Check, CheckResult} from '../capacity/types.js'
-import {run} from '../exec.js'
+import {run} from '../core/proc/exec.js'
 import {IN_CONTAINER_VARIABLE} from './host.js'
 
 export interface ContainerState {
