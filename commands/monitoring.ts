@@ -3,7 +3,7 @@ import {join} from 'node:path'
 
 import {BaseCommand} from '../src/cli/base-command.js'
 import {UsageError} from '../src/errors.js'
-import type {ApplyResult} from '../src/install/apply.js'
+import type {ApplyResult} from '../src/core/fs/file-plan.js'
 import {redact} from '../src/output/redact.js'
 
 export interface MonitoringResult extends ApplyResult {
@@ -54,7 +54,7 @@ Files that differ from what would be written are refused without --force (exit 2
 
   async run(): Promise<MonitoringResult> {
     const {planMonitoring} = await import('../src/monitoring/index.js')
-    const {applyPlan, comparePlan} = await import('../src/install/apply.js')
+    const {applyPlan, comparePlan} = await import('../src/core/fs/file-plan.js')
     const {parseDuration} = await import('../src/core/units/duration.js')
     const f = this.flags
     const settings = this.settings()

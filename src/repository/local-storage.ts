@@ -224,7 +224,7 @@ export class LocalStorage implements RepositoryStorage {
 
   /** syncfs(2) of the filesystem holding prefix: one flush for every object put with deferSync. */
   async flush(prefix: string): Promise<void> {
-    const {run} = await import('../exec.js')
+    const {run} = await import('../core/proc/exec.js')
     const dir = join(this.root, ...prefix.split('/').filter(Boolean))
     await run('sync', ['-f', dir], {purpose: 'flushing the stored objects'})
   }

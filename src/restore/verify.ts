@@ -55,10 +55,10 @@ async function verifyManifest(ctx: BackupContext, manifest: BackupManifest, opti
     parts.push(check)
   }
   // a file-engine base backup: every block of the chain, in whichever backup holds it
-  const {isFileBackup} = await import('./base-files.js')
+  const {isFileBackup} = await import('../backup/base-files.js')
   let chain: VerifyResult['chain']
   if (isFileBackup(manifest)) {
-    const {verifyFileChain} = await import('../restore/pitr-files.js')
+    const {verifyFileChain} = await import('./pitr-files.js')
     const p = ctx.progress(`verify ${manifest.id} chain`)
     chain = await verifyFileChain(ctx.storage, manifest, {onProgress: (n) => p.add(n)})
     p.done(chain.bad.length === 0 ? `${chain.blocks} blocks in ${chain.backups.length} backup(s) ok` : `${chain.bad.length} BAD`)

@@ -12,7 +12,7 @@ import {parse, stringify} from 'yaml'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {loadSettings, type Settings} from '../../src/config/settings.js'
-import {applyPlan} from '../../src/install/apply.js'
+import {applyPlan} from '../../src/core/fs/file-plan.js'
 import {planMonitoring, RULES_FILE} from '../../src/monitoring/index.js'
 import {promtool} from '../support/prometheus.js'
 import {RULE_TESTS} from './monitoring-rule-cases.js'
