@@ -97,7 +97,13 @@ export async function watchArchiveWait(target: ConnectionTarget, applicationName
       if (timer) clearTimeout(timer)
       if (!client) return undefined
       try {
-        if (walsenderPid) await client.query('SELECT pg_terminate_backend($1)', [walsenderPid])
+        // Looked up now, not from the last poll: a signal can arrive before any poll saw the
+        // walsender. With a timeout pg_terminate_backend waits until the backend has exited, so no
+        // walsender is left behind by the time we release the lock and exit.
+        await client.query(
+          "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE backend_type = 'walsender' AND (application_name = $1 OR pid = $2)",
+          [applicationName, walsenderPid ?? 0],
+        )
         return await readArchiverStatus(client)
       } catch {
         return undefined

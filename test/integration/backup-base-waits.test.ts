@@ -86,6 +86,12 @@ describe('backup base when archiving fails', () => {
     child.kill('SIGTERM')
     const end = await exited
     expect(end.signal, stderr).toBe('SIGTERM')
+    // the walsender is gone when charge-ops exits (pg_terminate_backend waits); the monitor's own
+    // session may take a moment after its Terminate message to leave pg_stat_activity
+    expect((await leftovers()).pgBasebackup).toBe(0)
+    expect(await pg.query("SELECT pid, application_name, wait_event, state, backend_start::text FROM pg_stat_activity WHERE backend_type = 'walsender'"), stderr).toEqual([])
+    const settled = Date.now() + 5_000
+    while ((await leftovers()).walsenders > 0 && Date.now() < settled) await new Promise((r) => setTimeout(r, 100))
     expect(await leftovers()).toEqual({walsenders: 0, pgBasebackup: 0})
     expect(fs.existsSync(path.join(repo, STACK, 'locks', 'backup.lock'))).toBe(false)
   }, 150_000)
