@@ -30,6 +30,7 @@ import {verifyToken, type TokenClaims} from './auth.js'
 import type {ServiceConfig} from './config.js'
 import {inTransaction, type Pool} from './db.js'
 import type {Embedder} from './embedder.js'
+import {EXPECTED_HEADER} from './analysis.js'
 import {addDocument, searchKnowledge, type KnowledgeStore} from './knowledge.js'
 import {publishEvent} from './events.js'
 import {maintenanceState} from './maintenance.js'
@@ -344,6 +345,18 @@ interface StoredUpload {
   bytes: number
 }
 
+const HEADER_SNIFF_BYTES = 4096
+
+/** What is wrong with the first line of an upload, once it is complete (or the file ended); undefined = fine so far. */
+function headerProblem(head: Buffer, ended: boolean): string | undefined {
+  const newline = head.indexOf(10)
+  if (newline < 0 && !ended && head.length <= HEADER_SNIFF_BYTES) return undefined
+  const line = head.toString('utf8', 0, newline < 0 ? Math.min(head.length, HEADER_SNIFF_BYTES) : newline)
+  const header = line.replace(/^\uFEFF/, '').split(',').map((h) => h.trim().toLowerCase())
+  if (EXPECTED_HEADER.every((h, i) => header[i] === h)) return undefined
+  return `line 1: unexpected header "${header.join(',').slice(0, 200)}"; expected ${EXPECTED_HEADER.join(',')} — not a charging-session log`
+}
+
 /** Streams to <uploads>/.incoming/<id>.part with a running sha256, fsyncs, then renames into YYYY/MM/DD/. */
 async function storeUpload(config: ServiceConfig, source: Readable, rawName: string, truncated: () => boolean): Promise<StoredUpload> {
   const id = randomUUID()
@@ -354,12 +367,25 @@ async function storeUpload(config: ServiceConfig, source: Readable, rawName: str
   const hash = createHash('sha256')
   let bytes = 0
   const limit = config.maxUploadBytes
+  // The first line is checked while the bytes stream in, so a file that is not a session log is
+  // refused at once (422) instead of being stored, queued and failing later in the worker.
+  let head: Buffer | undefined = Buffer.alloc(0)
   const meter = new Transform({
     transform(chunk: Buffer, _enc, done) {
       bytes += chunk.length
       if (bytes > limit) return done(new HttpError(413, 'too_large', `the log is larger than ${limit} bytes`))
+      if (head) {
+        head = Buffer.concat([head, chunk])
+        const problem = headerProblem(head, false)
+        if (problem) return done(new HttpError(422, 'not_a_session_log', problem))
+        if (head.includes(10) || head.length > HEADER_SNIFF_BYTES) head = undefined
+      }
       hash.update(chunk)
       done(null, chunk)
+    },
+    flush(done) {
+      const problem = head && head.length > 0 ? headerProblem(head, true) : undefined
+      done(problem ? new HttpError(422, 'not_a_session_log', problem) : null)
     },
   })
   try {

@@ -274,6 +274,13 @@ describe('web UI in headless Chromium', () => {
         await cli('service', 'maintenance', 'off');
       }
       await page.locator('[data-testid="maintenance-banner"]').waitFor({state: 'detached', timeout: 20_000});
+      // a file that is not a session log: the API's 422 and its message, as the API states them
+      await page.setInputFiles('#upload-input', {name: 'notes.csv', mimeType: 'text/csv', buffer: Buffer.from('a,b,c\n1,2,3\n')});
+      const refused = page.locator('li.upload.error .message').last();
+      await page.waitForFunction(() => /422/.test((globalThis as any).document.querySelectorAll('li.upload.error .message')[(globalThis as any).document.querySelectorAll('li.upload.error .message').length - 1]?.textContent ?? ''));
+      const refusal = (await refused.textContent())!;
+      expect(refusal).toContain('422');
+      expect(refusal).toContain('line 1: unexpected header "a,b,c"');
     });
 
     await step('07-sign-out', async () => {

@@ -148,11 +148,26 @@ describe('bundled service', () => {
     expect(fs.readdirSync(path.join(sut.env.UPLOADS_DIR!, '.incoming'))).toEqual([]);
   });
 
-  it('rejects a file that is not a session log with a clear error', async () => {
+  it('refuses a file that is not a session log at upload (422, line 1 named) and keeps nothing of it', async () => {
+    const before = await sut.query<{n: string}>('SELECT count(*) AS n FROM uploads');
     const upload = await sut.request('POST', '/api/v1/uploads', 'a,b,c\n1,2,3\n');
+    expect(upload.status).toBe(422);
+    expect(upload.body.error.code).toBe('not_a_session_log');
+    expect(upload.body.error.message).toMatch(/^line 1: unexpected header "a,b,c"; expected timestamp,voltage_v/);
+    // a header without a newline (the whole file is one line) is judged when the body ends
+    const oneLine = await sut.request('POST', '/api/v1/uploads', 'hello');
+    expect(oneLine.status).toBe(422);
+    const after = await sut.query<{n: string}>('SELECT count(*) AS n FROM uploads');
+    expect(after[0]!.n).toBe(before[0]!.n);
+    expect(fs.readdirSync(path.join(sut.env.UPLOADS_DIR!, '.incoming'))).toEqual([]);
+  });
+
+  it('still fails, in the worker, a log whose header is right but whose lines are not', async () => {
+    const upload = await sut.request('POST', '/api/v1/uploads', KNOWN.split('\n')[0] + '\nnot,a,valid,line,at,all\n');
+    expect(upload.status).toBe(202);
     const analysis = await sut.waitForAnalysis(upload.body.analysisId);
     expect(analysis.status).toBe('failed');
-    expect(analysis.error).toMatch(/line 1: unexpected header/);
+    expect(analysis.error).toMatch(/no valid samples|invalid lines/);
   });
 
   it('takes frontend error reports into logs/error.log, authenticated, and never logs the token', async () => {
