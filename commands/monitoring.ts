@@ -22,7 +22,7 @@ Files that differ from what would be written are refused without --force (exit 2
 
   static examples = [
     '<%= config.bin %> monitoring --dir /etc/prometheus/charge-ops',
-    '<%= config.bin %> monitoring --target compose --dir deploy/monitoring',
+    '<%= config.bin %> monitoring --target compose --dir deploy/monitoring --alertmanager alertmanager:9093',
     '<%= config.bin %> monitoring --target k8s --namespace charge --dir k8s/monitoring',
     '<%= config.bin %> monitoring --backup-max-age db=30h --backup-max-age files=50h --force',
     '<%= config.bin %> monitoring --dry-run --json | jq \'.alerts\'',
@@ -44,10 +44,12 @@ Files that differ from what would be written are refused without --force (exit 2
     pushgateway: Flags.string({description: 'HOST:PORT of the Pushgateway (k8s default: pushgateway.<namespace>.svc:9091)'}),
     'probe-url': Flags.string({multiple: true, description: 'HTTPS URL whose certificate blackbox_exporter probes (ChargeOpsCertificateExpiry); needs --blackbox'}),
     blackbox: Flags.string({description: 'HOST:PORT of blackbox_exporter'}),
+    alertmanager: Flags.string({multiple: true, description: 'HOST:PORT of an Alertmanager Prometheus sends the alerts to (repeatable; without it the alerts only show in Prometheus)'}),
     'prometheus-url': Flags.string({description: "Prometheus' URL as Grafana reaches it"}),
     'scrape-interval': Flags.string({description: 'scrape interval', default: '30s'}),
     'evaluation-interval': Flags.string({description: 'rule evaluation interval', default: '30s'}),
     'pending-for': Flags.string({description: 'for: of the alerts that wait out blips', default: '5m', hidden: true}),
+    'down-for': Flags.string({description: 'for: of the "is down" alerts (a restart should not page)', default: '1m', hidden: true}),
     force: Flags.boolean({description: 'overwrite files that differ'}),
     'dry-run': Flags.boolean({description: 'show what would be written, write nothing'}),
   }
@@ -67,7 +69,7 @@ Files that differ from what would be written are refused without --force (exit 2
       backupMaxAgeSeconds[m[1]] = seconds(m[2], `--backup-max-age ${m[1]}`)
     }
     if (f['probe-url'] && !f.blackbox) throw new UsageError('--probe-url needs --blackbox HOST:PORT (blackbox_exporter probes the certificate)')
-    for (const [flag, value] of [['service', f.service], ['postgres-exporter', f['postgres-exporter']], ['redis-exporter', f['redis-exporter']], ['node-exporter', f['node-exporter']], ['pushgateway', f.pushgateway], ['blackbox', f.blackbox]] as const) {
+    for (const [flag, value] of [['service', f.service], ['postgres-exporter', f['postgres-exporter']], ['redis-exporter', f['redis-exporter']], ['node-exporter', f['node-exporter']], ['pushgateway', f.pushgateway], ['blackbox', f.blackbox], ...(f.alertmanager ?? []).map((a) => ['alertmanager', a] as const)] as const) {
       if (value !== undefined && !/^[\w.-]+:\d{1,5}$/.test(value)) throw new UsageError(`invalid --${flag} "${value}"`, {hint: 'Use HOST:PORT, e.g. 127.0.0.1:9187.'})
     }
     const share = (text: string, what: string) => {
@@ -92,6 +94,7 @@ Files that differ from what would be written are refused without --force (exit 2
         ...(f['node-exporter'] ? {nodeExporter: f['node-exporter']} : {}),
         ...(f.pushgateway ? {pushgateway: f.pushgateway} : {}),
         ...(f.blackbox ? {blackbox: {exporter: f.blackbox, urls: f['probe-url'] ?? []}} : {}),
+        ...(f.alertmanager ? {alertmanagers: f.alertmanager} : {}),
       },
       rules: {
         drillMaxAgeSeconds: seconds(f['drill-max-age'], '--drill-max-age'),
@@ -100,6 +103,7 @@ Files that differ from what would be written are refused without --force (exit 2
         latencyObjective: share(latency[1], '--latency-slo'),
         latencyThresholdSeconds: Number(latency[2]),
         pendingFor: `${seconds(f['pending-for'], '--pending-for')}s`,
+        downFor: `${seconds(f['down-for'], '--down-for')}s`,
       },
     })
     const dir = f.dir ?? join(settings.stateDir, 'monitoring')

@@ -21,6 +21,8 @@ export interface ScrapeTargets {
   pushgateway?: string
   /** blackbox_exporter address and the HTTPS URL(s) whose certificate it probes */
   blackbox?: {exporter: string; urls: string[]}
+  /** Alertmanager(s) HOST:PORT Prometheus sends firing and resolved alerts to */
+  alertmanagers?: string[]
 }
 
 export interface ScrapeOptions {
@@ -72,8 +74,11 @@ export function renderScrapeConfig(o: ScrapeOptions): string {
   }
   // `stack` only as an external label: as a target label it would collide with the textfiles' own
   // `stack` label and Prometheus would rename theirs to exported_stack
+  // without an `alerting:` section the rules only show in Prometheus' UI: nobody is paged
+  const alerting = t.alertmanagers?.length ? {alerting: {alertmanagers: [{static_configs: [{targets: t.alertmanagers}]}]}} : {}
   const doc = {
     global: {scrape_interval: o.scrapeInterval, evaluation_interval: o.evaluationInterval, external_labels: {stack: o.stack}},
+    ...alerting,
     rule_files: o.ruleFiles,
     scrape_configs: jobs,
   }

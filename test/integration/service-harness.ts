@@ -11,7 +11,7 @@ import path from 'node:path';
 
 import {migrateUp} from '../../src/migrate/index.js';
 import {mintToken} from '../../service/src/auth.js';
-import {cleanEnv, freePort, sharedChroma, sharedPostgres, startRedis, waitUntil, type RedisServer} from '../support/index.js';
+import {cleanEnv, freePort, sharedChroma, sharedPostgres, startRedis, waitUntil, type PgClient, type RedisServer} from '../support/index.js';
 import {spawnTied, waitForExit} from '../support/process.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -36,8 +36,9 @@ export interface ServiceUnderTest {
   logs(): string;
 }
 
-export async function startServiceUnderTest(options: {name: string; env?: Record<string, string>}): Promise<ServiceUnderTest> {
-  const pg = sharedPostgres();
+export async function startServiceUnderTest(options: {name: string; env?: Record<string, string>; postgres?: PgClient}): Promise<ServiceUnderTest> {
+  // a test that stops PostgreSQL brings its own cluster; the others share the run's
+  const pg = options.postgres ?? sharedPostgres();
   const databaseUrl = await pg.createDatabase();
   await migrateUp({databaseUrl, migrationsDir: path.join(ROOT, 'service/migrations')});
   const redis = await startRedis({password: randomBytes(8).toString('hex')});

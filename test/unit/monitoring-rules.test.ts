@@ -31,7 +31,8 @@ describe('generated monitoring files', () => {
   for (const target of ['local', 'compose', 'k8s'] as const) {
     it(`${target}: promtool check config (and the rules it loads) passes`, async () => {
       const out = join(dir, target)
-      await applyPlan(planMonitoring(settings, {target}).files, out)
+      // with an Alertmanager: the `alerting:` section is judged too
+      await applyPlan(planMonitoring(settings, {target, targets: {alertmanagers: ['alertmanager:9093']}}).files, out)
       const r = await promtool(['check', 'config', join(out, 'prometheus.yml')])
       expect(`${r.stdout}${r.stderr}`).toMatch(/SUCCESS: \d+ rules found/)
       expect(r.code).toBe(0)
