@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag, metricsFileFlag, pingUrlFlag, repoFlag} from '../../src/cli/repository-flags.js'
+import {encryptFlag, metricsFileFlag, pingUrlFlag, repoFlag, stackFlag} from '../../src/cli/repository-flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupDb extends BaseCommand<typeof BackupDb> {
@@ -15,6 +15,7 @@ export default class BackupDb extends BaseCommand<typeof BackupDb> {
 
   static flags = {
     repo: repoFlag,
+    stack: stackFlag,
     encrypt: encryptFlag,
     'metrics-file': metricsFileFlag,
     'ping-url': pingUrlFlag,
@@ -24,7 +25,7 @@ export default class BackupDb extends BaseCommand<typeof BackupDb> {
   async run(): Promise<BackupManifest> {
     const {backupDatabase} = await import('../../src/backup/db.js')
     const {formatBytes} = await import('../../src/core/units/size.js')
-    const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file'], pingUrl: this.flags['ping-url']})
+    const ctx = await this.backupContext({repo: this.flags.repo, stack: this.flags.stack, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file'], pingUrl: this.flags['ping-url']})
     const manifest = await backupDatabase(ctx, {jobs: this.flags.jobs})
     const tables = Object.keys(manifest.db?.rowCounts ?? {}).length
     this.log(`backup ${manifest.id} complete: ${formatBytes(manifest.parts[0].bytes)} in ${((manifest.durationMs ?? 0) / 1000).toFixed(1)}s, ${tables} tables, snapshot ${manifest.db?.snapshotAt} (LSN ${manifest.db?.lsn ?? '?'})`)

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {metricsFileFlag, pingUrlFlag, repoFlag} from '../../src/cli/repository-flags.js'
+import {metricsFileFlag, pingUrlFlag, repoFlag, stackFlag} from '../../src/cli/repository-flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupFiles extends BaseCommand<typeof BackupFiles> {
@@ -10,6 +10,7 @@ export default class BackupFiles extends BaseCommand<typeof BackupFiles> {
   static examples = ['<%= config.bin %> backup files --repo /var/backups/charge-ops', '<%= config.bin %> backup files --json --quiet']
   static flags = {
     repo: repoFlag,
+    stack: stackFlag,
     encrypt: Flags.string({description: 'encrypt parts with this key file (32 random bytes or 64 hex chars, mode 0600); default backup.encryption.keyFile', env: 'CHARGE_OPS_ENCRYPT_KEY_FILE'}),
     'metrics-file': metricsFileFlag,
     'ping-url': pingUrlFlag,
@@ -17,7 +18,7 @@ export default class BackupFiles extends BaseCommand<typeof BackupFiles> {
   }
 
   async run(): Promise<BackupManifest> {
-    const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file'], pingUrl: this.flags['ping-url']})
+    const ctx = await this.backupContext({repo: this.flags.repo, stack: this.flags.stack, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file'], pingUrl: this.flags['ping-url']})
     const {backupFiles, filesOptionsFrom} = await import('../../src/backup/files.js')
     const {formatBytes} = await import('../../src/core/units/size.js')
     const manifest = await backupFiles(ctx, filesOptionsFrom(ctx, {maintenance: this.flags.maintenance}))

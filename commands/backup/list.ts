@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {stackFlag} from '../../src/cli/repository-flags.js'
 
 export default class BackupList extends BaseCommand<typeof BackupList> {
   static summary = 'List the complete backups of the stack, newest first.'
@@ -8,6 +9,7 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
   static examples = ['<%= config.bin %> backup list', '<%= config.bin %> backup list --kind db --json']
   static flags = {
     repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    stack: stackFlag,
     kind: Flags.string({options: ['db', 'files', 'base', 'all'], description: 'only this kind'}),
     all: Flags.boolean({description: 'also list incomplete backups and the temp files of killed runs'}),
   }
@@ -18,7 +20,7 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
     const {listingSummaries, formatAge} = await import('../../src/backup/describe.js')
     const {renderTable} = await import('../../src/output/table.js')
     const {formatBytes} = await import('../../src/core/units/size.js')
-    const settings = this.settings({repository: this.flags.repo})
+    const settings = this.settings({repository: this.flags.repo, stack: this.flags.stack})
     const storage = await openConfiguredRepository(settings)
     const listing = await listBackups(storage, settings.stack, {includeIncomplete: this.flags.all, kind: this.flags.kind as never})
     const now = new Date()

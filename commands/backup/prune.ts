@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {repoFlag} from '../../src/cli/repository-flags.js'
+import {repoFlag, stackFlag} from '../../src/cli/repository-flags.js'
 import type {PruneResult} from '../../src/backup/prune.js'
 
 export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
@@ -10,6 +10,7 @@ export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
   static examples = ['<%= config.bin %> backup prune --dry-run', '<%= config.bin %> backup prune --keep-days 30 --keep-last 7 --yes']
   static flags = {
     repo: repoFlag,
+    stack: stackFlag,
     'dry-run': Flags.boolean({description: 'show what would be deleted, delete nothing'}),
     'keep-last': Flags.integer({min: 1, description: 'keep the newest N backups per kind'}),
     'keep-days': Flags.integer({min: 0, description: 'keep every backup younger than D days'}),
@@ -21,7 +22,7 @@ export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
   async run(): Promise<PruneResult> {
     const {pruneBackups} = await import('../../src/backup/prune.js')
     const {formatBytes} = await import('../../src/core/units/size.js')
-    const ctx = await this.backupContext({repo: this.flags.repo})
+    const ctx = await this.backupContext({repo: this.flags.repo, stack: this.flags.stack})
     const f = this.flags
     const policy = Object.fromEntries(Object.entries({keepLast: f['keep-last'], keepDays: f['keep-days'], daily: f.daily, weekly: f.weekly, monthly: f.monthly}).filter(([, v]) => v !== undefined))
     if (!f['dry-run']) {

@@ -2,6 +2,7 @@ import {Args} from '@oclif/core'
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {stackFlag} from '../../src/cli/repository-flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupShow extends BaseCommand<typeof BackupShow> {
@@ -10,6 +11,7 @@ export default class BackupShow extends BaseCommand<typeof BackupShow> {
   static args = {id: Args.string({description: 'backup id or "latest"', default: 'latest'})}
   static flags = {
     repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    stack: stackFlag,
   }
 
   async run(): Promise<BackupManifest> {
@@ -18,7 +20,7 @@ export default class BackupShow extends BaseCommand<typeof BackupShow> {
     const {summarize, formatAge} = await import('../../src/backup/describe.js')
     const {formatBytes} = await import('../../src/core/units/size.js')
     const {renderTable} = await import('../../src/output/table.js')
-    const settings = this.settings({repository: this.flags.repo})
+    const settings = this.settings({repository: this.flags.repo, stack: this.flags.stack})
     const storage = await openConfiguredRepository(settings)
     const m = await resolveBackup(storage, settings.stack, this.args.id)
     const s = summarize(m, new Date())

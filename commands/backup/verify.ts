@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag, repoFlag} from '../../src/cli/repository-flags.js'
+import {encryptFlag, repoFlag, stackFlag} from '../../src/cli/repository-flags.js'
 import type {VerifyResult} from '../../src/restore/verify.js'
 
 export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
@@ -11,6 +11,7 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
   static args = {id: Args.string({description: 'backup id or "latest"', default: 'latest'})}
   static flags = {
     repo: repoFlag,
+    stack: stackFlag,
     encrypt: encryptFlag,
     'restore-drill': Flags.boolean({description: 'restore into a scratch database, compare row counts, drop it'}),
     'drill-url': Flags.string({description: 'a connection that may create databases, for the scratch database (default: CHARGE_OPS_ADMIN_URL, else DATABASE_URL)', env: 'CHARGE_OPS_DRILL_URL'}),
@@ -20,7 +21,7 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
 
   async run(): Promise<VerifyResult> {
     const {verifyBackup, verificationError} = await import('../../src/restore/verify.js')
-    const ctx = await this.backupContext({repo: this.flags.repo, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file']})
+    const ctx = await this.backupContext({repo: this.flags.repo, stack: this.flags.stack, encrypt: this.flags.encrypt, metricsFile: this.flags['metrics-file']})
     const result = await verifyBackup(ctx, this.args.id, {restoreDrill: this.flags['restore-drill'], drillUrl: this.flags['drill-url'], jobs: this.flags.jobs})
     for (const part of result.parts) this.log(`${part.ok ? 'ok      ' : 'MISMATCH'}  ${part.part}`)
     if (result.chain) this.log(`chain: ${result.chain.blocks} block(s) in ${result.chain.backups.join(', ')}: ${result.chain.bad.length === 0 ? 'ok' : `${result.chain.bad.length} bad`}`)

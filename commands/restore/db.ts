@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {stackFlag} from '../../src/cli/repository-flags.js'
 import type {RestoreDbResult} from '../../src/restore/logical-db.js'
 
 export default class RestoreDb extends BaseCommand<typeof RestoreDb> {
@@ -25,13 +26,14 @@ Exit codes: 0 restored, 1 checksum / row-count mismatch, 2 refused (usage, non-e
     'migrations-dir': Flags.string({description: "the installed service's migrations (default: ./service/migrations, else the bundled ones)"}),
     'no-maintenance': Flags.boolean({description: 'do not switch the service to maintenance mode while the live database is restored'}),
     repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    stack: stackFlag,
     encrypt: Flags.string({description: 'key file the backup was encrypted with (default backup.encryption.keyFile)', env: 'CHARGE_OPS_ENCRYPT_KEY_FILE'}),
   }
 
   async run(): Promise<RestoreDbResult> {
     const {openBackupContext} = await import('../../src/backup/context.js')
     const {restoreDatabase} = await import('../../src/restore/logical-db.js')
-    const settings = this.settings({repository: this.flags.repo})
+    const settings = this.settings({repository: this.flags.repo, stack: this.flags.stack})
     const ctx = await openBackupContext({settings, logger: this.logger, progress: (label, total) => this.progress(label, total), encryptKeyFile: this.flags.encrypt})
     const result = await restoreDatabase({
       settings,

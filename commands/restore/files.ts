@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {stackFlag} from '../../src/cli/repository-flags.js'
 import type {RestoreFilesResult} from '../../src/restore/files.js'
 
 export default class RestoreFiles extends BaseCommand<typeof RestoreFiles> {
@@ -19,6 +20,7 @@ Exit codes: 0 restored, 1 checksum / file list / Chroma count mismatch, 2 usage 
     only: Flags.string({description: 'restore only this part', options: ['uploads', 'chroma'], multiple: true}),
     'no-maintenance': Flags.boolean({description: 'do not switch the service to maintenance mode during the swap'}),
     repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    stack: stackFlag,
     encrypt: Flags.string({description: 'key file the backup was encrypted with (default backup.encryption.keyFile)', env: 'CHARGE_OPS_ENCRYPT_KEY_FILE'}),
   }
 
@@ -27,7 +29,7 @@ Exit codes: 0 restored, 1 checksum / file list / Chroma count mismatch, 2 usage 
     const {restoreFiles} = await import('../../src/restore/files.js')
     const {ChecksFailedError} = await import('../../src/errors.js')
     const {formatBytes} = await import('../../src/core/units/size.js')
-    const settings = this.settings({repository: this.flags.repo})
+    const settings = this.settings({repository: this.flags.repo, stack: this.flags.stack})
     const ctx = await openBackupContext({settings, logger: this.logger, progress: (label, total) => this.progress(label, total), encryptKeyFile: this.flags.encrypt})
     const parts = this.flags.only?.length ? this.flags.only.join(' and ') : 'uploads and Chroma'
     await this.confirm(`Replace the live ${parts} folders with those of backup ${this.args.id} (the current ones are kept until the restore succeeded)?`)

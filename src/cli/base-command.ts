@@ -86,25 +86,25 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   /** The merged configuration (read on first use: commands that need none never read files). */
-  protected settings(overrides: {repository?: string} = {}): Settings {
+  protected settings(overrides: {repository?: string; stack?: string} = {}): Settings {
     if (!this.settingsModule) throw new Error(`${this.id}: preloadConfig is false; use await this.loadSettings()`)
-    if (!this.cachedSettings || overrides.repository) {
-      this.cachedSettings = this.settingsModule.loadSettings({configPath: this.flags.config, envFile: this.flags['env-file'], repository: overrides.repository})
+    if (!this.cachedSettings || overrides.repository || overrides.stack) {
+      this.cachedSettings = this.settingsModule.loadSettings({configPath: this.flags.config, envFile: this.flags['env-file'], repository: overrides.repository, stack: overrides.stack})
     }
     return this.cachedSettings
   }
 
   /** The merged configuration, importing the configuration stack on first use (for preloadConfig = false). */
-  protected async loadSettings(overrides: {repository?: string} = {}): Promise<Settings> {
+  protected async loadSettings(overrides: {repository?: string; stack?: string} = {}): Promise<Settings> {
     this.settingsModule ??= await import('../config/settings.js')
     return this.settings(overrides)
   }
 
   /** The backup domain's context for the configured repository (or --repo). */
-  protected async backupContext(options: {repo?: string; encrypt?: string; metricsFile?: string; pingUrl?: string} = {}): Promise<BackupContext> {
+  protected async backupContext(options: {repo?: string; stack?: string; encrypt?: string; metricsFile?: string; pingUrl?: string} = {}): Promise<BackupContext> {
     const {openBackupContext} = await import('../backup/context.js')
     return openBackupContext({
-      settings: this.settings({repository: options.repo}),
+      settings: this.settings({repository: options.repo, stack: options.stack}),
       logger: this.logger,
       progress: (label, total) => this.progress(label, total),
       encryptKeyFile: options.encrypt,

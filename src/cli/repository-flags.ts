@@ -3,6 +3,8 @@ import {Flags} from '@oclif/core'
 
 export const repoFlag = Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'})
 
+export const stackFlag = Flags.string({description: "stack name: the repository folder (default: charge-ops.yaml's stack)"})
+
 export const encryptFlag = Flags.string({
   description: 'encrypt / decrypt parts with this key file (32 random bytes or 64 hex chars, mode 0600); default backup.encryption.keyFile',
   env: 'CHARGE_OPS_ENCRYPT_KEY_FILE',

@@ -27,6 +27,8 @@ export interface LoadOptions {
   envFile?: string
   /** --repo (flags beat everything) */
   repository?: string
+  /** --stack (flags beat everything) */
+  stack?: string
   cwd?: string
   env?: NodeJS.ProcessEnv
 }
@@ -153,6 +155,12 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     stateDir = resolve(cwd, env.CHARGE_OPS_STATE_DIR)
     sources['paths.stateDir'] = {source: 'environment', name: 'CHARGE_OPS_STATE_DIR'}
   }
+  let stack = yaml.stack
+  if (options.stack) {
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(options.stack)) throw new ConfigError(`invalid --stack ${JSON.stringify(options.stack)}`, {code: 'CONFIG_INVALID', hint: 'lower-case letters, digits and dashes (the repository folder of the stack)'})
+    stack = options.stack
+    sources.stack = {source: 'flag', name: '--stack'}
+  }
   for (const key of ['stack', 'target', 'paths.stateDir', 'backup.repository']) sources[key] ??= {source: 'default'}
 
   return {
@@ -161,7 +169,7 @@ export function loadSettings(options: LoadOptions = {}): Settings {
     envFilePath,
     yaml,
     backendEnv,
-    stack: yaml.stack,
+    stack,
     target: yaml.target,
     stateDir,
     repository,

@@ -1,6 +1,6 @@
-import {createReadStream, createWriteStream} from 'node:fs'
+import {createWriteStream} from 'node:fs'
 import {faultPoint} from '../core/faults.js'
-import {link, mkdir, open, readdir, readFile, rename, rm, stat, unlink} from 'node:fs/promises'
+import {chown, link, mkdir, open, readdir, readFile, rename, rm, stat, unlink} from 'node:fs/promises'
 import {dirname, join, relative, sep} from 'node:path'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -9,9 +9,11 @@ import {randomBytes} from 'node:crypto'
 import {
   assertSafeKey,
   hashingPassThrough,
+  isPermissionError,
   ObjectExistsError,
   ObjectNotFoundError,
   type PutOptions,
+  RepositoryUnreadableError,
   type PutResult,
   type RepositoryStorage,
   type StoredObject,
@@ -51,6 +53,12 @@ async function placeFile(temp: string, target: string, key: string, ifNotExists:
   if (sync) await fsyncDir(dirname(target))
 }
 
+interface RepositoryOwner {
+  uid: number
+  gid: number
+  fileMode: number
+}
+
 /** A repository in a local directory (or a mounted NFS / block volume). */
 export class LocalStorage implements RepositoryStorage {
   readonly kind = 'local' as const
@@ -65,15 +73,52 @@ export class LocalStorage implements RepositoryStorage {
     return join(this.root, ...key.split('/'))
   }
 
+  private ownerPromise?: Promise<RepositoryOwner | undefined>
+
+  /**
+   * Run as root (the documented cron lines do), files would be root:root 0600 and unreadable to
+   * the repository's owner — the postgres user that runs `wal push` and `restore pitr`. So a root
+   * process gives every file and directory it creates the owner of the repository's root
+   * directory, and files its group-read bit. Not root, or a root-owned repository: unchanged.
+   */
+  private owner(): Promise<RepositoryOwner | undefined> {
+    if (typeof process.getuid !== 'function' || process.getuid() !== 0) return Promise.resolve(undefined)
+    this.ownerPromise ??= stat(this.root).then(
+      (s) => (s.uid === 0 && s.gid === 0 ? undefined : {uid: s.uid, gid: s.gid, fileMode: 0o600 | (s.mode & 0o040)}),
+      () => undefined,
+    )
+    return this.ownerPromise
+  }
+
+  /** mkdir -p, the new directories owned like the repository. */
+  private async makeDir(dir: string): Promise<RepositoryOwner | undefined> {
+    const owner = await this.owner()
+    const first = await mkdir(dir, {recursive: true})
+    if (owner && first) {
+      for (let d = dir; d.length >= first.length && d.startsWith(this.root); d = dirname(d)) await chown(d, owner.uid, owner.gid)
+    }
+    return owner
+  }
+
+  /** The temp file of a put: exclusive, then given the repository's owner and mode. */
+  private async openTemp(temp: string, flags: string, owner: RepositoryOwner | undefined) {
+    const handle = await open(temp, flags, owner?.fileMode ?? 0o600)
+    if (owner) {
+      await handle.chown(owner.uid, owner.gid)
+      await handle.chmod(owner.fileMode)
+    }
+    return handle
+  }
+
   async put(key: string, source: Readable | Buffer | string, options: PutOptions = {}): Promise<PutResult> {
     const target = this.pathOf(key)
     const dir = dirname(target)
-    await mkdir(dir, {recursive: true})
+    const owner = await this.makeDir(dir)
     const temp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}-${target.split(sep).pop()}`)
     const hasher = await hashingPassThrough(options.onProgress)
     const input = typeof source === 'string' || Buffer.isBuffer(source) ? Readable.from([Buffer.from(source)]) : source
     try {
-      const handle = await open(temp, 'wx', 0o600)
+      const handle = await this.openTemp(temp, 'wx', owner)
       let written = false
       try {
         await pipeline(input, hasher.stream, createWriteStream('', {fd: handle.fd, autoClose: false}))
@@ -105,14 +150,14 @@ export class LocalStorage implements RepositoryStorage {
   async putProduced(key: string, produce: (fd: number, signal: AbortSignal) => Promise<void>, options: PutOptions = {}): Promise<PutResult> {
     const target = this.pathOf(key)
     const dir = dirname(target)
-    await mkdir(dir, {recursive: true})
+    const owner = await this.makeDir(dir)
     const temp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}-${target.split(sep).pop()}`)
     const {createHash} = await import('node:crypto')
     const hash = createHash('sha256')
     let bytes = 0
     const abort = new AbortController()
     try {
-      const handle = await open(temp, 'wx+', 0o600)
+      const handle = await this.openTemp(temp, 'wx+', owner)
       try {
         let produced = false
         let wake: (() => void) | undefined
@@ -165,8 +210,16 @@ export class LocalStorage implements RepositoryStorage {
 
   async get(key: string): Promise<Readable> {
     const path = this.pathOf(key)
-    if (!(await this.exists(key))) throw new ObjectNotFoundError(key)
-    return createReadStream(path)
+    // opened here, not lazily by the stream: a missing or unreadable object fails now, by name
+    let handle
+    try {
+      handle = await open(path, 'r')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(key)
+      if (isPermissionError(error)) throw new RepositoryUnreadableError(key, this.root, error)
+      throw error
+    }
+    return handle.createReadStream()
   }
 
   async getBytes(key: string): Promise<Buffer> {
@@ -174,6 +227,7 @@ export class LocalStorage implements RepositoryStorage {
       return await readFile(this.pathOf(key))
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(key)
+      if (isPermissionError(error)) throw new RepositoryUnreadableError(key, this.root, error)
       throw error
     }
   }

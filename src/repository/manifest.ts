@@ -29,7 +29,7 @@ import {randomBytes} from 'node:crypto'
 import {z} from 'zod'
 
 import {ChecksFailedError, UsageError} from '../errors.js'
-import {ObjectExistsError, ObjectNotFoundError, type RepositoryStorage} from './storage.js'
+import {ObjectExistsError, ObjectNotFoundError, RepositoryUnreadableError, type RepositoryStorage} from './storage.js'
 
 export const MANIFEST_FILE = 'manifest.json'
 export const MANIFEST_FORMAT_VERSION = 1
@@ -281,8 +281,8 @@ export interface BackupListing {
   complete: BackupManifest[]
   /** directories without a manifest (killed or failed runs), newest first; only with includeIncomplete */
   incomplete: IncompleteBackup[]
-  /** manifests that exist but do not parse: listed so that nobody trusts them */
-  invalid: {id: string; error: string}[]
+  /** manifests that exist but do not parse, or that this user may not read (`unreadable`): listed so that nobody trusts them */
+  invalid: {id: string; error: string; unreadable?: boolean}[]
 }
 
 /**
@@ -315,7 +315,7 @@ export async function listBackups(storage: RepositoryStorage, stack: string, opt
         const manifest = parseManifest(await storage.getBytes(manifestKey(stack, id)), `${storage.location}/${manifestKey(stack, id)}`)
         if (!options.kind || manifest.kind === options.kind) listing.complete.push(manifest)
       } catch (error) {
-        listing.invalid.push({id, error: (error as Error).message})
+        listing.invalid.push({id, error: (error as Error).message, ...(error instanceof RepositoryUnreadableError ? {unreadable: true} : {})})
       }
     } else if (options.includeIncomplete) {
       listing.incomplete.push({id, objects: entry.keys, bytes: entry.bytes, lastModified: entry.lastModified})

@@ -13,6 +13,8 @@
 import {createHash} from 'node:crypto'
 import type {Readable} from 'node:stream'
 
+import {UsageError} from '../errors.js'
+
 export interface StoredObject {
   key: string
   size: number
@@ -80,6 +82,25 @@ export class ObjectExistsError extends Error {
     this.name = 'ObjectExistsError'
   }
 }
+
+/**
+ * A repository object this process may not read (a file written by root 0600 and read by the
+ * postgres user, or the reverse). Exit 2 with the fix — never read as "no such backup", which
+ * would make a restore fall back to an older one.
+ */
+export class RepositoryUnreadableError extends UsageError {
+  constructor(readonly key: string, location: string, cause: unknown) {
+    const uid = typeof process.getuid === 'function' ? process.getuid() : undefined
+    super(`${location}/${key} cannot be read by this user${uid === undefined ? '' : ` (uid ${uid})`}: permission denied`, {
+      code: 'REPOSITORY_UNREADABLE',
+      hint: `Give the repository back to its owner (e.g. chown -R postgres: ${location}) and run charge-ops as that user; charge-ops run as root now writes files with the repository's owner.`,
+      cause,
+      data: {key},
+    })
+  }
+}
+
+export const isPermissionError = (error: unknown) => ['EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException)?.code ?? '')
 
 /** Keys are `/`-separated, relative, without `..` — validated so a crafted id cannot escape the repository. */
 export function assertSafeKey(key: string): void {

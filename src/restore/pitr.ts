@@ -17,7 +17,7 @@ import {pipeline} from 'node:stream/promises'
 
 import {ChecksFailedError, UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
-import {findPart, listBackups, partKey, type BackupManifest} from '../repository/manifest.js'
+import {backupIdTime, findPart, listBackups, partKey, type BackupManifest} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import {listArchive, readWal} from '../wal/archive.js'
 import {restoreCommand} from '../wal/command-lines.js'
@@ -99,9 +99,22 @@ export async function assertRestorableDataDir(dataDir: string): Promise<{exists:
 
 // ------------------------------------------------------------------ choosing a base backup
 
-export function chooseBaseBackup(bases: BackupManifest[], target: RecoveryTarget, backupId?: string): BackupManifest {
+/**
+ * A base backup whose manifest cannot be read or parsed is never skipped silently: if it could be
+ * the one to choose (newer than the choice; for a time target, started before it), the restore is
+ * refused — naming it — rather than falling back to an older backup and replaying more WAL from
+ * further back, or missing data the unreadable one holds. `--backup ID` chooses explicitly.
+ */
+export function chooseBaseBackup(bases: BackupManifest[], target: RecoveryTarget, backupId?: string, invalid: {id: string; error: string; unreadable?: boolean}[] = []): BackupManifest {
   const usable = bases.filter((m) => m.kind === 'base' && m.base && (m.base.engine ?? 'native') === 'native')
+  const damaged = invalid.filter((i) => /-base-/.test(i.id))
+  const refuse = (bad: {id: string; error: string; unreadable?: boolean}, why: string) =>
+    bad.unreadable
+      ? new UsageError(`base backup ${bad.id}${why}: its manifest cannot be read — ${bad.error}`, {code: 'REPOSITORY_UNREADABLE', hint: `Fix its ownership (chown -R <repository owner>: <repository>) and rerun; or choose another backup explicitly with --backup.`, data: {backup: bad.id}})
+      : new ChecksFailedError(`base backup ${bad.id}${why}: its manifest is damaged — ${bad.error}`, {code: 'MANIFEST_INVALID', hint: 'Run `charge-ops backup verify`; choose another backup explicitly with --backup.', data: {backup: bad.id}})
   if (backupId) {
+    const bad = damaged.find((i) => i.id === backupId)
+    if (bad) throw refuse(bad, '')
     const found = usable.find((m) => m.id === backupId)
     if (!found) throw new UsageError(`no complete native base backup ${backupId}`, {code: 'BACKUP_NOT_FOUND', hint: 'Run `charge-ops backup list`.'})
     return found
@@ -111,6 +124,8 @@ export function chooseBaseBackup(bases: BackupManifest[], target: RecoveryTarget
   if (target.kind === 'time') found = newestFirst.find((m) => new Date(m.finishedAt).getTime() <= target.time.getTime())
   else if (target.kind === 'lsn') found = newestFirst.find((m) => parseLsn(m.base!.stopLsn) <= target.lsn)
   else found = newestFirst[0]
+  const skipped = damaged.find((i) => (!found || i.id > found.id) && (target.kind !== 'time' || (backupIdTime(i.id)?.getTime() ?? 0) <= target.time.getTime()))
+  if (skipped) throw refuse(skipped, found ? ` is newer than ${found.id}, the backup that would be used instead` : '')
   if (!found) {
     throw new UsageError(usable.length === 0 ? 'no complete native base backup in the repository' : `no base backup finished before ${describeTarget(target)}`, {
       code: 'PITR_NO_BASE',
@@ -190,8 +205,8 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   const dataDir = resolve(options.dataDir)
   const {exists} = await assertRestorableDataDir(dataDir)
 
-  const {complete} = await listBackups(storage, stack, {kind: 'base'})
-  const base = chooseBaseBackup(complete, options.target, options.backupId)
+  const {complete, invalid} = await listBackups(storage, stack, {kind: 'base'})
+  const base = chooseBaseBackup(complete, options.target, options.backupId, invalid)
   const {isFileBackup} = await import('../backup/base-files.js')
   const fileBackup = isFileBackup(base)
   const part = fileBackup ? undefined : (findPart(base, 'base.tar.zst') ?? findPart(base, 'base'))
