@@ -163,7 +163,7 @@ export async function buildImages(options: BuildOptions): Promise<BuildResult> {
   if (want.has('service')) {
     plans.push({name: 'service', dockerfileDir: join(imagesDir, 'service'), prepare: (c) => packageContext(c, 'charge-ops'), sources: [...PACKAGE_ENTRIES.map((e) => join(root, e)), ...lockSource, node], args: {BASE: options.base, BASE_ID: await baseId(options.base)}})
   }
-  if (want.has('postgres')) plans.push({name: 'postgres', dockerfileDir: join(imagesDir, 'postgres'), sources: [], args: {SERVICE_IMAGE: ref('service')}})
+  if (want.has('postgres')) plans.push({name: 'postgres', dockerfileDir: join(imagesDir, 'postgres'), sources: [], args: {SERVICE_IMAGE: ref('service'), BASE: options.base, BASE_ID: await baseId(options.base)}})
   if (want.has('chroma')) {
     plans.push({
       name: 'chroma',
