@@ -12,11 +12,14 @@
  * compose's own bridge network joins the containers, published ports go through docker-proxy, and
  * image builds use the host's network (`images build` passes --network host).
  *
- * One run at a time per cache folder (a flock on <cache>/lock); the daemon dies with the test
- * process (PR_SET_PDEATHSIG) and is stopped with SIGTERM (it stops its containers) in stop().
+ * One run at a time per cache folder (a flock on <cache>/lock). dockerd gets SIGTERM when the test
+ * process dies (PR_SET_PDEATHSIG through setpriv) or in stop(): on SIGTERM it stops every container
+ * and its containerd; what a killed run left (containers, networks, volumes) is removed when the
+ * next run takes the lock. Its own containerd namespace keeps it apart from a containerd the
+ * machine runs. The docker CLI is docker.io's (/usr/bin/docker), as on CI.
  */
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process';
-import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync} from 'node:fs';
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
 import {homedir} from 'node:os';
 import {join} from 'node:path';
 
@@ -36,6 +39,23 @@ export interface DockerEngine {
   /** seconds spent on each part of start(): daemon, compose, base images */
   timings: Record<string, number>;
   stop(): Promise<void>;
+}
+
+/** Where the docker CLI finds plugins system-wide (scripts/install-system-deps uses the first). */
+const SYSTEM_COMPOSE = ['/usr/local/lib/docker/cli-plugins/docker-compose', '/usr/libexec/docker/cli-plugins/docker-compose', '/usr/lib/docker/cli-plugins/docker-compose'];
+
+/**
+ * The docker CLI of the Debian package that gave dockerd (/usr/bin/docker next to /usr/sbin/dockerd):
+ * a newer CLI earlier on PATH (e.g. /usr/local/bin/docker) would make the run differ from CI's.
+ * Linked into <cache>/bin, which goes first on the PATH of everything the tests run.
+ */
+function pinDockerCli(cacheDir: string): string {
+  const packaged = ['/usr/bin/docker'].find((p) => existsSync(p)) ?? findBinary('docker') ?? fail(`the docker CLI is not installed: ${DOCKER_INSTALL_HINT}`);
+  const bin = join(cacheDir, 'bin');
+  mkdirSync(bin, {recursive: true});
+  rmSync(join(bin, 'docker'), {force: true});
+  symlinkSync(packaged, join(bin, 'docker'));
+  return bin;
 }
 
 export const BASE_IMAGES = {bookworm: 'charge-ops/debian:bookworm', trixie: 'charge-ops/debian:trixie'} as const;
@@ -73,7 +93,8 @@ function aptTrixie(work: string): string[] {
 function ensureCompose(cacheDir: string): string {
   const configDir = join(cacheDir, 'docker-config');
   const plugin = join(configDir, 'cli-plugins', 'docker-compose');
-  if (existsSync(plugin)) return configDir;
+  // scripts/install-system-deps installs the same binary where every docker CLI looks for plugins
+  if (existsSync(plugin) || SYSTEM_COMPOSE.some((p) => existsSync(p))) return configDir;
   const work = join(cacheDir, `compose-fetch.${process.pid}`);
   rmSync(work, {recursive: true, force: true});
   try {
@@ -141,7 +162,6 @@ async function pingable(env: Record<string, string>): Promise<boolean> {
 export async function startDocker(options: {cacheDir?: string; startTimeoutMs?: number} = {}): Promise<DockerEngine> {
   const cacheDir = options.cacheDir ?? process.env.CHARGE_OPS_TEST_DOCKER_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'charge-ops', 'test-docker');
   const dockerd = findBinary('dockerd', ['/usr/sbin', '/usr/bin']) ?? fail(`dockerd not found: ${DOCKER_INSTALL_HINT}`);
-  if (!findBinary('docker')) fail(`the docker CLI is not on PATH: ${DOCKER_INSTALL_HINT}`);
   if (process.getuid?.() !== 0) fail('dockerd needs root (these tests run as root in CI; rootless Docker is not set up here)');
   mkdirSync(cacheDir, {recursive: true});
   const timings: Record<string, number> = {};
@@ -185,22 +205,30 @@ export async function startDocker(options: {cacheDir?: string; startTimeoutMs?: 
     '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidFile, '-H', host,
     '--bridge=none', '--iptables=false', '--ip-forward=false', '--ip-masq=false',
     '--storage-driver=overlay2', '--log-level=warn',
+    // its own containerd namespaces: when the machine runs containerd (/run/containerd), dockerd
+    // uses it instead of starting one, and must not share the "moby" namespace of the machine's Docker
+    '--containerd-namespace', 'charge-ops-test', '--containerd-plugins-namespace', 'charge-ops-test-plugins',
   ];
-  const [cmd, cmdArgs] = tiedToParent(dockerd, args);
+  // SIGTERM (not SIGKILL) when the test process dies, however it dies: dockerd then stops every
+  // container and its containerd, as in stop(); a SIGKILLed dockerd would leave the containers running.
+  const setpriv = findBinary('setpriv');
+  const [cmd, cmdArgs]: [string, string[]] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', dockerd, ...args]] : tiedToParent(dockerd, args);
   const out = openSync(logFile, 'w');
   const child: ChildProcess = spawn(cmd, cmdArgs, {stdio: ['ignore', out, out], detached: true});
   closeSync(out);
   let exited = false;
   child.on('exit', () => (exited = true));
-  const env: Record<string, string> = {DOCKER_HOST: host, DOCKER_BUILDKIT: '0'};
-  const kill = () => {
+  const env: Record<string, string> = {DOCKER_HOST: host, DOCKER_BUILDKIT: '0', PATH: `${pinDockerCli(cacheDir)}:${process.env.PATH ?? '/usr/bin:/bin'}`};
+  const signal = (sig: NodeJS.Signals) => () => {
     try {
-      process.kill(-child.pid!, 'SIGKILL');
+      process.kill(-child.pid!, sig);
     } catch {
       // already gone
     }
   };
-  const unregister = onProcessExit(kill);
+  const kill = signal('SIGKILL');
+  // this process exiting on a signal: SIGTERM, so that dockerd stops the containers (see above)
+  const unregister = onProcessExit(signal('SIGTERM'));
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
   while (!(await pingable(env))) {
     if (exited || Date.now() > deadline) {
@@ -219,7 +247,7 @@ export async function startDocker(options: {cacheDir?: string; startTimeoutMs?: 
   clock('compose', composeStarted);
 
   const docker = (dockerArgs: string[], opts: {cwd?: string; timeoutMs?: number} = {}) =>
-    execFileSync('docker', dockerArgs, {env: {...process.env, ...env}, cwd: opts.cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024});
+    execFileSync(join(cacheDir, 'bin', 'docker'), dockerArgs, {env: {...process.env, ...env}, cwd: opts.cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024});
   const engine: DockerEngine = {
     host,
     env,
@@ -236,6 +264,18 @@ export async function startDocker(options: {cacheDir?: string; startTimeoutMs?: 
       releaseLock();
     },
   };
+  // What a run that died (SIGKILL, a crash before afterAll) left: its containers were stopped by
+  // dockerd's shutdown, its networks and volumes are still recorded in the data root. The lock says
+  // no other run uses this engine, so everything but the images (the cache) goes.
+  try {
+    const stale = docker(['ps', '-aq']).trim();
+    if (stale) docker(['rm', '-f', '-v', ...stale.split('\n')]);
+    docker(['network', 'prune', '-f']);
+    docker(['volume', 'prune', '-f']);
+  } catch (error) {
+    await engine.stop();
+    fail(`could not clear what an earlier run left: ${(error as {stderr?: string}).stderr || (error as Error).message}`);
+  }
   const baseStarted = Date.now();
   try {
     for (const suite of ['bookworm', 'trixie'] as const) ensureBaseImage(engine, suite);
