@@ -13,12 +13,13 @@ import type {Answers} from './answers.js'
 import {namesFor} from './answers.js'
 import type {PlannedFile} from '../core/fs/file-plan.js'
 import type {InitSecrets, RepositoryCredentials} from './secrets.js'
+import {MONITOR_PASSWORD_ENV, MONITOR_ROLE, monitorPassword} from './monitoring-role.js'
 
 export interface K8sInputs {
   answers: Answers
   secrets: InitSecrets
   env: {databaseUrl: string; migrationDatabaseUrl: string; redisUrl: string; chromaUrl: string}
-  files: {postgresqlConf?: string; redisConf?: string; bootstrapSql: string; chargeOpsYaml: string}
+  files: {postgresqlConf?: string; redisConf?: string; bootstrapSql: string; monitoringSql?: string; chargeOpsYaml: string}
   credentials?: RepositoryCredentials
   /** the images' version (charge-ops images build --version) */
   version: string
@@ -60,7 +61,7 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
       metadata: meta(`${stack}-postgres`, 'postgres'),
       type: 'Opaque',
       stringData: {
-        ...(managed ? {} : {POSTGRES_USER: 'postgres', POSTGRES_PASSWORD: secrets.postgresPassword}),
+        ...(managed ? {} : {POSTGRES_USER: 'postgres', POSTGRES_PASSWORD: secrets.postgresPassword, [MONITOR_PASSWORD_ENV]: monitorPassword(secrets.postgresPassword)}),
         CHARGE_APP_DB_PASSWORD: secrets.appDbPassword,
         CHARGE_MIGRATOR_DB_PASSWORD: secrets.migratorDbPassword,
       },
@@ -105,7 +106,7 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: meta(`${stack}-postgres`, 'postgres'),
-      data: {'bootstrap.sql': input.files.bootstrapSql, ...(input.files.postgresqlConf ? {'postgresql.conf': input.files.postgresqlConf} : {})},
+      data: {'bootstrap.sql': input.files.bootstrapSql, ...(input.files.monitoringSql ? {'monitoring.sql': input.files.monitoringSql} : {}), ...(input.files.postgresqlConf ? {'postgresql.conf': input.files.postgresqlConf} : {})},
     },
   ])
 
@@ -151,6 +152,7 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
                     {name: 'data', mountPath: '/var/lib/postgresql/data'},
                     {name: 'config', mountPath: '/etc/postgresql/postgresql.conf', subPath: 'postgresql.conf'},
                     {name: 'config', mountPath: '/docker-entrypoint-initdb.d/10-bootstrap.sql', subPath: 'bootstrap.sql'},
+                    ...(input.files.monitoringSql ? [{name: 'config', mountPath: '/docker-entrypoint-initdb.d/20-monitoring.sql', subPath: 'monitoring.sql'}] : []),
                     {name: 'ops', mountPath: '/etc/charge-ops', readOnly: true},
                     {name: 'shm', mountPath: '/dev/shm'},
                   ],
@@ -395,6 +397,57 @@ export function planKubernetes(input: K8sInputs): PlannedFile[] {
         ],
       },
     },
+  ])
+
+  // Prometheus' targets (`charge-ops monitoring --target k8s` scrapes these names): every API pod
+  // through a headless Service (counters are per process), and — self-hosted — the exporters, on the
+  // postgres / redis images (Debian's packages), passwords from the existing Secrets by env.
+  const exporter = (name: string, img: string, port: number, command: string[], env: Obj[]) => [
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: meta(name, name),
+      spec: {
+        replicas: 1,
+        selector: {matchLabels: selector(name)},
+        template: {
+          metadata: {labels: labels(name)},
+          spec: {
+            securityContext: {runAsNonRoot: true, runAsUser: 65534, runAsGroup: 65534},
+            containers: [
+              {
+                name,
+                image: img,
+                command,
+                env,
+                ports: [{name: 'metrics', containerPort: port}],
+                readinessProbe: {httpGet: {path: '/metrics', port: 'metrics'}, periodSeconds: 15},
+                livenessProbe: {httpGet: {path: '/metrics', port: 'metrics'}, initialDelaySeconds: 30, periodSeconds: 30, failureThreshold: 4},
+                securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: ['ALL']}},
+                resources: {requests: {cpu: '10m', memory: '32Mi'}, limits: {memory: '128Mi'}},
+              },
+            ],
+          },
+        },
+      },
+    },
+    {apiVersion: 'v1', kind: 'Service', metadata: meta(name, name), spec: {selector: selector(name), ports: [{name: 'metrics', port, targetPort: 'metrics'}]}},
+  ]
+  add('exporters.yaml', `Prometheus targets: the API pods (headless Service backend-metrics)${managed ? '' : `, postgres_exporter as ${MONITOR_ROLE} (pg_monitor only) and redis_exporter`}`, [
+    {apiVersion: 'v1', kind: 'Service', metadata: meta('backend-metrics', 'backend'), spec: {clusterIP: 'None', selector: selector('backend'), ports: [{name: 'http', port: 8000, targetPort: 'http'}]}},
+    ...(managed
+      ? []
+      : [
+          ...exporter('postgres-exporter', image('postgres'), 9187, ['prometheus-postgres-exporter', '--web.listen-address=:9187', '--log.level=warn'], [
+            {name: 'DATA_SOURCE_URI', value: `postgres.${ns}.svc.cluster.local:5432/postgres?sslmode=require`},
+            {name: 'DATA_SOURCE_USER', value: MONITOR_ROLE},
+            {name: 'DATA_SOURCE_PASS', valueFrom: {secretKeyRef: {name: `${stack}-postgres`, key: MONITOR_PASSWORD_ENV}}},
+          ]),
+          ...exporter('redis-exporter', image('redis'), 9121, ['prometheus-redis-exporter', '-web.listen-address=:9121'], [
+            {name: 'REDIS_ADDR', value: `redis://redis.${ns}.svc.cluster.local:6379`},
+            {name: 'REDIS_PASSWORD', valueFrom: {secretKeyRef: {name: `${stack}-redis`, key: 'REDIS_PASSWORD'}}},
+          ]),
+        ]),
   ])
 
   const jobs = jobsForKubernetes(resolveJobs(undefined, {timezone: answers.timezone}))

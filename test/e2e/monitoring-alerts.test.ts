@@ -1,7 +1,7 @@
 /**
  * Alerting end to end, with the real Debian binaries: PostgreSQL, Redis and the service, the
- * exporters (postgres_exporter as a pg_monitor-only role, redis_exporter, node_exporter's textfile
- * collector), Prometheus loading the files the built `charge-ops monitoring` writes (1-2 s scrape
+ * exporters (postgres_exporter as the pg_monitor-only role init's postgres/monitoring.sql creates,
+ * redis_exporter, node_exporter's textfile collector), Prometheus loading the files the built `charge-ops monitoring` writes (1-2 s scrape
  * and evaluation, 2 s `for:` on the down alerts, a 20 s backup age limit), and Alertmanager
  * delivering to a webhook in this test. Every target is up and the key metrics have samples;
  * stopping Redis fires ChargeOpsRedisDown and ChargeOpsServiceDependencyDown at the webhook,
@@ -21,6 +21,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {runUnchecked, startDaemon, startPostgres, startRedis, waitUntil, type Daemon, type PgCluster, type RedisServer} from '../support/index.js'
 import {startServiceUnderTest, type ServiceUnderTest} from '../integration/service-harness.js'
+import {buildMonitoringRoleSql, MONITOR_PASSWORD_ENV, MONITOR_ROLE} from '../../src/install/monitoring-role.js'
 
 const root = join(import.meta.dirname, '..', '..')
 const BACKUP_MAX_AGE_S = 20
@@ -103,8 +104,18 @@ beforeAll(async () => {
 
   // a cluster of our own (this test stops it), the exporter's least-privilege role on it
   pg = await startPostgres({name: 'monitoring'})
+  // created by the postgres/monitoring.sql init ships, through psql, the password by environment
   const monitorPassword = randomBytes(12).toString('hex')
-  await pg.query(`CREATE ROLE charge_monitor LOGIN PASSWORD '${monitorPassword}'; GRANT pg_monitor TO charge_monitor`)
+  writeFileSync(join(dir, 'monitoring.sql'), buildMonitoringRoleSql())
+  for (let i = 0; i < 2; i++) {
+    // twice: a second run converges
+    const r = await runUnchecked(join(pg.binDir, 'psql'), ['-X', '-q', '-d', 'postgres', '-f', join(dir, 'monitoring.sql')], {env: {...pg.env(), PATH: process.env.PATH ?? '', [MONITOR_PASSWORD_ENV]: monitorPassword}})
+    expect(r.code, r.stderr).toBe(0)
+  }
+  const [role] = await pg.query<{super: boolean; login: boolean; monitor: boolean}>(
+    `SELECT rolsuper AS super, rolcanlogin AS login, pg_has_role(oid, 'pg_monitor', 'member') AS monitor FROM pg_roles WHERE rolname = '${MONITOR_ROLE}'`,
+  )
+  expect(role).toEqual({super: false, login: true, monitor: true})
 
   // the service (API) on that cluster, with its own Redis
   redisPassword = randomBytes(8).toString('hex')
@@ -131,12 +142,12 @@ beforeAll(async () => {
   )
 
   const [pgExporter, redisExporter, nodeExporter, alertmanager] = await Promise.all([
-    // the password by environment (DATA_SOURCE_NAME / REDIS_PASSWORD), never argv
+    // the password by environment (DATA_SOURCE_PASS / REDIS_PASSWORD, as init's compose and k8s files give it), never argv
     startDaemon({
       name: 'postgres_exporter',
       bin: 'prometheus-postgres-exporter',
       args: (port) => [`--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
-      env: {DATA_SOURCE_NAME: `postgresql://charge_monitor:${monitorPassword}@127.0.0.1:${pg.port}/postgres?sslmode=disable`},
+      env: {DATA_SOURCE_URI: `127.0.0.1:${pg.port}/postgres?sslmode=disable`, DATA_SOURCE_USER: MONITOR_ROLE, DATA_SOURCE_PASS: monitorPassword},
     }),
     startDaemon({
       name: 'redis_exporter',
