@@ -7,6 +7,7 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
+import pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {sharedPostgres, waitUntil} from '../support/index.js'
@@ -31,6 +32,20 @@ function cli(args: string[], env: Record<string, string> = {}, cwd = process.cwd
   })
 }
 
+/** A CLI run whose stderr can be watched while it runs. */
+function cliLive(args: string[], env: Record<string, string> = {}): {result: Promise<Result>; stderr: () => string} {
+  let stderr = ''
+  const result = new Promise<Result>((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {env: {PATH: process.env.PATH, HOME: process.env.HOME, CI: 'true', ...env}})
+    let stdout = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({code, stdout, stderr}))
+  })
+  return {result, stderr: () => stderr}
+}
+
 let dir: string
 let url: string
 let password: string
@@ -38,7 +53,9 @@ let password: string
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'charge-ops-migrate-e2e-'))
   writeFileSync(join(dir, '0001_sessions.sql'), '-- charge-ops:up\nCREATE TABLE sessions (id bigint PRIMARY KEY);\n-- charge-ops:down\nDROP TABLE sessions;\n')
-  writeFileSync(join(dir, '0002_slow.sql'), '-- charge-ops:up\nCREATE TABLE slow (id int);\nSELECT pg_sleep(2);\n-- charge-ops:down\nDROP TABLE slow;\n')
+  // 0002 waits on a gate (an advisory lock) the concurrency test holds: the first run keeps the
+  // migration lock exactly as long as the test wants, however slowly the other CLIs start
+  writeFileSync(join(dir, '0002_slow.sql'), '-- charge-ops:lock-timeout 120s\n-- charge-ops:up\nCREATE TABLE slow (id int);\nSELECT pg_advisory_xact_lock(4242);\n-- charge-ops:down\nDROP TABLE slow;\n')
   url = await sharedPostgres().createDatabase()
   password = sharedPostgres().password
 })
@@ -56,7 +73,7 @@ describe('charge-ops migrate (built CLI)', () => {
 
   it('--dry-run prints the plan and SQL and changes nothing', async () => {
     const r = await cli(['migrate', 'up', '--dry-run', '--dir', dir, '--database-url', url])
-    expect(r.code).toBe(0)
+    expect(r.code, r.stderr + r.stdout).toBe(0)
     expect(r.stdout).toContain('dry run: would apply 2 migrations')
     expect(r.stdout).toContain('CREATE TABLE sessions (id bigint PRIMARY KEY);')
     const rows = await sharedPostgres().query(`SELECT to_regclass('charge_ops_migrations') AS t`, new URL(url).pathname.slice(1))
@@ -65,11 +82,26 @@ describe('charge-ops migrate (built CLI)', () => {
 
   it('two processes at once: one applies, one without --lock-wait exits 4 naming the holder, one with --lock-wait waits and finds nothing to do', async () => {
     const env = {MIGRATION_DATABASE_URL: url}
-    const first = cli(['migrate', 'up', '--dir', dir, '--json'], env)
-    // the first one holds the lock once its pg_sleep runs: wait for that session, not for a time
     const db = new URL(url).pathname.slice(1)
-    await waitUntil(async () => (await sharedPostgres().query<{n: string}>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()`, 'postgres', [db]))[0]!.n !== '0', {timeoutMs: 60_000, intervalMs: 20, what: 'the first migrate up to reach pg_sleep'})
-    const [second, third] = await Promise.all([cli(['migrate', 'up', '--dir', dir], env), cli(['migrate', 'up', '--dir', dir, '--lock-wait', '30s', '--json'], env)])
+    const gate = new pg.Client({connectionString: url})
+    await gate.connect()
+    let first: Promise<Result> | undefined
+    let second: Result
+    let third: Result
+    try {
+      await gate.query('SELECT pg_advisory_lock(4242)')
+      first = cli(['migrate', 'up', '--dir', dir, '--json'], env)
+      // the first run holds the migration lock once it waits at the gate
+      await waitUntil(async () => (await sharedPostgres().query<{n: string}>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(4242)%'`, 'postgres', [db]))[0]!.n !== '0', {timeoutMs: 30_000, intervalMs: 20, what: 'the first migrate up to wait at the gate'})
+      second = await cli(['migrate', 'up', '--dir', dir], env)
+      // without --json: its "waiting for the migration lock" line on stderr says it really waited
+      const waiting = cliLive(['migrate', 'up', '--dir', dir, '--lock-wait', '60s'], env)
+      await waitUntil(async () => /waiting for the migration lock held by pid \d+/.test(waiting.stderr()), {timeoutMs: 30_000, what: 'the --lock-wait run to wait for the lock'})
+      await gate.query('SELECT pg_advisory_unlock(4242)')
+      third = await waiting.result
+    } finally {
+      await gate.end()
+    }
     const one = await first
     expect(one.code).toBe(0)
     expect(JSON.parse(one.stdout).applied.map((a: {version: string}) => a.version)).toEqual(['0001', '0002'])
@@ -78,10 +110,10 @@ describe('charge-ops migrate (built CLI)', () => {
     expect(second.stderr).toContain('--lock-wait')
     expect(second.stdout).toBe('')
     expect(third.code).toBe(0)
-    expect(JSON.parse(third.stdout)).toMatchObject({applied: [], current: '0002', pending: 0})
+    expect(third.stdout.trim()).toBe('up to date (at 0002)')
     const rows = await sharedPostgres().query(`SELECT version FROM charge_ops_migrations ORDER BY 1`, new URL(url).pathname.slice(1))
     expect(rows).toEqual([{version: '0001'}, {version: '0002'}])
-  })
+  }, 150_000)
 
   it('status, current and history report the applied state; status --exit-code now exits 0', async () => {
     const status = await cli(['migrate', 'status', '--exit-code', '--dir', dir, '--database-url', url])
