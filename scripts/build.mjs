@@ -51,6 +51,15 @@ try {
   failed = true
 }
 node([...oclif, 'manifest'])
+// docs/exit-codes.md is rendered from the registry in src/errors.ts: the table lives in one place
+// (test/unit/error-codes.test.ts fails when the committed page lags it).
+try {
+  const {renderExitCodeDocs} = await import(new URL('../dist/src/errors.js', import.meta.url).href)
+  writeFileSync('docs/exit-codes.md', renderExitCodeDocs())
+} catch (error) {
+  console.error(`build: docs/exit-codes.md not rendered: ${error.message}`)
+  failed = true
+}
 // oclif lists the commands in directory-read order, which differs between file systems: sorted, a
 // fresh clone's build leaves the committed manifest byte for byte as it was.
 const manifest = JSON.parse(readFileSync('oclif.manifest.json', 'utf8'))

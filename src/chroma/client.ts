@@ -15,7 +15,7 @@
  */
 import type {ChromaClient} from 'chromadb'
 
-import {ConfigError, UnreachableError} from '../errors.js'
+import {ConfigError, UnreachableError, type ErrorCode} from '../errors.js'
 
 export const KNOWLEDGE_COLLECTION = 'charging_knowledge'
 
@@ -149,7 +149,7 @@ export function diagnoseChromaError(error: unknown, target: ChromaTarget): Unrea
   const codes = chain.map((e) => e.code ?? '')
   const text = chain.map((e) => `${e.name ?? ''} ${e.message ?? ''}`).join(' | ')
   const where = `${target.ssl ? 'https' : 'http'}://${target.host}:${target.port}`
-  const make = (code: string, message: string, hint: string) => new UnreachableError(message, {code, hint, cause: error, data: {host: target.host, port: target.port}})
+  const make = (code: ErrorCode, message: string, hint: string) => new UnreachableError(message, {code, hint, cause: error, data: {host: target.host, port: target.port}})
   if (codes.includes('ECONNREFUSED')) return make('CHROMA_REFUSED', `Chroma at ${where} refused the connection`, 'Is the Chroma server running on that host and port?')
   if (codes.includes('ENOTFOUND') || codes.includes('EAI_AGAIN')) return make('CHROMA_DNS', `Chroma host "${target.host}" does not resolve (DNS)`, 'Check the host name in CHROMA_URL.')
   if (codes.some((c) => /^ERR_TLS|^ERR_SSL|CERT|EPROTO/.test(c)) || /SSL|TLS|certificate|wrong version number/i.test(text)) {

@@ -132,13 +132,15 @@ async function withSession<T>(databaseUrl: string, fn: (client: Client) => Promi
   }
 }
 
+const DRIFT_CODES = {changed: 'MIGRATION_CHANGED', missing: 'MIGRATION_MISSING', failed: 'MIGRATION_FAILED', 'out-of-order': 'MIGRATION_OUT_OF_ORDER'} as const
+
 /** Refuses to run over drift: edited / missing applied migrations, failed entries, out-of-order files. */
 function assertNoDrift(comparison: MigrationComparison, options: {outOfOrder?: boolean}): void {
   const blocking = comparison.problems.filter((p) => !(p.kind === 'out-of-order' && options.outOfOrder))
   if (blocking.length === 0) return
   const first = blocking[0]
   const more = blocking.length > 1 ? ` (and ${blocking.length - 1} more problem${blocking.length > 2 ? 's' : ''}: see \`charge-ops migrate validate\`)` : ''
-  throw new MigrationStateError(`MIGRATION_${first.kind.toUpperCase().replace('-', '_')}`, `${first.message}${more}`, {hint: first.hint, data: {problems: blocking}})
+  throw new MigrationStateError(DRIFT_CODES[first.kind], `${first.message}${more}`, {hint: first.hint, data: {problems: blocking}})
 }
 
 /**

@@ -1,4 +1,4 @@
-import {CliError, ExitCode, type CliErrorOptions} from '../errors.js'
+import {CliError, ExitCode, type CliErrorOptions, type ErrorCode} from '../errors.js'
 
 /** A migration file that cannot be used as written (bad name, missing up marker, bad directive…). */
 export class MigrationFileError extends CliError {
@@ -35,7 +35,7 @@ export class MigrationFailedError extends CliError {
  * entry, an out-of-order pending file): schema drift, exit 3 like `migrate status --exit-code`.
  */
 export class MigrationStateError extends CliError {
-  constructor(code: string, message: string, options: CliErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: CliErrorOptions = {}) {
     super(code, ExitCode.pendingMigrations, message, options)
   }
 }

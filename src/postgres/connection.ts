@@ -5,7 +5,7 @@
  */
 import type {Client, ClientConfig} from 'pg'
 
-import {ConfigError, UnreachableError} from '../errors.js'
+import {ConfigError, UnreachableError, type ErrorCode} from '../errors.js'
 import {registerSecret} from '../output/redact.js'
 
 export interface ConnectionTarget {
@@ -124,7 +124,7 @@ export async function withClient<T>(url: string | ConnectionTarget, fn: (client:
 export function diagnoseConnectionError(error: unknown, target: ConnectionTarget): UnreachableError {
   const err = error as {code?: string; message?: string}
   const where = `${target.host}:${target.port}`
-  const make = (code: string, message: string, hint: string) => new UnreachableError(message, {code, hint, cause: error, data: {host: target.host, port: target.port, database: target.database, user: target.user}})
+  const make = (code: ErrorCode, message: string, hint: string) => new UnreachableError(message, {code, hint, cause: error, data: {host: target.host, port: target.port, database: target.database, user: target.user}})
   switch (err?.code) {
     case 'ECONNREFUSED':
       return make('PG_REFUSED', `PostgreSQL at ${where} refused the connection`, 'Is the server running and listening on that address (listen_addresses, port)? Check firewalls / security groups.')

@@ -4,7 +4,7 @@
  */
 import {randomBytes} from 'node:crypto'
 
-import {UsageError} from '../errors.js'
+import {UsageError, type ErrorCode} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import {withClient, withDatabase} from './connection.js'
 import {quoteIdent} from './sql.js'
@@ -20,7 +20,7 @@ export interface ScratchDatabase {
 
 /** What to say when the role may not create databases (exit 2, nothing changed). */
 export interface CreateRefusal {
-  code: string
+  code: ErrorCode
   message: (serverMessage: string) => string
   hint: string
 }

@@ -16,7 +16,7 @@
  */
 import type {Redis} from 'ioredis'
 
-import {ConfigError, UnreachableError} from '../errors.js'
+import {ConfigError, UnreachableError, type ErrorCode} from '../errors.js'
 import {registerSecret} from '../output/redact.js'
 
 export interface RedisTarget {
@@ -127,7 +127,7 @@ export function diagnoseRedisError(error: unknown, target: Pick<RedisTarget, 'ho
   const err = error as {code?: string; message?: string}
   const message = err?.message ?? String(error)
   const where = `${target.host}:${target.port}`
-  const make = (code: string, text: string, hint: string) => new UnreachableError(text, {code, hint, cause: error, data: {host: target.host, port: target.port}})
+  const make = (code: ErrorCode, text: string, hint: string) => new UnreachableError(text, {code, hint, cause: error, data: {host: target.host, port: target.port}})
   if (err?.code === 'ECONNREFUSED') return make('REDIS_REFUSED', `Redis at ${where} refused the connection`, 'Is redis-server running and bound to that address (bind, port)? Check firewalls.')
   if (err?.code === 'ENOTFOUND' || err?.code === 'EAI_AGAIN') return make('REDIS_DNS', `Redis host "${target.host}" does not resolve (DNS)`, 'Check the host name in REDIS_URL.')
   if (/^NOAUTH/.test(message)) return make('REDIS_AUTH', `Redis at ${where} requires a password and REDIS_URL has none`, 'Put the requirepass value in REDIS_URL: redis://:PASSWORD@host:6379/0')

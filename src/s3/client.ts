@@ -13,7 +13,7 @@
  */
 import type {S3Client} from '@aws-sdk/client-s3'
 
-import {UnreachableError, UsageError} from '../errors.js'
+import {UnreachableError, UsageError, type ErrorCode} from '../errors.js'
 
 export interface S3ClientOptions {
   endpoint?: string
@@ -70,7 +70,7 @@ export function diagnoseS3Error(error: unknown, where: {bucket?: string; endpoin
   const status = e?.$metadata?.httpStatusCode
   const target = where.endpoint ?? 'AWS S3'
   const bucket = where.bucket ? `bucket "${where.bucket}"` : 'S3'
-  const make = (c: string, message: string, hint: string) => new UnreachableError(message, {code: c, hint, cause: error, data: {bucket: where.bucket, endpoint: where.endpoint}})
+  const make = (c: ErrorCode, message: string, hint: string) => new UnreachableError(message, {code: c, hint, cause: error, data: {bucket: where.bucket, endpoint: where.endpoint}})
   if (code === 'ECONNREFUSED') return make('S3_REFUSED', `S3 endpoint ${target} refused the connection`, 'Check AWS_ENDPOINT_URL_S3 and that the object store is running.')
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return make('S3_DNS', `S3 endpoint ${target} does not resolve (DNS)`, 'Check AWS_ENDPOINT_URL_S3 / the region.')
   if (/^ERR_TLS|^ERR_SSL|CERT|EPROTO/.test(code) || /SSL|TLS|certificate|wrong version number/i.test(e?.message ?? '')) return make('S3_TLS', `TLS with S3 endpoint ${target} failed`, 'Use http:// for a plain-HTTP endpoint, or trust its certificate (NODE_EXTRA_CA_CERTS).')
