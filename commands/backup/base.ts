@@ -1,20 +1,23 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag} from '../../src/cli/repository-flags.js'
-import type {BackupManifest} from '../../src/repository/manifest.js'
+import {encryptFlag, metricsFileFlag, pingUrlFlag} from '../../src/cli/repository-flags.js'
+import {manifestBytes, type BackupManifest} from '../../src/repository/manifest.js'
+import type {RepositoryStorage} from '../../src/repository/storage.js'
 
 export default class BackupBase extends BaseCommand<typeof BackupBase> {
   static summary = 'Take a physical base backup into the repository: pg_basebackup, or full / differential / incremental with --type.'
   static description = `Without --type: pg_basebackup -Ft -X none streamed through zstd into the repository; the manifest (written last) records start / stop LSN, timeline, system identifier, the WAL segments the backup needs, and the sha256 of the stored tar. The backup is marked complete only once its last WAL segment is archived, so WAL archiving (\`charge-ops wal archive-command\`) must be on.
 Every wait is bounded by --wal-timeout: when archiving fails, the server would wait forever for the backup's last segment; charge-ops stops pg_basebackup, ends the server's wait (terminates its walsender), releases the lock and exits 5 naming pg_stat_archiver's last failure. SIGTERM / SIGINT clean up the same way.
 With --type full|diff|incr: the file engine. It runs pg_backup_start / pg_backup_stop in one session and reads the data directory itself (run it on the database host as the postgres user), --jobs workers in parallel, in 8 MiB blocks; a diff (against the newest full) or incr (against the newest backup of the chain) stores only the blocks that changed and references the rest. A diff / incr without a sound prior backup (missing, incomplete, failed verification) is refused, never turned into a full. Encrypted with --encrypt / backup.encryption.keyFile.
-With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-dir).`
+With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-dir).
+--metrics-file (or backup.metricsFile) gets kind="base" like the other backups: the last success's timestamp, duration and stored bytes, or the last failure's timestamp (ChargeOpsBackupTooOld / ChargeOpsBaseBackupMissing read them); --ping-url is pinged on start, success and /fail.`
   static examples = [
     '<%= config.bin %> backup base',
     '<%= config.bin %> backup base --repo /var/backups/charge-ops --json',
     'sudo -u postgres <%= config.bin %> backup base --type full --jobs 2 --repo /var/backups/charge-ops --stack charge-analysis',
     'sudo -u postgres <%= config.bin %> backup base --type incr --repo /var/backups/charge-ops --stack charge-analysis',
+    '<%= config.bin %> backup base --quiet --metrics-file /var/lib/prometheus/node-exporter/charge_ops_backup_base.prom',
   ]
   static flags = {
     repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
@@ -27,6 +30,8 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
     type: Flags.string({options: ['full', 'diff', 'incr'], description: 'file engine: full, diff (changes since the newest full) or incr (since the newest backup); default: pg_basebackup (always full)'}),
     jobs: Flags.integer({description: 'file engine: parallel block workers', min: 1, default: 2}),
     encrypt: encryptFlag,
+    'metrics-file': metricsFileFlag,
+    'ping-url': pingUrlFlag,
   }
 
   async run(): Promise<BackupManifest | Record<string, unknown>> {
@@ -34,13 +39,32 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
     const {requireSetting} = await import('../../src/config/settings.js')
     const engine = this.flags.engine ?? (this.flags.repo && this.flags.stack ? 'native' : this.settings().yaml.backup.engine)
     const databaseUrl = this.flags['database-url'] ?? requireSetting(this.settings().databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the .env or pass --database-url.')
+    const {reportBackupRun} = await import('../../src/backup/metrics.js')
+    const report = {
+      metricsFile: this.flags['metrics-file'] ?? (this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.backup.metricsFile),
+      pingUrl: this.flags['ping-url'] ?? (this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.backup.pingUrl),
+      kind: 'base',
+      label: 'backup base',
+      logger: this.logger,
+    }
     if (engine === 'wal-g') {
       const {walgBackupPush} = await import('../../src/backup/walg.js')
-      const result = await walgBackupPush({settings: this.settings(), databaseUrl, dataDir: requireSetting(this.flags['data-dir'], '--data-dir', 'wal-g backup-push reads the data directory: pass --data-dir.'), logger: this.logger})
+      const dataDir = requireSetting(this.flags['data-dir'], '--data-dir', 'wal-g backup-push reads the data directory: pass --data-dir.')
+      // wal-g reports no size: the bytes sample is left out
+      const result = await reportBackupRun({...report, stack: this.settings().stack}, () => walgBackupPush({settings: this.settings(), databaseUrl, dataDir, logger: this.logger}), () => undefined)
       this.log('wal-g backup-push complete')
       return result
     }
     const {storage, stack} = await openWalRepository(this.flags, () => this.settings(this.flags.repo ? {repository: this.flags.repo} : {}))
+    return reportBackupRun({...report, stack}, () => this.native(storage, stack, databaseUrl), (m) => {
+      // the file engine stores only the changed blocks: its own count; pg_basebackup: the parts
+      const stored = m.base?.storedBytes
+      return typeof stored === 'number' ? stored : manifestBytes(m)
+    })
+  }
+
+  /** pg_basebackup, or the file engine with --type */
+  private async native(storage: RepositoryStorage, stack: string, databaseUrl: string): Promise<BackupManifest> {
     if (this.flags.type) {
       const {backupBaseFiles} = await import('../../src/backup/base-files.js')
       const keyFile = this.flags.encrypt ?? (this.flags.repo && this.flags.stack ? undefined : this.configKeyFile())

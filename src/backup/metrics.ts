@@ -109,3 +109,35 @@ export async function ping(url: string | undefined, event: 'start' | 'success' |
     logger?.warn(`ping ${event} failed: ${(error as Error).message}`)
   }
 }
+
+/**
+ * Reports one run of a backup that does not go through runBackup (`backup base`: pg_basebackup, the
+ * file engine, wal-g) the same way: ping /start, then the kind's success metrics (timestamp,
+ * duration, bytes when known) and the success ping, or its failure timestamp and /fail. Reporting
+ * never fails the run; the run's own error is rethrown unchanged.
+ */
+export async function reportBackupRun<T>(
+  opts: {metricsFile?: string; pingUrl?: string; stack: string; kind: string; label: string; logger?: Logger; now?: () => Date},
+  run: () => Promise<T>,
+  bytesOf: (result: T) => number | undefined,
+): Promise<T> {
+  const now = opts.now ?? (() => new Date())
+  const started = now()
+  await ping(opts.pingUrl, 'start', opts.label, opts.logger)
+  let result: T
+  try {
+    result = await run()
+  } catch (error) {
+    if (opts.metricsFile) await updateMetricsFile(opts.metricsFile, failureMetrics(opts.stack, opts.kind, now()), opts.logger)
+    await ping(opts.pingUrl, 'fail', `${opts.label} failed: ${error instanceof Error ? error.message : String(error)}`, opts.logger)
+    throw error
+  }
+  const finished = now()
+  if (opts.metricsFile) {
+    const bytes = bytesOf(result)
+    const samples = successMetrics(opts.stack, opts.kind, finished, finished.getTime() - started.getTime(), bytes ?? 0).filter((s) => bytes !== undefined || s.name !== 'charge_ops_backup_bytes')
+    await updateMetricsFile(opts.metricsFile, samples, opts.logger)
+  }
+  await ping(opts.pingUrl, 'success', `${opts.label} ok`, opts.logger)
+  return result
+}

@@ -41,6 +41,7 @@ export const METRICS_FLAGS: Readonly<Record<string, '--metrics-file'>> = {
   'backup db': '--metrics-file',
   'backup files': '--metrics-file',
   'backup all': '--metrics-file',
+  'backup base': '--metrics-file',
   'backup verify': '--metrics-file',
 }
 

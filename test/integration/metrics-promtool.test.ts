@@ -2,9 +2,11 @@
  * Every metric charge-ops or the bundled service writes passes Prometheus' own linter,
  * `promtool check metrics`, with no finding (base units, _total only on counters, HELP and TYPE):
  * the real outputs, not fixtures — `capacity --format prometheus` over real PostgreSQL / Redis /
- * a repository, the textfile a real backup + verify --restore-drill write, and the service's /metrics.
+ * a repository, the textfile a real backup + verify --restore-drill write, the one the built
+ * `backup base` writes (a success, then a failure), and the service's /metrics.
  */
-import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {spawnSync} from 'node:child_process'
+import {chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -17,7 +19,8 @@ import {runCapacity} from '../../src/capacity/index.js'
 import {renderPrometheus} from '../../src/capacity/render.js'
 import {loadSettings, type Settings} from '../../src/config/settings.js'
 import {silentLogger} from '../../src/output/logger.js'
-import {promtoolCheckMetrics, sharedPostgres, startRedis, type RedisServer} from '../support/index.js'
+import {archiveCommand} from '../../src/wal/command-lines.js'
+import {promtoolCheckMetrics, sharedPostgres, startPostgres, startRedis, type PgCluster, type RedisServer} from '../support/index.js'
 import {startServiceUnderTest, type ServiceUnderTest} from './service-harness.js'
 
 let dir: string
@@ -88,3 +91,55 @@ describe("promtool check metrics on the service's /metrics", () => {
     expect(await promtoolCheckMetrics(text)).toEqual({code: 0, findings: ''})
   })
 })
+
+describe('promtool check metrics on the textfile `backup base` writes (built CLI, archiving on)', () => {
+  const ROOT = join(import.meta.dirname, '..', '..')
+  const ENTRY = join(ROOT, 'bin/run.js')
+  const STACK = 'basemetrics'
+  let cluster: PgCluster
+  let repo: string
+  let metrics: string
+  const cli = (args: string[]) =>
+    spawnSync(process.execPath, [ENTRY, 'backup', 'base', '--repo', repo, '--stack', STACK, '--metrics-file', metrics, ...args], {
+      env: {PATH: process.env.PATH!, HOME: '/tmp', NO_COLOR: '1', DATABASE_URL: cluster.url()},
+      encoding: 'utf8',
+      timeout: 120_000,
+      uid: cluster.osUser?.uid,
+      gid: cluster.osUser?.gid,
+    })
+  const sample = (name: string) => {
+    const m = new RegExp(`^${name}\\{kind="base",stack="${STACK}"\\} (\\S+)$`, 'm').exec(readFileSync(metrics, 'utf8'))
+    return m ? Number(m[1]) : undefined
+  }
+
+  beforeAll(async () => {
+    cluster = await startPostgres({name: 'base-metrics'})
+    repo = cluster.serverDir('repo')
+    metrics = join(cluster.serverDir('textfiles'), 'charge_ops_backup_base.prom')
+    await cluster.restart({archive_mode: 'on', archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath})})
+    await cluster.query('CREATE TABLE t AS SELECT generate_series(1, 1000) AS id')
+  }, 120_000)
+  afterAll(async () => cluster?.stop())
+
+  it('a success: timestamp, duration and stored bytes of kind="base"; then a failure: its timestamp, the success kept', async () => {
+    const before = Math.floor(Date.now() / 1000)
+    const ok = cli([])
+    expect(ok.status, ok.stderr).toBe(0)
+    const success = sample('charge_ops_backup_last_success_timestamp_seconds')!
+    expect(success).toBeGreaterThanOrEqual(before)
+    expect(success).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000))
+    expect(sample('charge_ops_backup_duration_seconds')).toBeGreaterThan(0)
+    expect(sample('charge_ops_backup_bytes')).toBeGreaterThan(1000)
+    expect(sample('charge_ops_backup_last_failure_timestamp_seconds')).toBeUndefined()
+    expect(await promtoolCheckMetrics(readFileSync(metrics, 'utf8'))).toEqual({code: 0, findings: ''})
+
+    // archiving now fails (the timeline's WAL folder read-only for the server): the backup cannot complete
+    chmodSync(join(repo, STACK, 'wal', '00000001'), 0o555)
+    const failed = cli(['--wal-timeout', '3'])
+    expect(failed.status, failed.stderr).toBe(5)
+    expect(sample('charge_ops_backup_last_failure_timestamp_seconds')).toBeGreaterThanOrEqual(success)
+    expect(sample('charge_ops_backup_last_success_timestamp_seconds')).toBe(success)
+    expect(await promtoolCheckMetrics(readFileSync(metrics, 'utf8'))).toEqual({code: 0, findings: ''})
+  }, 150_000)
+})
+
