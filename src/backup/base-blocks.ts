@@ -17,6 +17,7 @@ import {gunzip, gzip} from 'node:zlib'
 
 import {z} from 'zod'
 
+import {filterBuffer} from '../core/proc/filter.js'
 import {ChecksFailedError} from '../errors.js'
 import type {EncryptionKey} from './encryption.js'
 
@@ -69,23 +70,6 @@ export function blockKeySuffix(path: string, index: number, c: 'zstd' | 'gzip'):
 
 export const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex')
 
-function runFilter(file: string, args: string[], input: Buffer): Promise<Buffer> {
-  return import('node:child_process').then(
-    ({spawn}) =>
-      new Promise((resolve, reject) => {
-        const child = spawn(file, args, {stdio: ['pipe', 'pipe', 'pipe']})
-        const out: Buffer[] = []
-        let err = ''
-        child.stdout.on('data', (c: Buffer) => out.push(c))
-        child.stderr.on('data', (c: Buffer) => (err += c.toString()))
-        child.on('error', reject)
-        child.stdin.on('error', () => {})
-        child.on('close', (code, signal) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${file} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${err.trim()}`))))
-        child.stdin.end(input)
-      }),
-  )
-}
-
 async function collect(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = []
   for await (const chunk of stream) chunks.push(chunk as Buffer)
@@ -95,7 +79,7 @@ async function collect(stream: Readable): Promise<Buffer> {
 /** Compresses (zstd child for large blocks, in-process gzip for small ones), then encrypts. */
 export async function encodeBlock(data: Buffer, options: {level: number; zstd: boolean; encryption?: EncryptionKey}): Promise<{body: Buffer; c: 'zstd' | 'gzip'; enc: boolean}> {
   const c = options.zstd && data.length >= ZSTD_MIN ? 'zstd' : 'gzip'
-  let body = c === 'zstd' ? await runFilter('zstd', ['-q', `-${options.level}`, '-c'], data) : await promisify(gzip)(data, {level: 1})
+  let body = c === 'zstd' ? await filterBuffer('zstd', ['-q', `-${options.level}`, '-c'], data) : await promisify(gzip)(data, {level: 1})
   if (options.encryption) {
     const {createEncryptStream} = await import('./encryption.js')
     body = await collect(Readable.from([body]).pipe(createEncryptStream(options.encryption)))
@@ -115,7 +99,7 @@ export async function decodeBlock(body: Buffer, block: StoredBlock, what: string
     data = await collect(Readable.from([data]).pipe(createDecryptStream(encryption, what)))
   }
   try {
-    data = block.c === 'zstd' ? await runFilter('zstd', ['-q', '-d', '-c'], data) : await promisify(gunzip)(data)
+    data = block.c === 'zstd' ? await filterBuffer('zstd', ['-q', '-d', '-c'], data) : await promisify(gunzip)(data)
   } catch (error) {
     throw new ChecksFailedError(`${what}: does not decompress (${(error as Error).message.split('\n')[0]})`, {code: 'BASE_BLOCK_CORRUPT'})
   }

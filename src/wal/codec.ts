@@ -4,12 +4,13 @@
  * bytes, which `wal fetch` verifies after decompression. Without the zstd binary it falls back to
  * gzip, with the same JSON in the gzip header's comment field (`gunzip` ignores it too).
  *
- * Node 20 has no zstd in zlib, so zstd runs as a child process (spawn, no shell, no execa: this is
- * on `wal push`'s hot path, which PostgreSQL forks once per 16 MB segment).
+ * Node 20 has no zstd in zlib, so zstd runs as a child process (core/proc/filter: spawn bound to
+ * this process, no shell, no execa — this is on `wal push`'s hot path, forked once per 16 MB segment).
  */
-import {spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {gunzipSync, deflateRawSync, crc32} from 'node:zlib'
+
+import {filterBuffer} from '../core/proc/filter.js'
 
 export type WalCompression = 'zstd' | 'gzip'
 
@@ -29,28 +30,10 @@ export function sha256Hex(data: Buffer): string {
 
 export const extensionOf = (compression: WalCompression): string => (compression === 'zstd' ? 'zst' : 'gz')
 
-function runFilter(file: string, args: string[], input: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {stdio: ['pipe', 'pipe', 'pipe']})
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    child.stdout.on('data', (c: Buffer) => out.push(c))
-    child.stderr.on('data', (c: Buffer) => err.push(c))
-    child.on('error', reject)
-    child.stdin.on('error', () => {})
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve(Buffer.concat(out))
-      else reject(new Error(`${file} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${Buffer.concat(err).toString().trim()}`))
-    })
-    if (input.length > 0) child.stdin.end(input)
-    else child.stdin.end()
-  })
-}
-
 /** Compresses with zstd -1 (the binary); `undefined` when zstd is not installed. */
 export async function zstdCompress(data: Buffer, level = 1): Promise<Buffer | undefined> {
   try {
-    return await runFilter('zstd', ['-q', `-${level}`, '-c'], data)
+    return await filterBuffer('zstd', ['-q', `-${level}`, '-c'], data)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw error
@@ -75,7 +58,7 @@ export async function encodeWalFile(path: string, name: string, preferred: WalCo
       .on('end', () => resolve({sha256: hash.digest('hex'), size}))
   })
   if (preferred === 'zstd') {
-    const compressing = runFilter('zstd', ['-q', '-1', '-c', '--', path], Buffer.alloc(0)).catch((error: NodeJS.ErrnoException) => {
+    const compressing = filterBuffer('zstd', ['-q', '-1', '-c', '--', path], Buffer.alloc(0)).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined
       throw error
     })
@@ -150,7 +133,7 @@ export async function decodeWal(body: Buffer, name: string): Promise<Buffer> {
     if (body.readUInt32LE(0) === SKIPPABLE_MAGIC) {
       const payload = body.subarray(8 + body.readUInt32LE(4))
       if (payload.length < 4 || payload.readUInt32LE(0) !== ZSTD_MAGIC) throw new Error('not a zstd frame')
-      data = await runFilter('zstd', ['-q', '-d', '-c'], payload)
+      data = await filterBuffer('zstd', ['-q', '-d', '-c'], payload)
     } else {
       data = gunzipSync(body)
     }
