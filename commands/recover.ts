@@ -66,31 +66,18 @@ A failure leaves the old database serving: maintenance is switched off again and
       skipMaintenance: this.flags['no-maintenance'],
       pgbouncer: this.flags['pgbouncer-ini'] ? {ini: resolve(this.flags['pgbouncer-ini']), adminUrl: this.flags['pgbouncer-admin-url']} : undefined,
     })
-    const {Listr, ListrLogger, ProcessOutput} = await import('listr2')
-    // progress on stderr: stdout carries only the result
-    const logger = new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)})
-    const tasks = new Listr(
-      steps.map((step) => ({
-        title: step.title,
-        skip: () => (step.done() ? `${step.title} (already done)` : false),
-        task: async (_ctx: unknown, task: {output: string; title: string}) => {
-          await step.run((text) => {
-            task.output = text
-            task.title = `${step.title}: ${text}`
-          })
-        },
-      })),
-      {
-        concurrent: false,
-        exitOnError: true,
-        renderer: this.interactive ? 'default' : this.jsonEnabled() || this.flags.quiet ? 'silent' : 'simple',
-        rendererOptions: {logger} as never,
-        fallbackRenderer: 'simple',
-        fallbackRendererOptions: {logger} as never,
-      },
-    )
+    const {runSteps} = await import('../src/core/steps.js')
+    const run = () =>
+      runSteps(
+        steps.map((step) => ({
+          title: step.title,
+          done: () => step.done(),
+          run: (note) => step.run(note),
+        })),
+        {tty: this.interactive, logger: this.logger, quiet: this.jsonEnabled() || this.flags.quiet},
+      )
     try {
-      await tasks.run()
+      await run()
     } catch (error) {
       throw await rollback(error)
     }

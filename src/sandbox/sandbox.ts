@@ -33,7 +33,7 @@ import {
   stopPostgres,
   stopRedis,
 } from './servers.js'
-import {runSteps, type Step} from './steps.js'
+import {runSteps, type Step} from '../core/steps.js'
 
 export const DATABASE = 'charge_analysis'
 export const ROLES = {app: 'charge_user', migration: 'charge_migrator', readonly: 'charge_readonly'}

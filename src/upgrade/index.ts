@@ -129,10 +129,10 @@ async function runLocalUpgrade(options: UpgradeOptions): Promise<UpgradeResult> 
       })
       await store.save(journal)
       const ctx = await localContext(options, {journal, store, databaseUrl, migrationUrl, staged})
-      const {runTasks} = await import('./display.js')
+      const {runSteps} = await import('../core/steps.js')
       const {runLocalStep} = await import('./local.js')
       try {
-        await runTasks(
+        await runSteps(
           journal.steps.map((record) => ({
             title: record.title,
             run: async () => {
@@ -231,7 +231,7 @@ const allDoneThroughVerify = (j: UpgradeJournal) => j.status === 'running' && j.
 async function rollbackAndThrow(ctx: import('./local.js').LocalContext, error: unknown, options: {resumed: boolean}): Promise<never> {
   const j = ctx.journal
   const {undoLocalStep} = await import('./local.js')
-  const {runTasks} = await import('./display.js')
+  const {runSteps} = await import('../core/steps.js')
   const failedStep = j.failure?.step ?? 'resume'
   const cause = error instanceof Error ? error.message : String(error)
   j.status = 'rolling-back'
@@ -239,7 +239,7 @@ async function rollbackAndThrow(ctx: import('./local.js').LocalContext, error: u
   await ctx.store.save(j)
   const todo = [...j.steps].reverse().filter((s) => s.status === 'running' || s.status === 'done' || s.status === 'failed' || s.status === 'undo-failed')
   try {
-    await runTasks(
+    await runSteps(
       todo
         .filter((s) => undoLocalStep[s.name])
         .map((s) => ({

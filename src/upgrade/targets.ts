@@ -121,9 +121,9 @@ export async function runPlanTarget(options: UpgradeOptions & {target: 'compose'
   await requireBinary(options.target)
   await options.confirm?.(`upgrade stack "${options.settings.stack}" (${options.target}) to ${plan.version}?`)
   const done: typeof plan.steps = []
-  const {runTasks} = await import('./display.js')
+  const {runSteps} = await import('../core/steps.js')
   try {
-    await runTasks(
+    await runSteps(
       plan.steps.filter((s) => s.commands.length > 0).map((step) => ({
         title: step.title,
         run: async () => {
