@@ -44,7 +44,7 @@ import {
   type StoredBlock,
 } from './base-blocks.js'
 import type {EncryptionKey} from './encryption.js'
-import {baseWalSegments, parseBackupHistory} from './physical.js'
+import {baseManifest, baseWalSegments, parseBackupHistory} from './physical.js'
 
 export type BaseType = 'full' | 'diff' | 'incr'
 
@@ -334,40 +334,20 @@ export async function backupBaseFiles(options: FileBackupOptions): Promise<Backu
       const references = [...new Set(fileList.files.flatMap((f) => f.blocks.map((b) => b.ref)))].filter((r) => r !== id).sort()
       const finishedAt = now()
       const {version} = await import('./versions.js')
-      const manifest = await writeManifest(storage, stack, {
-        formatVersion: 1,
-        id,
-        kind: 'base',
+      const manifest = await writeManifest(
+        storage,
         stack,
-        startedAt: startedAt.toISOString(),
-        finishedAt: finishedAt.toISOString(),
-        durationMs: finishedAt.getTime() - startedAt.getTime(),
-        postgresVersion: server.version,
-        tools: {'charge-ops': version()},
-        compression: {algorithm: zstd ? 'zstd' : 'gzip', level},
-        encryption: options.encryption ? {algorithm: 'aes-256-gcm-chunked', keyId: options.encryption.keyId} : null,
-        parts,
-        base: {
-          startLsn: positions.startLsn,
-          stopLsn: positions.stopLsn,
-          timeline: positions.timeline,
-          startWalFile: segments[0],
-          stopWalFile: segments.at(-1),
-          systemIdentifier: server.sysid,
-          engine: 'native',
-          method: 'files',
-          type,
-          prior: prior?.id,
-          references,
-          walSegments: segments,
-          postgresMajor: major,
-          fileCount: fileList.files.length,
-          storedBytes,
-          storedBlocks,
-          referencedBytes,
-          jobs,
-        },
-      })
+        baseManifest(
+          {id, stack, startedAt, finishedAt, server, postgresMajor: major, positions, segments},
+          {
+            tools: {'charge-ops': version()},
+            compression: {algorithm: zstd ? 'zstd' : 'gzip', level},
+            encryption: options.encryption ? {algorithm: 'aes-256-gcm-chunked', keyId: options.encryption.keyId} : null,
+            parts,
+            base: {method: 'files', type, prior: prior?.id, references, fileCount: fileList.files.length, storedBytes, storedBlocks, referencedBytes, jobs},
+          },
+        ),
+      )
       return manifest
     } catch (error) {
       // a failed run removes what it stored (a killed one leaves it for `backup prune`)

@@ -7,7 +7,7 @@
  */
 import {ConfigError, UnreachableError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
-import {newBackupId, partKey, writeManifest, type BackupManifest} from '../repository/manifest.js'
+import {newBackupId, partKey, writeManifest, type BackupManifest, type BackupManifestInput} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import {ensureClusterIdentity, findWalObject} from '../wal/archive.js'
 import {parseLsn, parseWalFileName, segmentName, segnoBefore, segnoOf} from '../wal/names.js'
@@ -28,6 +28,52 @@ export interface BasebackupPositions {
   startLsn: string
   timeline: number
   stopLsn: string
+}
+
+/** What every base backup records, whichever engine copied the files (pg_basebackup or the file engine). */
+export interface BaseBackupFacts {
+  id: string
+  stack: string
+  startedAt: Date
+  finishedAt: Date
+  server: {version: string; sysid: string}
+  postgresMajor: number
+  positions: {startLsn: string; stopLsn: string; timeline: number}
+  /** the WAL segments from start to stop, all of them archived */
+  segments: string[]
+}
+
+/** A base backup's manifest: the shared facts plus the engine's own tools, parts and base fields. */
+export function baseManifest(
+  facts: BaseBackupFacts,
+  engine: Pick<BackupManifestInput, 'tools' | 'compression' | 'encryption' | 'parts'> & {base?: Partial<NonNullable<BackupManifestInput['base']>>},
+): BackupManifestInput {
+  return {
+    formatVersion: 1,
+    id: facts.id,
+    kind: 'base',
+    stack: facts.stack,
+    startedAt: facts.startedAt.toISOString(),
+    finishedAt: facts.finishedAt.toISOString(),
+    durationMs: facts.finishedAt.getTime() - facts.startedAt.getTime(),
+    postgresVersion: facts.server.version,
+    tools: engine.tools,
+    compression: engine.compression,
+    ...(engine.encryption === undefined ? {} : {encryption: engine.encryption}),
+    parts: engine.parts,
+    base: {
+      startLsn: facts.positions.startLsn,
+      stopLsn: facts.positions.stopLsn,
+      timeline: facts.positions.timeline,
+      startWalFile: facts.segments[0],
+      stopWalFile: facts.segments.at(-1),
+      systemIdentifier: facts.server.sysid,
+      engine: 'native',
+      walSegments: facts.segments,
+      postgresMajor: facts.postgresMajor,
+      ...engine.base,
+    },
+  }
 }
 
 /**
@@ -184,30 +230,18 @@ async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promis
 
     const {run} = await import('../core/proc/exec.js')
     const toolVersion = (await run('pg_basebackup', ['--version'])).stdout.trim()
-    return await writeManifest(storage, stack, {
-      formatVersion: 1,
-      id,
-      kind: 'base',
+    return await writeManifest(
+      storage,
       stack,
-      startedAt: startedAt.toISOString(),
-      finishedAt: finishedAt.toISOString(),
-      durationMs: finishedAt.getTime() - startedAt.getTime(),
-      postgresVersion: server.version,
-      tools: {pg_basebackup: toolVersion},
-      compression: {algorithm: 'zstd', level},
-      parts: [{name: 'base.tar.zst', component: 'base', bytes: stored.bytes, sha256: stored.sha256, compression: 'zstd', format: 'pg_basebackup-tar', contentBytes: raw}],
-      base: {
-        startLsn: positions.startLsn,
-        stopLsn: positions.stopLsn,
-        timeline: positions.timeline,
-        startWalFile: segments[0],
-        stopWalFile: last,
-        systemIdentifier: server.sysid,
-        engine: 'native',
-        walSegments: segments,
-        postgresMajor: major,
-      },
-    })
+      baseManifest(
+        {id, stack, startedAt, finishedAt, server, postgresMajor: major, positions, segments},
+        {
+          tools: {pg_basebackup: toolVersion},
+          compression: {algorithm: 'zstd', level},
+          parts: [{name: 'base.tar.zst', component: 'base', bytes: stored.bytes, sha256: stored.sha256, compression: 'zstd', format: 'pg_basebackup-tar', contentBytes: raw}],
+        },
+      ),
+    )
   } finally {
     await monitor?.stop()
     await release()
