@@ -22,6 +22,7 @@ import type {RepositoryStorage} from '../repository/storage.js'
 import {listArchive, readWal} from '../wal/archive.js'
 import {restoreCommand} from '../wal/command-lines.js'
 import {checkContinuity, type ContinuityReport} from '../wal/continuity.js'
+import {lastArchivedCommit, targetMicros} from '../wal/last-commit.js'
 import {formatLsn, parseLsn, segnoOf} from '../wal/names.js'
 import {describeTarget, recoveryConf, type RecoveryTarget} from './pitr-target.js'
 import {startAndAwaitRecovery, type Owner, type RecoveryOutcome} from './pitr-start.js'
@@ -177,6 +178,22 @@ export async function checkArchiveFor(storage: RepositoryStorage, stack: string,
       code: 'PITR_TARGET_BEYOND_ARCHIVE',
       hint: 'Run `charge-ops wal check` on the source to archive the current segment, or pick an earlier target.',
     })
+  }
+  if (target.kind === 'time') {
+    // PostgreSQL stops a time target only before a later commit: without one in the archive it runs
+    // out of WAL and refuses to promote — caught here, before anything is copied (and without --start
+    // nobody would see it until the server was started by hand)
+    const last = await lastArchivedCommit({storage, stack, path: report.path, timeline: report.timeline, firstSegment: report.firstSegment, lastSegno: report.lastSegno})
+    if (!last || last.micros <= targetMicros(target.time, target.text)) {
+      throw new ChecksFailedError(
+        `target time ${target.time.toISOString()} lies beyond the archived WAL: ${last ? `its last commit is ${last.text} (${last.segment}, LSN ${last.lsn})` : `no commit was archived after base backup ${base.id}`}, and recovery stops only before a commit later than the target`,
+        {
+          code: 'PITR_TARGET_BEYOND_ARCHIVE',
+          hint: 'Run `charge-ops wal check` on the source to archive the current segment (once a transaction has committed after the target), pick an earlier target, or use --latest.',
+          data: {lastCommit: last?.text, segment: last?.segment},
+        },
+      )
+    }
   }
   return report
 }

@@ -120,6 +120,29 @@ describe('restore pitr --start', () => {
     expect(fs.existsSync(path.join(dataDir, 'log', 'charge-ops-recovery.log'))).toBe(false)
   }, 180_000)
 
+  it('without --start, refuses a target after the last archived commit though a newer segment was archived after it', async () => {
+    // a commit, then the target, then a segment switch (no commit): the newest segment's archive
+    // time lies after the target but nothing recovery could stop before does — PostgreSQL would run
+    // out of WAL and refuse to promote, so the restore must not report success (it did: exit 0)
+    await pg.query('INSERT INTO t (id) VALUES (100)')
+    const [{at, target}] = await pg.query<{at: string; target: string}>("SELECT to_char((SELECT at FROM t WHERE id = 100) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS at, to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS target")
+    const check = cli(['wal', 'check', '--repo', repo, '--stack', STACK], {env: {DATABASE_URL: pg.url()}})
+    expect(check.code, check.stderr).toBe(0)
+    const dataDir = path.join(pg.serverDir('restores'), 'beyond-commit')
+    const r = cli(['restore', 'pitr', '--target-time', target, '--data-dir', dataDir, '--repo', repo, '--stack', STACK, '--yes', '--archive', 'off'], {asServer: true})
+    expect(r.code, r.stderr).toBe(1)
+    expect(r.stderr).toMatch(/lies beyond the archived WAL: its last commit is \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00/)
+    expect(r.stderr).toMatch(/wal check/)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+    expect(fs.existsSync(dataDir)).toBe(false)
+    // the same archive answers a target just before that commit: the check refuses only what cannot be reached
+    const {checkArchiveFor} = await import('../../src/restore/pitr.js')
+    const {listBackups} = await import('../../src/repository/manifest.js')
+    const storage = new LocalStorage(repo)
+    const [base] = (await listBackups(storage, STACK, {kind: 'base'})).complete
+    await expect(checkArchiveFor(storage, STACK, base, parseTarget({'target-time': at}))).resolves.toMatchObject({timeline: 1})
+  }, 180_000)
+
   it('reports a server that stopped short of its target as PITR_TARGET_NOT_REACHED, from this start\'s own log', async () => {
     const dataDir = path.join(pg.serverDir('restores'), 'short')
     const port = await freePort()

@@ -3,6 +3,7 @@ import {describe, expect, it} from 'vitest'
 import {chooseBaseBackup} from '../../src/restore/pitr.js'
 import {parseTarget, postgresTimestamp, recoveryConf} from '../../src/restore/pitr-target.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
+import {parseWaldumpCommits, targetMicros} from '../../src/wal/last-commit.js'
 
 describe('recovery targets', () => {
   it('needs exactly one target, and a time zone on times', () => {
@@ -13,6 +14,23 @@ describe('recovery targets', () => {
     expect(() => parseTarget({'target-lsn': 'zz'})).toThrow(/not a WAL position/)
     expect(parseTarget({'target-time': '2026-11-28T14:03:00.123456+08:00'})).toMatchObject({kind: 'time', text: '2026-11-28T14:03:00.123456+08:00'})
     expect(parseTarget({'target-lsn': '0/5000060'})).toEqual({kind: 'lsn', lsn: 0x5000060n})
+  })
+
+  it('reads commit times from pg_waldump to the microsecond, and compares targets at that precision', () => {
+    const out = [
+      'rmgr: Transaction len (rec/tot):     66/    66, tx:        722, lsn: 0/015004B0, prev 0/01500438, desc: COMMIT 2026-12-03 10:52:38.951802 UTC; inval msgs: catcache 21; sync',
+      'rmgr: Transaction len (rec/tot):     34/    34, tx:        724, lsn: 0/01500800, prev 0/015006D0, desc: ABORT 2026-12-03 10:52:39.000007 UTC',
+      'rmgr: Transaction len (rec/tot):     66/    66, tx:        725, lsn: 0/01500900, prev 0/01500800, desc: PREPARE gid g1: 2026-12-03 10:52:40 UTC',
+    ].join('\n')
+    const commits = parseWaldumpCommits(out, '000000010000000000000001')
+    expect(commits.map((c) => c.text)).toEqual(['2026-12-03 10:52:38.951802+00', '2026-12-03 10:52:39.000007+00'])
+    expect(commits[1]).toMatchObject({lsn: '0/01500800', micros: BigInt(Date.parse('2026-12-03T10:52:39Z')) * 1000n + 7n})
+    const t = parseTarget({'target-time': '2026-12-03T10:52:39.000006Z'})
+    if (t.kind !== 'time') throw new Error('time target expected')
+    expect(targetMicros(t.time, t.text) < commits[1].micros).toBe(true)
+    const u = parseTarget({'target-time': '2026-12-03T18:52:39.000007+08:00'})
+    if (u.kind !== 'time') throw new Error('time target expected')
+    expect(targetMicros(u.time, u.text)).toBe(commits[1].micros)
   })
 
   it('writes restore_command, the target and promote', () => {

@@ -18,6 +18,7 @@ export const INSTALL_HINTS: Record<string, string> = {
   psql: 'apt-get install -y postgresql-client-15',
   pg_basebackup: 'apt-get install -y postgresql-client-15',
   pg_ctl: 'apt-get install -y postgresql-15',
+  pg_waldump: 'apt-get install -y postgresql-15',
   initdb: 'apt-get install -y postgresql-15',
   postgres: 'apt-get install -y postgresql-15',
   'redis-server': 'apt-get install -y redis-server',
@@ -34,6 +35,8 @@ export interface RunOptions extends Pick<Options, 'cwd' | 'env' | 'timeout' | 'i
   failureExitCode?: ExitCodeValue
   /** what the command was for, used in the error message */
   purpose?: string
+  /** exit codes that still count as a result (pg_waldump exits 1 at the end of the WAL it is given) */
+  okExitCodes?: readonly number[]
 }
 
 export interface RunResult {
@@ -61,7 +64,7 @@ export function notFound(file: string): UnreachableError {
 /** Runs a command to completion and returns its output; throws a described error on failure. */
 export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const {execa} = await import('execa')
-  const {failureExitCode, purpose, ...execaOptions} = options
+  const {failureExitCode, purpose, okExitCodes, ...execaOptions} = options
   // bound: the child dies with this process, even when it is killed with SIGKILL (src/core/proc/child-lifetime.ts)
   const bound = boundToParent(file, args, {...process.env, ...execaOptions.env})
   if (!bound) throw notFound(file)
@@ -69,6 +72,10 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     const result = await execa(bound.file, bound.args, {...execaOptions, extendEnv: true, reject: true, stripFinalNewline: true})
     return {stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: result.exitCode ?? 0}
   } catch (error) {
+    const e = error as {exitCode?: number; signal?: string; timedOut?: boolean; stdout?: unknown; stderr?: unknown}
+    if (okExitCodes && e.exitCode !== undefined && !e.signal && !e.timedOut && okExitCodes.includes(e.exitCode)) {
+      return {stdout: String(e.stdout ?? ''), stderr: String(e.stderr ?? ''), exitCode: e.exitCode}
+    }
     throw toCommandError(error, file, args, {failureExitCode, purpose})
   }
 }
