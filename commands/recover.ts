@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../src/cli/base-command.js'
 import type {RecoverState} from '../src/restore/recover.js'
+import {pitrTargetFlags, repositoryLocationFlags} from '../src/cli/flags.js'
 
 export default class Recover extends BaseCommand<typeof Recover> {
   static summary = "The guide's quick-recovery runbook: maintenance on, restore, replay WAL, repoint, verify."
@@ -19,18 +20,13 @@ A failure leaves the old database serving: maintenance is switched off again and
     'CHARGE_OPS_PGBOUNCER_ADMIN_URL=postgresql://pgbouncer_admin:…@127.0.0.1:6432/pgbouncer <%= config.bin %> recover --latest --data-dir /srv/pg-recovered --port 5433 --pgbouncer-ini /etc/pgbouncer/pgbouncer.ini --yes',
   ]
   static flags = {
-    'target-time': Flags.string({description: 'recover up to this time (with a zone)'}),
-    'target-lsn': Flags.string({description: 'recover up to this WAL position'}),
-    'target-name': Flags.string({description: 'recover up to this restore point'}),
-    latest: Flags.boolean({description: 'recover to the end of the archived WAL'}),
+    ...pitrTargetFlags,
     'data-dir': Flags.string({required: true, description: 'the new data directory (empty or absent; owned by the postgres user)'}),
     port: Flags.integer({required: true, description: 'port of the recovered server'}),
     host: Flags.string({description: 'host written into the new DATABASE_URL', default: '127.0.0.1'}),
     'health-url': Flags.string({description: "the service's /health to check in step 5 (after you restarted it)"}),
     'no-maintenance': Flags.boolean({description: 'do not switch maintenance mode (no bundled service on this host)'}),
-    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
-    stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
-    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables (written into restore_command by path)'}),
+    ...repositoryLocationFlags,
     'pgbouncer-ini': Flags.string({description: "step 4 repoints this pgbouncer.ini's entry for the database (DATABASE_URL names PgBouncer and stays)", env: 'CHARGE_OPS_PGBOUNCER_INI'}),
     'pgbouncer-admin-url': Flags.string({description: 'PgBouncer admin console for RELOAD (else SIGHUP to its pidfile); prefer the variable', env: 'CHARGE_OPS_PGBOUNCER_ADMIN_URL', dependsOn: ['pgbouncer-ini']}),
   }

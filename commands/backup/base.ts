@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag, metricsFileFlag, pingUrlFlag} from '../../src/cli/repository-flags.js'
+import {databaseUrlFlag, encryptFlag, metricsFileFlag, pingUrlFlag, repositoryLocationFlags} from '../../src/cli/flags.js'
 import {manifestBytes, type BackupManifest} from '../../src/repository/manifest.js'
 import type {RepositoryStorage} from '../../src/repository/storage.js'
 
@@ -20,10 +20,8 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
     '<%= config.bin %> backup base --quiet --metrics-file /var/lib/prometheus/node-exporter/charge_ops_backup_base.prom',
   ]
   static flags = {
-    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
-    stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
-    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
-    'database-url': Flags.string({description: 'the server to back up (default: DATABASE_URL); needs REPLICATION'}),
+    ...repositoryLocationFlags,
+    'database-url': databaseUrlFlag('the server to back up; needs REPLICATION'),
     'wal-timeout': Flags.integer({description: "seconds to wait for the backup's WAL to be archived — the server's own wait at the end of the backup, then the backup history file; on timeout pg_basebackup is stopped and the command exits 5 naming pg_stat_archiver's last failure", default: 120}),
     engine: Flags.string({options: ['native', 'wal-g'], description: 'default: backup.engine from charge-ops.yaml'}),
     'data-dir': Flags.string({description: 'the server data directory (PGDATA) as this host sees it: wal-g, and --type (default: the server\'s data_directory)'}),

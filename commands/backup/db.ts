@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag, metricsFileFlag, pingUrlFlag, repoFlag, stackFlag} from '../../src/cli/repository-flags.js'
+import {encryptFlag, metricsFileFlag, pingUrlFlag, repoFlag, stackFlag} from '../../src/cli/flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupDb extends BaseCommand<typeof BackupDb> {

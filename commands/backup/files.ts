@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {metricsFileFlag, pingUrlFlag, repoFlag, stackFlag} from '../../src/cli/repository-flags.js'
+import {encryptFlag, metricsFileFlag, pingUrlFlag, repoFlag, stackFlag} from '../../src/cli/flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupFiles extends BaseCommand<typeof BackupFiles> {
@@ -11,7 +11,7 @@ export default class BackupFiles extends BaseCommand<typeof BackupFiles> {
   static flags = {
     repo: repoFlag,
     stack: stackFlag,
-    encrypt: Flags.string({description: 'encrypt parts with this key file (32 random bytes or 64 hex chars, mode 0600); default backup.encryption.keyFile', env: 'CHARGE_OPS_ENCRYPT_KEY_FILE'}),
+    encrypt: encryptFlag,
     'metrics-file': metricsFileFlag,
     'ping-url': pingUrlFlag,
     maintenance: Flags.boolean({description: 'put the service in maintenance mode while the Chroma folder is read', default: true, allowNo: true}),

@@ -1,14 +1,14 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {stackFlag} from '../../src/cli/repository-flags.js'
+import {repoFlag, stackFlag} from '../../src/cli/flags.js'
 
 export default class BackupList extends BaseCommand<typeof BackupList> {
   static summary = 'List the complete backups of the stack, newest first.'
   static description = 'Only backups with a manifest are complete and restorable; --all also shows what killed or failed runs left — incomplete backups, temp files of unfinished writes, incomplete S3 uploads — all removed by backup prune (and temp files by the next backup).'
   static examples = ['<%= config.bin %> backup list', '<%= config.bin %> backup list --kind db --json']
   static flags = {
-    repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    repo: repoFlag,
     stack: stackFlag,
     kind: Flags.string({options: ['db', 'files', 'base', 'all'], description: 'only this kind'}),
     all: Flags.boolean({description: 'also list incomplete backups and the temp files of killed runs'}),

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {repoFlag, stackFlag} from '../../src/cli/repository-flags.js'
+import {repoFlag, stackFlag} from '../../src/cli/flags.js'
 import type {PruneResult} from '../../src/backup/prune.js'
 
 export default class BackupPrune extends BaseCommand<typeof BackupPrune> {

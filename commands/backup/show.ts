@@ -1,8 +1,7 @@
 import {Args} from '@oclif/core'
-import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {stackFlag} from '../../src/cli/repository-flags.js'
+import {repoFlag, stackFlag} from '../../src/cli/flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupShow extends BaseCommand<typeof BackupShow> {
@@ -10,7 +9,7 @@ export default class BackupShow extends BaseCommand<typeof BackupShow> {
   static examples = ['<%= config.bin %> backup show latest', '<%= config.bin %> backup show 20261128T021500Z-db-3f2a --json']
   static args = {id: Args.string({description: 'backup id or "latest"', default: 'latest'})}
   static flags = {
-    repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    repo: repoFlag,
     stack: stackFlag,
   }
 

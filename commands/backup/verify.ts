@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag, repoFlag, stackFlag} from '../../src/cli/repository-flags.js'
+import {encryptFlag, repoFlag, stackFlag} from '../../src/cli/flags.js'
 import type {VerifyResult} from '../../src/restore/verify.js'
 
 export default class BackupVerify extends BaseCommand<typeof BackupVerify> {

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {stackFlag} from '../../src/cli/repository-flags.js'
+import {encryptFlag, repoFlag, stackFlag} from '../../src/cli/flags.js'
 import type {RestoreDbResult} from '../../src/restore/logical-db.js'
 
 export default class RestoreDb extends BaseCommand<typeof RestoreDb> {
@@ -25,9 +25,9 @@ Exit codes: 0 restored, 1 checksum / row-count mismatch, 2 refused (usage, non-e
     'admin-url': Flags.string({description: 'connection that creates and renames databases (needs CREATEDB and ownership, or a superuser); default DATABASE_URL', env: 'CHARGE_OPS_ADMIN_URL'}),
     'migrations-dir': Flags.string({description: "the installed service's migrations (default: ./service/migrations, else the bundled ones)"}),
     'no-maintenance': Flags.boolean({description: 'do not switch the service to maintenance mode while the live database is restored'}),
-    repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    repo: repoFlag,
     stack: stackFlag,
-    encrypt: Flags.string({description: 'key file the backup was encrypted with (default backup.encryption.keyFile)', env: 'CHARGE_OPS_ENCRYPT_KEY_FILE'}),
+    encrypt: encryptFlag,
   }
 
   async run(): Promise<RestoreDbResult> {

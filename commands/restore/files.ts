@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {stackFlag} from '../../src/cli/repository-flags.js'
+import {encryptFlag, repoFlag, stackFlag} from '../../src/cli/flags.js'
 import type {RestoreFilesResult} from '../../src/restore/files.js'
 
 export default class RestoreFiles extends BaseCommand<typeof RestoreFiles> {
@@ -19,9 +19,9 @@ Exit codes: 0 restored, 1 checksum / file list / Chroma count mismatch, 2 usage 
   static flags = {
     only: Flags.string({description: 'restore only this part', options: ['uploads', 'chroma'], multiple: true}),
     'no-maintenance': Flags.boolean({description: 'do not switch the service to maintenance mode during the swap'}),
-    repo: Flags.string({description: 'backup repository: a directory or s3://BUCKET/PREFIX (default: backup.repository)', env: 'CHARGE_OPS_REPO'}),
+    repo: repoFlag,
     stack: stackFlag,
-    encrypt: Flags.string({description: 'key file the backup was encrypted with (default backup.encryption.keyFile)', env: 'CHARGE_OPS_ENCRYPT_KEY_FILE'}),
+    encrypt: encryptFlag,
   }
 
   async run(): Promise<RestoreFilesResult> {

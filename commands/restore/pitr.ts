@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag} from '../../src/cli/repository-flags.js'
+import {databaseUrlFlag, encryptFlag, pitrTargetFlags, repositoryLocationFlags} from '../../src/cli/flags.js'
 import type {PitrResult} from '../../src/restore/pitr.js'
 import type {WalgRestoreResult} from '../../src/restore/walg.js'
 
@@ -17,21 +17,16 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
     '<%= config.bin %> restore pitr --target-lsn 0/5000060 --data-dir /srv/pg-restored --archive off --yes',
   ]
   static flags = {
-    'target-time': Flags.string({description: 'recover up to this time (with a zone, e.g. 2026-11-28T14:03:00+08:00); inclusive'}),
-    'target-lsn': Flags.string({description: 'recover up to this WAL position (e.g. 0/5000060); inclusive'}),
-    'target-name': Flags.string({description: 'recover up to this restore point (pg_create_restore_point)'}),
-    latest: Flags.boolean({description: 'recover to the end of the archived WAL'}),
+    ...pitrTargetFlags,
     'data-dir': Flags.string({required: true, description: 'the new data directory (must be empty or absent)'}),
     backup: Flags.string({description: 'use this base backup id instead of choosing one'}),
     start: Flags.boolean({description: 'start the server, wait until recovery ends, report the position', dependsOn: ['port']}),
     port: Flags.integer({description: 'port for the restored server (with --start)'}),
     timeout: Flags.integer({description: 'seconds to wait for recovery with --start', default: 3600}),
     archive: Flags.string({options: ['keep', 'off'], default: 'keep', description: 'keep: the restored server archives its new timeline into the same stack; off: a throw-away copy that archives nothing'}),
-    'database-url': Flags.string({description: 'with --start: credentials to ask the restored server (its roles are the backed-up server\'s; host and port are replaced); default DATABASE_URL'}),
+    'database-url': databaseUrlFlag("with --start: credentials to ask the restored server (its roles are the backed-up server's; host and port are replaced)"),
     'target-timeline': Flags.string({description: "recovery_target_timeline: latest (default), current, or a number"}),
-    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
-    stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
-    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables (written into restore_command by path)'}),
+    ...repositoryLocationFlags,
     engine: Flags.string({options: ['native', 'wal-g'], description: 'default: backup.engine from charge-ops.yaml'}),
     encrypt: encryptFlag,
     jobs: Flags.integer({description: 'parallel block readers for a file-engine backup (--type full|diff|incr)', min: 1, default: 2}),

@@ -1,6 +1,5 @@
-import {Flags} from '@oclif/core'
-
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {repositoryLocationFlags} from '../../src/cli/flags.js'
 
 interface ArchiveCommandResult {
   archive_command: string
@@ -13,9 +12,7 @@ export default class WalArchiveCommand extends BaseCommand<typeof WalArchiveComm
   static description = 'The lines are self-contained (absolute node and charge-ops paths, --repo and --stack) because PostgreSQL runs them as the postgres OS user without your environment. S3 credentials are referenced by file (--aws-env-file, mode 0600, readable by postgres), never written into the line.'
   static examples = ['<%= config.bin %> wal archive-command --repo /var/backups/charge-ops', '<%= config.bin %> wal archive-command --repo s3://backups/charge-ops --aws-env-file /etc/charge-ops/s3.env']
   static flags = {
-    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
-    stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
-    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
+    ...repositoryLocationFlags,
   }
 
   async run(): Promise<ArchiveCommandResult> {

@@ -2,16 +2,15 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
 import type {WalCheckResult} from '../../src/wal/check.js'
+import {databaseUrlFlag, repositoryLocationFlags} from '../../src/cli/flags.js'
 
 export default class WalCheck extends BaseCommand<typeof WalCheck> {
   static summary = 'Force a WAL switch and confirm the segment reaches the repository; report archive lag.'
   static description = 'Checks archive_mode / archive_command, that the repository belongs to this cluster (system identifier), then runs pg_switch_wal() and waits until that segment is in the repository. Exit 0 when it arrived, 1 when it did not within --timeout (with the archiver\'s last failure), 2 on configuration problems, 5 when PostgreSQL or the repository is unreachable.'
   static examples = ['<%= config.bin %> wal check', '<%= config.bin %> wal check --repo /var/backups/charge-ops --timeout 120 --json']
   static flags = {
-    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
-    stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
-    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
-    'database-url': Flags.string({description: 'the server to check (default: DATABASE_URL); needs pg_switch_wal() rights'}),
+    ...repositoryLocationFlags,
+    'database-url': databaseUrlFlag('the server to check; needs pg_switch_wal() rights'),
     timeout: Flags.integer({description: 'seconds to wait for the segment', default: 60}),
   }
 

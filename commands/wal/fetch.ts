@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
 import type {FetchResult} from '../../src/wal/fetch.js'
+import {repositoryLocationFlags} from '../../src/cli/flags.js'
 
 export default class WalFetch extends BaseCommand<typeof WalFetch> {
   static preloadConfig = false
@@ -21,9 +22,7 @@ export default class WalFetch extends BaseCommand<typeof WalFetch> {
     destination: Args.string({required: true, description: 'where to write it (%p)'}),
   }
   static flags = {
-    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
-    stack: Flags.string({description: 'stack name (the repository folder)'}),
-    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
+    ...repositoryLocationFlags,
     engine: Flags.string({options: ['native', 'wal-g'], default: 'native', description: 'wal-g: run `wal-g wal-fetch` (its exit status is passed on)'}),
   }
 

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {repositoryLocationFlags} from '../../src/cli/flags.js'
 
 interface WalPruneResult {
   keepFrom?: string
@@ -15,9 +16,7 @@ export default class WalPrune extends BaseCommand<typeof WalPrune> {
   static description = 'Keeps every WAL file from the first segment of the oldest complete base backup on, and every timeline history file; deletes older segments. Run it after `backup prune` has applied the retention policy to base backups. With no base backup nothing is deleted.'
   static examples = ['<%= config.bin %> wal prune --dry-run', '<%= config.bin %> wal prune --repo /var/backups/charge-ops --stack charge-analysis --yes']
   static flags = {
-    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
-    stack: Flags.string({description: 'stack name (default: from charge-ops.yaml)'}),
-    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
+    ...repositoryLocationFlags,
     'dry-run': Flags.boolean({description: 'only list what would be deleted'}),
   }
 

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
 import type {PushResult} from '../../src/wal/archive.js'
+import {repositoryLocationFlags} from '../../src/cli/flags.js'
 
 export default class WalPush extends BaseCommand<typeof WalPush> {
   static preloadConfig = false
@@ -15,9 +16,7 @@ PostgreSQL runs it as the postgres OS user in the data directory, without your e
   ]
   static args = {path: Args.string({required: true, description: 'the WAL file (%p: relative to the data directory)'})}
   static flags = {
-    repo: Flags.string({description: 'repository: a directory or s3://bucket/prefix', env: 'CHARGE_OPS_REPO'}),
-    stack: Flags.string({description: 'stack name (the repository folder)'}),
-    'aws-env-file': Flags.string({description: 'a 0600 file with AWS_* variables for an S3 repository'}),
+    ...repositoryLocationFlags,
     engine: Flags.string({options: ['native', 'wal-g'], default: 'native', description: 'wal-g: run `wal-g wal-push` with WALG_* settings derived from --repo / --stack'}),
     compression: Flags.string({options: ['zstd', 'gzip'], default: 'zstd', description: 'zstd (falls back to gzip when the binary is missing)'}),
   }

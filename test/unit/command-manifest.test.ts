@@ -37,4 +37,20 @@ describe('oclif.manifest.json', () => {
     )
     expect(actual).toEqual(expected)
   })
+
+  it('defines each shared flag once (src/cli/flags.ts): every command that has it shows the same help', () => {
+    const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {flags: Record<string, {description?: string; env?: string}>}>}
+    // init's --repo / --stack are values it writes into charge-ops.yaml, not a repository to open
+    const own = new Set(['init'])
+    // backup verify's textfile holds the restore-drill time, not a backup's metrics
+    const exceptions: Record<string, string[]> = {'metrics-file': ['backup:verify']}
+    for (const name of ['repo', 'stack', 'aws-env-file', 'encrypt', 'metrics-file', 'ping-url', 'target-time', 'target-lsn', 'target-name', 'latest']) {
+      const seen = new Set<string>()
+      for (const [id, c] of Object.entries(manifest.commands)) {
+        const flag = c.flags[name]
+        if (flag && !own.has(id) && !exceptions[name]?.includes(id)) seen.add(`${flag.description} [${flag.env ?? ''}]`)
+      }
+      expect([...seen], `--${name}`).toHaveLength(1)
+    }
+  })
 })
