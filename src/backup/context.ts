@@ -40,6 +40,8 @@ export interface BackupContext {
   compression: CompressionSpec & {toolVersion?: string}
   encryption?: EncryptionKey
   metricsFile?: string
+  /** backup.pushgatewayUrl: k8s CronJobs push what a host's job writes to the textfile */
+  pushgatewayUrl?: string
   pingUrl?: string
   now: () => Date
 }
@@ -68,6 +70,7 @@ export async function openBackupContext(options: BackupRunOptions): Promise<Back
     compression,
     encryption,
     metricsFile: options.metricsFile ?? settings.yaml.backup.metricsFile,
+    pushgatewayUrl: settings.yaml.backup.pushgatewayUrl,
     pingUrl: options.pingUrl ?? settings.yaml.backup.pingUrl,
     now: options.now ?? (() => new Date()),
   }
@@ -125,7 +128,7 @@ export interface BackupBody {
  * the failure metric is written and the ping URL gets /fail.
  */
 export async function runBackup(ctx: BackupContext, kind: BackupKind, command: string, body: (id: string) => Promise<BackupBody>): Promise<BackupManifest> {
-  const {ping, updateMetricsFile, successMetrics, failureMetrics} = await import('./metrics.js')
+  const {ping, publishMetrics, successMetrics, failureMetrics} = await import('./metrics.js')
   const release = await acquireLock(ctx.storage, ctx.stack, {command})
   // under the lock: what killed runs left (temp files, S3 uploads) goes before this run adds more
   const {sweepLeftoverTemporary} = await import('../repository/leftovers.js')
@@ -156,13 +159,13 @@ export async function runBackup(ctx: BackupContext, kind: BackupKind, command: s
       tools: {'charge-ops': version(), [ctx.compression.algorithm === 'zstd' ? 'zstd' : 'gzip']: ctx.compression.toolVersion ?? '', ...result.extra?.tools},
       parts: result.parts,
     })
-    if (ctx.metricsFile) await updateMetricsFile(ctx.metricsFile, successMetrics(ctx.stack, kind, finished, manifest.durationMs ?? 0, manifestBytes(manifest)), ctx.logger)
+    await publishMetrics(ctx, successMetrics(ctx.stack, kind, finished, manifest.durationMs ?? 0, manifestBytes(manifest)), ctx.logger)
     await ping(ctx.pingUrl, 'success', `${command} ${id} ok`, ctx.logger)
     return manifest
   } catch (error) {
     const objects = await ctx.storage.list(backupPrefix(ctx.stack, id)).catch(() => [])
     await ctx.storage.delete(objects.map((o) => o.key)).catch(() => {})
-    if (ctx.metricsFile) await updateMetricsFile(ctx.metricsFile, failureMetrics(ctx.stack, kind, ctx.now()), ctx.logger)
+    await publishMetrics(ctx, failureMetrics(ctx.stack, kind, ctx.now()), ctx.logger)
     await ping(ctx.pingUrl, 'fail', `${command} ${id} failed: ${error instanceof Error ? error.message : String(error)}`, ctx.logger)
     throw error instanceof CliError ? error : describeStorageError(error, `backup ${id}`)
   } finally {

@@ -50,6 +50,38 @@ export function renderTextfile(samples: Sample[]): string {
 }
 
 /**
+ * Pushes `samples` to a Pushgateway (k8s CronJobs: the pod is gone before any scrape). One group
+ * per stack and kind (`/metrics/job/charge-ops/stack/S/kind/K`), by POST: it replaces only the
+ * families sent, so a failure's timestamp does not erase the last success's. Never fails the run.
+ */
+export async function pushMetrics(url: string, samples: Sample[], logger?: Logger): Promise<void> {
+  const groups = new Map<string, Sample[]>()
+  for (const s of samples) {
+    const key = `/stack/${encodeURIComponent(s.labels.stack ?? '')}/kind/${encodeURIComponent(s.labels.kind ?? '')}`
+    groups.set(key, [...(groups.get(key) ?? []), s])
+  }
+  for (const [key, group] of groups) {
+    try {
+      const response = await fetch(`${url.replace(/\/+$/, '')}/metrics/job/charge-ops${key}`, {method: 'POST', body: renderTextfile(group), headers: {'content-type': 'text/plain; version=0.0.4'}, signal: AbortSignal.timeout(10_000)})
+      if (!response.ok) logger?.warn(`could not push metrics to the Pushgateway ${url}: HTTP ${response.status} ${(await response.text()).slice(0, 200)}`)
+    } catch (error) {
+      logger?.warn(`could not push metrics to the Pushgateway ${url}: ${(error as Error).message}`)
+    }
+  }
+}
+
+/** Where a run's metrics go: the node_exporter textfile, the Pushgateway, both or neither. */
+export interface MetricsSinks {
+  metricsFile?: string
+  pushgatewayUrl?: string
+}
+
+export async function publishMetrics(sinks: MetricsSinks, samples: Sample[], logger?: Logger): Promise<void> {
+  if (sinks.metricsFile) await updateMetricsFile(sinks.metricsFile, samples, logger)
+  if (sinks.pushgatewayUrl) await pushMetrics(sinks.pushgatewayUrl, samples, logger)
+}
+
+/**
  * Merges `updates` into the textfile (same name + labels replaced) and writes it atomically:
  * src/core/fs, so the collector never reads half a file.
  */
@@ -117,7 +149,7 @@ export async function ping(url: string | undefined, event: 'start' | 'success' |
  * never fails the run; the run's own error is rethrown unchanged.
  */
 export async function reportBackupRun<T>(
-  opts: {metricsFile?: string; pingUrl?: string; stack: string; kind: string; label: string; logger?: Logger; now?: () => Date},
+  opts: MetricsSinks & {pingUrl?: string; stack: string; kind: string; label: string; logger?: Logger; now?: () => Date},
   run: () => Promise<T>,
   bytesOf: (result: T) => number | undefined,
 ): Promise<T> {
@@ -128,16 +160,14 @@ export async function reportBackupRun<T>(
   try {
     result = await run()
   } catch (error) {
-    if (opts.metricsFile) await updateMetricsFile(opts.metricsFile, failureMetrics(opts.stack, opts.kind, now()), opts.logger)
+    await publishMetrics(opts, failureMetrics(opts.stack, opts.kind, now()), opts.logger)
     await ping(opts.pingUrl, 'fail', `${opts.label} failed: ${error instanceof Error ? error.message : String(error)}`, opts.logger)
     throw error
   }
   const finished = now()
-  if (opts.metricsFile) {
-    const bytes = bytesOf(result)
-    const samples = successMetrics(opts.stack, opts.kind, finished, finished.getTime() - started.getTime(), bytes ?? 0).filter((s) => bytes !== undefined || s.name !== 'charge_ops_backup_bytes')
-    await updateMetricsFile(opts.metricsFile, samples, opts.logger)
-  }
+  const bytes = bytesOf(result)
+  const samples = successMetrics(opts.stack, opts.kind, finished, finished.getTime() - started.getTime(), bytes ?? 0).filter((s) => bytes !== undefined || s.name !== 'charge_ops_backup_bytes')
+  await publishMetrics(opts, samples, opts.logger)
   await ping(opts.pingUrl, 'success', `${opts.label} ok`, opts.logger)
   return result
 }

@@ -46,6 +46,8 @@ export const backupSchema = z
       .optional(),
     retention: retentionSchema.default({keepLast: 7, keepDays: 30, daily: 7, weekly: 4, monthly: 6}),
     metricsFile: z.string().optional(),
+    /** k8s: CronJob pods live minutes, so the jobs push their metrics here (docs/monitoring.md) */
+    pushgatewayUrl: z.string().url().optional(),
     pingUrl: z.string().url().optional(),
   })
   .strict()

@@ -11,7 +11,7 @@ import {DEFAULT_HOST_PATHS, renderSystemd} from '../schedule/render.js'
 import {UsageError} from '../errors.js'
 import {namesFor, type Answers} from './answers.js'
 import type {PlannedFile} from '../core/fs/file-plan.js'
-import {planKubernetes} from './k8s.js'
+import {planKubernetes, PUSHGATEWAY_SERVICE} from './k8s.js'
 import {buildMonitoringRoleSql, MONITOR_ROLE, monitorPassword} from './monitoring-role.js'
 import {formatKb, tunePostgres} from './pgtune.js'
 import {buildRolesSql} from './roles-sql.js'
@@ -270,6 +270,8 @@ export function renderChargeOpsYaml(answers: Answers, installDir?: string): stri
       repository: answers.backup.repository,
       ...(answers.backup.endpoint || answers.backup.region ? {s3: {...(answers.backup.endpoint ? {endpoint: answers.backup.endpoint, forcePathStyle: true} : {}), ...(answers.backup.region ? {region: answers.backup.region} : {})}} : {}),
       retention: {keepLast: 7, keepDays: 30, daily: 7, weekly: 4, monthly: 6},
+      // k8s: the CronJobs' pods are gone before any scrape, so they push (k8s/exporters.yaml runs it)
+      ...(answers.target === 'k8s' ? {pushgatewayUrl: `http://${PUSHGATEWAY_SERVICE}.${namesFor(answers).namespace}.svc:9091`} : {}),
     },
     schedules: schedulesYaml(answers.timezone),
     ...(answers.target === 'compose' ? {compose: composeAccess(answers)} : {}),

@@ -41,9 +41,9 @@ export async function verifyBackup(ctx: BackupContext, ref: string, options: Ver
 }
 
 async function recordVerifyMetrics(ctx: BackupContext, kind: string, outcome: Parameters<typeof import('../backup/metrics.js').verifyMetrics>[3]): Promise<void> {
-  if (!ctx.metricsFile) return
-  const {updateMetricsFile, verifyMetrics} = await import('../backup/metrics.js')
-  await updateMetricsFile(ctx.metricsFile, verifyMetrics(ctx.stack, kind, ctx.now(), outcome), ctx.logger)
+  if (!ctx.metricsFile && !ctx.pushgatewayUrl) return
+  const {publishMetrics, verifyMetrics} = await import('../backup/metrics.js')
+  await publishMetrics(ctx, verifyMetrics(ctx.stack, kind, ctx.now(), outcome), ctx.logger)
 }
 
 async function verifyManifest(ctx: BackupContext, manifest: BackupManifest, options: VerifyOptions): Promise<VerifyResult> {

@@ -9,7 +9,7 @@ import {freePort} from './ports.js';
 import {cleanEnv, onProcessExit, runUnchecked, spawnTied, waitForExit, waitUntil, type RunResult} from './process.js';
 
 export const PROMETHEUS_INSTALL_HINT =
-  'apt-get install -y prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter prometheus-node-exporter';
+  'apt-get install -y prometheus prometheus-alertmanager prometheus-pushgateway prometheus-postgres-exporter prometheus-redis-exporter prometheus-node-exporter';
 
 export function promtoolPath(): string {
   return requireBinary('promtool', PROMETHEUS_INSTALL_HINT);
