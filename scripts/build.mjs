@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Build: compile TypeScript, build the web UI (web/ → dist/web, Vite), then regenerate
-// oclif.manifest.json and the README command reference, so that the manifest used at start-up and
-// the documented commands never lag the code. Prints the UI's first-screen JavaScript, gzipped,
+// oclif.manifest.json, docs/exit-codes.md and the command reference (docs/commands/, one page per
+// topic), so that the manifest used at start-up and the documented commands never lag the code. Prints the UI's first-screen JavaScript, gzipped,
 // and fails above its budget (200 KB).
 // The manifest is regenerated even when tsc reports type errors (it still emits), so that one
 // broken file does not hide every other command; the build still fails at the end.
-//   --no-readme   leave README.md alone
+//   --no-readme   leave the command reference (docs/commands/) alone
 //   --if-stale    do nothing when dist/ is newer than every source file (used by `npm test`)
 import {execFileSync} from 'node:child_process'
 import {existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
@@ -65,12 +65,25 @@ try {
 const manifest = JSON.parse(readFileSync('oclif.manifest.json', 'utf8'))
 manifest.commands = Object.fromEntries(Object.entries(manifest.commands).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
 writeFileSync('oclif.manifest.json', JSON.stringify(manifest, null, 2) + '\n')
-if (!process.argv.includes('--no-readme')) node([...oclif, 'readme', '--no-aliases'])
+if (!process.argv.includes('--no-readme')) commandReference()
 if (failed) {
   console.error('build: TypeScript reported errors (see above)')
   process.exit(1)
 }
 writeFileSync(stamp, new Date().toISOString() + '\n')
+
+/**
+ * docs/commands/: `oclif readme --multi` writes a page per topic and the topic list into the index
+ * page's <!-- commands --> block. Pages of topics that no longer exist are removed first; the
+ * index's links are made relative to it (oclif writes them relative to the repository root).
+ */
+function commandReference() {
+  const dir = 'docs/commands'
+  const index = join(dir, 'README.md')
+  for (const file of readdirSync(dir)) if (file.endsWith('.md') && file !== 'README.md') rmSync(join(dir, file))
+  node([...oclif, 'readme', '--multi', '--no-aliases', '--output-dir', dir, '--readme-path', index])
+  writeFileSync(index, readFileSync(index, 'utf8').replaceAll(`](${dir}/`, '](./'))
+}
 
 /**
  * web/ → dist/web (content-hashed assets; the location is stable: the service serves it, the
