@@ -160,6 +160,12 @@ volumes: {postgres_data: {}, uploads_data: {}, chromadb_data: {}, models_data: {
     ['postgres published on 0.0.0.0', good.replace('    image: postgres:15\n', '    image: postgres:15\n    ports: ["5432:5432"]\n'), 'error:compose/published-database'],
     ['an undeclared volume', good.replace('models_data: {}', 'other: {}'), 'error:compose/undeclared-volume'],
   ])('%s', (_n, text, expected) => expect(compose(text).found).toContain(expected))
+  it('an exporter run from the postgres image (its own entrypoint) is not judged as a database server', () => {
+    const exporter = '  postgres-exporter:\n    image: postgres:15\n    entrypoint: ["prometheus-postgres-exporter"]\nvolumes:'
+    expect(compose(good.replace('volumes: {postgres_data', `${exporter} {postgres_data`)).found).toEqual([])
+    // the same service without the entrypoint would be a second PostgreSQL without its volume
+    expect(compose(good.replace('volumes: {postgres_data', `${exporter.replace('    entrypoint: ["prometheus-postgres-exporter"]\n', '')} {postgres_data`)).found).toContain('error:compose/postgres-volume')
+  })
   it('postgres on loopback only is fine', () => {
     expect(compose(good.replace('    image: postgres:15\n', '    image: postgres:15\n    ports: ["127.0.0.1:5432:5432"]\n')).found).toEqual([])
   })

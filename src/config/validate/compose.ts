@@ -27,6 +27,8 @@ export interface ComposeService {
   /** service → condition (service_started when the short list form is used) */
   dependsOn: Record<string, string>
   dependsOnLine?: number
+  /** the entrypoint's program when the service overrides it (an exporter run from the postgres image) */
+  entrypoint?: string
 }
 
 export interface ComposeModel {
@@ -44,7 +46,10 @@ export interface ValidatedCompose {
 const POSTGRES_IMAGE = /(^|\/)(postgres|postgis|postgresql|timescaledb)(:|@|$)/i
 const DATABASE_IMAGE = /(^|\/)(postgres|postgis|postgresql|timescaledb|redis|valkey|keydb|chroma|chromadb|pgbouncer)(:|@|$)/i
 
-export const isPostgres = (s: ComposeService) => POSTGRES_IMAGE.test(s.image ?? '') || (!s.image && /^postgres/.test(s.name)) || s.name === 'postgres'
+// a service that runs the postgres image with another program as its entrypoint (the stack's
+// postgres-exporter does) is not a database server: no data volume, no healthcheck rules for it
+const runsOtherProgram = (s: ComposeService) => s.entrypoint !== undefined && !/(^|\/)(postgres|docker-entrypoint(\.sh)?)$/.test(s.entrypoint)
+export const isPostgres = (s: ComposeService) => !runsOtherProgram(s) && (POSTGRES_IMAGE.test(s.image ?? '') || (!s.image && /^postgres/.test(s.name)) || s.name === 'postgres')
 const isDatabase = (s: ComposeService) => DATABASE_IMAGE.test(s.image ?? '') || /^(postgres|redis|chroma|chromadb|pgbouncer)$/.test(s.name)
 export const isBackend = (s: ComposeService) => /backend/i.test(s.name) || /backend/i.test(s.build ?? '')
 
@@ -110,6 +115,7 @@ function buildModel(parsed: ParsedYaml, data: Record<string, unknown>): ComposeM
       healthcheck,
       dependsOn,
       dependsOnLine: d.depends_on ? at('depends_on') : undefined,
+      entrypoint: Array.isArray(d.entrypoint) ? String(d.entrypoint[0] ?? '') : typeof d.entrypoint === 'string' ? d.entrypoint.trim().split(/\s+/)[0] : undefined,
     })
   }
   return {file: parsed.file, services, declaredVolumes: new Set(Object.keys((data.volumes ?? {}) as object))}
