@@ -388,14 +388,18 @@ async function storeUpload(config: ServiceConfig, source: Readable, rawName: str
       done(problem ? new HttpError(422, 'not_a_session_log', problem) : null)
     },
   })
+  const sink = createWriteStream(temp, {mode: 0o640})
   try {
-    await pipeline(source, meter, createWriteStream(temp, {mode: 0o640}))
+    await pipeline(source, meter, sink)
     if (truncated()) throw new HttpError(413, 'too_large', `the log is larger than ${limit} bytes`)
     if (bytes === 0) throw new HttpError(400, 'empty', 'the uploaded log is empty')
     const fd = openSync(temp, 'r')
     fsyncSync(fd)
     closeSync(fd)
   } catch (error) {
+    // a refusal on the first chunk can come before the file is even open: removing it then would
+    // race the open, which creates it afterwards — wait until the sink is closed, then remove
+    if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()))
     rmSync(temp, {force: true})
     if ((error as {code?: string}).code === 'FST_REQ_FILE_TOO_LARGE') throw new HttpError(413, 'too_large', `the log is larger than ${limit} bytes`)
     throw error
