@@ -39,7 +39,7 @@ Exit codes: 0 clean (notes and, without --strict, warnings allowed); 1 findings 
     crontab: Flags.string({description: 'path to a crontab file'}),
   }
 
-  async run(): Promise<ValidateCommandResult | unknown> {
+  async run(): Promise<ValidateCommandResult['report']> {
     const {argv} = await this.parse(ConfigValidate)
     const flags = this.flags
     let hostRamBytes: number | undefined
@@ -68,7 +68,8 @@ Exit codes: 0 clean (notes and, without --strict, warnings allowed); 1 findings 
     process.exitCode = result.report.exitCode
     if (format === 'sarif') {
       this.log(JSON.stringify(result.sarif, null, 2))
-      return result.sarif
+      // --json forces the json format, so this return value is never printed: the report is the contract
+      return result.report
     }
     if (format === 'text') this.log(result.text)
     return result.report
