@@ -14,6 +14,7 @@ import {tmpdir} from 'node:os'
 import {join, relative} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
+import {monitorPassword} from '../../src/install/monitoring-role.js'
 import {readExistingSecrets, SECRET_NAMES} from '../../src/install/secrets.js'
 
 const root = join(import.meta.dirname, '..', '..')
@@ -83,6 +84,8 @@ function snapshotDir(dir: string): Record<string, {mode: string; content: string
   for (const path of listFiles(dir)) {
     let content = readFileSync(join(dir, path), 'utf8')
     for (const name of SECRET_NAMES) if (secrets[name]) content = content.replaceAll(secrets[name], `«${name}»`)
+    // the monitoring role's password is derived from the superuser's, so it differs per run too
+    if (secrets.postgresPassword) content = content.replaceAll(monitorPassword(secrets.postgresPassword), '«monitor»')
     // the local target writes absolute paths of its install directory (units, archive_command)
     content = content.replaceAll(dir, '«dir»')
     // compose: each run makes its own self-signed certificate for nginx
