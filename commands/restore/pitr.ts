@@ -30,6 +30,7 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
     engine: Flags.string({options: ['native', 'wal-g'], description: 'default: backup.engine from charge-ops.yaml'}),
     encrypt: encryptFlag,
     jobs: Flags.integer({description: 'parallel block readers for a file-engine backup (--type full|diff|incr)', min: 1, default: 2}),
+    'wal-prefetch': Flags.integer({description: 'restore_command fetches this many WAL segments ahead into a spool in the data directory (0: none; docs/pitr.md)', min: 0, max: 256, default: 8}),
   }
 
   async run(): Promise<PitrResult | WalgRestoreResult> {
@@ -77,6 +78,7 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
       progress: (label, total) => this.progress(label, total),
       encryption: await this.restoreKey(),
       jobs: this.flags.jobs,
+      walPrefetch: this.flags['wal-prefetch'],
     })
     this.log(`restored base backup ${result.backupId} into ${result.dataDir} (WAL ${result.archive.firstSegment} … ${result.archive.lastSegment} available)`)
     if (result.recovery) {

@@ -16,6 +16,7 @@ export default class WalFetch extends BaseCommand<typeof WalFetch> {
   static examples = [
     "restore_command = '<%= config.bin %> wal fetch %f %p --repo /var/backups/charge-ops --stack charge-analysis'",
     '<%= config.bin %> wal fetch 000000010000000000000003 /tmp/seg --repo /var/backups/charge-ops --stack charge-analysis',
+    "restore_command = '<%= config.bin %> wal fetch %f %p --repo /var/backups/charge-ops --stack charge-analysis --prefetch 8 --process-max 2'",
   ]
   static args = {
     name: Args.string({required: true, description: 'the WAL file name (%f)'}),
@@ -24,6 +25,9 @@ export default class WalFetch extends BaseCommand<typeof WalFetch> {
   static flags = {
     ...repositoryLocationFlags,
     engine: Flags.string({options: ['native', 'wal-g'], default: 'native', description: 'wal-g: run `wal-g wal-fetch` (its exit status is passed on)'}),
+    prefetch: Flags.integer({min: 0, max: 256, default: 0, description: 'also fetch the next K segments in parallel into the spool; later calls are served from it (docs/pitr.md)'}),
+    'process-max': Flags.integer({min: 1, max: 64, default: 2, description: 'segments the prefetch worker fetches at once'}),
+    spool: Flags.string({description: 'the spool directory (default: charge-ops-spool in the data directory)'}),
   }
 
   /** charge-ops.yaml is read only when the command line does not say where the repository is. */
@@ -50,8 +54,11 @@ export default class WalFetch extends BaseCommand<typeof WalFetch> {
     }
     try {
       const {openWalRepository} = await import('../../src/wal/context.js')
-      const {storage, stack} = await openWalRepository(this.flags, await this.settingsIfNeeded())
-      const result = await fetchWal({storage, stack, name: this.args.name, destination: this.args.destination})
+      const {storage, stack, repository} = await openWalRepository(this.flags, await this.settingsIfNeeded())
+      const {spoolDir} = await import('../../src/wal/spool.js')
+      const prefetch = this.flags.prefetch > 0 ? {count: this.flags.prefetch, processMax: this.flags['process-max'], dir: spoolDir('fetch', {repository, stack}, this.flags.spool), repository, stack} : undefined
+      const result = await fetchWal({storage, stack, name: this.args.name, destination: this.args.destination, prefetch})
+      if (result.prefetchProblem) this.logger.warn(`wal fetch ${this.args.name}: ${result.prefetchProblem}; the next segments are fetched directly`)
       if (result.status === 'missing') process.exitCode = FETCH_MISSING_EXIT
       return result
     } catch (error) {

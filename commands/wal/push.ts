@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../../src/cli/base-command.js'
 import type {PushResult} from '../../src/wal/archive.js'
 import {repositoryLocationFlags} from '../../src/cli/flags.js'
+import type {AsyncPushResult} from '../../src/wal/async-push.js'
 
 export default class WalPush extends BaseCommand<typeof WalPush> {
   static preloadConfig = false
@@ -12,6 +13,7 @@ export default class WalPush extends BaseCommand<typeof WalPush> {
 PostgreSQL runs it as the postgres OS user in the data directory, without your environment: keep the command line self-contained (see \`charge-ops wal archive-command\`).`
   static examples = [
     "archive_command = '<%= config.bin %> wal push %p --repo /var/backups/charge-ops --stack charge-analysis'",
+    "archive_command = '<%= config.bin %> wal push %p --repo /var/backups/charge-ops --stack charge-analysis --async --process-max 2'",
     "archive_command = '<%= config.bin %> wal push %p --repo s3://backups/charge-ops --stack charge-analysis --aws-env-file /etc/charge-ops/s3.env'",
   ]
   static args = {path: Args.string({required: true, description: 'the WAL file (%p: relative to the data directory)'})}
@@ -19,6 +21,9 @@ PostgreSQL runs it as the postgres OS user in the data directory, without your e
     ...repositoryLocationFlags,
     engine: Flags.string({options: ['native', 'wal-g'], default: 'native', description: 'wal-g: run `wal-g wal-push` with WALG_* settings derived from --repo / --stack'}),
     compression: Flags.string({options: ['zstd', 'gzip'], default: 'zstd', description: 'zstd (falls back to gzip when the binary is missing)'}),
+    async: Flags.boolean({default: false, description: 'also push the next .ready segments in parallel and record them in the spool; later calls return once they checked the record (docs/pitr.md)'}),
+    'process-max': Flags.integer({min: 1, max: 64, default: 2, description: 'with --async: segments pushed at once'}),
+    spool: Flags.string({description: 'with --async: the spool directory (default: charge-ops-spool in the data directory)'}),
   }
 
   /** charge-ops.yaml is read only when the command line does not say where the repository is. */
@@ -27,7 +32,7 @@ PostgreSQL runs it as the postgres OS user in the data directory, without your e
     return () => settings ?? {stack: ''}
   }
 
-  async run(): Promise<PushResult | {engine: 'wal-g'; file: string}> {
+  async run(): Promise<PushResult | AsyncPushResult | {engine: 'wal-g'; file: string}> {
     if (this.flags.engine === 'wal-g') {
       const {walgFromFlags} = await import('../../src/backup/walg-cli.js')
       const {env, runWalg, walgPlans} = await walgFromFlags(this.flags, await this.settingsIfNeeded(true))
@@ -36,7 +41,13 @@ PostgreSQL runs it as the postgres OS user in the data directory, without your e
     }
     const {openWalRepository} = await import('../../src/wal/context.js')
     const {pushWal} = await import('../../src/wal/archive.js')
-    const {storage, stack} = await openWalRepository(this.flags, await this.settingsIfNeeded())
+    const {storage, stack, repository} = await openWalRepository(this.flags, await this.settingsIfNeeded())
+    if (this.flags.async) {
+      const {pushWalAsync} = await import('../../src/wal/async-push.js')
+      const done = await pushWalAsync({storage, stack, repository, path: this.args.path, compression: this.flags.compression as 'zstd' | 'gzip', processMax: this.flags['process-max'], spool: this.flags.spool})
+      this.logger.debug(`${done.file}: ${done.fromSpool ? 'pushed ahead earlier (spool record, content checked)' : `→ ${done.key}`}; pushed ahead ${done.pushedAhead.length}, failed ${done.failedAhead.length}`)
+      return done
+    }
     const result = await pushWal({storage, stack, path: this.args.path, compression: this.flags.compression as 'zstd' | 'gzip'})
     this.logger.debug(`${result.file} → ${storage.location}/${result.key} (${result.bytes} → ${result.storedBytes} bytes${result.alreadyArchived ? ', already archived' : ''})`)
     return result

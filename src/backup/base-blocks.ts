@@ -111,8 +111,8 @@ export async function decodeBlock(body: Buffer, block: StoredBlock, what: string
 
 // ------------------------------------------------------------------ what to copy
 
-/** Directories whose contents a base backup never needs (pg_basebackup leaves them out too). */
-export const EXCLUDED_DIR_CONTENTS = new Set(['pg_wal', 'pg_dynshmem', 'pg_notify', 'pg_replslot', 'pg_serial', 'pg_snapshots', 'pg_stat_tmp', 'pg_subtrans'])
+/** Directories whose contents a base backup never needs (pg_basebackup leaves them out too; charge-ops-spool: the WAL spool, src/wal/spool.ts). */
+export const EXCLUDED_DIR_CONTENTS = new Set(['charge-ops-spool', 'pg_wal', 'pg_dynshmem', 'pg_notify', 'pg_replslot', 'pg_serial', 'pg_snapshots', 'pg_stat_tmp', 'pg_subtrans'])
 /** Files never copied: the running server's, the non-exclusive backup's own (stored as returned), caches. */
 export const EXCLUDED_FILES = new Set(['postmaster.pid', 'postmaster.opts', 'backup_label', 'tablespace_map', 'pg_internal.init', 'current_logfiles', 'backup_label.old', 'recovery.signal', 'standby.signal'])
 

@@ -10,7 +10,7 @@
  */
 import {createHash} from 'node:crypto'
 import {existsSync} from 'node:fs'
-import {appendFile, chmod, chown, mkdir, open, readdir, rename, stat, writeFile} from 'node:fs/promises'
+import {appendFile, chmod, chown, mkdir, open, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -21,6 +21,7 @@ import {backupIdTime, findPart, listBackups, partKey, type BackupManifest} from 
 import type {RepositoryStorage} from '../repository/storage.js'
 import {listArchive, readWal} from '../wal/archive.js'
 import {restoreCommand} from '../wal/command-lines.js'
+import {DEFAULT_SPOOL_DIR} from '../wal/spool.js'
 import {checkContinuity, type ContinuityReport} from '../wal/continuity.js'
 import {lastArchivedCommit, targetMicros} from '../wal/last-commit.js'
 import {formatLsn, parseLsn, segnoOf} from '../wal/names.js'
@@ -54,6 +55,8 @@ export interface PitrOptions {
   /** file-engine backups: the key their blocks were encrypted with, and parallel block readers */
   encryption?: import('../backup/encryption.js').EncryptionKey
   jobs?: number
+  /** restore_command prefetches this many segments ahead (`wal fetch --prefetch`); 0/undefined: none */
+  walPrefetch?: number
 }
 
 export interface PitrResult {
@@ -247,7 +250,7 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   if (!existsSync(join(dataDir, PARTIAL_CONTROL))) throw new ChecksFailedError(`base backup ${base.id} holds no global/pg_control`, {code: 'PITR_BASE_CORRUPT'})
 
   // recovery settings, then recovery.signal, then pg_control — each durable before the next
-  const command = restoreCommand({repository: options.repository, stack, awsEnvFile: options.awsEnvFile, entry: options.entry, fast: true})
+  const command = restoreCommand({repository: options.repository, stack, awsEnvFile: options.awsEnvFile, entry: options.entry, fast: true, prefetch: options.walPrefetch})
   const autoConf = join(dataDir, 'postgresql.auto.conf')
   await appendFile(autoConf, recoveryConf({target: options.target, restoreCommand: command, port: options.start?.port ?? options.port, archive: options.archive, targetTimeline: options.targetTimeline}))
   const signal = join(dataDir, 'recovery.signal')
@@ -279,6 +282,8 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   }
   result.recovery = await startAndAwaitRecovery(dataDir, options.start.port, options.start.timeoutSec ?? 600, owner, logger, {databaseUrl: options.databaseUrl})
   result.started = true
+  // recovery is over: what the prefetch spooled beyond the target is never read
+  if (options.walPrefetch) await rm(join(dataDir, DEFAULT_SPOOL_DIR, 'fetch'), {recursive: true, force: true})
   return result
 }
 

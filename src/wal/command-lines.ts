@@ -17,6 +17,10 @@ export interface CommandLineOptions {
   node?: string
   /** absolute path of charge-ops' bin/run.js (default: this installation's) */
   entry?: string
+  /** restore_command: `--prefetch K` (0 / undefined: none) */
+  prefetch?: number
+  /** archive_command: `--async --process-max N` */
+  asyncProcessMax?: number
 }
 
 /** bin/run.js of this installation (dist/src/wal/ → ../../../bin/run.js; src/wal/ under tsx → ../../bin). */
@@ -43,7 +47,8 @@ function prefix(options: CommandLineOptions): string[] {
 }
 
 export function archiveCommand(options: CommandLineOptions): string {
-  return [...prefix(options), 'wal', 'push', '%p', ...common(options)].map((w) => (w === '%p' ? w : shellQuote(w))).join(' ')
+  const asyncWords = options.asyncProcessMax && options.engine !== 'wal-g' ? ['--async', '--process-max', String(options.asyncProcessMax)] : []
+  return [...prefix(options), 'wal', 'push', '%p', ...common(options), ...asyncWords].map((w) => (w === '%p' ? w : shellQuote(w))).join(' ')
 }
 
 /** dist/src/wal/fetch-main.js of this installation, when built (the fast restore_command entry). */
@@ -60,10 +65,11 @@ export function fastFetchEntry(): string | undefined {
  */
 export function restoreCommand(options: CommandLineOptions & {fast?: boolean}): string {
   const fast = options.fast && options.engine !== 'wal-g' ? fastFetchEntry() : undefined
+  const prefetch = options.prefetch && options.engine !== 'wal-g' ? ['--prefetch', String(options.prefetch)] : []
   if (fast) {
-    return [options.node ?? process.execPath, fast, '%f', '%p', ...common(options)].map((w) => (w === '%p' || w === '%f' ? w : shellQuote(w))).join(' ')
+    return [options.node ?? process.execPath, fast, '%f', '%p', ...common(options), ...prefetch].map((w) => (w === '%p' || w === '%f' ? w : shellQuote(w))).join(' ')
   }
-  return [...prefix(options), 'wal', 'fetch', '%f', '%p', ...common(options)].map((w) => (w === '%p' || w === '%f' ? w : shellQuote(w))).join(' ')
+  return [...prefix(options), 'wal', 'fetch', '%f', '%p', ...common(options), ...prefetch].map((w) => (w === '%p' || w === '%f' ? w : shellQuote(w))).join(' ')
 }
 
 /** A postgresql.conf string value (single quotes doubled). */

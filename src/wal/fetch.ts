@@ -13,7 +13,8 @@ import {randomBytes} from 'node:crypto'
 
 import {ExitCode} from '../errors.js'
 import type {RepositoryStorage} from '../repository/storage.js'
-import {explainFsError, readWal} from './archive.js'
+import {explainFsError, readWal, requireWalName} from './archive.js'
+import type {PrefetchSettings} from './prefetch.js'
 
 export const FETCH_MISSING_EXIT = 1
 export const FETCH_ABORT_EXIT = ExitCode.walArchiveFatal
@@ -24,9 +25,56 @@ export interface FetchResult {
   destination: string
   key?: string
   bytes?: number
+  /** served from the prefetch spool (no repository read in this call) */
+  fromSpool?: boolean
+  /** the prefetch worker that ran during this call failed (the asked file was still handed over) */
+  prefetchProblem?: string
 }
 
-export async function fetchWal(options: {storage: RepositoryStorage; stack: string; name: string; destination: string}): Promise<FetchResult> {
+export interface FetchOptions {
+  storage: RepositoryStorage
+  stack: string
+  name: string
+  destination: string
+  /** `--prefetch K`: the spool and worker settings (src/wal/prefetch.ts) */
+  prefetch?: PrefetchSettings
+}
+
+export async function fetchWal(options: FetchOptions): Promise<FetchResult> {
+  const file = requireWalName(options.name)
+  const prefetch = options.prefetch
+  // only segments are prefetched: history / .backup / .partial probes go straight to the repository
+  if (!prefetch || prefetch.count <= 0 || file.kind !== 'segment') return fetchDirect(options)
+  const destination = isAbsolute(options.destination) ? options.destination : join(process.cwd(), options.destination)
+  const {cleanFetchSpool, takeSpoolSegment} = await import('./spool.js')
+  const {planPrefetch, startPrefetch} = await import('./prefetch.js')
+  const served = {timeline: file.timeline, segno: file.segno!}
+  if (await takeSpoolSegment(prefetch.dir, options.name, destination)) {
+    await cleanFetchSpool(prefetch.dir, served)
+    const worker = startPrefetch(prefetch, await planPrefetch(prefetch.dir, file, prefetch.count))
+    const problem = worker ? await worker.done : undefined
+    return {file: options.name, status: 'restored', destination, fromSpool: true, prefetchProblem: problem}
+  }
+  // not spooled: fetch it here while the worker fetches the next ones
+  // dead writers' temps only: this request may be a probe of a timeline that is not archived
+  await cleanFetchSpool(prefetch.dir)
+  const worker = startPrefetch(prefetch, await planPrefetch(prefetch.dir, file, prefetch.count))
+  let result: FetchResult
+  try {
+    result = await fetchDirect(options)
+  } catch (error) {
+    worker?.child.kill('SIGKILL')
+    await worker?.done
+    throw error
+  }
+  // the end of the archive (or a timeline probe): nothing after it to prefetch either
+  if (result.status === 'missing') worker?.child.kill('SIGKILL')
+  const problem = worker ? await worker.done : undefined
+  if (result.status === 'restored') await cleanFetchSpool(prefetch.dir, served)
+  return result.status === 'restored' && problem ? {...result, prefetchProblem: problem} : result
+}
+
+async function fetchDirect(options: FetchOptions): Promise<FetchResult> {
   const destination = isAbsolute(options.destination) ? options.destination : join(process.cwd(), options.destination)
   const found = await readWal(options.storage, options.stack, options.name).catch((error: unknown) => {
     throw explainFsError(error, options.storage.location)

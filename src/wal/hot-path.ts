@@ -10,9 +10,11 @@
 import {FETCH_ABORT_EXIT, FETCH_MISSING_EXIT} from './fetch.js'
 
 const HOT_FLAGS: Record<string, readonly string[]> = {
-  push: ['repo', 'stack', 'aws-env-file', 'compression'],
-  fetch: ['repo', 'stack', 'aws-env-file'],
+  push: ['repo', 'stack', 'aws-env-file', 'compression', 'async', 'process-max', 'spool'],
+  fetch: ['repo', 'stack', 'aws-env-file', 'prefetch', 'process-max', 'spool'],
 }
+/** flags without a value */
+const BOOLEAN_FLAGS = new Set(['async'])
 const POSITIONALS: Record<string, number> = {push: 1, fetch: 2}
 
 export interface HotInvocation {
@@ -34,12 +36,20 @@ export function parseHotInvocation(verb: string, argv: readonly string[]): HotIn
       const eq = arg.indexOf('=')
       const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2)
       if (!allowed.includes(name)) return undefined
+      if (BOOLEAN_FLAGS.has(name)) {
+        if (eq > 0) return undefined
+        flags[name] = 'true'
+        continue
+      }
       const value = eq > 0 ? arg.slice(eq + 1) : argv[++i]
       if (value === undefined) return undefined
       flags[name] = value
     } else positional.push(arg)
   }
   if (positional.length !== POSITIONALS[verb]) return undefined
+  for (const numeric of ['prefetch', 'process-max']) {
+    if (flags[numeric] !== undefined && !/^\d{1,3}$/.test(flags[numeric])) return undefined
+  }
   if (verb === 'push' && flags.compression && !['zstd', 'gzip'].includes(flags.compression)) return undefined
   // Without --repo and --stack the command must read charge-ops.yaml: the full CLI does that.
   if (!(flags.repo ?? process.env.CHARGE_OPS_REPO) || !flags.stack) return undefined
@@ -60,9 +70,15 @@ export async function runHotInvocation(invocation: HotInvocation): Promise<numbe
   if (invocation.verb === 'push') {
     const [path] = invocation.positional
     try {
-      const {pushWal} = await import('./archive.js')
-      const {storage, stack} = await openWalRepository(invocation.flags)
-      await pushWal({storage, stack, path, compression: (invocation.flags.compression ?? 'zstd') as 'zstd' | 'gzip'})
+      const {storage, stack, repository} = await openWalRepository(invocation.flags)
+      const compression = (invocation.flags.compression ?? 'zstd') as 'zstd' | 'gzip'
+      if (invocation.flags.async) {
+        const {pushWalAsync} = await import('./async-push.js')
+        await pushWalAsync({storage, stack, repository, path, compression, processMax: Number(invocation.flags['process-max'] ?? 2), spool: invocation.flags.spool})
+      } else {
+        const {pushWal} = await import('./archive.js')
+        await pushWal({storage, stack, path, compression})
+      }
       return 0
     } catch (error) {
       return printError(error, `wal push ${path}`)
@@ -71,8 +87,13 @@ export async function runHotInvocation(invocation: HotInvocation): Promise<numbe
   const [name, destination] = invocation.positional
   try {
     const {fetchWal} = await import('./fetch.js')
-    const {storage, stack} = await openWalRepository(invocation.flags)
-    const result = await fetchWal({storage, stack, name, destination})
+    const {storage, stack, repository} = await openWalRepository(invocation.flags)
+    const count = Number(invocation.flags.prefetch ?? 0)
+    const {spoolDir} = count > 0 ? await import('./spool.js') : {spoolDir: undefined}
+    const prefetch = spoolDir ? {count, processMax: Number(invocation.flags['process-max'] ?? 2), dir: spoolDir('fetch', {repository, stack}, invocation.flags.spool), repository, stack} : undefined
+    const result = await fetchWal({storage, stack, name, destination, prefetch})
+    // the asked file is in place: a failed prefetch only costs speed, said in the server log
+    if (result.prefetchProblem) process.stderr.write(`charge-ops wal fetch ${name}: ${result.prefetchProblem}; the next segments are fetched directly\n`)
     return result.status === 'missing' ? FETCH_MISSING_EXIT : 0
   } catch (error) {
     await printError(error, `wal fetch ${name}`)
