@@ -12,7 +12,7 @@ import {createHash} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {appendFile, chmod, chown, mkdir, open, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
-import {Transform} from 'node:stream'
+import {Transform, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
 import {ChecksFailedError, UsageError} from '../errors.js'
@@ -309,16 +309,30 @@ async function extractTar(storage: RepositoryStorage, stack: string, base: Backu
       callback(null, chunk)
     },
   })
-  const source = await storage.get(partKey(stack, base.id, part.name))
-  await Promise.all([pipeline(source, hasher, zstd.child.stdin!), zstd.done, tar.done])
-  const digest = hash.digest('hex')
-  progress?.done()
-  if (digest !== part.sha256) {
-    throw new ChecksFailedError(`base backup ${base.id}: ${part.name} checksum mismatch (manifest ${part.sha256.slice(0, 12)}…, read ${digest.slice(0, 12)}…); ${dataDir} was left without global/pg_control and cannot start`, {
+  const key = partKey(stack, base.id, part.name)
+  const corrupt = (digest: string) =>
+    new ChecksFailedError(`base backup ${base.id}: ${part.name} checksum mismatch (manifest ${part.sha256.slice(0, 12)}…, read ${digest.slice(0, 12)}…); ${dataDir} was left without global/pg_control and cannot start`, {
       code: 'PITR_BASE_CORRUPT',
       hint: `Remove ${dataDir}; restore an older base backup with --backup, and run \`charge-ops backup verify\`.`,
+      data: {backup: base.id, part: part.name},
     })
+  try {
+    await Promise.all([pipeline(await storage.get(key), hasher, zstd.child.stdin!), zstd.done, tar.done])
+  } catch (error) {
+    // a damaged part usually kills zstd ("Decoding error", "Restored data doesn't match checksum")
+    // before the stream ends and our digest is known: hash the stored part in full, so the
+    // user hears "this backup is corrupt" (ours, with the next step) rather than zstd's words —
+    // and any other failure (disk full, a killed tar) keeps its own error
+    progress?.done()
+    const whole = createHash('sha256')
+    await pipeline(await storage.get(key), new Writable({write: (chunk: Buffer, _enc, cb) => (whole.update(chunk), cb())}))
+    const digest = whole.digest('hex')
+    if (digest !== part.sha256) throw corrupt(digest)
+    throw error
   }
+  const digest = hash.digest('hex')
+  progress?.done()
+  if (digest !== part.sha256) throw corrupt(digest)
 }
 
 // ------------------------------------------------------------------ start and watch

@@ -207,6 +207,29 @@ describe('archive faults', () => {
   }, 120_000)
 })
 
+describe('base backup faults', () => {
+  it('a flipped byte in the base part is PITR_BASE_CORRUPT (not zstd\'s words) and MISMATCH in backup verify', async () => {
+    const copy = pg.serverDir('repo-base-corrupt')
+    fs.cpSync(repo, copy, {recursive: true})
+    if (pg.osUser) spawnSync('chown', ['-R', `${pg.osUser.uid}:${pg.osUser.gid}`, copy])
+    const {listBackups, partKey} = await import('../../src/repository/manifest.js')
+    const [base] = (await listBackups(new LocalStorage(copy), STACK, {kind: 'base'})).complete
+    const part = path.join(copy, ...partKey(STACK, base.id, 'base.tar.zst').split('/'))
+    const bytes = fs.readFileSync(part)
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff
+    fs.writeFileSync(part, bytes)
+    const dataDir = path.join(pg.serverDir('restores'), 'base-corrupt')
+    const r = cli(['restore', 'pitr', '--latest', '--data-dir', dataDir, '--repo', copy, '--stack', STACK, '--archive', 'off', '--yes', '--json'], {asServer: true})
+    expect(r.code, r.stderr).toBe(1)
+    expect(JSON.parse(r.stdout)).toMatchObject({error: {code: 'PITR_BASE_CORRUPT', exitCode: 1}})
+    expect(r.stdout + r.stderr).not.toMatch(/Decoding error|doesn't match checksum|\n\s+at /)
+    expect(fs.existsSync(path.join(dataDir, 'global', 'pg_control'))).toBe(false)
+    const verify = cli(['backup', 'verify', base.id, '--repo', copy, '--stack', STACK])
+    expect(verify.code).toBe(1)
+    expect(verify.stdout).toMatch(/MISMATCH\s+base\.tar\.zst/)
+  }, 120_000)
+})
+
 describe('data directory safety', () => {
   it('refuses a non-empty or running data directory and changes nothing', async () => {
     const before = fs.readdirSync(pg.dataDir).sort()
