@@ -168,6 +168,13 @@ describe('backup files / restore files killed at their kill points (a Chroma ser
     if (root) await stopChroma(root)
   })
 
+  /** The restore cases need a complete files backup; they take one when run on their own (-t). */
+  const ensureFilesBackup = () => {
+    const backups = join(repo(), STACK, 'backups')
+    const complete = existsSync(backups) && readdirSync(backups).some((id) => id.includes('-files-') && existsSync(join(backups, id, 'manifest.json')))
+    if (!complete) expect(cli(['backup', 'files', '--repo', repo(), '--quiet'], filesEnv()).code).toBe(0)
+  }
+
   it('backup.files.chroma-copy: the flag names the dead run; doctor reports it; the rerun takes it over and switches it off, sweeps the copy, and restores identical', async () => {
     const marker = await killAt('backup.files.chroma-copy', ['backup', 'files', '--repo', repo(), '--quiet'], filesEnv())
     const flag = JSON.parse(readFileSync(maintenanceFlag(), 'utf8'))
@@ -191,6 +198,7 @@ describe('backup files / restore files killed at their kill points (a Chroma ser
   }, 240_000)
 
   it('restore.files.chroma-stopped: Chroma down and maintenance on after the kill; the rerun starts Chroma again, switches maintenance off, files identical', async () => {
+    ensureFilesBackup()
     const atBackup = treeHash(uploads)
     rmSync(join(uploads, 'a', 'f3.csv'))
     writeFileSync(join(uploads, 'a', 'f4.csv'), 'changed')
@@ -209,6 +217,7 @@ describe('backup files / restore files killed at their kill points (a Chroma ser
   }, 300_000)
 
   it('restore.files.moved-old: the live folder is gone after the kill; the rerun puts the restored one in place', async () => {
+    ensureFilesBackup()
     const atBackup = treeHash(uploads)
     writeFileSync(join(uploads, 'a', 'f5.csv'), 'changed again')
     await killAt('restore.files.moved-old', ['restore', 'files', 'latest', '--repo', repo(), '--only', 'uploads', '--yes', '--quiet'], filesEnv())
