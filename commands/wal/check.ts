@@ -20,10 +20,14 @@ export default class WalCheck extends BaseCommand<typeof WalCheck> {
     const {requireSetting} = await import('../../src/config/settings.js')
     const {storage, stack} = await openWalRepository(this.flags, () => this.settings())
     const databaseUrl = this.flags['database-url'] ?? requireSetting(this.settings().databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the .env or pass --database-url.')
+    const {READY_BACKLOG_WARNING} = await import('../../src/wal/check.js')
     const result = await checkWalArchiving({storage, stack, databaseUrl, timeoutMs: this.flags.timeout * 1000, logger: this.logger})
     this.log(`ok: ${result.switchedSegment} archived after ${result.arrivedAfterMs} ms (${storage.location}/${result.repositoryKey})`)
     const lag = result.lag
-    this.log(`archive lag: ${lag.segmentsBehind ?? '?'} segment(s) behind, last archived ${lag.lastArchivedSegment ?? 'never'}${lag.secondsSinceLastArchive === null ? '' : ` ${lag.secondsSinceLastArchive}s ago`}; ${lag.failedCount} failure(s)${lag.lastFailedSegment ? `, last ${lag.lastFailedSegment} at ${lag.lastFailedAt}` : ''}`)
+    this.log(`archive lag: ${lag.segmentsBehind ?? '?'} segment(s) behind, last archived ${lag.lastArchivedSegment ?? 'never'}${lag.secondsSinceLastArchive === null ? '' : ` ${lag.secondsSinceLastArchive}s ago`}; ${lag.failedCount} failure(s)${lag.lastFailedSegment ? `, last ${lag.lastFailedSegment} at ${lag.lastFailedAt}` : ''}${lag.readyBacklog === null ? '' : `; ${lag.readyBacklog} segment(s) waiting (.ready)`}`)
+    if (lag.readyBacklog !== null && lag.readyBacklog >= READY_BACKLOG_WARNING) {
+      this.logger.warn(`${lag.readyBacklog} WAL segments wait in pg_wal/archive_status (.ready): archiving falls behind, pg_wal grows. Consider archive_command with --async --process-max (docs/pitr.md), and check the repository.`)
+    }
     return result
   }
 }

@@ -29,6 +29,24 @@ export interface WalCheckResult {
     failedCount: number
     lastFailedSegment: string | null
     lastFailedAt: string | null
+    /** segments PostgreSQL marked ready and archive_command has not yet taken (null: not readable with this role) */
+    readyBacklog: number | null
+  }
+}
+
+/** A backlog this long means archiving falls behind (or fails) and pg_wal grows: said loudly. */
+export const READY_BACKLOG_WARNING = 8
+
+/**
+ * The .ready files in pg_wal/archive_status: what waits for archive_command. pg_ls_archive_statusdir()
+ * needs superuser or pg_monitor; without it the count is unknown (null), never a failure.
+ */
+async function readyBacklog(client: Client): Promise<number | null> {
+  try {
+    const row = await one<{n: string}>(client, "SELECT count(*)::text AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'")
+    return Number(row.n)
+  } catch {
+    return null
   }
 }
 
@@ -83,6 +101,7 @@ export async function checkWalArchiving(options: WalCheckOptions): Promise<WalCh
       `SELECT pg_walfile_name(pg_current_wal_lsn()) AS current, last_archived_wal AS last, last_archived_time AS last_at,
               failed_count::text AS failed, last_failed_wal AS last_failed, last_failed_time AS failed_at FROM pg_stat_archiver`,
     )
+    const backlog = await readyBacklog(client)
     const current = parseWalFileName(lag.current)
     const last = lag.last ? parseWalFileName(lag.last) : undefined
     const result: WalCheckResult = {
@@ -103,12 +122,13 @@ export async function checkWalArchiving(options: WalCheckOptions): Promise<WalCh
         failedCount: Number(lag.failed),
         lastFailedSegment: lag.last_failed,
         lastFailedAt: lag.failed_at ? lag.failed_at.toISOString() : null,
+        readyBacklog: backlog,
       },
     }
     if (!key) {
       const failing = lag.failed_at && lag.failed_at.getTime() >= started - 1000
       throw new ChecksFailedError(
-        `${switched.seg} did not reach ${options.storage.location} within ${Math.round(timeoutMs / 1000)}s${failing ? ` — archive_command is failing (last failure ${lag.last_failed} at ${result.lag.lastFailedAt}, ${lag.failed} failures in total)` : ''}`,
+        `${switched.seg} did not reach ${options.storage.location} within ${Math.round(timeoutMs / 1000)}s${failing ? ` — archive_command is failing (last failure ${lag.last_failed} at ${result.lag.lastFailedAt}, ${lag.failed} failures in total)` : ''}${backlog ? `; ${backlog} segment(s) wait in pg_wal (.ready) — pg_wal grows until archiving works again` : ''}`,
         {code: 'WAL_CHECK_TIMEOUT', hint: 'Read the PostgreSQL server log for the archive_command error; compare archive_command with `charge-ops wal archive-command`.', data: {result}},
       )
     }

@@ -11,6 +11,7 @@ import {open, rename, rm} from 'node:fs/promises'
 import {dirname, isAbsolute, join} from 'node:path'
 import {randomBytes} from 'node:crypto'
 
+import {faultPoint} from '../core/faults.js'
 import {ExitCode} from '../errors.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import {explainFsError, readWal, requireWalName} from './archive.js'
@@ -50,6 +51,8 @@ export async function fetchWal(options: FetchOptions): Promise<FetchResult> {
   const {planPrefetch, startPrefetch} = await import('./prefetch.js')
   const served = {timeline: file.timeline, segno: file.segno!}
   if (await takeSpoolSegment(prefetch.dir, options.name, destination)) {
+    // tests name this point (pausing with the resume file already there) to see the spool serve
+    await faultPoint('wal.fetch.spool-hit', () => ({name: options.name}))
     await cleanFetchSpool(prefetch.dir, served)
     const worker = startPrefetch(prefetch, await planPrefetch(prefetch.dir, file, prefetch.count))
     const problem = worker ? await worker.done : undefined

@@ -1,0 +1,129 @@
+/**
+ * The asynchronous WAL forms on a real PostgreSQL 15 cluster: archive_command = `wal push --async
+ * --process-max 2` run by PostgreSQL as its own OS user, with the repository made unwritable and
+ * then writable again (no segment lost: `wal check` passes and the PITR to the end is exact), and
+ * a recovery whose restore_command prefetches (`restore pitr` with walPrefetch) giving exact rows
+ * with later segments served from the spool. Needs `npm run build`.
+ */
+import {spawnSync} from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {silentLogger} from '../../src/output/logger.js'
+import {LocalStorage} from '../../src/repository/local-storage.js'
+import {restorePitr} from '../../src/restore/pitr.js'
+import {parseTarget} from '../../src/restore/pitr-target.js'
+import {archiveCommand} from '../../src/wal/command-lines.js'
+import {freePort, startPostgres, waitUntil, type PgCluster} from '../support/index.js'
+
+const ROOT = path.resolve(import.meta.dirname, '../..')
+const ENTRY = path.join(ROOT, 'bin/run.js')
+const STACK = 'a'
+
+let pg: PgCluster
+let repo: string
+const restored: string[] = []
+
+function cli(args: string[], options: {env?: Record<string, string>; asServer?: boolean} = {}) {
+  const user = options.asServer ? pg.osUser : undefined
+  const r = spawnSync(process.execPath, [ENTRY, ...args], {cwd: ROOT, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', ...options.env}, uid: user?.uid, gid: user?.gid, timeout: 120_000})
+  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+}
+
+async function insertAndSwitch(rows: number, switches: number) {
+  for (let i = 0; i < switches; i++) {
+    await pg.query(`INSERT INTO samples (v) SELECT g FROM generate_series(1, ${Math.ceil(rows / switches)}) g`)
+    await pg.query('SELECT pg_switch_wal()')
+  }
+}
+
+const backlog = async () => Number((await pg.query<{n: string}>("SELECT count(*)::text AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"))[0].n)
+
+beforeAll(async () => {
+  pg = await startPostgres({name: 'walasync'})
+  repo = pg.serverDir('repo')
+  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath, asyncProcessMax: 2}), archive_timeout: '0'})
+  await pg.query('CREATE TABLE samples (id bigserial PRIMARY KEY, v int NOT NULL)')
+  const base = cli(['backup', 'base', '--repo', repo, '--stack', STACK], {asServer: true, env: {DATABASE_URL: pg.url()}})
+  expect(base.stderr + base.stdout).toMatch(/base backup .* complete/)
+  expect(base.code).toBe(0)
+}, 240_000)
+
+afterAll(async () => {
+  for (const dataDir of restored) {
+    if (fs.existsSync(path.join(dataDir, 'postmaster.pid'))) spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {uid: pg.osUser?.uid, gid: pg.osUser?.gid})
+  }
+  await pg?.stop()
+})
+
+describe('wal push --async as archive_command', () => {
+  it('loses no segment while the repository is unwritable, then catches up', async () => {
+    await insertAndSwitch(2000, 3)
+    expect(cli(['wal', 'check', '--repo', repo, '--stack', STACK], {env: {DATABASE_URL: pg.url()}}).code).toBe(0)
+
+    const timeline = path.join(repo, STACK, 'wal', '00000001')
+    const mode = fs.statSync(timeline).mode & 0o777
+    const failedBefore = Number((await pg.query<{n: string}>('SELECT failed_count::text AS n FROM pg_stat_archiver'))[0].n)
+    fs.chmodSync(timeline, 0o500) // the postgres user can no longer add objects
+    try {
+      await insertAndSwitch(3000, 5)
+      await waitUntil(async () => Number((await pg.query<{n: string}>('SELECT failed_count::text AS n FROM pg_stat_archiver'))[0].n) > failedBefore && (await backlog()) >= 5, {timeoutMs: 60_000, what: 'archive_command failing with a backlog'})
+      // nothing recorded as archived while the repository refuses
+      const spool = path.join(pg.dataDir, 'charge-ops-spool', 'push')
+      const records = fs.existsSync(spool) ? fs.readdirSync(spool, {recursive: true}).filter((f) => String(f).endsWith('.ok')) : []
+      expect(records).toEqual([])
+      const check = cli(['wal', 'check', '--repo', repo, '--stack', STACK, '--timeout', '3'], {env: {DATABASE_URL: pg.url()}})
+      expect(check.code).not.toBe(0)
+      expect(check.stderr).toMatch(/archive_command is failing/)
+      expect(check.stderr).toMatch(/segment\(s\) wait in pg_wal \(\.ready\)/)
+    } finally {
+      fs.chmodSync(timeline, mode)
+    }
+    // after 3 failures in a row the archiver sleeps up to a minute; a reload wakes it (SIGHUP sets its latch)
+    await waitUntil(async () => (await pg.query('SELECT pg_reload_conf()'), (await backlog()) === 0), {timeoutMs: 60_000, intervalMs: 500, what: 'the archiver catching up'})
+    const check = cli(['wal', 'check', '--repo', repo, '--stack', STACK], {env: {DATABASE_URL: pg.url()}})
+    expect(check.stderr).not.toMatch(/error/i)
+    // the segment the check switched to may still be marked ready while its push returns
+    expect(check.stdout).toMatch(/; [01] segment\(s\) waiting \(\.ready\)/)
+    expect(check.code).toBe(0)
+  }, 150_000)
+})
+
+describe('restore pitr with a prefetching restore_command', () => {
+  it('recovers exactly, later segments served from the spool', async () => {
+    const faults = pg.serverDir('faults')
+    // pause-at with its resume file already there: the point only leaves a marker
+    fs.writeFileSync(path.join(faults, 'wal.fetch.spool-hit.resume'), '')
+    await pg.query('SELECT pg_switch_wal()')
+    expect(cli(['wal', 'check', '--repo', repo, '--stack', STACK], {env: {DATABASE_URL: pg.url()}}).code).toBe(0)
+    const expected = (await pg.query<{n: string; s: string}>('SELECT count(*)::text AS n, sum(v)::text AS s FROM samples'))[0]
+    const dataDir = path.join(pg.serverDir('restores'), 'prefetch')
+    restored.push(dataDir)
+    const port = await freePort()
+    process.env.CHARGE_OPS_PAUSE_AT = 'wal.fetch.spool-hit'
+    process.env.CHARGE_OPS_FAULT_DIR = faults
+    try {
+      const {result} = {result: await restorePitr({storage: new LocalStorage(repo), stack: STACK, repository: repo, target: parseTarget({latest: true}), dataDir, archive: 'off', start: {port, timeoutSec: 120}, logger: silentLogger, entry: ENTRY, walPrefetch: 4})}
+      expect(result.restoreCommand).toMatch(/fetch-main\.js %f %p --repo .* --prefetch 4$/)
+      expect(result.archive.segments).toBeGreaterThanOrEqual(8)
+    } finally {
+      delete process.env.CHARGE_OPS_PAUSE_AT
+      delete process.env.CHARGE_OPS_FAULT_DIR
+    }
+    const {default: pgLib} = await import('pg')
+    const c = new pgLib.Client({host: '127.0.0.1', port, user: pg.user, password: pg.password, database: 'postgres'})
+    await c.connect()
+    try {
+      const got = (await c.query('SELECT count(*)::text AS n, sum(v)::text AS s FROM samples')).rows[0]
+      expect(got).toEqual(expected)
+    } finally {
+      await c.end()
+    }
+    const hit = JSON.parse(fs.readFileSync(path.join(faults, 'wal.fetch.spool-hit.reached'), 'utf8'))
+    expect(hit.name).toMatch(/^00000001[0-9A-F]{16}$/)
+    // recovery is over: the fetch spool is gone
+    expect(fs.existsSync(path.join(dataDir, 'charge-ops-spool', 'fetch'))).toBe(false)
+  }, 150_000)
+})
