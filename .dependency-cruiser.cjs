@@ -7,21 +7,25 @@
  * import each other only along DOMAIN_IMPORTS below (a DAG: a new arrow is a design decision, made
  * here, in one line, where a reviewer sees it).
  */
-const DOMAINS = ['backup', 'capacity', 'doctor', 'install', 'maintenance', 'migrate', 'restore', 'sandbox', 'schedule', 'service', 'upgrade', 'wal', 'config/validate']
+const DOMAINS = ['backup', 'capacity', 'doctor', 'images', 'install', 'maintenance', 'migrate', 'monitoring', 'restore', 'sandbox', 'schedule', 'service', 'topology', 'upgrade', 'wal', 'config/validate']
 
 /** Which other domains each domain may import. */
 const DOMAIN_IMPORTS = {
   backup: ['wal', 'service'],
-  capacity: [],
-  doctor: ['capacity', 'migrate', 'service', 'config/validate'],
-  install: ['schedule'],
+  capacity: ['topology'],
+  doctor: ['capacity', 'migrate', 'service', 'topology', 'config/validate'],
+  images: ['service', 'topology'],
+  install: ['schedule', 'topology'],
   maintenance: [],
   migrate: [],
+  monitoring: ['capacity', 'schedule'],
   restore: ['backup', 'migrate', 'service', 'wal', 'sandbox'],
   sandbox: ['install', 'migrate', 'service', 'wal'],
   schedule: [],
   service: [],
-  upgrade: ['backup', 'restore', 'migrate', 'service', 'sandbox', 'config/validate'],
+  // the stack's services, images, ports and health checks (issue 13): read by many, reads none
+  topology: [],
+  upgrade: ['backup', 'restore', 'migrate', 'service', 'sandbox', 'topology', 'config/validate'],
   wal: [],
   'config/validate': [],
 }

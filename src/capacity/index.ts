@@ -13,7 +13,7 @@ import {buildReport, type Report} from './render.js'
 import {CHROMA_CHECK, MEMORY_CHECK, UPLOADS_CHECK} from './store-checks.js'
 import {thresholdsFor} from './thresholds.js'
 import type {Check, CheckContext, CheckResult} from './types.js'
-import {CONTAINERS_CHECK} from '../topology/containers.js'
+import {CONTAINERS_CHECK} from './containers.js'
 
 export const CAPACITY_CHECKS: Check[] = [CONTAINERS_CHECK, ...POSTGRES_CHECKS, REDIS_CHECK, CHROMA_CHECK, UPLOADS_CHECK, BACKUP_CHECK, MEMORY_CHECK]
 

@@ -14,7 +14,7 @@ import {diskUsage} from '../core/fs/system.js'
 import type {Check, CheckResult} from '../capacity/types.js'
 import type {Settings} from '../config/settings.js'
 import type {Logger} from '../output/logger.js'
-import {CONTAINERS_CHECK} from '../topology/containers.js'
+import {CONTAINERS_CHECK} from '../capacity/containers.js'
 import {knowledgeIntegrity, uploadsIntegrity} from './integrity.js'
 import {leftoversCheck} from './leftovers.js'
 

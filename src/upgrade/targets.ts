@@ -3,9 +3,10 @@
  * it in order — each command through src/core/proc/exec.ts (a missing docker / kubectl is exit 5 with the
  * install hint) — and on failure run the completed steps' rollback commands in reverse (exit 6).
  */
-import {existsSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 
 import {CliError, ExitCode, RolledBackError, UnreachableError, UsageError} from '../errors.js'
+import {writeFileAtomicSync} from '../core/fs/atomic.js'
 import type {UpgradeOptions, UpgradeResult} from './types.js'
 import type {CommandPlan, PlannedCommand} from './plans.js'
 
@@ -53,14 +54,13 @@ export function composeVersion(envFile: string | undefined): string | null {
   return match ? match[1]!.trim() : null
 }
 
-/** Records the version now serving in the compose project's .env (temp file + rename, mode kept). */
+/** Records the version now serving in the compose project's .env (atomic and fsynced, mode and owner kept). */
 function recordComposeVersion(envFile: string | undefined, version: string): void {
   if (!envFile || !existsSync(envFile)) return
   const text = readFileSync(envFile, 'utf8')
   const next = /^CHARGE_OPS_VERSION=.*$/m.test(text) ? text.replace(/^CHARGE_OPS_VERSION=.*$/m, `CHARGE_OPS_VERSION=${version}`) : `${text.replace(/\n?$/, '\n')}CHARGE_OPS_VERSION=${version}\n`
-  const temp = `${envFile}.${process.pid}.tmp`
-  writeFileSync(temp, next, {mode: statSync(envFile).mode & 0o777})
-  renameSync(temp, envFile)
+  // the .env holds secrets: its mode and owner stay as they were (0600 if it vanished meanwhile)
+  writeFileAtomicSync(envFile, next, {mode: 0o600, keepExisting: true})
 }
 
 /** The UI's origin as the backend knows it: the first https origin of ALLOWED_ORIGINS (the guide's .env). */

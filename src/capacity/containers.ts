@@ -6,10 +6,10 @@
  */
 import {resolve} from 'node:path'
 
-import {measure, unknown} from '../capacity/check-kit.js'
-import type {Check, CheckResult} from '../capacity/types.js'
+import {measure, unknown} from './check-kit.js'
+import type {Check, CheckResult} from './types.js'
 import {run} from '../core/proc/exec.js'
-import {IN_CONTAINER_VARIABLE} from './host.js'
+import {IN_CONTAINER_VARIABLE} from '../topology/host.js'
 
 export interface ContainerState {
   service: string
