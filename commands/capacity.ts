@@ -7,7 +7,7 @@ import type {Report} from '../src/capacity/render.js'
 
 export default class Capacity extends BaseCommand<typeof Capacity> {
   static summary = 'Capacity review of the whole stack: PostgreSQL, Redis, Chroma, uploads, backups, sizing.'
-  static description = `Every check has warning / critical thresholds (charge-ops.yaml \`thresholds:\`, documented defaults in docs/maintenance.md) and renders to a table, JSON, Prometheus text (node_exporter textfile collector) or Nagios plugin output.
+  static description = `Every check has warning / critical thresholds (charge-ops.yaml \`thresholds:\`, documented defaults in docs/maintenance.md) and renders to a table, JSON, Prometheus text (node_exporter textfile collector) or Nagios plugin output. With charge-ops.yaml \`metrics.pushgatewayUrl\` (init sets it on k8s, where the CronJob's pod is gone before any scrape) --format prometheus also replaces the stack's group on that Pushgateway.
 
 Exit codes: with --format nagios, 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN (the Nagios plugin contract); otherwise 0, or 1 when any check is critical.`
   static examples = [
@@ -61,6 +61,14 @@ Exit codes: with --format nagios, 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN (the
       this.logger.info(`wrote ${this.flags.output}`)
     } else if (!this.jsonEnabled()) {
       this.log(text.replace(/\n$/, ''))
+    }
+    // k8s: the capacity CronJob's pod is gone before any scrape; the whole report replaces the
+    // stack's group (PUT), so a check that disappeared does not linger
+    const pushgateway = this.settings().yaml.metrics?.pushgatewayUrl
+    if (format === 'prometheus' && pushgateway) {
+      const {pushText} = await import('../src/backup/metrics.js')
+      const {redact} = await import('../src/output/redact.js')
+      await pushText(pushgateway, `/job/charge-ops-capacity/stack/${encodeURIComponent(this.settings().stack)}`, redact(text.endsWith('\n') ? text : text + '\n'), 'PUT', this.logger)
     }
     if (format === 'table' && critical) {
       throw new ChecksFailedError(`${report.summary.critical} capacity check(s) critical`, {hint: 'See "What to do" above.'})

@@ -40,7 +40,7 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
     const {reportBackupRun} = await import('../../src/backup/metrics.js')
     const report = {
       metricsFile: this.flags['metrics-file'] ?? (this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.backup.metricsFile),
-      pushgatewayUrl: this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.backup.pushgatewayUrl,
+      pushgatewayUrl: this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.metrics?.pushgatewayUrl,
       pingUrl: this.flags['ping-url'] ?? (this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.backup.pingUrl),
       kind: 'base',
       label: 'backup base',

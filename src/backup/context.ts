@@ -40,7 +40,7 @@ export interface BackupContext {
   compression: CompressionSpec & {toolVersion?: string}
   encryption?: EncryptionKey
   metricsFile?: string
-  /** backup.pushgatewayUrl: k8s CronJobs push what a host's job writes to the textfile */
+  /** metrics.pushgatewayUrl: k8s CronJobs push what a host's job writes to the textfile */
   pushgatewayUrl?: string
   pingUrl?: string
   now: () => Date
@@ -70,7 +70,7 @@ export async function openBackupContext(options: BackupRunOptions): Promise<Back
     compression,
     encryption,
     metricsFile: options.metricsFile ?? settings.yaml.backup.metricsFile,
-    pushgatewayUrl: settings.yaml.backup.pushgatewayUrl,
+    pushgatewayUrl: settings.yaml.metrics?.pushgatewayUrl,
     pingUrl: options.pingUrl ?? settings.yaml.backup.pingUrl,
     now: options.now ?? (() => new Date()),
   }

@@ -60,13 +60,19 @@ export async function pushMetrics(url: string, samples: Sample[], logger?: Logge
     const key = `/stack/${encodeURIComponent(s.labels.stack ?? '')}/kind/${encodeURIComponent(s.labels.kind ?? '')}`
     groups.set(key, [...(groups.get(key) ?? []), s])
   }
-  for (const [key, group] of groups) {
-    try {
-      const response = await fetch(`${url.replace(/\/+$/, '')}/metrics/job/charge-ops${key}`, {method: 'POST', body: renderTextfile(group), headers: {'content-type': 'text/plain; version=0.0.4'}, signal: AbortSignal.timeout(10_000)})
-      if (!response.ok) logger?.warn(`could not push metrics to the Pushgateway ${url}: HTTP ${response.status} ${(await response.text()).slice(0, 200)}`)
-    } catch (error) {
-      logger?.warn(`could not push metrics to the Pushgateway ${url}: ${(error as Error).message}`)
-    }
+  for (const [key, group] of groups) await pushText(url, `/job/charge-ops${key}`, renderTextfile(group), 'POST', logger)
+}
+
+/**
+ * One push of exposition text to a Pushgateway group (`/metrics` + groupPath). POST replaces the
+ * families sent, PUT the whole group (a complete report, e.g. capacity's). Failures only warn.
+ */
+export async function pushText(url: string, groupPath: string, text: string, method: 'POST' | 'PUT', logger?: Logger): Promise<void> {
+  try {
+    const response = await fetch(`${url.replace(/\/+$/, '')}/metrics${groupPath}`, {method, body: text, headers: {'content-type': 'text/plain; version=0.0.4'}, signal: AbortSignal.timeout(10_000)})
+    if (!response.ok) logger?.warn(`could not push metrics to the Pushgateway ${url}: HTTP ${response.status} ${(await response.text()).slice(0, 200)}`)
+  } catch (error) {
+    logger?.warn(`could not push metrics to the Pushgateway ${url}: ${(error as Error).message}`)
   }
 }
 

@@ -46,8 +46,6 @@ export const backupSchema = z
       .optional(),
     retention: retentionSchema.default({keepLast: 7, keepDays: 30, daily: 7, weekly: 4, monthly: 6}),
     metricsFile: z.string().optional(),
-    /** k8s: CronJob pods live minutes, so the jobs push their metrics here (docs/monitoring.md) */
-    pushgatewayUrl: z.string().url().optional(),
     pingUrl: z.string().url().optional(),
   })
   .strict()
@@ -130,6 +128,8 @@ export const chargeOpsYamlSchema = z
     schedules: z.record(z.string(), scheduleJobSchema).optional(),
     thresholds: z.record(z.string(), thresholdSchema).optional(),
     compose: composeAccessSchema.optional(),
+    /** k8s: CronJob pods live minutes, so the backup, verify and capacity jobs push their metrics here (docs/monitoring.md) */
+    metrics: z.object({pushgatewayUrl: z.string().url().optional()}).strict().optional(),
   })
   .strict()
 

@@ -28,7 +28,7 @@ export interface K8sInputs {
 type Obj = Record<string, unknown>
 
 /**
- * The Pushgateway the CronJobs push their metrics to (charge-ops.yaml `backup.pushgatewayUrl`).
+ * The Pushgateway the CronJobs push their metrics to (charge-ops.yaml `metrics.pushgatewayUrl`).
  * Upstream's image, pinned to the version Debian 12 ships (1.5.1): it is no service of the stack,
  * like PgBouncer's image on compose, and `charge-ops images build` builds only the stack's own.
  */

@@ -270,9 +270,9 @@ export function renderChargeOpsYaml(answers: Answers, installDir?: string): stri
       repository: answers.backup.repository,
       ...(answers.backup.endpoint || answers.backup.region ? {s3: {...(answers.backup.endpoint ? {endpoint: answers.backup.endpoint, forcePathStyle: true} : {}), ...(answers.backup.region ? {region: answers.backup.region} : {})}} : {}),
       retention: {keepLast: 7, keepDays: 30, daily: 7, weekly: 4, monthly: 6},
-      // k8s: the CronJobs' pods are gone before any scrape, so they push (k8s/exporters.yaml runs it)
-      ...(answers.target === 'k8s' ? {pushgatewayUrl: `http://${PUSHGATEWAY_SERVICE}.${namesFor(answers).namespace}.svc:9091`} : {}),
     },
+    // k8s: the CronJobs' pods are gone before any scrape, so they push (k8s/exporters.yaml runs it)
+    ...(answers.target === 'k8s' ? {metrics: {pushgatewayUrl: `http://${PUSHGATEWAY_SERVICE}.${namesFor(answers).namespace}.svc:9091`}} : {}),
     schedules: schedulesYaml(answers.timezone),
     ...(answers.target === 'compose' ? {compose: composeAccess(answers)} : {}),
   }

@@ -1,10 +1,12 @@
 /**
- * k8s CronJobs push their metrics (backup.pushgatewayUrl, which init writes into the k8s
+ * k8s CronJobs push their metrics (metrics.pushgatewayUrl, which init writes into the k8s
  * charge-ops.yaml) to a real Pushgateway (Debian's prometheus-pushgateway): a db backup and its
  * verify --restore-drill land in the stack's and kind's group, under the same names the textfile
- * has; a failed backup adds its timestamp without erasing the last success (POST, not PUT); an
- * unreachable Pushgateway is a warning, never a failed backup.
+ * has; a failed backup adds its timestamp without erasing the last success (POST, not PUT); the
+ * built `capacity --format prometheus` replaces the stack's capacity group; an unreachable
+ * Pushgateway is a warning, never a failed backup.
  */
+import {spawnSync} from 'node:child_process'
 import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -23,7 +25,7 @@ let pushgateway: Daemon
 let dbUrl: string
 
 const settingsFor = (pushgatewayUrl: string, databaseUrl = dbUrl) => {
-  writeFileSync(join(dir, 'charge-ops.yaml'), `stack: pushstack\nbackup:\n  repository: ./repo\n  pushgatewayUrl: ${pushgatewayUrl}\n`)
+  writeFileSync(join(dir, 'charge-ops.yaml'), `stack: pushstack\nbackup:\n  repository: ./repo\nmetrics:\n  pushgatewayUrl: ${pushgatewayUrl}\n`)
   return loadSettings({cwd: dir, env: {DATABASE_URL: databaseUrl, UPLOADS_DIR: './uploads', CHARGE_OPS_STATE_DIR: join(dir, 'state')}})
 }
 const pushed = async (name: string) => {
@@ -61,6 +63,23 @@ describe('backup metrics pushed to a Pushgateway', () => {
     await expect(backupDatabase(failing)).rejects.toThrow()
     expect(await pushed('charge_ops_backup_last_failure_timestamp_seconds')).toBeGreaterThanOrEqual(success!)
     expect(await pushed('charge_ops_backup_last_success_timestamp_seconds')).toBe(success)
+  })
+
+  it('capacity --format prometheus (built CLI) pushes its whole report to the stack\'s group', async () => {
+    settingsFor(pushgateway.url)
+    const before = Math.floor(Date.now() / 1000)
+    const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', '..', 'bin/run.js'), 'capacity', '--format', 'prometheus', '--only', 'postgresql', '--no-history'], {
+      cwd: dir,
+      env: {...process.env, DATABASE_URL: dbUrl, CHARGE_OPS_CONFIG: join(dir, 'charge-ops.yaml'), CHARGE_OPS_STATE_DIR: join(dir, 'state'), CI: 'true'},
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    expect(r.status, r.stderr).toBe(0)
+    const text = await (await fetch(`${pushgateway.url}/metrics`)).text()
+    const ts = /^charge_ops_capacity_last_run_timestamp_seconds\{instance="",job="charge-ops-capacity",stack="pushstack"\} (\S+)$/m.exec(text)
+    expect(ts, text.slice(0, 2000)).not.toBeNull()
+    expect(Number(ts![1])).toBeGreaterThanOrEqual(before)
+    expect(text).toMatch(/^charge_ops_pg_connections_ratio\{instance="",job="charge-ops-capacity",stack="pushstack"\} 0\.\d+$/m)
   })
 
   it('an unreachable Pushgateway: the backup succeeds and says so in a warning', async () => {

@@ -77,7 +77,7 @@ describe('exporters in the Kubernetes manifests', () => {
       expect(`${svc.metadata.name}.${ns}.svc:${svc.spec.ports[0].port}`).toBe(target)
       expect(find('Deployment', name)!.spec.template.spec.securityContext.runAsNonRoot).toBe(true)
     }
-    // the Pushgateway the CronJobs push to (charge-ops.yaml backup.pushgatewayUrl) is the one scraped
+    // the Pushgateway the CronJobs push to (charge-ops.yaml metrics.pushgatewayUrl) is the one scraped
     const pg = find('Service', 'pushgateway')!
     expect(`${pg.metadata.name}.${ns}.svc:${pg.spec.ports[0].port}`).toBe(targets.pushgateway)
     expect(files.find((f) => f.path === 'charge-ops.yaml')!.content).toContain(`pushgatewayUrl: http://${targets.pushgateway}\n`)
