@@ -18,6 +18,19 @@ export interface MeasureInput {
   info?: boolean
 }
 
+/**
+ * A yes/no check (unit `bool`): `value` is what is measured (1 = true), `bad` whether that is a
+ * problem, reported at `severity` (critical unless said). doctor's reachability checks measure
+ * "works" (bad when false); its leftover checks measure "a mark is there" (bad when true).
+ */
+export function yesNo(
+  ctx: Pick<CheckContext, 'thresholds'>,
+  input: Omit<MeasureInput, 'value' | 'unit' | 'status'> & {value: boolean; bad: boolean; severity?: 'warning' | 'critical'},
+): CheckResult {
+  const {value, bad, severity, ...rest} = input
+  return measure(ctx, {...rest, value: value ? 1 : 0, unit: 'bool', status: bad ? (severity ?? 'critical') : 'ok'})
+}
+
 export function measure(ctx: Pick<CheckContext, 'thresholds'>, input: MeasureInput): CheckResult {
   const thresholds = input.info ? undefined : ctx.thresholds(input.id)
   const status = input.status ?? evaluate(input.value, thresholds)

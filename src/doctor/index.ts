@@ -5,7 +5,7 @@
  */
 import {existsSync} from 'node:fs'
 
-import {measure, unknown} from '../capacity/check-kit.js'
+import {measure, unknown, yesNo} from '../capacity/check-kit.js'
 import {openCheckContext, runChecks} from '../capacity/index.js'
 import {diskResult, serverFacts} from '../capacity/pg-checks.js'
 import {buildReport, type Report} from '../capacity/render.js'
@@ -135,13 +135,12 @@ const redisCheck: Check = {
       const oom = writeError !== undefined && /^OOM/.test(writeError)
       const readonly = writeError !== undefined && /^READONLY/.test(writeError)
       out.push(
-        measure(ctx, {
+        yesNo(ctx, {
           id: 'redis.writable',
           component: 'redis',
           title: 'Redis reachable and writable',
-          value: writeError ? 0 : 1,
-          unit: 'bool',
-          status: writeError ? 'critical' : 'ok',
+          value: !writeError,
+          bad: Boolean(writeError),
           labels: misconf ? {cause: 'MISCONF'} : oom ? {cause: 'OOM'} : readonly ? {cause: 'READONLY'} : undefined,
           message: writeError
             ? misconf
@@ -224,7 +223,7 @@ const serviceCheck: Check = {
       try {
         const res = await fetch(url, {signal: AbortSignal.timeout(3000)})
         const body = (await res.json().catch(() => ({}))) as {status?: string; checks?: Record<string, unknown>}
-        return [measure(ctx, {id: 'service.health', component: 'service', title: 'Service /health', value: res.ok ? 1 : 0, unit: 'bool', status: res.ok ? 'ok' : 'critical', message: `${url} answered HTTP ${res.status}${body.status ? ` (${body.status})` : ''}`, remedy: 'See which dependency /health reports as failing; `docker compose logs backend` (guide 11).'})]
+        return [yesNo(ctx, {id: 'service.health', component: 'service', title: 'Service /health', value: res.ok, bad: !res.ok, message: `${url} answered HTTP ${res.status}${body.status ? ` (${body.status})` : ''}`, remedy: 'See which dependency /health reports as failing; `docker compose logs backend` (guide 11).'})]
       } catch {
         return [unknown('service', 'service.health', 'Service /health', `the service is not running here (no pid files in ${status.stateDir}/run, nothing answers ${url})`, 'Start it: `charge-ops service start` (or docker compose up -d).')]
       }
@@ -235,7 +234,7 @@ const serviceCheck: Check = {
     ]
     if (status.health) {
       const h = status.health
-      out.push(measure(ctx, {id: 'service.health', component: 'service', title: 'Service /health', value: h.status === 'ok' ? 1 : 0, unit: 'bool', status: h.status === 'ok' ? 'ok' : 'critical', message: h.status === 'ok' ? `${h.url}: ok${h.version ? ` (version ${h.version})` : ''}` : `${h.url}: ${h.status}${h.failing.length ? `, failing: ${h.failing.join(', ')}` : ''}${h.error ? ` (${h.error})` : ''}`, remedy: 'Fix the failing dependency named above; `charge-ops service logs --error`.'}))
+      out.push(yesNo(ctx, {id: 'service.health', component: 'service', title: 'Service /health', value: h.status === 'ok', bad: h.status !== 'ok', message: h.status === 'ok' ? `${h.url}: ok${h.version ? ` (version ${h.version})` : ''}` : `${h.url}: ${h.status}${h.failing.length ? `, failing: ${h.failing.join(', ')}` : ''}${h.error ? ` (${h.error})` : ''}`, remedy: 'Fix the failing dependency named above; `charge-ops service logs --error`.'}))
     }
     return out
   },

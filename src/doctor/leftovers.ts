@@ -9,7 +9,7 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {measure} from '../capacity/check-kit.js'
+import {measure, yesNo} from '../capacity/check-kit.js'
 import type {Check, CheckResult} from '../capacity/types.js'
 import {pidAlive} from '../core/proc/pid.js'
 
@@ -22,13 +22,12 @@ export const leftoversCheck: Check = {
     const {abandonedMaintenance} = await import('../service/maintenance.js')
     const flag = await abandonedMaintenance(ctx.settings).catch(() => undefined)
     results.push(
-      measure(ctx, {
+      yesNo(ctx, {
         id: 'leftovers.maintenance',
         component: 'charge-ops',
         title: 'Maintenance mode left on by a killed run',
-        value: flag ? 1 : 0,
-        unit: 'bool',
-        status: flag ? 'critical' : 'ok',
+        value: Boolean(flag),
+        bad: Boolean(flag),
         message: flag ? `maintenance mode is on since ${flag.since}, set by \`${flag.owner!.command}\` (pid ${flag.owner!.pid}), which no longer runs: writes answer 503` : 'none',
         remedy: flag ? `Rerun \`charge-ops ${flag.owner!.command}\` (it takes the flag over and switches it off), or \`charge-ops service maintenance off\`.` : undefined,
       }),
@@ -38,13 +37,12 @@ export const leftoversCheck: Check = {
     const holder = existsSync(lock) ? Number(readFileSync(lock, 'utf8').trim()) : undefined
     const interrupted = existsSync(journal) && !(holder && pidAlive(holder))
     results.push(
-      measure(ctx, {
+      yesNo(ctx, {
         id: 'leftovers.restore-files',
         component: 'charge-ops',
         title: 'Interrupted restore files',
-        value: interrupted ? 1 : 0,
-        unit: 'bool',
-        status: interrupted ? 'critical' : 'ok',
+        value: interrupted,
+        bad: interrupted,
         message: interrupted ? `${journal} is left by a killed \`restore files\`: folders may be half swapped, the Chroma server may be stopped` : 'none',
         remedy: 'Rerun `charge-ops restore files <the same id> --yes`: it finishes or undoes the interrupted swap and starts the Chroma server again.',
       }),
