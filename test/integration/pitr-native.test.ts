@@ -14,54 +14,23 @@ import {silentLogger} from '../../src/output/logger.js'
 import {LocalStorage} from '../../src/repository/local-storage.js'
 import {restorePitr} from '../../src/restore/pitr.js'
 import {parseTarget} from '../../src/restore/pitr-target.js'
-import {archiveCommand} from '../../src/wal/command-lines.js'
-import {freePort, startPostgres, type PgCluster} from '../support/index.js'
+import {freePort, type PgCluster} from '../support/index.js'
+import {ENTRY, ROOT, startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
 
-const ROOT = path.resolve(import.meta.dirname, '../..')
-const ENTRY = path.join(ROOT, 'bin/run.js')
 const STACK = 't'
 
+let cluster: ArchivingCluster
 let pg: PgCluster
 let repo: string
-const restored: {dataDir: string}[] = []
+const cli: ArchivingCluster['cli'] = (args, options) => cluster.cli(args, {timeoutMs: 180_000, ...options})
 
-function cli(args: string[], options: {env?: Record<string, string>; asServer?: boolean} = {}) {
-  const user = options.asServer ? pg.osUser : undefined
-  const r = spawnSync(process.execPath, [ENTRY, ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', ...options.env},
-    uid: user?.uid,
-    gid: user?.gid,
-    timeout: 180_000,
-  })
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-}
-
-function pgCtl(args: string[]) {
-  const r = spawnSync(path.join(pg.binDir, 'pg_ctl'), args, {uid: pg.osUser?.uid, gid: pg.osUser?.gid, encoding: 'utf8'})
-  return r.status
-}
-
-async function queryPort<R>(port: number, sql: string): Promise<R[]> {
-  const {default: pgLib} = await import('pg')
-  const c = new pgLib.Client({host: '127.0.0.1', port, user: pg.user, password: pg.password, database: 'postgres'})
-  await c.connect()
-  try {
-    return (await c.query(sql)).rows as R[]
-  } finally {
-    await c.end()
-  }
-}
-
-function stopRestored(dataDir: string) {
-  if (fs.existsSync(path.join(dataDir, 'postmaster.pid'))) pgCtl(['stop', '-D', dataDir, '-m', 'immediate', '-w'])
-}
+const queryPort = <R>(port: number, sql: string) => cluster.query<R>(port, sql)
+const stopRestored = (dataDir: string) => cluster.stopServer(dataDir)
 
 async function restore(dir: string, target: Parameters<typeof parseTarget>[0], extra: {archive?: 'keep' | 'off'; repository?: string} = {}) {
   const dataDir = path.join(pg.serverDir('restores'), dir)
   const port = await freePort()
-  restored.push({dataDir})
+  cluster.started.push(dataDir)
   const result = await restorePitr({
     storage: new LocalStorage(extra.repository ?? repo),
     stack: STACK,
@@ -77,18 +46,13 @@ async function restore(dir: string, target: Parameters<typeof parseTarget>[0], e
 }
 
 beforeAll(async () => {
-  pg = await startPostgres({name: 'pitr'})
-  repo = pg.serverDir('repo')
-  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath}), archive_timeout: '0'})
-  await pg.query('CREATE TABLE samples (id bigserial PRIMARY KEY, committed_at timestamptz NOT NULL)')
-  const base = cli(['backup', 'base', '--repo', repo, '--stack', STACK], {asServer: true, env: {DATABASE_URL: pg.url()}})
-  expect(base.stderr + base.stdout).toMatch(/base backup .* complete/)
-  expect(base.code).toBe(0)
+  cluster = await startArchivingCluster({name: 'pitr', stack: STACK, settings: {archive_timeout: '0'}, schema: 'CREATE TABLE samples (id bigserial PRIMARY KEY, committed_at timestamptz NOT NULL)'})
+  ;({pg, repo} = cluster)
+  expect(cluster.base!.stderr + cluster.base!.stdout).toMatch(/base backup .* complete/)
 }, 240_000)
 
 afterAll(async () => {
-  for (const r of restored) stopRestored(r.dataDir)
-  await pg?.stop()
+  await cluster?.stop()
 })
 
 describe('restore pitr --target-time', () => {

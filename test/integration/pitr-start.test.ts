@@ -6,7 +6,6 @@
  * Real clusters; the source runs with hot_standby = off so that the copy refuses every connection
  * until it has promoted (the widest window for a probing client).
  */
-import {spawnSync} from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -16,28 +15,16 @@ import {silentLogger} from '../../src/output/logger.js'
 import {LocalStorage} from '../../src/repository/local-storage.js'
 import {restorePitr, startAndAwaitRecovery, targetOwner} from '../../src/restore/pitr.js'
 import {parseTarget} from '../../src/restore/pitr-target.js'
-import {archiveCommand} from '../../src/wal/command-lines.js'
-import {freePort, startPostgres, type PgCluster} from '../support/index.js'
+import {freePort, type PgCluster} from '../support/index.js'
+import {ENTRY, startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
 
-const ROOT = path.resolve(import.meta.dirname, '../..')
-const ENTRY = path.join(ROOT, 'bin/run.js')
 const STACK = 'st'
 
+let cluster: ArchivingCluster
 let pg: PgCluster
 let repo: string
-const started: string[] = []
-
-function cli(args: string[], options: {env?: Record<string, string>; asServer?: boolean} = {}) {
-  const r = spawnSync(process.execPath, [ENTRY, ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', ...options.env},
-    uid: options.asServer ? pg.osUser?.uid : undefined,
-    gid: options.asServer ? pg.osUser?.gid : undefined,
-    timeout: 180_000,
-  })
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-}
+let started: string[]
+const cli: ArchivingCluster['cli'] = (args, options) => cluster.cli(args, options)
 
 /** A client that keeps connecting to `port` (like a monitoring probe or a pooler) until stopped. */
 function probe(port: number) {
@@ -61,12 +48,8 @@ function probe(port: number) {
 }
 
 beforeAll(async () => {
-  pg = await startPostgres({name: 'pitr-start'})
-  repo = pg.serverDir('repo')
-  await pg.restart({archive_mode: 'on', hot_standby: 'off', archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath})})
-  await pg.query('CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())')
-  const base = cli(['backup', 'base', '--repo', repo, '--stack', STACK], {asServer: true, env: {DATABASE_URL: pg.url()}})
-  expect(base.code, base.stderr).toBe(0)
+  cluster = await startArchivingCluster({name: 'pitr-start', stack: STACK, settings: {hot_standby: 'off'}, schema: 'CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())'})
+  ;({pg, repo, started} = cluster)
   // a few segments to replay: the copy stays in recovery for a while
   for (let i = 1; i <= 4; i++) await pg.query(`INSERT INTO t (id) VALUES (${i}); SELECT pg_switch_wal()`)
   const check = cli(['wal', 'check', '--repo', repo, '--stack', STACK], {env: {DATABASE_URL: pg.url()}})
@@ -74,10 +57,7 @@ beforeAll(async () => {
 }, 240_000)
 
 afterAll(async () => {
-  for (const dir of started) {
-    if (fs.existsSync(path.join(dir, 'postmaster.pid'))) spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dir, '-m', 'immediate', '-w'], {uid: pg.osUser?.uid, gid: pg.osUser?.gid})
-  }
-  await pg?.stop()
+  await cluster?.stop()
 })
 
 describe('restore pitr --start', () => {

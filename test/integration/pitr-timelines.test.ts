@@ -13,41 +13,18 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {archiveCommand} from '../../src/wal/command-lines.js'
-import {freePort, startPostgres, type PgCluster} from '../support/index.js'
+import {freePort, type PgCluster} from '../support/index.js'
+import {startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
 
-const ROOT = path.resolve(import.meta.dirname, '../..')
-const ENTRY = path.join(ROOT, 'bin/run.js')
 const STACK = 'tl'
 
+let cluster: ArchivingCluster
 let pg: PgCluster
 let repo: string
-const started: string[] = []
-
-function cli(args: string[], options: {env?: Record<string, string>; asServer?: boolean} = {}) {
-  const r = spawnSync(process.execPath, [ENTRY, ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', ...options.env},
-    uid: options.asServer ? pg.osUser?.uid : undefined,
-    gid: options.asServer ? pg.osUser?.gid : undefined,
-    timeout: 240_000,
-  })
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-}
-
-const urlOf = (port: number) => `postgresql://${pg.user}:${encodeURIComponent(pg.password)}@127.0.0.1:${port}/postgres`
-
-async function query<R>(port: number, sql: string): Promise<R[]> {
-  const {default: pgLib} = await import('pg')
-  const c = new pgLib.Client({connectionString: urlOf(port)})
-  await c.connect()
-  try {
-    return (await c.query(sql)).rows as R[]
-  } finally {
-    await c.end()
-  }
-}
+let started: string[]
+const cli: ArchivingCluster['cli'] = (args, options) => cluster.cli(args, options)
+const urlOf = (port: number) => cluster.urlOf(port)
+const query = <R>(port: number, sql: string) => cluster.query<R>(port, sql)
 
 /** Commits `n` rows one by one, ~30 ms apart, tagged with the round; no WAL switch in between. */
 async function workload(port: number, round: number, n: number): Promise<void> {
@@ -95,19 +72,12 @@ async function recover(name: string, target: string) {
 }
 
 beforeAll(async () => {
-  pg = await startPostgres({name: 'timelines'})
-  repo = pg.serverDir('repo')
-  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath})})
-  await pg.query('CREATE TABLE samples (id bigserial PRIMARY KEY, round int NOT NULL, committed_at timestamptz NOT NULL)')
-  const base = baseBackup(pg.port)
-  expect(base.code, base.stderr).toBe(0)
+  cluster = await startArchivingCluster({name: 'timelines', stack: STACK, schema: 'CREATE TABLE samples (id bigserial PRIMARY KEY, round int NOT NULL, committed_at timestamptz NOT NULL)'})
+  ;({pg, repo, started} = cluster)
 }, 240_000)
 
 afterAll(async () => {
-  for (const dir of started) {
-    if (fs.existsSync(path.join(dir, 'postmaster.pid'))) spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dir, '-m', 'immediate', '-w'], {uid: pg.osUser?.uid, gid: pg.osUser?.gid})
-  }
-  await pg?.stop()
+  await cluster?.stop()
 })
 
 describe('recover three times', () => {

@@ -1,0 +1,105 @@
+/**
+ * The one setup of the PITR integration tests: a real cluster archiving through the built
+ * `charge-ops wal push` (run by PostgreSQL as its own OS user) into a local repository, a base
+ * backup taken through the CLI, the CLI runner, and the clean-up of every restored server the
+ * test started. Needs `npm run build` (archive_command runs bin/run.js).
+ */
+import {spawnSync} from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+
+import {expect} from 'vitest'
+
+import {archiveCommand} from '../../src/wal/command-lines.js'
+import {startPostgres, type PgCluster} from './postgres.js'
+
+export const ROOT = path.resolve(import.meta.dirname, '../..')
+export const ENTRY = path.join(ROOT, 'bin/run.js')
+
+export interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+export interface ArchivingCluster {
+  pg: PgCluster
+  repo: string
+  stack: string
+  /** the built CLI; `asServer` runs it as the server's OS user (as cron / archive_command would) */
+  cli(args: string[], options?: {env?: Record<string, string>; asServer?: boolean; cwd?: string; timeoutMs?: number}): CliResult
+  /** a libpq URL for a server of this cluster's roles on `port` (a restored copy) */
+  urlOf(port: number, database?: string): string
+  query<R>(port: number, sql: string): Promise<R[]>
+  /** a data directory a test restored and maybe started: stopped (immediate) by stop() */
+  started: string[]
+  stopServer(dataDir: string): void
+  /** stops every restored server, then the cluster */
+  stop(): Promise<void>
+  /** the output of the setup's `backup base` */
+  base?: CliResult
+}
+
+export interface ArchivingClusterOptions {
+  name: string
+  stack: string
+  /** extra server settings (hot_standby, archive_timeout …) */
+  settings?: Record<string, string>
+  /** SQL run before the base backup */
+  schema?: string
+  /** take a base backup through the CLI (default true) */
+  baseBackup?: boolean
+}
+
+export async function startArchivingCluster(options: ArchivingClusterOptions): Promise<ArchivingCluster> {
+  const pg = await startPostgres({name: options.name})
+  const repo = pg.serverDir('repo')
+  const stack = options.stack
+  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack, entry: ENTRY, node: process.execPath}), ...options.settings})
+  const started: string[] = []
+  const cli: ArchivingCluster['cli'] = (args, o = {}) => {
+    const r = spawnSync(process.execPath, [ENTRY, ...args], {
+      cwd: o.cwd ?? ROOT,
+      encoding: 'utf8',
+      env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', ...o.env},
+      uid: o.asServer ? pg.osUser?.uid : undefined,
+      gid: o.asServer ? pg.osUser?.gid : undefined,
+      timeout: o.timeoutMs ?? 240_000,
+    })
+    return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  }
+  const urlOf = (port: number, database = 'postgres') => `postgresql://${pg.user}:${encodeURIComponent(pg.password)}@127.0.0.1:${port}/${database}`
+  const stopServer = (dataDir: string) => {
+    if (fs.existsSync(path.join(dataDir, 'postmaster.pid'))) spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {uid: pg.osUser?.uid, gid: pg.osUser?.gid})
+  }
+  const cluster: ArchivingCluster = {
+    pg,
+    repo,
+    stack,
+    cli,
+    urlOf,
+    started,
+    stopServer,
+    async query<R>(port: number, sql: string): Promise<R[]> {
+      const {default: pgLib} = await import('pg')
+      const c = new pgLib.Client({connectionString: urlOf(port)})
+      await c.connect()
+      try {
+        return (await c.query(sql)).rows as R[]
+      } finally {
+        await c.end()
+      }
+    },
+    async stop() {
+      for (const dir of started) stopServer(dir)
+      await pg.stop()
+    },
+  }
+  if (options.schema) await pg.query(options.schema)
+  if (options.baseBackup !== false) {
+    const base = cli(['backup', 'base', '--repo', repo, '--stack', stack, '--wal-timeout', '60'], {asServer: true, env: {DATABASE_URL: pg.url()}})
+    expect(base.code, base.stderr).toBe(0)
+    cluster.base = base
+  }
+  return cluster
+}
