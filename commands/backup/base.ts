@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {databaseUrlFlag, encryptFlag, metricsFileFlag, pingUrlFlag, repositoryLocationFlags} from '../../src/cli/flags.js'
+import {encryptFlag, metricsFileFlag, pingUrlFlag, repositoryLocationFlags} from '../../src/cli/flags.js'
 import {manifestBytes, type BackupManifest} from '../../src/repository/manifest.js'
 import type {RepositoryStorage} from '../../src/repository/storage.js'
 
@@ -21,7 +21,7 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
   ]
   static flags = {
     ...repositoryLocationFlags,
-    'database-url': databaseUrlFlag('the server to back up; needs REPLICATION'),
+    'database-url': Flags.string({description: 'the server to back up (default: CHARGE_OPS_ADMIN_URL when set, else DATABASE_URL); needs REPLICATION'}),
     'wal-timeout': Flags.integer({description: "seconds to wait for the backup's WAL to be archived — the server's own wait at the end of the backup, then the backup history file; on timeout pg_basebackup is stopped and the command exits 5 naming pg_stat_archiver's last failure", default: 120}),
     engine: Flags.string({options: ['native', 'wal-g'], description: 'default: backup.engine from charge-ops.yaml'}),
     'data-dir': Flags.string({description: 'the server data directory (PGDATA) as this host sees it: wal-g, and --type (default: the server\'s data_directory)'}),
@@ -36,7 +36,9 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
     const {openWalRepository} = await import('../../src/wal/context.js')
     const {requireSetting} = await import('../../src/config/settings.js')
     const engine = this.flags.engine ?? (this.flags.repo && this.flags.stack ? 'native' : this.settings().yaml.backup.engine)
-    const databaseUrl = this.flags['database-url'] ?? requireSetting(this.settings().databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the .env or pass --database-url.')
+    // REPLICATION is not the application role's: the admin connection (CHARGE_OPS_ADMIN_URL, which
+    // init writes for compose) when there is one — so `docker compose run --rm ops backup base` works.
+    const databaseUrl = this.flags['database-url'] ?? this.settings().adminDatabaseUrl ?? requireSetting(this.settings().databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the .env or pass --database-url.')
     const {reportBackupRun} = await import('../../src/backup/metrics.js')
     const report = {
       metricsFile: this.flags['metrics-file'] ?? (this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.backup.metricsFile),

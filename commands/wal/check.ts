@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
 import type {WalCheckResult} from '../../src/wal/check.js'
-import {databaseUrlFlag, repositoryLocationFlags} from '../../src/cli/flags.js'
+import {repositoryLocationFlags} from '../../src/cli/flags.js'
 
 export default class WalCheck extends BaseCommand<typeof WalCheck> {
   static summary = 'Force a WAL switch and confirm the segment reaches the repository; report archive lag.'
@@ -10,7 +10,7 @@ export default class WalCheck extends BaseCommand<typeof WalCheck> {
   static examples = ['<%= config.bin %> wal check', '<%= config.bin %> wal check --repo /var/backups/charge-ops --timeout 120 --json']
   static flags = {
     ...repositoryLocationFlags,
-    'database-url': databaseUrlFlag('the server to check; needs pg_switch_wal() rights'),
+    'database-url': Flags.string({description: 'the server to check (default: CHARGE_OPS_ADMIN_URL when set, else DATABASE_URL); needs pg_switch_wal() rights'}),
     timeout: Flags.integer({description: 'seconds to wait for the segment', default: 60}),
   }
 
@@ -19,7 +19,8 @@ export default class WalCheck extends BaseCommand<typeof WalCheck> {
     const {checkWalArchiving} = await import('../../src/wal/check.js')
     const {requireSetting} = await import('../../src/config/settings.js')
     const {storage, stack} = await openWalRepository(this.flags, () => this.settings())
-    const databaseUrl = this.flags['database-url'] ?? requireSetting(this.settings().databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the .env or pass --database-url.')
+    // pg_switch_wal() is a superuser's unless granted: the admin connection when there is one
+    const databaseUrl = this.flags['database-url'] ?? this.settings().adminDatabaseUrl ?? requireSetting(this.settings().databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the .env or pass --database-url.')
     const {READY_BACKLOG_WARNING} = await import('../../src/wal/check.js')
     const result = await checkWalArchiving({storage, stack, databaseUrl, timeoutMs: this.flags.timeout * 1000, logger: this.logger})
     this.log(`ok: ${result.switchedSegment} archived after ${result.arrivedAfterMs} ms (${storage.location}/${result.repositoryKey})`)

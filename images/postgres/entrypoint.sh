@@ -10,6 +10,8 @@ if [ "$(id -u)" = 0 ]; then
   chmod 0700 "$PGDATA"
   exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
+# setpriv keeps root's HOME: charge-ops (archive_command) would warn about /root on every segment
+export HOME=/var/lib/postgresql
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is not set (postgres.env)}"
   pwfile=$(mktemp)
@@ -19,6 +21,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   # Clients come from the compose network (or the host through the published port): password + TLS is
   # decided by postgresql.conf / the URLs; scram everywhere.
   echo 'host all all all scram-sha-256' >> "$PGDATA/pg_hba.conf"
+  # backup base (pg_basebackup) from the ops container or the host: the replication protocol
+  echo 'host replication all all scram-sha-256' >> "$PGDATA/pg_hba.conf"
   pg_ctl -D "$PGDATA" -w -o "-c listen_addresses='' -c archive_mode=off" start >/dev/null
   for f in /docker-entrypoint-initdb.d/*; do
     case "$f" in

@@ -47,13 +47,17 @@ function ensureDir(path: string, owner?: {uid: number; gid: number}): void {
 
 /**
  * The data folders the containers write (uploads: the service's uid, Chroma: its own uid, the
- * state folder with the maintenance flag) and, for a local repository, `<repo>/<stack>/wal`
- * writable by the postgres container's archive_command. Idempotent.
+ * state folder with the maintenance flag) and, for a local repository, the repository owned by
+ * the postgres container's uid (archive_command writes wal/ and reads cluster.json as it). Idempotent.
  */
 export function prepareComposeFolders(dir: string, repository: string, stack: string): void {
   for (const entry of Object.values(COMPOSE_DIRS)) ensureDir(join(dir, entry.path), entry.owner)
   if (repository.startsWith('/')) {
-    ensureDir(join(repository, stack))
+    // The whole repository belongs to the postgres image's uid: archive_command runs as it and reads
+    // <repo>/<stack>/cluster.json, and charge-ops run as root (on the host, in the ops container)
+    // gives what it writes the repository root's owner — so every file stays readable to the archiver.
+    ensureDir(repository, POSTGRES_CONTAINER_OWNER)
+    ensureDir(join(repository, stack), POSTGRES_CONTAINER_OWNER)
     ensureDir(join(repository, stack, 'wal'), POSTGRES_CONTAINER_OWNER)
   }
 }

@@ -26,7 +26,9 @@ export interface VerifyResult {
 type VerifyOptions = {restoreDrill?: boolean; drillUrl?: string; jobs?: number}
 
 export async function verifyBackup(ctx: BackupContext, ref: string, options: VerifyOptions = {}): Promise<VerifyResult> {
-  const manifest = await resolveBackup(ctx.storage, ctx.stack, ref)
+  // the drill restores a database dump: `latest` is then the newest backup that has one (the nightly
+  // verify runs after the files backup, which would otherwise be "latest" and fail every night)
+  const manifest = await resolveBackup(ctx.storage, ctx.stack, ref, options.restoreDrill && ref === 'latest' ? {kind: ['db', 'all']} : {})
   let result: VerifyResult
   try {
     result = await verifyManifest(ctx, manifest, options)

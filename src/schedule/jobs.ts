@@ -33,6 +33,13 @@ export const DEFAULT_JOBS: readonly ScheduledJob[] = [
 ]
 
 /**
+ * With WAL archiving on (compose: init's postgresql.conf), a nightly base backup: without one there
+ * is never a base for point-in-time recovery, and `backup prune` (which also deletes the WAL older
+ * than the oldest kept base) has nothing to keep WAL from. 01:00, before the logical backups.
+ */
+export const BASE_BACKUP_JOB: ScheduledJob = {name: 'backup-base', description: 'physical base backup (point-in-time recovery starts from it)', cron: '0 1 * * *', args: ['backup', 'base'], typicalMinutes: 30, metricsFlag: '--metrics-file', enabled: true}
+
+/**
  * The commands that write a Prometheus textfile, and through which flag (checked against the
  * command classes by test/unit/init-schedule-flags.test.ts). A job from charge-ops.yaml running one
  * of them gets the textfile too; any other command gets no extra flag.
@@ -60,8 +67,9 @@ export function splitCommand(command: string): string[] {
  * expression, command, zone or enabled flag, or adding jobs of its own; and per-job typical
  * durations from `--window job=minutes`.
  */
-export function resolveJobs(yaml?: Pick<ChargeOpsYaml, 'schedules'>, options: {timezone?: string; windows?: Record<string, number>} = {}): ScheduledJob[] {
-  const jobs = new Map<string, ScheduledJob>(DEFAULT_JOBS.map((j) => [j.name, {...j, args: [...j.args]}]))
+export function resolveJobs(yaml?: Pick<ChargeOpsYaml, 'schedules'>, options: {timezone?: string; windows?: Record<string, number>; walArchiving?: boolean} = {}): ScheduledJob[] {
+  const defaults = options.walArchiving ? [BASE_BACKUP_JOB, ...DEFAULT_JOBS] : DEFAULT_JOBS
+  const jobs = new Map<string, ScheduledJob>(defaults.map((j) => [j.name, {...j, args: [...j.args]}]))
   for (const [name, entry] of Object.entries(yaml?.schedules ?? {})) {
     const base = jobs.get(name)
     const args = splitCommand(entry.command)

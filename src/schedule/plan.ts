@@ -2,15 +2,19 @@
  * schedule install / list: the job table resolved from charge-ops.yaml, rendered for one
  * scheduler, and described with its next runs and overlap findings.
  */
+import {existsSync, readFileSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
 import type {PlannedFile} from '../core/fs/file-plan.js'
 import {cronProblem, findOverlaps, nextRuns, type Overlap} from './cron.js'
 import {resolveJobs, type ScheduledJob} from './jobs.js'
-import {DEFAULT_HOST_PATHS, jobsForKubernetes, renderCron, renderCronJobs, renderSystemd} from './render.js'
+import {composeRunner, DEFAULT_HOST_PATHS, jobsForKubernetes, renderCron, renderCronJobs, renderSystemd, type HostScheduleContext} from './render.js'
 
 export type SchedulerTarget = 'cron' | 'systemd' | 'k8s'
+
+/** Where a cron / systemd job runs charge-ops: on the host, or in the compose stack's ops service. */
+export type JobRunner = 'host' | 'compose'
 
 export interface ScheduleOptions {
   settings: Pick<Settings, 'yaml' | 'configPath' | 'baseDir' | 'stack'>
@@ -25,17 +29,32 @@ export interface ScheduleOptions {
   dir: string
   namespace?: string
   image?: string
+  /** default: compose when charge-ops.yaml's target is compose */
+  runner?: JobRunner
 }
 
 export function scheduledJobs(options: Pick<ScheduleOptions, 'settings' | 'windows'>): ScheduledJob[] {
-  return resolveJobs(options.settings.yaml, {windows: options.windows})
+  return resolveJobs(options.settings.yaml, {windows: options.windows, walArchiving: walArchivingOn(options.settings)})
 }
+
+/** archive_mode = on in the postgresql.conf charge-ops.yaml names (init writes it for compose). */
+export function walArchivingOn(settings: Pick<Settings, 'yaml' | 'baseDir'>): boolean {
+  const conf = settings.yaml.paths?.postgresqlConf
+  if (!conf) return false
+  const path = resolve(settings.baseDir, conf)
+  if (!existsSync(path)) return false
+  const setting = /^\s*archive_mode\s*=\s*'?(\w+)'?/im.exec(readFileSync(path, 'utf8'))
+  return Boolean(setting && /^(on|always)$/i.test(setting[1]!))
+}
+
+/** The path of charge-ops.yaml inside the compose services (init mounts it there). */
+export const CONTAINER_CONFIG_PATH = '/etc/charge-ops/charge-ops.yaml'
 
 export function planSchedule(target: SchedulerTarget, options: ScheduleOptions): PlannedFile[] {
   const jobs = scheduledJobs(options)
   const dir = resolve(options.dir)
   const configPath = options.settings.configPath ?? join(options.settings.baseDir, 'charge-ops.yaml')
-  const host = {
+  const host: HostScheduleContext = {
     configPath,
     bin: options.bin ?? 'charge-ops',
     lockDir: options.lockDir ?? DEFAULT_HOST_PATHS.lockDir,
@@ -44,6 +63,11 @@ export function planSchedule(target: SchedulerTarget, options: ScheduleOptions):
     credentialsFile: join(options.settings.baseDir, 'backup.env'),
     wrapperPath: join(dir, 'charge-ops-job'),
     user: options.user ?? 'root',
+  }
+  const runner = options.runner ?? (options.settings.yaml.target === 'compose' ? 'compose' : 'host')
+  if (runner === 'compose' && target !== 'k8s') {
+    const composeFile = resolve(options.settings.baseDir, options.settings.yaml.paths?.composeFile ?? 'docker-compose.yml')
+    Object.assign(host, {runner: composeRunner(composeFile, options.settings.yaml.compose?.project, host.textfileDir), configPath: CONTAINER_CONFIG_PATH})
   }
   if (target === 'cron') return renderCron(jobs, host, 'charge-ops.cron')
   if (target === 'systemd') return renderSystemd(jobs, host, '.')

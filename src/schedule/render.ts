@@ -16,6 +16,11 @@ export interface HostScheduleContext {
   configPath: string
   /** the charge-ops executable (absolute, or found on the PATH set in the crontab) */
   bin: string
+  /**
+   * the argv that runs charge-ops when it is not `bin` on the host: on a compose deployment
+   * `docker compose -f F -p P run --rm -T … ops` (the ops service's entrypoint is charge-ops)
+   */
+  runner?: string[]
   lockDir: string
   logDir: string
   /** node_exporter's textfile collector directory */
@@ -72,6 +77,18 @@ export function renderCron(jobs: readonly ScheduledJob[], ctx: HostScheduleConte
   ]
 }
 
+const runnerOf = (ctx: HostScheduleContext): string[] => ctx.runner ?? [ctx.bin]
+
+/**
+ * The compose form of a job: charge-ops in the stack's `ops` service, on the stack's network, with
+ * the charge-ops.yaml mounted into it (so `--config` is the path inside the container) and the
+ * textfile folder bind-mounted at the same path, so that --metrics-file writes where node_exporter
+ * on the host reads. -T: cron has no terminal.
+ */
+export function composeRunner(composeFile: string, project: string | undefined, textfileDir: string, service = 'ops'): string[] {
+  return ['docker', 'compose', '-f', composeFile, ...(project ? ['-p', project] : []), 'run', '--rm', '-T', '-v', `${textfileDir}:${textfileDir}`, service]
+}
+
 function wrapperRelPath(ctx: HostScheduleContext): string {
   return ctx.wrapperPath.split('/').pop() ?? 'charge-ops-job'
 }
@@ -91,7 +108,7 @@ mkdir -p "$lock_dir" "$log_dir"
 log="$log_dir/$job.log"
 if [ -f ${shq(ctx.credentialsFile)} ]; then set -a; . ${shq(ctx.credentialsFile)}; set +a; fi
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) start $job" >>"$log"
-flock -n -E 75 "$lock_dir/$job.lock" ${shq(ctx.bin)} "$@" --config ${shq(ctx.configPath)} >>"$log" 2>&1
+flock -n -E 75 "$lock_dir/$job.lock" ${runnerOf(ctx).map(shq).join(' ')} "$@" --config ${shq(ctx.configPath)} >>"$log" 2>&1
 rc=$?
 if [ "$rc" -eq 75 ]; then
   echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) skipped $job: the previous run still holds $lock_dir/$job.lock" >>"$log"
@@ -107,7 +124,7 @@ export function renderSystemd(jobs: readonly ScheduledJob[], ctx: HostScheduleCo
   const files: PlannedFile[] = []
   for (const job of jobs) {
     const unit = `charge-ops-${job.name}`
-    const exec = ['/usr/bin/flock', '-n', '-E', '75', `${ctx.lockDir}/${job.name}.lock`, ctx.bin, ...jobArgs(job, ctx.textfileDir), '--config', ctx.configPath]
+    const exec = ['/usr/bin/flock', '-n', '-E', '75', `${ctx.lockDir}/${job.name}.lock`, ...runnerOf(ctx), ...jobArgs(job, ctx.textfileDir), '--config', ctx.configPath]
     files.push({
       path: `${dir}/${unit}.service`,
       mode: 0o644,

@@ -16,7 +16,10 @@ export interface PlannedCommand {
   check?: 'compose-health' | 'http-health'
   /** environment for this command (compose: CHARGE_OPS_VERSION picks the images' tag) */
   env?: Record<string, string>
+  /** an undo that runs only when the schema head is no longer the one read before the upgrade */
+  when?: 'schema-moved'
 }
+
 
 export interface PlanStep {
   step: StepName
@@ -57,6 +60,24 @@ export interface ComposePlanOptions {
 
 const cmd = (file: string, args: string[], purpose: string, check?: PlannedCommand['check'], env?: Record<string, string>): PlannedCommand => ({file, args, purpose, ...(check ? {check} : {}), ...(env ? {env} : {})})
 
+/** Filled in at run time with the id of step 1's `backup all` (the pre-upgrade database). */
+export const STEP1_BACKUP = '<step-1 backup>'
+
+/**
+ * The migrate step's undo on compose and k8s: the pre-upgrade database back from step 1's backup,
+ * when the migrations moved the schema head. Not `migrate down`: the down sections of the new
+ * version's migrations are in the new image, not in the charge-ops that runs the plan, and a down
+ * migration need not give back every row; the backup is exactly the state before the upgrade
+ * (nothing writes in between: maintenance mode is on and the service is stopped).
+ */
+const restoreStep1 = (co: string[]): PlannedCommand => ({
+  ...cmd(co[0]!, [...co.slice(1), 'restore', 'db', STEP1_BACKUP, '--clean', '--yes'], 'the pre-upgrade database from the step-1 backup, when the migrations moved the schema head'),
+  when: 'schema-moved',
+})
+
+/** The last command of a verified upgrade: step 2 switched maintenance mode on. */
+const maintenanceOff = (co: string[]): PlannedCommand => cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again (the new version is verified)')
+
 /** Guide §12 step 7: `curl -f https://app…` — the web UI answers after the upgrade. */
 const uiCheck = (appUrl: string | undefined): PlannedCommand[] => (appUrl ? [cmd('curl', ['-fsS', '-o', '/dev/null', '--max-time', '15', appUrl], 'the web UI answers (guide §12 step 7)')] : [])
 
@@ -78,6 +99,13 @@ export function composePlan(o: ComposePlanOptions): CommandPlan {
   const dc = (...args: string[]) => ['compose', '-f', o.composeFile, ...(o.project ? ['-p', o.project] : []), ...args]
   const at = (version: string) => ({[VERSION_VARIABLE]: version})
   const wait = String(o.waitTimeoutSeconds ?? 120)
+  // nginx resolves its upstream's name when its configuration loads: a recreated backend container
+  // has a new address, so nginx reloads after each `up` of the backend (else 502 until a restart)
+  const proxy = topology.services.find((s) => s.name === 'nginx')?.name
+  const reloadProxy = (why: string): PlannedCommand[] => (proxy ? [cmd('docker', dc('exec', '-T', proxy, 'nginx', '-s', 'reload'), why)] : [])
+  // `up --no-deps`: PostgreSQL, Redis and Chroma keep running. Their image references name
+  // CHARGE_OPS_VERSION too, so without it compose would recreate them on the new tag mid-upgrade;
+  // they move to it at the next `docker compose up`.
   const fetch: PlannedCommand[] = o.image
     ? [cmd('docker', dc('pull', backend, worker), `pull ${o.image}/service:${o.version}`, undefined, at(o.version))]
     : [cmd(co[0]!, [...co.slice(1), 'images', 'build', '--version', o.version, ...(o.buildArgs ?? [])], `build the ${o.version} images from this charge-ops`)]
@@ -86,32 +114,36 @@ export function composePlan(o: ComposePlanOptions): CommandPlan {
   return {
     target: 'compose',
     version: o.version,
+    // Execution order differs from the guide's numbering on purpose: the images are built before
+    // anything stops (no downtime for the build), and the backup is taken once writes are refused
+    // and the worker is drained, so that restoring it on rollback loses nothing.
     steps: [
-      {step: 'backup', title: '1 verified backup', commands: [cmd(co[0]!, [...co.slice(1), 'backup', 'all', '--json'], 'database + uploads + Chroma'), cmd(co[0]!, [...co.slice(1), 'backup', 'verify', 'latest'], 'checksums of every part')], undo: []},
+      {step: 'fetch', title: '3 fetch the new version (before anything stops)', commands: fetch, undo: []},
       {
         step: 'stop',
-        title: '2 maintenance mode, stop the service',
-        commands: [cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'on', '--reason', `upgrade to ${o.version}`], 'writes answer 503'), cmd('docker', dc('stop', '--timeout', '60', worker, backend), 'drain the worker, finish requests')],
-        undo: [cmd('docker', dc('up', '-d', '--wait', '--wait-timeout', wait, backend, worker), `start ${previous} again`, undefined, previousEnv), cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again')],
+        title: '2 maintenance mode, drain the worker',
+        commands: [cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'on', '--reason', `upgrade to ${o.version}`], 'writes answer 503'), cmd('docker', dc('stop', '--timeout', '60', worker), 'the worker finishes its job and takes no other')],
+        undo: [cmd('docker', dc('up', '-d', '--no-deps', '--wait', '--wait-timeout', wait, backend, worker), `start ${previous} again`, undefined, previousEnv), ...reloadProxy(`nginx proxies to the ${previous} containers`), cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again')],
       },
-      {step: 'fetch', title: '3 fetch the new version', commands: fetch, undo: []},
+      {step: 'backup', title: '1 verified backup (nothing writes any more)', commands: [cmd(co[0]!, [...co.slice(1), 'backup', 'all', '--json'], 'database + uploads + Chroma'), cmd(co[0]!, [...co.slice(1), 'backup', 'verify', 'latest'], 'checksums of every part')], undo: []},
+      {step: 'stop', title: '2 stop the API', commands: [cmd('docker', dc('stop', '--timeout', '60', backend), 'finish in-flight requests')], undo: []},
       {step: 'install', title: '4 install its dependencies', commands: [], undo: []},
       {
         step: 'migrate',
         title: '5 migrate up',
         commands: [cmd('docker', dc('run', '--rm', '--no-deps', migrate), `the ${o.version} image applies its migrations`, undefined, at(o.version))],
-        undo: [cmd(co[0]!, [...co.slice(1), 'migrate', 'down', '--to', '<previous head>', '--yes'], 'revert to the previous head (or restore the step-1 backup when a down migration is missing)')],
+        undo: [restoreStep1(co)],
       },
       {
         step: 'start',
         title: '6 start the new version',
-        commands: [cmd('docker', dc('up', '-d', '--wait', '--wait-timeout', wait, backend, worker), `recreate ${backend} and ${worker} on ${o.version}`, undefined, at(o.version))],
+        commands: [cmd('docker', dc('up', '-d', '--no-deps', '--wait', '--wait-timeout', wait, backend, worker), `recreate ${backend} and ${worker} on ${o.version}`, undefined, at(o.version)), ...reloadProxy(`nginx proxies to the ${o.version} containers`)],
         undo: [cmd('docker', dc('stop', '--timeout', '60', worker, backend), `stop ${o.version}`)],
       },
       {
         step: 'verify',
         title: '7 verify',
-        commands: [cmd('docker', dc('ps', '--format', 'json', backend, worker), 'every container running and healthy', 'compose-health', at(o.version)), cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'), ...uiCheck(o.appUrl)],
+        commands: [cmd('docker', dc('ps', '--format', 'json', backend, worker), 'every container running and healthy', 'compose-health', at(o.version)), cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'), ...uiCheck(o.appUrl), maintenanceOff(co)],
         undo: [],
       },
     ],
@@ -172,7 +204,7 @@ export function k8sPlan(o: K8sPlanOptions): CommandPlan {
         commands: [
           cmd('kubectl', ['run', job, `--image=${image}`, '--restart=Never', '--rm', '--attach', ...ns, '--', ...co, 'migrate', 'up', '--lock-wait', '60s'], 'the new image applies its migrations'),
         ],
-        undo: [cmd(co[0]!, [...co.slice(1), 'migrate', 'down', '--to', '<previous head>', '--yes'], 'revert to the previous head (or restore the step-1 backup when a down migration is missing)')],
+        undo: [restoreStep1(co)],
       },
       {
         step: 'start',
@@ -183,7 +215,7 @@ export function k8sPlan(o: K8sPlanOptions): CommandPlan {
       {
         step: 'verify',
         title: '7 verify',
-        commands: [cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'), cmd('kubectl', ['get', `deployment/${deployment}`, ...ns, '-o', 'jsonpath={.status.readyReplicas}/{.status.replicas}'], 'every replica ready'), ...uiCheck(o.appUrl)],
+        commands: [cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'), cmd('kubectl', ['get', `deployment/${deployment}`, ...ns, '-o', 'jsonpath={.status.readyReplicas}/{.status.replicas}'], 'every replica ready'), ...uiCheck(o.appUrl), maintenanceOff(co)],
         undo: [],
       },
     ],
@@ -198,7 +230,7 @@ export function renderPlan(plan: CommandPlan): string {
     lines.push(`${step.title}`)
     if (step.commands.length === 0) lines.push('    (nothing: part of the image)')
     for (const c of step.commands) lines.push(`  ${String(++n).padStart(2)}. ${shellQuote([c.file, ...c.args])}    # ${c.purpose}`)
-    for (const c of step.undo) lines.push(`      on failure: ${shellQuote([c.file, ...c.args])}    # ${c.purpose}`)
+    for (const c of step.undo) lines.push(`      on failure${c.when === 'schema-moved' ? ', if the schema head moved' : ''}: ${shellQuote([c.file, ...c.args])}    # ${c.purpose}`)
   }
   return lines.join('\n')
 }

@@ -76,3 +76,19 @@ export function restoreCommand(options: CommandLineOptions & {fast?: boolean}): 
 export function confString(value: string): string {
   return `'${value.replaceAll("'", "''")}'`
 }
+
+/** charge-ops.yaml inside the compose stack's postgres (and ops) containers: init mounts it there. */
+export const CONTAINER_CONFIG = '/etc/charge-ops/charge-ops.yaml'
+
+/**
+ * The archive_command of the compose stack's postgres image (charge-ops on its PATH, the mounted
+ * charge-ops.yaml naming repository, stack and engine). The engine is on the line as well, so that
+ * the line says what it runs; init writes the same line.
+ */
+export function containerArchiveCommand(options: {engine?: 'native' | 'wal-g'} = {}): string {
+  return ['charge-ops', 'wal', 'push', '%p', '--config', CONTAINER_CONFIG, ...(options.engine === 'wal-g' ? ['--engine', 'wal-g'] : [])].join(' ')
+}
+
+export function containerRestoreCommand(options: {engine?: 'native' | 'wal-g'} = {}): string {
+  return ['charge-ops', 'wal', 'fetch', '%f', '%p', '--config', CONTAINER_CONFIG, ...(options.engine === 'wal-g' ? ['--engine', 'wal-g'] : [])].join(' ')
+}

@@ -146,6 +146,23 @@ function ensureBaseImage(engine: Pick<DockerEngine, 'docker' | 'cacheDir'>, suit
   return true;
 }
 
+/**
+ * Mounts dockerd leaves under its roots when it is gone (the host network namespace it binds at
+ * <exec-root>/netns/default survives even a clean shutdown; a SIGKILLed daemon leaves more):
+ * unmounted deepest first, so that the cache folder can be removed and nothing stays mounted.
+ */
+function unmountLeftovers(roots: string[]): void {
+  if (!existsSync('/proc/mounts')) return;
+  const points = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1]?.replace(/\\040/g, ' ')).filter((p): p is string => Boolean(p) && roots.some((r) => p === r || p!.startsWith(`${r}/`)));
+  for (const point of points.sort((a, b) => b.length - a.length)) {
+    try {
+      execFileSync('umount', ['-l', point], {stdio: 'ignore'});
+    } catch {
+      // already gone
+    }
+  }
+}
+
 async function pingable(env: Record<string, string>): Promise<boolean> {
   try {
     execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000});
@@ -196,6 +213,7 @@ export async function startDocker(options: {cacheDir?: string; startTimeoutMs?: 
     }
     rmSync(pidFile, {force: true});
   }
+  unmountLeftovers([execRoot, dataRoot]);
   rmSync(socket, {force: true});
   mkdirSync(dataRoot, {recursive: true});
   mkdirSync(execRoot, {recursive: true});
@@ -260,6 +278,7 @@ export async function startDocker(options: {cacheDir?: string; startTimeoutMs?: 
         if (!(await waitForExit(child, 45_000))) kill();
         await waitForExit(child, 10_000);
       }
+      unmountLeftovers([execRoot, dataRoot]);
       unregister();
       releaseLock();
     },

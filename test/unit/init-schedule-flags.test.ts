@@ -82,7 +82,9 @@ function splitWords(line: string): string[] {
 
 function collectInvocations(): Invocation[] {
   const out: Invocation[] = []
-  const jobs = resolveJobs(undefined, {timezone: 'UTC'})
+  // walArchiving: the backup-base job too (compose, where init turns WAL archiving on)
+  const jobs = resolveJobs(undefined, {timezone: 'UTC', walArchiving: true})
+  expect(jobs.map((j) => j.name)).toContain('backup-base')
   // cron: "<cron 5 fields> <user> <wrapper> <job> ARGS…"; the wrapper appends --config PATH
   const [crontab] = renderCron(jobs, ctx)
   for (const line of crontab.content.split('\n').filter((l) => l.includes(ctx.wrapperPath) && !l.startsWith('#'))) {
@@ -142,7 +144,7 @@ describe('scheduled command lines match the real commands', () => {
 
   it('covers every job of the table, backup all and wal push, on every renderer', () => {
     const ids = new Set(invocations.map((i) => resolveCommand(i.argv).id))
-    expect([...ids].sort()).toEqual(['backup all', 'backup db', 'backup files', 'backup prune', 'backup verify', 'capacity', 'wal push'])
+    expect([...ids].sort()).toEqual(['backup all', 'backup base', 'backup db', 'backup files', 'backup prune', 'backup verify', 'capacity', 'wal push'])
     for (const job of DEFAULT_JOBS) expect(invocations.some((i) => i.argv.join(' ').startsWith(job.args.join(' '))), job.name).toBe(true)
     expect(invocations.length).toBeGreaterThan(30)
   })

@@ -54,8 +54,17 @@ describe('compose: the generated file against the upgrade plan, schedule and hos
   it('the upgrade plan stops, fetches and starts only services of the file, and they run the service image', () => {
     const plan = composePlan({version: '0.2.0', composeFile: '/srv/charge/docker-compose.yml', image: 'charge-ops/service'})
     const named = new Set<string>()
+    const execIn = new Set<string>()
     for (const argv of commandLines(plan)) {
       if (argv[0] !== 'docker') continue
+      // `exec -T <service> <command…>`: only the service is a name of the file
+      const exec = argv.indexOf('exec')
+      if (exec > 0) {
+        const service = argv.slice(exec + 1).find((a) => !a.startsWith('-'))!
+        expect(compose.services, argv.join(' ')).toHaveProperty(service)
+        execIn.add(service)
+        continue
+      }
       const verb = argv.findIndex((a) => ['stop', 'up', 'pull', 'build', 'ps', 'run'].includes(a))
       const rest = argv.slice(verb + 1)
       const services = rest.filter((a, i) => !a.startsWith('-') && !['--timeout', '--format', '--wait-timeout'].includes(rest[i - 1]!))
@@ -67,6 +76,8 @@ describe('compose: the generated file against the upgrade plan, schedule and hos
       if (['up', 'run', 'pull'].includes(argv[verb]!)) expect(plan.steps.flatMap((s) => [...s.commands, ...s.undo]).some((c) => c.args === argv.slice(1) || c.env?.CHARGE_OPS_VERSION)).toBe(true)
     }
     expect([...named].sort()).toEqual(['backend', 'migrate', 'worker'])
+    // nginx re-resolves the recreated backend (its upstream name is resolved when its configuration loads)
+    expect([...execIn]).toEqual(['nginx'])
     for (const name of named) expect(compose.services[name].image).toBe(compose.services.backend.image)
     expect(upgradableServices(stackTopology()).map((s) => s.name).sort()).toEqual(['backend', 'worker'])
   })

@@ -8,7 +8,7 @@ import {describe, expect, it} from 'vitest';
 import {journalFile, newJournal, readJournal, isUnfinished} from '../../src/upgrade/journal.js';
 import {writeFileAtomicSync} from '../../src/core/fs/atomic.js';
 import {composeHealth, composePlan, k8sPlan, renderPlan, shellQuote} from '../../src/upgrade/plans.js';
-import {defaultAppUrl} from '../../src/upgrade/targets.js';
+import {backupIdOf, defaultAppUrl} from '../../src/upgrade/targets.js';
 import {assertPreflight, configHash, parseWithin, tablesTouched} from '../../src/upgrade/preflight.js';
 import {classifySource, declaredVersion, migrationsHeadOf, switchCurrent, currentRelease} from '../../src/upgrade/release.js';
 
@@ -36,35 +36,50 @@ describe('verify checks the web UI (guide §12 step 7)', () => {
 describe('compose plan', () => {
   it('lists every command in order, with pull when an image is given and the rollback commands', () => {
     const plan = composePlan({version: '1.4.0', composeFile: '/srv/charge/docker-compose.yml', image: 'reg/backend', previousVersion: '1.3.0'});
+    // images first (no downtime for them); the backup once writes are refused and the worker drained
     expect(plan.steps.flatMap((s) => s.commands.map(line))).toEqual([
+      'docker compose -f /srv/charge/docker-compose.yml pull backend worker',
+      "charge-ops service maintenance on --reason upgrade to 1.4.0",
+      'docker compose -f /srv/charge/docker-compose.yml stop --timeout 60 worker',
       'charge-ops backup all --json',
       'charge-ops backup verify latest',
-      "charge-ops service maintenance on --reason upgrade to 1.4.0",
-      'docker compose -f /srv/charge/docker-compose.yml stop --timeout 60 worker backend',
-      'docker compose -f /srv/charge/docker-compose.yml pull backend worker',
+      'docker compose -f /srv/charge/docker-compose.yml stop --timeout 60 backend',
       'docker compose -f /srv/charge/docker-compose.yml run --rm --no-deps migrate',
-      'docker compose -f /srv/charge/docker-compose.yml up -d --wait --wait-timeout 120 backend worker',
+      'docker compose -f /srv/charge/docker-compose.yml up -d --no-deps --wait --wait-timeout 120 backend worker',
+      'docker compose -f /srv/charge/docker-compose.yml exec -T nginx nginx -s reload',
       'docker compose -f /srv/charge/docker-compose.yml ps --format json backend worker',
       'charge-ops migrate status --exit-code',
+      'charge-ops service maintenance off',
     ]);
     expect(plan.steps.find((s) => s.step === 'start')!.undo.map(line)).toEqual(['docker compose -f /srv/charge/docker-compose.yml stop --timeout 60 worker backend']);
-    expect(plan.steps.find((s) => s.step === 'stop')!.undo.map(line)[0]).toContain('up -d --wait');
+    expect(plan.steps.find((s) => s.step === 'stop')!.undo.map(line)[0]).toContain('up -d --no-deps --wait');
     // the images' tag is the compose project's CHARGE_OPS_VERSION: the new one for the new containers, the previous one to go back
     const envOf = (step: string, undo = false) => (undo ? plan.steps.find((s) => s.step === step)!.undo[0] : plan.steps.find((s) => s.step === step)!.commands[0])!.env;
     expect(envOf('migrate')).toEqual({CHARGE_OPS_VERSION: '1.4.0'});
     expect(envOf('start')).toEqual({CHARGE_OPS_VERSION: '1.4.0'});
     expect(envOf('stop', true)).toEqual({CHARGE_OPS_VERSION: '1.3.0'});
+    // the migrations are undone with the pre-upgrade backup (its id filled in at run time), only when they moved the head
+    const migrateUndo = plan.steps.find((s) => s.step === 'migrate')!.undo;
+    expect(migrateUndo.map(line)).toEqual(['charge-ops restore db <step-1 backup> --clean --yes']);
+    expect(migrateUndo[0]!.when).toBe('schema-moved');
+    expect(renderPlan(plan)).toContain("on failure, if the schema head moved: charge-ops restore db '<step-1 backup>' --clean --yes");
+  });
+
+  it('finds the step-1 backup id in `backup all --json`, bare or in an envelope', () => {
+    expect(backupIdOf('{"id":"20261203T120000Z-all-1a2b","kind":"all"}')).toBe('20261203T120000Z-all-1a2b');
+    expect(backupIdOf('{"ok":true,"data":{"id":"x-all"}}')).toBe('x-all');
+    expect(backupIdOf('backup x complete')).toBeUndefined();
   });
 
   it('builds the images from this charge-ops instead of pulling without an image; -p for a project', () => {
     const plan = composePlan({version: '2.0.0', composeFile: 'dc.yml', project: 'charge', buildArgs: ['--base', 'b']});
     expect(plan.steps.find((s) => s.step === 'fetch')!.commands.map(line)).toEqual(['charge-ops images build --version 2.0.0 --base b']);
-    expect(plan.steps.find((s) => s.step === 'start')!.commands.map(line)).toEqual(['docker compose -f dc.yml -p charge up -d --wait --wait-timeout 120 backend worker']);
+    expect(plan.steps.find((s) => s.step === 'start')!.commands.map(line)).toEqual(['docker compose -f dc.yml -p charge up -d --no-deps --wait --wait-timeout 120 backend worker', 'docker compose -f dc.yml -p charge exec -T nginx nginx -s reload']);
   });
 
   it('renders numbered lines with shell quoting', () => {
     const text = renderPlan(composePlan({version: '1.4.0', composeFile: 'dc.yml'}));
-    expect(text).toContain(" 3. charge-ops service maintenance on --reason 'upgrade to 1.4.0'");
+    expect(text).toContain(" 2. charge-ops service maintenance on --reason 'upgrade to 1.4.0'");
     expect(text).toContain('on failure:');
     expect(shellQuote(['a b', "it's", 'plain'])).toBe(`'a b' 'it'\\''s' plain`);
   });
@@ -93,6 +108,7 @@ describe('k8s plan', () => {
       'kubectl rollout status deployment/worker -n charge --timeout=300s',
       'charge-ops migrate status --exit-code',
       'kubectl get deployment/backend -n charge -o jsonpath={.status.readyReplicas}/{.status.replicas}',
+      'charge-ops service maintenance off',
     ]);
     expect(plan.steps.find((s) => s.step === 'start')!.undo.map(line)).toEqual([
       'kubectl rollout undo deployment/backend -n charge',
