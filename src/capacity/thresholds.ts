@@ -28,6 +28,7 @@ export const DEFAULT_THRESHOLDS: Record<string, ThresholdDefault> = {
   'pg.index_bloat_pct': {warning: 50, critical: 80, unit: '%', description: 'estimated bloat of the worst index larger than 8 MB'},
   'pg.archive_failing': {warning: 1, critical: 1, unit: 'bool', description: 'pg_stat_archiver: the last archive attempt failed'},
   'pg.archive_lag_seconds': {warning: 900, critical: 3600, unit: 's', description: 'time since the last WAL segment was archived (archive_mode on)'},
+  'pg.archive_ready_backlog': {warning: 8, critical: 64, unit: 'segments', description: 'WAL segments waiting for archive_command in pg_wal/archive_status (.ready): pg_wal grows by 16 MB each'},
   'pg.sequence_used_pct': {warning: 75, critical: 90, unit: '%', description: 'the sequence closest to its maximum'},
   'pg.vacuum_age_days': {warning: 7, critical: 30, unit: 'days', description: 'longest time a modified table went without (auto)vacuum'},
   'pg.analyze_age_days': {warning: 7, critical: 30, unit: 'days', description: 'longest time a modified table went without (auto)analyze'},

@@ -78,6 +78,13 @@ describe('wal push --async as archive_command', () => {
       expect(check.code).not.toBe(0)
       expect(check.stderr).toMatch(/archive_command is failing/)
       expect(check.stderr).toMatch(/segment\(s\) wait in pg_wal \(\.ready\)/)
+      // capacity says it too (pg.archive_ready_backlog, warning from 8 segments)
+      await insertAndSwitch(300, 3)
+      await waitUntil(async () => (await backlog()) >= 8, {timeoutMs: 30_000, what: 'a backlog of 8'})
+      const capacity = cli(['capacity', '--only', 'postgresql', '--json', '--no-history'], {env: {DATABASE_URL: pg.url()}})
+      const measure = JSON.parse(capacity.stdout).checks.find((c: {id: string}) => c.id === 'pg.archive_ready_backlog')
+      expect(measure, capacity.stderr).toMatchObject({status: 'warning'})
+      expect(measure.value).toBeGreaterThanOrEqual(8)
     } finally {
       fs.chmodSync(timeline, mode)
     }
