@@ -101,7 +101,8 @@ describe('charge-ops schedule (built binary)', () => {
     const list = cli(['schedule', 'list', '--json'], dir)
     expect(list.status, list.stdout).toBe(0)
     const jobs = JSON.parse(list.stdout).jobs
-    expect(jobs.map((j: {name: string}) => j.name)).toEqual(['backup-db', 'backup-files', 'prune', 'verify', 'capacity'])
+    // init's PostgreSQL archives WAL (archive_mode on), so the nightly base backup is scheduled too
+    expect(jobs.map((j: {name: string}) => j.name)).toEqual(['backup-base', 'backup-db', 'backup-files', 'prune', 'verify', 'capacity'])
     for (const j of jobs) expect(j.nextRuns).toHaveLength(3)
     const bad = cli(['schedule', 'next', '0 25 * * *'])
     expect(bad.status).toBe(2)
