@@ -71,14 +71,22 @@ describe('charge-ops upgrade (built CLI)', () => {
     expect(compose.code, compose.stderr).toBe(0);
     const plan = JSON.parse(compose.stdout).commandPlan;
     const commands = plan.steps.flatMap((s: {commands: Array<{file: string; args: string[]}>}) => s.commands.map((c) => [c.file, ...c.args].join(' ')));
-    expect(commands).toHaveLength(9);
-    expect(commands[4]).toBe(`docker compose -f ${path.join(fs.realpathSync(empty), 'docker-compose.yml')} pull backend worker`);
-    expect(commands.indexOf(commands.find((c: string) => c.includes('migrate up'))!)).toBeLessThan(commands.findIndex((c: string) => c.includes('up -d --wait')));
+    expect(commands).toHaveLength(12);
+    // the new images are fetched before anything stops: the downtime does not include the pull
+    expect(commands[0]).toBe(`docker compose -f ${path.join(fs.realpathSync(empty), 'docker-compose.yml')} pull backend worker`);
+    const at = (needle: string) => commands.findIndex((c: string) => c.includes(needle));
+    expect(at('maintenance on')).toBeGreaterThan(0);
+    // backed up once maintenance is on and the worker drained, so a rollback to it loses nothing
+    expect(at('stop --timeout 60 worker')).toBeLessThan(at('backup all'));
+    expect(at('run --rm --no-deps migrate')).toBeLessThan(at('up -d --no-deps --wait'));
+    expect(commands.at(-1)).toBe('charge-ops service maintenance off');
 
     const k8s = await cli(empty, 'upgrade', '--target', 'k8s', '--to', '1.4.0', '--image', 'reg/backend', '-n', 'charge', '--dry-run');
     expect(k8s.code, k8s.stderr).toBe(0);
     const numbered = k8s.stdout.split('\n').filter((l) => /^\s+\d+\. /.test(l));
-    expect(numbered.map((l) => Number(/^\s+(\d+)\./.exec(l)![1]))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(numbered.map((l) => Number(/^\s+(\d+)\./.exec(l)![1]))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+    // writes are accepted again only once the new version is verified
+    expect(numbered.at(-1)).toMatch(/13\. charge-ops service maintenance off/);
     expect(k8s.stdout).toContain('kubectl set image deployment/backend backend=reg/backend:1.4.0 -n charge');
     expect(k8s.stdout).toContain('on failure: kubectl rollout undo deployment/backend -n charge');
 
