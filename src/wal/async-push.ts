@@ -18,9 +18,9 @@ import {dirname, isAbsolute, join} from 'node:path'
 
 import type {RepositoryStorage} from '../repository/storage.js'
 import {pushWal, requireWalName, type PushResult} from './archive.js'
-import type {WalCompression} from './codec.js'
+import {sha256File, type WalCompression} from './codec.js'
 import {parseWalFileName} from './names.js'
-import {cleanPushSpool, readPushRecord, removePushRecord, sha256File, spoolDir, writePushRecord} from './spool.js'
+import {cleanPushSpool, readPushRecord, removePushRecord, spoolDir, writePushRecord} from './spool.js'
 
 export interface AsyncPushOptions {
   storage: RepositoryStorage

@@ -30,6 +30,22 @@ export function sha256Hex(data: Buffer): string {
 
 export const extensionOf = (compression: WalCompression): string => (compression === 'zstd' ? 'zst' : 'gz')
 
+/** sha256 and size of a file, streamed (a 16 MB segment is never held twice). */
+export async function sha256File(path: string): Promise<{sha256: string; size: number}> {
+  const {createReadStream} = await import('node:fs')
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256')
+    let size = 0
+    createReadStream(path, {highWaterMark: 1024 * 1024})
+      .on('data', (chunk) => {
+        hash.update(chunk as Buffer)
+        size += chunk.length
+      })
+      .on('error', reject)
+      .on('end', () => resolve({sha256: hash.digest('hex'), size}))
+  })
+}
+
 /** Compresses with zstd -1 (the binary); `undefined` when zstd is not installed. */
 export async function zstdCompress(data: Buffer, level = 1): Promise<Buffer | undefined> {
   try {
@@ -45,18 +61,7 @@ export async function zstdCompress(data: Buffer, level = 1): Promise<Buffer | un
  * hashes it on the other core; gzip fallback when zstd is missing.
  */
 export async function encodeWalFile(path: string, name: string, preferred: WalCompression = 'zstd'): Promise<{body: Buffer; compression: WalCompression; envelope: WalEnvelope}> {
-  const {createReadStream} = await import('node:fs')
-  const hashFile = new Promise<{sha256: string; size: number}>((resolve, reject) => {
-    const hash = createHash('sha256')
-    let size = 0
-    createReadStream(path, {highWaterMark: 1024 * 1024})
-      .on('data', (chunk) => {
-        hash.update(chunk as Buffer)
-        size += chunk.length
-      })
-      .on('error', reject)
-      .on('end', () => resolve({sha256: hash.digest('hex'), size}))
-  })
+  const hashFile = sha256File(path)
   if (preferred === 'zstd') {
     const compressing = filterBuffer('zstd', ['-q', '-1', '-c', '--', path], Buffer.alloc(0)).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined

@@ -17,7 +17,6 @@
  * written (atomically) only after the repository confirmed the object.
  */
 import {createHash, randomBytes} from 'node:crypto'
-import {createReadStream} from 'node:fs'
 import {copyFile, mkdir, open, readdir, readFile, rename, rm} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 
@@ -145,20 +144,6 @@ export interface PushRecord {
   size: number
   key: string
   recordedAt: string
-}
-
-export async function sha256File(path: string): Promise<{sha256: string; size: number}> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256')
-    let size = 0
-    createReadStream(path, {highWaterMark: 1024 * 1024})
-      .on('data', (chunk) => {
-        hash.update(chunk as Buffer)
-        size += chunk.length
-      })
-      .on('error', reject)
-      .on('end', () => resolve({sha256: hash.digest('hex'), size}))
-  })
 }
 
 const recordPath = (dir: string, name: string) => join(dir, `${name}.ok`)
