@@ -9,6 +9,13 @@
 
 export const EXPECTED_HEADER = ['timestamp', 'voltage_v', 'current_a', 'soc_pct', 'battery_temp_c', 'charger_status'] as const
 
+/** What is wrong with a session log's first line (undefined: it is the expected header). The upload checks it too. */
+export function headerMismatch(line: string): string | undefined {
+  const header = line.replace(/^\uFEFF/, '').split(',').map((h) => h.trim().toLowerCase())
+  if (EXPECTED_HEADER.every((h, i) => header[i] === h)) return undefined
+  return `unexpected header "${header.join(',')}"; expected ${EXPECTED_HEADER.join(',')}`
+}
+
 /** Thresholds of the findings; documented in docs/service.md. */
 export const RULES = {
   overTemperatureWarningC: 55,
@@ -223,9 +230,8 @@ export class SessionAnalyzer {
     this.lineNo++
     if (end <= start) return
     if (!this.headerSeen) {
-      const header = buf.toString('utf8', start, end).replace(/^\uFEFF/, '').split(',').map((h) => h.trim().toLowerCase())
-      const ok = EXPECTED_HEADER.every((h, i) => header[i] === h)
-      if (!ok) throw new AnalysisInputError(`unexpected header "${header.join(',')}"; expected ${EXPECTED_HEADER.join(',')}`, this.lineNo)
+      const problem = headerMismatch(buf.toString('utf8', start, end))
+      if (problem) throw new AnalysisInputError(problem, this.lineNo)
       this.headerSeen = true
       return
     }

@@ -30,7 +30,7 @@ import {verifyToken, type TokenClaims} from './auth.js'
 import type {ServiceConfig} from './config.js'
 import {inTransaction, type Pool} from './db.js'
 import type {Embedder} from './embedder.js'
-import {EXPECTED_HEADER} from './analysis.js'
+import {headerMismatch} from './analysis.js'
 import {addDocument, searchKnowledge, type KnowledgeStore} from './knowledge.js'
 import {publishEvent} from './events.js'
 import {maintenanceState} from './maintenance.js'
@@ -351,10 +351,8 @@ const HEADER_SNIFF_BYTES = 4096
 function headerProblem(head: Buffer, ended: boolean): string | undefined {
   const newline = head.indexOf(10)
   if (newline < 0 && !ended && head.length <= HEADER_SNIFF_BYTES) return undefined
-  const line = head.toString('utf8', 0, newline < 0 ? Math.min(head.length, HEADER_SNIFF_BYTES) : newline)
-  const header = line.replace(/^\uFEFF/, '').split(',').map((h) => h.trim().toLowerCase())
-  if (EXPECTED_HEADER.every((h, i) => header[i] === h)) return undefined
-  return `line 1: unexpected header "${header.join(',').slice(0, 200)}"; expected ${EXPECTED_HEADER.join(',')} — not a charging-session log`
+  const problem = headerMismatch(head.toString('utf8', 0, newline < 0 ? Math.min(head.length, HEADER_SNIFF_BYTES) : newline).slice(0, 200))
+  return problem && `line 1: ${problem} — not a charging-session log`
 }
 
 /** Streams to <uploads>/.incoming/<id>.part with a running sha256, fsyncs, then renames into YYYY/MM/DD/. */
