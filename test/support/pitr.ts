@@ -1,6 +1,6 @@
 /**
  * The one setup of the PITR integration tests: a real cluster archiving through the built
- * `charge-ops wal push` (run by PostgreSQL as its own OS user) into a local repository, a base
+ * `charge-ops wal push` (run by PostgreSQL as its own OS user) into a local or S3 repository, a base
  * backup taken through the CLI, the CLI runner, and the clean-up of every restored server the
  * test started. Needs `npm run build` (archive_command runs bin/run.js).
  */
@@ -12,6 +12,7 @@ import {expect} from 'vitest'
 
 import {archiveCommand} from '../../src/wal/command-lines.js'
 import {startPostgres, type PgCluster} from './postgres.js'
+import type {S3Server} from './s3.js'
 
 export const ROOT = path.resolve(import.meta.dirname, '../..')
 export const ENTRY = path.join(ROOT, 'bin/run.js')
@@ -26,6 +27,10 @@ export interface ArchivingCluster {
   pg: PgCluster
   repo: string
   stack: string
+  /** S3 repository: the server's 0600 credentials file (archive_command and restore_command name it) */
+  awsEnvFile?: string
+  /** --repo, --stack (and --aws-env-file) of this cluster's repository, for a CLI call */
+  loc: string[]
   /** the built CLI; `asServer` runs it as the server's OS user (as cron / archive_command would) */
   cli(args: string[], options?: {env?: Record<string, string>; asServer?: boolean; cwd?: string; timeoutMs?: number}): CliResult
   /** a libpq URL for a server of this cluster's roles on `port` (a restored copy) */
@@ -49,13 +54,24 @@ export interface ArchivingClusterOptions {
   schema?: string
   /** take a base backup through the CLI (default true) */
   baseBackup?: boolean
+  /** archive into this S3 server (s3://BUCKET/NAME) instead of a local directory */
+  s3?: S3Server
 }
 
 export async function startArchivingCluster(options: ArchivingClusterOptions): Promise<ArchivingCluster> {
   const pg = await startPostgres({name: options.name})
-  const repo = pg.serverDir('repo')
   const stack = options.stack
-  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack, entry: ENTRY, node: process.execPath}), ...options.settings})
+  let repo: string
+  let awsEnvFile: string | undefined
+  if (options.s3) {
+    repo = `s3://${options.s3.bucket}/${options.name}`
+    // the credentials as an operator gives them to archive_command: a 0600 file of the server's user
+    awsEnvFile = path.join(pg.serverDir('s3'), 's3.env')
+    fs.writeFileSync(awsEnvFile, Object.entries(options.s3.env).map(([k, v]) => `${k}=${v}\n`).join(''), {mode: 0o600})
+    if (pg.osUser) fs.chownSync(awsEnvFile, pg.osUser.uid, pg.osUser.gid)
+  } else repo = pg.serverDir('repo')
+  const loc = ['--repo', repo, '--stack', stack, ...(awsEnvFile ? ['--aws-env-file', awsEnvFile] : [])]
+  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack, awsEnvFile, entry: ENTRY, node: process.execPath}), ...options.settings})
   const started: string[] = []
   const cli: ArchivingCluster['cli'] = (args, o = {}) => {
     const r = spawnSync(process.execPath, [ENTRY, ...args], {
@@ -76,6 +92,8 @@ export async function startArchivingCluster(options: ArchivingClusterOptions): P
     pg,
     repo,
     stack,
+    awsEnvFile,
+    loc,
     cli,
     urlOf,
     started,
@@ -97,7 +115,7 @@ export async function startArchivingCluster(options: ArchivingClusterOptions): P
   }
   if (options.schema) await pg.query(options.schema)
   if (options.baseBackup !== false) {
-    const base = cli(['backup', 'base', '--repo', repo, '--stack', stack, '--wal-timeout', '60'], {asServer: true, env: {DATABASE_URL: pg.url()}})
+    const base = cli(['backup', 'base', ...loc, '--wal-timeout', '60'], {asServer: true, env: {DATABASE_URL: pg.url()}})
     expect(base.code, base.stderr).toBe(0)
     cluster.base = base
   }

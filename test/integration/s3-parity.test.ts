@@ -1,0 +1,208 @@
+/**
+ * S3 parity (issue 14, item 3): the backup / restore / PITR / prune / verify paths run on a local
+ * directory and on an S3 repository (s3rver in its own process) through the built CLI, with the
+ * same assertions for both. Data is small on purpose: what differs between the stores is the
+ * storage driver, not the volume. Needs `npm run build` (archive_command runs bin/run.js).
+ */
+import {spawnSync} from 'node:child_process'
+import {chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+
+import {S3Client} from '@aws-sdk/client-s3'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {LocalStorage} from '../../src/repository/local-storage.js'
+import {listBackups, partKey} from '../../src/repository/manifest.js'
+import {parseS3Location, S3Storage} from '../../src/repository/s3-storage.js'
+import type {RepositoryStorage} from '../../src/repository/storage.js'
+import {dbHash, freePort, sharedPostgres, startS3, treeHash, type S3Server} from '../support/index.js'
+import {ENTRY, startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
+
+const KINDS = ['local', 's3'] as const
+type Kind = (typeof KINDS)[number]
+
+const pg = sharedPostgres()
+let s3: S3Server
+let dir: string
+let dbUrl: string
+let source: string
+
+/** The repository URL of `kind` for one test (its own prefix / folder). */
+const repoOf = (kind: Kind, name: string) => (kind === 'local' ? path.join(dir, `repo-${name}`) : `s3://${s3.bucket}/${name}`)
+
+/** The same repository through charge-ops' own driver (to tamper with or look into it as any store). */
+function storageOf(kind: Kind, repo: string): RepositoryStorage {
+  return kind === 'local' ? new LocalStorage(repo) : new S3Storage(new S3Client(s3.clientConfig()), parseS3Location(repo))
+}
+
+function cli(kind: Kind, args: string[], extra: Record<string, string> = {}) {
+  // S3 credentials through the environment (AWS_*), as a cron job or an operator's shell has them
+  const env = {PATH: process.env.PATH, HOME: dir, NO_COLOR: '1', DATABASE_URL: dbUrl, CHARGE_OPS_STATE_DIR: path.join(dir, 'state'), ...(kind === 's3' ? s3.env : {}), ...extra}
+  const r = spawnSync(process.execPath, ['--', ENTRY, ...args], {cwd: dir, env, encoding: 'utf8', timeout: 180_000})
+  return {code: r.status, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr}
+}
+
+const json = (r: {code: number | null; stdout: string; out: string}) => {
+  expect(r.code, r.out).toBe(0)
+  return JSON.parse(r.stdout)
+}
+
+beforeAll(async () => {
+  // its own process: the CLI runs through spawnSync, which blocks this one
+  s3 = await startS3({process: true})
+  dir = mkdtempSync(path.join(tmpdir(), 'co-s3-parity-'))
+  dbUrl = await pg.createDatabase()
+  source = new URL(dbUrl).pathname.slice(1)
+  await pg.query(
+    `CREATE TABLE sessions (id serial PRIMARY KEY, station text NOT NULL, kwh numeric(8,3), started timestamptz);
+     INSERT INTO sessions (station, kwh, started) SELECT 'st-' || (g % 17), g * 0.125, '2026-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 3000) g;
+     CREATE TABLE notes (id int PRIMARY KEY, body text);
+     INSERT INTO notes SELECT g, md5(g::text) FROM generate_series(1, 200) g;`,
+    source,
+  )
+}, 120_000)
+
+afterAll(async () => {
+  await s3?.stop()
+  if (dir) rmSync(dir, {recursive: true, force: true})
+})
+
+describe.each(KINDS)('logical backups on a %s repository', (kind) => {
+  it('backup db → restore db: identical rows; verify --restore-drill passes; a flipped byte is named by verify and refused by restore', async () => {
+    const repo = repoOf(kind, 'db')
+    const backup = json(cli(kind, ['backup', 'db', '--repo', repo, '--json']))
+    const target = `parity_${kind}_${Date.now().toString(36)}`
+    json(cli(kind, ['restore', 'db', backup.id, '--repo', repo, '--target-db', target, '--json']))
+    expect(await dbHash(pg, target)).toBe(await dbHash(pg, source))
+
+    const verified = json(cli(kind, ['backup', 'verify', backup.id, '--repo', repo, '--restore-drill', '--json']))
+    expect(verified.ok).toBe(true)
+
+    // a flipped byte in the stored dump, written through the store's own API
+    const storage = storageOf(kind, repo)
+    const key = partKey('charge-analysis', backup.id, 'db.dump.zst')
+    const bytes = await storage.getBytes(key)
+    bytes[Math.floor(bytes.length / 2)] ^= 0x01
+    await storage.put(key, bytes)
+    const bad = cli(kind, ['backup', 'verify', backup.id, '--repo', repo, '--json'])
+    expect(bad.code, bad.out).toBe(1)
+    expect(JSON.parse(bad.stdout).error).toMatchObject({code: 'VERIFY_FAILED', data: {parts: ['db.dump.zst']}})
+    const refused = cli(kind, ['restore', 'db', backup.id, '--repo', repo, '--target-db', `${target}_bad`, '--json'])
+    expect(refused.code, refused.out).toBe(1)
+    expect(JSON.parse(refused.stdout).error.code).toBe('CHECKSUM_MISMATCH')
+  }, 180_000)
+
+  it('backup files → restore files: identical files', async () => {
+    const repo = repoOf(kind, 'files')
+    const uploads = path.join(dir, `uploads-${kind}`)
+    mkdirSync(path.join(uploads, '2026', '02'), {recursive: true})
+    for (let i = 0; i < 30; i++) writeFileSync(path.join(uploads, '2026', '02', `s${i}.csv`), `t,v\n${i},${400 + i}\n`.repeat(100 + i))
+    writeFileSync(path.join(uploads, 'private.csv'), 'mode kept')
+    chmodSync(path.join(uploads, 'private.csv'), 0o600)
+    const filesEnv = {UPLOADS_DIR: uploads, CHROMA_PERSIST_DIRECTORY: ''}
+    const before = treeHash(uploads)
+    const backup = json(cli(kind, ['backup', 'files', '--repo', repo, '--json'], filesEnv))
+    expect(backup.files.uploads.fileCount).toBe(31)
+    rmSync(path.join(uploads, '2026', '02', 's3.csv'))
+    writeFileSync(path.join(uploads, '2026', '02', 's4.csv'), 'changed after the backup')
+    writeFileSync(path.join(uploads, 'new.csv'), 'not in the backup')
+    json(cli(kind, ['restore', 'files', backup.id, '--repo', repo, '--yes', '--json'], filesEnv))
+    expect(treeHash(uploads)).toBe(before)
+  }, 180_000)
+
+  it('backup prune keeps the newest, deletes the older backup and a dead run\'s parts; the kept backup restores', async () => {
+    const repo = repoOf(kind, 'prune')
+    const storage = storageOf(kind, repo)
+    const older = json(cli(kind, ['backup', 'db', '--repo', repo, '--json']))
+    const newer = json(cli(kind, ['backup', 'db', '--repo', repo, '--json']))
+    // what a killed run leaves on any store: a part whose manifest was never written
+    await storage.put(partKey('charge-analysis', '20200101T000000Z-db-dead', 'db.dump.zst'), 'partial')
+    const dry = json(cli(kind, ['backup', 'prune', '--repo', repo, '--keep-last', '1', '--keep-days', '0', '--daily', '0', '--weekly', '0', '--monthly', '0', '--dry-run', '--json']))
+    expect(dry.deleted.map((d: {id: string}) => d.id)).toEqual([older.id])
+    expect((await listBackups(storage, 'charge-analysis')).complete.map((b) => b.id).sort()).toEqual([older.id, newer.id].sort())
+    const pruned = json(cli(kind, ['backup', 'prune', '--repo', repo, '--keep-last', '1', '--keep-days', '0', '--daily', '0', '--weekly', '0', '--monthly', '0', '--yes', '--json']))
+    expect(pruned.deleted.map((d: {id: string}) => d.id)).toEqual([older.id])
+    expect(pruned.incompleteRemoved.map((d: {id: string}) => d.id)).toEqual(['20200101T000000Z-db-dead'])
+    const left = await listBackups(storage, 'charge-analysis', {includeIncomplete: true})
+    expect(left.complete.map((b) => b.id)).toEqual([newer.id])
+    expect(left.incomplete).toEqual([])
+    expect(await storage.list(`charge-analysis/backups/${older.id}/`)).toEqual([])
+    const target = `parity_prune_${kind}_${Date.now().toString(36)}`
+    json(cli(kind, ['restore', 'db', 'latest', '--repo', repo, '--target-db', target, '--json']))
+    expect(await dbHash(pg, target)).toBe(await dbHash(pg, source))
+  }, 180_000)
+})
+
+describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into it)', (kind) => {
+  let cluster: ArchivingCluster
+
+  beforeAll(async () => {
+    cluster = await startArchivingCluster({
+      name: `parity-${kind}`,
+      stack: 'pitr',
+      s3: kind === 's3' ? s3 : undefined,
+      settings: {archive_timeout: '0'},
+      schema: 'CREATE TABLE readings (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())',
+    })
+  }, 240_000)
+  afterAll(async () => {
+    await cluster?.stop()
+  })
+
+  /** restore pitr through the CLI as the server's user, started; the restored rows' ids */
+  async function restoreAt(name: string, target: string[]): Promise<string> {
+    const dataDir = path.join(cluster.pg.serverDir('restores'), name)
+    const port = await freePort()
+    cluster.started.push(dataDir)
+    const r = cluster.cli(['restore', 'pitr', ...target, '--data-dir', dataDir, ...cluster.loc, '--archive', 'off', '--start', '--port', String(port), '--database-url', cluster.pg.url(), '--yes', '--json'], {asServer: true})
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout).restoreCommand).toContain(kind === 's3' ? `--aws-env-file ${cluster.awsEnvFile}` : `--repo ${cluster.repo}`)
+    const [row] = await cluster.query<{ids: string}>(port, `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') AS ids FROM readings`)
+    cluster.stopServer(dataDir)
+    return row.ids
+  }
+
+  const insert = async (from: number, to: number) => {
+    for (let i = from; i <= to; i++) await cluster.pg.query(`INSERT INTO readings (id) VALUES (${i})`)
+    await cluster.pg.query('SELECT pg_switch_wal()')
+  }
+  const now = async () => (await cluster.pg.query<{t: string}>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`))[0].t
+  // backup list / prune / verify take no --aws-env-file (only the commands PostgreSQL runs, and
+  // backup base / restore pitr, do): the S3 credentials come from the environment, as in a shell
+  const repoCli = (args: string[]) => {
+    const r = cluster.cli([...args, '--repo', cluster.repo, '--stack', cluster.stack, '--json'], {asServer: true, env: {DATABASE_URL: cluster.pg.url(), ...(kind === 's3' ? s3.env : {})}})
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    return JSON.parse(r.stdout)
+  }
+  const walCheck = () => {
+    const c = cluster.cli(['wal', 'check', ...cluster.loc, '--timeout', '60'], {env: {DATABASE_URL: cluster.pg.url()}})
+    expect(c.code, c.stdout + c.stderr).toBe(0)
+  }
+
+  it('backup base + archived WAL → restore pitr: exactly the rows at the target; after prune removed the older base, PITR from the newer is exact too; verify checks the base', async () => {
+    const firstBase = repoCli(['backup', 'list']).backups.find((b: {kind: string}) => b.kind === 'base')
+    expect(firstBase, 'the setup took a base backup').toBeDefined()
+    await insert(1, 20)
+    const target = await now()
+    await insert(21, 30)
+    walCheck()
+    expect(await restoreAt('at-target', ['--target-time', target])).toBe(Array.from({length: 20}, (_, i) => i + 1).join(','))
+
+    // a second base backup, then prune keeping only it: the WAL it needs stays, PITR from it is exact
+    const second = cluster.cli(['backup', 'base', ...cluster.loc, '--wal-timeout', '60', '--json'], {asServer: true, env: {DATABASE_URL: cluster.pg.url()}})
+    expect(second.code, second.stderr).toBe(0)
+    const secondId = JSON.parse(second.stdout).id
+    await insert(31, 40)
+    const target2 = await now()
+    await insert(41, 45)
+    walCheck()
+    const pruned = repoCli(['backup', 'prune', '--keep-last', '1', '--keep-days', '0', '--daily', '0', '--weekly', '0', '--monthly', '0', '--yes'])
+    expect(pruned.deleted.map((d: {id: string}) => d.id)).toEqual([firstBase.id])
+    expect(pruned.wal.deleted, 'WAL older than the kept base backup went too').toBeGreaterThan(0)
+    expect(repoCli(['backup', 'list']).backups.map((b: {id: string}) => b.id)).toEqual([secondId])
+    expect(await restoreAt('after-prune', ['--target-time', target2])).toBe(Array.from({length: 40}, (_, i) => i + 1).join(','))
+
+    expect(repoCli(['backup', 'verify', secondId]).ok).toBe(true)
+  }, 420_000)
+})
