@@ -130,10 +130,10 @@ export class S3Storage implements RepositoryStorage {
     const input = typeof source === 'string' || Buffer.isBuffer(source) ? Readable.from([Buffer.from(source)]) : source
     input.on('error', (error) => hasher.stream.destroy(error))
     const partSize = 8 * 1024 * 1024
-    const gated = typeof source !== 'string' && !Buffer.isBuffer(source) ? await multipartGate(partSize) : undefined
-    if (gated) {
-      input.pipe(gated).pipe(hasher.stream)
-      gated.on('error', (error) => hasher.stream.destroy(error))
+    const fault = typeof source !== 'string' && !Buffer.isBuffer(source) ? await multipartFault(this.objectKey(key)) : undefined
+    if (fault) {
+      input.pipe(fault.gate).pipe(hasher.stream)
+      fault.gate.on('error', (error) => hasher.stream.destroy(error))
     } else input.pipe(hasher.stream)
     const upload = new Upload({
       client: this.client,
@@ -149,6 +149,7 @@ export class S3Storage implements RepositoryStorage {
       partSize,
       leavePartsOnError: false,
     })
+    if (fault) upload.on('httpUploadProgress', () => fault.progress(upload))
     try {
       await upload.done()
     } catch (error) {
@@ -228,21 +229,28 @@ export class S3Storage implements RepositoryStorage {
 }
 
 /**
- * The kill point `repository.s3.multipart-started` (docs/conventions.md): reached once more than one
- * part's bytes have passed, i.e. the multipart upload exists and its first part is on its way. Only
- * inserted into the stream when a test names a fault point (no cost otherwise).
+ * The kill point `repository.s3.multipart-started` (docs/conventions.md): reached when the store has
+ * confirmed the first part of a multipart upload — the upload exists on the server, holds a part,
+ * and is not completed. A kill there leaves an unfinished multipart upload and no object; a pause
+ * holds the rest of the stream (so the upload cannot complete) until the test resumes it. Only set
+ * up when a test names a fault point (no cost otherwise).
  */
-async function multipartGate(partSize: number): Promise<import('node:stream').Transform | undefined> {
+async function multipartFault(key: string): Promise<{gate: import('node:stream').Transform; progress(upload: unknown): void} | undefined> {
   if (!process.env.CHARGE_OPS_KILL_AT && !process.env.CHARGE_OPS_PAUSE_AT) return undefined
   const [{Transform}, {faultPoint}] = await Promise.all([import('node:stream'), import('../core/faults.js')])
-  let passed = 0
-  let reached = false
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      passed += chunk.length
-      if (reached || passed <= partSize) return callback(null, chunk)
-      reached = true
-      Promise.resolve(faultPoint('repository.s3.multipart-started')).then(() => callback(null, chunk), callback)
+  let hold: Promise<void> | undefined
+  return {
+    gate: new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        if (!hold) return callback(null, chunk)
+        hold.then(() => callback(null, chunk), callback)
+      },
+    }),
+    progress(upload) {
+      // lib-storage's Upload keeps the multipart upload's id once CreateMultipartUpload answered
+      const uploadId = (upload as {uploadId?: string}).uploadId
+      if (hold || !uploadId) return
+      hold = Promise.resolve(faultPoint('repository.s3.multipart-started', () => ({key, uploadId})))
     },
-  })
+  }
 }

@@ -10,7 +10,7 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {sharedPostgres, startS3} from '../support/index.js'
+import {dbHash, sharedPostgres, startS3} from '../support/index.js'
 
 const BIN = join(process.cwd(), 'bin', 'run.js')
 const pg = sharedPostgres()
@@ -133,8 +133,10 @@ describe('backup faults (built CLI)', () => {
     }
   }, 120_000)
 
-  it('the S3 server stopped at a kill point mid-upload (repository.s3.multipart-started) → exit 5, nothing marked complete', async () => {
-    const s3 = await startS3({process: true})
+  it('the S3 server stopped at a kill point mid-upload (repository.s3.multipart-started) → exit 5, nothing listed, the lock names the failed run; with S3 back the rerun succeeds and restores identical', async () => {
+    // the server's storage outlives the server: the same bucket is served again after the crash
+    const store = mkdtempSync(join(dir, 's3-store-'))
+    let s3 = await startS3({process: true, dir: store})
     const faults = mkdtempSync(join(dir, 'faults-'))
     try {
       const repo = `s3://${s3.bucket}/charge`
@@ -148,15 +150,39 @@ describe('backup faults (built CLI)', () => {
         if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${point} not reached: ${stdout}`)
         await new Promise((r) => setTimeout(r, 25))
       }
+      const marker = JSON.parse(readFileSync(join(faults, `${point}.reached`), 'utf8'))
+      expect(marker.uploadId, 'paused inside a multipart upload').toBeTruthy()
       await s3.kill('SIGKILL')
       writeFileSync(join(faults, `${point}.resume`), '')
       expect(await exited).toBe(5)
       expect(JSON.parse(stdout).error.message).toMatch(/S3/)
       expect(JSON.parse(stdout).error.message).not.toContain(password)
+
+      // S3 back (same storage, a new port): nothing listed, no object under the part's key, the
+      // lock the failed run could not delete names it
+      await s3.stop()
+      s3 = await startS3({process: true, dir: store})
+      const list = cli(['backup', 'list', '--repo', repo, '--all', '--json'], s3.env)
+      expect(list.code, list.stderr).toBe(0)
+      expect(JSON.parse(list.stdout).backups).toEqual([])
+      const {S3Client, HeadObjectCommand, GetObjectCommand} = await import('@aws-sdk/client-s3')
+      const client = new S3Client(s3.clientConfig())
+      await expect(client.send(new HeadObjectCommand({Bucket: s3.bucket, Key: marker.key}))).rejects.toMatchObject({$metadata: {httpStatusCode: 404}})
+      const lock = JSON.parse(await (await client.send(new GetObjectCommand({Bucket: s3.bucket, Key: 'charge/charge-analysis/locks/backup.lock'}))).Body!.transformToString())
+      expect(lock).toMatchObject({pid: marker.pid, command: 'backup db'})
+      client.destroy()
+
+      const rerun = cli(['backup', 'db', '--repo', repo, '--json'], s3.env)
+      expect(rerun.code, rerun.stderr).toBe(0)
+      const target = `s3down_${Date.now().toString(36)}`
+      const restored = cli(['restore', 'db', JSON.parse(rerun.stdout).id, '--repo', repo, '--target-db', target, '--json'], s3.env)
+      expect(restored.code, restored.stderr).toBe(0)
+      expect(await dbHash(pg, target)).toBe(await dbHash(pg, new URL(env.DATABASE_URL).pathname.slice(1)))
     } finally {
       await s3.stop()
+      rmSync(store, {recursive: true, force: true})
     }
-  }, 180_000)
+  }, 300_000)
 
   it('S3 round trip: backup db, list, verify', async () => {
     // a separate process: spawnSync blocks this one, an in-process server could not answer

@@ -14,7 +14,7 @@ import {dirname, join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {chromaHeartbeat, ensureChroma, stopChroma} from '../../src/sandbox/servers.js'
-import {freePort, sharedPostgres, dbHash, treeHash} from '../support/index.js'
+import {freePort, sharedPostgres, dbHash, startS3, treeHash} from '../support/index.js'
 
 const BIN = join(process.cwd(), 'bin', 'run.js')
 const STACK = 'charge-analysis'
@@ -30,7 +30,7 @@ function cli(args: string[], extra: Record<string, string> = {}) {
 }
 
 /** Runs the CLI with CHARGE_OPS_KILL_AT=point; resolves once it is dead, with the point's marker. */
-async function killAt(point: string, args: string[], extra: Record<string, string> = {}): Promise<{pid: number; children?: number[]; part?: string}> {
+async function killAt(point: string, args: string[], extra: Record<string, string> = {}): Promise<{pid: number; children?: number[]; part?: string; key?: string; uploadId?: string}> {
   rmSync(join(faults, `${point}.reached`), {force: true})
   const child = spawn(process.execPath, ['--', BIN, ...args], {env: {...process.env, ...env, ...extra, CHARGE_OPS_KILL_AT: point}, stdio: ['ignore', 'ignore', 'pipe']})
   let stderr = ''
@@ -138,6 +138,46 @@ describe('backup db killed at its kill points', () => {
     expect(tempFiles(repo)).toEqual([])
     expect(cli(['backup', 'db', '--repo', repo, '--quiet']).code).toBe(0)
   }, 240_000)
+})
+
+describe('backup db to S3 killed during its multipart upload', () => {
+  it('repository.s3.multipart-started: nothing listed, no object under the part\'s key (the unfinished multipart upload claims nothing), the lock names the dead run; the rerun takes it over and restores identical', async () => {
+    // its own process: the CLI runs through spawnSync, which blocks this one
+    const s3 = await startS3({process: true})
+    try {
+      const repo = `s3://${s3.bucket}/kill`
+      const marker = await killAt('repository.s3.multipart-started', ['backup', 'db', '--repo', repo, '--quiet'], s3.env)
+      // the multipart upload exists on the server (s3rver keeps it under ._S3rver_uploads/<id>) with
+      // its first part stored: the kill landed mid-upload
+      expect(marker.key).toMatch(new RegExp(`^kill/${STACK}/backups/[^/]+-db-[^/]+/db\\.dump\\.zst$`))
+      const uploadDir = join(s3.dir, s3.bucket, '._S3rver_uploads', marker.uploadId!)
+      expect(readFileSync(join(uploadDir, 'key'), 'utf8')).toBe(marker.key)
+      expect(readdirSync(uploadDir)).toContain('1')
+      // … but was never completed: no object under its key, and nothing listed, complete or not
+      const list = cli(['backup', 'list', '--repo', repo, '--all', '--json'], s3.env)
+      expect(list.code, list.out).toBe(0)
+      expect(JSON.parse(list.stdout).backups).toEqual([])
+      const {S3Client, HeadObjectCommand, GetObjectCommand} = await import('@aws-sdk/client-s3')
+      const client = new S3Client(s3.clientConfig())
+      await expect(client.send(new HeadObjectCommand({Bucket: s3.bucket, Key: marker.key}))).rejects.toMatchObject({$metadata: {httpStatusCode: 404}})
+      // the lock is left, and it names the dead run (same host: taken over at once by the next one)
+      const lock = JSON.parse(await (await client.send(new GetObjectCommand({Bucket: s3.bucket, Key: `kill/${STACK}/locks/backup.lock`}))).Body!.transformToString())
+      expect(lock).toMatchObject({pid: marker.pid, command: 'backup db'})
+
+      const rerun = cli(['backup', 'db', '--repo', repo, '--json'], s3.env)
+      expect(rerun.code, rerun.out).toBe(0)
+      await expect(client.send(new HeadObjectCommand({Bucket: s3.bucket, Key: `kill/${STACK}/locks/backup.lock`}))).rejects.toMatchObject({$metadata: {httpStatusCode: 404}})
+      const listed = JSON.parse(cli(['backup', 'list', '--repo', repo, '--all', '--json'], s3.env).stdout).backups
+      expect(listed.map((b: {id: string}) => b.id)).toEqual([JSON.parse(rerun.stdout).id])
+      const target = `kp_s3_${Date.now().toString(36)}`
+      const restored = cli(['restore', 'db', 'latest', '--repo', repo, '--target-db', target, '--json'], s3.env)
+      expect(restored.code, restored.out).toBe(0)
+      expect(await dbHashOf(target)).toBe(await dbHashOf(source))
+      client.destroy()
+    } finally {
+      await s3.stop()
+    }
+  }, 300_000)
 })
 
 describe('backup files / restore files killed at their kill points (a Chroma server managed like the sandbox\'s)', () => {
