@@ -16,7 +16,7 @@ export default class ScheduleInstall extends BaseCommand<typeof ScheduleInstall>
   static summary = "Write the scheduled jobs (backups, prune, verify with restore drill, capacity) as a crontab, systemd timers or CronJobs."
   static description = `Jobs come from charge-ops.yaml (schedules:) over the defaults: backup-db 02:00, backup-files 03:00, prune Sunday 04:00, verify (restore drill) 05:30, capacity 07:00. Every run holds a per-job lock (flock -n; a run still going makes the next one skip, exit 75), appends to /var/log/charge-ops/<job>.log and writes its Prometheus textfile (charge_ops_<job>.prom) so that alerts on time() - charge_ops_backup_last_success_timestamp_seconds work.
 
-On a compose deployment (charge-ops.yaml target: compose, or --runner compose) each job runs charge-ops in the stack's ops service: docker compose -f <compose file> -p <project> run --rm -T ops <job> --config /etc/charge-ops/charge-ops.yaml, with the textfile folder bind-mounted at the same path. When the postgresql.conf charge-ops.yaml names has archive_mode = on, a nightly backup-base (01:00) is added: point-in-time recovery starts from a base backup, and backup prune keeps WAL only from the oldest kept base.
+On a compose deployment (charge-ops.yaml target: compose, or --runner compose) each job runs charge-ops in the stack's ops service: docker compose -f <compose file> -p <project> run --rm -T ops <job> --config /etc/charge-ops/charge-ops.yaml, with the textfile folder bind-mounted at the same path (by default the stack's data/textfiles, read by the compose file's node-exporter service). When the postgresql.conf charge-ops.yaml names has archive_mode = on, a nightly backup-base (01:00) is added: point-in-time recovery starts from a base backup, and backup prune keeps WAL only from the oldest kept base.
 
 cron: charge-ops.cron (/etc/cron.d format) + the charge-ops-job wrapper; --system --yes also installs it as /etc/cron.d/charge-ops. systemd: one .service + .timer per job (Persistent=true, RandomizedDelaySec). k8s: CronJobs with concurrencyPolicy Forbid, startingDeadlineSeconds and history limits.
 
@@ -35,7 +35,7 @@ Files that differ from what would be written are refused without --force (exit 2
     dir: Flags.string({description: 'directory to write into (default: <stateDir>/schedule)'}),
     window: Flags.string({multiple: true, description: 'typical duration of a job for the overlap check, JOB=MINUTES (repeatable)'}),
     bin: Flags.string({description: 'the charge-ops executable the jobs run (default: charge-ops on PATH)'}),
-    'textfile-dir': Flags.string({description: "node_exporter's textfile collector directory", default: '/var/lib/prometheus/node-exporter'}),
+    'textfile-dir': Flags.string({description: "node_exporter's textfile collector directory (default: /var/lib/prometheus/node-exporter, Debian's; with the compose runner <compose file's folder>/data/textfiles, which the compose file's node-exporter reads)"}),
     'log-dir': Flags.string({description: 'where job logs go', default: '/var/log/charge-ops'}),
     'lock-dir': Flags.string({description: "cron / systemd: the jobs' flock files", default: '/run/lock/charge-ops'}),
     runner: Flags.string({options: ['host', 'compose'], description: "cron / systemd: run charge-ops on the host, or as `docker compose run --rm -T ops …` in the stack (default: compose when charge-ops.yaml's target is compose)"}),

@@ -7,7 +7,7 @@ import {stringify} from 'yaml'
 
 import {chargeOpsYamlSchema} from '../config/schema.js'
 import {resolveJobs, schedulesYaml} from '../schedule/jobs.js'
-import {DEFAULT_HOST_PATHS, renderSystemd} from '../schedule/render.js'
+import {COMPOSE_TEXTFILE_DIR, DEFAULT_HOST_PATHS, renderSystemd} from '../schedule/render.js'
 import {UsageError} from '../errors.js'
 import {namesFor, type Answers} from './answers.js'
 import type {PlannedFile} from '../core/fs/file-plan.js'
@@ -305,6 +305,7 @@ function composeFiles(answers: Answers, secrets: InitSecrets): PlannedFile[] {
       chromaImage: composeImageRef('chroma', prefix),
       nginxImage: composeImageRef('nginx', prefix),
       monitorRole: MONITOR_ROLE,
+      textfileDir: COMPOSE_DIRS.textfiles.path,
       workerProbe: JSON.stringify(['CMD', ...WORKER_PROBE]),
       localRepo,
       repoDir: localRepo ? answers.backup.repository : '',
@@ -365,6 +366,8 @@ export const COMPOSE_DIRS = {
   uploads: {path: 'data/uploads', owner: {uid: 10_001, gid: 10_001}},
   chroma: {path: 'data/chroma', owner: {uid: 10_002, gid: 10_002}},
   state: {path: '.charge-ops', owner: {uid: 10_001, gid: 10_001}},
+  // the scheduled jobs' Prometheus textfiles: written by the ops container (root), read by node-exporter (0755 / 0644)
+  textfiles: {path: COMPOSE_TEXTFILE_DIR, owner: {uid: 0, gid: 0}},
 } as const
 
 /** The postgres image's uid (images/postgres): archive_command writes the repository's wal/ as it. */

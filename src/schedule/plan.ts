@@ -3,13 +3,13 @@
  * scheduler, and described with its next runs and overlap findings.
  */
 import {existsSync, readFileSync} from 'node:fs'
-import {join, resolve} from 'node:path'
+import {dirname, join, resolve} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
 import type {PlannedFile} from '../core/fs/file-plan.js'
 import {cronProblem, findOverlaps, nextRuns, type Overlap} from './cron.js'
 import {resolveJobs, type ScheduledJob} from './jobs.js'
-import {composeRunner, DEFAULT_HOST_PATHS, jobsForKubernetes, renderCron, renderCronJobs, renderSystemd, type HostScheduleContext} from './render.js'
+import {COMPOSE_TEXTFILE_DIR, composeRunner, DEFAULT_HOST_PATHS, jobsForKubernetes, renderCron, renderCronJobs, renderSystemd, type HostScheduleContext} from './render.js'
 
 export type SchedulerTarget = 'cron' | 'systemd' | 'k8s'
 
@@ -67,7 +67,10 @@ export function planSchedule(target: SchedulerTarget, options: ScheduleOptions):
   const runner = options.runner ?? (options.settings.yaml.target === 'compose' ? 'compose' : 'host')
   if (runner === 'compose' && target !== 'k8s') {
     const composeFile = resolve(options.settings.baseDir, options.settings.yaml.paths?.composeFile ?? 'docker-compose.yml')
-    Object.assign(host, {runner: composeRunner(composeFile, options.settings.yaml.compose?.project, host.textfileDir), configPath: CONTAINER_CONFIG_PATH})
+    // by default the folder the compose file's node-exporter reads; another --textfile-dir is for a
+    // node_exporter of the host's own
+    const textfileDir = options.textfileDir ?? join(dirname(composeFile), COMPOSE_TEXTFILE_DIR)
+    Object.assign(host, {runner: composeRunner(composeFile, options.settings.yaml.compose?.project, textfileDir), configPath: CONTAINER_CONFIG_PATH, textfileDir})
   }
   if (target === 'cron') return renderCron(jobs, host, 'charge-ops.cron')
   if (target === 'systemd') return renderSystemd(jobs, host, '.')

@@ -38,6 +38,13 @@ export const DEFAULT_HOST_PATHS = {
   textfileDir: '/var/lib/prometheus/node-exporter',
 }
 
+/**
+ * The compose deployment's textfile folder, relative to the compose file: the compose form of the
+ * jobs writes there (bind-mounted into the `ops` run) and the compose file's `node-exporter`
+ * service reads it (templates/compose/docker-compose.yml mounts the same folder).
+ */
+export const COMPOSE_TEXTFILE_DIR = 'data/textfiles'
+
 const shq = (s: string) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)
 
 export const metricsFileName = (job: ScheduledJob) => `charge_ops_${job.name.replace(/-/g, '_')}.prom`

@@ -2,13 +2,22 @@
  * The exporters init writes for compose and k8s, held against what `charge-ops monitoring` scrapes
  * (service names and ports) and against least privilege: postgres_exporter logs in as the
  * pg_monitor-only role, every password reaches the exporters by environment from a 0600 file or a
- * Secret — never in docker-compose.yml, a Deployment's literal env, or argv.
+ * Secret — never in docker-compose.yml, a Deployment's literal env, or argv. The compose
+ * node-exporter reads the folder the compose form of the scheduled jobs writes (checked on the file
+ * as `docker compose config` resolves it), and Debian's node_exporter accepts its command line and
+ * exposes a real backup textfile with it.
  */
-import {readFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
 
-import {parseAllDocuments, parseDocument} from 'yaml'
-import {describe, expect, it} from 'vitest'
+import {parse, parseAllDocuments, parseDocument} from 'yaml'
+import {afterAll, describe, expect, it} from 'vitest'
+
+import {successMetrics, updateMetricsFile} from '../../src/backup/metrics.js'
+import {chargeOpsYamlSchema} from '../../src/config/schema.js'
+import {planSchedule} from '../../src/schedule/plan.js'
+import {requireBinary, runUnchecked, startDaemon} from '../support/index.js'
 
 import {parseAnswers, parseAnswersFile} from '../../src/install/answers.js'
 import {MONITOR_ROLE, monitorPassword} from '../../src/install/monitoring-role.js'
@@ -61,6 +70,73 @@ describe('exporters in the compose file', () => {
       if (f.content.includes(MONITOR_PASSWORD)) expect([f.path, f.mode]).toEqual([f.path, 0o600])
     }
     expect(files.filter((f) => f.content.includes(MONITOR_PASSWORD)).map((f) => f.path).sort()).toEqual(['exporters/postgres.env', 'postgres.env'])
+  })
+})
+
+describe('node-exporter in the compose file reads what the scheduled jobs write', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'charge-ops-node-exporter-'))
+  afterAll(() => rmSync(dir, {recursive: true, force: true}))
+  const file = join(FIXTURES, 'answers-compose.yaml')
+  const files = planInit(parseAnswers(parseAnswersFile(readFileSync(file, 'utf8'), file), file), {secrets: SECRETS, installDir: dir, opsVersion: '0.1.0'})
+  for (const f of files) {
+    mkdirSync(dirname(join(dir, f.path)), {recursive: true})
+    writeFileSync(join(dir, f.path), f.content, {mode: f.mode})
+  }
+  /** the compose file as Compose itself resolves it (relative paths, profiles, interpolation) */
+  let resolved: Obj
+  const textfileFlag = (svc: Obj) => (svc.command as string[]).find((a) => a.startsWith('--collector.textfile.directory='))!.split('=')[1]!
+
+  it('docker compose config accepts the file; node-exporter is a monitoring-profile service of the redis image, at the name and port `--target compose` scrapes', async () => {
+    const docker = requireBinary('docker', 'apt-get install -y docker.io (scripts/install-system-deps)')
+    const r = await runUnchecked(docker, ['compose', '--profile', 'monitoring', '--profile', 'ops', 'config', '--format', 'json'], {cwd: dir, env: {PATH: process.env.PATH ?? '', HOME: dir}, timeoutMs: 30_000})
+    expect(r.code, r.stderr).toBe(0)
+    resolved = JSON.parse(r.stdout) as Obj
+    const svc = resolved.services['node-exporter']
+    expect(svc.profiles).toEqual(['monitoring'])
+    expect(svc.image).toBe(resolved.services.redis.image)
+    expect(svc.user).toBe('65534:65534')
+    expect(svc.ports, 'node-exporter is not published').toBeUndefined()
+    expect(defaultTargets('compose', {}).nodeExporter).toBe('node-exporter:9100')
+    expect(svc.command).toContain('--web.listen-address=:9100')
+    expect(svc.command).toContain('--collector.textfile')
+    // every mount read-only
+    expect((svc.volumes as Obj[]).every((v) => v.read_only === true)).toBe(true)
+  })
+
+  it('the compose form of every job with a textfile writes into the host folder mounted as its textfile directory', () => {
+    const svc = resolved.services['node-exporter']
+    const mount = (svc.volumes as Obj[]).find((v) => v.target === textfileFlag(svc))!
+    expect(mount.type).toBe('bind')
+    expect(mount.source).toBe(join(dir, 'data', 'textfiles'))
+    const yaml = chargeOpsYamlSchema.parse(parse(readFileSync(join(dir, 'charge-ops.yaml'), 'utf8')))
+    const schedule = planSchedule('cron', {settings: {yaml, baseDir: dir, configPath: join(dir, 'charge-ops.yaml'), stack: yaml.stack}, dir: join(dir, 'schedule')})
+    expect(schedule.find((f) => f.path === 'charge-ops-job')!.content).toContain(` run --rm -T -v ${mount.source}:${mount.source} ops "$@"`)
+    const lines = schedule.find((f) => f.path === 'charge-ops.cron')!.content.split('\n').filter((l) => /^[0-9*]/.test(l))
+    const written = lines.flatMap((l) => [...l.matchAll(/(?:--metrics-file|--output) (\S+)/g)].map((m) => m[1]!))
+    // backup-base (init's compose postgresql.conf archives WAL), db, files, verify, capacity
+    expect(written.map((p) => p.slice(p.lastIndexOf('/') + 1)).sort()).toEqual(['charge_ops_backup_base.prom', 'charge_ops_backup_db.prom', 'charge_ops_backup_files.prom', 'charge_ops_capacity.prom', 'charge_ops_verify.prom'])
+    for (const path of written) expect(dirname(path)).toBe(mount.source)
+  })
+
+  it("Debian's node_exporter runs with the service's command and exposes a backup textfile; the container's own mounts are left out", async () => {
+    const svc = resolved.services['node-exporter']
+    const textfiles = join(dir, 'data', 'textfiles')
+    mkdirSync(textfiles, {recursive: true})
+    await updateMetricsFile(join(textfiles, 'charge_ops_backup_db.prom'), successMetrics('charge', 'db', new Date(1_700_000_000_000), 1234, 5678))
+    // the same flags; only the listen address (a free loopback port) and the folder (the host path of the mount) differ
+    const args = (svc.command as string[]).map((a) => (a.startsWith('--collector.textfile.directory=') ? `--collector.textfile.directory=${textfiles}` : a))
+    const exporter = await startDaemon({name: 'node_exporter', bin: svc.entrypoint[0], args: (port) => [...args.filter((a) => !a.startsWith('--web.listen-address=')), `--web.listen-address=127.0.0.1:${port}`]})
+    try {
+      const text = await (await fetch(`${exporter.url}/metrics`)).text()
+      expect(text).toContain('charge_ops_backup_last_success_timestamp_seconds{kind="db",stack="charge"} 1.7e+09')
+      expect(text).toMatch(/^node_textfile_scrape_error 0$/m)
+      const mountpoints = [...text.matchAll(/^node_filesystem_avail_bytes\{[^}]*mountpoint="([^"]+)"/gm)].map((m) => m[1]!)
+      expect(mountpoints.filter((m) => /^\/(dev|proc|run|sys|mnt|media|etc)\b/.test(m))).toEqual([])
+      // the default collectors are off: no CPU / memory of whatever host runs the container
+      expect(text).not.toMatch(/^node_cpu_seconds_total/m)
+    } finally {
+      await exporter.stop()
+    }
   })
 })
 
