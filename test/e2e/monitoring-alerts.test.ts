@@ -7,7 +7,8 @@
  * stopping Redis fires ChargeOpsRedisDown and ChargeOpsServiceDependencyDown at the webhook,
  * starting it again resolves them; a db backup older than the limit fires ChargeOpsBackupTooOld
  * in Prometheus' /api/v1/alerts and at the webhook, a fresh `backup db` resolves it; stopping
- * PostgreSQL fires ChargeOpsPostgresDown, starting it resolves it. Everything waits by polling
+ * PostgreSQL fires ChargeOpsPostgresDown, starting it resolves it; stopping the API process fires
+ * ChargeOpsServiceDown (its /metrics target down), starting it resolves it. Everything waits by polling
  * with deadlines; nothing outlives the test. Needs `npm run build`.
  */
 import {spawnSync} from 'node:child_process'
@@ -19,7 +20,7 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {runUnchecked, startDaemon, startPostgres, startRedis, waitUntil, type Daemon, type PgCluster, type RedisServer} from '../support/index.js'
+import {runUnchecked, startDaemon, startPostgres, startRedis, waitForExit, waitUntil, type Daemon, type PgCluster, type RedisServer} from '../support/index.js'
 import {startServiceUnderTest, type ServiceUnderTest} from '../integration/service-harness.js'
 import {buildMonitoringRoleSql, MONITOR_PASSWORD_ENV, MONITOR_ROLE} from '../../src/install/monitoring-role.js'
 
@@ -293,5 +294,25 @@ describe('alerts from the generated rules reach Alertmanager', {timeout: 90_000}
     await pgCtl('start')
     await delivery({alertname: 'ChargeOpsPostgresDown'}, 'resolved', since)
     await delivery({alertname: 'ChargeOpsServiceDependencyDown', dependency: 'postgres'}, 'resolved', since)
+  })
+
+  it('the API process stopped fires ChargeOpsServiceDown (its /metrics target down); started again on its port, resolved', async () => {
+    const serviceDown = async () => (await promAlerts()).find((a) => a.labels.alertname === 'ChargeOpsServiceDown')
+    expect(await serviceDown()).toBeUndefined()
+    let since = delivered.length
+    const api = sut.api!
+    api.kill('SIGTERM')
+    expect(await waitForExit(api, 10_000), 'the API exits on SIGTERM').toBe(true)
+    await waitUntil(async () => (await serviceDown())?.state === 'firing', {timeoutMs: 20_000, intervalMs: 250, what: 'ChargeOpsServiceDown firing in /api/v1/alerts'})
+    const [target] = await promQuery('up{job="charge-analysis"}')
+    expect(target!.value[1]).toBe('0')
+    const down = await delivery({alertname: 'ChargeOpsServiceDown', severity: 'critical'}, 'firing', since)
+    expect(down.labels.instance).toBe(new URL(sut.baseUrl).host)
+    expect(down.annotations.description).toContain('`charge-ops service status`')
+    expect(down.annotations.runbook_url).toMatch(/docs\/monitoring\.md#chargeopsservicedown$/)
+    since = delivered.length
+    await sut.startApi() // the same PORT: the scrape target Prometheus has
+    await waitUntil(async () => (await serviceDown()) === undefined, {timeoutMs: 20_000, intervalMs: 250, what: 'ChargeOpsServiceDown gone from /api/v1/alerts after the API started'})
+    await delivery({alertname: 'ChargeOpsServiceDown'}, 'resolved', since)
   })
 })
