@@ -1,0 +1,136 @@
+/**
+ * A thin HTTP proxy in front of an S3 server (s3rver) that answers conditional puts the way AWS
+ * S3 documents them, for the tests of charge-ops' atomic-create path. s3rver ignores
+ * `If-None-Match` on PUT, and no S3 server on npm that runs on Node 20 honours it (checked:
+ * s3rver 3.7.1, @20minutes/s3rver 4.x/5.x, fauxqs 1.x/2.x honour it on GET only).
+ *
+ *  mode 'honour'           PutObject with `If-None-Match: *` → 412 PreconditionFailed when the key
+ *                          exists, else forwarded; check + forward run under a per-key lock, so two
+ *                          conditional puts of one key cannot both succeed (AWS's guarantee).
+ *  mode 'not-implemented'  PutObject with `If-None-Match` → 501 NotImplemented (a store without
+ *                          conditional writes that says so).
+ * Everything else is forwarded byte for byte, Host header included, so s3rver's SigV4 check sees
+ * the request the SDK signed. `seen` counts what the proxy answered, so a test can assert that the
+ * path it means to test really ran.
+ */
+import http from 'node:http'
+import type {AddressInfo} from 'node:net'
+
+import {HeadObjectCommand, S3Client} from '@aws-sdk/client-s3'
+
+import type {S3Server} from './s3.js'
+
+export type ConditionalMode = 'honour' | 'not-implemented'
+
+export interface ConditionalProxy {
+  endpoint: string
+  /** s3.env with the endpoint replaced by the proxy's */
+  env: Record<string, string>
+  mode: ConditionalMode
+  /** counters: conditional puts seen, answered 412 / 501, forwarded; unconditional puts forwarded */
+  seen: {conditional: number; precondition412: number; notImplemented501: number; forwardedConditional: number; unconditional: number}
+  /**
+   * Runs when a conditional put arrives, before the proxy looks for the object: a test creates
+   * the object here to stand for another writer winning the race between charge-ops' own
+   * existence check and its put.
+   */
+  beforeConditionalPut?: (bucket: string, key: string) => Promise<void>
+  stop(): Promise<void>
+}
+
+const xmlError = (code: string, message: string, extra: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message>${extra}<RequestId>proxy-${Date.now().toString(16)}</RequestId><HostId>charge-ops-test</HostId></Error>`
+
+export async function startConditionalProxy(upstream: S3Server, mode: ConditionalMode): Promise<ConditionalProxy> {
+  const target = new URL(upstream.endpoint)
+  const client = new S3Client(upstream.clientConfig())
+  const locks = new Map<string, Promise<void>>()
+  const proxy: ConditionalProxy = {
+    endpoint: '',
+    env: {},
+    mode,
+    seen: {conditional: 0, precondition412: 0, notImplemented501: 0, forwardedConditional: 0, unconditional: 0},
+    stop: async () => {},
+  }
+
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse) =>
+    new Promise<void>((resolve) => {
+      const out = http.request({host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers}, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+        answer.on('end', resolve)
+        answer.on('error', () => resolve())
+      })
+      out.on('error', (error) => {
+        res.destroy(error)
+        resolve()
+      })
+      req.pipe(out)
+    })
+
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string) => {
+    req.resume() // the body is not wanted; read it so the client's write completes
+    req.on('end', () => {
+      res.writeHead(status, {'content-type': 'application/xml', 'content-length': Buffer.byteLength(body)})
+      res.end(body)
+    })
+  }
+
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://proxy')
+    const [, bucket, ...rest] = url.pathname.split('/')
+    const key = decodeURIComponent(rest.join('/'))
+    // PutObject: PUT /bucket/key without a sub-resource (UploadPart has ?partNumber&uploadId; the
+    // SDK adds ?x-id=PutObject, which names no sub-resource)
+    const subResources = [...url.searchParams.keys()].filter((k) => k !== 'x-id')
+    const isPutObject = req.method === 'PUT' && key !== '' && subResources.length === 0 && !('x-amz-copy-source' in req.headers)
+    if (!isPutObject) return void forward(req, res)
+    if (req.headers['if-none-match'] === undefined) {
+      proxy.seen.unconditional++
+      return void forward(req, res)
+    }
+    proxy.seen.conditional++
+    if (mode === 'not-implemented') {
+      proxy.seen.notImplemented501++
+      return answer(req, res, 501, xmlError('NotImplemented', 'A header you provided implies functionality that is not implemented', '<Header>If-None-Match</Header>'))
+    }
+    const lockKey = `${bucket}/${key}`
+    const previous = locks.get(lockKey) ?? Promise.resolve()
+    const turn = previous.then(async () => {
+      await proxy.beforeConditionalPut?.(bucket, key)
+      const exists = await client.send(new HeadObjectCommand({Bucket: bucket, Key: key})).then(
+        () => true,
+        (error: {$metadata?: {httpStatusCode?: number}}) => {
+          if (error.$metadata?.httpStatusCode === 404) return false
+          throw error
+        },
+      )
+      if (exists) {
+        proxy.seen.precondition412++
+        await new Promise<void>((resolve) => {
+          answer(req, res, 412, xmlError('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', '<Condition>If-None-Match</Condition>'))
+          res.on('finish', resolve)
+          res.on('close', resolve)
+        })
+        return
+      }
+      proxy.seen.forwardedConditional++
+      await forward(req, res)
+    })
+    const settled = turn.catch((error: Error) => {
+      if (!res.headersSent) res.writeHead(500)
+      res.end(String(error))
+    })
+    locks.set(lockKey, settled)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const {port} = server.address() as AddressInfo
+  proxy.endpoint = `http://127.0.0.1:${port}`
+  proxy.env = {...upstream.env, AWS_ENDPOINT_URL_S3: proxy.endpoint}
+  proxy.stop = async () => {
+    client.destroy()
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+  return proxy
+}
