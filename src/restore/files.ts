@@ -30,7 +30,14 @@ import {acquireLocalLock} from '../core/fs/lock.js'
 import {ChecksFailedError, ConfigError, UnreachableError, UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import type {Progress} from '../output/progress.js'
-import {findPart, partKey, resolveBackup, type BackupManifest, type BackupPart, type FileEntry} from '../repository/manifest.js'
+import {
+  findPart,
+  partKey,
+  resolveBackup,
+  type BackupManifest,
+  type BackupPart,
+  type FileEntry,
+} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {EncryptionKey} from '../backup/encryption.js'
 import {checkPart, checksumError, openPartPlaintext, type PartCheck} from './logical.js'
@@ -122,7 +129,10 @@ async function loadJournal(settings: Pick<Settings, 'stateDir'>): Promise<Journa
  * Finishes or undoes what an interrupted run left, from the journal. Returns what it did, and the
  * journal's components already restored for `id` (so that a rerun of the same backup skips them).
  */
-export async function recoverInterrupted(settings: Pick<Settings, 'stateDir'>, logger: Logger): Promise<{actions: string[]; journal?: Journal}> {
+export async function recoverInterrupted(
+  settings: Pick<Settings, 'stateDir'>,
+  logger: Logger,
+): Promise<{actions: string[]; journal?: Journal}> {
   const journal = await loadJournal(settings)
   if (!journal) return {actions: []}
   const actions: string[] = []
@@ -236,176 +246,94 @@ async function checkSpace(dir: string, needed: number): Promise<void> {
   const free = (await diskUsage(dir)).freeBytes
   if (free < needed * 1.05 + 16 * 1024 * 1024) {
     const {formatBytes} = await import('../core/units/size.js')
-    throw new UnreachableError(`not enough space beside ${dir}: ${formatBytes(free)} free, the restored copy needs ${formatBytes(needed)} (the old folder is kept until the end) — nothing was changed`, {
-      code: 'NO_SPACE',
-      hint: 'Free space on that filesystem; the restore extracts next to the live folder so that the swap is an atomic rename.',
-    })
+    throw new UnreachableError(
+      `not enough space beside ${dir}: ${formatBytes(free)} free, the restored copy needs ${formatBytes(needed)} (the old folder is kept until the end) — nothing was changed`,
+      {
+        code: 'NO_SPACE',
+        hint: 'Free space on that filesystem; the restore extracts next to the live folder so that the swap is an atomic rename.',
+      },
+    )
   }
+}
+
+/** One component to restore: its archive part, file list and live folder. */
+interface ComponentPlan {
+  component: FilesComponent
+  part: BackupPart
+  list: BackupPart | undefined
+  live: string
+}
+
+/** What one run shares between its steps, and what `finally` must undo when a step throws. */
+interface RestoreRun {
+  options: RestoreFilesOptions
+  manifest: BackupManifest
+  progress: NonNullable<RestoreFilesOptions['progress']>
+  step: (name: string) => Promise<void>
+  warnings: string[]
+  journal?: Journal
+  hold?: import('../service/maintenance.js').MaintenanceHold
+  chromaStopped?: ChromaControl
 }
 
 export async function restoreFiles(options: RestoreFilesOptions): Promise<RestoreFilesResult> {
   const started = Date.now()
   const {settings, storage, stack, logger} = options
-  const progress = options.progress ?? (() => ({add() {}, bytes: 0, done() {}}))
-  const step = async (name: string) => {
-    await faultPoint(`restore.files.${name.split(':')[0]}`)
-    await options.onStep?.(name)
-  }
   const manifest = await resolveBackup(storage, stack, options.ref, {kind: ['files', 'all']})
-  const available = FILES_COMPONENTS.filter((c) => findPart(manifest, c))
-  const wanted = options.only?.length ? options.only : available
-  for (const c of wanted) if (!available.includes(c)) throw new UsageError(`backup ${manifest.id} has no ${c} part (it has: ${available.join(', ') || 'none'})`, {code: 'BACKUP_WRONG_KIND'})
-  if (wanted.length === 0) throw new UsageError(`backup ${manifest.id} holds no uploads or Chroma part`, {code: 'BACKUP_WRONG_KIND'})
-
+  const wanted = wantedComponents(manifest, options.only)
   const release = await acquireLocalLock(lockFile(settings), {what: 'restore files'})
-  const warnings: string[] = []
-  let hold: import('../service/maintenance.js').MaintenanceHold | undefined
-  let chromaStopped: ChromaControl | undefined
-  let journalRef: Journal | undefined
+  const run: RestoreRun = {
+    options,
+    manifest,
+    progress: options.progress ?? (() => ({add() {}, bytes: 0, done() {}})),
+    step: async (name: string) => {
+      await faultPoint(`restore.files.${name.split(':')[0]}`)
+      await options.onStep?.(name)
+    },
+    warnings: [],
+  }
   try {
     if (options.maintenance !== false) {
       // left on by a killed restore files (its owner is dead): ours to switch off at the end
       const {takeMaintenance} = await import('../service/maintenance.js')
-      hold = await takeMaintenance(settings, 'restore files', `restore files ${manifest.id}`, logger, {onlyTakeOver: true})
+      run.hold = await takeMaintenance(settings, 'restore files', `restore files ${manifest.id}`, logger, {
+        onlyTakeOver: true,
+      })
     }
     const {actions: recovered, journal: previous} = await recoverInterrupted(settings, logger)
     const alreadyDone = new Set<FilesComponent>(
-      previous?.id === manifest.id ? (Object.entries(previous.components) as [FilesComponent, JournalEntry][]).filter(([, e]) => e.phase === 'done').map(([c]) => c) : [],
+      previous?.id === manifest.id
+        ? (Object.entries(previous.components) as [FilesComponent, JournalEntry][])
+            .filter(([, e]) => e.phase === 'done')
+            .map(([c]) => c)
+        : [],
     )
 
     // 1. checksums of every part involved, before anything is touched
-    const plan: {component: FilesComponent; part: BackupPart; list: BackupPart | undefined; live: string}[] = []
-    const checks: PartCheck[] = []
-    for (const component of wanted) {
-      const part = findPart(manifest, component)!
-      const list = part.fileListPart ? findPart(manifest, part.fileListPart) : findPart(manifest, `${component}.files.json`)
-      const live = liveDirOf(settings, manifest, component)
-      plan.push({component, part, list, live})
-      if (alreadyDone.has(component)) continue
-      for (const p of [part, list].filter(Boolean) as BackupPart[]) {
-        const bar = progress(`verify ${p.name}`, p.bytes)
-        const check = await checkPart(storage, manifest, p, (n) => bar.add(n))
-        bar.done(check.ok ? 'checksum ok' : 'checksum MISMATCH')
-        checks.push(check)
-      }
-    }
-    if (checks.some((c) => !c.ok)) throw checksumError(manifest, checks)
+    const plan = await checkParts(run, wanted, alreadyDone)
 
     const journal: Journal = {id: manifest.id, startedAt: new Date().toISOString(), components: {}}
-    journalRef = journal
+    run.journal = journal
     if (previous?.id === manifest.id) for (const c of alreadyDone) journal.components[c] = previous.components[c]
     const results: ComponentResult[] = []
 
     // 2–3. extract beside the live folder and check against the file list
-    for (const {component, part, list, live} of plan) {
-      if (alreadyDone.has(component)) {
+    for (const entry of plan) {
+      const {component, part, live} = entry
+      if (alreadyDone.has(component))
         results.push({component, dir: live, files: part.fileCount ?? 0, bytes: part.contentBytes ?? 0, resumed: true})
-        continue
-      }
-      const staging = `${live}.restore-${manifest.id}`
-      const old = `${live}.old-${manifest.id}`
-      if (existsSync(old)) throw new ConfigError(`${old} exists but no interrupted restore names it`, {code: 'RESTORE_LEFTOVER', hint: `Look at it, then move it away or delete it, and rerun.`})
-      await checkSpace(dirname(live), part.contentBytes ?? part.bytes * 4)
-      await faultPoint('restore.files.space-checked')
-      journal.components[component] = {live, staging, old, phase: 'extracting', hadLive: existsSync(live)}
-      await saveJournal(settings, journal)
-      await rm(staging, {recursive: true, force: true})
-      await mkdir(staging, {recursive: true, mode: 0o750})
-      const bar = progress(`extract ${part.name}`, part.bytes)
-      const plain = await openPartPlaintext(storage, manifest, part, options.encryption, (n) => bar.add(n))
-      const {startChild} = await import('../backup/child.js')
-      // --ignore-zeros: read to EOF, never exit into our pipe's last write (see restore/logical.ts)
-      const tar = await startChild('tar', ['--extract', '--file=-', '--ignore-zeros', '--numeric-owner', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: `extracting the ${component} part`})
-      tar.stdin!.on('error', () => {})
-      const results3 = await Promise.allSettled([tar.done, pipeline(plain.stream, tar.stdin!), plain.done])
-      const failed = results3.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-      if (failed) {
-        // a partial extraction is useless and may fill the disk: removed now, not left for a rerun
-        await rm(staging, {recursive: true, force: true})
-        delete journal.components[component]
-        await saveJournal(settings, journal)
-        const reasons = results3.map((r) => (r.status === 'rejected' ? String((r.reason as Error)?.message ?? r.reason) : '')).join('\n')
-        if (/No space left on device|ENOSPC|Disk quota exceeded|EDQUOT/.test(reasons)) {
-          const {formatBytes} = await import('../core/units/size.js')
-          throw new UnreachableError(`the disk beside ${live} filled up while the ${component} part was extracted (the backup holds ${formatBytes(part.contentBytes ?? 0)}); the partial copy was removed and ${live} was not touched`, {
-            code: 'NO_SPACE',
-            hint: `Free space on the filesystem of ${dirname(live)} (something else is writing there too), then rerun.`,
-            cause: failed.reason,
-          })
-        }
-        throw failed.reason
-      }
-      bar.done('extracted')
-      await step(`extracted:${component}`)
-      if (list) {
-        const problems = await compareTree(staging, await readFileList(storage, manifest, list.name))
-        if (problems.length > 0) {
-          await rm(staging, {recursive: true, force: true})
-          delete journal.components[component]
-          await saveJournal(settings, journal)
-          throw new ChecksFailedError(`the extracted ${component} part of ${manifest.id} does not match its file list: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10} more)` : ''} — the live folder was not touched`, {
-            code: 'FILES_MISMATCH',
-            hint: 'The backup is damaged or was taken while files changed; restore another backup (charge-ops backup list).',
-            data: {problems},
-          })
-        }
-      } else {
-        warnings.push(`backup ${manifest.id} has no file list for ${component}: the extraction was not checked file by file`)
-      }
-      journal.components[component]!.phase = 'verified'
-      await saveJournal(settings, journal)
-      await step(`verified:${component}`)
-      results.push({component, dir: live, files: part.fileCount ?? 0, bytes: part.contentBytes ?? 0, resumed: false})
+      else results.push(await extractComponent(run, journal, entry))
     }
 
     // 4. the swap: maintenance on, Chroma stopped, renames
     const toSwap = plan.filter((p) => !alreadyDone.has(p.component))
-    if (toSwap.length > 0) {
-      if (options.maintenance !== false && !hold?.owned) {
-        const {takeMaintenance} = await import('../service/maintenance.js')
-        hold = await takeMaintenance(settings, 'restore files', `restore files ${manifest.id}`, logger)
-        if (hold.owned) logger.info('maintenance mode on for the swap')
-      }
-      let chromaControl: ChromaControl | null | undefined
-      if (toSwap.some((p) => p.component === 'chroma')) {
-        chromaControl = options.chroma !== undefined ? options.chroma : await sandboxChromaControl(settings.chromaDir!)
-        if (chromaControl) {
-          logger.info(`stopping ${chromaControl.describe} for the swap`)
-          if (chromaControl.sandbox) {
-            // recorded before the stop: a kill from here on leaves a journal that says who restarts it
-            journal.chromaStopped = {...chromaControl.sandbox, owner: currentOwner('restore files')}
-            await saveJournal(settings, journal)
-          }
-          await chromaControl.stop()
-          chromaStopped = chromaControl
-          await step('chroma-stopped:chroma')
-        }
-      }
-      for (const {component, live} of toSwap) {
-        const entry = journal.components[component]!
-        entry.phase = 'swapping'
-        await saveJournal(settings, journal)
-        if (existsSync(live)) await rename(live, entry.old)
-        await step(`moved-old:${component}`)
-        await rename(entry.staging, live)
-        await fsyncDir(dirname(live))
-        entry.phase = 'swapped'
-        await saveJournal(settings, journal)
-        await step(`swapped:${component}`)
-      }
-      if (chromaStopped) {
-        logger.info(`starting ${chromaStopped.describe}`)
-        await chromaStopped.start()
-        chromaStopped = undefined
-        delete journal.chromaStopped
-        await saveJournal(settings, journal)
-      }
-    }
+    if (toSwap.length > 0) await swapIn(run, journal, toSwap)
 
     // 5. Chroma counts
     let chroma: RestoreFilesResult['chroma']
     const chromaPlan = plan.find((p) => p.component === 'chroma')
-    if (chromaPlan) chroma = await compareChroma(manifest, chromaPlan.live, settings, options.chroma, warnings, logger)
+    if (chromaPlan)
+      chroma = await compareChroma(manifest, chromaPlan.live, settings, options.chroma, run.warnings, logger)
 
     // 6. old folders removed, last
     for (const {component} of toSwap) {
@@ -415,40 +343,250 @@ export async function restoreFiles(options: RestoreFilesOptions): Promise<Restor
       await saveJournal(settings, journal)
     }
     await rm(journalFile(settings), {force: true})
-    return {id: manifest.id, components: results, chroma, recovered, warnings, durationMs: Date.now() - started}
+    return {
+      id: manifest.id,
+      components: results,
+      chroma,
+      recovered,
+      warnings: run.warnings,
+      durationMs: Date.now() - started,
+    }
   } finally {
-    if (chromaStopped) {
-      const started = await chromaStopped
-        .start()
-        .then(() => true)
-        .catch((error) => logger.warn(`could not start ${chromaStopped!.describe} again: ${(error as Error).message}`))
-      if (started && journalRef?.chromaStopped && existsSync(journalFile(settings))) {
-        delete journalRef.chromaStopped
-        await saveJournal(settings, journalRef).catch(() => {})
-      }
-    }
-    if (hold?.owned) {
-      await hold.release().catch((error) => logger.warn(`could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`))
-      logger.info('maintenance mode off')
-    }
+    await restartAndRelease(run)
     await release()
   }
 }
 
-async function compareChroma(manifest: BackupManifest, live: string, settings: Settings, control: ChromaControl | null | undefined, warnings: string[], logger: Logger): Promise<NonNullable<RestoreFilesResult['chroma']>> {
+function wantedComponents(manifest: BackupManifest, only: FilesComponent[] | undefined): FilesComponent[] {
+  const available = FILES_COMPONENTS.filter((c) => findPart(manifest, c))
+  const wanted = only?.length ? only : available
+  for (const c of wanted)
+    if (!available.includes(c))
+      throw new UsageError(`backup ${manifest.id} has no ${c} part (it has: ${available.join(', ') || 'none'})`, {
+        code: 'BACKUP_WRONG_KIND',
+      })
+  if (wanted.length === 0)
+    throw new UsageError(`backup ${manifest.id} holds no uploads or Chroma part`, {code: 'BACKUP_WRONG_KIND'})
+  return wanted
+}
+
+/** Step 1: the plan of each wanted component, its parts' checksums checked (skipped for the ones already restored). */
+async function checkParts(
+  run: RestoreRun,
+  wanted: FilesComponent[],
+  alreadyDone: Set<FilesComponent>,
+): Promise<ComponentPlan[]> {
+  const {manifest, options} = run
+  const plan: ComponentPlan[] = []
+  const checks: PartCheck[] = []
+  for (const component of wanted) {
+    const part = findPart(manifest, component)!
+    const list = part.fileListPart
+      ? findPart(manifest, part.fileListPart)
+      : findPart(manifest, `${component}.files.json`)
+    const live = liveDirOf(options.settings, manifest, component)
+    plan.push({component, part, list, live})
+    if (alreadyDone.has(component)) continue
+    for (const p of [part, list].filter(Boolean) as BackupPart[]) {
+      const bar = run.progress(`verify ${p.name}`, p.bytes)
+      const check = await checkPart(options.storage, manifest, p, (n) => bar.add(n))
+      bar.done(check.ok ? 'checksum ok' : 'checksum MISMATCH')
+      checks.push(check)
+    }
+  }
+  if (checks.some((c) => !c.ok)) throw checksumError(manifest, checks)
+  return plan
+}
+
+/** Steps 2–3 for one component: extracted into `L.restore-<id>` and checked against its file list. */
+async function extractComponent(
+  run: RestoreRun,
+  journal: Journal,
+  {component, part, list, live}: ComponentPlan,
+): Promise<ComponentResult> {
+  const {manifest, options} = run
+  const {settings, storage} = options
+  const staging = `${live}.restore-${manifest.id}`
+  const old = `${live}.old-${manifest.id}`
+  if (existsSync(old))
+    throw new ConfigError(`${old} exists but no interrupted restore names it`, {
+      code: 'RESTORE_LEFTOVER',
+      hint: `Look at it, then move it away or delete it, and rerun.`,
+    })
+  await checkSpace(dirname(live), part.contentBytes ?? part.bytes * 4)
+  await faultPoint('restore.files.space-checked')
+  journal.components[component] = {live, staging, old, phase: 'extracting', hadLive: existsSync(live)}
+  await saveJournal(settings, journal)
+  await rm(staging, {recursive: true, force: true})
+  await mkdir(staging, {recursive: true, mode: 0o750})
+  // a partial or mismatching extraction is useless and may fill the disk: removed now, not left for a rerun
+  const discard = async () => {
+    await rm(staging, {recursive: true, force: true})
+    delete journal.components[component]
+    await saveJournal(settings, journal)
+  }
+  const bar = run.progress(`extract ${part.name}`, part.bytes)
+  const plain = await openPartPlaintext(storage, manifest, part, options.encryption, (n) => bar.add(n))
+  const {startChild} = await import('../backup/child.js')
+  // --ignore-zeros: read to EOF, never exit into our pipe's last write (see restore/logical.ts)
+  const tar = await startChild('tar', ['--extract', '--file=-', '--ignore-zeros', '--numeric-owner', '-C', staging], {
+    stdin: 'pipe',
+    stdout: 'ignore',
+    stderr: 'pipe',
+    purpose: `extracting the ${component} part`,
+  })
+  tar.stdin!.on('error', () => {})
+  const settled = await Promise.allSettled([tar.done, pipeline(plain.stream, tar.stdin!), plain.done])
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed) {
+    await discard()
+    throw await extractionError(settled, failed, component, part, live)
+  }
+  bar.done('extracted')
+  await run.step(`extracted:${component}`)
+  if (list) {
+    const problems = await compareTree(staging, await readFileList(storage, manifest, list.name))
+    if (problems.length > 0) {
+      await discard()
+      throw new ChecksFailedError(
+        `the extracted ${component} part of ${manifest.id} does not match its file list: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10} more)` : ''} — the live folder was not touched`,
+        {
+          code: 'FILES_MISMATCH',
+          hint: 'The backup is damaged or was taken while files changed; restore another backup (charge-ops backup list).',
+          data: {problems},
+        },
+      )
+    }
+  } else {
+    run.warnings.push(
+      `backup ${manifest.id} has no file list for ${component}: the extraction was not checked file by file`,
+    )
+  }
+  journal.components[component]!.phase = 'verified'
+  await saveJournal(settings, journal)
+  await run.step(`verified:${component}`)
+  return {component, dir: live, files: part.fileCount ?? 0, bytes: part.contentBytes ?? 0, resumed: false}
+}
+
+/** A failed extraction's error: NO_SPACE when the disk filled up, else the first failure as it was. */
+async function extractionError(
+  settled: PromiseSettledResult<unknown>[],
+  failed: PromiseRejectedResult,
+  component: FilesComponent,
+  part: BackupPart,
+  live: string,
+): Promise<unknown> {
+  const reasons = settled
+    .map((r) => (r.status === 'rejected' ? String((r.reason as Error)?.message ?? r.reason) : ''))
+    .join('\n')
+  if (!/No space left on device|ENOSPC|Disk quota exceeded|EDQUOT/.test(reasons)) return failed.reason
+  const {formatBytes} = await import('../core/units/size.js')
+  return new UnreachableError(
+    `the disk beside ${live} filled up while the ${component} part was extracted (the backup holds ${formatBytes(part.contentBytes ?? 0)}); the partial copy was removed and ${live} was not touched`,
+    {
+      code: 'NO_SPACE',
+      hint: `Free space on the filesystem of ${dirname(live)} (something else is writing there too), then rerun.`,
+      cause: failed.reason,
+    },
+  )
+}
+
+/** Step 4: maintenance on, the Chroma server stopped, `L → L.old-<id>`, `L.restore-<id> → L`, Chroma started again. */
+async function swapIn(run: RestoreRun, journal: Journal, toSwap: ComponentPlan[]): Promise<void> {
+  const {options, manifest} = run
+  const {settings, logger} = options
+  if (options.maintenance !== false && !run.hold?.owned) {
+    const {takeMaintenance} = await import('../service/maintenance.js')
+    run.hold = await takeMaintenance(settings, 'restore files', `restore files ${manifest.id}`, logger)
+    if (run.hold.owned) logger.info('maintenance mode on for the swap')
+  }
+  if (toSwap.some((p) => p.component === 'chroma')) {
+    const chromaControl =
+      options.chroma !== undefined ? options.chroma : await sandboxChromaControl(settings.chromaDir!)
+    if (chromaControl) {
+      logger.info(`stopping ${chromaControl.describe} for the swap`)
+      if (chromaControl.sandbox) {
+        // recorded before the stop: a kill from here on leaves a journal that says who restarts it
+        journal.chromaStopped = {...chromaControl.sandbox, owner: currentOwner('restore files')}
+        await saveJournal(settings, journal)
+      }
+      await chromaControl.stop()
+      run.chromaStopped = chromaControl
+      await run.step('chroma-stopped:chroma')
+    }
+  }
+  for (const {component, live} of toSwap) {
+    const entry = journal.components[component]!
+    entry.phase = 'swapping'
+    await saveJournal(settings, journal)
+    if (existsSync(live)) await rename(live, entry.old)
+    await run.step(`moved-old:${component}`)
+    await rename(entry.staging, live)
+    await fsyncDir(dirname(live))
+    entry.phase = 'swapped'
+    await saveJournal(settings, journal)
+    await run.step(`swapped:${component}`)
+  }
+  if (run.chromaStopped) {
+    logger.info(`starting ${run.chromaStopped.describe}`)
+    await run.chromaStopped.start()
+    run.chromaStopped = undefined
+    delete journal.chromaStopped
+    await saveJournal(settings, journal)
+  }
+}
+
+/** On every exit: the Chroma server this run stopped started again, maintenance mode switched off when this run switched it on. */
+async function restartAndRelease(run: RestoreRun): Promise<void> {
+  const {settings, logger} = run.options
+  const stopped = run.chromaStopped
+  if (stopped) {
+    const started = await stopped
+      .start()
+      .then(() => true)
+      .catch((error) => logger.warn(`could not start ${stopped.describe} again: ${(error as Error).message}`))
+    if (started && run.journal?.chromaStopped && existsSync(journalFile(settings))) {
+      delete run.journal.chromaStopped
+      await saveJournal(settings, run.journal).catch(() => {})
+    }
+  }
+  if (run.hold?.owned) {
+    await run.hold
+      .release()
+      .catch((error) =>
+        logger.warn(
+          `could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`,
+        ),
+      )
+    logger.info('maintenance mode off')
+  }
+}
+
+async function compareChroma(
+  manifest: BackupManifest,
+  live: string,
+  settings: Settings,
+  control: ChromaControl | null | undefined,
+  warnings: string[],
+  logger: Logger,
+): Promise<NonNullable<RestoreFilesResult['chroma']>> {
   const {chromaCollectionCounts, CHROMA_SQLITE} = await import('../backup/files.js')
   const restored = (await chromaCollectionCounts(join(live, CHROMA_SQLITE))) ?? {}
-  const expected: Record<string, number> = {...((manifest.files?.chroma as {collections?: Record<string, number>} | undefined)?.collections ?? {})}
+  const expected: Record<string, number> = {
+    ...((manifest.files?.chroma as {collections?: Record<string, number>} | undefined)?.collections ?? {}),
+  }
   const c = manifest.consistency?.chroma
   if (Object.keys(expected).length === 0 && c?.records != null) expected[c.collection] = c.records
-  const managed = control === undefined ? await sandboxChromaControl(live) : control ?? undefined
+  const managed = control === undefined ? await sandboxChromaControl(live) : (control ?? undefined)
   const url = managed?.url ?? settings.chromaUrl
   let serverCounts: Record<string, number> | undefined
   let server: NonNullable<RestoreFilesResult['chroma']>['server'] = url ? 'not running' : 'not configured'
   if (url) {
     try {
       const {collectionCounts} = await import('../chroma/client.js')
-      serverCounts = Object.fromEntries((await collectionCounts(url, {timeoutMs: 10_000})).map((x) => [x.name, x.count]))
+      serverCounts = Object.fromEntries(
+        (await collectionCounts(url, {timeoutMs: 10_000})).map((x) => [x.name, x.count]),
+      )
       server = managed ? 'restarted' : 'not managed: restart it'
     } catch {
       serverCounts = undefined
@@ -465,6 +603,7 @@ async function compareChroma(manifest: BackupManifest, live: string, settings: S
     const s = serverCounts ? (serverCounts[name] ?? null) : null
     return {name, expected: n, restored: r, server: s, ok: r === n && (serverCounts === undefined || s === n)}
   })
-  if (Object.keys(expected).length === 0) warnings.push(`backup ${manifest.id} records no Chroma collection counts; not compared`)
+  if (Object.keys(expected).length === 0)
+    warnings.push(`backup ${manifest.id} records no Chroma collection counts; not compared`)
   return {collections, server, ok: collections.every((x) => x.ok)}
 }
