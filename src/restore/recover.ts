@@ -124,7 +124,8 @@ async function keepOriginal(file: string, startedAt: string): Promise<string> {
  * Replaces `path` with `text` atomically, keeping the file's mode and, when run as root, its owner
  * (a pgbouncer.ini owned by postgres must stay readable by PgBouncer after the rewrite).
  */
-const replaceKeepingMode = (path: string, text: string, fallbackMode: number) => writeFileAtomic(path, text, {mode: fallbackMode, keepExisting: true})
+const replaceKeepingMode = (path: string, text: string, fallbackMode: number) =>
+  writeFileAtomic(path, text, {mode: fallbackMode, keepExisting: true})
 
 export function repointedUrl(oldUrl: string, host: string, port: number): string {
   const url = new URL(oldUrl)
@@ -140,38 +141,54 @@ async function tableCounts(databaseUrl: string): Promise<Record<string, number>>
       `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) AS name FROM pg_stat_user_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
     )
     const out: Record<string, number> = {}
-    for (const r of rows) out[r.name] = Number((await client.query<{n: string}>(`SELECT count(*) AS n FROM ${r.name}`)).rows[0].n)
+    for (const r of rows)
+      out[r.name] = Number((await client.query<{n: string}>(`SELECT count(*) AS n FROM ${r.name}`)).rows[0].n)
     return out
   })
 }
 
-async function migrationVersion(databaseUrl: string, migrationsDir: string | undefined): Promise<string | null | undefined> {
+async function migrationVersion(
+  databaseUrl: string,
+  migrationsDir: string | undefined,
+): Promise<string | null | undefined> {
   if (!migrationsDir || !existsSync(migrationsDir)) return undefined
   const {currentVersion} = await import('../migrate/index.js')
   return (await currentVersion({databaseUrl, migrationsDir})).current
 }
 
+/** What the five steps and the rollback share: the persisted state and where the old and new servers are. */
+interface RecoverRun {
+  options: RecoverOptions
+  settings: Settings
+  s: RecoverState
+  dataDir: string
+  target: string
+  envFile: string
+  oldUrl: string
+  newUrl: string
+  database: string
+  bouncer: RecoverOptions['pgbouncer']
+  /** the step is finished: recorded in the journal before the next one runs */
+  mark: (id: StepId) => Promise<void>
+}
+
 /** Builds the five steps over a persisted state; the caller runs them (listr2 in the command). */
-export async function planRecover(options: RecoverOptions): Promise<{steps: RecoverStep[]; state: RecoverState; rollback: (error: unknown) => Promise<Error>}> {
+export async function planRecover(
+  options: RecoverOptions,
+): Promise<{steps: RecoverStep[]; state: RecoverState; rollback: (error: unknown) => Promise<Error>}> {
   const {settings} = options
   const dataDir = resolve(options.dataDir)
   const target = describeTarget(options.target)
   const envFile = settings.envFilePath
-  if (!envFile) throw new UsageError('no .env to repoint: charge-ops recover rewrites DATABASE_URL in the backend .env', {code: 'RECOVER_NO_ENV', hint: 'Pass --env-file or set paths.envFile in charge-ops.yaml.'})
+  if (!envFile)
+    throw new UsageError('no .env to repoint: charge-ops recover rewrites DATABASE_URL in the backend .env', {
+      code: 'RECOVER_NO_ENV',
+      hint: 'Pass --env-file or set paths.envFile in charge-ops.yaml.',
+    })
   const oldUrl = settings.databaseUrl
   if (!oldUrl) throw new UsageError('DATABASE_URL is not set in the .env', {code: 'RECOVER_NO_ENV'})
 
-  let state = await loadRecoverState(settings)
-  if (state && !state.finishedAt && (state.target !== target || state.dataDir !== dataDir || state.port !== options.port)) {
-    throw new UsageError(`an unfinished recovery to ${state.target} into ${state.dataDir} (port ${state.port}) is recorded in ${stateFile(settings)}`, {
-      code: 'RECOVER_STATE_MISMATCH',
-      hint: 'Rerun it with the same --target/--data-dir/--port to resume, or remove that file to start another.',
-    })
-  }
-  if (!state || (state.finishedAt && (state.target !== target || state.dataDir !== dataDir))) {
-    state = {target, dataDir, port: options.port, startedAt: new Date().toISOString(), done: {}, oldDatabaseUrl: maskUrl(oldUrl)}
-  }
-  const s = state
+  const s = await resumableState(options, target, dataDir, oldUrl)
   const mark = async (id: StepId) => {
     s.done[id] = new Date().toISOString()
     await saveState(settings, s)
@@ -183,159 +200,249 @@ export async function planRecover(options: RecoverOptions): Promise<{steps: Reco
     const {checkPgbouncer} = await import('./pgbouncer.js')
     await checkPgbouncer(bouncer, database)
   }
-  // Through PgBouncer the clients' DATABASE_URL stays; after the reload it reaches the new server.
-  const verifyUrl = bouncer ? oldUrl : newUrl
-
+  const run: RecoverRun = {options, settings, s, dataDir, target, envFile, oldUrl, newUrl, database, bouncer, mark}
   const steps: RecoverStep[] = [
     {
       id: 'maintenance',
       title: STEP_TITLES.maintenance,
       done: () => Boolean(s.done.maintenance),
-      run: async (note) => {
-        s.oldMigration = await migrationVersion(oldUrl, options.migrationsDir).catch(() => undefined)
-        if (options.skipMaintenance) note('skipped (--no-maintenance)')
-        else {
-          const {setMaintenance} = await import('../service/maintenance.js')
-          const status = await setMaintenance(settings, true, `charge-ops recover to ${target}`)
-          note(`flag ${status.file}, redis ${status.redis}`)
-        }
-        await mark('maintenance')
-      },
+      run: (note) => maintenanceOn(run, note),
     },
     {
       id: 'restore',
       title: STEP_TITLES.restore,
       done: () => Boolean(s.done.restore),
-      run: async (note) => {
-        const {PARTIAL_CONTROL, restorePitr} = await import('./pitr.js')
-        // our own interrupted extraction (no pg_control yet) is safe to clear; anything else is refused
-        if (existsSync(join(dataDir, PARTIAL_CONTROL)) && !existsSync(join(dataDir, 'global', 'pg_control'))) {
-          const owner = await stat(dataDir)
-          await rm(dataDir, {recursive: true, force: true})
-          await mkdir(dataDir, {mode: 0o700})
-          const {chown} = await import('node:fs/promises')
-          await chown(dataDir, owner.uid, owner.gid).catch(() => {})
-        }
-        s.restore = await restorePitr({
-          storage: options.storage,
-          stack: options.stack,
-          repository: options.repository,
-          awsEnvFile: options.awsEnvFile,
-          target: options.target,
-          dataDir,
-          archive: 'keep',
-          start: undefined,
-          port: options.port,
-          logger: options.logger,
-          entry: options.entry,
-        })
-        note(`base backup ${s.restore.backupId}; WAL ${s.restore.archive.firstSegment} … ${s.restore.archive.lastSegment}`)
-        await mark('restore')
-      },
+      run: (note) => restoreBase(run, note),
     },
-    {
-      id: 'replay',
-      title: STEP_TITLES.replay,
-      done: () => Boolean(s.done.replay),
-      run: async (note) => {
-        const {startAndAwaitRecovery, targetOwner} = await import('./pitr.js')
-        // a server already started by an interrupted run is waited for, not started again
-        const owner = await targetOwner(dataDir, true)
-        s.recovery = await startAndAwaitRecovery(dataDir, options.port, 3600, owner, options.logger, {databaseUrl: oldUrl})
-        note(`${s.recovery.stoppedAt ?? `redo done at ${s.recovery.redoDoneAt ?? '(see the log)'}`}; timeline ${s.recovery.timeline}; port ${options.port}`)
-        await mark('replay')
-      },
-    },
+    {id: 'replay', title: STEP_TITLES.replay, done: () => Boolean(s.done.replay), run: (note) => replayWal(run, note)},
     {
       id: 'repoint',
       title: bouncer ? `4/5 repoint PgBouncer's ${database} to the recovered server` : STEP_TITLES.repoint,
       done: () => Boolean(s.done.repoint),
-      run: async (note) => {
-        if (bouncer) {
-          const {repointIni, reloadPgbouncer} = await import('./pgbouncer.js')
-          s.pgbouncerBackup ??= await keepOriginal(bouncer.ini, s.startedAt)
-          await saveState(settings, s)
-          const updated = repointIni(await readFile(bouncer.ini, 'utf8'), database, options.host ?? '127.0.0.1', options.port)
-          await replaceKeepingMode(bouncer.ini, updated, 0o640)
-          const how = await reloadPgbouncer(bouncer, updated)
-          note(`PgBouncer's ${database} → ${options.host ?? '127.0.0.1'}:${options.port} (${how}; old file kept as ${s.pgbouncerBackup}); DATABASE_URL unchanged`)
-          await mark('repoint')
-          return
-        }
-        s.envBackup ??= await keepOriginal(envFile, s.startedAt)
-        await saveState(settings, s)
-        await replaceKeepingMode(envFile, setEnvLine(await readFile(envFile, 'utf8'), 'DATABASE_URL', newUrl), 0o600)
-        note(`DATABASE_URL → ${maskUrl(newUrl)} (old .env kept as ${s.envBackup}); restart the service to use it`)
-        await mark('repoint')
-      },
+      run: (note) => repoint(run, note),
     },
     {
       id: 'verify',
       title: STEP_TITLES.verify,
       done: () => Boolean(s.done.verify),
-      run: async (note) => {
-        const recovered = await migrationVersion(verifyUrl, options.migrationsDir)
-        const rowCounts = await tableCounts(verifyUrl)
-        const report: VerifyReport = {
-          migration: {old: s.oldMigration, recovered: recovered ?? null, matches: s.oldMigration === undefined || recovered === undefined ? null : s.oldMigration === recovered},
-          rowCounts,
-          tables: Object.keys(rowCounts).length,
-        }
-        if (options.healthUrl) {
-          const response = await fetch(options.healthUrl, {signal: AbortSignal.timeout(10_000)}).catch((error: Error) => ({status: 0, ok: false, error}))
-          report.health = {url: options.healthUrl, status: response.status, ok: response.ok}
-        }
-        s.verify = report
-        const problems: string[] = []
-        if (report.migration.matches === false) problems.push(`migration version ${report.migration.recovered} differs from the old database's ${report.migration.old}`)
-        if (report.health && !report.health.ok) problems.push(`${options.healthUrl} answered ${report.health.status || 'nothing'}`)
-        if (report.tables === 0) problems.push('the recovered database has no tables')
-        if (problems.length > 0) throw new ChecksFailedError(`verification failed: ${problems.join('; ')}`, {code: 'RECOVER_VERIFY_FAILED'})
-        note(`${report.tables} tables, ${Object.values(rowCounts).reduce((a, b) => a + b, 0)} rows; migration ${report.migration.recovered ?? 'n/a'}${report.health ? `; health ${report.health.status}` : ''}`)
-        await mark('verify')
-        s.finishedAt = new Date().toISOString()
-        if (!options.skipMaintenance) {
-          const {setMaintenance} = await import('../service/maintenance.js')
-          await setMaintenance(settings, false)
-        }
-        await saveState(settings, s)
-      },
+      run: (note) => verifyRecovered(run, note),
     },
   ]
+  return {steps, state: s, rollback: (error) => rollbackRecover(run, error)}
+}
 
-  const rollback = async (error: unknown): Promise<Error> => {
-    const undone: string[] = []
-    const original = bouncer ? s.pgbouncerBackup : s.envBackup
-    if (s.done.repoint && original && existsSync(original)) {
-      const text = await readFile(original, 'utf8')
-      await replaceKeepingMode(bouncer ? bouncer.ini : envFile, text, bouncer ? 0o640 : 0o600)
-      delete s.done.repoint
-      if (bouncer) {
-        const {reloadPgbouncer} = await import('./pgbouncer.js')
-        const failed = await reloadPgbouncer(bouncer, text).then(() => undefined, (reloadError: Error) => reloadError.message)
-        undone.push(failed === undefined ? 'PgBouncer points at the old server again' : `the old ${bouncer.ini} is back but PgBouncer did not reload (${failed}): reload it by hand`)
-      } else {
-        undone.push('the old .env is back')
-      }
+/** The recorded state when it is this recovery's (resumed), a fresh one when none or a finished other one is recorded. */
+async function resumableState(
+  options: RecoverOptions,
+  target: string,
+  dataDir: string,
+  oldUrl: string,
+): Promise<RecoverState> {
+  const {settings} = options
+  const state = await loadRecoverState(settings)
+  if (
+    state &&
+    !state.finishedAt &&
+    (state.target !== target || state.dataDir !== dataDir || state.port !== options.port)
+  ) {
+    throw new UsageError(
+      `an unfinished recovery to ${state.target} into ${state.dataDir} (port ${state.port}) is recorded in ${stateFile(settings)}`,
+      {
+        code: 'RECOVER_STATE_MISMATCH',
+        hint: 'Rerun it with the same --target/--data-dir/--port to resume, or remove that file to start another.',
+      },
+    )
+  }
+  if (!state || (state.finishedAt && (state.target !== target || state.dataDir !== dataDir))) {
+    return {
+      target,
+      dataDir,
+      port: options.port,
+      startedAt: new Date().toISOString(),
+      done: {},
+      oldDatabaseUrl: maskUrl(oldUrl),
     }
-    if (s.done.maintenance && !options.skipMaintenance) {
-      const {setMaintenance} = await import('../service/maintenance.js')
-      await setMaintenance(settings, false).catch(() => {})
-      delete s.done.maintenance
-      undone.push('maintenance mode is off')
+  }
+  return state
+}
+
+/** Step 1: the old migration version noted, maintenance mode on. */
+async function maintenanceOn(
+  {options, settings, s, target, oldUrl, mark}: RecoverRun,
+  note: (text: string) => void,
+): Promise<void> {
+  s.oldMigration = await migrationVersion(oldUrl, options.migrationsDir).catch(() => undefined)
+  if (options.skipMaintenance) note('skipped (--no-maintenance)')
+  else {
+    const {setMaintenance} = await import('../service/maintenance.js')
+    const status = await setMaintenance(settings, true, `charge-ops recover to ${target}`)
+    note(`flag ${status.file}, redis ${status.redis}`)
+  }
+  await mark('maintenance')
+}
+
+/** Step 2: the base backup and its WAL restored into the new data directory. */
+async function restoreBase({options, s, dataDir, mark}: RecoverRun, note: (text: string) => void): Promise<void> {
+  const {PARTIAL_CONTROL, restorePitr} = await import('./pitr.js')
+  // our own interrupted extraction (no pg_control yet) is safe to clear; anything else is refused
+  if (existsSync(join(dataDir, PARTIAL_CONTROL)) && !existsSync(join(dataDir, 'global', 'pg_control'))) {
+    const owner = await stat(dataDir)
+    await rm(dataDir, {recursive: true, force: true})
+    await mkdir(dataDir, {mode: 0o700})
+    const {chown} = await import('node:fs/promises')
+    await chown(dataDir, owner.uid, owner.gid).catch(() => {})
+  }
+  s.restore = await restorePitr({
+    storage: options.storage,
+    stack: options.stack,
+    repository: options.repository,
+    awsEnvFile: options.awsEnvFile,
+    target: options.target,
+    dataDir,
+    archive: 'keep',
+    start: undefined,
+    port: options.port,
+    logger: options.logger,
+    entry: options.entry,
+  })
+  note(`base backup ${s.restore.backupId}; WAL ${s.restore.archive.firstSegment} … ${s.restore.archive.lastSegment}`)
+  await mark('restore')
+}
+
+/** Step 3: the server started on the new data directory, WAL replayed to the target, promoted. */
+async function replayWal({options, s, dataDir, oldUrl, mark}: RecoverRun, note: (text: string) => void): Promise<void> {
+  const {startAndAwaitRecovery, targetOwner} = await import('./pitr.js')
+  // a server already started by an interrupted run is waited for, not started again
+  const owner = await targetOwner(dataDir, true)
+  s.recovery = await startAndAwaitRecovery(dataDir, options.port, 3600, owner, options.logger, {databaseUrl: oldUrl})
+  note(
+    `${s.recovery.stoppedAt ?? `redo done at ${s.recovery.redoDoneAt ?? '(see the log)'}`}; timeline ${s.recovery.timeline}; port ${options.port}`,
+  )
+  await mark('replay')
+}
+
+/** Step 4: DATABASE_URL in the .env (or PgBouncer's entry) pointed at the recovered server, the old file kept. */
+async function repoint(
+  {options, settings, s, envFile, newUrl, database, bouncer, mark}: RecoverRun,
+  note: (text: string) => void,
+): Promise<void> {
+  if (bouncer) {
+    const {repointIni, reloadPgbouncer} = await import('./pgbouncer.js')
+    s.pgbouncerBackup ??= await keepOriginal(bouncer.ini, s.startedAt)
+    await saveState(settings, s)
+    const updated = repointIni(await readFile(bouncer.ini, 'utf8'), database, options.host ?? '127.0.0.1', options.port)
+    await replaceKeepingMode(bouncer.ini, updated, 0o640)
+    const how = await reloadPgbouncer(bouncer, updated)
+    note(
+      `PgBouncer's ${database} → ${options.host ?? '127.0.0.1'}:${options.port} (${how}; old file kept as ${s.pgbouncerBackup}); DATABASE_URL unchanged`,
+    )
+    await mark('repoint')
+    return
+  }
+  s.envBackup ??= await keepOriginal(envFile, s.startedAt)
+  await saveState(settings, s)
+  await replaceKeepingMode(envFile, setEnvLine(await readFile(envFile, 'utf8'), 'DATABASE_URL', newUrl), 0o600)
+  note(`DATABASE_URL → ${maskUrl(newUrl)} (old .env kept as ${s.envBackup}); restart the service to use it`)
+  await mark('repoint')
+}
+
+/** Step 5: migration version, /health and row counts of the recovered database; maintenance off when they pass. */
+async function verifyRecovered(
+  {options, settings, s, oldUrl, newUrl, bouncer, mark}: RecoverRun,
+  note: (text: string) => void,
+): Promise<void> {
+  // Through PgBouncer the clients' DATABASE_URL stays; after the reload it reaches the new server.
+  const verifyUrl = bouncer ? oldUrl : newUrl
+  const recovered = await migrationVersion(verifyUrl, options.migrationsDir)
+  const rowCounts = await tableCounts(verifyUrl)
+  const report: VerifyReport = {
+    migration: {
+      old: s.oldMigration,
+      recovered: recovered ?? null,
+      matches: s.oldMigration === undefined || recovered === undefined ? null : s.oldMigration === recovered,
+    },
+    rowCounts,
+    tables: Object.keys(rowCounts).length,
+  }
+  if (options.healthUrl) {
+    const response = await fetch(options.healthUrl, {signal: AbortSignal.timeout(10_000)}).catch((error: Error) => ({
+      status: 0,
+      ok: false,
+      error,
+    }))
+    report.health = {url: options.healthUrl, status: response.status, ok: response.ok}
+  }
+  s.verify = report
+  const problems: string[] = []
+  if (report.migration.matches === false)
+    problems.push(
+      `migration version ${report.migration.recovered} differs from the old database's ${report.migration.old}`,
+    )
+  if (report.health && !report.health.ok)
+    problems.push(`${options.healthUrl} answered ${report.health.status || 'nothing'}`)
+  if (report.tables === 0) problems.push('the recovered database has no tables')
+  if (problems.length > 0)
+    throw new ChecksFailedError(`verification failed: ${problems.join('; ')}`, {code: 'RECOVER_VERIFY_FAILED'})
+  note(
+    `${report.tables} tables, ${Object.values(rowCounts).reduce((a, b) => a + b, 0)} rows; migration ${report.migration.recovered ?? 'n/a'}${report.health ? `; health ${report.health.status}` : ''}`,
+  )
+  await mark('verify')
+  s.finishedAt = new Date().toISOString()
+  if (!options.skipMaintenance) {
+    const {setMaintenance} = await import('../service/maintenance.js')
+    await setMaintenance(settings, false)
+  }
+  await saveState(settings, s)
+}
+
+/** After a failed step: the old .env (or pgbouncer.ini) put back and maintenance switched off, so the old database keeps serving. */
+async function rollbackRecover(
+  {options, settings, s, dataDir, envFile, bouncer}: RecoverRun,
+  error: unknown,
+): Promise<Error> {
+  const undone: string[] = []
+  const original = bouncer ? s.pgbouncerBackup : s.envBackup
+  if (s.done.repoint && original && existsSync(original)) {
+    const text = await readFile(original, 'utf8')
+    await replaceKeepingMode(bouncer ? bouncer.ini : envFile, text, bouncer ? 0o640 : 0o600)
+    delete s.done.repoint
+    if (bouncer) {
+      const {reloadPgbouncer} = await import('./pgbouncer.js')
+      const failed = await reloadPgbouncer(bouncer, text).then(
+        () => undefined,
+        (reloadError: Error) => reloadError.message,
+      )
+      undone.push(
+        failed === undefined
+          ? 'PgBouncer points at the old server again'
+          : `the old ${bouncer.ini} is back but PgBouncer did not reload (${failed}): reload it by hand`,
+      )
+    } else {
+      undone.push('the old .env is back')
     }
-    await saveState(settings, s).catch(() => {})
-    const message = error instanceof Error ? error.message : String(error)
-    return new RolledBackError(`recover failed: ${message}; the old database keeps serving (${undone.join(', ') || 'nothing had changed'})`, {
+  }
+  if (s.done.maintenance && !options.skipMaintenance) {
+    const {setMaintenance} = await import('../service/maintenance.js')
+    await setMaintenance(settings, false).catch(() => {})
+    delete s.done.maintenance
+    undone.push('maintenance mode is off')
+  }
+  await saveState(settings, s).catch(() => {})
+  const message = error instanceof Error ? error.message : String(error)
+  return new RolledBackError(
+    `recover failed: ${message}; the old database keeps serving (${undone.join(', ') || 'nothing had changed'})`,
+    {
       hint: `Fix the cause and rerun the same command: finished steps are skipped (${stateFile(settings)}). ${s.done.restore ? `The new data directory ${dataDir} is kept for inspection.` : ''}`,
       cause: error,
-    })
-  }
-  return {steps, state: s, rollback}
+    },
+  )
 }
 
 /** Runs the steps in order without a renderer (tests, --json); the command uses listr2. */
-export async function runRecover(options: RecoverOptions, onStep?: (step: RecoverStep, status: 'skip' | 'start' | 'done', note?: string) => void): Promise<RecoverState> {
+export async function runRecover(
+  options: RecoverOptions,
+  onStep?: (step: RecoverStep, status: 'skip' | 'start' | 'done', note?: string) => void,
+): Promise<RecoverState> {
   const {steps, state, rollback} = await planRecover(options)
   for (const step of steps) {
     if (step.done()) {
@@ -353,4 +460,3 @@ export async function runRecover(options: RecoverOptions, onStep?: (step: Recove
   }
   return state
 }
-
