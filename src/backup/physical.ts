@@ -178,9 +178,12 @@ async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promis
     basebackup.child.stdout!.pipe(zstd.child.stdin!)
     const progress = options.progress?.(`backup ${id}`)
     let raw = 0
+    const {faultPoint} = await import('../core/faults.js')
     basebackup.child.stdout!.on('data', (chunk: Buffer) => {
       raw += chunk.length
       progress?.add(chunk.length)
+      // kill point: pg_basebackup and zstd streaming, the part half written (first MiB passed)
+      if (raw - chunk.length < 1 << 20 && raw >= 1 << 20) void faultPoint('backup.base.streaming', () => ({children: [basebackup.child.pid, zstd.child.pid], id}))
     })
     const key = partKey(stack, id, 'base.tar.zst')
     let stored: {bytes: number; sha256: string}
@@ -230,6 +233,8 @@ async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promis
 
     const {run} = await import('../core/proc/exec.js')
     const toolVersion = (await run('pg_basebackup', ['--version'])).stdout.trim()
+    // kill point: the part stored and its WAL archived, the manifest (what makes it restorable) not yet written
+    await faultPoint('backup.base.before-manifest', () => ({id}))
     return await writeManifest(
       storage,
       stack,
