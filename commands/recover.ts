@@ -26,6 +26,7 @@ A failure leaves the old database serving: maintenance is switched off again and
     host: Flags.string({description: 'host written into the new DATABASE_URL', default: '127.0.0.1'}),
     'health-url': Flags.string({description: "the service's /health to check in step 5 (after you restarted it)"}),
     'no-maintenance': Flags.boolean({description: 'do not switch maintenance mode (no bundled service on this host)'}),
+    'wal-prefetch': Flags.integer({description: 'restore_command fetches this many WAL segments ahead into a spool in the data directory (0: none; docs/pitr.md)', min: 0, max: 256, default: 8}),
     ...repositoryLocationFlags,
     'pgbouncer-ini': Flags.string({description: "step 4 repoints this pgbouncer.ini's entry for the database (DATABASE_URL names PgBouncer and stays)", env: 'CHARGE_OPS_PGBOUNCER_INI'}),
     'pgbouncer-admin-url': Flags.string({description: 'PgBouncer admin console for RELOAD (else SIGHUP to its pidfile); prefer the variable', env: 'CHARGE_OPS_PGBOUNCER_ADMIN_URL', dependsOn: ['pgbouncer-ini']}),
@@ -60,6 +61,7 @@ A failure leaves the old database serving: maintenance is switched off again and
       migrationsDir,
       logger: this.jsonEnabled() || !this.interactive ? this.logger : (await import('../src/output/logger.js')).silentLogger,
       skipMaintenance: this.flags['no-maintenance'],
+      walPrefetch: this.flags['wal-prefetch'],
       pgbouncer: this.flags['pgbouncer-ini'] ? {ini: resolve(this.flags['pgbouncer-ini']), adminUrl: this.flags['pgbouncer-admin-url']} : undefined,
     })
     const {runSteps} = await import('../src/core/steps.js')

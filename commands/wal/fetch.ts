@@ -55,10 +55,9 @@ export default class WalFetch extends BaseCommand<typeof WalFetch> {
     try {
       const {openWalRepository} = await import('../../src/wal/context.js')
       const {storage, stack, repository} = await openWalRepository(this.flags, await this.settingsIfNeeded())
-      const {spoolDir} = await import('../../src/wal/spool.js')
-      const prefetch = this.flags.prefetch > 0 ? {count: this.flags.prefetch, processMax: this.flags['process-max'], dir: spoolDir('fetch', {repository, stack}, this.flags.spool), repository, stack} : undefined
+      const prefetch = this.flags.prefetch > 0 ? {count: this.flags.prefetch, processMax: this.flags['process-max'], root: this.flags.spool, repository, stack} : undefined
       const result = await fetchWal({storage, stack, name: this.args.name, destination: this.args.destination, prefetch})
-      if (result.prefetchProblem) this.logger.warn(`wal fetch ${this.args.name}: ${result.prefetchProblem}; the next segments are fetched directly`)
+      if (result.prefetchProblem) this.logger.warn(`wal fetch ${this.args.name}: ${result.prefetchProblem}; the segments are fetched directly`)
       if (result.status === 'missing') process.exitCode = FETCH_MISSING_EXIT
       return result
     } catch (error) {

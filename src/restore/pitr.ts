@@ -19,7 +19,7 @@ import {ChecksFailedError, UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import {backupIdTime, findPart, listBackups, partKey, type BackupManifest} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
-import {listArchive, readWal} from '../wal/archive.js'
+import {listArchive, readClusterIdentity, readWal} from '../wal/archive.js'
 import {restoreCommand} from '../wal/command-lines.js'
 import {DEFAULT_SPOOL_DIR} from '../wal/spool.js'
 import {checkContinuity, type ContinuityReport} from '../wal/continuity.js'
@@ -250,7 +250,9 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   if (!existsSync(join(dataDir, PARTIAL_CONTROL))) throw new ChecksFailedError(`base backup ${base.id} holds no global/pg_control`, {code: 'PITR_BASE_CORRUPT'})
 
   // recovery settings, then recovery.signal, then pg_control — each durable before the next
-  const command = restoreCommand({repository: options.repository, stack, awsEnvFile: options.awsEnvFile, entry: options.entry, fast: true, prefetch: options.walPrefetch})
+  // the prefetch spool is keyed by the repository's cluster too (src/wal/spool.ts)
+  const systemIdentifier = options.walPrefetch ? (await readClusterIdentity(storage, stack))?.systemIdentifier : undefined
+  const command = restoreCommand({repository: options.repository, stack, awsEnvFile: options.awsEnvFile, entry: options.entry, fast: true, prefetch: options.walPrefetch, systemIdentifier})
   const autoConf = join(dataDir, 'postgresql.auto.conf')
   await appendFile(autoConf, recoveryConf({target: options.target, restoreCommand: command, port: options.start?.port ?? options.port, archive: options.archive, targetTimeline: options.targetTimeline}))
   const signal = join(dataDir, 'recovery.signal')

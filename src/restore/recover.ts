@@ -69,6 +69,8 @@ export interface RecoverOptions {
   migrationsDir?: string
   logger: Logger
   entry?: string
+  /** restore_command prefetches this many segments ahead (default 8, as `restore pitr`; 0: none) */
+  walPrefetch?: number
   /** with the service not installed (tests), skip maintenance mode */
   skipMaintenance?: boolean
   /** repoint PgBouncer's entry for the database instead of DATABASE_URL (restore/pgbouncer.ts) */
@@ -304,6 +306,7 @@ async function restoreBase({options, s, dataDir, mark}: RecoverRun, note: (text:
     port: options.port,
     logger: options.logger,
     entry: options.entry,
+    walPrefetch: options.walPrefetch ?? 8,
   })
   note(`base backup ${s.restore.backupId}; WAL ${s.restore.archive.firstSegment} … ${s.restore.archive.lastSegment}`)
   await mark('restore')

@@ -7,6 +7,8 @@ import {existsSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import {dirname, resolve} from 'node:path'
 
+import {shellFetchSpoolPath} from './spool.js'
+
 export interface CommandLineOptions {
   repository: string
   stack: string
@@ -60,16 +62,26 @@ export function fastFetchEntry(): string | undefined {
 }
 
 /**
- * The restore_command. With `fast` (what `restore pitr` writes) it runs charge-ops' fetch entry
- * directly, skipping the CLI framework's start-up on every segment; same code and exit codes.
+ * The restore_command. With `fast` (what `restore pitr` and `recover` write) it runs charge-ops'
+ * fetch entry directly, skipping the CLI framework's start-up on every segment; same code and exit
+ * codes. With `fast` and `prefetch` it starts with the shell fast path of src/wal/prefetch.ts: a
+ * segment the prefetcher already spooled (complete, verified, fsynced, renamed into place) is handed
+ * over with one `mv`; anything else (not spooled yet, .history / .partial / .backup, another
+ * timeline) goes to the Node fetch, which also keeps the prefetcher running. The spool folder in the
+ * line is the one of this repository, stack and cluster (`systemIdentifier`, from cluster.json).
  */
-export function restoreCommand(options: CommandLineOptions & {fast?: boolean}): string {
+export function restoreCommand(options: CommandLineOptions & {fast?: boolean; systemIdentifier?: string}): string {
   const fast = options.fast && options.engine !== 'wal-g' ? fastFetchEntry() : undefined
   const prefetch = options.prefetch && options.engine !== 'wal-g' ? ['--prefetch', String(options.prefetch)] : []
+  const quote = (w: string) => (w === '%p' || w === '%f' ? w : shellQuote(w))
   if (fast) {
-    return [options.node ?? process.execPath, fast, '%f', '%p', ...common(options), ...prefetch].map((w) => (w === '%p' || w === '%f' ? w : shellQuote(w))).join(' ')
+    const line = [options.node ?? process.execPath, fast, '%f', '%p', ...common(options), ...prefetch].map(quote).join(' ')
+    if (prefetch.length === 0) return line
+    // relative to the data directory (PostgreSQL's cwd): the line stays right if the directory moves
+    const spool = shellFetchSpoolPath({repository: options.repository, stack: options.stack, systemIdentifier: options.systemIdentifier})
+    return `${spool}; test -f "$f" && mv -f "$f" %p || exec ${line}`
   }
-  return [...prefix(options), 'wal', 'fetch', '%f', '%p', ...common(options), ...prefetch].map((w) => (w === '%p' || w === '%f' ? w : shellQuote(w))).join(' ')
+  return [...prefix(options), 'wal', 'fetch', '%f', '%p', ...common(options), ...prefetch].map(quote).join(' ')
 }
 
 /** A postgresql.conf string value (single quotes doubled). */

@@ -18,6 +18,8 @@ import {explainFsError, readWal, requireWalName} from './archive.js'
 import type {PrefetchSettings} from './prefetch.js'
 
 export const FETCH_MISSING_EXIT = 1
+/** how long the slow path waits for a segment the prefetcher is writing (then fetches it itself) */
+const IN_FLIGHT_WAIT_MS = 10_000
 export const FETCH_ABORT_EXIT = ExitCode.walArchiveFatal
 
 export interface FetchResult {
@@ -43,37 +45,29 @@ export interface FetchOptions {
 
 export async function fetchWal(options: FetchOptions): Promise<FetchResult> {
   const file = requireWalName(options.name)
-  const prefetch = options.prefetch
+  const settings = options.prefetch
   // only segments are prefetched: history / .backup / .partial probes go straight to the repository
-  if (!prefetch || prefetch.count <= 0 || file.kind !== 'segment') return fetchDirect(options)
+  if (!settings || settings.count <= 0 || file.kind !== 'segment') return fetchDirect(options)
   const destination = isAbsolute(options.destination) ? options.destination : join(process.cwd(), options.destination)
-  const {cleanFetchSpool, takeSpoolSegment} = await import('./spool.js')
-  const {planPrefetch, startPrefetch} = await import('./prefetch.js')
-  const served = {timeline: file.timeline, segno: file.segno!}
-  if (await takeSpoolSegment(prefetch.dir, options.name, destination)) {
+  const [{awaitSpooled, takeSpoolSegment}, {ensurePrefetcher, resolvePrefetchSpool}] = await Promise.all([import('./spool.js'), import('./prefetch.js')])
+  const spool = await resolvePrefetchSpool(options.storage, settings).catch((error: unknown) => {
+    throw explainFsError(error, options.storage.location)
+  })
+  // the restore_command's shell fast path takes spooled segments itself; a `wal fetch --prefetch`
+  // line without it (or one racing the prefetcher's rename) is served here
+  if (await takeSpoolSegment(spool.dir, options.name, destination)) {
     // tests name this point (pausing with the resume file already there) to see the spool serve
     await faultPoint('wal.fetch.spool-hit', () => ({name: options.name}))
-    await cleanFetchSpool(prefetch.dir, served)
-    const worker = startPrefetch(prefetch, await planPrefetch(prefetch.dir, file, prefetch.count))
-    const problem = worker ? await worker.done : undefined
+    const problem = await ensurePrefetcher(spool, file)
     return {file: options.name, status: 'restored', destination, fromSpool: true, prefetchProblem: problem}
   }
-  // not spooled: fetch it here while the worker fetches the next ones
-  // dead writers' temps only: this request may be a probe of a timeline that is not archived
-  await cleanFetchSpool(prefetch.dir)
-  const worker = startPrefetch(prefetch, await planPrefetch(prefetch.dir, file, prefetch.count))
-  let result: FetchResult
-  try {
-    result = await fetchDirect(options)
-  } catch (error) {
-    worker?.child.kill('SIGKILL')
-    await worker?.done
-    throw error
+  // not spooled: the prefetcher (started if none runs) fetches the next ones; this one it may be
+  // fetching right now (its temp file says so): wait for that rather than reading it twice
+  const problem = await ensurePrefetcher(spool, file)
+  if ((await awaitSpooled(spool.dir, options.name, IN_FLIGHT_WAIT_MS)) && (await takeSpoolSegment(spool.dir, options.name, destination))) {
+    return {file: options.name, status: 'restored', destination, fromSpool: true, prefetchProblem: problem}
   }
-  // the end of the archive (or a timeline probe): nothing after it to prefetch either
-  if (result.status === 'missing') worker?.child.kill('SIGKILL')
-  const problem = worker ? await worker.done : undefined
-  if (result.status === 'restored') await cleanFetchSpool(prefetch.dir, served)
+  const result = await fetchDirect(options)
   return result.status === 'restored' && problem ? {...result, prefetchProblem: problem} : result
 }
 

@@ -2,19 +2,21 @@
  * PostgreSQL forks its archive_command once per 16 MB WAL segment and its restore_command once per
  * segment during recovery, serially: their start-up is on the critical path. Loading oclif costs
  * ~100 ms of the ~150 ms a push takes, so `bin/run.js` hands the plain forms of `wal push` and
- * `wal fetch` (only --repo, --stack, --aws-env-file, --compression) to this module, which runs the
- * very same domain code (src/wal/archive.ts, src/wal/fetch.ts) and prints errors the way the base
- * command does. Anything else (--help, --json, --verbose, --engine wal-g, --config …) goes through
- * oclif as usual.
+ * `wal fetch` to this module, which runs the very same domain code (src/wal/archive.ts,
+ * src/wal/fetch.ts) and prints errors the way the base command does. Every documented form of the
+ * two lines qualifies: --repo/--stack/--aws-env-file, the async and prefetch flags, and the
+ * repository from charge-ops.yaml (--config / CHARGE_OPS_CONFIG / ./charge-ops.yaml, read with the
+ * CLI's own loader). Anything else (--help, --json, --verbose, --engine wal-g, short flags …)
+ * goes through oclif as usual.
  */
 import {FETCH_ABORT_EXIT, FETCH_MISSING_EXIT} from './fetch.js'
 
 const HOT_FLAGS: Record<string, readonly string[]> = {
-  push: ['repo', 'stack', 'aws-env-file', 'compression', 'async', 'process-max', 'spool'],
-  fetch: ['repo', 'stack', 'aws-env-file', 'prefetch', 'process-max', 'spool'],
+  push: ['repo', 'stack', 'aws-env-file', 'compression', 'async', 'process-max', 'spool', 'config', 'env-file', 'quiet'],
+  fetch: ['repo', 'stack', 'aws-env-file', 'prefetch', 'process-max', 'spool', 'config', 'env-file', 'quiet'],
 }
-/** flags without a value */
-const BOOLEAN_FLAGS = new Set(['async'])
+/** flags without a value (--quiet changes nothing here: a successful push or fetch prints nothing) */
+const BOOLEAN_FLAGS = new Set(['async', 'quiet'])
 const POSITIONALS: Record<string, number> = {push: 1, fetch: 2}
 
 export interface HotInvocation {
@@ -51,8 +53,6 @@ export function parseHotInvocation(verb: string, argv: readonly string[]): HotIn
     if (flags[numeric] !== undefined && !/^\d{1,3}$/.test(flags[numeric])) return undefined
   }
   if (verb === 'push' && flags.compression && !['zstd', 'gzip'].includes(flags.compression)) return undefined
-  // Without --repo and --stack the command must read charge-ops.yaml: the full CLI does that.
-  if (!(flags.repo ?? process.env.CHARGE_OPS_REPO) || !flags.stack) return undefined
   return {verb: verb as HotInvocation['verb'], positional, flags}
 }
 
@@ -63,14 +63,26 @@ async function printError(error: unknown, what: string): Promise<number> {
   return described.exitCode
 }
 
+/**
+ * Where the repository is: the command line, else charge-ops.yaml (--config, CHARGE_OPS_CONFIG or
+ * ./charge-ops.yaml, and the .env it names) through the same loader as the full CLI — only
+ * without oclif, and only read when --repo or --stack is missing.
+ */
+async function openRepositoryOf(flags: Record<string, string>) {
+  const {openWalRepository} = await import('./context.js')
+  if ((flags.repo ?? process.env.CHARGE_OPS_REPO) && flags.stack) return openWalRepository(flags)
+  const {loadSettings} = await import('../config/settings.js')
+  const settings = loadSettings({configPath: flags.config, envFile: flags['env-file']})
+  return openWalRepository(flags, () => settings)
+}
+
 /** Runs a hot invocation; returns the process exit code. */
 export async function runHotInvocation(invocation: HotInvocation): Promise<number> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-  const {openWalRepository} = await import('./context.js')
   if (invocation.verb === 'push') {
     const [path] = invocation.positional
     try {
-      const {storage, stack, repository} = await openWalRepository(invocation.flags)
+      const {storage, stack, repository} = await openRepositoryOf(invocation.flags)
       const compression = (invocation.flags.compression ?? 'zstd') as 'zstd' | 'gzip'
       if (invocation.flags.async) {
         const {pushWalAsync} = await import('./async-push.js')
@@ -87,13 +99,12 @@ export async function runHotInvocation(invocation: HotInvocation): Promise<numbe
   const [name, destination] = invocation.positional
   try {
     const {fetchWal} = await import('./fetch.js')
-    const {storage, stack, repository} = await openWalRepository(invocation.flags)
+    const {storage, stack, repository} = await openRepositoryOf(invocation.flags)
     const count = Number(invocation.flags.prefetch ?? 0)
-    const {spoolDir} = count > 0 ? await import('./spool.js') : {spoolDir: undefined}
-    const prefetch = spoolDir ? {count, processMax: Number(invocation.flags['process-max'] ?? 2), dir: spoolDir('fetch', {repository, stack}, invocation.flags.spool), repository, stack} : undefined
+    const prefetch = count > 0 ? {count, processMax: Number(invocation.flags['process-max'] ?? 2), root: invocation.flags.spool, repository, stack} : undefined
     const result = await fetchWal({storage, stack, name, destination, prefetch})
     // the asked file is in place: a failed prefetch only costs speed, said in the server log
-    if (result.prefetchProblem) process.stderr.write(`charge-ops wal fetch ${name}: ${result.prefetchProblem}; the next segments are fetched directly\n`)
+    if (result.prefetchProblem) process.stderr.write(`charge-ops wal fetch ${name}: ${result.prefetchProblem}; the segments are fetched directly\n`)
     return result.status === 'missing' ? FETCH_MISSING_EXIT : 0
   } catch (error) {
     await printError(error, `wal fetch ${name}`)

@@ -52,6 +52,34 @@ async function loadedPackages(args: string[], cwd = root, env: Record<string, st
 const heavyIn = (packages: Set<string>) => [...packages].filter((p) => HEAVY.some((h) => p === h || p.startsWith(`${h}/`)))
 
 describe('start-up imports', () => {
+  it.each([
+    ['without --stack (charge-ops.yaml in the cwd)', ['wal', 'push', 'pg_wal/000000010000000000000001', '--repo', 'repo'], {}],
+    ['with --config only', ['wal', 'push', 'pg_wal/000000010000000000000001', '--config', 'conf/charge-ops.yaml'], {}],
+    ['with CHARGE_OPS_CONFIG only', ['wal', 'push', 'pg_wal/000000010000000000000001'], {CHARGE_OPS_CONFIG: 'conf/charge-ops.yaml'}],
+  ])('wal push %s archives without loading oclif (archive_command hot path)', async (_form, args, env) => {
+    const dir = mkdtempSync(join(tmpdir(), 'charge-ops-trace-'))
+    const {mkdirSync} = await import('node:fs')
+    mkdirSync(join(dir, 'pg_wal'))
+    mkdirSync(join(dir, 'conf'))
+    // a WAL segment's long page header (magic of PostgreSQL 15, timeline 1, a system identifier)
+    const segment = Buffer.alloc(16 * 1024 * 1024)
+    segment.writeUInt16LE(0xd110, 0)
+    segment.writeUInt16LE(0x0002, 2)
+    segment.writeUInt32LE(1, 4)
+    segment.writeBigUInt64LE(7311234567890123456n, 24)
+    segment.writeUInt32LE(16 * 1024 * 1024, 32)
+    segment.writeUInt32LE(8192, 36)
+    writeFileSync(join(dir, 'pg_wal', '000000010000000000000001'), segment)
+    writeFileSync(join(dir, 'charge-ops.yaml'), `stack: from-cwd\nbackup:\n  repository: ${join(dir, 'repo')}\n`)
+    writeFileSync(join(dir, 'conf', 'charge-ops.yaml'), `stack: from-config\nbackup:\n  repository: ${join(dir, 'repo')}\n`)
+    const {packages, exitCode} = await loadedPackages(args, dir, env)
+    expect(exitCode).toBe(0)
+    expect(packages.has('@oclif/core')).toBe(false)
+    const stack = args.includes('--repo') ? 'from-cwd' : 'from-config'
+    const {existsSync} = await import('node:fs')
+    expect(existsSync(join(dir, 'repo', stack, 'wal', '00000001', '000000010000000000000001.zst'))).toBe(true)
+  })
+
   it('charge-ops --version answers without loading any package (not even oclif)', async () => {
     const {packages, exitCode} = await loadedPackages(['--version'])
     expect(exitCode).toBe(0)

@@ -16,11 +16,12 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {decodeWal} from '../../src/wal/codec.js'
+import {restoreCommand} from '../../src/wal/command-lines.js'
 import {spoolDir} from '../../src/wal/spool.js'
+import {waitUntil} from '../support/index.js'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
 const ENTRY = path.join(ROOT, 'bin/run.js')
-const FETCH = path.join(ROOT, 'dist/src/wal/fetch-main.js')
 const SYSID = 7_311_234_567_890_999_001n
 let dir: string
 let repo: string
@@ -47,7 +48,15 @@ function run(file: string, args: string[], env: Record<string, string> = {}) {
   return {code: r.status, stdout: r.stdout, stderr: r.stderr}
 }
 const loc = () => ['--repo', repo, '--stack', 'prod']
-const fetchSpool = () => spoolDir('fetch', {repository: repo, stack: 'prod'}, path.join(dir, 'charge-ops-spool'))
+const fetchSpool = () => spoolDir('fetch', {repository: repo, stack: 'prod', systemIdentifier: SYSID.toString()}, path.join(dir, 'charge-ops-spool'))
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
 const pushSpool = () => spoolDir('push', {repository: repo, stack: 'prod'}, path.join(dir, 'charge-ops-spool'))
 const stored = (name: string) => path.join(repo, 'prod', 'wal', '00000001', `${name}.zst`)
 const originals = new Map<string, Buffer>()
@@ -64,65 +73,91 @@ beforeAll(() => {
 }, 120_000)
 afterAll(() => fs.rmSync(dir, {recursive: true, force: true}))
 
-describe('wal fetch --prefetch', () => {
-  it('spools the next segments and serves them without the repository', () => {
-    const r = run(FETCH, [seg(1), 'pg_wal/RECOVERYXLOG', ...loc(), '--prefetch', '4'])
-    expect(r.stderr).toBe('')
-    expect(r.code).toBe(0)
-    expect(fs.readFileSync(path.join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(originals.get(seg(1))!)).toBe(true)
-    expect(fs.readdirSync(fetchSpool()).sort()).toEqual([seg(2), seg(3), seg(4), seg(5)])
+describe('wal fetch --prefetch through the restore_command line', () => {
+  // PostgreSQL's side, as far as the prefetcher can tell: a postmaster.pid naming a live process
+  // (this test's) and recovery.signal in the data directory; the line run by /bin/sh in it
+  const line = () => restoreCommand({repository: repo, stack: 'prod', fast: true, prefetch: 4, systemIdentifier: SYSID.toString()})
+  const log = () => path.join(dir, 'server.log')
+  /** restore_command for `name`: its stderr into the "server log" (the prefetcher it starts outlives it) */
+  function restore(name: string, env: Record<string, string> = {}) {
+    fs.rmSync(path.join(dir, 'pg_wal', 'RECOVERYXLOG'), {force: true})
+    const r = spawnSync('/bin/sh', ['-c', `${line().replaceAll('%f', name).replaceAll('%p', 'pg_wal/RECOVERYXLOG')} 2>>${log()}`], {cwd: dir, env: {PATH: process.env.PATH, HOME: dir, ...env}, timeout: 60_000})
+    return r.status
+  }
+  const got = () => fs.readFileSync(path.join(dir, 'pg_wal', 'RECOVERYXLOG'))
+  const spooled = () => (fs.existsSync(fetchSpool()) ? fs.readdirSync(fetchSpool()).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort() : [])
+  /** recovery "ends" (recovery.signal removed): every prefetcher stops and removes the spool */
+  async function endRecovery() {
+    fs.rmSync(path.join(dir, 'recovery.signal'), {force: true})
+    await waitUntil(async () => !fs.existsSync(fetchSpool()) && !/prefetch-worker/.test(spawnSync('ps', ['-eo', 'args'], {encoding: 'utf8'}).stdout.split('\n').filter((l) => l.includes(dir)).join('\n')), {timeoutMs: 20_000, what: 'the prefetchers to stop'})
+    fs.writeFileSync(path.join(dir, 'recovery.signal'), '')
+  }
+
+  beforeAll(() => {
+    fs.writeFileSync(path.join(dir, 'postmaster.pid'), `${process.pid}\n${dir}\n`)
+    fs.writeFileSync(path.join(dir, 'recovery.signal'), '')
+  })
+  afterAll(async () => {
+    await endRecovery()
+    fs.rmSync(path.join(dir, 'postmaster.pid'))
+  })
+
+  it('a prefetcher keeps the next segments spooled; the line hands them over with one mv, the repository unread', async () => {
+    expect(line()).toMatch(/^\{ read b <\/proc\/sys\/kernel\/random\/boot_id; \} 2>\/dev\/null; f=charge-ops-spool\/fetch\/[0-9a-f]{16}\.\$b\/%f; test -f "\$f" && mv -f "\$f" %p \|\| exec \S+ \S+fetch-main\.js %f %p --repo \S+ --stack prod --prefetch 4$/)
+    expect(restore(seg(1))).toBe(0)
+    expect(got().equals(originals.get(seg(1))!)).toBe(true)
+    await waitUntil(async () => spooled().length === 4, {timeoutMs: 30_000, what: 'segments 2-5 spooled'})
+    expect(spooled()).toEqual([seg(2), seg(3), seg(4), seg(5)])
     // the repository gone: 2 and 3 still come, from the spool, byte for byte
     fs.renameSync(repo, `${repo}.away`)
     try {
       for (const n of [2, 3]) {
-        const got = run(FETCH, [seg(n), 'pg_wal/RECOVERYXLOG', ...loc(), '--prefetch', '4'])
-        expect(got.stderr).toBe('')
-        expect(got.code).toBe(0)
-        expect(fs.readFileSync(path.join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(originals.get(seg(n))!)).toBe(true)
+        expect(restore(seg(n))).toBe(0)
+        expect(got().equals(originals.get(seg(n))!)).toBe(true)
       }
     } finally {
       fs.renameSync(`${repo}.away`, repo)
     }
-    // consumed and older ones are cleaned once a later one is served
-    expect(fs.readdirSync(fetchSpool()).filter((f) => f <= seg(3))).toEqual([])
-  }, 60_000)
+    for (const n of [4, 5]) {
+      expect(restore(seg(n))).toBe(0)
+      expect(got().equals(originals.get(seg(n))!)).toBe(true)
+    }
+    await endRecovery()
+    expect(fs.readFileSync(log(), 'utf8')).toMatch(/recovery ended; \d+ segment\(s\) prefetched, 4 handed over from the spool/)
+  }, 90_000)
 
-  it('a worker killed mid-segment leaves a temp file that is never served', () => {
-    fs.rmSync(path.join(dir, 'charge-ops-spool'), {recursive: true, force: true})
+  it('a prefetcher killed mid-segment never hands PostgreSQL a partial segment', async () => {
     const faults = fs.mkdtempSync(path.join(dir, 'faults-'))
-    const r = run(FETCH, [seg(6), 'pg_wal/RECOVERYXLOG', ...loc(), '--prefetch', '2', '--process-max', '1'], {CHARGE_OPS_KILL_AT: 'wal.prefetch.mid-segment', CHARGE_OPS_FAULT_DIR: faults})
-    // PostgreSQL still gets the segment it asked for
-    expect(r.code).toBe(0)
-    expect(fs.readFileSync(path.join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(originals.get(seg(6))!)).toBe(true)
-    expect(r.stderr).toMatch(/prefetch worker ended by SIGKILL; the next segments are fetched directly/)
-    const reached = JSON.parse(fs.readFileSync(path.join(faults, 'wal.prefetch.mid-segment.reached'), 'utf8'))
-    expect(reached.name).toBe(seg(7))
-    // it died with half of 7 under a temp name; the fetch that started it removed that temp once
-    // the worker was gone, and nothing is under a segment's name
+    expect(restore(seg(6), {CHARGE_OPS_KILL_AT: 'wal.prefetch.mid-segment', CHARGE_OPS_FAULT_DIR: faults})).toBe(0)
+    // PostgreSQL got the segment it asked for; the prefetcher dies with half of 7 or 8 written
+    expect(got().equals(originals.get(seg(6))!)).toBe(true)
+    const marker = path.join(faults, 'wal.prefetch.mid-segment.reached')
+    await waitUntil(async () => fs.existsSync(marker), {timeoutMs: 30_000, what: 'the prefetcher at its kill point'})
+    const reached = JSON.parse(fs.readFileSync(marker, 'utf8'))
+    await waitUntil(async () => !isAlive(reached.pid), {timeoutMs: 10_000, what: 'the prefetcher killed'})
     expect(path.dirname(reached.temp)).toBe(fetchSpool())
-    expect(path.basename(reached.temp)).toMatch(new RegExp(`^\\.${seg(7)}\\.\\d+\\.[0-9a-f]+\\.tmp$`))
-    expect(fs.readdirSync(fetchSpool())).toEqual([])
-    // a temp a dead writer left (the whole fetch killed) is not served either, and is cleaned
-    fs.writeFileSync(path.join(fetchSpool(), `.${seg(7)}.999999.abcdef.tmp`), originals.get(seg(7))!.subarray(0, 1024))
-    // the next call fetches 7 whole from the repository (and cleans the dead worker's temp)
-    const next = run(FETCH, [seg(7), 'pg_wal/RECOVERYXLOG', ...loc(), '--prefetch', '2'])
-    expect(next.stderr).toBe('')
-    expect(next.code).toBe(0)
-    expect(fs.readFileSync(path.join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(originals.get(seg(7))!)).toBe(true)
-    expect(fs.readdirSync(fetchSpool()).sort()).toEqual([seg(8), seg(9)])
-  }, 60_000)
+    expect(path.basename(reached.temp)).toMatch(new RegExp(`^\\.${reached.name}\\.\\d+\\.[0-9a-f]+\\.tmp$`))
+    expect(fs.existsSync(reached.temp)).toBe(true)
+    // nothing under a segment's name but what was complete before the kill
+    for (const name of spooled()) expect(fs.readFileSync(path.join(fetchSpool(), name)).equals(originals.get(name)!)).toBe(true)
+    expect(spooled()).not.toContain(reached.name)
+    // the half-written one is asked: not served from the spool, fetched whole from the repository
+    expect(restore(reached.name)).toBe(0)
+    expect(got().equals(originals.get(reached.name)!)).toBe(true)
+    // the prefetcher that call started removed the dead one's temp
+    await waitUntil(async () => !fs.existsSync(reached.temp), {timeoutMs: 20_000, what: "the dead prefetcher's temp removed"})
+  }, 90_000)
 
-  it('a request on another timeline gets nothing from this timeline\'s spool', () => {
-    fs.rmSync(path.join(dir, 'pg_wal', 'RECOVERYXLOG'))
-    // PostgreSQL probes the newest timeline first: 2 is not archived, so exit 1 — though 9 of timeline 1 is spooled
-    const other = run(FETCH, ['000000020000000000000009', 'pg_wal/RECOVERYXLOG', ...loc(), '--prefetch', '2'])
-    expect(other.code).toBe(1)
+  it('a request on another timeline gets nothing from this timeline\'s spool', async () => {
+    await waitUntil(async () => spooled().includes(seg(10)), {timeoutMs: 30_000, what: 'segment 10 spooled'})
+    // PostgreSQL probes the newest timeline first: 2 is not archived, so exit 1 — though 10 of timeline 1 is spooled
+    expect(restore('00000002000000000000000A')).toBe(1)
     expect(fs.existsSync(path.join(dir, 'pg_wal', 'RECOVERYXLOG'))).toBe(false)
-    expect(fs.readdirSync(fetchSpool())).toContain(seg(9))
-    const same = run(FETCH, [seg(9), 'pg_wal/RECOVERYXLOG', ...loc(), '--prefetch', '2'])
-    expect(same.code).toBe(0)
-    expect(fs.readFileSync(path.join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(originals.get(seg(9))!)).toBe(true)
-  }, 60_000)
+    expect(restore(seg(10))).toBe(0)
+    expect(got().equals(originals.get(seg(10))!)).toBe(true)
+    await endRecovery()
+  }, 90_000)
+
 })
 
 describe('wal push --async', () => {

@@ -99,38 +99,53 @@ describe('wal push --async as archive_command', () => {
 })
 
 describe('restore pitr with a prefetching restore_command', () => {
-  it('recovers exactly, later segments served from the spool', async () => {
-    const faults = pg.serverDir('faults')
-    // pause-at with its resume file already there: the point only leaves a marker
-    fs.writeFileSync(path.join(faults, 'wal.fetch.spool-hit.resume'), '')
-    await pg.query('SELECT pg_switch_wal()')
-    expect(cli(['wal', 'check', '--repo', repo, '--stack', STACK], {env: {DATABASE_URL: pg.url()}}).code).toBe(0)
-    const expected = (await pg.query<{n: string; s: string}>('SELECT count(*)::text AS n, sum(v)::text AS s FROM samples'))[0]
-    const dataDir = path.join(pg.serverDir('restores'), 'prefetch')
-    restored.push(dataDir)
-    const port = await freePort()
-    process.env.CHARGE_OPS_PAUSE_AT = 'wal.fetch.spool-hit'
-    process.env.CHARGE_OPS_FAULT_DIR = faults
-    try {
-      const {result} = {result: await restorePitr({storage: new LocalStorage(repo), stack: STACK, repository: repo, target: parseTarget({latest: true}), dataDir, archive: 'off', start: {port, timeoutSec: 120}, logger: silentLogger, entry: ENTRY, walPrefetch: 4})}
-      expect(result.restoreCommand).toMatch(/fetch-main\.js %f %p --repo .* --prefetch 4$/)
-      expect(result.archive.segments).toBeGreaterThanOrEqual(8)
-    } finally {
-      delete process.env.CHARGE_OPS_PAUSE_AT
-      delete process.env.CHARGE_OPS_FAULT_DIR
-    }
+  const rows = async (port: number) => {
     const {default: pgLib} = await import('pg')
     const c = new pgLib.Client({host: '127.0.0.1', port, user: pg.user, password: pg.password, database: 'postgres'})
     await c.connect()
     try {
-      const got = (await c.query('SELECT count(*)::text AS n, sum(v)::text AS s FROM samples')).rows[0]
-      expect(got).toEqual(expected)
+      return (await c.query('SELECT count(*)::text AS n, sum(v)::text AS s FROM samples')).rows[0]
     } finally {
       await c.end()
     }
-    const hit = JSON.parse(fs.readFileSync(path.join(faults, 'wal.fetch.spool-hit.reached'), 'utf8'))
-    expect(hit.name).toMatch(/^00000001[0-9A-F]{16}$/)
+  }
+  async function recoverWith(name: string, env: Record<string, string> = {}) {
+    await pg.query('SELECT pg_switch_wal()')
+    expect(cli(['wal', 'check', '--repo', repo, '--stack', STACK], {env: {DATABASE_URL: pg.url()}}).code).toBe(0)
+    const expected = (await pg.query<{n: string; s: string}>('SELECT count(*)::text AS n, sum(v)::text AS s FROM samples'))[0]
+    const dataDir = path.join(pg.serverDir('restores'), name)
+    restored.push(dataDir)
+    const port = await freePort()
+    // the server started for recovery inherits this environment, and so do its restore_commands
+    Object.assign(process.env, env)
+    try {
+      const result = await restorePitr({storage: new LocalStorage(repo), stack: STACK, repository: repo, target: parseTarget({latest: true}), dataDir, archive: 'off', start: {port, timeoutSec: 120}, logger: silentLogger, entry: ENTRY, walPrefetch: 4})
+      expect(await rows(port)).toEqual(expected)
+      return result
+    } finally {
+      for (const key of Object.keys(env)) delete process.env[key]
+    }
+  }
+
+  it('recovers exactly, later segments handed over from the spool by the shell fast path', async () => {
+    const result = await recoverWith('prefetch')
+    expect(result.restoreCommand).toMatch(/^\{ read b <\/proc\/sys\/kernel\/random\/boot_id; \} 2>\/dev\/null; f=charge-ops-spool\/fetch\/[0-9a-f]{16}\.\$b\/%f; test -f "\$f" && mv -f "\$f" %p \|\| exec .*fetch-main\.js %f %p --repo .* --prefetch 4$/)
+    expect(result.archive.segments).toBeGreaterThanOrEqual(8)
+    // the prefetcher says in the server log what it did when it stopped (recovery over)
+    const log = result.recovery!.logFile
+    await waitUntil(async () => /prefetch \(timeline 1\): (recovery ended|the spool was removed); \d+ segment\(s\) prefetched, \d+ handed over/.test(fs.readFileSync(log, 'utf8')), {timeoutMs: 10_000, what: 'the prefetcher stopping'})
+    const handed = Number(/(\d+) handed over from the spool/.exec(fs.readFileSync(log, 'utf8'))![1])
+    expect(handed).toBeGreaterThanOrEqual(3)
     // recovery is over: the fetch spool is gone
-    expect(fs.existsSync(path.join(dataDir, 'charge-ops-spool', 'fetch'))).toBe(false)
+    expect(fs.existsSync(path.join(result.dataDir, 'charge-ops-spool', 'fetch'))).toBe(false)
+  }, 150_000)
+
+  it('a prefetcher killed mid-segment costs only speed: exact rows, nothing partial handed over', async () => {
+    const faults = pg.serverDir('faults-prefetch')
+    await insertAndSwitch(1000, 4)
+    // every prefetcher dies with a half-written temp at its first segment
+    await recoverWith('prefetch-killed', {CHARGE_OPS_KILL_AT: 'wal.prefetch.mid-segment', CHARGE_OPS_FAULT_DIR: faults})
+    const reached = JSON.parse(fs.readFileSync(path.join(faults, 'wal.prefetch.mid-segment.reached'), 'utf8'))
+    expect(reached.name).toMatch(/^00000001[0-9A-F]{16}$/)
   }, 150_000)
 })

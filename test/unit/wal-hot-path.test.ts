@@ -21,12 +21,22 @@ describe('wal push / fetch hot path (which command lines skip oclif)', () => {
     ])
   })
 
+  it('takes the forms that read the repository and stack from charge-ops.yaml (no oclif either)', () => {
+    // a hand-written archive_command without --stack, and the compose image's --config line
+    expect(parseHotInvocation('push', ['pg_wal/000000010000000000000001', '--repo', '/r'])?.flags).toEqual({repo: '/r'})
+    expect(parseHotInvocation('push', ['%p', '--config', '/etc/charge-ops/charge-ops.yaml'])?.flags).toEqual({config: '/etc/charge-ops/charge-ops.yaml'})
+    expect(parseHotInvocation('push', ['p', '--config=/c.yaml', '--env-file', '/e', '--quiet', '--async', '--process-max', '4'])?.flags).toEqual({config: '/c.yaml', 'env-file': '/e', quiet: 'true', async: 'true', 'process-max': '4'})
+    expect(parseHotInvocation('fetch', ['000000010000000000000001', 'pg_wal/RECOVERYXLOG', '--config', '/c.yaml', '--prefetch', '8'])?.flags).toEqual({config: '/c.yaml', prefetch: '8'})
+    expect(parseHotInvocation('push', ['p'])?.positional).toEqual(['p'])
+  })
+
   it.each([
     ['help', ['p', '--repo', '/r', '--stack', 's', '--help']],
     ['json', ['p', '--repo', '/r', '--stack', 's', '--json']],
     ['short flag', ['p', '--repo', '/r', '--stack', 's', '-q']],
     ['wal-g engine', ['p', '--repo', '/r', '--stack', 's', '--engine', 'wal-g']],
-    ['config file needed', ['p', '--repo', '/r']],
+    ['verbose', ['p', '--repo', '/r', '--stack', 's', '--verbose']],
+    ['quiet with a value', ['p', '--repo', '/r', '--quiet=yes']],
     ['bad compression', ['p', '--repo', '/r', '--stack', 's', '--compression', 'lz4']],
     ['missing path', ['--repo', '/r', '--stack', 's']],
     ['two paths', ['a', 'b', '--repo', '/r', '--stack', 's']],
