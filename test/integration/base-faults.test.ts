@@ -20,28 +20,10 @@ import {S3Client} from '@aws-sdk/client-s3'
 import {LocalStorage} from '../../src/repository/local-storage.js'
 import {parseS3Location, S3Storage} from '../../src/repository/s3-storage.js'
 import {archiveCommand} from '../../src/wal/command-lines.js'
-import {freePort, startPostgres, startS3, type PgCluster, type S3Server} from '../support/index.js'
+import {freePort, pidAlive, startPostgres, startS3, waitUntil, type PgCluster, type S3Server} from '../support/index.js'
 import {ENTRY, ROOT, startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
 
 const KINDS = ['local', 's3'] as const
-
-/** a dead process or a zombie (a zombie only waits to be reaped) */
-const gone = (pid: number) => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return ['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2)[0])
-  } catch {
-    return true
-  }
-}
-
-async function until(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 const ids = (from: number, to: number) => Array.from({length: to - from + 1}, (_, i) => from + i).join(',')
 
@@ -97,8 +79,8 @@ describe.each(KINDS)('kill -9 of backup base on a %s repository', (kind) => {
     // 1. killed while pg_basebackup | zstd stream the part into the repository
     const streaming = killAt('backup.base.streaming')
     expect(streaming.children).toHaveLength(2)
-    await until('pg_basebackup and zstd to die with their parent', () => streaming.children!.every(gone), 2000)
-    await until("the server to end the killed run's backup (its walsender gone)", async () => (await backupSessions()) === 0)
+    await waitUntil(async () => streaming.children!.every((pid) => !pidAlive(pid)), {what: 'pg_basebackup and zstd to die with their parent', timeoutMs: 2000, intervalMs: 25})
+    await waitUntil(async () => (await backupSessions()) === 0, {what: "the server to end the killed run's backup (its walsender gone)", timeoutMs: 15_000, intervalMs: 50})
     let listing = repoCli(['backup', 'list', '--all'])
     expect(listing.backups).toEqual([])
     expect(listing.incomplete.map((i: {id: string}) => i.id)).not.toContain(streaming.id) // no part was completed
@@ -169,7 +151,7 @@ describe('a second real cluster archiving into the first one\'s stack', () => {
     await second.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: first.repo, stack: 'shared', entry: ENTRY, node: process.execPath})})
     const [{sysid: secondId}] = await second.query<{sysid: string}>('SELECT system_identifier::text AS sysid FROM pg_control_system()')
     await second.query('CREATE TABLE b (id int); INSERT INTO b VALUES (1); SELECT pg_switch_wal()')
-    await until('the second server to fail archiving', async () => Number((await second.query<{n: string}>('SELECT failed_count::text AS n FROM pg_stat_archiver'))[0].n) > 0, 60_000)
+    await waitUntil(async () => Number((await second.query<{n: string}>('SELECT failed_count::text AS n FROM pg_stat_archiver'))[0].n) > 0, {what: 'the second server to fail archiving', timeoutMs: 60_000})
     const [{wal}] = await second.query<{wal: string}>('SELECT last_failed_wal AS wal FROM pg_stat_archiver')
     expect(wal).toMatch(/^00000001[0-9A-F]{16}$/)
     expect(`${wal}.zst` in before, `the first cluster archived ${wal} too: the refusal protects it`).toBe(true)

@@ -44,6 +44,8 @@ export interface S3Server {
   env: Record<string, string>;
   /** Options for `new S3Client(...)`: endpoint, region, credentials, forcePathStyle, checksum modes. */
   clientConfig(): S3ClientConfig;
+  /** An object of the first bucket as text, straight from the server; undefined when there is none (404). */
+  readObject(key: string): Promise<string | undefined>;
   /** Child-process mode only: the server's pid. */
   pid?: number;
   /** Child-process mode only: send a signal (default SIGKILL, a crash) and wait for the exit. */
@@ -62,6 +64,14 @@ export const S3_SERVER_ENTRY = fileURLToPath(new URL('./s3-server.mjs', import.m
 
 function describe(port: number, buckets: string[], dir: string): Omit<S3Server, 'kill' | 'stop' | 'pid'> {
   const endpoint = `http://${HOST}:${port}`;
+  const clientConfig = (): S3ClientConfig => ({
+    endpoint,
+    region: REGION,
+    forcePathStyle: true,
+    credentials: {accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY},
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
   return {
     endpoint,
     host: HOST,
@@ -80,14 +90,20 @@ function describe(port: number, buckets: string[], dir: string): Omit<S3Server, 
       AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
       AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
     },
-    clientConfig: () => ({
-      endpoint,
-      region: REGION,
-      forcePathStyle: true,
-      credentials: {accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY},
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    }),
+    clientConfig,
+    async readObject(key) {
+      const {S3Client, GetObjectCommand} = await import('@aws-sdk/client-s3');
+      const client = new S3Client(clientConfig());
+      try {
+        const out = await client.send(new GetObjectCommand({Bucket: buckets[0], Key: key}));
+        return await out.Body!.transformToString();
+      } catch (error) {
+        if ((error as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode === 404) return undefined;
+        throw error;
+      } finally {
+        client.destroy();
+      }
+    },
   };
 }
 
