@@ -351,8 +351,10 @@ describe('compose: point-in-time recovery, upgrade and rollback, scheduled jobs,
   it('each job `schedule install --target cron` writes (the compose form) runs once and exits 0', async () => {
     const out = mkdtempSync(join(tmpdir(), 'charge-ops-schedule-'));
     trees.push(out);
-    const [schedule, textfiles, logs, locks] = ['schedule', 'textfiles', 'logs', 'locks'].map((d) => join(out, d));
-    ok(await cliOf(v2, ['schedule', 'install', '--target', 'cron', '--dir', schedule!, '--textfile-dir', textfiles!, '--log-dir', logs!, '--lock-dir', locks!, '--json']), 'schedule install');
+    const [schedule, logs, locks] = ['schedule', 'logs', 'locks'].map((d) => join(out, d));
+    // no --textfile-dir: the compose default, the folder the compose file's node-exporter reads
+    const textfiles = join(dir, 'data', 'textfiles');
+    ok(await cliOf(v2, ['schedule', 'install', '--target', 'cron', '--dir', schedule!, '--log-dir', logs!, '--lock-dir', locks!, '--json']), 'schedule install');
     const cron = readFileSync(join(schedule!, 'charge-ops.cron'), 'utf8');
     const jobs = cron.split('\n').filter((l) => /^[0-9*]/.test(l)).map((l) => l.split(/\s+/).slice(6));
     // a base backup nightly, since the compose postgresql.conf archives WAL
@@ -369,7 +371,23 @@ describe('compose: point-in-time recovery, upgrade and rollback, scheduled jobs,
     const conf = /^archive_command = '(.*)'$/m.exec(readFileSync(join(dir, 'postgres', 'postgresql.conf'), 'utf8'))?.[1];
     expect(JSON.parse(lines.stdout).archive_command).toBe(conf);
     // the jobs' textfiles land on the host, where node_exporter reads them
-    expect(readdirSync(textfiles!).sort()).toEqual(expect.arrayContaining(['charge_ops_backup_db.prom', 'charge_ops_backup_files.prom', 'charge_ops_verify.prom']));
+    expect(readdirSync(textfiles).sort()).toEqual(expect.arrayContaining(['charge_ops_backup_db.prom', 'charge_ops_backup_files.prom', 'charge_ops_verify.prom']));
+    // the monitoring profile's exporters come up healthy; each reaches what it exports, and
+    // node-exporter serves the jobs' textfiles and the stack's disks (scraped from inside the network)
+    const exporters = ['postgres-exporter', 'redis-exporter', 'node-exporter'];
+    ok(await timed('exportersUp', () => compose(['--profile', 'monitoring', 'up', '-d', '--no-deps', '--wait', '--wait-timeout', '120', ...exporters])), 'exporters up');
+    const scrape = async (hostPort: string) => {
+      const r = await compose(['exec', '-T', 'node-exporter', 'bash', '-c', `exec 3<>/dev/tcp/${hostPort.replace(':', '/')} && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3`]);
+      ok(r, `scrape ${hostPort}`);
+      return r.stdout;
+    };
+    expect(await scrape('postgres-exporter:9187')).toMatch(/^pg_up 1$/m);
+    expect(await scrape('redis-exporter:9121')).toMatch(/^redis_up 1$/m);
+    const node = await scrape('127.0.0.1:9100');
+    expect(node).toMatch(/^charge_ops_backup_last_success_timestamp_seconds\{kind="db",stack="charge-e2e-\d+"\} /m);
+    expect(node).toMatch(/^node_textfile_scrape_error 0$/m);
+    expect([...node.matchAll(/^node_filesystem_avail_bytes\{[^}]*mountpoint="([^"]+)"/gm)].map((m) => m[1]).sort()).toEqual(['/stack/postgres', '/stack/textfiles']);
+    ok(await compose(['--profile', 'monitoring', 'rm', '--stop', '--force', ...exporters]), 'exporters removed');
   }, 20 * MINUTE);
 
   it('docker compose down, then up: every row, upload and knowledge-base vector is still there', async () => {

@@ -140,6 +140,22 @@ describe('node-exporter in the compose file reads what the scheduled jobs write'
   })
 })
 
+describe("local: the jobs' textfiles go where Debian's node_exporter looks", () => {
+  it("init's systemd jobs write into the textfile folder Debian's node_exporter reads by default, which --target local scrapes on its default port", async () => {
+    const help = await runUnchecked(requireBinary('prometheus-node-exporter', 'apt-get install -y prometheus-node-exporter'), ['--help'], {timeoutMs: 10_000})
+    const text = `${help.stdout}${help.stderr}`
+    const folder = /--collector\.textfile\.directory="([^"]+)"/.exec(text)?.[1]
+    const port = /--web\.listen-address=:(\d+)/.exec(text)?.[1]
+    expect(folder, text).toBeDefined()
+    expect(defaultTargets('local', {}).nodeExporter).toBe(`127.0.0.1:${port}`)
+    const written = plan('local')
+      .filter((f) => f.path.endsWith('.service'))
+      .flatMap((f) => [...f.content.matchAll(/(?:--metrics-file|--output) (\S+)/g)].map((m) => m[1]!))
+    expect(written.length).toBe(4) // backup-db, backup-files, verify, capacity
+    for (const path of written) expect(dirname(path)).toBe(folder)
+  })
+})
+
 describe('exporters in the Kubernetes manifests', () => {
   const files = plan('k8s')
   const objects = files.filter((f) => f.path.startsWith('k8s/')).flatMap((f) => parseAllDocuments(f.content).map((d) => d.toJS() as Obj))
