@@ -36,7 +36,7 @@ import type {Logger} from '../output/logger.js'
 import type {Progress} from '../output/progress.js'
 import {maskUrl, registerSecret} from '../output/redact.js'
 import {connect, parseDatabaseUrl, withDatabase} from '../postgres/connection.js'
-import {findPart, resolveBackup, type BackupManifest} from '../repository/manifest.js'
+import {findPart, resolveBackup, type BackupManifest, type BackupPart} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {EncryptionKey} from '../backup/encryption.js'
 import {quoteIdent} from '../postgres/sql.js'
@@ -285,19 +285,14 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
   const now = options.now ?? (() => new Date())
   const manifest = await resolveBackup(storage, stack, options.ref, {kind: ['db', 'all']})
   const part = findPart(manifest, 'db')
-  if (!part || !manifest.db) throw new ConfigError(`backup ${manifest.id} (${manifest.kind}) holds no database dump`, {code: 'BACKUP_WRONG_KIND'})
+  if (!part || !manifest.db)
+    throw new ConfigError(`backup ${manifest.id} (${manifest.kind}) holds no database dump`, {
+      code: 'BACKUP_WRONG_KIND',
+    })
 
-  const liveUrl = settings.databaseUrl
-  const baseUrl = options.adminUrl ?? requireSetting(liveUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env (--env-file), or pass --admin-url.')
-  registerSecret(parseDatabaseUrl(baseUrl).password)
-  const liveDb = liveUrl ? parseDatabaseUrl(liveUrl).database : undefined
-  const target = options.targetDb ?? liveDb
-  if (!target) throw new ConfigError('no target database: DATABASE_URL names none', {code: 'CONFIG_MISSING', hint: 'Pass --target-db NAME.'})
-  if (['postgres', 'template0', 'template1'].includes(target)) throw new UsageError(`refusing to restore into the system database ${target}`, {code: 'BAD_TARGET', hint: 'Pass --target-db with an application database name.'})
-  const live = target === liveDb
+  const {baseUrl, target, live} = restoreTarget(options)
   const scratch = scratchName(target)
   const previous = previousName(target)
-  const recovered: string[] = []
 
   const admin = await connectAdmin(baseUrl, [target, scratch])
   let maintenance: RestoreDbResult['maintenance'] = live ? 'skipped' : 'not needed'
@@ -307,7 +302,10 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
     // 1. one restore per target at a time (session lock: released when this connection closes, even on kill -9)
     const key = createHash('sha256').update(`charge-ops restore db ${target}`).digest().readBigInt64BE(0)
     const locked = await admin.query<{ok: boolean}>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [key.toString()])
-    if (!locked.rows[0].ok) throw new LockHeldError(`another restore into database ${target} is running on this server`, {hint: 'Wait for it to finish (pg_stat_activity shows it as "charge-ops restore db").'})
+    if (!locked.rows[0].ok)
+      throw new LockHeldError(`another restore into database ${target} is running on this server`, {
+        hint: 'Wait for it to finish (pg_stat_activity shows it as "charge-ops restore db").',
+      })
 
     // 2. migration head
     const {resolveMigrationsDir} = await import('../migrate/locate.js')
@@ -316,42 +314,8 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
     await checkMigrationHead(manifest, installed, migrationsDir, Boolean(options.force), logger)
 
     // 3. the target
-    const {rows: superRows} = await admin.query<{s: boolean}>('SELECT rolsuper AS s FROM pg_roles WHERE rolname = current_user')
-    const superuser = Boolean(superRows[0]?.s)
-    const exists = await databaseExists(admin, target)
-    const relations = exists ? await userRelations(withDatabase(baseUrl, target)) : 0
-    if (relations > 0) {
-      if (!options.clean) {
-        throw new UsageError(`database ${target} is not empty (${relations} relations) — nothing was restored`, {
-          code: 'TARGET_NOT_EMPTY',
-          hint: `Pass --clean --yes to replace its contents, or --target-db NEW_NAME to restore beside it.`,
-        })
-      }
-      await options.confirm(`Replace the contents of database ${target} (${relations} relations${live ? ', the live database' : ''}) with backup ${manifest.id}?`)
-    }
-
-    // checksums: hashed while the part streams into the scratch database (step 5), one read
-    // instead of two; a mismatch drops the scratch database before anything else happens.
-    const progress = options.progress ?? (() => ({add() {}, bytes: 0, done() {}}))
-
-    // leftovers of an interrupted run (ours: the names are reserved for this routine)
-    if (await databaseExists(admin, scratch)) {
-      logger.warn(`an interrupted restore left ${scratch}; dropping it and restoring again`)
-      await dropDatabase(admin, scratch)
-      recovered.push(`dropped ${scratch}`)
-    }
-    if (await databaseExists(admin, previous)) {
-      if (exists) {
-        logger.warn(`an interrupted restore left the replaced database ${previous} (the swap had completed); dropping it`)
-        await dropDatabase(admin, previous)
-        recovered.push(`dropped ${previous}`)
-      } else {
-        // cannot happen with the one-transaction swap; undo rather than guess
-        logger.warn(`${target} is missing but ${previous} exists: renaming it back`)
-        await admin.query(`ALTER DATABASE ${quoteIdent(previous)} RENAME TO ${quoteIdent(target)}`)
-        recovered.push(`renamed ${previous} back to ${target}`)
-      }
-    }
+    const {superuser, exists} = await inspectTarget(admin, options, {manifest, baseUrl, target, live})
+    const recovered = await clearLeftovers(admin, {target, scratch, previous, exists}, logger)
 
     // 4. maintenance mode
     if (live && options.maintenance !== false) {
@@ -370,40 +334,16 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
     await createScratch(admin, scratch, exists ? target : undefined, logger)
     scratchCreated = true
     logger.debug(`${scratch} created after ${Date.now() - started} ms; restoring`)
-    logger.info(`restoring ${manifest.id} into ${scratch}${exists ? `, swapped with ${target} at the end` : `, renamed to ${target} at the end`}`)
-    const {restoreDatabaseDump, defaultRestoreJobs} = await import('./logical.js')
-    const jobs = Math.max(1, options.jobs ?? (await defaultRestoreJobs(part, logger)))
-    logger.debug(`pg_restore jobs: ${jobs}${options.jobs === undefined ? ' (default)' : ''}`)
-    const restored = await restoreDatabaseDump({
-      storage,
+    logger.info(
+      `restoring ${manifest.id} into ${scratch}${exists ? `, swapped with ${target} at the end` : `, renamed to ${target} at the end`}`,
+    )
+    const {restored, jobs} = await restoreIntoScratch(options, {
       manifest,
-      targetUrl: withDatabase(baseUrl, scratch),
-      jobs,
-      logger,
-      progress,
-      encryption: options.encryption,
-      noOwner: !superuser,
-      noPrivileges: false,
-      checksums: 'streaming',
-    }).catch((error: unknown) => {
-      // The dump's grants and default privileges name the roles that owned the objects: a role
-      // that is not a member of them cannot replay those. That is a matter of which role restores.
-      // only the server's refusals in pg_restore's output ("ERROR:  …"), never a local EACCES
-      const refused = /ERROR:\s+(must be (?:a )?member of role "[^"]+"|must be owner of [^\n]+|permission denied [^\n]+)/.exec(String((error as Error)?.message))
-      if (superuser || !refused) throw error
-      throw new UsageError(`pg_restore was refused: ${refused[1]} — the role of ${options.adminUrl ? '--admin-url' : 'DATABASE_URL'} is not a superuser; ${target} was left unchanged`, {
-        code: 'RESTORE_NEEDS_SUPERUSER',
-        hint: 'Restore as a superuser so that owners and grants come back as they were: --admin-url or CHARGE_OPS_ADMIN_URL (e.g. postgresql://postgres@host:5432/postgres).',
-        cause: error,
-      })
+      part,
+      scratchUrl: withDatabase(baseUrl, scratch),
+      target,
+      superuser,
     })
-    if (restored.mismatches.length > 0) {
-      throw new ChecksFailedError(`restored row counts differ from backup ${manifest.id}: ${restored.mismatches.join('; ')} — ${target} was left unchanged`, {
-        code: 'ROW_COUNTS_DIFFER',
-        hint: 'The backup does not restore to what it recorded; try another backup (charge-ops backup list) and report this one.',
-        data: {mismatches: restored.mismatches},
-      })
-    }
 
     // 6. swap
     await faultPoint('restore.db.before-swap')
@@ -442,11 +382,154 @@ export async function restoreDatabase(options: RestoreDbOptions): Promise<Restor
       recovered,
     }
   } finally {
-    if (scratchCreated) await dropDatabase(admin, scratch).catch((error) => logger.warn(`could not drop ${scratch}: ${(error as Error).message} (the next restore drops it)`))
+    if (scratchCreated)
+      await dropDatabase(admin, scratch).catch((error) =>
+        logger.warn(`could not drop ${scratch}: ${(error as Error).message} (the next restore drops it)`),
+      )
     await admin.end().catch(() => {})
     if (hold?.owned) {
-      await hold.release().catch((error) => logger.warn(`could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`))
+      await hold
+        .release()
+        .catch((error) =>
+          logger.warn(
+            `could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`,
+          ),
+        )
       logger.info('maintenance mode off')
     }
   }
+}
+
+/** The server to restore on (--admin-url or DATABASE_URL) and the database to restore into (--target-db, default the live one). */
+function restoreTarget(options: RestoreDbOptions): {baseUrl: string; target: string; live: boolean} {
+  const liveUrl = options.settings.databaseUrl
+  const baseUrl =
+    options.adminUrl ??
+    requireSetting(liveUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env (--env-file), or pass --admin-url.')
+  registerSecret(parseDatabaseUrl(baseUrl).password)
+  const liveDb = liveUrl ? parseDatabaseUrl(liveUrl).database : undefined
+  const target = options.targetDb ?? liveDb
+  if (!target)
+    throw new ConfigError('no target database: DATABASE_URL names none', {
+      code: 'CONFIG_MISSING',
+      hint: 'Pass --target-db NAME.',
+    })
+  if (['postgres', 'template0', 'template1'].includes(target))
+    throw new UsageError(`refusing to restore into the system database ${target}`, {
+      code: 'BAD_TARGET',
+      hint: 'Pass --target-db with an application database name.',
+    })
+  return {baseUrl, target, live: target === liveDb}
+}
+
+/** Step 3: whether the target exists and the restoring role is a superuser; a non-empty target only with --clean and a yes. */
+async function inspectTarget(
+  admin: Client,
+  options: RestoreDbOptions,
+  run: {manifest: BackupManifest; baseUrl: string; target: string; live: boolean},
+): Promise<{superuser: boolean; exists: boolean}> {
+  const {manifest, baseUrl, target, live} = run
+  const {rows: superRows} = await admin.query<{s: boolean}>(
+    'SELECT rolsuper AS s FROM pg_roles WHERE rolname = current_user',
+  )
+  const superuser = Boolean(superRows[0]?.s)
+  const exists = await databaseExists(admin, target)
+  const relations = exists ? await userRelations(withDatabase(baseUrl, target)) : 0
+  if (relations > 0) {
+    if (!options.clean) {
+      throw new UsageError(`database ${target} is not empty (${relations} relations) — nothing was restored`, {
+        code: 'TARGET_NOT_EMPTY',
+        hint: `Pass --clean --yes to replace its contents, or --target-db NEW_NAME to restore beside it.`,
+      })
+    }
+    await options.confirm(
+      `Replace the contents of database ${target} (${relations} relations${live ? ', the live database' : ''}) with backup ${manifest.id}?`,
+    )
+  }
+  return {superuser, exists}
+}
+
+/** Leftovers of an interrupted run (ours: the names are reserved for this routine) dropped or renamed back; returns what was done. */
+async function clearLeftovers(
+  admin: Client,
+  names: {target: string; scratch: string; previous: string; exists: boolean},
+  logger: Logger,
+): Promise<string[]> {
+  const {target, scratch, previous, exists} = names
+  const recovered: string[] = []
+  if (await databaseExists(admin, scratch)) {
+    logger.warn(`an interrupted restore left ${scratch}; dropping it and restoring again`)
+    await dropDatabase(admin, scratch)
+    recovered.push(`dropped ${scratch}`)
+  }
+  if (await databaseExists(admin, previous)) {
+    if (exists) {
+      logger.warn(`an interrupted restore left the replaced database ${previous} (the swap had completed); dropping it`)
+      await dropDatabase(admin, previous)
+      recovered.push(`dropped ${previous}`)
+    } else {
+      // cannot happen with the one-transaction swap; undo rather than guess
+      logger.warn(`${target} is missing but ${previous} exists: renaming it back`)
+      await admin.query(`ALTER DATABASE ${quoteIdent(previous)} RENAME TO ${quoteIdent(target)}`)
+      recovered.push(`renamed ${previous} back to ${target}`)
+    }
+  }
+  return recovered
+}
+
+/**
+ * Step 5: pg_restore into the scratch database. Checksums are hashed while the part streams in,
+ * one read instead of two; a mismatch, a refusal for want of a superuser or row counts that differ
+ * from the manifest's throw before the swap.
+ */
+async function restoreIntoScratch(
+  options: RestoreDbOptions,
+  run: {manifest: BackupManifest; part: BackupPart; scratchUrl: string; target: string; superuser: boolean},
+): Promise<{restored: Awaited<ReturnType<typeof import('./logical.js').restoreDatabaseDump>>; jobs: number}> {
+  const {manifest, part, target, superuser} = run
+  const {logger} = options
+  const progress = options.progress ?? (() => ({add() {}, bytes: 0, done() {}}))
+  const {restoreDatabaseDump, defaultRestoreJobs} = await import('./logical.js')
+  const jobs = Math.max(1, options.jobs ?? (await defaultRestoreJobs(part, logger)))
+  logger.debug(`pg_restore jobs: ${jobs}${options.jobs === undefined ? ' (default)' : ''}`)
+  const restored = await restoreDatabaseDump({
+    storage: options.storage,
+    manifest,
+    targetUrl: run.scratchUrl,
+    jobs,
+    logger,
+    progress,
+    encryption: options.encryption,
+    noOwner: !superuser,
+    noPrivileges: false,
+    checksums: 'streaming',
+  }).catch((error: unknown) => {
+    // The dump's grants and default privileges name the roles that owned the objects: a role
+    // that is not a member of them cannot replay those. That is a matter of which role restores.
+    // only the server's refusals in pg_restore's output ("ERROR:  …"), never a local EACCES
+    const refused =
+      /ERROR:\s+(must be (?:a )?member of role "[^"]+"|must be owner of [^\n]+|permission denied [^\n]+)/.exec(
+        String((error as Error)?.message),
+      )
+    if (superuser || !refused) throw error
+    throw new UsageError(
+      `pg_restore was refused: ${refused[1]} — the role of ${options.adminUrl ? '--admin-url' : 'DATABASE_URL'} is not a superuser; ${target} was left unchanged`,
+      {
+        code: 'RESTORE_NEEDS_SUPERUSER',
+        hint: 'Restore as a superuser so that owners and grants come back as they were: --admin-url or CHARGE_OPS_ADMIN_URL (e.g. postgresql://postgres@host:5432/postgres).',
+        cause: error,
+      },
+    )
+  })
+  if (restored.mismatches.length > 0) {
+    throw new ChecksFailedError(
+      `restored row counts differ from backup ${manifest.id}: ${restored.mismatches.join('; ')} — ${target} was left unchanged`,
+      {
+        code: 'ROW_COUNTS_DIFFER',
+        hint: 'The backup does not restore to what it recorded; try another backup (charge-ops backup list) and report this one.',
+        data: {mismatches: restored.mismatches},
+      },
+    )
+  }
+  return {restored, jobs}
 }
