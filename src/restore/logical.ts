@@ -279,11 +279,33 @@ export async function defaultRestoreJobs(part: BackupPart, logger?: Logger): Pro
   return 2
 }
 
+/** How one restore feeds pg_restore: its tool, arguments and the stored part's hash on the way. */
+interface DumpFeed {
+  options: RestoreDumpOptions
+  part: BackupPart
+  pgRestore: string
+  env: Record<string, string>
+  jobs: number
+  hash?: StreamHash
+  onStored: (n: number) => void
+  /** after the stream (failure: what went wrong, if anything): a damaged part is the error to report */
+  verifyStreamed: (failure?: unknown) => Promise<void>
+  /** pg_restore's arguments plus `-L list` when extensions must be left out (read from `readToc`) */
+  withFilter: (readToc: () => Promise<string>) => Promise<string[]>
+  /** `pg_restore -l` of an archive on disk */
+  tocOf: (archive: string) => Promise<string>
+  /** set by the feeds that stage the dump on disk; removed at the end */
+  staging?: string
+}
+
 export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<RestoreDumpResult> {
   const {storage, manifest, logger} = options
   const started = Date.now()
   const part = findPart(manifest, 'db')
-  if (!part || !manifest.db) throw new ConfigError(`backup ${manifest.id} (${manifest.kind}) holds no database dump`, {code: 'BACKUP_WRONG_KIND'})
+  if (!part || !manifest.db)
+    throw new ConfigError(`backup ${manifest.id} (${manifest.kind}) holds no database dump`, {
+      code: 'BACKUP_WRONG_KIND',
+    })
   const progress = options.progress ?? (() => ({add() {}, bytes: 0, done() {}}))
   const mode = options.skipChecksums ? 'skip' : (options.checksums ?? 'before')
 
@@ -297,24 +319,6 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
 
   // streaming mode: the stored bytes hashed on their way through
   const hash = mode === 'streaming' ? streamHash() : undefined
-  /** After the stream (failure: what went wrong, if anything): a damaged part is the error to report. */
-  const verifyStreamed = async (failure?: unknown): Promise<void> => {
-    if (hash) {
-      const got = hash.result()
-      if (!got) {
-        // the stream stopped early (a child failed on the bytes): read the part once more to tell
-        // a damaged backup from any other failure
-        const check = await checkPart(storage, manifest, part)
-        if (!check.ok) throw checksumError(manifest, [check])
-      } else if (got.sha256 !== part.sha256 || got.bytes !== part.bytes) {
-        throw checksumError(manifest, [{part: part.name, ok: false, expectedSha256: part.sha256, actualSha256: got.sha256, expectedBytes: part.bytes, actualBytes: got.bytes}])
-      } else {
-        logger.debug(`part ${part.name}: size and sha256 match the manifest (hashed while restoring)`)
-      }
-    }
-    if (failure !== undefined) throw failure
-  }
-
   const target = parseDatabaseUrl(options.targetUrl)
   const {pgTool} = await import('../backup/db.js')
   const {readTargetRole, extensionFilter} = await import('./extensions.js')
@@ -328,97 +332,44 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
   if (options.noOwner ?? true) args.push('--no-owner')
   if (options.noPrivileges ?? options.noOwner ?? true) args.push('--no-privileges')
   if (options.clean) args.push('--clean', '--if-exists')
-  const env = {...libpqEnv(target), PGAPPNAME: 'charge-ops pg_restore'}
-  const {startChild} = await import('../backup/child.js')
   const {run} = await import('../core/proc/exec.js')
   const p = progress(`restore ${part.name}`, part.bytes)
-  const onStored = (n: number) => p.add(n)
-  let staging: string | undefined
   let listDir: string | undefined
   let skippedExtensions: string[] = []
-  /** pg_restore's arguments plus `-L list` when extensions must be left out (read from `readToc`). */
-  const withFilter = async (readToc: () => Promise<string>): Promise<string[]> => {
-    const filter = await extensionFilter(role, async () => (listDir = await makeRestoreStaging(logger)), readToc)
-    skippedExtensions = filter.skipped
-    if (filter.skipped.length > 0) logger.warn(`left out extension(s) ${filter.skipped.join(', ')}: the restoring role may not create them (restore as a superuser, e.g. with CHARGE_OPS_ADMIN_URL, to include them)`)
-    return filter.listFile ? [...args, '-L', filter.listFile] : args
+  const feed: DumpFeed = {
+    options,
+    part,
+    pgRestore,
+    env: {...libpqEnv(target), PGAPPNAME: 'charge-ops pg_restore'},
+    jobs,
+    hash,
+    onStored: (n: number) => p.add(n),
+    verifyStreamed: (failure) => verifyStreamedPart(options, part, hash, failure),
+    withFilter: async (readToc) => {
+      const filter = await extensionFilter(role, async () => (listDir = await makeRestoreStaging(logger)), readToc)
+      skippedExtensions = filter.skipped
+      if (filter.skipped.length > 0)
+        logger.warn(
+          `left out extension(s) ${filter.skipped.join(', ')}: the restoring role may not create them (restore as a superuser, e.g. with CHARGE_OPS_ADMIN_URL, to include them)`,
+        )
+      return filter.listFile ? [...args, '-L', filter.listFile] : args
+    },
+    tocOf: async (archive) => (await run(pgRestore, ['-l', archive], {purpose: 'pg_restore -l'})).stdout,
   }
-  const tocOf = async (archive: string) => (await run(pgRestore, ['-l', archive], {purpose: 'pg_restore -l'})).stdout
 
   try {
-    if (manifest.db.format === 'directory') {
-      staging = await makeRestoreStaging(logger)
-      const plain = await openPartPlaintext(storage, manifest, part, options.encryption, onStored, hash)
-      // --ignore-zeros: GNU tar otherwise exits at the end-of-archive blocks without reading to
-      // EOF, and the last bytes written into its closed pipe fail the stream ("Premature close").
-      const tar = await startChild('tar', ['--extract', '--file=-', '--ignore-zeros', '-C', staging], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: 'untar of the directory dump'})
-      tar.stdin!.on('error', () => {})
-      await settleAll([pipeline(plain.stream, tar.stdin!), plain.done, tar.done]).then(() => verifyStreamed(), (error) => verifyStreamed(error))
-      const restoreArgs = await withFilter(() => tocOf(staging!))
-      await run(pgRestore, [...restoreArgs, `--jobs=${jobs}`, '--format=directory', staging], {env, purpose: 'pg_restore'})
-    } else if (jobs > 1) {
-      // pg_restore -j needs a seekable file. zstd writes it itself (-o: no copy of the plaintext
-      // through this process); node only reads (and hashes) the compressed part.
-      staging = await makeRestoreStaging(logger)
-      const file = join(staging, 'db.dump')
-      const stored = await decryptIfNeeded(await openPartStored(storage, manifest, part, onStored, hash), manifest, part, options.encryption)
-      let wrote: Promise<unknown>[]
-      if (part.compression === 'zstd') {
-        const zstd = await startChild('zstd', ['-d', '-q', '-f', '-o', file], {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', purpose: 'decompressing to the staging file'})
-        zstd.stdin!.on('error', () => {})
-        wrote = [zstd.done, pipeline(stored, zstd.stdin!)]
-      } else {
-        const {decompressStream} = await import('../backup/compression.js')
-        const plain = await decompressStream(stored, part.compression)
-        wrote = [pipeline(plain.stream, createWriteStream(file, {mode: 0o600})), plain.done]
-      }
-      await settleAll(wrote).then(() => verifyStreamed(), (error) => verifyStreamed(error))
-      const restoreArgs = await withFilter(() => tocOf(file))
-      const restoring = await startChild(pgRestore, [...restoreArgs, `--jobs=${jobs}`, file], {stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
-      try {
-        await faultPoint('restore.db.pg-restore', () => ({children: [restoring.pid]}))
-        await restoring.done
-      } finally {
-        restoring.kill('SIGKILL')
-      }
-    } else if (part.compression === 'zstd') {
-      const restoreArgs = await withFilter(() => tocOfStored(storage, manifest, part, options.encryption, pgRestore))
-      // zstd's stdout is pg_restore's stdin (a kernel pipe between the two children): the
-      // plaintext never passes through this process, which only reads and hashes the stored bytes.
-      const stored = await decryptIfNeeded(await openPartStored(storage, manifest, part, onStored, hash), manifest, part, options.encryption)
-      const zstd = await startChild('zstd', ['-d', '-q', '-c'], {stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', purpose: 'decompressing'})
-      const children = [zstd]
-      try {
-        const child = await startChild(pgRestore, restoreArgs, {stdin: zstd.stdout!, stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
-        children.push(child)
-        await faultPoint('restore.db.pg-restore', () => ({children: [zstd.pid, child.pid]}))
-        // Our copy of the pipe is closed before any byte flows (nothing was fed to zstd yet), so
-        // this process never reads from it; pg_restore holds its own.
-        zstd.stdout!.destroy()
-        zstd.stdin!.on('error', () => {})
-        // pg_restore failing first closes the pipe: zstd then dies of EPIPE; end it either way.
-        child.done.catch(() => zstd.kill('SIGKILL'))
-        const fed = pipeline(stored, zstd.stdin!)
-        await settleAll([child.done, zstd.done, fed]).then(() => verifyStreamed(), (error) => verifyStreamed(error))
-      } finally {
-        for (const c of children) c.kill('SIGKILL')
-      }
-    } else {
-      const restoreArgs = await withFilter(() => tocOfStored(storage, manifest, part, options.encryption, pgRestore))
-      const plain = await openPartPlaintext(storage, manifest, part, options.encryption, onStored, hash)
-      const child = await startChild(pgRestore, restoreArgs, {stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', env, purpose: 'pg_restore'})
-      child.stdin!.on('error', () => {})
-      const fed = pipeline(plain.stream, child.stdin!)
-      // pg_restore's own error explains more than the broken pipe it causes upstream; a damaged
-      // part explains both (verifyStreamed).
-      await settleAll([child.done, fed, plain.done]).then(() => verifyStreamed(), (error) => verifyStreamed(error))
-    }
+    if (manifest.db.format === 'directory') await restoreFromDirectory(feed)
+    else if (jobs > 1) await restoreFromStagingFile(feed)
+    else if (part.compression === 'zstd') await restoreThroughZstd(feed)
+    else await restoreStreamed(feed)
   } finally {
-    if (staging) await rm(staging, {recursive: true, force: true})
+    if (feed.staging) await rm(feed.staging, {recursive: true, force: true})
     if (listDir) await rm(listDir, {recursive: true, force: true})
   }
   p.done('restored')
-  logger.debug(`pg_restore (${jobs} job(s)${staging ? ', from a staging file' : ', streamed'}) took ${Date.now() - started} ms`)
+  logger.debug(
+    `pg_restore (${jobs} job(s)${feed.staging ? ', from a staging file' : ', streamed'}) took ${Date.now() - started} ms`,
+  )
 
   const countStarted = Date.now()
   const rowCounts = await countRowsParallel(target)
@@ -426,6 +377,200 @@ export async function restoreDatabaseDump(options: RestoreDumpOptions): Promise<
   const mismatches = compareRowCounts(manifest.db.rowCounts, rowCounts)
   if (mismatches.length > 0) logger.warn(`row counts differ from the manifest: ${mismatches.join('; ')}`)
   return {durationMs: Date.now() - started, rowCounts, mismatches, skippedExtensions}
+}
+
+/** After the stream (failure: what went wrong, if anything): a damaged part is the error to report. */
+async function verifyStreamedPart(
+  options: RestoreDumpOptions,
+  part: BackupPart,
+  hash: StreamHash | undefined,
+  failure?: unknown,
+): Promise<void> {
+  const {storage, manifest, logger} = options
+  if (hash) {
+    const got = hash.result()
+    if (!got) {
+      // the stream stopped early (a child failed on the bytes): read the part once more to tell
+      // a damaged backup from any other failure
+      const check = await checkPart(storage, manifest, part)
+      if (!check.ok) throw checksumError(manifest, [check])
+    } else if (got.sha256 !== part.sha256 || got.bytes !== part.bytes) {
+      throw checksumError(manifest, [
+        {
+          part: part.name,
+          ok: false,
+          expectedSha256: part.sha256,
+          actualSha256: got.sha256,
+          expectedBytes: part.bytes,
+          actualBytes: got.bytes,
+        },
+      ])
+    } else {
+      logger.debug(`part ${part.name}: size and sha256 match the manifest (hashed while restoring)`)
+    }
+  }
+  if (failure !== undefined) throw failure
+}
+
+/** A directory-format dump: untarred into a staging folder, then pg_restore --jobs on it. */
+async function restoreFromDirectory(feed: DumpFeed): Promise<void> {
+  const {options, part} = feed
+  const {startChild} = await import('../backup/child.js')
+  const {run} = await import('../core/proc/exec.js')
+  const staging = (feed.staging = await makeRestoreStaging(options.logger))
+  const plain = await openPartPlaintext(
+    options.storage,
+    options.manifest,
+    part,
+    options.encryption,
+    feed.onStored,
+    feed.hash,
+  )
+  // --ignore-zeros: GNU tar otherwise exits at the end-of-archive blocks without reading to
+  // EOF, and the last bytes written into its closed pipe fail the stream ("Premature close").
+  const tar = await startChild('tar', ['--extract', '--file=-', '--ignore-zeros', '-C', staging], {
+    stdin: 'pipe',
+    stdout: 'ignore',
+    stderr: 'pipe',
+    purpose: 'untar of the directory dump',
+  })
+  tar.stdin!.on('error', () => {})
+  await settleAll([pipeline(plain.stream, tar.stdin!), plain.done, tar.done]).then(
+    () => feed.verifyStreamed(),
+    (error) => feed.verifyStreamed(error),
+  )
+  const restoreArgs = await feed.withFilter(() => feed.tocOf(staging))
+  await run(feed.pgRestore, [...restoreArgs, `--jobs=${feed.jobs}`, '--format=directory', staging], {
+    env: feed.env,
+    purpose: 'pg_restore',
+  })
+}
+
+/**
+ * pg_restore -j needs a seekable file. zstd writes it itself (-o: no copy of the plaintext
+ * through this process); node only reads (and hashes) the compressed part.
+ */
+async function restoreFromStagingFile(feed: DumpFeed): Promise<void> {
+  const {options, part} = feed
+  const {manifest} = options
+  const {startChild} = await import('../backup/child.js')
+  feed.staging = await makeRestoreStaging(options.logger)
+  const file = join(feed.staging, 'db.dump')
+  const stored = await decryptIfNeeded(
+    await openPartStored(options.storage, manifest, part, feed.onStored, feed.hash),
+    manifest,
+    part,
+    options.encryption,
+  )
+  let wrote: Promise<unknown>[]
+  if (part.compression === 'zstd') {
+    const zstd = await startChild('zstd', ['-d', '-q', '-f', '-o', file], {
+      stdin: 'pipe',
+      stdout: 'ignore',
+      stderr: 'pipe',
+      purpose: 'decompressing to the staging file',
+    })
+    zstd.stdin!.on('error', () => {})
+    wrote = [zstd.done, pipeline(stored, zstd.stdin!)]
+  } else {
+    const {decompressStream} = await import('../backup/compression.js')
+    const plain = await decompressStream(stored, part.compression)
+    wrote = [pipeline(plain.stream, createWriteStream(file, {mode: 0o600})), plain.done]
+  }
+  await settleAll(wrote).then(
+    () => feed.verifyStreamed(),
+    (error) => feed.verifyStreamed(error),
+  )
+  const restoreArgs = await feed.withFilter(() => feed.tocOf(file))
+  const restoring = await startChild(feed.pgRestore, [...restoreArgs, `--jobs=${feed.jobs}`, file], {
+    stdin: 'ignore',
+    stdout: 'ignore',
+    stderr: 'pipe',
+    env: feed.env,
+    purpose: 'pg_restore',
+  })
+  try {
+    await faultPoint('restore.db.pg-restore', () => ({children: [restoring.pid]}))
+    await restoring.done
+  } finally {
+    restoring.kill('SIGKILL')
+  }
+}
+
+/**
+ * zstd's stdout is pg_restore's stdin (a kernel pipe between the two children): the plaintext
+ * never passes through this process, which only reads and hashes the stored bytes.
+ */
+async function restoreThroughZstd(feed: DumpFeed): Promise<void> {
+  const {options, part} = feed
+  const {storage, manifest} = options
+  const {startChild} = await import('../backup/child.js')
+  const restoreArgs = await feed.withFilter(() =>
+    tocOfStored(storage, manifest, part, options.encryption, feed.pgRestore),
+  )
+  const stored = await decryptIfNeeded(
+    await openPartStored(storage, manifest, part, feed.onStored, feed.hash),
+    manifest,
+    part,
+    options.encryption,
+  )
+  const zstd = await startChild('zstd', ['-d', '-q', '-c'], {
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    purpose: 'decompressing',
+  })
+  const children = [zstd]
+  try {
+    const child = await startChild(feed.pgRestore, restoreArgs, {
+      stdin: zstd.stdout!,
+      stdout: 'ignore',
+      stderr: 'pipe',
+      env: feed.env,
+      purpose: 'pg_restore',
+    })
+    children.push(child)
+    await faultPoint('restore.db.pg-restore', () => ({children: [zstd.pid, child.pid]}))
+    // Our copy of the pipe is closed before any byte flows (nothing was fed to zstd yet), so
+    // this process never reads from it; pg_restore holds its own.
+    zstd.stdout!.destroy()
+    zstd.stdin!.on('error', () => {})
+    // pg_restore failing first closes the pipe: zstd then dies of EPIPE; end it either way.
+    child.done.catch(() => zstd.kill('SIGKILL'))
+    const fed = pipeline(stored, zstd.stdin!)
+    await settleAll([child.done, zstd.done, fed]).then(
+      () => feed.verifyStreamed(),
+      (error) => feed.verifyStreamed(error),
+    )
+  } finally {
+    for (const c of children) c.kill('SIGKILL')
+  }
+}
+
+/** A gzip or uncompressed custom-format part streamed into pg_restore's stdin. */
+async function restoreStreamed(feed: DumpFeed): Promise<void> {
+  const {options, part} = feed
+  const {storage, manifest} = options
+  const {startChild} = await import('../backup/child.js')
+  const restoreArgs = await feed.withFilter(() =>
+    tocOfStored(storage, manifest, part, options.encryption, feed.pgRestore),
+  )
+  const plain = await openPartPlaintext(storage, manifest, part, options.encryption, feed.onStored, feed.hash)
+  const child = await startChild(feed.pgRestore, restoreArgs, {
+    stdin: 'pipe',
+    stdout: 'ignore',
+    stderr: 'pipe',
+    env: feed.env,
+    purpose: 'pg_restore',
+  })
+  child.stdin!.on('error', () => {})
+  const fed = pipeline(plain.stream, child.stdin!)
+  // pg_restore's own error explains more than the broken pipe it causes upstream; a damaged
+  // part explains both (verifyStreamed).
+  await settleAll([child.done, fed, plain.done]).then(
+    () => feed.verifyStreamed(),
+    (error) => feed.verifyStreamed(error),
+  )
 }
 
 /**
