@@ -23,6 +23,7 @@ export default class WalArchiveCommand extends BaseCommand<typeof WalArchiveComm
     ...repositoryLocationFlags,
     async: Flags.boolean({default: false, description: 'archive_command pushes ahead the next ready segments in parallel (wal push --async; docs/pitr.md)'}),
     'process-max': Flags.integer({min: 1, max: 64, default: 2, description: 'with --async: segments pushed at once'}),
+    'queue-max': Flags.string({description: 'archive_command warns loudly past this much WAL waiting in pg_wal (e.g. 4GB; wal push --queue-max)'}),
     engine: Flags.string({options: ['native', 'wal-g'], description: 'default: backup.engine from charge-ops.yaml (native with --repo and --stack)'}),
     form: Flags.string({options: ['host', 'compose'], description: "host: absolute paths of this installation; compose: the line for the stack's postgres image (charge-ops inside it, charge-ops.yaml mounted at /etc/charge-ops). Default: compose when charge-ops.yaml's target is compose"}),
   }
@@ -45,7 +46,8 @@ export default class WalArchiveCommand extends BaseCommand<typeof WalArchiveComm
       const location = resolveLocation(this.flags, () => this.settings())
       const repository = location.repository.startsWith('s3://') || isAbsolute(location.repository) ? location.repository : resolve(location.repository)
       const options = {repository, stack: location.stack, awsEnvFile: this.flags['aws-env-file'], engine}
-      archive = archiveCommand({...options, asyncProcessMax: this.flags.async ? this.flags['process-max'] : undefined})
+      if (this.flags['queue-max']) (await import('../../src/wal/queue.js')).parseQueueMax(this.flags['queue-max'])
+      archive = archiveCommand({...options, asyncProcessMax: this.flags.async ? this.flags['process-max'] : undefined, queueMax: this.flags['queue-max']})
       restore = restoreCommand(options)
     }
     const postgresqlConf = `archive_mode = on\narchive_command = ${confString(archive)}\n# for recovery (charge-ops restore pitr writes this itself):\n# restore_command = ${confString(restore)}`

@@ -14,6 +14,7 @@ PostgreSQL runs it as the postgres OS user in the data directory, without your e
   static examples = [
     "archive_command = '<%= config.bin %> wal push %p --repo /var/backups/charge-ops --stack charge-analysis'",
     "archive_command = '<%= config.bin %> wal push %p --repo /var/backups/charge-ops --stack charge-analysis --async --process-max 2'",
+    "archive_command = '<%= config.bin %> wal push %p --repo /var/backups/charge-ops --stack charge-analysis --async --process-max 4 --queue-max 4GB'",
     "archive_command = '<%= config.bin %> wal push %p --repo s3://backups/charge-ops --stack charge-analysis --aws-env-file /etc/charge-ops/s3.env'",
   ]
   static args = {path: Args.string({required: true, description: 'the WAL file (%p: relative to the data directory)'})}
@@ -24,6 +25,7 @@ PostgreSQL runs it as the postgres OS user in the data directory, without your e
     async: Flags.boolean({default: false, description: 'also push the next .ready segments in parallel and record them in the spool; later calls return once they checked the record (docs/pitr.md)'}),
     'process-max': Flags.integer({min: 1, max: 64, default: 2, description: 'with --async: segments pushed at once'}),
     spool: Flags.string({description: 'with --async: the spool directory (default: charge-ops-spool in the data directory)'}),
+    'queue-max': Flags.string({description: 'WAL waiting in pg_wal past which every call warns loudly in the server log (e.g. 4GB); capacity and the ChargeOpsWalArchiveQueueFull alert use it too. Nothing is ever dropped (docs/pitr.md)'}),
   }
 
   /** charge-ops.yaml is read only when the command line does not say where the repository is. */
@@ -38,6 +40,11 @@ PostgreSQL runs it as the postgres OS user in the data directory, without your e
       const {env, runWalg, walgPlans} = await walgFromFlags(this.flags, await this.settingsIfNeeded(true))
       await runWalg(walgPlans.walPush(env, this.args.path), {logger: this.logger})
       return {engine: 'wal-g', file: this.args.path}
+    }
+    if (this.flags['queue-max']) {
+      const {checkQueue, parseQueueMax} = await import('../../src/wal/queue.js')
+      const warning = await checkQueue(this.args.path, parseQueueMax(this.flags['queue-max']))
+      if (warning) this.logger.warn(`wal push ${this.args.path}: ${warning}`)
     }
     const {openWalRepository} = await import('../../src/wal/context.js')
     const {pushWal} = await import('../../src/wal/archive.js')

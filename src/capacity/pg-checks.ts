@@ -10,6 +10,7 @@ import {measure, pct, unknown} from './check-kit.js'
 import {formatBytes, formatSeconds} from './render.js'
 import * as sql from '../postgres/catalog-sql.js'
 import {diskUsage} from '../core/fs/system.js'
+import {sizeFlagOf} from '../core/units/size.js'
 import {evaluate} from './thresholds.js'
 import {type Check, type CheckContext, type CheckResult, type CheckStatus, once} from './types.js'
 
@@ -378,14 +379,23 @@ const archiver: Check = {
       ]
       // left out (not "unknown") for a role without pg_monitor: the other two still judge archiving
       if (backlog !== null) {
+        // archive_command's --queue-max (src/wal/queue.ts) is the limit the operator chose: critical
+        // there, warning at half; charge-ops.yaml thresholds or the defaults without one
+        const command = await ctx
+          .pg!.query<{setting: string}>("SELECT setting FROM pg_settings WHERE name = 'archive_command'")
+          .then((r) => r.rows[0]?.setting ?? '')
+          .catch(() => '')
+        const queueMax = sizeFlagOf(command, 'queue-max')
+        const limit = queueMax === undefined || queueMax < 16 * 1024 * 1024 ? undefined : Math.floor(queueMax / (16 * 1024 * 1024))
+        const limited = limit === undefined ? ctx : {...ctx, thresholds: (id: string) => (id === 'pg.archive_ready_backlog' ? {...ctx.thresholds(id)!, warning: Math.max(1, Math.floor(limit / 2)), critical: limit} : ctx.thresholds(id))}
         measures.push(
-          measure(ctx, {
+          measure(limited, {
             id: 'pg.archive_ready_backlog',
             component: C,
             title: 'WAL segments waiting to be archived',
             value: backlog,
             unit: 'segments',
-            message: `${backlog} segment(s) wait for archive_command (${backlog * 16} MB of pg_wal)`,
+            message: `${backlog} segment(s) wait for archive_command (${backlog * 16} MB of pg_wal)${limit === undefined ? '' : `; archive_command's --queue-max is ${limit} segment(s)`}`,
             remedy: 'Archiving fails or falls behind the writes: fix the repository (server log), or archive in parallel with `wal push --async --process-max N` (docs/pitr.md). pg_wal grows until it catches up.',
           }),
         )

@@ -173,6 +173,13 @@ function postgresAlerts(o: RuleOptions, a: Alert): AlertRule[] {
       "archive_command failed {{ $value }} times in 10 minutes: the recovery point stops moving and pg_wal grows. Run `charge-ops capacity --only postgresql,backup` (pg.archive_failing names the WAL file) and read PostgreSQL's log; `charge-ops wal push` errors name the repository problem.",
     ),
     a(
+      'ChargeOpsWalArchiveQueueFull',
+      'critical',
+      'max by (stack) (charge_ops_pg_archive_ready_backlog) >= on (stack) max by (stack) (charge_ops_pg_archive_ready_backlog_threshold{level="critical"})',
+      '{{ $value }} WAL segments wait in pg_wal to be archived',
+      "More WAL waits in pg_wal than the limit (archive_command's `--queue-max`, else the capacity threshold): the repository has been down for long, or archiving is slower than the writes. charge-ops drops nothing, so pg_wal grows until the data disk is full. Fix the repository (PostgreSQL's log has the archive_command error; `charge-ops wal check`), or archive in parallel (`wal push --async --process-max N`); `charge-ops capacity --only postgresql` (pg.archive_ready_backlog).",
+    ),
+    a(
       'ChargeOpsWalArchiveLagging',
       'critical',
       `pg_stat_archiver_last_archive_age > ${o.rpoSeconds} and pg_stat_archiver_archived_count > 0`,

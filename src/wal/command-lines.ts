@@ -23,6 +23,8 @@ export interface CommandLineOptions {
   prefetch?: number
   /** archive_command: `--async --process-max N` */
   asyncProcessMax?: number
+  /** archive_command: `--queue-max SIZE` (src/wal/queue.ts) */
+  queueMax?: string
 }
 
 /** bin/run.js of this installation (dist/src/wal/ → ../../../bin/run.js; src/wal/ under tsx → ../../bin). */
@@ -50,7 +52,8 @@ function prefix(options: CommandLineOptions): string[] {
 
 export function archiveCommand(options: CommandLineOptions): string {
   const asyncWords = options.asyncProcessMax && options.engine !== 'wal-g' ? ['--async', '--process-max', String(options.asyncProcessMax)] : []
-  return [...prefix(options), 'wal', 'push', '%p', ...common(options), ...asyncWords].map((w) => (w === '%p' ? w : shellQuote(w))).join(' ')
+  const queueWords = options.queueMax && options.engine !== 'wal-g' ? ['--queue-max', options.queueMax] : []
+  return [...prefix(options), 'wal', 'push', '%p', ...common(options), ...asyncWords, ...queueWords].map((w) => (w === '%p' ? w : shellQuote(w))).join(' ')
 }
 
 /** dist/src/wal/fetch-main.js of this installation, when built (the fast restore_command entry). */

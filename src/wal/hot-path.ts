@@ -12,7 +12,7 @@
 import {FETCH_ABORT_EXIT, FETCH_MISSING_EXIT} from './fetch.js'
 
 const HOT_FLAGS: Record<string, readonly string[]> = {
-  push: ['repo', 'stack', 'aws-env-file', 'compression', 'async', 'process-max', 'spool', 'config', 'env-file', 'quiet'],
+  push: ['repo', 'stack', 'aws-env-file', 'compression', 'async', 'process-max', 'spool', 'queue-max', 'config', 'env-file', 'quiet'],
   fetch: ['repo', 'stack', 'aws-env-file', 'prefetch', 'process-max', 'spool', 'config', 'env-file', 'quiet'],
 }
 /** flags without a value (--quiet changes nothing here: a successful push or fetch prints nothing) */
@@ -82,6 +82,12 @@ export async function runHotInvocation(invocation: HotInvocation): Promise<numbe
   if (invocation.verb === 'push') {
     const [path] = invocation.positional
     try {
+      if (invocation.flags['queue-max']) {
+        // loud, in the server log, on every call past the limit: before the push, which may fail
+        const {checkQueue, parseQueueMax} = await import('./queue.js')
+        const warning = await checkQueue(path, parseQueueMax(invocation.flags['queue-max']))
+        if (warning) process.stderr.write(`charge-ops wal push ${path}: ${warning}\n`)
+      }
       const {storage, stack, repository} = await openRepositoryOf(invocation.flags)
       const compression = (invocation.flags.compression ?? 'zstd') as 'zstd' | 'gzip'
       if (invocation.flags.async) {

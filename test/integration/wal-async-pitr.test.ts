@@ -44,7 +44,7 @@ const backlog = async () => Number((await pg.query<{n: string}>("SELECT count(*)
 beforeAll(async () => {
   pg = await startPostgres({name: 'walasync'})
   repo = pg.serverDir('repo')
-  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath, asyncProcessMax: 2}), archive_timeout: '0'})
+  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath, asyncProcessMax: 2, queueMax: '48MB'}), archive_timeout: '0'})
   await pg.query('CREATE TABLE samples (id bigserial PRIMARY KEY, v int NOT NULL)')
   const base = cli(['backup', 'base', '--repo', repo, '--stack', STACK], {asServer: true, env: {DATABASE_URL: pg.url()}})
   expect(base.stderr + base.stdout).toMatch(/base backup .* complete/)
@@ -78,12 +78,15 @@ describe('wal push --async as archive_command', () => {
       expect(check.code).not.toBe(0)
       expect(check.stderr).toMatch(/archive_command is failing/)
       expect(check.stderr).toMatch(/segment\(s\) wait in pg_wal \(\.ready\)/)
-      // capacity says it too (pg.archive_ready_backlog, warning from 8 segments)
+      // past archive_command's --queue-max 48MB (3 segments) every call says so in the server log,
+      // and capacity judges the backlog against that limit (critical at 3); nothing is dropped
       await insertAndSwitch(300, 3)
       await waitUntil(async () => (await backlog()) >= 8, {timeoutMs: 30_000, what: 'a backlog of 8'})
+      await waitUntil(async () => /WARNING: \d+ WAL segment\(s\) \([^)]+\) wait in pg_wal for archiving, over --queue-max 48/.test(fs.readFileSync(pg.logFile, 'utf8')), {timeoutMs: 90_000, what: 'the queue warning in the server log'})
       const capacity = cli(['capacity', '--only', 'postgresql', '--json', '--no-history'], {env: {DATABASE_URL: pg.url()}})
       const measure = JSON.parse(capacity.stdout).checks.find((c: {id: string}) => c.id === 'pg.archive_ready_backlog')
-      expect(measure, capacity.stderr).toMatchObject({status: 'warning'})
+      expect(measure, capacity.stderr).toMatchObject({status: 'critical', thresholds: {warning: 1, critical: 3}})
+      expect(measure.message).toMatch(/--queue-max is 3 segment/)
       expect(measure.value).toBeGreaterThanOrEqual(8)
     } finally {
       fs.chmodSync(timeline, mode)

@@ -59,6 +59,14 @@ export const RULE_TESTS: RuleTest[] = [
   ),
   ...pair('ChargeOpsPostgresDown', '1m', '5m', {series: [s('pg_up{instance="pg"}', '0x10')], labels: [{instance: 'pg', severity: 'critical'}]}, [s('pg_up{instance="pg"}', '1x10')]),
   ...pair('ChargeOpsWalArchivingFailing', '1m', '15m', {series: [s('pg_stat_archiver_failed_count{instance="pg"}', '0+1x20')], labels: [{instance: 'pg', severity: 'critical'}]}, [s('pg_stat_archiver_failed_count{instance="pg"}', '3x20')]),
+  // the capacity textfile: 300 segments waiting, archive_command's --queue-max 4GB = 256 (critical threshold)
+  ...pair(
+    'ChargeOpsWalArchiveQueueFull',
+    '1m',
+    '5m',
+    {series: [s('charge_ops_pg_archive_ready_backlog{stack="s"}', '300x10'), s('charge_ops_pg_archive_ready_backlog_threshold{stack="s",level="critical"}', '256x10'), s('charge_ops_pg_archive_ready_backlog_threshold{stack="s",level="warning"}', '128x10')], labels: [{stack: 's', severity: 'critical'}]},
+    [s('charge_ops_pg_archive_ready_backlog{stack="s"}', '200x10'), s('charge_ops_pg_archive_ready_backlog_threshold{stack="s",level="critical"}', '256x10'), s('charge_ops_pg_archive_ready_backlog_threshold{stack="s",level="warning"}', '128x10')],
+  ),
   ...pair(
     'ChargeOpsWalArchiveLagging',
     '1m',

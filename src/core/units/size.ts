@@ -62,3 +62,12 @@ export function pgSize(bytes: number): string {
   const mb = Math.max(1, Math.round(bytes / 1024 ** 2))
   return mb % 1024 === 0 ? `${mb / 1024}GB` : `${mb}MB`
 }
+
+/**
+ * The bytes of a `--NAME SIZE` (or `--NAME=SIZE`, quoted or not) in a command line such as
+ * archive_command, read back by capacity; undefined when absent or not a size.
+ */
+export function sizeFlagOf(commandLine: string, name: string): number | undefined {
+  const match = new RegExp(`--${name}(?:=|\\s+)'?([0-9.]+\\s*[A-Za-z]*)'?`).exec(commandLine)
+  return match ? tryParseSize(match[1]) : undefined
+}
