@@ -10,6 +10,9 @@
  * host (a repository shared over NFS) cannot be seen, so only temp files older than LOCK_TEMP_AGE_MS
  * (a lock put takes milliseconds) count.
  */
+import {hostname} from 'node:os'
+
+import {readLock, staleReason} from './lock.js'
 import {backupsPrefix} from './manifest.js'
 import type {RepositoryStorage, TemporaryObject} from './storage.js'
 
@@ -26,6 +29,13 @@ export async function listLeftoverTemporary(storage: RepositoryStorage, stack: s
   const out: TemporaryObject[] = []
   for (const {prefix, olderThanMs} of scopes(stack)) {
     for (const t of await storage.listTemporary(prefix)) if (!t.writerAlive && now - t.mtime.getTime() >= olderThanMs) out.push(t)
+  }
+  // An S3 upload cannot name its writer: while another live run holds the stack's lock, the
+  // uploads may be that run's parts on their way, not leftovers (sweeps only run under the lock).
+  if (out.some((t) => t.uploadId !== undefined)) {
+    const holder = await readLock(storage, stack)
+    const otherLive = holder !== undefined && holder !== 'invalid' && !staleReason(holder) && !(holder.pid === process.pid && holder.host === hostname())
+    if (otherLive) return out.filter((t) => t.uploadId === undefined)
   }
   return out
 }

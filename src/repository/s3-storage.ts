@@ -16,6 +16,7 @@ import {
   type PutResult,
   type RepositoryStorage,
   type StoredObject,
+  type TemporaryObject,
 } from './storage.js'
 
 export interface S3Location {
@@ -54,6 +55,12 @@ export async function createS3ClientFromEnv(options: S3StorageOptions = {}): Pro
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   })
+}
+
+/** A store that does not offer the operation (s3rver: 501 NotImplemented, or 405). */
+function isNotImplemented(error: unknown): boolean {
+  const e = error as {name?: string; $metadata?: {httpStatusCode?: number}}
+  return e?.name === 'NotImplemented' || e?.name === 'MethodNotAllowed' || e?.$metadata?.httpStatusCode === 501 || e?.$metadata?.httpStatusCode === 405
 }
 
 function isNotFound(error: unknown): boolean {
@@ -211,6 +218,73 @@ export class S3Storage implements RepositoryStorage {
       throw describeS3Error(error, `listing of ${prefix}`)
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  }
+
+  /**
+   * The unfinished multipart uploads under prefix: what a killed part upload leaves (never an
+   * object, so never listed as a backup, but its parts are stored and billed until aborted). The
+   * writer cannot be seen from the store: every one counts as a dead run's, and only callers that
+   * hold the stack's lock sweep them (a backup right after taking it, `backup prune`). A store
+   * without ListMultipartUploads (s3rver) shows none.
+   */
+  async listTemporary(prefix = ''): Promise<TemporaryObject[]> {
+    const {ListMultipartUploadsCommand} = await import('@aws-sdk/client-s3')
+    const out: TemporaryObject[] = []
+    let keyMarker: string | undefined
+    let uploadIdMarker: string | undefined
+    try {
+      do {
+        const page = await this.client.send(new ListMultipartUploadsCommand({Bucket: this.where.bucket, Prefix: this.where.prefix + prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker}))
+        for (const upload of page.Uploads ?? []) {
+          if (!upload.Key || !upload.UploadId) continue
+          const size = await this.uploadedBytes(upload.Key, upload.UploadId)
+          out.push({key: upload.Key.slice(this.where.prefix.length), size, mtime: upload.Initiated ?? new Date(0), writerAlive: false, uploadId: upload.UploadId})
+        }
+        keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined
+        uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined
+      } while (keyMarker)
+    } catch (error) {
+      if (isNotImplemented(error)) return []
+      throw describeS3Error(error, `listing of unfinished uploads under ${prefix}`)
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  }
+
+  /** Bytes of the parts an unfinished upload holds (0 where the store cannot list them). */
+  private async uploadedBytes(objectKey: string, uploadId: string): Promise<number> {
+    const {ListPartsCommand} = await import('@aws-sdk/client-s3')
+    let total = 0
+    let marker: string | undefined
+    try {
+      do {
+        const page = await this.client.send(new ListPartsCommand({Bucket: this.where.bucket, Key: objectKey, UploadId: uploadId, PartNumberMarker: marker}))
+        for (const part of page.Parts ?? []) total += part.Size ?? 0
+        marker = page.IsTruncated ? page.NextPartNumberMarker : undefined
+      } while (marker)
+    } catch (error) {
+      if (isNotImplemented(error)) return 0
+      throw describeS3Error(error, `listing of the parts of an unfinished upload of ${objectKey}`)
+    }
+    return total
+  }
+
+  /** Aborts the unfinished uploads under prefix at least olderThanMs old; returns them. */
+  async sweepTemporary(prefix = '', olderThanMs = 60 * 60 * 1000): Promise<TemporaryObject[]> {
+    const {AbortMultipartUploadCommand} = await import('@aws-sdk/client-s3')
+    const now = Date.now()
+    const removed: TemporaryObject[] = []
+    for (const t of await this.listTemporary(prefix)) {
+      if (now - t.mtime.getTime() < olderThanMs) continue
+      try {
+        await this.client.send(new AbortMultipartUploadCommand({Bucket: this.where.bucket, Key: this.objectKey(t.key), UploadId: t.uploadId}))
+      } catch (error) {
+        // already completed or aborted by someone else: nothing left to remove
+        if ((error as {name?: string}).name === 'NoSuchUpload') continue
+        throw describeS3Error(error, `abort of the unfinished upload of ${t.key}`)
+      }
+      removed.push(t)
+    }
+    return removed
   }
 
   async delete(keys: string | string[]): Promise<void> {

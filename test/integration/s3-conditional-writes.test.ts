@@ -144,3 +144,43 @@ describe('a store that answers 501 NotImplemented to If-None-Match', () => {
     expect(JSON.parse(v.stdout).ok).toBe(true)
   }, 120_000)
 })
+
+describe('unfinished multipart uploads (ListMultipartUploads / ListParts / AbortMultipartUpload answered by the proxy)', () => {
+  let proxy: ConditionalProxy
+  beforeAll(async () => {
+    proxy = await startConditionalProxy(s3, 'honour', {multipartListing: true})
+  })
+  afterAll(async () => {
+    await proxy?.stop()
+  })
+
+  it('what a killed part upload leaves is listed by backup list --all, counted by prune --dry-run, aborted by the next backup; not while another live run holds the lock', async () => {
+    const {CreateMultipartUploadCommand, UploadPartCommand} = await import('@aws-sdk/client-s3')
+    const repo = `s3://${s3.bucket}/mp`
+    const key = 'charge-analysis/backups/20200101T000000Z-db-dead/db.dump.zst'
+    // what a backup killed mid-upload leaves: a multipart upload with one part, never completed
+    const {UploadId} = await upstream.send(new CreateMultipartUploadCommand({Bucket: s3.bucket, Key: `mp/${key}`}))
+    await upstream.send(new UploadPartCommand({Bucket: s3.bucket, Key: `mp/${key}`, UploadId, PartNumber: 1, Body: Buffer.alloc(1 << 20, 7)}))
+
+    const list = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy.env)
+    expect(list.code, list.stderr).toBe(0)
+    expect(JSON.parse(list.stdout)).toMatchObject({backups: [], temporary: [{key, bytes: 1 << 20}]})
+    const dry = await cli(['backup', 'prune', '--repo', repo, '--dry-run', '--json'], proxy.env)
+    expect(dry.code, dry.stderr).toBe(0)
+    expect(JSON.parse(dry.stdout).temporaryRemoved).toEqual([{key, bytes: 1 << 20}])
+    expect(proxy.seen.uploadsAborted, 'a dry run aborts nothing').toBe(0)
+
+    // another live run holds the stack's lock: the upload may be its part on the way, not listed
+    const holder = {token: 'beef', pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), command: 'backup db', ttlMs: 600_000}
+    await putUpstream('mp/charge-analysis/locks/backup.lock', JSON.stringify(holder))
+    const busy = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy.env)
+    expect(JSON.parse(busy.stdout).temporary).toEqual([])
+    await upstream.send(new (await import('@aws-sdk/client-s3')).DeleteObjectCommand({Bucket: s3.bucket, Key: 'mp/charge-analysis/locks/backup.lock'}))
+
+    const backup = await cli(['backup', 'db', '--repo', repo, '--json'], proxy.env)
+    expect(backup.code, backup.stderr).toBe(0)
+    expect(proxy.seen.uploadsAborted).toBe(1)
+    const after = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy.env)
+    expect(JSON.parse(after.stdout)).toMatchObject({backups: [{id: JSON.parse(backup.stdout).id}], temporary: []})
+  }, 120_000)
+})
