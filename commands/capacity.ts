@@ -14,7 +14,7 @@ Exit codes: with --format nagios, 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN (the
     '<%= config.bin %> capacity',
     '<%= config.bin %> capacity --only postgresql,redis',
     '<%= config.bin %> capacity --format nagios   # in a Nagios / Icinga command definition',
-    '<%= config.bin %> capacity --format prometheus --output /var/lib/node_exporter/textfile/charge_ops.prom',
+    '<%= config.bin %> capacity --format prometheus --output /var/lib/prometheus/node-exporter/charge_ops_capacity.prom',
     '<%= config.bin %> capacity --json | jq \'.checks[] | select(.status != "ok")\'',
   ]
   static flags = {

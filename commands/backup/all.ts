@@ -7,7 +7,7 @@ import type {BackupManifest} from '../../src/repository/manifest.js'
 export default class BackupAll extends BaseCommand<typeof BackupAll> {
   static summary = 'Back up the database and the files under one backup id, and check the stores agree.'
   static description = 'The database and the folders are captured concurrently; the manifest records the snapshot time and LSN, the uploads and Chroma capture times and the skew between them. Before completing it checks that every upload the database references is in the files part (missing ones and orphan files are listed) and that Chroma\'s charging_knowledge count matches the knowledge passages in PostgreSQL. Problems are recorded in the manifest and make the command exit 1 (the backup is still complete).'
-  static examples = ['<%= config.bin %> backup all --repo s3://backups/charge --encrypt /etc/charge-ops/backup.key', '<%= config.bin %> backup all --quiet --metrics-file /var/lib/node_exporter/textfile/charge_ops.prom --ping-url https://hc-ping.com/UUID']
+  static examples = ['<%= config.bin %> backup all --repo s3://backups/charge --encrypt /etc/charge-ops/backup.key', '<%= config.bin %> backup all --quiet --metrics-file /var/lib/prometheus/node-exporter/charge_ops_backup_all.prom --ping-url https://hc-ping.com/UUID']
   static flags = {
     repo: repoFlag,
     stack: stackFlag,

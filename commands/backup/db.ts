@@ -10,7 +10,7 @@ export default class BackupDb extends BaseCommand<typeof BackupDb> {
   static examples = [
     '<%= config.bin %> backup db --repo /var/backups/charge-ops',
     '<%= config.bin %> backup db --repo s3://backups/charge --encrypt /etc/charge-ops/backup.key --json',
-    '<%= config.bin %> backup db --quiet --metrics-file /var/lib/node_exporter/textfile/charge_ops.prom',
+    '<%= config.bin %> backup db --quiet --metrics-file /var/lib/prometheus/node-exporter/charge_ops_backup_db.prom',
   ]
 
   static flags = {
