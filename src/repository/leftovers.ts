@@ -8,7 +8,8 @@
  * Under `<stack>/backups/` a temp file whose writer is dead is garbage at once: backup writers hold
  * the stack's lock, so no other run can be writing there. Under `<stack>/locks/` a writer on another
  * host (a repository shared over NFS) cannot be seen, so only temp files older than LOCK_TEMP_AGE_MS
- * (a lock put takes milliseconds) count.
+ * (a lock put takes milliseconds) count; the same under `<stack>/wal/`, where `wal push` writes
+ * without the lock (a segment's put takes well under a second).
  */
 import {hostname} from 'node:os'
 
@@ -21,6 +22,8 @@ export const LOCK_TEMP_AGE_MS = 10 * 60 * 1000
 const scopes = (stack: string) => [
   {prefix: backupsPrefix(stack), olderThanMs: 0},
   {prefix: `${stack}/locks/`, olderThanMs: LOCK_TEMP_AGE_MS},
+  // `wal push` (archive_command) holds no lock: a writer on another host is only judged by age too
+  {prefix: `${stack}/wal/`, olderThanMs: LOCK_TEMP_AGE_MS},
 ]
 
 /** The leftovers of dead writers (nothing is removed). */

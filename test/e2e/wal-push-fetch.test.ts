@@ -1,7 +1,7 @@
 /**
  * `charge-ops wal push` / `wal fetch` as PostgreSQL runs them (the built bin/run.js), on synthetic
  * 16 MB segments with a real long page header: idempotent re-push, never-overwrite, foreign
- * cluster refused, quiet miss (exit 1), corruption (exit 126), kill -9 mid-push.
+ * cluster refused, quiet miss (exit 1), corruption (exit 126), kill -9 at a kill point mid-push.
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
@@ -135,26 +135,41 @@ describe('wal push', () => {
     expect(r.stderr).toMatch(/is not a WAL file name/)
   })
 
-  it('leaves no half-written segment when killed -9, and a retry succeeds', async () => {
-    for (let i = 0; i < 4; i++) {
-      const name = `0000000100000000000000${(0x10 + i).toString(16).toUpperCase()}`
-      const file = segment(name)
-      const child = spawn(process.execPath, [ENTRY, 'wal', 'push', `pg_wal/${name}`, ...loc()], {cwd: dir, stdio: 'ignore'})
-      // listen before waiting: a fast push may be over before the kill
-      const closed = new Promise((r) => child.on('close', r))
-      await new Promise((r) => setTimeout(r, 30 + i * 25))
-      child.kill('SIGKILL')
-      await closed
-      if (fs.existsSync(stored(name))) {
-        // if it got there, it is whole
-        expect((await decodeWal(fs.readFileSync(stored(name)), name)).equals(fs.readFileSync(file))).toBe(true)
-      }
-      const listing = fs.readdirSync(path.dirname(stored(name))).filter((f) => !f.startsWith('.tmp-'))
-      for (const f of listing) expect(f).toMatch(/^[0-9A-F]{24}\.zst$/)
-      const retry = cli(['wal', 'push', `pg_wal/${name}`, ...loc()])
-      expect(retry.code).toBe(0)
-      expect((await decodeWal(fs.readFileSync(stored(name)), name)).equals(fs.readFileSync(file))).toBe(true)
-    }
+  it('killed -9 at repository.put.temp-written: no segment under its name, the temp file names the dead pid; the retry archives it whole; backup list --all / prune see and remove the temp file once stale', async () => {
+    const faults = fs.mkdtempSync(path.join(dir, 'faults-'))
+    const point = 'repository.put.temp-written'
+    // the cluster's record first, so that the segment is the push's first put
+    const first = '000000010000000000000010'
+    segment(first)
+    expect(cli(['wal', 'push', `pg_wal/${first}`, ...loc()]).code).toBe(0)
+    const name = '000000010000000000000011'
+    const file = segment(name)
+    const child = spawn(process.execPath, ['--', ENTRY, 'wal', 'push', `pg_wal/${name}`, ...loc()], {cwd: dir, stdio: 'ignore', env: {PATH: process.env.PATH, HOME: dir, CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults}})
+    const signal = await new Promise((r) => child.once('exit', (_code, s) => r(s)))
+    expect(signal).toBe('SIGKILL')
+    const marker = JSON.parse(fs.readFileSync(path.join(faults, `${point}.reached`), 'utf8'))
+    expect(marker.key).toBe(`prod/wal/00000001/${name}.zst`)
+    // killed between the fsynced temp file and the link: nothing under the segment's name
+    expect(fs.existsSync(stored(name))).toBe(false)
+    const temps = fs.readdirSync(path.dirname(stored(name))).filter((f) => f.startsWith('.tmp-'))
+    expect(temps).toEqual([expect.stringMatching(new RegExp(`^\\.tmp-${marker.pid}-`))])
+
+    const retry = cli(['wal', 'push', `pg_wal/${name}`, ...loc()])
+    expect(retry.code, retry.stderr).toBe(0)
+    expect((await decodeWal(fs.readFileSync(stored(name)), name)).equals(fs.readFileSync(file))).toBe(true)
+
+    // a wal push on another host could still be writing a young temp file: listed once 10 min old
+    const tempKey = `prod/wal/00000001/${temps[0]}`
+    const list = () => JSON.parse(cli(['backup', 'list', '--all', '--json', ...loc()]).stdout).temporary.map((t: {key: string}) => t.key)
+    expect(list()).toEqual([])
+    const old = new Date(Date.now() - 11 * 60_000)
+    fs.utimesSync(path.join(repo, tempKey), old, old)
+    expect(list()).toEqual([tempKey])
+    const prune = cli(['backup', 'prune', '--yes', '--json', ...loc()])
+    expect(prune.code, prune.stderr).toBe(0)
+    expect(JSON.parse(prune.stdout).temporaryRemoved.map((t: {key: string}) => t.key)).toEqual([tempKey])
+    expect(fs.readdirSync(path.dirname(stored(name))).filter((f) => f.startsWith('.tmp-'))).toEqual([])
+    expect(fs.existsSync(stored(name)), 'prune keeps the archived segment (no base backup: no WAL retention)').toBe(true)
   }, 60_000)
 })
 
