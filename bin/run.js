@@ -27,6 +27,9 @@ if (!handled && argv[0] === 'wal' && (argv[1] === 'push' || argv[1] === 'fetch')
 }
 
 if (!handled) {
+  // charge-ops runs its compiled dist/ only: with NODE_ENV=development or test (vitest's children)
+  // oclif would otherwise look for the help class's .ts source beside it and fail to import it.
+  globalThis.oclif = {...globalThis.oclif, enableAutoTranspile: false}
   const {execute} = await import('@oclif/core/execute')
   await execute({dir: import.meta.url})
 }

@@ -254,6 +254,7 @@ export function renderExitCodeDocs(): string {
     '',
     'Every failure prints `error [CODE]: message` (and a hint) on stderr; with `--json` the same code is in `error.code`.',
     'Exit 70 means a bug in charge-ops: rerun with `--verbose` and report the output.',
+    'The same tables are in the CLI: `charge-ops --help` ends with the exit codes, `charge-ops --help exit-codes` lists every code.',
     '',
     '| exit | meaning |',
     '|---:|---|',

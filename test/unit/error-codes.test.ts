@@ -1,7 +1,8 @@
+import {execFileSync} from 'node:child_process'
 import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {ERROR_CODES, ExitCode, exitCodesOf, renderExitCodeDocs, type ErrorCode} from '../../src/errors.js'
+import {ERROR_CODES, EXIT_CODE_DOCS, ExitCode, exitCodesOf, renderExitCodeDocs, type ErrorCode} from '../../src/errors.js'
 
 /**
  * The registry in src/errors.ts is the one place an error code and its exit code are declared.
@@ -81,5 +82,24 @@ describe('error-code registry', () => {
 
   it('has docs/exit-codes.md rendered from the registry (npm run build rewrites it)', () => {
     expect(readFileSync(join(root, 'docs', 'exit-codes.md'), 'utf8')).toBe(renderExitCodeDocs())
+  })
+})
+
+describe('the registry in --help (src/cli/help.ts, the built CLI)', () => {
+  const help = (...args: string[]) => execFileSync(process.execPath, [join(root, 'bin', 'run.js'), ...args], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}})
+  const squeeze = (text: string) => text.replace(/\s+/g, ' ')
+
+  it('the root --help ends with every exit code and its meaning', () => {
+    const out = help('--help')
+    const section = squeeze(out.slice(out.indexOf('EXIT CODES')))
+    expect(out.indexOf('EXIT CODES')).toBeGreaterThan(out.indexOf('COMMANDS'))
+    for (const [exit, meaning] of Object.entries(EXIT_CODE_DOCS)) expect(section).toContain(`${exit} ${squeeze(meaning)}`)
+    expect(out).toContain('charge-ops --help exit-codes')
+  })
+
+  it('--help exit-codes lists every registered error code with its exit codes', () => {
+    const out = squeeze(help('--help', 'exit-codes'))
+    for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) expect(out).toContain(`${code} exit ${exitCodesOf(code).join(', ')}: ${squeeze(ERROR_CODES[code].meaning)}`)
+    expect(squeeze(help('exit-codes', '--help'))).toBe(out)
   })
 })
