@@ -72,7 +72,7 @@ export async function pushWalAsync(options: AsyncPushOptions): Promise<AsyncPush
   const pushOne = async (segment: string): Promise<void> => {
     try {
       const result = await pushWal({storage: options.storage, stack: options.stack, path: join(walDir, segment), compression: options.compression})
-      await writePushRecord(dir, {name: segment, sha256: result.sha256, size: result.bytes, key: result.key, recordedAt: new Date().toISOString()})
+      await writePushRecord(dir, {name: segment, sha256: result.sha256, size: result.bytes, key: result.key, recordedAt: new Date().toISOString()}, join(dirname(options.path), segment))
       pushedAhead.push(segment)
     } catch {
       failedAhead.push(segment)

@@ -300,12 +300,25 @@ export interface PushRecord {
 }
 
 const recordPath = (dir: string, name: string) => join(dir, `${name}.ok`)
+const checkPath = (dir: string, name: string) => join(dir, `${name}.sha256`)
 
-/** Written only after the repository confirmed the object (the caller's pushWal returned). */
-export async function writePushRecord(dir: string, record: PushRecord): Promise<void> {
+/**
+ * Written only after the repository confirmed the object (the caller's pushWal returned): the
+ * record, and beside it `<segment>.sha256` in `sha256sum -c` form (`<hex>  pg_wal/<segment>`, the
+ * path as archive_command's %p names it from the data directory) for the shell fast path of the
+ * async archive_command (command-lines.ts): `sha256sum -c` proves pg_wal still holds exactly the
+ * pushed bytes, and the call ends without a Node start.
+ */
+export async function writePushRecord(dir: string, record: PushRecord, walPath?: string): Promise<void> {
   await mkdir(dir, {recursive: true, mode: 0o700})
   await faultPoint('wal.push-ahead.before-record', () => ({name: record.name}))
   await writeFileAtomic(recordPath(dir, record.name), JSON.stringify(record) + '\n', {mode: 0o600})
+  if (walPath && !/\s/.test(walPath)) await writeFileAtomic(checkPath(dir, record.name), `${record.sha256}  ${walPath}\n`, {mode: 0o600})
+}
+
+/** The shell words that set `$f` to the push spool path of `%f` (default spool, relative to the data directory). */
+export function shellPushSpoolPath(source: SpoolSource): string {
+  return `f=${DEFAULT_SPOOL_DIR}/push/${sourceId(source)}/%f`
 }
 
 export async function readPushRecord(dir: string, name: string): Promise<PushRecord | undefined> {
@@ -318,6 +331,7 @@ export async function readPushRecord(dir: string, name: string): Promise<PushRec
 }
 
 export async function removePushRecord(dir: string, name: string): Promise<void> {
+  await rm(checkPath(dir, name), {force: true})
   await rm(recordPath(dir, name), {force: true})
 }
 
@@ -330,7 +344,8 @@ export async function cleanPushSpool(dir: string, walDir: string): Promise<void>
     }
     const present = new Set(await readdir(walDir))
     for (const entry of await readdir(dir)) {
-      if (entry.endsWith('.ok') && !present.has(entry.slice(0, -3))) await rm(join(dir, entry), {force: true})
+      const segment = entry.endsWith('.ok') ? entry.slice(0, -3) : entry.endsWith('.sha256') ? entry.slice(0, -7) : undefined
+      if (segment !== undefined && !present.has(segment)) await rm(join(dir, entry), {force: true})
       else if (TEMP.test(entry) && !pidAlive(Number(TEMP.exec(entry)![2]))) await rm(join(dir, entry), {force: true})
     }
   } catch {

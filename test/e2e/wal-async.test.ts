@@ -16,7 +16,7 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {decodeWal} from '../../src/wal/codec.js'
-import {restoreCommand} from '../../src/wal/command-lines.js'
+import {archiveCommand, restoreCommand} from '../../src/wal/command-lines.js'
 import {spoolDir} from '../../src/wal/spool.js'
 import {waitUntil} from '../support/index.js'
 
@@ -184,7 +184,7 @@ describe('wal push --async', () => {
     expect(up.code).toBe(0)
     fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', `${seg(0x20)}.ready`))
     // 2 workers: the asked one plus 3 ahead
-    expect(fs.readdirSync(pushSpool()).sort()).toEqual([seg(0x21), seg(0x22), seg(0x23)].map((s) => `${s}.ok`))
+    expect(fs.readdirSync(pushSpool()).filter((f) => f.endsWith('.ok')).sort()).toEqual([seg(0x21), seg(0x22), seg(0x23)].map((s) => `${s}.ok`))
     for (const n of [0x20, 0x21, 0x22, 0x23]) expect((await decodeWal(fs.readFileSync(stored(seg(n))), seg(n))).equals(originals.get(seg(n))!)).toBe(true)
     expect(fs.existsSync(stored(seg(0x24)))).toBe(false)
 
@@ -222,4 +222,47 @@ describe('wal push --async', () => {
     expect(again.stderr).toBe('')
     expect(again.code).toBe(0)
   }, 60_000)
+
+  it('the archive_command line ends a pushed-ahead segment with one sha256sum, and only for the recorded bytes', () => {
+    fs.rmSync(pushSpool(), {recursive: true, force: true})
+    for (const f of fs.readdirSync(path.join(dir, 'pg_wal', 'archive_status'))) fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', f))
+    for (let n = 0x30; n <= 0x33; n++) {
+      originals.set(seg(n), segment(seg(n)))
+      ready(seg(n))
+    }
+    const line = archiveCommand({repository: repo, stack: 'prod', node: process.execPath, entry: ENTRY, asyncProcessMax: 2})
+    expect(line).toMatch(/^f=charge-ops-spool\/push\/[0-9a-f]{16}\/%f; test -f "\$f\.sha256" && sha256sum -c --status "\$f\.sha256" 2>\/dev\/null && rm -f "\$f\.sha256" "\$f\.ok" \|\| exec \S+ \S+run\.js wal push %p --repo \S+ --stack prod --async --process-max 2$/)
+    const archive = (name: string) => {
+      const r = spawnSync('/bin/sh', ['-c', line.replaceAll('%p', `pg_wal/${name}`).replaceAll('%f', name)], {cwd: dir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: dir}, timeout: 60_000})
+      if (r.status === 0) fs.renameSync(path.join(dir, 'pg_wal', 'archive_status', `${name}.ready`), path.join(dir, 'pg_wal', 'archive_status', `${name}.done`))
+      return r
+    }
+    expect(archive(seg(0x30)).status).toBe(0)
+    expect(fs.readFileSync(path.join(pushSpool(), `${seg(0x31)}.sha256`), 'utf8')).toMatch(new RegExp(`^[0-9a-f]{64}  pg_wal/${seg(0x31)}\n$`))
+    // the repository broken (its timeline folder replaced by a file): 0x31 and 0x32 still end in
+    // the shell — the repository confirmed them before
+    const tl = path.join(repo, 'prod', 'wal', '00000001')
+    fs.renameSync(tl, `${tl}.away`)
+    fs.writeFileSync(tl, '')
+    try {
+      for (const n of [0x31, 0x32]) {
+        const r = archive(seg(n))
+        expect(r.stderr).toBe('')
+        expect(r.status).toBe(0)
+        expect(fs.existsSync(path.join(pushSpool(), `${seg(n)}.sha256`))).toBe(false)
+      }
+      // other bytes in pg_wal under 0x33's name: sha256sum refuses, charge-ops runs (and fails: the repository is broken)
+      segment(seg(0x33), 7)
+      expect(archive(seg(0x33)).status).not.toBe(0)
+    } finally {
+      fs.rmSync(tl)
+      fs.renameSync(`${tl}.away`, tl)
+    }
+    // charge-ops, asked again, finds the pushed content differs: refused, nothing overwritten
+    const conflict = archive(seg(0x33))
+    expect(conflict.status).toBe(2)
+    expect(conflict.stderr).toMatch(/already archived with different content/)
+    fs.writeFileSync(path.join(dir, 'pg_wal', seg(0x33)), originals.get(seg(0x33))!)
+    expect(archive(seg(0x33)).status).toBe(0)
+  }, 90_000)
 })
