@@ -5,8 +5,7 @@ import {join, resolve} from 'node:path'
 import {BaseCommand, type BaseFlags} from '../src/cli/base-command.js'
 import {UsageError} from '../src/errors.js'
 import type {AnswersInput} from '../src/install/answers.js'
-import type {ApplyResult, FileOutcome} from '../src/core/fs/file-plan.js'
-import {redact} from '../src/output/redact.js'
+import type {ApplyResult} from '../src/core/fs/file-plan.js'
 
 export interface InitResult extends ApplyResult {
   target: string
@@ -59,7 +58,7 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
   async run(): Promise<InitResult> {
     const {parseAnswers, parseAnswersFile, mergeAnswers} = await import('../src/install/answers.js')
     const {planInit} = await import('../src/install/plan.js')
-    const {applyPlan} = await import('../src/core/fs/file-plan.js')
+    const {applyPlanShowingDiffs, showDiff} = await import('../src/cli/file-plan.js')
     const {resolveSecrets} = await import('../src/install/secrets.js')
     const f = this.flags
     const dir = resolve(f.dir)
@@ -109,28 +108,18 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
       plan.push(...(await selfSignedCertificate(dir, answers.domain)))
     }
 
-    const showDiff = (o: FileOutcome) => {
-      if (o.diff) process.stderr.write(redact(o.diff))
-    }
-    let result: ApplyResult
-    try {
-      result = await applyPlan(plan, dir, {
-        force: f.force,
-        dryRun: f['dry-run'],
-        confirm: prompting
-          ? async (o) => {
-              showDiff(o)
-              const {confirm} = await import('@inquirer/prompts')
-              return cancellable(() => confirm({message: `${o.path} differs from what init would write (diff above). Overwrite it?`, default: false}, {output: process.stderr}))
-            }
-          : undefined,
-      })
-    } catch (error) {
-      // Show what differs before refusing, so the operator can decide.
-      const {comparePlan} = await import('../src/core/fs/file-plan.js')
-      if ((error as {code?: string}).code === 'WOULD_OVERWRITE') for (const o of comparePlan(plan, dir)) showDiff(o)
-      throw error
-    }
+    // Shows what differs before refusing, so the operator can decide.
+    const result = await applyPlanShowingDiffs(plan, dir, {
+      force: f.force,
+      dryRun: f['dry-run'],
+      confirm: prompting
+        ? async (o) => {
+            showDiff(o)
+            const {confirm} = await import('@inquirer/prompts')
+            return cancellable(() => confirm({message: `${o.path} differs from what init would write (diff above). Overwrite it?`, default: false}, {output: process.stderr}))
+          }
+        : undefined,
+    })
     if (result.dryRun) for (const o of result.files) showDiff(o)
 
     const verb: Record<string, string> = result.dryRun

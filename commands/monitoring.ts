@@ -4,7 +4,6 @@ import {join} from 'node:path'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {UsageError} from '../src/errors.js'
 import type {ApplyResult} from '../src/core/fs/file-plan.js'
-import {redact} from '../src/output/redact.js'
 
 export interface MonitoringResult extends ApplyResult {
   target: string
@@ -56,7 +55,7 @@ Files that differ from what would be written are refused without --force (exit 2
 
   async run(): Promise<MonitoringResult> {
     const {planMonitoring} = await import('../src/monitoring/index.js')
-    const {applyPlan, comparePlan} = await import('../src/core/fs/file-plan.js')
+    const {applyPlanShowingDiffs} = await import('../src/cli/file-plan.js')
     const {parseDuration} = await import('../src/core/units/duration.js')
     const f = this.flags
     const settings = this.settings()
@@ -107,13 +106,7 @@ Files that differ from what would be written are refused without --force (exit 2
       },
     })
     const dir = f.dir ?? join(settings.stateDir, 'monitoring')
-    let result: ApplyResult
-    try {
-      result = await applyPlan(files, dir, {force: f.force, dryRun: f['dry-run']})
-    } catch (error) {
-      if ((error as {code?: string}).code === 'WOULD_OVERWRITE') for (const o of comparePlan(files, dir)) if (o.diff) process.stderr.write(redact(o.diff))
-      throw error
-    }
+    const result = await applyPlanShowingDiffs(files, dir, {force: f.force, dryRun: f['dry-run']})
     for (const o of result.files) this.log(`${o.action.padEnd(10)} ${o.mode}  ${join(result.dir, o.path)}`)
     const alerts = [...new Set(files.find((x) => x.path.endsWith('rules.yml'))!.content.match(/(?<=alert: )\w+/g) ?? [])]
     this.logger.info(`${alerts.length} alerts; backup age limits: ${Object.entries(ruleOptions.backupMaxAgeSeconds).map(([k, v]) => `${k} ${Math.round(v / 360) / 10} h`).join(', ')}; load them as docs/monitoring.md says`)

@@ -4,7 +4,6 @@ import {join} from 'node:path'
 import {BaseCommand} from '../../src/cli/base-command.js'
 import {UsageError} from '../../src/errors.js'
 import type {ApplyResult} from '../../src/core/fs/file-plan.js'
-import {redact} from '../../src/output/redact.js'
 
 export interface ScheduleInstallResult extends ApplyResult {
   target: string
@@ -49,7 +48,7 @@ Files that differ from what would be written are refused without --force (exit 2
 
   async run(): Promise<ScheduleInstallResult> {
     const {planSchedule, listSchedule} = await import('../../src/schedule/plan.js')
-    const {applyPlan, comparePlan} = await import('../../src/core/fs/file-plan.js')
+    const {applyPlanShowingDiffs} = await import('../../src/cli/file-plan.js')
     const {writeFileAtomicSync} = await import('../../src/core/fs/atomic.js')
     const f = this.flags
     const settings = this.settings()
@@ -60,13 +59,7 @@ Files that differ from what would be written are refused without --force (exit 2
     const {overlaps} = listSchedule({settings, windows})
     for (const o of overlaps) this.logger.warn(`overlap: ${o.message}`)
 
-    let result: ApplyResult
-    try {
-      result = await applyPlan(plan, dir, {force: f.force, dryRun: f['dry-run']})
-    } catch (error) {
-      if ((error as {code?: string}).code === 'WOULD_OVERWRITE') for (const o of comparePlan(plan, dir)) if (o.diff) process.stderr.write(redact(o.diff))
-      throw error
-    }
+    const result = await applyPlanShowingDiffs(plan, dir, {force: f.force, dryRun: f['dry-run']})
     for (const o of result.files) this.log(`${o.action.padEnd(10)} ${o.mode}  ${join(result.dir, o.path)}`)
 
     let systemInstalled: string | undefined
