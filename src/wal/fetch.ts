@@ -7,10 +7,9 @@
  *    stops recovery, instead of taking the failure for the end of the archive and promoting
  *    early with data missing.
  */
-import {open, rename, rm} from 'node:fs/promises'
-import {dirname, isAbsolute, join} from 'node:path'
-import {randomBytes} from 'node:crypto'
+import {isAbsolute, join} from 'node:path'
 
+import {writeFileAtomic} from '../core/fs/atomic.js'
 import {faultPoint} from '../core/faults.js'
 import {ExitCode} from '../errors.js'
 import type {RepositoryStorage} from '../repository/storage.js'
@@ -77,20 +76,7 @@ async function fetchDirect(options: FetchOptions): Promise<FetchResult> {
     throw explainFsError(error, options.storage.location)
   })
   if (!found) return {file: options.name, status: 'missing', destination}
-  // temp + fsync + rename: PostgreSQL must never read a half-written segment
-  const temp = join(dirname(destination), `.${options.name}.charge-ops-${randomBytes(3).toString('hex')}`)
-  try {
-    const handle = await open(temp, 'wx', 0o600)
-    try {
-      await handle.writeFile(found.data)
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    await rename(temp, destination)
-  } catch (error) {
-    await rm(temp, {force: true})
-    throw error
-  }
+  // the one atomic write (temp + fsync + rename + fsync of pg_wal): PostgreSQL must never read a half-written segment
+  await writeFileAtomic(destination, found.data, {mode: 0o600})
   return {file: options.name, status: 'restored', destination, key: found.key, bytes: found.data.length}
 }
