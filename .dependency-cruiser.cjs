@@ -19,7 +19,7 @@ const DOMAIN_IMPORTS = {
   maintenance: [],
   migrate: [],
   monitoring: ['capacity', 'schedule'],
-  restore: ['backup', 'migrate', 'service', 'wal', 'sandbox'],
+  restore: ['backup', 'migrate', 'service', 'wal', 'sandbox', 'topology'],
   sandbox: ['install', 'migrate', 'service', 'wal'],
   schedule: [],
   service: [],

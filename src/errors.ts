@@ -198,6 +198,7 @@ export const ERROR_CODES = {
   RECOVER_PGBOUNCER_INI: {exit: E.usage, meaning: 'the PgBouncer configuration cannot be read'},
   RECOVER_PGBOUNCER_NO_ENTRY: {exit: E.usage, meaning: 'the database has no entry in PgBouncer\'s [databases]'},
   RECOVER_PGBOUNCER_RELOAD: {exit: E.usage, meaning: 'PgBouncer cannot be told to reload'},
+  RECOVER_ROLLBACK_FAILED: {exit: E.findings, meaning: 'a compose recovery failed and putting the old cluster back did not complete'},
   RECOVER_STATE_MISMATCH: {exit: E.usage, meaning: 'an unfinished recovery with other settings is recorded'},
   RECOVER_VERIFY_FAILED: {exit: E.findings, meaning: 'the recovered server failed verification'},
   // migrations

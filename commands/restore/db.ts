@@ -22,7 +22,7 @@ Exit codes: 0 restored, 1 checksum / row-count mismatch, 2 refused (usage, non-e
     clean: Flags.boolean({description: 'replace a non-empty target database (with --yes)'}),
     force: Flags.boolean({description: "restore even when the backup's migration head is newer than the installed service's migrations"}),
     'keep-previous': Flags.boolean({description: 'keep the replaced database as <target>_pre_<time> instead of dropping it'}),
-    'admin-url': Flags.string({description: 'connection that creates and renames databases (needs CREATEDB and ownership, or a superuser); default DATABASE_URL', env: 'CHARGE_OPS_ADMIN_URL'}),
+    'admin-url': Flags.string({description: 'connection that creates and renames databases (needs CREATEDB and ownership, or a superuser); default CHARGE_OPS_ADMIN_URL (environment or .env), else DATABASE_URL', env: 'CHARGE_OPS_ADMIN_URL'}),
     'migrations-dir': Flags.string({description: "the installed service's migrations (default: ./service/migrations, else the bundled ones)"}),
     'no-maintenance': Flags.boolean({description: 'do not switch the service to maintenance mode while the live database is restored'}),
     repo: repoFlag,
@@ -41,7 +41,9 @@ Exit codes: 0 restored, 1 checksum / row-count mismatch, 2 refused (usage, non-e
       stack: ctx.stack,
       ref: this.args.id,
       targetDb: this.flags['target-db'],
-      adminUrl: this.flags['admin-url'],
+      // CHARGE_OPS_ADMIN_URL of the .env too (init writes it for compose; on the host mapped to the published port):
+      // the application's role may not create the scratch database (the compose upgrade's rollback failed on it)
+      adminUrl: this.flags['admin-url'] ?? settings.adminDatabaseUrl,
       jobs: this.flags.jobs,
       clean: this.flags.clean,
       force: this.flags.force,

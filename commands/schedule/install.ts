@@ -40,7 +40,7 @@ Files that differ from what would be written are refused without --force (exit 2
     runner: Flags.string({options: ['host', 'compose'], description: "cron / systemd: run charge-ops on the host, or as `docker compose run --rm -T ops …` in the stack (default: compose when charge-ops.yaml's target is compose)"}),
     user: Flags.string({description: 'cron / systemd: user the jobs run as', default: 'root'}),
     namespace: Flags.string({description: 'k8s: namespace (default: the stack name)'}),
-    image: Flags.string({description: 'k8s: the charge-ops image', default: 'charge-ops:0.1.0'}),
+    image: Flags.string({description: "k8s: the image the CronJobs run (default: charge-ops/service:<this charge-ops' version>, the service image `charge-ops images build` tags and init's manifests run)"}),
     system: Flags.boolean({description: 'cron: also install into /etc/cron.d/charge-ops (needs --yes or a confirmation)'}),
     force: Flags.boolean({description: 'overwrite files that differ'}),
     'dry-run': Flags.boolean({description: 'show what would be written, write nothing'}),
@@ -49,13 +49,14 @@ Files that differ from what would be written are refused without --force (exit 2
   async run(): Promise<ScheduleInstallResult> {
     const {planSchedule, listSchedule} = await import('../../src/schedule/plan.js')
     const {applyPlanShowingDiffs} = await import('../../src/cli/file-plan.js')
+    const {imageRef} = await import('../../src/topology/index.js')
     const {writeFileAtomicSync} = await import('../../src/core/fs/atomic.js')
     const f = this.flags
     const settings = this.settings()
     const windows = parseWindows(f.window)
     const dir = f.dir ?? join(settings.stateDir, 'schedule')
     const target = f.target as 'cron' | 'systemd' | 'k8s'
-    const plan = planSchedule(target, {settings, windows, dir, bin: f.bin, textfileDir: f['textfile-dir'], logDir: f['log-dir'], lockDir: f['lock-dir'], user: f.user, namespace: f.namespace, image: f.image, runner: f.runner as 'host' | 'compose' | undefined})
+    const plan = planSchedule(target, {settings, windows, dir, bin: f.bin, textfileDir: f['textfile-dir'], logDir: f['log-dir'], lockDir: f['lock-dir'], user: f.user, namespace: f.namespace, image: f.image ?? imageRef('service', this.config.version), runner: f.runner as 'host' | 'compose' | undefined})
     const {overlaps} = listSchedule({settings, windows})
     for (const o of overlaps) this.logger.warn(`overlap: ${o.message}`)
 

@@ -4,12 +4,10 @@
  * (migrate) exited 0. Used by `doctor` and `capacity` on the compose target; each finding names
  * the service and the command that fixes it.
  */
-import {resolve} from 'node:path'
-
 import {measure, unknown} from './check-kit.js'
 import type {Check, CheckResult} from './types.js'
 import {run} from '../core/proc/exec.js'
-import {IN_CONTAINER_VARIABLE} from '../topology/host.js'
+import {composeInvocation, IN_CONTAINER_VARIABLE} from '../topology/host.js'
 
 export interface ContainerState {
   service: string
@@ -52,12 +50,11 @@ export const CONTAINERS_CHECK: Check = {
   async run(ctx): Promise<CheckResult[]> {
     const {settings} = ctx
     if (settings.target !== 'compose' || process.env[IN_CONTAINER_VARIABLE] === '1') return []
-    const file = resolve(settings.baseDir, settings.yaml.paths.composeFile ?? 'docker-compose.yml')
-    const project = settings.yaml.compose?.project ?? settings.stack
-    const composeCommand = `docker compose -f ${file} -p ${project}`
+    const dc = composeInvocation(settings)
+    const {project, display: composeCommand} = dc
     let rows: ContainerState[]
     try {
-      const {stdout} = await run('docker', ['compose', '-f', file, '-p', project, 'ps', '--all', '--format', 'json'], {purpose: 'list the stack\'s containers', timeout: 20_000})
+      const {stdout} = await run('docker', dc.args('ps', '--all', '--format', 'json'), {purpose: 'list the stack\'s containers', timeout: 20_000})
       rows = parseComposePs(stdout)
     } catch (error) {
       return [unknown('containers', 'containers.state', 'Compose containers', `docker compose ps did not answer: ${(error as Error).message.split('\n')[0]}`, 'Check that Docker runs and that this user may use it (DOCKER_HOST, the docker group).')]

@@ -72,7 +72,7 @@ export const composeAccessSchema = z
   .object({
     project: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/).optional().describe('the compose project name (default: the stack)'),
     hostPorts: z
-      .object({postgres: hostPort, redis: hostPort, chroma: hostPort, backend: hostPort, https: hostPort, http: hostPort})
+      .object({postgres: hostPort, redis: hostPort, chroma: hostPort, backend: hostPort, https: hostPort, http: hostPort, pgbouncer: hostPort})
       .partial()
       .strict()
       .default({}),

@@ -130,12 +130,12 @@ export const answersSchema = z
       .object({
         /** host ports, all on 127.0.0.1 except nginx's http/https */
         ports: z
-          .object({postgres: portSchema.default(5432), redis: portSchema.default(6379), chroma: portSchema.default(8001), backend: portSchema.default(8000), http: portSchema.default(80), https: portSchema.default(443)})
+          .object({postgres: portSchema.default(5432), redis: portSchema.default(6379), chroma: portSchema.default(8001), backend: portSchema.default(8000), http: portSchema.default(80), https: portSchema.default(443), pgbouncer: portSchema.default(6432)})
           .strict()
-          .default({postgres: 5432, redis: 6379, chroma: 8001, backend: 8000, http: 80, https: 443}),
+          .default({postgres: 5432, redis: 6379, chroma: 8001, backend: 8000, http: 80, https: 443, pgbouncer: 6432}),
       })
       .strict()
-      .default({ports: {postgres: 5432, redis: 6379, chroma: 8001, backend: 8000, http: 80, https: 443}}),
+      .default({ports: {postgres: 5432, redis: 6379, chroma: 8001, backend: 8000, http: 80, https: 443, pgbouncer: 6432}}),
   })
   .strict()
 

@@ -6,7 +6,7 @@
  */
 import {stringify} from 'yaml'
 
-import {jobsForKubernetes, renderCronJobs} from '../schedule/render.js'
+import {jobsForKubernetes, renderCronJobs, stackCronJobContext} from '../schedule/render.js'
 import {resolveJobs} from '../schedule/jobs.js'
 import {imageRef, SERVICE_ENTRY, WORKER_PROBE} from '../topology/index.js'
 import type {Answers} from './answers.js'
@@ -784,24 +784,12 @@ function exportersManifest(k: StackContext): Manifest {
   }
 }
 
-function cronJobsFile({answers, stack, ns, image, selector}: StackContext): PlannedFile {
+function cronJobsFile({answers, stack, ns, image}: StackContext): PlannedFile {
   const jobs = jobsForKubernetes(resolveJobs(undefined, {timezone: answers.timezone}))
   return {
     path: 'k8s/cronjobs.yaml',
     mode: 0o644,
-    content: renderCronJobs(jobs, {
-      namespace: ns,
-      stack,
-      image: image('service'),
-      envSecret: `${stack}-backend`,
-      credentialsSecret: `${stack}-backup-credentials`,
-      configMap: `${stack}-ops`,
-      envConfigMap: `${stack}-backend`,
-      uploadsClaim: `${stack}-uploads`,
-      uploadsPath: '/app/uploads',
-      // the chroma StatefulSet's volumeClaimTemplate "data" → PVC data-chroma-0
-      chroma: {claim: 'data-chroma-0', path: '/chroma', podLabels: selector('chroma')},
-    }),
+    content: renderCronJobs(jobs, stackCronJobContext({namespace: ns, stack, image: image('service')})),
   }
 }
 

@@ -261,11 +261,14 @@ function proxyFiles(answers: Answers, secrets: InitSecrets, pgHost: string): Pla
         maxClientConn: Math.max(1000, answers.host.connections),
       }),
     )
-    add(
-      'pgbouncer/userlist.txt',
-      renderTemplateFile('pgbouncer/userlist.txt', {appRole: names.appRole, appDbPassword: secrets.appDbPassword}),
-      SECRET,
-    )
+    files.push({
+      path: 'pgbouncer/userlist.txt',
+      content: renderTemplateFile('pgbouncer/userlist.txt', {appRole: names.appRole, appDbPassword: secrets.appDbPassword}),
+      mode: SECRET,
+      // compose runs PgBouncer from the postgres image as its postgres user (PgBouncer refuses root),
+      // which must read this 0600 file
+      ...(target === 'compose' ? {owner: POSTGRES_CONTAINER_OWNER} : {}),
+    })
   }
   return files
 }
@@ -313,6 +316,7 @@ function composeFiles(answers: Answers, secrets: InitSecrets): PlannedFile[] {
       redisPort: ports.redis,
       chromaPort: ports.chroma,
       backendPort: ports.backend,
+      pgbouncerPort: ports.pgbouncer,
       httpPort: ports.http,
       httpsPort: ports.https,
     }),
@@ -352,6 +356,8 @@ function composeAccess(answers: Answers) {
     project: answers.stack,
     hostPorts: {
       ...(answers.managed ? {} : {postgres: p.postgres, redis: p.redis}),
+      // the app's DATABASE_URL names pgbouncer:6432: the host reaches it here
+      ...(answers.pgbouncer ? {pgbouncer: p.pgbouncer} : {}),
       chroma: p.chroma,
       backend: p.backend,
       https: p.https,

@@ -13,6 +13,7 @@ import {join, resolve} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
 import {writeFileAtomic} from '../core/fs/atomic.js'
+import {faultPoint} from '../core/faults.js'
 import {jsonJournal} from '../core/fs/journal.js'
 import {ChecksFailedError, RolledBackError, UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
@@ -21,8 +22,10 @@ import type {RepositoryStorage} from '../repository/storage.js'
 import {describeTarget, type RecoveryTarget} from './pitr-target.js'
 import type {PitrResult, RecoveryOutcome} from './pitr.js'
 
-export type StepId = 'maintenance' | 'restore' | 'replay' | 'repoint' | 'verify'
-export const STEP_TITLES: Record<StepId, string> = {
+type LocalStepId = 'maintenance' | 'restore' | 'replay' | 'repoint' | 'verify'
+/** compose (recover-compose.ts) adds: stop the writers and PostgreSQL; start the stack on the recovered cluster */
+export type StepId = LocalStepId | 'stop' | 'start'
+export const STEP_TITLES: Record<LocalStepId, string> = {
   maintenance: '1/5 maintenance mode on (writes stop)',
   restore: '2/5 restore the base backup into a new data directory',
   replay: '3/5 replay WAL to the target and promote',
@@ -31,6 +34,8 @@ export const STEP_TITLES: Record<StepId, string> = {
 }
 
 export interface RecoverState {
+  /** where it recovered: a new data directory on this host (local), or the compose stack's postgres volume */
+  deployment?: 'local' | 'compose'
   target: string
   dataDir: string
   port: number
@@ -45,6 +50,10 @@ export interface RecoverState {
   recovery?: RecoveryOutcome
   verify?: VerifyReport
   finishedAt?: string
+  /** compose: the cluster as it was before, moved aside inside the postgres volume (removed by hand once the data is checked) */
+  oldCluster?: string
+  /** compose: the command that removes it */
+  removeOldCluster?: string
 }
 
 export interface VerifyReport {
@@ -84,11 +93,11 @@ export interface RecoverStep {
   run: (note: (text: string) => void) => Promise<void>
 }
 
-const stateFile = (settings: Settings) => join(settings.stateDir, 'recover.json')
+export const stateFile = (settings: Pick<Settings, 'stateDir'>) => join(settings.stateDir, 'recover.json')
 
 // The journal is fsynced (file and directory) before a step that depends on it runs: a power cut
 // must not lose the record that the .env was already repointed.
-async function saveState(settings: Settings, state: RecoverState): Promise<void> {
+export async function saveState(settings: Settings, state: RecoverState): Promise<void> {
   jsonJournal<RecoverState>(stateFile(settings)).save(state)
 }
 
@@ -136,7 +145,7 @@ export function repointedUrl(oldUrl: string, host: string, port: number): string
   return url.toString()
 }
 
-async function tableCounts(databaseUrl: string): Promise<Record<string, number>> {
+export async function tableCounts(databaseUrl: string): Promise<Record<string, number>> {
   const {withClient} = await import('../postgres/connection.js')
   return withClient(databaseUrl, async (client) => {
     const {rows} = await client.query<{name: string}>(
@@ -149,7 +158,7 @@ async function tableCounts(databaseUrl: string): Promise<Record<string, number>>
   })
 }
 
-async function migrationVersion(
+export async function migrationVersion(
   databaseUrl: string,
   migrationsDir: string | undefined,
 ): Promise<string | null | undefined> {
@@ -191,10 +200,7 @@ export async function planRecover(
   if (!oldUrl) throw new UsageError('DATABASE_URL is not set in the .env', {code: 'RECOVER_NO_ENV'})
 
   const s = await resumableState(options, target, dataDir, oldUrl)
-  const mark = async (id: StepId) => {
-    s.done[id] = new Date().toISOString()
-    await saveState(settings, s)
-  }
+  const mark = (id: StepId) => markDone(settings, s, id)
   const newUrl = repointedUrl(oldUrl, options.host ?? '127.0.0.1', options.port)
   const database = decodeURIComponent(new URL(oldUrl).pathname.slice(1))
   const bouncer = options.pgbouncer
@@ -227,26 +233,30 @@ export async function planRecover(
       id: 'verify',
       title: STEP_TITLES.verify,
       done: () => Boolean(s.done.verify),
-      run: (note) => verifyRecovered(run, note),
+      run: (note) => verifyStep(run, note),
     },
   ]
   return {steps, state: s, rollback: (error) => rollbackRecover(run, error)}
 }
 
 /** The recorded state when it is this recovery's (resumed), a fresh one when none or a finished other one is recorded. */
-async function resumableState(
-  options: RecoverOptions,
-  target: string,
-  dataDir: string,
+async function resumableState(options: RecoverOptions, target: string, dataDir: string, oldUrl: string): Promise<RecoverState> {
+  return openRecoverState(options.settings, {target, dataDir, port: options.port, deployment: 'local'}, oldUrl)
+}
+
+/**
+ * The recovery journal of this host (both deployments): the recorded one when it is this recovery's
+ * (an unfinished one resumes; a finished one with the same target and data directory is a no-op,
+ * every step done), a fresh one when none or a finished other one is recorded; an unfinished other
+ * one is refused.
+ */
+export async function openRecoverState(
+  settings: Settings,
+  key: {target: string; dataDir: string; port: number; deployment: 'local' | 'compose'},
   oldUrl: string,
 ): Promise<RecoverState> {
-  const {settings} = options
   const state = await loadRecoverState(settings)
-  if (
-    state &&
-    !state.finishedAt &&
-    (state.target !== target || state.dataDir !== dataDir || state.port !== options.port)
-  ) {
+  if (state && !state.finishedAt && (state.target !== key.target || state.dataDir !== key.dataDir || state.port !== key.port)) {
     throw new UsageError(
       `an unfinished recovery to ${state.target} into ${state.dataDir} (port ${state.port}) is recorded in ${stateFile(settings)}`,
       {
@@ -255,17 +265,25 @@ async function resumableState(
       },
     )
   }
-  if (!state || (state.finishedAt && (state.target !== target || state.dataDir !== dataDir))) {
+  if (!state || (state.finishedAt && (state.target !== key.target || state.dataDir !== key.dataDir))) {
     return {
-      target,
-      dataDir,
-      port: options.port,
+      deployment: key.deployment,
+      target: key.target,
+      dataDir: key.dataDir,
+      port: key.port,
       startedAt: new Date().toISOString(),
       done: {},
       oldDatabaseUrl: maskUrl(oldUrl),
     }
   }
   return state
+}
+
+/** Records a finished step (fsynced) — the point a resumed run skips to; kill point `recover.after-<step>`. */
+export async function markDone(settings: Settings, state: RecoverState, id: StepId): Promise<void> {
+  state.done[id] = new Date().toISOString()
+  await saveState(settings, state)
+  await faultPoint(`recover.after-${id}`)
 }
 
 /** Step 1: the old migration version noted, maintenance mode on. */
@@ -350,45 +368,10 @@ async function repoint(
 }
 
 /** Step 5: migration version, /health and row counts of the recovered database; maintenance off when they pass. */
-async function verifyRecovered(
-  {options, settings, s, oldUrl, newUrl, bouncer, mark}: RecoverRun,
-  note: (text: string) => void,
-): Promise<void> {
+async function verifyStep({options, settings, s, oldUrl, newUrl, bouncer, mark}: RecoverRun, note: (text: string) => void): Promise<void> {
   // Through PgBouncer the clients' DATABASE_URL stays; after the reload it reaches the new server.
-  const verifyUrl = bouncer ? oldUrl : newUrl
-  const recovered = await migrationVersion(verifyUrl, options.migrationsDir)
-  const rowCounts = await tableCounts(verifyUrl)
-  const report: VerifyReport = {
-    migration: {
-      old: s.oldMigration,
-      recovered: recovered ?? null,
-      matches: s.oldMigration === undefined || recovered === undefined ? null : s.oldMigration === recovered,
-    },
-    rowCounts,
-    tables: Object.keys(rowCounts).length,
-  }
-  if (options.healthUrl) {
-    const response = await fetch(options.healthUrl, {signal: AbortSignal.timeout(10_000)}).catch((error: Error) => ({
-      status: 0,
-      ok: false,
-      error,
-    }))
-    report.health = {url: options.healthUrl, status: response.status, ok: response.ok}
-  }
-  s.verify = report
-  const problems: string[] = []
-  if (report.migration.matches === false)
-    problems.push(
-      `migration version ${report.migration.recovered} differs from the old database's ${report.migration.old}`,
-    )
-  if (report.health && !report.health.ok)
-    problems.push(`${options.healthUrl} answered ${report.health.status || 'nothing'}`)
-  if (report.tables === 0) problems.push('the recovered database has no tables')
-  if (problems.length > 0)
-    throw new ChecksFailedError(`verification failed: ${problems.join('; ')}`, {code: 'RECOVER_VERIFY_FAILED'})
-  note(
-    `${report.tables} tables, ${Object.values(rowCounts).reduce((a, b) => a + b, 0)} rows; migration ${report.migration.recovered ?? 'n/a'}${report.health ? `; health ${report.health.status}` : ''}`,
-  )
+  s.verify = await checkRecovered({url: bouncer ? oldUrl : newUrl, migrationsDir: options.migrationsDir, oldMigration: s.oldMigration, healthUrl: options.healthUrl})
+  note(describeVerified(s.verify))
   await mark('verify')
   s.finishedAt = new Date().toISOString()
   if (!options.skipMaintenance) {
@@ -397,6 +380,38 @@ async function verifyRecovered(
   }
   await saveState(settings, s)
 }
+
+/**
+ * The verification of both deployments: the recovered database's migration version against the old
+ * one's, the service's /health when a URL is given, row counts per table. Throws
+ * RECOVER_VERIFY_FAILED naming every problem.
+ */
+export async function checkRecovered(o: {url: string; migrationsDir?: string; oldMigration: string | null | undefined; healthUrl?: string}): Promise<VerifyReport> {
+  const recovered = await migrationVersion(o.url, o.migrationsDir)
+  const rowCounts = await tableCounts(o.url)
+  const report: VerifyReport = {
+    migration: {
+      old: o.oldMigration,
+      recovered: recovered ?? null,
+      matches: o.oldMigration === undefined || recovered === undefined ? null : o.oldMigration === recovered,
+    },
+    rowCounts,
+    tables: Object.keys(rowCounts).length,
+  }
+  if (o.healthUrl) {
+    const response = await fetch(o.healthUrl, {signal: AbortSignal.timeout(10_000)}).catch((error: Error) => ({status: 0, ok: false, error}))
+    report.health = {url: o.healthUrl, status: response.status, ok: response.ok}
+  }
+  const problems: string[] = []
+  if (report.migration.matches === false) problems.push(`migration version ${report.migration.recovered} differs from the old database's ${report.migration.old}`)
+  if (report.health && !report.health.ok) problems.push(`${o.healthUrl} answered ${report.health.status || 'nothing'}`)
+  if (report.tables === 0) problems.push('the recovered database has no tables')
+  if (problems.length > 0) throw new ChecksFailedError(`verification failed: ${problems.join('; ')}`, {code: 'RECOVER_VERIFY_FAILED', data: {verify: report}})
+  return report
+}
+
+export const describeVerified = (report: VerifyReport) =>
+  `${report.tables} tables, ${Object.values(report.rowCounts).reduce((a, b) => a + b, 0)} rows; migration ${report.migration.recovered ?? 'n/a'}${report.health ? `; health ${report.health.status}` : ''}`
 
 /** After a failed step: the old .env (or pgbouncer.ini) put back and maintenance switched off, so the old database keeps serving. */
 async function rollbackRecover(

@@ -9,7 +9,7 @@ import type {Settings} from '../config/settings.js'
 import type {PlannedFile} from '../core/fs/file-plan.js'
 import {cronProblem, findOverlaps, nextRuns, type Overlap} from './cron.js'
 import {resolveJobs, type ScheduledJob} from './jobs.js'
-import {COMPOSE_TEXTFILE_DIR, composeRunner, DEFAULT_HOST_PATHS, jobsForKubernetes, renderCron, renderCronJobs, renderSystemd, type HostScheduleContext} from './render.js'
+import {COMPOSE_TEXTFILE_DIR, composeRunner, DEFAULT_HOST_PATHS, jobsForKubernetes, renderCron, renderCronJobs, renderSystemd, stackCronJobContext, type HostScheduleContext} from './render.js'
 
 export type SchedulerTarget = 'cron' | 'systemd' | 'k8s'
 
@@ -50,6 +50,12 @@ export function walArchivingOn(settings: Pick<Settings, 'yaml' | 'baseDir'>): bo
 /** The path of charge-ops.yaml inside the compose services (init mounts it there). */
 export const CONTAINER_CONFIG_PATH = '/etc/charge-ops/charge-ops.yaml'
 
+// the command defaults it to the service image `images build` tags for this charge-ops (the schedule
+// domain does not read the topology)
+function missingImage(): never {
+  throw new Error('planSchedule: the k8s CronJobs need options.image')
+}
+
 export function planSchedule(target: SchedulerTarget, options: ScheduleOptions): PlannedFile[] {
   const jobs = scheduledJobs(options)
   const dir = resolve(options.dir)
@@ -79,17 +85,7 @@ export function planSchedule(target: SchedulerTarget, options: ScheduleOptions):
     {
       path: 'cronjobs.yaml',
       mode: 0o644,
-      content: renderCronJobs(jobsForKubernetes(jobs), {
-        namespace: options.namespace ?? stack,
-        stack,
-        image: options.image ?? 'charge-ops:0.1.0',
-        envSecret: `${stack}-backend`,
-        credentialsSecret: `${stack}-backup-credentials`,
-        configMap: `${stack}-ops`,
-        envConfigMap: `${stack}-backend`,
-        uploadsClaim: `${stack}-uploads`,
-        uploadsPath: '/app/uploads',
-      }),
+      content: renderCronJobs(jobsForKubernetes(jobs), stackCronJobContext({namespace: options.namespace ?? stack, stack, image: options.image ?? missingImage()})),
     },
   ]
 }

@@ -207,6 +207,28 @@ export interface K8sScheduleContext {
   chroma?: {claim: string; path: string; podLabels: Record<string, string>}
 }
 
+/**
+ * The CronJobs' context on the stack init's manifests describe (src/install/k8s.ts): its Secrets,
+ * ConfigMaps, the uploads PVC and Chroma's (the chroma StatefulSet's volumeClaimTemplate `data` →
+ * PVC data-chroma-0, its pods labelled name=chroma, instance=<stack>). One function for `init` and
+ * `schedule install --target k8s`, so that both write the same CronJobs.
+ */
+export function stackCronJobContext(o: {namespace: string; stack: string; image: string}): K8sScheduleContext {
+  const {stack} = o
+  return {
+    namespace: o.namespace,
+    stack,
+    image: o.image,
+    envSecret: `${stack}-backend`,
+    credentialsSecret: `${stack}-backup-credentials`,
+    configMap: `${stack}-ops`,
+    envConfigMap: `${stack}-backend`,
+    uploadsClaim: `${stack}-uploads`,
+    uploadsPath: '/app/uploads',
+    chroma: {claim: 'data-chroma-0', path: '/chroma', podLabels: {'app.kubernetes.io/name': 'chroma', 'app.kubernetes.io/instance': stack}},
+  }
+}
+
 /** The jobs that read the Chroma folder (its data is part of every files backup). */
 const READS_CHROMA = /^backup (all|files)\b/
 

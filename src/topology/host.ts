@@ -6,6 +6,8 @@
  * Inside a container of the stack (CHARGE_OPS_IN_CONTAINER=1, set by the service image) nothing is
  * mapped.
  */
+import {resolve} from 'node:path'
+
 import type {ChargeOpsYaml} from '../config/schema.js'
 import {UPLOADS_MOUNT} from './index.js'
 
@@ -40,7 +42,7 @@ export interface HostView {
 export function composeHostView(yaml: Pick<ChargeOpsYaml, 'target' | 'compose'>, env: Record<string, string | undefined>, processEnv: NodeJS.ProcessEnv = process.env): HostView | undefined {
   if (yaml.target !== 'compose' || !yaml.compose || processEnv[IN_CONTAINER_VARIABLE] === '1') return undefined
   const access: Access = yaml.compose
-  const ports: Record<string, number | undefined> = {postgres: access.hostPorts.postgres, redis: access.hostPorts.redis, chroma: access.hostPorts.chroma, backend: access.hostPorts.backend}
+  const ports: Record<string, number | undefined> = {postgres: access.hostPorts.postgres, redis: access.hostPorts.redis, chroma: access.hostPorts.chroma, backend: access.hostPorts.backend, pgbouncer: access.hostPorts.pgbouncer}
   const out: Record<string, string | undefined> = {...env}
   for (const key of ['DATABASE_URL', 'MIGRATION_DATABASE_URL', 'REDIS_URL', 'CHROMA_URL', 'CHARGE_OPS_ADMIN_URL']) out[key] = remapUrl(env[key], ports)
   // the API as the host reaches it (doctor's /health probe)
@@ -53,4 +55,14 @@ export function composeHostView(yaml: Pick<ChargeOpsYaml, 'target' | 'compose'>,
     uploadsDir: env.UPLOADS_DIR === UPLOADS_MOUNT ? access.volumes.uploads : undefined,
     chromaDir: access.volumes.chroma,
   }
+}
+
+/**
+ * `docker compose -f <file> -p <project>` of a compose deployment: the file charge-ops.yaml names
+ * (default docker-compose.yml beside it) and the project (default: the stack, as init names it).
+ */
+export function composeInvocation(settings: {baseDir: string; stack: string; yaml: Pick<ChargeOpsYaml, 'paths' | 'compose'>}): {file: string; project: string; args: (...rest: string[]) => string[]; display: string} {
+  const file = resolve(settings.baseDir, settings.yaml.paths.composeFile ?? 'docker-compose.yml')
+  const project = settings.yaml.compose?.project ?? settings.stack
+  return {file, project, args: (...rest) => ['compose', '-f', file, '-p', project, ...rest], display: `docker compose -f ${file} -p ${project}`}
 }

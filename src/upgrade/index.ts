@@ -38,7 +38,10 @@ function migrationUrlOf(settings: Settings): {databaseUrl: string; migrationUrl:
 }
 
 export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult> {
-  const target = options.target ?? options.settings.target
+  // an interrupted compose / k8s upgrade is resumed by its own target, whatever the flags say
+  const {readJournal, isUnfinished} = await import('./journal.js')
+  const interrupted = readJournal(options.settings)
+  const target = isUnfinished(interrupted) && interrupted.target !== 'local' ? interrupted.target : (options.target ?? options.settings.target)
   if (target === 'compose' || target === 'k8s') {
     const {runPlanTarget} = await import('./targets.js')
     return runPlanTarget({...options, target})

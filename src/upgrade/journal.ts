@@ -65,6 +65,8 @@ export interface UpgradeJournal {
     /** the release directory that ran (null: the service bundled with charge-ops) */
     release: string | null
     schemaHead: string | null
+    /** compose / k8s: the database was unreachable before the upgrade, so schemaHead is not known */
+    schemaHeadUnknown?: boolean
     migrationsDir: string
     serviceRunning: boolean
     maintenanceWasOn: boolean

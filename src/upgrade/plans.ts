@@ -166,7 +166,7 @@ export interface K8sPlanOptions {
   appUrl?: string
 }
 
-/** `kubectl` plan: backup, migration Job, set image (or apply), rollout status; rollout undo on failure. */
+/** `kubectl` plan: maintenance + worker drained, backup, migration pod, set image (or apply), rollout status; rollout undo on failure. */
 export function k8sPlan(o: K8sPlanOptions): CommandPlan {
   const ns = ['-n', o.namespace]
   // the Deployments init's manifests write (src/topology)
@@ -189,14 +189,16 @@ export function k8sPlan(o: K8sPlanOptions): CommandPlan {
     target: 'k8s',
     version: o.version,
     steps: [
-      {step: 'backup', title: '1 verified backup', commands: [cmd(co[0]!, [...co.slice(1), 'backup', 'all', '--json'], 'database + uploads + Chroma'), cmd(co[0]!, [...co.slice(1), 'backup', 'verify', 'latest'], 'checksums of every part')], undo: []},
+      // the same order as compose's: the backup is taken once writes are refused and the worker is
+      // drained, so that restoring it on rollback loses nothing (the pods pull the image themselves)
+      {step: 'fetch', title: '3 fetch the new version (pulled by the pods)', commands: [], undo: []},
       {
         step: 'stop',
         title: '2 maintenance mode, scale the worker down',
         commands: [cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'on', '--reason', `upgrade to ${o.version}`], 'writes answer 503 (Redis flag)'), cmd('kubectl', ['scale', `deployment/${worker}`, '--replicas=0', ...ns], 'drain the worker'), cmd('kubectl', ['rollout', 'status', `deployment/${worker}`, ...ns, timeout], 'worker drained')],
         undo: [cmd('kubectl', ['scale', `deployment/${worker}`, '--replicas=1', ...ns], 'worker back'), cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again')],
       },
-      {step: 'fetch', title: '3 fetch the new version', commands: [], undo: []},
+      {step: 'backup', title: '1 verified backup (nothing writes any more)', commands: [cmd(co[0]!, [...co.slice(1), 'backup', 'all', '--json'], 'database + uploads + Chroma'), cmd(co[0]!, [...co.slice(1), 'backup', 'verify', 'latest'], 'checksums of every part')], undo: []},
       {step: 'install', title: '4 install its dependencies', commands: [], undo: []},
       {
         step: 'migrate',

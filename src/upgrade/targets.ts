@@ -8,7 +8,8 @@ import {existsSync, readFileSync} from 'node:fs'
 import {CliError, ExitCode, RolledBackError, UnreachableError, UsageError} from '../errors.js'
 import {writeFileAtomicSync} from '../core/fs/atomic.js'
 import type {UpgradeOptions, UpgradeResult} from './types.js'
-import type {CommandPlan, PlannedCommand} from './plans.js'
+import type {JournalStore, UpgradeJournal} from './journal.js'
+import type {CommandPlan, PlannedCommand, PlanStep} from './plans.js'
 
 export async function buildPlan(options: UpgradeOptions & {target: 'compose' | 'k8s'}): Promise<CommandPlan> {
   const {composePlan, k8sPlan} = await import('./plans.js')
@@ -136,7 +137,30 @@ async function requireBinary(target: 'compose' | 'k8s'): Promise<void> {
   }
 }
 
+/**
+ * compose / k8s: the plan's steps run under the same journal as the local target
+ * (`<stateDir>/upgrade/journal.json`, written before and after each step; journal.ts). Each step's
+ * record keeps its plan step (commands and undo, `<previous head>` filled in) and step 1's backup id
+ * is recorded as soon as `backup all` printed it, so that a later run rolls a killed one back from
+ * the journal alone. The journal is not written into the database's `charge_ops_upgrades` here: the
+ * commands act on the stack from outside, and the migrate step's undo restores the application
+ * database from step 1's backup, which would rewrite that table under the journal.
+ */
 export async function runPlanTarget(options: UpgradeOptions & {target: 'compose' | 'k8s'}): Promise<UpgradeResult> {
+  const {readJournal, isUnfinished, JournalStore} = await import('./journal.js')
+  const previous = readJournal(options.settings)
+  const store = new JournalStore(options.settings, undefined, options.logger)
+  if (isUnfinished(previous)) {
+    if (previous.target === 'local') throw new UsageError(`an interrupted local upgrade ${previous.id} (${previous.from.version ?? '?'} → ${previous.to.version}) is recorded`, {hint: 'Finish or roll it back first: charge-ops upgrade --target local --yes'})
+    if (options.dryRun) return {outcome: 'dry-run', target: previous.target, journal: previous, message: `an interrupted upgrade ${previous.id} (${previous.from.version ?? '?'} → ${previous.to.version}) would be ${previous.steps.every((r) => r.status === 'done') ? 'finished' : 'rolled back'} first`}
+    await requireBinary(previous.target)
+    const release = await lockUpgrade(options, `upgrade (resume ${previous.id})`)
+    try {
+      return await resumePlan(previous, store, options)
+    } finally {
+      await release()
+    }
+  }
   const {plan, head: headBefore} = await withPreviousHead(await buildPlan(options), options)
   if (options.dryRun) {
     return {outcome: 'dry-run', target: options.target, commandPlan: plan, message: `dry run: ${plan.steps.reduce((n, s) => n + s.commands.length, 0)} commands for the ${plan.target} target; nothing was run`}
@@ -144,57 +168,167 @@ export async function runPlanTarget(options: UpgradeOptions & {target: 'compose'
   // The binary must exist before anything changes (exit 5 with the install hint otherwise).
   await requireBinary(options.target)
   await options.confirm?.(`upgrade stack "${options.settings.stack}" (${options.target}) to ${plan.version}?`)
-  const done: typeof plan.steps = []
-  const {runSteps} = await import('../core/steps.js')
-  const {STEP1_BACKUP} = await import('./plans.js')
-  let backupId: string | undefined
+  const release = await lockUpgrade(options, `upgrade --target ${options.target} --to ${plan.version}`)
   try {
-    await runSteps(
-      plan.steps.filter((s) => s.commands.length > 0).map((step) => ({
-        title: step.title,
-        run: async () => {
-          done.push(step)
-          for (const c of step.commands) {
-            const stdout = await execute(c, options.logger)
-            if (step.step === 'backup' && c.args.includes('all')) backupId = backupIdOf(stdout)
-          }
-        },
-      })),
-      {tty: Boolean(options.tty), logger: options.logger},
-    )
-  } catch (error) {
-    const failed = done.at(-1)
-    const rollbackFailures: string[] = []
-    for (const step of done.reverse()) {
-      for (const undo of step.undo) {
-        if (undo.args.includes('<previous head>')) continue // the database was unreachable before the upgrade: nothing known to revert to
-        if (undo.when === 'schema-moved') {
-          const url = schemaUrl(options)
-          const {readSchemaHead} = await import('./database.js')
-          const now = url ? await readSchemaHead(url).catch(() => undefined) : undefined
-          if (headBefore !== undefined && now === headBefore) {
-            options.logger.info(`schema head still ${headBefore ?? 'none'}: no restore needed`)
-            continue
-          }
-          if (!backupId) {
-            rollbackFailures.push(`the schema head moved (${headBefore ?? 'none'} → ${now ?? '?'}) and step 1's backup id is unknown`)
-            continue
-          }
-        }
-        const c = {...undo, args: undo.args.map((a) => (a === STEP1_BACKUP ? backupId! : a))}
-        await execute(c, options.logger).catch((e) => {
-          options.logger.warn(`rollback command failed: ${(e as Error).message}`)
-          rollbackFailures.push(`${c.purpose}: ${(e as Error).message}`)
-        })
-      }
+    const {newJournal} = await import('./journal.js')
+    const {configHash} = await import('./preflight.js')
+    const journal = newJournal({
+      stack: options.settings.stack,
+      target: options.target,
+      from: {version: options.target === 'compose' ? composeVersion(options.settings.envFilePath) : null, release: null, schemaHead: headBefore ?? null, schemaHeadUnknown: headBefore === undefined, migrationsDir: '', serviceRunning: true, maintenanceWasOn: false},
+      to: {source: options.to!, version: plan.version, release: '', schemaHead: null, migrationsDir: ''},
+      configHash: configHash(options.settings),
+      steps: plan.steps.map((s) => s.step),
+    })
+    plan.steps.forEach((step, i) => {
+      const record = journal.steps[i]!
+      record.title = step.title
+      record.data.planStep = step
+      // nothing to run: part of the image
+      if (step.commands.length === 0) record.status = 'done'
+    })
+    await store.save(journal)
+    const {runSteps} = await import('../core/steps.js')
+    const {faultPoint} = await import('../core/faults.js')
+    try {
+      await runSteps(
+        journal.steps.filter((r) => r.status === 'pending').map((record) => ({
+          title: record.title,
+          run: async () => {
+            const step = record.data.planStep as PlanStep
+            record.status = 'running'
+            record.startedAt = new Date().toISOString()
+            await store.save(journal)
+            try {
+              for (const c of step.commands) {
+                const stdout = await execute(c, options.logger)
+                if (step.step === 'backup' && c.args.includes('all')) {
+                  journal.backupId = backupIdOf(stdout)
+                  await store.save(journal)
+                }
+              }
+              record.status = 'done'
+            } catch (error) {
+              record.status = 'failed'
+              record.error = (error as Error).message
+              journal.failure = {step: step.step, error: (error as Error).message, code: (error as CliError).code}
+              throw error
+            } finally {
+              record.finishedAt = new Date().toISOString()
+              record.durationMs = Date.parse(record.finishedAt) - Date.parse(record.startedAt)
+              await store.save(journal)
+            }
+            await faultPoint(`upgrade.plan.after-${step.step}`)
+          },
+        })),
+        {tty: Boolean(options.tty), logger: options.logger},
+      )
+    } catch (error) {
+      return await rollbackPlan(journal, store, options, error, false)
     }
-    const what = `the ${options.target} upgrade to ${plan.version} failed at ${failed?.title ?? '?'}: ${(error as Error).message}`
-    // An undo that failed leaves the stack between versions: say so (exit 1), never "rolled back".
-    if (rollbackFailures.length > 0) {
-      throw new CliError('UPGRADE_ROLLBACK_FAILED', ExitCode.findings, `${what}; the rollback did not complete: ${rollbackFailures.join('; ')}`, {hint: `The pre-upgrade backup is ${backupId ?? 'the newest `backup all`'} (charge-ops restore db <id> --clean --yes); start the previous images with CHARGE_OPS_VERSION=<previous> docker compose up -d --wait.`, data: {commandPlan: plan, backupId}})
-    }
-    throw new RolledBackError(`${what} — rolled back${backupId ? ` (pre-upgrade backup ${backupId})` : ''}`, {data: {commandPlan: plan, backupId}})
+    return await finishPlan(journal, store, options, 'succeeded')
+  } finally {
+    await release()
   }
-  if (options.target === 'compose') recordComposeVersion(options.settings.envFilePath, plan.version)
-  return {outcome: 'succeeded', target: options.target, commandPlan: plan, message: `upgraded (${options.target}) to ${plan.version}`}
+}
+
+/** The repository lock `upgrade`: two upgrades of one stack never overlap (exit 4), as on the local target. */
+async function lockUpgrade(options: UpgradeOptions, command: string): Promise<() => Promise<void>> {
+  const {openConfiguredRepository} = await import('../repository/open.js')
+  const {acquireLock} = await import('../repository/lock.js')
+  return acquireLock(await openConfiguredRepository(options.settings), options.settings.stack, {command, name: 'upgrade'})
+}
+
+async function finishPlan(journal: UpgradeJournal, store: JournalStore, options: UpgradeOptions, outcome: 'succeeded' | 'finished-interrupted'): Promise<UpgradeResult> {
+  if (journal.target === 'compose') recordComposeVersion(options.settings.envFilePath, journal.to.version)
+  journal.status = 'succeeded'
+  journal.finishedAt = new Date().toISOString()
+  journal.durationMs = Date.parse(journal.finishedAt) - Date.parse(journal.startedAt)
+  await store.save(journal)
+  const target = journal.target as 'compose' | 'k8s'
+  return {
+    outcome,
+    target,
+    commandPlan: planOf(journal),
+    journal,
+    message: `${outcome === 'finished-interrupted' ? `finished the interrupted upgrade ${journal.id}: ` : ''}upgraded (${target}) to ${journal.to.version}`,
+  }
+}
+
+const planOf = (journal: UpgradeJournal): CommandPlan => ({target: journal.target as 'compose' | 'k8s', version: journal.to.version, steps: journal.steps.map((r) => r.data.planStep as PlanStep)})
+
+/** A killed compose / k8s upgrade: finished forward when every step had completed, else rolled back from its journal. */
+async function resumePlan(journal: UpgradeJournal, store: JournalStore, options: UpgradeOptions): Promise<UpgradeResult> {
+  const atStep = journal.steps.find((r) => r.status === 'running' || r.status === 'failed')?.name
+  options.logger.warn(`found an interrupted upgrade ${journal.id} (${journal.target}, ${journal.from.version ?? '?'} → ${journal.to.version}, started ${journal.startedAt} by pid ${journal.pid} on ${journal.host}, ${journal.status}${atStep ? ` at step ${atStep}` : ''})`)
+  const {hostname} = await import('node:os')
+  if (journal.host !== hostname()) throw new CliError('UPGRADE_OTHER_HOST', ExitCode.locked, `the interrupted upgrade ${journal.id} ran on ${journal.host}`, {hint: 'Resume it on that host, or remove the journal file after checking the stack by hand.'})
+  journal.interrupted = {detectedAt: new Date().toISOString(), byPid: process.pid, atStep}
+  if (journal.status === 'running' && journal.steps.every((r) => r.status === 'done')) {
+    options.logger.info('it had passed verify: finishing it (the version recorded, journal closed)')
+    return finishPlan(journal, store, options, 'finished-interrupted')
+  }
+  journal.failure ??= {step: atStep ?? 'resume', error: `interrupted (the upgrade process ${journal.pid} stopped${atStep ? ` during step ${atStep}` : ''})`}
+  return rollbackPlan(journal, store, options, new Error(journal.failure.error), true)
+}
+
+/**
+ * The undo commands of every started step, in reverse, each step's outcome journalled; then exit 6
+ * (rolled back) or, when an undo failed, exit 1 UPGRADE_ROLLBACK_FAILED naming the backup.
+ */
+async function rollbackPlan(journal: UpgradeJournal, store: JournalStore, options: UpgradeOptions, error: unknown, resumed: boolean): Promise<never> {
+  const {STEP1_BACKUP} = await import('./plans.js')
+  const failed = [...journal.steps].reverse().find((r) => r.status === 'running' || r.status === 'failed')
+  // a run killed between two steps: none was running; name where it stopped
+  const lastDone = [...journal.steps].reverse().find((r) => r.status === 'done' && (r.data.planStep as PlanStep).commands.length > 0)
+  const failedAt = failed?.title ?? (lastDone ? `the step after "${lastDone.title}"` : 'its start')
+  journal.status = 'rolling-back'
+  journal.rollback = {...journal.rollback, startedAt: journal.rollback?.startedAt ?? new Date().toISOString(), resumed}
+  await store.save(journal)
+  const backupId = journal.backupId
+  const rollbackFailures: string[] = []
+  for (const record of [...journal.steps].reverse()) {
+    const step = record.data.planStep as PlanStep
+    if (!['running', 'done', 'failed', 'undo-failed'].includes(record.status) || step.undo.length === 0) continue
+    const before = rollbackFailures.length
+    for (const undo of step.undo) {
+      if (undo.args.includes('<previous head>')) continue // the database was unreachable before the upgrade: nothing known to revert to
+      if (undo.when === 'schema-moved') {
+        const url = schemaUrl(options)
+        const {readSchemaHead} = await import('./database.js')
+        const now = url ? await readSchemaHead(url).catch(() => undefined) : undefined
+        if (!journal.from.schemaHeadUnknown && now === journal.from.schemaHead) {
+          options.logger.info(`schema head still ${journal.from.schemaHead ?? 'none'}: no restore needed`)
+          continue
+        }
+        if (!backupId) {
+          rollbackFailures.push(`the schema head moved (${journal.from.schemaHead ?? 'none'} → ${now ?? '?'}) and step 1's backup id is unknown`)
+          continue
+        }
+        journal.rollback = {...journal.rollback!, method: 'restore'}
+      }
+      const c = {...undo, args: undo.args.map((a) => (a === STEP1_BACKUP ? backupId! : a))}
+      await execute(c, options.logger).catch((e) => {
+        options.logger.warn(`rollback command failed: ${(e as Error).message}`)
+        rollbackFailures.push(`${c.purpose}: ${(e as Error).message}`)
+      })
+    }
+    record.status = rollbackFailures.length > before ? 'undo-failed' : 'undone'
+    await store.save(journal)
+  }
+  const plan = planOf(journal)
+  const what = `${resumed ? `the interrupted ${journal.target} upgrade ${journal.id}` : `the ${journal.target} upgrade`} to ${journal.to.version} failed at ${failedAt}: ${(error as Error).message}`
+  journal.finishedAt = new Date().toISOString()
+  journal.durationMs = Date.parse(journal.finishedAt) - Date.parse(journal.startedAt)
+  journal.rollback = {...journal.rollback!, method: journal.rollback?.method ?? 'none', finishedAt: journal.finishedAt}
+  // An undo that failed leaves the stack between versions: say so (exit 1), never "rolled back".
+  if (rollbackFailures.length > 0) {
+    journal.status = 'rollback-failed'
+    journal.rollback.error = rollbackFailures.join('; ')
+    await store.save(journal)
+    throw new CliError('UPGRADE_ROLLBACK_FAILED', ExitCode.findings, `${what}; the rollback did not complete: ${rollbackFailures.join('; ')}`, {hint: `The pre-upgrade backup is ${backupId ?? 'the newest `backup all`'} (charge-ops restore db <id> --clean --yes); start the previous images with CHARGE_OPS_VERSION=<previous> docker compose up -d --wait.`, data: {commandPlan: plan, backupId, journal}})
+  }
+  journal.status = 'rolled-back'
+  await store.save(journal)
+  throw new RolledBackError(`${what} — rolled back${backupId ? ` (pre-upgrade backup ${backupId})` : ''}`, {data: {commandPlan: plan, backupId, journal}})
 }

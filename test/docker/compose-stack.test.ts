@@ -221,7 +221,9 @@ async function rowsHash(): Promise<string> {
 }
 /** Tables, columns and indexes of the application database. */
 async function schemaHash(): Promise<string> {
-  const cols = await adminQuery<{c: string}>(`SELECT string_agg(format('%s.%s.%s:%s', table_schema, table_name, column_name, data_type), ',' ORDER BY 1) AS c FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema')`);
+  // ordered by the text itself (an aggregate's `ORDER BY 1` sorts by the constant 1: the catalog's
+  // physical order, which a restore changes)
+  const cols = await adminQuery<{c: string}>(`SELECT string_agg(c, ',' ORDER BY c) AS c FROM (SELECT format('%s.%s.%s:%s:%s', table_schema, table_name, ordinal_position, column_name, data_type) AS c FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema')) s`);
   const idx = await adminQuery<{c: string}>(`SELECT string_agg(indexdef, ',' ORDER BY indexdef) AS c FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog', 'information_schema')`);
   return `${cols[0]!.c}\n${idx[0]!.c}`;
 }
@@ -237,11 +239,11 @@ async function health(): Promise<{status: number; version?: string}> {
  * more migration, the service reporting `serviceVersion`; `breakHealth` makes the API answer /health
  * with 404 (the compose health check then fails). node_modules is this one's (same dependencies).
  */
-function versionTree(name: string, serviceVersion: string, migration: {file: string; sql: string}, breakHealth = false): string {
+function versionTree(name: string, serviceVersion: string, migrations: Array<{file: string; sql: string}>, breakHealth = false): string {
   const tree = mkdtempSync(join(tmpdir(), `charge-ops-${name}-`));
   for (const entry of ['bin', 'dist', 'templates', 'service', 'images', 'oclif.manifest.json', 'package.json', 'package-lock.json']) cpSync(join(ROOT, entry), join(tree, entry), {recursive: true});
   symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'));
-  writeFileSync(join(tree, 'service', 'migrations', migration.file), migration.sql);
+  for (const migration of migrations) writeFileSync(join(tree, 'service', 'migrations', migration.file), migration.sql);
   const versionJs = join(tree, 'dist', 'service', 'src', 'version.js');
   writeFileSync(versionJs, readFileSync(versionJs, 'utf8').replace(/SERVICE_VERSION = '[^']*'/, `SERVICE_VERSION = '${serviceVersion}'`));
   if (breakHealth) {
@@ -257,14 +259,15 @@ function versionTree(name: string, serviceVersion: string, migration: {file: str
   return tree;
 }
 const trees: string[] = [];
+const MIGRATION_0006 = {file: '0006_e2e_upgrade.sql', sql: '-- charge-ops:up\nCREATE TABLE e2e_upgrade_a (id int PRIMARY KEY);\n-- charge-ops:down\nDROP TABLE e2e_upgrade_a;\n'};
 afterAll(() => {
   for (const tree of trees) rmSync(tree, {recursive: true, force: true});
 });
-const cliOf = (tree: string, args: string[], timeoutMs = 3 * MINUTE) =>
-  runUnchecked(process.execPath, [join(tree, 'bin', 'run.js'), ...args], {cwd: dir, env: {...env, PATH: `${join(tree, 'path')}:${env.PATH}`, CHARGE_OPS_IMAGES_BASE: BASE_IMAGES.bookworm, CHARGE_OPS_IMAGES_TRIXIE_BASE: BASE_IMAGES.trixie}, timeoutMs});
+const cliOf = (tree: string, args: string[], timeoutMs = 3 * MINUTE, extraEnv: NodeJS.ProcessEnv = {}) =>
+  runUnchecked(process.execPath, [join(tree, 'bin', 'run.js'), ...args], {cwd: dir, env: {...env, PATH: `${join(tree, 'path')}:${env.PATH}`, CHARGE_OPS_IMAGES_BASE: BASE_IMAGES.bookworm, CHARGE_OPS_IMAGES_TRIXIE_BASE: BASE_IMAGES.trixie, ...extraEnv}, timeoutMs});
 
 describe('compose: point-in-time recovery, upgrade and rollback, scheduled jobs, down/up', () => {
-  it('WAL archived by the postgres container, a base backup from the ops container, then PITR of the stack: exactly the rows committed before the target', async () => {
+  it('WAL archived by the postgres container, a base backup from the ops container, then `recover --target-time` of the stack (killed after its restore step, resumed): exactly the rows committed before the target', async () => {
     const base = await timed('baseBackup', () => compose(['run', '--rm', '-T', 'ops', 'backup', 'base', '--json']));
     ok(base, 'docker compose run --rm ops backup base');
     // owned by the schema owner like every application table (backups dump as it)
@@ -278,48 +281,65 @@ describe('compose: point-in-time recovery, upgrade and rollback, scheduled jobs,
     // the segment holding the later commits is switched and archived by the container's archive_command
     ok(await cli(['wal', 'check', '--timeout', '120']), 'wal check');
 
-    const pitr = await timed('pitr', async () => {
-      ok(await compose(['stop', '--timeout', '30', 'nginx', 'worker', 'backend']), 'stop the writers');
-      ok(await compose(['stop', '--timeout', '60', 'postgres']), 'stop postgres');
-      // the runbook (docs/images.md): the old files aside inside the volume, restore pitr into an
-      // empty folder there (charge-ops of the postgres image), moved into place; the postgres
-      // service then recovers to the target and promotes when it starts
-      const script = [
-        'set -eu',
-        'cd /var/lib/postgresql/data',
-        'mkdir .pre-pitr',
-        'find . -mindepth 1 -maxdepth 1 ! -name .pre-pitr -exec mv -t .pre-pitr {} +',
-        'install -d -o postgres -g postgres -m 700 .restored',
-        'charge-ops restore pitr --target-time "$PITR_TARGET" --data-dir /var/lib/postgresql/data/.restored --yes --config /etc/charge-ops/charge-ops.yaml',
-        'find .restored -mindepth 1 -maxdepth 1 -exec mv -t . {} +',
-        'rmdir .restored',
-      ].join('\n');
-      const restored = await runUnchecked('docker', ['compose', 'run', '--rm', '--no-deps', '-T', '-e', `PITR_TARGET=${target}`, '--entrypoint', 'bash', 'postgres', '-c', script], {cwd: dir, env, timeoutMs: 5 * MINUTE});
-      ok(restored, 'restore pitr in the postgres image');
-      // postgres alone first: it accepts read-only connections (healthy) while it still replays, so
-      // the rest (the migrate job writes) starts only once it has promoted
-      const pgUp = await compose(['up', '-d', '--wait', '--wait-timeout', '180', 'postgres']);
-      if (pgUp.code !== 0) expect.fail(`postgres after PITR failed:\n${pgUp.stderr}\n${(await compose(['logs', '--no-color', '--tail', '40', 'postgres'])).stdout}`);
-      const deadline = Date.now() + 3 * MINUTE;
-      for (;;) {
-        const r = await compose(['exec', '-T', '-u', 'postgres', 'postgres', 'psql', '-XtAc', 'SELECT pg_is_in_recovery()']);
-        if (r.code === 0 && r.stdout.trim() === 'f') break;
-        if (Date.now() > deadline) expect.fail(`postgres still in recovery: ${r.stdout}${r.stderr}\n${(await compose(['logs', '--no-color', '--tail', '40', 'postgres'])).stdout}`);
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      ok(await compose(['up', '-d', '--wait', '--wait-timeout', '180']), 'up after PITR');
-    });
-    void pitr;
+    // `recover` on the compose deployment (charge-ops.yaml's target), killed once right after the
+    // restore step (kill point recover.after-restore): the rerun resumes from its journal
+    const faults = mkdtempSync(join(tmpdir(), 'charge-ops-recover-faults-'));
+    trees.push(faults);
+    const recover = (extra: NodeJS.ProcessEnv = {}) =>
+      runUnchecked(process.execPath, [BIN, 'recover', '--target-time', target, '--yes', '--json'], {cwd: dir, env: {...env, ...extra}, timeoutMs: 15 * MINUTE});
+    const killed = await timed('recoverKilled', () => recover({CHARGE_OPS_KILL_AT: 'recover.after-restore', CHARGE_OPS_FAULT_DIR: faults}));
+    expect(killed.signal ?? killed.code, killed.stderr.slice(-2000)).toBe('SIGKILL');
+    expect(readdirSync(faults)).toContain('recover.after-restore.reached');
+    const journal = JSON.parse(readFileSync(join(dir, '.charge-ops', 'recover.json'), 'utf8')) as {done: Record<string, string>; finishedAt?: string};
+    expect(Object.keys(journal.done).sort()).toEqual(['maintenance', 'restore', 'stop']);
+    const resumed = await timed('recoverResumed', () => recover());
+    ok(resumed, 'recover (resumed)');
+    const state = JSON.parse(resumed.stdout) as {deployment: string; done: Record<string, string>; finishedAt?: string; oldCluster: string; removeOldCluster: string};
+    expect(state).toMatchObject({deployment: 'compose', finishedAt: expect.any(String)});
+    expect(Object.keys(state.done).sort()).toEqual(['maintenance', 'replay', 'restore', 'start', 'stop', 'verify']);
+    // the restore ran once: the resumed run skipped it
+    expect(state.done.restore).toBe(journal.done.restore);
     expect(await adminQuery<{id: number}>('SELECT id FROM e2e_pitr ORDER BY id')).toEqual([{id: 1}, {id: 2}, {id: 3}]);
     expect(await rowsHash()).toBe(atTarget);
-    expect((await adminQuery<{r: boolean}>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
-    expect((await health()).status).toBe(200);
-    ok(await compose(['run', '--rm', '--no-deps', '-T', '--entrypoint', 'rm', 'postgres', '-rf', '/var/lib/postgresql/data/.pre-pitr']), 'remove the pre-PITR files');
+    expect((await adminQuery<{r: boolean}>('SELECT pg_is_in_recovery() AS r')).map((r) => r.r)).toEqual([false]);
+    expect(await health()).toMatchObject({status: 200});
+    // maintenance is off again: writes are accepted through nginx
+    const token = (await cli(['service', 'token'])).stdout.trim();
+    expect((await viaNginx('POST', '/api/v1/knowledge', token, JSON.stringify({documents: []}), {'content-type': 'application/json'})).status).not.toBe(503);
+    // the command it prints removes the old cluster kept in the volume
+    expect(state.removeOldCluster).toContain(state.oldCluster);
+    const [file, ...args] = state.removeOldCluster.split(' ');
+    ok(await runUnchecked(file!, args, {cwd: dir, env, timeoutMs: 2 * MINUTE}), 'remove the old cluster');
   }, 15 * MINUTE);
 
   let v2: string;
+  it('upgrade --target compose killed right after its migrate step: the next `upgrade` rolls it back from the journal (schema, rows, version as before)', async () => {
+    v2 = versionTree('v020', '1.1.0', [MIGRATION_0006]);
+    const [rows, schema, serving, version] = [await rowsHash(), await schemaHash(), await health(), envValue('CHARGE_OPS_VERSION')];
+    const faults = mkdtempSync(join(tmpdir(), 'charge-ops-upgrade-faults-'));
+    trees.push(faults);
+    const args = ['--yes', '--app-url', `http://127.0.0.1:${ports.http}/`, '--json'];
+    const killed = await timed('upgradeKilled', () => cliOf(v2, ['upgrade', '--target', 'compose', '--to', '0.2.0', ...args], 20 * MINUTE, {CHARGE_OPS_KILL_AT: 'upgrade.plan.after-migrate', CHARGE_OPS_FAULT_DIR: faults}));
+    expect(killed.signal, `${killed.code}\n${killed.stdout.slice(-2000)}\n${killed.stderr.slice(-3000)}`).toBe('SIGKILL');
+    const journalFile = join(dir, '.charge-ops', 'upgrade', 'journal.json');
+    const journal = JSON.parse(readFileSync(journalFile, 'utf8')) as {status: string; target: string; backupId?: string; steps: Array<{name: string; status: string}>};
+    expect(journal).toMatchObject({status: 'running', target: 'compose', backupId: expect.any(String)});
+    expect(journal.steps.find((r) => r.name === 'migrate')?.status).toBe('done');
+    expect(await schemaHash()).not.toBe(schema); // the migration ran: what the rollback must undo
+    // `upgrade` without --to: the journal says what to undo (the step-1 backup restored, 0.1 started again)
+    const resumed = await timed('upgradeResumed', () => cliOf(v2, ['upgrade', ...args], 20 * MINUTE));
+    expect(resumed.code, `${resumed.stdout.slice(-3000)}\n${resumed.stderr.slice(-4000)}`).toBe(6);
+    expect(resumed.stdout + resumed.stderr).toMatch(new RegExp(`interrupted compose upgrade \\S+ to 0.2.0 failed at [\\s\\S]*rolled back \\(pre-upgrade backup ${journal.backupId}\\)`));
+    expect(JSON.parse(readFileSync(journalFile, 'utf8'))).toMatchObject({status: 'rolled-back', rollback: {resumed: true, method: 'restore'}});
+    expect(await schemaHash()).toBe(schema);
+    expect(await rowsHash()).toBe(rows);
+    expect(envValue('CHARGE_OPS_VERSION')).toBe(version);
+    expect(await health()).toEqual(serving);
+    // nothing left to resume: another run without --to is a usage error
+    expect((await cliOf(v2, ['upgrade', ...args])).code).toBe(2);
+  }, 30 * MINUTE);
+
   it('upgrade --target compose --to 0.2.0 (an image of this tree with one more migration) succeeds: new version serving, every row kept', async () => {
-    v2 = versionTree('v020', '1.1.0', {file: '0006_e2e_upgrade.sql', sql: '-- charge-ops:up\nCREATE TABLE e2e_upgrade_a (id int PRIMARY KEY);\n-- charge-ops:down\nDROP TABLE e2e_upgrade_a;\n'});
     const before = await rowsHash();
     const upgrade = await timed('upgradeOk', () => cliOf(v2, ['upgrade', '--target', 'compose', '--to', '0.2.0', '--yes', '--app-url', `http://127.0.0.1:${ports.http}/`, '--json'], 20 * MINUTE));
     ok(upgrade, 'upgrade to 0.2.0');
@@ -336,11 +356,15 @@ describe('compose: point-in-time recovery, upgrade and rollback, scheduled jobs,
   }, 25 * MINUTE);
 
   it('an upgrade to 0.3.0 whose API fails its health check rolls back by itself: schema and every row identical, 0.2.0 serving', async () => {
-    const v3 = versionTree('v030', '1.2.0', {file: '0007_e2e_upgrade.sql', sql: '-- charge-ops:up\nCREATE TABLE e2e_upgrade_b (id int PRIMARY KEY);\nINSERT INTO e2e_upgrade_a VALUES (1);\n-- charge-ops:down\nDELETE FROM e2e_upgrade_a;\nDROP TABLE e2e_upgrade_b;\n'}, true);
+    // 0.3.0 carries 0.2.0's migration too (a release has every earlier one: without it its migrate
+    // job refuses an applied migration whose file is missing, and the upgrade never reached its health check)
+    const v3 = versionTree('v030', '1.2.0', [MIGRATION_0006, {file: '0007_e2e_upgrade.sql', sql: '-- charge-ops:up\nCREATE TABLE e2e_upgrade_b (id int PRIMARY KEY);\nINSERT INTO e2e_upgrade_a VALUES (1);\n-- charge-ops:down\nDELETE FROM e2e_upgrade_a;\nDROP TABLE e2e_upgrade_b;\n'}], true);
     const [rows, schema] = [await rowsHash(), await schemaHash()];
     const upgrade = await timed('upgradeRollback', () => cliOf(v3, ['upgrade', '--target', 'compose', '--to', '0.3.0', '--yes', '--app-url', `http://127.0.0.1:${ports.http}/`, '--json'], 20 * MINUTE));
     expect(upgrade.code, `${upgrade.stdout.slice(-3000)}\n${upgrade.stderr.slice(-4000)}`).toBe(6);
-    expect(upgrade.stdout + upgrade.stderr).toMatch(/rolled back \(pre-upgrade backup \S+\)/);
+    // it failed where it should (the API's health check, after the migration ran) and the step-1 backup was restored
+    expect(upgrade.stdout + upgrade.stderr).toMatch(/failed at 6 start the new version: [\s\S]*rolled back \(pre-upgrade backup \S+\)/);
+    expect(JSON.parse(readFileSync(join(dir, '.charge-ops', 'upgrade', 'journal.json'), 'utf8'))).toMatchObject({status: 'rolled-back', rollback: {method: 'restore'}});
     expect(await schemaHash()).toBe(schema);
     expect(await rowsHash()).toBe(rows);
     expect(envValue('CHARGE_OPS_VERSION')).toBe('0.2.0');

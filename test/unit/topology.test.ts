@@ -51,6 +51,28 @@ describe('compose: the generated file against the upgrade plan, schedule and hos
     expect(compose.services.backend.image).toBe('charge-ops/service:${CHARGE_OPS_VERSION:?set CHARGE_OPS_VERSION in .env}')
   })
 
+  it('with PgBouncer (the guide recommends it): every image, PgBouncer\'s included, is one `images build` makes; its userlist belongs to the image\'s postgres user', () => {
+    const planned = (() => {
+      const file = join(FIXTURES, 'answers-compose.yaml')
+      const answers = parseAnswers({...parseAnswersFile(readFileSync(file, 'utf8'), file), backup: {repository: '/srv/charge/backups'}, pgbouncer: true}, file)
+      return planInit(answers, {secrets: SECRETS, installDir: '/srv/charge', opsVersion: '0.1.0'})
+    })()
+    const withBouncer = parseDocument(planned.find((f) => f.path === 'docker-compose.yml')!.content).toJS() as Obj
+    const images = Object.entries(withBouncer.services as Record<string, Obj>).map(([name, svc]) => [name, String(svc.image)])
+    expect(images.map(([name]) => name)).toContain('pgbouncer')
+    for (const [name, image] of images) expect(image, name).toMatch(/^charge-ops\/(service|postgres|chroma|redis|nginx):\$\{CHARGE_OPS_VERSION/)
+    // PgBouncer refuses to run as root: the postgres image's user, which must read the 0600 userlist
+    expect(withBouncer.services.pgbouncer).toMatchObject({user: 'postgres', entrypoint: ['pgbouncer'], command: ['/etc/pgbouncer/pgbouncer.ini']})
+    expect(planned.find((f) => f.path === 'pgbouncer/userlist.txt')).toMatchObject({mode: 0o600, owner: {uid: 999, gid: 999}})
+    expect(withBouncer.services.backend.depends_on.pgbouncer.condition).toBe('service_healthy')
+    // the app's DATABASE_URL names pgbouncer:6432; charge-ops on the host reaches it where the file publishes it
+    const yaml = chargeOpsYamlSchema.parse(parseDocument(planned.find((f) => f.path === 'charge-ops.yaml')!.content).toJS())
+    const bouncerEnv = Object.fromEntries(planned.find((f) => f.path === '.env')!.content.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+    expect(new URL(bouncerEnv.DATABASE_URL!).host).toBe('pgbouncer:6432')
+    expect(withBouncer.services.pgbouncer.ports).toEqual([`127.0.0.1:${yaml.compose!.hostPorts.pgbouncer}:6432`])
+    expect(new URL(composeHostView(yaml, bouncerEnv, {})!.env.DATABASE_URL!).host).toBe(`127.0.0.1:${yaml.compose!.hostPorts.pgbouncer}`)
+  })
+
   it('the upgrade plan stops, fetches and starts only services of the file, and they run the service image', () => {
     const plan = composePlan({version: '0.2.0', composeFile: '/srv/charge/docker-compose.yml', image: 'charge-ops/service'})
     const named = new Set<string>()

@@ -95,12 +95,13 @@ describe('k8s plan', () => {
   it('sets the image, waits for the rollout, and undoes the rollout on failure', () => {
     const plan = k8sPlan({version: '1.4.0', namespace: 'charge', image: 'reg/backend'});
     const commands = plan.steps.flatMap((s) => s.commands.map(line));
+    // as on compose: the backup once writes are refused and the worker drained (a rollback to it loses nothing)
     expect(commands).toEqual([
-      'charge-ops backup all --json',
-      'charge-ops backup verify latest',
       'charge-ops service maintenance on --reason upgrade to 1.4.0',
       'kubectl scale deployment/worker --replicas=0 -n charge',
       'kubectl rollout status deployment/worker -n charge --timeout=300s',
+      'charge-ops backup all --json',
+      'charge-ops backup verify latest',
       'kubectl run charge-ops-migrate-1-4-0 --image=reg/backend:1.4.0 --restart=Never --rm --attach -n charge -- charge-ops migrate up --lock-wait 60s',
       'kubectl set image deployment/backend backend=reg/backend:1.4.0 -n charge',
       'kubectl set image deployment/worker worker=reg/backend:1.4.0 -n charge',
