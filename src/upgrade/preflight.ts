@@ -95,6 +95,9 @@ const failed = (name: string, detail: string, exitCode: ExitCodeValue, hint?: st
   exitCode,
   hint,
 })
+/** A check that threw: its message, hint and exit code (`exitCode` when the error carries none). */
+const failedBy = (name: string, error: unknown, exitCode: ExitCodeValue): PreflightCheck =>
+  failed(name, (error as Error).message, (error as CliError).exitCode ?? exitCode, (error as CliError).hint)
 
 type MigrationFiles = ReturnType<typeof import('../migrate/index.js').loadMigrations>
 
@@ -302,14 +305,7 @@ async function migrationChecks(
           ),
     )
   } catch (error) {
-    checks.push(
-      failed(
-        'migration history',
-        (error as Error).message,
-        (error as CliError).exitCode ?? ExitCode.unreachable,
-        (error as CliError).hint,
-      ),
-    )
+    checks.push(failedBy('migration history', error, ExitCode.unreachable))
   }
 
   // downgrade
@@ -390,14 +386,7 @@ async function backupChecks(
       )
     } else checks.push({name: 'disk: backup', status: 'skipped', detail: `object storage (${storage.location})`})
   } catch (error) {
-    checks.push(
-      failed(
-        'backup repository',
-        (error as Error).message,
-        (error as CliError).exitCode ?? ExitCode.usage,
-        (error as CliError).hint,
-      ),
-    )
+    checks.push(failedBy('backup repository', error, ExitCode.usage))
   }
   return {checks, estimatedBackupBytes}
 }
