@@ -8,18 +8,9 @@
 import {createReadStream} from 'node:fs'
 
 import {EXPECTED_HEADER, parseNumber, parseTimestamp} from './analysis.js'
+import type {SessionSeries} from './series-shape.js'
 
-export interface SessionSeries {
-  /** valid samples in the file */
-  samples: number
-  /** true when the columns hold min/max pairs of buckets rather than every sample */
-  decimated: boolean
-  t: number[]
-  voltage: number[]
-  current: number[]
-  soc: number[]
-  temp: number[]
-}
+export type {SessionSeries}
 
 const COLUMNS = 5 // t, voltage, current, soc, temp
 const NL = 10

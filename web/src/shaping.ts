@@ -10,16 +10,10 @@
  *   chartOfFinding which curve a finding is marked on
  */
 
-/** GET /api/v1/analyses/:id/series */
-export interface SessionSeries {
-  samples: number
-  decimated: boolean
-  t: number[]
-  voltage: number[]
-  current: number[]
-  soc: number[]
-  temp: number[]
-}
+// GET /api/v1/analyses/:id/series: the service's own declaration (a type-only import, no code)
+import type {SessionSeries} from '../../service/src/series-shape.js'
+
+export type {SessionSeries}
 
 export type CurveKey = 'power' | 'soc' | 'voltage' | 'current' | 'temp'
 export const CURVES: CurveKey[] = ['power', 'temp', 'soc', 'voltage', 'current']
