@@ -6,6 +6,7 @@
 import type {Readable} from 'node:stream'
 
 import type {Settings} from '../config/settings.js'
+import {holdReadable} from '../core/stream.js'
 import {CliError, UnreachableError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import type {Progress} from '../output/progress.js'
@@ -100,13 +101,15 @@ export async function storePart(
   meta: Omit<BackupPart, 'name' | 'bytes' | 'sha256' | 'compression'> & {compression?: BackupPart['compression']},
   onProgress?: (bytes: number) => void,
 ): Promise<BackupPart> {
-  let stream = source
+  // held before the first await: a producer that exits meanwhile must not lose its output (core/stream.ts)
+  const held = holdReadable(source)
+  let stream = held
   let encryption: BackupPart['encryption'] = null
   if (ctx.encryption) {
     const {createEncryptStream, DEFAULT_CHUNK_SIZE, ENCRYPTION_ALGORITHM} = await import('./encryption.js')
     const encrypt = createEncryptStream(ctx.encryption)
-    source.on('error', (error) => encrypt.destroy(error))
-    stream = source.pipe(encrypt)
+    held.on('error', (error) => encrypt.destroy(error))
+    stream = held.pipe(encrypt)
     encryption = {algorithm: ENCRYPTION_ALGORITHM, keyId: ctx.encryption.keyId, chunkSize: DEFAULT_CHUNK_SIZE}
   }
   try {

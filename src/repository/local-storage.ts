@@ -20,6 +20,7 @@ import {
   type TemporaryObject,
 } from './storage.js'
 import {pidAlive} from '../core/proc/pid.js'
+import {holdReadable} from '../core/stream.js'
 
 const TEMP_PREFIX = '.tmp-'
 
@@ -110,7 +111,9 @@ export class LocalStorage implements RepositoryStorage {
     return handle
   }
 
-  async put(key: string, source: Readable | Buffer | string, options: PutOptions = {}): Promise<PutResult> {
+  async put(key: string, given: Readable | Buffer | string, options: PutOptions = {}): Promise<PutResult> {
+    // held before the first await: a producer that exits meanwhile must not lose its output (core/stream.ts)
+    const source = typeof given === 'string' || Buffer.isBuffer(given) ? given : holdReadable(given)
     const target = this.pathOf(key)
     const dir = dirname(target)
     const owner = await this.makeDir(dir)

@@ -6,6 +6,7 @@
 import type {S3Client} from '@aws-sdk/client-s3'
 import {Readable} from 'node:stream'
 
+import {holdReadable} from '../core/stream.js'
 import {UnreachableError, UsageError} from '../errors.js'
 import {
   assertSafeKey,
@@ -106,7 +107,9 @@ export class S3Storage implements RepositoryStorage {
     return this.where.prefix + key
   }
 
-  async put(key: string, source: Readable | Buffer | string, options: PutOptions = {}): Promise<PutResult> {
+  async put(key: string, given: Readable | Buffer | string, options: PutOptions = {}): Promise<PutResult> {
+    // held before the first await: a producer that exits meanwhile must not lose its output (core/stream.ts)
+    const source = typeof given === 'string' || Buffer.isBuffer(given) ? given : holdReadable(given)
     // The check catches an existing object on any S3-compatible store. For what fits in memory
     // (the lock, WAL segments, manifests: where two writers can race) the put also carries
     // `If-None-Match: *`, atomic on stores that honour it (AWS S3 since 2024, MinIO, R2); a store

@@ -5,7 +5,8 @@
  * without conditional writes — 501 NotImplemented. s3rver alone ignores `If-None-Match` on PUT, so
  * without the proxy neither path would run.
  */
-import {spawn} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
+import {createHash} from 'node:crypto'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {hostname, tmpdir} from 'node:os'
 import path from 'node:path'
@@ -13,6 +14,7 @@ import path from 'node:path'
 import {PutObjectCommand, S3Client} from '@aws-sdk/client-s3'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {startChild} from '../../src/backup/child.js'
 import {acquireLock} from '../../src/repository/lock.js'
 import {parseS3Location, S3Storage} from '../../src/repository/s3-storage.js'
 import {ObjectExistsError} from '../../src/repository/storage.js'
@@ -183,4 +185,35 @@ describe('unfinished multipart uploads (ListMultipartUploads / ListParts / Abort
     const after = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy.env)
     expect(JSON.parse(after.stdout)).toMatchObject({backups: [{id: JSON.parse(backup.stdout).id}], temporary: []})
   }, 120_000)
+})
+
+describe('a streamed part whose producer exits while the store is still answering', () => {
+  // Node discards a child's unread stdout when the child exits (child_process' flushStdio). A short
+  // `tar | zstd` used to end while the put waited for the store's existence check, and the part was
+  // stored empty with a matching checksum (seen as an S3 `backup files` that restored nothing).
+  it('keeps every byte: the store holds the existence check until the producer has exited', async () => {
+    const proxy = await startConditionalProxy(s3, 'honour')
+    try {
+      const script = 'seq 1 20000 | zstd -1 -c'
+      const expected = execFileSync('sh', ['-c', script])
+      const producer = await startChild('sh', ['-c', script], {stdout: 'pipe', purpose: 'a short producer'})
+      const exited = new Promise<void>((resolve) => producer.child.once('exit', () => resolve()))
+      let heldHead = false
+      proxy.beforeRequest = async (method) => {
+        if (method !== 'HEAD' || heldHead) return
+        heldHead = true
+        await exited
+        // flushStdio runs on the tick after 'exit': let it, before the store answers
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      const stored = await storageVia(proxy, 'held/').put('part.zst', producer.stdout!, {ifNotExists: true})
+      expect(heldHead).toBe(true)
+      expect(stored.bytes).toBe(expected.length)
+      expect(stored.sha256).toBe(createHash('sha256').update(expected).digest('hex'))
+      const body = Buffer.from(await (await storageVia(proxy, 'held/').get('part.zst')).toArray().then((c) => Buffer.concat(c as Buffer[])))
+      expect(body.equals(expected)).toBe(true)
+    } finally {
+      await proxy.stop()
+    }
+  }, 60_000)
 })

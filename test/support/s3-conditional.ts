@@ -40,6 +40,8 @@ export interface ConditionalProxy {
    * existence check and its put.
    */
   beforeConditionalPut?: (bucket: string, key: string) => Promise<void>
+  /** Runs before any request is handled: a test holds one here (a slow store) until a condition holds. */
+  beforeRequest?: (method: string, key: string) => Promise<void>
   stop(): Promise<void>
 }
 
@@ -118,10 +120,14 @@ export async function startConditionalProxy(upstream: S3Server, mode: Conditiona
     })
   }
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://proxy')
     const [, bucket, ...rest] = url.pathname.split('/')
     const key = decodeURIComponent(rest.join('/'))
+    if (proxy.beforeRequest) {
+      req.pause()
+      await proxy.beforeRequest(req.method ?? '', key)
+    }
     if (options.multipartListing && multipartRequest(upstream, req, res, bucket, key, url, proxy.seen)) return
     // PutObject: PUT /bucket/key without a sub-resource (UploadPart has ?partNumber&uploadId; the
     // SDK adds ?x-id=PutObject, which names no sub-resource)
