@@ -11,7 +11,7 @@ import {CliError, UnreachableError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import type {Progress} from '../output/progress.js'
 import {acquireLock} from '../repository/lock.js'
-import {backupPrefix, manifestBytes, newBackupId, partKey, writeManifest, type BackupKind, type BackupManifest, type BackupManifestInput, type BackupPart} from '../repository/manifest.js'
+import {backupPrefix, impossiblyEmpty, manifestBytes, newBackupId, partKey, writeManifest, type BackupKind, type BackupManifest, type BackupManifestInput, type BackupPart} from '../repository/manifest.js'
 import {openConfiguredRepository} from '../repository/open.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {CompressionSpec} from './compression.js'
@@ -112,12 +112,19 @@ export async function storePart(
     stream = held.pipe(encrypt)
     encryption = {algorithm: ENCRYPTION_ALGORITHM, keyId: ctx.encryption.keyId, chunkSize: DEFAULT_CHUNK_SIZE}
   }
+  let stored: Awaited<ReturnType<RepositoryStorage['put']>>
   try {
-    const stored = await ctx.storage.put(partKey(ctx.stack, id, name), stream, {ifNotExists: true, onProgress})
-    return {...meta, name, bytes: stored.bytes, sha256: stored.sha256, compression: meta.compression ?? ctx.compression.algorithm, encryption}
+    stored = await ctx.storage.put(partKey(ctx.stack, id, name), stream, {ifNotExists: true, onProgress})
   } catch (error) {
     throw describeStorageError(error, name)
   }
+  const part = {...meta, name, bytes: stored.bytes, sha256: stored.sha256, compression: meta.compression ?? ctx.compression.algorithm, encryption}
+  // Never a complete backup with a part that cannot be empty and is (repository/manifest impossiblyEmpty):
+  // that is a bug in charge-ops, so it leaves with exit 70 and the backup stays incomplete.
+  if (impossiblyEmpty({...part, fileCount: meta.fileCount as number | undefined})) {
+    throw new Error(`part ${name} of backup ${id} was stored empty although it cannot be; nothing was recorded as complete`)
+  }
+  return part
 }
 
 export interface BackupBody {

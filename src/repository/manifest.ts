@@ -357,3 +357,13 @@ export function manifestBytes(manifest: BackupManifest): number {
 export function findPart(manifest: BackupManifest, nameOrComponent: string): BackupPart | undefined {
   return manifest.parts.find((p) => p.name === nameOrComponent) ?? manifest.parts.find((p) => p.component === nameOrComponent)
 }
+
+/**
+ * A part that cannot be empty: compressed or encrypted bytes always carry a header, and a part that
+ * holds files holds their tar headers. Such a part recorded with 0 bytes lost its content when it
+ * was taken (charge-ops before 0.1.1 could store a short producer's part empty on S3, or with
+ * encryption or gzip, with a checksum that matched the empty object), so its checksum proves nothing.
+ */
+export function impossiblyEmpty(part: Pick<BackupPart, 'bytes' | 'compression' | 'encryption'> & {fileCount?: number}): boolean {
+  return part.bytes === 0 && (part.compression !== 'none' || Boolean(part.encryption) || (part.fileCount ?? 0) > 0)
+}

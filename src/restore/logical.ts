@@ -20,7 +20,7 @@ import {ChecksFailedError, ConfigError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import type {Progress} from '../output/progress.js'
 import {libpqEnv, parseDatabaseUrl, withClient} from '../postgres/connection.js'
-import {findPart, partKey, type BackupManifest, type BackupPart} from '../repository/manifest.js'
+import {findPart, impossiblyEmpty, partKey, type BackupManifest, type BackupPart} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {EncryptionKey} from '../backup/encryption.js'
 import {pidAlive} from '../core/proc/pid.js'
@@ -77,6 +77,7 @@ export interface PartCheck {
 /** Reads a part once and compares its size and sha256 with the manifest. */
 export async function checkPart(storage: RepositoryStorage, manifest: BackupManifest, part: BackupPart, onProgress?: (n: number) => void): Promise<PartCheck> {
   const base = {part: part.name, expectedSha256: part.sha256, expectedBytes: part.bytes}
+  if (impossiblyEmpty(part)) return {...base, ok: false, error: 'stored empty: its content was lost when the backup was taken (take a new backup)'}
   try {
     const stream = await storage.get(partKey(manifest.stack, manifest.id, part.name))
     const hash = createHash('sha256')
