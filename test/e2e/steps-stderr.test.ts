@@ -33,7 +33,8 @@ describe('step progress on stderr', () => {
   it('upgrade on a terminal with stdout redirected: the file holds only the result, the terminal the steps', () => {
     const out = path.join(dir, 'out.txt')
     const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(ROOT, 'bin/run.js'))} upgrade --target compose --to 1.4.0 --image reg/backend --yes > ${JSON.stringify(out)}`
-    const env = {...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}`, NO_COLOR: undefined, CI: undefined, CHARGE_OPS_JSON: undefined}
+    // the repository holds the upgrade's lock (a compose upgrade is journalled and locked like a local one)
+    const env = {...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}`, CHARGE_OPS_REPO: path.join(dir, 'repo'), NO_COLOR: undefined, CI: undefined, CHARGE_OPS_JSON: undefined}
     const r = spawnSync('script', ['-qec', cmd, '/dev/null'], {cwd: dir, env, encoding: 'utf8', timeout: 60_000})
     expect(r.status, r.stdout).toBe(0)
     expect(fs.readFileSync(path.join(dir, 'calls'), 'utf8')).toContain('compose')
