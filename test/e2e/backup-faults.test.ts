@@ -68,12 +68,14 @@ describe('backup faults (built CLI)', () => {
   }, 120_000)
 
   it('the password is in no child argv: wrappers record the argv of every pg_dump / pg_restore / zstd / tar', async () => {
-    // A shim directory: each wrapper appends its own argv ("$@" and /proc/$$/cmdline) and whether
-    // PGPASSWORD is set (never its value) to a log, then execs the real binary. pg_dump / pg_restore
-    // are found through CHARGE_OPS_PG_BINDIR, zstd and tar through PATH.
+    // A shim directory: each wrapper writes its own argv ("$@" and /proc/$$/cmdline) and whether
+    // PGPASSWORD is set (never its value) to a record of its own (one file per process: pg_dump and
+    // zstd run at once, and their lines interleaved in one shared log), then execs the real binary.
+    // pg_dump / pg_restore are found through CHARGE_OPS_PG_BINDIR, zstd and tar through PATH.
     const shim = join(dir, 'shim')
-    const log = join(dir, 'argv.log')
+    const logs = join(dir, 'argv')
     mkdirp(shim)
+    mkdirp(logs)
     const real: Record<string, string> = {
       pg_dump: '/usr/lib/postgresql/15/bin/pg_dump',
       pg_restore: '/usr/lib/postgresql/15/bin/pg_restore',
@@ -84,7 +86,7 @@ describe('backup faults (built CLI)', () => {
       expect(existsSync(target), `${name} at ${target}`).toBe(true)
       writeFileSync(
         join(shim, name),
-        `#!/bin/sh\n{ echo "=== ${name} pid $$"; for a in "$@"; do echo "arg: $a"; done; echo "cmdline: $(tr '\\0' ' ' < /proc/$$/cmdline)"; if [ -n "$PGPASSWORD" ]; then echo "env: PGPASSWORD set"; fi; } >> '${log}'\nexec '${target}' "$@"\n`,
+        `#!/bin/sh\n{ echo "=== ${name} pid $$"; for a in "$@"; do echo "arg: $a"; done; echo "cmdline: $(tr '\\0' ' ' < /proc/$$/cmdline)"; if [ -n "$PGPASSWORD" ]; then echo "env: PGPASSWORD set"; fi; } > '${logs}/'$$\nexec '${target}' "$@"\n`,
         {mode: 0o755},
       )
     }
@@ -95,8 +97,8 @@ describe('backup faults (built CLI)', () => {
     const target = `argv_${Date.now().toString(36)}`
     const r = cli(['restore', 'db', 'latest', '--repo', repo, '--target-db', target, '--jobs', '2', '--json'], shimEnv)
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    const text = readFileSync(log, 'utf8')
-    const records = text.split('=== ').filter(Boolean)
+    const records = readdirSync(logs).map((f) => readFileSync(join(logs, f), 'utf8').replace(/^=== /, ''))
+    const text = records.join('\n')
     const of = (name: string) => records.filter((rec) => rec.startsWith(`${name} `))
     // the wrappers really ran: the check below is not vacuous
     expect(of('pg_dump').some((rec) => rec.includes('arg: --snapshot='))).toBe(true)
