@@ -50,6 +50,11 @@ try {
   console.error(`build: the web UI did not build: ${error.message}`)
   failed = true
 }
+// NODE_ENV=production for oclif's own tools: under NODE_ENV=test or development (vitest's children,
+// the quick start's test) oclif looks for the TypeScript source, and Node 22 can load it natively, so
+// the manifest recorded commands/*.ts paths and every command then failed to import its .js
+// siblings (`sandbox up`: MODULE_NOT_FOUND src/cli/base-command.js). The manifest names dist/ only.
+process.env.NODE_ENV = 'production'
 node([...oclif, 'manifest'])
 // docs/exit-codes.md is rendered from the registry in src/errors.ts: the table lives in one place
 // (test/unit/error-codes.test.ts fails when the committed page lags it).
