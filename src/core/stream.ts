@@ -13,7 +13,13 @@ import {PassThrough, pipeline, type Readable} from 'node:stream'
  * stream too (pipeline), so the reader never waits for bytes that will not come.
  */
 export function holdReadable(source: Readable): Readable {
+  // storePart holds a part's stream before its own awaits and the storage's put holds what it is
+  // given: a stream already held is returned as it is, not copied through a second buffer
+  if (heldStreams.has(source)) return source
   const held = new PassThrough()
   pipeline(source, held, () => {})
+  heldStreams.add(held)
   return held
 }
+
+const heldStreams = new WeakSet<Readable>()
