@@ -77,6 +77,24 @@ export async function startChild(file: string, args: string[], options: StartChi
   }
 }
 
+/**
+ * A child that reads `source` on its stdin and whose stdout is not wanted (tar extracting, zstd
+ * writing a file itself, pg_restore): `fed` settles when the source has been written into it. The
+ * stdin's EPIPE is not an error of its own: when the child stops reading early, its exit (`done`)
+ * says why. Callers settle `done` and `fed` in the order their error reporting needs.
+ */
+export async function startFedChild(
+  file: string,
+  args: string[],
+  source: Readable,
+  options: Omit<StartChildOptions, 'stdin' | 'stdout'>,
+): Promise<StreamingChild & {fed: Promise<void>}> {
+  const child = await startChild(file, args, {stderr: 'pipe', ...options, stdin: 'pipe', stdout: 'ignore'})
+  child.stdin!.on('error', () => {})
+  const {pipeline} = await import('node:stream/promises')
+  return {...child, fed: pipeline(source, child.stdin!)}
+}
+
 /** Bytes a child has read so far (Linux /proc/<pid>/io rchar), for progress on native pipes. */
 export async function bytesRead(pid: number | undefined): Promise<number | undefined> {
   if (!pid) return undefined

@@ -21,7 +21,6 @@
 import {existsSync} from 'node:fs'
 import {mkdir, readFile, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
-import {pipeline} from 'node:stream/promises'
 
 import type {Settings} from '../config/settings.js'
 import {fsyncDir} from '../core/fs/atomic.js'
@@ -427,16 +426,12 @@ async function extractComponent(
   }
   const bar = run.progress(`extract ${part.name}`, part.bytes)
   const plain = await openPartPlaintext(storage, manifest, part, options.encryption, (n) => bar.add(n))
-  const {startChild} = await import('../backup/child.js')
+  const {startFedChild} = await import('../backup/child.js')
   // --ignore-zeros: read to EOF, never exit into our pipe's last write (see restore/logical.ts)
-  const tar = await startChild('tar', ['--extract', '--file=-', '--ignore-zeros', '--numeric-owner', '-C', staging], {
-    stdin: 'pipe',
-    stdout: 'ignore',
-    stderr: 'pipe',
+  const tar = await startFedChild('tar', ['--extract', '--file=-', '--ignore-zeros', '--numeric-owner', '-C', staging], plain.stream, {
     purpose: `extracting the ${component} part`,
   })
-  tar.stdin!.on('error', () => {})
-  const settled = await Promise.allSettled([tar.done, pipeline(plain.stream, tar.stdin!), plain.done])
+  const settled = await Promise.allSettled([tar.done, tar.fed, plain.done])
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
   if (failed) {
     await discard()

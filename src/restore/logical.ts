@@ -416,7 +416,7 @@ async function verifyStreamedPart(
 /** A directory-format dump: untarred into a staging folder, then pg_restore --jobs on it. */
 async function restoreFromDirectory(feed: DumpFeed): Promise<void> {
   const {options, part} = feed
-  const {startChild} = await import('../backup/child.js')
+  const {startFedChild} = await import('../backup/child.js')
   const {run} = await import('../core/proc/exec.js')
   const staging = (feed.staging = await makeRestoreStaging(options.logger))
   const plain = await openPartPlaintext(
@@ -429,14 +429,10 @@ async function restoreFromDirectory(feed: DumpFeed): Promise<void> {
   )
   // --ignore-zeros: GNU tar otherwise exits at the end-of-archive blocks without reading to
   // EOF, and the last bytes written into its closed pipe fail the stream ("Premature close").
-  const tar = await startChild('tar', ['--extract', '--file=-', '--ignore-zeros', '-C', staging], {
-    stdin: 'pipe',
-    stdout: 'ignore',
-    stderr: 'pipe',
+  const tar = await startFedChild('tar', ['--extract', '--file=-', '--ignore-zeros', '-C', staging], plain.stream, {
     purpose: 'untar of the directory dump',
   })
-  tar.stdin!.on('error', () => {})
-  await settleAll([pipeline(plain.stream, tar.stdin!), plain.done, tar.done]).then(
+  await settleAll([tar.fed, plain.done, tar.done]).then(
     () => feed.verifyStreamed(),
     (error) => feed.verifyStreamed(error),
   )
@@ -454,7 +450,7 @@ async function restoreFromDirectory(feed: DumpFeed): Promise<void> {
 async function restoreFromStagingFile(feed: DumpFeed): Promise<void> {
   const {options, part} = feed
   const {manifest} = options
-  const {startChild} = await import('../backup/child.js')
+  const {startChild, startFedChild} = await import('../backup/child.js')
   feed.staging = await makeRestoreStaging(options.logger)
   const file = join(feed.staging, 'db.dump')
   const stored = await decryptIfNeeded(
@@ -465,14 +461,10 @@ async function restoreFromStagingFile(feed: DumpFeed): Promise<void> {
   )
   let wrote: Promise<unknown>[]
   if (part.compression === 'zstd') {
-    const zstd = await startChild('zstd', ['-d', '-q', '-f', '-o', file], {
-      stdin: 'pipe',
-      stdout: 'ignore',
-      stderr: 'pipe',
+    const zstd = await startFedChild('zstd', ['-d', '-q', '-f', '-o', file], stored, {
       purpose: 'decompressing to the staging file',
     })
-    zstd.stdin!.on('error', () => {})
-    wrote = [zstd.done, pipeline(stored, zstd.stdin!)]
+    wrote = [zstd.done, zstd.fed]
   } else {
     const {decompressStream} = await import('../backup/compression.js')
     const plain = await decompressStream(stored, part.compression)
@@ -552,23 +544,18 @@ async function restoreThroughZstd(feed: DumpFeed): Promise<void> {
 async function restoreStreamed(feed: DumpFeed): Promise<void> {
   const {options, part} = feed
   const {storage, manifest} = options
-  const {startChild} = await import('../backup/child.js')
+  const {startFedChild} = await import('../backup/child.js')
   const restoreArgs = await feed.withFilter(() =>
     tocOfStored(storage, manifest, part, options.encryption, feed.pgRestore),
   )
   const plain = await openPartPlaintext(storage, manifest, part, options.encryption, feed.onStored, feed.hash)
-  const child = await startChild(feed.pgRestore, restoreArgs, {
-    stdin: 'pipe',
-    stdout: 'ignore',
-    stderr: 'pipe',
+  const child = await startFedChild(feed.pgRestore, restoreArgs, plain.stream, {
     env: feed.env,
     purpose: 'pg_restore',
   })
-  child.stdin!.on('error', () => {})
-  const fed = pipeline(plain.stream, child.stdin!)
   // pg_restore's own error explains more than the broken pipe it causes upstream; a damaged
   // part explains both (verifyStreamed).
-  await settleAll([child.done, fed, plain.done]).then(
+  await settleAll([child.done, child.fed, plain.done]).then(
     () => feed.verifyStreamed(),
     (error) => feed.verifyStreamed(error),
   )
