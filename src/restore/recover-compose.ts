@@ -23,7 +23,7 @@ import {CONTAINER_CONFIG} from '../wal/command-lines.js'
 import {formatLsn} from '../wal/names.js'
 import {describeTarget, type RecoveryTarget} from './pitr-target.js'
 import type {PitrResult} from './pitr.js'
-import {checkRecovered, describeVerified, markDone, openRecoverState, saveState, stateFile, type RecoverState, type RecoverStep, type StepId} from './recover.js'
+import {checkRecovered, describeVerified, journalledStep, markDone, migrationVersion, openRecoverState, saveState, stateFile, type RecoverState, type RecoverStep, type StepId} from './recover.js'
 
 export interface ComposeRecoverOptions {
   settings: Settings
@@ -113,10 +113,9 @@ interface ComposeRun {
 
 export async function planComposeRecover(options: ComposeRecoverOptions): Promise<{steps: RecoverStep[]; state: RecoverState; rollback: (error: unknown) => Promise<Error>}> {
   const run = await composeRun(options)
-  const {s} = run
-  const step = (id: Exclude<StepId, 'repoint'>, fn: (run: ComposeRun, note: (text: string) => void) => Promise<void>): RecoverStep => ({id, title: TITLES[id], done: () => Boolean(s.done[id]), run: (note) => fn(run, note)})
+  const step = (id: Exclude<StepId, 'repoint'>, fn: (run: ComposeRun, note: (text: string) => void) => Promise<void>): RecoverStep => journalledStep(run.s, run, id, TITLES[id], fn)
   const steps = [step('maintenance', maintenanceOn), step('stop', stopWriters), step('restore', restoreInVolume), step('replay', replayUntilPromoted), step('start', startStack), step('verify', verifyStack)]
-  return {steps, state: s, rollback: (error) => rollbackCompose(run, error)}
+  return {steps, state: run.s, rollback: (error) => rollbackCompose(run, error)}
 }
 
 async function composeRun(options: ComposeRecoverOptions): Promise<ComposeRun> {
@@ -165,7 +164,6 @@ async function composeRun(options: ComposeRecoverOptions): Promise<ComposeRun> {
 
 /** Step 1: the old migration version noted, maintenance mode on. */
 async function maintenanceOn({s, checkUrl, migrationsDir, maintenance, mark}: ComposeRun, note: (text: string) => void): Promise<void> {
-  const {migrationVersion} = await import('./recover.js')
   s.oldMigration = await migrationVersion(checkUrl, migrationsDir).catch(() => undefined)
   const status = await maintenance(true)
   note(`flag ${status.file}, redis ${status.redis}`)

@@ -199,7 +199,7 @@ export async function planRecover(
   const oldUrl = settings.databaseUrl
   if (!oldUrl) throw new UsageError('DATABASE_URL is not set in the .env', {code: 'RECOVER_NO_ENV'})
 
-  const s = await resumableState(options, target, dataDir, oldUrl)
+  const s = await openRecoverState(settings, {target, dataDir, port: options.port, deployment: 'local'}, oldUrl)
   const mark = (id: StepId) => markDone(settings, s, id)
   const newUrl = repointedUrl(oldUrl, options.host ?? '127.0.0.1', options.port)
   const database = decodeURIComponent(new URL(oldUrl).pathname.slice(1))
@@ -209,39 +209,20 @@ export async function planRecover(
     await checkPgbouncer(bouncer, database)
   }
   const run: RecoverRun = {options, settings, s, dataDir, target, envFile, oldUrl, newUrl, database, bouncer, mark}
-  const steps: RecoverStep[] = [
-    {
-      id: 'maintenance',
-      title: STEP_TITLES.maintenance,
-      done: () => Boolean(s.done.maintenance),
-      run: (note) => maintenanceOn(run, note),
-    },
-    {
-      id: 'restore',
-      title: STEP_TITLES.restore,
-      done: () => Boolean(s.done.restore),
-      run: (note) => restoreBase(run, note),
-    },
-    {id: 'replay', title: STEP_TITLES.replay, done: () => Boolean(s.done.replay), run: (note) => replayWal(run, note)},
-    {
-      id: 'repoint',
-      title: bouncer ? `4/5 repoint PgBouncer's ${database} to the recovered server` : STEP_TITLES.repoint,
-      done: () => Boolean(s.done.repoint),
-      run: (note) => repoint(run, note),
-    },
-    {
-      id: 'verify',
-      title: STEP_TITLES.verify,
-      done: () => Boolean(s.done.verify),
-      run: (note) => verifyStep(run, note),
-    },
+  const step = (id: LocalStepId, fn: (run: RecoverRun, note: (text: string) => void) => Promise<void>, title = STEP_TITLES[id]) => journalledStep(s, run, id, title, fn)
+  const steps = [
+    step('maintenance', maintenanceOn),
+    step('restore', restoreBase),
+    step('replay', replayWal),
+    step('repoint', repoint, bouncer ? `4/5 repoint PgBouncer's ${database} to the recovered server` : undefined),
+    step('verify', verifyStep),
   ]
   return {steps, state: s, rollback: (error) => rollbackRecover(run, error)}
 }
 
-/** The recorded state when it is this recovery's (resumed), a fresh one when none or a finished other one is recorded. */
-async function resumableState(options: RecoverOptions, target: string, dataDir: string, oldUrl: string): Promise<RecoverState> {
-  return openRecoverState(options.settings, {target, dataDir, port: options.port, deployment: 'local'}, oldUrl)
+/** A step of either deployment's runbook over its run: done once the journal records it. */
+export function journalledStep<R>(s: RecoverState, run: R, id: StepId, title: string, fn: (run: R, note: (text: string) => void) => Promise<void>): RecoverStep {
+  return {id, title, done: () => Boolean(s.done[id]), run: (note) => fn(run, note)}
 }
 
 /**
@@ -454,27 +435,4 @@ async function rollbackRecover(
       cause: error,
     },
   )
-}
-
-/** Runs the steps in order without a renderer (tests, --json); the command uses listr2. */
-export async function runRecover(
-  options: RecoverOptions,
-  onStep?: (step: RecoverStep, status: 'skip' | 'start' | 'done', note?: string) => void,
-): Promise<RecoverState> {
-  const {steps, state, rollback} = await planRecover(options)
-  for (const step of steps) {
-    if (step.done()) {
-      onStep?.(step, 'skip')
-      continue
-    }
-    onStep?.(step, 'start')
-    let last: string | undefined
-    try {
-      await step.run((text) => (last = text))
-    } catch (error) {
-      throw await rollback(error)
-    }
-    onStep?.(step, 'done', last)
-  }
-  return state
 }
