@@ -266,6 +266,28 @@ function statefulSet(k: StackContext, name: string, pod: Obj, dataSize: string):
     },
   }
 }
+/** A Deployment of the stack's own images: `replicas` pods of `pod`, selected by their component label. */
+function deployment(k: StackContext, name: string, replicas: number, pod: Obj, strategy?: Obj): Obj {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: k.meta(name, name),
+    spec: {
+      replicas,
+      selector: {matchLabels: k.selector(name)},
+      ...(strategy ? {strategy} : {}),
+      template: {metadata: {labels: k.labels(name)}, spec: pod},
+    },
+  }
+}
+
+/** The pod settings backend and worker share: the service image's non-root user, the uploads volume. */
+const servicePod = (stack: string, container: Obj): Obj => ({
+  securityContext: {runAsNonRoot: true, runAsUser: 10001, fsGroup: 10001},
+  containers: [{...container, securityContext: {allowPrivilegeEscalation: false}, volumeMounts: [{name: 'uploads', mountPath: '/app/uploads'}]}],
+  volumes: [{name: 'uploads', persistentVolumeClaim: {claimName: `${stack}-uploads`}}],
+})
+
 function postgresManifest(k: StackContext): Manifest {
   const {input, answers, stack} = k
   const ramMi = Math.floor(answers.host.ram / 1024 ** 2)
@@ -386,48 +408,17 @@ function chromaManifest(k: StackContext): Manifest {
 
 function backendManifest(k: StackContext): Manifest {
   const {stack, meta, selector} = k
-  const deployment = {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: meta('backend', 'backend'),
-    spec: {
-      replicas: 2,
-      selector: {matchLabels: selector('backend')},
-      strategy: {type: 'RollingUpdate', rollingUpdate: {maxUnavailable: 0, maxSurge: 1}},
-      template: {
-        metadata: {labels: k.labels('backend')},
-        spec: {
-          securityContext: {runAsNonRoot: true, runAsUser: 10001, fsGroup: 10001},
-          containers: [
-            {
-              name: 'backend',
-              image: k.image('service'),
-              command: ['node', SERVICE_ENTRY.api],
-              ports: [{name: 'http', containerPort: 8000}],
-              envFrom: [{configMapRef: {name: `${stack}-backend`}}, {secretRef: {name: `${stack}-backend`}}],
-              readinessProbe: {
-                httpGet: {path: '/health', port: 'http'},
-                initialDelaySeconds: 10,
-                periodSeconds: 10,
-                timeoutSeconds: 5,
-              },
-              livenessProbe: {
-                httpGet: {path: '/health', port: 'http'},
-                initialDelaySeconds: 30,
-                periodSeconds: 20,
-                timeoutSeconds: 5,
-                failureThreshold: 3,
-              },
-              resources: {requests: {cpu: '250m', memory: '512Mi'}, limits: {cpu: '2', memory: '2Gi'}},
-              securityContext: {allowPrivilegeEscalation: false},
-              volumeMounts: [{name: 'uploads', mountPath: '/app/uploads'}],
-            },
-          ],
-          volumes: [{name: 'uploads', persistentVolumeClaim: {claimName: `${stack}-uploads`}}],
-        },
-      },
-    },
-  }
+  const pod = servicePod(stack, {
+    name: 'backend',
+    image: k.image('service'),
+    command: ['node', SERVICE_ENTRY.api],
+    ports: [{name: 'http', containerPort: 8000}],
+    envFrom: [{configMapRef: {name: `${stack}-backend`}}, {secretRef: {name: `${stack}-backend`}}],
+    readinessProbe: {httpGet: {path: '/health', port: 'http'}, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 5},
+    livenessProbe: {httpGet: {path: '/health', port: 'http'}, initialDelaySeconds: 30, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3},
+    resources: {requests: {cpu: '250m', memory: '512Mi'}, limits: {cpu: '2', memory: '2Gi'}},
+  })
+  const backend = deployment(k, 'backend', 2, pod, {type: 'RollingUpdate', rollingUpdate: {maxUnavailable: 0, maxSurge: 1}})
   return {
     path: 'backend.yaml',
     header: 'Backend Deployment, its uploads volume and Service',
@@ -438,7 +429,7 @@ function backendManifest(k: StackContext): Manifest {
         metadata: meta(`${stack}-uploads`, 'backend'),
         spec: k.pvc('', '50Gi', 'ReadWriteMany').spec,
       },
-      deployment,
+      backend,
       {
         apiVersion: 'v1',
         kind: 'Service',
@@ -452,85 +443,38 @@ function backendManifest(k: StackContext): Manifest {
 // The worker: the same image and settings as the backend, its own Deployment (analyses leave the API's pods).
 function workerManifest(k: StackContext): Manifest {
   const {stack} = k
-  const deployment = {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: k.meta('worker', 'worker'),
-    spec: {
-      replicas: 1,
-      selector: {matchLabels: k.selector('worker')},
-      template: {
-        metadata: {labels: k.labels('worker')},
-        spec: {
-          securityContext: {runAsNonRoot: true, runAsUser: 10001, fsGroup: 10001},
-          containers: [
-            {
-              name: 'worker',
-              image: k.image('service'),
-              command: ['node', SERVICE_ENTRY.worker],
-              readinessProbe: {
-                exec: {command: WORKER_PROBE},
-                initialDelaySeconds: 5,
-                periodSeconds: 20,
-                timeoutSeconds: 5,
-              },
-              livenessProbe: {
-                exec: {command: WORKER_PROBE},
-                initialDelaySeconds: 30,
-                periodSeconds: 30,
-                timeoutSeconds: 5,
-                failureThreshold: 3,
-              },
-              envFrom: [{configMapRef: {name: `${stack}-backend`}}, {secretRef: {name: `${stack}-backend`}}],
-              resources: {requests: {cpu: '250m', memory: '256Mi'}, limits: {cpu: '2', memory: '1Gi'}},
-              securityContext: {allowPrivilegeEscalation: false},
-              volumeMounts: [{name: 'uploads', mountPath: '/app/uploads'}],
-            },
-          ],
-          volumes: [{name: 'uploads', persistentVolumeClaim: {claimName: `${stack}-uploads`}}],
-        },
-      },
-    },
-  }
-  return {path: 'worker.yaml', header: 'Worker Deployment (analyses from the Redis queue)', docs: [deployment]}
+  const pod = servicePod(stack, {
+    name: 'worker',
+    image: k.image('service'),
+    command: ['node', SERVICE_ENTRY.worker],
+    readinessProbe: {exec: {command: WORKER_PROBE}, initialDelaySeconds: 5, periodSeconds: 20, timeoutSeconds: 5},
+    livenessProbe: {exec: {command: WORKER_PROBE}, initialDelaySeconds: 30, periodSeconds: 30, timeoutSeconds: 5, failureThreshold: 3},
+    envFrom: [{configMapRef: {name: `${stack}-backend`}}, {secretRef: {name: `${stack}-backend`}}],
+    resources: {requests: {cpu: '250m', memory: '256Mi'}, limits: {cpu: '2', memory: '1Gi'}},
+  })
+  return {path: 'worker.yaml', header: 'Worker Deployment (analyses from the Redis queue)', docs: [deployment(k, 'worker', 1, pod)]}
 }
 
-function frontendManifest({meta, selector, labels, image}: StackContext): Manifest {
-  const deployment = {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: meta('frontend', 'frontend'),
-    spec: {
-      replicas: 2,
-      selector: {matchLabels: selector('frontend')},
-      template: {
-        metadata: {labels: labels('frontend')},
-        spec: {
-          containers: [
-            {
-              name: 'frontend',
-              // the nginx image serves the web UI's built files on :80 (images/nginx/default.conf)
-              image: image('nginx'),
-              ports: [{name: 'http', containerPort: 80}],
-              readinessProbe: {httpGet: {path: '/', port: 'http'}, initialDelaySeconds: 5, periodSeconds: 10},
-              livenessProbe: {
-                httpGet: {path: '/', port: 'http'},
-                initialDelaySeconds: 15,
-                periodSeconds: 20,
-                failureThreshold: 3,
-              },
-              resources: {requests: {cpu: '50m', memory: '64Mi'}, limits: {cpu: '500m', memory: '256Mi'}},
-            },
-          ],
-        },
+function frontendManifest(k: StackContext): Manifest {
+  const {meta, selector, image} = k
+  const frontend = deployment(k, 'frontend', 2, {
+    containers: [
+      {
+        name: 'frontend',
+        // the nginx image serves the web UI's built files on :80 (images/nginx/default.conf)
+        image: image('nginx'),
+        ports: [{name: 'http', containerPort: 80}],
+        readinessProbe: {httpGet: {path: '/', port: 'http'}, initialDelaySeconds: 5, periodSeconds: 10},
+        livenessProbe: {httpGet: {path: '/', port: 'http'}, initialDelaySeconds: 15, periodSeconds: 20, failureThreshold: 3},
+        resources: {requests: {cpu: '50m', memory: '64Mi'}, limits: {cpu: '500m', memory: '256Mi'}},
       },
-    },
-  }
+    ],
+  })
   return {
     path: 'frontend.yaml',
     header: 'Frontend Deployment and Service',
     docs: [
-      deployment,
+      frontend,
       {
         apiVersion: 'v1',
         kind: 'Service',
