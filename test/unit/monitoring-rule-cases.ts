@@ -26,6 +26,11 @@ const pair = (alert: string, interval: string, at: string, firing: {series: Retu
 ]
 
 const ok = 'charge_ops_backup_last_success_timestamp_seconds'
+// the capacity textfile's thresholds for the .ready backlog: archive_command's --queue-max 4GB = 256 segments
+const queueThresholds = [
+  s('charge_ops_pg_archive_ready_backlog_threshold{stack="s",level="critical"}', '256x10'),
+  s('charge_ops_pg_archive_ready_backlog_threshold{stack="s",level="warning"}', '128x10'),
+]
 const fail = 'charge_ops_backup_last_failure_timestamp_seconds'
 const drillOk = 'charge_ops_backup_restore_drill_last_success_timestamp_seconds'
 const drillFail = 'charge_ops_backup_restore_drill_last_failure_timestamp_seconds'
@@ -64,8 +69,8 @@ export const RULE_TESTS: RuleTest[] = [
     'ChargeOpsWalArchiveQueueFull',
     '1m',
     '5m',
-    {series: [s('charge_ops_pg_archive_ready_backlog{stack="s"}', '300x10'), s('charge_ops_pg_archive_ready_backlog_threshold{stack="s",level="critical"}', '256x10'), s('charge_ops_pg_archive_ready_backlog_threshold{stack="s",level="warning"}', '128x10')], labels: [{stack: 's', severity: 'critical'}]},
-    [s('charge_ops_pg_archive_ready_backlog{stack="s"}', '200x10'), s('charge_ops_pg_archive_ready_backlog_threshold{stack="s",level="critical"}', '256x10'), s('charge_ops_pg_archive_ready_backlog_threshold{stack="s",level="warning"}', '128x10')],
+    {series: [s('charge_ops_pg_archive_ready_backlog{stack="s"}', '300x10'), ...queueThresholds], labels: [{stack: 's', severity: 'critical'}]},
+    [s('charge_ops_pg_archive_ready_backlog{stack="s"}', '200x10'), ...queueThresholds],
   ),
   ...pair(
     'ChargeOpsWalArchiveLagging',
