@@ -19,7 +19,7 @@ import {acquireLock} from '../../src/repository/lock.js'
 import {parseS3Location, S3Storage} from '../../src/repository/s3-storage.js'
 import {ObjectExistsError} from '../../src/repository/storage.js'
 import {sharedPostgres, startS3, type S3Server} from '../support/index.js'
-import {startConditionalProxy, type ConditionalProxy} from '../support/s3-conditional.js'
+import {startConditionalProxy, type ConditionalMode, type ConditionalProxy} from '../support/s3-conditional.js'
 
 const ENTRY = path.resolve(import.meta.dirname, '../../bin/run.js')
 const pg = sharedPostgres()
@@ -55,59 +55,65 @@ afterAll(async () => {
   if (dir) rmSync(dir, {recursive: true, force: true})
 })
 
-describe('a store that honours If-None-Match: * (412 PreconditionFailed)', () => {
+/** A proxy in the given mode for the enclosing describe block, started before its tests and stopped after. */
+function proxyFor(mode: ConditionalMode, options: {multipartListing?: boolean} = {}): () => ConditionalProxy {
   let proxy: ConditionalProxy
   beforeAll(async () => {
-    proxy = await startConditionalProxy(s3, 'honour')
+    proxy = await startConditionalProxy(s3, mode, options)
   })
   afterAll(async () => {
     await proxy?.stop()
   })
+  return () => proxy
+}
+
+describe('a store that honours If-None-Match: * (412 PreconditionFailed)', () => {
+  const proxy = proxyFor('honour')
 
   it('creates an absent object with a conditional put', async () => {
-    const storage = storageVia(proxy, 'honour-a')
+    const storage = storageVia(proxy(), 'honour-a')
     await storage.put('x/lock', 'ours', {ifNotExists: true})
-    expect(proxy.seen).toMatchObject({conditional: 1, forwardedConditional: 1, precondition412: 0})
+    expect(proxy().seen).toMatchObject({conditional: 1, forwardedConditional: 1, precondition412: 0})
     expect((await storage.getBytes('x/lock')).toString()).toBe('ours')
   })
 
   it('another writer creating the object between the check and the put: 412 → ObjectExistsError, the other writer\'s object stays', async () => {
-    const storage = storageVia(proxy, 'honour-b')
-    proxy.beforeConditionalPut = async (_bucket, key) => {
+    const storage = storageVia(proxy(), 'honour-b')
+    proxy().beforeConditionalPut = async (_bucket, key) => {
       await putUpstream(key, 'theirs')
     }
     try {
       await expect(storage.put('x/lock', 'ours', {ifNotExists: true})).rejects.toBeInstanceOf(ObjectExistsError)
     } finally {
-      proxy.beforeConditionalPut = undefined
+      proxy().beforeConditionalPut = undefined
     }
-    expect(proxy.seen.precondition412).toBe(1)
+    expect(proxy().seen.precondition412).toBe(1)
     expect((await storage.getBytes('x/lock')).toString()).toBe('theirs')
   })
 
   it('backup db whose lock another run creates in that window exits 4 naming the holder, writing nothing (built CLI)', async () => {
     const prefix = 'honour-cli'
     const holder = {token: 'f00d', pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), command: 'backup files', ttlMs: 600_000}
-    proxy.beforeConditionalPut = async (_bucket, key) => {
+    proxy().beforeConditionalPut = async (_bucket, key) => {
       if (key.endsWith('/locks/backup.lock')) await putUpstream(key, JSON.stringify(holder))
     }
-    const before = proxy.seen.precondition412
+    const before = proxy().seen.precondition412
     let r
     try {
-      r = await cli(['backup', 'db', '--repo', `s3://${s3.bucket}/${prefix}`, '--json'], proxy.env)
+      r = await cli(['backup', 'db', '--repo', `s3://${s3.bucket}/${prefix}`, '--json'], proxy().env)
     } finally {
-      proxy.beforeConditionalPut = undefined
+      proxy().beforeConditionalPut = undefined
     }
     expect(r.code, r.stdout + r.stderr).toBe(4)
-    expect(proxy.seen.precondition412 - before, 'the lock put was refused by the store, not by the check').toBe(1)
+    expect(proxy().seen.precondition412 - before, 'the lock put was refused by the store, not by the check').toBe(1)
     expect(JSON.parse(r.stdout).error.message).toMatch(new RegExp(`backup files.*pid ${process.pid}`))
-    const objects = await storageVia(proxy, prefix).list('')
+    const objects = await storageVia(proxy(), prefix).list('')
     expect(objects.map((o) => o.key)).toEqual(['charge-analysis/locks/backup.lock'])
   }, 120_000)
 
   it('two lock acquisitions at once: exactly one holds the lock', async () => {
-    const a = storageVia(proxy, 'honour-race')
-    const b = storageVia(proxy, 'honour-race')
+    const a = storageVia(proxy(), 'honour-race')
+    const b = storageVia(proxy(), 'honour-race')
     const results = await Promise.allSettled([acquireLock(a, 'st', {command: 'backup db'}), acquireLock(b, 'st', {command: 'backup files'})])
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
     expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toMatchObject({exitCode: 4})
@@ -116,20 +122,14 @@ describe('a store that honours If-None-Match: * (412 PreconditionFailed)', () =>
 })
 
 describe('a store that answers 501 NotImplemented to If-None-Match', () => {
-  let proxy: ConditionalProxy
-  beforeAll(async () => {
-    proxy = await startConditionalProxy(s3, 'not-implemented')
-  })
-  afterAll(async () => {
-    await proxy?.stop()
-  })
+  const proxy = proxyFor('not-implemented')
 
   it('puts again without the header, and asks no more through that storage; an existing object is still refused by the check', async () => {
-    const storage = storageVia(proxy, 'ni')
+    const storage = storageVia(proxy(), 'ni')
     await storage.put('a', 'first', {ifNotExists: true})
-    expect(proxy.seen).toMatchObject({conditional: 1, notImplemented501: 1, unconditional: 1})
+    expect(proxy().seen).toMatchObject({conditional: 1, notImplemented501: 1, unconditional: 1})
     await storage.put('b', 'second', {ifNotExists: true})
-    expect(proxy.seen).toMatchObject({conditional: 1, unconditional: 2})
+    expect(proxy().seen).toMatchObject({conditional: 1, unconditional: 2})
     await expect(storage.put('a', 'again', {ifNotExists: true})).rejects.toBeInstanceOf(ObjectExistsError)
     expect((await storage.getBytes('a')).toString()).toBe('first')
     expect((await storage.getBytes('b')).toString()).toBe('second')
@@ -137,24 +137,18 @@ describe('a store that answers 501 NotImplemented to If-None-Match', () => {
 
   it('backup db and backup verify succeed through it (built CLI)', async () => {
     const repo = `s3://${s3.bucket}/ni-cli`
-    const before = proxy.seen.notImplemented501
-    const b = await cli(['backup', 'db', '--repo', repo, '--json'], proxy.env)
+    const before = proxy().seen.notImplemented501
+    const b = await cli(['backup', 'db', '--repo', repo, '--json'], proxy().env)
     expect(b.code, b.stdout + b.stderr).toBe(0)
-    expect(proxy.seen.notImplemented501 - before, 'the lock put met the 501 once, later puts of the run went without the header').toBe(1)
-    const v = await cli(['backup', 'verify', JSON.parse(b.stdout).id, '--repo', repo, '--json'], proxy.env)
+    expect(proxy().seen.notImplemented501 - before, 'the lock put met the 501 once, later puts of the run went without the header').toBe(1)
+    const v = await cli(['backup', 'verify', JSON.parse(b.stdout).id, '--repo', repo, '--json'], proxy().env)
     expect(v.code, v.stdout + v.stderr).toBe(0)
     expect(JSON.parse(v.stdout).ok).toBe(true)
   }, 120_000)
 })
 
 describe('unfinished multipart uploads (ListMultipartUploads / ListParts / AbortMultipartUpload answered by the proxy)', () => {
-  let proxy: ConditionalProxy
-  beforeAll(async () => {
-    proxy = await startConditionalProxy(s3, 'honour', {multipartListing: true})
-  })
-  afterAll(async () => {
-    await proxy?.stop()
-  })
+  const proxy = proxyFor('honour', {multipartListing: true})
 
   it('what a killed part upload leaves is listed by backup list --all, counted by prune --dry-run, aborted by the next backup; not while another live run holds the lock', async () => {
     const {CreateMultipartUploadCommand, UploadPartCommand} = await import('@aws-sdk/client-s3')
@@ -164,25 +158,25 @@ describe('unfinished multipart uploads (ListMultipartUploads / ListParts / Abort
     const {UploadId} = await upstream.send(new CreateMultipartUploadCommand({Bucket: s3.bucket, Key: `mp/${key}`}))
     await upstream.send(new UploadPartCommand({Bucket: s3.bucket, Key: `mp/${key}`, UploadId, PartNumber: 1, Body: Buffer.alloc(1 << 20, 7)}))
 
-    const list = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy.env)
+    const list = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy().env)
     expect(list.code, list.stderr).toBe(0)
     expect(JSON.parse(list.stdout)).toMatchObject({backups: [], temporary: [{key, bytes: 1 << 20}]})
-    const dry = await cli(['backup', 'prune', '--repo', repo, '--dry-run', '--json'], proxy.env)
+    const dry = await cli(['backup', 'prune', '--repo', repo, '--dry-run', '--json'], proxy().env)
     expect(dry.code, dry.stderr).toBe(0)
     expect(JSON.parse(dry.stdout).temporaryRemoved).toEqual([{key, bytes: 1 << 20}])
-    expect(proxy.seen.uploadsAborted, 'a dry run aborts nothing').toBe(0)
+    expect(proxy().seen.uploadsAborted, 'a dry run aborts nothing').toBe(0)
 
     // another live run holds the stack's lock: the upload may be its part on the way, not listed
     const holder = {token: 'beef', pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), command: 'backup db', ttlMs: 600_000}
     await putUpstream('mp/charge-analysis/locks/backup.lock', JSON.stringify(holder))
-    const busy = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy.env)
+    const busy = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy().env)
     expect(JSON.parse(busy.stdout).temporary).toEqual([])
     await upstream.send(new (await import('@aws-sdk/client-s3')).DeleteObjectCommand({Bucket: s3.bucket, Key: 'mp/charge-analysis/locks/backup.lock'}))
 
-    const backup = await cli(['backup', 'db', '--repo', repo, '--json'], proxy.env)
+    const backup = await cli(['backup', 'db', '--repo', repo, '--json'], proxy().env)
     expect(backup.code, backup.stderr).toBe(0)
-    expect(proxy.seen.uploadsAborted).toBe(1)
-    const after = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy.env)
+    expect(proxy().seen.uploadsAborted).toBe(1)
+    const after = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy().env)
     expect(JSON.parse(after.stdout)).toMatchObject({backups: [{id: JSON.parse(backup.stdout).id}], temporary: []})
   }, 120_000)
 })
