@@ -185,26 +185,21 @@ async function localContext(options: UpgradeOptions, internal: Internal & {journ
 /** Marks the step running, runs it, records the outcome and the schema head (journal written before and after). */
 async function journalled(ctx: import('./local.js').LocalContext, name: StepName, fn: () => Promise<string | void>): Promise<string | void> {
   const record = ctx.journal.steps.find((s) => s.name === name)!
-  record.status = 'running'
-  record.startedAt = new Date().toISOString()
-  await ctx.store.save(ctx.journal)
+  const {runJournalledStep} = await import('./journal.js')
   const {readSchemaHead} = await import('./database.js')
-  try {
-    const note = await fn()
-    record.status = 'done'
-    if (note) record.note = note
-    return note
-  } catch (error) {
-    record.status = 'failed'
-    record.error = (error as Error).message
-    ctx.journal.failure = {step: name, error: (error as Error).message, code: (error as CliError).code}
-    throw error
-  } finally {
-    record.finishedAt = new Date().toISOString()
-    record.durationMs = Date.parse(record.finishedAt) - Date.parse(record.startedAt)
-    record.schemaHead = await readSchemaHead(ctx.migrationUrl).catch(() => undefined)
-    await ctx.store.save(ctx.journal)
-  }
+  return runJournalledStep(
+    ctx.journal,
+    record,
+    ctx.store,
+    async () => {
+      const note = await fn()
+      if (note) record.note = note
+      return note
+    },
+    async () => {
+      record.schemaHead = await readSchemaHead(ctx.migrationUrl).catch(() => undefined)
+    },
+  )
 }
 
 async function finishSucceeded(ctx: import('./local.js').LocalContext, outcome: 'succeeded' | 'finished-interrupted'): Promise<UpgradeResult> {

@@ -118,6 +118,33 @@ export function readJournal(settings: Pick<Settings, 'stateDir'>): UpgradeJourna
 /** True when the journal describes a run that has not finished (running or rolling back). */
 export const isUnfinished = (journal: UpgradeJournal | undefined): journal is UpgradeJournal => journal !== undefined && (journal.status === 'running' || journal.status === 'rolling-back')
 
+/**
+ * Runs one journalled step of either upgrade (local: index.ts, compose / k8s: targets.ts): marked
+ * running and saved before it starts, then done or failed (its error also the journal's failure),
+ * timed and saved again. `ended` records what the caller reads once the step ended (the local
+ * upgrade: the schema head) before that save.
+ */
+export async function runJournalledStep<T>(journal: UpgradeJournal, record: StepRecord, store: Pick<JournalStore, 'save'>, fn: () => Promise<T>, ended?: () => Promise<void>): Promise<T> {
+  record.status = 'running'
+  record.startedAt = new Date().toISOString()
+  await store.save(journal)
+  try {
+    const result = await fn()
+    record.status = 'done'
+    return result
+  } catch (error) {
+    record.status = 'failed'
+    record.error = (error as Error).message
+    journal.failure = {step: record.name, error: (error as Error).message, code: (error as {code?: string}).code}
+    throw error
+  } finally {
+    record.finishedAt = new Date().toISOString()
+    record.durationMs = Date.parse(record.finishedAt) - Date.parse(record.startedAt)
+    await ended?.()
+    await store.save(journal)
+  }
+}
+
 export const UPGRADES_TABLE = 'charge_ops_upgrades'
 
 const TABLE_DDL = `CREATE TABLE IF NOT EXISTS ${UPGRADES_TABLE} (

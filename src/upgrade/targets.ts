@@ -190,16 +190,14 @@ export async function runPlanTarget(options: UpgradeOptions & {target: 'compose'
     await store.save(journal)
     const {runSteps} = await import('../core/steps.js')
     const {faultPoint} = await import('../core/faults.js')
+    const {runJournalledStep} = await import('./journal.js')
     try {
       await runSteps(
         journal.steps.filter((r) => r.status === 'pending').map((record) => ({
           title: record.title,
           run: async () => {
             const step = record.data.planStep as PlanStep
-            record.status = 'running'
-            record.startedAt = new Date().toISOString()
-            await store.save(journal)
-            try {
+            await runJournalledStep(journal, record, store, async () => {
               for (const c of step.commands) {
                 const stdout = await execute(c, options.logger)
                 if (step.step === 'backup' && c.args.includes('all')) {
@@ -207,17 +205,7 @@ export async function runPlanTarget(options: UpgradeOptions & {target: 'compose'
                   await store.save(journal)
                 }
               }
-              record.status = 'done'
-            } catch (error) {
-              record.status = 'failed'
-              record.error = (error as Error).message
-              journal.failure = {step: step.step, error: (error as Error).message, code: (error as CliError).code}
-              throw error
-            } finally {
-              record.finishedAt = new Date().toISOString()
-              record.durationMs = Date.parse(record.finishedAt) - Date.parse(record.startedAt)
-              await store.save(journal)
-            }
+            })
             await faultPoint(`upgrade.plan.after-${step.step}`)
           },
         })),
