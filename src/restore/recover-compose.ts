@@ -154,7 +154,14 @@ async function composeRun(options: ComposeRecoverOptions): Promise<ComposeRun> {
     display: dc.display,
     mark: (id) => markDone(settings, s, id),
     compose,
-    inVolume: (purpose, script, args) => compose(purpose, ['run', '--rm', '--no-deps', '-T', '--workdir', dataMount, '--entrypoint', 'bash', postgres.name, '-c', script, 'bash', ...args], 2 * 3600_000),
+    inVolume: async (purpose, script, args) => {
+      // The container outlives a killed charge-ops (the daemon runs it, and --rm is the client's
+      // job): it has a name of its own, so that the rerun removes a killed run's one — still moving
+      // files in the volume, or exited — before it starts another.
+      const name = `${dc.project}-recover-in-volume`
+      await run('docker', ['rm', '--force', name], {purpose: "remove a killed recover's container"}).catch(() => {})
+      return compose(purpose, ['run', '--rm', '--no-deps', '-T', '--name', name, '--workdir', dataMount, '--entrypoint', 'bash', postgres.name, '-c', script, 'bash', ...args], 2 * 3600_000)
+    },
     maintenance: async (on) => {
       const {setMaintenance} = await import('../service/maintenance.js')
       return setMaintenance(settings, on, on ? `charge-ops recover to ${target}` : undefined)
