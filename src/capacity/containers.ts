@@ -7,22 +7,9 @@
 import {measure, unknown} from './check-kit.js'
 import type {Check, CheckResult} from './types.js'
 import {run} from '../core/proc/exec.js'
-import {composeInvocation, IN_CONTAINER_VARIABLE} from '../topology/host.js'
+import {composeInvocation, IN_CONTAINER_VARIABLE, parseComposePs, type ContainerState} from '../topology/host.js'
 
-export interface ContainerState {
-  service: string
-  state: string
-  health: string
-  exitCode?: number
-}
-
-/** `docker compose ps --format json`: one object per line (compose ≥ 2.21) or one array (older). */
-export function parseComposePs(output: string): ContainerState[] {
-  const text = output.trim()
-  if (!text) return []
-  const rows = (text.startsWith('[') ? JSON.parse(text) : text.split('\n').map((l) => JSON.parse(l))) as Array<{Service?: string; State?: string; Health?: string; ExitCode?: number}>
-  return rows.map((r) => ({service: r.Service ?? '?', state: r.State ?? '?', health: r.Health ?? '', exitCode: r.ExitCode}))
-}
+export {parseComposePs, type ContainerState}
 
 /** One-off services of init's compose file: done when exited 0. */
 const ONE_OFF = new Set(['migrate'])

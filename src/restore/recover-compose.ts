@@ -17,7 +17,7 @@
 import type {Settings} from '../config/settings.js'
 import {ChecksFailedError, CliError, ExitCode, RolledBackError, UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
-import {composeInvocation} from '../topology/host.js'
+import {composeInvocation, parseComposePs} from '../topology/host.js'
 import {service, stackTopology} from '../topology/index.js'
 import {CONTAINER_CONFIG} from '../wal/command-lines.js'
 import {formatLsn} from '../wal/names.js'
@@ -209,8 +209,8 @@ async function replayUntilPromoted({options, compose, postgres, target, mark}: C
   const deadline = Date.now() + seconds * 1000
   for (;;) {
     const ps = await compose('the state of the postgres container', ['ps', '--all', '--format', 'json', postgres])
-    const row = ps.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as {State?: string})[0]
-    if (row?.State !== 'running') throw new ChecksFailedError(`PostgreSQL stopped during recovery (${row?.State ?? 'no container'}):\n${await logsTail()}`, {code: 'PITR_RECOVERY_FAILED'})
+    const row = parseComposePs(ps.stdout)[0]
+    if (row?.state !== 'running') throw new ChecksFailedError(`PostgreSQL stopped during recovery (${row?.state ?? 'no container'}):\n${await logsTail()}`, {code: 'PITR_RECOVERY_FAILED'})
     const probe = await compose('ask PostgreSQL whether it still recovers', ['exec', '-T', '-u', 'postgres', postgres, 'psql', '-XtAc', 'SELECT pg_is_in_recovery()'], 20_000).catch(() => undefined)
     if (probe?.stdout.trim() === 'f') break
     if (Date.now() > deadline) throw new ChecksFailedError(`PostgreSQL still recovering after ${seconds} s:\n${await logsTail()}`, {code: 'PITR_RECOVERY_FAILED'})

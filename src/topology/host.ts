@@ -66,3 +66,21 @@ export function composeInvocation(settings: {baseDir: string; stack: string; yam
   const project = settings.yaml.compose?.project ?? settings.stack
   return {file, project, args: (...rest) => ['compose', '-f', file, '-p', project, ...rest], display: `docker compose -f ${file} -p ${project}`}
 }
+
+export interface ContainerState {
+  service: string
+  state: string
+  health: string
+  exitCode?: number
+}
+
+/**
+ * `docker compose ps --format json`: one object per line (compose ≥ 2.21) or one array (older).
+ * One parser for capacity's container check, the compose upgrade's health check and recover.
+ */
+export function parseComposePs(output: string): ContainerState[] {
+  const text = output.trim()
+  if (!text) return []
+  const rows = (text.startsWith('[') ? JSON.parse(text) : text.split('\n').map((l) => JSON.parse(l))) as Array<{Service?: string; State?: string; Health?: string; ExitCode?: number}>
+  return rows.map((r) => ({service: r.Service ?? '?', state: r.State ?? '?', health: r.Health ?? '', exitCode: r.ExitCode}))
+}

@@ -4,6 +4,7 @@
  * hint when it is missing). Every step lists its rollback commands, run in reverse on failure.
  */
 import {stackTopology, upgradableServices, upgradableWorkloads, VERSION_VARIABLE} from '../topology/index.js'
+import {parseComposePs} from '../topology/host.js'
 import type {StepName} from './journal.js'
 
 export interface PlannedCommand {
@@ -241,11 +242,10 @@ export function shellQuote(argv: string[]): string {
   return argv.map((a) => (/^[\w@%+=:,./<>-]+$/.test(a) && !/[<>]/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
 }
 
-/** Parses `docker compose ps --format json` (one JSON object per line, or an array in older versions). */
+/** The services `docker compose ps --format json` lists, each running and (when it has a check) healthy. */
 export function composeHealth(output: string): {ok: boolean; problems: string[]} {
-  const text = output.trim()
-  if (!text) return {ok: false, problems: ['no containers']}
-  const rows: Array<{Service?: string; State?: string; Health?: string}> = text.startsWith('[') ? JSON.parse(text) : text.split('\n').map((l) => JSON.parse(l))
-  const problems = rows.filter((r) => r.State !== 'running' || (r.Health !== undefined && r.Health !== '' && r.Health !== 'healthy')).map((r) => `${r.Service}: ${r.State}${r.Health ? ` (${r.Health})` : ''}`)
+  const rows = parseComposePs(output)
+  if (rows.length === 0) return {ok: false, problems: ['no containers']}
+  const problems = rows.filter((r) => r.state !== 'running' || (r.health !== '' && r.health !== 'healthy')).map((r) => `${r.service}: ${r.state}${r.health ? ` (${r.health})` : ''}`)
   return {ok: problems.length === 0, problems}
 }
