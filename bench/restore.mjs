@@ -12,20 +12,17 @@
 import {execFileSync, spawnSync} from 'node:child_process'
 import {copyFileSync, mkdirSync, readdirSync, rmSync, statSync} from 'node:fs'
 import {loadavg} from 'node:os'
-import {join, resolve} from 'node:path'
+import {join} from 'node:path'
+import {ROOT, ENTRY, log, numberArg} from './lib/preamble.mjs'
 
-const arg = (name, dflt) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : dflt)
-const ROWS = arg('--rows', 8_500_000)
-const PUSH_RUNS = arg('--push-runs', 9)
-const ROOT = resolve(import.meta.dirname, '..')
-const ENTRY = join(ROOT, 'bin/run.js')
+const ROWS = numberArg('--rows', 8_500_000)
+const PUSH_RUNS = numberArg('--push-runs', 9)
 
 const {startPostgres, freePort} = await import('../test/support/index.ts')
 const {archiveCommand} = await import('../src/wal/command-lines.ts')
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`
-const log = (line) => process.stderr.write(`${line}\n`)
 
 const pg = await startPostgres({name: 'bench-restore', conf: {max_wal_size: '4GB', checkpoint_timeout: '30min', shared_buffers: '256MB', maintenance_work_mem: '256MB'}})
 const user = pg.osUser

@@ -8,14 +8,11 @@
 // Usage: npm run build && node --import tsx bench/wal-archive-lag.mjs [--seconds 45] [--clients 2]
 import {spawn, spawnSync} from 'node:child_process'
 import {loadavg, cpus} from 'node:os'
-import {join, resolve} from 'node:path'
+import {join} from 'node:path'
+import {ENTRY, log, numberArg} from './lib/preamble.mjs'
 
-const arg = (name, dflt) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : dflt)
-const SECONDS = arg('--seconds', 45)
-const CLIENTS = arg('--clients', 2)
-const ROOT = resolve(import.meta.dirname, '..')
-const ENTRY = join(ROOT, 'bin/run.js')
-const log = (line) => process.stderr.write(`${line}\n`)
+const SECONDS = numberArg('--seconds', 45)
+const CLIENTS = numberArg('--clients', 2)
 
 const {startPostgres} = await import('../test/support/index.ts')
 const {archiveCommand} = await import('../src/wal/command-lines.ts')

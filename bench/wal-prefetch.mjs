@@ -10,14 +10,12 @@
 import {spawnSync} from 'node:child_process'
 import {appendFileSync, readdirSync} from 'node:fs'
 import {loadavg} from 'node:os'
-import {join, resolve} from 'node:path'
+import {join} from 'node:path'
+import {ENTRY, log, numberArg} from './lib/preamble.mjs'
 
-const arg = (name, dflt) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : dflt)
-const SEGMENTS = arg('--segments', 64)
-const PREFETCH = arg('--prefetch', 8)
+const SEGMENTS = numberArg('--segments', 64)
+const PREFETCH = numberArg('--prefetch', 8)
 const LEGS = (process.argv.includes('--legs') ? process.argv[process.argv.indexOf('--legs') + 1] : 'cp,direct,prefetch').split(',')
-const ROOT = resolve(import.meta.dirname, '..')
-const ENTRY = join(ROOT, 'bin/run.js')
 
 const {startPostgres, freePort} = await import('../test/support/index.ts')
 const {archiveCommand, confString} = await import('../src/wal/command-lines.ts')
@@ -26,7 +24,6 @@ const {parseTarget} = await import('../src/restore/pitr-target.ts')
 const {startAndAwaitRecovery} = await import('../src/restore/pitr-start.ts')
 const {LocalStorage} = await import('../src/repository/local-storage.ts')
 const {silentLogger} = await import('../src/output/logger.ts')
-const log = (line) => process.stderr.write(`${line}\n`)
 
 const pg = await startPostgres({name: 'bench-prefetch', conf: {max_wal_size: '4GB', checkpoint_timeout: '30min'}})
 const owner = pg.osUser ? {uid: pg.osUser.uid, gid: pg.osUser.gid} : undefined

@@ -16,13 +16,10 @@
 import {spawnSync} from 'node:child_process'
 import {chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, renameSync, writeFileSync} from 'node:fs'
 import {loadavg, cpus} from 'node:os'
-import {join, resolve} from 'node:path'
+import {join} from 'node:path'
+import {ENTRY, log, numberArg} from './lib/preamble.mjs'
 
-const arg = (name, dflt) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : dflt)
-const SEGMENTS = arg('--segments', 24)
-const ROOT = resolve(import.meta.dirname, '..')
-const ENTRY = join(ROOT, 'bin/run.js')
-const log = (line) => process.stderr.write(`${line}\n`)
+const SEGMENTS = numberArg('--segments', 24)
 
 if (spawnSync('pgbackrest', ['version'], {encoding: 'utf8'}).status !== 0) {
   log('pgbackrest is not installed (apt-get install pgbackrest)')
