@@ -9,7 +9,7 @@
  * the ChargeOpsWalArchiveQueueFull alert). pg_wal then only grows under an alarm, never silently.
  */
 import {readdir} from 'node:fs/promises'
-import {join} from 'node:path'
+import {dirname, join, resolve} from 'node:path'
 
 import {formatBytes, tryParseSize} from '../core/units/size.js'
 import {UsageError} from '../errors.js'
@@ -42,7 +42,5 @@ export function queueWarning(ready: number, queueMax: number): string | undefine
 
 /** What a push with `--queue-max` prints before it pushes (undefined: under the limit). */
 export async function checkQueue(path: string, queueMax: number): Promise<string | undefined> {
-  const {dirname, isAbsolute} = await import('node:path')
-  const full = isAbsolute(path) ? path : join(process.cwd(), path)
-  return queueWarning(await readyCount(dirname(full)), queueMax)
+  return queueWarning(await readyCount(dirname(resolve(path))), queueMax)
 }
