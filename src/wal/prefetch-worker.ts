@@ -22,7 +22,7 @@ import {pidAlive} from '../core/proc/pid.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import {readWal} from './archive.js'
 import {parseWalFileName, readSegmentHeader, segmentName} from './names.js'
-import {acquirePrefetchLock, beginSpoolSegment, cleanFetchSpool, readWant, releasePrefetchLock, spooledSegments, type SpoolWrite} from './spool.js'
+import {acquirePrefetchLock, beginSpoolSegment, cleanFetchSpool, readWant, spooledSegments, type SpoolWrite} from './spool.js'
 
 const TICK_MS = 20
 /** no request for this long: PostgreSQL paused, stopped asking (streaming) or hangs — stop */
@@ -170,7 +170,8 @@ async function main(argv: string[]): Promise<number> {
   // run by restore_command in the data directory of a running server, or not at all
   const postmaster = postmasterLine('.')
   if (!postmaster) return 0
-  if (!acquirePrefetchLock(flags.dir, from.timeline)) return 0
+  const release = await acquirePrefetchLock(flags.dir, from.timeline)
+  if (!release) return 0
   try {
     // what a dead prefetcher left: its temps, segments PostgreSQL is past, older timelines
     await cleanFetchSpool(flags.dir, {timeline: from.timeline, segno: from.segno!})
@@ -187,7 +188,7 @@ async function main(argv: string[]): Promise<number> {
       postmaster,
     })
   } finally {
-    releasePrefetchLock(flags.dir, from.timeline)
+    await release()
   }
 }
 

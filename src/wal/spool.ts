@@ -29,11 +29,12 @@
  * fsynced before its rename.
  */
 import {createHash, randomBytes} from 'node:crypto'
-import {readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {mkdir, open, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 
 import {faultPoint} from '../core/faults.js'
+import {acquireLocalLock} from '../core/fs/lock.js'
 import {writeFileAtomic} from '../core/fs/atomic.js'
 import {pidAlive} from '../core/proc/pid.js'
 import {parseWalFileName} from './names.js'
@@ -250,31 +251,13 @@ export function prefetcherPid(dir: string, timeline: number): number | undefined
 }
 
 /**
- * One prefetcher per spool and timeline: the lock file is created exclusively; one left by a dead
- * prefetcher is replaced. (Two breaking the same stale lock at once could both run: harmless, each
- * writes the same verified bytes by rename, only work is wasted.)
+ * One prefetcher per spool and timeline: core/fs/lock's pid file, created exclusively; one left by
+ * a dead prefetcher is replaced. (Two breaking the same stale lock at once could both run:
+ * harmless, each writes the same verified bytes by rename, only work is wasted.) Undefined when a
+ * live prefetcher holds it; else the function that releases it.
  */
-export function acquirePrefetchLock(dir: string, timeline: number): boolean {
-  const path = lockPath(dir, timeline)
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(path, `${process.pid}\n`, {flag: 'wx', mode: 0o600})
-      return true
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return false
-      if (prefetcherPid(dir, timeline) !== undefined) return false
-      rmSync(path, {force: true})
-    }
-  }
-  return false
-}
-
-export function releasePrefetchLock(dir: string, timeline: number): void {
-  try {
-    if (Number(readFileSync(lockPath(dir, timeline), 'utf8').trim()) === process.pid) rmSync(lockPath(dir, timeline), {force: true})
-  } catch {
-    // gone already (the spool was removed)
-  }
+export async function acquirePrefetchLock(dir: string, timeline: number): Promise<(() => Promise<void>) | undefined> {
+  return acquireLocalLock(lockPath(dir, timeline), {what: 'prefetcher'}).catch(() => undefined)
 }
 
 // ------------------------------------------------------------------ push records
