@@ -193,4 +193,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-process.exitCode = await main(process.argv.slice(2))
+// a failure outside the fetch loop (the repository cannot be opened): one line in the server log,
+// never a stack trace — the segments are then fetched directly
+process.exitCode = await main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`charge-ops wal fetch --prefetch: ${(error as Error).message.split('\n')[0]}; the segments are fetched directly\n`)
+  return 1
+})
