@@ -76,7 +76,7 @@ export function fastFetchEntry(): string | undefined {
  * The restore_command. With `fast` (what `restore pitr` and `recover` write) it runs charge-ops'
  * fetch entry directly, skipping the CLI framework's start-up on every segment; same code and exit
  * codes. With `fast` and `prefetch` it starts with the shell fast path of src/wal/prefetch.ts: a
- * segment the prefetcher already spooled (complete, verified, fsynced, renamed into place) is handed
+ * segment the prefetcher already spooled (complete, verified, renamed into place in this boot's folder) is handed
  * over with one `mv`; anything else (not spooled yet, .history / .partial / .backup, another
  * timeline) goes to the Node fetch, which also keeps the prefetcher running. The spool folder in the
  * line is the one of this repository, stack and cluster (`systemIdentifier`, from cluster.json).

@@ -4,9 +4,9 @@
  * why it outlives the restore_command call that starts it). One per spool and timeline (lock
  * file). It keeps the K segments after the newest one PostgreSQL asked for in the spool,
  * `--process-max` fetches at a time, each decompressed, checksum-verified (and its page header
- * checked to name the repository's cluster) before it is written under a temp name, fsynced and
- * renamed (src/wal/spool.ts): a prefetcher killed at any moment leaves at most a temp file that
- * nothing serves.
+ * checked to name the repository's cluster) before it is written under a temp name and renamed
+ * (src/wal/spool.ts; no fsync within one boot, the folder is per boot): a prefetcher killed at any
+ * moment leaves at most a temp file that nothing serves.
  *
  * Where PostgreSQL is, without any call into this process: a spooled segment that disappeared was
  * taken (the `mv` of the fast path), and the slow path writes `.want` for what it fetched itself.
