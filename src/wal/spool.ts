@@ -34,7 +34,7 @@ import {mkdir, open, readdir, readFile, rename, rm, writeFile} from 'node:fs/pro
 import {dirname, join, resolve} from 'node:path'
 
 import {faultPoint} from '../core/faults.js'
-import {acquireLocalLock} from '../core/fs/lock.js'
+import {acquireLocalLock, liveLockHolder} from '../core/fs/lock.js'
 import {writeFileAtomic} from '../core/fs/atomic.js'
 import {pidAlive} from '../core/proc/pid.js'
 import {parseWalFileName} from './names.js'
@@ -242,12 +242,7 @@ export async function readWant(dir: string): Promise<string | undefined> {
 
 /** The pid of the live prefetcher of `timeline`, if one runs. */
 export function prefetcherPid(dir: string, timeline: number): number | undefined {
-  try {
-    const pid = Number(readFileSync(lockPath(dir, timeline), 'utf8').trim())
-    return Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined
-  } catch {
-    return undefined
-  }
+  return liveLockHolder(lockPath(dir, timeline))
 }
 
 /**

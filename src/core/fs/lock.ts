@@ -25,13 +25,8 @@ export async function acquireLocalLock(file: string, options: LocalLockOptions):
       }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      let pid = 0
-      try {
-        pid = Number(readFileSync(file, 'utf8').trim())
-      } catch {
-        // removed between our create and our read: try again
-      }
-      if (pid && pidAlive(pid))
+      const pid = liveLockHolder(file)
+      if (pid !== undefined)
         throw new LockHeldError(`another ${options.what} (pid ${pid}) is running`, {
           hint: `Wait for it to finish; if no such process runs, remove ${file}.`,
         })
@@ -41,4 +36,16 @@ export async function acquireLocalLock(file: string, options: LocalLockOptions):
   throw new LockHeldError(`could not take the ${options.what} lock`, {
     hint: `Remove ${file} if no ${options.what} runs.`,
   })
+}
+
+/** The pid holding the lock at `file` while that process runs; undefined when none (or it died). */
+export function liveLockHolder(file: string): number | undefined {
+  let pid: number
+  try {
+    pid = Number(readFileSync(file, 'utf8').trim())
+  } catch {
+    // no lock (or removed between a create and this read)
+    return undefined
+  }
+  return Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined
 }
