@@ -18,6 +18,11 @@ const HOT_FLAGS: Record<string, readonly string[]> = {
 /** flags without a value (--quiet changes nothing here: a successful push or fetch prints nothing) */
 const BOOLEAN_FLAGS = new Set(['async', 'quiet'])
 const POSITIONALS: Record<string, number> = {push: 1, fetch: 2}
+/**
+ * The bounds oclif enforces on these flags (commands/wal/push.ts, fetch.ts): a value outside goes
+ * to oclif, which refuses it as bad input (exit 2) — here `--process-max 0` or `500` ran as given
+ */
+const NUMERIC_BOUNDS: Record<string, readonly [number, number]> = {prefetch: [0, 256], 'process-max': [1, 64]}
 
 export interface HotInvocation {
   verb: 'push' | 'fetch'
@@ -49,8 +54,9 @@ export function parseHotInvocation(verb: string, argv: readonly string[]): HotIn
     } else positional.push(arg)
   }
   if (positional.length !== POSITIONALS[verb]) return undefined
-  for (const numeric of ['prefetch', 'process-max']) {
-    if (flags[numeric] !== undefined && !/^\d{1,3}$/.test(flags[numeric])) return undefined
+  for (const [numeric, [min, max]] of Object.entries(NUMERIC_BOUNDS)) {
+    const value = flags[numeric]
+    if (value !== undefined && (!/^\d{1,3}$/.test(value) || Number(value) < min || Number(value) > max)) return undefined
   }
   if (verb === 'push' && flags.compression && !['zstd', 'gzip'].includes(flags.compression)) return undefined
   return {verb: verb as HotInvocation['verb'], positional, flags}

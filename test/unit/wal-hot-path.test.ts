@@ -45,6 +45,14 @@ describe('wal push / fetch hot path (which command lines skip oclif)', () => {
     expect(parseHotInvocation('push', argv)).toBeUndefined()
   })
 
+  it('leaves numbers outside the flags\' bounds to oclif (which refuses them: exit 2)', () => {
+    expect(parseHotInvocation('push', ['p', '--repo', '/r', '--stack', 's', '--async', '--process-max', '64'])?.flags['process-max']).toBe('64')
+    expect(parseHotInvocation('push', ['p', '--repo', '/r', '--stack', 's', '--async', '--process-max', '0'])).toBeUndefined()
+    expect(parseHotInvocation('push', ['p', '--repo', '/r', '--stack', 's', '--async', '--process-max', '65'])).toBeUndefined()
+    expect(parseHotInvocation('fetch', ['n', 'd', '--repo', '/r', '--stack', 's', '--prefetch', '256'])?.flags.prefetch).toBe('256')
+    expect(parseHotInvocation('fetch', ['n', 'd', '--repo', '/r', '--stack', 's', '--prefetch', '257'])).toBeUndefined()
+  })
+
   it('knows only push and fetch', () => {
     expect(parseHotInvocation('check', ['--repo', '/r', '--stack', 's'])).toBeUndefined()
   })
