@@ -6,7 +6,7 @@
 // (pg_ls_archive_statusdir() .ready marks). Budget (issue 17): the backlog stays under 2 segments.
 // Prints the WAL rate and the load average.
 // Usage: npm run build && node --import tsx bench/wal-archive-lag.mjs [--seconds 45] [--clients 2]
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {loadavg, cpus} from 'node:os'
 import {join} from 'node:path'
 import {ENTRY, log, numberArg} from './lib/preamble.mjs'
@@ -14,7 +14,7 @@ import {ENTRY, log, numberArg} from './lib/preamble.mjs'
 const SECONDS = numberArg('--seconds', 45)
 const CLIENTS = numberArg('--clients', 2)
 
-const {startPostgres} = await import('../test/support/index.ts')
+const {startPostgres, spawnTied} = await import('../test/support/index.ts')
 const {archiveCommand} = await import('../src/wal/command-lines.ts')
 const pg = await startPostgres({name: 'bench-lag', conf: {max_wal_size: '1GB'}})
 try {
@@ -27,7 +27,8 @@ try {
     const repo = pg.serverDir(`repo-${asyncProcessMax ?? 'sync'}`)
     await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_timeout: '0', archive_command: archiveCommand({repository: repo, stack: 'bench', node: process.execPath, entry: ENTRY, asyncProcessMax})})
     const lsn0 = (await pg.query('SELECT pg_current_wal_lsn()::text AS l'))[0].l
-    const bench = spawn(join(pg.binDir, 'pgbench'), ['-N', '-c', String(CLIENTS), '-j', String(CLIENTS), '-T', String(SECONDS), 'postgres'], {env, stdio: ['ignore', 'ignore', 'ignore']})
+    // tied: a bench killed (even by SIGKILL) takes its pgbench load with it
+    const bench = spawnTied(join(pg.binDir, 'pgbench'), ['-N', '-c', String(CLIENTS), '-j', String(CLIENTS), '-T', String(SECONDS), 'postgres'], {env, stdio: ['ignore', 'ignore', 'ignore']})
     const done = new Promise((r) => bench.on('close', r))
     const samples = []
     let running = true
