@@ -1,13 +1,28 @@
 import {readFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 
-/** True when a process with that pid exists on this host (EPERM means it exists but is not ours). */
+/**
+ * True when a process with that pid runs on this host (EPERM means it exists but is not ours). A
+ * zombie — exited, not yet reaped — does not run: a killed prefetcher re-parented to a PID 1 that
+ * reaps late still answers kill(0), and its lock and temp files would otherwise count as held.
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
+  }
+  return processState(pid) !== 'Z'
+}
+
+/** The state letter of /proc/<pid>/stat (R, S, Z …); undefined where /proc cannot say. */
+function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // the command name (field 2) is parenthesised and may hold spaces: count from the last ')'
+    return stat[stat.lastIndexOf(')') + 2]
+  } catch {
+    return undefined
   }
 }
 

@@ -1,5 +1,6 @@
 /** src/core/fs: the one atomic write, the resumable journal and the local lock. */
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
+import {once} from 'node:events'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -10,6 +11,7 @@ import {writeFileAtomicSync} from '../../../src/core/fs/atomic.js'
 import {jsonJournal} from '../../../src/core/fs/journal.js'
 import {acquireLocalLock} from '../../../src/core/fs/lock.js'
 import {ExitCode} from '../../../src/errors.js'
+import {waitUntil} from '../../support/index.js'
 
 let dir: string
 beforeEach(() => {
@@ -96,5 +98,20 @@ describe('acquireLocalLock', () => {
     const release = await acquireLocalLock(file, {what: 'upgrade'})
     expect(fs.readFileSync(file, 'utf8')).toBe(`${process.pid}\n`)
     await release()
+  })
+  it('takes over the lock of a process that exited and was not reaped yet (a zombie)', async () => {
+    const file = path.join(dir, 'x.lock')
+    // `sleep 0` exits at once; its parent, exec'd into `sleep 5`, never waits for it
+    const parent = spawn('/bin/sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], {stdio: ['ignore', 'pipe', 'ignore']})
+    try {
+      const zombie = Number((await once(parent.stdout, 'data'))[0].toString().trim())
+      await waitUntil(async () => fs.readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1].startsWith('Z'), {timeoutMs: 5000, what: 'the zombie'})
+      fs.writeFileSync(file, `${zombie}\n`)
+      const release = await acquireLocalLock(file, {what: 'upgrade'})
+      expect(fs.readFileSync(file, 'utf8')).toBe(`${process.pid}\n`)
+      await release()
+    } finally {
+      parent.kill('SIGKILL')
+    }
   })
 })
