@@ -18,7 +18,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {decodeWal} from '../../src/wal/codec.js'
 import {archiveCommand, restoreCommand} from '../../src/wal/command-lines.js'
 import {spoolDir} from '../../src/wal/spool.js'
-import {waitUntil} from '../support/index.js'
+import {pidAlive, waitUntil} from '../support/index.js'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
 const ENTRY = path.join(ROOT, 'bin/run.js')
@@ -49,14 +49,6 @@ function run(file: string, args: string[], env: Record<string, string> = {}) {
 }
 const loc = () => ['--repo', repo, '--stack', 'prod']
 const fetchSpool = () => spoolDir('fetch', {repository: repo, stack: 'prod', systemIdentifier: SYSID.toString()}, path.join(dir, 'charge-ops-spool'))
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 const pushSpool = () => spoolDir('push', {repository: repo, stack: 'prod'}, path.join(dir, 'charge-ops-spool'))
 const stored = (name: string) => path.join(repo, 'prod', 'wal', '00000001', `${name}.zst`)
 const originals = new Map<string, Buffer>()
@@ -134,7 +126,7 @@ describe('wal fetch --prefetch through the restore_command line', () => {
     const marker = path.join(faults, 'wal.prefetch.mid-segment.reached')
     await waitUntil(async () => fs.existsSync(marker), {timeoutMs: 30_000, what: 'the prefetcher at its kill point'})
     const reached = JSON.parse(fs.readFileSync(marker, 'utf8'))
-    await waitUntil(async () => !isAlive(reached.pid), {timeoutMs: 10_000, what: 'the prefetcher killed'})
+    await waitUntil(async () => !pidAlive(reached.pid), {timeoutMs: 10_000, what: 'the prefetcher killed'})
     expect(path.dirname(reached.temp)).toBe(fetchSpool())
     expect(path.basename(reached.temp)).toMatch(new RegExp(`^\\.${reached.name}\\.\\d+\\.[0-9a-f]+\\.tmp$`))
     expect(fs.existsSync(reached.temp)).toBe(true)
