@@ -242,7 +242,11 @@ export async function openRecoverState(
       `an unfinished recovery to ${state.target} into ${state.dataDir} (port ${state.port}) is recorded in ${stateFile(settings)}`,
       {
         code: 'RECOVER_STATE_MISMATCH',
-        hint: 'Rerun it with the same --target/--data-dir/--port to resume, or remove that file to start another.',
+        // compose refuses --data-dir/--port (its recovery is named by the target alone); --target is the deployment, not the recovery target
+        hint:
+          state.deployment === 'compose'
+            ? `Rerun it with the same target (${state.target}) in the compose deployment's folder to resume, or remove that file to start another.`
+            : `Rerun it with the same recovery target (${state.target}), --data-dir and --port to resume, or remove that file to start another.`,
       },
     )
   }
