@@ -16,6 +16,7 @@ import {join} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
 import {writeFileAtomicSync} from '../core/fs/atomic.js'
+import {CliError, ExitCode} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 
 export type UpgradeTarget = 'local' | 'compose' | 'k8s'
@@ -112,7 +113,14 @@ export function newJournal(input: Omit<UpgradeJournal, 'formatVersion' | 'id' | 
 export function readJournal(settings: Pick<Settings, 'stateDir'>): UpgradeJournal | undefined {
   const file = journalFile(settings)
   if (!existsSync(file)) return undefined
-  return JSON.parse(readFileSync(file, 'utf8')) as UpgradeJournal
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as UpgradeJournal
+  } catch (error) {
+    // never read as "no journal" (jsonJournal's load): it may record an upgrade that still needs its rollback
+    throw new CliError('UPGRADE_JOURNAL_UNREADABLE', ExitCode.findings, `the upgrade journal ${file} cannot be parsed: ${(error as Error).message}`, {
+      hint: `Check by hand which versions the stack runs (finished upgrades are recorded in ${historyDir(settings)}), then move the file aside.`,
+    })
+  }
 }
 
 /** True when the journal describes a run that has not finished (running or rolling back). */

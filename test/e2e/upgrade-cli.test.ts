@@ -106,6 +106,18 @@ describe('charge-ops upgrade (built CLI)', () => {
     fs.rmSync(bin, {recursive: true, force: true});
   });
 
+  it('a damaged upgrade journal: exit 1 UPGRADE_JOURNAL_UNREADABLE naming the file, no stack trace (not 70, not "no journal")', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'charge-upgrade-journal-'));
+    fs.mkdirSync(path.join(dir, 'state', 'upgrade'), {recursive: true});
+    fs.writeFileSync(path.join(dir, 'state', 'upgrade', 'journal.json'), '{"formatVersion":1,"id":');
+    const run = await runUnchecked(process.execPath, [path.join(ROOT, 'bin/run.js'), 'upgrade', '--target', 'compose', '--to', '0.2.0', '--dry-run', '--json'], {cwd: dir, env: {...env, CHARGE_OPS_STATE_DIR: path.join(dir, 'state')}});
+    expect(run.code, run.stderr).toBe(1);
+    expect(JSON.parse(run.stdout).error.code).toBe('UPGRADE_JOURNAL_UNREADABLE');
+    expect(run.stdout + run.stderr).toContain(path.join(dir, 'state', 'upgrade', 'journal.json'));
+    expect(run.stdout + run.stderr).not.toMatch(/\n\s+at /);
+    fs.rmSync(dir, {recursive: true, force: true});
+  });
+
   it('upgrade history on a fresh stack: empty, --json too', async () => {
     const text = await cli(empty, 'upgrade', 'history');
     expect(text.code).toBe(0);
