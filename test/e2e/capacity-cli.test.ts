@@ -9,7 +9,7 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {sharedPostgres} from '../support/index.js'
+import {HOST_DISK_NOT_UNDER_TEST, sharedPostgres} from '../support/index.js'
 
 const root = join(import.meta.dirname, '..', '..')
 let dir: string
@@ -33,7 +33,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
 
 const LOW_DISK = 'stack: e2e\nthresholds:\n  disk.free_pct: {warning: 100, critical: 99.999}\n'
-const FINE = 'stack: e2e\n'
+const FINE = `stack: e2e\n${HOST_DISK_NOT_UNDER_TEST}`
 
 describe('charge-ops capacity (built CLI)', () => {
   it('nagios: OK exit 0 when everything passes', () => {
