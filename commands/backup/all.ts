@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag, metricsFileFlag, pingUrlFlag, repoFlag, stackFlag} from '../../src/cli/flags.js'
+import {encryptFlag, metricsFileFlag, pingUrlFlag, repositoryLocationFlags} from '../../src/cli/flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupAll extends BaseCommand<typeof BackupAll> {
@@ -9,8 +9,7 @@ export default class BackupAll extends BaseCommand<typeof BackupAll> {
   static description = 'The database and the folders are captured concurrently; the manifest records the snapshot time and LSN, the uploads and Chroma capture times and the skew between them. Before completing it checks that every upload the database references is in the files part (missing ones and orphan files are listed) and that Chroma\'s charging_knowledge count matches the knowledge passages in PostgreSQL. Problems are recorded in the manifest and make the command exit 1 (the backup is still complete).'
   static examples = ['<%= config.bin %> backup all --repo s3://backups/charge --encrypt /etc/charge-ops/backup.key', '<%= config.bin %> backup all --quiet --metrics-file /var/lib/prometheus/node-exporter/charge_ops_backup_all.prom --ping-url https://hc-ping.com/UUID']
   static flags = {
-    repo: repoFlag,
-    stack: stackFlag,
+    ...repositoryLocationFlags,
     encrypt: encryptFlag,
     'metrics-file': metricsFileFlag,
     'ping-url': pingUrlFlag,

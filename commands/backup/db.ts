@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag, metricsFileFlag, pingUrlFlag, repoFlag, stackFlag} from '../../src/cli/flags.js'
+import {encryptFlag, metricsFileFlag, pingUrlFlag, repositoryLocationFlags} from '../../src/cli/flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupDb extends BaseCommand<typeof BackupDb> {
@@ -14,8 +14,7 @@ export default class BackupDb extends BaseCommand<typeof BackupDb> {
   ]
 
   static flags = {
-    repo: repoFlag,
-    stack: stackFlag,
+    ...repositoryLocationFlags,
     encrypt: encryptFlag,
     'metrics-file': metricsFileFlag,
     'ping-url': pingUrlFlag,

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag, metricsFileFlag, pingUrlFlag, repoFlag, stackFlag} from '../../src/cli/flags.js'
+import {encryptFlag, metricsFileFlag, pingUrlFlag, repositoryLocationFlags} from '../../src/cli/flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupFiles extends BaseCommand<typeof BackupFiles> {
@@ -9,8 +9,7 @@ export default class BackupFiles extends BaseCommand<typeof BackupFiles> {
   static description = 'chroma.sqlite3 is copied with SQLite\'s online backup API (never read while live); the HNSW segment files are read while the service is in maintenance mode (--no-maintenance to skip). Each folder is one part with its file count, bytes, checksum and a file list.'
   static examples = ['<%= config.bin %> backup files --repo /var/backups/charge-ops', '<%= config.bin %> backup files --json --quiet']
   static flags = {
-    repo: repoFlag,
-    stack: stackFlag,
+    ...repositoryLocationFlags,
     encrypt: encryptFlag,
     'metrics-file': metricsFileFlag,
     'ping-url': pingUrlFlag,

@@ -1,15 +1,14 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {repoFlag, stackFlag} from '../../src/cli/flags.js'
+import {repositoryLocationFlags} from '../../src/cli/flags.js'
 
 export default class BackupList extends BaseCommand<typeof BackupList> {
   static summary = 'List the complete backups of the stack, newest first.'
   static description = 'Only backups with a manifest are complete and restorable; --all also shows what killed or failed runs left — incomplete backups, temp files of unfinished writes, incomplete S3 uploads — all removed by backup prune (and temp files by the next backup).'
   static examples = ['<%= config.bin %> backup list', '<%= config.bin %> backup list --kind db --json']
   static flags = {
-    repo: repoFlag,
-    stack: stackFlag,
+    ...repositoryLocationFlags,
     kind: Flags.string({options: ['db', 'files', 'base', 'all'], description: 'only this kind'}),
     all: Flags.boolean({description: 'also list incomplete backups and the temp files of killed runs'}),
   }

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {repoFlag, stackFlag} from '../../src/cli/flags.js'
+import {repositoryLocationFlags} from '../../src/cli/flags.js'
 import type {PruneResult} from '../../src/backup/prune.js'
 
 export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
@@ -9,8 +9,7 @@ export default class BackupPrune extends BaseCommand<typeof BackupPrune> {
   static description = 'Policy from charge-ops.yaml backup.retention (keepLast, keepDays, daily, weekly, monthly; flags override). Never deletes the newest complete verified backup, nor the newest backup of any kind. Incomplete backups (no manifest: killed or failed runs) are removed.'
   static examples = ['<%= config.bin %> backup prune --dry-run', '<%= config.bin %> backup prune --keep-days 30 --keep-last 7 --yes']
   static flags = {
-    repo: repoFlag,
-    stack: stackFlag,
+    ...repositoryLocationFlags,
     'dry-run': Flags.boolean({description: 'show what would be deleted, delete nothing'}),
     'keep-last': Flags.integer({min: 1, description: 'keep the newest N backups per kind'}),
     'keep-days': Flags.integer({min: 0, description: 'keep every backup younger than D days'}),

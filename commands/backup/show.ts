@@ -1,7 +1,7 @@
 import {Args} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {repoFlag, stackFlag} from '../../src/cli/flags.js'
+import {repositoryLocationFlags} from '../../src/cli/flags.js'
 import type {BackupManifest} from '../../src/repository/manifest.js'
 
 export default class BackupShow extends BaseCommand<typeof BackupShow> {
@@ -9,8 +9,7 @@ export default class BackupShow extends BaseCommand<typeof BackupShow> {
   static examples = ['<%= config.bin %> backup show latest', '<%= config.bin %> backup show 20261128T021500Z-db-3f2a --json']
   static args = {id: Args.string({description: 'backup id or "latest"', default: 'latest'})}
   static flags = {
-    repo: repoFlag,
-    stack: stackFlag,
+    ...repositoryLocationFlags,
   }
 
   async run(): Promise<BackupManifest> {

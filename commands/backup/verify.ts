@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag, repoFlag, stackFlag} from '../../src/cli/flags.js'
+import {encryptFlag, repositoryLocationFlags} from '../../src/cli/flags.js'
 import type {VerifyResult} from '../../src/restore/verify.js'
 
 export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
@@ -10,8 +10,7 @@ export default class BackupVerify extends BaseCommand<typeof BackupVerify> {
   static examples = ['<%= config.bin %> backup verify latest', '<%= config.bin %> backup verify 20261128T021500Z-db-3f2a --restore-drill --json']
   static args = {id: Args.string({description: 'backup id or "latest"', default: 'latest'})}
   static flags = {
-    repo: repoFlag,
-    stack: stackFlag,
+    ...repositoryLocationFlags,
     encrypt: encryptFlag,
     'restore-drill': Flags.boolean({description: 'restore into a scratch database, compare row counts, drop it'}),
     'drill-url': Flags.string({description: 'a connection that may create databases, for the scratch database (default: CHARGE_OPS_ADMIN_URL, else DATABASE_URL)', env: 'CHARGE_OPS_DRILL_URL'}),

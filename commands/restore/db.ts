@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag, repoFlag, stackFlag} from '../../src/cli/flags.js'
+import {encryptFlag, repositoryLocationFlags} from '../../src/cli/flags.js'
 import type {RestoreDbResult} from '../../src/restore/logical-db.js'
 
 export default class RestoreDb extends BaseCommand<typeof RestoreDb> {
@@ -25,8 +25,7 @@ Exit codes: 0 restored, 1 checksum / row-count mismatch, 2 refused (usage, non-e
     'admin-url': Flags.string({description: 'connection that creates and renames databases (needs CREATEDB and ownership, or a superuser); default CHARGE_OPS_ADMIN_URL (environment or .env), else DATABASE_URL', env: 'CHARGE_OPS_ADMIN_URL'}),
     'migrations-dir': Flags.string({description: "the installed service's migrations (default: ./service/migrations, else the bundled ones)"}),
     'no-maintenance': Flags.boolean({description: 'do not switch the service to maintenance mode while the live database is restored'}),
-    repo: repoFlag,
-    stack: stackFlag,
+    ...repositoryLocationFlags,
     encrypt: encryptFlag,
   }
 

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {encryptFlag, repoFlag, stackFlag} from '../../src/cli/flags.js'
+import {encryptFlag, repositoryLocationFlags} from '../../src/cli/flags.js'
 import type {RestoreFilesResult} from '../../src/restore/files.js'
 
 export default class RestoreFiles extends BaseCommand<typeof RestoreFiles> {
@@ -19,8 +19,7 @@ Exit codes: 0 restored, 1 checksum / file list / Chroma count mismatch, 2 usage 
   static flags = {
     only: Flags.string({description: 'restore only this part', options: ['uploads', 'chroma'], multiple: true}),
     'no-maintenance': Flags.boolean({description: 'do not switch the service to maintenance mode during the swap'}),
-    repo: repoFlag,
-    stack: stackFlag,
+    ...repositoryLocationFlags,
     encrypt: encryptFlag,
   }
 

@@ -38,9 +38,8 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
     const target = parseTarget(this.flags)
     const engine = this.flags.engine ?? (this.flags.repo && this.flags.stack ? 'native' : this.settings().yaml.backup.engine)
     if (engine === 'wal-g') {
-      const {resolveLocation, loadAwsEnvFile} = await import('../../src/wal/context.js')
+      const {resolveLocation} = await import('../../src/wal/context.js')
       const {restoreWithWalg} = await import('../../src/restore/walg.js')
-      if (this.flags['aws-env-file']) await loadAwsEnvFile(this.flags['aws-env-file'])
       const location = resolveLocation(this.flags, () => this.settings())
       await this.confirm(`Restore stack ${location.stack} with wal-g into ${this.flags['data-dir']}, recovering to ${describeTarget(target)}?`)
       const result = await restoreWithWalg({

@@ -64,6 +64,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     })
     this.flags = flags as BaseFlags<T>
     this.args = args as BaseArgs<T>
+    // Every command with a repository (src/cli/flags.ts repositoryLocationFlags) takes S3 credentials
+    // from a 0600 file: loaded here, once, before run() opens the repository — so a cron line or a
+    // systemd unit never needs the keys in its environment or argv
+    const awsEnvFile = (flags as {'aws-env-file'?: string})['aws-env-file']
+    if (awsEnvFile) await (await import('../wal/context.js')).loadAwsEnvFile(awsEnvFile)
     if ((this.ctor as unknown as typeof BaseCommand).preloadConfig) this.settingsModule = await import('../config/settings.js')
   }
 

@@ -134,6 +134,28 @@ describe.each(KINDS)('logical backups on a %s repository', (kind) => {
   }, 180_000)
 })
 
+describe('S3 credentials from --aws-env-file on the logical commands (none in the environment)', () => {
+  it('backup db → backup list → restore db read the keys and the endpoint from the 0600 file: identical rows; a file others can read is refused', async () => {
+    const envFile = path.join(dir, 's3-creds.env')
+    writeFileSync(envFile, Object.entries(s3.env).map(([k, v]) => `${k}=${v}\n`).join(''), {mode: 0o600})
+    const repo = repoOf('s3', 'env-file')
+    // cli('local', …): no AWS_* at all in the child's environment — without the file there would
+    // not even be an endpoint to reach
+    const backup = json(cli('local', ['backup', 'db', '--repo', repo, '--aws-env-file', envFile, '--json']))
+    expect(json(cli('local', ['backup', 'list', '--repo', repo, '--aws-env-file', envFile, '--json'])).backups.map((b: {id: string}) => b.id)).toEqual([backup.id])
+    const target = `parity_envfile_${Date.now().toString(36)}`
+    const restored = cli('local', ['restore', 'db', backup.id, '--repo', repo, '--aws-env-file', envFile, '--target-db', target, '--json'])
+    expect(restored.code, restored.out).toBe(0)
+    expect(restored.out, 'no key printed').not.toContain(s3.secretAccessKey)
+    expect(await dbHash(pg, target)).toBe(await dbHash(pg, source))
+
+    chmodSync(envFile, 0o644)
+    const loose = cli('local', ['backup', 'files', '--repo', repo, '--aws-env-file', envFile, '--json'], {UPLOADS_DIR: dir})
+    expect(loose.code, loose.out).toBe(2)
+    expect(JSON.parse(loose.stdout).error.code).toBe('AWS_ENV_FILE_MODE')
+  }, 180_000)
+})
+
 describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into it)', (kind) => {
   let cluster: ArchivingCluster
 
@@ -168,8 +190,8 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     await cluster.pg.query('SELECT pg_switch_wal()')
   }
   const now = async () => (await cluster.pg.query<{t: string}>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`))[0].t
-  // backup list / prune / verify take no --aws-env-file (only the commands PostgreSQL runs, and
-  // backup base / restore pitr, do): the S3 credentials come from the environment, as in a shell
+  // backup list / prune / verify: the S3 credentials from the environment, as in a shell (the
+  // --aws-env-file of these commands: 'S3 credentials from --aws-env-file' above)
   const repoCli = (args: string[]) => {
     const r = cluster.cli([...args, '--repo', cluster.repo, '--stack', cluster.stack, '--json'], {asServer: true, env: {DATABASE_URL: cluster.pg.url(), ...(kind === 's3' ? s3.env : {})}})
     expect(r.code, r.stdout + r.stderr).toBe(0)
