@@ -42,7 +42,7 @@ A failure puts the old cluster back and starts the stack on it (exit 6).`
     const {parseTarget, describeTarget} = await import('../src/restore/pitr-target.js')
     const target = parseTarget(this.flags)
     const {openWalRepository} = await import('../src/wal/context.js')
-    const {planRecover} = await import('../src/restore/recover.js')
+    const {planRecover, withRecoverLock} = await import('../src/restore/recover.js')
     const {resolve, join} = await import('node:path')
     const {existsSync} = await import('node:fs')
     const settings = this.settings(this.flags.repo ? {repository: this.flags.repo} : {})
@@ -61,36 +61,41 @@ A failure puts the old cluster back and starts the stack on it (exit 6).`
     const {storage, stack, repository} = await openWalRepository(this.flags, () => settings)
     const migrationsDir = existsSync(join(settings.baseDir, 'service', 'migrations')) ? join(settings.baseDir, 'service', 'migrations') : undefined
     await this.confirm(`Recover stack ${stack} to ${describeTarget(target)} into ${this.flags['data-dir']} (port ${this.flags.port}) and repoint ${this.flags['pgbouncer-ini'] ?? settings.envFilePath}?`)
-    const {steps, state, rollback} = await planRecover({
-      settings,
-      storage,
-      stack,
-      repository: repository.startsWith('s3://') ? repository : resolve(repository),
-      awsEnvFile: this.flags['aws-env-file'] ? resolve(this.flags['aws-env-file']) : undefined,
-      target,
-      dataDir: this.flags['data-dir']!,
-      port: this.flags.port!,
-      host: this.flags.host,
-      healthUrl: this.flags['health-url'],
-      migrationsDir,
-      logger: this.jsonEnabled() || !this.interactive ? this.logger : (await import('../src/output/logger.js')).silentLogger,
-      skipMaintenance: this.flags['no-maintenance'],
-      walPrefetch: this.flags['wal-prefetch'],
-      pgbouncer: this.flags['pgbouncer-ini'] ? {ini: resolve(this.flags['pgbouncer-ini']), adminUrl: this.flags['pgbouncer-admin-url']} : undefined,
+    return withRecoverLock(settings, async () => {
+      const {steps, state, rollback} = await planRecover({
+        settings,
+        storage,
+        stack,
+        repository: repository.startsWith('s3://') ? repository : resolve(repository),
+        awsEnvFile: this.flags['aws-env-file'] ? resolve(this.flags['aws-env-file']) : undefined,
+        target,
+        dataDir: this.flags['data-dir']!,
+        port: this.flags.port!,
+        host: this.flags.host,
+        healthUrl: this.flags['health-url'],
+        migrationsDir,
+        logger: this.jsonEnabled() || !this.interactive ? this.logger : (await import('../src/output/logger.js')).silentLogger,
+        skipMaintenance: this.flags['no-maintenance'],
+        walPrefetch: this.flags['wal-prefetch'],
+        pgbouncer: this.flags['pgbouncer-ini'] ? {ini: resolve(this.flags['pgbouncer-ini']), adminUrl: this.flags['pgbouncer-admin-url']} : undefined,
     })
     await this.runRecoverSteps(steps, rollback)
     this.log(`recovered to ${state.target}: DATABASE_URL now points at port ${state.port}; restart the service to use it`)
     return state
+    })
   }
 
   private async recoverCompose(settings: import('../src/config/settings.js').Settings, target: import('../src/restore/pitr-target.js').RecoveryTarget): Promise<RecoverState> {
     const {describeTarget} = await import('../src/restore/pitr-target.js')
     const {planComposeRecover} = await import('../src/restore/recover-compose.js')
     await this.confirm(`Recover the compose stack ${settings.stack} to ${describeTarget(target)}? Its services stop; the recovered cluster replaces the one in the postgres volume (the old one is kept aside in it).`)
-    const {steps, state, rollback} = await planComposeRecover({settings, target, healthUrl: this.flags['health-url'], logger: this.logger})
-    await this.runRecoverSteps(steps, rollback)
-    this.log(`recovered the stack to ${state.target}; once the data is checked, remove the old cluster: ${state.removeOldCluster}`)
-    return state
+    const {withRecoverLock} = await import('../src/restore/recover.js')
+    return withRecoverLock(settings, async () => {
+      const {steps, state, rollback} = await planComposeRecover({settings, target, healthUrl: this.flags['health-url'], logger: this.logger})
+      await this.runRecoverSteps(steps, rollback)
+      this.log(`recovered the stack to ${state.target}; once the data is checked, remove the old cluster: ${state.removeOldCluster}`)
+      return state
+    })
   }
 
   private async runRecoverSteps(steps: import('../src/restore/recover.js').RecoverStep[], rollback: (error: unknown) => Promise<Error>): Promise<void> {

@@ -233,6 +233,7 @@ export const ERROR_CODES = {
   UPGRADE_VERIFY_FAILED: {exit: E.findings, meaning: 'the upgraded service failed verification'},
   UPGRADE_ROLLBACK_FAILED: {exit: E.findings, meaning: 'the upgrade failed and so did its rollback'},
   UPGRADE_OTHER_HOST: {exit: E.locked, meaning: 'the interrupted upgrade ran on another host'},
+  JOURNAL_UNREADABLE: {exit: E.findings, meaning: 'a resumable run\'s journal (recover, restore files) exists but cannot be parsed: never read as "no journal"'},
   UPGRADE_JOURNAL_UNREADABLE: {exit: E.findings, meaning: "the upgrade journal cannot be parsed (an interrupted upgrade's record is damaged)"},
   REHEARSE_NO_CREATEDB: {exit: E.usage, meaning: 'the rehearsal cannot create its scratch database'},
   RELEASE_STAGING_MISSING: {exit: E.findings, meaning: 'the staged release is gone'},

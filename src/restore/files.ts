@@ -116,12 +116,18 @@ interface Journal {
 const journalFile = (settings: Pick<Settings, 'stateDir'>) => join(settings.stateDir, 'restore-files.json')
 const lockFile = (settings: Pick<Settings, 'stateDir'>) => join(settings.stateDir, 'restore-files.lock')
 
+const filesJournal = (settings: Pick<Settings, 'stateDir'>) =>
+  jsonJournal<Journal>(journalFile(settings), {
+    what: 'the restore files journal',
+    hint: 'Check beside the uploads and Chroma folders for `.restore-<id>` / `.old-<id>` siblings (the live folder may be one of them) and whether the sandbox Chroma server runs.',
+  })
+
 async function saveJournal(settings: Pick<Settings, 'stateDir'>, journal: Journal): Promise<void> {
-  jsonJournal<Journal>(journalFile(settings)).save(journal)
+  filesJournal(settings).save(journal)
 }
 
 async function loadJournal(settings: Pick<Settings, 'stateDir'>): Promise<Journal | undefined> {
-  return jsonJournal<Journal>(journalFile(settings)).load()
+  return filesJournal(settings).load()
 }
 
 /**

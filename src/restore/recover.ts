@@ -13,6 +13,7 @@ import {join, resolve} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
 import {writeFileAtomic} from '../core/fs/atomic.js'
+import {acquireLocalLock} from '../core/fs/lock.js'
 import {faultPoint} from '../core/faults.js'
 import {jsonJournal} from '../core/fs/journal.js'
 import {ChecksFailedError, RolledBackError, UsageError} from '../errors.js'
@@ -95,14 +96,33 @@ export interface RecoverStep {
 
 export const stateFile = (settings: Pick<Settings, 'stateDir'>) => join(settings.stateDir, 'recover.json')
 
+/**
+ * Runs `fn` holding `<stateDir>/recover.lock`, for the whole recovery: two runs would share one
+ * journal, and on compose the second would restore into the volume the first is writing.
+ */
+export async function withRecoverLock<T>(settings: Pick<Settings, 'stateDir'>, fn: () => Promise<T>): Promise<T> {
+  const release = await acquireLocalLock(join(settings.stateDir, 'recover.lock'), {what: 'recover'})
+  try {
+    return await fn()
+  } finally {
+    await release()
+  }
+}
+
 // The journal is fsynced (file and directory) before a step that depends on it runs: a power cut
 // must not lose the record that the .env was already repointed.
+const recoverJournal = (settings: Pick<Settings, 'stateDir'>) =>
+  jsonJournal<RecoverState>(stateFile(settings), {
+    what: 'the recover journal',
+    hint: 'Check whether DATABASE_URL in the .env (a copy `.before-recover-*` is kept beside it) or PgBouncer already points at the recovered server, and whether maintenance mode is on (`charge-ops service maintenance`).',
+  })
+
 export async function saveState(settings: Settings, state: RecoverState): Promise<void> {
-  jsonJournal<RecoverState>(stateFile(settings)).save(state)
+  recoverJournal(settings).save(state)
 }
 
 export async function loadRecoverState(settings: Settings): Promise<RecoverState | undefined> {
-  return jsonJournal<RecoverState>(stateFile(settings)).load()
+  return recoverJournal(settings).load()
 }
 
 /** Replaces (or adds) KEY=value in a .env text, keeping every other line as it was. */

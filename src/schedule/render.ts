@@ -90,10 +90,13 @@ const runnerOf = (ctx: HostScheduleContext): string[] => ctx.runner ?? [ctx.bin]
  * The compose form of a job: charge-ops in the stack's `ops` service, on the stack's network, with
  * the charge-ops.yaml mounted into it (so `--config` is the path inside the container) and the
  * textfile folder bind-mounted at the same path, so that --metrics-file writes where node_exporter
- * on the host reads. -T: cron has no terminal.
+ * on the host reads. -T: cron has no terminal. --no-deps: a job never starts PostgreSQL (the `ops`
+ * service depends on it): when it is down, someone stopped it on purpose — `recover` while the
+ * restore writes the postgres volume, an upgrade — and the job fails with exit 5 in its log instead
+ * of starting the server on a half-restored cluster.
  */
 export function composeRunner(composeFile: string, project: string | undefined, textfileDir: string, service = 'ops'): string[] {
-  return ['docker', 'compose', '-f', composeFile, ...(project ? ['-p', project] : []), 'run', '--rm', '-T', '-v', `${textfileDir}:${textfileDir}`, service]
+  return ['docker', 'compose', '-f', composeFile, ...(project ? ['-p', project] : []), 'run', '--rm', '--no-deps', '-T', '-v', `${textfileDir}:${textfileDir}`, service]
 }
 
 function wrapperRelPath(ctx: HostScheduleContext): string {

@@ -70,6 +70,35 @@ describe('charge-ops recover', () => {
     fs.rmSync(path.join(work, 'state', 'recover.json'))
   }, 120_000)
 
+  it('refuses while another recover holds the lock (exit 4, its pid), and a damaged journal (exit 1): nothing touched', async () => {
+    const envBefore = fs.readFileSync(path.join(work, '.env'), 'utf8')
+    const args = ['recover', '--latest', '--data-dir', path.join(pg.serverDir('new'), 'locked'), '--port', String(await freePort()), '--yes', '--json']
+    const holder = spawn('sleep', ['60'])
+    try {
+      fs.mkdirSync(path.join(work, 'state'), {recursive: true})
+      fs.writeFileSync(path.join(work, 'state', 'recover.lock'), `${holder.pid}\n`)
+      const locked = cli(args)
+      expect(locked.code, locked.stderr).toBe(4)
+      expect(JSON.parse(locked.stdout).error.message).toBe(`another recover (pid ${holder.pid}) is running`)
+    } finally {
+      holder.kill('SIGKILL')
+    }
+    expect(fs.existsSync(path.join(work, 'state', 'recover.json'))).toBe(false)
+
+    // the holder is gone: its lock is taken over, and the damaged journal is refused, never read as "none"
+    fs.writeFileSync(path.join(work, 'state', 'recover.json'), '{"target": "latest", "done": {"maintenance"')
+    const damaged = cli(args)
+    expect(damaged.code, damaged.stderr).toBe(1)
+    const error = JSON.parse(damaged.stdout).error
+    expect(error.code).toBe('JOURNAL_UNREADABLE')
+    expect(error.message).toContain(`the recover journal ${path.join(work, 'state', 'recover.json')} cannot be read`)
+    expect(damaged.stderr).not.toMatch(/\n\s+at /)
+    expect(fs.readFileSync(path.join(work, 'state', 'recover.json'), 'utf8')).toBe('{"target": "latest", "done": {"maintenance"')
+    expect(fs.readFileSync(path.join(work, '.env'), 'utf8')).toBe(envBefore)
+    expect(fs.existsSync(path.join(work, 'state', 'recover.lock'))).toBe(false)
+    fs.rmSync(path.join(work, 'state', 'recover.json'))
+  }, 120_000)
+
   it('runs the five steps, repoints DATABASE_URL and verifies; a rerun skips them', async () => {
     const dataDir = path.join(pg.serverDir('new'), 'ok')
     const port = await freePort()

@@ -110,7 +110,7 @@ describe('node-exporter in the compose file reads what the scheduled jobs write'
     expect(mount.source).toBe(join(dir, 'data', 'textfiles'))
     const yaml = chargeOpsYamlSchema.parse(parse(readFileSync(join(dir, 'charge-ops.yaml'), 'utf8')))
     const schedule = planSchedule('cron', {settings: {yaml, baseDir: dir, configPath: join(dir, 'charge-ops.yaml'), stack: yaml.stack}, dir: join(dir, 'schedule')})
-    expect(schedule.find((f) => f.path === 'charge-ops-job')!.content).toContain(` run --rm -T -v ${mount.source}:${mount.source} ops "$@"`)
+    expect(schedule.find((f) => f.path === 'charge-ops-job')!.content).toContain(` run --rm --no-deps -T -v ${mount.source}:${mount.source} ops "$@"`)
     const lines = schedule.find((f) => f.path === 'charge-ops.cron')!.content.split('\n').filter((l) => /^[0-9*]/.test(l))
     const written = lines.flatMap((l) => [...l.matchAll(/(?:--metrics-file|--output) (\S+)/g)].map((m) => m[1]!))
     // backup-base (init's compose postgresql.conf archives WAL), db, files, verify, capacity

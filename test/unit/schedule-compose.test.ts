@@ -22,7 +22,7 @@ describe('schedule on a compose deployment', () => {
   it('cron jobs run charge-ops in the ops service, with the config path of the container and the textfile folder mounted', () => {
     const files = planSchedule('cron', {settings: settings('compose', 'on'), dir: join(dir, 'out'), textfileDir: '/var/lib/prom'});
     const wrapper = files.find((f) => f.path === 'charge-ops-job')!.content;
-    expect(wrapper).toContain(`flock -n -E 75 "$lock_dir/$job.lock" docker compose -f ${join(dir, 'docker-compose.yml')} -p charge run --rm -T -v /var/lib/prom:/var/lib/prom ops "$@" --config /etc/charge-ops/charge-ops.yaml`);
+    expect(wrapper).toContain(`flock -n -E 75 "$lock_dir/$job.lock" docker compose -f ${join(dir, 'docker-compose.yml')} -p charge run --rm --no-deps -T -v /var/lib/prom:/var/lib/prom ops "$@" --config /etc/charge-ops/charge-ops.yaml`);
     const cron = files.find((f) => f.path === 'charge-ops.cron')!.content;
     // WAL archiving on: a nightly base backup before the logical ones
     expect(cron).toMatch(/^0 1 \* \* \* root \S+charge-ops-job backup-base backup base --metrics-file \S+charge_ops_backup_base.prom$/m);
@@ -30,7 +30,7 @@ describe('schedule on a compose deployment', () => {
 
   it('systemd units run the same command; the host form stays the default elsewhere', () => {
     const units = planSchedule('systemd', {settings: settings('compose', 'on'), dir: join(dir, 'out')});
-    expect(units.find((f) => f.path === './charge-ops-backup-db.service')!.content).toMatch(/^ExecStart=\/usr\/bin\/flock .* docker compose -f \S+ -p charge run --rm -T -v \S+ ops backup db --metrics-file \S+ --config \/etc\/charge-ops\/charge-ops.yaml$/m);
+    expect(units.find((f) => f.path === './charge-ops-backup-db.service')!.content).toMatch(/^ExecStart=\/usr\/bin\/flock .* docker compose -f \S+ -p charge run --rm --no-deps -T -v \S+ ops backup db --metrics-file \S+ --config \/etc\/charge-ops\/charge-ops.yaml$/m);
     const local = planSchedule('cron', {settings: settings('local'), dir: join(dir, 'out'), bin: '/usr/local/bin/charge-ops'});
     expect(local.find((f) => f.path === 'charge-ops-job')!.content).toContain(`/usr/local/bin/charge-ops "$@" --config ${join(dir, 'charge-ops.yaml')}`);
     expect(local.find((f) => f.path === 'charge-ops.cron')!.content).not.toContain('backup-base');

@@ -61,16 +61,28 @@ describe('writeFileAtomicSync', () => {
 })
 
 describe('jsonJournal', () => {
-  it('round-trips state, 0600 by default, undefined when absent or unreadable, removable', () => {
+  it('round-trips state, 0600 by default, undefined when absent, removable', () => {
     const journal = jsonJournal<{step: number}>(path.join(dir, 'state', 'run.json'))
     expect(journal.load()).toBeUndefined()
     journal.save({step: 2})
     expect(journal.load()).toEqual({step: 2})
     expect(modeOf(journal.file)).toBe(0o600)
-    fs.writeFileSync(journal.file, '{half')
-    expect(journal.load()).toBeUndefined()
     journal.remove()
-    expect(fs.existsSync(journal.file)).toBe(false)
+  })
+
+  it('a damaged journal is JOURNAL_UNREADABLE (exit 1) naming the file and what to check, never "no journal"', () => {
+    const journal = jsonJournal<{step: number}>(path.join(dir, 'run.json'), {what: 'the recover journal', hint: 'Check the .env.'})
+    fs.writeFileSync(journal.file, '{half')
+    let error: unknown
+    try {
+      journal.load()
+    } catch (e) {
+      error = e
+    }
+    expect(error).toMatchObject({code: 'JOURNAL_UNREADABLE', exitCode: ExitCode.findings})
+    expect((error as Error).message).toContain(`the recover journal ${journal.file} cannot be read`)
+    expect((error as {hint: string}).hint).toBe('Check the .env. Then move the file aside and rerun.')
+    expect(fs.readFileSync(journal.file, 'utf8')).toBe('{half')
   })
 })
 
@@ -101,10 +113,13 @@ describe('acquireLocalLock', () => {
   })
   it('takes over the lock of a process that exited and was not reaped yet (a zombie)', async () => {
     const file = path.join(dir, 'x.lock')
-    // `sleep 0` exits at once; its parent, exec'd into `sleep 5`, never waits for it
-    const parent = spawn('/bin/sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], {stdio: ['ignore', 'pipe', 'ignore']})
+    // the child exits only once its parent has exec'd into `sleep 5`, which never waits for it. (A
+    // child that exits at once races the exec: the shell may reap it first, and no zombie is left.)
+    const parent = spawn('/bin/sh', ['-c', 'head -c1 <&3 >/dev/null & echo $!; exec sleep 5'], {stdio: ['ignore', 'pipe', 'ignore', 'pipe']})
     try {
-      const zombie = Number((await once(parent.stdout, 'data'))[0].toString().trim())
+      const zombie = Number((await once(parent.stdout!, 'data'))[0].toString().trim())
+      await waitUntil(async () => fs.readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim() === 'sleep', {timeoutMs: 5000, what: "the parent's exec"})
+      ;(parent.stdio[3] as NodeJS.WritableStream).end('x')
       await waitUntil(async () => fs.readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1].startsWith('Z'), {timeoutMs: 5000, what: 'the zombie'})
       fs.writeFileSync(file, `${zombie}\n`)
       const release = await acquireLocalLock(file, {what: 'upgrade'})
