@@ -142,6 +142,9 @@ async function runLocalUpgrade(options: UpgradeOptions): Promise<UpgradeResult> 
               const note = await journalled(ctx, record.name, () => runLocalStep[record.name](ctx, record))
               // Backups of the stack wait until the upgrade is over (the step-1 backup took and released the lock).
               if (record.name === 'backup') releases.push(await acquireLock(storage, settings.stack, {command: `upgrade to ${journal.to.version}`, name: 'backup'}))
+              // the step is recorded done (journal fsynced): a kill here leaves the stack between two steps
+              const {faultPoint} = await import('../core/faults.js')
+              await faultPoint(`upgrade.local.after-${record.name}`)
               return note
             },
           })),
@@ -291,20 +294,23 @@ async function resolveInterrupted(journal: UpgradeJournal, options: UpgradeOptio
   const {logger} = options
   const {configHash} = await import('./preflight.js')
   const atStep = journal.steps.find((s) => s.status === 'running' || s.status === 'failed')?.name
+  // killed between two steps (kill points upgrade.local.after-<step>): none is running, the last done one says where
+  const afterStep = atStep ? undefined : journal.steps.findLast((s) => s.status === 'done')?.name
+  const where = atStep ? ` during step ${atStep}` : afterStep ? ` after step ${afterStep}` : ''
   logger.warn(
-    `found an interrupted upgrade ${journal.id} (${journal.from.version ?? '?'} → ${journal.to.version}, started ${journal.startedAt} by pid ${journal.pid} on ${journal.host}, ${journal.status}${atStep ? ` at step ${atStep}` : ''})`,
+    `found an interrupted upgrade ${journal.id} (${journal.from.version ?? '?'} → ${journal.to.version}, started ${journal.startedAt} by pid ${journal.pid} on ${journal.host}, ${journal.status}${where})`,
   )
   if (journal.host !== hostname()) {
     throw new CliError('UPGRADE_OTHER_HOST', ExitCode.locked, `the interrupted upgrade ${journal.id} ran on ${journal.host}`, {hint: 'Resume it on that host, or remove the journal file after checking the stack by hand.'})
   }
   if (configHash(options.settings) !== journal.configHash) logger.warn('the configuration changed since that upgrade started; rolling back with the current one')
-  journal.interrupted = {detectedAt: new Date().toISOString(), byPid: process.pid, atStep}
+  journal.interrupted = {detectedAt: new Date().toISOString(), byPid: process.pid, atStep, ...(afterStep ? {afterStep} : {})}
   await options.acquireBackupLock()
   const ctx = await localContext(options, {...options, journal})
   if (allDoneThroughVerify(journal)) {
     logger.info('it had passed verify: finishing it (maintenance off, journal closed)')
     return finishSucceeded(ctx, 'finished-interrupted')
   }
-  journal.failure ??= {step: atStep ?? 'resume', error: `interrupted (the upgrade process ${journal.pid} stopped${atStep ? ` during step ${atStep}` : ''})`}
+  journal.failure ??= {step: atStep ?? 'resume', error: `interrupted (the upgrade process ${journal.pid} stopped${where})`}
   return rollbackAndThrow(ctx, new Error(journal.failure.error), {resumed: true})
 }

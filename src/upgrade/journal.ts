@@ -83,8 +83,8 @@ export interface UpgradeJournal {
   steps: StepRecord[]
   failure?: {step: StepName | 'resume'; error: string; code?: string}
   rollback?: {method?: 'down-migrations' | 'restore' | 'none'; startedAt: string; finishedAt?: string; verified?: boolean; error?: string; resumed?: boolean}
-  /** set when a later run found this one interrupted */
-  interrupted?: {detectedAt: string; byPid: number; atStep?: StepName}
+  /** set when a later run found this one interrupted: during `atStep`, or (killed between two steps) after `afterStep` */
+  interrupted?: {detectedAt: string; byPid: number; atStep?: StepName; afterStep?: StepName}
 }
 
 export const journalDir = (settings: Pick<Settings, 'stateDir'>) => join(settings.stateDir, 'upgrade')

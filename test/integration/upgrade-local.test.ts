@@ -205,6 +205,74 @@ describe('upgrade --target local', () => {
     await expect(upgrade(s, undefined)).rejects.toMatchObject({exitCode: 2});
   });
 
+  it('killed at the kill points upgrade.local.after-<step>: the journal says where it stopped; the rerun rolls back (after backup, after migrate) or finishes (after verify)', async () => {
+    const s = await stack('killpoints');
+    const before = await s.fingerprint();
+    const faults = path.join(s.dir, 'faults');
+    fs.mkdirSync(faults);
+    /** the upgrade in its own process, SIGKILLed by itself at `point`; resolves with the point's marker */
+    const killAt = async (point: string, to: string) => {
+      const child = spawnTied(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/fixtures/upgrade/run-upgrade.ts'), s.dir, to], {
+        cwd: ROOT,
+        env: cleanEnv({CHROMA_COLLECTION: process.env.CHROMA_COLLECTION!, CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults}),
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let output = '';
+      child.stderr!.on('data', (d) => (output += String(d)));
+      const signal = await new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, sig) => r(sig)));
+      expect(fs.existsSync(path.join(faults, `${point}.reached`)), `${point} not reached: ${output}`).toBe(true);
+      expect(signal, output).toBe('SIGKILL');
+      return JSON.parse(fs.readFileSync(path.join(faults, `${point}.reached`), 'utf8')) as {pid: number};
+    };
+    const statuses = () => readJournal(s.settings)!.steps.map((st) => st.status);
+
+    // after step 1: a verified backup, nothing else changed; A still serves, maintenance never went on
+    const first = await killAt('upgrade.local.after-backup', s.release('b', '2.0.0'));
+    let journal = readJournal(s.settings)!;
+    expect(journal).toMatchObject({status: 'running', pid: first.pid});
+    expect(statuses()).toEqual(['done', 'pending', 'pending', 'pending', 'pending', 'pending', 'pending']);
+    const manifest = JSON.parse(fs.readFileSync(path.join(s.dir, 'repo', s.settings.stack, 'backups', journal.backupId!, 'manifest.json'), 'utf8'));
+    expect(manifest.verification.ok).toBe(true);
+    await expectServing(s, '1.0.0-a');
+    let error = await expectRolledBack(upgrade(s, undefined));
+    expect(error.message).toContain(`interrupted (the upgrade process ${first.pid} stopped after step backup)`);
+    journal = readJournal(s.settings)!;
+    expect(journal).toMatchObject({status: 'rolled-back', interrupted: {afterStep: 'backup'}, rollback: {method: 'none', resumed: true}});
+    await expectServing(s, '1.0.0-a');
+    expect(await s.fingerprint()).toEqual(before);
+
+    // after step 5: maintenance on, the service stopped, the migration applied, A still current
+    const second = await killAt('upgrade.local.after-migrate', s.release('b', '2.0.0'));
+    journal = readJournal(s.settings)!;
+    expect(journal.pid).toBe(second.pid);
+    expect(statuses()).toEqual(['done', 'done', 'done', 'done', 'done', 'pending', 'pending']);
+    expect(journal.steps.find((st) => st.name === 'migrate')!.schemaHead).toBe('9001');
+    expect((await serviceStatus(s.reload())).running).toBe(false);
+    expect(JSON.parse(fs.readFileSync(path.join(s.settings.stateDir, 'maintenance'), 'utf8')).reason).toBe('upgrade to 2.0.0');
+    expect(fs.realpathSync(path.join(s.settings.stateDir, 'releases/current'))).toBe(path.join(s.settings.stateDir, 'releases/1.0.0-a'));
+    error = await expectRolledBack(upgrade(s, undefined));
+    expect(error.message).toContain('stopped after step migrate');
+    expect(readJournal(s.settings)!).toMatchObject({status: 'rolled-back', interrupted: {afterStep: 'migrate'}, rollback: {method: 'down-migrations', verified: true}});
+    expect(fs.existsSync(path.join(s.settings.stateDir, 'maintenance'))).toBe(false);
+    await expectServing(s, '1.0.0-a');
+    expect(await s.fingerprint()).toEqual(before);
+
+    // after step 7: B verified, but maintenance still on and the journal open; the rerun finishes it
+    const third = await killAt('upgrade.local.after-verify', s.release('b', '2.0.0'));
+    expect(readJournal(s.settings)!).toMatchObject({status: 'running', pid: third.pid});
+    expect(statuses()).toEqual(Array(7).fill('done'));
+    expect(fs.existsSync(path.join(s.settings.stateDir, 'maintenance'))).toBe(true);
+    const finished = await upgrade(s, undefined);
+    expect(finished.outcome, finished.message).toBe('finished-interrupted');
+    expect(fs.existsSync(path.join(s.settings.stateDir, 'maintenance'))).toBe(false);
+    await expectServing(s, '2.0.0');
+    const after = await s.fingerprint();
+    for (const [key, value] of Object.entries(before)) {
+      if (key === 'schema' || key === 'rows:service_meta' || key === 'rows:charge_ops_migrations') continue;
+      expect(after[key], key).toBe(value);
+    }
+  });
+
   it('--rehearse migrates a restored copy of the newest backup, reports timings, leaves production alone; another run holds the lock → exit 4', async () => {
     const s = await stack('rehearse');
     const storage = await openRepository(path.join(s.dir, 'repo'));
