@@ -294,6 +294,10 @@ function postgresManifest(k: StackContext): Manifest {
   const pod = {
     securityContext: {fsGroup: 999},
     terminationGracePeriodSeconds: 60,
+    // the pause container as PID 1, not the postmaster: restore_command's WAL prefetcher outlives the
+    // call that started it, and a postmaster reaping an unknown child that exited non-zero treats it
+    // as a crashed backend and restarts every process (docker-compose.yml: `init: true`)
+    shareProcessNamespace: true,
     containers: [
       {
         name: 'postgres',

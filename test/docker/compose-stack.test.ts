@@ -134,6 +134,10 @@ describe('compose: init → images → up → operate from the host and from the
     const services = report.checks.filter((r) => r.id === 'containers.state').map((r) => r.labels?.service).sort();
     expect(services).toEqual(['backend', 'chroma', 'migrate', 'nginx', 'postgres', 'redis', 'worker']);
     ok(await cli(['migrate', 'status', '--exit-code']), 'migrate status');
+    // PID 1 of the postgres container reaps the orphaned WAL prefetcher, not the postmaster (docs/pitr.md)
+    const pid1 = await compose(['exec', '-T', 'postgres', 'cat', '/proc/1/comm']);
+    ok(pid1, 'PID 1 of postgres');
+    expect(pid1.stdout.trim()).toBe('docker-init');
   }, 5 * MINUTE);
 
   it('the sample sessions go through nginx (HTTPS) and the worker analyses each', async () => {
