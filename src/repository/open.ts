@@ -3,7 +3,6 @@
  * storage.ts (the interface both drivers implement), so that the drivers do not import their factory.
  */
 import type {Settings} from '../config/settings.js'
-import {requireSetting} from '../config/settings.js'
 import type {RepositoryStorage} from './storage.js'
 
 export const REPOSITORY_HINT = 'Pass --repo DIR or --repo s3://BUCKET/PREFIX, set CHARGE_OPS_REPO, or set backup.repository in charge-ops.yaml.'
@@ -31,6 +30,9 @@ export async function openRepository(location: string, s3Options?: import('./s3-
 
 /** Opens the configured repository (S3 options from charge-ops.yaml's backup.s3). */
 export async function openConfiguredRepository(settings: Settings): Promise<RepositoryStorage> {
+  // imported here, not at the top: `wal push` / `wal fetch` open a repository on every WAL segment,
+  // and a static import made them load the whole config stack (zod, yaml: ~100 ms) for nothing
+  const {requireSetting} = await import('../config/settings.js')
   const location = requireSetting(settings.repository, 'the backup repository', REPOSITORY_HINT)
   return openRepository(location, settings.yaml.backup.s3)
 }

@@ -4,7 +4,7 @@
  * (ESM `register` + CJS `Module._load`) records every module the binary loads.
  */
 import {execa} from 'execa'
-import {chmodSync, cpSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
@@ -51,33 +51,50 @@ async function loadedPackages(args: string[], cwd = root, env: Record<string, st
 
 const heavyIn = (packages: Set<string>) => [...packages].filter((p) => HEAVY.some((h) => p === h || p.startsWith(`${h}/`)))
 
+/** a data directory whose pg_wal holds one segment (a PostgreSQL 15 long page header), charge-ops.yaml in it and in conf/ */
+function walFixture(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'charge-ops-trace-'))
+  mkdirSync(join(dir, 'pg_wal'))
+  mkdirSync(join(dir, 'conf'))
+  const segment = Buffer.alloc(16 * 1024 * 1024)
+  segment.writeUInt16LE(0xd110, 0)
+  segment.writeUInt16LE(0x0002, 2)
+  segment.writeUInt32LE(1, 4)
+  segment.writeBigUInt64LE(7311234567890123456n, 24)
+  segment.writeUInt32LE(16 * 1024 * 1024, 32)
+  segment.writeUInt32LE(8192, 36)
+  writeFileSync(join(dir, 'pg_wal', '000000010000000000000001'), segment)
+  writeFileSync(join(dir, 'charge-ops.yaml'), `stack: from-cwd\nbackup:\n  repository: ${join(dir, 'repo')}\n`)
+  writeFileSync(join(dir, 'conf', 'charge-ops.yaml'), `stack: from-config\nbackup:\n  repository: ${join(dir, 'repo')}\n`)
+  return dir
+}
+
 describe('start-up imports', () => {
   it.each([
     ['without --stack (charge-ops.yaml in the cwd)', ['wal', 'push', 'pg_wal/000000010000000000000001', '--repo', 'repo'], {}],
     ['with --config only', ['wal', 'push', 'pg_wal/000000010000000000000001', '--config', 'conf/charge-ops.yaml'], {}],
     ['with CHARGE_OPS_CONFIG only', ['wal', 'push', 'pg_wal/000000010000000000000001'], {CHARGE_OPS_CONFIG: 'conf/charge-ops.yaml'}],
   ])('wal push %s archives without loading oclif (archive_command hot path)', async (_form, args, env) => {
-    const dir = mkdtempSync(join(tmpdir(), 'charge-ops-trace-'))
-    const {mkdirSync} = await import('node:fs')
-    mkdirSync(join(dir, 'pg_wal'))
-    mkdirSync(join(dir, 'conf'))
-    // a WAL segment's long page header (magic of PostgreSQL 15, timeline 1, a system identifier)
-    const segment = Buffer.alloc(16 * 1024 * 1024)
-    segment.writeUInt16LE(0xd110, 0)
-    segment.writeUInt16LE(0x0002, 2)
-    segment.writeUInt32LE(1, 4)
-    segment.writeBigUInt64LE(7311234567890123456n, 24)
-    segment.writeUInt32LE(16 * 1024 * 1024, 32)
-    segment.writeUInt32LE(8192, 36)
-    writeFileSync(join(dir, 'pg_wal', '000000010000000000000001'), segment)
-    writeFileSync(join(dir, 'charge-ops.yaml'), `stack: from-cwd\nbackup:\n  repository: ${join(dir, 'repo')}\n`)
-    writeFileSync(join(dir, 'conf', 'charge-ops.yaml'), `stack: from-config\nbackup:\n  repository: ${join(dir, 'repo')}\n`)
+    const dir = walFixture()
     const {packages, exitCode} = await loadedPackages(args, dir, env)
     expect(exitCode).toBe(0)
     expect(packages.has('@oclif/core')).toBe(false)
     const stack = args.includes('--repo') ? 'from-cwd' : 'from-config'
-    const {existsSync} = await import('node:fs')
     expect(existsSync(join(dir, 'repo', stack, 'wal', '00000001', '000000010000000000000001.zst'))).toBe(true)
+  })
+
+  it('wal push / wal fetch with --repo and --stack load no package at all (the config stack, zod and yaml, only when a flag is missing)', async () => {
+    // PostgreSQL forks these once per 16 MB segment; a static import of the config loader cost ~100 ms a call
+    const dir = walFixture()
+    const push = await loadedPackages(['wal', 'push', 'pg_wal/000000010000000000000001', '--repo', 'repo', '--stack', 's'], dir)
+    expect(push.exitCode).toBe(0)
+    expect([...push.packages]).toEqual([])
+    const fetch = await loadedPackages(['wal', 'fetch', '000000010000000000000001', 'pg_wal/RECOVERYXLOG', '--repo', 'repo', '--stack', 's'], dir)
+    expect(fetch.exitCode).toBe(0)
+    expect(readFileSync(join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(readFileSync(join(dir, 'pg_wal', '000000010000000000000001')))).toBe(true)
+    expect([...fetch.packages]).toEqual([])
+    // the tracer sees packages: the same push without --stack reads charge-ops.yaml through yaml
+    expect((await loadedPackages(['wal', 'push', 'pg_wal/000000010000000000000001', '--repo', 'repo'], dir)).packages.has('yaml')).toBe(true)
   })
 
   it('charge-ops --version answers without loading any package (not even oclif)', async () => {
