@@ -24,7 +24,7 @@ export default class WalPrune extends BaseCommand<typeof WalPrune> {
     const {openWalRepository} = await import('../../src/wal/context.js')
     const {listArchive} = await import('../../src/wal/archive.js')
     const {listBackups} = await import('../../src/repository/manifest.js')
-    const {planWalRetention} = await import('../../src/backup/physical-retention.js')
+    const {planWalRetention, deleteArchivedWal} = await import('../../src/backup/physical-retention.js')
     const {withLock} = await import('../../src/repository/lock.js')
     const {storage, stack} = await openWalRepository(this.flags, () => this.settings())
     return withLock(storage, stack, {command: 'wal prune'}, async () => {
@@ -33,7 +33,7 @@ export default class WalPrune extends BaseCommand<typeof WalPrune> {
       const result: WalPruneResult = {keepFrom: plan.keepFrom, deleted: plan.delete.map((f) => f.name), kept: plan.keep, reason: plan.reason, dryRun: this.flags['dry-run']}
       if (plan.delete.length > 0 && !this.flags['dry-run']) {
         await this.confirm(`Delete ${plan.delete.length} archived WAL file(s) older than ${plan.keepFrom}?`)
-        await storage.delete(plan.delete.map((f) => f.key))
+        await deleteArchivedWal(storage, plan.delete)
       }
       this.log(`${this.flags['dry-run'] ? 'would delete' : 'deleted'} ${plan.delete.length} WAL file(s); kept ${plan.keep} (${plan.reason})`)
       return result

@@ -12,6 +12,7 @@
  * point-in-time recovery is kept, older ones are deleted (src/backup/physical-retention.ts).
  */
 import type {RetentionPolicy} from '../config/schema.js'
+import {faultPoint} from '../core/faults.js'
 import {acquireLock} from '../repository/lock.js'
 import {backupPrefix, backupsPrefix, listBackups, manifestBytes, manifestKey} from '../repository/manifest.js'
 import {planRetention, type RetentionDecision} from '../repository/retention.js'
@@ -44,7 +45,7 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
     keepReferenced(plan, byId)
     const deleted = plan.filter((d) => !d.keep).map((d) => ({...d, bytes: manifestBytes(byId.get(d.id)!)}))
     const incompleteRemoved = listing.incomplete.map((i) => ({id: i.id, bytes: i.bytes}))
-    const [{listArchive}, {planWalRetention}] = await Promise.all([import('../wal/archive.js'), import('./physical-retention.js')])
+    const [{listArchive}, {planWalRetention, deleteArchivedWal}] = await Promise.all([import('../wal/archive.js'), import('./physical-retention.js')])
     const keptBases = plan.filter((d) => d.keep && d.kind === 'base').map((d) => byId.get(d.id)!)
     const walPlan = planWalRetention(await listArchive(ctx.storage, ctx.stack), keptBases as Parameters<typeof planWalRetention>[1])
     const walBytes = walPlan.delete.reduce((sum, f) => sum + f.size, 0)
@@ -53,6 +54,9 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
     if (!options.dryRun) {
       for (const d of deleted) {
         await ctx.storage.delete(manifestKey(ctx.stack, d.id))
+        // kill point: no longer listed as complete (nor restorable), its parts still there — an
+        // incomplete backup that the next prune removes
+        await faultPoint('backup.prune.manifest-deleted', () => ({id: d.id}))
         const objects = await ctx.storage.list(backupPrefix(ctx.stack, d.id))
         await ctx.storage.delete(objects.map((o) => o.key))
         ctx.logger.info(`deleted backup ${d.id}`)
@@ -62,7 +66,7 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
         ctx.logger.info(`removed incomplete backup ${i.id}`)
       }
       if (walPlan.delete.length > 0) {
-        await ctx.storage.delete(walPlan.delete.map((f) => f.key))
+        await deleteArchivedWal(ctx.storage, walPlan.delete)
         ctx.logger.info(`deleted ${walPlan.delete.length} archived WAL file(s) older than ${walPlan.keepFrom}`)
       }
       temporary = await sweepLeftoverTemporary(ctx.storage, ctx.stack)

@@ -5,7 +5,7 @@
  * storage driver, not the volume. Needs `npm run build` (archive_command runs bin/run.js).
  */
 import {spawnSync} from 'node:child_process'
-import {chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -14,6 +14,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {LocalStorage} from '../../src/repository/local-storage.js'
 import {listBackups, partKey} from '../../src/repository/manifest.js'
+import {listArchive} from '../../src/wal/archive.js'
 import {parseS3Location, S3Storage} from '../../src/repository/s3-storage.js'
 import type {RepositoryStorage} from '../../src/repository/storage.js'
 import {dbHash, freePort, sharedPostgres, startS3, treeHash, type S3Server} from '../support/index.js'
@@ -40,8 +41,25 @@ function cli(kind: Kind, args: string[], extra: Record<string, string> = {}) {
   // S3 credentials through the environment (AWS_*), as a cron job or an operator's shell has them
   const env = {PATH: process.env.PATH, HOME: dir, NO_COLOR: '1', DATABASE_URL: dbUrl, CHARGE_OPS_STATE_DIR: path.join(dir, 'state'), ...(kind === 's3' ? s3.env : {}), ...extra}
   const r = spawnSync(process.execPath, ['--', ENTRY, ...args], {cwd: dir, env, encoding: 'utf8', timeout: 180_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr}
+  return {code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr}
 }
+
+/**
+ * The CLI SIGKILLed at a kill point (src/core/faults.ts): asserts that the point was reached and
+ * the run died there; returns the point's marker (pid and detail).
+ */
+function killAt(kind: Kind, point: string, args: string[]): {pid: number} & Record<string, unknown> {
+  const faults = path.join(dir, 'faults')
+  mkdirSync(faults, {recursive: true})
+  rmSync(path.join(faults, `${point}.reached`), {force: true})
+  const r = cli(kind, args, {CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults})
+  expect(existsSync(path.join(faults, `${point}.reached`)), `${point} was not reached: ${r.out}`).toBe(true)
+  expect(r.signal).toBe('SIGKILL')
+  return JSON.parse(readFileSync(path.join(faults, `${point}.reached`), 'utf8'))
+}
+
+/** retention that keeps only the newest backup of each kind */
+const KEEP_ONE = ['--keep-last', '1', '--keep-days', '0', '--daily', '0', '--weekly', '0', '--monthly', '0']
 
 const json = (r: {code: number | null; stdout: string; out: string}) => {
   expect(r.code, r.out).toBe(0)
@@ -111,19 +129,33 @@ describe.each(KINDS)('logical backups on a %s repository', (kind) => {
     expect(treeHash(uploads)).toBe(before)
   }, 180_000)
 
-  it('backup prune keeps the newest, deletes the older backup and a dead run\'s parts; the kept backup restores', async () => {
+  it('backup prune keeps the newest, deletes the older backup and a dead run\'s parts; killed at backup.prune.manifest-deleted it leaves the older one incomplete (not listed, not restorable), the lock naming it; the rerun finishes; the kept backup restores', async () => {
     const repo = repoOf(kind, 'prune')
     const storage = storageOf(kind, repo)
     const older = json(cli(kind, ['backup', 'db', '--repo', repo, '--json']))
     const newer = json(cli(kind, ['backup', 'db', '--repo', repo, '--json']))
     // what a killed run leaves on any store: a part whose manifest was never written
     await storage.put(partKey('charge-analysis', '20200101T000000Z-db-dead', 'db.dump.zst'), 'partial')
-    const dry = json(cli(kind, ['backup', 'prune', '--repo', repo, '--keep-last', '1', '--keep-days', '0', '--daily', '0', '--weekly', '0', '--monthly', '0', '--dry-run', '--json']))
+    const dry = json(cli(kind, ['backup', 'prune', '--repo', repo, ...KEEP_ONE, '--dry-run', '--json']))
     expect(dry.deleted.map((d: {id: string}) => d.id)).toEqual([older.id])
     expect((await listBackups(storage, 'charge-analysis')).complete.map((b) => b.id).sort()).toEqual([older.id, newer.id].sort())
-    const pruned = json(cli(kind, ['backup', 'prune', '--repo', repo, '--keep-last', '1', '--keep-days', '0', '--daily', '0', '--weekly', '0', '--monthly', '0', '--yes', '--json']))
-    expect(pruned.deleted.map((d: {id: string}) => d.id)).toEqual([older.id])
-    expect(pruned.incompleteRemoved.map((d: {id: string}) => d.id)).toEqual(['20200101T000000Z-db-dead'])
+    // killed between deleting the older backup's manifest and its parts
+    const marker = killAt(kind, 'backup.prune.manifest-deleted', ['backup', 'prune', '--repo', repo, ...KEEP_ONE, '--yes', '--quiet'])
+    expect(marker.id).toBe(older.id)
+    const half = await listBackups(storage, 'charge-analysis', {includeIncomplete: true})
+    expect(half.complete.map((b) => b.id), 'a half-pruned backup is never listed as complete').toEqual([newer.id])
+    expect(half.incomplete.map((i) => i.id).sort()).toEqual(['20200101T000000Z-db-dead', older.id].sort())
+    expect((await storage.list(`charge-analysis/backups/${older.id}/`)).map((o) => o.key)).toEqual([partKey('charge-analysis', older.id, 'db.dump.zst')])
+    const refused = cli(kind, ['restore', 'db', older.id, '--repo', repo, '--target-db', `parity_half_${kind}`, '--json'])
+    expect(refused.code, refused.out).toBe(2)
+    expect(JSON.parse(refused.stdout).error.code, 'nor restorable').toBe('BACKUP_NOT_FOUND')
+    expect(JSON.parse((await storage.getBytes('charge-analysis/locks/backup.lock')).toString())).toMatchObject({pid: marker.pid, command: 'backup prune'})
+
+    // the rerun takes the dead run's lock over and finishes the deletion
+    const pruned = json(cli(kind, ['backup', 'prune', '--repo', repo, ...KEEP_ONE, '--yes', '--json']))
+    expect(pruned.deleted).toEqual([])
+    expect(pruned.incompleteRemoved.map((d: {id: string}) => d.id).sort()).toEqual(['20200101T000000Z-db-dead', older.id].sort())
+    expect(await storage.exists('charge-analysis/locks/backup.lock'), 'the rerun released the lock it took over').toBe(false)
     const left = await listBackups(storage, 'charge-analysis', {includeIncomplete: true})
     expect(left.complete.map((b) => b.id)).toEqual([newer.id])
     expect(left.incomplete).toEqual([])
@@ -197,12 +229,21 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     expect(r.code, r.stdout + r.stderr).toBe(0)
     return JSON.parse(r.stdout)
   }
+  /** a repository command as the server's user (S3: --aws-env-file), SIGKILLed at `point`: asserts it got there; the point's marker */
+  const killAt = (point: string, args: string[]): {pid: number} & Record<string, unknown> => {
+    const faults = cluster.pg.serverDir('faults')
+    rmSync(path.join(faults, `${point}.reached`), {force: true})
+    const r = cluster.cli([...args, ...cluster.loc], {asServer: true, env: {CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults}})
+    expect(existsSync(path.join(faults, `${point}.reached`)), `${point} was not reached: ${r.stdout}${r.stderr}`).toBe(true)
+    expect(r.code, 'killed').toBeNull()
+    return JSON.parse(readFileSync(path.join(faults, `${point}.reached`), 'utf8'))
+  }
   const walCheck = () => {
     const c = cluster.cli(['wal', 'check', ...cluster.loc, '--timeout', '60'], {env: {DATABASE_URL: cluster.pg.url()}})
     expect(c.code, c.stdout + c.stderr).toBe(0)
   }
 
-  it('backup base + archived WAL → restore pitr: exactly the rows at the target; after prune removed the older base, PITR from the newer is exact too; verify checks the base', async () => {
+  it('backup base + archived WAL → restore pitr: exactly the rows at the target; backup prune / wal prune killed at their kill points lose nothing a kept base needs, their reruns finish; after prune removed the older base, PITR from the newer is exact too; verify checks the base', async () => {
     const firstBase = repoCli(['backup', 'list']).backups.find((b: {kind: string}) => b.kind === 'base')
     expect(firstBase, 'the setup took a base backup').toBeDefined()
     await insert(1, 20)
@@ -219,10 +260,47 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     const target2 = await now()
     await insert(41, 45)
     walCheck()
-    const pruned = repoCli(['backup', 'prune', '--keep-last', '1', '--keep-days', '0', '--daily', '0', '--weekly', '0', '--monthly', '0', '--yes'])
-    expect(pruned.deleted.map((d: {id: string}) => d.id)).toEqual([firstBase.id])
-    expect(pruned.wal.deleted, 'WAL older than the kept base backup went too').toBeGreaterThan(0)
-    expect(repoCli(['backup', 'list']).backups.map((b: {id: string}) => b.id)).toEqual([secondId])
+    const archive = storageOf(kind, cluster.repo)
+    const segments = async () => (await listArchive(archive, cluster.stack)).filter((f) => f.kind !== 'history').map((f) => f.name).sort()
+    const lockOwner = async () => JSON.parse((await archive.getBytes(`${cluster.stack}/locks/backup.lock`)).toString())
+    const beforePrune = await segments()
+
+    // 1. backup prune killed with the first base's manifest deleted, its parts not yet: no longer
+    //    listed, not restorable, the lock names the dead run
+    const halfPruned = killAt('backup.prune.manifest-deleted', ['backup', 'prune', ...KEEP_ONE, '--yes'])
+    expect(halfPruned.id).toBe(firstBase.id)
+    const listing = repoCli(['backup', 'list', '--all'])
+    expect(listing.backups.map((b: {id: string}) => b.id), 'a half-pruned base backup is never listed as complete').toEqual([secondId])
+    expect(listing.incomplete.map((i: {id: string}) => i.id)).toEqual([firstBase.id])
+    const notRestorable = cluster.cli(['restore', 'pitr', '--latest', '--backup', firstBase.id, '--data-dir', path.join(cluster.pg.serverDir('restores'), 'half-pruned'), ...cluster.loc, '--yes', '--json'], {asServer: true})
+    expect(notRestorable.code, notRestorable.stdout + notRestorable.stderr).toBe(2)
+    expect(JSON.parse(notRestorable.stdout).error.code).toBe('BACKUP_NOT_FOUND')
+    expect(await lockOwner()).toMatchObject({pid: halfPruned.pid, command: 'backup prune'})
+    expect(await segments(), 'no WAL deleted yet').toEqual(beforePrune)
+
+    // 2. wal prune (the first base no longer complete: it keeps from the second one's start) killed
+    //    with the oldest segment deleted: the rest of the older ones left, no hole, every segment
+    //    from the kept base's start on still there
+    const walKill = killAt('wal.prune.oldest-deleted', ['wal', 'prune', '--yes'])
+    const left = walKill.left as string[]
+    expect(left.length, 'the kill landed mid-way: more WAL was planned for deletion').toBeGreaterThan(0)
+    expect(walKill.deleted).toBe(beforePrune[0])
+    const afterKill = await segments()
+    expect(afterKill).toEqual(beforePrune.slice(1))
+    expect(afterKill.slice(0, left.length), 'what is left of the doomed WAL is the oldest run').toEqual([...left].sort())
+    expect(await lockOwner()).toMatchObject({pid: walKill.pid, command: 'wal prune'})
+
+    // 3. the reruns take the lock over: wal prune deletes the rest of its plan, backup prune the
+    //    half-pruned base; the second base and its WAL are all that is left
+    const walRerun = cluster.cli(['wal', 'prune', ...cluster.loc, '--yes', '--json'], {asServer: true})
+    expect(walRerun.code, walRerun.stdout + walRerun.stderr).toBe(0)
+    expect(JSON.parse(walRerun.stdout).deleted.sort()).toEqual([...left].sort())
+    expect(await segments()).toEqual(beforePrune.slice(1 + left.length))
+    const pruned = repoCli(['backup', 'prune', ...KEEP_ONE, '--yes'])
+    expect(pruned.incompleteRemoved.map((d: {id: string}) => d.id)).toEqual([firstBase.id])
+    expect(pruned.wal.deleted).toBe(0)
+    expect(await archive.exists(`${cluster.stack}/locks/backup.lock`)).toBe(false)
+    expect(repoCli(['backup', 'list', '--all']).backups.map((b: {id: string}) => b.id)).toEqual([secondId])
     expect(await restoreAt('after-prune', ['--target-time', target2])).toBe(Array.from({length: 40}, (_, i) => i + 1).join(','))
 
     expect(repoCli(['backup', 'verify', secondId]).ok).toBe(true)
