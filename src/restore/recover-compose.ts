@@ -228,12 +228,12 @@ async function startStack({compose, mark}: ComposeRun, note: (text: string) => v
 }
 
 /** Step 6: migration version, /health, row counts; maintenance off when they pass. */
-async function verifyStack({settings, s, checkUrl, migrationsDir, healthUrl, maintenance, mark}: ComposeRun, note: (text: string) => void): Promise<void> {
+async function verifyStack({s, checkUrl, migrationsDir, healthUrl, maintenance, mark}: ComposeRun, note: (text: string) => void): Promise<void> {
   s.verify = await checkRecovered({url: checkUrl, migrationsDir, oldMigration: s.oldMigration, healthUrl})
-  await mark('verify')
-  s.finishedAt = new Date().toISOString()
+  // off and finished before step 6 is recorded (as recover.ts verifyStep): a rerun skips recorded steps
   await maintenance(false)
-  await saveState(settings, s)
+  s.finishedAt = new Date().toISOString()
+  await mark('verify')
   note(`${describeVerified(s.verify)}; maintenance off; the old cluster is kept in ${s.oldCluster}`)
 }
 

@@ -377,13 +377,15 @@ async function verifyStep({options, settings, s, oldUrl, newUrl, bouncer, mark}:
   // Through PgBouncer the clients' DATABASE_URL stays; after the reload it reaches the new server.
   s.verify = await checkRecovered({url: bouncer ? oldUrl : newUrl, migrationsDir: options.migrationsDir, oldMigration: s.oldMigration, healthUrl: options.healthUrl})
   note(describeVerified(s.verify))
-  await mark('verify')
-  s.finishedAt = new Date().toISOString()
+  // Maintenance off and the run finished BEFORE step 5 is recorded: once it is, a rerun skips every
+  // step, so a kill between the record and the switch left maintenance on for good (kill point
+  // recover.after-verify). Killed before the record, the rerun verifies again and switches it off.
   if (!options.skipMaintenance) {
     const {setMaintenance} = await import('../service/maintenance.js')
     await setMaintenance(settings, false)
   }
-  await saveState(settings, s)
+  s.finishedAt = new Date().toISOString()
+  await mark('verify')
 }
 
 /**

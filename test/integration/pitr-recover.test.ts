@@ -18,6 +18,7 @@ const ENTRY = path.join(ROOT, 'bin/run.js')
 let pg: PgCluster
 let repo: string
 let work: string
+let originalEnv: string
 const started: string[] = []
 
 function cli(args: string[], options: {asServer?: boolean; env?: Record<string, string>} = {}) {
@@ -29,7 +30,7 @@ function cli(args: string[], options: {asServer?: boolean; env?: Record<string, 
     gid: options.asServer ? pg.osUser?.gid : undefined,
     timeout: 240_000,
   })
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
+  return {code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr}
 }
 
 beforeAll(async () => {
@@ -46,6 +47,7 @@ beforeAll(async () => {
   fs.symlinkSync(path.join(ROOT, 'service'), path.join(work, 'service'))
   fs.writeFileSync(path.join(work, 'charge-ops.yaml'), `stack: prod\npaths:\n  stateDir: state\nbackup:\n  repository: ${repo}\n`)
   fs.writeFileSync(path.join(work, '.env'), `# backend\nAPP_NAME=Charge Analysis Backend\nDATABASE_URL=${url}\nSECRET_KEY=abcdefabcdefabcdefabcdefabcdefabcdef\n`, {mode: 0o600})
+  originalEnv = fs.readFileSync(path.join(work, '.env'), 'utf8')
   const check = cli(['wal', 'check'], {env: {}})
   expect(check.code, check.stderr).toBe(0)
 }, 240_000)
@@ -217,5 +219,56 @@ describe('charge-ops recover', () => {
     } finally {
       bouncer.kill('SIGTERM')
     }
+  }, 240_000)
+  it('killed at recover.after-replay, then at recover.after-verify: the journal says where it stopped; the reruns resume with the same server (no second one on the data dir), maintenance ends off', async () => {
+    // the earlier test repointed the .env: start again from the original one
+    fs.writeFileSync(path.join(work, '.env'), originalEnv, {mode: 0o600})
+    fs.rmSync(path.join(work, 'state', 'recover.json'), {force: true})
+    const faults = pg.serverDir('faults-recover')
+    const dataDir = path.join(pg.serverDir('new'), 'killed')
+    const port = await freePort()
+    started.push(dataDir)
+    const args = ['recover', '--latest', '--data-dir', dataDir, '--port', String(port), '--yes']
+    const killAt = (point: string) => {
+      const r = cli(args, {env: {CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults}})
+      expect(fs.existsSync(path.join(faults, `${point}.reached`)), `${point} not reached: ${r.stderr}`).toBe(true)
+      expect(r.signal, r.stderr).toBe('SIGKILL')
+    }
+    const journal = () => JSON.parse(fs.readFileSync(path.join(work, 'state', 'recover.json'), 'utf8'))
+    const postmaster = () => Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
+    const probeRows = async () => {
+      const {default: pgc} = await import('pg')
+      const c = new pgc.Client({connectionString: `postgresql://postgres:${encodeURIComponent(pg.password)}@127.0.0.1:${port}/charge_analysis`})
+      await c.connect()
+      try {
+        return Number((await c.query('SELECT count(*) AS n FROM probe')).rows[0].n)
+      } finally {
+        await c.end()
+      }
+    }
+
+    // after step 3: the recovered server runs (promoted), the .env still names the old one, maintenance on
+    killAt('recover.after-replay')
+    expect(Object.keys(journal().done).sort()).toEqual(['maintenance', 'replay', 'restore'])
+    expect(journal().finishedAt).toBeUndefined()
+    expect(fs.readFileSync(path.join(work, '.env'), 'utf8')).toBe(originalEnv)
+    expect(JSON.parse(fs.readFileSync(path.join(work, 'state', 'maintenance'), 'utf8')).reason).toBe('charge-ops recover to the end of the archived WAL')
+    const server = postmaster()
+    expect(process.kill(server, 0)).toBe(true)
+    expect(await probeRows()).toBe(500)
+
+    // the rerun resumes at step 4 (killed again once step 5 is recorded): it did not start a second server
+    killAt('recover.after-verify')
+    expect(postmaster()).toBe(server)
+    expect(fs.readFileSync(path.join(work, '.env'), 'utf8')).toContain(`@127.0.0.1:${port}/charge_analysis`)
+    expect(journal().finishedAt, 'step 5 recorded without the recovery finished: a rerun skips every step and never switches maintenance off').toBeDefined()
+    expect(fs.existsSync(path.join(work, 'state', 'maintenance')), 'maintenance left on').toBe(false)
+
+    const again = cli(args)
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stderr.match(/already done/g)?.length).toBe(5)
+    expect(postmaster()).toBe(server)
+    expect(await probeRows()).toBe(500)
+    expect(fs.existsSync(path.join(work, 'state', 'maintenance'))).toBe(false)
   }, 240_000)
 })
