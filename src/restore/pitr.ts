@@ -10,11 +10,12 @@
  */
 import {createHash} from 'node:crypto'
 import {existsSync} from 'node:fs'
-import {appendFile, chmod, chown, mkdir, open, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {appendFile, chmod, chown, mkdir, open, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {Transform, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
+import {faultPoint} from '../core/faults.js'
 import {ChecksFailedError, UsageError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import {backupIdTime, findPart, listBackups, partKey, type BackupManifest} from '../repository/manifest.js'
@@ -31,6 +32,15 @@ import {startAndAwaitRecovery, type Owner, type RecoveryOutcome} from './pitr-st
 export {parseRecoveryLog, startAndAwaitRecovery, type RecoveryOutcome} from './pitr-start.js'
 
 export const PARTIAL_CONTROL = 'global/pg_control.charge-ops-partial'
+
+/**
+ * The mark of a restore writing a data directory: `{owner}` (src/core/proc/pid.ts: pid, /proc start
+ * time, host, command), written before the first file and removed once the directory is complete,
+ * before the server is started. A directory holding it was filled by a charge-ops restore that never
+ * finished and never started a server on it: when that run is dead, the rerun clears it and restores
+ * again (a kill -9 of `restore pitr` used to leave a directory every rerun refused as not empty).
+ */
+export const RESTORE_MARK = 'charge-ops-restore.json'
 
 export interface PitrOptions {
   storage: RepositoryStorage
@@ -57,6 +67,8 @@ export interface PitrOptions {
   jobs?: number
   /** restore_command prefetches this many segments ahead (`wal fetch --prefetch`); 0/undefined: none */
   walPrefetch?: number
+  /** the command named by the data directory's RESTORE_MARK (default `restore pitr`) */
+  command?: string
 }
 
 export interface PitrResult {
@@ -72,7 +84,7 @@ export interface PitrResult {
 
 // ------------------------------------------------------------------ data directory safety
 
-export async function assertRestorableDataDir(dataDir: string): Promise<{exists: boolean}> {
+export async function assertRestorableDataDir(dataDir: string, logger?: Logger): Promise<{exists: boolean}> {
   if (existsSync(join(dataDir, 'postmaster.pid'))) {
     throw new UsageError(`${dataDir} belongs to a server (postmaster.pid exists): refusing to restore over it`, {
       code: 'PITR_DATADIR_RUNNING',
@@ -91,6 +103,7 @@ export async function assertRestorableDataDir(dataDir: string): Promise<{exists:
     }
     throw error
   }
+  if (entries.length > 0 && (await clearInterruptedRestore(dataDir, entries, logger))) return {exists: true}
   if (entries.length > 0) {
     const interrupted = existsSync(join(dataDir, PARTIAL_CONTROL))
     throw new UsageError(`${dataDir} is not empty (${entries.length} entries${interrupted ? ': an interrupted charge-ops restore — it has no global/pg_control and cannot start' : ''}); refusing to restore into it`, {
@@ -99,6 +112,33 @@ export async function assertRestorableDataDir(dataDir: string): Promise<{exists:
     })
   }
   return {exists: true}
+}
+
+/**
+ * A directory a dead charge-ops restore was writing (its RESTORE_MARK names a run that no longer
+ * runs, and no server runs on it): emptied, so the rerun restores again. True when cleared. A mark
+ * naming a live run — another restore into the same directory — is refused: never two writers.
+ */
+async function clearInterruptedRestore(dataDir: string, entries: string[], logger?: Logger): Promise<boolean> {
+  if (!entries.includes(RESTORE_MARK)) return false
+  const {ownerState, describeOwner} = await import('../core/proc/pid.js')
+  let owner: import('../core/proc/pid.js').ProcessOwner | undefined
+  try {
+    owner = (JSON.parse(await readFile(join(dataDir, RESTORE_MARK), 'utf8')) as {owner?: import('../core/proc/pid.js').ProcessOwner}).owner
+  } catch {
+    owner = undefined // torn or foreign: not proof that the directory is ours to clear
+  }
+  if (!owner || typeof owner.pid !== 'number') return false
+  if (ownerState(owner) !== 'dead') {
+    throw new UsageError(`${dataDir} is being written by ${describeOwner(owner)}: refusing to restore into it`, {
+      code: 'PITR_DATADIR_NOT_EMPTY',
+      hint: `Wait for that run to finish, or restore into another directory. If it runs on another host and is gone, remove ${dataDir} and rerun.`,
+      data: {owner},
+    })
+  }
+  logger?.warn(`${dataDir} holds an unfinished restore left by ${describeOwner(owner)}, which no longer runs (no server was started on it): cleared, restoring again`)
+  for (const entry of entries) await rm(join(dataDir, entry), {recursive: true, force: true})
+  return true
 }
 
 // ------------------------------------------------------------------ choosing a base backup
@@ -211,6 +251,17 @@ export async function targetOwner(dataDir: string, exists: boolean): Promise<Own
   return {uid: s.uid, gid: s.gid}
 }
 
+async function writeDurable(path: string, text: string): Promise<void> {
+  const handle = await open(path, 'w', 0o600)
+  try {
+    await handle.writeFile(text)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  await fsyncPath(dirname(path))
+}
+
 async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, 'r')
   try {
@@ -223,7 +274,7 @@ async function fsyncPath(path: string): Promise<void> {
 export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   const {storage, stack, logger} = options
   const dataDir = resolve(options.dataDir)
-  const {exists} = await assertRestorableDataDir(dataDir)
+  const {exists} = await assertRestorableDataDir(dataDir, logger)
 
   const {complete, invalid} = await listBackups(storage, stack, {kind: 'base'})
   const base = chooseBaseBackup(complete, options.target, options.backupId, invalid)
@@ -241,6 +292,10 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   if (!exists) await mkdir(dataDir, {mode: 0o700})
   await chmod(dataDir, 0o700)
   if (owner) await chown(dataDir, owner.uid, owner.gid)
+  const mark = join(dataDir, RESTORE_MARK)
+  const {currentOwner} = await import('../core/proc/pid.js')
+  await writeDurable(mark, JSON.stringify({owner: currentOwner(options.command ?? 'restore pitr'), backupId: base.id, startedAt: new Date().toISOString()}) + '\n')
+  if (owner) await chown(mark, owner.uid, owner.gid)
 
   if (fileBackup) {
     const {restoreFileBackup} = await import('./pitr-files.js')
@@ -248,6 +303,9 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
     logger.info(`restored ${restored.files} files (${restored.bytes} bytes) from ${restored.backups.join(', ')}; every block's checksum verified`)
   } else await extractTar(storage, stack, base, part!, dataDir, owner, options.progress)
   if (!existsSync(join(dataDir, PARTIAL_CONTROL))) throw new ChecksFailedError(`base backup ${base.id} holds no global/pg_control`, {code: 'PITR_BASE_CORRUPT'})
+  // kill point (docs/conventions.md): the base written, pg_control under its partial name — the
+  // directory cannot be started; no recovery settings yet
+  await faultPoint('restore.pitr.extracted')
 
   // recovery settings, then recovery.signal, then pg_control — each durable before the next
   // the prefetch spool is keyed by the repository's cluster too (src/wal/spool.ts)
@@ -268,6 +326,11 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   await run('sync', ['-f', dataDir], {purpose: 'flushing the restored files'})
   await rename(join(dataDir, PARTIAL_CONTROL), join(dataDir, 'global', 'pg_control'))
   await fsyncPath(join(dataDir, 'global'))
+  // kill point: complete and startable, recovery settings in place, no server ever started on it
+  await faultPoint('restore.pitr.before-start')
+  // from here on a server may run on it: no longer ours to clear
+  await rm(mark, {force: true})
+  await fsyncPath(dataDir)
 
   const result: PitrResult = {
     backupId: base.id,

@@ -4,7 +4,7 @@
  * exactness of --target-time, timelines, a hole in the archive, a corrupted segment, and the
  * data-directory safety rules. Needs `npm run build` (archive_command runs bin/run.js).
  */
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -12,9 +12,9 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {silentLogger} from '../../src/output/logger.js'
 import {LocalStorage} from '../../src/repository/local-storage.js'
-import {restorePitr} from '../../src/restore/pitr.js'
+import {PARTIAL_CONTROL, RESTORE_MARK, restorePitr} from '../../src/restore/pitr.js'
 import {parseTarget} from '../../src/restore/pitr-target.js'
-import {freePort, type PgCluster} from '../support/index.js'
+import {freePort, waitUntil, type PgCluster} from '../support/index.js'
 import {ENTRY, ROOT, startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
 
 const STACK = 't'
@@ -205,4 +205,61 @@ describe('data directory safety', () => {
     await expect(restorePitr({storage: new LocalStorage(repo), stack: STACK, repository: repo, target: parseTarget({latest: true}), dataDir: nonEmpty, logger: silentLogger})).rejects.toThrow(/is not empty/)
     expect(fs.readdirSync(nonEmpty)).toEqual(['keep.txt'])
   }, 120_000)
+})
+
+describe('restore pitr killed at its kill points', () => {
+  it('restore.pitr.extracted (paused: a second restore into the directory is refused; then killed), restore.pitr.before-start: the directory cannot start / never started, the mark names the dead run; the rerun clears it and recovers exactly the rows at the target', async () => {
+    const [{ids: atPoint}] = await pg.query<{ids: string}>(`SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM samples`)
+    await pg.query("SELECT pg_create_restore_point('before-kills')")
+    await pg.query('INSERT INTO samples (committed_at) VALUES (clock_timestamp())') // after the target: must not come back
+    expect(cli(['wal', 'check', '--repo', repo, '--stack', STACK, '--timeout', '60'], {env: {DATABASE_URL: pg.url()}}).code).toBe(0)
+    const faults = pg.serverDir('faults')
+    const dataDir = path.join(pg.serverDir('restores'), 'killed')
+    const port = await freePort()
+    cluster.started.push(dataDir)
+    // timeline 1: the timelines case above archived a timeline 2 that branched off before the point
+    const args = ['restore', 'pitr', '--target-name', 'before-kills', '--target-timeline', '1', '--data-dir', dataDir, '--repo', repo, '--stack', STACK, '--archive', 'off', '--start', '--port', String(port), '--database-url', pg.url(), '--yes', '--json']
+    const env = (fault: Record<string, string>) => ({PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', CHARGE_OPS_FAULT_DIR: faults, ...fault})
+    const reached = (point: string) => path.join(faults, `${point}.reached`)
+    const markOwner = () => JSON.parse(fs.readFileSync(path.join(dataDir, RESTORE_MARK), 'utf8')).owner
+    const exists = (p: string) => fs.existsSync(path.join(dataDir, p))
+
+    // 1. paused with the base extracted: a second restore into the same directory is refused and
+    //    changes nothing; then the paused run is SIGKILLed there
+    fs.rmSync(reached('restore.pitr.extracted'), {force: true})
+    const paused = spawn(process.execPath, ['--', ENTRY, ...args], {cwd: ROOT, env: env({CHARGE_OPS_PAUSE_AT: 'restore.pitr.extracted'}), uid: pg.osUser?.uid, gid: pg.osUser?.gid, stdio: 'ignore'})
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => paused.once('exit', (_code, signal) => resolve(signal)))
+    await waitUntil(async () => fs.existsSync(reached('restore.pitr.extracted')), {what: 'the restore to reach restore.pitr.extracted', timeoutMs: 120_000, intervalMs: 50, abort: () => (paused.exitCode !== null ? `it exited with ${paused.exitCode}` : undefined)})
+    const concurrent = cli(args, {asServer: true})
+    expect(concurrent.code, concurrent.stdout + concurrent.stderr).toBe(2)
+    expect(JSON.parse(concurrent.stdout).error).toMatchObject({code: 'PITR_DATADIR_NOT_EMPTY', data: {owner: {pid: paused.pid}}})
+    expect(exists(PARTIAL_CONTROL), 'the running restore\'s files untouched').toBe(true)
+    paused.kill('SIGKILL')
+    expect(await exited).toBe('SIGKILL')
+    expect(exists(PARTIAL_CONTROL) && exists('base'), 'the base is written').toBe(true)
+    expect(exists('global/pg_control'), 'without pg_control it cannot be started').toBe(false)
+    expect(exists('recovery.signal')).toBe(false)
+    expect(markOwner()).toMatchObject({pid: paused.pid, command: 'restore pitr'})
+
+    // 2. the rerun clears the dead run's directory, restores again; killed with everything in place
+    fs.rmSync(reached('restore.pitr.before-start'), {force: true})
+    const killed = spawnSync(process.execPath, ['--', ENTRY, ...args], {cwd: ROOT, env: env({CHARGE_OPS_KILL_AT: 'restore.pitr.before-start'}), uid: pg.osUser?.uid, gid: pg.osUser?.gid, encoding: 'utf8', timeout: 180_000})
+    expect(fs.existsSync(reached('restore.pitr.before-start')), killed.stderr).toBe(true)
+    expect(killed.signal).toBe('SIGKILL')
+    expect(killed.stderr).toMatch(new RegExp(`unfinished restore left by \`restore pitr\` \\(pid ${paused.pid}\\b.*cleared`))
+    const {pid: beforeStartPid} = JSON.parse(fs.readFileSync(reached('restore.pitr.before-start'), 'utf8'))
+    expect(exists('global/pg_control') && exists('recovery.signal'), 'complete and startable').toBe(true)
+    expect(exists(PARTIAL_CONTROL)).toBe(false)
+    expect(fs.readFileSync(path.join(dataDir, 'postgresql.auto.conf'), 'utf8')).toContain("recovery_target_name = 'before-kills'")
+    expect(exists('postmaster.pid'), 'no server was started on it').toBe(false)
+    expect(markOwner()).toMatchObject({pid: beforeStartPid, command: 'restore pitr'})
+
+    // 3. the rerun restores again and recovers: exactly the rows at the target, no mark left
+    const rerun = cli(args, {asServer: true})
+    expect(rerun.code, rerun.stdout + rerun.stderr).toBe(0)
+    expect(JSON.parse(rerun.stdout).recovery.stoppedAt).toMatch(/recovery stopping at restore point "before-kills"/)
+    expect(exists(RESTORE_MARK)).toBe(false)
+    expect((await queryPort<{ids: string}>(port, `SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM samples`))[0].ids).toBe(atPoint)
+    stopRestored(dataDir)
+  }, 300_000)
 })
