@@ -38,7 +38,16 @@ export function scratchDatabase(serverUrl: string, prefix: string, refusal: Crea
       })
     },
     async drop(logger) {
-      await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`)).catch((error) => logger.warn(`could not drop the scratch database ${name}: ${(error as Error).message}`))
+      const drop = (force: boolean) => withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}${force ? ' WITH (FORCE)' : ''}`))
+      await drop(true)
+        .catch((error: {code?: string}) => {
+          // WITH (FORCE) refuses a role that is not superuser as soon as a superuser-owned process is
+          // in the database, and an autovacuum worker is one: it often is, in a database just filled
+          // by pg_restore. A plain DROP stops autovacuum workers itself (and waits up to 5 s for them).
+          if (error?.code !== '42501') throw error
+          return drop(false)
+        })
+        .catch((error) => logger.warn(`could not drop the scratch database ${name}: ${(error as Error).message}`))
     },
   }
 }
