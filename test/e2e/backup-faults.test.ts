@@ -3,29 +3,23 @@
  * mid-upload, the repository out of space, and the database password never in any child's argv.
  * (kill -9 at each step: test/e2e/kill-points.test.ts)
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {dbHash, sharedPostgres, startS3} from '../support/index.js'
+import {dbHash, pauseAt, runCli, sharedPostgres, startCli, startS3} from '../support/index.js'
 
-const BIN = join(process.cwd(), 'bin', 'run.js')
 const pg = sharedPostgres()
 let dir: string
 let env: Record<string, string>
 let password: string
 
-function cli(args: string[], extra: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {env: {...process.env, ...env, ...extra}, encoding: 'utf8', timeout: 120_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-}
+const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, {env: {...env, ...extra}, timeout: 120_000})
 
-function start(args: string[], extra: Record<string, string> = {}) {
-  return spawn(process.execPath, [BIN, ...args], {env: {...process.env, ...env, ...extra}, stdio: ['ignore', 'pipe', 'pipe']})
-}
+const start = (args: string[], extra: Record<string, string> = {}) => startCli(args, {env: {...env, ...extra}}).child
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'co-backup-e2e-'))
@@ -143,20 +137,14 @@ describe('backup faults (built CLI)', () => {
     try {
       const repo = `s3://${s3.bucket}/charge`
       const point = 'repository.s3.multipart-started'
-      const child = start(['backup', 'db', '--repo', repo, '--json'], {...s3.env, CHARGE_OPS_PAUSE_AT: point, CHARGE_OPS_FAULT_DIR: faults})
-      let stdout = ''
-      child.stdout.on('data', (d) => (stdout += d))
-      const exited = new Promise((r) => child.once('exit', r))
+      const paused = pauseAt(point, ['backup', 'db', '--repo', repo, '--json'], {env: {...env, ...s3.env}, faultDir: faults})
       // paused with the multipart upload under way: the server dies now, not after some guessed time
-      for (const deadline = Date.now() + 120_000; !existsSync(join(faults, `${point}.reached`)); ) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${point} not reached: ${stdout}`)
-        await new Promise((r) => setTimeout(r, 25))
-      }
-      const marker = JSON.parse(readFileSync(join(faults, `${point}.reached`), 'utf8'))
+      const marker = await paused.reached(120_000)
       expect(marker.uploadId, 'paused inside a multipart upload').toBeTruthy()
       await s3.kill('SIGKILL')
-      writeFileSync(join(faults, `${point}.resume`), '')
-      expect(await exited).toBe(5)
+      paused.resume()
+      const {code, stdout} = await paused.exited
+      expect(code).toBe(5)
       expect(JSON.parse(stdout).error.message).toMatch(/S3/)
       expect(JSON.parse(stdout).error.message).not.toContain(password)
 

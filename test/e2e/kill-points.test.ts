@@ -6,7 +6,7 @@
  * owner and the next run clears them; children die with the killed parent; temp files of killed
  * runs are listed, counted, swept.
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -14,9 +14,8 @@ import {dirname, join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {chromaHeartbeat, ensureChroma, stopChroma} from '../../src/sandbox/servers.js'
-import {freePort, sharedPostgres, dbHash, startS3, treeHash} from '../support/index.js'
+import {freePort, pauseAt, pidAlive, runCli, runToKillPoint, sharedPostgres, dbHash, startS3, treeHash} from '../support/index.js'
 
-const BIN = join(process.cwd(), 'bin', 'run.js')
 const STACK = 'charge-analysis'
 const pg = sharedPostgres()
 let dir: string
@@ -24,32 +23,13 @@ let faults: string
 let env: Record<string, string>
 let source: string
 
-function cli(args: string[], extra: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, ['--', BIN, ...args], {env: {...process.env, ...env, ...extra}, encoding: 'utf8', timeout: 180_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr}
-}
+const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, {env: {...env, ...extra}})
 
 /** Runs the CLI with CHARGE_OPS_KILL_AT=point; resolves once it is dead, with the point's marker. */
-async function killAt(point: string, args: string[], extra: Record<string, string> = {}): Promise<{pid: number; children?: number[]; part?: string; key?: string; uploadId?: string}> {
-  rmSync(join(faults, `${point}.reached`), {force: true})
-  const child = spawn(process.execPath, ['--', BIN, ...args], {env: {...process.env, ...env, ...extra, CHARGE_OPS_KILL_AT: point}, stdio: ['ignore', 'ignore', 'pipe']})
-  let stderr = ''
-  child.stderr.on('data', (d) => (stderr += d))
-  const signal = await new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, s) => r(s)))
-  expect(existsSync(join(faults, `${point}.reached`)), `${point} was not reached: ${stderr}`).toBe(true)
-  expect(signal).toBe('SIGKILL')
-  return JSON.parse(readFileSync(join(faults, `${point}.reached`), 'utf8'))
-}
+const killAt = async (point: string, args: string[], extra: Record<string, string> = {}) => (await runToKillPoint(point, args, {env: {...env, ...extra}, faultDir: faults})).reached
 
 /** Runs (a zombie is dead: it only waits to be reaped by whatever pid 1 is on this machine). */
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return !['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2)[0])
-  } catch {
-    return false
-  }
-}
+const alive = pidAlive
 
 async function until(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -336,19 +316,14 @@ describe('restore files: the disk fills up during the extraction (issue 14, item
       expect(cli(['backup', 'files', '--repo', repo, '--quiet'], fenv).code).toBe(0)
       const before = treeHash(uploads)
       const point = 'restore.files.space-checked'
-      rmSync(join(faults, `${point}.reached`), {force: true})
-      const child = spawn(process.execPath, ['--', BIN, 'restore', 'files', 'latest', '--repo', repo, '--yes', '--json'], {env: {...process.env, ...env, ...fenv, CHARGE_OPS_PAUSE_AT: point}, stdio: ['ignore', 'pipe', 'pipe']})
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (d) => (stdout += d))
-      child.stderr.on('data', (d) => (stderr += d))
-      const exited = new Promise<number | null>((r) => child.once('exit', r))
-      await until(`${point} to be reached`, () => existsSync(join(faults, `${point}.reached`)), 60_000)
+      const paused = pauseAt(point, ['restore', 'files', 'latest', '--repo', repo, '--yes', '--json'], {env: {...env, ...fenv}, faultDir: faults})
+      await paused.reached(60_000)
       const df = () => Number(spawnSync('df', ['-B1', '--output=avail', mnt], {encoding: 'utf8'}).stdout.trim().split('\n').pop())
       // leave ~1.5 MB: less than the 4 MB the extraction needs
       spawnSync('fallocate', ['-l', String(df() - 1_500_000), join(mnt, 'filler')])
-      writeFileSync(join(faults, `${point}.resume`), '')
-      expect(await exited, stderr).toBe(5)
+      paused.resume()
+      const {code, stdout, stderr} = await paused.exited
+      expect(code, stderr).toBe(5)
       expect(JSON.parse(stdout).error).toMatchObject({code: 'NO_SPACE', exitCode: 5})
       expect(JSON.parse(stdout).error.hint).toMatch(/Free space/)
       expect(stderr).not.toMatch(/this is a bug|\n\s+at /)

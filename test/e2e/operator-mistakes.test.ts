@@ -3,34 +3,21 @@
  * error with its documented exit code — never 70 "this is a bug" — and a restore drill of a backup
  * that prune deletes meanwhile is not reported as verified.
  */
-import {spawn, spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {sharedPostgres} from '../support/index.js'
+import {pauseAt, runCli, sharedPostgres} from '../support/index.js'
 
-const BIN = join(process.cwd(), 'bin', 'run.js')
 const pg = sharedPostgres()
 let dir: string
 let env: Record<string, string>
 let password: string
 
 /** Runs bin/run.js as the installed `charge-ops` runs: through its shebang, not `node bin/run.js`. */
-function cli(args: string[], extra: Record<string, string> = {}) {
-  const r = spawnSync(BIN, args, {env: {...process.env, ...env, ...extra}, encoding: 'utf8', timeout: 120_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr}
-}
-
-async function until(what: string, probe: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, {env: {...env, ...extra}, shebang: true, timeout: 120_000})
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'co-mistakes-'))
@@ -96,19 +83,14 @@ describe('a restore drill of a backup deleted meanwhile', () => {
     const old = JSON.parse(first.stdout).id
     expect(cli(['backup', 'db', '--repo', repo, '--json']).code).toBe(0)
     // the drill stops at the named point, after the scratch restore and before it records the result
-    const drill = spawn(BIN, ['backup', 'verify', old, '--restore-drill', '--repo', repo, '--json'], {
-      env: {...process.env, ...env, CHARGE_OPS_PAUSE_AT: 'backup.verify.before-record'},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    drill.stdout.on('data', (d) => (stdout += d))
-    const exited = new Promise<number | null>((r) => drill.once('exit', r))
-    await until('the drill to reach backup.verify.before-record', () => existsSync(join(dir, 'backup.verify.before-record.reached')))
+    const drill = pauseAt('backup.verify.before-record', ['backup', 'verify', old, '--restore-drill', '--repo', repo, '--json'], {env, shebang: true, faultDir: dir})
+    await drill.reached(60_000)
     const prune = cli(['backup', 'prune', '--repo', repo, '--keep-last', '1', '--keep-days', '0', '--daily', '0', '--weekly', '0', '--monthly', '0', '--yes', '--json'])
     expect(prune.code, prune.out).toBe(0)
     expect(JSON.parse(prune.stdout).deleted.map((d: {id: string}) => d.id)).toEqual([old])
-    writeFileSync(join(dir, 'backup.verify.before-record.resume'), '')
-    expect(await exited).toBe(1)
+    drill.resume()
+    const {code, stdout} = await drill.exited
+    expect(code).toBe(1)
     expect(JSON.parse(stdout).error.code).toBe('BACKUP_DELETED')
     // and nothing resurrected the deleted backup's manifest
     expect(existsSync(join(repo, 'charge-analysis', 'backups', old, 'manifest.json'))).toBe(false)

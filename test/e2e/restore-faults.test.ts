@@ -2,26 +2,21 @@
  * restore db / restore files through the built CLI: exit codes of the refusals (nothing changed)
  * (kill -9 at each step: test/e2e/kill-points.test.ts).
  */
-import {spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {sharedPostgres, dbHash} from '../support/index.js'
+import {dbHash, runCli, sharedPostgres} from '../support/index.js'
 
-const BIN = join(process.cwd(), 'bin', 'run.js')
 const pg = sharedPostgres()
 let dir: string
 let env: Record<string, string>
 let live: string
 let repo: string
 
-function cli(args: string[], extra: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {env: {...process.env, ...env, ...extra}, encoding: 'utf8', timeout: 180_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-}
+const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, {env: {...env, ...extra}})
 
 
 

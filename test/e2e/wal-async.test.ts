@@ -18,10 +18,8 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {decodeWal} from '../../src/wal/codec.js'
 import {archiveCommand, restoreCommand} from '../../src/wal/command-lines.js'
 import {spoolDir} from '../../src/wal/spool.js'
-import {pidAlive, waitUntil} from '../support/index.js'
+import {ENTRY, killPointEnv, pidAlive, readReached, runCli, runToKillPoint, waitUntil} from '../support/index.js'
 
-const ROOT = path.resolve(import.meta.dirname, '../..')
-const ENTRY = path.join(ROOT, 'bin/run.js')
 const SYSID = 7_311_234_567_890_999_001n
 let dir: string
 let repo: string
@@ -43,10 +41,8 @@ function segment(name: string, fill = 0): Buffer {
   return data
 }
 
-function run(file: string, args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [file, ...args], {cwd: dir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: dir, NO_COLOR: '1', ...env}, timeout: 60_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-}
+const cliOptions = () => ({cwd: dir, bareEnv: true, env: {HOME: dir}, timeout: 60_000})
+const cli = (args: string[]) => runCli(args, cliOptions())
 const loc = () => ['--repo', repo, '--stack', 'prod']
 const fetchSpool = () => spoolDir('fetch', {repository: repo, stack: 'prod', systemIdentifier: SYSID.toString()}, path.join(dir, 'charge-ops-spool'))
 const pushSpool = () => spoolDir('push', {repository: repo, stack: 'prod'}, path.join(dir, 'charge-ops-spool'))
@@ -59,7 +55,7 @@ beforeAll(() => {
   // 1..12 archived the plain way
   for (let n = 1; n <= 12; n++) {
     originals.set(seg(n), segment(seg(n)))
-    const r = run(ENTRY, ['wal', 'push', `pg_wal/${seg(n)}`, ...loc()])
+    const r = cli(['wal', 'push', `pg_wal/${seg(n)}`, ...loc()])
     expect(r.stderr).toBe('')
   }
 }, 120_000)
@@ -120,12 +116,12 @@ describe('wal fetch --prefetch through the restore_command line', () => {
 
   it('a prefetcher killed mid-segment never hands PostgreSQL a partial segment', async () => {
     const faults = fs.mkdtempSync(path.join(dir, 'faults-'))
-    expect(restore(seg(6), {CHARGE_OPS_KILL_AT: 'wal.prefetch.mid-segment', CHARGE_OPS_FAULT_DIR: faults})).toBe(0)
+    expect(restore(seg(6), killPointEnv('wal.prefetch.mid-segment', faults))).toBe(0)
     // PostgreSQL got the segment it asked for; the prefetcher dies with half of 7 or 8 written
     expect(got().equals(originals.get(seg(6))!)).toBe(true)
     const marker = path.join(faults, 'wal.prefetch.mid-segment.reached')
     await waitUntil(async () => fs.existsSync(marker), {timeoutMs: 30_000, what: 'the prefetcher at its kill point'})
-    const reached = JSON.parse(fs.readFileSync(marker, 'utf8'))
+    const reached = readReached(faults, 'wal.prefetch.mid-segment')
     await waitUntil(async () => !pidAlive(reached.pid), {timeoutMs: 10_000, what: 'the prefetcher killed'})
     expect(path.dirname(reached.temp)).toBe(fetchSpool())
     expect(path.basename(reached.temp)).toMatch(new RegExp(`^\\.${reached.name}\\.\\d+\\.[0-9a-f]+\\.tmp$`))
@@ -164,14 +160,14 @@ describe('wal push --async', () => {
     const tl = path.join(repo, 'prod', 'wal', '00000001')
     fs.renameSync(tl, `${tl}.away`)
     fs.writeFileSync(tl, '')
-    const down = run(ENTRY, ['wal', 'push', `pg_wal/${seg(0x20)}`, ...loc(), '--async', '--process-max', '2'])
+    const down = cli(['wal', 'push', `pg_wal/${seg(0x20)}`, ...loc(), '--async', '--process-max', '2'])
     expect(down.code).not.toBe(0)
     expect(down.stderr).toMatch(new RegExp(`wal push pg_wal/${seg(0x20)}`))
     expect(fs.existsSync(pushSpool()) ? fs.readdirSync(pushSpool()) : []).toEqual([])
     fs.rmSync(tl)
     fs.renameSync(`${tl}.away`, tl)
 
-    const up = run(ENTRY, ['wal', 'push', `pg_wal/${seg(0x20)}`, ...loc(), '--async', '--process-max', '2'])
+    const up = cli(['wal', 'push', `pg_wal/${seg(0x20)}`, ...loc(), '--async', '--process-max', '2'])
     expect(up.stderr).toBe('')
     expect(up.code).toBe(0)
     fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', `${seg(0x20)}.ready`))
@@ -181,7 +177,7 @@ describe('wal push --async', () => {
     expect(fs.existsSync(stored(seg(0x24)))).toBe(false)
 
     // the next call returns from its record (the --json form says so)
-    const next = run(ENTRY, ['wal', 'push', `pg_wal/${seg(0x21)}`, ...loc(), '--async', '--json'])
+    const next = cli(['wal', 'push', `pg_wal/${seg(0x21)}`, ...loc(), '--async', '--json'])
     expect(next.code).toBe(0)
     expect(JSON.parse(next.stdout)).toMatchObject({file: seg(0x21), fromSpool: true, pushedAhead: []})
     fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', `${seg(0x21)}.ready`))
@@ -190,13 +186,13 @@ describe('wal push --async', () => {
   it('a record does not speak for other content in pg_wal', () => {
     // 0x22 was pushed ahead; pg_wal now holds other bytes under its name
     segment(seg(0x22), 9)
-    const r = run(ENTRY, ['wal', 'push', `pg_wal/${seg(0x22)}`, ...loc(), '--async'])
+    const r = cli(['wal', 'push', `pg_wal/${seg(0x22)}`, ...loc(), '--async'])
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/already archived with different content/)
     expect(fs.existsSync(path.join(pushSpool(), `${seg(0x22)}.ok`))).toBe(false)
   }, 60_000)
 
-  it('a push-ahead killed before its record leaves no record, and the segment is pushed when asked', () => {
+  it('a push-ahead killed before its record leaves no record, and the segment is pushed when asked', async () => {
     for (let n = 0x22; n <= 0x25; n++) fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', `${seg(n)}.ready`))
     fs.rmSync(pushSpool(), {recursive: true})
     for (const n of [0x26, 0x27]) {
@@ -204,12 +200,13 @@ describe('wal push --async', () => {
       ready(seg(n))
     }
     const faults = fs.mkdtempSync(path.join(dir, 'faults-'))
-    const killed = run(ENTRY, ['wal', 'push', `pg_wal/${seg(0x26)}`, ...loc(), '--async', '--process-max', '1'], {CHARGE_OPS_KILL_AT: 'wal.push-ahead.before-record', CHARGE_OPS_FAULT_DIR: faults})
-    expect(killed.code).toBeNull() // SIGKILL: PostgreSQL counts it as a failure and retries
-    expect(JSON.parse(fs.readFileSync(path.join(faults, 'wal.push-ahead.before-record.reached'), 'utf8')).name).toBe(seg(0x27))
+    // SIGKILL (asserted): PostgreSQL counts it as a failure and retries
+    const killed = await runToKillPoint('wal.push-ahead.before-record', ['wal', 'push', `pg_wal/${seg(0x26)}`, ...loc(), '--async', '--process-max', '1'], {...cliOptions(), faultDir: faults})
+    expect(killed.code).toBeNull()
+    expect(killed.reached.name).toBe(seg(0x27))
     expect(fs.existsSync(stored(seg(0x27)))).toBe(true) // in the repository, but not recorded
     expect(fs.readdirSync(pushSpool()).filter((f) => f.endsWith('.ok'))).toEqual([])
-    const again = run(ENTRY, ['wal', 'push', `pg_wal/${seg(0x27)}`, ...loc(), '--async', '--json'])
+    const again = cli(['wal', 'push', `pg_wal/${seg(0x27)}`, ...loc(), '--async', '--json'])
     expect(JSON.parse(again.stdout)).toMatchObject({file: seg(0x27), fromSpool: false, alreadyArchived: true})
     expect(again.stderr).toBe('')
     expect(again.code).toBe(0)

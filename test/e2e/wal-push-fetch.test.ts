@@ -3,7 +3,7 @@
  * 16 MB segments with a real long page header: idempotent re-push, never-overwrite, foreign
  * cluster refused, quiet miss (exit 1), corruption (exit 126), kill -9 at a kill point mid-push.
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -12,9 +12,8 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {decodeWal} from '../../src/wal/codec.js'
+import {ENTRY, ROOT, runCli, runToKillPoint} from '../support/index.js'
 
-const ROOT = path.resolve(import.meta.dirname, '../..')
-const ENTRY = path.join(ROOT, 'bin/run.js')
 const SYSID = 7_311_234_567_890_123_456n
 let dir: string
 let repo: string
@@ -37,10 +36,8 @@ function segment(name: string, options: {sysid?: bigint; fill?: number} = {}): s
   return file
 }
 
-function cli(args: string[]) {
-  const r = spawnSync(process.execPath, [ENTRY, ...args], {cwd: dir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: dir, NO_COLOR: '1'}})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-}
+const cliOptions = () => ({cwd: dir, bareEnv: true, env: {HOME: dir}})
+const cli = (args: string[]) => runCli(args, cliOptions())
 
 const loc = () => ['--repo', repo, '--stack', 'prod']
 const stored = (name: string) => path.join(repo, 'prod', 'wal', name.slice(0, 8), `${name}.zst`)
@@ -144,10 +141,7 @@ describe('wal push', () => {
     expect(cli(['wal', 'push', `pg_wal/${first}`, ...loc()]).code).toBe(0)
     const name = '000000010000000000000011'
     const file = segment(name)
-    const child = spawn(process.execPath, ['--', ENTRY, 'wal', 'push', `pg_wal/${name}`, ...loc()], {cwd: dir, stdio: 'ignore', env: {PATH: process.env.PATH, HOME: dir, CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults}})
-    const signal = await new Promise((r) => child.once('exit', (_code, s) => r(s)))
-    expect(signal).toBe('SIGKILL')
-    const marker = JSON.parse(fs.readFileSync(path.join(faults, `${point}.reached`), 'utf8'))
+    const {reached: marker} = await runToKillPoint(point, ['wal', 'push', `pg_wal/${name}`, ...loc()], {...cliOptions(), faultDir: faults})
     expect(marker.key).toBe(`prod/wal/00000001/${name}.zst`)
     // killed between the fsynced temp file and the link: nothing under the segment's name
     expect(fs.existsSync(stored(name))).toBe(false)

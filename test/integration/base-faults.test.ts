@@ -8,7 +8,6 @@
  *    exit 2), the first cluster's segment of the same name untouched, its base backup refused too.
  * Needs `npm run build` (archive_command runs bin/run.js).
  */
-import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -20,8 +19,8 @@ import {S3Client} from '@aws-sdk/client-s3'
 import {LocalStorage} from '../../src/repository/local-storage.js'
 import {parseS3Location, S3Storage} from '../../src/repository/s3-storage.js'
 import {archiveCommand} from '../../src/wal/command-lines.js'
-import {freePort, pidAlive, startPostgres, startS3, waitUntil, type PgCluster, type S3Server} from '../support/index.js'
-import {ENTRY, ROOT, startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
+import {freePort, pidAlive, runCli, runToKillPoint, startPostgres, startS3, waitUntil, type PgCluster, type S3Server} from '../support/index.js'
+import {ENTRY, startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
 
 const KINDS = ['local', 's3'] as const
 
@@ -40,20 +39,8 @@ describe.each(KINDS)('kill -9 of backup base on a %s repository', (kind) => {
   }
 
   /** backup base as the server's user with CHARGE_OPS_KILL_AT=point; returns the point's marker */
-  function killAt(point: string): {pid: number; id: string; children?: number[]} {
-    fs.rmSync(path.join(faults, `${point}.reached`), {force: true})
-    const r = spawnSync(process.execPath, ['--', ENTRY, 'backup', 'base', ...cluster.loc, '--wal-timeout', '60'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', DATABASE_URL: cluster.pg.url(), CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults},
-      uid: cluster.pg.osUser?.uid,
-      gid: cluster.pg.osUser?.gid,
-      timeout: 180_000,
-    })
-    expect(fs.existsSync(path.join(faults, `${point}.reached`)), `${point} was not reached: ${r.stderr}`).toBe(true)
-    expect(r.signal).toBe('SIGKILL')
-    return JSON.parse(fs.readFileSync(path.join(faults, `${point}.reached`), 'utf8'))
-  }
+  const killAt = async (point: string) =>
+    (await runToKillPoint(point, ['backup', 'base', ...cluster.loc, '--wal-timeout', '60'], {bareEnv: true, env: {DATABASE_URL: cluster.pg.url()}, user: cluster.pg.osUser, faultDir: faults})).reached
 
   const lockOwner = async () => {
     const storage = kind === 's3' ? new S3Storage(new S3Client(s3!.clientConfig()), parseS3Location(cluster.repo)) : new LocalStorage(cluster.repo)
@@ -77,7 +64,7 @@ describe.each(KINDS)('kill -9 of backup base on a %s repository', (kind) => {
     await cluster.pg.query('INSERT INTO readings SELECT generate_series(1, 10)')
 
     // 1. killed while pg_basebackup | zstd stream the part into the repository
-    const streaming = killAt('backup.base.streaming')
+    const streaming = await killAt('backup.base.streaming')
     expect(streaming.children).toHaveLength(2)
     await waitUntil(async () => streaming.children!.every((pid) => !pidAlive(pid)), {what: 'pg_basebackup and zstd to die with their parent', timeoutMs: 2000, intervalMs: 25})
     await waitUntil(async () => (await backupSessions()) === 0, {what: "the server to end the killed run's backup (its walsender gone)", timeoutMs: 15_000, intervalMs: 50})
@@ -88,7 +75,7 @@ describe.each(KINDS)('kill -9 of backup base on a %s repository', (kind) => {
     expect(await lockOwner()).toMatchObject({pid: streaming.pid, command: 'backup base'})
 
     // 2. killed with the part stored and its WAL archived, before the manifest
-    const beforeManifest = killAt('backup.base.before-manifest')
+    const beforeManifest = await killAt('backup.base.before-manifest')
     listing = repoCli(['backup', 'list', '--all'])
     expect(listing.backups, 'a base backup without its manifest is not restorable').toEqual([])
     expect(listing.incomplete.map((i: {id: string}) => i.id)).toEqual([beforeManifest.id])
@@ -157,8 +144,8 @@ describe('a second real cluster archiving into the first one\'s stack', () => {
     expect(`${wal}.zst` in before, `the first cluster archived ${wal} too: the refusal protects it`).toBe(true)
 
     // the same push by hand, as the server's user, tells why
-    const push = spawnSync(process.execPath, ['--', ENTRY, 'wal', 'push', `pg_wal/${wal}`, '--repo', first.repo, '--stack', 'shared', '--json'], {cwd: second.dataDir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: '/tmp'}, uid: second.osUser?.uid, gid: second.osUser?.gid})
-    expect(push.status, push.stderr).toBe(2)
+    const push = runCli(['wal', 'push', `pg_wal/${wal}`, '--repo', first.repo, '--stack', 'shared', '--json'], {cwd: second.dataDir, bareEnv: true, user: second.osUser})
+    expect(push.code, push.stderr).toBe(2)
     expect(JSON.parse(push.stdout).error).toMatchObject({code: 'WAL_CLUSTER_MISMATCH', exitCode: 2})
     expect(JSON.parse(push.stdout).error.message).toContain(`system identifier ${secondId}`)
     expect(Object.fromEntries(fs.readdirSync(walDir).map((f) => [f, digest(f)])), 'nothing written, nothing overwritten').toEqual(before)

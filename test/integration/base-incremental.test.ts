@@ -19,10 +19,8 @@ import {listBackups, partKey, type BackupManifest} from '../../src/repository/ma
 import {restorePitr} from '../../src/restore/pitr.js'
 import {parseTarget} from '../../src/restore/pitr-target.js'
 import {archiveCommand} from '../../src/wal/command-lines.js'
-import {freePort, startPostgres, type PgCluster} from '../support/index.js'
+import {ENTRY, freePort, runCli, runToKillPoint, startPostgres, type PgCluster} from '../support/index.js'
 
-const ROOT = path.resolve(import.meta.dirname, '../..')
-const ENTRY = path.join(ROOT, 'bin/run.js')
 // the default stack: `backup verify` / `backup prune` then need no configuration
 const STACK = 'charge-analysis'
 
@@ -30,21 +28,14 @@ let pg: PgCluster
 let repo: string
 const started: string[] = []
 
-function cli(args: string[], options: {env?: Record<string, string>; asServer?: boolean} = {}) {
-  const user = options.asServer ? pg.osUser : undefined
-  const r = spawnSync(process.execPath, [ENTRY, ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', ...options.env},
-    uid: user?.uid,
-    gid: user?.gid,
-    timeout: 180_000,
-  })
-  return {code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr}
-}
+/** the built CLI; `asServer` runs it as the server's OS user (as cron / archive_command would) */
+const cli = (args: string[], options: {env?: Record<string, string>; asServer?: boolean} = {}) =>
+  runCli(args, {bareEnv: true, env: options.env, user: options.asServer ? pg.osUser : undefined})
 
-function base(type: 'full' | 'diff' | 'incr', env: Record<string, string> = {}) {
-  return cli(['backup', 'base', '--type', type, '--jobs', '2', '--repo', repo, '--stack', STACK, '--json'], {asServer: true, env: {DATABASE_URL: pg.url(), ...env}})
+const baseArgs = (type: 'full' | 'diff' | 'incr') => ['backup', 'base', '--type', type, '--jobs', '2', '--repo', repo, '--stack', STACK, '--json']
+
+function base(type: 'full' | 'diff' | 'incr') {
+  return cli(baseArgs(type), {asServer: true, env: {DATABASE_URL: pg.url()}})
 }
 
 function baseOk(type: 'full' | 'incr'): BackupManifest {
@@ -166,9 +157,7 @@ describe('kill -9 of backup base --type incr', () => {
     const faults = pg.serverDir('faults')
     for (const point of ['backup.base-files.after-start', 'backup.base-files.block-stored', 'backup.base-files.before-manifest']) {
       await insert(100)
-      const r = base('incr', {CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults})
-      expect(r.signal, `${point}: ${r.stderr}`).toBe('SIGKILL')
-      expect(fs.existsSync(path.join(faults, `${point}.reached`))).toBe(true)
+      await runToKillPoint(point, baseArgs('incr'), {bareEnv: true, env: {DATABASE_URL: pg.url()}, user: pg.osUser, faultDir: faults})
       expect((await complete()).map((m) => m.id)).toEqual(before)
     }
     // the killed sessions' backups were aborted by the server: a new one starts, takes the stale lock

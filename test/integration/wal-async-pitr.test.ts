@@ -16,21 +16,17 @@ import {LocalStorage} from '../../src/repository/local-storage.js'
 import {restorePitr} from '../../src/restore/pitr.js'
 import {parseTarget} from '../../src/restore/pitr-target.js'
 import {archiveCommand} from '../../src/wal/command-lines.js'
-import {freePort, startPostgres, waitUntil, type PgCluster} from '../support/index.js'
+import {ENTRY, freePort, killPointEnv, readReached, runCli, startPostgres, waitUntil, type PgCluster} from '../support/index.js'
 
-const ROOT = path.resolve(import.meta.dirname, '../..')
-const ENTRY = path.join(ROOT, 'bin/run.js')
 const STACK = 'a'
 
 let pg: PgCluster
 let repo: string
 const restored: string[] = []
 
-function cli(args: string[], options: {env?: Record<string, string>; asServer?: boolean} = {}) {
-  const user = options.asServer ? pg.osUser : undefined
-  const r = spawnSync(process.execPath, [ENTRY, ...args], {cwd: ROOT, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', ...options.env}, uid: user?.uid, gid: user?.gid, timeout: 120_000})
-  return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-}
+/** the built CLI; `asServer` runs it as the server's OS user (as cron / archive_command would) */
+const cli = (args: string[], options: {env?: Record<string, string>; asServer?: boolean} = {}) =>
+  runCli(args, {bareEnv: true, env: options.env, user: options.asServer ? pg.osUser : undefined, timeout: 120_000})
 
 async function insertAndSwitch(rows: number, switches: number) {
   for (let i = 0; i < switches; i++) {
@@ -147,8 +143,8 @@ describe('restore pitr with a prefetching restore_command', () => {
     const faults = pg.serverDir('faults-prefetch')
     await insertAndSwitch(1000, 4)
     // every prefetcher dies with a half-written temp at its first segment
-    await recoverWith('prefetch-killed', {CHARGE_OPS_KILL_AT: 'wal.prefetch.mid-segment', CHARGE_OPS_FAULT_DIR: faults})
-    const reached = JSON.parse(fs.readFileSync(path.join(faults, 'wal.prefetch.mid-segment.reached'), 'utf8'))
+    await recoverWith('prefetch-killed', killPointEnv('wal.prefetch.mid-segment', faults))
+    const reached = readReached(faults, 'wal.prefetch.mid-segment')
     expect(reached.name).toMatch(/^00000001[0-9A-F]{16}$/)
   }, 150_000)
 })

@@ -10,3 +10,4 @@ export * from './shared.js';
 export type {SharedChromaInfo} from './context.js';
 export * from './prometheus.js';
 export * from './hashes.js';
+export * from './cli.js';

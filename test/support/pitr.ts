@@ -11,17 +11,11 @@ import path from 'node:path'
 import {expect} from 'vitest'
 
 import {archiveCommand} from '../../src/wal/command-lines.js'
+import {ENTRY, ROOT, runCli, type CliResult} from './cli.js'
 import {startPostgres, type PgCluster} from './postgres.js'
 import type {S3Server} from './s3.js'
 
-export const ROOT = path.resolve(import.meta.dirname, '../..')
-export const ENTRY = path.join(ROOT, 'bin/run.js')
-
-export interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+export {ENTRY, ROOT, type CliResult}
 
 export interface ArchivingCluster {
   pg: PgCluster
@@ -73,17 +67,8 @@ export async function startArchivingCluster(options: ArchivingClusterOptions): P
   const loc = ['--repo', repo, '--stack', stack, ...(awsEnvFile ? ['--aws-env-file', awsEnvFile] : [])]
   await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack, awsEnvFile, entry: ENTRY, node: process.execPath}), ...options.settings})
   const started: string[] = []
-  const cli: ArchivingCluster['cli'] = (args, o = {}) => {
-    const r = spawnSync(process.execPath, [ENTRY, ...args], {
-      cwd: o.cwd ?? ROOT,
-      encoding: 'utf8',
-      env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', ...o.env},
-      uid: o.asServer ? pg.osUser?.uid : undefined,
-      gid: o.asServer ? pg.osUser?.gid : undefined,
-      timeout: o.timeoutMs ?? 240_000,
-    })
-    return {code: r.status, stdout: r.stdout, stderr: r.stderr}
-  }
+  const cli: ArchivingCluster['cli'] = (args, o = {}) =>
+    runCli(args, {bareEnv: true, env: o.env, cwd: o.cwd, user: o.asServer ? pg.osUser : undefined, timeout: o.timeoutMs ?? 240_000})
   const urlOf = (port: number, database = 'postgres') => `postgresql://${pg.user}:${encodeURIComponent(pg.password)}@127.0.0.1:${port}/${database}`
   const stopServer = (dataDir: string) => {
     if (fs.existsSync(path.join(dataDir, 'postmaster.pid'))) spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {uid: pg.osUser?.uid, gid: pg.osUser?.gid})
