@@ -9,11 +9,12 @@
  * SIGTERM); `down --purge` deletes the directory.
  */
 import {createHash, randomBytes} from 'node:crypto'
-import {existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, readdirSync, rmSync} from 'node:fs'
 import {basename, delimiter, dirname, join, relative, resolve} from 'node:path'
 
 import {loadSettings, type Settings} from '../config/settings.js'
 import {writeFileAtomicSync} from '../core/fs/atomic.js'
+import {faultPoint} from '../core/faults.js'
 import {CliError, ExitCode} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import {registerSecret} from '../output/redact.js'
@@ -114,7 +115,8 @@ async function loadOrCreateState(root: string): Promise<SandboxState> {
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as SandboxState
   const ports = {postgres: await freePort(), redis: await freePort(), chroma: await freePort(), api: await freePort()}
   const state: SandboxState = {version: 1, createdAt: new Date().toISOString(), ports}
-  writeFileSync(file, JSON.stringify(state, null, 2) + '\n')
+  // atomic: a `sandbox up` killed mid-write must not leave a truncated sandbox.json the rerun cannot parse
+  writeFileAtomicSync(file, JSON.stringify(state, null, 2) + '\n', {mode: 0o644})
   return state
 }
 
@@ -162,7 +164,7 @@ function writeConfig(root: string, state: SandboxState, secrets: SandboxSecrets)
     '  repository: ./backups',
     '',
   ].join('\n')
-  writeFileSync(join(root, 'charge-ops.yaml'), yaml)
+  writeFileAtomicSync(join(root, 'charge-ops.yaml'), yaml, {mode: 0o644})
 }
 
 export function sandboxSettings(root: string): Settings {
@@ -228,6 +230,7 @@ export async function sandboxUp(options: SandboxOptions): Promise<SandboxSummary
       title: 'PostgreSQL 15 cluster',
       run: async () => {
         const r = await ensurePostgres(root, run.state.ports.postgres, run.secrets.postgresPassword)
+        await faultPoint('sandbox.up.postgres-started', () => ({postmaster: postgresRunning(root)}))
         return `${r.initialised ? 'initialised, ' : ''}${r.started ? 'started' : 'already running'} on 127.0.0.1:${run.state.ports.postgres}`
       },
     },
@@ -240,7 +243,7 @@ export async function sandboxUp(options: SandboxOptions): Promise<SandboxSummary
       title: 'Chroma',
       run: async (note) => {
         note('the first start may fetch a newer glibc for Chroma (about 3 MB)')
-        return `${(await ensureChroma(root, run.state.ports.chroma)).started ? 'started' : 'already running'} on 127.0.0.1:${run.state.ports.chroma}`
+        return `${(await ensureChroma(root, run.state.ports.chroma, note)).started ? 'started' : 'already running'} on 127.0.0.1:${run.state.ports.chroma}`
       },
     },
     {title: 'Bootstrap the database and roles', run: () => bootstrapSandboxDatabase(run)},
@@ -311,7 +314,7 @@ async function prepareSandbox(run: SandboxRun): Promise<string> {
       moved = true
     }
   }
-  if (moved) writeFileSync(join(root, 'sandbox.json'), JSON.stringify(state, null, 2) + '\n')
+  if (moved) writeFileAtomicSync(join(root, 'sandbox.json'), JSON.stringify(state, null, 2) + '\n', {mode: 0o644})
   writeConfig(root, state, run.secrets)
   run.settings = sandboxSettings(root)
   return existed ? 'reused' : 'created (fresh secrets in .env, mode 0600)'
@@ -505,6 +508,7 @@ export async function sandboxDown(options: {
     stopped.push(...r.stopped.map((s) => s.name))
   }
   if (await stopChroma(root)) stopped.push('chroma')
+  await faultPoint('sandbox.down.chroma-stopped')
   if (await stopRedis(root)) stopped.push('redis')
   if (await stopPostgres(root)) stopped.push('postgres')
   for (const name of stopped) options.logger.info(`stopped ${name}`)

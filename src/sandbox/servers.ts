@@ -14,6 +14,7 @@ import {CliError, ExitCode, UnreachableError} from '../errors.js'
 import {run} from '../core/proc/exec.js'
 import {packageRoot} from '../service/process.js'
 import {pidAlive} from '../core/proc/pid.js'
+import {faultPoint} from '../core/faults.js'
 
 export interface OsUser {
   uid: number
@@ -267,13 +268,26 @@ export async function chromaHeartbeat(port: number): Promise<boolean> {
   return response.ok
 }
 
-export async function ensureChroma(root: string, port: number): Promise<{started: boolean}> {
+export async function ensureChroma(root: string, port: number, note?: (text: string) => void): Promise<{started: boolean}> {
   const dataDir = join(root, 'chroma')
   mkdirSync(dataDir, {recursive: true})
   mkdirSync(join(root, 'run'), {recursive: true})
   mkdirSync(join(root, 'logs'), {recursive: true})
-  if (readPidFile(chromaPidFile(root)) && (await chromaHeartbeat(port).catch(() => false))) return {started: false}
   const logFile = join(root, 'logs', 'chroma.log')
+  const running = readPidFile(chromaPidFile(root))
+  if (running) {
+    // Ours still starting (a `sandbox up` killed while it waited for the heartbeat — kill point
+    // sandbox.up.chroma-spawned): wait for it. Starting another on the same port and data dir lost
+    // the first one: the pid file then named the second (which could not bind), `sandbox down`
+    // never stopped the first, an orphan for good.
+    const deadline = Date.now() + 240_000
+    if (!(await chromaHeartbeat(port).catch(() => false))) note?.(`waiting for the Chroma server an earlier run started (pid ${running})`)
+    while (pidAlive(running) && Date.now() < deadline) {
+      if (await chromaHeartbeat(port).catch(() => false)) return {started: false}
+      await new Promise((r) => setTimeout(r, 250))
+    }
+    if (pidAlive(running)) throw new UnreachableError(`the sandbox's Chroma server (pid ${running}) runs but has not answered on port ${port} for 240 s`, {hint: `See ${logFile}; \`charge-ops sandbox down\` stops it.`})
+  }
   const fd = openSync(logFile, 'a')
   try {
     const {spawn} = await import('node:child_process')
@@ -285,6 +299,7 @@ export async function ensureChroma(root: string, port: number): Promise<{started
   } finally {
     closeSync(fd)
   }
+  await faultPoint('sandbox.up.chroma-spawned', () => ({chroma: readPidFile(chromaPidFile(root))}))
   // the first run may download a newer glibc for Chroma's native part (see scripts/chroma-server)
   await waitFor(async () => chromaHeartbeat(port), 240_000, 'the Chroma server', logFile)
   return {started: true}

@@ -9,7 +9,7 @@
  * CHARGE_OPS_E2E_COPY=worktree also copies untracked (not ignored) files: for checking work that
  * is not committed yet.
  */
-import {execFileSync} from 'node:child_process';
+import {execFileSync, spawn} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -49,13 +49,60 @@ afterAll(async () => {
 });
 
 describe('npm run quickstart', () => {
-  it('builds, creates the sandbox, analyses the samples, and is reusable', {timeout: 600_000}, async () => {
-    const first = await runUnchecked('npm', ['run', 'quickstart', '--silent'], {cwd: work, env: cleanEnv({CI: 'true'}), timeoutMs: 540_000});
+  it('builds, creates the sandbox (killed twice on the way: at sandbox.up.postgres-started and sandbox.up.chroma-spawned), analyses the samples, and is reusable; a killed down is finished by the next', {timeout: 600_000}, async () => {
+    const sandbox = path.join(work, '.charge-ops/sandbox');
+    const faults = path.join(home, 'faults');
+    fs.mkdirSync(faults);
+    const marker = (point: string) => {
+      expect(fs.existsSync(path.join(faults, `${point}.reached`)), `${point} was not reached`).toBe(true);
+      return JSON.parse(fs.readFileSync(path.join(faults, `${point}.reached`), 'utf8'));
+    };
+    const killEnv = (point: string) => cleanEnv({CI: 'true', CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults});
+    const postmaster = () => Number(fs.readFileSync(path.join(sandbox, 'pg/data/postmaster.pid'), 'utf8').split('\n')[0]);
+
+    // killed once PostgreSQL runs: the cluster is up, nothing after it started
+    const killed = await runUnchecked('npm', ['run', 'quickstart', '--silent'], {cwd: work, env: killEnv('sandbox.up.postgres-started'), timeoutMs: 540_000});
+    expect(killed.code, killed.stderr).not.toBe(0);
+    const atPostgres = marker('sandbox.up.postgres-started');
+    expect(pidAlive(atPostgres.pid)).toBe(false);
+    expect(atPostgres.postmaster).toBe(postmaster());
+    expect(pidAlive(atPostgres.postmaster)).toBe(true);
+    // the 0700 home: the cluster was put where the postgres user can reach it, by itself
+    expect(killed.stderr).toMatch(/which cannot enter .*: its data is in \/var\/lib\/charge-ops\/sandbox-pg\//);
+    for (const f of ['run/redis.pid', 'run/chroma.pid', 'run/api.pid']) expect(fs.existsSync(path.join(sandbox, f)), f).toBe(false);
+
+    // killed once Chroma was spawned, before it answered: it keeps starting (detached, as meant)
+    await runUnchecked('node', ['--', 'bin/run.js', 'sandbox', 'up'], {cwd: work, env: killEnv('sandbox.up.chroma-spawned'), timeoutMs: 120_000});
+    const chroma: number = marker('sandbox.up.chroma-spawned').chroma;
+    expect(pidAlive(chroma)).toBe(true);
+    expect(postmaster(), 'no second PostgreSQL on the data dir').toBe(atPostgres.postmaster);
+    // held before it answers (SIGSTOP to its process group) until the rerun says it waits for it:
+    // a rerun that started a second Chroma on the same port and data dir lost this one for good
+    process.kill(-chroma, 'SIGSTOP');
+    let first: {code: number | null; stdout: string; stderr: string};
+    try {
+      first = await new Promise((resolve, reject) => {
+        const child = spawn('npm', ['run', 'quickstart', '--silent'], {cwd: work, env: cleanEnv({CI: 'true'}), stdio: ['ignore', 'pipe', 'pipe'], timeout: 540_000, killSignal: 'SIGKILL'});
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+        child.stderr.setEncoding('utf8').on('data', (d: string) => {
+          stderr += d;
+          if (stderr.includes(`waiting for the Chroma server an earlier run started (pid ${chroma})`)) process.kill(-chroma, 'SIGCONT');
+        });
+        child.once('error', reject);
+        child.once('close', (code) => resolve({code, stdout, stderr}));
+      });
+    } finally {
+      process.kill(-chroma, 'SIGCONT');
+    }
     expect(first.code, first.stderr).toBe(0);
     // progress on stderr, the summary on stdout
     expect(first.stderr).toContain('== charge-ops sandbox up');
-    // the 0700 home: the cluster was put where the postgres user can reach it, by itself
-    expect(first.stderr).toMatch(/which cannot enter .*: its data is in \/var\/lib\/charge-ops\/sandbox-pg\//);
+    expect(first.stderr).toContain('PostgreSQL 15 cluster — already running');
+    expect(first.stderr).toMatch(/✓ Chroma — already running/);
+    expect(fs.readFileSync(path.join(sandbox, 'run/chroma.pid'), 'utf8').trim()).toBe(String(chroma));
+    expect(postmaster()).toBe(atPostgres.postmaster);
     expect(first.stderr).toMatch(/✓ Migrate — 5 migrations applied/);
     expect(first.stdout).toMatch(/sessions analysed {3}5\/5/);
     // the one URL to open: the service serves the built UI
@@ -66,7 +113,6 @@ describe('npm run quickstart', () => {
     expect(first.stdout).toContain('export CHARGE_OPS_CONFIG=');
 
     // the .env holds fresh secrets, private to the user; nothing printed them
-    const sandbox = path.join(work, '.charge-ops/sandbox');
     expect(fs.statSync(path.join(sandbox, '.env')).mode & 0o777).toBe(0o600);
     const secretKey = /^SECRET_KEY=(.+)$/m.exec(fs.readFileSync(path.join(sandbox, '.env'), 'utf8'))![1]!;
     expect(first.stdout + first.stderr).not.toContain(secretKey);
@@ -113,9 +159,16 @@ describe('npm run quickstart', () => {
     // down --purge stops every process and deletes the sandbox
     const pids: number[] = status.processes.map((p: {pid: number}) => p.pid);
     for (const f of ['run/redis.pid', 'run/chroma.pid']) pids.push(Number(fs.readFileSync(path.join(sandbox, f), 'utf8').trim()));
-    pids.push(Number(fs.readFileSync(path.join(sandbox, 'pg/data/postmaster.pid'), 'utf8').split('\n')[0]));
+    pids.push(postmaster());
+    expect(pids).toContain(chroma);
+    // a down killed after Chroma stopped: the service and Chroma are gone, Redis and PostgreSQL run
+    const killedDown = await runUnchecked('node', ['--', 'bin/run.js', 'sandbox', 'down'], {cwd: work, env: killEnv('sandbox.down.chroma-stopped')});
+    expect(killedDown.signal, killedDown.stderr).toBe('SIGKILL');
+    marker('sandbox.down.chroma-stopped');
+    for (const pid of [...status.processes.map((p: {pid: number}) => p.pid), chroma]) expect(pidAlive(pid), `pid ${pid}`).toBe(false);
+    expect(pidAlive(postmaster())).toBe(true);
     const down = await run('node', ['bin/run.js', 'sandbox', 'down', '--purge', '--yes'], {cwd: work});
-    expect(down.stdout).toContain('stopped: api, worker-1, chroma, redis, postgres');
+    expect(down.stdout).toContain('stopped: redis, postgres');
     expect(fs.existsSync(sandbox)).toBe(false);
     for (const pid of pids) expect(pidAlive(pid), `pid ${pid}`).toBe(false);
   });
