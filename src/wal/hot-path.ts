@@ -98,7 +98,9 @@ export async function runHotInvocation(invocation: HotInvocation): Promise<numbe
       const compression = (invocation.flags.compression ?? 'zstd') as 'zstd' | 'gzip'
       if (invocation.flags.async) {
         const {pushWalAsync} = await import('./async-push.js')
-        await pushWalAsync({storage, stack, repository, path, compression, processMax: Number(invocation.flags['process-max'] ?? 2), spool: invocation.flags.spool})
+        const result = await pushWalAsync({storage, stack, repository, path, compression, processMax: Number(invocation.flags['process-max'] ?? 2), spool: invocation.flags.spool})
+        // the segment is stored: a worker that could not start only costs speed, said in the server log
+        if (result.workerProblem) process.stderr.write(`charge-ops wal push ${path}: ${result.workerProblem}; the segments are pushed when asked\n`)
       } else {
         const {pushWal} = await import('./archive.js')
         await pushWal({storage, stack, path, compression})

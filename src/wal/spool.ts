@@ -10,6 +10,8 @@
  * <spool>/fetch/<source>.<boot>/.want       the segment PostgreSQL last asked restore_command's slow path for
  * <spool>/fetch/<source>.<boot>/.prefetch-<TLI>.pid   the running prefetcher of that timeline (src/wal/prefetch-worker.ts)
  * <spool>/push/<source>/<segment>.ok       "this content is durably in the repository" (JSON: sha256, size, key)
+ * <spool>/push/<source>/.<segment>.pushing  pid of the process pushing it right now (the archiver's call or the worker)
+ * <spool>/push/<source>/.push-ahead.pid     the running push-ahead worker (src/wal/push-ahead-worker.ts)
  * ```
  * `<source>` is a digest of repository + stack (+ for fetch the system identifier the repository's
  * cluster.json names): a spool filled from one repository, stack or cluster is never read for
@@ -301,6 +303,47 @@ export async function removePushRecord(dir: string, name: string): Promise<void>
   await rm(recordPath(dir, name), {force: true})
 }
 
+const PUSHER_LOCK = '.push-ahead.pid'
+const claimPath = (dir: string, name: string) => join(dir, `.${name}.pushing`)
+const CLAIM = /^\.([0-9A-F]{24})\.pushing$/
+
+/** The pid of the running push-ahead worker of this spool folder, or undefined. */
+export const pushWorkerPid = (dir: string): number | undefined => liveLockHolder(join(dir, PUSHER_LOCK))
+
+export async function acquirePushWorkerLock(dir: string): Promise<(() => Promise<void>) | undefined> {
+  return acquireLocalLock(join(dir, PUSHER_LOCK), {what: 'push-ahead worker'}).catch(() => undefined)
+}
+
+/**
+ * Claims a segment for this process before pushing it, so that the archiver's call and the
+ * push-ahead worker do not compress and store the same 16 MB twice. Returns undefined when the
+ * claim is ours (release it with releasePushClaim), else the pid of the live process pushing it.
+ * A claim whose process died is taken over. Only a saving: both sides may still push the same
+ * segment (the repository's no-overwrite put and the sha256 comparison make that harmless).
+ */
+export async function claimPush(dir: string, name: string): Promise<number | undefined> {
+  await mkdir(dir, {recursive: true, mode: 0o700})
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(claimPath(dir, name), `${process.pid}\n`, {flag: 'wx', mode: 0o600})
+      return undefined
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return undefined
+      const holder = liveLockHolder(claimPath(dir, name))
+      if (holder !== undefined && holder !== process.pid) return holder
+      await rm(claimPath(dir, name), {force: true})
+    }
+  }
+  return undefined
+}
+
+export async function releasePushClaim(dir: string, name: string): Promise<void> {
+  await rm(claimPath(dir, name), {force: true})
+}
+
+/** The live pid pushing `name` right now, or undefined. */
+export const pushClaimHolder = (dir: string, name: string): number | undefined => liveLockHolder(claimPath(dir, name))
+
 /** Records whose segment left pg_wal (PostgreSQL recycled it) and the folders of other sources go. */
 export async function cleanPushSpool(dir: string, walDir: string): Promise<void> {
   try {
@@ -313,6 +356,7 @@ export async function cleanPushSpool(dir: string, walDir: string): Promise<void>
       const segment = entry.endsWith('.ok') ? entry.slice(0, -3) : entry.endsWith('.sha256') ? entry.slice(0, -7) : undefined
       if (segment !== undefined && !present.has(segment)) await rm(join(dir, entry), {force: true})
       else if (TEMP.test(entry) && !pidAlive(Number(TEMP.exec(entry)![2]))) await rm(join(dir, entry), {force: true})
+      else if (CLAIM.test(entry) && liveLockHolder(join(dir, entry)) === undefined) await rm(join(dir, entry), {force: true})
     }
   } catch {
     // best effort

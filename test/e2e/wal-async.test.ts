@@ -212,6 +212,49 @@ describe('wal push --async', () => {
     expect(again.code).toBe(0)
   }, 60_000)
 
+  it('in a server\'s data directory a push-ahead worker pushes the ready segments beside the archiver, and its calls end in the shell', async () => {
+    fs.rmSync(pushSpool(), {recursive: true, force: true})
+    for (const f of fs.readdirSync(path.join(dir, 'pg_wal', 'archive_status'))) fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', f))
+    for (let n = 0x40; n <= 0x45; n++) {
+      originals.set(seg(n), segment(seg(n)))
+      ready(seg(n))
+    }
+    const line = archiveCommand({repository: repo, stack: 'prod', node: process.execPath, entry: ENTRY, asyncProcessMax: 2})
+    const log = path.join(dir, 'archiver.log')
+    const archive = (name: string) => {
+      const r = spawnSync('/bin/sh', ['-c', `${line.replaceAll('%p', `pg_wal/${name}`).replaceAll('%f', name)} 2>>${log}`], {cwd: dir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: dir}, timeout: 60_000})
+      if (r.status === 0) fs.renameSync(path.join(dir, 'pg_wal', 'archive_status', `${name}.ready`), path.join(dir, 'pg_wal', 'archive_status', `${name}.done`))
+      return r.status
+    }
+    const workers = () => spawnSync('ps', ['-eo', 'args'], {encoding: 'utf8'}).stdout.split('\n').filter((l) => l.includes('push-ahead-worker') && l.includes(pushSpool()))
+    // PostgreSQL's side: a postmaster.pid naming a live process (this test's)
+    fs.writeFileSync(path.join(dir, 'postmaster.pid'), `${process.pid}\n${dir}\n`)
+    const tl = path.join(repo, 'prod', 'wal', '00000001')
+    try {
+      // the first call stores its own segment and starts the worker, which records the other five
+      expect(archive(seg(0x40))).toBe(0)
+      expect((await decodeWal(fs.readFileSync(stored(seg(0x40))), seg(0x40))).equals(originals.get(seg(0x40))!)).toBe(true)
+      const recorded = [0x41, 0x42, 0x43, 0x44, 0x45].map((n) => path.join(pushSpool(), `${seg(n)}.sha256`))
+      await waitUntil(async () => recorded.every((f) => fs.existsSync(f)), {timeoutMs: 60_000, what: 'the worker to record 0x41…0x45'})
+      // the repository broken now: every later call still ends in the shell (the repository confirmed them before)
+      fs.renameSync(tl, `${tl}.away`)
+      fs.writeFileSync(tl, '')
+      for (let n = 0x41; n <= 0x45; n++) expect(archive(seg(n))).toBe(0)
+      expect(recorded.filter((f) => fs.existsSync(f))).toEqual([])
+    } finally {
+      if (!fs.existsSync(`${tl}.away`)) fs.rmSync(tl, {force: true})
+      else {
+        fs.rmSync(tl, {force: true})
+        fs.renameSync(`${tl}.away`, tl)
+      }
+      // the server gone: the worker stops by itself
+      fs.rmSync(path.join(dir, 'postmaster.pid'), {force: true})
+    }
+    for (let n = 0x41; n <= 0x45; n++) expect((await decodeWal(fs.readFileSync(stored(seg(n))), seg(n))).equals(originals.get(seg(n))!)).toBe(true)
+    await waitUntil(async () => workers().length === 0, {timeoutMs: 20_000, what: 'the push-ahead worker to stop'})
+    expect(fs.readFileSync(log, 'utf8')).toMatch(/charge-ops wal push --async: push-ahead worker stopped \(the server is gone\); [56] segment\(s\) pushed ahead/)
+  }, 120_000)
+
   it('the archive_command line ends a pushed-ahead segment with one sha256sum, and only for the recorded bytes', () => {
     fs.rmSync(pushSpool(), {recursive: true, force: true})
     for (const f of fs.readdirSync(path.join(dir, 'pg_wal', 'archive_status'))) fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', f))
