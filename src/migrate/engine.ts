@@ -7,6 +7,7 @@ import os from 'node:os'
 
 import type {Client} from 'pg'
 
+import {faultPoint} from '../core/faults.js'
 import {UsageError} from '../errors.js'
 import {silentLogger, type Logger} from '../output/logger.js'
 import {connect} from '../postgres/connection.js'
@@ -112,6 +113,8 @@ async function withLockedSession<T>(options: RunOptions, fn: (client: Client) =>
     await acquireMigrationLock(client, {
       waitMs: options.lockWait ?? 0,
       onWait: (holder) => logger.info(`waiting for the migration lock held by pid ${holder?.pid ?? '?'} (${holder?.applicationName ?? 'unknown'}), up to ${formatMs(options.lockWait ?? 0)}…`),
+      onTakeover: (holder, deadPid) =>
+        logger.warn(`the migration lock was held by server session ${holder.pid} of a charge-ops migrate run that no longer runs (pid ${deadPid}, killed?): ended that session — PostgreSQL rolled its transaction back — and took the lock over`),
     })
     try {
       return await fn(client)
@@ -207,7 +210,15 @@ function failure(error: unknown, file: MigrationFile, section: MigrationSection,
 async function runStatements(client: Client, file: MigrationFile, section: MigrationSection, direction: 'up' | 'down', rolledBack: boolean): Promise<void> {
   for (const [index, statement] of section.statements.entries()) {
     try {
-      await client.query(statement.sql)
+      const running = client.query(statement.sql)
+      // kill point: the statement is on the server, running, when this run dies — its session
+      // outlives the client (holding the migration lock) until it next reads from the socket
+      const fault = faultPoint(`migrate.${direction}.statement-sent`, () => ({version: file.version, statement: index + 1}))
+      if (fault) {
+        running.catch(() => {}) // awaited below; not an unhandled rejection while paused
+        await fault
+      }
+      await running
     } catch (error) {
       throw failure(error, file, section, index, direction, rolledBack)
     }
@@ -227,6 +238,8 @@ async function applyOne(client: Client, file: MigrationFile, direction: 'up' | '
       await runStatements(client, file, section, direction, true)
       if (direction === 'up') await insertHistory(client, {version: file.version, name: file.name, checksum: file.checksum, executionMs: elapsed(), appliedBy, success: true, kind: 'sql'})
       else await deleteHistory(client, file.version)
+      // kill point: statements and history row written, not committed — PostgreSQL rolls all of it back
+      await faultPoint(`migrate.${direction}.before-commit`, () => ({version: file.version}))
       await client.query('COMMIT')
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})
@@ -294,6 +307,8 @@ export async function migrateUp(options: UpOptions): Promise<MigrateResult> {
       const executionMs = await applyOne(client, file, 'up', options, appliedBy)
       applied.push({version: file.version, name: file.name, file: file.file, direction: 'up', executionMs})
       logger.info(`  applied ${file.file} in ${formatMs(executionMs)}`)
+      // kill point: between two migrations — the history records exactly the committed ones
+      await faultPoint('migrate.up.committed', () => ({version: file.version}))
     }
     const current = applied.length > 0 ? applied.at(-1)!.version : comparison.current
     return {
@@ -362,6 +377,7 @@ export async function migrateDown(options: DownOptions): Promise<MigrateResult> 
       const executionMs = await applyOne(client, file, 'down', options, appliedBy)
       applied.push({version: file.version, name: file.name, file: file.file, direction: 'down', executionMs})
       logger.info(`  reverted ${file.file} in ${formatMs(executionMs)}`)
+      await faultPoint('migrate.down.committed', () => ({version: file.version}))
     }
     const after = compareWithHistory(files, await readHistory(client))
     return {direction: 'down', dryRun: false, plan, applied, before: comparison.current, current: after.current, pending: after.pending.length, totalMs: Math.round(performance.now() - started)}
@@ -470,6 +486,7 @@ export async function repairMigrations(options: RunOptions): Promise<RepairResul
           await client.query(`UPDATE ${HISTORY_TABLE} SET checksum = $2, name = $3 WHERE version = $1`, [a.version, file.checksum, file.name])
         } else await deleteHistory(client, a.version)
       }
+      await faultPoint('migrate.repair.before-commit', () => ({actions: actions.length}))
       await client.query('COMMIT')
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})

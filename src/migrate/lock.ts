@@ -1,10 +1,15 @@
 /**
  * One migration runner per database: a session-level advisory lock held by the runner's own
  * connection (a direct connection: through PgBouncer in transaction mode the lock would not stick
- * to the session). A crashed runner's lock goes away with its connection.
+ * to the session). A crashed runner's lock goes away with its connection — unless the runner died
+ * while one of its statements ran: its session then lives on, holding the lock, until it next reads
+ * from the socket; the next run recognises the dead runner by name and takes the lock over.
  */
+import {hostname} from 'node:os'
+
 import type {Client} from 'pg'
 
+import {pidAlive} from '../core/proc/pid.js'
 import {LockHeldError} from '../errors.js'
 
 /** "chargops" as a bigint: stable across versions, so old and new charge-ops exclude each other. */
@@ -45,15 +50,40 @@ export async function lockHolder(client: Client): Promise<LockHolder | undefined
 }
 
 /**
- * Takes the lock, polling until `waitMs` has passed (0: fail at once). Throws LockHeldError
- * (exit 4) naming the holder.
+ * The pid of the charge-ops run whose session holds the lock, when that run was on this host and no
+ * longer runs. Every run names itself in its session's application_name (engine.ts: `charge-ops
+ * migrate (pid N on HOST)`, cut at 63 bytes by PostgreSQL: a cut host name is compared as a prefix).
+ * A killed run's session outlives it while a statement runs — PostgreSQL notices the closed socket
+ * only when it next reads — and keeps the lock: that session has no client left to answer to.
  */
-export async function acquireMigrationLock(client: Client, options: {waitMs?: number; pollMs?: number; onWait?: (holder: LockHolder | undefined) => void} = {}): Promise<void> {
+export function deadRunOf(holder: LockHolder): number | undefined {
+  const m = /^charge-ops migrate \(pid (\d+) on ([^)]*)(\)?)$/.exec(holder.applicationName)
+  if (!m) return undefined
+  const host = hostname()
+  if (!(m[3] ? m[2] === host : host.startsWith(m[2]) && m[2].length > 0)) return undefined
+  const pid = Number(m[1])
+  return pidAlive(pid) ? undefined : pid
+}
+
+/**
+ * Takes the lock, polling until `waitMs` has passed (0: fail at once). A lock held by the session of
+ * a dead run (deadRunOf) is taken over: that session is ended (its transaction rolls back) and the
+ * lock taken once it is gone. Otherwise throws LockHeldError (exit 4) naming the holder.
+ */
+export async function acquireMigrationLock(
+  client: Client,
+  options: {waitMs?: number; pollMs?: number; onWait?: (holder: LockHolder | undefined) => void; onTakeover?: (holder: LockHolder, deadPid: number) => void} = {},
+): Promise<void> {
   const deadline = Date.now() + (options.waitMs ?? 0)
   let announced = false
   for (;;) {
     if (await tryLock(client)) return
     const holder = await lockHolder(client)
+    const deadPid = holder && deadRunOf(holder)
+    if (holder && deadPid !== undefined && (await endSession(client, holder.pid))) {
+      options.onTakeover?.(holder, deadPid)
+      continue
+    }
     if (Date.now() >= deadline) {
       const who = holder
         ? `pid ${holder.pid}${holder.applicationName ? ` (${holder.applicationName})` : ''}, user ${holder.user}${holder.clientAddr ? ` from ${holder.clientAddr}` : ''}, connected since ${holder.since}`
@@ -71,4 +101,22 @@ export async function acquireMigrationLock(client: Client, options: {waitMs?: nu
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(options.pollMs ?? 250, Math.max(10, deadline - Date.now()))))
   }
+}
+
+/** Ends a server session and waits (up to 30 s) until it is gone; false when it may not be ended (no privilege). */
+async function endSession(client: Client, pid: number): Promise<boolean> {
+  try {
+    const {rows} = await client.query<{ok: boolean}>('SELECT pg_terminate_backend($1) AS ok', [pid])
+    if (!rows[0].ok) return false
+  } catch {
+    return false // not the same role and no pg_signal_backend: report the holder as before
+  }
+  // pg_terminate_backend only signals: the lock goes when the backend has exited
+  const deadline = Date.now() + 30_000
+  while (Date.now() < deadline) {
+    const {rows} = await client.query<{n: string}>('SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1', [pid])
+    if (rows[0].n === '0') return true
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return true
 }

@@ -3,17 +3,19 @@
  * in any output, and two real processes competing for the migration lock.
  */
 import {spawn} from 'node:child_process'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {lockHolder} from '../../src/migrate/lock.js'
 import {sharedPostgres, waitUntil} from '../support/index.js'
 
 interface Result {
   code: number | null
+  signal?: NodeJS.Signals | null
   stdout: string
   stderr: string
 }
@@ -28,7 +30,7 @@ function cli(args: string[], env: Record<string, string> = {}, cwd = process.cwd
     child.stdout.on('data', (d) => (stdout += d))
     child.stderr.on('data', (d) => (stderr += d))
     child.on('error', reject)
-    child.on('close', (code) => resolve({code, stdout, stderr}))
+    child.on('close', (code, signal) => resolve({code, signal, stdout, stderr}))
   })
 }
 
@@ -160,4 +162,175 @@ describe('charge-ops migrate (built CLI)', () => {
     expect(r.stderr).toContain('the database URL is not configured')
     expect(r.stderr).toContain('--database-url')
   })
+})
+
+describe('charge-ops migrate killed at its kill points (built CLI)', () => {
+  let root: string
+  let migrations: string
+  let faults: string
+  let url: string
+  let db: string
+  /** the schema after 0, 1, 2 and 3 migrations, from uninterrupted runs on another database */
+  const reference: string[] = []
+  const env = () => ({MIGRATION_DATABASE_URL: url})
+  const up = () => ['migrate', 'up', '--dir', migrations, '--lock-timeout', '0', '--json']
+
+  /** Columns, indexes and constraints of the application's schema (not the history table): equal iff the schemas are. */
+  async function schemaOf(database: string): Promise<string> {
+    const [{h}] = await sharedPostgres().query<{h: string}>(
+      `SELECT md5(coalesce(string_agg(x, E'\n' ORDER BY x), '')) AS h FROM (
+         SELECT format('col %s.%s %s %s %s', table_name, column_name, data_type, is_nullable, column_default) AS x FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> 'charge_ops_migrations'
+         UNION ALL SELECT format('idx %s', indexdef) FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'charge_ops_migrations'
+         UNION ALL SELECT format('con %s %s', conrelid::regclass::text, pg_get_constraintdef(oid)) FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text <> 'charge_ops_migrations') s`,
+      database,
+    )
+    return h
+  }
+  const history = async () => (await sharedPostgres().query<{version: string; success: boolean}>('SELECT version, success FROM charge_ops_migrations ORDER BY version', db)).map((r) => `${r.version}${r.success ? '' : ' failed'}`)
+  const holder = async () => {
+    const client = new pg.Client({connectionString: url})
+    await client.connect()
+    try {
+      return await lockHolder(client)
+    } finally {
+      await client.end()
+    }
+  }
+  /** the dead run's server session gone (PostgreSQL noticed the closed socket and rolled back) */
+  const sessionGone = (pid: number) =>
+    waitUntil(async () => (await sharedPostgres().query<{n: string}>(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE $1`, 'postgres', [`charge-ops migrate (pid ${pid} on %`]))[0].n === '0', {
+      timeoutMs: 30_000,
+      intervalMs: 25,
+      what: `the session of the killed run (pid ${pid}) to end`,
+    })
+
+  async function killAt(point: string, args: string[]): Promise<{pid: number; version?: string; statement?: number; actions?: number}> {
+    rmSync(join(faults, `${point}.reached`), {force: true})
+    const r = await cli(args, {...env(), CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults})
+    expect(existsSync(join(faults, `${point}.reached`)), `${point} was not reached: ${r.stdout}${r.stderr}`).toBe(true)
+    expect(r.signal).toBe('SIGKILL')
+    return JSON.parse(readFileSync(join(faults, `${point}.reached`), 'utf8'))
+  }
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'charge-ops-migrate-kill-'))
+    migrations = join(root, 'migrations')
+    faults = join(root, 'faults')
+    mkdirSync(migrations)
+    mkdirSync(faults)
+    writeFileSync(join(migrations, '0001_stations.sql'), '-- charge-ops:up\nCREATE TABLE stations (id int PRIMARY KEY, name text NOT NULL);\n-- charge-ops:down\nDROP TABLE stations;\n')
+    // 0002 first passes a gate (an advisory lock the test may hold): a statement that runs for as
+    // long as the test wants, like a long CREATE INDEX
+    writeFileSync(
+      join(migrations, '0002_readings.sql'),
+      '-- charge-ops:up\nSELECT pg_advisory_xact_lock(4343);\nCREATE TABLE readings (id bigint PRIMARY KEY, station int NOT NULL REFERENCES stations, kwh numeric(8,3));\nCREATE INDEX readings_station ON readings (station);\n-- charge-ops:down\nDROP TABLE readings;\n',
+    )
+    writeFileSync(join(migrations, '0003_region.sql'), '-- charge-ops:up\nALTER TABLE stations ADD COLUMN region text;\n-- charge-ops:down\nALTER TABLE stations DROP COLUMN region;\n')
+    const refUrl = await sharedPostgres().createDatabase()
+    const refDb = new URL(refUrl).pathname.slice(1)
+    reference.push(await schemaOf(refDb))
+    for (const to of ['0001', '0002', '0003']) {
+      const r = await cli(['migrate', 'up', '--to', to, '--dir', migrations, '--database-url', refUrl])
+      expect(r.code, r.stderr).toBe(0)
+      reference.push(await schemaOf(refDb))
+    }
+    expect(new Set(reference).size, 'each migration changes the schema').toBe(4)
+    url = await sharedPostgres().createDatabase()
+    db = new URL(url).pathname.slice(1)
+  }, 120_000)
+  afterAll(() => rmSync(root, {recursive: true, force: true}))
+
+  it('migrate up: killed between migrations / before COMMIT the history matches the schema and no lock is left; killed with a statement running, the session lives on holding the lock and the rerun takes it over; the final schema = an uninterrupted run\'s', async () => {
+    // 1. between two migrations: 0001 committed and recorded, nothing of 0002
+    const between = await killAt('migrate.up.committed', up())
+    expect(between.version).toBe('0001')
+    await sessionGone(between.pid)
+    expect(await history()).toEqual(['0001'])
+    expect(await schemaOf(db)).toBe(reference[1])
+    expect(await holder()).toBeUndefined()
+
+    // 2. inside 0002's transaction, its statements and history row written, before COMMIT
+    const inside = await killAt('migrate.up.before-commit', up())
+    expect(inside.version).toBe('0002')
+    await sessionGone(inside.pid)
+    expect(await history(), 'rolled back whole: no record').toEqual(['0001'])
+    expect(await schemaOf(db), 'and no table').toBe(reference[1])
+    expect(await holder()).toBeUndefined()
+
+    // 3. with 0002's first statement running on the server (held at the gate)
+    const gate = new pg.Client({connectionString: url})
+    await gate.connect()
+    try {
+      await gate.query('SELECT pg_advisory_lock(4343)')
+      const running = await killAt('migrate.up.statement-sent', up())
+      expect(running).toMatchObject({version: '0002', statement: 1})
+      // the dead run's session lives on, inside 0002's transaction, and holds the migration lock
+      expect((await holder())?.applicationName).toContain(`charge-ops migrate (pid ${running.pid} on `)
+      expect(await history()).toEqual(['0001'])
+      // the rerun ends that session and takes the lock over (before: exit 4, "another migration run
+      // holds the migration lock", until the statement ended); it then waits at the gate itself
+      const rerun = cliLive(up(), env())
+      let exited = false
+      void rerun.result.then(() => (exited = true))
+      await waitUntil(
+        async () => {
+          const waiting = await sharedPostgres().query<{app: string}>(`SELECT application_name AS app FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(4343)%'`, 'postgres', [db])
+          return waiting.length === 1 && !waiting[0].app.includes(`(pid ${running.pid} `)
+        },
+        {timeoutMs: 30_000, intervalMs: 25, what: 'the rerun to take the lock over and reach the gate', abort: () => (exited ? `the rerun exited: ${rerun.stderr()}` : undefined)},
+      )
+      await sessionGone(running.pid)
+      await gate.query('SELECT pg_advisory_unlock(4343)')
+      const done = await rerun.result
+      expect(done.code, done.stderr).toBe(0)
+      expect(JSON.parse(done.stdout).applied.map((a: {version: string}) => a.version)).toEqual(['0002', '0003'])
+      expect(done.stderr).toMatch(new RegExp(`no longer runs \\(pid ${running.pid}, killed\\?\\).*took the lock over`))
+    } finally {
+      await gate.end()
+    }
+    expect(await history()).toEqual(['0001', '0002', '0003'])
+    expect(await schemaOf(db), 'the same schema as an uninterrupted run').toBe(reference[3])
+    expect(await holder()).toBeUndefined()
+  }, 180_000)
+
+  it('migrate down / repair: killed between reverts / before COMMIT the history matches the schema; the reruns finish, and migrate up reaches the uninterrupted run\'s schema again', async () => {
+    expect((await cli(up(), env())).code).toBe(0) // at 0003 (also when run on its own)
+    const down = (steps: number) => ['migrate', 'down', '--steps', String(steps), '--yes', '--json', '--dir', migrations]
+
+    const between = await killAt('migrate.down.committed', down(2))
+    expect(between.version).toBe('0003')
+    await sessionGone(between.pid)
+    expect(await history()).toEqual(['0001', '0002'])
+    expect(await schemaOf(db)).toBe(reference[2])
+
+    const inside = await killAt('migrate.down.before-commit', down(1))
+    expect(inside.version).toBe('0002')
+    await sessionGone(inside.pid)
+    expect(await history(), 'the revert rolled back whole').toEqual(['0001', '0002'])
+    expect(await schemaOf(db)).toBe(reference[2])
+    const reverted = await cli(down(1), env())
+    expect(reverted.code, reverted.stderr).toBe(0)
+    expect(await history()).toEqual(['0001'])
+    expect(await schemaOf(db)).toBe(reference[1])
+
+    // repair of a cosmetic edit to an applied migration, killed before its COMMIT: nothing recorded
+    writeFileSync(join(migrations, '0001_stations.sql'), '-- charge-ops:up\n-- the stations of the network\nCREATE TABLE stations (id int PRIMARY KEY, name text NOT NULL);\n-- charge-ops:down\nDROP TABLE stations;\n')
+    const checksum = async () => (await sharedPostgres().query<{c: string}>(`SELECT checksum AS c FROM charge_ops_migrations WHERE version = '0001'`, db))[0].c
+    const before = await checksum()
+    const killedRepair = await killAt('migrate.repair.before-commit', ['migrate', 'repair', '--yes', '--json', '--dir', migrations])
+    expect(killedRepair.actions).toBe(1)
+    await sessionGone(killedRepair.pid)
+    expect(await checksum()).toBe(before)
+    const refused = await cli(up(), env())
+    expect(refused.code).toBe(3)
+    expect(JSON.parse(refused.stdout).error.code).toBe('MIGRATION_CHANGED')
+    const repaired = await cli(['migrate', 'repair', '--yes', '--json', '--dir', migrations], env())
+    expect(repaired.code, repaired.stderr).toBe(0)
+    expect(JSON.parse(repaired.stdout).actions).toEqual([expect.objectContaining({action: 'update-checksum', version: '0001'})])
+
+    const again = await cli(up(), env())
+    expect(again.code, again.stderr).toBe(0)
+    expect(await history()).toEqual(['0001', '0002', '0003'])
+    expect(await schemaOf(db)).toBe(reference[3])
+  }, 180_000)
 })
