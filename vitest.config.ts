@@ -1,8 +1,8 @@
 import {configDefaults, defineConfig} from 'vitest/config';
 
-// CHARGE_OPS_TEST_EXCLUDE: comma-separated globs left out of every project (.ci/run's Node 22 pass
-// leaves out test/docker). vitest's CLI `--exclude` does not reach a project that sets its own
-// `exclude` (the services project does): the compose e2e ran in both passes with it.
+// CHARGE_OPS_TEST_EXCLUDE: comma-separated globs left out of every project, to leave a folder out by
+// hand (e.g. test/docker on a machine without a Docker engine). vitest's CLI `--exclude` does not
+// reach a project that sets its own `exclude` (the services project does).
 const extraExclude = (process.env.CHARGE_OPS_TEST_EXCLUDE ?? '').split(',').map((g) => g.trim()).filter(Boolean);
 
 // Two projects over test/**/*.test.ts:
