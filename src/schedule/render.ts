@@ -78,9 +78,11 @@ export function renderCron(jobs: readonly ScheduledJob[], ctx: HostScheduleConte
     lines.push(job.enabled ? line : `# disabled: ${line}`)
     lines.push('')
   }
+  // the wrapper before the crontab that calls it: a run killed between the two (kill point
+  // files.written.charge-ops-job) leaves no entry calling a wrapper that is not there yet
   return [
-    {path: cronPath, content: lines.join('\n'), mode: 0o644},
     {path: wrapperRelPath(ctx), content: renderWrapper(ctx), mode: 0o755},
+    {path: cronPath, content: lines.join('\n'), mode: 0o644},
   ]
 }
 

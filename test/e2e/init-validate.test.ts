@@ -8,10 +8,15 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
+import {runCli, runToKillPoint} from '../support/cli.js'
+
 const root = join(import.meta.dirname, '..', '..')
 const bin = join(root, 'bin', 'run.js')
 const fixtures = join(root, 'test', 'fixtures', 'init')
 const env = {...process.env, CI: 'true', NO_COLOR: '1', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: ''}
+const cliEnv = {CI: 'true', NO_COLOR: '1', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: ''}
+/** every file under `dir` (relative, sorted) */
+const filesIn = (dir: string) => (readdirSync(dir, {recursive: true}) as string[]).filter((f) => statSync(join(dir, f)).isFile()).sort()
 const cli = (args: string[], cwd = root) => spawnSync(process.execPath, [bin, ...args], {cwd, env, encoding: 'utf8', timeout: 60_000})
 const ram: Record<string, string> = {compose: '16GB', k8s: '32GB', 'k8s-managed': '16GB', local: '8GB'}
 
@@ -88,6 +93,39 @@ describe('charge-ops init (built binary)', () => {
     expect(readFileSync(conf, 'utf8')).toContain('maxmemory-policy noeviction')
     expect(existsSync(join(dir, 'docker-compose.yml'))).toBe(true)
   })
+
+  it('local, killed between two files (kill point files.written.charge-ops.yaml): no temp file, nothing half-written; the rerun completes with the files of an uninterrupted run', async () => {
+    const args = (dir: string) => ['init', '--answers', join(fixtures, 'answers-local.yaml'), '--dir', dir, '--non-interactive', '--json']
+    const whole = mkdtempSync(join(tmpdir(), 'init-e2e-whole-'))
+    const uninterrupted = runCli(args(whole), {env: cliEnv})
+    expect(uninterrupted.code, uninterrupted.stderr).toBe(0)
+    const planned: string[] = JSON.parse(uninterrupted.stdout).files.map((f: {path: string}) => f.path)
+
+    const dir = mkdtempSync(join(tmpdir(), 'init-e2e-killed-'))
+    const faultDir = mkdtempSync(join(tmpdir(), 'init-e2e-faults-'))
+    await runToKillPoint('files.written.charge-ops.yaml', args(dir), {env: cliEnv, faultDir})
+    // the files before it are whole (.env first: the secrets a rerun reuses), none after it, no temp file
+    expect(filesIn(dir)).toEqual(['.env', '.env.production', 'charge-ops.yaml'])
+    expect(readFileSync(join(dir, 'charge-ops.yaml'), 'utf8')).toMatch(/\n$/)
+    const secretKey = /^SECRET_KEY=(.+)$/m.exec(readFileSync(join(dir, '.env'), 'utf8'))![1]
+
+    const rerun = runCli(args(dir), {env: cliEnv})
+    expect(rerun.code, rerun.stderr).toBe(0)
+    const result = JSON.parse(rerun.stdout)
+    expect(result.files.filter((f: {action: string}) => f.action === 'unchanged').map((f: {path: string}) => f.path)).toEqual(['.env', '.env.production', 'charge-ops.yaml'])
+    expect(result.reusedSecrets).toContain('secretKey')
+    expect(readFileSync(join(dir, '.env'), 'utf8')).toContain(`SECRET_KEY=${secretKey}`)
+    // the same files, modes and contents as the uninterrupted run (its directory and fresh secrets aside)
+    expect(filesIn(dir)).toEqual(filesIn(whole))
+    expect(filesIn(dir)).toEqual([...planned].sort())
+    const normalised = (root: string, file: string) => readFileSync(join(root, file), 'utf8').replaceAll(root, '<dir>').replace(/[0-9a-f]{32,}/g, '<secret>')
+    for (const file of planned) {
+      expect(statSync(join(dir, file)).mode & 0o777, file).toBe(statSync(join(whole, file)).mode & 0o777)
+      expect(normalised(dir, file), file).toBe(normalised(whole, file))
+    }
+    // and a further run changes nothing
+    expect(JSON.parse(runCli(args(dir), {env: cliEnv}).stdout).files.every((f: {action: string}) => f.action === 'unchanged')).toBe(true)
+  })
 })
 
 describe('charge-ops schedule (built binary)', () => {
@@ -108,5 +146,31 @@ describe('charge-ops schedule (built binary)', () => {
     expect(bad.status).toBe(2)
     expect(bad.stderr).toMatch(/hour field "25": 25 is outside 0–23/)
     execFileSync('true')
+  })
+
+  it('install killed between two files (systemd: files.written.charge-ops-backup-db.timer; cron: files.written.charge-ops-job): the rerun converges to the set of an uninterrupted install, every job once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sched-e2e-kill-'))
+    const faultDir = mkdtempSync(join(tmpdir(), 'sched-e2e-faults-'))
+    expect(cli(['init', '--answers', join(fixtures, 'answers-compose.yaml'), '--dir', dir, '--non-interactive']).status).toBe(0)
+    const install = (target: string, out: string) => ['schedule', 'install', '--target', target, '--dir', join(dir, out)]
+    for (const [target, point, before] of [
+      ['systemd', 'files.written.charge-ops-backup-db.timer', ['charge-ops-backup-base.service', 'charge-ops-backup-base.timer', 'charge-ops-backup-db.service', 'charge-ops-backup-db.timer']],
+      ['cron', 'files.written.charge-ops-job', ['charge-ops-job']],
+    ] as const) {
+      const whole = runCli(install(target, `${target}-whole`), {cwd: dir, env: cliEnv})
+      expect(whole.code, whole.stderr).toBe(0)
+      await runToKillPoint(point, install(target, target), {cwd: dir, env: cliEnv, faultDir})
+      // systemd: each timer after its service; cron: the wrapper before the crontab that calls it
+      expect(filesIn(join(dir, target))).toEqual([...before])
+      const rerun = runCli(install(target, target), {cwd: dir, env: cliEnv})
+      expect(rerun.code, rerun.stderr).toBe(0)
+      expect(filesIn(join(dir, target))).toEqual(filesIn(join(dir, `${target}-whole`)))
+      for (const file of filesIn(join(dir, target))) {
+        const text = (out: string) => readFileSync(join(dir, out, file), 'utf8').replaceAll(join(dir, out), '<dir>')
+        expect(text(target), file).toBe(text(`${target}-whole`))
+      }
+    }
+    const cron = readFileSync(join(dir, 'cron', 'charge-ops.cron'), 'utf8')
+    for (const job of ['backup-base', 'backup-db', 'backup-files', 'prune', 'verify', 'capacity']) expect(cron.match(new RegExp(`charge-ops-job ${job} `, 'g')), job).toHaveLength(1)
   })
 })

@@ -86,14 +86,14 @@ function collectInvocations(): Invocation[] {
   const jobs = resolveJobs(undefined, {timezone: 'UTC', walArchiving: true})
   expect(jobs.map((j) => j.name)).toContain('backup-base')
   // cron: "<cron 5 fields> <user> <wrapper> <job> ARGS…"; the wrapper appends --config PATH
-  const [crontab] = renderCron(jobs, ctx)
+  const [wrapper, crontab] = renderCron(jobs, ctx)
   for (const line of crontab.content.split('\n').filter((l) => l.includes(ctx.wrapperPath) && !l.startsWith('#'))) {
     const words = splitWords(line)
     out.push({source: `cron: ${line}`, argv: [...words.slice(words.indexOf(ctx.wrapperPath) + 2), '--config', ctx.configPath]})
   }
   // the wrapper really does append --config
   expect(crontab.content).toBeDefined()
-  expect(renderCron(jobs, ctx)[1].content).toContain(`"$@" --config ${ctx.configPath}`)
+  expect(wrapper.content).toContain(`"$@" --config ${ctx.configPath}`)
   // systemd: ExecStart=/usr/bin/flock … BIN ARGS…
   const execStarts = (files: Array<{path: string; content: string}>, bin: string, source: string) => {
     for (const f of files.filter((x) => x.path.endsWith('.service'))) {

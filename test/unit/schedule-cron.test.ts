@@ -56,7 +56,7 @@ describe('cron expressions', () => {
 describe('renderers', () => {
   const jobs = resolveJobs(undefined, {timezone: 'UTC'})
   it('cron: one line per job through the locking wrapper, with metrics files and a final newline', () => {
-    const [cron, wrapper] = renderCron(jobs, host)
+    const [wrapper, cron] = renderCron(jobs, host)
     const lines = cron.content.split('\n').filter((l) => /^\S+ \S+ \S+ \S+ \S+ root /.test(l))
     expect(lines).toHaveLength(5)
     expect(lines[0]).toBe('0 2 * * * root /etc/charge/charge-ops-job backup-db backup db --metrics-file /var/lib/node-exporter/charge_ops_backup_db.prom')
@@ -74,7 +74,7 @@ describe('renderers', () => {
     const fake = join(dir, 'fake-charge-ops')
     writeFileSync(fake, '#!/bin/sh\necho "ran $*"\nsleep "${SLEEP:-0}"\n')
     chmodSync(fake, 0o755)
-    const [, wrapper] = renderCron(jobs, {...host, bin: fake, lockDir: join(dir, 'lock'), logDir: join(dir, 'log'), credentialsFile: join(dir, 'none.env'), wrapperPath: join(dir, 'job')})
+    const [wrapper] = renderCron(jobs, {...host, bin: fake, lockDir: join(dir, 'lock'), logDir: join(dir, 'log'), credentialsFile: join(dir, 'none.env'), wrapperPath: join(dir, 'job')})
     const script = join(dir, 'job')
     writeFileSync(script, wrapper.content)
     chmodSync(script, 0o755)

@@ -6,9 +6,10 @@
  * new file, never half of one.
  */
 import {chmodSync, existsSync, readFileSync, statSync} from 'node:fs'
-import {join, resolve} from 'node:path'
+import {join, posix, resolve} from 'node:path'
 
 import {writeFileAtomicSync} from './atomic.js'
+import {faultPoint} from '../faults.js'
 import {UsageError} from '../../errors.js'
 import {unifiedDiff} from './diff.js'
 
@@ -87,8 +88,11 @@ export async function applyPlan(plan: readonly PlannedFile[], dir: string, optio
   for (const [index, outcome] of outcomes.entries()) {
     const file = plan[index]
     const target = join(root, file.path)
-    if (outcome.action === 'create' || outcome.action === 'update') writeFileAtomicSync(target, file.content, {mode: file.mode, owner: file.owner})
-    else if (outcome.action === 'mode') chmodSync(target, file.mode)
+    if (outcome.action === 'create' || outcome.action === 'update') {
+      writeFileAtomicSync(target, file.content, {mode: file.mode, owner: file.owner})
+      // kill point files.written.<path, / as :> (init, schedule install, monitoring): a kill between two files
+      await faultPoint(`files.written.${posix.normalize(file.path).replaceAll('/', ':')}`)
+    } else if (outcome.action === 'mode') chmodSync(target, file.mode)
   }
   return {dir: root, dryRun: false, files: outcomes}
 }
