@@ -3,7 +3,7 @@
  * in any output, and two real processes competing for the migration lock.
  */
 import {spawn} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -11,11 +11,10 @@ import pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {lockHolder} from '../../src/migrate/lock.js'
-import {sharedPostgres, waitUntil} from '../support/index.js'
+import {runToKillPoint, sharedPostgres, waitUntil} from '../support/index.js'
 
 interface Result {
   code: number | null
-  signal?: NodeJS.Signals | null
   stdout: string
   stderr: string
 }
@@ -30,7 +29,7 @@ function cli(args: string[], env: Record<string, string> = {}, cwd = process.cwd
     child.stdout.on('data', (d) => (stdout += d))
     child.stderr.on('data', (d) => (stderr += d))
     child.on('error', reject)
-    child.on('close', (code, signal) => resolve({code, signal, stdout, stderr}))
+    child.on('close', (code) => resolve({code, stdout, stderr}))
   })
 }
 
@@ -204,13 +203,7 @@ describe('charge-ops migrate killed at its kill points (built CLI)', () => {
       what: `the session of the killed run (pid ${pid}) to end`,
     })
 
-  async function killAt(point: string, args: string[]): Promise<{pid: number; version?: string; statement?: number; actions?: number}> {
-    rmSync(join(faults, `${point}.reached`), {force: true})
-    const r = await cli(args, {...env(), CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults})
-    expect(existsSync(join(faults, `${point}.reached`)), `${point} was not reached: ${r.stdout}${r.stderr}`).toBe(true)
-    expect(r.signal).toBe('SIGKILL')
-    return JSON.parse(readFileSync(join(faults, `${point}.reached`), 'utf8'))
-  }
+  const killAt = async (point: string, args: string[]) => (await runToKillPoint(point, args, {bareEnv: true, env: {CI: 'true', ...env()}, faultDir: faults})).reached
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'charge-ops-migrate-kill-'))

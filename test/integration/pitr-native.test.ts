@@ -4,7 +4,7 @@
  * exactness of --target-time, timelines, a hole in the archive, a corrupted segment, and the
  * data-directory safety rules. Needs `npm run build` (archive_command runs bin/run.js).
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -14,7 +14,7 @@ import {silentLogger} from '../../src/output/logger.js'
 import {LocalStorage} from '../../src/repository/local-storage.js'
 import {PARTIAL_CONTROL, RESTORE_MARK, restorePitr} from '../../src/restore/pitr.js'
 import {parseTarget} from '../../src/restore/pitr-target.js'
-import {freePort, waitUntil, type PgCluster} from '../support/index.js'
+import {freePort, pauseAt, runToKillPoint, type PgCluster} from '../support/index.js'
 import {ENTRY, ROOT, startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
 
 const STACK = 't'
@@ -219,40 +219,33 @@ describe('restore pitr killed at its kill points', () => {
     cluster.started.push(dataDir)
     // timeline 1: the timelines case above archived a timeline 2 that branched off before the point
     const args = ['restore', 'pitr', '--target-name', 'before-kills', '--target-timeline', '1', '--data-dir', dataDir, '--repo', repo, '--stack', STACK, '--archive', 'off', '--start', '--port', String(port), '--database-url', pg.url(), '--yes', '--json']
-    const env = (fault: Record<string, string>) => ({PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', CHARGE_OPS_FAULT_DIR: faults, ...fault})
-    const reached = (point: string) => path.join(faults, `${point}.reached`)
+    const asServer = {bareEnv: true, user: pg.osUser, faultDir: faults}
     const markOwner = () => JSON.parse(fs.readFileSync(path.join(dataDir, RESTORE_MARK), 'utf8')).owner
     const exists = (p: string) => fs.existsSync(path.join(dataDir, p))
 
     // 1. paused with the base extracted: a second restore into the same directory is refused and
     //    changes nothing; then the paused run is SIGKILLed there
-    fs.rmSync(reached('restore.pitr.extracted'), {force: true})
-    const paused = spawn(process.execPath, ['--', ENTRY, ...args], {cwd: ROOT, env: env({CHARGE_OPS_PAUSE_AT: 'restore.pitr.extracted'}), uid: pg.osUser?.uid, gid: pg.osUser?.gid, stdio: 'ignore'})
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => paused.once('exit', (_code, signal) => resolve(signal)))
-    await waitUntil(async () => fs.existsSync(reached('restore.pitr.extracted')), {what: 'the restore to reach restore.pitr.extracted', timeoutMs: 120_000, intervalMs: 50, abort: () => (paused.exitCode !== null ? `it exited with ${paused.exitCode}` : undefined)})
+    const paused = pauseAt('restore.pitr.extracted', args, asServer)
+    await paused.reached()
     const concurrent = cli(args, {asServer: true})
     expect(concurrent.code, concurrent.stdout + concurrent.stderr).toBe(2)
-    expect(JSON.parse(concurrent.stdout).error).toMatchObject({code: 'PITR_DATADIR_NOT_EMPTY', data: {owner: {pid: paused.pid}}})
+    expect(JSON.parse(concurrent.stdout).error).toMatchObject({code: 'PITR_DATADIR_NOT_EMPTY', data: {owner: {pid: paused.child.pid}}})
     expect(exists(PARTIAL_CONTROL), 'the running restore\'s files untouched').toBe(true)
-    paused.kill('SIGKILL')
-    expect(await exited).toBe('SIGKILL')
+    paused.child.kill('SIGKILL')
+    expect((await paused.exited).signal).toBe('SIGKILL')
     expect(exists(PARTIAL_CONTROL) && exists('base'), 'the base is written').toBe(true)
     expect(exists('global/pg_control'), 'without pg_control it cannot be started').toBe(false)
     expect(exists('recovery.signal')).toBe(false)
-    expect(markOwner()).toMatchObject({pid: paused.pid, command: 'restore pitr'})
+    expect(markOwner()).toMatchObject({pid: paused.child.pid, command: 'restore pitr'})
 
     // 2. the rerun clears the dead run's directory, restores again; killed with everything in place
-    fs.rmSync(reached('restore.pitr.before-start'), {force: true})
-    const killed = spawnSync(process.execPath, ['--', ENTRY, ...args], {cwd: ROOT, env: env({CHARGE_OPS_KILL_AT: 'restore.pitr.before-start'}), uid: pg.osUser?.uid, gid: pg.osUser?.gid, encoding: 'utf8', timeout: 180_000})
-    expect(fs.existsSync(reached('restore.pitr.before-start')), killed.stderr).toBe(true)
-    expect(killed.signal).toBe('SIGKILL')
-    expect(killed.stderr).toMatch(new RegExp(`unfinished restore left by \`restore pitr\` \\(pid ${paused.pid}\\b.*cleared`))
-    const {pid: beforeStartPid} = JSON.parse(fs.readFileSync(reached('restore.pitr.before-start'), 'utf8'))
+    const killed = await runToKillPoint('restore.pitr.before-start', args, asServer)
+    expect(killed.stderr).toMatch(new RegExp(`unfinished restore left by \`restore pitr\` \\(pid ${paused.child.pid}\\b.*cleared`))
     expect(exists('global/pg_control') && exists('recovery.signal'), 'complete and startable').toBe(true)
     expect(exists(PARTIAL_CONTROL)).toBe(false)
     expect(fs.readFileSync(path.join(dataDir, 'postgresql.auto.conf'), 'utf8')).toContain("recovery_target_name = 'before-kills'")
     expect(exists('postmaster.pid'), 'no server was started on it').toBe(false)
-    expect(markOwner()).toMatchObject({pid: beforeStartPid, command: 'restore pitr'})
+    expect(markOwner()).toMatchObject({pid: killed.reached.pid, command: 'restore pitr'})
 
     // 3. the rerun restores again and recovers: exactly the rows at the target, no mark left
     const rerun = cli(args, {asServer: true})

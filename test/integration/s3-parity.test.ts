@@ -4,8 +4,7 @@
  * same assertions for both. Data is small on purpose: what differs between the stores is the
  * storage driver, not the volume. Needs `npm run build` (archive_command runs bin/run.js).
  */
-import {spawnSync} from 'node:child_process'
-import {chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -17,8 +16,8 @@ import {listBackups, partKey} from '../../src/repository/manifest.js'
 import {listArchive} from '../../src/wal/archive.js'
 import {parseS3Location, S3Storage} from '../../src/repository/s3-storage.js'
 import type {RepositoryStorage} from '../../src/repository/storage.js'
-import {dbHash, freePort, sharedPostgres, startS3, treeHash, type S3Server} from '../support/index.js'
-import {ENTRY, startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
+import {dbHash, freePort, runCli, runToKillPoint, sharedPostgres, startS3, treeHash, type Reached, type S3Server} from '../support/index.js'
+import {startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
 
 const KINDS = ['local', 's3'] as const
 type Kind = (typeof KINDS)[number]
@@ -37,25 +36,16 @@ function storageOf(kind: Kind, repo: string): RepositoryStorage {
   return kind === 'local' ? new LocalStorage(repo) : new S3Storage(new S3Client(s3.clientConfig()), parseS3Location(repo))
 }
 
-function cli(kind: Kind, args: string[], extra: Record<string, string> = {}) {
-  // S3 credentials through the environment (AWS_*), as a cron job or an operator's shell has them
-  const env = {PATH: process.env.PATH, HOME: dir, NO_COLOR: '1', DATABASE_URL: dbUrl, CHARGE_OPS_STATE_DIR: path.join(dir, 'state'), ...(kind === 's3' ? s3.env : {}), ...extra}
-  const r = spawnSync(process.execPath, ['--', ENTRY, ...args], {cwd: dir, env, encoding: 'utf8', timeout: 180_000})
-  return {code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr}
-}
+// S3 credentials through the environment (AWS_*), as a cron job or an operator's shell has them
+const cliEnv = (kind: Kind, extra: Record<string, string> = {}) => ({HOME: dir, DATABASE_URL: dbUrl, CHARGE_OPS_STATE_DIR: path.join(dir, 'state'), ...(kind === 's3' ? s3.env : {}), ...extra})
 
-/**
- * The CLI SIGKILLed at a kill point (src/core/faults.ts): asserts that the point was reached and
- * the run died there; returns the point's marker (pid and detail).
- */
-function killAt(kind: Kind, point: string, args: string[]): {pid: number} & Record<string, unknown> {
-  const faults = path.join(dir, 'faults')
-  mkdirSync(faults, {recursive: true})
-  rmSync(path.join(faults, `${point}.reached`), {force: true})
-  const r = cli(kind, args, {CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults})
-  expect(existsSync(path.join(faults, `${point}.reached`)), `${point} was not reached: ${r.out}`).toBe(true)
-  expect(r.signal).toBe('SIGKILL')
-  return JSON.parse(readFileSync(path.join(faults, `${point}.reached`), 'utf8'))
+const cli = (kind: Kind, args: string[], extra: Record<string, string> = {}) => runCli(args, {bareEnv: true, cwd: dir, env: cliEnv(kind, extra)})
+
+/** The CLI (as cli() runs it) SIGKILLed at a kill point: asserts it got there and died there; the point's marker. */
+async function killAt(kind: Kind, point: string, args: string[]): Promise<Reached> {
+  const faultDir = path.join(dir, 'faults')
+  mkdirSync(faultDir, {recursive: true})
+  return (await runToKillPoint(point, args, {bareEnv: true, cwd: dir, env: cliEnv(kind), faultDir})).reached
 }
 
 /** retention that keeps only the newest backup of each kind */
@@ -140,7 +130,7 @@ describe.each(KINDS)('logical backups on a %s repository', (kind) => {
     expect(dry.deleted.map((d: {id: string}) => d.id)).toEqual([older.id])
     expect((await listBackups(storage, 'charge-analysis')).complete.map((b) => b.id).sort()).toEqual([older.id, newer.id].sort())
     // killed between deleting the older backup's manifest and its parts
-    const marker = killAt(kind, 'backup.prune.manifest-deleted', ['backup', 'prune', '--repo', repo, ...KEEP_ONE, '--yes', '--quiet'])
+    const marker = await killAt(kind, 'backup.prune.manifest-deleted', ['backup', 'prune', '--repo', repo, ...KEEP_ONE, '--yes', '--quiet'])
     expect(marker.id).toBe(older.id)
     const half = await listBackups(storage, 'charge-analysis', {includeIncomplete: true})
     expect(half.complete.map((b) => b.id), 'a half-pruned backup is never listed as complete').toEqual([newer.id])
@@ -230,14 +220,8 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     return JSON.parse(r.stdout)
   }
   /** a repository command as the server's user (S3: --aws-env-file), SIGKILLed at `point`: asserts it got there; the point's marker */
-  const killAt = (point: string, args: string[]): {pid: number} & Record<string, unknown> => {
-    const faults = cluster.pg.serverDir('faults')
-    rmSync(path.join(faults, `${point}.reached`), {force: true})
-    const r = cluster.cli([...args, ...cluster.loc], {asServer: true, env: {CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults}})
-    expect(existsSync(path.join(faults, `${point}.reached`)), `${point} was not reached: ${r.stdout}${r.stderr}`).toBe(true)
-    expect(r.code, 'killed').toBeNull()
-    return JSON.parse(readFileSync(path.join(faults, `${point}.reached`), 'utf8'))
-  }
+  const killAt = async (point: string, args: string[]): Promise<Reached> =>
+    (await runToKillPoint(point, [...args, ...cluster.loc], {bareEnv: true, user: cluster.pg.osUser, faultDir: cluster.pg.serverDir('faults')})).reached
   const walCheck = () => {
     const c = cluster.cli(['wal', 'check', ...cluster.loc, '--timeout', '60'], {env: {DATABASE_URL: cluster.pg.url()}})
     expect(c.code, c.stdout + c.stderr).toBe(0)
@@ -267,7 +251,7 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
 
     // 1. backup prune killed with the first base's manifest deleted, its parts not yet: no longer
     //    listed, not restorable, the lock names the dead run
-    const halfPruned = killAt('backup.prune.manifest-deleted', ['backup', 'prune', ...KEEP_ONE, '--yes'])
+    const halfPruned = await killAt('backup.prune.manifest-deleted', ['backup', 'prune', ...KEEP_ONE, '--yes'])
     expect(halfPruned.id).toBe(firstBase.id)
     const listing = repoCli(['backup', 'list', '--all'])
     expect(listing.backups.map((b: {id: string}) => b.id), 'a half-pruned base backup is never listed as complete').toEqual([secondId])
@@ -281,7 +265,7 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     // 2. wal prune (the first base no longer complete: it keeps from the second one's start) killed
     //    with the oldest segment deleted: the rest of the older ones left, no hole, every segment
     //    from the kept base's start on still there
-    const walKill = killAt('wal.prune.oldest-deleted', ['wal', 'prune', '--yes'])
+    const walKill = await killAt('wal.prune.oldest-deleted', ['wal', 'prune', '--yes'])
     const left = walKill.left as string[]
     expect(left.length, 'the kill landed mid-way: more WAL was planned for deletion').toBeGreaterThan(0)
     expect(walKill.deleted).toBe(beforePrune[0])
