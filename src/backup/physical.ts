@@ -134,12 +134,11 @@ export async function backupBase(options: BaseBackupOptions): Promise<BackupMani
   }
 }
 
-async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promise<NodeJS.Signals>): Promise<BackupManifest> {
-  const {storage, stack, logger} = options
-  const now = options.now ?? (() => new Date())
-  const {parseDatabaseUrl, libpqEnv, withClient} = await import('../postgres/connection.js')
-  const target = parseDatabaseUrl(options.databaseUrl)
+type DatabaseTarget = ReturnType<typeof import('../postgres/connection.js').parseDatabaseUrl>
 
+/** The server's identity, refused unless it archives WAL (a base backup without it cannot be restored). */
+async function archivingServer(target: DatabaseTarget, storage: RepositoryStorage, stack: string) {
+  const {withClient} = await import('../postgres/connection.js')
   const server = await withClient(target, async (client) => {
     const {rows} = await client.query<{sysid: string; version: string; mode: string; command: string; level: string}>(
       `SELECT (SELECT system_identifier::text FROM pg_control_system()) AS sysid, current_setting('server_version') AS version,
@@ -155,6 +154,93 @@ async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promis
   }
   const major = Number(server.version.split('.')[0])
   await ensureClusterIdentity(storage, stack, {systemIdentifier: server.sysid, postgresMajor: major}, 'this server (backup base)')
+  return {server, major}
+}
+
+interface BaseStream {
+  storage: RepositoryStorage
+  key: string
+  id: string
+  label: string
+  env: NodeJS.ProcessEnv
+  level: number
+  walTimeout: number
+  watch: import('./physical-wait.js').ArchiveWaitMonitor
+  interrupted: Promise<NodeJS.Signals>
+  progress?: {add(n: number): void; done(note?: string): void}
+}
+
+/**
+ * pg_basebackup | zstd into the part's key. Ends early (children stopped, the server's wait ended,
+ * the part deleted) when the server's wait for WAL archiving expires or a signal comes.
+ */
+async function streamBasePart(o: BaseStream): Promise<{stored: {bytes: number; sha256: string}; raw: number}> {
+  const {startChild} = await import('./physical-process.js')
+  const {BackupInterrupted, walNotArchivedError} = await import('./physical-wait.js')
+  const {faultPoint} = await import('../core/faults.js')
+  const basebackup = startChild('pg_basebackup', ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v', '--label', o.label], {env: o.env, purpose: 'base backup'})
+  const zstd = startChild('zstd', ['-q', `-${o.level}`, '-T0', '-c'], {purpose: 'compression'})
+  basebackup.child.stdout!.pipe(zstd.child.stdin!)
+  let raw = 0
+  basebackup.child.stdout!.on('data', (chunk: Buffer) => {
+    raw += chunk.length
+    o.progress?.add(chunk.length)
+    // kill point: pg_basebackup and zstd streaming, the part half written (first MiB passed)
+    if (raw - chunk.length < 1 << 20 && raw >= 1 << 20) void faultPoint('backup.base.streaming', () => ({children: [basebackup.child.pid, zstd.child.pid], id: o.id}))
+  })
+  try {
+    const streaming = Promise.all([o.storage.put(o.key, zstd.child.stdout!, {}), basebackup.done, zstd.done])
+    streaming.catch(() => {})
+    const outcome = await Promise.race([
+      streaming.then((r) => ({kind: 'done' as const, stored: r[0]})),
+      o.watch.expired.then(() => ({kind: 'expired' as const})),
+      o.interrupted.then((signal) => ({kind: 'signal' as const, signal})),
+    ])
+    if (outcome.kind !== 'done') {
+      // stop the client, then end the server's wait (its walsender does not notice the client is gone)
+      basebackup.child.kill('SIGTERM')
+      zstd.child.kill('SIGTERM')
+      const archiver = await o.watch.abort()
+      await streaming.catch(() => {})
+      await o.storage.delete(o.key).catch(() => {})
+      if (outcome.kind === 'signal') throw new BackupInterrupted(outcome.signal)
+      throw walNotArchivedError(o.id, "the server's wait for the backup's last WAL segment to be archived did not end", o.walTimeout, archiver)
+    }
+    return {stored: outcome.stored, raw}
+  } catch (error) {
+    basebackup.child.kill('SIGTERM')
+    zstd.child.kill('SIGTERM')
+    await o.storage.delete(o.key).catch(() => {})
+    if (error instanceof BackupInterrupted || (error as {code?: string}).code === 'BACKUP_WAL_NOT_ARCHIVED') throw error
+    const err = basebackup.stderr()
+    if (/could not connect|Connection refused|no pg_hba|authentication failed/i.test(err)) {
+      throw new UnreachableError(`pg_basebackup cannot connect: ${err.trim().split('\n').slice(-3).join(' ')}`, {code: 'PG_UNREACHABLE', hint: 'pg_basebackup needs a replication connection: a role with REPLICATION and a `host replication` line in pg_hba.conf.'})
+    }
+    throw error
+  }
+}
+
+/**
+ * The backup is only restorable once its WAL (start → stop) is in the archive: the server archives
+ * a backup history file after the stop segment; waits for ours (bounded too), then for the last segment.
+ */
+async function awaitBaseWal(storage: RepositoryStorage, stack: string, o: {id: string; label: string; startedAt: Date; walTimeout: number; watch: import('./physical-wait.js').ArchiveWaitMonitor; interrupted: Promise<NodeJS.Signals>}) {
+  const {BackupInterrupted, walNotArchivedError} = await import('./physical-wait.js')
+  const positions = await Promise.race([awaitBackupHistory(storage, stack, o.label, o.startedAt, o.walTimeout), o.interrupted.then((signal) => Promise.reject(new BackupInterrupted(signal)))])
+  const archiverNow = async () => (await o.watch.abort()) ?? undefined
+  if (!positions) throw walNotArchivedError(o.id, "the backup's history file did not reach the repository", o.walTimeout, await archiverNow())
+  const segments = baseWalSegments(positions.timeline, positions.startLsn, positions.stopLsn)
+  const last = segments.at(-1)!
+  if (!(await findWalObject(storage, stack, parseWalFileName(last)!))) throw walNotArchivedError(o.id, `WAL segment ${last} did not reach the repository`, o.walTimeout, await archiverNow())
+  return {positions, segments}
+}
+
+async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promise<NodeJS.Signals>): Promise<BackupManifest> {
+  const {storage, stack, logger} = options
+  const now = options.now ?? (() => new Date())
+  const {parseDatabaseUrl, libpqEnv} = await import('../postgres/connection.js')
+  const target = parseDatabaseUrl(options.databaseUrl)
+  const {server, major} = await archivingServer(target, storage, stack)
 
   const {acquireLock} = await import('../repository/lock.js')
   const release = await acquireLock(storage, stack, {command: 'backup base'})
@@ -163,8 +249,7 @@ async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promis
     const startedAt = now()
     const id = newBackupId('base', startedAt)
     const label = `charge-ops ${id}`
-    const {startChild} = await import('./physical-process.js')
-    const {BackupInterrupted, walNotArchivedError, watchArchiveWait} = await import('./physical-wait.js')
+    const {watchArchiveWait} = await import('./physical-wait.js')
     // PGAPPNAME names our walsender in pg_stat_activity (pg_basebackup's own name is only a fallback)
     const applicationName = `charge-ops backup base ${id}`
     const env = {...process.env, ...libpqEnv(target), PGAPPNAME: applicationName}
@@ -173,66 +258,18 @@ async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promis
     logger.info(`backup ${id}: pg_basebackup from ${target.host}:${target.port} → ${storage.location}`)
     monitor = await watchArchiveWait(target, applicationName, walTimeout, logger)
     const watch = monitor
-    const basebackup = startChild('pg_basebackup', ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v', '--label', label], {env, purpose: 'base backup'})
-    const zstd = startChild('zstd', ['-q', `-${level}`, '-T0', '-c'], {purpose: 'compression'})
-    basebackup.child.stdout!.pipe(zstd.child.stdin!)
     const progress = options.progress?.(`backup ${id}`)
-    let raw = 0
-    const {faultPoint} = await import('../core/faults.js')
-    basebackup.child.stdout!.on('data', (chunk: Buffer) => {
-      raw += chunk.length
-      progress?.add(chunk.length)
-      // kill point: pg_basebackup and zstd streaming, the part half written (first MiB passed)
-      if (raw - chunk.length < 1 << 20 && raw >= 1 << 20) void faultPoint('backup.base.streaming', () => ({children: [basebackup.child.pid, zstd.child.pid], id}))
-    })
-    const key = partKey(stack, id, 'base.tar.zst')
-    let stored: {bytes: number; sha256: string}
-    try {
-      const streaming = Promise.all([storage.put(key, zstd.child.stdout!, {}), basebackup.done, zstd.done])
-      streaming.catch(() => {})
-      const outcome = await Promise.race([
-        streaming.then((r) => ({kind: 'done' as const, stored: r[0]})),
-        watch.expired.then(() => ({kind: 'expired' as const})),
-        interrupted.then((signal) => ({kind: 'signal' as const, signal})),
-      ])
-      if (outcome.kind !== 'done') {
-        // stop the client, then end the server's wait (its walsender does not notice the client is gone)
-        basebackup.child.kill('SIGTERM')
-        zstd.child.kill('SIGTERM')
-        const archiver = await watch.abort()
-        await streaming.catch(() => {})
-        await storage.delete(key).catch(() => {})
-        if (outcome.kind === 'signal') throw new BackupInterrupted(outcome.signal)
-        throw walNotArchivedError(id, "the server's wait for the backup's last WAL segment to be archived did not end", walTimeout, archiver)
-      }
-      stored = outcome.stored
-    } catch (error) {
-      basebackup.child.kill('SIGTERM')
-      zstd.child.kill('SIGTERM')
-      await storage.delete(key).catch(() => {})
-      if (error instanceof BackupInterrupted || (error as {code?: string}).code === 'BACKUP_WAL_NOT_ARCHIVED') throw error
-      const err = basebackup.stderr()
-      if (/could not connect|Connection refused|no pg_hba|authentication failed/i.test(err)) {
-        throw new UnreachableError(`pg_basebackup cannot connect: ${err.trim().split('\n').slice(-3).join(' ')}`, {code: 'PG_UNREACHABLE', hint: 'pg_basebackup needs a replication connection: a role with REPLICATION and a `host replication` line in pg_hba.conf.'})
-      }
-      throw error
-    }
+    const {stored, raw} = await streamBasePart({storage, key: partKey(stack, id, 'base.tar.zst'), id, label, env, level, walTimeout, watch, interrupted, progress})
     const finishedAt = now()
     progress?.done(`${raw} bytes → ${stored.bytes} stored`)
 
-    // The backup is only restorable once its WAL (start → stop) is in the archive: the server
-    // archives a backup history file after the stop segment; wait for ours (bounded too).
     logger.info(`waiting for the backup's WAL and history file to be archived (up to ${walTimeout}s)`)
-    const positions = await Promise.race([awaitBackupHistory(storage, stack, label, startedAt, walTimeout), interrupted.then((signal) => Promise.reject(new BackupInterrupted(signal)))])
-    const archiverNow = async () => (await watch.abort()) ?? undefined
-    if (!positions) throw walNotArchivedError(id, "the backup's history file did not reach the repository", walTimeout, await archiverNow())
-    const segments = baseWalSegments(positions.timeline, positions.startLsn, positions.stopLsn)
-    const last = segments.at(-1)!
-    if (!(await findWalObject(storage, stack, parseWalFileName(last)!))) throw walNotArchivedError(id, `WAL segment ${last} did not reach the repository`, walTimeout, await archiverNow())
+    const {positions, segments} = await awaitBaseWal(storage, stack, {id, label, startedAt, walTimeout, watch, interrupted})
     await watch.stop()
 
     const {run} = await import('../core/proc/exec.js')
     const toolVersion = (await run('pg_basebackup', ['--version'])).stdout.trim()
+    const {faultPoint} = await import('../core/faults.js')
     // kill point: the part stored and its WAL archived, the manifest (what makes it restorable) not yet written
     await faultPoint('backup.base.before-manifest', () => ({id}))
     return await writeManifest(

@@ -56,9 +56,12 @@ async function runLocalUpgrade(options: UpgradeOptions): Promise<UpgradeResult> 
   const {openConfiguredRepository} = await import('../repository/open.js')
   const storage = await openConfiguredRepository(settings)
   const {acquireLock} = await import('../repository/lock.js')
-  const {JournalStore, readJournal, isUnfinished, newJournal} = await import('./journal.js')
+  const {JournalStore, readJournal, isUnfinished} = await import('./journal.js')
   const release = await acquireLock(storage, settings.stack, {command: `upgrade${options.to ? ` --to ${options.to}` : ''}`, name: 'upgrade'})
   const releases: Array<() => Promise<void>> = [release]
+  const holdBackupLock = async (command: string) => {
+    releases.push(await acquireLock(storage, settings.stack, {command, name: 'backup'}))
+  }
   try {
     const store = new JournalStore(settings, databaseUrl, logger)
     const rel = await import('./release.js')
@@ -69,7 +72,7 @@ async function runLocalUpgrade(options: UpgradeOptions): Promise<UpgradeResult> 
       if (options.dryRun) {
         return {outcome: 'dry-run', target: 'local', journal: previous, message: `an interrupted upgrade ${previous.id} (${previous.from.version} → ${previous.to.version}) would be ${allDoneThroughVerify(previous) ? 'finished' : 'rolled back'} first`}
       }
-      return await resolveInterrupted(previous, {...options, store, databaseUrl, migrationUrl, acquireBackupLock: async () => releases.push(await acquireLock(storage, settings.stack, {command: 'upgrade (rollback)', name: 'backup'}))})
+      return await resolveInterrupted(previous, {...options, store, databaseUrl, migrationUrl, acquireBackupLock: () => holdBackupLock('upgrade (rollback)')})
     }
     if (!options.to) {
       throw new UsageError('--to is required: the version to upgrade to', {hint: 'Pass a release directory, a charge-ops checkout, a .tar.gz, or a git ref: `charge-ops upgrade --to v1.2.0`.'})
@@ -77,89 +80,124 @@ async function runLocalUpgrade(options: UpgradeOptions): Promise<UpgradeResult> 
 
     const staged = await rel.stageRelease(settings, options.to, {logger, cwd: options.cwd, now: now()})
     try {
-      const {readSchemaHead, userSchemas} = await import('./database.js')
-      const head = await readSchemaHead(migrationUrl).catch(() => null)
-      const {runPreflight, assertPreflight, parseWithin, configHash} = await import('./preflight.js')
-      const facts = await runPreflight({
-        settings,
-        databaseUrl: migrationUrl,
-        staged,
-        head,
-        force: options.force,
-        requireVerifiedWithinMs: options.requireVerifiedWithin ? parseWithin(options.requireVerifiedWithin) : undefined,
-        checkService: true,
-        logger,
-        now,
-      })
-      const fromRelease = rel.currentRelease(settings)
-      const fromVersion = facts.serviceVersion ?? (fromRelease ? rel.readReleaseInfo(fromRelease)?.version : undefined) ?? rel.declaredVersion(`${await rel.projectRoot()}/dist/service/src`) ?? null
-      const {bundledMigrationsDir} = await import('../migrate/index.js')
-      const fromMigrations = fromRelease ? rel.releaseMigrationsDir(fromRelease) : bundledMigrationsDir()
-      if (fromRelease && fromRelease === staged.finalDir && rel.readReleaseInfo(fromRelease)?.sha256 !== staged.info.sha256) {
-        facts.checks.push({name: 'release', status: 'failed', detail: `releases/${staged.info.version} is the running release but ${options.to} has other content under the same version`, exitCode: ExitCode.usage, hint: 'Give the new build its own version.'})
-      }
-      if (fromRelease && fromRelease === staged.finalDir && rel.readReleaseInfo(fromRelease)?.sha256 === staged.info.sha256 && facts.pending.length === 0) {
-        return {outcome: 'up-to-date', target: 'local', checks: facts.checks, from: {version: fromVersion, schemaHead: head}, to: {version: staged.info.version, schemaHead: head, source: options.to}, message: `already at ${staged.info.version} (schema ${head ?? 'none'}): nothing to do`}
-      }
-      const pendingNote = facts.pending.length ? `${facts.pending.length} migration(s)` : 'no migration'
-      if (options.dryRun) {
-        const actions = STEP_ACTIONS({toVersion: staged.info.version, from: fromVersion, pending: facts.pending, release: staged.finalDir})
-        const {STEP_ORDER, STEP_TITLES} = await import('./journal.js')
-        const failed = facts.checks.filter((c) => c.status === 'failed')
-        return {
-          outcome: 'dry-run',
-          target: 'local',
-          checks: facts.checks,
-          from: {version: fromVersion, schemaHead: head},
-          to: {version: staged.info.version, schemaHead: staged.info.migrationsHead, source: options.to},
-          plan: STEP_ORDER.map((step) => ({step, title: STEP_TITLES[step], action: actions[step]})),
-          message: `dry run: ${fromVersion ?? '?'} → ${staged.info.version}, ${pendingNote}; ${failed.length === 0 ? 'preflight passed' : `preflight FAILED (${failed.map((c) => c.name).join(', ')})`}; nothing was changed`,
-        }
-      }
-      assertPreflight(facts.checks)
-      await options.confirm?.(`upgrade stack "${settings.stack}" from ${fromVersion ?? '?'} to ${staged.info.version} (${pendingNote})?`)
-
-      const {isMaintenance} = await import('../service/maintenance.js')
-      const {withClient} = await import('../postgres/connection.js')
-      const journal = newJournal({
-        stack: settings.stack,
-        target: 'local',
-        now: now(),
-        from: {version: fromVersion, release: fromRelease, schemaHead: head, migrationsDir: fromMigrations, serviceRunning: facts.serviceRunning, maintenanceWasOn: (await isMaintenance(settings)).on, schemasBefore: await withClient(migrationUrl, userSchemas)},
-        to: {source: options.to, version: staged.info.version, release: staged.finalDir, schemaHead: null, migrationsDir: rel.releaseMigrationsDir(staged.finalDir)},
-        configHash: configHash(settings),
-        preflight: facts.checks,
-      })
-      await store.save(journal)
-      const ctx = await localContext(options, {journal, store, databaseUrl, migrationUrl, staged})
-      const {runSteps} = await import('../core/steps.js')
-      const {runLocalStep} = await import('./local.js')
-      try {
-        await runSteps(
-          journal.steps.map((record) => ({
-            title: record.title,
-            run: async () => {
-              const note = await journalled(ctx, record.name, () => runLocalStep[record.name](ctx, record))
-              // Backups of the stack wait until the upgrade is over (the step-1 backup took and released the lock).
-              if (record.name === 'backup') releases.push(await acquireLock(storage, settings.stack, {command: `upgrade to ${journal.to.version}`, name: 'backup'}))
-              // the step is recorded done (journal fsynced): a kill here leaves the stack between two steps
-              const {faultPoint} = await import('../core/faults.js')
-              await faultPoint(`upgrade.local.after-${record.name}`)
-              return note
-            },
-          })),
-          {tty: Boolean(options.tty), logger, heading: `upgrading ${settings.stack}: ${fromVersion ?? '?'} → ${staged.info.version} (journal ${journal.id})`},
-        )
-      } catch (error) {
-        await rollbackAndThrow(ctx, error, {resumed: false})
-      }
-      return await finishSucceeded(ctx, 'succeeded')
+      return await upgradeToStaged(options, {store, databaseUrl, migrationUrl, staged, now, to: options.to, holdBackupLock})
     } finally {
       rel.discardStaging(staged)
     }
   } finally {
     for (const r of releases.reverse()) await r().catch(() => {})
   }
+}
+
+/** A new upgrade with its release staged and the upgrade lock held. */
+interface StagedUpgrade {
+  store: import('./journal.js').JournalStore
+  databaseUrl: string
+  migrationUrl: string
+  staged: import('./release.js').StagedRelease
+  now: () => Date
+  /** --to as given */
+  to: string
+  /** takes the stack's backup lock until the upgrade is over */
+  holdBackupLock(command: string): Promise<void>
+}
+
+/** Preflight of the staged release, and where the upgrade comes from (version, release, migrations). */
+async function preflightStaged(options: UpgradeOptions, run: StagedUpgrade) {
+  const {settings, logger} = options
+  const {staged} = run
+  const rel = await import('./release.js')
+  const {readSchemaHead} = await import('./database.js')
+  const head = await readSchemaHead(run.migrationUrl).catch(() => null)
+  const {runPreflight, parseWithin} = await import('./preflight.js')
+  const facts = await runPreflight({
+    settings,
+    databaseUrl: run.migrationUrl,
+    staged,
+    head,
+    force: options.force,
+    requireVerifiedWithinMs: options.requireVerifiedWithin ? parseWithin(options.requireVerifiedWithin) : undefined,
+    checkService: true,
+    logger,
+    now: run.now,
+  })
+  const fromRelease = rel.currentRelease(settings)
+  const fromVersion = facts.serviceVersion ?? (fromRelease ? rel.readReleaseInfo(fromRelease)?.version : undefined) ?? rel.declaredVersion(`${await rel.projectRoot()}/dist/service/src`) ?? null
+  const {bundledMigrationsDir} = await import('../migrate/index.js')
+  const fromMigrations = fromRelease ? rel.releaseMigrationsDir(fromRelease) : bundledMigrationsDir()
+  const sameRelease = Boolean(fromRelease) && fromRelease === staged.finalDir
+  const sameContent = sameRelease && rel.readReleaseInfo(fromRelease!)?.sha256 === staged.info.sha256
+  if (sameRelease && !sameContent) {
+    facts.checks.push({name: 'release', status: 'failed', detail: `releases/${staged.info.version} is the running release but ${run.to} has other content under the same version`, exitCode: ExitCode.usage, hint: 'Give the new build its own version.'})
+  }
+  return {head, facts, fromRelease, fromVersion, fromMigrations, upToDate: sameContent && facts.pending.length === 0}
+}
+
+/** Preflight, then (unless up to date or a dry run) the journalled steps; a failure rolls back and throws. */
+async function upgradeToStaged(options: UpgradeOptions, run: StagedUpgrade): Promise<UpgradeResult> {
+  const {settings, logger} = options
+  const {staged, store} = run
+  const {head, facts, fromRelease, fromVersion, fromMigrations, upToDate} = await preflightStaged(options, run)
+  if (upToDate) {
+    return {outcome: 'up-to-date', target: 'local', checks: facts.checks, from: {version: fromVersion, schemaHead: head}, to: {version: staged.info.version, schemaHead: head, source: run.to}, message: `already at ${staged.info.version} (schema ${head ?? 'none'}): nothing to do`}
+  }
+  const pendingNote = facts.pending.length ? `${facts.pending.length} migration(s)` : 'no migration'
+  if (options.dryRun) {
+    const actions = STEP_ACTIONS({toVersion: staged.info.version, from: fromVersion, pending: facts.pending, release: staged.finalDir})
+    const {STEP_ORDER, STEP_TITLES} = await import('./journal.js')
+    const failed = facts.checks.filter((c) => c.status === 'failed')
+    return {
+      outcome: 'dry-run',
+      target: 'local',
+      checks: facts.checks,
+      from: {version: fromVersion, schemaHead: head},
+      to: {version: staged.info.version, schemaHead: staged.info.migrationsHead, source: run.to},
+      plan: STEP_ORDER.map((step) => ({step, title: STEP_TITLES[step], action: actions[step]})),
+      message: `dry run: ${fromVersion ?? '?'} → ${staged.info.version}, ${pendingNote}; ${failed.length === 0 ? 'preflight passed' : `preflight FAILED (${failed.map((c) => c.name).join(', ')})`}; nothing was changed`,
+    }
+  }
+  const {assertPreflight, configHash} = await import('./preflight.js')
+  assertPreflight(facts.checks)
+  await options.confirm?.(`upgrade stack "${settings.stack}" from ${fromVersion ?? '?'} to ${staged.info.version} (${pendingNote})?`)
+
+  const {isMaintenance} = await import('../service/maintenance.js')
+  const {withClient} = await import('../postgres/connection.js')
+  const {userSchemas} = await import('./database.js')
+  const rel = await import('./release.js')
+  const {newJournal} = await import('./journal.js')
+  const journal = newJournal({
+    stack: settings.stack,
+    target: 'local',
+    now: run.now(),
+    from: {version: fromVersion, release: fromRelease, schemaHead: head, migrationsDir: fromMigrations, serviceRunning: facts.serviceRunning, maintenanceWasOn: (await isMaintenance(settings)).on, schemasBefore: await withClient(run.migrationUrl, userSchemas)},
+    to: {source: run.to, version: staged.info.version, release: staged.finalDir, schemaHead: null, migrationsDir: rel.releaseMigrationsDir(staged.finalDir)},
+    configHash: configHash(settings),
+    preflight: facts.checks,
+  })
+  await store.save(journal)
+  const ctx = await localContext(options, {journal, store, databaseUrl: run.databaseUrl, migrationUrl: run.migrationUrl, staged})
+  const {runSteps} = await import('../core/steps.js')
+  const {runLocalStep} = await import('./local.js')
+  try {
+    await runSteps(
+      journal.steps.map((record) => ({
+        title: record.title,
+        run: async () => {
+          const note = await journalled(ctx, record.name, () => runLocalStep[record.name](ctx, record))
+          // Backups of the stack wait until the upgrade is over (the step-1 backup took and released the lock).
+          if (record.name === 'backup') await run.holdBackupLock(`upgrade to ${journal.to.version}`)
+          // the step is recorded done (journal fsynced): a kill here leaves the stack between two steps
+          const {faultPoint} = await import('../core/faults.js')
+          await faultPoint(`upgrade.local.after-${record.name}`)
+          return note
+        },
+      })),
+      {tty: Boolean(options.tty), logger, heading: `upgrading ${settings.stack}: ${fromVersion ?? '?'} → ${staged.info.version} (journal ${journal.id})`},
+    )
+  } catch (error) {
+    await rollbackAndThrow(ctx, error, {resumed: false})
+  }
+  return await finishSucceeded(ctx, 'succeeded')
 }
 
 interface Internal {

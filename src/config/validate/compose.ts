@@ -127,23 +127,10 @@ const BACKEND_VOLUMES: Array<{what: string; pattern: RegExp; example: string}> =
   {what: 'models', pattern: /model/i, example: 'models_data:/app/models'},
 ]
 
-/**
- * docker-compose.yml: the guide's production rules — postgres healthcheck, backend waiting for
- * `service_healthy`, named volumes for PostgreSQL data, uploads, chromadb and models, and no
- * database port published on every interface.
- */
-export function validateCompose(text: string, file: string): ValidatedCompose {
-  const parsed = parseYamlText(text, file)
-  if (parsed.findings.length > 0) return {findings: parsed.findings, unparsable: true}
-  const {findings, add} = findingsFor(file)
-  const data = parsed.document.toJS() as Record<string, unknown> | null
-  if (!data || typeof data !== 'object' || !data.services || typeof data.services !== 'object') {
-    add('error', 'compose/services', 'no services: mapping: this is not a compose file', 'Compose files define their containers under services:.', 1)
-    return {findings, unparsable: false}
-  }
-  const model = buildModel(parsed, data)
-  if (data.version !== undefined) add('info', 'compose/version', 'the top-level version: key is obsolete and ignored by docker compose v2', 'Remove the version: line.', lineOf(parsed, ['version']), 'version')
+type Add = ReturnType<typeof findingsFor>['add']
 
+/** Every service: volumes it uses are declared; a database publishes no port on all interfaces. */
+function checkVolumesAndPorts(model: ComposeModel, add: Add): void {
   for (const service of model.services) {
     for (const mount of service.mounts) {
       if (mount.type === 'volume' && mount.source && !/^\$/.test(mount.source) && !model.declaredVolumes.has(mount.source)) {
@@ -159,8 +146,10 @@ export function validateCompose(text: string, file: string): ValidatedCompose {
       }
     }
   }
+}
 
-  const postgres = model.services.filter(isPostgres)
+/** PostgreSQL services: a healthcheck, and their data in a named volume. */
+function checkPostgresServices(postgres: ComposeService[], add: Add): void {
   for (const pg of postgres) {
     if (!pg.healthcheck) {
       add('error', 'compose/postgres-healthcheck', `services.${pg.name} has no healthcheck, so dependants start before PostgreSQL accepts connections`, 'Add healthcheck: {test: ["CMD-SHELL", "pg_isready -U postgres"], interval: 10s, timeout: 5s, retries: 5}', pg.line, `services.${pg.name}.healthcheck`)
@@ -172,7 +161,10 @@ export function validateCompose(text: string, file: string): ValidatedCompose {
       add('warning', 'compose/named-volume', `services.${pg.name} stores its data in a ${data.type} mount, not a named volume`, 'Use a named volume: postgres_data:/var/lib/postgresql/data.', data.line, `services.${pg.name}.volumes`)
     }
   }
+}
 
+/** Backend services: wait for PostgreSQL to be healthy; uploads (and, without a Chroma service, chromadb and models) in named volumes. */
+function checkBackendServices(model: ComposeModel, postgres: ComposeService[], add: Add): void {
   // Chroma as its own service (charge-ops init's layout): the backend keeps no Chroma folder and no model files.
   const chromaService = model.services.some((s) => /^chroma(db)?$/.test(s.name) || /chroma/i.test(s.image ?? ''))
   const waitsHealthy = (service: ComposeService, pg: ComposeService, depth = 0): boolean => {
@@ -199,5 +191,27 @@ export function validateCompose(text: string, file: string): ValidatedCompose {
       }
     }
   }
+}
+
+/**
+ * docker-compose.yml: the guide's production rules — postgres healthcheck, backend waiting for
+ * `service_healthy`, named volumes for PostgreSQL data, uploads, chromadb and models, and no
+ * database port published on every interface.
+ */
+export function validateCompose(text: string, file: string): ValidatedCompose {
+  const parsed = parseYamlText(text, file)
+  if (parsed.findings.length > 0) return {findings: parsed.findings, unparsable: true}
+  const {findings, add} = findingsFor(file)
+  const data = parsed.document.toJS() as Record<string, unknown> | null
+  if (!data || typeof data !== 'object' || !data.services || typeof data.services !== 'object') {
+    add('error', 'compose/services', 'no services: mapping: this is not a compose file', 'Compose files define their containers under services:.', 1)
+    return {findings, unparsable: false}
+  }
+  const model = buildModel(parsed, data)
+  if (data.version !== undefined) add('info', 'compose/version', 'the top-level version: key is obsolete and ignored by docker compose v2', 'Remove the version: line.', lineOf(parsed, ['version']), 'version')
+  checkVolumesAndPorts(model, add)
+  const postgres = model.services.filter(isPostgres)
+  checkPostgresServices(postgres, add)
+  checkBackendServices(model, postgres, add)
   return {model, findings, unparsable: false}
 }

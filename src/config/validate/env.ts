@@ -70,16 +70,10 @@ function suggest(key: string, known: readonly string[]): string | undefined {
   return best && best.d <= 2 ? best.k : undefined
 }
 
-/**
- * The backend .env: syntax, required keys, types (PORT, ENVIRONMENT), URLs that parse with the
- * right scheme, ALLOWED_ORIGINS as a JSON array of origins, and the strict (production) rules:
- * SECRET_KEY strength, no `*` origin, sslmode for remote databases.
- */
-export function validateBackendEnv(parsed: ParsedEnvFile, ctx: RuleContext): Finding[] {
-  const {findings, add} = findingsFor(parsed.file)
-  findings.push(...parsed.findings)
-  const get = (key: string): EnvEntry | undefined => parsed.entries.get(key)
+type Get = (key: string) => EnvEntry | undefined
 
+/** Keys the service does not read (a likely typo named), required keys missing or empty. */
+function checkKeys(parsed: ParsedEnvFile, get: Get, add: Add): void {
   for (const entry of parsed.entries.values()) {
     if ((BACKEND_ENV_KEYS as readonly string[]).includes(entry.key)) continue
     const near = suggest(entry.key, BACKEND_ENV_KEYS)
@@ -90,7 +84,10 @@ export function validateBackendEnv(parsed: ParsedEnvFile, ctx: RuleContext): Fin
     if (!entry) add('error', 'env/required', `${key} is missing`, requiredFix(key), undefined, key)
     else if (entry.value.trim() === '') add('error', 'env/required', `${key} is empty`, requiredFix(key), entry.line, key)
   }
+}
 
+/** ENVIRONMENT, PORT and HOST. */
+function checkServerSettings(get: Get, add: Add): void {
   const environment = get('ENVIRONMENT')
   if (environment && !ENVIRONMENTS.includes(environment.value.trim().toLowerCase())) {
     add('error', 'env/type', `ENVIRONMENT must be one of ${ENVIRONMENTS.join(', ')}`, 'Set ENVIRONMENT=production on servers.', environment.line, 'ENVIRONMENT')
@@ -103,12 +100,10 @@ export function validateBackendEnv(parsed: ParsedEnvFile, ctx: RuleContext): Fin
   }
   const host = get('HOST')
   if (host && host.value.trim() === '') add('error', 'env/required', 'HOST is empty', 'Set HOST=0.0.0.0 in a container, 127.0.0.1 behind a local proxy.', host.line, 'HOST')
+}
 
-  checkDatabaseUrl(get('DATABASE_URL'), ctx, add)
-  checkRedisUrl(get('REDIS_URL'), add)
-  const chromaUrl = get('CHROMA_URL')
-  if (chromaUrl && chromaUrl.value) checkHttpUrl(chromaUrl, add, 'env/chroma-url')
-
+/** SECRET_KEY strength (strict) and placeholder API keys. */
+function checkSecrets(get: Get, ctx: RuleContext, add: Add): void {
   const secret = get('SECRET_KEY')
   if (secret && secret.value.trim() !== '') {
     const v = secret.value.trim()
@@ -124,6 +119,24 @@ export function validateBackendEnv(parsed: ParsedEnvFile, ctx: RuleContext): Fin
   if (openai && openai.value.trim() !== '' && !isInterpolated(openai.value) && isPlaceholder(openai.value)) {
     add('warning', 'env/api-key-placeholder', 'OPENAI_API_KEY is a placeholder', 'Set the real key from your secret store, or remove the line to use the local embedder.', openai.line, 'OPENAI_API_KEY')
   }
+}
+
+/**
+ * The backend .env: syntax, required keys, types (PORT, ENVIRONMENT), URLs that parse with the
+ * right scheme, ALLOWED_ORIGINS as a JSON array of origins, and the strict (production) rules:
+ * SECRET_KEY strength, no `*` origin, sslmode for remote databases.
+ */
+export function validateBackendEnv(parsed: ParsedEnvFile, ctx: RuleContext): Finding[] {
+  const {findings, add} = findingsFor(parsed.file)
+  findings.push(...parsed.findings)
+  const get: Get = (key) => parsed.entries.get(key)
+  checkKeys(parsed, get, add)
+  checkServerSettings(get, add)
+  checkDatabaseUrl(get('DATABASE_URL'), ctx, add)
+  checkRedisUrl(get('REDIS_URL'), add)
+  const chromaUrl = get('CHROMA_URL')
+  if (chromaUrl && chromaUrl.value) checkHttpUrl(chromaUrl, add, 'env/chroma-url')
+  checkSecrets(get, ctx, add)
   checkOrigins(get('ALLOWED_ORIGINS'), ctx, add)
   for (const key of ['CHROMA_PERSIST_DIRECTORY', 'UPLOADS_DIR']) {
     const entry = get(key)

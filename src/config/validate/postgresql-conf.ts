@@ -103,43 +103,43 @@ export function effective(parsed: ParsedPostgresqlConf, name: string): PgEffecti
 const MB = 1024 ** 2
 const pct = (part: number, whole: number) => `${Math.round((part / whole) * 100)} %`
 
-/**
- * The guide's tuning table (§6.1.4) applied to the host's RAM: shared_buffers ≈ 25 %,
- * effective_cache_size 50–75 %, work_mem 32–64MB (and × max_connections must fit in RAM),
- * maintenance_work_mem 256MB, checkpoint_timeout 15min; archive_mode on in production.
- */
-export function validatePostgresqlConf(parsed: ParsedPostgresqlConf, ctx: RuleContext): Finding[] {
-  const {findings, add} = findingsFor(parsed.file)
-  findings.push(...parsed.findings)
-  const ram = ctx.hostRamBytes
+type Add = ReturnType<typeof findingsFor>['add']
+const setOrDefault = (e: PgEffective) => (e.line ? '' : ' (not set: PostgreSQL default)')
+
+/** A memory parameter's size in bytes (undefined, with an error finding, when it is not one). */
+function memory(parsed: ParsedPostgresqlConf, add: Add, name: string): {bytes?: number; at: PgEffective} {
+  const at = effective(parsed, name)
+  const bytes = parseMemory(at.value, MEMORY_BASE[name])
+  if (bytes === undefined) add('error', 'postgresql/type', `${name} is not a memory size`, `Write it with a unit, e.g. ${name} = 256MB.`, at.line, name)
+  return {bytes, at}
+}
+
+/** shared_buffers ≈ 25 % and effective_cache_size 50–75 % of the host's RAM. */
+function checkCacheSizes(parsed: ParsedPostgresqlConf, add: Add, ram: number): void {
   const ramText = formatPgMemory(ram)
-  const setOrDefault = (e: PgEffective) => (e.line ? '' : ' (not set: PostgreSQL default)')
-
-  const memory = (name: string): {bytes?: number; at: PgEffective} => {
-    const at = effective(parsed, name)
-    const bytes = parseMemory(at.value, MEMORY_BASE[name])
-    if (bytes === undefined) add('error', 'postgresql/type', `${name} is not a memory size`, `Write it with a unit, e.g. ${name} = 256MB.`, at.line, name)
-    return {bytes, at}
-  }
-
-  const sb = memory('shared_buffers')
+  const sb = memory(parsed, add, 'shared_buffers')
   if (sb.bytes !== undefined) {
     const ratio = sb.bytes / ram
     if (ratio < 0.15 || ratio > 0.4) {
       add('warning', 'postgresql/shared-buffers', `shared_buffers is ${formatPgMemory(sb.bytes)} = ${pct(sb.bytes, ram)} of ${ramText} RAM${setOrDefault(sb.at)}; the guide recommends about 25 %`, `Set shared_buffers = ${pgSize(ram * 0.25)}.`, sb.at.line, 'shared_buffers')
     }
   }
-  const ecs = memory('effective_cache_size')
+  const ecs = memory(parsed, add, 'effective_cache_size')
   if (ecs.bytes !== undefined) {
     const ratio = ecs.bytes / ram
     if (ratio < 0.49 || ratio > 0.76) {
       add('warning', 'postgresql/effective-cache-size', `effective_cache_size is ${formatPgMemory(ecs.bytes)} = ${pct(ecs.bytes, ram)} of ${ramText} RAM${setOrDefault(ecs.at)}; the guide recommends 50–75 %`, `Set effective_cache_size between ${pgSize(ram * 0.5)} and ${pgSize(ram * 0.75)}.`, ecs.at.line, 'effective_cache_size')
     }
   }
+}
+
+/** work_mem 32–64MB, and × max_connections within RAM; maintenance_work_mem 256MB. */
+function checkWorkMemory(parsed: ParsedPostgresqlConf, add: Add, ram: number): void {
+  const ramText = formatPgMemory(ram)
   const maxConnAt = effective(parsed, 'max_connections')
   const maxConnections = /^\d+$/.test(maxConnAt.value) ? Number(maxConnAt.value) : undefined
   if (maxConnections === undefined) add('error', 'postgresql/type', 'max_connections is not an integer', 'Set max_connections = 200 (the guide) or what your pools need.', maxConnAt.line, 'max_connections')
-  const wm = memory('work_mem')
+  const wm = memory(parsed, add, 'work_mem')
   if (wm.bytes !== undefined) {
     if (maxConnections !== undefined && wm.bytes * maxConnections > ram) {
       add('warning', 'postgresql/work-mem', `work_mem ${formatPgMemory(wm.bytes)} × max_connections ${maxConnections} = ${formatPgMemory(roundMb(wm.bytes * maxConnections))} exceeds the ${ramText} RAM: concurrent sorts can exhaust memory`, 'Lower work_mem or max_connections (put PgBouncer in front to need fewer connections).', wm.at.line, 'work_mem')
@@ -147,7 +147,7 @@ export function validatePostgresqlConf(parsed: ParsedPostgresqlConf, ctx: RuleCo
       add('info', 'postgresql/work-mem', `work_mem is ${formatPgMemory(wm.bytes)}${setOrDefault(wm.at)}; the guide recommends 32MB–64MB`, 'Set work_mem = 32MB (raise for complex analytical queries).', wm.at.line, 'work_mem')
     }
   }
-  const mwm = memory('maintenance_work_mem')
+  const mwm = memory(parsed, add, 'maintenance_work_mem')
   if (mwm.bytes !== undefined) {
     if (mwm.bytes > ram * 0.25) {
       add('warning', 'postgresql/maintenance-work-mem', `maintenance_work_mem is ${formatPgMemory(mwm.bytes)} = ${pct(mwm.bytes, ram)} of ${ramText} RAM; autovacuum workers each may use it`, 'Set maintenance_work_mem = 256MB (the guide).', mwm.at.line, 'maintenance_work_mem')
@@ -155,6 +155,10 @@ export function validatePostgresqlConf(parsed: ParsedPostgresqlConf, ctx: RuleCo
       add('info', 'postgresql/maintenance-work-mem', `maintenance_work_mem is ${formatPgMemory(mwm.bytes)}${setOrDefault(mwm.at)}; the guide recommends 256MB for index builds and VACUUM`, 'Set maintenance_work_mem = 256MB.', mwm.at.line, 'maintenance_work_mem')
     }
   }
+}
+
+/** checkpoint_timeout within PostgreSQL's range, and about 15min. */
+function checkCheckpointTimeout(parsed: ParsedPostgresqlConf, add: Add): void {
   const ct = effective(parsed, 'checkpoint_timeout')
   const ctMs = parseDuration(ct.value, 1000)
   if (ctMs === undefined) {
@@ -164,7 +168,10 @@ export function validatePostgresqlConf(parsed: ParsedPostgresqlConf, ctx: RuleCo
   } else if (ctMs < 10 * 60_000 || ctMs > 60 * 60_000) {
     add('info', 'postgresql/checkpoint-timeout', `checkpoint_timeout is ${formatPgDuration(ctMs)}${setOrDefault(ct)}; the guide recommends 15min (with max_wal_size) to reduce write amplification`, 'Set checkpoint_timeout = 15min and size max_wal_size for it.', ct.line, 'checkpoint_timeout')
   }
+}
 
+/** archive_mode on (strict), with an archive_command or library and a wal_level above minimal; ssl (strict). */
+function checkArchivingAndSsl(parsed: ParsedPostgresqlConf, add: Add, ctx: RuleContext): void {
   const archive = effective(parsed, 'archive_mode')
   const archiveOn = ['on', 'always', 'true', 'yes', '1'].includes(archive.value.toLowerCase())
   if (!archiveOn) {
@@ -180,6 +187,20 @@ export function validatePostgresqlConf(parsed: ParsedPostgresqlConf, ctx: RuleCo
   if (ctx.strict && (!ssl || !['on', 'true', 'yes', '1'].includes(ssl.value.toLowerCase()))) {
     add('warning', 'postgresql/ssl', 'ssl is off: clients on other hosts cannot use sslmode=require', 'Set ssl = on with ssl_cert_file / ssl_key_file (the guide §6.1.6).', ssl?.line, 'ssl')
   }
+}
+
+/**
+ * The guide's tuning table (§6.1.4) applied to the host's RAM: shared_buffers ≈ 25 %,
+ * effective_cache_size 50–75 %, work_mem 32–64MB (and × max_connections must fit in RAM),
+ * maintenance_work_mem 256MB, checkpoint_timeout 15min; archive_mode on in production.
+ */
+export function validatePostgresqlConf(parsed: ParsedPostgresqlConf, ctx: RuleContext): Finding[] {
+  const {findings, add} = findingsFor(parsed.file)
+  findings.push(...parsed.findings)
+  checkCacheSizes(parsed, add, ctx.hostRamBytes)
+  checkWorkMemory(parsed, add, ctx.hostRamBytes)
+  checkCheckpointTimeout(parsed, add)
+  checkArchivingAndSsl(parsed, add, ctx)
   return findings
 }
 
