@@ -76,6 +76,56 @@ export function dangerousLifecycleRules(rules: LifecycleRule[], repoPrefix: stri
   return found
 }
 
+type NewestPerKind = Record<string, NewestOfKind<BackupManifest>>
+
+/** Per kind (db, files, and base when there is one): the age of the newest verified backup. */
+function backupAgeResults(ctx: CheckContext, newest: NewestPerKind): CheckResult[] {
+  const out: CheckResult[] = []
+  for (const kind of ['db', 'files', ...(newest.base ? ['base'] : [])]) {
+    const e = newest[kind]
+    if (!e?.complete) {
+      out.push(measure(ctx, {id: 'backup.age_hours', component: C, title: 'Age of the newest verified backup', value: null, unit: 'h', status: 'critical', labels: {kind}, message: `no complete ${kind} backup in the repository`, remedy: `Take one now: charge-ops backup ${kind}; schedule it (charge-ops schedule).`}))
+      continue
+    }
+    const ref = e.verified ?? e.complete
+    const hours = (ctx.now.getTime() - Date.parse(ref.finishedAt)) / 3_600_000
+    const failedNewer = e.complete !== e.verified && e.complete.verification?.ok === false ? e.complete : undefined
+    const result = measure(ctx, {
+      id: 'backup.age_hours',
+      component: C,
+      title: 'Age of the newest verified backup',
+      value: Math.round(hours * 10) / 10,
+      unit: 'h',
+      labels: {kind},
+      message:
+        (e.verified ? `newest verified ${kind} backup ${ref.id} finished ${formatSeconds(hours * 3600)} ago` : `no verified ${kind} backup; newest complete ${ref.id} finished ${formatSeconds(hours * 3600)} ago and was never verified`) +
+        (failedNewer ? `; the newer ${failedNewer.id} FAILED verification at ${failedNewer.verification!.verifiedAt}` : ''),
+      remedy: e.verified ? `Check the ${kind} backup schedule and its last run's log; take one now: charge-ops backup ${kind}.` : `Verify it: charge-ops backup verify ${ref.id} (and schedule verification).`,
+    })
+    if ((!e.verified || failedNewer) && result.status === 'ok') {
+      result.status = 'warning'
+      result.remedy = failedNewer ? `Backup ${failedNewer.id} is damaged: take a new one (charge-ops backup ${kind}) and check the repository storage.` : `Verify it: charge-ops backup verify ${ref.id} (and schedule verification).`
+    }
+    out.push(result)
+  }
+  return out
+}
+
+/** The recovery-point gap: the newest archived WAL's age, else the newest db backup's. */
+function rpoGapResult(ctx: CheckContext, db: BackupManifest | undefined, walNewest: Date | undefined, walCount: number): CheckResult {
+  const rpoFrom = walNewest ? walNewest.getTime() : db ? Date.parse(db.finishedAt) : undefined
+  return measure(ctx, {
+    id: 'backup.rpo_gap_seconds',
+    component: C,
+    title: 'Recovery-point gap',
+    value: rpoFrom === undefined ? null : Math.max(0, Math.round((ctx.now.getTime() - rpoFrom) / 1000)),
+    unit: 's',
+    status: rpoFrom === undefined ? 'critical' : undefined,
+    message: walNewest ? `newest archived WAL (${walCount} segments) is ${formatSeconds((ctx.now.getTime() - walNewest.getTime()) / 1000)} old` : db ? `no archived WAL: data written since the newest db backup (${formatSeconds((ctx.now.getTime() - Date.parse(db.finishedAt)) / 1000)} ago) would be lost` : 'nothing to recover from: no db backup and no archived WAL',
+    remedy: walNewest ? 'Check archive_command (capacity pg.archive_failing) and set archive_timeout so the gap stays bounded.' : 'Enable WAL archiving (archive_mode = on + charge-ops backup base) for point-in-time recovery, or back up more often.',
+  })
+}
+
 export const BACKUP_CHECK: Check = {
   id: 'backup',
   component: C,
@@ -120,48 +170,8 @@ export const BACKUP_CHECK: Check = {
     // a manifest from the future (clock skew, a test clock) is not the newest backup
     manifests = manifests.filter((m) => Date.parse(m.finishedAt) <= ctx.now.getTime() + 60_000)
     const newest = newestPerKind(manifests)
-    for (const kind of ['db', 'files', ...(newest.base ? ['base'] : [])]) {
-      const e = newest[kind]
-      if (!e?.complete) {
-        out.push(measure(ctx, {id: 'backup.age_hours', component: C, title: 'Age of the newest verified backup', value: null, unit: 'h', status: 'critical', labels: {kind}, message: `no complete ${kind} backup in the repository`, remedy: `Take one now: charge-ops backup ${kind}; schedule it (charge-ops schedule).`}))
-        continue
-      }
-      const ref = e.verified ?? e.complete
-      const hours = (ctx.now.getTime() - Date.parse(ref.finishedAt)) / 3_600_000
-      const failedNewer = e.complete !== e.verified && e.complete.verification?.ok === false ? e.complete : undefined
-      const result = measure(ctx, {
-        id: 'backup.age_hours',
-        component: C,
-        title: 'Age of the newest verified backup',
-        value: Math.round(hours * 10) / 10,
-        unit: 'h',
-        labels: {kind},
-        message:
-          (e.verified ? `newest verified ${kind} backup ${ref.id} finished ${formatSeconds(hours * 3600)} ago` : `no verified ${kind} backup; newest complete ${ref.id} finished ${formatSeconds(hours * 3600)} ago and was never verified`) +
-          (failedNewer ? `; the newer ${failedNewer.id} FAILED verification at ${failedNewer.verification!.verifiedAt}` : ''),
-        remedy: e.verified ? `Check the ${kind} backup schedule and its last run's log; take one now: charge-ops backup ${kind}.` : `Verify it: charge-ops backup verify ${ref.id} (and schedule verification).`,
-      })
-      if ((!e.verified || failedNewer) && result.status === 'ok') {
-        result.status = 'warning'
-        result.remedy = failedNewer ? `Backup ${failedNewer.id} is damaged: take a new one (charge-ops backup ${kind}) and check the repository storage.` : `Verify it: charge-ops backup verify ${ref.id} (and schedule verification).`
-      }
-      out.push(result)
-    }
-    // recovery-point gap
-    const db = newest.db?.complete
-    const rpoFrom = walNewest ? walNewest.getTime() : db ? Date.parse(db.finishedAt) : undefined
-    out.push(
-      measure(ctx, {
-        id: 'backup.rpo_gap_seconds',
-        component: C,
-        title: 'Recovery-point gap',
-        value: rpoFrom === undefined ? null : Math.max(0, Math.round((ctx.now.getTime() - rpoFrom) / 1000)),
-        unit: 's',
-        status: rpoFrom === undefined ? 'critical' : undefined,
-        message: walNewest ? `newest archived WAL (${walCount} segments) is ${formatSeconds((ctx.now.getTime() - walNewest.getTime()) / 1000)} old` : db ? `no archived WAL: data written since the newest db backup (${formatSeconds((ctx.now.getTime() - Date.parse(db.finishedAt)) / 1000)} ago) would be lost` : 'nothing to recover from: no db backup and no archived WAL',
-        remedy: walNewest ? 'Check archive_command (capacity pg.archive_failing) and set archive_timeout so the gap stays bounded.' : 'Enable WAL archiving (archive_mode = on + charge-ops backup base) for point-in-time recovery, or back up more often.',
-      }),
-    )
+    out.push(...backupAgeResults(ctx, newest))
+    out.push(rpoGapResult(ctx, newest.db?.complete, walNewest, walCount))
     if (repo.startsWith('s3://')) out.push(...(await lifecycleCheck(ctx, repo)))
     return out
   },

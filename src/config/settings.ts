@@ -60,6 +60,64 @@ export interface Settings {
 
 export const DEFAULT_CONFIG_FILE = 'charge-ops.yaml'
 
+/** charge-ops.yaml, validated (ConfigError naming file:line), with the provenance of the keys it sets. */
+function readYamlConfig(configPath: string, sources: Record<string, SettingSource>): ChargeOpsYaml {
+  const file = readConfigText(configPath, 'charge-ops.yaml')
+  const parsed = parseYamlText(file.text, configPath)
+  const {value, findings} = validateYaml(parsed, chargeOpsYamlSchema, 'yaml')
+  if (!value) throw invalid(findings.map((f) => `${location(f)}: ${f.message}`), configPath)
+  const yamlSource = (key: string): SettingSource => ({source: 'charge-ops.yaml', file: configPath, line: lineFor(parsed, key)})
+  for (const key of ['stack', 'target', 'paths.stateDir', 'paths.envFile', 'backup.repository']) {
+    if (parsed.document.getIn(key.split('.')) !== undefined) sources[key] = yamlSource(key)
+  }
+  return value
+}
+
+/** The backend .env's entries (ConfigError on a syntax error). */
+function readEnvFileValues(envFilePath: string): Record<string, {value: string; line: number}> {
+  const fileValues: Record<string, {value: string; line: number}> = {}
+  const file = readConfigText(envFilePath, '.env file')
+  const parsed = parseEnvText(file.text, envFilePath)
+  const errors = parsed.findings.filter((f) => f.severity === 'error')
+  if (errors.length > 0) throw invalid(errors.map((f) => `${location(f)}: ${f.message}`), envFilePath)
+  for (const entry of parsed.entries.values()) fileValues[entry.key] = {value: entry.value, line: entry.line}
+  return fileValues
+}
+
+/**
+ * The backend settings: the environment over the .env, secrets registered with the redactor,
+ * validated (ConfigError naming where each bad value came from).
+ */
+function mergeBackendEnv(env: NodeJS.ProcessEnv, fileValues: Record<string, {value: string; line: number}>, envFilePath: string | undefined, sources: Record<string, SettingSource>) {
+  const merged: Record<string, string> = {}
+  for (const key of BACKEND_ENV_KEYS) {
+    if (env[key] !== undefined && env[key] !== '') {
+      merged[key] = env[key]!
+      sources[key] = {source: 'environment', name: key}
+    } else if (fileValues[key]) {
+      merged[key] = fileValues[key].value
+      sources[key] = {source: '.env', file: envFilePath, line: fileValues[key].line}
+    }
+  }
+  for (const key of ['SECRET_KEY', 'OPENAI_API_KEY']) registerSecret(merged[key])
+  for (const key of ['DATABASE_URL', 'REDIS_URL', 'CHROMA_URL']) registerSecret(passwordOf(merged[key]))
+  // The admin connection (restore drill, rehearsal): the environment, else the .env (init writes it there for compose).
+  const adminDatabaseUrl = env.CHARGE_OPS_ADMIN_URL || fileValues.CHARGE_OPS_ADMIN_URL?.value || undefined
+  registerSecret(passwordOf(adminDatabaseUrl))
+
+  const envResult = backendEnvSchema.safeParse(merged)
+  if (!envResult.success) {
+    const messages = envResult.error.issues.map((issue) => {
+      const key = String(issue.path[0])
+      const src = sources[key]
+      const where = src?.file ? `${src.file}:${src.line}` : src?.name ? `environment ${src.name}` : key
+      return `${where}: ${key} ${issue.message}`
+    })
+    throw invalid(messages, envFilePath ?? 'environment')
+  }
+  return {backendEnv: envResult.data, adminDatabaseUrl}
+}
+
 /**
  * Loads and merges configuration with the precedence defaults < charge-ops.yaml < .env <
  * environment < flags. Invalid files raise ConfigError (exit 2) naming file:line;
@@ -74,62 +132,17 @@ export function loadSettings(options: LoadOptions = {}): Settings {
   const configPath = explicitConfig ? resolve(cwd, explicitConfig) : existsSync(resolve(cwd, DEFAULT_CONFIG_FILE)) ? resolve(cwd, DEFAULT_CONFIG_FILE) : undefined
   const baseDir = configPath ? dirname(configPath) : cwd
 
-  let yaml: ChargeOpsYaml
-  if (configPath) {
-    const file = readConfigText(configPath, 'charge-ops.yaml')
-    const parsed = parseYamlText(file.text, configPath)
-    const {value, findings} = validateYaml(parsed, chargeOpsYamlSchema, 'yaml')
-    if (!value) throw invalid(findings.map((f) => `${location(f)}: ${f.message}`), configPath)
-    yaml = value
-    const yamlSource = (key: string): SettingSource => ({source: 'charge-ops.yaml', file: configPath, line: lineFor(parsed, key)})
-    for (const key of ['stack', 'target', 'paths.stateDir', 'paths.envFile', 'backup.repository']) {
-      if (parsed.document.getIn(key.split('.')) !== undefined) sources[key] = yamlSource(key)
-    }
-  } else {
-    yaml = chargeOpsYamlSchema.parse({})
-  }
+  const yaml = configPath ? readYamlConfig(configPath, sources) : chargeOpsYamlSchema.parse({})
 
   const at = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p))
 
   // The backend .env: flag/env > charge-ops.yaml paths.envFile > ./.env when present.
   const explicitEnvFile = options.envFile ?? env.CHARGE_OPS_ENV_FILE
   const envFilePath = explicitEnvFile ? resolve(cwd, explicitEnvFile) : existsSync(at(yaml.paths.envFile)) ? at(yaml.paths.envFile) : undefined
-  const fileValues: Record<string, {value: string; line: number}> = {}
-  if (envFilePath) {
-    const file = readConfigText(envFilePath, '.env file')
-    const parsed = parseEnvText(file.text, envFilePath)
-    const errors = parsed.findings.filter((f) => f.severity === 'error')
-    if (errors.length > 0) throw invalid(errors.map((f) => `${location(f)}: ${f.message}`), envFilePath)
-    for (const entry of parsed.entries.values()) fileValues[entry.key] = {value: entry.value, line: entry.line}
-  }
-
-  const merged: Record<string, string> = {}
-  for (const key of BACKEND_ENV_KEYS) {
-    if (env[key] !== undefined && env[key] !== '') {
-      merged[key] = env[key]!
-      sources[key] = {source: 'environment', name: key}
-    } else if (fileValues[key]) {
-      merged[key] = fileValues[key].value
-      sources[key] = {source: '.env', file: envFilePath, line: fileValues[key].line}
-    }
-  }
-  for (const key of ['SECRET_KEY', 'OPENAI_API_KEY']) registerSecret(merged[key])
-  for (const key of ['DATABASE_URL', 'REDIS_URL', 'CHROMA_URL']) registerSecret(passwordOf(merged[key]))
-  // The admin connection (restore drill, rehearsal): the environment, else the .env (init writes it there for compose).
-  let adminDatabaseUrl = env.CHARGE_OPS_ADMIN_URL || fileValues.CHARGE_OPS_ADMIN_URL?.value || undefined
-  registerSecret(passwordOf(adminDatabaseUrl))
-
-  const envResult = backendEnvSchema.safeParse(merged)
-  if (!envResult.success) {
-    const messages = envResult.error.issues.map((issue) => {
-      const key = String(issue.path[0])
-      const src = sources[key]
-      const where = src?.file ? `${src.file}:${src.line}` : src?.name ? `environment ${src.name}` : key
-      return `${where}: ${key} ${issue.message}`
-    })
-    throw invalid(messages, envFilePath ?? 'environment')
-  }
-  const backendEnv = envResult.data
+  const fileValues = envFilePath ? readEnvFileValues(envFilePath) : {}
+  const merged = mergeBackendEnv(env, fileValues, envFilePath, sources)
+  const backendEnv = merged.backendEnv
+  let adminDatabaseUrl = merged.adminDatabaseUrl
   // On the host of a compose deployment the .env's in-network names are reached through the published ports.
   const hostView = composeHostView(yaml, {...backendEnv, CHARGE_OPS_ADMIN_URL: adminDatabaseUrl}, env)
   if (hostView) {

@@ -164,23 +164,17 @@ interface Plan {
   args: Record<string, string>
 }
 
-export async function buildImages(options: BuildOptions): Promise<BuildResult> {
-  const root = packageRoot()
-  const imagesDir = join(root, 'images')
-  if (!existsSync(imagesDir)) throw new UsageError(`${imagesDir} is missing from this charge-ops installation`, {code: 'IMAGES_MISSING'})
-  try {
-    await docker(['version', '--format', '{{.Server.Version}}'], options, 'reach the Docker daemon')
-  } catch (error) {
-    throw new UnreachableError('the Docker daemon is not reachable (`docker version` failed)', {code: 'DOCKER_UNREACHABLE', hint: 'Start Docker (or set DOCKER_HOST), then rerun.', cause: error})
-  }
-  const baseId = async (ref: string) => {
-    const info = await imageInfo(ref, options)
-    if (!info) throw new UsageError(`the base image ${ref} is not in the Docker daemon`, {code: 'IMAGES_BASE_MISSING', hint: `docker pull ${ref}, or build one from Debian: debootstrap --variant=minbase bookworm rootfs && tar -C rootfs -c . | docker import - ${ref} (then --base ${ref}).`})
-    return info.id
-  }
-  const want = new Set(options.only && options.only.length > 0 ? options.only : IMAGE_NAMES)
-  // postgres is built FROM the service image of the same version
-  if (want.has('postgres')) want.add('service')
+/** What buildImages works from: this installation's files and the base images' ids. */
+interface PlanInputs {
+  root: string
+  imagesDir: string
+  options: BuildOptions
+  want: Set<ImageName>
+  baseId(ref: string): Promise<string>
+}
+
+/** One plan per image asked for (postgres brings service: it is built FROM it), in build order. */
+async function imagePlans({root, imagesDir, options, want, baseId}: PlanInputs): Promise<Plan[]> {
   const node = want.has('service') || want.has('chroma') ? await nodeTarball(options) : ''
   const modules = want.has('service') || want.has('chroma') ? productionModules(root) : []
   const ref = (name: ImageName) => imageRef(name, options.version, options.prefix)
@@ -225,43 +219,66 @@ export async function buildImages(options: BuildOptions): Promise<BuildResult> {
       args: {BASE: options.base, BASE_ID: await baseId(options.base)},
     })
   }
+  return plans
+}
 
-  const images: BuiltImage[] = []
-  for (const plan of plans) {
-    const started = Date.now()
-    const target = ref(plan.name)
-    const args = {...plan.args, VERSION: options.version, ...(plan.name === 'postgres' ? {SERVICE_ID: (await imageInfo(ref('service'), options))?.id ?? ''} : {})}
-    const hash = createHash('sha256')
-    hash.update(JSON.stringify(args))
-    hashTree(hash, plan.dockerfileDir, plan.dockerfileDir)
-    for (const source of plan.sources) hashTree(hash, source, root)
-    const fingerprint = hash.digest('hex').slice(0, 32)
-    const existing = await imageInfo(target, options)
-    if (existing && existing.fingerprint === fingerprint && !options.force) {
-      options.progress(`${target}: up to date`)
-      images.push({name: plan.name, ref: target, id: existing.id, built: false, seconds: 0})
-      continue
-    }
-    options.progress(`${target}: building`)
-    let context = plan.dockerfileDir
-    let temp: string | undefined
-    if (plan.prepare) {
-      temp = await mkdtemp(join(process.env.CHARGE_OPS_STAGING_DIR ?? tmpdir(), `charge-ops-image-${plan.name}-`))
-      for (const entry of readdirSync(plan.dockerfileDir)) await copyInto(join(plan.dockerfileDir, entry), join(temp, entry))
-      await plan.prepare(temp)
-      context = temp
-    }
-    try {
-      const buildArgs = Object.entries(args).filter(([key]) => !key.endsWith('_ID')).flatMap(([key, value]) => ['--build-arg', `${key}=${value}`])
-      // --network host: RUN steps reach the Debian mirror the way this host does (its proxy, its DNS)
-      await docker(['build', '--network', 'host', '--label', `${FINGERPRINT_LABEL}=${fingerprint}`, ...buildArgs, '-t', target, context], options, `build ${target}`)
-    } finally {
-      if (temp) await rm(temp, {recursive: true, force: true})
-    }
-    const info = await imageInfo(target, options)
-    const seconds = Math.round((Date.now() - started) / 100) / 10
-    options.progress(`${target}: built in ${seconds}s`)
-    images.push({name: plan.name, ref: target, id: info?.id ?? '', built: true, seconds})
+/** Builds one image unless an image with the same fingerprint (inputs and build args) is already there. */
+async function buildPlan(plan: Plan, root: string, options: BuildOptions): Promise<BuiltImage> {
+  const ref = (name: ImageName) => imageRef(name, options.version, options.prefix)
+  const started = Date.now()
+  const target = ref(plan.name)
+  const args = {...plan.args, VERSION: options.version, ...(plan.name === 'postgres' ? {SERVICE_ID: (await imageInfo(ref('service'), options))?.id ?? ''} : {})}
+  const hash = createHash('sha256')
+  hash.update(JSON.stringify(args))
+  hashTree(hash, plan.dockerfileDir, plan.dockerfileDir)
+  for (const source of plan.sources) hashTree(hash, source, root)
+  const fingerprint = hash.digest('hex').slice(0, 32)
+  const existing = await imageInfo(target, options)
+  if (existing && existing.fingerprint === fingerprint && !options.force) {
+    options.progress(`${target}: up to date`)
+    return {name: plan.name, ref: target, id: existing.id, built: false, seconds: 0}
   }
+  options.progress(`${target}: building`)
+  let context = plan.dockerfileDir
+  let temp: string | undefined
+  if (plan.prepare) {
+    temp = await mkdtemp(join(process.env.CHARGE_OPS_STAGING_DIR ?? tmpdir(), `charge-ops-image-${plan.name}-`))
+    for (const entry of readdirSync(plan.dockerfileDir)) await copyInto(join(plan.dockerfileDir, entry), join(temp, entry))
+    await plan.prepare(temp)
+    context = temp
+  }
+  try {
+    const buildArgs = Object.entries(args).filter(([key]) => !key.endsWith('_ID')).flatMap(([key, value]) => ['--build-arg', `${key}=${value}`])
+    // --network host: RUN steps reach the Debian mirror the way this host does (its proxy, its DNS)
+    await docker(['build', '--network', 'host', '--label', `${FINGERPRINT_LABEL}=${fingerprint}`, ...buildArgs, '-t', target, context], options, `build ${target}`)
+  } finally {
+    if (temp) await rm(temp, {recursive: true, force: true})
+  }
+  const info = await imageInfo(target, options)
+  const seconds = Math.round((Date.now() - started) / 100) / 10
+  options.progress(`${target}: built in ${seconds}s`)
+  return {name: plan.name, ref: target, id: info?.id ?? '', built: true, seconds}
+}
+
+export async function buildImages(options: BuildOptions): Promise<BuildResult> {
+  const root = packageRoot()
+  const imagesDir = join(root, 'images')
+  if (!existsSync(imagesDir)) throw new UsageError(`${imagesDir} is missing from this charge-ops installation`, {code: 'IMAGES_MISSING'})
+  try {
+    await docker(['version', '--format', '{{.Server.Version}}'], options, 'reach the Docker daemon')
+  } catch (error) {
+    throw new UnreachableError('the Docker daemon is not reachable (`docker version` failed)', {code: 'DOCKER_UNREACHABLE', hint: 'Start Docker (or set DOCKER_HOST), then rerun.', cause: error})
+  }
+  const baseId = async (ref: string) => {
+    const info = await imageInfo(ref, options)
+    if (!info) throw new UsageError(`the base image ${ref} is not in the Docker daemon`, {code: 'IMAGES_BASE_MISSING', hint: `docker pull ${ref}, or build one from Debian: debootstrap --variant=minbase bookworm rootfs && tar -C rootfs -c . | docker import - ${ref} (then --base ${ref}).`})
+    return info.id
+  }
+  const want = new Set(options.only && options.only.length > 0 ? options.only : IMAGE_NAMES)
+  // postgres is built FROM the service image of the same version
+  if (want.has('postgres')) want.add('service')
+  const plans = await imagePlans({root, imagesDir, options, want, baseId})
+  const images: BuiltImage[] = []
+  for (const plan of plans) images.push(await buildPlan(plan, root, options))
   return {version: options.version, prefix: options.prefix, images}
 }

@@ -179,6 +179,80 @@ export function bootstrapStatements(database: string, roles: BootstrapRoles): Bo
 
 const statementsOf = (list: string[]) => list.map((sql) => ({sql}))
 
+/** Each role: created (with its password, if given) or its attributes and changed password set again. */
+async function planRoleSteps(admin: Client, options: BootstrapOptions, warnings: string[]): Promise<Step[]> {
+  const roleSteps: Step[] = []
+  for (const kind of ['migration', 'app', 'readonly'] as const) {
+    const role = options.roles[kind]
+    const q = quoteIdent(role)
+    const password = options.passwords[kind]
+    const exists = await roleExists(admin, role)
+    const verifier = password === undefined ? undefined : scramVerifier(password)
+    const passwordClause = verifier ? ` PASSWORD ${quoteLiteral(verifier)}` : ''
+    const passwordDisplay = verifier ? ` PASSWORD '${MASK}'` : ''
+    const probe = `SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolinherit FROM pg_roles WHERE rolname = ${quoteLiteral(role)}`
+    if (!exists) {
+      if (password === undefined) warnings.push(`role ${role} is created with no password yet; give one in ${envNameOf(kind)} or --${kind}-password-file and rerun before using it`)
+      roleSteps.push({description: `create ${kind} role ${role}`, statements: [{sql: `CREATE ROLE ${q} WITH ${ROLE_ATTRIBUTES}${passwordClause}`, display: `CREATE ROLE ${q} WITH ${ROLE_ATTRIBUTES}${passwordDisplay}`}], probe})
+      continue
+    }
+    roleSteps.push({description: `${kind} role ${role}: attributes`, statements: [{sql: `ALTER ROLE ${q} WITH ${ROLE_ATTRIBUTES}`}], probe})
+    if (password !== undefined) {
+      const stored = await storedPassword(admin, role)
+      const same = stored !== undefined && verifierMatches(stored, password)
+      roleSteps.push({
+        description: `${kind} role ${role}: password`,
+        statements: [{sql: `ALTER ROLE ${q} WITH PASSWORD ${quoteLiteral(verifier!)}`, display: `ALTER ROLE ${q} WITH PASSWORD '${MASK}'`}],
+        skip: async () => same,
+      })
+    }
+  }
+  return roleSteps
+}
+
+/** The database (CREATE DATABASE cannot run in a transaction; each query here autocommits), who may connect, read-only defaults. */
+function databaseSteps(database: string, roles: BootstrapRoles, sql: ReturnType<typeof bootstrapStatements>, dbExists: boolean): Step[] {
+  const dbAcl = `SELECT datacl::text FROM pg_database WHERE datname = ${quoteLiteral(database)}`
+  return [
+    {
+      description: `create database ${database}`,
+      statements: [{sql: sql.createDatabase}],
+      skip: async () => dbExists,
+    },
+    {
+      description: `database ${database}: only the three roles may connect`,
+      statements: statementsOf(sql.databaseAccess),
+      probe: dbAcl,
+    },
+    {
+      description: `${roles.readonly}: read-only transactions by default in ${database}`,
+      statements: statementsOf(sql.readonlyDefaults),
+      probe: `SELECT setconfig::text FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole JOIN pg_database d ON d.oid = s.setdatabase WHERE r.rolname = ${quoteLiteral(roles.readonly)} AND d.datname = ${quoteLiteral(database)}`,
+    },
+  ]
+}
+
+/** Inside the database: schema ownership, default privileges, grants on what exists. */
+function schemaStepsOf(roles: BootstrapRoles, sql: ReturnType<typeof bootstrapStatements>): Step[] {
+  return [
+    {
+      description: 'schema public: owned by the migration role, no CREATE for PUBLIC',
+      statements: statementsOf(sql.schemaOwnership),
+      probe: `SELECT nspowner::regrole::text, nspacl::text FROM pg_namespace WHERE nspname = 'public'`,
+    },
+    {
+      description: `default privileges on tables and sequences ${roles.migration} creates`,
+      statements: statementsOf(sql.defaultPrivileges),
+      probe: `SELECT defaclobjtype, defaclacl::text FROM pg_default_acl a JOIN pg_namespace n ON n.oid = a.defaclnamespace WHERE n.nspname = 'public' AND a.defaclrole = ${quoteLiteral(roles.migration)}::regrole ORDER BY 1`,
+    },
+    {
+      description: 'grants on tables and sequences that already exist (a rerun after migrations)',
+      statements: statementsOf(sql.existingGrants),
+      probe: `SELECT c.relname, c.relacl::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S') ORDER BY 1`,
+    },
+  ]
+}
+
 export async function bootstrapDatabase(options: BootstrapOptions): Promise<BootstrapResult> {
   const logger = options.logger ?? silentLogger
   const {roles, database} = options
@@ -197,80 +271,17 @@ export async function bootstrapDatabase(options: BootstrapOptions): Promise<Boot
     }
 
     // --- roles (cluster-wide)
-    const roleSteps: Step[] = []
-    for (const kind of ['migration', 'app', 'readonly'] as const) {
-      const role = roles[kind]
-      const q = quoteIdent(role)
-      const password = options.passwords[kind]
-      const exists = await roleExists(admin, role)
-      const verifier = password === undefined ? undefined : scramVerifier(password)
-      const passwordClause = verifier ? ` PASSWORD ${quoteLiteral(verifier)}` : ''
-      const passwordDisplay = verifier ? ` PASSWORD '${MASK}'` : ''
-      const probe = `SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolinherit FROM pg_roles WHERE rolname = ${quoteLiteral(role)}`
-      if (!exists) {
-        if (password === undefined) warnings.push(`role ${role} is created with no password yet; give one in ${envNameOf(kind)} or --${kind}-password-file and rerun before using it`)
-        roleSteps.push({description: `create ${kind} role ${role}`, statements: [{sql: `CREATE ROLE ${q} WITH ${ROLE_ATTRIBUTES}${passwordClause}`, display: `CREATE ROLE ${q} WITH ${ROLE_ATTRIBUTES}${passwordDisplay}`}], probe})
-        continue
-      }
-      roleSteps.push({description: `${kind} role ${role}: attributes`, statements: [{sql: `ALTER ROLE ${q} WITH ${ROLE_ATTRIBUTES}`}], probe})
-      if (password !== undefined) {
-        const stored = await storedPassword(admin, role)
-        const same = stored !== undefined && verifierMatches(stored, password)
-        roleSteps.push({
-          description: `${kind} role ${role}: password`,
-          statements: [{sql: `ALTER ROLE ${q} WITH PASSWORD ${quoteLiteral(verifier!)}`, display: `ALTER ROLE ${q} WITH PASSWORD '${MASK}'`}],
-          skip: async () => same,
-        })
-      }
-    }
+    const roleSteps = await planRoleSteps(admin, options, warnings)
     await runSteps(admin, roleSteps, dryRun, steps)
 
     // --- the database (CREATE DATABASE cannot run in a transaction; each query here autocommits)
     const {rows: dbRows} = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database])
     const dbExists = dbRows.length > 0
     const sql = bootstrapStatements(database, roles)
-    const dbAcl = `SELECT datacl::text FROM pg_database WHERE datname = ${quoteLiteral(database)}`
-    await runSteps(
-      admin,
-      [
-        {
-          description: `create database ${database}`,
-          statements: [{sql: sql.createDatabase}],
-          skip: async () => dbExists,
-        },
-        {
-          description: `database ${database}: only the three roles may connect`,
-          statements: statementsOf(sql.databaseAccess),
-          probe: dbAcl,
-        },
-        {
-          description: `${roles.readonly}: read-only transactions by default in ${database}`,
-          statements: statementsOf(sql.readonlyDefaults),
-          probe: `SELECT setconfig::text FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole JOIN pg_database d ON d.oid = s.setdatabase WHERE r.rolname = ${quoteLiteral(roles.readonly)} AND d.datname = ${quoteLiteral(database)}`,
-        },
-      ],
-      dryRun,
-      steps,
-    )
+    await runSteps(admin, databaseSteps(database, roles, sql, dbExists), dryRun, steps)
 
     // --- inside the database: schema ownership, grants, default privileges
-    const schemaSteps: Step[] = [
-      {
-        description: 'schema public: owned by the migration role, no CREATE for PUBLIC',
-        statements: statementsOf(sql.schemaOwnership),
-        probe: `SELECT nspowner::regrole::text, nspacl::text FROM pg_namespace WHERE nspname = 'public'`,
-      },
-      {
-        description: `default privileges on tables and sequences ${roles.migration} creates`,
-        statements: statementsOf(sql.defaultPrivileges),
-        probe: `SELECT defaclobjtype, defaclacl::text FROM pg_default_acl a JOIN pg_namespace n ON n.oid = a.defaclnamespace WHERE n.nspname = 'public' AND a.defaclrole = ${quoteLiteral(roles.migration)}::regrole ORDER BY 1`,
-      },
-      {
-        description: 'grants on tables and sequences that already exist (a rerun after migrations)',
-        statements: statementsOf(sql.existingGrants),
-        probe: `SELECT c.relname, c.relacl::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S') ORDER BY 1`,
-      },
-    ]
+    const schemaSteps = schemaStepsOf(roles, sql)
     if (dryRun && !dbExists) {
       await runSteps(admin, schemaSteps.map((s) => ({...s, probe: undefined})), true, steps)
     } else {

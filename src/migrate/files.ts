@@ -79,22 +79,17 @@ export function sameVersion(a: string, b: string): boolean {
   return /^\d+$/.test(a) && /^\d+$/.test(b) && compareVersions(a, b) === 0
 }
 
-/** Parses one migration file's text. `file` is used in messages. */
-export function parseMigration(text: string, file: string, path = file): MigrationFile {
-  const m = MIGRATION_FILE_PATTERN.exec(basename(file))
-  if (!m) {
-    throw new MigrationFileError('the file name does not match NNNN_name.sql', file, undefined, {
-      hint: 'Name migrations like 0007_add_sessions_index.sql (digits, underscore, letters/digits/_.-), or create one with `charge-ops migrate create <name>`.',
-    })
-  }
-  const normalised = normaliseText(text)
-  const lines = normalised.split('\n')
-  let upAt = -1
-  let downAt = -1
-  let transactional = true
-  let lockTimeoutMs: number | undefined
-  let statementTimeoutMs: number | undefined
+/** The header directives and where the up / down markers stand (line indexes, -1 when absent). */
+interface MigrationHeader {
+  upAt: number
+  downAt: number
+  transactional: boolean
+  lockTimeoutMs?: number
+  statementTimeoutMs?: number
+}
 
+function readHeader(lines: string[], file: string): MigrationHeader {
+  const header: MigrationHeader = {upAt: -1, downAt: -1, transactional: true}
   for (const [index, line] of lines.entries()) {
     const d = DIRECTIVE.exec(line)
     if (!d) continue
@@ -103,17 +98,17 @@ export function parseMigration(text: string, file: string, path = file): Migrati
     const lineNo = index + 1
     if (directive === 'lint-ignore' || directive === 'lint-ignore-file') continue
     if (directive === 'up') {
-      if (upAt !== -1) throw new MigrationFileError('a second "-- charge-ops:up" marker', file, lineNo, {hint: 'Each file holds one migration: one up section, then optionally one down section.'})
-      upAt = index
+      if (header.upAt !== -1) throw new MigrationFileError('a second "-- charge-ops:up" marker', file, lineNo, {hint: 'Each file holds one migration: one up section, then optionally one down section.'})
+      header.upAt = index
       continue
     }
     if (directive === 'down') {
-      if (upAt === -1) throw new MigrationFileError('"-- charge-ops:down" comes before "-- charge-ops:up"', file, lineNo, {hint: 'Put the up section first, then the down section.'})
-      if (downAt !== -1) throw new MigrationFileError('a second "-- charge-ops:down" marker', file, lineNo)
-      downAt = index
+      if (header.upAt === -1) throw new MigrationFileError('"-- charge-ops:down" comes before "-- charge-ops:up"', file, lineNo, {hint: 'Put the up section first, then the down section.'})
+      if (header.downAt !== -1) throw new MigrationFileError('a second "-- charge-ops:down" marker', file, lineNo)
+      header.downAt = index
       continue
     }
-    if (upAt !== -1) {
+    if (header.upAt !== -1) {
       throw new MigrationFileError(`directive "-- charge-ops:${directive}" must come before "-- charge-ops:up"`, file, lineNo, {
         hint: 'Directives (no-transaction, lock-timeout, statement-timeout) go in the header, above the up marker.',
       })
@@ -128,13 +123,13 @@ export function parseMigration(text: string, file: string, path = file): Migrati
     }
     switch (directive) {
       case 'no-transaction':
-        transactional = false
+        header.transactional = false
         break
       case 'lock-timeout':
-        lockTimeoutMs = durationOf('lock timeout')
+        header.lockTimeoutMs = durationOf('lock timeout')
         break
       case 'statement-timeout':
-        statementTimeoutMs = durationOf('statement timeout')
+        header.statementTimeoutMs = durationOf('statement timeout')
         break
       default:
         throw new MigrationFileError(`unknown directive "-- charge-ops:${directive}"`, file, lineNo, {
@@ -142,26 +137,15 @@ export function parseMigration(text: string, file: string, path = file): Migrati
         })
     }
   }
-  if (upAt === -1) {
+  if (header.upAt === -1) {
     throw new MigrationFileError('no "-- charge-ops:up" marker', file, undefined, {hint: 'Start the migration\'s SQL with a line "-- charge-ops:up" (and "-- charge-ops:down" before the rollback SQL).'})
   }
+  return header
+}
 
-  const section = (from: number, to: number): MigrationSection => {
-    const sql = lines.slice(from, to).join('\n')
-    let statements: SqlStatement[]
-    try {
-      statements = splitSql(sql, from + 1)
-    } catch (error) {
-      if (error instanceof SqlSplitError) throw new MigrationFileError(error.message, file, error.line)
-      throw error
-    }
-    return {line: from + 1, sql, statements}
-  }
-  const up = section(upAt + 1, downAt === -1 ? lines.length : downAt)
-  const down = downAt === -1 ? undefined : section(downAt + 1, lines.length)
-  if (up.statements.length === 0) throw new MigrationFileError('the up section has no SQL statements', file, upAt + 1)
-
-  for (const part of [up, down]) {
+/** No BEGIN / COMMIT in a migration; no statement that cannot run in a transaction unless it says no-transaction. */
+function checkStatements(sections: Array<MigrationSection | undefined>, transactional: boolean, file: string): void {
+  for (const part of sections) {
     if (!part) continue
     for (const statement of part.statements) {
       const bare = stripComments(statement.sql)
@@ -177,6 +161,35 @@ export function parseMigration(text: string, file: string, path = file): Migrati
       }
     }
   }
+}
+
+/** Parses one migration file's text. `file` is used in messages. */
+export function parseMigration(text: string, file: string, path = file): MigrationFile {
+  const m = MIGRATION_FILE_PATTERN.exec(basename(file))
+  if (!m) {
+    throw new MigrationFileError('the file name does not match NNNN_name.sql', file, undefined, {
+      hint: 'Name migrations like 0007_add_sessions_index.sql (digits, underscore, letters/digits/_.-), or create one with `charge-ops migrate create <name>`.',
+    })
+  }
+  const normalised = normaliseText(text)
+  const lines = normalised.split('\n')
+  const {upAt, downAt, transactional, lockTimeoutMs, statementTimeoutMs} = readHeader(lines, file)
+
+  const section = (from: number, to: number): MigrationSection => {
+    const sql = lines.slice(from, to).join('\n')
+    let statements: SqlStatement[]
+    try {
+      statements = splitSql(sql, from + 1)
+    } catch (error) {
+      if (error instanceof SqlSplitError) throw new MigrationFileError(error.message, file, error.line)
+      throw error
+    }
+    return {line: from + 1, sql, statements}
+  }
+  const up = section(upAt + 1, downAt === -1 ? lines.length : downAt)
+  const down = downAt === -1 ? undefined : section(downAt + 1, lines.length)
+  if (up.statements.length === 0) throw new MigrationFileError('the up section has no SQL statements', file, upAt + 1)
+  checkStatements([up, down], transactional, file)
   // A down section that holds only comments is an explicit "irreversible".
   const reversible = down !== undefined && down.statements.length > 0
 
