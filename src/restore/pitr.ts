@@ -271,6 +271,40 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
+/**
+ * The target directory private (and the server user's), marked as being restored by this run
+ * until it is complete: a rerun tells a dead run's leftovers from a live run's work.
+ */
+async function claimDataDir(dataDir: string, exists: boolean, owner: Owner | undefined, backupId: string, command: string): Promise<string> {
+  if (!exists) await mkdir(dataDir, {mode: 0o700})
+  await chmod(dataDir, 0o700)
+  if (owner) await chown(dataDir, owner.uid, owner.gid)
+  const mark = join(dataDir, RESTORE_MARK)
+  const {currentOwner} = await import('../core/proc/pid.js')
+  await writeDurable(mark, JSON.stringify({owner: currentOwner(command), backupId, startedAt: new Date().toISOString()}) + '\n')
+  if (owner) await chown(mark, owner.uid, owner.gid)
+  return mark
+}
+
+/** Recovery settings, then recovery.signal, then pg_control under its real name — each durable before the next. */
+async function writeRecoverySettings(dataDir: string, owner: Owner | undefined, settings: string): Promise<void> {
+  const autoConf = join(dataDir, 'postgresql.auto.conf')
+  await appendFile(autoConf, settings)
+  const signal = join(dataDir, 'recovery.signal')
+  await writeFile(signal, '', {mode: 0o600})
+  for (const stale of ['postmaster.pid', 'postmaster.opts', 'standby.signal']) {
+    if (existsSync(join(dataDir, stale))) await rename(join(dataDir, stale), join(dataDir, `${stale}.charge-ops-removed`))
+  }
+  await mkdir(join(dataDir, 'pg_wal', 'archive_status'), {recursive: true, mode: 0o700})
+  if (owner) {
+    for (const p of [autoConf, signal, join(dataDir, 'pg_wal'), join(dataDir, 'pg_wal', 'archive_status')]) await chown(p, owner.uid, owner.gid)
+  }
+  const {run} = await import('../core/proc/exec.js')
+  await run('sync', ['-f', dataDir], {purpose: 'flushing the restored files'})
+  await rename(join(dataDir, PARTIAL_CONTROL), join(dataDir, 'global', 'pg_control'))
+  await fsyncPath(join(dataDir, 'global'))
+}
+
 export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   const {storage, stack, logger} = options
   const dataDir = resolve(options.dataDir)
@@ -289,13 +323,7 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   if (options.start && owner?.uid === 0) {
     throw new UsageError(`${exists ? dataDir : dirname(dataDir)} belongs to root: PostgreSQL cannot run as root`, {code: 'PITR_DATADIR_OWNER', hint: `Create ${dataDir} owned by the postgres user (install -d -o postgres -m 700 ${dataDir}).`})
   }
-  if (!exists) await mkdir(dataDir, {mode: 0o700})
-  await chmod(dataDir, 0o700)
-  if (owner) await chown(dataDir, owner.uid, owner.gid)
-  const mark = join(dataDir, RESTORE_MARK)
-  const {currentOwner} = await import('../core/proc/pid.js')
-  await writeDurable(mark, JSON.stringify({owner: currentOwner(options.command ?? 'restore pitr'), backupId: base.id, startedAt: new Date().toISOString()}) + '\n')
-  if (owner) await chown(mark, owner.uid, owner.gid)
+  const mark = await claimDataDir(dataDir, exists, owner, base.id, options.command ?? 'restore pitr')
 
   if (fileBackup) {
     const {restoreFileBackup} = await import('./pitr-files.js')
@@ -311,21 +339,7 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   // the prefetch spool is keyed by the repository's cluster too (src/wal/spool.ts)
   const systemIdentifier = options.walPrefetch ? (await readClusterIdentity(storage, stack))?.systemIdentifier : undefined
   const command = restoreCommand({repository: options.repository, stack, awsEnvFile: options.awsEnvFile, entry: options.entry, fast: true, prefetch: options.walPrefetch, systemIdentifier})
-  const autoConf = join(dataDir, 'postgresql.auto.conf')
-  await appendFile(autoConf, recoveryConf({target: options.target, restoreCommand: command, port: options.start?.port ?? options.port, archive: options.archive, targetTimeline: options.targetTimeline}))
-  const signal = join(dataDir, 'recovery.signal')
-  await writeFile(signal, '', {mode: 0o600})
-  for (const stale of ['postmaster.pid', 'postmaster.opts', 'standby.signal']) {
-    if (existsSync(join(dataDir, stale))) await rename(join(dataDir, stale), join(dataDir, `${stale}.charge-ops-removed`))
-  }
-  await mkdir(join(dataDir, 'pg_wal', 'archive_status'), {recursive: true, mode: 0o700})
-  if (owner) {
-    for (const p of [autoConf, signal, join(dataDir, 'pg_wal'), join(dataDir, 'pg_wal', 'archive_status')]) await chown(p, owner.uid, owner.gid)
-  }
-  const {run} = await import('../core/proc/exec.js')
-  await run('sync', ['-f', dataDir], {purpose: 'flushing the restored files'})
-  await rename(join(dataDir, PARTIAL_CONTROL), join(dataDir, 'global', 'pg_control'))
-  await fsyncPath(join(dataDir, 'global'))
+  await writeRecoverySettings(dataDir, owner, recoveryConf({target: options.target, restoreCommand: command, port: options.start?.port ?? options.port, archive: options.archive, targetTimeline: options.targetTimeline}))
   // kill point: complete and startable, recovery settings in place, no server ever started on it
   await faultPoint('restore.pitr.before-start')
   // from here on a server may run on it: no longer ours to clear
