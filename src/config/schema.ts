@@ -1,12 +1,20 @@
 import {z} from 'zod'
 
+import {tryParseDuration} from '../core/units/duration.js'
+
 /**
  * The schemas of every configuration file charge-ops reads. Types come from here; nothing else
  * declares the shape of a config value. Unknown keys are rejected (`strict`) so that a typo like
  * `retension:` is reported instead of silently ignored.
  */
 
-const durationPattern = /^\d+(ms|s|m|h|d)$/
+// PostgreSQL timeouts in charge-ops.yaml take the grammar of the --lock-timeout / --statement-timeout
+// flags and migration directives (src/core/units): one grammar, not a stricter regex of its own
+const timeoutSetting = (fallback: string) =>
+  z
+    .string()
+    .refine((v) => tryParseDuration(v, {bareMs: 1}) !== undefined, 'is not a duration (500ms, 10s, 30m or 30min, 2h; a bare number is milliseconds)')
+    .default(fallback)
 
 export const retentionSchema = z
   .object({
@@ -115,8 +123,8 @@ export const chargeOpsYamlSchema = z
       .default({workers: 2, poolSize: 10}),
     migrations: z
       .object({
-        lockTimeout: z.string().regex(durationPattern).default('5s'),
-        statementTimeout: z.string().regex(durationPattern).default('15m'),
+        lockTimeout: timeoutSetting('5s'),
+        statementTimeout: timeoutSetting('15m'),
       })
       .strict()
       .default({lockTimeout: '5s', statementTimeout: '15m'}),

@@ -10,6 +10,7 @@ import {join} from 'node:path'
 import {parseAllDocuments} from 'yaml'
 
 import {parseEnvText} from '../config/env-file.js'
+import {passwordOf} from '../config/settings.js'
 import {registerSecret} from '../output/redact.js'
 
 export interface InitSecrets {
@@ -43,16 +44,6 @@ export function generateSecrets(random: (bytes: number) => Buffer = randomBytes)
   }
 }
 
-function urlPassword(value: string | undefined): string | undefined {
-  if (!value) return undefined
-  try {
-    const url = new URL(value)
-    return url.password ? decodeURIComponent(url.password) : undefined
-  } catch {
-    return undefined
-  }
-}
-
 function readEnv(path: string): Map<string, string> {
   if (!existsSync(path)) return new Map()
   const parsed = parseEnvText(readFileSync(path, 'utf8'), path)
@@ -67,9 +58,9 @@ export function readExistingSecrets(dir: string): Partial<InitSecrets> {
   }
   const env = readEnv(join(dir, '.env'))
   take('secretKey', env.get('SECRET_KEY'))
-  take('appDbPassword', urlPassword(env.get('DATABASE_URL')))
-  take('migratorDbPassword', urlPassword(env.get('MIGRATION_DATABASE_URL')))
-  take('redisPassword', urlPassword(env.get('REDIS_URL')))
+  take('appDbPassword', passwordOf(env.get('DATABASE_URL')))
+  take('migratorDbPassword', passwordOf(env.get('MIGRATION_DATABASE_URL')))
+  take('redisPassword', passwordOf(env.get('REDIS_URL')))
   const pg = readEnv(join(dir, 'postgres.env'))
   take('postgresPassword', pg.get('POSTGRES_PASSWORD'))
   take('appDbPassword', pg.get('CHARGE_APP_DB_PASSWORD'))

@@ -67,3 +67,11 @@ describe('loadSettings precedence: defaults < charge-ops.yaml < .env < environme
     }
   })
 })
+
+describe('charge-ops.yaml migrations timeouts: the one duration grammar of src/core/units', () => {
+  it('accepts what --lock-timeout accepts (30min, 1.5h, a bare number of ms) and refuses what it refuses', () => {
+    const load = (value: string) => loadSettings({cwd: scratch({'charge-ops.yaml': `migrations:\n  lockTimeout: ${JSON.stringify(value)}\n`}), env: {}})
+    for (const ok of ['5s', '30min', '1.5h', '250', '0']) expect(load(ok).yaml.migrations.lockTimeout).toBe(ok)
+    for (const bad of ['ten', '5 parsecs', '-1s', '']) expect(() => load(bad), bad).toThrow(/lockTimeout.*not a duration|not a duration/)
+  })
+})
