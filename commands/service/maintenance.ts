@@ -16,10 +16,14 @@ export default class ServiceMaintenance extends BaseCommand<typeof ServiceMainte
 
   async run(): Promise<MaintenanceStatus> {
     const {isMaintenance, setMaintenance} = await import('../../src/service/maintenance.js')
+    const {currentOwner, describeOwner} = await import('../../src/core/proc/pid.js')
     const settings = this.settings()
-    const result = this.args.state === 'status' ? await isMaintenance(settings) : await setMaintenance(settings, this.args.state === 'on', this.flags.reason)
-    this.log(`maintenance mode: ${result.on ? 'ON' : 'off'}${result.reason ? ` (${result.reason})` : ''}`)
+    const state = this.args.state
+    // an operator's flag: it stays on after this run ends (no owner to take it over), but says who set it
+    const result = state === 'status' ? await isMaintenance(settings) : await setMaintenance(settings, state === 'on', this.flags.reason, undefined, currentOwner(`service maintenance ${state}`))
+    this.log(`maintenance mode: ${result.on ? 'ON' : 'off'}${result.reason ? ` (${result.reason})` : ''}${result.setBy ? ` — set by ${describeOwner(result.setBy)}` : ''}`)
     if (result.redis === 'unreachable') this.logger.warn('Redis is unreachable: only the flag file is set; API processes using another state dir will not see it')
+    if (result.mirror === 'disagrees') this.logger.warn(`the flag file ${result.file} and the Redis key disagree (${result.redis === 'on' ? 'Redis says on, no file' : 'the file says on, Redis off'}): a run was killed between writing the two — \`charge-ops service maintenance on\` or \`off\` sets both`)
     return result
   }
 }

@@ -20,6 +20,7 @@ import {join} from 'node:path'
 import type {Settings} from '../config/settings.js'
 import {writeFileAtomicSync} from '../core/fs/atomic.js'
 import {currentOwner, describeOwner, isCurrentProcess, ownerState, type ProcessOwner} from '../core/proc/pid.js'
+import {faultPoint} from '../core/faults.js'
 
 export const MAINTENANCE_KEY = 'charge-ops:maintenance'
 export const MAINTENANCE_FILE = 'maintenance'
@@ -30,9 +31,13 @@ export interface MaintenanceStatus {
   reason?: string
   /** the run that holds it (owned flags only) */
   owner?: ProcessOwner
+  /** who switched an ownerless flag on (`service maintenance on`: it stays on after that run ends) */
+  setBy?: ProcessOwner
   file: string
   /** what happened to (or was read from) the Redis mirror */
   redis: 'set' | 'cleared' | 'on' | 'off' | 'unreachable' | 'not-configured'
+  /** read: the flag file and the Redis key disagree (a run killed between writing the two) */
+  mirror?: 'disagrees'
 }
 
 type MaintenanceSettings = Pick<Settings, 'stateDir' | 'redisUrl'>
@@ -52,16 +57,21 @@ async function withRedis<T>(url: string | undefined, fn: (redis: import('ioredis
   }
 }
 
-/** Switches maintenance mode on or off (idempotent). */
-export async function setMaintenance(settings: MaintenanceSettings, on: boolean, reason?: string, owner?: ProcessOwner): Promise<MaintenanceStatus> {
+/**
+ * Switches maintenance mode on or off (idempotent): the file, then the Redis mirror. A run killed
+ * between the two (kill point maintenance.file-written) leaves them disagreeing — `isMaintenance`
+ * reports that (`mirror: 'disagrees'`) and the rerun sets both.
+ */
+export async function setMaintenance(settings: MaintenanceSettings, on: boolean, reason?: string, owner?: ProcessOwner, setBy?: ProcessOwner): Promise<MaintenanceStatus> {
   const file = join(settings.stateDir, MAINTENANCE_FILE)
   const since = new Date().toISOString()
-  const body = JSON.stringify({since, reason: reason ?? null, ...(owner ? {owner} : {})})
+  const body = JSON.stringify({since, reason: reason ?? null, ...(owner ? {owner} : {}), ...(setBy && !owner ? {setBy} : {})})
   if (on) {
     writeFileAtomicSync(file, body + '\n', {mode: 0o644})
   } else {
     rmSync(file, {force: true})
   }
+  await faultPoint('maintenance.file-written')
   const redis = await withRedis(settings.redisUrl, async (r) => {
     if (on) await r.set(MAINTENANCE_KEY, body)
     else await r.del(MAINTENANCE_KEY)
@@ -69,7 +79,7 @@ export async function setMaintenance(settings: MaintenanceSettings, on: boolean,
     await r.publish('charge-ops:events', JSON.stringify({type: 'maintenance', on, reason: reason ?? null, at: since}))
     return on ? ('set' as const) : ('cleared' as const)
   })
-  return {on, since: on ? since : undefined, reason: on ? reason : undefined, ...(on && owner ? {owner} : {}), file, redis}
+  return {on, since: on ? since : undefined, reason: on ? reason : undefined, ...(on && owner ? {owner} : {}), ...(on && setBy && !owner ? {setBy} : {}), file, redis}
 }
 
 /** True when the flag file exists or the Redis key is set. */
@@ -81,11 +91,13 @@ export async function isMaintenance(settings: MaintenanceSettings): Promise<Main
   if (existsSync(file)) text = readFileSync(file, 'utf8')
   else if (redis === 'on') text = redisValue as string
   if (text === undefined) return {on: false, file, redis}
+  // the file and the mirror disagree: a run killed between the two writes (or Redis flushed)
+  const mirror = {...((redis === 'on') !== existsSync(file) && (redis === 'on' || redis === 'off') ? {mirror: 'disagrees' as const} : {})}
   try {
-    const parsed = JSON.parse(text) as {since?: string; reason?: string | null; owner?: ProcessOwner}
-    return {on: true, since: parsed.since, reason: parsed.reason ?? undefined, ...(parsed.owner ? {owner: parsed.owner} : {}), file, redis}
+    const parsed = JSON.parse(text) as {since?: string; reason?: string | null; owner?: ProcessOwner; setBy?: ProcessOwner}
+    return {on: true, since: parsed.since, reason: parsed.reason ?? undefined, ...(parsed.owner ? {owner: parsed.owner} : {}), ...(parsed.setBy ? {setBy: parsed.setBy} : {}), file, redis, ...mirror}
   } catch {
-    return {on: true, file, redis}
+    return {on: true, file, redis, ...mirror}
   }
 }
 

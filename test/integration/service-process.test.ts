@@ -13,6 +13,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {migrateUp} from '../../src/migrate/index.js';
 import {cleanEnv, freePort, runUnchecked, sharedChroma, sharedPostgres, startRedis, type RedisServer} from '../support/index.js';
 import {pidAlive} from '../support/process.js';
+import {killPointEnv, readReached} from '../support/cli.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 let dir: string;
@@ -94,6 +95,43 @@ describe('charge-ops service', () => {
     const worker = fs.readFileSync(path.join(dir, '.charge-ops/logs/app.log'), 'utf8');
     expect(worker).toContain('worker draining');
     expect(worker).toContain('worker stopped');
+  });
+
+  it('service maintenance on / off killed between the flag file and the Redis mirror (maintenance.file-written): the flag names who set it, the next run reports the disagreement, the rerun sets both', async () => {
+    const faults = fs.mkdtempSync(path.join(os.tmpdir(), 'charge-svc-faults-'));
+    const killAt = async (state: 'on' | 'off') => {
+      const r = await runUnchecked(process.execPath, [path.join(ROOT, 'bin/run.js'), 'service', 'maintenance', state, '--reason', 'drill'], {cwd: dir, env: {...env, ...killPointEnv('maintenance.file-written', faults)}});
+      expect(r.signal, r.stderr).toBe('SIGKILL');
+      return readReached(faults, 'maintenance.file-written', r.stderr);
+    };
+    const flag = path.join(dir, '.charge-ops', 'maintenance');
+    const status = async () => {
+      const r = await cli('service', 'maintenance', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      return {...JSON.parse(r.stdout), stderr: r.stderr};
+    };
+
+    const on = await killAt('on');
+    // the file is written and names the run that set it; Redis (what API processes elsewhere read) not yet
+    expect(JSON.parse(fs.readFileSync(flag, 'utf8'))).toMatchObject({reason: 'drill', setBy: {pid: on.pid, command: 'service maintenance on'}});
+    expect(JSON.parse(fs.readFileSync(flag, 'utf8')).setBy.startTime).toEqual(expect.any(String));
+    let now = await status();
+    expect(now).toMatchObject({on: true, redis: 'off', mirror: 'disagrees', setBy: {pid: on.pid}});
+    expect(now.stderr).toContain('a run was killed between writing the two');
+    const again = await cli('service', 'maintenance', 'on', '--reason', 'drill', '--json');
+    expect(JSON.parse(again.stdout)).toMatchObject({on: true, redis: 'set'});
+    now = await status();
+    expect(now.on).toBe(true);
+    expect(now.mirror).toBeUndefined();
+
+    await killAt('off');
+    // the file is gone, Redis still says on: every API process sharing Redis still answers 503
+    expect(fs.existsSync(flag)).toBe(false);
+    expect(await status()).toMatchObject({on: true, redis: 'on', mirror: 'disagrees'});
+    expect(JSON.parse((await cli('service', 'maintenance', 'off', '--json')).stdout)).toMatchObject({on: false, redis: 'cleared'});
+    now = await status();
+    expect(now).toMatchObject({on: false, redis: 'off'});
+    expect(now.mirror).toBeUndefined();
   });
 
   it('refuses to start with exit 3 when the schema is not migrated', async () => {
