@@ -159,7 +159,7 @@ async function ensurePushWorker(options: AsyncPushOptions, dir: string, walDir: 
   if (pushWorkerPid(dir) !== undefined) return {}
   const entry = pushWorkerEntry()
   if (!existsSync(entry)) return {workerProblem: `${entry} is missing (run npm run build)`}
-  // relative as PostgreSQL names it (%p from the data directory): the records' sha256sum -c lines use it
+  // relative as PostgreSQL names it (%p from the data directory): the records' `<sha256>  <path>` lines name it
   const relativeWal = isAbsolute(options.path) ? walDir : dirname(options.path)
   const args = [entry, '--repo', options.repository, '--stack', options.stack, '--dir', dir, '--wal-dir', relativeWal, '--process-max', String(Math.max(1, options.processMax)), '--compression', options.compression ?? 'zstd']
   // not detached: it stays in the archiver's process group; its stderr is ours (the server log).

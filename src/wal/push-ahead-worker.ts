@@ -7,7 +7,7 @@
  * archive-push does: it pushes every segment PostgreSQL has marked ready
  * (pg_wal/archive_status/*.ready, oldest first), `--process-max` at a time, and records each in
  * the spool once the repository confirmed it — so the archiver's later calls end in the shell
- * fast path (`sha256sum -c` of the record, no Node start).
+ * fast path (a sha256 of the segment equal to the record's, no Node start).
  *
  * Nothing PostgreSQL is told depends on this process: a record is written only after the
  * repository confirmed the object (the same pushWal as every push: cluster identity, timeline,

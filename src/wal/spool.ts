@@ -274,7 +274,7 @@ const checkPath = (dir: string, name: string) => join(dir, `${name}.sha256`)
  * Written only after the repository confirmed the object (the caller's pushWal returned): the
  * record, and beside it `<segment>.sha256` in `sha256sum -c` form (`<hex>  pg_wal/<segment>`, the
  * path as archive_command's %p names it from the data directory) for the shell fast path of the
- * async archive_command (command-lines.ts): `sha256sum -c` proves pg_wal still holds exactly the
+ * async archive_command (command-lines.ts): its sha256 of %p (openssl) proves pg_wal still holds exactly the
  * pushed bytes, and the call ends without a Node start.
  */
 export async function writePushRecord(dir: string, record: PushRecord, walPath?: string): Promise<void> {

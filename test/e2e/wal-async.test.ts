@@ -255,7 +255,7 @@ describe('wal push --async', () => {
     expect(fs.readFileSync(log, 'utf8')).toMatch(/charge-ops wal push --async: push-ahead worker stopped \(the server is gone\); [56] segment\(s\) pushed ahead/)
   }, 120_000)
 
-  it('the archive_command line ends a pushed-ahead segment with one sha256sum, and only for the recorded bytes', () => {
+  it('the archive_command line ends a pushed-ahead segment with one sha256 (openssl), and only for the recorded bytes', () => {
     fs.rmSync(pushSpool(), {recursive: true, force: true})
     for (const f of fs.readdirSync(path.join(dir, 'pg_wal', 'archive_status'))) fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', f))
     for (let n = 0x30; n <= 0x33; n++) {
@@ -263,7 +263,7 @@ describe('wal push --async', () => {
       ready(seg(n))
     }
     const line = archiveCommand({repository: repo, stack: 'prod', node: process.execPath, entry: ENTRY, asyncProcessMax: 2})
-    expect(line).toMatch(/^f=charge-ops-spool\/push\/[0-9a-f]{16}\/%f; test -f "\$f\.sha256" && sha256sum -c --status "\$f\.sha256" 2>\/dev\/null && rm -f "\$f\.sha256" "\$f\.ok" \|\| exec \S+ \S+run\.js wal push %p --repo \S+ --stack prod --async --process-max 2$/)
+    expect(line).toMatch(/^f=charge-ops-spool\/push\/[0-9a-f]{16}\/%f; test -f "\$f\.sha256" && read h x < "\$f\.sha256" && test \$\{#h\} -eq 64 && set -- \$\(openssl dgst -sha256 -r %p 2>\/dev\/null\) && test "\$1" = "\$h" && rm -f "\$f\.sha256" "\$f\.ok" \|\| exec \S+ \S+run\.js wal push %p --repo \S+ --stack prod --async --process-max 2$/)
     const archive = (name: string) => {
       const r = spawnSync('/bin/sh', ['-c', line.replaceAll('%p', `pg_wal/${name}`).replaceAll('%f', name)], {cwd: dir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: dir}, timeout: 60_000})
       if (r.status === 0) fs.renameSync(path.join(dir, 'pg_wal', 'archive_status', `${name}.ready`), path.join(dir, 'pg_wal', 'archive_status', `${name}.done`))
@@ -283,9 +283,14 @@ describe('wal push --async', () => {
         expect(r.status).toBe(0)
         expect(fs.existsSync(path.join(pushSpool(), `${seg(n)}.sha256`))).toBe(false)
       }
-      // other bytes in pg_wal under 0x33's name: sha256sum refuses, charge-ops runs (and fails: the repository is broken)
+      // other bytes in pg_wal under 0x33's name: the sha256 differs, charge-ops runs (and fails: the repository is broken)
       segment(seg(0x33), 7)
       expect(archive(seg(0x33)).status).not.toBe(0)
+      // an empty record proves nothing (an empty hash must not equal it): charge-ops runs, and fails
+      originals.set(seg(0x34), segment(seg(0x34)))
+      ready(seg(0x34))
+      fs.writeFileSync(path.join(pushSpool(), `${seg(0x34)}.sha256`), '')
+      expect(archive(seg(0x34)).status).not.toBe(0)
     } finally {
       fs.rmSync(tl)
       fs.renameSync(`${tl}.away`, tl)
