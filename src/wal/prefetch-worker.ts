@@ -14,7 +14,7 @@
  * request. Any other failure is printed (the server log) and ends the prefetcher: the segments are
  * then fetched directly when PostgreSQL asks for them, and fail there in the open if damaged.
  */
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import {rm} from 'node:fs/promises'
 import {join} from 'node:path'
 
@@ -22,7 +22,7 @@ import {pidAlive} from '../core/proc/pid.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import {readWal} from './archive.js'
 import {parseWalFileName, readSegmentHeader, segmentName} from './names.js'
-import {acquirePrefetchLock, beginSpoolSegment, cleanFetchSpool, readWant, spooledSegments, type SpoolWrite} from './spool.js'
+import {acquirePrefetchLock, beginSpoolSegment, cleanFetchSpool, postmasterLine, readWant, spooledSegments, type SpoolWrite} from './spool.js'
 
 const TICK_MS = 20
 /** no request for this long: PostgreSQL paused, stopped asking (streaming) or hangs — stop */
@@ -38,15 +38,6 @@ interface Options {
   from: bigint
   systemIdentifier?: string
   postmaster: string
-}
-
-/** The postmaster.pid line naming the server (its pid), or undefined when no server runs here. */
-function postmasterLine(dataDir: string): string | undefined {
-  try {
-    return readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0].trim() || undefined
-  } catch {
-    return undefined
-  }
 }
 
 async function prefetch(options: Options): Promise<number> {

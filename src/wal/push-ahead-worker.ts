@@ -21,7 +21,6 @@
  * (repository down, a conflict: said in the server log — the archiver's calls then fail or
  * succeed in the open, exactly as the plain form).
  */
-import {readFileSync} from 'node:fs'
 import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 
@@ -30,7 +29,7 @@ import type {RepositoryStorage} from '../repository/storage.js'
 import {pushWal} from './archive.js'
 import type {WalCompression} from './codec.js'
 import {parseWalFileName} from './names.js'
-import {acquirePushWorkerLock, claimPush, readPushRecord, releasePushClaim, writePushRecord} from './spool.js'
+import {acquirePushWorkerLock, claimPush, postmasterLine, readPushRecord, releasePushClaim, writePushRecord} from './spool.js'
 
 const TICK_MS = 50
 /** nothing ready for this long: archiving is idle (or PostgreSQL stopped asking) — stop */
@@ -44,15 +43,6 @@ interface Options {
   processMax: number
   compression: WalCompression
   postmaster: string
-}
-
-/** The postmaster.pid line naming the server (its pid), or undefined when no server runs here. */
-export function postmasterLine(dataDir: string): string | undefined {
-  try {
-    return readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0].trim() || undefined
-  } catch {
-    return undefined
-  }
 }
 
 /** Segments PostgreSQL marked ready, oldest first (the order the archiver asks for them). */

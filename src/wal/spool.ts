@@ -303,6 +303,15 @@ export async function removePushRecord(dir: string, name: string): Promise<void>
   await rm(recordPath(dir, name), {force: true})
 }
 
+/** The postmaster.pid line naming the server (its pid), or undefined when no server runs in `dataDir`: what binds the prefetcher and the push-ahead worker to it. */
+export function postmasterLine(dataDir: string): string | undefined {
+  try {
+    return readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0].trim() || undefined
+  } catch {
+    return undefined
+  }
+}
+
 const PUSHER_LOCK = '.push-ahead.pid'
 const claimPath = (dir: string, name: string) => join(dir, `.${name}.pushing`)
 const CLAIM = /^\.([0-9A-F]{24})\.pushing$/

@@ -150,6 +150,23 @@ describe('wal fetch --prefetch through the restore_command line', () => {
 
 describe('wal push --async', () => {
   const ready = (name: string) => fs.writeFileSync(path.join(dir, 'pg_wal', 'archive_status', `${name}.ready`), '')
+  /** a fresh spool and archive_status with segments `from`…`to` ready */
+  function readyFresh(from: number, to: number) {
+    fs.rmSync(pushSpool(), {recursive: true, force: true})
+    for (const f of fs.readdirSync(path.join(dir, 'pg_wal', 'archive_status'))) fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', f))
+    for (let n = from; n <= to; n++) {
+      originals.set(seg(n), segment(seg(n)))
+      ready(seg(n))
+    }
+  }
+  const asyncLine = () => archiveCommand({repository: repo, stack: 'prod', node: process.execPath, entry: ENTRY, asyncProcessMax: 2})
+  /** the async archive_command for `name`, run by /bin/sh in the data directory as the archiver does; .ready → .done on success */
+  function archive(name: string, stderrTo?: string) {
+    const command = asyncLine().replaceAll('%p', `pg_wal/${name}`).replaceAll('%f', name)
+    const r = spawnSync('/bin/sh', ['-c', stderrTo ? `${command} 2>>${stderrTo}` : command], {cwd: dir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: dir}, timeout: 60_000})
+    if (r.status === 0) fs.renameSync(path.join(dir, 'pg_wal', 'archive_status', `${name}.ready`), path.join(dir, 'pg_wal', 'archive_status', `${name}.done`))
+    return r
+  }
 
   it('with the repository broken: exit non-zero and no record; once repaired: pushes ahead and records', async () => {
     for (let n = 0x20; n <= 0x25; n++) {
@@ -213,37 +230,25 @@ describe('wal push --async', () => {
   }, 60_000)
 
   it('in a server\'s data directory a push-ahead worker pushes the ready segments beside the archiver, and its calls end in the shell', async () => {
-    fs.rmSync(pushSpool(), {recursive: true, force: true})
-    for (const f of fs.readdirSync(path.join(dir, 'pg_wal', 'archive_status'))) fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', f))
-    for (let n = 0x40; n <= 0x45; n++) {
-      originals.set(seg(n), segment(seg(n)))
-      ready(seg(n))
-    }
-    const line = archiveCommand({repository: repo, stack: 'prod', node: process.execPath, entry: ENTRY, asyncProcessMax: 2})
+    readyFresh(0x40, 0x45)
     const log = path.join(dir, 'archiver.log')
-    const archive = (name: string) => {
-      const r = spawnSync('/bin/sh', ['-c', `${line.replaceAll('%p', `pg_wal/${name}`).replaceAll('%f', name)} 2>>${log}`], {cwd: dir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: dir}, timeout: 60_000})
-      if (r.status === 0) fs.renameSync(path.join(dir, 'pg_wal', 'archive_status', `${name}.ready`), path.join(dir, 'pg_wal', 'archive_status', `${name}.done`))
-      return r.status
-    }
     const workers = () => spawnSync('ps', ['-eo', 'args'], {encoding: 'utf8'}).stdout.split('\n').filter((l) => l.includes('push-ahead-worker') && l.includes(pushSpool()))
     // PostgreSQL's side: a postmaster.pid naming a live process (this test's)
     fs.writeFileSync(path.join(dir, 'postmaster.pid'), `${process.pid}\n${dir}\n`)
     const tl = path.join(repo, 'prod', 'wal', '00000001')
     try {
       // the first call stores its own segment and starts the worker, which records the other five
-      expect(archive(seg(0x40))).toBe(0)
+      expect(archive(seg(0x40), log).status).toBe(0)
       expect((await decodeWal(fs.readFileSync(stored(seg(0x40))), seg(0x40))).equals(originals.get(seg(0x40))!)).toBe(true)
       const recorded = [0x41, 0x42, 0x43, 0x44, 0x45].map((n) => path.join(pushSpool(), `${seg(n)}.sha256`))
       await waitUntil(async () => recorded.every((f) => fs.existsSync(f)), {timeoutMs: 60_000, what: 'the worker to record 0x41…0x45'})
       // the repository broken now: every later call still ends in the shell (the repository confirmed them before)
       fs.renameSync(tl, `${tl}.away`)
       fs.writeFileSync(tl, '')
-      for (let n = 0x41; n <= 0x45; n++) expect(archive(seg(n))).toBe(0)
+      for (let n = 0x41; n <= 0x45; n++) expect(archive(seg(n), log).status).toBe(0)
       expect(recorded.filter((f) => fs.existsSync(f))).toEqual([])
     } finally {
-      if (!fs.existsSync(`${tl}.away`)) fs.rmSync(tl, {force: true})
-      else {
+      if (fs.existsSync(`${tl}.away`)) {
         fs.rmSync(tl, {force: true})
         fs.renameSync(`${tl}.away`, tl)
       }
@@ -256,19 +261,8 @@ describe('wal push --async', () => {
   }, 120_000)
 
   it('the archive_command line ends a pushed-ahead segment with one sha256 (openssl), and only for the recorded bytes', () => {
-    fs.rmSync(pushSpool(), {recursive: true, force: true})
-    for (const f of fs.readdirSync(path.join(dir, 'pg_wal', 'archive_status'))) fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', f))
-    for (let n = 0x30; n <= 0x33; n++) {
-      originals.set(seg(n), segment(seg(n)))
-      ready(seg(n))
-    }
-    const line = archiveCommand({repository: repo, stack: 'prod', node: process.execPath, entry: ENTRY, asyncProcessMax: 2})
-    expect(line).toMatch(/^f=charge-ops-spool\/push\/[0-9a-f]{16}\/%f; test -f "\$f\.sha256" && read h x < "\$f\.sha256" && test \$\{#h\} -eq 64 && set -- \$\(openssl dgst -sha256 -r %p 2>\/dev\/null\) && test "\$1" = "\$h" && rm -f "\$f\.sha256" "\$f\.ok" \|\| exec \S+ \S+run\.js wal push %p --repo \S+ --stack prod --async --process-max 2$/)
-    const archive = (name: string) => {
-      const r = spawnSync('/bin/sh', ['-c', line.replaceAll('%p', `pg_wal/${name}`).replaceAll('%f', name)], {cwd: dir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: dir}, timeout: 60_000})
-      if (r.status === 0) fs.renameSync(path.join(dir, 'pg_wal', 'archive_status', `${name}.ready`), path.join(dir, 'pg_wal', 'archive_status', `${name}.done`))
-      return r
-    }
+    readyFresh(0x30, 0x33)
+    expect(asyncLine()).toMatch(/^f=charge-ops-spool\/push\/[0-9a-f]{16}\/%f; test -f "\$f\.sha256" && read h x < "\$f\.sha256" && test \$\{#h\} -eq 64 && set -- \$\(openssl dgst -sha256 -r %p 2>\/dev\/null\) && test "\$1" = "\$h" && rm -f "\$f\.sha256" "\$f\.ok" \|\| exec \S+ \S+run\.js wal push %p --repo \S+ --stack prod --async --process-max 2$/)
     expect(archive(seg(0x30)).status).toBe(0)
     expect(fs.readFileSync(path.join(pushSpool(), `${seg(0x31)}.sha256`), 'utf8')).toMatch(new RegExp(`^[0-9a-f]{64}  pg_wal/${seg(0x31)}\n$`))
     // the repository broken (its timeline folder replaced by a file): 0x31 and 0x32 still end in
