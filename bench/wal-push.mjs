@@ -14,7 +14,7 @@
 // segment, sync and async. Prints the load average. Needs `apt-get install pgbackrest` (Debian: 2.45).
 // Usage: npm run build && node --import tsx bench/wal-push.mjs [--segments 24]
 import {spawnSync} from 'node:child_process'
-import {chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, renameSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
 import {loadavg, cpus} from 'node:os'
 import {join} from 'node:path'
 import {ENTRY, log, numberArg} from './lib/preamble.mjs'
@@ -86,8 +86,18 @@ try {
   add('charge-ops async', () => {
     // the archive_command line `wal archive-command --async` prints (shell fast path + charge-ops), run by /bin/sh from the data directory
     const {dir, wal} = walOf('co-async')
+    // the archiver runs archive_command in a live server's data directory: its postmaster.pid (the
+    // running cluster's) is what lets the call start the push-ahead worker beside it (src/wal/async-push.ts)
+    copyFileSync(join(pg.dataDir, 'postmaster.pid'), join(dir, 'postmaster.pid'))
+    own(join(dir, 'postmaster.pid'))
     const line = archiveCommand({repository: pg.serverDir('repo-async'), stack: 'bench', node: process.execPath, entry: ENTRY, asyncProcessMax: 2})
-    return {dir, cwd: dir, run: (seg) => ['/bin/sh', ['-c', line.replaceAll('%p', `pg_wal/${seg}`).replaceAll('%f', seg)]], wal}
+    // stderr into a file, as the archiver's goes to the server log: the push-ahead worker the call
+    // starts inherits it, and a pipe held open by it would make spawnSync wait for the worker to end
+    // (PostgreSQL waits for the command's process only)
+    const serverLog = join(dir, 'server.log')
+    writeFileSync(serverLog, '')
+    own(serverLog)
+    return {dir, cwd: dir, run: (seg) => ['/bin/sh', ['-c', `${line.replaceAll('%p', `pg_wal/${seg}`).replaceAll('%f', seg)} 2>>${serverLog}`]], wal, serverLog}
   })
   add('pgbackrest', () => {
     const {dir, wal} = walOf('pgbr-sync-data')
@@ -120,11 +130,13 @@ try {
       const t0 = performance.now()
       const r = spawnSync(file, args, {cwd: form.cwd ?? pg.dataDir, encoding: 'utf8', env, ...owner})
       form.ms += performance.now() - t0
-      if (r.status !== 0) throw new Error(`${form.name} ${seg}: exit ${r.status}: ${r.stderr}`)
+      if (r.status !== 0) throw new Error(`${form.name} ${seg}: exit ${r.status}: ${r.stderr}${form.serverLog ? readFileSync(form.serverLog, 'utf8') : ''}`)
       renameSync(join(form.wal, 'archive_status', `${seg}.ready`), join(form.wal, 'archive_status', `${seg}.done`))
     }
   })
   const load1 = loadavg()[0]
+  const asyncLog = forms.find((f) => f.serverLog)?.serverLog
+  if (asyncLog) log(`async form's server log: ${readFileSync(asyncLog, 'utf8').trim() || '(empty)'}`)
   const per = Object.fromEntries(forms.map((f) => [f.name, f.ms / names.length]))
   log('')
   for (const f of forms) log(`${f.name.padEnd(18)} ${per[f.name].toFixed(0).padStart(5)} ms per segment`)
