@@ -12,6 +12,7 @@
  * and are never printed. Each step probes the catalog before and after, so a second run reports
  * "unchanged" everywhere.
  */
+import {faultPoint} from '../core/faults.js'
 import type {Client} from 'pg'
 
 import {UsageError} from '../errors.js'
@@ -273,12 +274,15 @@ export async function bootstrapDatabase(options: BootstrapOptions): Promise<Boot
     // --- roles (cluster-wide)
     const roleSteps = await planRoleSteps(admin, options, warnings)
     await runSteps(admin, roleSteps, dryRun, steps)
+    if (!dryRun) await faultPoint('db.bootstrap.roles-created')
 
     // --- the database (CREATE DATABASE cannot run in a transaction; each query here autocommits)
     const {rows: dbRows} = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database])
     const dbExists = dbRows.length > 0
     const sql = bootstrapStatements(database, roles)
     await runSteps(admin, databaseSteps(database, roles, sql, dbExists), dryRun, steps)
+    // roles and database there, schema ownership and grants not yet: a rerun probes each and converges
+    if (!dryRun) await faultPoint('db.bootstrap.database-created')
 
     // --- inside the database: schema ownership, grants, default privileges
     const schemaSteps = schemaStepsOf(roles, sql)

@@ -1,4 +1,7 @@
 import {randomBytes} from 'node:crypto'
+import {mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 
 import pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -6,6 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {bootstrapDatabase, type BootstrapRoles} from '../../src/install/bootstrap.js'
 import {migrateUp} from '../../src/migrate/index.js'
 import {sharedPostgres} from '../support/index.js'
+import {runCli, runToKillPoint} from '../support/cli.js'
 
 const suffix = randomBytes(4).toString('hex')
 const roles: BootstrapRoles = {app: `app_${suffix}`, migration: `mig_${suffix}`, readonly: `ro_${suffix}`}
@@ -114,5 +118,53 @@ describe('db bootstrap', () => {
     expect(result.steps.every((s) => s.changed === null || s.changed === false)).toBe(true)
     const rows = await sharedPostgres().query(`SELECT 1 FROM pg_database WHERE datname = $1 UNION ALL SELECT 1 FROM pg_roles WHERE rolname = $2`, 'postgres', [other, `a2_${suffix}`])
     expect(rows).toEqual([])
+  })
+})
+
+describe('db bootstrap killed between its steps', () => {
+  const id = randomBytes(4).toString('hex')
+  const killedRoles: BootstrapRoles = {app: `kapp_${id}`, migration: `kmig_${id}`, readonly: `kro_${id}`}
+  const killedDb = `kboot_${id}`
+  afterAll(async () => {
+    const cluster = sharedPostgres()
+    await cluster.query(`DROP DATABASE IF EXISTS ${killedDb} WITH (FORCE)`)
+    for (const r of Object.values(killedRoles)) await cluster.query(`DROP ROLE IF EXISTS ${r}`)
+  })
+
+  it('db.bootstrap.roles-created, then db.bootstrap.database-created: each rerun converges (no duplicate role / database error); the last changes nothing and the grants are right', async () => {
+    const faultDir = mkdtempSync(join(tmpdir(), 'boot-faults-'))
+    const args = ['db', 'bootstrap', '--database', killedDb, '--app-role', killedRoles.app, '--migration-role', killedRoles.migration, '--readonly-role', killedRoles.readonly, '--json']
+    const env = {ADMIN_DATABASE_URL: sharedPostgres().url('postgres'), APP_DB_PASSWORD: 'app-pw-killed-1', MIGRATION_DB_PASSWORD: 'mig-pw-killed-2', READONLY_DB_PASSWORD: 'ro-pw-killed-3', DATABASE_URL: undefined, CI: 'true'}
+    const cluster = sharedPostgres()
+    const present = async () => ({
+      roles: (await cluster.query<{rolname: string}>('SELECT rolname FROM pg_roles WHERE rolname = ANY($1) ORDER BY 1', 'postgres', [Object.values(killedRoles)])).map((r) => r.rolname),
+      database: (await cluster.query('SELECT 1 FROM pg_database WHERE datname = $1', 'postgres', [killedDb])).length === 1,
+    })
+
+    await runToKillPoint('db.bootstrap.roles-created', args, {env, faultDir})
+    expect(await present()).toEqual({roles: Object.values(killedRoles).sort(), database: false})
+    await runToKillPoint('db.bootstrap.database-created', args, {env, faultDir})
+    expect((await present()).database).toBe(true)
+    // the schema is not the migration role's yet: the kill landed before the grants
+    expect((await cluster.query<{o: string}>(`SELECT pg_get_userbyid(nspowner) AS o FROM pg_namespace WHERE nspname = 'public'`, killedDb))[0]!.o).not.toBe(killedRoles.migration)
+
+    const rerun = runCli(args, {env})
+    expect(rerun.code, rerun.out).toBe(0)
+    const done = JSON.parse(rerun.stdout)
+    expect(done.steps.filter((s: {changed: boolean}) => s.changed).length).toBeGreaterThan(0)
+    // the roles and the database are found, not created again: no role to create, the database's step skipped
+    const creating = done.steps.filter((s: {description: string}) => /^create /.test(s.description))
+    expect(creating.map((s: {description: string; changed: boolean}) => [s.description, s.changed])).toEqual([[`create database ${killedDb}`, false]])
+    const again = runCli(args, {env})
+    expect(again.code, again.out).toBe(0)
+    expect(JSON.parse(again.stdout).changed).toBe(0)
+    expect((await cluster.query<{o: string}>(`SELECT pg_get_userbyid(nspowner) AS o FROM pg_namespace WHERE nspname = 'public'`, killedDb))[0]!.o).toBe(killedRoles.migration)
+    const app = new pg.Client({connectionString: `postgresql://${killedRoles.app}:app-pw-killed-1@${cluster.host}:${cluster.port}/${killedDb}`})
+    await app.connect()
+    try {
+      expect(await sqlState(app.query('CREATE TABLE nope (id int)'))).toBe('42501')
+    } finally {
+      await app.end()
+    }
   })
 })
