@@ -11,7 +11,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {migrateUp} from '../../src/migrate/index.js'
 import {archiveCommand} from '../../src/wal/command-lines.js'
-import {freePort, startPostgres, type PgCluster} from '../support/index.js'
+import {freePort, killPointEnv, readReached, runCli, startPostgres, type PgCluster} from '../support/index.js'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
 const ENTRY = path.join(ROOT, 'bin/run.js')
@@ -21,17 +21,8 @@ let work: string
 let originalEnv: string
 const started: string[] = []
 
-function cli(args: string[], options: {asServer?: boolean; env?: Record<string, string>} = {}) {
-  const r = spawnSync(process.execPath, [ENTRY, ...args], {
-    cwd: work,
-    encoding: 'utf8',
-    env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', CI: 'true', ...options.env},
-    uid: options.asServer ? pg.osUser?.uid : undefined,
-    gid: options.asServer ? pg.osUser?.gid : undefined,
-    timeout: 240_000,
-  })
-  return {code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr}
-}
+const cli = (args: string[], options: {asServer?: boolean; env?: Record<string, string>} = {}) =>
+  runCli(args, {cwd: work, bareEnv: true, env: {CI: 'true', ...options.env}, user: options.asServer ? pg.osUser : undefined, timeout: 240_000})
 
 beforeAll(async () => {
   pg = await startPostgres({name: 'recover'})
@@ -230,8 +221,8 @@ describe('charge-ops recover', () => {
     started.push(dataDir)
     const args = ['recover', '--latest', '--data-dir', dataDir, '--port', String(port), '--yes']
     const killAt = (point: string) => {
-      const r = cli(args, {env: {CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults}})
-      expect(fs.existsSync(path.join(faults, `${point}.reached`)), `${point} not reached: ${r.stderr}`).toBe(true)
+      const r = cli(args, {env: killPointEnv(point, faults)})
+      readReached(faults, point, r.stderr)
       expect(r.signal, r.stderr).toBe('SIGKILL')
     }
     const journal = () => JSON.parse(fs.readFileSync(path.join(work, 'state', 'recover.json'), 'utf8'))

@@ -17,7 +17,7 @@ import {serviceStatus} from '../../src/service/process.js';
 import {runUpgrade} from '../../src/upgrade/index.js';
 import {listUpgrades, readJournal} from '../../src/upgrade/journal.js';
 import {rehearseUpgrade} from '../../src/upgrade/rehearse.js';
-import {cleanEnv, spawnTied, startRedis, waitForExit, waitUntil, type RedisServer} from '../support/index.js';
+import {cleanEnv, killPointEnv, readReached, spawnTied, startRedis, waitForExit, waitUntil, type RedisServer} from '../support/index.js';
 import {ROOT} from '../fixtures/upgrade/build-release.js';
 import {makeStack, type UpgradeStack} from '../fixtures/upgrade/stack.js';
 
@@ -214,15 +214,15 @@ describe('upgrade --target local', () => {
     const killAt = async (point: string, to: string) => {
       const child = spawnTied(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/fixtures/upgrade/run-upgrade.ts'), s.dir, to], {
         cwd: ROOT,
-        env: cleanEnv({CHROMA_COLLECTION: process.env.CHROMA_COLLECTION!, CHARGE_OPS_KILL_AT: point, CHARGE_OPS_FAULT_DIR: faults}),
+        env: cleanEnv({CHROMA_COLLECTION: process.env.CHROMA_COLLECTION!, ...killPointEnv(point, faults)}),
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let output = '';
       child.stderr!.on('data', (d) => (output += String(d)));
       const signal = await new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, sig) => r(sig)));
-      expect(fs.existsSync(path.join(faults, `${point}.reached`)), `${point} not reached: ${output}`).toBe(true);
+      const reached = readReached(faults, point, output);
       expect(signal, output).toBe('SIGKILL');
-      return JSON.parse(fs.readFileSync(path.join(faults, `${point}.reached`), 'utf8')) as {pid: number};
+      return reached;
     };
     const statuses = () => readJournal(s.settings)!.steps.map((st) => st.status);
 
