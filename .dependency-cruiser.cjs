@@ -7,7 +7,24 @@
  * import each other only along DOMAIN_IMPORTS below (a DAG: a new arrow is a design decision, made
  * here, in one line, where a reviewer sees it).
  */
-const DOMAINS = ['backup', 'capacity', 'doctor', 'images', 'install', 'maintenance', 'migrate', 'monitoring', 'restore', 'sandbox', 'schedule', 'service', 'topology', 'upgrade', 'wal', 'config/validate']
+const DOMAINS = [
+  'backup',
+  'capacity',
+  'doctor',
+  'images',
+  'install',
+  'maintenance',
+  'migrate',
+  'monitoring',
+  'restore',
+  'sandbox',
+  'schedule',
+  'service',
+  'topology',
+  'upgrade',
+  'wal',
+  'config/validate',
+]
 
 /** Which other domains each domain may import. */
 const DOMAIN_IMPORTS = {
@@ -35,7 +52,9 @@ const any = (names) => `^src/(${names.join('|')})/`
 const CORE = '^src/(core/|errors\\.ts$)'
 
 const domainRules = Object.entries(DOMAIN_IMPORTS).map(([domain, allowed]) => {
-  const others = DOMAINS.filter((d) => d !== domain && !allowed.includes(d) && !(domain === 'config/validate' && d === 'config'))
+  const others = DOMAINS.filter(
+    (d) => d !== domain && !allowed.includes(d) && !(domain === 'config/validate' && d === 'config'),
+  )
   return {
     name: `domain-${domain.replace('/', '-')}`,
     comment: `src/${domain} may import only these other domains: ${allowed.join(', ') || 'none'} (.dependency-cruiser.cjs DOMAIN_IMPORTS)`,
@@ -47,7 +66,13 @@ const domainRules = Object.entries(DOMAIN_IMPORTS).map(([domain, allowed]) => {
 
 module.exports = {
   forbidden: [
-    {name: 'no-circular', comment: 'a cycle: split the shared part into a module both import', severity: 'error', from: {}, to: {circular: true}},
+    {
+      name: 'no-circular',
+      comment: 'a cycle: split the shared part into a module both import',
+      severity: 'error',
+      from: {},
+      to: {circular: true},
+    },
     {
       name: 'core-imports-nothing-of-ours',
       comment: 'src/core is the bottom layer: it may import only itself, errors.ts and the one redactor',
@@ -90,7 +115,7 @@ module.exports = {
     },
     {
       name: 'no-oclif-below-the-cli-layer',
-      comment: 'oclif belongs to commands/ and src/cli (plus the migrate commands\' shared flags, src/migrate/cli.ts)',
+      comment: "oclif belongs to commands/ and src/cli (plus the migrate commands' shared flags, src/migrate/cli.ts)",
       severity: 'error',
       from: {path: '^src/', pathNot: '^src/cli/|^src/migrate/cli\\.ts$'},
       to: {path: '@oclif/core'},

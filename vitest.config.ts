@@ -1,9 +1,12 @@
-import {configDefaults, defineConfig} from 'vitest/config';
+import {configDefaults, defineConfig} from 'vitest/config'
 
 // CHARGE_OPS_TEST_EXCLUDE: comma-separated globs left out of every project, to leave a folder out by
 // hand (e.g. test/docker on a machine without a Docker engine). vitest's CLI `--exclude` does not
 // reach a project that sets its own `exclude` (the services project does).
-const extraExclude = (process.env.CHARGE_OPS_TEST_EXCLUDE ?? '').split(',').map((g) => g.trim()).filter(Boolean);
+const extraExclude = (process.env.CHARGE_OPS_TEST_EXCLUDE ?? '')
+  .split(',')
+  .map((g) => g.trim())
+  .filter(Boolean)
 
 // Two projects over test/**/*.test.ts:
 //   unit      test/unit/**: pure logic, no services, so no global setup;
@@ -25,7 +28,11 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: {name: 'unit', include: ['test/unit/**/*.test.ts'], exclude: [...configDefaults.exclude, ...extraExclude]},
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...extraExclude],
+        },
       },
       {
         extends: true,
@@ -38,4 +45,4 @@ export default defineConfig({
       },
     ],
   },
-});
+})

@@ -17,12 +17,21 @@ const SIZE = Number(arg('--size-gb', '2.2')) * 1e9
 const ROOT = resolve(import.meta.dirname, '..')
 const ENTRY = join(ROOT, 'bin/run.js')
 const log = (line) => process.stderr.write(`${line}\n`)
-const load = () => loadavg().map((l) => l.toFixed(2)).join(' ')
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')
 
 const keep = arg('--keep')
 const work = keep ? resolve(keep) : mkdtempSync('/tmp/charge-ops-bench-incr-')
 chmodSync(work, 0o755)
-const user = process.getuid?.() === 0 && spawnSync('id', ['-u', 'postgres']).status === 0 ? {uid: Number(spawnSync('id', ['-u', 'postgres'], {encoding: 'utf8'}).stdout), gid: Number(spawnSync('id', ['-g', 'postgres'], {encoding: 'utf8'}).stdout)} : undefined
+const user =
+  process.getuid?.() === 0 && spawnSync('id', ['-u', 'postgres']).status === 0
+    ? {
+        uid: Number(spawnSync('id', ['-u', 'postgres'], {encoding: 'utf8'}).stdout),
+        gid: Number(spawnSync('id', ['-g', 'postgres'], {encoding: 'utf8'}).stdout),
+      }
+    : undefined
 const repo = join(work, 'repo')
 const tarDir = join(work, 'pg_basebackup')
 rmSync(repo, {recursive: true, force: true})
@@ -31,17 +40,29 @@ if (user) chownSync(repo, user.uid, user.gid)
 // The data's generation is not archived (archive_command 'true'): its ~2.5 GB of WAL would only fill
 // the disk and load the machine; the measured backups run with charge-ops' archive_command (a reload).
 const archiveCommand = `${process.execPath} ${ENTRY} wal push %p --repo ${repo} --stack bench`
-const pg = await startBenchCluster({dir: work, log, conf: {archive_mode: 'on', archive_command: 'true', max_wal_size: '1GB', checkpoint_timeout: '30min'}})
+const pg = await startBenchCluster({
+  dir: work,
+  log,
+  conf: {archive_mode: 'on', archive_command: 'true', max_wal_size: '1GB', checkpoint_timeout: '30min'},
+})
 const asServer = user ? {uid: user.uid, gid: user.gid} : {}
 const cli = (args) => {
   const t = performance.now()
-  const r = spawnSync(process.execPath, [ENTRY, ...args], {encoding: 'utf8', env: {PATH: process.env.PATH, HOME: '/tmp', CI: 'true', DATABASE_URL: pg.url('postgres')}, ...asServer, cwd: '/tmp', maxBuffer: 64 << 20})
+  const r = spawnSync(process.execPath, [ENTRY, ...args], {
+    encoding: 'utf8',
+    env: {PATH: process.env.PATH, HOME: '/tmp', CI: 'true', DATABASE_URL: pg.url('postgres')},
+    ...asServer,
+    cwd: '/tmp',
+    maxBuffer: 64 << 20,
+  })
   if (r.status !== 0) throw new Error(`charge-ops ${args.join(' ')} failed (${r.status}):\n${r.stderr}`)
   return {ms: performance.now() - t, manifest: JSON.parse(r.stdout)}
 }
 try {
   const data = await generateChargingSamples(pg, {db: 'charge_analysis', bytes: SIZE, log})
-  log(`data: ${data.rows} rows, table ${(data.tableBytes / 1e9).toFixed(2)} GB, database ${(data.databaseBytes / 1e9).toFixed(2)} GB`)
+  log(
+    `data: ${data.rows} rows, table ${(data.tableBytes / 1e9).toFixed(2)} GB, database ${(data.databaseBytes / 1e9).toFixed(2)} GB`,
+  )
   // Hint bits and freeze settled before either backup: rows a previous run (--keep) appended are
   // otherwise hinted by the first scan after the full — old pages rewritten that the incr would
   // count as changed, a cost of the bench, not of the +1 % rows. (A no-op on fresh data.)
@@ -52,9 +73,14 @@ try {
   // instead of at its end, as daily appends to a time series do (issue 17: "only the newest pages
   // of each table change"). Compact once (VACUUM FULL), so that new rows go to the table's end.
   await pg.query('CREATE EXTENSION IF NOT EXISTS pg_freespacemap', 'charge_analysis')
-  const [{free}] = await pg.query("SELECT count(*)::int AS free FROM pg_freespace('charging_samples') WHERE avail >= 1024", 'charge_analysis')
+  const [{free}] = await pg.query(
+    "SELECT count(*)::int AS free FROM pg_freespace('charging_samples') WHERE avail >= 1024",
+    'charge_analysis',
+  )
   if (free > 0) {
-    log(`${free} pages of charging_samples have free space (left by the parallel generation): VACUUM FULL, so that new rows are appended at the table's end`)
+    log(
+      `${free} pages of charging_samples have free space (left by the parallel generation): VACUUM FULL, so that new rows are appended at the table's end`,
+    )
     await pg.query('VACUUM FULL charging_samples', 'charge_analysis')
   }
   const [{n}] = await pg.query('SELECT max(id) AS n FROM charging_samples', 'charge_analysis')
@@ -66,7 +92,10 @@ try {
 
   rmSync(tarDir, {recursive: true, force: true})
   let t = performance.now()
-  const r = spawnSync(join(pg.binDir, 'pg_basebackup'), ['-D', tarDir, '-Ft', '-z', '-X', 'none', '-c', 'fast'], {env: {...process.env, ...pg.env()}, encoding: 'utf8'})
+  const r = spawnSync(join(pg.binDir, 'pg_basebackup'), ['-D', tarDir, '-Ft', '-z', '-X', 'none', '-c', 'fast'], {
+    env: {...process.env, ...pg.env()},
+    encoding: 'utf8',
+  })
   if (r.status !== 0) throw new Error(`pg_basebackup: ${r.stderr}`)
   const tarMs = performance.now() - t
   const tarBytes = readdirSync(tarDir).reduce((s, f) => s + statSync(join(tarDir, f)).size, 0)
@@ -84,14 +113,25 @@ try {
   const rows = [
     ['pg_basebackup -Ft -z -X none (baseline)', tarMs, tarBytes, '', ''],
     ['backup base --type full --jobs 2', full.ms, fullStored, (full.ms / tarMs).toFixed(3), '≤ 0.8× pg_basebackup'],
-    [`backup base --type incr after +1 % rows (${add})`, incr.ms, incrStored, `${(incr.ms / full.ms).toFixed(3)} time, ${(incrStored / fullStored).toFixed(4)} bytes`, '≤ 0.15× time, ≤ 0.03× bytes of the full'],
+    [
+      `backup base --type incr after +1 % rows (${add})`,
+      incr.ms,
+      incrStored,
+      `${(incr.ms / full.ms).toFixed(3)} time, ${(incrStored / fullStored).toFixed(4)} bytes`,
+      '≤ 0.15× time, ≤ 0.03× bytes of the full',
+    ],
   ]
-  console.log(`${new Date().toISOString()} — ${(data.databaseBytes / 1e9).toFixed(2)} GB database, ${data.rows} rows; load average (1/5/15 min) before: ${load0}; after the full: ${load1}; after the incr: ${load()}  (2 shared cores)`)
+  console.log(
+    `${new Date().toISOString()} — ${(data.databaseBytes / 1e9).toFixed(2)} GB database, ${data.rows} rows; load average (1/5/15 min) before: ${load0}; after the full: ${load1}; after the incr: ${load()}  (2 shared cores)`,
+  )
   console.log('| what | wall s | stored MB | ratio | budget |\n| --- | ---: | ---: | --- | --- |')
-  for (const [what, ms, bytes, ratio, budget] of rows) console.log(`| ${what} | ${(ms / 1000).toFixed(1)} | ${(bytes / 1e6).toFixed(1)} | ${ratio} | ${budget} |`)
+  for (const [what, ms, bytes, ratio, budget] of rows)
+    console.log(`| ${what} | ${(ms / 1000).toFixed(1)} | ${(bytes / 1e6).toFixed(1)} | ${ratio} | ${budget} |`)
   console.log(`full vs pg_basebackup: ${(full.ms / tarMs).toFixed(3)}× ${full.ms / tarMs <= 0.8 ? 'PASS' : 'MISS'}`)
   console.log(`incr wall vs full: ${(incr.ms / full.ms).toFixed(3)}× ${incr.ms / full.ms <= 0.15 ? 'PASS' : 'MISS'}`)
-  console.log(`incr stored bytes vs full: ${(incrStored / fullStored).toFixed(4)}× ${incrStored / fullStored <= 0.03 ? 'PASS' : 'MISS'}`)
+  console.log(
+    `incr stored bytes vs full: ${(incrStored / fullStored).toFixed(4)}× ${incrStored / fullStored <= 0.03 ? 'PASS' : 'MISS'}`,
+  )
 } finally {
   await pg.stop()
   if (!keep) rmSync(work, {recursive: true, force: true})

@@ -45,17 +45,32 @@ try {
      END $$`,
     'wide',
   )
-  await pg.query('INSERT INTO t_1 (session_id, recorded_at, v) SELECT g % 50, now(), random() FROM generate_series(1, 50000) g; ANALYZE', 'wide')
-  const counts = (await pg.query("SELECT (SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace) AS tables, (SELECT count(*) FROM pg_class WHERE relkind = 'i' AND relnamespace = 'public'::regnamespace) AS indexes", 'wide'))[0]
-  console.log(`setup: ${counts.tables} tables, ${counts.indexes} indexes in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+  await pg.query(
+    'INSERT INTO t_1 (session_id, recorded_at, v) SELECT g % 50, now(), random() FROM generate_series(1, 50000) g; ANALYZE',
+    'wide',
+  )
+  const counts = (
+    await pg.query(
+      "SELECT (SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace) AS tables, (SELECT count(*) FROM pg_class WHERE relkind = 'i' AND relnamespace = 'public'::regnamespace) AS indexes",
+      'wide',
+    )
+  )[0]
+  console.log(
+    `setup: ${counts.tables} tables, ${counts.indexes} indexes in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  )
 
   // the whole stack: Redis, Chroma (one collection), uploads, a local repository with a verified db backup
   writeFileSync(join(dir, 'charge-ops.yaml'), `stack: bench\nbackup:\n  repository: ${join(dir, 'repo')}\n`)
   mkdirSync(join(dir, 'uploads', '2026'), {recursive: true})
   for (let i = 0; i < 200; i++) writeFileSync(join(dir, 'uploads', '2026', `s${i}.csv`), 'timestamp,voltage_v\n')
   const stackEnv = {REDIS_URL: redis.url, CHROMA_URL: chroma.url, UPLOADS_DIR: join(dir, 'uploads')}
-  const settingsFor = (databaseUrl, extra = {}) => loadSettings({cwd: dir, env: {DATABASE_URL: databaseUrl, CHARGE_OPS_STATE_DIR: join(dir, 'state'), ...extra}})
-  await fetch(`${chroma.url}/api/v2/tenants/default_tenant/databases/default_database/collections`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({name: 'charging_knowledge'})})
+  const settingsFor = (databaseUrl, extra = {}) =>
+    loadSettings({cwd: dir, env: {DATABASE_URL: databaseUrl, CHARGE_OPS_STATE_DIR: join(dir, 'state'), ...extra}})
+  await fetch(`${chroma.url}/api/v2/tenants/default_tenant/databases/default_database/collections`, {
+    method: 'POST',
+    headers: {'content-type': 'application/json'},
+    body: JSON.stringify({name: 'charging_knowledge'}),
+  })
   const backupCtx = await openBackupContext({settings: settingsFor(emptyUrl), logger: silentLogger})
   await verifyBackup(backupCtx, (await backupDatabase(backupCtx)).id)
 
@@ -64,18 +79,36 @@ try {
     let report
     for (let i = 0; i < RUNS; i++) {
       const s = performance.now()
-      report = await runCapacity({settings: settingsFor(databaseUrl, extra), logger: silentLogger, components, recordHistory: false})
+      report = await runCapacity({
+        settings: settingsFor(databaseUrl, extra),
+        logger: silentLogger,
+        components,
+        recordHistory: false,
+      })
       times.push(performance.now() - s)
     }
-    return {ms: median(times), queries: report.queries, checks: report.checks.length, unknown: report.checks.filter((c) => c.status === 'unknown').map((c) => c.id)}
+    return {
+      ms: median(times),
+      queries: report.queries,
+      checks: report.checks.length,
+      unknown: report.checks.filter((c) => c.status === 'unknown').map((c) => c.id),
+    }
   }
   const empty = await measure(emptyUrl, ['postgresql', 'sizing'])
   const wide = await measure(url, ['postgresql', 'sizing'])
   const whole = await measure(url, undefined, stackEnv)
-  console.log(`in-process, PostgreSQL checks, empty database: ${empty.ms.toFixed(0)} ms, ${empty.queries} queries, ${empty.checks} results`)
-  console.log(`in-process, PostgreSQL checks, ${TABLES} tables:     ${wide.ms.toFixed(0)} ms, ${wide.queries} queries, ${wide.checks} results (${(wide.ms / BUDGET_MS).toFixed(2)} of the 2 s budget)`)
-  console.log(`in-process, whole stack (PostgreSQL ${TABLES} tables, Redis, Chroma, 200 uploads, local repository): ${whole.ms.toFixed(0)} ms, ${whole.queries} queries, ${whole.checks} results${whole.unknown.length ? ` (unknown: ${whole.unknown.join(', ')})` : ''}`)
-  console.log(`queries per table: ${wide.queries === empty.queries ? 'none (same count on 0 and ' + TABLES + ' tables)' : `DIFFERENT: ${empty.queries} vs ${wide.queries}`}`)
+  console.log(
+    `in-process, PostgreSQL checks, empty database: ${empty.ms.toFixed(0)} ms, ${empty.queries} queries, ${empty.checks} results`,
+  )
+  console.log(
+    `in-process, PostgreSQL checks, ${TABLES} tables:     ${wide.ms.toFixed(0)} ms, ${wide.queries} queries, ${wide.checks} results (${(wide.ms / BUDGET_MS).toFixed(2)} of the 2 s budget)`,
+  )
+  console.log(
+    `in-process, whole stack (PostgreSQL ${TABLES} tables, Redis, Chroma, 200 uploads, local repository): ${whole.ms.toFixed(0)} ms, ${whole.queries} queries, ${whole.checks} results${whole.unknown.length ? ` (unknown: ${whole.unknown.join(', ')})` : ''}`,
+  )
+  console.log(
+    `queries per table: ${wide.queries === empty.queries ? 'none (same count on 0 and ' + TABLES + ' tables)' : `DIFFERENT: ${empty.queries} vs ${wide.queries}`}`,
+  )
   if (wide.unknown.length > 0) console.log(`unknown checks: ${wide.unknown.join(', ')}`)
 
   if (existsSync('dist/commands/capacity.js')) {
@@ -85,18 +118,35 @@ try {
       let notOk = []
       for (let i = 0; i < RUNS; i++) {
         const s = performance.now()
-        const r = spawnSync(process.execPath, ['bin/run.js', 'capacity', ...args, '--json', '--no-history'], {env: {...process.env, DATABASE_URL: url, CHARGE_OPS_CONFIG: join(dir, 'charge-ops.yaml'), CHARGE_OPS_STATE_DIR: join(dir, 'state'), CI: 'true', ...extra}, encoding: 'utf8'})
+        const r = spawnSync(process.execPath, ['bin/run.js', 'capacity', ...args, '--json', '--no-history'], {
+          env: {
+            ...process.env,
+            DATABASE_URL: url,
+            CHARGE_OPS_CONFIG: join(dir, 'charge-ops.yaml'),
+            CHARGE_OPS_STATE_DIR: join(dir, 'state'),
+            CI: 'true',
+            ...extra,
+          },
+          encoding: 'utf8',
+        })
         times.push(performance.now() - s)
         exit = r.status
         if (r.status !== 0 && r.status !== 1) console.log(r.stderr)
-        else notOk = JSON.parse(r.stdout).checks.filter((c) => c.status !== 'ok').map((c) => `${c.id}${c.labels?.kind ? `[${c.labels.kind}]` : ''} ${c.status}`)
+        else
+          notOk = JSON.parse(r.stdout)
+            .checks.filter((c) => c.status !== 'ok')
+            .map((c) => `${c.id}${c.labels?.kind ? `[${c.labels.kind}]` : ''} ${c.status}`)
       }
       return {ms: median(times), exit, notOk}
     }
     const pgOnly = cliRun(['--only', 'postgresql,sizing'])
-    console.log(`CLI (bin/run.js capacity --only postgresql,sizing --json), ${TABLES} tables: ${pgOnly.ms.toFixed(0)} ms wall incl. Node + oclif start-up, exit ${pgOnly.exit} (${(pgOnly.ms / BUDGET_MS).toFixed(2)} of the budget)`)
+    console.log(
+      `CLI (bin/run.js capacity --only postgresql,sizing --json), ${TABLES} tables: ${pgOnly.ms.toFixed(0)} ms wall incl. Node + oclif start-up, exit ${pgOnly.exit} (${(pgOnly.ms / BUDGET_MS).toFixed(2)} of the budget)`,
+    )
     const all = cliRun([], stackEnv)
-    console.log(`CLI (bin/run.js capacity --json), whole stack:             ${all.ms.toFixed(0)} ms wall, exit ${all.exit} (${(all.ms / BUDGET_MS).toFixed(2)} of the budget)${all.notOk.length ? `; not ok: ${all.notOk.join(', ')}` : ''}`)
+    console.log(
+      `CLI (bin/run.js capacity --json), whole stack:             ${all.ms.toFixed(0)} ms wall, exit ${all.exit} (${(all.ms / BUDGET_MS).toFixed(2)} of the budget)${all.notOk.length ? `; not ok: ${all.notOk.join(', ')}` : ''}`,
+    )
   } else {
     console.log('CLI: dist/commands/capacity.js missing — run `npm run build` first')
   }

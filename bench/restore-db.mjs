@@ -40,7 +40,9 @@ const {values: opts} = parseArgs({
   },
 })
 if (opts.help) {
-  process.stdout.write('node bench/restore-db.mjs [--size-gb 1.1] [--runs 3] [--keep DIR] [--json] [--check] [--only base,guide,cli-j1,cli-j2]\n')
+  process.stdout.write(
+    'node bench/restore-db.mjs [--size-gb 1.1] [--runs 3] [--keep DIR] [--json] [--check] [--only base,guide,cli-j1,cli-j2]\n',
+  )
   process.exit(0)
 }
 const SIZE = Number(opts['size-gb']) * 1e9
@@ -69,7 +71,12 @@ if (!existsSync(join(ROOT, 'dist', 'commands', 'restore', 'db.js'))) {
 }
 
 installSignalHandlers()
-const result = {sizeRequestedGb: Number(opts['size-gb']), runs: RUNS, cores: cpus().length, load: {start: loadavg().map((x) => +x.toFixed(2))}}
+const result = {
+  sizeRequestedGb: Number(opts['size-gb']),
+  runs: RUNS,
+  cores: cpus().length,
+  load: {start: loadavg().map((x) => +x.toFixed(2))},
+}
 let exitCode = 0
 
 try {
@@ -85,36 +92,77 @@ try {
     dir: keepDir,
     // the same server settings for every contender; fsync off: the shared disk's flush latency
     // would dominate the noise (a real server has it on: all contenders pay the same)
-    conf: {fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', wal_level: 'minimal', max_wal_senders: '0', max_wal_size: '8GB', checkpoint_timeout: '30min', shared_buffers: '256MB', maintenance_work_mem: '256MB', autovacuum: 'off'},
+    conf: {
+      fsync: 'off',
+      synchronous_commit: 'off',
+      full_page_writes: 'off',
+      wal_level: 'minimal',
+      max_wal_senders: '0',
+      max_wal_size: '8GB',
+      checkpoint_timeout: '30min',
+      shared_buffers: '256MB',
+      maintenance_work_mem: '256MB',
+      autovacuum: 'off',
+    },
     log,
   })
   onCleanup(() => cluster.stop())
   log(`PostgreSQL ${cluster.binDir} on 127.0.0.1:${cluster.port}`)
   const data = await generateChargingSamples(cluster, {db: DB, bytes: SIZE, log})
-  const hasPk = (await cluster.query(`SELECT 1 FROM pg_constraint WHERE conname = 'charging_samples_pkey'`, DB)).length > 0
+  const hasPk =
+    (await cluster.query(`SELECT 1 FROM pg_constraint WHERE conname = 'charging_samples_pkey'`, DB)).length > 0
   if (!hasPk) {
     log('indexes: PRIMARY KEY (id), charging_samples_session_ts (session_id, ts)')
     await cluster.query('ALTER TABLE charging_samples ADD PRIMARY KEY (id)', DB)
-    await cluster.query('CREATE INDEX IF NOT EXISTS charging_samples_session_ts ON charging_samples (session_id, ts)', DB)
+    await cluster.query(
+      'CREATE INDEX IF NOT EXISTS charging_samples_session_ts ON charging_samples (session_id, ts)',
+      DB,
+    )
     await cluster.query('CHECKPOINT')
   }
   const [{dbBytes}] = await cluster.query('SELECT pg_database_size(current_database()) AS "dbBytes"', DB)
-  log(`data: ${data.rows.toLocaleString('en')} rows, table ${(data.tableBytes / 1e9).toFixed(2)} GB, database with indexes ${(Number(dbBytes) / 1e9).toFixed(2)} GB`)
-  Object.assign(result, {rows: data.rows, tableBytes: data.tableBytes, databaseBytes: Number(dbBytes), indexes: ['charging_samples_pkey (id)', 'charging_samples_session_ts (session_id, ts)']})
+  log(
+    `data: ${data.rows.toLocaleString('en')} rows, table ${(data.tableBytes / 1e9).toFixed(2)} GB, database with indexes ${(Number(dbBytes) / 1e9).toFixed(2)} GB`,
+  )
+  Object.assign(result, {
+    rows: data.rows,
+    tableBytes: data.tableBytes,
+    databaseBytes: Number(dbBytes),
+    indexes: ['charging_samples_pkey (id)', 'charging_samples_session_ts (session_id, ts)'],
+  })
 
   const env = {PATH: `${cluster.binDir}:${process.env.PATH}`, LC_ALL: 'C.UTF-8', ...cluster.env()}
-  const cliEnv = {PATH: env.PATH, HOME: scratch, LANG: 'C.UTF-8', CI: 'true', NO_COLOR: '1', CHARGE_OPS_STATE_DIR: join(scratch, 'state'), DATABASE_URL: cluster.url(DB)}
+  const cliEnv = {
+    PATH: env.PATH,
+    HOME: scratch,
+    LANG: 'C.UTF-8',
+    CI: 'true',
+    NO_COLOR: '1',
+    CHARGE_OPS_STATE_DIR: join(scratch, 'state'),
+    DATABASE_URL: cluster.url(DB),
+  }
   const base = join(scratch, 'base.dump')
   const guide = join(scratch, 'guide.dump.gz')
   const repo = join(scratch, 'repo')
-  log('preparing: pg_dump -Fc -Z0 (baseline input), the guide\'s pg_dump | gzip, charge-ops backup db')
+  log("preparing: pg_dump -Fc -Z0 (baseline input), the guide's pg_dump | gzip, charge-ops backup db")
   await sh(`pg_dump -Fc -Z0 ${DB} > '${base}'`, {env})
   if (STEPS.includes('guide')) await sh(`pg_dump --format=custom --no-owner ${DB} | gzip > '${guide}'`, {env})
-  const backup = await timedNode(ENTRY, ['backup', 'db', '--repo', repo, '--json', '--quiet'], {env: cliEnv, cwd: scratch, scratch})
+  const backup = await timedNode(ENTRY, ['backup', 'db', '--repo', repo, '--json', '--quiet'], {
+    env: cliEnv,
+    cwd: scratch,
+    scratch,
+  })
   const manifest = JSON.parse(backup.stdout)
   const stored = manifest.parts.find((p) => p.name.startsWith('db')) ?? manifest.parts[0]
-  Object.assign(result, {baseDumpBytes: statSync(base).size, guideDumpBytes: STEPS.includes('guide') ? statSync(guide).size : undefined, storedBytes: stored.bytes, backupId: manifest.id})
-  log(`base dump ${(statSync(base).size / 1e6).toFixed(0)} MB, stored part ${(stored.bytes / 1e6).toFixed(0)} MB (${stored.compression})`)
+  Object.assign(result, {
+    baseDumpBytes: statSync(base).size,
+    guideDumpBytes: STEPS.includes('guide') ? statSync(guide).size : undefined,
+    storedBytes: stored.bytes,
+    backupId: manifest.id,
+  })
+  log(
+    `base dump ${(statSync(base).size / 1e6).toFixed(0)} MB, stored part ${(stored.bytes / 1e6).toFixed(0)} MB (${stored.compression})`,
+  )
 
   const settle = async () => {
     await cluster.query('CHECKPOINT')
@@ -132,8 +180,24 @@ try {
       const r = await sh(`gunzip -c '${guide}' | pg_restore --no-owner -d r_guide`, {env})
       return {ms: c.ms + r.ms, createdbMs: c.ms}
     },
-    'cli-j1': async () => ({ms: (await timedNode(ENTRY, ['restore', 'db', 'latest', '--repo', repo, '--target-db', 'r_cli', '--yes', '--jobs', '1', '--quiet'], {env: cliEnv, cwd: scratch, scratch})).ms}),
-    'cli-j2': async () => ({ms: (await timedNode(ENTRY, ['restore', 'db', 'latest', '--repo', repo, '--target-db', 'r_cli', '--yes', '--jobs', '2', '--quiet'], {env: cliEnv, cwd: scratch, scratch})).ms}),
+    'cli-j1': async () => ({
+      ms: (
+        await timedNode(
+          ENTRY,
+          ['restore', 'db', 'latest', '--repo', repo, '--target-db', 'r_cli', '--yes', '--jobs', '1', '--quiet'],
+          {env: cliEnv, cwd: scratch, scratch},
+        )
+      ).ms,
+    }),
+    'cli-j2': async () => ({
+      ms: (
+        await timedNode(
+          ENTRY,
+          ['restore', 'db', 'latest', '--repo', repo, '--target-db', 'r_cli', '--yes', '--jobs', '2', '--quiet'],
+          {env: cliEnv, cwd: scratch, scratch},
+        )
+      ).ms,
+    }),
   }
   const target = {base: 'r_base', guide: 'r_guide', 'cli-j1': 'r_cli', 'cli-j2': 'r_cli'}
   const times = Object.fromEntries(STEPS.map((k) => [k, []]))
@@ -160,7 +224,7 @@ try {
 
   const label = {
     base: '`createdb && pg_restore -j2` from the `-Fc -Z0` file (baseline)',
-    guide: "guide: `createdb && gunzip -c dump.gz | pg_restore --no-owner`",
+    guide: 'guide: `createdb && gunzip -c dump.gz | pg_restore --no-owner`',
     'cli-j1': '`charge-ops restore db latest --target-db X --yes --jobs 1`',
     'cli-j2': '`charge-ops restore db latest --target-db X --yes --jobs 2`',
   }
@@ -176,10 +240,16 @@ try {
     const vsGuide = med.guide ? med[k] / med.guide : undefined
     const cli = k.startsWith('cli')
     if (cli) {
-      result.ratios[k] = {vsBase: +vsBase.toFixed(3), vsGuide: vsGuide === undefined ? undefined : +vsGuide.toFixed(3), pass: vsBase <= BUDGET}
+      result.ratios[k] = {
+        vsBase: +vsBase.toFixed(3),
+        vsGuide: vsGuide === undefined ? undefined : +vsGuide.toFixed(3),
+        pass: vsBase <= BUDGET,
+      }
       if (vsBase > BUDGET) exitCode = opts.check ? 1 : exitCode
     }
-    lines.push(`| ${label[k]} | ${times[k].map(s).join(' / ')} | ${s(med[k])} | ${vsBase.toFixed(2)} | ${vsGuide === undefined ? '–' : vsGuide.toFixed(2)} | ${cli ? `≤ ${BUDGET}×` : ''} | ${cli ? (vsBase <= BUDGET ? 'PASS' : 'MISS') : ''} |`)
+    lines.push(
+      `| ${label[k]} | ${times[k].map(s).join(' / ')} | ${s(med[k])} | ${vsBase.toFixed(2)} | ${vsGuide === undefined ? '–' : vsGuide.toFixed(2)} | ${cli ? `≤ ${BUDGET}×` : ''} | ${cli ? (vsBase <= BUDGET ? 'PASS' : 'MISS') : ''} |`,
+    )
   }
   lines.push('', `createdb alone (median): ${s(median(createdb))} s (included in both baselines)`)
   process.stdout.write(`${lines.join('\n')}\n`)

@@ -24,17 +24,29 @@ const {archiveCommand} = await import('../src/wal/command-lines.ts')
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`
 
-const pg = await startPostgres({name: 'bench-restore', conf: {max_wal_size: '4GB', checkpoint_timeout: '30min', shared_buffers: '256MB', maintenance_work_mem: '256MB'}})
+const pg = await startPostgres({
+  name: 'bench-restore',
+  conf: {max_wal_size: '4GB', checkpoint_timeout: '30min', shared_buffers: '256MB', maintenance_work_mem: '256MB'},
+})
 const user = pg.osUser
 const asServer = user ? {uid: user.uid, gid: user.gid} : {}
 const sh = (cmd, env = {}) => {
   const t = performance.now()
-  execFileSync('bash', ['-o', 'pipefail', '-c', cmd], {stdio: ['ignore', 'ignore', 'inherit'], env: {...process.env, ...pg.env(), ...env}})
+  execFileSync('bash', ['-o', 'pipefail', '-c', cmd], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {...process.env, ...pg.env(), ...env},
+  })
   return performance.now() - t
 }
 const cli = (args, options = {}) => {
   const t = performance.now()
-  const r = spawnSync(process.execPath, [ENTRY, ...args], {encoding: 'utf8', env: {PATH: process.env.PATH, HOME: '/tmp', CI: 'true', ...options.env}, ...(options.asServer ? asServer : {}), cwd: options.cwd ?? ROOT, maxBuffer: 64 * 1024 * 1024})
+  const r = spawnSync(process.execPath, [ENTRY, ...args], {
+    encoding: 'utf8',
+    env: {PATH: process.env.PATH, HOME: '/tmp', CI: 'true', ...options.env},
+    ...(options.asServer ? asServer : {}),
+    cwd: options.cwd ?? ROOT,
+    maxBuffer: 64 * 1024 * 1024,
+  })
   if (r.status !== 0) throw new Error(`charge-ops ${args.join(' ')} failed (${r.status}):\n${r.stderr}`)
   return {ms: performance.now() - t, stdout: r.stdout}
 }
@@ -66,14 +78,24 @@ try {
   const guideRestoreMs = sh(`gunzip -c ${dump} | pg_restore --no-owner -d restore_target`)
   // the physical backup copies the whole cluster: do not make it carry the restored copy too
   await pg.query('DROP DATABASE restore_target')
-  log(`guide: pg_dump | gzip ${seconds(dumpMs)} (${(statSync(dump).size / 1e6).toFixed(0)} MB); gunzip -c | pg_restore ${seconds(guideRestoreMs)}`)
+  log(
+    `guide: pg_dump | gzip ${seconds(dumpMs)} (${(statSync(dump).size / 1e6).toFixed(0)} MB); gunzip -c | pg_restore ${seconds(guideRestoreMs)}`,
+  )
 
   // ---------------------------------------------------------------- physical: archive on, base backup, PITR
   const repo = pg.serverDir('repo')
-  await pg.restart({archive_mode: 'on', archive_command: archiveCommand({repository: repo, stack: 'bench', entry: ENTRY})})
-  const base = cli(['backup', 'base', '--repo', repo, '--stack', 'bench', '--json'], {asServer: true, env: {DATABASE_URL: url}})
+  await pg.restart({
+    archive_mode: 'on',
+    archive_command: archiveCommand({repository: repo, stack: 'bench', entry: ENTRY}),
+  })
+  const base = cli(['backup', 'base', '--repo', repo, '--stack', 'bench', '--json'], {
+    asServer: true,
+    env: {DATABASE_URL: url},
+  })
   const manifest = JSON.parse(base.stdout)
-  log(`backup base: ${seconds(base.ms)} (${(manifest.parts[0].bytes / 1e6).toFixed(0)} MB stored, ${(manifest.parts[0].contentBytes / 1e6).toFixed(0)} MB tar)`)
+  log(
+    `backup base: ${seconds(base.ms)} (${(manifest.parts[0].bytes / 1e6).toFixed(0)} MB stored, ${(manifest.parts[0].contentBytes / 1e6).toFixed(0)} MB tar)`,
+  )
   // new samples keep arriving after the base backup: the restore replays them from the archive
   await pg.query(
     `INSERT INTO charging_samples (session_id, recorded_at, voltage_v, current_a, soc_pct, battery_temp_c, power_kw)
@@ -85,10 +107,29 @@ try {
   const dataDir = join(pg.serverDir('restored'), 'data')
   started.push(dataDir)
   const port = await freePort()
-  const pitr = cli(['restore', 'pitr', '--latest', '--data-dir', dataDir, '--start', '--port', String(port), '--archive', 'off', '--repo', repo, '--stack', 'bench', '--yes', '--json'])
+  const pitr = cli([
+    'restore',
+    'pitr',
+    '--latest',
+    '--data-dir',
+    dataDir,
+    '--start',
+    '--port',
+    String(port),
+    '--archive',
+    'off',
+    '--repo',
+    repo,
+    '--stack',
+    'bench',
+    '--yes',
+    '--json',
+  ])
   const pitrResult = JSON.parse(pitr.stdout)
   const pitrRatio = pitr.ms / guideRestoreMs
-  log(`restore pitr --latest --start: ${seconds(pitr.ms)} (recovery ${seconds(pitrResult.recovery.durationMs)}, ${pitrResult.archive.segments} segments) — ready on timeline ${pitrResult.recovery.timeline}`)
+  log(
+    `restore pitr --latest --start: ${seconds(pitr.ms)} (recovery ${seconds(pitrResult.recovery.durationMs)}, ${pitrResult.archive.segments} segments) — ready on timeline ${pitrResult.recovery.timeline}`,
+  )
 
   // ---------------------------------------------------------------- restore db vs pg_restore -j2 (logical side)
   let restoreDb = {note: 'failed'}
@@ -102,9 +143,32 @@ try {
     const logicalRepo = pg.serverDir('logical-repo')
     const cwd = pg.serverDir('logical-cwd')
     cli(['backup', 'db', '--repo', logicalRepo, '--quiet'], {env: {DATABASE_URL: url}, cwd})
-    const restored = cli(['restore', 'db', 'latest', '--target-db', 'logical_target', '--jobs', '2', '--no-maintenance', '--yes', '--repo', logicalRepo, '--quiet'], {env: {DATABASE_URL: url}, cwd})
-    restoreDb = {restoreDbMs: Math.round(restored.ms), pgRestoreJ2Ms: Math.round(pgRestoreMs), ratio: Number((restored.ms / pgRestoreMs).toFixed(2)), budget: 1.1}
-    log(`restore db latest --jobs 2: ${seconds(restored.ms)} vs pg_restore -j2 from an uncompressed local file ${seconds(pgRestoreMs)}`)
+    const restored = cli(
+      [
+        'restore',
+        'db',
+        'latest',
+        '--target-db',
+        'logical_target',
+        '--jobs',
+        '2',
+        '--no-maintenance',
+        '--yes',
+        '--repo',
+        logicalRepo,
+        '--quiet',
+      ],
+      {env: {DATABASE_URL: url}, cwd},
+    )
+    restoreDb = {
+      restoreDbMs: Math.round(restored.ms),
+      pgRestoreJ2Ms: Math.round(pgRestoreMs),
+      ratio: Number((restored.ms / pgRestoreMs).toFixed(2)),
+      budget: 1.1,
+    }
+    log(
+      `restore db latest --jobs 2: ${seconds(restored.ms)} vs pg_restore -j2 from an uncompressed local file ${seconds(pgRestoreMs)}`,
+    )
   } catch (error) {
     restoreDb = {note: `restore db could not be measured: ${String(error.message).split('\n').slice(0, 3).join(' ')}`}
     log(restoreDb.note)
@@ -112,7 +176,9 @@ try {
 
   // ---------------------------------------------------------------- wal push of one 16 MB segment
   const walDir = join(dataDir, 'pg_wal')
-  const segment = readdirSync(walDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort()[0]
+  const segment = readdirSync(walDir)
+    .filter((f) => /^[0-9A-F]{24}$/.test(f))
+    .sort()[0]
   const segDir = pg.serverDir('push')
   mkdirSync(join(segDir, 'pg_wal'), {recursive: true})
   copyFileSync(join(walDir, segment), join(segDir, 'pg_wal', segment))
@@ -145,12 +211,20 @@ try {
     walPushToZstd: Number((pushMedian / zstdMedian).toFixed(1)),
     restoreDb,
   }
-  console.log(`restore pitr --latest --start: ${seconds(pitr.ms)} vs guide gunzip | pg_restore ${seconds(guideRestoreMs)} → ratio ${pitrRatio.toFixed(2)} (budget ≤ 0.35) ${pitrRatio <= 0.35 ? 'OK' : 'OVER'}`)
-  console.log(`wal push 16 MB: median ${Math.round(pushMedian)} ms (budget ≤ 250 ms) ${pushMedian <= 250 ? 'OK' : 'OVER'}; zstd -1 alone ${Math.round(zstdMedian)} ms → ${result.walPushToZstd}×`)
-  if (restoreDb.ratio !== undefined) console.log(`restore db: ${seconds(restoreDb.restoreDbMs)} vs pg_restore -j2 ${seconds(restoreDb.pgRestoreJ2Ms)} → ratio ${restoreDb.ratio} (budget ≤ 1.1) ${restoreDb.ratio <= 1.1 ? 'OK' : 'OVER'}`)
+  console.log(
+    `restore pitr --latest --start: ${seconds(pitr.ms)} vs guide gunzip | pg_restore ${seconds(guideRestoreMs)} → ratio ${pitrRatio.toFixed(2)} (budget ≤ 0.35) ${pitrRatio <= 0.35 ? 'OK' : 'OVER'}`,
+  )
+  console.log(
+    `wal push 16 MB: median ${Math.round(pushMedian)} ms (budget ≤ 250 ms) ${pushMedian <= 250 ? 'OK' : 'OVER'}; zstd -1 alone ${Math.round(zstdMedian)} ms → ${result.walPushToZstd}×`,
+  )
+  if (restoreDb.ratio !== undefined)
+    console.log(
+      `restore db: ${seconds(restoreDb.restoreDbMs)} vs pg_restore -j2 ${seconds(restoreDb.pgRestoreJ2Ms)} → ratio ${restoreDb.ratio} (budget ≤ 1.1) ${restoreDb.ratio <= 1.1 ? 'OK' : 'OVER'}`,
+    )
   console.log(`load average ${load0.toFixed(2)} → ${loadavg()[0].toFixed(2)} (2 cores)`)
   console.log(JSON.stringify(result))
 } finally {
-  for (const dir of started) spawnSync(join(pg.binDir, 'pg_ctl'), ['stop', '-D', dir, '-m', 'immediate', '-w'], asServer)
+  for (const dir of started)
+    spawnSync(join(pg.binDir, 'pg_ctl'), ['stop', '-D', dir, '-m', 'immediate', '-w'], asServer)
   await pg.stop()
 }

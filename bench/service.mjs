@@ -18,7 +18,13 @@ const RATE_BUDGET = 200_000
 const dir = mkdtempSync(join(tmpdir(), 'charge-ops-bench-service-'))
 chmodSync(dir, 0o755)
 const sandbox = join(dir, 'sandbox')
-const cli = (...args) => execFileSync(process.execPath, [join(root, 'bin/run.js'), ...args], {cwd: root, encoding: 'utf8', env: {...process.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'inherit']})
+const cli = (...args) =>
+  execFileSync(process.execPath, [join(root, 'bin/run.js'), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    env: {...process.env, CI: 'true'},
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
 
 const {writeLargeSession} = await import(join(root, 'dist/service/src/sample-data.js'))
 const {analyzeFile} = await import(join(root, 'dist/service/src/analysis.js'))
@@ -27,23 +33,33 @@ try {
   console.error('== sandbox up (throwaway)')
   const up = JSON.parse(cli('sandbox', 'up', '--dir', sandbox, '--json'))
   const env = {...process.env, CHARGE_OPS_CONFIG: up.configPath}
-  const status = JSON.parse(execFileSync(process.execPath, [join(root, 'bin/run.js'), 'service', 'status', '--json'], {env, encoding: 'utf8'}))
+  const status = JSON.parse(
+    execFileSync(process.execPath, [join(root, 'bin/run.js'), 'service', 'status', '--json'], {env, encoding: 'utf8'}),
+  )
   const apiPid = status.processes.find((p) => p.name === 'api').pid
-  const token = execFileSync(process.execPath, [join(root, 'bin/run.js'), 'service', 'token'], {env, encoding: 'utf8'}).trim()
+  const token = execFileSync(process.execPath, [join(root, 'bin/run.js'), 'service', 'token'], {
+    env,
+    encoding: 'utf8',
+  }).trim()
 
   const file = join(dir, 'big.csv')
   const samples = 1_750_000
   const bytes = await writeLargeSession(file, samples)
   console.error(`== generated ${file}: ${samples} samples, ${(bytes / 1e6).toFixed(1)} MB`)
 
-  const kb = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${apiPid}/status`, 'utf8'))[1])
+  const kb = (field) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${apiPid}/status`, 'utf8'))[1])
   const rssBefore = kb('VmRSS')
   let rssMax = rssBefore
   const sampler = setInterval(() => (rssMax = Math.max(rssMax, kb('VmRSS'))), 20)
   const started = performance.now()
   const response = await fetch(`${up.apiUrl}/api/v1/uploads?filename=big.csv`, {
     method: 'POST',
-    headers: {authorization: `Bearer ${token}`, 'content-type': 'text/csv', 'content-length': String(statSync(file).size)},
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'text/csv',
+      'content-length': String(statSync(file).size),
+    },
     body: Readable.toWeb(createReadStream(file, {highWaterMark: 1024 * 1024})),
     duplex: 'half',
   })
@@ -57,7 +73,9 @@ try {
   let workerRate
   for (let i = 0; i < 600 && workerRate === undefined; i++) {
     await new Promise((r) => setTimeout(r, 200))
-    const line = readFileSync(join(sandbox, 'logs', 'app.log'), 'utf8').split('\n').find((l) => l.includes(upload.analysisId) && l.includes('analysis done'))
+    const line = readFileSync(join(sandbox, 'logs', 'app.log'), 'utf8')
+      .split('\n')
+      .find((l) => l.includes(upload.analysisId) && l.includes('analysis done'))
     if (line) workerRate = JSON.parse(line).samplesPerSecond
   }
 
@@ -76,12 +94,27 @@ try {
     ['API RSS before upload', `${mb(rssBefore)} MB`, '', true],
     ['API RSS max during upload (sampled)', `${mb(rssMax)} MB`, `< ${RSS_BUDGET_MB} MB`, rssMax / 1024 < RSS_BUDGET_MB],
     ['API peak RSS since start (VmHWM)', `${mb(hwm)} MB`, `< ${RSS_BUDGET_MB} MB`, hwm / 1024 < RSS_BUDGET_MB],
-    ['analyzer, one core (best of 3)', `${Math.round(best).toLocaleString('en')} samples/s`, `≥ ${RATE_BUDGET.toLocaleString('en')}`, best >= RATE_BUDGET],
-    ['worker as logged (incl. I/O)', workerRate ? `${workerRate.toLocaleString('en')} samples/s` : 'not seen', `≥ ${RATE_BUDGET.toLocaleString('en')}`, (workerRate ?? 0) >= RATE_BUDGET],
+    [
+      'analyzer, one core (best of 3)',
+      `${Math.round(best).toLocaleString('en')} samples/s`,
+      `≥ ${RATE_BUDGET.toLocaleString('en')}`,
+      best >= RATE_BUDGET,
+    ],
+    [
+      'worker as logged (incl. I/O)',
+      workerRate ? `${workerRate.toLocaleString('en')} samples/s` : 'not seen',
+      `≥ ${RATE_BUDGET.toLocaleString('en')}`,
+      (workerRate ?? 0) >= RATE_BUDGET,
+    ],
   ]
   console.log('bench/service')
-  for (const [what, value, budget, ok] of rows) console.log(`  ${what.padEnd(38)} ${value.padEnd(30)} ${budget.padEnd(20)} ${budget ? (ok ? 'ok' : 'OVER BUDGET') : ''}`)
-  console.log(`  ratio RSS/budget ${(hwm / 1024 / RSS_BUDGET_MB).toFixed(2)}, throughput/budget ${(best / RATE_BUDGET).toFixed(1)}x`)
+  for (const [what, value, budget, ok] of rows)
+    console.log(
+      `  ${what.padEnd(38)} ${value.padEnd(30)} ${budget.padEnd(20)} ${budget ? (ok ? 'ok' : 'OVER BUDGET') : ''}`,
+    )
+  console.log(
+    `  ratio RSS/budget ${(hwm / 1024 / RSS_BUDGET_MB).toFixed(2)}, throughput/budget ${(best / RATE_BUDGET).toFixed(1)}x`,
+  )
   if (rows.some(([, , budget, ok]) => budget && !ok)) process.exitCode = 1
 } finally {
   if (!process.argv.includes('--keep')) {

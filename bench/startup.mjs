@@ -44,13 +44,23 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 const base = median(samples['node -e 0'])
-const rows = Object.keys(commands).map((name) => ({name, medianMs: Math.round(median(samples[name]) * 10) / 10, ratio: Math.round((median(samples[name]) / base) * 100) / 100}))
+const rows = Object.keys(commands).map((name) => ({
+  name,
+  medianMs: Math.round(median(samples[name]) * 10) / 10,
+  ratio: Math.round((median(samples[name]) / base) * 100) / 100,
+}))
 const failed = rows.filter((r) => r.name !== 'node -e 0' && r.ratio > maxRatio)
 
-if (json) process.stdout.write(JSON.stringify({runs, maxRatio, node: process.version, rows, ok: failed.length === 0}, null, 2) + '\n')
+if (json)
+  process.stdout.write(
+    JSON.stringify({runs, maxRatio, node: process.version, rows, ok: failed.length === 0}, null, 2) + '\n',
+  )
 else {
   process.stdout.write(`start-up, ${runs} interleaved runs, Node ${process.version} (budget: ${maxRatio}× node -e 0)\n`)
-  for (const r of rows) process.stdout.write(`  ${r.name.padEnd(22)} median ${String(r.medianMs).padStart(7)} ms  ${r.name === 'node -e 0' ? 'baseline' : `${r.ratio}×`}\n`)
+  for (const r of rows)
+    process.stdout.write(
+      `  ${r.name.padEnd(22)} median ${String(r.medianMs).padStart(7)} ms  ${r.name === 'node -e 0' ? 'baseline' : `${r.ratio}×`}\n`,
+    )
   process.stdout.write(failed.length === 0 ? 'ok\n' : `over budget: ${failed.map((r) => r.name).join(', ')}\n`)
 }
 process.exit(failed.length === 0 ? 0 : 1)

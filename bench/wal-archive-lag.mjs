@@ -23,12 +23,30 @@ try {
   const init = spawnSync(join(pg.binDir, 'pgbench'), ['-i', '-s', '10', '-q', 'postgres'], {env, encoding: 'utf8'})
   if (init.status !== 0) throw new Error(`pgbench -i: ${init.stderr}`)
   const results = []
-  for (const [form, asyncProcessMax] of [['wal push', undefined], ['wal push --async --process-max 2', 2]]) {
+  for (const [form, asyncProcessMax] of [
+    ['wal push', undefined],
+    ['wal push --async --process-max 2', 2],
+  ]) {
     const repo = pg.serverDir(`repo-${asyncProcessMax ?? 'sync'}`)
-    await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_timeout: '0', archive_command: archiveCommand({repository: repo, stack: 'bench', node: process.execPath, entry: ENTRY, asyncProcessMax})})
+    await pg.restart({
+      archive_mode: 'on',
+      wal_level: 'replica',
+      archive_timeout: '0',
+      archive_command: archiveCommand({
+        repository: repo,
+        stack: 'bench',
+        node: process.execPath,
+        entry: ENTRY,
+        asyncProcessMax,
+      }),
+    })
     const lsn0 = (await pg.query('SELECT pg_current_wal_lsn()::text AS l'))[0].l
     // tied: a bench killed (even by SIGKILL) takes its pgbench load with it
-    const bench = spawnTied(join(pg.binDir, 'pgbench'), ['-N', '-c', String(CLIENTS), '-j', String(CLIENTS), '-T', String(SECONDS), 'postgres'], {env, stdio: ['ignore', 'ignore', 'ignore']})
+    const bench = spawnTied(
+      join(pg.binDir, 'pgbench'),
+      ['-N', '-c', String(CLIENTS), '-j', String(CLIENTS), '-T', String(SECONDS), 'postgres'],
+      {env, stdio: ['ignore', 'ignore', 'ignore']},
+    )
     const done = new Promise((r) => bench.on('close', r))
     const samples = []
     let running = true
@@ -39,16 +57,23 @@ try {
       samples.push(row.n)
     }
     const [{bytes}] = await pg.query(`SELECT (pg_current_wal_lsn() - '${lsn0}'::pg_lsn)::bigint AS bytes`)
-    const [archiver] = await pg.query('SELECT archived_count::int AS archived, failed_count::int AS failed FROM pg_stat_archiver')
+    const [archiver] = await pg.query(
+      'SELECT archived_count::int AS archived, failed_count::int AS failed FROM pg_stat_archiver',
+    )
     const max = Math.max(...samples)
     const mean = samples.reduce((a, b) => a + b, 0) / samples.length
     const mbps = Number(bytes) / 1048576 / SECONDS
     results.push({form, max, mean, mbps, archived: archiver.archived, failed: archiver.failed, load: loadavg()[0]})
-    log(`${form.padEnd(34)} backlog max ${max}, mean ${mean.toFixed(2)} segments over ${samples.length} samples; WAL ${mbps.toFixed(1)} MB/s (${(mbps / 16).toFixed(2)} segments/s); archived ${archiver.archived}, failed ${archiver.failed}; load ${loadavg()[0].toFixed(1)}`)
+    log(
+      `${form.padEnd(34)} backlog max ${max}, mean ${mean.toFixed(2)} segments over ${samples.length} samples; WAL ${mbps.toFixed(1)} MB/s (${(mbps / 16).toFixed(2)} segments/s); archived ${archiver.archived}, failed ${archiver.failed}; load ${loadavg()[0].toFixed(1)}`,
+    )
   }
   log('')
-  for (const r of results) log(`${r.form}: backlog max ${r.max} segment(s)   (budget < 2: ${r.max < 2 ? 'PASS' : 'MISS'})`)
-  log(`load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)} on ${cpus().length} cores; pgbench -N -c ${CLIENTS} -T ${SECONDS}, scale 10`)
+  for (const r of results)
+    log(`${r.form}: backlog max ${r.max} segment(s)   (budget < 2: ${r.max < 2 ? 'PASS' : 'MISS'})`)
+  log(
+    `load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)} on ${cpus().length} cores; pgbench -N -c ${CLIENTS} -T ${SECONDS}, scale 10`,
+  )
 } finally {
   await pg.stop()
 }

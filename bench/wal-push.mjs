@@ -14,7 +14,16 @@
 // segment, sync and async. Prints the load average. Needs `apt-get install pgbackrest` (Debian: 2.45).
 // Usage: npm run build && node --import tsx bench/wal-push.mjs [--segments 24]
 import {spawnSync} from 'node:child_process'
-import {chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs'
 import {loadavg, cpus} from 'node:os'
 import {join} from 'node:path'
 import {ENTRY, log, numberArg} from './lib/preamble.mjs'
@@ -33,13 +42,25 @@ const own = (path) => pg.osUser && chownSync(path, pg.osUser.uid, pg.osUser.gid)
 try {
   const load0 = loadavg()[0]
   const plain = pg.serverDir('plain')
-  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_timeout: '0', archive_command: `cp %p ${plain}/%f`})
-  await pg.query('CREATE TABLE samples (id bigserial PRIMARY KEY, session_id int, voltage_v float8, current_a float8, soc_pct float8)')
+  await pg.restart({
+    archive_mode: 'on',
+    wal_level: 'replica',
+    archive_timeout: '0',
+    archive_command: `cp %p ${plain}/%f`,
+  })
+  await pg.query(
+    'CREATE TABLE samples (id bigserial PRIMARY KEY, session_id int, voltage_v float8, current_a float8, soc_pct float8)',
+  )
   for (let i = 0; i < SEGMENTS; i++) {
-    await pg.query('INSERT INTO samples (session_id, voltage_v, current_a, soc_pct) SELECT g / 100, 300 + random() * 100, random() * 250, random() * 100 FROM generate_series(1, 110000) g')
+    await pg.query(
+      'INSERT INTO samples (session_id, voltage_v, current_a, soc_pct) SELECT g / 100, 300 + random() * 100, random() * 250, random() * 100 FROM generate_series(1, 110000) g',
+    )
     await pg.query('SELECT pg_switch_wal()')
   }
-  const segs = () => readdirSync(plain).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort()
+  const segs = () =>
+    readdirSync(plain)
+      .filter((f) => /^[0-9A-F]{24}$/.test(f))
+      .sort()
   await waitUntil(async () => segs().length >= SEGMENTS, {timeoutMs: 300_000, what: 'segments archived'})
   const names = segs().slice(-SEGMENTS)
   log(`${names.length} real segments (${names[0]} … ${names.at(-1)}) — load ${load0.toFixed(1)}`)
@@ -53,7 +74,13 @@ try {
       copyFileSync(join(plain, name), join(wal, name))
       writeFileSync(join(wal, 'archive_status', `${name}.ready`), '')
     }
-    for (const p of [wal, join(wal, 'archive_status'), ...readdirSync(wal).map((f) => join(wal, f)), ...readdirSync(join(wal, 'archive_status')).map((f) => join(wal, 'archive_status', f))]) own(p)
+    for (const p of [
+      wal,
+      join(wal, 'archive_status'),
+      ...readdirSync(wal).map((f) => join(wal, f)),
+      ...readdirSync(join(wal, 'archive_status')).map((f) => join(wal, 'archive_status', f)),
+    ])
+      own(p)
     return {dir, wal}
   }
   const conf = join(pg.serverDir('conf'), 'charge-ops.yaml')
@@ -64,10 +91,29 @@ try {
   const pgbr = (form, extra = {}) => {
     const dir = pg.serverDir(`pgbr-${form}`)
     const file = join(dir, 'pgbackrest.conf')
-    const lines = ['[global]', `repo1-path=${join(dir, 'repo')}`, 'compress-type=zst', 'compress-level=1', `lock-path=${join(dir, 'lock')}`, `spool-path=${join(dir, 'spool')}`, 'log-level-console=warn', 'log-level-file=off', ...Object.entries(extra).map(([k, v]) => `${k}=${v}`), '[bench]', `pg1-path=${pg.dataDir}`, `pg1-port=${pg.port}`, `pg1-socket-path=${pg.baseDir}`, `pg1-user=${pg.user}`]
+    const lines = [
+      '[global]',
+      `repo1-path=${join(dir, 'repo')}`,
+      'compress-type=zst',
+      'compress-level=1',
+      `lock-path=${join(dir, 'lock')}`,
+      `spool-path=${join(dir, 'spool')}`,
+      'log-level-console=warn',
+      'log-level-file=off',
+      ...Object.entries(extra).map(([k, v]) => `${k}=${v}`),
+      '[bench]',
+      `pg1-path=${pg.dataDir}`,
+      `pg1-port=${pg.port}`,
+      `pg1-socket-path=${pg.baseDir}`,
+      `pg1-user=${pg.user}`,
+    ]
     writeFileSync(file, lines.join('\n') + '\n')
     own(file)
-    const r = spawnSync('pgbackrest', [`--config=${file}`, '--stanza=bench', 'stanza-create'], {encoding: 'utf8', ...owner, env: {PATH: process.env.PATH, PGPASSWORD: pg.password}})
+    const r = spawnSync('pgbackrest', [`--config=${file}`, '--stanza=bench', 'stanza-create'], {
+      encoding: 'utf8',
+      ...owner,
+      env: {PATH: process.env.PATH, PGPASSWORD: pg.password},
+    })
     if (r.status !== 0) throw new Error(`pgbackrest stanza-create: ${r.stderr || r.stdout}`)
     return file
   }
@@ -77,7 +123,11 @@ try {
   add('charge-ops', () => {
     const {dir, wal} = walOf('co-sync')
     const repo = pg.serverDir('repo-sync')
-    return {dir, run: (seg) => ['node', [ENTRY, 'wal', 'push', join(wal, seg), '--repo', repo, '--stack', 'bench']], wal}
+    return {
+      dir,
+      run: (seg) => ['node', [ENTRY, 'wal', 'push', join(wal, seg), '--repo', repo, '--stack', 'bench']],
+      wal,
+    }
   })
   add('charge-ops config', () => {
     const {dir, wal} = walOf('co-config')
@@ -90,24 +140,50 @@ try {
     // running cluster's) is what lets the call start the push-ahead worker beside it (src/wal/async-push.ts)
     copyFileSync(join(pg.dataDir, 'postmaster.pid'), join(dir, 'postmaster.pid'))
     own(join(dir, 'postmaster.pid'))
-    const line = archiveCommand({repository: pg.serverDir('repo-async'), stack: 'bench', node: process.execPath, entry: ENTRY, asyncProcessMax: 2})
+    const line = archiveCommand({
+      repository: pg.serverDir('repo-async'),
+      stack: 'bench',
+      node: process.execPath,
+      entry: ENTRY,
+      asyncProcessMax: 2,
+    })
     // stderr into a file, as the archiver's goes to the server log: the push-ahead worker the call
     // starts inherits it, and a pipe held open by it would make spawnSync wait for the worker to end
     // (PostgreSQL waits for the command's process only)
     const serverLog = join(dir, 'server.log')
     writeFileSync(serverLog, '')
     own(serverLog)
-    return {dir, cwd: dir, run: (seg) => ['/bin/sh', ['-c', `${line.replaceAll('%p', `pg_wal/${seg}`).replaceAll('%f', seg)} 2>>${serverLog}`]], wal, serverLog}
+    return {
+      dir,
+      cwd: dir,
+      run: (seg) => [
+        '/bin/sh',
+        ['-c', `${line.replaceAll('%p', `pg_wal/${seg}`).replaceAll('%f', seg)} 2>>${serverLog}`],
+      ],
+      wal,
+      serverLog,
+    }
   })
   add('pgbackrest', () => {
     const {dir, wal} = walOf('pgbr-sync-data')
     const file = pgbr('sync')
-    return {dir, run: (seg) => ['pgbackrest', [`--config=${file}`, '--stanza=bench', 'archive-push', join(wal, seg)]], wal}
+    return {
+      dir,
+      run: (seg) => ['pgbackrest', [`--config=${file}`, '--stanza=bench', 'archive-push', join(wal, seg)]],
+      wal,
+    }
   })
   add('pgbackrest async', () => {
     const {dir, wal} = walOf('pgbr-async-data')
     const file = pgbr('async', {'archive-async': 'y', 'process-max': '2'})
-    return {dir, run: (seg) => ['pgbackrest', [`--config=${file}`, '--stanza=bench', `--pg1-path=${dir}`, 'archive-push', join(wal, seg)]], wal}
+    return {
+      dir,
+      run: (seg) => [
+        'pgbackrest',
+        [`--config=${file}`, '--stanza=bench', `--pg1-path=${dir}`, 'archive-push', join(wal, seg)],
+      ],
+      wal,
+    }
   })
   add('zstd -1', () => {
     const {dir, wal} = walOf('zstd')
@@ -119,7 +195,8 @@ try {
   mkdirSync(join(asyncData, 'global'), {recursive: true})
   copyFileSync(join(pg.dataDir, 'global', 'pg_control'), join(asyncData, 'global', 'pg_control'))
   copyFileSync(join(pg.dataDir, 'PG_VERSION'), join(asyncData, 'PG_VERSION'))
-  for (const p of [join(asyncData, 'global'), join(asyncData, 'global', 'pg_control'), join(asyncData, 'PG_VERSION')]) own(p)
+  for (const p of [join(asyncData, 'global'), join(asyncData, 'global', 'pg_control'), join(asyncData, 'PG_VERSION')])
+    own(p)
   chmodSync(asyncData, 0o700)
 
   const env = {PATH: process.env.PATH, HOME: '/tmp', PGPASSWORD: pg.password}
@@ -130,7 +207,10 @@ try {
       const t0 = performance.now()
       const r = spawnSync(file, args, {cwd: form.cwd ?? pg.dataDir, encoding: 'utf8', env, ...owner})
       form.ms += performance.now() - t0
-      if (r.status !== 0) throw new Error(`${form.name} ${seg}: exit ${r.status}: ${r.stderr}${form.serverLog ? readFileSync(form.serverLog, 'utf8') : ''}`)
+      if (r.status !== 0)
+        throw new Error(
+          `${form.name} ${seg}: exit ${r.status}: ${r.stderr}${form.serverLog ? readFileSync(form.serverLog, 'utf8') : ''}`,
+        )
       renameSync(join(form.wal, 'archive_status', `${seg}.ready`), join(form.wal, 'archive_status', `${seg}.done`))
     }
   })
@@ -141,10 +221,13 @@ try {
   log('')
   for (const f of forms) log(`${f.name.padEnd(18)} ${per[f.name].toFixed(0).padStart(5)} ms per segment`)
   log('')
-  const ratio = (a, b, budget) => `${(per[a] / per[b]).toFixed(2)}×${budget ? `   (budget ≤ ${budget}×: ${per[a] / per[b] <= budget ? 'PASS' : 'MISS'})` : ''}`
+  const ratio = (a, b, budget) =>
+    `${(per[a] / per[b]).toFixed(2)}×${budget ? `   (budget ≤ ${budget}×: ${per[a] / per[b] <= budget ? 'PASS' : 'MISS'})` : ''}`
   log(`wal push / pgbackrest archive-push (sync):                 ${ratio('charge-ops', 'pgbackrest', 1.0)}`)
   log(`wal push --config (no --stack) / pgbackrest (sync):        ${ratio('charge-ops config', 'pgbackrest', 1.0)}`)
-  log(`wal push --async / pgbackrest --archive-async:             ${ratio('charge-ops async', 'pgbackrest async', 1.0)}`)
+  log(
+    `wal push --async / pgbackrest --archive-async:             ${ratio('charge-ops async', 'pgbackrest async', 1.0)}`,
+  )
   log(`wal push / zstd -1 alone:                                  ${ratio('charge-ops', 'zstd -1')}`)
   log(`load average ${load0.toFixed(1)} → ${load1.toFixed(1)} on ${cpus().length} cores; ${names.length} segments`)
 } finally {

@@ -51,9 +51,39 @@ function session(n) {
     metrics: {samples: n, startedAt: at(0), endedAt: at(n - 1), energyKwh: 50, peakPowerKw: 100},
     upload: {filename: `synthetic-${n}.csv`},
     findings: [
-      {id: '1', kind: 'over_temperature', severity: 'critical', startedAt: at(Math.floor(n * 0.6)), endedAt: at(Math.floor(n * 0.7)), durationSeconds: n * 0.1, peakValue: 61, detail: '', passages: []},
-      {id: '2', kind: 'derating', severity: 'warning', startedAt: at(Math.floor(n * 0.3)), endedAt: at(Math.floor(n * 0.4)), durationSeconds: n * 0.1, peakValue: 90, detail: '', passages: []},
-      {id: '3', kind: 'interruption', severity: 'warning', startedAt: at(Math.floor(n / 2)), endedAt: at(Math.floor(n / 2) + 1), durationSeconds: 121, peakValue: 121, detail: '', passages: []},
+      {
+        id: '1',
+        kind: 'over_temperature',
+        severity: 'critical',
+        startedAt: at(Math.floor(n * 0.6)),
+        endedAt: at(Math.floor(n * 0.7)),
+        durationSeconds: n * 0.1,
+        peakValue: 61,
+        detail: '',
+        passages: [],
+      },
+      {
+        id: '2',
+        kind: 'derating',
+        severity: 'warning',
+        startedAt: at(Math.floor(n * 0.3)),
+        endedAt: at(Math.floor(n * 0.4)),
+        durationSeconds: n * 0.1,
+        peakValue: 90,
+        detail: '',
+        passages: [],
+      },
+      {
+        id: '3',
+        kind: 'interruption',
+        severity: 'warning',
+        startedAt: at(Math.floor(n / 2)),
+        endedAt: at(Math.floor(n / 2) + 1),
+        durationSeconds: 121,
+        peakValue: 121,
+        detail: '',
+        passages: [],
+      },
     ],
   }
   return {analysis, series: s}
@@ -67,7 +97,8 @@ const server = createServer((req, res) => {
     res.writeHead(status, {'content-type': type, 'cache-control': 'no-cache'})
     res.end(typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body))
   }
-  if (path === '/health') return send(200, {status: 'ok', version: 'bench', failing: [], checks: {}, maintenance: false})
+  if (path === '/health')
+    return send(200, {status: 'ok', version: 'bench', failing: [], checks: {}, maintenance: false})
   const m = /^\/api\/v1\/analyses\/([0-9a-f-]+)(\/series)?$/.exec(path)
   if (m) {
     const s = sessions.get(m[1])
@@ -90,7 +121,16 @@ const profile = mkdtempSync(join(tmpdir(), 'charge-ops-bench-chromium-'))
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: '/usr/bin/chromium',
   headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
   viewport: {width: 1280, height: 1000},
 })
 await context.addInitScript(() => sessionStorage.setItem('charge-ops.token', 'bench'))
@@ -100,7 +140,9 @@ async function drawOnce(n) {
   const id = session(n).analysis.id
   await page.goto(`${base}/analyses/${id}`)
   await page.waitForFunction(() => performance.getEntriesByName('charge-ops:draw').length > 0, null, {timeout: 30_000})
-  const [draw, shape] = await page.evaluate(() => ['charge-ops:draw', 'charge-ops:shape'].map((name) => performance.getEntriesByName(name)[0].duration))
+  const [draw, shape] = await page.evaluate(() =>
+    ['charge-ops:draw', 'charge-ops:shape'].map((name) => performance.getEntriesByName(name)[0].duration),
+  )
   shapes[n].push(shape)
   return draw
 }
@@ -110,7 +152,8 @@ const times = {[samples]: [], [baseline]: []}
 const shapes = {[samples]: [], [baseline]: []}
 try {
   await drawOnce(baseline) // warm: the chunks in cache, JIT
-  for (let i = 0; i < runs; i++) for (const n of i % 2 ? [baseline, samples] : [samples, baseline]) times[n].push(await drawOnce(n))
+  for (let i = 0; i < runs; i++)
+    for (const n of i % 2 ? [baseline, samples] : [samples, baseline]) times[n].push(await drawOnce(n))
 } finally {
   await context.close()
   rmSync(profile, {recursive: true, force: true})
@@ -118,10 +161,24 @@ try {
 }
 const big = median(times[samples])
 const small = median(times[baseline])
-const result = {samples, drawMs: Number(big.toFixed(1)), shapeMs: Number(median(shapes[samples]).toFixed(1)), baselineSamples: baseline, baselineDrawMs: Number(small.toFixed(1)), ratio: Number((big / small).toFixed(2)), budgetMs: BUDGET_MS, runs, ok: big < BUDGET_MS}
+const result = {
+  samples,
+  drawMs: Number(big.toFixed(1)),
+  shapeMs: Number(median(shapes[samples]).toFixed(1)),
+  baselineSamples: baseline,
+  baselineDrawMs: Number(small.toFixed(1)),
+  ratio: Number((big / small).toFixed(2)),
+  budgetMs: BUDGET_MS,
+  runs,
+  ok: big < BUDGET_MS,
+}
 if (json) console.log(JSON.stringify(result))
 else {
-  console.log(`analysis page, ${samples.toLocaleString('en')} samples: draw ${result.drawMs} ms (median of ${runs}; budget < ${BUDGET_MS} ms; of which shaping ${result.shapeMs} ms) ${result.ok ? 'OK' : 'OVER BUDGET'}`)
-  console.log(`baseline, ${baseline.toLocaleString('en')} samples: ${result.baselineDrawMs} ms — ratio ${result.ratio}×`)
+  console.log(
+    `analysis page, ${samples.toLocaleString('en')} samples: draw ${result.drawMs} ms (median of ${runs}; budget < ${BUDGET_MS} ms; of which shaping ${result.shapeMs} ms) ${result.ok ? 'OK' : 'OVER BUDGET'}`,
+  )
+  console.log(
+    `baseline, ${baseline.toLocaleString('en')} samples: ${result.baselineDrawMs} ms — ratio ${result.ratio}×`,
+  )
 }
 process.exit(result.ok ? 0 : 1)

@@ -18,9 +18,20 @@ Exit codes: with --format nagios, 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN (the
     '<%= config.bin %> capacity --json | jq \'.checks[] | select(.status != "ok")\'',
   ]
   static flags = {
-    format: Flags.string({char: 'f', options: ['table', 'json', 'prometheus', 'nagios'], default: 'table', description: 'output format'}),
-    only: Flags.string({description: 'comma-separated components to check: postgresql, sizing, redis, chroma, uploads, backup, host'}),
-    output: Flags.string({char: 'o', description: 'write the rendered output to this file atomically (for the Prometheus textfile collector) instead of stdout'}),
+    format: Flags.string({
+      char: 'f',
+      options: ['table', 'json', 'prometheus', 'nagios'],
+      default: 'table',
+      description: 'output format',
+    }),
+    only: Flags.string({
+      description: 'comma-separated components to check: postgresql, sizing, redis, chroma, uploads, backup, host',
+    }),
+    output: Flags.string({
+      char: 'o',
+      description:
+        'write the rendered output to this file atomically (for the Prometheus textfile collector) instead of stdout',
+    }),
     'no-history': Flags.boolean({description: 'do not record this run in <stateDir>/capacity-history.json'}),
   }
 
@@ -31,7 +42,10 @@ Exit codes: with --format nagios, 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN (the
     const report = await runCapacity({
       settings: this.settings(),
       logger: this.logger,
-      components: this.flags.only?.split(',').map((s) => s.trim()).filter(Boolean),
+      components: this.flags.only
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
       recordHistory: !this.flags['no-history'],
     })
     const critical = report.summary.critical > 0
@@ -68,10 +82,18 @@ Exit codes: with --format nagios, 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN (the
     if (format === 'prometheus' && pushgateway) {
       const {pushText} = await import('../src/backup/metrics.js')
       const {redact} = await import('../src/output/redact.js')
-      await pushText(pushgateway, `/job/charge-ops-capacity/stack/${encodeURIComponent(this.settings().stack)}`, redact(text.endsWith('\n') ? text : text + '\n'), 'PUT', this.logger)
+      await pushText(
+        pushgateway,
+        `/job/charge-ops-capacity/stack/${encodeURIComponent(this.settings().stack)}`,
+        redact(text.endsWith('\n') ? text : text + '\n'),
+        'PUT',
+        this.logger,
+      )
     }
     if (format === 'table' && critical) {
-      throw new ChecksFailedError(`${report.summary.critical} capacity check(s) critical`, {hint: 'See "What to do" above.'})
+      throw new ChecksFailedError(`${report.summary.critical} capacity check(s) critical`, {
+        hint: 'See "What to do" above.',
+      })
     }
     process.exitCode = exitCode
     return report

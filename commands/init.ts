@@ -31,23 +31,38 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
   static flags = {
     dir: Flags.string({description: 'directory to write into', default: '.'}),
     answers: Flags.string({description: 'answers file (YAML or JSON; flags override it)'}),
-    'non-interactive': Flags.boolean({description: 'never prompt: every answer from flags / --answers (implied without a TTY)'}),
+    'non-interactive': Flags.boolean({
+      description: 'never prompt: every answer from flags / --answers (implied without a TTY)',
+    }),
     force: Flags.boolean({description: 'overwrite files that differ from what init would write'}),
     'dry-run': Flags.boolean({description: 'show what would be written (and diffs), write nothing'}),
     connect: Flags.boolean({description: 'check that the S3 backup bucket is reachable before writing'}),
     target: Flags.string({options: ['compose', 'k8s', 'local'], description: 'where the stack runs'}),
     domain: Flags.string({description: 'public DNS name, e.g. charge.example.com'}),
-    environment: Flags.string({options: ['production', 'staging', 'development'], description: 'ENVIRONMENT of the backend (default production)'}),
+    environment: Flags.string({
+      options: ['production', 'staging', 'development'],
+      description: 'ENVIRONMENT of the backend (default production)',
+    }),
     stack: Flags.string({description: 'stack name (default charge-analysis)'}),
-    ram: Flags.string({description: "the database host's RAM, e.g. 16GB (default: this machine's, or its cgroup limit)"}),
+    ram: Flags.string({
+      description: "the database host's RAM, e.g. 16GB (default: this machine's, or its cgroup limit)",
+    }),
     cpus: Flags.integer({description: "the database host's CPU count (default: this machine's, or its cgroup limit)"}),
     storage: Flags.string({options: ['ssd', 'hdd', 'san'], description: 'database storage type (default ssd)'}),
     connections: Flags.integer({description: 'expected client connections (default 200)'}),
-    repo: Flags.string({description: 'backup repository: s3://BUCKET/PREFIX or an absolute directory (default for compose / local: <dir>/backups; k8s needs S3)'}),
+    repo: Flags.string({
+      description:
+        'backup repository: s3://BUCKET/PREFIX or an absolute directory (default for compose / local: <dir>/backups; k8s needs S3)',
+    }),
     's3-endpoint': Flags.string({description: 'S3 endpoint URL for non-AWS storage (MinIO, OSS …)'}),
     's3-region': Flags.string({description: 'S3 region'}),
-    pgbouncer: Flags.boolean({allowNo: true, description: 'put PgBouncer (transaction pooling) in front of PostgreSQL'}),
-    'managed-db-host': Flags.string({description: 'managed PostgreSQL endpoint (host[:port]); with --managed-redis-host, no self-hosted database'}),
+    pgbouncer: Flags.boolean({
+      allowNo: true,
+      description: 'put PgBouncer (transaction pooling) in front of PostgreSQL',
+    }),
+    'managed-db-host': Flags.string({
+      description: 'managed PostgreSQL endpoint (host[:port]); with --managed-redis-host, no self-hosted database',
+    }),
     'managed-redis-host': Flags.string({description: 'managed Redis endpoint (host[:port], TLS)'}),
     'data-dir': Flags.string({description: 'data directory on the host (default /var/lib/charge-analysis)'}),
     timezone: Flags.string({description: 'time zone of the schedule (default UTC)'}),
@@ -69,7 +84,9 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
       try {
         text = readFileSync(f.answers, 'utf8')
       } catch (error) {
-        throw new UsageError(`${f.answers}: cannot read the answers file (${(error as NodeJS.ErrnoException).code})`, {hint: 'Check the --answers path.'})
+        throw new UsageError(`${f.answers}: cannot read the answers file (${(error as NodeJS.ErrnoException).code})`, {
+          hint: 'Check the --answers path.',
+        })
       }
       fromFile = parseAnswersFile(text, f.answers)
     }
@@ -78,8 +95,11 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
     // Answers init can take from this machine (named in --help): RAM and CPUs (the cgroup's limits
     // when lower), and for compose / local a repository folder next to the deployment.
     const {detectCpus, detectRam} = await import('../src/install/host-defaults.js')
-    const target = (merged.target as string | undefined)
-    const detected = {host: {ram: `${Math.floor(detectRam() / 1024 ** 2)}MB`, cpus: detectCpus()}, ...(target && target !== 'k8s' ? {backup: {repository: join(dir, 'backups')}} : {})}
+    const target = merged.target as string | undefined
+    const detected = {
+      host: {ram: `${Math.floor(detectRam() / 1024 ** 2)}MB`, cpus: detectCpus()},
+      ...(target && target !== 'k8s' ? {backup: {repository: join(dir, 'backups')}} : {}),
+    }
     const prompting = this.interactive && !f['non-interactive']
     if (prompting) {
       const {askAnswers} = await import('../src/install/questions.js')
@@ -100,7 +120,10 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
     }
 
     const {secrets, reused} = resolveSecrets(dir)
-    const credentials = process.env.AWS_ACCESS_KEY_ID && process.env.AWS_SECRET_ACCESS_KEY ? {accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY} : undefined
+    const credentials =
+      process.env.AWS_ACCESS_KEY_ID && process.env.AWS_SECRET_ACCESS_KEY
+        ? {accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY}
+        : undefined
     const plan = planInit(answers, {secrets, installDir: dir, credentials, opsVersion: this.config.version})
     if (answers.target === 'compose') {
       // nginx needs a certificate to start: a self-signed one for the domain unless one is there (docs/init.md: replacing it)
@@ -116,7 +139,12 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
         ? async (o) => {
             showDiff(o)
             const {confirm} = await import('@inquirer/prompts')
-            return cancellable(() => confirm({message: `${o.path} differs from what init would write (diff above). Overwrite it?`, default: false}, {output: process.stderr}))
+            return cancellable(() =>
+              confirm(
+                {message: `${o.path} differs from what init would write (diff above). Overwrite it?`, default: false},
+                {output: process.stderr},
+              ),
+            )
           }
         : undefined,
     })
@@ -131,7 +159,9 @@ Exit codes: 0 written (or nothing to do); 2 invalid answers, files differ withou
       prepareComposeFolders(dir, answers.backup.repository, answers.stack)
     }
     if (!result.dryRun) {
-      this.logger.info(`${answers.target} deployment in ${dir}${reused.length ? ` (kept ${reused.length} existing secret(s))` : ''}; next: charge-ops config validate --strict --config ${dir}/charge-ops.yaml`)
+      this.logger.info(
+        `${answers.target} deployment in ${dir}${reused.length ? ` (kept ${reused.length} existing secret(s))` : ''}; next: charge-ops config validate --strict --config ${dir}/charge-ops.yaml`,
+      )
     }
     return {...result, target: answers.target, reusedSecrets: reused}
   }
@@ -146,15 +176,24 @@ async function cancellable<T>(ask: () => Promise<T>): Promise<T> {
   try {
     return await ask()
   } catch (error) {
-    if ((error as Error | undefined)?.name === 'ExitPromptError' || (error as Error | undefined)?.name === 'AbortPromptError') {
-      throw new UsageError('init cancelled at the prompt; nothing was written', {code: 'CANCELLED', hint: 'Run charge-ops init again, or give every answer with flags / --answers and --non-interactive.'})
+    if (
+      (error as Error | undefined)?.name === 'ExitPromptError' ||
+      (error as Error | undefined)?.name === 'AbortPromptError'
+    ) {
+      throw new UsageError('init cancelled at the prompt; nothing was written', {
+        code: 'CANCELLED',
+        hint: 'Run charge-ops init again, or give every answer with flags / --answers and --non-interactive.',
+      })
     }
     throw error
   }
 }
 
 function flagsToAnswers(f: BaseFlags<typeof Init>): Record<string, unknown> {
-  const managed = f['managed-db-host'] || f['managed-redis-host'] ? {databaseHost: f['managed-db-host'], redisHost: f['managed-redis-host']} : undefined
+  const managed =
+    f['managed-db-host'] || f['managed-redis-host']
+      ? {databaseHost: f['managed-db-host'], redisHost: f['managed-redis-host']}
+      : undefined
   return {
     target: f.target,
     domain: f.domain,

@@ -26,16 +26,35 @@ A failure puts the old cluster back and starts the stack on it (exit 6).`
   ]
   static flags = {
     ...pitrTargetFlags,
-    target: Flags.string({description: "deployment target (default: charge-ops.yaml's target)", options: ['local', 'compose']}),
-    'data-dir': Flags.string({description: 'local: the new data directory (empty or absent; owned by the postgres user); required there'}),
+    target: Flags.string({
+      description: "deployment target (default: charge-ops.yaml's target)",
+      options: ['local', 'compose'],
+    }),
+    'data-dir': Flags.string({
+      description: 'local: the new data directory (empty or absent; owned by the postgres user); required there',
+    }),
     port: Flags.integer({description: 'local: port of the recovered server; required there'}),
     host: Flags.string({description: 'host written into the new DATABASE_URL', default: '127.0.0.1'}),
     'health-url': Flags.string({description: "the service's /health to check in step 5 (after you restarted it)"}),
     'no-maintenance': Flags.boolean({description: 'do not switch maintenance mode (no bundled service on this host)'}),
-    'wal-prefetch': Flags.integer({description: 'restore_command fetches this many WAL segments ahead into a spool in the data directory (0: none; docs/pitr.md)', min: 0, max: 256, default: 8}),
+    'wal-prefetch': Flags.integer({
+      description:
+        'restore_command fetches this many WAL segments ahead into a spool in the data directory (0: none; docs/pitr.md)',
+      min: 0,
+      max: 256,
+      default: 8,
+    }),
     ...repositoryLocationFlags,
-    'pgbouncer-ini': Flags.string({description: "step 4 repoints this pgbouncer.ini's entry for the database (DATABASE_URL names PgBouncer and stays)", env: 'CHARGE_OPS_PGBOUNCER_INI'}),
-    'pgbouncer-admin-url': Flags.string({description: 'PgBouncer admin console for RELOAD (else SIGHUP to its pidfile); prefer the variable', env: 'CHARGE_OPS_PGBOUNCER_ADMIN_URL', dependsOn: ['pgbouncer-ini']}),
+    'pgbouncer-ini': Flags.string({
+      description:
+        "step 4 repoints this pgbouncer.ini's entry for the database (DATABASE_URL names PgBouncer and stays)",
+      env: 'CHARGE_OPS_PGBOUNCER_INI',
+    }),
+    'pgbouncer-admin-url': Flags.string({
+      description: 'PgBouncer admin console for RELOAD (else SIGHUP to its pidfile); prefer the variable',
+      env: 'CHARGE_OPS_PGBOUNCER_ADMIN_URL',
+      dependsOn: ['pgbouncer-ini'],
+    }),
   }
 
   async run(): Promise<RecoverState> {
@@ -49,18 +68,36 @@ A failure puts the old cluster back and starts the stack on it (exit 6).`
     const deployment = this.flags.target ?? (settings.target === 'compose' ? 'compose' : 'local')
     const {UsageError} = await import('../src/errors.js')
     if (deployment === 'compose') {
-      const local = (['data-dir', 'port', 'host', 'pgbouncer-ini', 'no-maintenance', 'repo'] as const).filter((f) => this.flags[f] !== undefined && this.flags[f] !== false && !(f === 'host' && this.flags.host === '127.0.0.1'))
-      if (local.length > 0) throw new UsageError(`--${local.join(', --')}: not for a compose deployment (the recovered cluster replaces the one in the postgres volume; the repository is charge-ops.yaml's)`, {hint: 'Leave them out, or pass --target local to recover into a new data directory on this host.'})
+      const local = (['data-dir', 'port', 'host', 'pgbouncer-ini', 'no-maintenance', 'repo'] as const).filter(
+        (f) =>
+          this.flags[f] !== undefined && this.flags[f] !== false && !(f === 'host' && this.flags.host === '127.0.0.1'),
+      )
+      if (local.length > 0)
+        throw new UsageError(
+          `--${local.join(', --')}: not for a compose deployment (the recovered cluster replaces the one in the postgres volume; the repository is charge-ops.yaml's)`,
+          {hint: 'Leave them out, or pass --target local to recover into a new data directory on this host.'},
+        )
       return this.recoverCompose(settings, target)
     }
-    for (const f of ['data-dir', 'port'] as const) if (this.flags[f] === undefined) throw new UsageError(`--${f} is required (local target)`, {hint: 'e.g. --data-dir /var/lib/postgresql/15/recovered --port 5433; on a compose deployment pass --target compose.'})
+    for (const f of ['data-dir', 'port'] as const)
+      if (this.flags[f] === undefined)
+        throw new UsageError(`--${f} is required (local target)`, {
+          hint: 'e.g. --data-dir /var/lib/postgresql/15/recovered --port 5433; on a compose deployment pass --target compose.',
+        })
     if (this.flags['pgbouncer-admin-url']) {
-      const [{registerSecret}, {passwordOf}] = await Promise.all([import('../src/output/redact.js'), import('../src/config/settings.js')])
+      const [{registerSecret}, {passwordOf}] = await Promise.all([
+        import('../src/output/redact.js'),
+        import('../src/config/settings.js'),
+      ])
       registerSecret(passwordOf(this.flags['pgbouncer-admin-url']))
     }
     const {storage, stack, repository} = await openWalRepository(this.flags, () => settings)
-    const migrationsDir = existsSync(join(settings.baseDir, 'service', 'migrations')) ? join(settings.baseDir, 'service', 'migrations') : undefined
-    await this.confirm(`Recover stack ${stack} to ${describeTarget(target)} into ${this.flags['data-dir']} (port ${this.flags.port}) and repoint ${this.flags['pgbouncer-ini'] ?? settings.envFilePath}?`)
+    const migrationsDir = existsSync(join(settings.baseDir, 'service', 'migrations'))
+      ? join(settings.baseDir, 'service', 'migrations')
+      : undefined
+    await this.confirm(
+      `Recover stack ${stack} to ${describeTarget(target)} into ${this.flags['data-dir']} (port ${this.flags.port}) and repoint ${this.flags['pgbouncer-ini'] ?? settings.envFilePath}?`,
+    )
     return withRecoverLock(settings, async () => {
       const {steps, state, rollback} = await planRecover({
         settings,
@@ -74,31 +111,53 @@ A failure puts the old cluster back and starts the stack on it (exit 6).`
         host: this.flags.host,
         healthUrl: this.flags['health-url'],
         migrationsDir,
-        logger: this.jsonEnabled() || !this.interactive ? this.logger : (await import('../src/output/logger.js')).silentLogger,
+        logger:
+          this.jsonEnabled() || !this.interactive
+            ? this.logger
+            : (await import('../src/output/logger.js')).silentLogger,
         skipMaintenance: this.flags['no-maintenance'],
         walPrefetch: this.flags['wal-prefetch'],
-        pgbouncer: this.flags['pgbouncer-ini'] ? {ini: resolve(this.flags['pgbouncer-ini']), adminUrl: this.flags['pgbouncer-admin-url']} : undefined,
-    })
-    await this.runRecoverSteps(steps, rollback)
-    this.log(`recovered to ${state.target}: DATABASE_URL now points at port ${state.port}; restart the service to use it`)
-    return state
-    })
-  }
-
-  private async recoverCompose(settings: import('../src/config/settings.js').Settings, target: import('../src/restore/pitr-target.js').RecoveryTarget): Promise<RecoverState> {
-    const {describeTarget} = await import('../src/restore/pitr-target.js')
-    const {planComposeRecover} = await import('../src/restore/recover-compose.js')
-    await this.confirm(`Recover the compose stack ${settings.stack} to ${describeTarget(target)}? Its services stop; the recovered cluster replaces the one in the postgres volume (the old one is kept aside in it).`)
-    const {withRecoverLock} = await import('../src/restore/recover.js')
-    return withRecoverLock(settings, async () => {
-      const {steps, state, rollback} = await planComposeRecover({settings, target, healthUrl: this.flags['health-url'], logger: this.logger})
+        pgbouncer: this.flags['pgbouncer-ini']
+          ? {ini: resolve(this.flags['pgbouncer-ini']), adminUrl: this.flags['pgbouncer-admin-url']}
+          : undefined,
+      })
       await this.runRecoverSteps(steps, rollback)
-      this.log(`recovered the stack to ${state.target}; once the data is checked, remove the old cluster: ${state.removeOldCluster}`)
+      this.log(
+        `recovered to ${state.target}: DATABASE_URL now points at port ${state.port}; restart the service to use it`,
+      )
       return state
     })
   }
 
-  private async runRecoverSteps(steps: import('../src/restore/recover.js').RecoverStep[], rollback: (error: unknown) => Promise<Error>): Promise<void> {
+  private async recoverCompose(
+    settings: import('../src/config/settings.js').Settings,
+    target: import('../src/restore/pitr-target.js').RecoveryTarget,
+  ): Promise<RecoverState> {
+    const {describeTarget} = await import('../src/restore/pitr-target.js')
+    const {planComposeRecover} = await import('../src/restore/recover-compose.js')
+    await this.confirm(
+      `Recover the compose stack ${settings.stack} to ${describeTarget(target)}? Its services stop; the recovered cluster replaces the one in the postgres volume (the old one is kept aside in it).`,
+    )
+    const {withRecoverLock} = await import('../src/restore/recover.js')
+    return withRecoverLock(settings, async () => {
+      const {steps, state, rollback} = await planComposeRecover({
+        settings,
+        target,
+        healthUrl: this.flags['health-url'],
+        logger: this.logger,
+      })
+      await this.runRecoverSteps(steps, rollback)
+      this.log(
+        `recovered the stack to ${state.target}; once the data is checked, remove the old cluster: ${state.removeOldCluster}`,
+      )
+      return state
+    })
+  }
+
+  private async runRecoverSteps(
+    steps: import('../src/restore/recover.js').RecoverStep[],
+    rollback: (error: unknown) => Promise<Error>,
+  ): Promise<void> {
     const {runSteps} = await import('../src/core/steps.js')
     try {
       await runSteps(

@@ -27,7 +27,12 @@ function newestSource(dirs) {
   return Math.max(newest, statSync('package.json').mtimeMs, statSync('tsconfig.json').mtimeMs)
 }
 
-if (process.argv.includes('--if-stale') && existsSync(stamp) && statSync(stamp).mtimeMs >= newestSource(['commands', 'src', 'service/src', 'web/src', 'web/public']) && existsSync('dist/web/index.html')) {
+if (
+  process.argv.includes('--if-stale') &&
+  existsSync(stamp) &&
+  statSync(stamp).mtimeMs >= newestSource(['commands', 'src', 'service/src', 'web/src', 'web/public']) &&
+  existsSync('dist/web/index.html')
+) {
   process.exit(0)
 }
 
@@ -68,7 +73,9 @@ try {
 // oclif lists the commands in directory-read order, which differs between file systems: sorted, a
 // fresh clone's build leaves the committed manifest byte for byte as it was.
 const manifest = JSON.parse(readFileSync('oclif.manifest.json', 'utf8'))
-manifest.commands = Object.fromEntries(Object.entries(manifest.commands).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+manifest.commands = Object.fromEntries(
+  Object.entries(manifest.commands).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+)
 writeFileSync('oclif.manifest.json', JSON.stringify(manifest, null, 2) + '\n')
 if (!process.argv.includes('--no-readme')) commandReference()
 if (failed) {
@@ -108,9 +115,14 @@ function buildWeb() {
   }
   visit(entry)
   const gz = [...files].reduce((n, file) => n + gzipSync(readFileSync(join('dist/web', file)), {level: 9}).length, 0)
-  const all = Object.values(manifest).reduce((n, chunk) => n + gzipSync(readFileSync(join('dist/web', chunk.file)), {level: 9}).length, 0)
+  const all = Object.values(manifest).reduce(
+    (n, chunk) => n + gzipSync(readFileSync(join('dist/web', chunk.file)), {level: 9}).length,
+    0,
+  )
   rmSync('dist/web/.vite', {recursive: true, force: true}) // not served: nothing reads it at run time
   const kb = (n) => (n / 1024).toFixed(1)
-  console.log(`web: dist/web — first-screen JavaScript ${kb(gz)} KB gzipped (${files.size} files; budget 200 KB), all chunks ${kb(all)} KB`)
+  console.log(
+    `web: dist/web — first-screen JavaScript ${kb(gz)} KB gzipped (${files.size} files; budget 200 KB), all chunks ${kb(all)} KB`,
+  )
   if (gz > 200 * 1024) throw new Error(`first-screen JavaScript is ${kb(gz)} KB gzipped, over the 200 KB budget`)
 }

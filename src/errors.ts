@@ -71,7 +71,10 @@ export const ERROR_CODES = {
   DEPENDENCY_UNREACHABLE: {exit: E.unreachable, meaning: 'a service or tool charge-ops needs cannot be reached'},
   ROLLED_BACK: {exit: E.rolledBack, meaning: 'the operation failed and the previous state was restored'},
   LOCK_HELD: {exit: E.locked, meaning: 'another run holds the lock'},
-  EXTERNAL_COMMAND_FAILED: {exit: [E.findings, E.unreachable], meaning: 'an outside program failed (exit 5 where the caller marks it as a dependency)'},
+  EXTERNAL_COMMAND_FAILED: {
+    exit: [E.findings, E.unreachable],
+    meaning: 'an outside program failed (exit 5 where the caller marks it as a dependency)',
+  },
   TOOL_NOT_FOUND: {exit: E.unreachable, meaning: 'a required program is not on PATH'},
   TOOL_MISSING: {exit: E.unreachable, meaning: 'a required program or plugin (docker compose) is missing'},
   WOULD_OVERWRITE: {exit: E.usage, meaning: 'generated files differ from what is on disk; pass --force to overwrite'},
@@ -116,7 +119,10 @@ export const ERROR_CODES = {
   CHROMA_REFUSED: {exit: E.unreachable, meaning: 'Chroma refused the connection'},
   CHROMA_TIMEOUT: {exit: E.unreachable, meaning: 'Chroma did not answer in time'},
   CHROMA_TLS: {exit: E.unreachable, meaning: 'TLS with Chroma failed'},
-  CHROMA_UNREACHABLE: {exit: E.unreachable, meaning: 'Chroma cannot be used (or the URL is not a Chroma API v2 server)'},
+  CHROMA_UNREACHABLE: {
+    exit: E.unreachable,
+    meaning: 'Chroma cannot be used (or the URL is not a Chroma API v2 server)',
+  },
   CHROMA_DIR_MISSING: {exit: E.usage, meaning: 'CHROMA_PERSIST_DIRECTORY does not exist'},
   S3_AUTH: {exit: E.unreachable, meaning: 'S3 rejected the credentials or denied access'},
   S3_DNS: {exit: E.unreachable, meaning: 'the S3 endpoint does not resolve'},
@@ -131,17 +137,26 @@ export const ERROR_CODES = {
   REPOSITORY_NOT_DIRECTORY: {exit: E.usage, meaning: 'the backup repository path is not a directory'},
   REPOSITORY_NOT_WRITABLE: {exit: E.unreachable, meaning: 'the backup repository is not writable'},
   REPOSITORY_NO_SPACE: {exit: E.unreachable, meaning: 'the backup repository ran out of space'},
-  REPOSITORY_UNREADABLE: {exit: E.usage, meaning: 'an object of the repository cannot be read by this user (ownership)'},
+  REPOSITORY_UNREADABLE: {
+    exit: E.usage,
+    meaning: 'an object of the repository cannot be read by this user (ownership)',
+  },
   BAD_BACKUP_ID: {exit: E.usage, meaning: 'not a backup id'},
   BACKUP_EXISTS: {exit: E.usage, meaning: 'a backup with that id already has a manifest'},
   BACKUP_NOT_FOUND: {exit: E.usage, meaning: 'no such backup (or it is incomplete)'},
   BACKUP_DELETED: {exit: E.findings, meaning: 'the backup was deleted (by prune?) while it was verified'},
-  BACKUP_WRONG_KIND: {exit: [E.usage, E.findings], meaning: 'the backup is of another kind than the command needs (exit 1 from backup verify --restore-drill)'},
+  BACKUP_WRONG_KIND: {
+    exit: [E.usage, E.findings],
+    meaning: 'the backup is of another kind than the command needs (exit 1 from backup verify --restore-drill)',
+  },
   MANIFEST_INVALID: {exit: E.findings, meaning: 'a backup manifest is damaged or incomplete'},
   VERIFY_FAILED: {exit: E.findings, meaning: 'a backup part does not match its manifest checksum'},
   CHECKSUM_MISMATCH: {exit: E.findings, meaning: 'a stored part does not match its checksum; nothing was restored'},
   DECRYPT_FAILED: {exit: E.findings, meaning: 'a part cannot be decrypted with the key given'},
-  KEY_REQUIRED: {exit: [E.usage, E.findings], meaning: 'the backup is encrypted and no key was given (exit 1 while verifying base blocks)'},
+  KEY_REQUIRED: {
+    exit: [E.usage, E.findings],
+    meaning: 'the backup is encrypted and no key was given (exit 1 while verifying base blocks)',
+  },
   KEY_FILE_INVALID: {exit: E.usage, meaning: 'the encryption key file does not hold 32 bytes or 64 hex characters'},
   KEY_FILE_MISSING: {exit: E.usage, meaning: 'the encryption key file cannot be read'},
   KEY_FILE_MODE: {exit: E.usage, meaning: 'the encryption key file is readable by others'},
@@ -178,9 +193,15 @@ export const ERROR_CODES = {
   RESTORE_LEFTOVER: {exit: E.usage, meaning: 'a leftover directory of an earlier restore is in the way'},
   ROW_COUNTS_DIFFER: {exit: E.findings, meaning: 'restored row counts differ from the backup'},
   FILES_MISMATCH: {exit: E.findings, meaning: 'restored files do not match the backup file list'},
-  CHROMA_COUNTS_DIFFER: {exit: E.findings, meaning: 'the restored Chroma collections hold other counts than the backup'},
+  CHROMA_COUNTS_DIFFER: {
+    exit: E.findings,
+    meaning: 'the restored Chroma collections hold other counts than the backup',
+  },
   NO_SPACE: {exit: E.unreachable, meaning: 'not enough free space for the restored copy'},
-  MIGRATION_HEAD_NEWER: {exit: E.usage, meaning: 'the backup was taken at a newer migration than the installed service'},
+  MIGRATION_HEAD_NEWER: {
+    exit: E.usage,
+    meaning: 'the backup was taken at a newer migration than the installed service',
+  },
   DRILL_NO_CREATEDB: {exit: E.usage, meaning: 'the restore drill cannot create its scratch database'},
   PITR_BASE_CORRUPT: {exit: E.findings, meaning: 'a base backup file does not match its manifest checksum'},
   PITR_DATADIR: {exit: E.usage, meaning: 'the recovery data directory is not a directory'},
@@ -189,32 +210,54 @@ export const ERROR_CODES = {
   PITR_DATADIR_RUNNING: {exit: E.usage, meaning: 'a server runs on the recovery data directory'},
   PITR_NO_BASE: {exit: E.usage, meaning: 'no base backup precedes the recovery target'},
   PITR_TARGET: {exit: E.usage, meaning: 'the recovery target flags are missing or contradictory'},
-  PITR_TARGET_BEYOND_ARCHIVE: {exit: E.findings, meaning: 'the recovery target lies beyond the archived WAL (after its newest segment, or for a time after its last commit)'},
-  PITR_TARGET_NOT_REACHED: {exit: E.findings, meaning: 'recovery ended before the target was reached; the server did not promote'},
+  PITR_TARGET_BEYOND_ARCHIVE: {
+    exit: E.findings,
+    meaning:
+      'the recovery target lies beyond the archived WAL (after its newest segment, or for a time after its last commit)',
+  },
+  PITR_TARGET_NOT_REACHED: {
+    exit: E.findings,
+    meaning: 'recovery ended before the target was reached; the server did not promote',
+  },
   PITR_RECOVERY_FAILED: {exit: E.findings, meaning: 'PostgreSQL recovery failed; nothing was promoted'},
   PITR_WAL_MISSING: {exit: E.findings, meaning: 'WAL needed to make the base backup consistent is missing'},
-  PITR_WAL_UNREADABLE: {exit: E.findings, meaning: 'pg_waldump cannot read an archived segment, so how far the archive reaches cannot be told'},
+  PITR_WAL_UNREADABLE: {
+    exit: E.findings,
+    meaning: 'pg_waldump cannot read an archived segment, so how far the archive reaches cannot be told',
+  },
   RECOVER_NO_ENV: {exit: E.usage, meaning: 'recover has no backend .env to repoint'},
   RECOVER_PGBOUNCER_INI: {exit: E.usage, meaning: 'the PgBouncer configuration cannot be read'},
-  RECOVER_PGBOUNCER_NO_ENTRY: {exit: E.usage, meaning: 'the database has no entry in PgBouncer\'s [databases]'},
+  RECOVER_PGBOUNCER_NO_ENTRY: {exit: E.usage, meaning: "the database has no entry in PgBouncer's [databases]"},
   RECOVER_PGBOUNCER_RELOAD: {exit: E.usage, meaning: 'PgBouncer cannot be told to reload'},
-  RECOVER_ROLLBACK_FAILED: {exit: E.findings, meaning: 'a compose recovery failed and putting the old cluster back did not complete'},
+  RECOVER_ROLLBACK_FAILED: {
+    exit: E.findings,
+    meaning: 'a compose recovery failed and putting the old cluster back did not complete',
+  },
   RECOVER_STATE_MISMATCH: {exit: E.usage, meaning: 'an unfinished recovery with other settings is recorded'},
   RECOVER_VERIFY_FAILED: {exit: E.findings, meaning: 'the recovered server failed verification'},
   // migrations
   MIGRATIONS_PENDING: {exit: E.pendingMigrations, meaning: 'migrations are pending'},
   MIGRATION_FILE_INVALID: {exit: E.usage, meaning: 'a migration file cannot be used as written'},
-  MIGRATION_FAILED: {exit: [E.rolledBack, E.pendingMigrations], meaning: 'a migration failed and was rolled back (exit 6); exit 3 when the history records that failure'},
+  MIGRATION_FAILED: {
+    exit: [E.rolledBack, E.pendingMigrations],
+    meaning: 'a migration failed and was rolled back (exit 6); exit 3 when the history records that failure',
+  },
   MIGRATION_FAILED_PARTIAL: {exit: E.findings, meaning: 'a no-transaction migration failed part-way (migrate repair)'},
   MIGRATION_CHANGED: {exit: E.pendingMigrations, meaning: 'an applied migration file was edited'},
   MIGRATION_MISSING: {exit: E.pendingMigrations, meaning: 'an applied migration file is missing'},
   MIGRATION_OUT_OF_ORDER: {exit: E.pendingMigrations, meaning: 'a pending migration sorts before an applied one'},
   MIGRATION_IRREVERSIBLE: {exit: E.usage, meaning: 'the migration has no down section'},
-  SCHEMA_NOT_EMPTY: {exit: E.pendingMigrations, meaning: 'the schema has tables but no migration history (baseline it)'},
+  SCHEMA_NOT_EMPTY: {
+    exit: E.pendingMigrations,
+    meaning: 'the schema has tables but no migration history (baseline it)',
+  },
   HISTORY_NOT_EMPTY: {exit: E.pendingMigrations, meaning: 'the migration history already has entries'},
   // service, sandbox, images
   SERVICE_NOT_BUILT: {exit: E.usage, meaning: 'the bundled service is not built'},
-  SERVICE_START_FAILED: {exit: [E.findings, E.unreachable], meaning: 'a service process could not start (exit 5 when it started and died or never answered)'},
+  SERVICE_START_FAILED: {
+    exit: [E.findings, E.unreachable],
+    meaning: 'a service process could not start (exit 5 when it started and died or never answered)',
+  },
   LOG_NOT_FOUND: {exit: E.usage, meaning: 'no such service log'},
   SANDBOX_MISSING: {exit: E.usage, meaning: 'no sandbox exists at that root'},
   SANDBOX_NO_PG_USER: {exit: E.unreachable, meaning: 'running as root with no postgres OS user'},
@@ -233,8 +276,15 @@ export const ERROR_CODES = {
   UPGRADE_VERIFY_FAILED: {exit: E.findings, meaning: 'the upgraded service failed verification'},
   UPGRADE_ROLLBACK_FAILED: {exit: E.findings, meaning: 'the upgrade failed and so did its rollback'},
   UPGRADE_OTHER_HOST: {exit: E.locked, meaning: 'the interrupted upgrade ran on another host'},
-  JOURNAL_UNREADABLE: {exit: E.findings, meaning: 'a resumable run\'s journal (recover, restore files) exists but cannot be parsed: never read as "no journal"'},
-  UPGRADE_JOURNAL_UNREADABLE: {exit: E.findings, meaning: "the upgrade journal cannot be parsed (an interrupted upgrade's record is damaged)"},
+  JOURNAL_UNREADABLE: {
+    exit: E.findings,
+    meaning:
+      'a resumable run\'s journal (recover, restore files) exists but cannot be parsed: never read as "no journal"',
+  },
+  UPGRADE_JOURNAL_UNREADABLE: {
+    exit: E.findings,
+    meaning: "the upgrade journal cannot be parsed (an interrupted upgrade's record is damaged)",
+  },
   REHEARSE_NO_CREATEDB: {exit: E.usage, meaning: 'the rehearsal cannot create its scratch database'},
   RELEASE_STAGING_MISSING: {exit: E.findings, meaning: 'the staged release is gone'},
   TYPESCRIPT_MISSING: {exit: E.unreachable, meaning: 'TypeScript is missing to build the service from sources'},
@@ -267,7 +317,9 @@ export function renderExitCodeDocs(): string {
     '',
     '| code | exit | meaning |',
     '|---|---:|---|',
-    ...(Object.keys(ERROR_CODES) as ErrorCode[]).sort().map((code) => `| \`${code}\` | ${exitCodesOf(code).join(', ')} | ${ERROR_CODES[code].meaning} |`),
+    ...(Object.keys(ERROR_CODES) as ErrorCode[])
+      .sort()
+      .map((code) => `| \`${code}\` | ${exitCodesOf(code).join(', ')} | ${ERROR_CODES[code].meaning} |`),
     '',
   ]
   return lines.join('\n')
@@ -347,14 +399,24 @@ export class RolledBackError extends CliError {
 /** An outside program failed; records the (redacted) command line. */
 export class ExternalCommandError extends CliError {
   readonly command: string
-  constructor(command: string, message: string, options?: CliErrorOptions & {exitCode?: ExitCodeValue; code?: ErrorCode}) {
+  constructor(
+    command: string,
+    message: string,
+    options?: CliErrorOptions & {exitCode?: ExitCodeValue; code?: ErrorCode},
+  ) {
     super(options?.code ?? 'EXTERNAL_COMMAND_FAILED', options?.exitCode ?? ExitCode.findings, message, options)
     this.command = command
   }
 }
 
 /** Normalises anything thrown into what the CLI prints and the code it exits with. */
-export function describeError(error: unknown): {code: ErrorCode; exitCode: ExitCodeValue; message: string; hint?: string; data?: Record<string, unknown>} {
+export function describeError(error: unknown): {
+  code: ErrorCode
+  exitCode: ExitCodeValue
+  message: string
+  hint?: string
+  data?: Record<string, unknown>
+} {
   if (error instanceof CliError) {
     return {code: error.code, exitCode: error.exitCode, message: error.message, hint: error.hint, data: error.data}
   }
@@ -366,7 +428,12 @@ export function describeError(error: unknown): {code: ErrorCode; exitCode: ExitC
   const message = error instanceof Error ? error.message : String(error)
   const server = describeServerError(error, message)
   if (server) return server
-  return {code: 'INTERNAL', exitCode: ExitCode.bug, message, hint: 'This is a bug in charge-ops; rerun with --verbose and report the output.'}
+  return {
+    code: 'INTERNAL',
+    exitCode: ExitCode.bug,
+    message,
+    hint: 'This is a bug in charge-ops; rerun with --verbose and report the output.',
+  }
 }
 
 /**
@@ -378,11 +445,30 @@ function describeServerError(error: unknown, message: string): ReturnType<typeof
   if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || typeof severity !== 'string') return undefined
   const data = {sqlstate: code}
   if (code === '42501') {
-    return {code: 'PG_PERMISSION_DENIED', exitCode: ExitCode.usage, message: `PostgreSQL: ${message}`, hint: 'The role in the connection URL lacks that privilege: grant it, or use a role that has it.', data}
+    return {
+      code: 'PG_PERMISSION_DENIED',
+      exitCode: ExitCode.usage,
+      message: `PostgreSQL: ${message}`,
+      hint: 'The role in the connection URL lacks that privilege: grant it, or use a role that has it.',
+      data,
+    }
   }
-  if (code.startsWith('28')) return {code: 'PG_AUTH_FAILED', exitCode: ExitCode.usage, message: `PostgreSQL: ${message}`, hint: 'Check the user and password of the connection URL.', data}
+  if (code.startsWith('28'))
+    return {
+      code: 'PG_AUTH_FAILED',
+      exitCode: ExitCode.usage,
+      message: `PostgreSQL: ${message}`,
+      hint: 'Check the user and password of the connection URL.',
+      data,
+    }
   if (code.startsWith('08') || code.startsWith('57P') || code === '53300') {
-    return {code: 'PG_UNREACHABLE', exitCode: ExitCode.unreachable, message: `PostgreSQL: ${message}`, hint: 'Check that the server runs and accepts connections, then rerun.', data}
+    return {
+      code: 'PG_UNREACHABLE',
+      exitCode: ExitCode.unreachable,
+      message: `PostgreSQL: ${message}`,
+      hint: 'Check that the server runs and accepts connections, then rerun.',
+      data,
+    }
   }
   return undefined
 }

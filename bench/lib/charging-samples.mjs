@@ -23,7 +23,18 @@ export const CHARGING_SAMPLES_DDL = `CREATE TABLE IF NOT EXISTS charging_samples
   ambient_temp_c double precision
 )`
 
-const MEASUREMENTS = ['300 + random() * 120', 'random() * 250', 'random() * 100', '15 + random() * 30', 'random() * 150', 'random() * 80', '3 + random() * 1.2', '3 + random() * 1.3', '20 + random() * 40', '-10 + random() * 45']
+const MEASUREMENTS = [
+  '300 + random() * 120',
+  'random() * 250',
+  'random() * 100',
+  '15 + random() * 30',
+  'random() * 150',
+  'random() * 80',
+  '3 + random() * 1.2',
+  '3 + random() * 1.3',
+  '20 + random() * 40',
+  '-10 + random() * 45',
+]
 
 /**
  * INSERT of rows first..last (ids); ~3,600 samples (one hour at 1 Hz) per charging session.
@@ -40,21 +51,30 @@ export function insertChunkSql(first, last, decimals) {
 
 const quoteIdent = (s) => `"${s.replaceAll('"', '""')}"`
 
-export async function generateChargingSamples(cluster, {db = 'charge_analysis', bytes, decimals, parallel = 2, chunkRows = 400_000, log = () => {}} = {}) {
+export async function generateChargingSamples(
+  cluster,
+  {db = 'charge_analysis', bytes, decimals, parallel = 2, chunkRows = 400_000, log = () => {}} = {},
+) {
   const t0 = performance.now()
   const exists = await cluster.query('SELECT 1 FROM pg_database WHERE datname = $1', 'postgres', [db])
   if (exists.length === 0) await cluster.query(`CREATE DATABASE ${quoteIdent(db)}`)
   await cluster.query(CHARGING_SAMPLES_DDL, db)
   const size = async () => Number((await cluster.query(`SELECT pg_table_size('charging_samples') AS n`, db))[0].n)
-  const maxId = async () => Number((await cluster.query('SELECT coalesce(max(id), 0) AS n FROM charging_samples', db))[0].n)
+  const maxId = async () =>
+    Number((await cluster.query('SELECT coalesce(max(id), 0) AS n FROM charging_samples', db))[0].n)
 
   // the value precision is recorded in the table's comment: a kept table of another shape is regenerated
   const shape = `bench charging samples; decimals=${decimals ?? 'full'}`
-  const [{comment}] = await cluster.query(`SELECT obj_description('charging_samples'::regclass, 'pg_class') AS comment`, db)
+  const [{comment}] = await cluster.query(
+    `SELECT obj_description('charging_samples'::regclass, 'pg_class') AS comment`,
+    db,
+  )
   let tableBytes = await size()
   const slack = Math.max(64e6, bytes * 0.05)
   if (tableBytes > bytes + slack || (tableBytes > 0 && comment !== shape)) {
-    log(`charging_samples is ${(tableBytes / 1e9).toFixed(2)} GB (${comment ?? 'unknown shape'}), not what was asked: regenerating`)
+    log(
+      `charging_samples is ${(tableBytes / 1e9).toFixed(2)} GB (${comment ?? 'unknown shape'}), not what was asked: regenerating`,
+    )
     await cluster.query('TRUNCATE charging_samples', db)
     tableBytes = await size()
   }
@@ -82,7 +102,9 @@ export async function generateChargingSamples(cluster, {db = 'charge_analysis', 
     next += parallel * per
     tableBytes = await size()
     bytesPerRow = Math.max(50, (tableBytes - before) / (parallel * per))
-    log(`charging_samples: ${(next - 1).toLocaleString('en')} rows, ${(tableBytes / 1e9).toFixed(2)} / ${(bytes / 1e9).toFixed(2)} GB`)
+    log(
+      `charging_samples: ${(next - 1).toLocaleString('en')} rows, ${(tableBytes / 1e9).toFixed(2)} / ${(bytes / 1e9).toFixed(2)} GB`,
+    )
   }
   if (generated) {
     // hint bits + visibility map now, so no measured pg_dump pays for them (and all pay the same)
@@ -90,6 +112,15 @@ export async function generateChargingSamples(cluster, {db = 'charge_analysis', 
     await cluster.query('VACUUM (FREEZE, ANALYZE) charging_samples', db)
     await cluster.query('CHECKPOINT')
   }
-  const [{rows, database}] = await cluster.query(`SELECT (SELECT count(*) FROM charging_samples)::bigint AS rows, pg_database_size(current_database()) AS database`, db)
-  return {rows: Number(rows), tableBytes: await size(), databaseBytes: Number(database), ms: performance.now() - t0, reused}
+  const [{rows, database}] = await cluster.query(
+    `SELECT (SELECT count(*) FROM charging_samples)::bigint AS rows, pg_database_size(current_database()) AS database`,
+    db,
+  )
+  return {
+    rows: Number(rows),
+    tableBytes: await size(),
+    databaseBytes: Number(database),
+    ms: performance.now() - t0,
+    reused,
+  }
 }

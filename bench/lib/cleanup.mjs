@@ -81,7 +81,16 @@ export function installSignalHandlers() {
  * removes the dir at EOF, unless told "cancel" (returned function; call it once the dir is gone).
  */
 export function removeOnDeath(dir) {
-  const w = spawn('bash', ['-c', 'if IFS= read -r l && [ "$l" = cancel ]; then exit 0; fi; rm -rf -- "$1"', 'charge-ops-bench-rm-watchdog', dir], {stdio: ['pipe', 'ignore', 'ignore'], detached: true, cwd: '/'})
+  const w = spawn(
+    'bash',
+    [
+      '-c',
+      'if IFS= read -r l && [ "$l" = cancel ]; then exit 0; fi; rm -rf -- "$1"',
+      'charge-ops-bench-rm-watchdog',
+      dir,
+    ],
+    {stdio: ['pipe', 'ignore', 'ignore'], detached: true, cwd: '/'},
+  )
   w.on('error', () => {})
   w.unref()
   w.stdin.unref?.()

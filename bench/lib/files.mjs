@@ -11,7 +11,7 @@ const MARKER = '.bench-files.json'
 function writeRandomFile(file, size, buf) {
   const fd = openSync(file, 'w')
   try {
-    for (let left = size; left > 0; ) {
+    for (let left = size; left > 0;) {
       const n = Math.min(left, buf.length)
       randomFillSync(buf, 0, n) // fresh bytes for every block: nothing for a compressor to find
       writeSync(fd, buf, 0, n)
@@ -34,7 +34,8 @@ function readMarker(dir) {
 export function generateUploads(dir, {bytes, minSize = 100_000, maxSize = 20_000_000, log = () => {}} = {}) {
   const t0 = performance.now()
   const marker = readMarker(dir)
-  if (marker?.kind === 'uploads' && marker.requested === bytes) return {files: marker.files, bytes: marker.bytes, ms: 0, reused: true}
+  if (marker?.kind === 'uploads' && marker.requested === bytes)
+    return {files: marker.files, bytes: marker.bytes, ms: 0, reused: true}
   rmSync(dir, {recursive: true, force: true})
   mkdirSync(dir, {recursive: true})
   const buf = Buffer.allocUnsafe(4 << 20)
@@ -63,7 +64,8 @@ export function generateUploads(dir, {bytes, minSize = 100_000, maxSize = 20_000
 /** A small Chroma persist dir: chroma.sqlite3 (Chroma's tables, `records` embeddings) + one segment dir. */
 export async function generateChroma(dir, {records = 2000, segmentBytes = 8_000_000} = {}) {
   const marker = readMarker(dir)
-  if (marker?.kind === 'chroma' && marker.records === records && existsSync(join(dir, 'chroma.sqlite3'))) return {...marker, reused: true}
+  if (marker?.kind === 'chroma' && marker.records === records && existsSync(join(dir, 'chroma.sqlite3')))
+    return {...marker, reused: true}
   rmSync(dir, {recursive: true, force: true})
   mkdirSync(dir, {recursive: true})
   const {default: Database} = await import('better-sqlite3')
@@ -77,7 +79,12 @@ export async function generateChroma(dir, {records = 2000, segmentBytes = 8_000_
     const collection = randomUUID()
     const segment = randomUUID()
     db.prepare('INSERT INTO collections VALUES (?, ?, ?)').run(collection, 'charging_knowledge', 384)
-    db.prepare('INSERT INTO segments VALUES (?, ?, ?, ?)').run(segment, 'urn:chroma:segment/metadata/sqlite', 'METADATA', collection)
+    db.prepare('INSERT INTO segments VALUES (?, ?, ?, ?)').run(
+      segment,
+      'urn:chroma:segment/metadata/sqlite',
+      'METADATA',
+      collection,
+    )
     const emb = db.prepare('INSERT INTO embeddings (segment_id, embedding_id, seq_id) VALUES (?, ?, ?)')
     const meta = db.prepare('INSERT INTO embedding_metadata (id, key, string_value) VALUES (?, ?, ?)')
     db.transaction(() => {

@@ -35,7 +35,12 @@ export function timed(cmd, args, opts = {}) {
     child.once('close', (code, signal) => {
       const ms = performance.now() - start
       if (code === 0) resolve({ms, stdout, stderr})
-      else reject(new Error(`${[cmd, ...args].join(' ').slice(0, 300)} failed (${signal ?? `exit ${code}`}):\n${stderr.trim().slice(-3000)}`))
+      else
+        reject(
+          new Error(
+            `${[cmd, ...args].join(' ').slice(0, 300)} failed (${signal ?? `exit ${code}`}):\n${stderr.trim().slice(-3000)}`,
+          ),
+        )
     })
   })
 }

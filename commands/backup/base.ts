@@ -6,7 +6,8 @@ import {manifestBytes, type BackupManifest} from '../../src/repository/manifest.
 import type {RepositoryStorage} from '../../src/repository/storage.js'
 
 export default class BackupBase extends BaseCommand<typeof BackupBase> {
-  static summary = 'Take a physical base backup into the repository: pg_basebackup, or full / differential / incremental with --type.'
+  static summary =
+    'Take a physical base backup into the repository: pg_basebackup, or full / differential / incremental with --type.'
   static description = `Without --type: pg_basebackup -Ft -X none streamed through zstd into the repository; the manifest (written last) records start / stop LSN, timeline, system identifier, the WAL segments the backup needs, and the sha256 of the stored tar. The backup is marked complete only once its last WAL segment is archived, so WAL archiving (\`charge-ops wal archive-command\`) must be on.
 Every wait is bounded by --wal-timeout: when archiving fails, the server would wait forever for the backup's last segment; charge-ops stops pg_basebackup, ends the server's wait (terminates its walsender), releases the lock and exits 5 naming pg_stat_archiver's last failure. SIGTERM / SIGINT clean up the same way.
 With --type full|diff|incr: the file engine. It runs pg_backup_start / pg_backup_stop in one session and reads the data directory itself (run it on the database host as the postgres user), --jobs workers in parallel, in 8 MiB blocks; a diff (against the newest full) or incr (against the newest backup of the chain) stores only the blocks that changed and references the rest. A diff / incr without a sound prior backup (missing, incomplete, failed verification) is refused, never turned into a full. Encrypted with --encrypt / backup.encryption.keyFile.
@@ -21,11 +22,25 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
   ]
   static flags = {
     ...repositoryLocationFlags,
-    'database-url': Flags.string({description: 'the server to back up (default: CHARGE_OPS_ADMIN_URL when set, else DATABASE_URL); needs REPLICATION'}),
-    'wal-timeout': Flags.integer({description: "seconds to wait for the backup's WAL to be archived — the server's own wait at the end of the backup, then the backup history file; on timeout pg_basebackup is stopped and the command exits 5 naming pg_stat_archiver's last failure", default: 120}),
+    'database-url': Flags.string({
+      description:
+        'the server to back up (default: CHARGE_OPS_ADMIN_URL when set, else DATABASE_URL); needs REPLICATION',
+    }),
+    'wal-timeout': Flags.integer({
+      description:
+        "seconds to wait for the backup's WAL to be archived — the server's own wait at the end of the backup, then the backup history file; on timeout pg_basebackup is stopped and the command exits 5 naming pg_stat_archiver's last failure",
+      default: 120,
+    }),
     engine: Flags.string({options: ['native', 'wal-g'], description: 'default: backup.engine from charge-ops.yaml'}),
-    'data-dir': Flags.string({description: 'the server data directory (PGDATA) as this host sees it: wal-g, and --type (default: the server\'s data_directory)'}),
-    type: Flags.string({options: ['full', 'diff', 'incr'], description: 'file engine: full, diff (changes since the newest full) or incr (since the newest backup); default: pg_basebackup (always full)'}),
+    'data-dir': Flags.string({
+      description:
+        "the server data directory (PGDATA) as this host sees it: wal-g, and --type (default: the server's data_directory)",
+    }),
+    type: Flags.string({
+      options: ['full', 'diff', 'incr'],
+      description:
+        'file engine: full, diff (changes since the newest full) or incr (since the newest backup); default: pg_basebackup (always full)',
+    }),
     jobs: Flags.integer({description: 'file engine: parallel block workers', min: 1, default: 2}),
     encrypt: encryptFlag,
     'metrics-file': metricsFileFlag,
@@ -35,33 +50,59 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
   async run(): Promise<BackupManifest | Record<string, unknown>> {
     const {openWalRepository} = await import('../../src/wal/context.js')
     const {requireSetting} = await import('../../src/config/settings.js')
-    const engine = this.flags.engine ?? (this.flags.repo && this.flags.stack ? 'native' : this.settings().yaml.backup.engine)
+    const engine =
+      this.flags.engine ?? (this.flags.repo && this.flags.stack ? 'native' : this.settings().yaml.backup.engine)
     // REPLICATION is not the application role's: the admin connection (CHARGE_OPS_ADMIN_URL, which
     // init writes for compose) when there is one — so `docker compose run --rm ops backup base` works.
-    const databaseUrl = this.flags['database-url'] ?? this.settings().adminDatabaseUrl ?? requireSetting(this.settings().databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the .env or pass --database-url.')
+    const databaseUrl =
+      this.flags['database-url'] ??
+      this.settings().adminDatabaseUrl ??
+      requireSetting(
+        this.settings().databaseUrl,
+        'DATABASE_URL',
+        'Set DATABASE_URL in the .env or pass --database-url.',
+      )
     const {reportBackupRun} = await import('../../src/backup/metrics.js')
     const report = {
-      metricsFile: this.flags['metrics-file'] ?? (this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.backup.metricsFile),
+      metricsFile:
+        this.flags['metrics-file'] ??
+        (this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.backup.metricsFile),
       pushgatewayUrl: this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.metrics?.pushgatewayUrl,
-      pingUrl: this.flags['ping-url'] ?? (this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.backup.pingUrl),
+      pingUrl:
+        this.flags['ping-url'] ??
+        (this.flags.repo && this.flags.stack ? undefined : this.settings().yaml.backup.pingUrl),
       kind: 'base',
       label: 'backup base',
       logger: this.logger,
     }
     if (engine === 'wal-g') {
       const {walgBackupPush} = await import('../../src/backup/walg.js')
-      const dataDir = requireSetting(this.flags['data-dir'], '--data-dir', 'wal-g backup-push reads the data directory: pass --data-dir.')
+      const dataDir = requireSetting(
+        this.flags['data-dir'],
+        '--data-dir',
+        'wal-g backup-push reads the data directory: pass --data-dir.',
+      )
       // wal-g reports no size: the bytes sample is left out
-      const result = await reportBackupRun({...report, stack: this.settings().stack}, () => walgBackupPush({settings: this.settings(), databaseUrl, dataDir, logger: this.logger}), () => undefined)
+      const result = await reportBackupRun(
+        {...report, stack: this.settings().stack},
+        () => walgBackupPush({settings: this.settings(), databaseUrl, dataDir, logger: this.logger}),
+        () => undefined,
+      )
       this.log('wal-g backup-push complete')
       return result
     }
-    const {storage, stack} = await openWalRepository(this.flags, () => this.settings(this.flags.repo ? {repository: this.flags.repo} : {}))
-    return reportBackupRun({...report, stack}, () => this.native(storage, stack, databaseUrl), (m) => {
-      // the file engine stores only the changed blocks: its own count; pg_basebackup: the parts
-      const stored = m.base?.storedBytes
-      return typeof stored === 'number' ? stored : manifestBytes(m)
-    })
+    const {storage, stack} = await openWalRepository(this.flags, () =>
+      this.settings(this.flags.repo ? {repository: this.flags.repo} : {}),
+    )
+    return reportBackupRun(
+      {...report, stack},
+      () => this.native(storage, stack, databaseUrl),
+      (m) => {
+        // the file engine stores only the changed blocks: its own count; pg_basebackup: the parts
+        const stored = m.base?.storedBytes
+        return typeof stored === 'number' ? stored : manifestBytes(m)
+      },
+    )
   }
 
   /** pg_basebackup, or the file engine with --type */
@@ -83,12 +124,23 @@ With backup.engine: wal-g it runs \`wal-g backup-push\` instead (needs --data-di
         progress: (label, total) => this.progress(label, total),
       })
       const b = manifest.base as Record<string, unknown>
-      this.log(`base backup ${manifest.id} (${b.type}${b.prior ? ` on ${b.prior}` : ''}) complete: ${b.startLsn} → ${b.stopLsn} on timeline ${b.timeline}; ${b.storedBytes} bytes stored, ${b.referencedBytes} bytes referenced`)
+      this.log(
+        `base backup ${manifest.id} (${b.type}${b.prior ? ` on ${b.prior}` : ''}) complete: ${b.startLsn} → ${b.stopLsn} on timeline ${b.timeline}; ${b.storedBytes} bytes stored, ${b.referencedBytes} bytes referenced`,
+      )
       return manifest
     }
     const {backupBase} = await import('../../src/backup/physical.js')
-    const manifest = await backupBase({storage, stack, databaseUrl, logger: this.logger, walTimeoutSec: this.flags['wal-timeout'], progress: (label) => this.progress(label)})
-    this.log(`base backup ${manifest.id} complete: ${manifest.base?.startLsn} → ${manifest.base?.stopLsn} on timeline ${manifest.base?.timeline}`)
+    const manifest = await backupBase({
+      storage,
+      stack,
+      databaseUrl,
+      logger: this.logger,
+      walTimeoutSec: this.flags['wal-timeout'],
+      progress: (label) => this.progress(label),
+    })
+    this.log(
+      `base backup ${manifest.id} complete: ${manifest.base?.startLsn} → ${manifest.base?.stopLsn} on timeline ${manifest.base?.timeline}`,
+    )
     return manifest
   }
 

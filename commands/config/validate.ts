@@ -23,15 +23,30 @@ Exit codes: 0 clean (notes and, without --strict, warnings allowed); 1 findings 
 
   static strict = false
   static args = {
-    files: Args.string({description: 'files to validate (kind from the name: *.env, .env.production, *compose*.yml, charge-ops*.yaml, postgresql*.conf, redis*.conf, crontab/*.cron)'}),
+    files: Args.string({
+      description:
+        'files to validate (kind from the name: *.env, .env.production, *compose*.yml, charge-ops*.yaml, postgresql*.conf, redis*.conf, crontab/*.cron)',
+    }),
   }
 
   static flags = {
-    strict: Flags.boolean({description: 'production rules: strict findings become errors and warnings fail the run (implied by ENVIRONMENT=production)'}),
-    format: Flags.option({options: ['text', 'json', 'sarif'] as const, default: 'text', description: 'output format (--json is the same as --format json)'})(),
-    connect: Flags.boolean({description: 'also reach PostgreSQL (SELECT 1, version ≥ 15), Redis (PING, persistence), Chroma (heartbeat) and the S3 bucket'}),
+    strict: Flags.boolean({
+      description:
+        'production rules: strict findings become errors and warnings fail the run (implied by ENVIRONMENT=production)',
+    }),
+    format: Flags.option({
+      options: ['text', 'json', 'sarif'] as const,
+      default: 'text',
+      description: 'output format (--json is the same as --format json)',
+    })(),
+    connect: Flags.boolean({
+      description:
+        'also reach PostgreSQL (SELECT 1, version ≥ 15), Redis (PING, persistence), Chroma (heartbeat) and the S3 bucket',
+    }),
     timeout: Flags.integer({description: 'seconds to wait for each dependency with --connect', default: 5, min: 1}),
-    'host-ram': Flags.string({description: "the database host's RAM for postgresql.conf sizing, e.g. 16GB (default: this machine's)"}),
+    'host-ram': Flags.string({
+      description: "the database host's RAM for postgresql.conf sizing, e.g. 16GB (default: this machine's)",
+    }),
     'frontend-env': Flags.string({description: 'path to the frontend .env.production'}),
     compose: Flags.string({description: 'path to docker-compose.yml'}),
     'postgresql-conf': Flags.string({description: 'path to postgresql.conf'}),
@@ -45,7 +60,10 @@ Exit codes: 0 clean (notes and, without --strict, warnings allowed); 1 findings 
     let hostRamBytes: number | undefined
     if (flags['host-ram']) {
       hostRamBytes = tryParseSize(flags['host-ram'])
-      if (!hostRamBytes) throw new UsageError(`--host-ram ${flags['host-ram']} is not a size`, {hint: 'Write it like 16GB, 8192MB or 32G.'})
+      if (!hostRamBytes)
+        throw new UsageError(`--host-ram ${flags['host-ram']} is not a size`, {
+          hint: 'Write it like 16GB, 8192MB or 32G.',
+        })
     }
     const format = this.jsonEnabled() ? 'json' : flags.format
     const result = await runValidate({

@@ -26,9 +26,21 @@ Exit codes: 0 built (or up to date); 2 a base image is missing or bad flags; 5 D
   static flags = {
     version: Flags.string({description: "the images' tag (default: this charge-ops' version)"}),
     prefix: Flags.string({description: 'repository prefix of the tags', default: 'charge-ops'}),
-    base: Flags.string({description: 'the Debian bookworm base image', default: 'debian:bookworm-slim', env: 'CHARGE_OPS_IMAGES_BASE'}),
-    'trixie-base': Flags.string({description: "the Debian trixie base image (Chroma's)", default: 'debian:trixie-slim', env: 'CHARGE_OPS_IMAGES_TRIXIE_BASE'}),
-    only: Flags.string({description: 'build only these images (repeatable); postgres also builds service', options: [...IMAGE_NAMES], multiple: true}),
+    base: Flags.string({
+      description: 'the Debian bookworm base image',
+      default: 'debian:bookworm-slim',
+      env: 'CHARGE_OPS_IMAGES_BASE',
+    }),
+    'trixie-base': Flags.string({
+      description: "the Debian trixie base image (Chroma's)",
+      default: 'debian:trixie-slim',
+      env: 'CHARGE_OPS_IMAGES_TRIXIE_BASE',
+    }),
+    only: Flags.string({
+      description: 'build only these images (repeatable); postgres also builds service',
+      options: [...IMAGE_NAMES],
+      multiple: true,
+    }),
     force: Flags.boolean({description: 'rebuild even when nothing changed'}),
   }
 
@@ -45,7 +57,10 @@ Exit codes: 0 built (or up to date); 2 a base image is missing or bad flags; 5 D
       // progress on stderr even with --json (stdout carries the result); --quiet silences it
       progress: (line) => (this.flags.quiet ? undefined : process.stderr.write(`images: ${line}\n`)),
     })
-    for (const image of result.images) this.log(`${image.built ? 'built     ' : 'up to date'}  ${image.ref}  ${image.id.replace(/^sha256:/, '').slice(0, 12)}${image.built ? `  ${image.seconds}s` : ''}`)
+    for (const image of result.images)
+      this.log(
+        `${image.built ? 'built     ' : 'up to date'}  ${image.ref}  ${image.id.replace(/^sha256:/, '').slice(0, 12)}${image.built ? `  ${image.seconds}s` : ''}`,
+      )
     return result
   }
 }

@@ -10,7 +10,11 @@ export default class MigrateCurrent extends BaseCommand<typeof MigrateCurrent> {
   async run(): Promise<{current: string | null; name: string | null; pending: number}> {
     const ctx = migrateContext(this.flags, () => this.settings())
     const result = await currentVersion(ctx)
-    this.log(result.current ? `${result.current}_${result.name}${result.pending > 0 ? ` (${result.pending} pending)` : ''}` : `none${result.pending > 0 ? ` (${result.pending} pending)` : ''}`)
+    this.log(
+      result.current
+        ? `${result.current}_${result.name}${result.pending > 0 ? ` (${result.pending} pending)` : ''}`
+        : `none${result.pending > 0 ? ` (${result.pending} pending)` : ''}`,
+    )
     return result
   }
 }

@@ -7,8 +7,13 @@ import {renderMigrateResult} from '../../src/migrate/render.js'
 
 export default class MigrateDown extends BaseCommand<typeof MigrateDown> {
   static summary = 'Revert the latest migration(s) with their down sections.'
-  static description = 'Reverts the newest applied migration (or --steps N, or every one above --to V; --to 0 reverts all). Refuses when a migration to revert is irreversible (no down section), edited since it was applied, or missing. Down usually drops data: it asks for confirmation (--yes when not interactive). Take a backup first.'
-  static examples = ['<%= config.bin %> migrate down --dry-run', '<%= config.bin %> migrate down --steps 2 --yes', '<%= config.bin %> migrate down --to 0003 --yes --json']
+  static description =
+    'Reverts the newest applied migration (or --steps N, or every one above --to V; --to 0 reverts all). Refuses when a migration to revert is irreversible (no down section), edited since it was applied, or missing. Down usually drops data: it asks for confirmation (--yes when not interactive). Take a backup first.'
+  static examples = [
+    '<%= config.bin %> migrate down --dry-run',
+    '<%= config.bin %> migrate down --steps 2 --yes',
+    '<%= config.bin %> migrate down --to 0003 --yes --json',
+  ]
   static flags = {
     ...runFlags,
     steps: Flags.integer({description: 'how many migrations to revert (default 1)', min: 1, exclusive: ['to']}),

@@ -5,7 +5,8 @@ import {renderHistory} from '../../src/migrate/render.js'
 
 export default class MigrateHistory extends BaseCommand<typeof MigrateHistory> {
   static summary = 'List the applied migrations from the charge_ops_migrations table.'
-  static description = 'One row per applied, baselined or failed migration: version, name, when, how long, by whom, and its sha256 checksum.'
+  static description =
+    'One row per applied, baselined or failed migration: version, name, when, how long, by whom, and its sha256 checksum.'
   static examples = ['<%= config.bin %> migrate history', '<%= config.bin %> migrate history --json']
   static flags = {'database-url': connectionFlags['database-url']}
 

@@ -5,7 +5,8 @@ import {Flags} from '@oclif/core'
 
 export default class MigrateRepair extends BaseCommand<typeof MigrateRepair> {
   static summary = 'Realign the history with the files: record edited checksums, remove failed and missing entries.'
-  static description = 'Use after fixing a failed no-transaction migration by hand (its entry is removed so it runs again), after a deliberate cosmetic edit of an applied migration (its new checksum is recorded), or after deliberately deleting a migration file. Shows what it will do and asks first (--yes when not interactive).'
+  static description =
+    'Use after fixing a failed no-transaction migration by hand (its entry is removed so it runs again), after a deliberate cosmetic edit of an applied migration (its new checksum is recorded), or after deliberately deleting a migration file. Shows what it will do and asks first (--yes when not interactive).'
   static examples = ['<%= config.bin %> migrate repair --dry-run', '<%= config.bin %> migrate repair --yes']
   static flags = {
     ...connectionFlags,
@@ -16,7 +17,8 @@ export default class MigrateRepair extends BaseCommand<typeof MigrateRepair> {
   async run(): Promise<RepairResult> {
     const ctx = migrateContext(this.flags, () => this.settings())
     const plan = await repairMigrations({...ctx, dryRun: true})
-    for (const a of plan.actions) this.log(`${ctx.dryRun ? 'would ' : ''}${a.action} ${a.version}_${a.name}: ${a.detail}`)
+    for (const a of plan.actions)
+      this.log(`${ctx.dryRun ? 'would ' : ''}${a.action} ${a.version}_${a.name}: ${a.detail}`)
     if (plan.actions.length === 0) {
       this.log('nothing to repair')
       return plan

@@ -21,7 +21,12 @@ export default class MigrateUp extends BaseCommand<typeof MigrateUp> {
 
   async run(): Promise<MigrateResult> {
     const ctx = migrateContext(this.flags, () => this.settings())
-    const result = await migrateUp({...ctx, to: this.flags.to, outOfOrder: this.flags['out-of-order'], logger: this.logger})
+    const result = await migrateUp({
+      ...ctx,
+      to: this.flags.to,
+      outOfOrder: this.flags['out-of-order'],
+      logger: this.logger,
+    })
     this.log(renderMigrateResult(result))
     return result
   }

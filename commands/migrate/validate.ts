@@ -6,7 +6,8 @@ import {renderValidate} from '../../src/migrate/render.js'
 
 export default class MigrateValidate extends BaseCommand<typeof MigrateValidate> {
   static summary = 'Check that every migration file parses and that applied ones are unchanged, present and in order.'
-  static description = 'Exit 1 when a problem is found: an applied migration whose file changed (checksum), an applied migration whose file is missing, a failed no-transaction migration, or a pending file numbered below the applied head. Each problem comes with its fix.'
+  static description =
+    'Exit 1 when a problem is found: an applied migration whose file changed (checksum), an applied migration whose file is missing, a failed no-transaction migration, or a pending file numbered below the applied head. Each problem comes with its fix.'
   static examples = ['<%= config.bin %> migrate validate', '<%= config.bin %> migrate validate --json']
   static flags = {...connectionFlags}
 

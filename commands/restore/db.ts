@@ -17,14 +17,32 @@ Exit codes: 0 restored, 1 checksum / row-count mismatch, 2 refused (usage, non-e
 
   static args = {id: Args.string({description: 'backup id or "latest"', required: true})}
   static flags = {
-    'target-db': Flags.string({description: 'restore into this database (created on the DATABASE_URL server) instead of the live one'}),
-    jobs: Flags.integer({description: 'parallel pg_restore workers; above 1 zstd first decompresses the dump to a staging file (CHARGE_OPS_STAGING_DIR, the uncompressed size). 1 streams without a temp file. Default: 2 when the staging directory has room for the uncompressed dump, else 1', min: 1}),
+    'target-db': Flags.string({
+      description: 'restore into this database (created on the DATABASE_URL server) instead of the live one',
+    }),
+    jobs: Flags.integer({
+      description:
+        'parallel pg_restore workers; above 1 zstd first decompresses the dump to a staging file (CHARGE_OPS_STAGING_DIR, the uncompressed size). 1 streams without a temp file. Default: 2 when the staging directory has room for the uncompressed dump, else 1',
+      min: 1,
+    }),
     clean: Flags.boolean({description: 'replace a non-empty target database (with --yes)'}),
-    force: Flags.boolean({description: "restore even when the backup's migration head is newer than the installed service's migrations"}),
-    'keep-previous': Flags.boolean({description: 'keep the replaced database as <target>_pre_<time> instead of dropping it'}),
-    'admin-url': Flags.string({description: 'connection that creates and renames databases (needs CREATEDB and ownership, or a superuser); default CHARGE_OPS_ADMIN_URL (environment or .env), else DATABASE_URL', env: 'CHARGE_OPS_ADMIN_URL'}),
-    'migrations-dir': Flags.string({description: "the installed service's migrations (default: ./service/migrations, else the bundled ones)"}),
-    'no-maintenance': Flags.boolean({description: 'do not switch the service to maintenance mode while the live database is restored'}),
+    force: Flags.boolean({
+      description: "restore even when the backup's migration head is newer than the installed service's migrations",
+    }),
+    'keep-previous': Flags.boolean({
+      description: 'keep the replaced database as <target>_pre_<time> instead of dropping it',
+    }),
+    'admin-url': Flags.string({
+      description:
+        'connection that creates and renames databases (needs CREATEDB and ownership, or a superuser); default CHARGE_OPS_ADMIN_URL (environment or .env), else DATABASE_URL',
+      env: 'CHARGE_OPS_ADMIN_URL',
+    }),
+    'migrations-dir': Flags.string({
+      description: "the installed service's migrations (default: ./service/migrations, else the bundled ones)",
+    }),
+    'no-maintenance': Flags.boolean({
+      description: 'do not switch the service to maintenance mode while the live database is restored',
+    }),
     ...repositoryLocationFlags,
     encrypt: encryptFlag,
   }
@@ -33,7 +51,12 @@ Exit codes: 0 restored, 1 checksum / row-count mismatch, 2 refused (usage, non-e
     const {openBackupContext} = await import('../../src/backup/context.js')
     const {restoreDatabase} = await import('../../src/restore/logical-db.js')
     const settings = this.settings({repository: this.flags.repo, stack: this.flags.stack})
-    const ctx = await openBackupContext({settings, logger: this.logger, progress: (label, total) => this.progress(label, total), encryptKeyFile: this.flags.encrypt})
+    const ctx = await openBackupContext({
+      settings,
+      logger: this.logger,
+      progress: (label, total) => this.progress(label, total),
+      encryptKeyFile: this.flags.encrypt,
+    })
     const result = await restoreDatabase({
       settings,
       storage: ctx.storage,
@@ -54,8 +77,11 @@ Exit codes: 0 restored, 1 checksum / row-count mismatch, 2 refused (usage, non-e
       logger: this.logger,
       progress: ctx.progress,
     })
-    this.log(`restored backup ${result.id} into ${result.database}${result.replaced ? ' (replaced)' : ' (new)'} in ${(result.durationMs / 1000).toFixed(1)}s with ${result.jobs} job(s): ${result.tables} tables, row counts match the manifest`)
-    if (result.previousKeptAs) this.log(`the replaced database is kept as ${result.previousKeptAs} (drop it when no longer needed)`)
+    this.log(
+      `restored backup ${result.id} into ${result.database}${result.replaced ? ' (replaced)' : ' (new)'} in ${(result.durationMs / 1000).toFixed(1)}s with ${result.jobs} job(s): ${result.tables} tables, row counts match the manifest`,
+    )
+    if (result.previousKeptAs)
+      this.log(`the replaced database is kept as ${result.previousKeptAs} (drop it when no longer needed)`)
     if (result.live) this.log(`maintenance mode: ${result.maintenance}`)
     return result
   }

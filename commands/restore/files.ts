@@ -29,9 +29,16 @@ Exit codes: 0 restored, 1 checksum / file list / Chroma count mismatch, 2 usage 
     const {ChecksFailedError} = await import('../../src/errors.js')
     const {formatBytes} = await import('../../src/core/units/size.js')
     const settings = this.settings({repository: this.flags.repo, stack: this.flags.stack})
-    const ctx = await openBackupContext({settings, logger: this.logger, progress: (label, total) => this.progress(label, total), encryptKeyFile: this.flags.encrypt})
+    const ctx = await openBackupContext({
+      settings,
+      logger: this.logger,
+      progress: (label, total) => this.progress(label, total),
+      encryptKeyFile: this.flags.encrypt,
+    })
     const parts = this.flags.only?.length ? this.flags.only.join(' and ') : 'uploads and Chroma'
-    await this.confirm(`Replace the live ${parts} folders with those of backup ${this.args.id} (the current ones are kept until the restore succeeded)?`)
+    await this.confirm(
+      `Replace the live ${parts} folders with those of backup ${this.args.id} (the current ones are kept until the restore succeeded)?`,
+    )
     const result = await restoreFiles({
       settings,
       storage: ctx.storage,
@@ -43,11 +50,25 @@ Exit codes: 0 restored, 1 checksum / file list / Chroma count mismatch, 2 usage 
       logger: this.logger,
       progress: ctx.progress,
     })
-    for (const c of result.components) this.log(`${c.component}: ${c.files} files, ${formatBytes(c.bytes)} → ${c.dir}${c.resumed ? ' (restored by the interrupted run)' : ''}`)
+    for (const c of result.components)
+      this.log(
+        `${c.component}: ${c.files} files, ${formatBytes(c.bytes)} → ${c.dir}${c.resumed ? ' (restored by the interrupted run)' : ''}`,
+      )
     if (result.chroma) {
-      for (const x of result.chroma.collections) this.log(`chroma ${x.name}: manifest ${x.expected}, restored ${x.restored ?? '?'}${x.server !== null ? `, server ${x.server}` : ''} ${x.ok ? 'ok' : 'DIFFERS'}`)
+      for (const x of result.chroma.collections)
+        this.log(
+          `chroma ${x.name}: manifest ${x.expected}, restored ${x.restored ?? '?'}${x.server !== null ? `, server ${x.server}` : ''} ${x.ok ? 'ok' : 'DIFFERS'}`,
+        )
       this.log(`chroma server: ${result.chroma.server}`)
-      if (!result.chroma.ok) throw new ChecksFailedError(`backup ${result.id} restored, but Chroma's record counts differ from the manifest`, {code: 'CHROMA_COUNTS_DIFFER', hint: 'Restart the Chroma server and run charge-ops doctor; re-embed the knowledge base if the counts stay wrong.', data: {chroma: result.chroma}})
+      if (!result.chroma.ok)
+        throw new ChecksFailedError(
+          `backup ${result.id} restored, but Chroma's record counts differ from the manifest`,
+          {
+            code: 'CHROMA_COUNTS_DIFFER',
+            hint: 'Restart the Chroma server and run charge-ops doctor; re-embed the knowledge base if the counts stay wrong.',
+            data: {chroma: result.chroma},
+          },
+        )
     }
     this.log(`restored files of backup ${result.id} in ${(result.durationMs / 1000).toFixed(1)}s`)
     return result

@@ -20,28 +20,51 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
     ...pitrTargetFlags,
     'data-dir': Flags.string({required: true, description: 'the new data directory (must be empty or absent)'}),
     backup: Flags.string({description: 'use this base backup id instead of choosing one'}),
-    start: Flags.boolean({description: 'start the server, wait until recovery ends, report the position', dependsOn: ['port']}),
+    start: Flags.boolean({
+      description: 'start the server, wait until recovery ends, report the position',
+      dependsOn: ['port'],
+    }),
     port: Flags.integer({description: 'port for the restored server (with --start)'}),
     timeout: Flags.integer({description: 'seconds to wait for recovery with --start', default: 3600}),
-    archive: Flags.string({options: ['keep', 'off'], default: 'keep', description: 'keep: the restored server archives its new timeline into the same stack; off: a throw-away copy that archives nothing'}),
-    'database-url': databaseUrlFlag("with --start: credentials to ask the restored server (its roles are the backed-up server's; host and port are replaced)"),
-    'target-timeline': Flags.string({description: "recovery_target_timeline: latest (default), current, or a number"}),
+    archive: Flags.string({
+      options: ['keep', 'off'],
+      default: 'keep',
+      description:
+        'keep: the restored server archives its new timeline into the same stack; off: a throw-away copy that archives nothing',
+    }),
+    'database-url': databaseUrlFlag(
+      "with --start: credentials to ask the restored server (its roles are the backed-up server's; host and port are replaced)",
+    ),
+    'target-timeline': Flags.string({description: 'recovery_target_timeline: latest (default), current, or a number'}),
     ...repositoryLocationFlags,
     engine: Flags.string({options: ['native', 'wal-g'], description: 'default: backup.engine from charge-ops.yaml'}),
     encrypt: encryptFlag,
-    jobs: Flags.integer({description: 'parallel block readers for a file-engine backup (--type full|diff|incr)', min: 1, default: 2}),
-    'wal-prefetch': Flags.integer({description: 'restore_command fetches this many WAL segments ahead into a spool in the data directory (0: none; docs/pitr.md)', min: 0, max: 256, default: 8}),
+    jobs: Flags.integer({
+      description: 'parallel block readers for a file-engine backup (--type full|diff|incr)',
+      min: 1,
+      default: 2,
+    }),
+    'wal-prefetch': Flags.integer({
+      description:
+        'restore_command fetches this many WAL segments ahead into a spool in the data directory (0: none; docs/pitr.md)',
+      min: 0,
+      max: 256,
+      default: 8,
+    }),
   }
 
   async run(): Promise<PitrResult | WalgRestoreResult> {
     const {parseTarget, describeTarget} = await import('../../src/restore/pitr-target.js')
     const target = parseTarget(this.flags)
-    const engine = this.flags.engine ?? (this.flags.repo && this.flags.stack ? 'native' : this.settings().yaml.backup.engine)
+    const engine =
+      this.flags.engine ?? (this.flags.repo && this.flags.stack ? 'native' : this.settings().yaml.backup.engine)
     if (engine === 'wal-g') {
       const {resolveLocation} = await import('../../src/wal/context.js')
       const {restoreWithWalg} = await import('../../src/restore/walg.js')
       const location = resolveLocation(this.flags, () => this.settings())
-      await this.confirm(`Restore stack ${location.stack} with wal-g into ${this.flags['data-dir']}, recovering to ${describeTarget(target)}?`)
+      await this.confirm(
+        `Restore stack ${location.stack} with wal-g into ${this.flags['data-dir']}, recovering to ${describeTarget(target)}?`,
+      )
       const result = await restoreWithWalg({
         settings: this.settings(),
         ...location,
@@ -53,14 +76,20 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
         start: this.flags.start ? {port: this.flags.port!, timeoutSec: this.flags.timeout} : undefined,
         logger: this.logger,
       })
-      this.log(`wal-g restored ${result.backup} into ${result.dataDir}${result.recovery ? `; recovered, timeline ${result.recovery.timeline}, port ${result.recovery.port}` : ''}`)
+      this.log(
+        `wal-g restored ${result.backup} into ${result.dataDir}${result.recovery ? `; recovered, timeline ${result.recovery.timeline}, port ${result.recovery.port}` : ''}`,
+      )
       return result
     }
     const {openWalRepository} = await import('../../src/wal/context.js')
     const {restorePitr} = await import('../../src/restore/pitr.js')
     const {resolve} = await import('node:path')
-    const {storage, stack, repository} = await openWalRepository(this.flags, () => this.settings(this.flags.repo ? {repository: this.flags.repo} : {}))
-    await this.confirm(`Restore stack ${stack} from ${storage.location} into ${this.flags['data-dir']}, recovering to ${describeTarget(target)}${this.flags.start ? `, and start it on port ${this.flags.port}` : ''}?`)
+    const {storage, stack, repository} = await openWalRepository(this.flags, () =>
+      this.settings(this.flags.repo ? {repository: this.flags.repo} : {}),
+    )
+    await this.confirm(
+      `Restore stack ${stack} from ${storage.location} into ${this.flags['data-dir']}, recovering to ${describeTarget(target)}${this.flags.start ? `, and start it on port ${this.flags.port}` : ''}?`,
+    )
     const result = await restorePitr({
       storage,
       stack,
@@ -79,11 +108,18 @@ Exit codes: 0 restored (and recovered), 1 the archive or the backup cannot give 
       jobs: this.flags.jobs,
       walPrefetch: this.flags['wal-prefetch'],
     })
-    this.log(`restored base backup ${result.backupId} into ${result.dataDir} (WAL ${result.archive.firstSegment} … ${result.archive.lastSegment} available)`)
+    this.log(
+      `restored base backup ${result.backupId} into ${result.dataDir} (WAL ${result.archive.firstSegment} … ${result.archive.lastSegment} available)`,
+    )
     if (result.recovery) {
       const r = result.recovery
-      if (r.confirmedBy !== 'connection') this.logger.info('promotion read from pg_control (no credentials to ask the server: --database-url / DATABASE_URL)')
-      this.log(`recovered to ${result.target}: ${r.stoppedAt ?? `redo done at ${r.redoDoneAt}`}; last transaction ${r.lastTransactionAt ?? 'n/a'}; now on timeline ${r.timeline}, serving on port ${r.port} (${Math.round(r.durationMs / 100) / 10}s)`)
+      if (r.confirmedBy !== 'connection')
+        this.logger.info(
+          'promotion read from pg_control (no credentials to ask the server: --database-url / DATABASE_URL)',
+        )
+      this.log(
+        `recovered to ${result.target}: ${r.stoppedAt ?? `redo done at ${r.redoDoneAt}`}; last transaction ${r.lastTransactionAt ?? 'n/a'}; now on timeline ${r.timeline}, serving on port ${r.port} (${Math.round(r.durationMs / 100) / 10}s)`,
+      )
     }
     return result
   }

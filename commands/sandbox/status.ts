@@ -18,7 +18,10 @@ export default class SandboxStatusCommand extends BaseCommand<typeof SandboxStat
       this.log(`no sandbox at ${s.dir} (create it with \`charge-ops sandbox up\`)`)
       return s
     }
-    for (const [name, state] of Object.entries(s.servers)) this.log(`${name.padEnd(9)} ${state.running ? `running (pid ${state.pid}, port ${s.ports?.[name as 'postgres']})` : 'stopped'}`)
+    for (const [name, state] of Object.entries(s.servers))
+      this.log(
+        `${name.padEnd(9)} ${state.running ? `running (pid ${state.pid}, port ${s.ports?.[name as 'postgres']})` : 'stopped'}`,
+      )
     if (s.service) this.log(formatStatus(s.service))
     return s
   }

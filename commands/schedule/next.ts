@@ -10,8 +10,12 @@ export interface NextResult {
 }
 
 export default class ScheduleNext extends BaseCommand<typeof ScheduleNext> {
-  static summary = 'Show the next runs of a cron expression (and its systemd OnCalendar form); reject invalid ones with the reason.'
-  static examples = ['<%= config.bin %> schedule next "0 2 * * *"', '<%= config.bin %> schedule next "*/15 9-17 * * 1-5" --timezone Europe/Berlin --count 5 --json']
+  static summary =
+    'Show the next runs of a cron expression (and its systemd OnCalendar form); reject invalid ones with the reason.'
+  static examples = [
+    '<%= config.bin %> schedule next "0 2 * * *"',
+    '<%= config.bin %> schedule next "*/15 9-17 * * 1-5" --timezone Europe/Berlin --count 5 --json',
+  ]
   static args = {expression: Args.string({required: true, description: 'five-field cron expression (quote it)'})}
   static flags = {
     timezone: Flags.string({description: 'IANA zone to read the expression in (default: the host zone)'}),
@@ -22,7 +26,9 @@ export default class ScheduleNext extends BaseCommand<typeof ScheduleNext> {
     const {nextRuns, cronToOnCalendar} = await import('../../src/schedule/cron.js')
     const {formatInZone} = await import('../../src/schedule/plan.js')
     const zone = this.flags.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone
-    const runs = nextRuns(this.args.expression, {timezone: this.flags.timezone, count: this.flags.count}).map((d) => formatInZone(d, zone))
+    const runs = nextRuns(this.args.expression, {timezone: this.flags.timezone, count: this.flags.count}).map((d) =>
+      formatInZone(d, zone),
+    )
     let onCalendar: string | undefined
     try {
       onCalendar = cronToOnCalendar(this.args.expression, this.flags.timezone)

@@ -19,7 +19,11 @@ export default class ServiceToken extends BaseCommand<typeof ServiceToken> {
 
   async run(): Promise<MintedToken> {
     const {mintServiceToken} = await import('../../src/service/token.js')
-    const minted = await mintServiceToken(this.settings(), {subject: this.flags.subject, ttl: this.flags.ttl, scope: this.flags.scope})
+    const minted = await mintServiceToken(this.settings(), {
+      subject: this.flags.subject,
+      ttl: this.flags.ttl,
+      scope: this.flags.scope,
+    })
     process.stdout.write(this.jsonEnabled() ? '' : `${minted.bearer}\n`)
     this.logger.info(`token for "${minted.subject}" valid until ${minted.expiresAt}`)
     return minted

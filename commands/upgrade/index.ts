@@ -23,22 +23,64 @@ export default class Upgrade extends BaseCommand<typeof Upgrade> {
     '<%= config.bin %> upgrade --yes     # finish or roll back an interrupted upgrade',
   ]
   static flags = {
-    to: Flags.string({description: 'the new version: a release directory, a charge-ops checkout, a .tar.gz/.tgz, or a git ref (local); the image tag (compose, k8s)'}),
-    target: Flags.string({description: "deployment target (default: charge-ops.yaml's target)", options: ['local', 'compose', 'k8s']}),
-    'dry-run': Flags.boolean({description: 'run the preflight and print the plan (the exact commands for compose / k8s); change nothing'}),
-    rehearse: Flags.boolean({description: 'restore the newest backup into a scratch database, migrate and start the new version there, report timings and expected downtime', exclusive: ['dry-run']}),
+    to: Flags.string({
+      description:
+        'the new version: a release directory, a charge-ops checkout, a .tar.gz/.tgz, or a git ref (local); the image tag (compose, k8s)',
+    }),
+    target: Flags.string({
+      description: "deployment target (default: charge-ops.yaml's target)",
+      options: ['local', 'compose', 'k8s'],
+    }),
+    'dry-run': Flags.boolean({
+      description: 'run the preflight and print the plan (the exact commands for compose / k8s); change nothing',
+    }),
+    rehearse: Flags.boolean({
+      description:
+        'restore the newest backup into a scratch database, migrate and start the new version there, report timings and expected downtime',
+      exclusive: ['dry-run'],
+    }),
     force: Flags.boolean({description: "allow a downgrade below the database's migration head"}),
-    'require-verified-within': Flags.string({description: 'refuse unless a database backup was verified this recently (e.g. 24h, 7d)'}),
-    'stop-timeout': Flags.integer({description: 'seconds the worker may take to drain before it is killed', default: 30}),
+    'require-verified-within': Flags.string({
+      description: 'refuse unless a database backup was verified this recently (e.g. 24h, 7d)',
+    }),
+    'stop-timeout': Flags.integer({
+      description: 'seconds the worker may take to drain before it is killed',
+      default: 30,
+    }),
     'start-timeout': Flags.integer({description: 'seconds to wait for the API to answer /health', default: 30}),
-    'compose-file': Flags.string({description: "compose: the compose file (default: charge-ops.yaml's paths.composeFile, else docker-compose.yml)", helpGroup: 'COMPOSE / K8S'}),
+    'compose-file': Flags.string({
+      description: "compose: the compose file (default: charge-ops.yaml's paths.composeFile, else docker-compose.yml)",
+      helpGroup: 'COMPOSE / K8S',
+    }),
     project: Flags.string({description: 'compose: project name (-p)', helpGroup: 'COMPOSE / K8S'}),
-    image: Flags.string({description: "compose: a registry prefix to pull <prefix>/service:<to> from (default: build the images here with `images build`); k8s: the service image without tag (default charge-ops/service)", helpGroup: 'COMPOSE / K8S'}),
-    namespace: Flags.string({char: 'n', description: "k8s: namespace (default: the stack's name, as init writes it)", helpGroup: 'COMPOSE / K8S'}),
-    deployment: Flags.string({description: 'k8s: the API deployment (default: backend, as init writes it)', helpGroup: 'COMPOSE / K8S'}),
-    manifests: Flags.string({description: 'k8s: apply these manifests instead of `kubectl set image`', helpGroup: 'COMPOSE / K8S'}),
-    'rollout-timeout': Flags.string({description: 'k8s: rollout status --timeout', default: '300s', helpGroup: 'COMPOSE / K8S'}),
-    'app-url': Flags.string({description: "compose / k8s: the web UI's URL that verify checks with curl -f (default: the first https origin of ALLOWED_ORIGINS)", helpGroup: 'COMPOSE / K8S'}),
+    image: Flags.string({
+      description:
+        'compose: a registry prefix to pull <prefix>/service:<to> from (default: build the images here with `images build`); k8s: the service image without tag (default charge-ops/service)',
+      helpGroup: 'COMPOSE / K8S',
+    }),
+    namespace: Flags.string({
+      char: 'n',
+      description: "k8s: namespace (default: the stack's name, as init writes it)",
+      helpGroup: 'COMPOSE / K8S',
+    }),
+    deployment: Flags.string({
+      description: 'k8s: the API deployment (default: backend, as init writes it)',
+      helpGroup: 'COMPOSE / K8S',
+    }),
+    manifests: Flags.string({
+      description: 'k8s: apply these manifests instead of `kubectl set image`',
+      helpGroup: 'COMPOSE / K8S',
+    }),
+    'rollout-timeout': Flags.string({
+      description: 'k8s: rollout status --timeout',
+      default: '300s',
+      helpGroup: 'COMPOSE / K8S',
+    }),
+    'app-url': Flags.string({
+      description:
+        "compose / k8s: the web UI's URL that verify checks with curl -f (default: the first https origin of ALLOWED_ORIGINS)",
+      helpGroup: 'COMPOSE / K8S',
+    }),
   }
 
   async run(): Promise<UpgradeResult | RehearsalResult> {
@@ -47,11 +89,22 @@ export default class Upgrade extends BaseCommand<typeof Upgrade> {
       if (!this.flags.to) this.error('--rehearse needs --to', {exit: 2})
       const {rehearseUpgrade} = await import('../../src/upgrade/rehearse.js')
       const {renderRehearsal} = await import('../../src/upgrade/render.js')
-      const result = await rehearseUpgrade({settings, logger: this.logger, to: this.flags.to!, progress: (l, t) => this.progress(l, t), startTimeoutMs: this.flags['start-timeout'] * 1000, lastStopMs: this.flags['stop-timeout'] * 1000})
+      const result = await rehearseUpgrade({
+        settings,
+        logger: this.logger,
+        to: this.flags.to!,
+        progress: (l, t) => this.progress(l, t),
+        startTimeoutMs: this.flags['start-timeout'] * 1000,
+        lastStopMs: this.flags['stop-timeout'] * 1000,
+      })
       this.log(renderRehearsal(result))
       if (!result.ok) {
         const {ChecksFailedError} = await import('../../src/errors.js')
-        throw new ChecksFailedError(`the rehearsal failed at ${result.failure?.step}: ${result.failure?.error}`, {code: 'UPGRADE_REHEARSAL_FAILED', hint: 'Production was not touched. Fix the new version and rehearse again.', data: {rehearsal: result}})
+        throw new ChecksFailedError(`the rehearsal failed at ${result.failure?.step}: ${result.failure?.error}`, {
+          code: 'UPGRADE_REHEARSAL_FAILED',
+          hint: 'Production was not touched. Fix the new version and rehearse again.',
+          data: {rehearsal: result},
+        })
       }
       return result
     }
@@ -71,7 +124,13 @@ export default class Upgrade extends BaseCommand<typeof Upgrade> {
       startTimeoutMs: this.flags['start-timeout'] * 1000,
       confirm: (q) => this.confirm(q),
       compose: {file: this.flags['compose-file'], project: this.flags.project, image: this.flags.image},
-      k8s: {namespace: this.flags.namespace, image: this.flags.image, deployment: this.flags.deployment, manifests: this.flags.manifests, rolloutTimeout: this.flags['rollout-timeout']},
+      k8s: {
+        namespace: this.flags.namespace,
+        image: this.flags.image,
+        deployment: this.flags.deployment,
+        manifests: this.flags.manifests,
+        rolloutTimeout: this.flags['rollout-timeout'],
+      },
       appUrl: this.flags['app-url'],
     })
     this.log(renderResult(result))

@@ -24,15 +24,33 @@ export default class WalFetch extends BaseCommand<typeof WalFetch> {
   }
   static flags = {
     ...repositoryLocationFlags,
-    engine: Flags.string({options: ['native', 'wal-g'], default: 'native', description: 'wal-g: run `wal-g wal-fetch` (its exit status is passed on)'}),
-    prefetch: Flags.integer({min: 0, max: 256, default: 0, description: 'also fetch the next K segments in parallel into the spool; later calls are served from it (docs/pitr.md)'}),
-    'process-max': Flags.integer({min: 1, max: 64, default: 2, description: 'segments the prefetch worker fetches at once'}),
+    engine: Flags.string({
+      options: ['native', 'wal-g'],
+      default: 'native',
+      description: 'wal-g: run `wal-g wal-fetch` (its exit status is passed on)',
+    }),
+    prefetch: Flags.integer({
+      min: 0,
+      max: 256,
+      default: 0,
+      description:
+        'also fetch the next K segments in parallel into the spool; later calls are served from it (docs/pitr.md)',
+    }),
+    'process-max': Flags.integer({
+      min: 1,
+      max: 64,
+      default: 2,
+      description: 'segments the prefetch worker fetches at once',
+    }),
     spool: Flags.string({description: 'the spool directory (default: charge-ops-spool in the data directory)'}),
   }
 
   /** charge-ops.yaml is read only when the command line does not say where the repository is. */
   private async settingsIfNeeded(always = false) {
-    const settings = always || !(this.flags.repo ?? process.env.CHARGE_OPS_REPO) || !this.flags.stack ? await this.loadSettings() : undefined
+    const settings =
+      always || !(this.flags.repo ?? process.env.CHARGE_OPS_REPO) || !this.flags.stack
+        ? await this.loadSettings()
+        : undefined
     return () => settings ?? {stack: ''}
   }
 
@@ -46,7 +64,7 @@ export default class WalFetch extends BaseCommand<typeof WalFetch> {
         return {file: this.args.name, status: 'restored', destination: this.args.destination}
       } catch (error) {
         // wal-g exits 74 (EX_IOERR) when the file is not in storage: that is the end of the archive
-        const exit = ((error as {cause?: {exitCode?: number}}).cause?.exitCode)
+        const exit = (error as {cause?: {exitCode?: number}}).cause?.exitCode
         process.exitCode = exit === 74 ? FETCH_MISSING_EXIT : FETCH_ABORT_EXIT
         if (exit !== 74) this.logger.error(`wal fetch ${this.args.name}: ${(error as Error).message}`)
         return undefined
@@ -55,9 +73,25 @@ export default class WalFetch extends BaseCommand<typeof WalFetch> {
     try {
       const {openWalRepository} = await import('../../src/wal/context.js')
       const {storage, stack, repository} = await openWalRepository(this.flags, await this.settingsIfNeeded())
-      const prefetch = this.flags.prefetch > 0 ? {count: this.flags.prefetch, processMax: this.flags['process-max'], root: this.flags.spool, repository, stack} : undefined
-      const result = await fetchWal({storage, stack, name: this.args.name, destination: this.args.destination, prefetch})
-      if (result.prefetchProblem) this.logger.warn(`wal fetch ${this.args.name}: ${result.prefetchProblem}; the segments are fetched directly`)
+      const prefetch =
+        this.flags.prefetch > 0
+          ? {
+              count: this.flags.prefetch,
+              processMax: this.flags['process-max'],
+              root: this.flags.spool,
+              repository,
+              stack,
+            }
+          : undefined
+      const result = await fetchWal({
+        storage,
+        stack,
+        name: this.args.name,
+        destination: this.args.destination,
+        prefetch,
+      })
+      if (result.prefetchProblem)
+        this.logger.warn(`wal fetch ${this.args.name}: ${result.prefetchProblem}; the segments are fetched directly`)
       if (result.status === 'missing') process.exitCode = FETCH_MISSING_EXIT
       return result
     } catch (error) {

@@ -20,17 +20,37 @@ PostgreSQL runs it as the postgres OS user in the data directory, without your e
   static args = {path: Args.string({required: true, description: 'the WAL file (%p: relative to the data directory)'})}
   static flags = {
     ...repositoryLocationFlags,
-    engine: Flags.string({options: ['native', 'wal-g'], default: 'native', description: 'wal-g: run `wal-g wal-push` with WALG_* settings derived from --repo / --stack'}),
-    compression: Flags.string({options: ['zstd', 'gzip'], default: 'zstd', description: 'zstd (falls back to gzip when the binary is missing)'}),
-    async: Flags.boolean({default: false, description: 'also push the next .ready segments in parallel and record them in the spool; later calls return once they checked the record (docs/pitr.md)'}),
+    engine: Flags.string({
+      options: ['native', 'wal-g'],
+      default: 'native',
+      description: 'wal-g: run `wal-g wal-push` with WALG_* settings derived from --repo / --stack',
+    }),
+    compression: Flags.string({
+      options: ['zstd', 'gzip'],
+      default: 'zstd',
+      description: 'zstd (falls back to gzip when the binary is missing)',
+    }),
+    async: Flags.boolean({
+      default: false,
+      description:
+        'also push the next .ready segments in parallel and record them in the spool; later calls return once they checked the record (docs/pitr.md)',
+    }),
     'process-max': Flags.integer({min: 1, max: 64, default: 2, description: 'with --async: segments pushed at once'}),
-    spool: Flags.string({description: 'with --async: the spool directory (default: charge-ops-spool in the data directory)'}),
-    'queue-max': Flags.string({description: 'WAL waiting in pg_wal past which every call warns loudly in the server log (e.g. 4GB); capacity and the ChargeOpsWalArchiveQueueFull alert use it too. Nothing is ever dropped (docs/pitr.md)'}),
+    spool: Flags.string({
+      description: 'with --async: the spool directory (default: charge-ops-spool in the data directory)',
+    }),
+    'queue-max': Flags.string({
+      description:
+        'WAL waiting in pg_wal past which every call warns loudly in the server log (e.g. 4GB); capacity and the ChargeOpsWalArchiveQueueFull alert use it too. Nothing is ever dropped (docs/pitr.md)',
+    }),
   }
 
   /** charge-ops.yaml is read only when the command line does not say where the repository is. */
   private async settingsIfNeeded(always = false) {
-    const settings = always || !(this.flags.repo ?? process.env.CHARGE_OPS_REPO) || !this.flags.stack ? await this.loadSettings() : undefined
+    const settings =
+      always || !(this.flags.repo ?? process.env.CHARGE_OPS_REPO) || !this.flags.stack
+        ? await this.loadSettings()
+        : undefined
     return () => settings ?? {stack: ''}
   }
 
@@ -51,12 +71,29 @@ PostgreSQL runs it as the postgres OS user in the data directory, without your e
     const {storage, stack, repository} = await openWalRepository(this.flags, await this.settingsIfNeeded())
     if (this.flags.async) {
       const {pushWalAsync} = await import('../../src/wal/async-push.js')
-      const done = await pushWalAsync({storage, stack, repository, path: this.args.path, compression: this.flags.compression as 'zstd' | 'gzip', processMax: this.flags['process-max'], spool: this.flags.spool})
-      this.logger.debug(`${done.file}: ${done.fromSpool ? 'pushed ahead earlier (spool record, content checked)' : `→ ${done.key}`}; pushed ahead ${done.pushedAhead.length}, failed ${done.failedAhead.length}`)
+      const done = await pushWalAsync({
+        storage,
+        stack,
+        repository,
+        path: this.args.path,
+        compression: this.flags.compression as 'zstd' | 'gzip',
+        processMax: this.flags['process-max'],
+        spool: this.flags.spool,
+      })
+      this.logger.debug(
+        `${done.file}: ${done.fromSpool ? 'pushed ahead earlier (spool record, content checked)' : `→ ${done.key}`}; pushed ahead ${done.pushedAhead.length}, failed ${done.failedAhead.length}`,
+      )
       return done
     }
-    const result = await pushWal({storage, stack, path: this.args.path, compression: this.flags.compression as 'zstd' | 'gzip'})
-    this.logger.debug(`${result.file} → ${storage.location}/${result.key} (${result.bytes} → ${result.storedBytes} bytes${result.alreadyArchived ? ', already archived' : ''})`)
+    const result = await pushWal({
+      storage,
+      stack,
+      path: this.args.path,
+      compression: this.flags.compression as 'zstd' | 'gzip',
+    })
+    this.logger.debug(
+      `${result.file} → ${storage.location}/${result.key} (${result.bytes} → ${result.storedBytes} bytes${result.alreadyArchived ? ', already archived' : ''})`,
+    )
     return result
   }
 }

@@ -7,11 +7,21 @@
  * constant whatever the file size.
  */
 
-export const EXPECTED_HEADER = ['timestamp', 'voltage_v', 'current_a', 'soc_pct', 'battery_temp_c', 'charger_status'] as const
+export const EXPECTED_HEADER = [
+  'timestamp',
+  'voltage_v',
+  'current_a',
+  'soc_pct',
+  'battery_temp_c',
+  'charger_status',
+] as const
 
 /** What is wrong with a session log's first line (undefined: it is the expected header). The upload checks it too. */
 export function headerMismatch(line: string): string | undefined {
-  const header = line.replace(/^\uFEFF/, '').split(',').map((h) => h.trim().toLowerCase())
+  const header = line
+    .replace(/^\uFEFF/, '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
   if (EXPECTED_HEADER.every((h, i) => header[i] === h)) return undefined
   return `unexpected header "${header.join(',')}"; expected ${EXPECTED_HEADER.join(',')}`
 }
@@ -178,7 +188,8 @@ export class SessionAnalyzer {
       start = nl + 1
     }
     if (start < len) this.leftover = Buffer.from(buf.subarray(start))
-    if (this.leftover && this.leftover.length > 1_000_000) throw new AnalysisInputError('line longer than 1 MB: not a charging-session CSV', this.lineNo + 1)
+    if (this.leftover && this.leftover.length > 1_000_000)
+      throw new AnalysisInputError('line longer than 1 MB: not a charging-session CSV', this.lineNo + 1)
   }
 
   finish(): AnalysisResult {
@@ -189,10 +200,14 @@ export class SessionAnalyzer {
       if (rest[end - 1] === CR) end--
       this.line(rest, 0, end)
     }
-    if (!this.headerSeen) throw new AnalysisInputError('the file is empty: expected the header ' + EXPECTED_HEADER.join(','))
+    if (!this.headerSeen)
+      throw new AnalysisInputError('the file is empty: expected the header ' + EXPECTED_HEADER.join(','))
     if (this.samples === 0) throw new AnalysisInputError('no valid samples after the header')
     if (this.invalid > Math.max(1, this.samples * RULES.maxInvalidFraction)) {
-      throw new AnalysisInputError(`${this.invalid} invalid lines (more than ${RULES.maxInvalidFraction * 100}% of the file); first: ${this.firstInvalidReason}`, this.firstInvalidLine)
+      throw new AnalysisInputError(
+        `${this.invalid} invalid lines (more than ${RULES.maxInvalidFraction * 100}% of the file); first: ${this.firstInvalidReason}`,
+        this.firstInvalidLine,
+      )
     }
     this.closeHot()
     this.closeDerate()
@@ -337,7 +352,12 @@ export class SessionAnalyzer {
     if (status === STATUS_DERATING) this.derate = extend(this.derate, ms, i, 0)
     else this.closeDerate()
     // … or inferred: a sustained drop of current far below the session's peak, well before the taper
-    if (status === STATUS_CHARGING && soc < RULES.deratingSocLimit && i > 0 && i < this.peakI * RULES.deratingCurrentFraction) {
+    if (
+      status === STATUS_CHARGING &&
+      soc < RULES.deratingSocLimit &&
+      i > 0 &&
+      i < this.peakI * RULES.deratingCurrentFraction
+    ) {
       this.lowCurrent = extend(this.lowCurrent, ms, -i, 0)
     } else this.closeLowCurrent()
 
@@ -347,7 +367,10 @@ export class SessionAnalyzer {
 
     // abnormal voltage: outside the absolute range or far from its running average
     const avg = this.vAvg
-    const abnormal = v < RULES.voltageMin || v > RULES.voltageMax || (!Number.isNaN(avg) && Math.abs(v - avg) > avg * RULES.voltageDeviationFraction)
+    const abnormal =
+      v < RULES.voltageMin ||
+      v > RULES.voltageMax ||
+      (!Number.isNaN(avg) && Math.abs(v - avg) > avg * RULES.voltageDeviationFraction)
     if (abnormal) {
       const reference = Number.isNaN(avg) ? v : avg
       const outOfRange = v < RULES.voltageMin || v > RULES.voltageMax
@@ -365,14 +388,30 @@ export class SessionAnalyzer {
     if (!e) return
     this.hot = null
     const critical = e.peak >= RULES.overTemperatureCriticalC
-    this.findings.push(finding('over_temperature', critical ? 'critical' : 'warning', e, e.peak, `battery temperature reached ${e.peak} °C (warning ≥ ${RULES.overTemperatureWarningC} °C, critical ≥ ${RULES.overTemperatureCriticalC} °C) for ${round((e.endMs - e.startMs) / 1000, 1)} s`))
+    this.findings.push(
+      finding(
+        'over_temperature',
+        critical ? 'critical' : 'warning',
+        e,
+        e.peak,
+        `battery temperature reached ${e.peak} °C (warning ≥ ${RULES.overTemperatureWarningC} °C, critical ≥ ${RULES.overTemperatureCriticalC} °C) for ${round((e.endMs - e.startMs) / 1000, 1)} s`,
+      ),
+    )
   }
 
   private closeDerate(): void {
     const e = this.derate
     if (!e) return
     this.derate = null
-    this.findings.push(finding('derating', 'warning', e, e.peak, `charger reported derating for ${round((e.endMs - e.startMs) / 1000, 1)} s (${e.samples} samples)`))
+    this.findings.push(
+      finding(
+        'derating',
+        'warning',
+        e,
+        e.peak,
+        `charger reported derating for ${round((e.endMs - e.startMs) / 1000, 1)} s (${e.samples} samples)`,
+      ),
+    )
   }
 
   private closeLowCurrent(): void {
@@ -381,7 +420,15 @@ export class SessionAnalyzer {
     this.lowCurrent = null
     const seconds = (e.endMs - e.startMs) / 1000
     if (seconds < RULES.deratingMinSeconds) return
-    this.findings.push(finding('derating', 'info', e, -e.peak, `current fell below ${RULES.deratingCurrentFraction * 100}% of the session's peak (${round(this.peakI, 1)} A) at SOC < ${RULES.deratingSocLimit}% for ${round(seconds, 1)} s without a derating status`))
+    this.findings.push(
+      finding(
+        'derating',
+        'info',
+        e,
+        -e.peak,
+        `current fell below ${RULES.deratingCurrentFraction * 100}% of the session's peak (${round(this.peakI, 1)} A) at SOC < ${RULES.deratingSocLimit}% for ${round(seconds, 1)} s without a derating status`,
+      ),
+    )
   }
 
   private closeFault(): void {
@@ -389,7 +436,15 @@ export class SessionAnalyzer {
     if (!e) return
     this.fault = null
     const fault = e.flag === STATUS_FAULT
-    this.findings.push(finding('interruption', fault ? 'critical' : 'warning', e, round((e.endMs - e.startMs) / 1000), `charger reported ${fault ? 'a fault' : 'an interruption'} for ${round((e.endMs - e.startMs) / 1000, 1)} s (${e.samples} samples)`))
+    this.findings.push(
+      finding(
+        'interruption',
+        fault ? 'critical' : 'warning',
+        e,
+        round((e.endMs - e.startMs) / 1000),
+        `charger reported ${fault ? 'a fault' : 'an interruption'} for ${round((e.endMs - e.startMs) / 1000, 1)} s (${e.samples} samples)`,
+      ),
+    )
   }
 
   private closeBadVolt(): void {
@@ -397,9 +452,10 @@ export class SessionAnalyzer {
     if (!e) return
     this.badVolt = null
     const range = `${RULES.voltageMin}–${RULES.voltageMax} V`
-    const detail = e.flag === 1
-      ? `voltage outside the plausible range ${range} (first ${this.badVoltFirst} V) for ${e.samples} samples`
-      : `voltage ${this.badVoltFirst} V deviated by up to ${round(e.peak, 1)} V (> ${RULES.voltageDeviationFraction * 100}%) from its running average ${round(this.vAvg, 1)} V for ${e.samples} samples`
+    const detail =
+      e.flag === 1
+        ? `voltage outside the plausible range ${range} (first ${this.badVoltFirst} V) for ${e.samples} samples`
+        : `voltage ${this.badVoltFirst} V deviated by up to ${round(e.peak, 1)} V (> ${RULES.voltageDeviationFraction * 100}%) from its running average ${round(this.vAvg, 1)} V for ${e.samples} samples`
     this.findings.push(finding('abnormal_voltage', e.flag === 1 ? 'critical' : 'warning', e, this.badVoltFirst, detail))
   }
 }
@@ -413,7 +469,16 @@ function extend(e: Episode | null, ms: number, value: number, flag: number): Epi
 }
 
 function finding(kind: FindingKind, severity: Severity, e: Episode, peakValue: number, detail: string): Finding {
-  return {kind, severity, startedAt: iso(e.startMs), endedAt: iso(e.endMs), durationSeconds: round((e.endMs - e.startMs) / 1000), samples: e.samples, peakValue: round(peakValue), detail}
+  return {
+    kind,
+    severity,
+    startedAt: iso(e.startMs),
+    endedAt: iso(e.endMs),
+    durationSeconds: round((e.endMs - e.startMs) / 1000),
+    samples: e.samples,
+    peakValue: round(peakValue),
+    detail,
+  }
 }
 
 /** A decimal number from bytes (sign, digits, fraction; exponents fall back to Number()). NaN when invalid. */
@@ -469,14 +534,22 @@ export function parseTimestamp(buf: Buffer, start: number, end: number): number 
   while (start < end && buf[start] === 32) start++
   while (end > start && buf[end - 1] === 32) end--
   const n = end - start
-  if (n >= 19 && buf[start + 4] === 45 && buf[start + 7] === 45 && (buf[start + 10] === 84 || buf[start + 10] === 32) && buf[start + 13] === 58 && buf[start + 16] === 58) {
+  if (
+    n >= 19 &&
+    buf[start + 4] === 45 &&
+    buf[start + 7] === 45 &&
+    (buf[start + 10] === 84 || buf[start + 10] === 32) &&
+    buf[start + 13] === 58 &&
+    buf[start + 16] === 58
+  ) {
     const y = two(buf, start) * 100 + two(buf, start + 2)
     const mo = two(buf, start + 5)
     const d = two(buf, start + 8)
     const h = two(buf, start + 11)
     const mi = two(buf, start + 14)
     const s = two(buf, start + 17)
-    if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60) return Number.NaN
+    if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60)
+      return Number.NaN
     let ms = (daysFromCivil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s) * 1000
     let i = start + 19
     if (i < end && buf[i] === 46) {

@@ -85,7 +85,12 @@ class HttpError extends Error {
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const {config, pool, redis, metrics} = deps
-  const app = Fastify({loggerInstance: deps.logger, disableRequestLogging: true, bodyLimit: 2 * 1024 * 1024, trustProxy: true})
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    disableRequestLogging: true,
+    bodyLimit: 2 * 1024 * 1024,
+    trustProxy: true,
+  })
   const multipart = (await import('@fastify/multipart')).default
   await app.register(multipart, {limits: {fileSize: config.maxUploadBytes, files: 1, fields: 5}})
   // A raw CSV body (curl --data-binary @session.csv) is passed through as a stream, never buffered.
@@ -96,13 +101,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const origin = request.headers.origin
     if (origin && config.allowedOrigins.includes(origin)) {
       reply.header('access-control-allow-origin', origin).header('vary', 'Origin')
-      reply.header('access-control-allow-headers', 'authorization, content-type').header('access-control-allow-methods', 'GET, POST, OPTIONS')
+      reply
+        .header('access-control-allow-headers', 'authorization, content-type')
+        .header('access-control-allow-methods', 'GET, POST, OPTIONS')
     }
     if (request.method === 'OPTIONS') return reply.code(204).send()
     if (!request.url.startsWith('/api/v1')) return
     const header = request.headers.authorization ?? ''
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : ''
-    if (!token) throw new HttpError(401, 'unauthorized', 'missing bearer token (mint one with `charge-ops service token`)')
+    if (!token)
+      throw new HttpError(401, 'unauthorized', 'missing bearer token (mint one with `charge-ops service token`)')
     try {
       request.claims = await verifyToken(config.secretKey, token)
     } catch (error) {
@@ -112,7 +120,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const state = await maintenanceState(config.stateDir, redis)
       if (state.on) {
         reply.header('retry-after', String(MAINTENANCE_RETRY_AFTER_SECONDS))
-        throw new HttpError(503, 'maintenance', `the service is in maintenance mode${state.reason ? ` (${state.reason})` : ''}; reads still work, retry writes later`)
+        throw new HttpError(
+          503,
+          'maintenance',
+          `the service is in maintenance mode${state.reason ? ` (${state.reason})` : ''}; reads still work, retry writes later`,
+        )
       }
     }
   })
@@ -120,16 +132,26 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched'
     metrics.requests.inc({method: request.method, route, status: String(reply.statusCode)})
-    if (request.startedAt) metrics.latency.observe({method: request.method, route}, Number(process.hrtime.bigint() - request.startedAt) / 1e9)
+    if (request.startedAt)
+      metrics.latency.observe(
+        {method: request.method, route},
+        Number(process.hrtime.bigint() - request.startedAt) / 1e9,
+      )
   })
 
   app.setErrorHandler((error: Error & {statusCode?: number; code?: string; validation?: unknown}, request, reply) => {
     // An upload refused half-way leaves unread body bytes on the socket: close it after answering.
     if (request.method === 'POST' && request.url.startsWith('/api/v1/uploads')) reply.header('connection', 'close')
-    if (error instanceof HttpError) return reply.code(error.statusCode).send({error: {code: error.code, message: error.message}})
+    if (error instanceof HttpError)
+      return reply.code(error.statusCode).send({error: {code: error.code, message: error.message}})
     const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500
     if (status >= 500) request.log.error({err: error, route: request.routeOptions.url}, 'request failed')
-    return reply.code(status).send({error: {code: status === 500 ? 'internal' : (error.code ?? 'bad_request'), message: status === 500 ? 'internal error (see logs/error.log)' : error.message}})
+    return reply.code(status).send({
+      error: {
+        code: status === 500 ? 'internal' : (error.code ?? 'bad_request'),
+        message: status === 500 ? 'internal error (see logs/error.log)' : error.message,
+      },
+    })
   })
 
   app.get('/health', async (_request, reply) => {
@@ -154,22 +176,30 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       truncated = () => file.file.truncated
     } else if (request.body && typeof (request.body as Readable).pipe === 'function') {
       source = request.body as Readable
-      filename = String((request.query as {filename?: string}).filename ?? request.headers['x-filename'] ?? 'session.csv')
+      filename = String(
+        (request.query as {filename?: string}).filename ?? request.headers['x-filename'] ?? 'session.csv',
+      )
     } else {
       throw new HttpError(415, 'unsupported_media_type', 'send multipart/form-data (field "file") or a text/csv body')
     }
     const stored = await storeUpload(config, source, filename, truncated)
     metrics.uploadsBytes.inc(stored.bytes)
     const analysisId = await inTransaction(pool, async (client) => {
-      await client.query(`INSERT INTO uploads (id, filename, path, sha256, bytes, content_type) VALUES ($1, $2, $3, $4, $5, $6)`, [
-        stored.id,
-        stored.filename,
-        stored.path,
-        stored.sha256,
-        stored.bytes,
-        request.headers['content-type']?.split(';')[0] ?? null,
-      ])
-      const {rows} = await client.query<{id: string}>(`INSERT INTO analyses (upload_id) VALUES ($1) RETURNING id::text`, [stored.id])
+      await client.query(
+        `INSERT INTO uploads (id, filename, path, sha256, bytes, content_type) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [
+          stored.id,
+          stored.filename,
+          stored.path,
+          stored.sha256,
+          stored.bytes,
+          request.headers['content-type']?.split(';')[0] ?? null,
+        ],
+      )
+      const {rows} = await client.query<{id: string}>(
+        `INSERT INTO analyses (upload_id) VALUES ($1) RETURNING id::text`,
+        [stored.id],
+      )
       return rows[0]!.id
     })
     let queued = true
@@ -178,11 +208,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     } catch (error) {
       // PostgreSQL holds the job; the worker's reconcile pushes it when Redis is back.
       queued = false
-      request.log.warn({analysisId, err: (error as Error).message}, 'Redis unavailable: analysis recorded, will be queued by the worker')
+      request.log.warn(
+        {analysisId, err: (error as Error).message},
+        'Redis unavailable: analysis recorded, will be queued by the worker',
+      )
     }
     request.log.info({analysisId, uploadId: stored.id, bytes: stored.bytes, sha256: stored.sha256}, 'session uploaded')
-    await publishEvent(redis, {type: 'analysis', analysisId, status: 'queued', uploadId: stored.id, filename: stored.filename, at: new Date().toISOString()})
-    return reply.code(202).send({analysisId, uploadId: stored.id, filename: stored.filename, bytes: stored.bytes, sha256: stored.sha256, status: 'queued', queuedInRedis: queued})
+    await publishEvent(redis, {
+      type: 'analysis',
+      analysisId,
+      status: 'queued',
+      uploadId: stored.id,
+      filename: stored.filename,
+      at: new Date().toISOString(),
+    })
+    return reply.code(202).send({
+      analysisId,
+      uploadId: stored.id,
+      filename: stored.filename,
+      bytes: stored.bytes,
+      sha256: stored.sha256,
+      status: 'queued',
+      queuedInRedis: queued,
+    })
   })
 
   app.get('/api/v1/analyses/:id', async (request) => {
@@ -224,13 +272,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const row = rows[0]
     if (!row) throw new HttpError(404, 'not_found', `no analysis ${id}`)
     const path = resolve(config.uploadsDir, row.path)
-    if (!path.startsWith(resolve(config.uploadsDir) + sep)) throw new HttpError(500, 'bad_path', 'upload path escapes UPLOADS_DIR')
+    if (!path.startsWith(resolve(config.uploadsDir) + sep))
+      throw new HttpError(500, 'bad_path', 'upload path escapes UPLOADS_DIR')
     // Not analysed yet: estimate the lines from the size (≈ 60 bytes a line) so decimation still bounds the answer.
     const expectedLines = row.samples === null ? Math.ceil(Number(row.bytes) / 60) : row.samples + (row.invalid ?? 0)
     try {
       return await readSeries(path, {max, expectedLines})
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new HttpError(410, 'upload_missing', `the uploaded file of analysis ${id} is no longer in UPLOADS_DIR`)
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new HttpError(410, 'upload_missing', `the uploaded file of analysis ${id} is no longer in UPLOADS_DIR`)
       throw error
     }
   })
@@ -260,7 +310,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const docs = Array.isArray(body?.documents) ? (body.documents as unknown[]) : [body]
     const valid = docs.map((d, i) => {
       const doc = d as {title?: unknown; text?: unknown; source?: unknown}
-      if (!doc || typeof doc.title !== 'string' || typeof doc.text !== 'string' || !doc.title.trim() || !doc.text.trim()) {
+      if (
+        !doc ||
+        typeof doc.title !== 'string' ||
+        typeof doc.text !== 'string' ||
+        !doc.title.trim() ||
+        !doc.text.trim()
+      ) {
         throw new HttpError(400, 'bad_document', `document ${i + 1}: "title" and "text" are required strings`)
       }
       return {title: doc.title.trim(), text: doc.text, source: typeof doc.source === 'string' ? doc.source : undefined}
@@ -317,7 +373,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   return app as unknown as FastifyInstance
 }
 
-async function allowLogReport(redis: Redis, windows: Map<string, {minute: number; count: number}>, subject: string, limit: number): Promise<boolean> {
+async function allowLogReport(
+  redis: Redis,
+  windows: Map<string, {minute: number; count: number}>,
+  subject: string,
+  limit: number,
+): Promise<boolean> {
   const minute = Math.floor(Date.now() / 60_000)
   if (redis.status === 'ready') {
     try {
@@ -351,12 +412,19 @@ const HEADER_SNIFF_BYTES = 4096
 function headerProblem(head: Buffer, ended: boolean): string | undefined {
   const newline = head.indexOf(10)
   if (newline < 0 && !ended && head.length <= HEADER_SNIFF_BYTES) return undefined
-  const problem = headerMismatch(head.toString('utf8', 0, newline < 0 ? Math.min(head.length, HEADER_SNIFF_BYTES) : newline).slice(0, 200))
+  const problem = headerMismatch(
+    head.toString('utf8', 0, newline < 0 ? Math.min(head.length, HEADER_SNIFF_BYTES) : newline).slice(0, 200),
+  )
   return problem && `line 1: ${problem} — not a charging-session log`
 }
 
 /** Streams to <uploads>/.incoming/<id>.part with a running sha256, fsyncs, then renames into YYYY/MM/DD/. */
-async function storeUpload(config: ServiceConfig, source: Readable, rawName: string, truncated: () => boolean): Promise<StoredUpload> {
+async function storeUpload(
+  config: ServiceConfig,
+  source: Readable,
+  rawName: string,
+  truncated: () => boolean,
+): Promise<StoredUpload> {
   const id = randomUUID()
   const filename = rawName.replace(/[^\w.\-]+/g, '_').slice(0, 200) || 'session.csv'
   const incoming = join(config.uploadsDir, '.incoming')
@@ -399,7 +467,8 @@ async function storeUpload(config: ServiceConfig, source: Readable, rawName: str
     // race the open, which creates it afterwards — wait until the sink is closed, then remove
     if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()))
     rmSync(temp, {force: true})
-    if ((error as {code?: string}).code === 'FST_REQ_FILE_TOO_LARGE') throw new HttpError(413, 'too_large', `the log is larger than ${limit} bytes`)
+    if ((error as {code?: string}).code === 'FST_REQ_FILE_TOO_LARGE')
+      throw new HttpError(413, 'too_large', `the log is larger than ${limit} bytes`)
     throw error
   }
   const day = new Date().toISOString().slice(0, 10).split('-')
@@ -423,13 +492,25 @@ export interface HealthResult {
   maintenanceReason?: string
 }
 
-async function timed(fn: () => Promise<unknown>, timeoutMs = 2000): Promise<{status: 'ok' | 'fail'; latencyMs: number; error?: string}> {
+async function timed(
+  fn: () => Promise<unknown>,
+  timeoutMs = 2000,
+): Promise<{status: 'ok' | 'fail'; latencyMs: number; error?: string}> {
   const started = performance.now()
   try {
-    await Promise.race([fn(), new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref())])
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref(),
+      ),
+    ])
     return {status: 'ok', latencyMs: Math.round(performance.now() - started)}
   } catch (error) {
-    return {status: 'fail', latencyMs: Math.round(performance.now() - started), error: (error as Error).message || String(error)}
+    return {
+      status: 'fail',
+      latencyMs: Math.round(performance.now() - started),
+      error: (error as Error).message || String(error),
+    }
   }
 }
 
@@ -441,14 +522,25 @@ export async function healthCheck(deps: Pick<AppDeps, 'pool' | 'redis' | 'config
       await deps.redis.ping()
     }),
     timed(async () => {
-      const response = await fetch(`${deps.config.chromaUrl.replace(/\/$/, '')}/api/v2/heartbeat`, {signal: AbortSignal.timeout(2000)})
+      const response = await fetch(`${deps.config.chromaUrl.replace(/\/$/, '')}/api/v2/heartbeat`, {
+        signal: AbortSignal.timeout(2000),
+      })
       if (!response.ok) throw new Error(`heartbeat answered ${response.status}`)
     }),
   ])
   const checks = {postgres, redis, chroma}
-  const failing = Object.entries(checks).filter(([, c]) => c.status === 'fail').map(([name]) => name)
+  const failing = Object.entries(checks)
+    .filter(([, c]) => c.status === 'fail')
+    .map(([name]) => name)
   const m = await maintenanceState(deps.config.stateDir, deps.redis.status === 'ready' ? deps.redis : undefined)
-  return {status: failing.length === 0 ? 'ok' : 'fail', version: SERVICE_VERSION, failing, checks, maintenance: m.on, ...(m.on && m.reason ? {maintenanceReason: m.reason} : {})}
+  return {
+    status: failing.length === 0 ? 'ok' : 'fail',
+    version: SERVICE_VERSION,
+    failing,
+    checks,
+    maintenance: m.on,
+    ...(m.on && m.reason ? {maintenanceReason: m.reason} : {}),
+  }
 }
 
 export type {FastifyReply, FastifyRequest}

@@ -11,7 +11,10 @@ export interface TokenClaims {
   scope: string
 }
 
-export async function mintToken(secret: string, options: {subject: string; ttlSeconds: number; scope?: string}): Promise<{token: string; expiresAt: string}> {
+export async function mintToken(
+  secret: string,
+  options: {subject: string; ttlSeconds: number; scope?: string},
+): Promise<{token: string; expiresAt: string}> {
   const now = Math.floor(Date.now() / 1000)
   const exp = now + options.ttlSeconds
   const token = await new SignJWT({scope: options.scope ?? 'api'})

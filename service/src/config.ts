@@ -43,7 +43,10 @@ export class ConfigurationError extends Error {}
 
 function required(env: NodeJS.ProcessEnv, key: string): string {
   const value = env[key]
-  if (!value) throw new ConfigurationError(`${key} is not set; the service reads it from its environment (charge-ops service start passes the backend .env)`)
+  if (!value)
+    throw new ConfigurationError(
+      `${key} is not set; the service reads it from its environment (charge-ops service start passes the backend .env)`,
+    )
   return value
 }
 
@@ -59,7 +62,10 @@ export function parseOrigins(value: string | undefined): string[] {
       // fall through to the comma form
     }
   }
-  return trimmed.split(',').map((s) => s.trim()).filter(Boolean)
+  return trimmed
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
 }
 
 export function loadServiceConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {

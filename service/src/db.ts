@@ -18,12 +18,19 @@ export function poolTarget(databaseUrl: string): {connectionString: string; ssl?
   const mode = url.searchParams.get('sslmode')
   if (!mode) return {connectionString: databaseUrl}
   url.searchParams.delete('sslmode')
-  const ssl = ['disable', 'allow', 'prefer'].includes(mode) ? undefined : {rejectUnauthorized: mode.startsWith('verify')}
+  const ssl = ['disable', 'allow', 'prefer'].includes(mode)
+    ? undefined
+    : {rejectUnauthorized: mode.startsWith('verify')}
   return {connectionString: url.toString(), ...(ssl ? {ssl} : {})}
 }
 
 export function createPool(databaseUrl: string, options: {max?: number; applicationName: string}): pg.Pool {
-  const pool = new pg.Pool({...poolTarget(databaseUrl), max: options.max ?? 10, application_name: options.applicationName, connectionTimeoutMillis: 5000})
+  const pool = new pg.Pool({
+    ...poolTarget(databaseUrl),
+    max: options.max ?? 10,
+    application_name: options.applicationName,
+    connectionTimeoutMillis: 5000,
+  })
   // An idle client losing its server must not crash the process: the next query reconnects.
   pool.on('error', () => {})
   return pool
@@ -52,6 +59,8 @@ export async function assertSchema(pool: pg.Pool): Promise<void> {
   )
   const missing = rows[0]?.missing ?? []
   if (missing && missing.length > 0) {
-    throw new Error(`the database schema is not migrated (missing tables: ${missing.join(', ')}); run \`charge-ops migrate up\``)
+    throw new Error(
+      `the database schema is not migrated (missing tables: ${missing.join(', ')}); run \`charge-ops migrate up\``,
+    )
   }
 }

@@ -76,6 +76,12 @@ export class RemoteEmbedder implements Embedder {
   }
 }
 
-export function createEmbedder(config: {embeddingsUrl?: string; embeddingsModel: string; embeddingsApiKey?: string}): Embedder {
-  return config.embeddingsUrl ? new RemoteEmbedder(config.embeddingsUrl, config.embeddingsModel, config.embeddingsApiKey) : new LocalEmbedder()
+export function createEmbedder(config: {
+  embeddingsUrl?: string
+  embeddingsModel: string
+  embeddingsApiKey?: string
+}): Embedder {
+  return config.embeddingsUrl
+    ? new RemoteEmbedder(config.embeddingsUrl, config.embeddingsModel, config.embeddingsApiKey)
+    : new LocalEmbedder()
 }

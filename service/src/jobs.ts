@@ -19,7 +19,8 @@ export const PASSAGES_PER_FINDING = 2
 
 /** The query each finding kind asks the knowledge base. */
 export const FINDING_QUERIES: Record<FindingKind, string> = {
-  over_temperature: 'battery over-temperature during charging: thermal management, cooling failure, high battery temperature',
+  over_temperature:
+    'battery over-temperature during charging: thermal management, cooling failure, high battery temperature',
   derating: 'charger derating: charging power reduced, current limited because of temperature or grid limits',
   interruption: 'charging session interrupted: charger fault, communication loss, session stopped and resumed',
   abnormal_voltage: 'abnormal charging voltage: voltage spike or drop, insulation fault, contactor or sensor problem',
@@ -37,7 +38,12 @@ export interface JobDeps {
   /** chaos/test knob: wait this long after claiming (WORKER_PAUSE_AFTER_CLAIM_MS) */
   pauseAfterClaimMs?: number
   /** told each state change once it is committed (the worker publishes it to the web UI) */
-  onStatus?: (change: {analysisId: string; status: 'queued' | 'running' | 'done' | 'failed'; findingsCount?: number; error?: string}) => void
+  onStatus?: (change: {
+    analysisId: string
+    status: 'queued' | 'running' | 'done' | 'failed'
+    findingsCount?: number
+    error?: string
+  }) => void
 }
 
 export type JobOutcome = 'done' | 'failed' | 'skipped' | 'retry' | 'lost-lease'
@@ -63,7 +69,10 @@ export async function processAnalysis(deps: JobDeps, analysisId: string): Promis
   const renew = setInterval(
     () => {
       pool
-        .query(`UPDATE analyses SET lease_until = now() + make_interval(secs => $3) WHERE id = $1 AND worker = $2 AND attempts = $4 AND status = 'running'`, [analysisId, deps.workerId, deps.leaseSeconds, attempt])
+        .query(
+          `UPDATE analyses SET lease_until = now() + make_interval(secs => $3) WHERE id = $1 AND worker = $2 AND attempts = $4 AND status = 'running'`,
+          [analysisId, deps.workerId, deps.leaseSeconds, attempt],
+        )
         .catch((error: Error) => log.warn({err: error.message}, 'lease renewal failed'))
     },
     Math.max(1000, (deps.leaseSeconds * 1000) / 3),
@@ -71,13 +80,15 @@ export async function processAnalysis(deps: JobDeps, analysisId: string): Promis
   try {
     if (deps.pauseAfterClaimMs) await new Promise((r) => setTimeout(r, deps.pauseAfterClaimMs))
     const path = resolve(deps.uploadsDir, job.path)
-    if (!path.startsWith(resolve(deps.uploadsDir) + sep)) throw new AnalysisInputError(`upload path ${job.path} escapes UPLOADS_DIR`)
+    if (!path.startsWith(resolve(deps.uploadsDir) + sep))
+      throw new AnalysisInputError(`upload path ${job.path} escapes UPLOADS_DIR`)
     const started = process.hrtime.bigint()
     let result: AnalysisResult
     try {
       result = await analyzeFile(path)
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new AnalysisInputError(`the uploaded file ${join('UPLOADS_DIR', job.path)} is missing`)
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new AnalysisInputError(`the uploaded file ${join('UPLOADS_DIR', job.path)} is missing`)
       throw error
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
@@ -88,7 +99,15 @@ export async function processAnalysis(deps: JobDeps, analysisId: string): Promis
       log.warn('lost the lease before committing; another worker owns the analysis now')
       return 'lost-lease'
     }
-    log.info({samples: result.metrics.samples, findings: result.findings.length, seconds: Number(seconds.toFixed(3)), samplesPerSecond: Math.round(result.metrics.samples / Math.max(seconds, 1e-6))}, 'analysis done')
+    log.info(
+      {
+        samples: result.metrics.samples,
+        findings: result.findings.length,
+        seconds: Number(seconds.toFixed(3)),
+        samplesPerSecond: Math.round(result.metrics.samples / Math.max(seconds, 1e-6)),
+      },
+      'analysis done',
+    )
     deps.onStatus?.({analysisId, status: 'done', findingsCount: result.findings.length})
     return 'done'
   } catch (error) {
@@ -110,12 +129,20 @@ export async function processAnalysis(deps: JobDeps, analysisId: string): Promis
 }
 
 /** One knowledge-base query per finding kind present (not per finding: a session can have thousands). */
-async function linkPassages(deps: JobDeps, result: AnalysisResult, log: Logger): Promise<Map<FindingKind, PassageHit[]>> {
+async function linkPassages(
+  deps: JobDeps,
+  result: AnalysisResult,
+  log: Logger,
+): Promise<Map<FindingKind, PassageHit[]>> {
   const out = new Map<FindingKind, PassageHit[]>()
   if (!deps.knowledge || result.findings.length === 0) return out
   const kinds = [...new Set(result.findings.map((f) => f.kind))]
   try {
-    for (const kind of kinds) out.set(kind, await searchKnowledge(deps.pool, deps.knowledge, deps.embedder, FINDING_QUERIES[kind], PASSAGES_PER_FINDING))
+    for (const kind of kinds)
+      out.set(
+        kind,
+        await searchKnowledge(deps.pool, deps.knowledge, deps.embedder, FINDING_QUERIES[kind], PASSAGES_PER_FINDING),
+      )
   } catch (error) {
     // Findings are worth storing without their references; the log says why they are missing.
     log.warn({err: (error as Error).message}, 'knowledge base unavailable: findings stored without passages')
@@ -124,9 +151,19 @@ async function linkPassages(deps: JobDeps, result: AnalysisResult, log: Logger):
   return out
 }
 
-async function commitResult(deps: JobDeps, analysisId: string, attempt: number, result: AnalysisResult, passages: Map<FindingKind, PassageHit[]>, summary: string): Promise<boolean> {
+async function commitResult(
+  deps: JobDeps,
+  analysisId: string,
+  attempt: number,
+  result: AnalysisResult,
+  passages: Map<FindingKind, PassageHit[]>,
+  summary: string,
+): Promise<boolean> {
   return inTransaction(deps.pool, async (client) => {
-    const mine = await client.query(`SELECT 1 FROM analyses WHERE id = $1 AND worker = $2 AND attempts = $3 AND status = 'running' FOR UPDATE`, [analysisId, deps.workerId, attempt])
+    const mine = await client.query(
+      `SELECT 1 FROM analyses WHERE id = $1 AND worker = $2 AND attempts = $3 AND status = 'running' FOR UPDATE`,
+      [analysisId, deps.workerId, attempt],
+    )
     if (mine.rowCount === 0) {
       await client.query('ROLLBACK')
       await client.query('BEGIN') // inTransaction commits an empty transaction
@@ -138,9 +175,24 @@ async function commitResult(deps: JobDeps, analysisId: string, attempt: number, 
         `INSERT INTO findings (analysis_id, kind, severity, started_at, ended_at, duration_seconds, samples, peak_value, detail)
          SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::float8[], $7::int[], $8::float8[], $9::text[])
          RETURNING id::text, kind`,
-        [analysisId, f.map((x) => x.kind), f.map((x) => x.severity), f.map((x) => x.startedAt), f.map((x) => x.endedAt), f.map((x) => x.durationSeconds), f.map((x) => x.samples), f.map((x) => x.peakValue), f.map((x) => x.detail)],
+        [
+          analysisId,
+          f.map((x) => x.kind),
+          f.map((x) => x.severity),
+          f.map((x) => x.startedAt),
+          f.map((x) => x.endedAt),
+          f.map((x) => x.durationSeconds),
+          f.map((x) => x.samples),
+          f.map((x) => x.peakValue),
+          f.map((x) => x.detail),
+        ],
       )
-      const links: {finding: string[]; passage: string[]; rank: number[]; distance: number[]} = {finding: [], passage: [], rank: [], distance: []}
+      const links: {finding: string[]; passage: string[]; rank: number[]; distance: number[]} = {
+        finding: [],
+        passage: [],
+        rank: [],
+        distance: [],
+      }
       for (const row of inserted.rows) {
         ;(passages.get(row.kind) ?? []).forEach((hit, i) => {
           links.finding.push(row.id)

@@ -22,7 +22,11 @@ export interface KnowledgeStore {
 export async function createKnowledgeStore(chromaUrl: string, name = COLLECTION_NAME): Promise<KnowledgeStore> {
   const {ChromaClient} = await import('chromadb')
   const url = new URL(chromaUrl)
-  const client = new ChromaClient({host: url.hostname, port: Number(url.port || (url.protocol === 'https:' ? 443 : 8000)), ssl: url.protocol === 'https:'})
+  const client = new ChromaClient({
+    host: url.hostname,
+    port: Number(url.port || (url.protocol === 'https:' ? 443 : 8000)),
+    ssl: url.protocol === 'https:',
+  })
   let cached: Collection | undefined
   return {
     client,
@@ -40,7 +44,11 @@ export async function createKnowledgeStore(chromaUrl: string, name = COLLECTION_
 
 /** Splits on blank lines, packs paragraphs up to MAX_PASSAGE_CHARS, splits longer ones at sentence ends. */
 export function chunkText(text: string, max = MAX_PASSAGE_CHARS): string[] {
-  const paragraphs = text.replace(/\r\n/g, '\n').split(/\n\s*\n/).map((p) => p.trim()).filter(Boolean)
+  const paragraphs = text
+    .replace(/\r\n/g, '\n')
+    .split(/\n\s*\n/)
+    .map((p) => p.trim())
+    .filter(Boolean)
   const pieces: string[] = []
   for (const p of paragraphs) {
     if (p.length <= max) {
@@ -87,7 +95,12 @@ export interface AddedDocument {
   created: boolean
 }
 
-export async function addDocument(pool: Pool, store: KnowledgeStore, embedder: Embedder, doc: DocumentInput): Promise<AddedDocument> {
+export async function addDocument(
+  pool: Pool,
+  store: KnowledgeStore,
+  embedder: Embedder,
+  doc: DocumentInput,
+): Promise<AddedDocument> {
   const sha256 = createHash('sha256').update(doc.title).update('\0').update(doc.text).digest('hex')
   const chunks = chunkText(doc.text)
   if (chunks.length === 0) throw new Error('the document has no text')
@@ -101,7 +114,9 @@ export async function addDocument(pool: Pool, store: KnowledgeStore, embedder: E
     let documentId = inserted.rows[0]?.id
     const created = documentId !== undefined
     if (!documentId) {
-      documentId = (await client.query<{id: string}>(`SELECT id::text FROM knowledge_documents WHERE sha256 = $1`, [sha256])).rows[0]!.id
+      documentId = (
+        await client.query<{id: string}>(`SELECT id::text FROM knowledge_documents WHERE sha256 = $1`, [sha256])
+      ).rows[0]!.id
     }
     const ids = chunks.map((_, i) => `${sha256.slice(0, 24)}-${i}`)
     await client.query(
@@ -129,7 +144,13 @@ export interface PassageHit {
   distance: number
 }
 
-export async function searchKnowledge(pool: Pool, store: KnowledgeStore, embedder: Embedder, query: string, limit = 5): Promise<PassageHit[]> {
+export async function searchKnowledge(
+  pool: Pool,
+  store: KnowledgeStore,
+  embedder: Embedder,
+  query: string,
+  limit = 5,
+): Promise<PassageHit[]> {
   const [vector] = await embedder.embed([query])
   const collection = await store.collection()
   const result = await collection.query({queryEmbeddings: [vector!], nResults: limit, include: ['distances'] as never})
@@ -146,7 +167,14 @@ export async function searchKnowledge(pool: Pool, store: KnowledgeStore, embedde
   const hits: PassageHit[] = []
   ids.forEach((id, i) => {
     const row = byId.get(id)
-    if (row) hits.push({passageId: row.id, documentId: row.document_id, title: row.title, content: row.content, distance: Number(distances[i] ?? 0)})
+    if (row)
+      hits.push({
+        passageId: row.id,
+        documentId: row.document_id,
+        title: row.title,
+        content: row.content,
+        distance: Number(distances[i] ?? 0),
+      })
   })
   return hits
 }

@@ -7,7 +7,17 @@
  * The API and the worker share the files (appends are atomic per line with O_APPEND); whichever
  * process first notices the day changed renames the file, the other reopens it.
  */
-import {closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync} from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs'
 import {join} from 'node:path'
 
 import pino, {type Logger} from 'pino'
@@ -20,7 +30,9 @@ export function makeRedactor(secrets: string[]): (line: string) => string {
   const escaped = secrets.filter((s) => s.length >= 4).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
   const known = escaped.length > 0 ? new RegExp(escaped.join('|'), 'g') : undefined
   return (line) => {
-    let out = line.replace(/(\w+:\/\/[^:/@\s"]*:)[^@\s"]+@/g, '$1******@').replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, '$1******')
+    let out = line
+      .replace(/(\w+:\/\/[^:/@\s"]*:)[^@\s"]+@/g, '$1******@')
+      .replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, '$1******')
     if (known) out = out.replace(known, '******')
     return out
   }
@@ -106,14 +118,18 @@ export function createServiceLogger(options: LoggerOptions): Logger {
     {level: 'info', stream: app},
     {level: 'error', stream: errors},
   ]
-  if (options.stdout) streams.push({level: 'info', stream: {write: (line: string) => process.stdout.write(redact(line))}})
+  if (options.stdout)
+    streams.push({level: 'info', stream: {write: (line: string) => process.stdout.write(redact(line))}})
   return pino(
     {
       name: options.name,
       level: options.level ?? process.env.LOG_LEVEL ?? 'info',
       base: {service: options.name, pid: process.pid},
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: {paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.secretKey', '*.token'], censor: '******'},
+      redact: {
+        paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.secretKey', '*.token'],
+        censor: '******',
+      },
     },
     pino.multistream(streams),
   )

@@ -28,7 +28,10 @@ function parse(text: string | null | undefined): {reason?: string; since?: strin
   }
 }
 
-export async function maintenanceState(stateDir: string | undefined, redis: Redis | undefined): Promise<MaintenanceState> {
+export async function maintenanceState(
+  stateDir: string | undefined,
+  redis: Redis | undefined,
+): Promise<MaintenanceState> {
   if (stateDir) {
     try {
       const text = readFileSync(join(stateDir, MAINTENANCE_FILE), 'utf8')

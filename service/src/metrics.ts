@@ -25,8 +25,14 @@ export function createMetrics(deps: {pool: Pool; redis: Redis}): ServiceMetrics 
   // prom-client names three gauges `…_total` (active handles / requests / resources), which
   // `promtool check metrics` rejects (only counters end in _total); the per-type gauges without the
   // suffix (`…_nodejs_active_handles{type}`) carry the same numbers, so the totals go.
-  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(`charge_analysis_${name}`)
-  const requests = new Counter({name: 'charge_analysis_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'] as const, registers: [registry]})
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+    registry.removeSingleMetric(`charge_analysis_${name}`)
+  const requests = new Counter({
+    name: 'charge_analysis_http_requests_total',
+    help: 'HTTP requests',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  })
   const latency = new Histogram({
     name: 'charge_analysis_http_request_duration_seconds',
     help: 'HTTP request latency',
@@ -41,7 +47,11 @@ export function createMetrics(deps: {pool: Pool; redis: Redis}): ServiceMetrics 
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   })
-  const uploadsBytes = new Counter({name: 'charge_analysis_upload_bytes_total', help: 'Bytes of session logs received', registers: [registry]})
+  const uploadsBytes = new Counter({
+    name: 'charge_analysis_upload_bytes_total',
+    help: 'Bytes of session logs received',
+    registers: [registry],
+  })
   new Gauge({
     name: 'charge_analysis_queue_depth',
     help: 'Analyses waiting in the Redis queue (state=queued) and being processed (state=processing)',
@@ -64,8 +74,11 @@ export function createMetrics(deps: {pool: Pool; redis: Redis}): ServiceMetrics 
     registers: [registry],
     async collect() {
       try {
-        const {rows} = await deps.pool.query<{status: string; n: string}>(`SELECT status, count(*) AS n FROM analyses GROUP BY status`)
-        for (const status of ['queued', 'running', 'done', 'failed']) this.set({status}, Number(rows.find((r) => r.status === status)?.n ?? 0))
+        const {rows} = await deps.pool.query<{status: string; n: string}>(
+          `SELECT status, count(*) AS n FROM analyses GROUP BY status`,
+        )
+        for (const status of ['queued', 'running', 'done', 'failed'])
+          this.set({status}, Number(rows.find((r) => r.status === status)?.n ?? 0))
       } catch {
         // PostgreSQL down
       }
@@ -109,7 +122,10 @@ export function createMetrics(deps: {pool: Pool; redis: Redis}): ServiceMetrics 
       const probe = async (fn: () => Promise<unknown>) => {
         let timer: NodeJS.Timeout | undefined
         try {
-          await Promise.race([fn(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 1500)))])
+          await Promise.race([
+            fn(),
+            new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 1500))),
+          ])
           return 1
         } catch {
           return 0

@@ -43,10 +43,17 @@ export interface ReconcileResult {
  * the analyses a previous process with the same WORKER_ID left running: that process is dead.
  * `minAgeSeconds` skips analyses queued moments ago, whose LPUSH may still be in flight.
  */
-export async function reconcile(pool: Pool, redis: Redis, options: {releaseWorker?: string; minAgeSeconds?: number} = {}): Promise<ReconcileResult> {
+export async function reconcile(
+  pool: Pool,
+  redis: Redis,
+  options: {releaseWorker?: string; minAgeSeconds?: number} = {},
+): Promise<ReconcileResult> {
   let released = 0
   if (options.releaseWorker) {
-    const res = await pool.query(`UPDATE analyses SET status = 'queued', worker = NULL, lease_until = NULL WHERE status = 'running' AND worker = $1`, [options.releaseWorker])
+    const res = await pool.query(
+      `UPDATE analyses SET status = 'queued', worker = NULL, lease_until = NULL WHERE status = 'running' AND worker = $1`,
+      [options.releaseWorker],
+    )
     released = res.rowCount ?? 0
   }
   const {rows} = await pool.query<{id: string; status: string; expired: boolean}>(
@@ -70,7 +77,10 @@ export async function reconcile(pool: Pool, redis: Redis, options: {releaseWorke
   const pending = new Set(rows.map((r) => r.id))
   const stale = processing.filter((id) => !pending.has(id))
   if (stale.length > 0) {
-    const {rows: live} = await pool.query<{id: string}>(`SELECT id::text FROM analyses WHERE id::text = ANY($1) AND status IN ('queued', 'running')`, [stale])
+    const {rows: live} = await pool.query<{id: string}>(
+      `SELECT id::text FROM analyses WHERE id::text = ANY($1) AND status IN ('queued', 'running')`,
+      [stale],
+    )
     const alive = new Set(live.map((r) => r.id))
     for (const id of stale) {
       if (alive.has(id)) continue

@@ -31,8 +31,16 @@ export function redisClient(url: string, options: {blocking?: boolean} = {}): Re
 
 export async function createRuntime(name: 'api' | 'worker'): Promise<Runtime> {
   const config = loadServiceConfig()
-  const logger = createServiceLogger({logDir: config.logDir, secrets: configSecrets(config), stdout: config.logStdout, name: `charge-analysis-${name}`})
-  const pool = createPool(config.databaseUrl, {max: name === 'api' ? 10 : 4, applicationName: `charge-analysis-${name}`})
+  const logger = createServiceLogger({
+    logDir: config.logDir,
+    secrets: configSecrets(config),
+    stdout: config.logStdout,
+    name: `charge-analysis-${name}`,
+  })
+  const pool = createPool(config.databaseUrl, {
+    max: name === 'api' ? 10 : 4,
+    applicationName: `charge-analysis-${name}`,
+  })
   const redis = redisClient(config.redisUrl)
   redis.on('error', () => {}) // reconnects on its own; /health reports it
   const knowledge = await createKnowledgeStore(config.chromaUrl, config.chromaCollection)

@@ -121,7 +121,9 @@ export async function writeLargeSession(path: string, samples: number, seed = 7)
     const status = hot ? 'derating' : phase === 1800 ? 'fault' : 'charging'
     const v = 360 + soc * 0.6 + (rand() - 0.5) * 2
     const a = status === 'fault' ? 0 : hot ? 90 : 240 + (rand() - 0.5) * 4
-    batch.push(`${new Date(t).toISOString()},${v.toFixed(1)},${a.toFixed(1)},${soc.toFixed(2)},${temp.toFixed(1)},${status}`)
+    batch.push(
+      `${new Date(t).toISOString()},${v.toFixed(1)},${a.toFixed(1)},${soc.toFixed(2)},${temp.toFixed(1)},${status}`,
+    )
     t += 1000
     if (batch.length >= 10_000) {
       const text = batch.join('\n') + '\n'

@@ -18,7 +18,10 @@ const CR = 13
 const COMMA = 44
 
 export async function readSeries(path: string, options: {max: number; expectedLines: number}): Promise<SessionSeries> {
-  const bucket = options.expectedLines > options.max ? Math.ceil(options.expectedLines / Math.max(1, Math.floor(options.max / 2))) : 1
+  const bucket =
+    options.expectedLines > options.max
+      ? Math.ceil(options.expectedLines / Math.max(1, Math.floor(options.max / 2)))
+      : 1
   const out: SessionSeries = {samples: 0, decimated: bucket > 1, t: [], voltage: [], current: [], soc: [], temp: []}
   const row = new Float64Array(COLUMNS)
   const lo = new Float64Array(COLUMNS)

@@ -5,7 +5,8 @@ export function templateSummary(result: AnalysisResult): string {
   const m = result.metrics
   const counts = new Map<string, number>()
   for (const f of result.findings) counts.set(f.kind, (counts.get(f.kind) ?? 0) + 1)
-  const findings = counts.size === 0 ? 'no findings' : [...counts].map(([k, n]) => `${n} × ${k.replace('_', ' ')}`).join(', ')
+  const findings =
+    counts.size === 0 ? 'no findings' : [...counts].map(([k, n]) => `${n} × ${k.replace('_', ' ')}`).join(', ')
   const critical = result.findings.filter((f) => f.severity === 'critical').length
   return (
     `Session of ${(m.durationSeconds / 60).toFixed(1)} min delivered ${m.energyKwh.toFixed(2)} kWh ` +
@@ -14,7 +15,10 @@ export function templateSummary(result: AnalysisResult): string {
   )
 }
 
-export async function summarize(result: AnalysisResult, llm?: {url: string; model: string; apiKey?: string}): Promise<string> {
+export async function summarize(
+  result: AnalysisResult,
+  llm?: {url: string; model: string; apiKey?: string},
+): Promise<string> {
   const fallback = templateSummary(result)
   if (!llm) return fallback
   try {

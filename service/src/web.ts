@@ -46,7 +46,10 @@ export async function registerWebUi(app: FastifyInstance, root: string): Promise
     index: false,
     wildcard: true,
     setHeaders(res, path) {
-      res.header('cache-control', path.startsWith(join(root, 'assets')) ? 'public, max-age=31536000, immutable' : 'no-cache')
+      res.header(
+        'cache-control',
+        path.startsWith(join(root, 'assets')) ? 'public, max-age=31536000, immutable' : 'no-cache',
+      )
       res.header('x-content-type-options', 'nosniff')
     },
   })
@@ -57,7 +60,8 @@ export async function registerWebUi(app: FastifyInstance, root: string): Promise
   app.get('/', page)
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!
-    if (request.method === 'GET' && !NOT_THE_UI.test(path) && !path.startsWith('/assets/') && !/\.\w+$/.test(path)) return page(request, reply)
+    if (request.method === 'GET' && !NOT_THE_UI.test(path) && !path.startsWith('/assets/') && !/\.\w+$/.test(path))
+      return page(request, reply)
     return reply.code(404).send({error: {code: 'not_found', message: `no route ${request.method} ${path}`}})
   })
 }

@@ -31,7 +31,8 @@ try {
     llm: config.llmUrl ? {url: config.llmUrl, model: config.llmModel, apiKey: config.embeddingsApiKey} : undefined,
     pauseAfterClaimMs: Number(process.env.WORKER_PAUSE_AFTER_CLAIM_MS ?? 0) || undefined,
     // the web UI's live status (GET /ws): best effort, PostgreSQL stays the truth
-    onStatus: (change) => void publishEvent(runtime!.redis, {type: 'analysis', ...change, at: new Date().toISOString()}),
+    onStatus: (change) =>
+      void publishEvent(runtime!.redis, {type: 'analysis', ...change, at: new Date().toISOString()}),
   }
   let stopping = false
   let busy = false
@@ -40,7 +41,11 @@ try {
     try {
       const r = await reconcile(pool, blocking, first ? {releaseWorker: config.workerId} : {minAgeSeconds: 5})
       lastReconcile = Date.now()
-      if (first || r.requeued.length > 0 || r.dropped > 0) logger.info({requeued: r.requeued.length, dropped: r.dropped, released: r.released}, 'queue reconciled with PostgreSQL')
+      if (first || r.requeued.length > 0 || r.dropped > 0)
+        logger.info(
+          {requeued: r.requeued.length, dropped: r.dropped, released: r.released},
+          'queue reconciled with PostgreSQL',
+        )
     } catch (error) {
       logger.warn({err: (error as Error).message}, 'queue reconcile failed; will retry')
     }
@@ -49,7 +54,10 @@ try {
     const stop = (signal: string) => {
       if (stopping) return
       stopping = true
-      logger.info({signal, busy}, busy ? 'worker draining: finishing the current job' : 'worker draining: idle, stopping')
+      logger.info(
+        {signal, busy},
+        busy ? 'worker draining: finishing the current job' : 'worker draining: idle, stopping',
+      )
       // idle and blocked on Redis (possibly down): interrupt the wait instead of hanging until SIGKILL
       if (!busy) blocking.disconnect()
       resolve()

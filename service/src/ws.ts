@@ -23,7 +23,10 @@ const PING_EVERY_MS = 25_000
 /** close codes the UI understands: 4401 = sign in again (no retry), others = reconnect with backoff */
 export const CLOSE_UNAUTHORIZED = 4401
 
-export async function registerLiveEvents(app: FastifyInstance, deps: {secretKey: string; redis: Redis; logger: Logger}): Promise<void> {
+export async function registerLiveEvents(
+  app: FastifyInstance,
+  deps: {secretKey: string; redis: Redis; logger: Logger},
+): Promise<void> {
   const websocket = (await import('@fastify/websocket')).default
   await app.register(websocket, {options: {maxPayload: 64 * 1024}})
   const clients = new Set<WebSocket>()
@@ -38,7 +41,11 @@ export async function registerLiveEvents(app: FastifyInstance, deps: {secretKey:
       if (!parseEvent(text)) return
       for (const socket of clients) if (socket.readyState === socket.OPEN) socket.send(text)
     })
-    subscriber.subscribe(EVENTS_CHANNEL).catch((error: Error) => deps.logger.warn({err: error.message}, 'live events: subscribe failed; retried on reconnect'))
+    subscriber
+      .subscribe(EVENTS_CHANNEL)
+      .catch((error: Error) =>
+        deps.logger.warn({err: error.message}, 'live events: subscribe failed; retried on reconnect'),
+      )
   }
 
   const handler = (socket: WebSocket) => {

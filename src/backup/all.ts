@@ -25,7 +25,10 @@ export interface SnapshotFacts {
 
 /** Reads, in the dump's snapshot, what the cross-store check needs (tolerating absent tables). */
 export async function snapshotFacts(client: Client, rowCounts: Record<string, number>): Promise<SnapshotFacts> {
-  const uploadPaths = 'public.uploads' in rowCounts ? (await client.query<{path: string}>('SELECT path FROM public.uploads ORDER BY path')).rows.map((r) => r.path) : null
+  const uploadPaths =
+    'public.uploads' in rowCounts
+      ? (await client.query<{path: string}>('SELECT path FROM public.uploads ORDER BY path')).rows.map((r) => r.path)
+      : null
   const knowledgePassages = rowCounts['public.knowledge_passages'] ?? null
   return {uploadPaths, knowledgePassages}
 }
@@ -55,7 +58,10 @@ export function crossStoreCheck(input: {
   let chroma: Consistency['chroma']
   if (input.chromaRecords === undefined) notes.push('CHROMA_PERSIST_DIRECTORY is not configured: Chroma not checked')
   else {
-    const ok = input.chromaRecords !== null && input.knowledgePassages !== null && input.chromaRecords === input.knowledgePassages
+    const ok =
+      input.chromaRecords !== null &&
+      input.knowledgePassages !== null &&
+      input.chromaRecords === input.knowledgePassages
     chroma = {
       collection: input.collection,
       records: input.chromaRecords,
@@ -74,15 +80,23 @@ function skew(times: (string | undefined)[]): number {
 }
 
 export async function backupAll(ctx: BackupContext, options: FilesOptions & {jobs?: number}): Promise<BackupManifest> {
-  const url = requireSetting(ctx.settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env (--env-file) or the environment.')
+  const url = requireSetting(
+    ctx.settings.databaseUrl,
+    'DATABASE_URL',
+    'Set DATABASE_URL in the backend .env (--env-file) or the environment.',
+  )
   parseDatabaseUrl(url) // a malformed URL is exit 2 before a backup id is announced
   return runBackup(ctx, 'all', 'backup all', async (id) => {
-    const [db, files] = await Promise.all([captureDatabase(ctx, id, url, {jobs: options.jobs, inSnapshot: snapshotFacts}), captureFiles(ctx, id, options)])
+    const [db, files] = await Promise.all([
+      captureDatabase(ctx, id, url, {jobs: options.jobs, inSnapshot: snapshotFacts}),
+      captureFiles(ctx, id, options),
+    ])
     const {KNOWLEDGE_COLLECTION} = await import('../chroma/client.js')
     let chromaRecords = files.chromaCount
     if (files.section.chroma && chromaRecords === null && ctx.settings.chromaUrl) {
       const {collectionCount} = await import('../chroma/client.js')
-      chromaRecords = (await collectionCount(ctx.settings.chromaUrl, KNOWLEDGE_COLLECTION).catch(() => undefined)) ?? null
+      chromaRecords =
+        (await collectionCount(ctx.settings.chromaUrl, KNOWLEDGE_COLLECTION).catch(() => undefined)) ?? null
     }
     const check = crossStoreCheck({
       referenced: db.snapshotExtra?.uploadPaths ?? null,
@@ -102,16 +116,37 @@ export async function backupAll(ctx: BackupContext, options: FilesOptions & {job
     if (!check.ok) ctx.logger.warn(`cross-store check found problems: ${describeConsistency(consistency)}`)
     return {
       parts: [db.part, ...files.parts],
-      extra: {db: db.section, files: files.section, consistency, migrationHead: db.migrationHead, serviceVersion: db.serviceVersion, postgresVersion: db.postgresVersion, tools: {...db.tools, ...files.tools}},
+      extra: {
+        db: db.section,
+        files: files.section,
+        consistency,
+        migrationHead: db.migrationHead,
+        serviceVersion: db.serviceVersion,
+        postgresVersion: db.postgresVersion,
+        tools: {...db.tools, ...files.tools},
+      },
     }
   })
 }
 
 export function describeConsistency(consistency: Consistency): string {
-  const c = {...consistency, missingUploads: consistency.missingUploads ?? [], orphanUploads: consistency.orphanUploads ?? []}
+  const c = {
+    ...consistency,
+    missingUploads: consistency.missingUploads ?? [],
+    orphanUploads: consistency.orphanUploads ?? [],
+  }
   const parts: string[] = []
-  if (c.missingUploads.length > 0) parts.push(`${c.missingUploads.length} upload(s) referenced by the database are missing from the files part (${c.missingUploads.slice(0, 5).join(', ')}${c.missingUploads.length > 5 ? ', …' : ''})`)
-  if (c.orphanUploads.length > 0) parts.push(`${c.orphanUploads.length} orphan file(s) not referenced by the database (${c.orphanUploads.slice(0, 5).join(', ')}${c.orphanUploads.length > 5 ? ', …' : ''})`)
-  if (c.chroma && !c.chroma.ok) parts.push(`Chroma collection ${c.chroma.collection} holds ${c.chroma.records ?? '?'} records but PostgreSQL has ${c.chroma.expected ?? '?'} knowledge passages`)
+  if (c.missingUploads.length > 0)
+    parts.push(
+      `${c.missingUploads.length} upload(s) referenced by the database are missing from the files part (${c.missingUploads.slice(0, 5).join(', ')}${c.missingUploads.length > 5 ? ', …' : ''})`,
+    )
+  if (c.orphanUploads.length > 0)
+    parts.push(
+      `${c.orphanUploads.length} orphan file(s) not referenced by the database (${c.orphanUploads.slice(0, 5).join(', ')}${c.orphanUploads.length > 5 ? ', …' : ''})`,
+    )
+  if (c.chroma && !c.chroma.ok)
+    parts.push(
+      `Chroma collection ${c.chroma.collection} holds ${c.chroma.records ?? '?'} records but PostgreSQL has ${c.chroma.expected ?? '?'} knowledge passages`,
+    )
   return parts.join('; ') || 'ok'
 }

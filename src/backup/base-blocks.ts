@@ -77,9 +77,15 @@ async function collect(stream: Readable): Promise<Buffer> {
 }
 
 /** Compresses (zstd child for large blocks, in-process gzip for small ones), then encrypts. */
-export async function encodeBlock(data: Buffer, options: {level: number; zstd: boolean; encryption?: EncryptionKey}): Promise<{body: Buffer; c: 'zstd' | 'gzip'; enc: boolean}> {
+export async function encodeBlock(
+  data: Buffer,
+  options: {level: number; zstd: boolean; encryption?: EncryptionKey},
+): Promise<{body: Buffer; c: 'zstd' | 'gzip'; enc: boolean}> {
   const c = options.zstd && data.length >= ZSTD_MIN ? 'zstd' : 'gzip'
-  let body = c === 'zstd' ? await filterBuffer('zstd', ['-q', `-${options.level}`, '-c'], data) : await promisify(gzip)(data, {level: 1})
+  let body =
+    c === 'zstd'
+      ? await filterBuffer('zstd', ['-q', `-${options.level}`, '-c'], data)
+      : await promisify(gzip)(data, {level: 1})
   if (options.encryption) {
     const {createEncryptStream} = await import('./encryption.js')
     body = await collect(Readable.from([body]).pipe(createEncryptStream(options.encryption)))
@@ -88,9 +94,17 @@ export async function encodeBlock(data: Buffer, options: {level: number; zstd: b
 }
 
 /** Verifies the stored bytes, decrypts, decompresses and verifies the content; throws naming the block. */
-export async function decodeBlock(body: Buffer, block: StoredBlock, what: string, encryption?: EncryptionKey): Promise<Buffer> {
+export async function decodeBlock(
+  body: Buffer,
+  block: StoredBlock,
+  what: string,
+  encryption?: EncryptionKey,
+): Promise<Buffer> {
   if (body.length !== block.stored || sha256(body) !== block.storedSha256) {
-    throw new ChecksFailedError(`${what}: stored object checksum mismatch (${body.length} bytes, sha256 ${sha256(body).slice(0, 12)}… ≠ manifest ${block.storedSha256.slice(0, 12)}…)`, {code: 'BASE_BLOCK_CORRUPT'})
+    throw new ChecksFailedError(
+      `${what}: stored object checksum mismatch (${body.length} bytes, sha256 ${sha256(body).slice(0, 12)}… ≠ manifest ${block.storedSha256.slice(0, 12)}…)`,
+      {code: 'BASE_BLOCK_CORRUPT'},
+    )
   }
   let data = body
   if (block.enc) {
@@ -101,7 +115,9 @@ export async function decodeBlock(body: Buffer, block: StoredBlock, what: string
   try {
     data = block.c === 'zstd' ? await filterBuffer('zstd', ['-q', '-d', '-c'], data) : await promisify(gunzip)(data)
   } catch (error) {
-    throw new ChecksFailedError(`${what}: does not decompress (${(error as Error).message.split('\n')[0]})`, {code: 'BASE_BLOCK_CORRUPT'})
+    throw new ChecksFailedError(`${what}: does not decompress (${(error as Error).message.split('\n')[0]})`, {
+      code: 'BASE_BLOCK_CORRUPT',
+    })
   }
   if (data.length !== block.size || sha256(data) !== block.sha256) {
     throw new ChecksFailedError(`${what}: content checksum mismatch after decompression`, {code: 'BASE_BLOCK_CORRUPT'})
@@ -112,9 +128,29 @@ export async function decodeBlock(body: Buffer, block: StoredBlock, what: string
 // ------------------------------------------------------------------ what to copy
 
 /** Directories whose contents a base backup never needs (pg_basebackup leaves them out too; charge-ops-spool: the WAL spool, src/wal/spool.ts). */
-export const EXCLUDED_DIR_CONTENTS = new Set(['charge-ops-spool', 'pg_wal', 'pg_dynshmem', 'pg_notify', 'pg_replslot', 'pg_serial', 'pg_snapshots', 'pg_stat_tmp', 'pg_subtrans'])
+export const EXCLUDED_DIR_CONTENTS = new Set([
+  'charge-ops-spool',
+  'pg_wal',
+  'pg_dynshmem',
+  'pg_notify',
+  'pg_replslot',
+  'pg_serial',
+  'pg_snapshots',
+  'pg_stat_tmp',
+  'pg_subtrans',
+])
 /** Files never copied: the running server's, the non-exclusive backup's own (stored as returned), caches. */
-export const EXCLUDED_FILES = new Set(['postmaster.pid', 'postmaster.opts', 'backup_label', 'tablespace_map', 'pg_internal.init', 'current_logfiles', 'backup_label.old', 'recovery.signal', 'standby.signal'])
+export const EXCLUDED_FILES = new Set([
+  'postmaster.pid',
+  'postmaster.opts',
+  'backup_label',
+  'tablespace_map',
+  'pg_internal.init',
+  'current_logfiles',
+  'backup_label.old',
+  'recovery.signal',
+  'standby.signal',
+])
 
 export function isExcluded(relPath: string, isDir: boolean): boolean {
   const parts = relPath.split('/')
@@ -132,7 +168,13 @@ export function isExcluded(relPath: string, isDir: boolean): boolean {
  * margin of the prior copy's start could have changed again in the same clock tick after it was
  * read (or be on a filesystem with coarse timestamps), so it is read and compared block by block.
  */
-export function unchangedByMetadata(prior: FileEntry | undefined, size: number, mtimeNs: bigint, priorCopyStartedAtMs: number, marginMs: number): boolean {
+export function unchangedByMetadata(
+  prior: FileEntry | undefined,
+  size: number,
+  mtimeNs: bigint,
+  priorCopyStartedAtMs: number,
+  marginMs: number,
+): boolean {
   if (!prior || prior.size !== size || prior.mtimeNs !== mtimeNs.toString()) return false
   return Number(mtimeNs / 1_000_000n) < priorCopyStartedAtMs - marginMs
 }

@@ -39,7 +39,11 @@ export interface StartChildOptions {
 
 const STDERR_KEEP = 64 * 1024
 
-export async function startChild(file: string, args: string[], options: StartChildOptions = {}): Promise<StreamingChild> {
+export async function startChild(
+  file: string,
+  args: string[],
+  options: StartChildOptions = {},
+): Promise<StreamingChild> {
   const {toCommandError, notFound} = await import('../core/proc/exec.js')
   const env = options.env ? {...process.env, ...options.env} : process.env
   // bound: the child dies with this process, even when it is killed with SIGKILL (src/core/proc/child-lifetime.ts)
@@ -57,11 +61,21 @@ export async function startChild(file: string, args: string[], options: StartChi
   })
   const done = new Promise<{exitCode: number; stderr: string}>((resolve, reject) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
-      reject(error.code === 'ENOENT' ? notFound(file) : toCommandError(error, file, args, {purpose: options.purpose, failureExitCode: options.failureExitCode}))
+      reject(
+        error.code === 'ENOENT'
+          ? notFound(file)
+          : toCommandError(error, file, args, {purpose: options.purpose, failureExitCode: options.failureExitCode}),
+      )
     })
     child.once('close', (code, signal) => {
-      if (code === 0 || (code !== null && (options.allowExitCodes ?? []).includes(code))) return resolve({exitCode: code, stderr})
-      reject(toCommandError({exitCode: code ?? undefined, signal: signal ?? undefined, stderr}, file, args, {purpose: options.purpose, failureExitCode: options.failureExitCode}))
+      if (code === 0 || (code !== null && (options.allowExitCodes ?? []).includes(code)))
+        return resolve({exitCode: code, stderr})
+      reject(
+        toCommandError({exitCode: code ?? undefined, signal: signal ?? undefined, stderr}, file, args, {
+          purpose: options.purpose,
+          failureExitCode: options.failureExitCode,
+        }),
+      )
     })
   })
   done.catch(() => {})

@@ -34,14 +34,22 @@ export function detectZstd(): Promise<string | undefined> {
 }
 
 /** What will really be used: the requested algorithm, or gzip when zstd is missing (with a warning). */
-export async function resolveCompression(requested: {algorithm: 'zstd' | 'gzip'; level: number; threads: number}, warn: (m: string) => void = () => {}): Promise<CompressionSpec & {toolVersion?: string}> {
+export async function resolveCompression(
+  requested: {algorithm: 'zstd' | 'gzip'; level: number; threads: number},
+  warn: (m: string) => void = () => {},
+): Promise<CompressionSpec & {toolVersion?: string}> {
   const threads = requested.threads > 0 ? requested.threads : Math.max(1, cpus().length)
   if (requested.algorithm === 'zstd') {
     const version = await detectZstd()
     if (version) return {algorithm: 'zstd', level: requested.level, threads, toolVersion: version}
     warn('zstd is not installed; falling back to gzip (slower, larger). Install it: apt-get install -y zstd')
   }
-  return {algorithm: 'gzip', level: Math.min(requested.level, 9), threads: 1, toolVersion: `node-zlib ${process.versions.zlib}`}
+  return {
+    algorithm: 'gzip',
+    level: Math.min(requested.level, 9),
+    threads: 1,
+    toolVersion: `node-zlib ${process.versions.zlib}`,
+  }
 }
 
 export function zstdCompressArgs(spec: CompressionSpec): string[] {
@@ -58,7 +66,10 @@ export async function gzipTransform(level: number): Promise<Transform> {
  * Decompresses a stored stream. Returns a readable of plaintext and a promise that settles when
  * the decompressor has exited cleanly (rejects on corrupt input).
  */
-export async function decompressStream(source: Readable, algorithm: CompressionAlgorithm): Promise<{stream: Readable; done: Promise<void>}> {
+export async function decompressStream(
+  source: Readable,
+  algorithm: CompressionAlgorithm,
+): Promise<{stream: Readable; done: Promise<void>}> {
   if (algorithm === 'none') return {stream: source, done: Promise.resolve()}
   if (algorithm === 'gzip') {
     const {createGunzip} = await import('node:zlib')

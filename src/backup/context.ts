@@ -11,7 +11,18 @@ import {CliError, UnreachableError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
 import type {Progress} from '../output/progress.js'
 import {acquireLock} from '../repository/lock.js'
-import {backupPrefix, impossiblyEmpty, manifestBytes, newBackupId, partKey, writeManifest, type BackupKind, type BackupManifest, type BackupManifestInput, type BackupPart} from '../repository/manifest.js'
+import {
+  backupPrefix,
+  impossiblyEmpty,
+  manifestBytes,
+  newBackupId,
+  partKey,
+  writeManifest,
+  type BackupKind,
+  type BackupManifest,
+  type BackupManifestInput,
+  type BackupPart,
+} from '../repository/manifest.js'
 import {openConfiguredRepository} from '../repository/open.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import type {CompressionSpec} from './compression.js'
@@ -49,7 +60,6 @@ export interface BackupContext {
 
 const noProgress = (): Progress => ({add() {}, bytes: 0, done() {}})
 
-
 export async function openBackupContext(options: BackupRunOptions): Promise<BackupContext> {
   const {settings, logger} = options
   const storage = options.storage ?? (await openConfiguredRepository(settings))
@@ -81,10 +91,18 @@ export async function openBackupContext(options: BackupRunOptions): Promise<Back
 export function describeStorageError(error: unknown, what: string): unknown {
   const code = (error as NodeJS.ErrnoException)?.code
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new UnreachableError(`the repository ran out of space while writing ${what}`, {code: 'REPOSITORY_NO_SPACE', hint: 'Free space in the repository (charge-ops backup prune) or point --repo at a larger volume. Nothing was marked complete.', cause: error})
+    return new UnreachableError(`the repository ran out of space while writing ${what}`, {
+      code: 'REPOSITORY_NO_SPACE',
+      hint: 'Free space in the repository (charge-ops backup prune) or point --repo at a larger volume. Nothing was marked complete.',
+      cause: error,
+    })
   }
   if (code === 'EACCES' || code === 'EROFS') {
-    return new UnreachableError(`the repository is not writable (${code}) while writing ${what}`, {code: 'REPOSITORY_NOT_WRITABLE', hint: 'Check the permissions / mount of the repository directory.', cause: error})
+    return new UnreachableError(`the repository is not writable (${code}) while writing ${what}`, {
+      code: 'REPOSITORY_NOT_WRITABLE',
+      hint: 'Check the permissions / mount of the repository directory.',
+      cause: error,
+    })
   }
   return error
 }
@@ -118,11 +136,20 @@ export async function storePart(
   } catch (error) {
     throw describeStorageError(error, name)
   }
-  const part = {...meta, name, bytes: stored.bytes, sha256: stored.sha256, compression: meta.compression ?? ctx.compression.algorithm, encryption}
+  const part = {
+    ...meta,
+    name,
+    bytes: stored.bytes,
+    sha256: stored.sha256,
+    compression: meta.compression ?? ctx.compression.algorithm,
+    encryption,
+  }
   // Never a complete backup with a part that cannot be empty and is (repository/manifest impossiblyEmpty):
   // that is a bug in charge-ops, so it leaves with exit 70 and the backup stays incomplete.
   if (impossiblyEmpty({...part, fileCount: meta.fileCount as number | undefined})) {
-    throw new Error(`part ${name} of backup ${id} was stored empty although it cannot be; nothing was recorded as complete`)
+    throw new Error(
+      `part ${name} of backup ${id} was stored empty although it cannot be; nothing was recorded as complete`,
+    )
   }
   return part
 }
@@ -137,7 +164,12 @@ export interface BackupBody {
  * the parts already stored are deleted (best effort; a kill -9 leaves them for `backup prune`),
  * the failure metric is written and the ping URL gets /fail.
  */
-export async function runBackup(ctx: BackupContext, kind: BackupKind, command: string, body: (id: string) => Promise<BackupBody>): Promise<BackupManifest> {
+export async function runBackup(
+  ctx: BackupContext,
+  kind: BackupKind,
+  command: string,
+  body: (id: string) => Promise<BackupBody>,
+): Promise<BackupManifest> {
   const {ping, publishMetrics, successMetrics, failureMetrics} = await import('./metrics.js')
   const release = await acquireLock(ctx.storage, ctx.stack, {command})
   // under the lock: what killed runs left (temp files, S3 uploads) goes before this run adds more
@@ -146,7 +178,10 @@ export async function runBackup(ctx: BackupContext, kind: BackupKind, command: s
     ctx.logger.warn(`could not remove the temp files of killed runs: ${(error as Error).message}`)
     return []
   })
-  if (swept.length > 0) ctx.logger.info(`removed ${swept.length} temp file(s) left by killed runs (${swept.reduce((n, t) => n + t.size, 0)} bytes)`)
+  if (swept.length > 0)
+    ctx.logger.info(
+      `removed ${swept.length} temp file(s) left by killed runs (${swept.reduce((n, t) => n + t.size, 0)} bytes)`,
+    )
   const started = ctx.now()
   const id = newBackupId(kind, started)
   await ping(ctx.pingUrl, 'start', `${command} ${id}`, ctx.logger)
@@ -163,20 +198,37 @@ export async function runBackup(ctx: BackupContext, kind: BackupKind, command: s
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
       durationMs: finished.getTime() - started.getTime(),
-      compression: {algorithm: ctx.compression.algorithm, level: ctx.compression.level, threads: ctx.compression.threads},
+      compression: {
+        algorithm: ctx.compression.algorithm,
+        level: ctx.compression.level,
+        threads: ctx.compression.threads,
+      },
       encryption: ctx.encryption ? {algorithm: 'aes-256-gcm-chunked', keyId: ctx.encryption.keyId} : null,
       ...result.extra,
-      tools: {'charge-ops': version(), [ctx.compression.algorithm === 'zstd' ? 'zstd' : 'gzip']: ctx.compression.toolVersion ?? '', ...result.extra?.tools},
+      tools: {
+        'charge-ops': version(),
+        [ctx.compression.algorithm === 'zstd' ? 'zstd' : 'gzip']: ctx.compression.toolVersion ?? '',
+        ...result.extra?.tools,
+      },
       parts: result.parts,
     })
-    await publishMetrics(ctx, successMetrics(ctx.stack, kind, finished, manifest.durationMs ?? 0, manifestBytes(manifest)), ctx.logger)
+    await publishMetrics(
+      ctx,
+      successMetrics(ctx.stack, kind, finished, manifest.durationMs ?? 0, manifestBytes(manifest)),
+      ctx.logger,
+    )
     await ping(ctx.pingUrl, 'success', `${command} ${id} ok`, ctx.logger)
     return manifest
   } catch (error) {
     const objects = await ctx.storage.list(backupPrefix(ctx.stack, id)).catch(() => [])
     await ctx.storage.delete(objects.map((o) => o.key)).catch(() => {})
     await publishMetrics(ctx, failureMetrics(ctx.stack, kind, ctx.now()), ctx.logger)
-    await ping(ctx.pingUrl, 'fail', `${command} ${id} failed: ${error instanceof Error ? error.message : String(error)}`, ctx.logger)
+    await ping(
+      ctx.pingUrl,
+      'fail',
+      `${command} ${id} failed: ${error instanceof Error ? error.message : String(error)}`,
+      ctx.logger,
+    )
     throw error instanceof CliError ? error : describeStorageError(error, `backup ${id}`)
   } finally {
     await release()

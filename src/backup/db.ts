@@ -59,23 +59,37 @@ export async function countRows(client: Client): Promise<Record<string, number>>
   )
   const counts: Record<string, number> = {}
   for (const t of tables) {
-    const {rows} = await client.query<{n: string}>(`SELECT count(*)::bigint AS n FROM ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`)
+    const {rows} = await client.query<{n: string}>(
+      `SELECT count(*)::bigint AS n FROM ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+    )
     counts[`${t.schema}.${t.name}`] = Number(rows[0].n)
   }
   return counts
 }
 
 /** The service's migration head and version, tolerating a database without them. */
-export async function stackInfo(client: Client): Promise<{migrationHead: string | null; serviceVersion: string | null}> {
-  const {rows} = await client.query<{migrations: string | null; meta: string | null}>(`SELECT to_regclass('charge_ops_migrations')::text AS migrations, to_regclass('service_meta')::text AS meta`)
+export async function stackInfo(
+  client: Client,
+): Promise<{migrationHead: string | null; serviceVersion: string | null}> {
+  const {rows} = await client.query<{migrations: string | null; meta: string | null}>(
+    `SELECT to_regclass('charge_ops_migrations')::text AS migrations, to_regclass('service_meta')::text AS meta`,
+  )
   let migrationHead: string | null = null
   let serviceVersion: string | null = null
   if (rows[0].migrations) {
-    const head = await client.query<{version: string}>(`SELECT version FROM charge_ops_migrations WHERE success IS NOT FALSE ORDER BY version::numeric DESC LIMIT 1`).catch(() => ({rows: [] as {version: string}[]}))
+    const head = await client
+      .query<{version: string}>(
+        `SELECT version FROM charge_ops_migrations WHERE success IS NOT FALSE ORDER BY version::numeric DESC LIMIT 1`,
+      )
+      .catch(() => ({rows: [] as {version: string}[]}))
     migrationHead = head.rows[0]?.version ?? null
   }
   if (rows[0].meta) {
-    const v = await client.query<{value: string}>(`SELECT value FROM service_meta WHERE key IN ('version', 'service_version') ORDER BY key = 'version' DESC LIMIT 1`).catch(() => ({rows: [] as {value: string}[]}))
+    const v = await client
+      .query<{value: string}>(
+        `SELECT value FROM service_meta WHERE key IN ('version', 'service_version') ORDER BY key = 'version' DESC LIMIT 1`,
+      )
+      .catch(() => ({rows: [] as {value: string}[]}))
     serviceVersion = v.rows[0]?.value ?? null
   }
   return {migrationHead, serviceVersion}
@@ -96,7 +110,14 @@ export async function captureDatabase<T = unknown>(
     // lookups (stack info) run before the snapshot is taken; they do not need it.
     const info = await stackInfo(client)
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-    const {rows} = await client.query<{snapshot: string; at: Date; lsn: string | null; version: string; major: string; size: string}>(
+    const {rows} = await client.query<{
+      snapshot: string
+      at: Date
+      lsn: string | null
+      version: string
+      major: string
+      size: string
+    }>(
       `SELECT pg_export_snapshot() AS snapshot, clock_timestamp() AS at,
               (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
               current_setting('server_version') AS version, current_setting('server_version_num') AS major,
@@ -119,7 +140,12 @@ export async function captureDatabase<T = unknown>(
         ctx,
         id,
         `db.dump${suffix}`,
-        {file: pgDump, args: ['--format=custom', '--compress=0', `--snapshot=${snap.snapshot}`, '--no-password'], env, purpose: 'pg_dump'},
+        {
+          file: pgDump,
+          args: ['--format=custom', '--compress=0', `--snapshot=${snap.snapshot}`, '--no-password'],
+          env,
+          purpose: 'pg_dump',
+        },
         {component: 'db', format: 'pg_dump-custom', capturedAt: snap.at.toISOString()},
         {
           label: 'backup db',
@@ -136,12 +162,28 @@ export async function captureDatabase<T = unknown>(
       const dir = join(staging, 'dump')
       countsPromise = countRows(client)
       countsPromise.catch(() => {})
-      await run(pgDump, ['--format=directory', '--compress=0', `--jobs=${jobs}`, `--snapshot=${snap.snapshot}`, '--no-password', '--file', dir], {env, purpose: 'pg_dump --jobs'})
+      await run(
+        pgDump,
+        [
+          '--format=directory',
+          '--compress=0',
+          `--jobs=${jobs}`,
+          `--snapshot=${snap.snapshot}`,
+          '--no-password',
+          '--file',
+          dir,
+        ],
+        {env, purpose: 'pg_dump --jobs'},
+      )
       streamed = await streamProducerToPart(
         ctx,
         id,
         `db.dir.tar${suffix}`,
-        {file: 'tar', args: ['--create', '--file=-', '--sort=name', '-C', dir, '.'], purpose: 'tar of the directory dump'},
+        {
+          file: 'tar',
+          args: ['--create', '--file=-', '--sort=name', '-C', dir, '.'],
+          purpose: 'tar of the directory dump',
+        },
         {component: 'db', format: 'pg_dump-directory-tar', capturedAt: snap.at.toISOString()},
         {label: 'backup db (upload)'},
       )
@@ -152,7 +194,10 @@ export async function captureDatabase<T = unknown>(
     await client.query('COMMIT')
     return {
       snapshotExtra,
-      part: streamed.part.contentBytes === undefined && streamed.rawBytes !== undefined ? {...streamed.part, contentBytes: streamed.rawBytes} : streamed.part,
+      part:
+        streamed.part.contentBytes === undefined && streamed.rawBytes !== undefined
+          ? {...streamed.part, contentBytes: streamed.rawBytes}
+          : streamed.part,
       section: {
         database: target.database,
         format: jobs ? 'directory' : 'custom',
@@ -174,13 +219,23 @@ export async function captureDatabase<T = unknown>(
 }
 
 export async function backupDatabase(ctx: BackupContext, options: {jobs?: number} = {}): Promise<BackupManifest> {
-  const url = requireSetting(ctx.settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env (--env-file) or the environment.')
+  const url = requireSetting(
+    ctx.settings.databaseUrl,
+    'DATABASE_URL',
+    'Set DATABASE_URL in the backend .env (--env-file) or the environment.',
+  )
   parseDatabaseUrl(url) // a malformed URL is exit 2 before a backup id is announced
   return runBackup(ctx, 'db', 'backup db', async (id) => {
     const db = await captureDatabase(ctx, id, url, options)
     return {
       parts: [db.part],
-      extra: {db: db.section, migrationHead: db.migrationHead, serviceVersion: db.serviceVersion, postgresVersion: db.postgresVersion, tools: db.tools},
+      extra: {
+        db: db.section,
+        migrationHead: db.migrationHead,
+        serviceVersion: db.serviceVersion,
+        postgresVersion: db.postgresVersion,
+        tools: db.tools,
+      },
     }
   })
 }

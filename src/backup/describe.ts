@@ -44,10 +44,21 @@ export function formatAge(seconds: number): string {
   return `${Math.round(seconds / 86_400)}d`
 }
 
-export function listingSummaries(listing: BackupListing, now: Date): {backups: BackupSummary[]; incomplete: {id: string; bytes: number; ageSeconds: number}[]; invalid: {id: string; error: string}[]} {
+export function listingSummaries(
+  listing: BackupListing,
+  now: Date,
+): {
+  backups: BackupSummary[]
+  incomplete: {id: string; bytes: number; ageSeconds: number}[]
+  invalid: {id: string; error: string}[]
+} {
   return {
     backups: listing.complete.map((m) => summarize(m, now)),
-    incomplete: listing.incomplete.map((i) => ({id: i.id, bytes: i.bytes, ageSeconds: Math.max(0, Math.round((now.getTime() - i.lastModified.getTime()) / 1000))})),
+    incomplete: listing.incomplete.map((i) => ({
+      id: i.id,
+      bytes: i.bytes,
+      ageSeconds: Math.max(0, Math.round((now.getTime() - i.lastModified.getTime()) / 1000)),
+    })),
     invalid: listing.invalid,
   }
 }

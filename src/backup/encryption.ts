@@ -35,16 +35,22 @@ export function loadKeyFile(file: string): EncryptionKey {
   try {
     mode = statSync(file).mode
   } catch (error) {
-    throw new ConfigError(`encryption key file ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
-      code: 'KEY_FILE_MISSING',
-      hint: 'Create one: head -c 32 /dev/urandom > backup.key && chmod 600 backup.key (keep a copy outside the repository!)',
-    })
+    throw new ConfigError(
+      `encryption key file ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      {
+        code: 'KEY_FILE_MISSING',
+        hint: 'Create one: head -c 32 /dev/urandom > backup.key && chmod 600 backup.key (keep a copy outside the repository!)',
+      },
+    )
   }
   if ((mode & 0o077) !== 0) {
-    throw new ConfigError(`encryption key file ${file} has mode ${(mode & 0o777).toString(8).padStart(4, '0')}; it must not be readable by group or others`, {
-      code: 'KEY_FILE_MODE',
-      hint: `chmod 600 ${file}`,
-    })
+    throw new ConfigError(
+      `encryption key file ${file} has mode ${(mode & 0o777).toString(8).padStart(4, '0')}; it must not be readable by group or others`,
+      {
+        code: 'KEY_FILE_MODE',
+        hint: `chmod 600 ${file}`,
+      },
+    )
   }
   const raw = readFileSync(file)
   const text = raw.toString('utf8').trim()
@@ -52,10 +58,13 @@ export function loadKeyFile(file: string): EncryptionKey {
   if (raw.length === 32) key = raw
   else if (/^[0-9a-fA-F]{64}$/.test(text)) key = Buffer.from(text, 'hex')
   else {
-    throw new ConfigError(`encryption key file ${file} must hold 32 random bytes or 64 hex characters (it holds ${raw.length} bytes)`, {
-      code: 'KEY_FILE_INVALID',
-      hint: 'Create one: head -c 32 /dev/urandom > backup.key && chmod 600 backup.key',
-    })
+    throw new ConfigError(
+      `encryption key file ${file} must hold 32 random bytes or 64 hex characters (it holds ${raw.length} bytes)`,
+      {
+        code: 'KEY_FILE_INVALID',
+        hint: 'Create one: head -c 32 /dev/urandom > backup.key && chmod 600 backup.key',
+      },
+    )
   }
   return {key, keyId: keyIdOf(key), file}
 }
@@ -163,7 +172,8 @@ export function createDecryptStream(key: EncryptionKey, what = 'encrypted part')
           header = Buffer.from(buffer.subarray(0, HEADER_SIZE))
           if (!header.subarray(0, 8).equals(MAGIC)) throw fail('not encrypted by charge-ops (bad header)')
           const id = header.subarray(8, 16).toString('hex')
-          if (id !== key.keyId) throw fail(`was encrypted with key ${id}, but the key file ${key.file} is key ${key.keyId}`)
+          if (id !== key.keyId)
+            throw fail(`was encrypted with key ${id}, but the key file ${key.file} is key ${key.keyId}`)
           chunkSize = header.readUInt32BE(16)
           buffer = buffer.subarray(HEADER_SIZE)
         }

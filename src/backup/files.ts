@@ -40,7 +40,11 @@ export async function sha256File(path: string): Promise<string> {
  * Every regular file under dir (relative paths with `/`, sorted), symlinks not followed; with
  * `hash` also each file's sha256 (what `restore files` checks the extracted copy against).
  */
-export async function listFiles(dir: string, skip: (rel: string) => boolean = () => false, options: {hash?: boolean} = {}): Promise<FileEntry[]> {
+export async function listFiles(
+  dir: string,
+  skip: (rel: string) => boolean = () => false,
+  options: {hash?: boolean} = {},
+): Promise<FileEntry[]> {
   const out: FileEntry[] = []
   const walk = async (d: string) => {
     for (const entry of await readdir(d, {withFileTypes: true})) {
@@ -87,14 +91,23 @@ const tarArgs = ['--create', '--file=-', '--sort=name', '--numeric-owner', '--wa
 
 async function storeFileList(ctx: BackupContext, id: string, name: string, files: FileEntry[]): Promise<BackupPart> {
   const lines = files.map((f) => JSON.stringify(f)).join('\n') + '\n'
-  return storePart(ctx, id, name, Readable.from([Buffer.from(lines)]), {component: 'file-list', format: 'jsonl', compression: 'none', fileCount: files.length})
+  return storePart(ctx, id, name, Readable.from([Buffer.from(lines)]), {
+    component: 'file-list',
+    format: 'jsonl',
+    compression: 'none',
+    fileCount: files.length,
+  })
 }
 
 /** Counts the records of a Chroma collection in a chroma.sqlite3 copy (schema of Chroma 0.5 – 1.x). */
 export async function countChromaSqlite(file: string, collection: string): Promise<number | null> {
   try {
     const {sqliteGet} = await import('./sqlite.js')
-    const row = await sqliteGet<{n: number}>(file, `SELECT count(*) AS n FROM embeddings WHERE segment_id IN (SELECT s.id FROM segments s JOIN collections c ON c.id = s.collection WHERE c.name = ?)`, [collection])
+    const row = await sqliteGet<{n: number}>(
+      file,
+      `SELECT count(*) AS n FROM embeddings WHERE segment_id IN (SELECT s.id FROM segments s JOIN collections c ON c.id = s.collection WHERE c.name = ?)`,
+      [collection],
+    )
     return row ? Number(row.n) : null
   } catch {
     return null
@@ -108,7 +121,9 @@ export async function chromaCollectionCounts(file: string): Promise<Record<strin
     const db = new Database(file, {readonly: true, fileMustExist: true})
     try {
       const rows = db
-        .prepare(`SELECT c.name AS name, (SELECT count(*) FROM embeddings e WHERE e.segment_id IN (SELECT s.id FROM segments s WHERE s.collection = c.id)) AS n FROM collections c ORDER BY c.name`)
+        .prepare(
+          `SELECT c.name AS name, (SELECT count(*) FROM embeddings e WHERE e.segment_id IN (SELECT s.id FROM segments s WHERE s.collection = c.id)) AS n FROM collections c ORDER BY c.name`,
+        )
         .all() as {name: string; n: number}[]
       return Object.fromEntries(rows.map((r) => [r.name, Number(r.n)]))
     } finally {
@@ -142,7 +157,11 @@ export async function captureFiles(ctx: BackupContext, id: string, options: File
 
   if (options.chromaDir) {
     const dir = options.chromaDir
-    if (!existsSync(dir)) throw new ConfigError(`CHROMA_PERSIST_DIRECTORY ${dir} does not exist`, {code: 'CHROMA_DIR_MISSING', hint: 'Fix CHROMA_PERSIST_DIRECTORY in the backend .env.'})
+    if (!existsSync(dir))
+      throw new ConfigError(`CHROMA_PERSIST_DIRECTORY ${dir} does not exist`, {
+        code: 'CHROMA_DIR_MISSING',
+        hint: 'Fix CHROMA_PERSIST_DIRECTORY in the backend .env.',
+      })
     const {takeMaintenance} = await import('../service/maintenance.js')
     const useMaintenance = options.maintenance ?? true
     // the pid in the name: a killed run's copy is recognised (its pid is dead) and swept by the next
@@ -153,7 +172,12 @@ export async function captureFiles(ctx: BackupContext, id: string, options: File
     try {
       if (useMaintenance) {
         // owned by `backup files` also within `backup all`: a rerun of either recognises a dead one's flag
-        hold = await takeMaintenance(ctx.settings, 'backup files', `backup ${id}: reading the Chroma folder`, ctx.logger)
+        hold = await takeMaintenance(
+          ctx.settings,
+          'backup files',
+          `backup ${id}: reading the Chroma folder`,
+          ctx.logger,
+        )
         if (hold.owned) ctx.logger.info('maintenance mode on while the Chroma folder is read')
       }
       const capturedAt = ctx.now().toISOString()
@@ -172,25 +196,64 @@ export async function captureFiles(ctx: BackupContext, id: string, options: File
       const files = await listFiles(dir, (rel) => SQLITE_SIDECARS.includes(rel), {hash: true})
       if (hasDb) files.push(...(await listFiles(staging, undefined, {hash: true})))
       files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-      const args = [...tarArgs, '-C', dir, '--anchored', ...SQLITE_SIDECARS.map((f) => `--exclude=./${f}`), '.', ...(hasDb ? ['-C', staging, CHROMA_SQLITE] : [])]
+      const args = [
+        ...tarArgs,
+        '-C',
+        dir,
+        '--anchored',
+        ...SQLITE_SIDECARS.map((f) => `--exclude=./${f}`),
+        '.',
+        ...(hasDb ? ['-C', staging, CHROMA_SQLITE] : []),
+      ]
       const bytes = files.reduce((s, f) => s + f.size, 0)
-      const streamed = await streamProducerToPart(ctx, id, `chroma.tar${suffix}`, {file: 'tar', args, purpose: 'tar of the Chroma folder', allowExitCodes: [1]}, {component: 'chroma', format: 'tar', fileCount: files.length, contentBytes: bytes, capturedAt}, {label: 'backup chroma', totalBytes: bytes})
+      const streamed = await streamProducerToPart(
+        ctx,
+        id,
+        `chroma.tar${suffix}`,
+        {file: 'tar', args, purpose: 'tar of the Chroma folder', allowExitCodes: [1]},
+        {component: 'chroma', format: 'tar', fileCount: files.length, contentBytes: bytes, capturedAt},
+        {label: 'backup chroma', totalBytes: bytes},
+      )
       parts.push(streamed.part, await storeFileList(ctx, id, 'chroma.files.json', files))
       section.chromaDir = dir
-      section.chroma = {fileCount: files.length, bytes, capturedAt, sqliteOnlineBackup: hasDb, quiesced: useMaintenance ? 'maintenance mode' : 'none', ...(collections ? {collections} : {})}
+      section.chroma = {
+        fileCount: files.length,
+        bytes,
+        capturedAt,
+        sqliteOnlineBackup: hasDb,
+        quiesced: useMaintenance ? 'maintenance mode' : 'none',
+        ...(collections ? {collections} : {}),
+      }
     } finally {
-      await hold?.release().catch((error) => ctx.logger.warn(`could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`))
+      await hold
+        ?.release()
+        .catch((error) =>
+          ctx.logger.warn(
+            `could not switch maintenance mode off: ${(error as Error).message}; run charge-ops service maintenance off`,
+          ),
+        )
       await rm(staging, {recursive: true, force: true})
     }
   }
 
   if (options.uploadsDir) {
     const dir = options.uploadsDir
-    if (!existsSync(dir)) throw new ConfigError(`UPLOADS_DIR ${dir} does not exist`, {code: 'UPLOADS_DIR_MISSING', hint: 'Fix UPLOADS_DIR in the backend .env.'})
+    if (!existsSync(dir))
+      throw new ConfigError(`UPLOADS_DIR ${dir} does not exist`, {
+        code: 'UPLOADS_DIR_MISSING',
+        hint: 'Fix UPLOADS_DIR in the backend .env.',
+      })
     const capturedAt = ctx.now().toISOString()
     uploadFiles = await listFiles(dir, undefined, {hash: true})
     const bytes = uploadFiles.reduce((s, f) => s + f.size, 0)
-    const streamed = await streamProducerToPart(ctx, id, `uploads.tar${suffix}`, {file: 'tar', args: [...tarArgs, '-C', dir, '.'], purpose: 'tar of the uploads folder', allowExitCodes: [1]}, {component: 'uploads', format: 'tar', fileCount: uploadFiles.length, contentBytes: bytes, capturedAt}, {label: 'backup uploads', totalBytes: bytes})
+    const streamed = await streamProducerToPart(
+      ctx,
+      id,
+      `uploads.tar${suffix}`,
+      {file: 'tar', args: [...tarArgs, '-C', dir, '.'], purpose: 'tar of the uploads folder', allowExitCodes: [1]},
+      {component: 'uploads', format: 'tar', fileCount: uploadFiles.length, contentBytes: bytes, capturedAt},
+      {label: 'backup uploads', totalBytes: bytes},
+    )
     parts.push(streamed.part, await storeFileList(ctx, id, 'uploads.files.json', uploadFiles))
     section.uploadsDir = dir
     section.uploads = {fileCount: uploadFiles.length, bytes, capturedAt}
@@ -201,7 +264,10 @@ export async function captureFiles(ctx: BackupContext, id: string, options: File
 export function filesOptionsFrom(ctx: BackupContext, flags: {maintenance?: boolean} = {}): FilesOptions {
   const {uploadsDir, chromaDir} = ctx.settings
   if (!uploadsDir && !chromaDir) {
-    throw new ConfigError('neither UPLOADS_DIR nor CHROMA_PERSIST_DIRECTORY is configured: nothing to back up', {code: 'CONFIG_MISSING', hint: 'Set them in the backend .env (--env-file).'})
+    throw new ConfigError('neither UPLOADS_DIR nor CHROMA_PERSIST_DIRECTORY is configured: nothing to back up', {
+      code: 'CONFIG_MISSING',
+      hint: 'Set them in the backend .env (--env-file).',
+    })
   }
   return {uploadsDir, chromaDir, maintenance: flags.maintenance}
 }

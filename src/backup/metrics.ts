@@ -12,17 +12,36 @@ export const METRIC_HELP: Record<string, [string, string]> = {
   charge_ops_backup_last_failure_timestamp_seconds: ['gauge', 'Unix time of the last failed backup, per kind'],
   charge_ops_backup_duration_seconds: ['gauge', 'Duration of the last successful backup, per kind'],
   charge_ops_backup_bytes: ['gauge', 'Stored size of the last successful backup, per kind'],
-  charge_ops_backup_restore_drill_seconds: ['gauge', 'Measured recovery time of the last restore drill (verify --restore-drill)'],
-  charge_ops_backup_verify_last_success_timestamp_seconds: ['gauge', 'Unix time of the last backup verify that passed, per kind'],
-  charge_ops_backup_verify_last_failure_timestamp_seconds: ['gauge', 'Unix time of the last backup verify that failed, per kind'],
-  charge_ops_backup_restore_drill_last_success_timestamp_seconds: ['gauge', 'Unix time of the last restore drill that passed, per kind'],
-  charge_ops_backup_restore_drill_last_failure_timestamp_seconds: ['gauge', 'Unix time of the last restore drill that failed, per kind'],
+  charge_ops_backup_restore_drill_seconds: [
+    'gauge',
+    'Measured recovery time of the last restore drill (verify --restore-drill)',
+  ],
+  charge_ops_backup_verify_last_success_timestamp_seconds: [
+    'gauge',
+    'Unix time of the last backup verify that passed, per kind',
+  ],
+  charge_ops_backup_verify_last_failure_timestamp_seconds: [
+    'gauge',
+    'Unix time of the last backup verify that failed, per kind',
+  ],
+  charge_ops_backup_restore_drill_last_success_timestamp_seconds: [
+    'gauge',
+    'Unix time of the last restore drill that passed, per kind',
+  ],
+  charge_ops_backup_restore_drill_last_failure_timestamp_seconds: [
+    'gauge',
+    'Unix time of the last restore drill that failed, per kind',
+  ],
 }
 
 type Sample = {name: string; labels: Record<string, string>; value: number}
 
 const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
-const labelText = (labels: Record<string, string>) => Object.keys(labels).sort().map((k) => `${k}="${escape(labels[k])}"`).join(',')
+const labelText = (labels: Record<string, string>) =>
+  Object.keys(labels)
+    .sort()
+    .map((k) => `${k}="${escape(labels[k])}"`)
+    .join(',')
 
 /** Parses our own textfile (only sample lines) so that an update keeps the other kinds' values. */
 export function parseTextfile(text: string): Sample[] {
@@ -31,7 +50,8 @@ export function parseTextfile(text: string): Sample[] {
     const m = /^([a-z_:][a-z0-9_:]*)\{(.*)\}\s+(\S+)$/i.exec(line.trim())
     if (!m) continue
     const labels: Record<string, string> = {}
-    for (const pair of m[2].matchAll(/([a-z_][a-z0-9_]*)="((?:[^"\\]|\\.)*)"/gi)) labels[pair[1]] = pair[2].replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\')
+    for (const pair of m[2].matchAll(/([a-z_][a-z0-9_]*)="((?:[^"\\]|\\.)*)"/gi))
+      labels[pair[1]] = pair[2].replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\')
     out.push({name: m[1], labels, value: Number(m[3])})
   }
   return out
@@ -44,7 +64,8 @@ export function renderTextfile(samples: Sample[]): string {
   for (const name of [...byName.keys()].sort()) {
     const [type, help] = METRIC_HELP[name] ?? ['gauge', name]
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
-    for (const s of byName.get(name)!.sort((a, b) => labelText(a.labels).localeCompare(labelText(b.labels)))) lines.push(`${name}{${labelText(s.labels)}} ${s.value}`)
+    for (const s of byName.get(name)!.sort((a, b) => labelText(a.labels).localeCompare(labelText(b.labels))))
+      lines.push(`${name}{${labelText(s.labels)}} ${s.value}`)
   }
   return lines.join('\n') + '\n'
 }
@@ -67,10 +88,24 @@ export async function pushMetrics(url: string, samples: Sample[], logger?: Logge
  * One push of exposition text to a Pushgateway group (`/metrics` + groupPath). POST replaces the
  * families sent, PUT the whole group (a complete report, e.g. capacity's). Failures only warn.
  */
-export async function pushText(url: string, groupPath: string, text: string, method: 'POST' | 'PUT', logger?: Logger): Promise<void> {
+export async function pushText(
+  url: string,
+  groupPath: string,
+  text: string,
+  method: 'POST' | 'PUT',
+  logger?: Logger,
+): Promise<void> {
   try {
-    const response = await fetch(`${url.replace(/\/+$/, '')}/metrics${groupPath}`, {method, body: text, headers: {'content-type': 'text/plain; version=0.0.4'}, signal: AbortSignal.timeout(10_000)})
-    if (!response.ok) logger?.warn(`could not push metrics to the Pushgateway ${url}: HTTP ${response.status} ${(await response.text()).slice(0, 200)}`)
+    const response = await fetch(`${url.replace(/\/+$/, '')}/metrics${groupPath}`, {
+      method,
+      body: text,
+      headers: {'content-type': 'text/plain; version=0.0.4'},
+      signal: AbortSignal.timeout(10_000),
+    })
+    if (!response.ok)
+      logger?.warn(
+        `could not push metrics to the Pushgateway ${url}: HTTP ${response.status} ${(await response.text()).slice(0, 200)}`,
+      )
   } catch (error) {
     logger?.warn(`could not push metrics to the Pushgateway ${url}: ${(error as Error).message}`)
   }
@@ -103,7 +138,13 @@ export async function updateMetricsFile(file: string, updates: Sample[], logger?
   }
 }
 
-export function successMetrics(stack: string, kind: string, finishedAt: Date, durationMs: number, bytes: number): Sample[] {
+export function successMetrics(
+  stack: string,
+  kind: string,
+  finishedAt: Date,
+  durationMs: number,
+  bytes: number,
+): Sample[] {
   const labels = {kind, stack}
   return [
     {name: 'charge_ops_backup_last_success_timestamp_seconds', labels, value: Math.floor(finishedAt.getTime() / 1000)},
@@ -113,7 +154,13 @@ export function successMetrics(stack: string, kind: string, finishedAt: Date, du
 }
 
 export function failureMetrics(stack: string, kind: string, at: Date): Sample[] {
-  return [{name: 'charge_ops_backup_last_failure_timestamp_seconds', labels: {kind, stack}, value: Math.floor(at.getTime() / 1000)}]
+  return [
+    {
+      name: 'charge_ops_backup_last_failure_timestamp_seconds',
+      labels: {kind, stack},
+      value: Math.floor(at.getTime() / 1000),
+    },
+  ]
 }
 
 /**
@@ -121,13 +168,29 @@ export function failureMetrics(stack: string, kind: string, at: Date): Sample[] 
  * needs both: a drill that stopped running looks like one that passed long ago), and the drill's
  * measured recovery time when it ran to the end.
  */
-export function verifyMetrics(stack: string, kind: string, at: Date, outcome: {ok: boolean; drill?: {ok: boolean; durationMs?: number}}): Sample[] {
+export function verifyMetrics(
+  stack: string,
+  kind: string,
+  at: Date,
+  outcome: {ok: boolean; drill?: {ok: boolean; durationMs?: number}},
+): Sample[] {
   const labels = {kind, stack}
   const ts = Math.floor(at.getTime() / 1000)
-  const out: Sample[] = [{name: `charge_ops_backup_verify_last_${outcome.ok ? 'success' : 'failure'}_timestamp_seconds`, labels, value: ts}]
+  const out: Sample[] = [
+    {name: `charge_ops_backup_verify_last_${outcome.ok ? 'success' : 'failure'}_timestamp_seconds`, labels, value: ts},
+  ]
   if (outcome.drill) {
-    out.push({name: `charge_ops_backup_restore_drill_last_${outcome.drill.ok ? 'success' : 'failure'}_timestamp_seconds`, labels, value: ts})
-    if (outcome.drill.durationMs !== undefined) out.push({name: 'charge_ops_backup_restore_drill_seconds', labels, value: Math.round(outcome.drill.durationMs) / 1000})
+    out.push({
+      name: `charge_ops_backup_restore_drill_last_${outcome.drill.ok ? 'success' : 'failure'}_timestamp_seconds`,
+      labels,
+      value: ts,
+    })
+    if (outcome.drill.durationMs !== undefined)
+      out.push({
+        name: 'charge_ops_backup_restore_drill_seconds',
+        labels,
+        value: Math.round(outcome.drill.durationMs) / 1000,
+      })
   }
   return out
 }
@@ -136,12 +199,21 @@ export function verifyMetrics(stack: string, kind: string, at: Date, outcome: {o
  * healthchecks.io-style ping: `<url>/start`, `<url>` on success, `<url>/fail` on failure (POST
  * with a short body). A 5 s timeout; any failure is only a warning.
  */
-export async function ping(url: string | undefined, event: 'start' | 'success' | 'fail', body: string, logger?: Logger): Promise<void> {
+export async function ping(
+  url: string | undefined,
+  event: 'start' | 'success' | 'fail',
+  body: string,
+  logger?: Logger,
+): Promise<void> {
   if (!url) return
   const base = url.replace(/\/+$/, '')
   const target = event === 'success' ? base : `${base}/${event}`
   try {
-    const response = await fetch(target, {method: 'POST', body: body.slice(0, 10_000), signal: AbortSignal.timeout(5000)})
+    const response = await fetch(target, {
+      method: 'POST',
+      body: body.slice(0, 10_000),
+      signal: AbortSignal.timeout(5000),
+    })
     if (!response.ok) logger?.warn(`ping ${event} returned HTTP ${response.status}`)
   } catch (error) {
     logger?.warn(`ping ${event} failed: ${(error as Error).message}`)
@@ -155,7 +227,14 @@ export async function ping(url: string | undefined, event: 'start' | 'success' |
  * never fails the run; the run's own error is rethrown unchanged.
  */
 export async function reportBackupRun<T>(
-  opts: MetricsSinks & {pingUrl?: string; stack: string; kind: string; label: string; logger?: Logger; now?: () => Date},
+  opts: MetricsSinks & {
+    pingUrl?: string
+    stack: string
+    kind: string
+    label: string
+    logger?: Logger
+    now?: () => Date
+  },
   run: () => Promise<T>,
   bytesOf: (result: T) => number | undefined,
 ): Promise<T> {
@@ -167,12 +246,23 @@ export async function reportBackupRun<T>(
     result = await run()
   } catch (error) {
     await publishMetrics(opts, failureMetrics(opts.stack, opts.kind, now()), opts.logger)
-    await ping(opts.pingUrl, 'fail', `${opts.label} failed: ${error instanceof Error ? error.message : String(error)}`, opts.logger)
+    await ping(
+      opts.pingUrl,
+      'fail',
+      `${opts.label} failed: ${error instanceof Error ? error.message : String(error)}`,
+      opts.logger,
+    )
     throw error
   }
   const finished = now()
   const bytes = bytesOf(result)
-  const samples = successMetrics(opts.stack, opts.kind, finished, finished.getTime() - started.getTime(), bytes ?? 0).filter((s) => bytes !== undefined || s.name !== 'charge_ops_backup_bytes')
+  const samples = successMetrics(
+    opts.stack,
+    opts.kind,
+    finished,
+    finished.getTime() - started.getTime(),
+    bytes ?? 0,
+  ).filter((s) => bytes !== undefined || s.name !== 'charge_ops_backup_bytes')
   await publishMetrics(opts, samples, opts.logger)
   await ping(opts.pingUrl, 'success', `${opts.label} ok`, opts.logger)
   return result

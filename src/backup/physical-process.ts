@@ -17,11 +17,17 @@ export interface StreamingChild {
   stderr: () => string
 }
 
-export function startChild(file: string, args: string[], options: SpawnOptions & {failureExitCode?: ExitCodeValue; purpose?: string} = {}): StreamingChild {
+export function startChild(
+  file: string,
+  args: string[],
+  options: SpawnOptions & {failureExitCode?: ExitCodeValue; purpose?: string} = {},
+): StreamingChild {
   const {failureExitCode, purpose, ...spawnOptions} = options
   // bound: the child dies with this process, even on SIGKILL (src/core/proc/child-lifetime.ts)
   const bound = boundToParent(file, args, {...process.env, ...spawnOptions.env})
-  const child = bound ? nodeSpawn(bound.file, bound.args, {stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions}) : nodeSpawn(file, args, {stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions})
+  const child = bound
+    ? nodeSpawn(bound.file, bound.args, {stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions})
+    : nodeSpawn(file, args, {stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions})
   let text = ''
   child.stderr?.on('data', (chunk: Buffer) => {
     text += chunk.toString()
@@ -34,9 +40,13 @@ export function startChild(file: string, args: string[], options: SpawnOptions &
       if (code === 0) return resolve()
       const tail = redact(text.trim()).split('\n').slice(-8).join('\n')
       reject(
-        new ExternalCommandError(`${file} ${args.join(' ')}`, `${purpose ? `${purpose}: ` : ''}${file} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `\n${tail}` : ''}`, {
-          exitCode: failureExitCode,
-        }),
+        new ExternalCommandError(
+          `${file} ${args.join(' ')}`,
+          `${purpose ? `${purpose}: ` : ''}${file} ${signal ? `was killed by ${signal}` : `exited with code ${code}`}${tail ? `\n${tail}` : ''}`,
+          {
+            exitCode: failureExitCode,
+          },
+        ),
       )
     })
   })

@@ -17,9 +17,15 @@ export interface WalRetentionPlan {
   reason: string
 }
 
-export function planWalRetention(archive: ArchivedFile[], keptBases: {id: string; base?: {startLsn: string; timeline: number}}[]): WalRetentionPlan {
-  const starts = keptBases.filter((b) => b.base).map((b) => ({id: b.id, segno: segnoOf(parseLsn(b.base!.startLsn)), timeline: b.base!.timeline}))
-  if (starts.length === 0) return {delete: [], keep: archive.length, reason: 'no base backup: every archived file is kept'}
+export function planWalRetention(
+  archive: ArchivedFile[],
+  keptBases: {id: string; base?: {startLsn: string; timeline: number}}[],
+): WalRetentionPlan {
+  const starts = keptBases
+    .filter((b) => b.base)
+    .map((b) => ({id: b.id, segno: segnoOf(parseLsn(b.base!.startLsn)), timeline: b.base!.timeline}))
+  if (starts.length === 0)
+    return {delete: [], keep: archive.length, reason: 'no base backup: every archived file is kept'}
   const oldest = starts.reduce((a, b) => (b.segno < a.segno ? b : a))
   const doomed = archive.filter((f) => f.kind !== 'history' && f.segno !== undefined && f.segno < oldest.segno)
   return {
@@ -37,10 +43,19 @@ export function planWalRetention(archive: ArchivedFile[], keptBases: {id: string
  * one). The next `wal prune` / `backup prune` plans again and deletes the rest.
  */
 export async function deleteArchivedWal(storage: RepositoryStorage, files: ArchivedFile[]): Promise<void> {
-  const oldestFirst = [...files].sort((a, b) => (a.segno === b.segno ? a.timeline - b.timeline || (a.name < b.name ? -1 : 1) : (a.segno ?? 0n) < (b.segno ?? 0n) ? -1 : 1))
+  const oldestFirst = [...files].sort((a, b) =>
+    a.segno === b.segno
+      ? a.timeline - b.timeline || (a.name < b.name ? -1 : 1)
+      : (a.segno ?? 0n) < (b.segno ?? 0n)
+        ? -1
+        : 1,
+  )
   if (oldestFirst.length === 0) return
   await storage.delete(oldestFirst[0].key)
   // kill point (docs/conventions.md): the oldest doomed file gone, the others still there
-  await faultPoint('wal.prune.oldest-deleted', () => ({deleted: oldestFirst[0].name, left: oldestFirst.slice(1).map((f) => f.name)}))
+  await faultPoint('wal.prune.oldest-deleted', () => ({
+    deleted: oldestFirst[0].name,
+    left: oldestFirst.slice(1).map((f) => f.name),
+  }))
   await storage.delete(oldestFirst.slice(1).map((f) => f.key))
 }

@@ -22,26 +22,48 @@ export interface ArchiverStatus {
 }
 
 export async function readArchiverStatus(client: Client): Promise<ArchiverStatus> {
-  const {rows} = await client.query<{la: string | null; lat: Date | null; lf: string | null; lft: Date | null; fc: string}>(
+  const {rows} = await client.query<{
+    la: string | null
+    lat: Date | null
+    lf: string | null
+    lft: Date | null
+    fc: string
+  }>(
     'SELECT last_archived_wal AS la, last_archived_time AS lat, last_failed_wal AS lf, last_failed_time AS lft, failed_count::text AS fc FROM pg_stat_archiver',
   )
   const r = rows[0]
-  return {lastArchivedWal: r.la, lastArchivedAt: r.lat?.toISOString() ?? null, lastFailedWal: r.lf, lastFailedAt: r.lft?.toISOString() ?? null, failedCount: Number(r.fc)}
+  return {
+    lastArchivedWal: r.la,
+    lastArchivedAt: r.lat?.toISOString() ?? null,
+    lastFailedWal: r.lf,
+    lastFailedAt: r.lft?.toISOString() ?? null,
+    failedCount: Number(r.fc),
+  }
 }
 
 export function describeArchiver(status: ArchiverStatus | undefined): string {
   if (!status) return 'pg_stat_archiver could not be read'
-  const failed = status.lastFailedWal ? `archive_command last failed on ${status.lastFailedWal} at ${status.lastFailedAt} (${status.failedCount} failures)` : 'archive_command has not failed'
+  const failed = status.lastFailedWal
+    ? `archive_command last failed on ${status.lastFailedWal} at ${status.lastFailedAt} (${status.failedCount} failures)`
+    : 'archive_command has not failed'
   return `pg_stat_archiver: ${failed}; last archived ${status.lastArchivedWal ? `${status.lastArchivedWal} at ${status.lastArchivedAt}` : 'never'}`
 }
 
 /** Exit 5: the backup's WAL did not reach the repository in time (archiving is down or too slow). */
-export function walNotArchivedError(id: string, what: string, timeoutSec: number, status: ArchiverStatus | undefined): UnreachableError {
-  return new UnreachableError(`backup ${id}: ${what} within ${timeoutSec}s — ${describeArchiver(status)}. pg_basebackup was stopped, the lock released; the backup is left incomplete (no manifest)`, {
-    code: 'BACKUP_WAL_NOT_ARCHIVED',
-    hint: 'The server log has archive_command\'s error; fix it, check with `charge-ops wal check`, then run `backup base` again (or raise --wal-timeout if archiving is only slow).',
-    data: {archiver: status},
-  })
+export function walNotArchivedError(
+  id: string,
+  what: string,
+  timeoutSec: number,
+  status: ArchiverStatus | undefined,
+): UnreachableError {
+  return new UnreachableError(
+    `backup ${id}: ${what} within ${timeoutSec}s — ${describeArchiver(status)}. pg_basebackup was stopped, the lock released; the backup is left incomplete (no manifest)`,
+    {
+      code: 'BACKUP_WAL_NOT_ARCHIVED',
+      hint: "The server log has archive_command's error; fix it, check with `charge-ops wal check`, then run `backup base` again (or raise --wal-timeout if archiving is only slow).",
+      data: {archiver: status},
+    },
+  )
 }
 
 export interface ArchiveWaitMonitor {
@@ -56,7 +78,13 @@ export interface ArchiveWaitMonitor {
  * Watches the walsender serving `applicationName`. A monitor that cannot connect is reported once
  * and leaves the wait unbounded (the data phase still runs: a backup is not refused for it).
  */
-export async function watchArchiveWait(target: ConnectionTarget, applicationName: string, timeoutSec: number, logger: Logger, pollMs = 500): Promise<ArchiveWaitMonitor> {
+export async function watchArchiveWait(
+  target: ConnectionTarget,
+  applicationName: string,
+  timeoutSec: number,
+  logger: Logger,
+  pollMs = 500,
+): Promise<ArchiveWaitMonitor> {
   const {connect} = await import('../postgres/connection.js')
   let client: Client | undefined
   try {
@@ -122,7 +150,11 @@ export async function watchArchiveWait(target: ConnectionTarget, applicationName
  * cleans up like on a timeout); `reraise` sends it again with the default action once the lock
  * is released, so the process still ends by that signal.
  */
-export function trapSignals(): {interrupted: Promise<NodeJS.Signals>; dispose(): void; reraise(signal: NodeJS.Signals): never} {
+export function trapSignals(): {
+  interrupted: Promise<NodeJS.Signals>
+  dispose(): void
+  reraise(signal: NodeJS.Signals): never
+} {
   let fire: (signal: NodeJS.Signals) => void = () => {}
   const interrupted = new Promise<NodeJS.Signals>((resolve) => (fire = resolve))
   const handlers = (['SIGTERM', 'SIGINT'] as const).map((signal) => {

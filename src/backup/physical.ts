@@ -7,7 +7,13 @@
  */
 import {ConfigError, UnreachableError} from '../errors.js'
 import type {Logger} from '../output/logger.js'
-import {newBackupId, partKey, writeManifest, type BackupManifest, type BackupManifestInput} from '../repository/manifest.js'
+import {
+  newBackupId,
+  partKey,
+  writeManifest,
+  type BackupManifest,
+  type BackupManifestInput,
+} from '../repository/manifest.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import {ensureClusterIdentity, findWalObject} from '../wal/archive.js'
 import {parseLsn, parseWalFileName, segmentName, segnoBefore, segnoOf} from '../wal/names.js'
@@ -46,7 +52,9 @@ export interface BaseBackupFacts {
 /** A base backup's manifest: the shared facts plus the engine's own tools, parts and base fields. */
 export function baseManifest(
   facts: BaseBackupFacts,
-  engine: Pick<BackupManifestInput, 'tools' | 'compression' | 'encryption' | 'parts'> & {base?: Partial<NonNullable<BackupManifestInput['base']>>},
+  engine: Pick<BackupManifestInput, 'tools' | 'compression' | 'encryption' | 'parts'> & {
+    base?: Partial<NonNullable<BackupManifestInput['base']>>
+  },
 ): BackupManifestInput {
   return {
     formatVersion: 1,
@@ -81,7 +89,9 @@ export function baseManifest(
  * every base backup): the authoritative start / stop positions. `pg_basebackup -X none` does not
  * print them.
  */
-export function parseBackupHistory(text: string): (BasebackupPositions & {label?: string; stopTimeline?: number}) | undefined {
+export function parseBackupHistory(
+  text: string,
+): (BasebackupPositions & {label?: string; stopTimeline?: number}) | undefined {
   const start = /START WAL LOCATION: ([0-9A-F]+\/[0-9A-F]+)/i.exec(text)
   const stop = /STOP WAL LOCATION: ([0-9A-F]+\/[0-9A-F]+)/i.exec(text)
   const tl = /START TIMELINE: (\d+)/.exec(text)
@@ -96,12 +106,20 @@ export function parseBackupHistory(text: string): (BasebackupPositions & {label?
 }
 
 /** Waits for the backup history file carrying `label` to be archived and returns its positions. */
-async function awaitBackupHistory(storage: RepositoryStorage, stack: string, label: string, since: Date, timeoutSec: number): Promise<BasebackupPositions | undefined> {
+async function awaitBackupHistory(
+  storage: RepositoryStorage,
+  stack: string,
+  label: string,
+  since: Date,
+  timeoutSec: number,
+): Promise<BasebackupPositions | undefined> {
   const {listArchive, readWal} = await import('../wal/archive.js')
   const deadline = Date.now() + timeoutSec * 1000
   const seen = new Set<string>()
   for (;;) {
-    const candidates = (await listArchive(storage, stack)).filter((f) => f.kind === 'backup' && !seen.has(f.key) && f.mtime.getTime() >= since.getTime() - 60_000)
+    const candidates = (await listArchive(storage, stack)).filter(
+      (f) => f.kind === 'backup' && !seen.has(f.key) && f.mtime.getTime() >= since.getTime() - 60_000,
+    )
     for (const f of candidates.reverse()) {
       seen.add(f.key)
       const read = await readWal(storage, stack, f.name)
@@ -147,13 +165,21 @@ async function archivingServer(target: DatabaseTarget, storage: RepositoryStorag
     return rows[0]
   })
   if (server.mode === 'off' || !server.command || server.command === '(disabled)') {
-    throw new ConfigError('archive_mode / archive_command are not set: a base backup without archived WAL cannot be restored', {
-      code: 'WAL_ARCHIVE_OFF',
-      hint: 'Configure archiving first (`charge-ops wal archive-command` prints the lines), restart PostgreSQL, run `charge-ops wal check`.',
-    })
+    throw new ConfigError(
+      'archive_mode / archive_command are not set: a base backup without archived WAL cannot be restored',
+      {
+        code: 'WAL_ARCHIVE_OFF',
+        hint: 'Configure archiving first (`charge-ops wal archive-command` prints the lines), restart PostgreSQL, run `charge-ops wal check`.',
+      },
+    )
   }
   const major = Number(server.version.split('.')[0])
-  await ensureClusterIdentity(storage, stack, {systemIdentifier: server.sysid, postgresMajor: major}, 'this server (backup base)')
+  await ensureClusterIdentity(
+    storage,
+    stack,
+    {systemIdentifier: server.sysid, postgresMajor: major},
+    'this server (backup base)',
+  )
   return {server, major}
 }
 
@@ -178,7 +204,11 @@ async function streamBasePart(o: BaseStream): Promise<{stored: {bytes: number; s
   const {startChild} = await import('./physical-process.js')
   const {BackupInterrupted, walNotArchivedError} = await import('./physical-wait.js')
   const {faultPoint} = await import('../core/faults.js')
-  const basebackup = startChild('pg_basebackup', ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v', '--label', o.label], {env: o.env, purpose: 'base backup'})
+  const basebackup = startChild(
+    'pg_basebackup',
+    ['-D', '-', '-Ft', '-X', 'none', '-c', 'fast', '-v', '--label', o.label],
+    {env: o.env, purpose: 'base backup'},
+  )
   const zstd = startChild('zstd', ['-q', `-${o.level}`, '-T0', '-c'], {purpose: 'compression'})
   basebackup.child.stdout!.pipe(zstd.child.stdin!)
   let raw = 0
@@ -186,7 +216,8 @@ async function streamBasePart(o: BaseStream): Promise<{stored: {bytes: number; s
     raw += chunk.length
     o.progress?.add(chunk.length)
     // kill point: pg_basebackup and zstd streaming, the part half written (first MiB passed)
-    if (raw - chunk.length < 1 << 20 && raw >= 1 << 20) void faultPoint('backup.base.streaming', () => ({children: [basebackup.child.pid, zstd.child.pid], id: o.id}))
+    if (raw - chunk.length < 1 << 20 && raw >= 1 << 20)
+      void faultPoint('backup.base.streaming', () => ({children: [basebackup.child.pid, zstd.child.pid], id: o.id}))
   })
   try {
     const streaming = Promise.all([o.storage.put(o.key, zstd.child.stdout!, {}), basebackup.done, zstd.done])
@@ -204,7 +235,12 @@ async function streamBasePart(o: BaseStream): Promise<{stored: {bytes: number; s
       await streaming.catch(() => {})
       await o.storage.delete(o.key).catch(() => {})
       if (outcome.kind === 'signal') throw new BackupInterrupted(outcome.signal)
-      throw walNotArchivedError(o.id, "the server's wait for the backup's last WAL segment to be archived did not end", o.walTimeout, archiver)
+      throw walNotArchivedError(
+        o.id,
+        "the server's wait for the backup's last WAL segment to be archived did not end",
+        o.walTimeout,
+        archiver,
+      )
     }
     return {stored: outcome.stored, raw}
   } catch (error) {
@@ -214,7 +250,10 @@ async function streamBasePart(o: BaseStream): Promise<{stored: {bytes: number; s
     if (error instanceof BackupInterrupted || (error as {code?: string}).code === 'BACKUP_WAL_NOT_ARCHIVED') throw error
     const err = basebackup.stderr()
     if (/could not connect|Connection refused|no pg_hba|authentication failed/i.test(err)) {
-      throw new UnreachableError(`pg_basebackup cannot connect: ${err.trim().split('\n').slice(-3).join(' ')}`, {code: 'PG_UNREACHABLE', hint: 'pg_basebackup needs a replication connection: a role with REPLICATION and a `host replication` line in pg_hba.conf.'})
+      throw new UnreachableError(`pg_basebackup cannot connect: ${err.trim().split('\n').slice(-3).join(' ')}`, {
+        code: 'PG_UNREACHABLE',
+        hint: 'pg_basebackup needs a replication connection: a role with REPLICATION and a `host replication` line in pg_hba.conf.',
+      })
     }
     throw error
   }
@@ -224,18 +263,47 @@ async function streamBasePart(o: BaseStream): Promise<{stored: {bytes: number; s
  * The backup is only restorable once its WAL (start → stop) is in the archive: the server archives
  * a backup history file after the stop segment; waits for ours (bounded too), then for the last segment.
  */
-async function awaitBaseWal(storage: RepositoryStorage, stack: string, o: {id: string; label: string; startedAt: Date; walTimeout: number; watch: import('./physical-wait.js').ArchiveWaitMonitor; interrupted: Promise<NodeJS.Signals>}) {
+async function awaitBaseWal(
+  storage: RepositoryStorage,
+  stack: string,
+  o: {
+    id: string
+    label: string
+    startedAt: Date
+    walTimeout: number
+    watch: import('./physical-wait.js').ArchiveWaitMonitor
+    interrupted: Promise<NodeJS.Signals>
+  },
+) {
   const {BackupInterrupted, walNotArchivedError} = await import('./physical-wait.js')
-  const positions = await Promise.race([awaitBackupHistory(storage, stack, o.label, o.startedAt, o.walTimeout), o.interrupted.then((signal) => Promise.reject(new BackupInterrupted(signal)))])
+  const positions = await Promise.race([
+    awaitBackupHistory(storage, stack, o.label, o.startedAt, o.walTimeout),
+    o.interrupted.then((signal) => Promise.reject(new BackupInterrupted(signal))),
+  ])
   const archiverNow = async () => (await o.watch.abort()) ?? undefined
-  if (!positions) throw walNotArchivedError(o.id, "the backup's history file did not reach the repository", o.walTimeout, await archiverNow())
+  if (!positions)
+    throw walNotArchivedError(
+      o.id,
+      "the backup's history file did not reach the repository",
+      o.walTimeout,
+      await archiverNow(),
+    )
   const segments = baseWalSegments(positions.timeline, positions.startLsn, positions.stopLsn)
   const last = segments.at(-1)!
-  if (!(await findWalObject(storage, stack, parseWalFileName(last)!))) throw walNotArchivedError(o.id, `WAL segment ${last} did not reach the repository`, o.walTimeout, await archiverNow())
+  if (!(await findWalObject(storage, stack, parseWalFileName(last)!)))
+    throw walNotArchivedError(
+      o.id,
+      `WAL segment ${last} did not reach the repository`,
+      o.walTimeout,
+      await archiverNow(),
+    )
   return {positions, segments}
 }
 
-async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promise<NodeJS.Signals>): Promise<BackupManifest> {
+async function backupBaseTrapped(
+  options: BaseBackupOptions,
+  interrupted: Promise<NodeJS.Signals>,
+): Promise<BackupManifest> {
   const {storage, stack, logger} = options
   const now = options.now ?? (() => new Date())
   const {parseDatabaseUrl, libpqEnv} = await import('../postgres/connection.js')
@@ -259,12 +327,30 @@ async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promis
     monitor = await watchArchiveWait(target, applicationName, walTimeout, logger)
     const watch = monitor
     const progress = options.progress?.(`backup ${id}`)
-    const {stored, raw} = await streamBasePart({storage, key: partKey(stack, id, 'base.tar.zst'), id, label, env, level, walTimeout, watch, interrupted, progress})
+    const {stored, raw} = await streamBasePart({
+      storage,
+      key: partKey(stack, id, 'base.tar.zst'),
+      id,
+      label,
+      env,
+      level,
+      walTimeout,
+      watch,
+      interrupted,
+      progress,
+    })
     const finishedAt = now()
     progress?.done(`${raw} bytes → ${stored.bytes} stored`)
 
     logger.info(`waiting for the backup's WAL and history file to be archived (up to ${walTimeout}s)`)
-    const {positions, segments} = await awaitBaseWal(storage, stack, {id, label, startedAt, walTimeout, watch, interrupted})
+    const {positions, segments} = await awaitBaseWal(storage, stack, {
+      id,
+      label,
+      startedAt,
+      walTimeout,
+      watch,
+      interrupted,
+    })
     await watch.stop()
 
     const {run} = await import('../core/proc/exec.js')
@@ -280,7 +366,17 @@ async function backupBaseTrapped(options: BaseBackupOptions, interrupted: Promis
         {
           tools: {pg_basebackup: toolVersion},
           compression: {algorithm: 'zstd', level},
-          parts: [{name: 'base.tar.zst', component: 'base', bytes: stored.bytes, sha256: stored.sha256, compression: 'zstd', format: 'pg_basebackup-tar', contentBytes: raw}],
+          parts: [
+            {
+              name: 'base.tar.zst',
+              component: 'base',
+              bytes: stored.bytes,
+              sha256: stored.sha256,
+              compression: 'zstd',
+              format: 'pg_basebackup-tar',
+              contentBytes: raw,
+            },
+          ],
         },
       ),
     )

@@ -55,9 +55,21 @@ export async function streamProducerToPart(
     let source
     let rawCounter: () => Promise<number | undefined>
     if (ctx.compression.algorithm === 'zstd') {
-      const zstd = await startChild('zstd', zstdCompressArgs(ctx.compression), {stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', purpose: 'compressing with zstd'})
+      const zstd = await startChild('zstd', zstdCompressArgs(ctx.compression), {
+        stdin: 'pipe',
+        stdout: 'pipe',
+        stderr: 'pipe',
+        purpose: 'compressing with zstd',
+      })
       children.push(zstd)
-      const prod = await startChild(producer.file, producer.args, {stdin: 'ignore', stdout: zstd.stdin, env: producer.env, cwd: producer.cwd, purpose: producer.purpose, allowExitCodes: producer.allowExitCodes})
+      const prod = await startChild(producer.file, producer.args, {
+        stdin: 'ignore',
+        stdout: zstd.stdin,
+        env: producer.env,
+        cwd: producer.cwd,
+        purpose: producer.purpose,
+        allowExitCodes: producer.allowExitCodes,
+      })
       children.push(prod)
       // The producer writes into its own copy of the pipe. Ours is closed only once the producer
       // has exited (closing it earlier can shut the socket down for both), so that zstd then sees EOF.
@@ -76,7 +88,14 @@ export async function streamProducerToPart(
       timer.unref()
     } else {
       const {gzipTransform} = await import('./compression.js')
-      const prod = await startChild(producer.file, producer.args, {stdin: 'ignore', stdout: 'pipe', env: producer.env, cwd: producer.cwd, purpose: producer.purpose, allowExitCodes: producer.allowExitCodes})
+      const prod = await startChild(producer.file, producer.args, {
+        stdin: 'ignore',
+        stdout: 'pipe',
+        env: producer.env,
+        cwd: producer.cwd,
+        purpose: producer.purpose,
+        allowExitCodes: producer.allowExitCodes,
+      })
       children.push(prod)
       options.onStarted?.(prod)
       const gzip = await gzipTransform(ctx.compression.level)
@@ -105,7 +124,8 @@ export async function streamProducerToPart(
     // A repository that failed (no space, not writable, unreachable) explains the children's broken
     // pipes, even when their exit was noticed first.
     const storeResult = results.at(-1)!
-    if (storeResult.status === 'rejected' && (storeResult.reason as {exitCode?: number})?.exitCode === 5) throw storeResult.reason
+    if (storeResult.status === 'rejected' && (storeResult.reason as {exitCode?: number})?.exitCode === 5)
+      throw storeResult.reason
     if (firstError !== undefined) throw firstError
     const part = (results.at(-1) as PromiseFulfilledResult<BackupPart>).value
     const prodDone = (results[children.length - 1] as PromiseFulfilledResult<{exitCode: number; stderr: string}>).value
@@ -124,7 +144,13 @@ export async function streamProducerToPart(
 /** A local repository without encryption: zstd can write the part file itself. */
 function directTarget(ctx: BackupContext): LocalStorage | undefined {
   const storage = ctx.storage as Partial<LocalStorage>
-  if (ctx.compression.algorithm !== 'zstd' || ctx.encryption || ctx.storage.kind !== 'local' || typeof storage.putProduced !== 'function') return undefined
+  if (
+    ctx.compression.algorithm !== 'zstd' ||
+    ctx.encryption ||
+    ctx.storage.kind !== 'local' ||
+    typeof storage.putProduced !== 'function'
+  )
+    return undefined
   return ctx.storage as LocalStorage
 }
 
@@ -166,10 +192,22 @@ async function streamProducerToFile(
         }
         signal.addEventListener('abort', killAll, {once: true})
         try {
-          const zstd = await startChild('zstd', [...zstdCompressArgs(ctx.compression), '--no-sparse'], {stdin: 'pipe', stdout: fd, stderr: 'pipe', purpose: 'compressing with zstd'})
+          const zstd = await startChild('zstd', [...zstdCompressArgs(ctx.compression), '--no-sparse'], {
+            stdin: 'pipe',
+            stdout: fd,
+            stderr: 'pipe',
+            purpose: 'compressing with zstd',
+          })
           children.push(zstd)
           zstdPid = zstd.pid
-          const prod = await startChild(producer.file, producer.args, {stdin: 'ignore', stdout: zstd.stdin, env: producer.env, cwd: producer.cwd, purpose: producer.purpose, allowExitCodes: producer.allowExitCodes})
+          const prod = await startChild(producer.file, producer.args, {
+            stdin: 'ignore',
+            stdout: zstd.stdin,
+            env: producer.env,
+            cwd: producer.cwd,
+            purpose: producer.purpose,
+            allowExitCodes: producer.allowExitCodes,
+          })
           children.push(prod)
           prod.child.once('exit', () => zstd.stdin!.destroy())
           options.onStarted?.(prod)
@@ -188,7 +226,10 @@ async function streamProducerToFile(
           const zstdResult = results[0]
           // zstd writing into a full repository: report it as the repository's failure (exit 5).
           if (zstdResult.status === 'rejected' && NO_SPACE.test(String((zstdResult.reason as Error)?.message))) {
-            throw Object.assign(new Error(`no space left in the repository`), {code: 'ENOSPC', cause: zstdResult.reason})
+            throw Object.assign(new Error(`no space left in the repository`), {
+              code: 'ENOSPC',
+              cause: zstdResult.reason,
+            })
           }
           if (firstError !== undefined) throw firstError
           producerStderr = (results[1] as PromiseFulfilledResult<{stderr: string}>).value.stderr
@@ -202,7 +243,14 @@ async function streamProducerToFile(
     const rawBytes = await bytesRead(zstdPid)
     if (rawBytes !== undefined) progress.add(Math.max(0, rawBytes - progress.bytes))
     progress.done(`stored ${name}`)
-    const part: BackupPart = {...meta, name, bytes: stored.bytes, sha256: stored.sha256, compression: 'zstd', encryption: null}
+    const part: BackupPart = {
+      ...meta,
+      name,
+      bytes: stored.bytes,
+      sha256: stored.sha256,
+      compression: 'zstd',
+      encryption: null,
+    }
     return {part, rawBytes, producerStderr}
   } catch (error) {
     throw describeStorageError(error, name)

@@ -31,13 +31,21 @@ export interface PruneResult {
   bytesFreed: number
 }
 
-export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolean; policy?: Partial<RetentionPolicy>} = {}): Promise<PruneResult> {
+export async function pruneBackups(
+  ctx: BackupContext,
+  options: {dryRun?: boolean; policy?: Partial<RetentionPolicy>} = {},
+): Promise<PruneResult> {
   const policy = {...ctx.settings.yaml.backup.retention, ...options.policy}
   const release = options.dryRun ? async () => {} : await acquireLock(ctx.storage, ctx.stack, {command: 'backup prune'})
   try {
     const listing = await listBackups(ctx.storage, ctx.stack, {includeIncomplete: true})
     const plan = planRetention(
-      listing.complete.map((m) => ({id: m.id, kind: m.kind, finishedAt: new Date(m.finishedAt), verified: m.verification ? m.verification.ok : null})),
+      listing.complete.map((m) => ({
+        id: m.id,
+        kind: m.kind,
+        finishedAt: new Date(m.finishedAt),
+        verified: m.verification ? m.verification.ok : null,
+      })),
       policy,
       ctx.now(),
     )
@@ -45,9 +53,15 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
     keepReferenced(plan, byId)
     const deleted = plan.filter((d) => !d.keep).map((d) => ({...d, bytes: manifestBytes(byId.get(d.id)!)}))
     const incompleteRemoved = listing.incomplete.map((i) => ({id: i.id, bytes: i.bytes}))
-    const [{listArchive}, {planWalRetention, deleteArchivedWal}] = await Promise.all([import('../wal/archive.js'), import('./physical-retention.js')])
+    const [{listArchive}, {planWalRetention, deleteArchivedWal}] = await Promise.all([
+      import('../wal/archive.js'),
+      import('./physical-retention.js'),
+    ])
     const keptBases = plan.filter((d) => d.keep && d.kind === 'base').map((d) => byId.get(d.id)!)
-    const walPlan = planWalRetention(await listArchive(ctx.storage, ctx.stack), keptBases as Parameters<typeof planWalRetention>[1])
+    const walPlan = planWalRetention(
+      await listArchive(ctx.storage, ctx.stack),
+      keptBases as Parameters<typeof planWalRetention>[1],
+    )
     const walBytes = walPlan.delete.reduce((sum, f) => sum + f.size, 0)
     const {listLeftoverTemporary, sweepLeftoverTemporary} = await import('../repository/leftovers.js')
     let temporary = await listLeftoverTemporary(ctx.storage, ctx.stack)
@@ -70,7 +84,8 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
         ctx.logger.info(`deleted ${walPlan.delete.length} archived WAL file(s) older than ${walPlan.keepFrom}`)
       }
       temporary = await sweepLeftoverTemporary(ctx.storage, ctx.stack)
-      if (temporary.length > 0) ctx.logger.info(`removed ${temporary.length} temp file(s) / upload(s) left by killed runs`)
+      if (temporary.length > 0)
+        ctx.logger.info(`removed ${temporary.length} temp file(s) / upload(s) left by killed runs`)
       if (ctx.storage.kind === 'local') {
         const {rmdirEmpty} = await import('./prune-local.js')
         await rmdirEmpty(ctx.storage, backupsPrefix(ctx.stack))
@@ -84,7 +99,11 @@ export async function pruneBackups(ctx: BackupContext, options: {dryRun?: boolea
       incompleteRemoved,
       temporaryRemoved: temporary.map((t) => ({key: t.key, bytes: t.size})),
       wal: {keepFrom: walPlan.keepFrom, deleted: walPlan.delete.length, bytes: walBytes, reason: walPlan.reason},
-      bytesFreed: deleted.reduce((s, d) => s + d.bytes, 0) + incompleteRemoved.reduce((s, i) => s + i.bytes, 0) + temporary.reduce((s, t) => s + t.size, 0) + walBytes,
+      bytesFreed:
+        deleted.reduce((s, d) => s + d.bytes, 0) +
+        incompleteRemoved.reduce((s, i) => s + i.bytes, 0) +
+        temporary.reduce((s, t) => s + t.size, 0) +
+        walBytes,
     }
   } finally {
     await release()

@@ -21,7 +21,11 @@ interface ReadonlyDb {
 }
 
 /** Both drivers share the same shape: open read-only, do one thing, always close. */
-function backendOf(name: SqliteBackend['name'], open: (file: string) => ReadonlyDb, backupOpen: (db: ReadonlyDb, destination: string) => Promise<unknown>): SqliteBackend {
+function backendOf(
+  name: SqliteBackend['name'],
+  open: (file: string) => ReadonlyDb,
+  backupOpen: (db: ReadonlyDb, destination: string) => Promise<unknown>,
+): SqliteBackend {
   const withDb = async <T>(file: string, fn: (db: ReadonlyDb) => T | Promise<T>): Promise<T> => {
     const db = open(file)
     try {
@@ -33,7 +37,8 @@ function backendOf(name: SqliteBackend['name'], open: (file: string) => Readonly
   return {
     name,
     backup: async (source, destination) => void (await withDb(source, (db) => backupOpen(db, destination))),
-    get: <T>(file: string, sql: string, params: unknown[]) => withDb(file, (db) => db.prepare(sql).get(...params) as T | undefined),
+    get: <T>(file: string, sql: string, params: unknown[]) =>
+      withDb(file, (db) => db.prepare(sql).get(...params) as T | undefined),
     version: (file) => withDb(file, (db) => (db.prepare('SELECT sqlite_version() AS v').get() as {v: string}).v),
   }
 }
@@ -63,7 +68,11 @@ async function loadNodeSqlite(): Promise<SqliteBackend> {
     process.emitWarning = original
   }
   if (typeof sqlite.backup !== 'function') throw new Error('node:sqlite has no backup() (needs Node ≥ 22.16)')
-  return backendOf('node:sqlite', (file) => new sqlite.DatabaseSync(file, {readOnly: true}), (db, destination) => sqlite.backup(db, destination))
+  return backendOf(
+    'node:sqlite',
+    (file) => new sqlite.DatabaseSync(file, {readOnly: true}),
+    (db, destination) => sqlite.backup(db, destination),
+  )
 }
 
 export function sqliteBackend(): Promise<SqliteBackend> {
@@ -71,7 +80,9 @@ export function sqliteBackend(): Promise<SqliteBackend> {
     try {
       return await loadNodeSqlite()
     } catch {
-      throw new Error(`cannot open SQLite: better-sqlite3 failed to load (${nativeError.message.split('\n')[0]}) and node:sqlite is unavailable; run \`npm rebuild better-sqlite3\` under this Node version`)
+      throw new Error(
+        `cannot open SQLite: better-sqlite3 failed to load (${nativeError.message.split('\n')[0]}) and node:sqlite is unavailable; run \`npm rebuild better-sqlite3\` under this Node version`,
+      )
     }
   })
   return backend

@@ -7,7 +7,9 @@ let cached: string | undefined
 export function version(): string {
   if (cached) return cached
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {version?: string}
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version?: string
+    }
     cached = pkg.version ?? 'unknown'
   } catch {
     try {

@@ -35,7 +35,13 @@ export function walgEnv(input: WalgEnvInput): Record<string, string> {
     if (input.s3?.forcePathStyle ?? Boolean(input.s3?.endpoint)) env.AWS_S3_FORCE_PATH_STYLE = 'true'
     if (input.s3?.serverSideEncryption) env.WALG_S3_SSE = input.s3.serverSideEncryption
     if (input.s3?.kmsKeyId) env.WALG_S3_SSE_KMS_ID = input.s3.kmsKeyId
-    for (const key of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_ENDPOINT']) {
+    for (const key of [
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+      'AWS_SESSION_TOKEN',
+      'AWS_REGION',
+      'AWS_ENDPOINT',
+    ]) {
       const value = input.aws?.[key]
       if (value && env[key] === undefined) env[key] = value
     }
@@ -53,17 +59,27 @@ const plan = (args: string[], env: Record<string, string>): WalgPlan => ({comman
 
 export const walgPlans = {
   backupPush: (env: Record<string, string>, dataDir: string) => plan(['backup-push', dataDir], env),
-  backupFetch: (env: Record<string, string>, dataDir: string, name = 'LATEST') => plan(['backup-fetch', dataDir, name], env),
+  backupFetch: (env: Record<string, string>, dataDir: string, name = 'LATEST') =>
+    plan(['backup-fetch', dataDir, name], env),
   walPush: (env: Record<string, string>, path: string) => plan(['wal-push', path], env),
-  walFetch: (env: Record<string, string>, name: string, destination: string) => plan(['wal-fetch', name, destination], env),
+  walFetch: (env: Record<string, string>, name: string, destination: string) =>
+    plan(['wal-fetch', name, destination], env),
   backupList: (env: Record<string, string>) => plan(['backup-list', '--json', '--detail'], env),
-  deleteRetain: (env: Record<string, string>, keepFull: number) => plan(['delete', 'retain', 'FULL', String(keepFull), '--confirm'], env),
+  deleteRetain: (env: Record<string, string>, keepFull: number) =>
+    plan(['delete', 'retain', 'FULL', String(keepFull), '--confirm'], env),
 }
 
 /** Builds the environment from charge-ops settings and a DATABASE_URL. */
-export async function walgEnvFromSettings(settings: Pick<Settings, 'repository' | 'stack' | 'yaml'>, options: {databaseUrl?: string; dataDir?: string} = {}): Promise<Record<string, string>> {
+export async function walgEnvFromSettings(
+  settings: Pick<Settings, 'repository' | 'stack' | 'yaml'>,
+  options: {databaseUrl?: string; dataDir?: string} = {},
+): Promise<Record<string, string>> {
   const {requireSetting} = await import('../config/settings.js')
-  const repository = requireSetting(settings.repository, 'backup.repository', 'Set backup.repository in charge-ops.yaml or pass --repo.')
+  const repository = requireSetting(
+    settings.repository,
+    'backup.repository',
+    'Set backup.repository in charge-ops.yaml or pass --repo.',
+  )
   let libpq: Record<string, string> | undefined
   if (options.databaseUrl) {
     const {libpqEnv, parseDatabaseUrl} = await import('../postgres/connection.js')
@@ -80,14 +96,22 @@ export async function walgEnvFromSettings(settings: Pick<Settings, 'repository' 
   })
 }
 
-export async function runWalg(p: WalgPlan, options: {logger?: Logger; cwd?: string} = {}): Promise<{stdout: string; stderr: string}> {
+export async function runWalg(
+  p: WalgPlan,
+  options: {logger?: Logger; cwd?: string} = {},
+): Promise<{stdout: string; stderr: string}> {
   const {run} = await import('../core/proc/exec.js')
   options.logger?.debug(`wal-g ${p.args.join(' ')}`)
   const result = await run(p.command, p.args, {env: p.env, cwd: options.cwd, purpose: `wal-g ${p.args[0]}`})
   return {stdout: result.stdout, stderr: result.stderr}
 }
 
-export async function walgBackupPush(options: {settings: Settings; databaseUrl: string; dataDir: string; logger: Logger}): Promise<{engine: 'wal-g'; command: string; stderr: string}> {
+export async function walgBackupPush(options: {
+  settings: Settings
+  databaseUrl: string
+  dataDir: string
+  logger: Logger
+}): Promise<{engine: 'wal-g'; command: string; stderr: string}> {
   const env = await walgEnvFromSettings(options.settings, {databaseUrl: options.databaseUrl, dataDir: options.dataDir})
   const p = walgPlans.backupPush(env, options.dataDir)
   const out = await runWalg(p, {logger: options.logger})

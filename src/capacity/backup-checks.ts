@@ -58,7 +58,12 @@ export function retentionDays(r: {keepDays: number; daily: number; weekly: numbe
 }
 
 /** Lifecycle rules that would expire repository objects (WAL or backups) sooner than retention needs them. */
-export function dangerousLifecycleRules(rules: LifecycleRule[], repoPrefix: string, stack: string, neededDays: number): {rule: string; prefix: string; days?: number; reason: string}[] {
+export function dangerousLifecycleRules(
+  rules: LifecycleRule[],
+  repoPrefix: string,
+  stack: string,
+  neededDays: number,
+): {rule: string; prefix: string; days?: number; reason: string}[] {
   const targets = [`${repoPrefix}${stack}/backups/`, `${repoPrefix}${stack}/wal/`]
   const found: {rule: string; prefix: string; days?: number; reason: string}[] = []
   for (const rule of rules) {
@@ -68,9 +73,18 @@ export function dangerousLifecycleRules(rules: LifecycleRule[], repoPrefix: stri
     if (hits.length === 0 || !rule.Expiration) continue
     const what = hits.map((h) => (h.endsWith('/wal/') ? 'WAL' : 'backups')).join(' and ')
     if (rule.Expiration.Days !== undefined && rule.Expiration.Days < neededDays) {
-      found.push({rule: rule.ID ?? '(unnamed)', prefix, days: rule.Expiration.Days, reason: `expires ${what} after ${rule.Expiration.Days} days; retention needs ${neededDays}`})
+      found.push({
+        rule: rule.ID ?? '(unnamed)',
+        prefix,
+        days: rule.Expiration.Days,
+        reason: `expires ${what} after ${rule.Expiration.Days} days; retention needs ${neededDays}`,
+      })
     } else if (rule.Expiration.Date !== undefined) {
-      found.push({rule: rule.ID ?? '(unnamed)', prefix, reason: `expires ${what} on ${new Date(rule.Expiration.Date).toISOString().slice(0, 10)}`})
+      found.push({
+        rule: rule.ID ?? '(unnamed)',
+        prefix,
+        reason: `expires ${what} on ${new Date(rule.Expiration.Date).toISOString().slice(0, 10)}`,
+      })
     }
   }
   return found
@@ -84,7 +98,19 @@ function backupAgeResults(ctx: CheckContext, newest: NewestPerKind): CheckResult
   for (const kind of ['db', 'files', ...(newest.base ? ['base'] : [])]) {
     const e = newest[kind]
     if (!e?.complete) {
-      out.push(measure(ctx, {id: 'backup.age_hours', component: C, title: 'Age of the newest verified backup', value: null, unit: 'h', status: 'critical', labels: {kind}, message: `no complete ${kind} backup in the repository`, remedy: `Take one now: charge-ops backup ${kind}; schedule it (charge-ops schedule).`}))
+      out.push(
+        measure(ctx, {
+          id: 'backup.age_hours',
+          component: C,
+          title: 'Age of the newest verified backup',
+          value: null,
+          unit: 'h',
+          status: 'critical',
+          labels: {kind},
+          message: `no complete ${kind} backup in the repository`,
+          remedy: `Take one now: charge-ops backup ${kind}; schedule it (charge-ops schedule).`,
+        }),
+      )
       continue
     }
     const ref = e.verified ?? e.complete
@@ -98,13 +124,21 @@ function backupAgeResults(ctx: CheckContext, newest: NewestPerKind): CheckResult
       unit: 'h',
       labels: {kind},
       message:
-        (e.verified ? `newest verified ${kind} backup ${ref.id} finished ${formatSeconds(hours * 3600)} ago` : `no verified ${kind} backup; newest complete ${ref.id} finished ${formatSeconds(hours * 3600)} ago and was never verified`) +
-        (failedNewer ? `; the newer ${failedNewer.id} FAILED verification at ${failedNewer.verification!.verifiedAt}` : ''),
-      remedy: e.verified ? `Check the ${kind} backup schedule and its last run's log; take one now: charge-ops backup ${kind}.` : `Verify it: charge-ops backup verify ${ref.id} (and schedule verification).`,
+        (e.verified
+          ? `newest verified ${kind} backup ${ref.id} finished ${formatSeconds(hours * 3600)} ago`
+          : `no verified ${kind} backup; newest complete ${ref.id} finished ${formatSeconds(hours * 3600)} ago and was never verified`) +
+        (failedNewer
+          ? `; the newer ${failedNewer.id} FAILED verification at ${failedNewer.verification!.verifiedAt}`
+          : ''),
+      remedy: e.verified
+        ? `Check the ${kind} backup schedule and its last run's log; take one now: charge-ops backup ${kind}.`
+        : `Verify it: charge-ops backup verify ${ref.id} (and schedule verification).`,
     })
     if ((!e.verified || failedNewer) && result.status === 'ok') {
       result.status = 'warning'
-      result.remedy = failedNewer ? `Backup ${failedNewer.id} is damaged: take a new one (charge-ops backup ${kind}) and check the repository storage.` : `Verify it: charge-ops backup verify ${ref.id} (and schedule verification).`
+      result.remedy = failedNewer
+        ? `Backup ${failedNewer.id} is damaged: take a new one (charge-ops backup ${kind}) and check the repository storage.`
+        : `Verify it: charge-ops backup verify ${ref.id} (and schedule verification).`
     }
     out.push(result)
   }
@@ -112,7 +146,12 @@ function backupAgeResults(ctx: CheckContext, newest: NewestPerKind): CheckResult
 }
 
 /** The recovery-point gap: the newest archived WAL's age, else the newest db backup's. */
-function rpoGapResult(ctx: CheckContext, db: BackupManifest | undefined, walNewest: Date | undefined, walCount: number): CheckResult {
+function rpoGapResult(
+  ctx: CheckContext,
+  db: BackupManifest | undefined,
+  walNewest: Date | undefined,
+  walCount: number,
+): CheckResult {
   const rpoFrom = walNewest ? walNewest.getTime() : db ? Date.parse(db.finishedAt) : undefined
   return measure(ctx, {
     id: 'backup.rpo_gap_seconds',
@@ -121,8 +160,14 @@ function rpoGapResult(ctx: CheckContext, db: BackupManifest | undefined, walNewe
     value: rpoFrom === undefined ? null : Math.max(0, Math.round((ctx.now.getTime() - rpoFrom) / 1000)),
     unit: 's',
     status: rpoFrom === undefined ? 'critical' : undefined,
-    message: walNewest ? `newest archived WAL (${walCount} segments) is ${formatSeconds((ctx.now.getTime() - walNewest.getTime()) / 1000)} old` : db ? `no archived WAL: data written since the newest db backup (${formatSeconds((ctx.now.getTime() - Date.parse(db.finishedAt)) / 1000)} ago) would be lost` : 'nothing to recover from: no db backup and no archived WAL',
-    remedy: walNewest ? 'Check archive_command (capacity pg.archive_failing) and set archive_timeout so the gap stays bounded.' : 'Enable WAL archiving (archive_mode = on + charge-ops backup base) for point-in-time recovery, or back up more often.',
+    message: walNewest
+      ? `newest archived WAL (${walCount} segments) is ${formatSeconds((ctx.now.getTime() - walNewest.getTime()) / 1000)} old`
+      : db
+        ? `no archived WAL: data written since the newest db backup (${formatSeconds((ctx.now.getTime() - Date.parse(db.finishedAt)) / 1000)} ago) would be lost`
+        : 'nothing to recover from: no db backup and no archived WAL',
+    remedy: walNewest
+      ? 'Check archive_command (capacity pg.archive_failing) and set archive_timeout so the gap stays bounded.'
+      : 'Enable WAL archiving (archive_mode = on + charge-ops backup base) for point-in-time recovery, or back up more often.',
   })
 }
 
@@ -132,7 +177,16 @@ export const BACKUP_CHECK: Check = {
   title: 'Backups: newest verified per kind, recovery-point gap, lifecycle',
   async run(ctx) {
     const repo = ctx.settings.repository
-    if (!repo) return [unknown(C, 'backup.age_hours', 'Backup age', 'no backup repository configured', 'Set backup.repository in charge-ops.yaml (or CHARGE_OPS_REPO).')]
+    if (!repo)
+      return [
+        unknown(
+          C,
+          'backup.age_hours',
+          'Backup age',
+          'no backup repository configured',
+          'Set backup.repository in charge-ops.yaml (or CHARGE_OPS_REPO).',
+        ),
+      ]
     const out: CheckResult[] = []
     let manifests: BackupManifest[]
     let invalid: {id: string; error: string}[]
@@ -150,7 +204,15 @@ export const BACKUP_CHECK: Check = {
       for (const w of wal) if (!walNewest || w.mtime > walNewest) walNewest = w.mtime
       if (storage.kind === 'local') out.push(diskResult(ctx, await diskUsage(repo), 'backup-repository'))
     } catch (error) {
-      return [unknown(C, 'backup.age_hours', 'Backup age', `cannot read the repository ${repo}: ${(error as Error).message}`, (error as {hint?: string}).hint ?? 'Check the repository path / S3 credentials and endpoint.')]
+      return [
+        unknown(
+          C,
+          'backup.age_hours',
+          'Backup age',
+          `cannot read the repository ${repo}: ${(error as Error).message}`,
+          (error as {hint?: string}).hint ?? 'Check the repository path / S3 credentials and endpoint.',
+        ),
+      ]
     }
     if (invalid.length > 0) {
       out.push(
@@ -161,7 +223,10 @@ export const BACKUP_CHECK: Check = {
           value: invalid.length,
           unit: 'count',
           status: 'warning',
-          message: `${invalid.length} backup(s) with an invalid manifest (not restorable, not counted): ${invalid.slice(0, 3).map((i) => i.error).join('; ')}`,
+          message: `${invalid.length} backup(s) with an invalid manifest (not restorable, not counted): ${invalid
+            .slice(0, 3)
+            .map((i) => i.error)
+            .join('; ')}`,
           remedy: 'Inspect them with `charge-ops backup show ID`; take a fresh backup, then `charge-ops backup prune`.',
           details: {invalid},
         }),
@@ -185,10 +250,15 @@ async function lifecycleCheck(ctx: CheckContext, repo: string): Promise<CheckRes
     const {GetBucketLifecycleConfigurationCommand} = await import('@aws-sdk/client-s3')
     const where = parseS3Location(repo)
     const s3 = ctx.settings.yaml.backup.s3
-    const client = await createS3ClientFromEnv({endpoint: s3?.endpoint, region: s3?.region, forcePathStyle: s3?.forcePathStyle})
+    const client = await createS3ClientFromEnv({
+      endpoint: s3?.endpoint,
+      region: s3?.region,
+      forcePathStyle: s3?.forcePathStyle,
+    })
     let rules: LifecycleRule[] = []
     try {
-      rules = ((await client.send(new GetBucketLifecycleConfigurationCommand({Bucket: where.bucket}))).Rules ?? []) as LifecycleRule[]
+      rules = ((await client.send(new GetBucketLifecycleConfigurationCommand({Bucket: where.bucket}))).Rules ??
+        []) as LifecycleRule[]
     } catch (error) {
       const name = (error as {name?: string}).name
       if (name !== 'NoSuchLifecycleConfiguration' && name !== 'NotImplemented') throw error
@@ -203,12 +273,24 @@ async function lifecycleCheck(ctx: CheckContext, repo: string): Promise<CheckRes
         value: bad.length,
         unit: 'count',
         status: bad.some((b) => b.days !== undefined) ? 'critical' : bad.length > 0 ? 'warning' : 'ok',
-        message: bad.length === 0 ? `${rules.length} lifecycle rules; none expires what retention (${needed} days) needs` : bad.map((b) => `rule ${b.rule} (prefix "${b.prefix}") ${b.reason}`).join('; '),
-        remedy: 'Remove or lengthen the rule (or narrow its prefix): retention in charge-ops.yaml decides what is deleted, and `backup prune` never removes WAL a kept base backup needs.',
+        message:
+          bad.length === 0
+            ? `${rules.length} lifecycle rules; none expires what retention (${needed} days) needs`
+            : bad.map((b) => `rule ${b.rule} (prefix "${b.prefix}") ${b.reason}`).join('; '),
+        remedy:
+          'Remove or lengthen the rule (or narrow its prefix): retention in charge-ops.yaml decides what is deleted, and `backup prune` never removes WAL a kept base backup needs.',
         details: {rules: bad},
       }),
     ]
   } catch (error) {
-    return [unknown(C, id, title, `cannot read the bucket lifecycle: ${(error as Error).message}`, 'Grant s3:GetLifecycleConfiguration to the backup credentials.')]
+    return [
+      unknown(
+        C,
+        id,
+        title,
+        `cannot read the bucket lifecycle: ${(error as Error).message}`,
+        'Grant s3:GetLifecycleConfiguration to the backup credentials.',
+      ),
+    ]
   }
 }

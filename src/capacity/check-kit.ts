@@ -25,7 +25,11 @@ export interface MeasureInput {
  */
 export function yesNo(
   ctx: Pick<CheckContext, 'thresholds'>,
-  input: Omit<MeasureInput, 'value' | 'unit' | 'status'> & {value: boolean; bad: boolean; severity?: 'warning' | 'critical'},
+  input: Omit<MeasureInput, 'value' | 'unit' | 'status'> & {
+    value: boolean
+    bad: boolean
+    severity?: 'warning' | 'critical'
+  },
 ): CheckResult {
   const {value, bad, severity, ...rest} = input
   return measure(ctx, {...rest, value: value ? 1 : 0, unit: 'bool', status: bad ? (severity ?? 'critical') : 'ok'})
@@ -50,8 +54,24 @@ export function measure(ctx: Pick<CheckContext, 'thresholds'>, input: MeasureInp
   return result
 }
 
-export function unknown(component: string, id: string, title: string, message: string, remedy?: string, labels?: Record<string, string>): CheckResult {
-  return {id, component, title, status: 'unknown', value: null, message, ...(remedy ? {remedy} : {}), ...(labels ? {labels} : {})}
+export function unknown(
+  component: string,
+  id: string,
+  title: string,
+  message: string,
+  remedy?: string,
+  labels?: Record<string, string>,
+): CheckResult {
+  return {
+    id,
+    component,
+    title,
+    status: 'unknown',
+    value: null,
+    message,
+    ...(remedy ? {remedy} : {}),
+    ...(labels ? {labels} : {}),
+  }
 }
 
 export function pct(n: number): number {
@@ -61,7 +81,9 @@ export function pct(n: number): number {
 export type {Queryable} from './types.js'
 
 /** A Queryable that counts statements (the bench proves there is no query per table). */
-export function countingClient(client: {query: (sql: string, params?: unknown[]) => Promise<{rows: unknown[]}>}): Queryable & {count: () => number} {
+export function countingClient(client: {
+  query: (sql: string, params?: unknown[]) => Promise<{rows: unknown[]}>
+}): Queryable & {count: () => number} {
   let n = 0
   // pg runs one statement at a time per connection; chain them explicitly (checks run concurrently)
   let tail: Promise<unknown> = Promise.resolve()

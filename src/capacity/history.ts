@@ -32,7 +32,8 @@ export function historyPath(stateDir: string): string {
 export async function readHistory(stateDir: string): Promise<CapacityHistory> {
   try {
     const parsed = JSON.parse(await readFile(historyPath(stateDir), 'utf8')) as CapacityHistory
-    if (parsed && Array.isArray(parsed.samples)) return {version: 1, samples: parsed.samples.filter((s) => typeof s?.at === 'string')}
+    if (parsed && Array.isArray(parsed.samples))
+      return {version: 1, samples: parsed.samples.filter((s) => typeof s?.at === 'string')}
   } catch {
     // missing or unreadable: start a new history (the old one is replaced on the next write)
   }
@@ -96,7 +97,9 @@ export function estimateGrowth(
   const span = t0 - oldest
   const hours = (ms: number) => `${Math.round((ms / 3_600_000) * 10) / 10} h`
   if (span < minSpanMs) {
-    return {insufficient: `needs capacity history spanning ${hours(minSpanMs)} to fit growth; the kept samples span ${hours(span)} (history fills with each run, e.g. the daily capacity job)`}
+    return {
+      insufficient: `needs capacity history spanning ${hours(minSpanMs)} to fit growth; the kept samples span ${hours(span)} (history fills with each run, e.g. the daily capacity job)`,
+    }
   }
   // slope of v over t (ms), by least squares; centred for numeric stability
   const mt = points.reduce((a, p) => a + p.t, 0) / points.length
@@ -107,5 +110,10 @@ export function estimateGrowth(
     num += (p.t - mt) * (p.v - mv)
     den += (p.t - mt) ** 2
   }
-  return {perDay: (num / den) * 86_400_000, since: new Date(oldest).toISOString(), windowSeconds: Math.round(span / 1000), points: points.length}
+  return {
+    perDay: (num / den) * 86_400_000,
+    since: new Date(oldest).toISOString(),
+    windowSeconds: Math.round(span / 1000),
+    points: points.length,
+  }
 }

@@ -15,7 +15,15 @@ import {thresholdsFor} from './thresholds.js'
 import type {Check, CheckContext, CheckResult} from './types.js'
 import {CONTAINERS_CHECK} from './containers.js'
 
-export const CAPACITY_CHECKS: Check[] = [CONTAINERS_CHECK, ...POSTGRES_CHECKS, REDIS_CHECK, CHROMA_CHECK, UPLOADS_CHECK, BACKUP_CHECK, MEMORY_CHECK]
+export const CAPACITY_CHECKS: Check[] = [
+  CONTAINERS_CHECK,
+  ...POSTGRES_CHECKS,
+  REDIS_CHECK,
+  CHROMA_CHECK,
+  UPLOADS_CHECK,
+  BACKUP_CHECK,
+  MEMORY_CHECK,
+]
 
 export const COMPONENTS = ['postgresql', 'sizing', 'redis', 'chroma', 'uploads', 'backup', 'host'] as const
 
@@ -46,7 +54,14 @@ export interface OpenedContext {
  * query must not hang cron). When the connection fails, `pgError` holds the diagnosed message and
  * the memo key `pg.error` its {code, message, hint} (doctor names the cause from it).
  */
-export async function openCheckContext(options: {settings: Settings; logger: Logger; now: Date; connectPg: boolean; applicationName: string; statementTimeout: string}): Promise<OpenedContext> {
+export async function openCheckContext(options: {
+  settings: Settings
+  logger: Logger
+  now: Date
+  connectPg: boolean
+  applicationName: string
+  statementTimeout: string
+}): Promise<OpenedContext> {
   const {settings} = options
   const ctx: CheckContext = {
     settings,
@@ -62,7 +77,9 @@ export async function openCheckContext(options: {settings: Settings; logger: Log
     const target = parseDatabaseUrl(settings.databaseUrl)
     const client = await connect(target, {connectTimeoutMs: 10_000, applicationName: options.applicationName})
     try {
-      await client.query(`SET statement_timeout = '${options.statementTimeout.replace(/[^0-9a-z]/gi, '')}'; SET lock_timeout = '5s'`)
+      await client.query(
+        `SET statement_timeout = '${options.statementTimeout.replace(/[^0-9a-z]/gi, '')}'; SET lock_timeout = '5s'`,
+      )
     } catch (error) {
       await client.end().catch(() => {})
       throw error
@@ -98,10 +115,22 @@ export async function runCapacity(options: CapacityOptions): Promise<Report> {
   const now = options.now ?? new Date()
   const {settings, logger} = options
   let checks = options.checks ?? CAPACITY_CHECKS
-  if (options.components?.length) checks = checks.filter((c) => options.components!.includes(c.component) || (c.id === 'sizing.connections_pct' && options.components!.includes('postgresql')))
+  if (options.components?.length)
+    checks = checks.filter(
+      (c) =>
+        options.components!.includes(c.component) ||
+        (c.id === 'sizing.connections_pct' && options.components!.includes('postgresql')),
+    )
 
   const needsPg = checks.some((c) => c.component === 'postgresql' || c.component === 'sizing')
-  const {ctx, close} = await openCheckContext({settings, logger, now, connectPg: needsPg, applicationName: 'charge-ops capacity', statementTimeout: '30s'})
+  const {ctx, close} = await openCheckContext({
+    settings,
+    logger,
+    now,
+    connectPg: needsPg,
+    applicationName: 'charge-ops capacity',
+    statementTimeout: '30s',
+  })
   let results: CheckResult[]
   try {
     results = await runChecks(checks, ctx)

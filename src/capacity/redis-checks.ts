@@ -17,7 +17,16 @@ export interface RedisFacts {
   config: Record<string, string>
 }
 
-const CONFIG_KEYS = ['maxmemory', 'maxmemory-policy', 'maxclients', 'save', 'appendonly', 'stop-writes-on-bgsave-error', 'dir', 'dbfilename']
+const CONFIG_KEYS = [
+  'maxmemory',
+  'maxmemory-policy',
+  'maxclients',
+  'save',
+  'appendonly',
+  'stop-writes-on-bgsave-error',
+  'dir',
+  'dbfilename',
+]
 
 /** INFO (every section) and the CONFIG values the checks read, through the shared adapter (src/redis/client.ts). */
 export async function redisFacts(client: Redis): Promise<RedisFacts> {
@@ -54,7 +63,16 @@ export const REDIS_CHECK: Check = {
   title: 'Redis memory, evictions, persistence',
   async run(ctx) {
     const facts = await getFacts(ctx)
-    if ('error' in facts) return [unknown(C, 'redis.memory_used_pct', 'Redis', `Redis not checked: ${facts.error}`, `${facts.hint ? `${facts.hint} ` : ''}\`charge-ops doctor\` checks Redis in depth.`)]
+    if ('error' in facts)
+      return [
+        unknown(
+          C,
+          'redis.memory_used_pct',
+          'Redis',
+          `Redis not checked: ${facts.error}`,
+          `${facts.hint ? `${facts.hint} ` : ''}\`charge-ops doctor\` checks Redis in depth.`,
+        ),
+      ]
     const {info, config} = facts
     const used = Number(info.used_memory ?? 0)
     const maxmemory = Number(config.maxmemory ?? info.maxmemory ?? 0)
@@ -68,8 +86,12 @@ export const REDIS_CHECK: Check = {
         value: maxmemory > 0 ? pct((used / maxmemory) * 100) : null,
         unit: '%',
         status: maxmemory > 0 ? undefined : 'ok',
-        message: maxmemory > 0 ? `${formatBytes(used)} of maxmemory ${formatBytes(maxmemory)} (policy ${policy})` : `${formatBytes(used)} used, no maxmemory set`,
-        remedy: 'Raise maxmemory (and the container limit), or find the big keys (redis-cli --bigkeys); sessions need a TTL.',
+        message:
+          maxmemory > 0
+            ? `${formatBytes(used)} of maxmemory ${formatBytes(maxmemory)} (policy ${policy})`
+            : `${formatBytes(used)} used, no maxmemory set`,
+        remedy:
+          'Raise maxmemory (and the container limit), or find the big keys (redis-cli --bigkeys); sessions need a TTL.',
       }),
     )
     const evicted = Number(info.evicted_keys ?? 0)
@@ -81,15 +103,27 @@ export const REDIS_CHECK: Check = {
         value: evicted,
         unit: 'count',
         message: `${evicted} keys evicted since start (policy ${policy})`,
-        remedy: 'Evictions can drop queued analysis jobs and sessions: raise maxmemory, or use volatile-lru / noeviction so only keys with a TTL are evicted.',
+        remedy:
+          'Evictions can drop queued analysis jobs and sessions: raise maxmemory, or use volatile-lru / noeviction so only keys with a TTL are evicted.',
       }),
     )
     const rejected = Number(info.rejected_connections ?? 0)
-    out.push(measure(ctx, {id: 'redis.rejected_connections', component: C, title: 'Rejected connections', value: rejected, unit: 'count', message: `${rejected} connections rejected (maxclients ${config.maxclients ?? info.maxclients ?? '?'})`, remedy: 'Raise maxclients or fix connection leaks in the service (pool per worker, not per request).'}))
+    out.push(
+      measure(ctx, {
+        id: 'redis.rejected_connections',
+        component: C,
+        title: 'Rejected connections',
+        value: rejected,
+        unit: 'count',
+        message: `${rejected} connections rejected (maxclients ${config.maxclients ?? info.maxclients ?? '?'})`,
+        remedy: 'Raise maxclients or fix connection leaks in the service (pool per worker, not per request).',
+      }),
+    )
 
     // persistence
     const bgsaveErr = info.rdb_last_bgsave_status === 'err'
-    const aofErr = info.aof_enabled === '1' && (info.aof_last_write_status === 'err' || info.aof_last_bgrewrite_status === 'err')
+    const aofErr =
+      info.aof_enabled === '1' && (info.aof_last_write_status === 'err' || info.aof_last_bgrewrite_status === 'err')
     const stopWrites = (config['stop-writes-on-bgsave-error'] ?? 'yes') === 'yes'
     const misconf = bgsaveErr && stopWrites
     const persistMsg = [
@@ -106,13 +140,24 @@ export const REDIS_CHECK: Check = {
         unit: 'state',
         status: misconf || aofErr ? 'critical' : bgsaveErr ? 'warning' : 'ok',
         message: misconf ? `MISCONF: writes are refused because the last RDB save failed (${persistMsg})` : persistMsg,
-        remedy: 'Check the disk holding Redis’ dir (df -h, permissions), then `redis-cli BGSAVE`; writes resume after a successful save (guide 11: disk space, AOF state, restart + RDB restore if needed).',
+        remedy:
+          'Check the disk holding Redis’ dir (df -h, permissions), then `redis-cli BGSAVE`; writes resume after a successful save (guide 11: disk space, AOF state, restart + RDB restore if needed).',
       }),
     )
     const saveConfigured = config.save === undefined ? info.rdb_last_save_time !== undefined : config.save.trim() !== ''
     if (saveConfigured && info.rdb_last_save_time) {
       const age = ctx.now.getTime() / 1000 - Number(info.rdb_last_save_time)
-      out.push(measure(ctx, {id: 'redis.last_save_age_seconds', component: C, title: 'Time since the last RDB save', value: Math.max(0, Math.round(age)), unit: 's', message: `last successful save ${formatSeconds(Math.max(0, age))} ago`, remedy: 'Check that BGSAVE succeeds (redis-cli INFO persistence) and that save points are configured.'}))
+      out.push(
+        measure(ctx, {
+          id: 'redis.last_save_age_seconds',
+          component: C,
+          title: 'Time since the last RDB save',
+          value: Math.max(0, Math.round(age)),
+          unit: 's',
+          message: `last successful save ${formatSeconds(Math.max(0, age))} ago`,
+          remedy: 'Check that BGSAVE succeeds (redis-cli INFO persistence) and that save points are configured.',
+        }),
+      )
     }
     // sizing against the memory of the container / host
     const mem = await memoryInfo()
@@ -125,9 +170,12 @@ export const REDIS_CHECK: Check = {
           value: maxmemory > 0 ? pct((maxmemory / mem.limitBytes) * 100) : 100,
           unit: '%',
           message:
-            (maxmemory > 0 ? `maxmemory ${formatBytes(maxmemory)} is ${pct((maxmemory / mem.limitBytes) * 100)}% of ${formatBytes(mem.limitBytes)} (${mem.source})` : `no maxmemory: Redis may grow to all ${formatBytes(mem.limitBytes)} (${mem.source}) and be OOM-killed`) +
+            (maxmemory > 0
+              ? `maxmemory ${formatBytes(maxmemory)} is ${pct((maxmemory / mem.limitBytes) * 100)}% of ${formatBytes(mem.limitBytes)} (${mem.source})`
+              : `no maxmemory: Redis may grow to all ${formatBytes(mem.limitBytes)} (${mem.source}) and be OOM-killed`) +
             (/^allkeys-/.test(policy) ? `; policy ${policy} may evict queued jobs` : ''),
-          remedy: 'Set maxmemory to at most ~75% of the memory limit (leave room for fork/COW during BGSAVE and AOF rewrite).',
+          remedy:
+            'Set maxmemory to at most ~75% of the memory limit (leave room for fork/COW during BGSAVE and AOF rewrite).',
         }),
       )
     }

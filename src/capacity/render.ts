@@ -22,7 +22,11 @@ export interface Report {
   durationMs?: number
 }
 
-export function buildReport(checks: CheckResult[], now: Date, extra: {queries?: number; durationMs?: number} = {}): Report {
+export function buildReport(
+  checks: CheckResult[],
+  now: Date,
+  extra: {queries?: number; durationMs?: number} = {},
+): Report {
   const summary: Record<CheckStatus, number> = {ok: 0, warning: 0, critical: 0, unknown: 0}
   for (const c of checks) summary[c.status]++
   return {status: worstStatus(checks), generatedAt: now.toISOString(), summary, checks, ...extra}
@@ -46,7 +50,9 @@ export function formatSeconds(s: number): string {
 
 function labelText(labels?: Record<string, string>): string {
   if (!labels || Object.keys(labels).length === 0) return ''
-  return `[${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',')}]`
+  return `[${Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',')}]`
 }
 
 export function renderText(report: Report): string {
@@ -64,7 +70,10 @@ export function renderText(report: Report): string {
     for (const c of remedies) lines.push(`  ${c.status.toUpperCase()} ${c.id}${labelText(c.labels)}: ${c.remedy}`)
   }
   const s = report.summary
-  lines.push('', `${report.status.toUpperCase()}: ${s.ok} ok, ${s.warning} warning, ${s.critical} critical, ${s.unknown} unknown`)
+  lines.push(
+    '',
+    `${report.status.toUpperCase()}: ${s.ok} ok, ${s.warning} warning, ${s.critical} critical, ${s.unknown} unknown`,
+  )
   return lines.join('\n')
 }
 
@@ -124,8 +133,14 @@ function promNumber(v: number): string {
 /** Prometheus text exposition format 0.0.4; every metric family once, HELP and TYPE first. */
 export function renderPrometheus(report: Report): string {
   const out: string[] = []
-  out.push('# HELP charge_ops_check_status Check status: 0 ok, 1 warning, 2 critical, 3 unknown.', '# TYPE charge_ops_check_status gauge')
-  for (const c of report.checks) out.push(`charge_ops_check_status${promLabels({check: c.id, component: c.component, ...c.labels})} ${STATUS_VALUE[c.status]}`)
+  out.push(
+    '# HELP charge_ops_check_status Check status: 0 ok, 1 warning, 2 critical, 3 unknown.',
+    '# TYPE charge_ops_check_status gauge',
+  )
+  for (const c of report.checks)
+    out.push(
+      `charge_ops_check_status${promLabels({check: c.id, component: c.component, ...c.labels})} ${STATUS_VALUE[c.status]}`,
+    )
 
   const families = new Map<string, CheckResult[]>()
   for (const c of report.checks) {
@@ -137,15 +152,27 @@ export function renderPrometheus(report: Report): string {
   for (const [id, list] of families) {
     const {name, factor} = metricFor(id, list[0].unit)
     const scale = (v: number) => (factor === 1 || !Number.isFinite(v) ? v : Math.round(v * factor * 1e6) / 1e6)
-    out.push(`# HELP ${name} ${list[0].title}${name === legacyMetricName(id) ? '' : ` (check ${id}, in base units)`}.`, `# TYPE ${name} gauge`)
+    out.push(
+      `# HELP ${name} ${list[0].title}${name === legacyMetricName(id) ? '' : ` (check ${id}, in base units)`}.`,
+      `# TYPE ${name} gauge`,
+    )
     for (const c of list) out.push(`${name}${promLabels(c.labels ?? {})} ${promNumber(scale(c.value as number))}`)
     const t = list[0].thresholds
     if (t) {
-      out.push(`# HELP ${name}_threshold Thresholds of ${id}, in the same unit as ${name}.`, `# TYPE ${name}_threshold gauge`)
-      out.push(`${name}_threshold{level="warning"} ${promNumber(scale(t.warning))}`, `${name}_threshold{level="critical"} ${promNumber(scale(t.critical))}`)
+      out.push(
+        `# HELP ${name}_threshold Thresholds of ${id}, in the same unit as ${name}.`,
+        `# TYPE ${name}_threshold gauge`,
+      )
+      out.push(
+        `${name}_threshold{level="warning"} ${promNumber(scale(t.warning))}`,
+        `${name}_threshold{level="critical"} ${promNumber(scale(t.critical))}`,
+      )
     }
   }
-  out.push('# HELP charge_ops_capacity_last_run_timestamp_seconds When the checks ran.', '# TYPE charge_ops_capacity_last_run_timestamp_seconds gauge')
+  out.push(
+    '# HELP charge_ops_capacity_last_run_timestamp_seconds When the checks ran.',
+    '# TYPE charge_ops_capacity_last_run_timestamp_seconds gauge',
+  )
   out.push(`charge_ops_capacity_last_run_timestamp_seconds ${Math.floor(Date.parse(report.generatedAt) / 1000)}`)
   return out.join('\n') + '\n'
 }
@@ -185,8 +212,14 @@ export function renderNagios(report: Report): {text: string; exitCode: number} {
       return `${perfLabel(c)}=${c.value}${uom};${t ? t.warning : ''};${t ? t.critical : ''}`
     })
   const first = `${status.toUpperCase()} - ${headline.replaceAll('|', '/').replaceAll('\n', ' ')}`
-  const long = bad.map((c) => `${c.status.toUpperCase()}: ${c.id}${labelText(c.labels)}: ${c.message}${c.remedy ? ` — ${c.remedy}` : ''}`.replaceAll('|', '/'))
-  if (long.length === 0) return {text: perf.length > 0 ? `${first} | ${perf.join(' ')}` : first, exitCode: NAGIOS_EXIT[status]}
+  const long = bad.map((c) =>
+    `${c.status.toUpperCase()}: ${c.id}${labelText(c.labels)}: ${c.message}${c.remedy ? ` — ${c.remedy}` : ''}`.replaceAll(
+      '|',
+      '/',
+    ),
+  )
+  if (long.length === 0)
+    return {text: perf.length > 0 ? `${first} | ${perf.join(' ')}` : first, exitCode: NAGIOS_EXIT[status]}
   const lines = [perf.length > 0 ? `${first} | ${perf[0]}` : first, ...long]
   if (perf.length > 1) lines[lines.length - 1] += ` | ${perf.slice(1).join(' ')}`
   return {text: lines.join('\n'), exitCode: NAGIOS_EXIT[status]}

@@ -32,7 +32,10 @@ export function parseChromaUrl(url: string): ChromaTarget {
   } catch {
     throw new ConfigError('CHROMA_URL is not a valid URL', {hint: 'Use http://HOST:8000'})
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(`CHROMA_URL must be http:// or https://, not ${parsed.protocol}//`, {hint: 'Use http://HOST:8000'})
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    throw new ConfigError(`CHROMA_URL must be http:// or https://, not ${parsed.protocol}//`, {
+      hint: 'Use http://HOST:8000',
+    })
   const ssl = parsed.protocol === 'https:'
   return {host: parsed.hostname.replace(/^\[|\]$/g, ''), port: parsed.port ? Number(parsed.port) : ssl ? 443 : 80, ssl}
 }
@@ -59,11 +62,16 @@ export async function chromaHeartbeat(url: string, options: {timeoutMs?: number}
   } catch (error) {
     throw diagnoseChromaError(error, target)
   }
-  if (response.status === 401 || response.status === 403) throw diagnoseChromaError(new Error(`HTTP ${response.status} unauthorized`), target)
+  if (response.status === 401 || response.status === 403)
+    throw diagnoseChromaError(new Error(`HTTP ${response.status} unauthorized`), target)
   const body = (await response.json().catch(() => ({}))) as Record<string, unknown>
   const nanoseconds = body['nanosecond heartbeat']
   if (!response.ok || typeof nanoseconds !== 'number') {
-    throw new UnreachableError(`${base} answered HTTP ${response.status} but is not a Chroma server (API v2)`, {code: 'CHROMA_UNREACHABLE', hint: 'Point CHROMA_URL at the Chroma server (chroma run, port 8000 by default).', data: {host: target.host, port: target.port}})
+    throw new UnreachableError(`${base} answered HTTP ${response.status} but is not a Chroma server (API v2)`, {
+      code: 'CHROMA_UNREACHABLE',
+      hint: 'Point CHROMA_URL at the Chroma server (chroma run, port 8000 by default).',
+      data: {host: target.host, port: target.port},
+    })
   }
   return {nanoseconds}
 }
@@ -81,7 +89,8 @@ export async function collectionCounts(url: string, options: {timeoutMs?: number
     const out: CollectionCount[] = []
     for (let offset = 0; ; offset += 100) {
       const page = await client.listCollections({limit: 100, offset})
-      for (const collection of page) out.push({name: collection.name, id: collection.id, count: await collection.count()})
+      for (const collection of page)
+        out.push({name: collection.name, id: collection.id, count: await collection.count()})
       if (page.length < 100) break
     }
     return out
@@ -92,7 +101,11 @@ export async function collectionCounts(url: string, options: {timeoutMs?: number
   }
 }
 
-export async function collectionCount(url: string, name: string, options: {timeoutMs?: number} = {}): Promise<number | undefined> {
+export async function collectionCount(
+  url: string,
+  name: string,
+  options: {timeoutMs?: number} = {},
+): Promise<number | undefined> {
   return (await collectionCounts(url, options)).find((c) => c.name === name)?.count
 }
 
@@ -103,7 +116,11 @@ export interface CollectionIds {
   dimension: number | null
 }
 
-export async function collectionIds(url: string, name: string, options: {timeoutMs?: number; pageSize?: number} = {}): Promise<CollectionIds | undefined> {
+export async function collectionIds(
+  url: string,
+  name: string,
+  options: {timeoutMs?: number; pageSize?: number} = {},
+): Promise<CollectionIds | undefined> {
   const target = parseChromaUrl(url)
   const pageSize = options.pageSize ?? 1000
   try {
@@ -112,7 +129,11 @@ export async function collectionIds(url: string, name: string, options: {timeout
     try {
       collection = await client.getCollection({name})
     } catch (error) {
-      if ((error as {name?: string}).name === 'ChromaNotFoundError' || /does not exist|not found/i.test((error as Error).message)) return undefined
+      if (
+        (error as {name?: string}).name === 'ChromaNotFoundError' ||
+        /does not exist|not found/i.test((error as Error).message)
+      )
+        return undefined
       throw error
     }
     const ids = new Set<string>()
@@ -149,13 +170,51 @@ export function diagnoseChromaError(error: unknown, target: ChromaTarget): Unrea
   const codes = chain.map((e) => e.code ?? '')
   const text = chain.map((e) => `${e.name ?? ''} ${e.message ?? ''}`).join(' | ')
   const where = `${target.ssl ? 'https' : 'http'}://${target.host}:${target.port}`
-  const make = (code: ErrorCode, message: string, hint: string) => new UnreachableError(message, {code, hint, cause: error, data: {host: target.host, port: target.port}})
-  if (codes.includes('ECONNREFUSED')) return make('CHROMA_REFUSED', `Chroma at ${where} refused the connection`, 'Is the Chroma server running on that host and port?')
-  if (codes.includes('ENOTFOUND') || codes.includes('EAI_AGAIN')) return make('CHROMA_DNS', `Chroma host "${target.host}" does not resolve (DNS)`, 'Check the host name in CHROMA_URL.')
-  if (codes.some((c) => /^ERR_TLS|^ERR_SSL|CERT|EPROTO/.test(c)) || /SSL|TLS|certificate|wrong version number/i.test(text)) {
-    return make('CHROMA_TLS', `TLS with Chroma at ${where} failed`, target.ssl ? 'The server may not serve https on this port: try http://, or fix the certificate.' : 'The server expects https://')
+  const make = (code: ErrorCode, message: string, hint: string) =>
+    new UnreachableError(message, {code, hint, cause: error, data: {host: target.host, port: target.port}})
+  if (codes.includes('ECONNREFUSED'))
+    return make(
+      'CHROMA_REFUSED',
+      `Chroma at ${where} refused the connection`,
+      'Is the Chroma server running on that host and port?',
+    )
+  if (codes.includes('ENOTFOUND') || codes.includes('EAI_AGAIN'))
+    return make(
+      'CHROMA_DNS',
+      `Chroma host "${target.host}" does not resolve (DNS)`,
+      'Check the host name in CHROMA_URL.',
+    )
+  if (
+    codes.some((c) => /^ERR_TLS|^ERR_SSL|CERT|EPROTO/.test(c)) ||
+    /SSL|TLS|certificate|wrong version number/i.test(text)
+  ) {
+    return make(
+      'CHROMA_TLS',
+      `TLS with Chroma at ${where} failed`,
+      target.ssl
+        ? 'The server may not serve https on this port: try http://, or fix the certificate.'
+        : 'The server expects https://',
+    )
   }
-  if (codes.includes('ETIMEDOUT') || codes.includes('UND_ERR_CONNECT_TIMEOUT') || /TimeoutError|aborted|timed? ?out/i.test(text)) return make('CHROMA_TIMEOUT', `Chroma at ${where} did not answer in time`, 'Check the network path and that the server is up.')
-  if (/401|403|unauthori[sz]ed|forbidden/i.test(text)) return make('CHROMA_AUTH', `Chroma at ${where} refused the request (authentication)`, 'Configure the Chroma token the server expects.')
-  return make('CHROMA_UNREACHABLE', `cannot use Chroma at ${where}: ${chain[0]?.message ?? String(error)}`, 'Check CHROMA_URL and that a Chroma server (API v2) listens there.')
+  if (
+    codes.includes('ETIMEDOUT') ||
+    codes.includes('UND_ERR_CONNECT_TIMEOUT') ||
+    /TimeoutError|aborted|timed? ?out/i.test(text)
+  )
+    return make(
+      'CHROMA_TIMEOUT',
+      `Chroma at ${where} did not answer in time`,
+      'Check the network path and that the server is up.',
+    )
+  if (/401|403|unauthori[sz]ed|forbidden/i.test(text))
+    return make(
+      'CHROMA_AUTH',
+      `Chroma at ${where} refused the request (authentication)`,
+      'Configure the Chroma token the server expects.',
+    )
+  return make(
+    'CHROMA_UNREACHABLE',
+    `cannot use Chroma at ${where}: ${chain[0]?.message ?? String(error)}`,
+    'Check CHROMA_URL and that a Chroma server (API v2) listens there.',
+  )
 }

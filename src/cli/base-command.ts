@@ -14,10 +14,13 @@ import {createLogger, type Logger} from '../output/logger.js'
 import {createProgress, type Progress} from '../output/progress.js'
 import {redact, redactValue} from '../output/redact.js'
 
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof BaseCommand)['baseFlags'] & T['flags']
+>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
-const truthy = (value: string | undefined) => value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false'
+const truthy = (value: string | undefined) =>
+  value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false'
 
 type SettingsModule = typeof import('../config/settings.js')
 
@@ -42,9 +45,23 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       env: 'CHARGE_OPS_ENV_FILE',
       helpGroup: 'GLOBAL',
     }),
-    quiet: Flags.boolean({char: 'q', description: 'only warnings and errors on stderr (for cron)', env: 'CHARGE_OPS_QUIET', helpGroup: 'GLOBAL'}),
-    verbose: Flags.boolean({description: 'debug output and stack traces', env: 'CHARGE_OPS_VERBOSE', helpGroup: 'GLOBAL'}),
-    yes: Flags.boolean({char: 'y', description: 'assume yes for confirmations (required for destructive work when not interactive)', env: 'CHARGE_OPS_YES', helpGroup: 'GLOBAL'}),
+    quiet: Flags.boolean({
+      char: 'q',
+      description: 'only warnings and errors on stderr (for cron)',
+      env: 'CHARGE_OPS_QUIET',
+      helpGroup: 'GLOBAL',
+    }),
+    verbose: Flags.boolean({
+      description: 'debug output and stack traces',
+      env: 'CHARGE_OPS_VERBOSE',
+      helpGroup: 'GLOBAL',
+    }),
+    yes: Flags.boolean({
+      char: 'y',
+      description: 'assume yes for confirmations (required for destructive work when not interactive)',
+      env: 'CHARGE_OPS_YES',
+      helpGroup: 'GLOBAL',
+    }),
   }
 
   protected flags!: BaseFlags<T>
@@ -69,7 +86,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     // systemd unit never needs the keys in its environment or argv
     const awsEnvFile = (flags as {'aws-env-file'?: string})['aws-env-file']
     if (awsEnvFile) await (await import('../wal/context.js')).loadAwsEnvFile(awsEnvFile)
-    if ((this.ctor as unknown as typeof BaseCommand).preloadConfig) this.settingsModule = await import('../config/settings.js')
+    if ((this.ctor as unknown as typeof BaseCommand).preloadConfig)
+      this.settingsModule = await import('../config/settings.js')
   }
 
   public override jsonEnabled(): boolean {
@@ -78,7 +96,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   /** No prompts, spinners or colours when not on a TTY, with --json, in CI or with NO_COLOR. */
   protected get interactive(): boolean {
-    return Boolean(process.stdin.isTTY && process.stderr.isTTY) && !this.jsonEnabled() && !truthy(process.env.CI) && process.env.NO_COLOR === undefined
+    return (
+      Boolean(process.stdin.isTTY && process.stderr.isTTY) &&
+      !this.jsonEnabled() &&
+      !truthy(process.env.CI) &&
+      process.env.NO_COLOR === undefined
+    )
   }
 
   protected get logger(): Logger {
@@ -94,7 +117,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected settings(overrides: {repository?: string; stack?: string} = {}): Settings {
     if (!this.settingsModule) throw new Error(`${this.id}: preloadConfig is false; use await this.loadSettings()`)
     if (!this.cachedSettings || overrides.repository || overrides.stack) {
-      this.cachedSettings = this.settingsModule.loadSettings({configPath: this.flags.config, envFile: this.flags['env-file'], repository: overrides.repository, stack: overrides.stack})
+      this.cachedSettings = this.settingsModule.loadSettings({
+        configPath: this.flags.config,
+        envFile: this.flags['env-file'],
+        repository: overrides.repository,
+        stack: overrides.stack,
+      })
     }
     return this.cachedSettings
   }
@@ -106,7 +134,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   /** The backup domain's context for the configured repository (or --repo). */
-  protected async backupContext(options: {repo?: string; stack?: string; encrypt?: string; metricsFile?: string; pingUrl?: string} = {}): Promise<BackupContext> {
+  protected async backupContext(
+    options: {repo?: string; stack?: string; encrypt?: string; metricsFile?: string; pingUrl?: string} = {},
+  ): Promise<BackupContext> {
     const {openBackupContext} = await import('../backup/context.js')
     return openBackupContext({
       settings: this.settings({repository: options.repo, stack: options.stack}),
@@ -135,7 +165,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected async confirm(question: string): Promise<void> {
     if (this.flags.yes) return
     if (!this.interactive) {
-      throw new UsageError(`${question} — refusing without confirmation`, {code: 'CONFIRMATION_REQUIRED', hint: 'Rerun with --yes to confirm.'})
+      throw new UsageError(`${question} — refusing without confirmation`, {
+        code: 'CONFIRMATION_REQUIRED',
+        hint: 'Rerun with --yes to confirm.',
+      })
     }
     const {confirm} = await import('@inquirer/prompts')
     const ok = await confirm({message: question, default: false}, {output: process.stderr})
@@ -157,7 +190,15 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if ((error as {oclif?: {exit?: number}}).oclif?.exit === 0) return
     process.exitCode = described.exitCode
     if (this.jsonEnabled()) {
-      const body = {error: {code: described.code, exitCode: described.exitCode, message: described.message, hint: described.hint, ...(described.data ? {data: described.data} : {})}}
+      const body = {
+        error: {
+          code: described.code,
+          exitCode: described.exitCode,
+          message: described.message,
+          hint: described.hint,
+          ...(described.data ? {data: described.data} : {}),
+        },
+      }
       process.stdout.write(JSON.stringify(redactValue(body), null, 2) + '\n')
     } else {
       const log = createLogger({color: Boolean(process.stderr.isTTY) && process.env.NO_COLOR === undefined})
@@ -166,7 +207,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     }
     const verbose = this.flags?.verbose ?? process.argv.includes('--verbose')
     if (verbose && error?.stack) process.stderr.write(redact(error.stack) + '\n')
-    if (described.exitCode === ExitCode.bug && !verbose) process.stderr.write('  (rerun with --verbose for the stack trace)\n')
+    if (described.exitCode === ExitCode.bug && !verbose)
+      process.stderr.write('  (rerun with --verbose for the stack trace)\n')
   }
 }
 

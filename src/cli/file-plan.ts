@@ -11,7 +11,11 @@ export function showDiff(outcome: FileOutcome): void {
   if (outcome.diff) process.stderr.write(redact(outcome.diff))
 }
 
-export async function applyPlanShowingDiffs(plan: readonly PlannedFile[], dir: string, options: ApplyOptions): Promise<ApplyResult> {
+export async function applyPlanShowingDiffs(
+  plan: readonly PlannedFile[],
+  dir: string,
+  options: ApplyOptions,
+): Promise<ApplyResult> {
   const {applyPlan, comparePlan} = await import('../core/fs/file-plan.js')
   try {
     return await applyPlan(plan, dir, options)

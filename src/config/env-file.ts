@@ -58,11 +58,25 @@ export function parseEnvText(text: string, file: string): ParsedEnvFile {
     if (quote === '"' || quote === "'") {
       const close = findClosingQuote(value, quote)
       if (close === -1) {
-        findings.push({file, line: lineNo, key, severity: 'error', rule: 'env/syntax', message: `${key}: the ${quote === '"' ? 'double' : 'single'} quote is never closed`, fix: `Close the quote on the same line.`})
+        findings.push({
+          file,
+          line: lineNo,
+          key,
+          severity: 'error',
+          rule: 'env/syntax',
+          message: `${key}: the ${quote === '"' ? 'double' : 'single'} quote is never closed`,
+          fix: `Close the quote on the same line.`,
+        })
         continue
       }
       const inner = value.slice(1, close)
-      value = quote === '"' ? inner.replace(/\\([nrt"\\])/g, (_m, c: string) => ({n: '\n', r: '\r', t: '\t', '"': '"', '\\': '\\'})[c] ?? c) : inner
+      value =
+        quote === '"'
+          ? inner.replace(
+              /\\([nrt"\\])/g,
+              (_m, c: string) => ({n: '\n', r: '\r', t: '\t', '"': '"', '\\': '\\'})[c] ?? c,
+            )
+          : inner
     } else {
       const comment = value.search(/\s#/)
       if (comment !== -1) value = value.slice(0, comment).trim()

@@ -22,20 +22,32 @@ export function readConfigText(path: string, kind: string): TextFile {
     fd = openSync(path, 'r')
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    const reason = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be opened (${code})`
+    const reason =
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'EACCES'
+          ? 'is not readable (permission denied)'
+          : `cannot be opened (${code})`
     throw new ConfigError(`${path}: ${kind} ${reason}`, {
       code: 'CONFIG_UNREADABLE',
-      hint: code === 'ENOENT' ? `Create it (charge-ops init writes one) or point to it with the matching flag.` : `Check the file's owner and mode.`,
+      hint:
+        code === 'ENOENT'
+          ? `Create it (charge-ops init writes one) or point to it with the matching flag.`
+          : `Check the file's owner and mode.`,
     })
   }
   try {
     const stat = fstatSync(fd)
-    if (stat.isDirectory()) throw new ConfigError(`${path}: is a directory, expected a ${kind} file`, {code: 'CONFIG_UNREADABLE'})
+    if (stat.isDirectory())
+      throw new ConfigError(`${path}: is a directory, expected a ${kind} file`, {code: 'CONFIG_UNREADABLE'})
     if (stat.size > MAX_CONFIG_BYTES) {
-      throw new ConfigError(`${path}:1: ${kind} is ${(stat.size / 1024 / 1024).toFixed(1)} MiB; config files over 1 MiB are refused`, {
-        code: 'CONFIG_UNREADABLE',
-        hint: 'Point the flag at the real configuration file; this one is too large to be one.',
-      })
+      throw new ConfigError(
+        `${path}:1: ${kind} is ${(stat.size / 1024 / 1024).toFixed(1)} MiB; config files over 1 MiB are refused`,
+        {
+          code: 'CONFIG_UNREADABLE',
+          hint: 'Point the flag at the real configuration file; this one is too large to be one.',
+        },
+      )
     }
     const buffer = Buffer.alloc(stat.size)
     let read = 0
@@ -57,7 +69,10 @@ export function readConfigText(path: string, kind: string): TextFile {
     try {
       text = new TextDecoder('utf-8', {fatal: true}).decode(bytes)
     } catch {
-      throw new ConfigError(`${path}:1: ${kind} is not valid UTF-8 text`, {code: 'CONFIG_UNREADABLE', hint: 'Save the file as UTF-8.'})
+      throw new ConfigError(`${path}:1: ${kind} is not valid UTF-8 text`, {
+        code: 'CONFIG_UNREADABLE',
+        hint: 'Save the file as UTF-8.',
+      })
     }
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
     return {path, text, mode: stat.mode & 0o777}

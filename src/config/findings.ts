@@ -22,6 +22,9 @@ export const severityRank: Record<Severity, number> = {error: 0, warning: 1, inf
 
 export function sortFindings(findings: Finding[]): Finding[] {
   return [...findings].sort(
-    (a, b) => a.file.localeCompare(b.file) || (a.line ?? 0) - (b.line ?? 0) || severityRank[a.severity] - severityRank[b.severity],
+    (a, b) =>
+      a.file.localeCompare(b.file) ||
+      (a.line ?? 0) - (b.line ?? 0) ||
+      severityRank[a.severity] - severityRank[b.severity],
   )
 }

@@ -13,13 +13,21 @@ import {tryParseDuration} from '../core/units/duration.js'
 const timeoutSetting = (fallback: string) =>
   z
     .string()
-    .refine((v) => tryParseDuration(v, {bareMs: 1}) !== undefined, 'is not a duration (500ms, 10s, 30m or 30min, 2h; a bare number is milliseconds)')
+    .refine(
+      (v) => tryParseDuration(v, {bareMs: 1}) !== undefined,
+      'is not a duration (500ms, 10s, 30m or 30min, 2h; a bare number is milliseconds)',
+    )
     .default(fallback)
 
 export const retentionSchema = z
   .object({
     keepLast: z.number().int().min(1).default(7).describe('always keep the newest N complete backups per kind'),
-    keepDays: z.number().int().min(0).default(30).describe('keep every backup younger than D days (the guide keeps 30)'),
+    keepDays: z
+      .number()
+      .int()
+      .min(0)
+      .default(30)
+      .describe('keep every backup younger than D days (the guide keeps 30)'),
     daily: z.number().int().min(0).default(7),
     weekly: z.number().int().min(0).default(4),
     monthly: z.number().int().min(0).default(6),
@@ -78,9 +86,21 @@ const hostPort = z.number().int().min(1).max(65_535)
  */
 export const composeAccessSchema = z
   .object({
-    project: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/).optional().describe('the compose project name (default: the stack)'),
+    project: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]*$/)
+      .optional()
+      .describe('the compose project name (default: the stack)'),
     hostPorts: z
-      .object({postgres: hostPort, redis: hostPort, chroma: hostPort, backend: hostPort, https: hostPort, http: hostPort, pgbouncer: hostPort})
+      .object({
+        postgres: hostPort,
+        redis: hostPort,
+        chroma: hostPort,
+        backend: hostPort,
+        https: hostPort,
+        http: hostPort,
+        pgbouncer: hostPort,
+      })
       .partial()
       .strict()
       .default({}),
@@ -95,7 +115,10 @@ export const composeAccessSchema = z
 
 export const chargeOpsYamlSchema = z
   .object({
-    stack: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes').default('charge-analysis'),
+    stack: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes')
+      .default('charge-analysis'),
     target: z.enum(['local', 'compose', 'k8s']).default('local'),
     environment: z.enum(['development', 'staging', 'production']).optional(),
     paths: z

@@ -65,8 +65,16 @@ function readYamlConfig(configPath: string, sources: Record<string, SettingSourc
   const file = readConfigText(configPath, 'charge-ops.yaml')
   const parsed = parseYamlText(file.text, configPath)
   const {value, findings} = validateYaml(parsed, chargeOpsYamlSchema, 'yaml')
-  if (!value) throw invalid(findings.map((f) => `${location(f)}: ${f.message}`), configPath)
-  const yamlSource = (key: string): SettingSource => ({source: 'charge-ops.yaml', file: configPath, line: lineFor(parsed, key)})
+  if (!value)
+    throw invalid(
+      findings.map((f) => `${location(f)}: ${f.message}`),
+      configPath,
+    )
+  const yamlSource = (key: string): SettingSource => ({
+    source: 'charge-ops.yaml',
+    file: configPath,
+    line: lineFor(parsed, key),
+  })
   for (const key of ['stack', 'target', 'paths.stateDir', 'paths.envFile', 'backup.repository']) {
     if (parsed.document.getIn(key.split('.')) !== undefined) sources[key] = yamlSource(key)
   }
@@ -79,7 +87,11 @@ function readEnvFileValues(envFilePath: string): Record<string, {value: string; 
   const file = readConfigText(envFilePath, '.env file')
   const parsed = parseEnvText(file.text, envFilePath)
   const errors = parsed.findings.filter((f) => f.severity === 'error')
-  if (errors.length > 0) throw invalid(errors.map((f) => `${location(f)}: ${f.message}`), envFilePath)
+  if (errors.length > 0)
+    throw invalid(
+      errors.map((f) => `${location(f)}: ${f.message}`),
+      envFilePath,
+    )
   for (const entry of parsed.entries.values()) fileValues[entry.key] = {value: entry.value, line: entry.line}
   return fileValues
 }
@@ -88,7 +100,12 @@ function readEnvFileValues(envFilePath: string): Record<string, {value: string; 
  * The backend settings: the environment over the .env, secrets registered with the redactor,
  * validated (ConfigError naming where each bad value came from).
  */
-function mergeBackendEnv(env: NodeJS.ProcessEnv, fileValues: Record<string, {value: string; line: number}>, envFilePath: string | undefined, sources: Record<string, SettingSource>) {
+function mergeBackendEnv(
+  env: NodeJS.ProcessEnv,
+  fileValues: Record<string, {value: string; line: number}>,
+  envFilePath: string | undefined,
+  sources: Record<string, SettingSource>,
+) {
   const merged: Record<string, string> = {}
   for (const key of BACKEND_ENV_KEYS) {
     if (env[key] !== undefined && env[key] !== '') {
@@ -129,7 +146,11 @@ export function loadSettings(options: LoadOptions = {}): Settings {
   const sources: Record<string, SettingSource> = {}
 
   const explicitConfig = options.configPath ?? env.CHARGE_OPS_CONFIG
-  const configPath = explicitConfig ? resolve(cwd, explicitConfig) : existsSync(resolve(cwd, DEFAULT_CONFIG_FILE)) ? resolve(cwd, DEFAULT_CONFIG_FILE) : undefined
+  const configPath = explicitConfig
+    ? resolve(cwd, explicitConfig)
+    : existsSync(resolve(cwd, DEFAULT_CONFIG_FILE))
+      ? resolve(cwd, DEFAULT_CONFIG_FILE)
+      : undefined
   const baseDir = configPath ? dirname(configPath) : cwd
 
   const yaml = configPath ? readYamlConfig(configPath, sources) : chargeOpsYamlSchema.parse({})
@@ -138,7 +159,11 @@ export function loadSettings(options: LoadOptions = {}): Settings {
 
   // The backend .env: flag/env > charge-ops.yaml paths.envFile > ./.env when present.
   const explicitEnvFile = options.envFile ?? env.CHARGE_OPS_ENV_FILE
-  const envFilePath = explicitEnvFile ? resolve(cwd, explicitEnvFile) : existsSync(at(yaml.paths.envFile)) ? at(yaml.paths.envFile) : undefined
+  const envFilePath = explicitEnvFile
+    ? resolve(cwd, explicitEnvFile)
+    : existsSync(at(yaml.paths.envFile))
+      ? at(yaml.paths.envFile)
+      : undefined
   const fileValues = envFilePath ? readEnvFileValues(envFilePath) : {}
   const merged = mergeBackendEnv(env, fileValues, envFilePath, sources)
   const backendEnv = merged.backendEnv
@@ -146,7 +171,12 @@ export function loadSettings(options: LoadOptions = {}): Settings {
   // On the host of a compose deployment the .env's in-network names are reached through the published ports.
   const hostView = composeHostView(yaml, {...backendEnv, CHARGE_OPS_ADMIN_URL: adminDatabaseUrl}, env)
   if (hostView) {
-    Object.assign(backendEnv, Object.fromEntries(Object.entries(hostView.env).filter(([key, value]) => key in backendEnv && value !== undefined)))
+    Object.assign(
+      backendEnv,
+      Object.fromEntries(
+        Object.entries(hostView.env).filter(([key, value]) => key in backendEnv && value !== undefined),
+      ),
+    )
     adminDatabaseUrl = hostView.env.CHARGE_OPS_ADMIN_URL
     if (hostView.uploadsDir) backendEnv.UPLOADS_DIR = hostView.uploadsDir
     if (hostView.chromaDir) backendEnv.CHROMA_PERSIST_DIRECTORY = hostView.chromaDir
@@ -170,7 +200,11 @@ export function loadSettings(options: LoadOptions = {}): Settings {
   }
   let stack = yaml.stack
   if (options.stack) {
-    if (!/^[a-z0-9][a-z0-9-]*$/.test(options.stack)) throw new ConfigError(`invalid --stack ${JSON.stringify(options.stack)}`, {code: 'CONFIG_INVALID', hint: 'lower-case letters, digits and dashes (the repository folder of the stack)'})
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(options.stack))
+      throw new ConfigError(`invalid --stack ${JSON.stringify(options.stack)}`, {
+        code: 'CONFIG_INVALID',
+        hint: 'lower-case letters, digits and dashes (the repository folder of the stack)',
+      })
     stack = options.stack
     sources.stack = {source: 'flag', name: '--stack'}
   }

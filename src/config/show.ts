@@ -26,7 +26,11 @@ export function describeSettings(settings: Settings): ShowResult {
   add('target', settings.target)
   add('paths.stateDir', settings.stateDir)
   add('backup.repository', settings.repository)
-  add('backup.engine', settings.yaml.backup.engine, settings.configPath ? {source: 'charge-ops.yaml', file: settings.configPath} : undefined)
+  add(
+    'backup.engine',
+    settings.yaml.backup.engine,
+    settings.configPath ? {source: 'charge-ops.yaml', file: settings.configPath} : undefined,
+  )
   add('backup.compression', `${settings.yaml.backup.compression.algorithm} -${settings.yaml.backup.compression.level}`)
   add('backup.retention', JSON.stringify(settings.yaml.backup.retention))
   add('service.workers', settings.yaml.service.workers)

@@ -36,7 +36,9 @@ export function lineOf(parsed: ParsedYaml, path: ReadonlyArray<PropertyKey>): nu
     if (isNode(node) && node.range) return parsed.lineCounter.linePos(node.range[0]).line
     if (depth === path.length && depth > 0) {
       // the key exists but its value is null: find the pair's key
-      const parent = parsed.document.getIn(path.slice(0, depth - 1) as (string | number)[], true) as {items?: Array<{key?: {value?: unknown; range?: number[]}}>}
+      const parent = parsed.document.getIn(path.slice(0, depth - 1) as (string | number)[], true) as {
+        items?: Array<{key?: {value?: unknown; range?: number[]}}>
+      }
       const pair = parent?.items?.find((item) => item.key?.value === path[depth - 1])
       if (pair?.key?.range) return parsed.lineCounter.linePos(pair.key.range[0]).line
     }
@@ -45,7 +47,11 @@ export function lineOf(parsed: ParsedYaml, path: ReadonlyArray<PropertyKey>): nu
 }
 
 /** Validates a parsed YAML document against a zod schema, mapping each issue to its line. */
-export function validateYaml<S extends z.ZodType>(parsed: ParsedYaml, schema: S, rulePrefix: string): {value?: z.infer<S>; findings: Finding[]} {
+export function validateYaml<S extends z.ZodType>(
+  parsed: ParsedYaml,
+  schema: S,
+  rulePrefix: string,
+): {value?: z.infer<S>; findings: Finding[]} {
   if (parsed.findings.length > 0) return {findings: parsed.findings}
   const data = parsed.document.toJS() ?? {}
   const result = schema.safeParse(data)
@@ -63,7 +69,9 @@ export function validateYaml<S extends z.ZodType>(parsed: ParsedYaml, schema: S,
         severity: 'error' as const,
         rule: `${rulePrefix}/${isUnknown ? 'unknown-key' : 'schema'}`,
         message: isUnknown ? `unknown key "${key}"` : `${key}: ${issue.message}`,
-        fix: isUnknown ? 'Remove the key or fix its spelling (see the README for the charge-ops.yaml reference).' : describeFix(issue),
+        fix: isUnknown
+          ? 'Remove the key or fix its spelling (see the README for the charge-ops.yaml reference).'
+          : describeFix(issue),
       }
     })
   })
@@ -72,6 +80,7 @@ export function validateYaml<S extends z.ZodType>(parsed: ParsedYaml, schema: S,
 
 function describeFix(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_type') return `Set it to a ${String((issue as {expected?: string}).expected)}.`
-  if (issue.code === 'invalid_value') return `Use one of: ${((issue as {values?: unknown[]}).values ?? []).map(String).join(', ')}.`
+  if (issue.code === 'invalid_value')
+    return `Use one of: ${((issue as {values?: unknown[]}).values ?? []).map(String).join(', ')}.`
   return 'Correct the value as the message says.'
 }

@@ -63,7 +63,12 @@ async function runWithListr(steps: Step[]): Promise<void> {
         if (note) task.title = `${step.title} — ${note}`
       },
     })),
-    {concurrent: false, exitOnError: true, rendererOptions: {collapseSubtasks: false, collapseErrors: false, logger}, fallbackRendererOptions: {logger}},
+    {
+      concurrent: false,
+      exitOnError: true,
+      rendererOptions: {collapseSubtasks: false, collapseErrors: false, logger},
+      fallbackRendererOptions: {logger},
+    },
   )
   await list.run()
 }

@@ -18,7 +18,8 @@ import {CONTAINERS_CHECK} from '../capacity/containers.js'
 import {knowledgeIntegrity, uploadsIntegrity} from './integrity.js'
 import {leftoversCheck} from './leftovers.js'
 
-const GUIDE_DB = 'Guide 11 (database connection fails): check security groups, firewalls, pg_hba.conf, and that DNS points at the right instance.'
+const GUIDE_DB =
+  'Guide 11 (database connection fails): check security groups, firewalls, pg_hba.conf, and that DNS points at the right instance.'
 
 const configCheck: Check = {
   id: 'config.validation',
@@ -42,11 +43,19 @@ const configCheck: Check = {
           unit: 'count',
           status: errors > 0 ? 'critical' : warnings > 0 ? 'warning' : 'ok',
           message: `${report.files.length} files checked: ${errors} errors, ${warnings} warnings${top.length ? ` — ${top.map((f) => `${f.file}${f.line ? `:${f.line}` : ''} ${f.message}`).join('; ')}` : ''}`,
-          remedy: 'Run `charge-ops config validate` for every finding with its fix (guide 11: containers restarting often → check the environment variables).',
+          remedy:
+            'Run `charge-ops config validate` for every finding with its fix (guide 11: containers restarting often → check the environment variables).',
         }),
       ]
     } catch (error) {
-      return [unknown('config', 'config.validation', 'Configuration validation', `validation did not run: ${(error as Error).message}`)]
+      return [
+        unknown(
+          'config',
+          'config.validation',
+          'Configuration validation',
+          `validation did not run: ${(error as Error).message}`,
+        ),
+      ]
     }
   },
 }
@@ -56,13 +65,49 @@ const postgresCheck: Check = {
   component: 'postgresql',
   title: 'Database connectivity',
   async run(ctx) {
-    if (!ctx.settings.databaseUrl) return [measure(ctx, {id: 'postgres.connect', component: 'postgresql', title: 'Database connectivity', value: 0, unit: 'bool', status: 'critical', message: 'DATABASE_URL is not set', remedy: 'Set DATABASE_URL in the backend .env (postgresql://USER:PASSWORD@HOST:5432/charge_analysis).'})]
+    if (!ctx.settings.databaseUrl)
+      return [
+        measure(ctx, {
+          id: 'postgres.connect',
+          component: 'postgresql',
+          title: 'Database connectivity',
+          value: 0,
+          unit: 'bool',
+          status: 'critical',
+          message: 'DATABASE_URL is not set',
+          remedy: 'Set DATABASE_URL in the backend .env (postgresql://USER:PASSWORD@HOST:5432/charge_analysis).',
+        }),
+      ]
     if (!ctx.pg) {
-      const e = ctx.memo.get('pg.error') ? ((await ctx.memo.get('pg.error')) as {code?: string; message: string; hint?: string}) : {message: ctx.pgError ?? 'not connected'}
-      return [measure(ctx, {id: 'postgres.connect', component: 'postgresql', title: 'Database connectivity', value: 0, unit: 'bool', status: 'critical', labels: e.code ? {cause: e.code} : undefined, message: e.message, remedy: `${e.hint ?? ''} ${GUIDE_DB}`.trim()})]
+      const e = ctx.memo.get('pg.error')
+        ? ((await ctx.memo.get('pg.error')) as {code?: string; message: string; hint?: string})
+        : {message: ctx.pgError ?? 'not connected'}
+      return [
+        measure(ctx, {
+          id: 'postgres.connect',
+          component: 'postgresql',
+          title: 'Database connectivity',
+          value: 0,
+          unit: 'bool',
+          status: 'critical',
+          labels: e.code ? {cause: e.code} : undefined,
+          message: e.message,
+          remedy: `${e.hint ?? ''} ${GUIDE_DB}`.trim(),
+        }),
+      ]
     }
     const f = await serverFacts(ctx)
-    return [measure(ctx, {id: 'postgres.connect', component: 'postgresql', title: 'Database connectivity', value: 1, unit: 'bool', status: 'ok', message: `connected (PostgreSQL ${Math.floor(f.version_num / 10_000)}, ${f.connections}/${f.max_connections} connections)`})]
+    return [
+      measure(ctx, {
+        id: 'postgres.connect',
+        component: 'postgresql',
+        title: 'Database connectivity',
+        value: 1,
+        unit: 'bool',
+        status: 'ok',
+        message: `connected (PostgreSQL ${Math.floor(f.version_num / 10_000)}, ${f.connections}/${f.max_connections} connections)`,
+      }),
+    ]
   },
 }
 
@@ -71,10 +116,14 @@ const migrationsCheck: Check = {
   component: 'postgresql',
   title: 'Migrations pending or drifted',
   async run(ctx) {
-    if (!ctx.pg || !ctx.settings.databaseUrl) return [unknown('postgresql', 'migrations', 'Migrations', 'skipped: PostgreSQL is not reachable')]
+    if (!ctx.pg || !ctx.settings.databaseUrl)
+      return [unknown('postgresql', 'migrations', 'Migrations', 'skipped: PostgreSQL is not reachable')]
     try {
       const {migrationStatus, resolveMigrationsDir} = await import('../migrate/index.js')
-      const status = await migrationStatus({databaseUrl: ctx.settings.databaseUrl, migrationsDir: resolveMigrationsDir(undefined, ctx.settings)})
+      const status = await migrationStatus({
+        databaseUrl: ctx.settings.databaseUrl,
+        migrationsDir: resolveMigrationsDir(undefined, ctx.settings),
+      })
       const problems = status.problems.filter((p) => p.kind !== 'out-of-order')
       return [
         measure(ctx, {
@@ -86,7 +135,10 @@ const migrationsCheck: Check = {
           status: status.drift > 0 ? 'critical' : status.pending > 0 ? 'warning' : 'ok',
           message:
             status.drift > 0
-              ? `schema drift: ${problems.slice(0, 3).map((p) => `${p.version} ${p.message}`).join('; ')}`
+              ? `schema drift: ${problems
+                  .slice(0, 3)
+                  .map((p) => `${p.version} ${p.message}`)
+                  .join('; ')}`
               : status.pending > 0
                 ? `${status.pending} migration(s) pending (current ${status.current ?? 'none'})`
                 : `up to date at ${status.current ?? '(no migrations)'}`,
@@ -97,7 +149,15 @@ const migrationsCheck: Check = {
         }),
       ]
     } catch (error) {
-      return [unknown('postgresql', 'migrations', 'Migrations', `cannot read the migration state: ${(error as Error).message}`, 'Run `charge-ops migrate status` to see why.')]
+      return [
+        unknown(
+          'postgresql',
+          'migrations',
+          'Migrations',
+          `cannot read the migration state: ${(error as Error).message}`,
+          'Run `charge-ops migrate status` to see why.',
+        ),
+      ]
     }
   },
 }
@@ -108,8 +168,18 @@ const redisCheck: Check = {
   title: 'Redis writable',
   async run(ctx) {
     const url = ctx.settings.redisUrl
-    const guide = 'Guide 11 (Redis cannot write): check disk space and the AOF state (redis-cli info persistence); if needed restart and restore the RDB.'
-    if (!url) return [unknown('redis', 'redis.writable', 'Redis writable', 'REDIS_URL is not set', 'Set REDIS_URL in the backend .env.')]
+    const guide =
+      'Guide 11 (Redis cannot write): check disk space and the AOF state (redis-cli info persistence); if needed restart and restore the RDB.'
+    if (!url)
+      return [
+        unknown(
+          'redis',
+          'redis.writable',
+          'Redis writable',
+          'REDIS_URL is not set',
+          'Set REDIS_URL in the backend .env.',
+        ),
+      ]
     const {connectRedis, redisInfo} = await import('../redis/client.js')
     let client
     try {
@@ -118,9 +188,33 @@ const redisCheck: Check = {
       const e = error as {code?: string; message: string; hint?: string}
       // Redis answers even PING with MISCONF while writes are denied: that is the diagnosis, not unreachability
       if (/MISCONF/.test(e.message)) {
-        return [measure(ctx, {id: 'redis.writable', component: 'redis', title: 'Redis reachable and writable', value: 0, unit: 'bool', status: 'critical', labels: {cause: 'MISCONF'}, message: 'MISCONF: Redis refuses writes (and even PING) because it cannot save its RDB snapshot', remedy: `${guide} Then run \`redis-cli BGSAVE\`: writes resume after a successful save.`})]
+        return [
+          measure(ctx, {
+            id: 'redis.writable',
+            component: 'redis',
+            title: 'Redis reachable and writable',
+            value: 0,
+            unit: 'bool',
+            status: 'critical',
+            labels: {cause: 'MISCONF'},
+            message: 'MISCONF: Redis refuses writes (and even PING) because it cannot save its RDB snapshot',
+            remedy: `${guide} Then run \`redis-cli BGSAVE\`: writes resume after a successful save.`,
+          }),
+        ]
       }
-      return [measure(ctx, {id: 'redis.writable', component: 'redis', title: 'Redis reachable and writable', value: 0, unit: 'bool', status: 'critical', labels: e.code ? {cause: e.code} : undefined, message: e.message, remedy: e.hint ?? 'Check REDIS_URL and that Redis is running.'})]
+      return [
+        measure(ctx, {
+          id: 'redis.writable',
+          component: 'redis',
+          title: 'Redis reachable and writable',
+          value: 0,
+          unit: 'bool',
+          status: 'critical',
+          labels: e.code ? {cause: e.code} : undefined,
+          message: e.message,
+          remedy: e.hint ?? 'Check REDIS_URL and that Redis is running.',
+        }),
+      ]
     }
     try {
       const out: CheckResult[] = []
@@ -151,13 +245,31 @@ const redisCheck: Check = {
                   ? 'Redis is a read-only replica: REDIS_URL points at a replica, not the primary'
                   : `write failed: ${writeError.split('\n')[0]}`
             : 'a probe key was written',
-          remedy: misconf ? `${guide} Then run \`redis-cli BGSAVE\`: writes resume after a successful save.` : oom ? 'Raise maxmemory or free memory (sessions need a TTL); see `charge-ops capacity --only redis`.' : readonly ? 'Point REDIS_URL at the primary.' : guide,
+          remedy: misconf
+            ? `${guide} Then run \`redis-cli BGSAVE\`: writes resume after a successful save.`
+            : oom
+              ? 'Raise maxmemory or free memory (sessions need a TTL); see `charge-ops capacity --only redis`.'
+              : readonly
+                ? 'Point REDIS_URL at the primary.'
+                : guide,
         }),
       )
-      const aofErr = info.aof_enabled === '1' && (info.aof_last_write_status === 'err' || info.aof_last_bgrewrite_status === 'err')
+      const aofErr =
+        info.aof_enabled === '1' && (info.aof_last_write_status === 'err' || info.aof_last_bgrewrite_status === 'err')
       const rdbErr = info.rdb_last_bgsave_status === 'err'
       if (!misconf && (aofErr || rdbErr)) {
-        out.push(measure(ctx, {id: 'redis.persistence', component: 'redis', title: 'Redis persistence errors', value: 1, unit: 'bool', status: 'critical', message: `persistence is failing: ${[rdbErr ? 'last RDB bgsave err' : '', aofErr ? `AOF write ${info.aof_last_write_status}, rewrite ${info.aof_last_bgrewrite_status}` : ''].filter(Boolean).join(', ')}`, remedy: guide}))
+        out.push(
+          measure(ctx, {
+            id: 'redis.persistence',
+            component: 'redis',
+            title: 'Redis persistence errors',
+            value: 1,
+            unit: 'bool',
+            status: 'critical',
+            message: `persistence is failing: ${[rdbErr ? 'last RDB bgsave err' : '', aofErr ? `AOF write ${info.aof_last_write_status}, rewrite ${info.aof_last_bgrewrite_status}` : ''].filter(Boolean).join(', ')}`,
+            remedy: guide,
+          }),
+        )
       }
       return out
     } finally {
@@ -171,10 +283,41 @@ const chromaCheck: Check = {
   component: 'chroma',
   title: 'Chroma heartbeat',
   async run(ctx) {
-    if (!ctx.settings.chromaUrl) return [unknown('chroma', 'chroma.heartbeat', 'Chroma heartbeat', 'CHROMA_URL is not set', 'Set CHROMA_URL in the backend .env.')]
+    if (!ctx.settings.chromaUrl)
+      return [
+        unknown(
+          'chroma',
+          'chroma.heartbeat',
+          'Chroma heartbeat',
+          'CHROMA_URL is not set',
+          'Set CHROMA_URL in the backend .env.',
+        ),
+      ]
     const facts = await getChromaFacts(ctx)
-    if ('error' in facts) return [measure(ctx, {id: 'chroma.heartbeat', component: 'chroma', title: 'Chroma heartbeat', value: 0, unit: 'bool', status: 'critical', message: facts.error, remedy: `${facts.hint ? `${facts.hint} ` : ''}Start Chroma (docker compose up -d chroma) and check its persist volume; see \`docker compose logs chroma\` (guide 11: containers restarting).`})]
-    return [measure(ctx, {id: 'chroma.heartbeat', component: 'chroma', title: 'Chroma heartbeat', value: 1, unit: 'bool', status: 'ok', message: `answers; ${facts.collections.map((c) => `${c.name} ${c.count}`).join(', ') || 'no collections'}`})]
+    if ('error' in facts)
+      return [
+        measure(ctx, {
+          id: 'chroma.heartbeat',
+          component: 'chroma',
+          title: 'Chroma heartbeat',
+          value: 0,
+          unit: 'bool',
+          status: 'critical',
+          message: facts.error,
+          remedy: `${facts.hint ? `${facts.hint} ` : ''}Start Chroma (docker compose up -d chroma) and check its persist volume; see \`docker compose logs chroma\` (guide 11: containers restarting).`,
+        }),
+      ]
+    return [
+      measure(ctx, {
+        id: 'chroma.heartbeat',
+        component: 'chroma',
+        title: 'Chroma heartbeat',
+        value: 1,
+        unit: 'bool',
+        status: 'ok',
+        message: `answers; ${facts.collections.map((c) => `${c.name} ${c.count}`).join(', ') || 'no collections'}`,
+      }),
+    ]
   },
 }
 
@@ -190,7 +333,8 @@ const diskCheck: Check = {
     }
     if (ctx.settings.uploadsDir) paths.push(['uploads', ctx.settings.uploadsDir])
     if (ctx.settings.chromaDir) paths.push(['chroma', ctx.settings.chromaDir])
-    if (ctx.settings.repository && !ctx.settings.repository.startsWith('s3://')) paths.push(['backup-repository', ctx.settings.repository])
+    if (ctx.settings.repository && !ctx.settings.repository.startsWith('s3://'))
+      paths.push(['backup-repository', ctx.settings.repository])
     paths.push(['state', ctx.settings.stateDir])
     const seen = new Set<string>()
     const out: CheckResult[] = []
@@ -214,7 +358,9 @@ const serviceCheck: Check = {
       const {serviceStatus} = await import('../service/process.js')
       status = await serviceStatus(ctx.settings)
     } catch (error) {
-      return [unknown('service', 'service.health', 'Service', `cannot read the service state: ${(error as Error).message}`)]
+      return [
+        unknown('service', 'service.health', 'Service', `cannot read the service state: ${(error as Error).message}`),
+      ]
     }
     if (status.processes.length === 0) {
       // not started by `charge-ops service start` here: ask HOST:PORT/health directly (compose, systemd)
@@ -223,18 +369,62 @@ const serviceCheck: Check = {
       try {
         const res = await fetch(url, {signal: AbortSignal.timeout(3000)})
         const body = (await res.json().catch(() => ({}))) as {status?: string; checks?: Record<string, unknown>}
-        return [yesNo(ctx, {id: 'service.health', component: 'service', title: 'Service /health', value: res.ok, bad: !res.ok, message: `${url} answered HTTP ${res.status}${body.status ? ` (${body.status})` : ''}`, remedy: 'See which dependency /health reports as failing; `docker compose logs backend` (guide 11).'})]
+        return [
+          yesNo(ctx, {
+            id: 'service.health',
+            component: 'service',
+            title: 'Service /health',
+            value: res.ok,
+            bad: !res.ok,
+            message: `${url} answered HTTP ${res.status}${body.status ? ` (${body.status})` : ''}`,
+            remedy: 'See which dependency /health reports as failing; `docker compose logs backend` (guide 11).',
+          }),
+        ]
       } catch {
-        return [unknown('service', 'service.health', 'Service /health', `the service is not running here (no pid files in ${status.stateDir}/run, nothing answers ${url})`, 'Start it: `charge-ops service start` (or docker compose up -d).')]
+        return [
+          unknown(
+            'service',
+            'service.health',
+            'Service /health',
+            `the service is not running here (no pid files in ${status.stateDir}/run, nothing answers ${url})`,
+            'Start it: `charge-ops service start` (or docker compose up -d).',
+          ),
+        ]
       }
     }
     const dead = status.processes.filter((p) => !p.running)
     const out: CheckResult[] = [
-      measure(ctx, {id: 'service.processes', component: 'service', title: 'Service processes', value: dead.length, unit: 'count', status: dead.length > 0 ? 'critical' : 'ok', message: dead.length > 0 ? `${dead.map((p) => p.name).join(', ')} not running (stale pid file)` : `${status.processes.length} processes running (${status.processes.map((p) => p.name).join(', ')})`, remedy: 'Read `charge-ops service logs --error`, then `charge-ops service restart` (guide 11: check environment variables, dependency readiness, volume permissions).'}),
+      measure(ctx, {
+        id: 'service.processes',
+        component: 'service',
+        title: 'Service processes',
+        value: dead.length,
+        unit: 'count',
+        status: dead.length > 0 ? 'critical' : 'ok',
+        message:
+          dead.length > 0
+            ? `${dead.map((p) => p.name).join(', ')} not running (stale pid file)`
+            : `${status.processes.length} processes running (${status.processes.map((p) => p.name).join(', ')})`,
+        remedy:
+          'Read `charge-ops service logs --error`, then `charge-ops service restart` (guide 11: check environment variables, dependency readiness, volume permissions).',
+      }),
     ]
     if (status.health) {
       const h = status.health
-      out.push(yesNo(ctx, {id: 'service.health', component: 'service', title: 'Service /health', value: h.status === 'ok', bad: h.status !== 'ok', message: h.status === 'ok' ? `${h.url}: ok${h.version ? ` (version ${h.version})` : ''}` : `${h.url}: ${h.status}${h.failing.length ? `, failing: ${h.failing.join(', ')}` : ''}${h.error ? ` (${h.error})` : ''}`, remedy: 'Fix the failing dependency named above; `charge-ops service logs --error`.'}))
+      out.push(
+        yesNo(ctx, {
+          id: 'service.health',
+          component: 'service',
+          title: 'Service /health',
+          value: h.status === 'ok',
+          bad: h.status !== 'ok',
+          message:
+            h.status === 'ok'
+              ? `${h.url}: ok${h.version ? ` (version ${h.version})` : ''}`
+              : `${h.url}: ${h.status}${h.failing.length ? `, failing: ${h.failing.join(', ')}` : ''}${h.error ? ` (${h.error})` : ''}`,
+          remedy: 'Fix the failing dependency named above; `charge-ops service logs --error`.',
+        }),
+      )
     }
     return out
   },
@@ -249,12 +439,36 @@ const integrityCheck: Check = {
   },
 }
 
-export const DOCTOR_CHECKS: Check[] = [configCheck, CONTAINERS_CHECK, postgresCheck, migrationsCheck, redisCheck, chromaCheck, MEMORY_CHECK, diskCheck, serviceCheck, integrityCheck, leftoversCheck]
+export const DOCTOR_CHECKS: Check[] = [
+  configCheck,
+  CONTAINERS_CHECK,
+  postgresCheck,
+  migrationsCheck,
+  redisCheck,
+  chromaCheck,
+  MEMORY_CHECK,
+  diskCheck,
+  serviceCheck,
+  integrityCheck,
+  leftoversCheck,
+]
 
-export async function runDoctor(options: {settings: Settings; logger: Logger; now?: Date; checks?: Check[]}): Promise<Report> {
+export async function runDoctor(options: {
+  settings: Settings
+  logger: Logger
+  now?: Date
+  checks?: Check[]
+}): Promise<Report> {
   const started = Date.now()
   const now = options.now ?? new Date()
-  const {ctx, close} = await openCheckContext({settings: options.settings, logger: options.logger, now, connectPg: true, applicationName: 'charge-ops doctor', statementTimeout: '60s'})
+  const {ctx, close} = await openCheckContext({
+    settings: options.settings,
+    logger: options.logger,
+    now,
+    connectPg: true,
+    applicationName: 'charge-ops doctor',
+    statementTimeout: '60s',
+  })
   try {
     const results = await runChecks(options.checks ?? DOCTOR_CHECKS, ctx)
     return buildReport(results, now, {queries: ctx.queryCount(), durationMs: Date.now() - started})

@@ -28,8 +28,12 @@ export const leftoversCheck: Check = {
         title: 'Maintenance mode left on by a killed run',
         value: Boolean(flag),
         bad: Boolean(flag),
-        message: flag ? `maintenance mode is on since ${flag.since}, set by \`${flag.owner!.command}\` (pid ${flag.owner!.pid}), which no longer runs: writes answer 503` : 'none',
-        remedy: flag ? `Rerun \`charge-ops ${flag.owner!.command}\` (it takes the flag over and switches it off), or \`charge-ops service maintenance off\`.` : undefined,
+        message: flag
+          ? `maintenance mode is on since ${flag.since}, set by \`${flag.owner!.command}\` (pid ${flag.owner!.pid}), which no longer runs: writes answer 503`
+          : 'none',
+        remedy: flag
+          ? `Rerun \`charge-ops ${flag.owner!.command}\` (it takes the flag over and switches it off), or \`charge-ops service maintenance off\`.`
+          : undefined,
       }),
     )
     const journal = join(ctx.settings.stateDir, 'restore-files.json')
@@ -43,8 +47,11 @@ export const leftoversCheck: Check = {
         title: 'Interrupted restore files',
         value: interrupted,
         bad: interrupted,
-        message: interrupted ? `${journal} is left by a killed \`restore files\`: folders may be half swapped, the Chroma server may be stopped` : 'none',
-        remedy: 'Rerun `charge-ops restore files <the same id> --yes`: it finishes or undoes the interrupted swap and starts the Chroma server again.',
+        message: interrupted
+          ? `${journal} is left by a killed \`restore files\`: folders may be half swapped, the Chroma server may be stopped`
+          : 'none',
+        remedy:
+          'Rerun `charge-ops restore files <the same id> --yes`: it finishes or undoes the interrupted swap and starts the Chroma server again.',
       }),
     )
     if (ctx.settings.repository) {
@@ -62,8 +69,12 @@ export const leftoversCheck: Check = {
             value: temporary.length,
             unit: 'count',
             status: temporary.length > 0 ? 'warning' : 'ok',
-            message: temporary.length > 0 ? `${temporary.length} temp file(s), ${bytes} bytes, left by killed runs in ${storage.location} (e.g. ${temporary[0]!.key})` : 'none',
-            remedy: '`charge-ops backup prune` removes them (the next backup does too); `backup list --all` lists them.',
+            message:
+              temporary.length > 0
+                ? `${temporary.length} temp file(s), ${bytes} bytes, left by killed runs in ${storage.location} (e.g. ${temporary[0]!.key})`
+                : 'none',
+            remedy:
+              '`charge-ops backup prune` removes them (the next backup does too); `backup list --all` lists them.',
             details: temporary.map((t) => ({key: t.key, bytes: t.size})),
           }),
         )

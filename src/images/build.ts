@@ -71,7 +71,10 @@ export function productionModules(root: string): string[] {
   if (!existsSync(lockFile)) return existsSync(join(root, 'node_modules')) ? ['node_modules'] : []
   const lock = JSON.parse(readFileSync(lockFile, 'utf8')) as {packages?: Record<string, {dev?: boolean}>}
   return Object.entries(lock.packages ?? {})
-    .filter(([path, meta]) => path.startsWith('node_modules/') && !meta.dev && !path.slice('node_modules/'.length).includes('node_modules/'))
+    .filter(
+      ([path, meta]) =>
+        path.startsWith('node_modules/') && !meta.dev && !path.slice('node_modules/'.length).includes('node_modules/'),
+    )
     .map(([path]) => path)
     .filter((path) => existsSync(join(root, path)))
 }
@@ -85,9 +88,17 @@ export function productionModules(root: string): string[] {
 export function moduleClosure(root: string, names: string[]): string[] {
   const lockFile = join(root, 'package-lock.json')
   if (!existsSync(lockFile)) return productionModules(root)
-  const packages = (JSON.parse(readFileSync(lockFile, 'utf8')) as {packages?: Record<string, {dependencies?: Record<string, string>; optionalDependencies?: Record<string, string>}>}).packages ?? {}
+  const packages =
+    (
+      JSON.parse(readFileSync(lockFile, 'utf8')) as {
+        packages?: Record<
+          string,
+          {dependencies?: Record<string, string>; optionalDependencies?: Record<string, string>}
+        >
+      }
+    ).packages ?? {}
   const resolveFrom = (from: string, dep: string): string | undefined => {
-    for (let base = from; ; ) {
+    for (let base = from; ;) {
       const candidate = `${base ? `${base}/` : ''}node_modules/${dep}`
       if (packages[candidate]) return candidate
       if (!base) return undefined
@@ -118,7 +129,11 @@ async function docker(args: string[], options: BuildOptions, purpose: string) {
 async function imageInfo(ref: string, options: BuildOptions): Promise<{id: string; fingerprint?: string} | undefined> {
   try {
     // json, not `index`: an imported base image has no labels at all, and index of nil fails
-    const {stdout} = await docker(['image', 'inspect', '--format', '{{.Id}} {{json .Config.Labels}}', ref], options, `inspect ${ref}`)
+    const {stdout} = await docker(
+      ['image', 'inspect', '--format', '{{.Id}} {{json .Config.Labels}}', ref],
+      options,
+      `inspect ${ref}`,
+    )
     const text = stdout.trim()
     const space = text.indexOf(' ')
     const labels = (JSON.parse(text.slice(space + 1)) ?? {}) as Record<string, string>
@@ -131,7 +146,8 @@ async function imageInfo(ref: string, options: BuildOptions): Promise<{id: strin
 /** The npm registry's Node binary package for this Node version, cached under ~/.cache/charge-ops/node. */
 async function nodeTarball(options: BuildOptions): Promise<string> {
   const arch = process.arch === 'arm64' ? 'arm64' : process.arch === 'x64' ? 'x64' : undefined
-  if (!arch) throw new UsageError(`images build supports x64 and arm64, not ${process.arch}`, {code: 'IMAGES_UNSUPPORTED_ARCH'})
+  if (!arch)
+    throw new UsageError(`images build supports x64 and arm64, not ${process.arch}`, {code: 'IMAGES_UNSUPPORTED_ARCH'})
   const version = process.versions.node
   const dir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'charge-ops', 'node')
   const file = join(dir, `node-linux-${arch}-${version}.tgz`)
@@ -139,8 +155,14 @@ async function nodeTarball(options: BuildOptions): Promise<string> {
   mkdirSync(dir, {recursive: true})
   options.progress(`fetching node-linux-${arch}@${version} from the npm registry`)
   // npm verifies the registry's integrity hash; the file is renamed into place by npm pack itself.
-  await run('npm', ['pack', `node-linux-${arch}@${version}`, '--pack-destination', dir, '--silent'], {purpose: 'fetch the Node binary for the images'})
-  if (!existsSync(file)) throw new UnreachableError(`npm pack did not produce ${file}`, {code: 'IMAGES_NODE_FETCH', hint: 'Check that the npm registry is reachable (npm config get registry).'})
+  await run('npm', ['pack', `node-linux-${arch}@${version}`, '--pack-destination', dir, '--silent'], {
+    purpose: 'fetch the Node binary for the images',
+  })
+  if (!existsSync(file))
+    throw new UnreachableError(`npm pack did not produce ${file}`, {
+      code: 'IMAGES_NODE_FETCH',
+      hint: 'Check that the npm registry is reachable (npm config get registry).',
+    })
   return file
 }
 
@@ -182,17 +204,32 @@ async function imagePlans({root, imagesDir, options, want, baseId}: PlanInputs):
   const webDist = join(root, 'dist', 'web')
 
   const packageContext = async (context: string, dir: string) => {
-    for (const entry of PACKAGE_ENTRIES) if (existsSync(join(root, entry))) await copyInto(join(root, entry), join(context, dir, entry))
+    for (const entry of PACKAGE_ENTRIES)
+      if (existsSync(join(root, entry))) await copyInto(join(root, entry), join(context, dir, entry))
     for (const path of modules) await copyInto(join(root, path), join(context, dir, path))
     await copyInto(node, join(context, 'node.tgz'))
   }
-  const lockSource = existsSync(join(root, 'package-lock.json')) ? [join(root, 'package-lock.json')] : [join(root, 'node_modules', '.package-lock.json')]
+  const lockSource = existsSync(join(root, 'package-lock.json'))
+    ? [join(root, 'package-lock.json')]
+    : [join(root, 'node_modules', '.package-lock.json')]
 
   const plans: Plan[] = []
   if (want.has('service')) {
-    plans.push({name: 'service', dockerfileDir: join(imagesDir, 'service'), prepare: (c) => packageContext(c, 'charge-ops'), sources: [...PACKAGE_ENTRIES.map((e) => join(root, e)), ...lockSource, node], args: {BASE: options.base, BASE_ID: await baseId(options.base)}})
+    plans.push({
+      name: 'service',
+      dockerfileDir: join(imagesDir, 'service'),
+      prepare: (c) => packageContext(c, 'charge-ops'),
+      sources: [...PACKAGE_ENTRIES.map((e) => join(root, e)), ...lockSource, node],
+      args: {BASE: options.base, BASE_ID: await baseId(options.base)},
+    })
   }
-  if (want.has('postgres')) plans.push({name: 'postgres', dockerfileDir: join(imagesDir, 'postgres'), sources: [], args: {SERVICE_IMAGE: ref('service'), BASE: options.base, BASE_ID: await baseId(options.base)}})
+  if (want.has('postgres'))
+    plans.push({
+      name: 'postgres',
+      dockerfileDir: join(imagesDir, 'postgres'),
+      sources: [],
+      args: {SERVICE_IMAGE: ref('service'), BASE: options.base, BASE_ID: await baseId(options.base)},
+    })
   if (want.has('chroma')) {
     plans.push({
       name: 'chroma',
@@ -205,7 +242,13 @@ async function imagePlans({root, imagesDir, options, want, baseId}: PlanInputs):
       args: {BASE: options.trixieBase, BASE_ID: await baseId(options.trixieBase)},
     })
   }
-  if (want.has('redis')) plans.push({name: 'redis', dockerfileDir: join(imagesDir, 'redis'), sources: [], args: {BASE: options.base, BASE_ID: await baseId(options.base)}})
+  if (want.has('redis'))
+    plans.push({
+      name: 'redis',
+      dockerfileDir: join(imagesDir, 'redis'),
+      sources: [],
+      args: {BASE: options.base, BASE_ID: await baseId(options.base)},
+    })
   if (want.has('nginx')) {
     plans.push({
       name: 'nginx',
@@ -227,7 +270,11 @@ async function buildPlan(plan: Plan, root: string, options: BuildOptions): Promi
   const ref = (name: ImageName) => imageRef(name, options.version, options.prefix)
   const started = Date.now()
   const target = ref(plan.name)
-  const args = {...plan.args, VERSION: options.version, ...(plan.name === 'postgres' ? {SERVICE_ID: (await imageInfo(ref('service'), options))?.id ?? ''} : {})}
+  const args = {
+    ...plan.args,
+    VERSION: options.version,
+    ...(plan.name === 'postgres' ? {SERVICE_ID: (await imageInfo(ref('service'), options))?.id ?? ''} : {}),
+  }
   const hash = createHash('sha256')
   hash.update(JSON.stringify(args))
   hashTree(hash, plan.dockerfileDir, plan.dockerfileDir)
@@ -243,14 +290,31 @@ async function buildPlan(plan: Plan, root: string, options: BuildOptions): Promi
   let temp: string | undefined
   if (plan.prepare) {
     temp = await mkdtemp(join(process.env.CHARGE_OPS_STAGING_DIR ?? tmpdir(), `charge-ops-image-${plan.name}-`))
-    for (const entry of readdirSync(plan.dockerfileDir)) await copyInto(join(plan.dockerfileDir, entry), join(temp, entry))
+    for (const entry of readdirSync(plan.dockerfileDir))
+      await copyInto(join(plan.dockerfileDir, entry), join(temp, entry))
     await plan.prepare(temp)
     context = temp
   }
   try {
-    const buildArgs = Object.entries(args).filter(([key]) => !key.endsWith('_ID')).flatMap(([key, value]) => ['--build-arg', `${key}=${value}`])
+    const buildArgs = Object.entries(args)
+      .filter(([key]) => !key.endsWith('_ID'))
+      .flatMap(([key, value]) => ['--build-arg', `${key}=${value}`])
     // --network host: RUN steps reach the Debian mirror the way this host does (its proxy, its DNS)
-    await docker(['build', '--network', 'host', '--label', `${FINGERPRINT_LABEL}=${fingerprint}`, ...buildArgs, '-t', target, context], options, `build ${target}`)
+    await docker(
+      [
+        'build',
+        '--network',
+        'host',
+        '--label',
+        `${FINGERPRINT_LABEL}=${fingerprint}`,
+        ...buildArgs,
+        '-t',
+        target,
+        context,
+      ],
+      options,
+      `build ${target}`,
+    )
   } finally {
     if (temp) await rm(temp, {recursive: true, force: true})
   }
@@ -263,15 +327,24 @@ async function buildPlan(plan: Plan, root: string, options: BuildOptions): Promi
 export async function buildImages(options: BuildOptions): Promise<BuildResult> {
   const root = packageRoot()
   const imagesDir = join(root, 'images')
-  if (!existsSync(imagesDir)) throw new UsageError(`${imagesDir} is missing from this charge-ops installation`, {code: 'IMAGES_MISSING'})
+  if (!existsSync(imagesDir))
+    throw new UsageError(`${imagesDir} is missing from this charge-ops installation`, {code: 'IMAGES_MISSING'})
   try {
     await docker(['version', '--format', '{{.Server.Version}}'], options, 'reach the Docker daemon')
   } catch (error) {
-    throw new UnreachableError('the Docker daemon is not reachable (`docker version` failed)', {code: 'DOCKER_UNREACHABLE', hint: 'Start Docker (or set DOCKER_HOST), then rerun.', cause: error})
+    throw new UnreachableError('the Docker daemon is not reachable (`docker version` failed)', {
+      code: 'DOCKER_UNREACHABLE',
+      hint: 'Start Docker (or set DOCKER_HOST), then rerun.',
+      cause: error,
+    })
   }
   const baseId = async (ref: string) => {
     const info = await imageInfo(ref, options)
-    if (!info) throw new UsageError(`the base image ${ref} is not in the Docker daemon`, {code: 'IMAGES_BASE_MISSING', hint: `docker pull ${ref}, or build one from Debian: debootstrap --variant=minbase bookworm rootfs && tar -C rootfs -c . | docker import - ${ref} (then --base ${ref}).`})
+    if (!info)
+      throw new UsageError(`the base image ${ref} is not in the Docker daemon`, {
+        code: 'IMAGES_BASE_MISSING',
+        hint: `docker pull ${ref}, or build one from Debian: debootstrap --variant=minbase bookworm rootfs && tar -C rootfs -c . | docker import - ${ref} (then --base ${ref}).`,
+      })
     return info.id
   }
   const want = new Set(options.only && options.only.length > 0 ? options.only : IMAGE_NAMES)

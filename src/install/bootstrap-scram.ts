@@ -13,9 +13,10 @@ export const SCRAM_ITERATIONS = 4096
  * and "mapped to nothing" characters are removed, as RFC 4013 says.
  */
 export function saslPrep(password: string): string {
-   
   if (/^[\x20-\x7E]*$/.test(password)) return password
-  const mapped = password.replace(/[\u00A0\u1680\u2000-\u200B\u202F\u205F\u3000]/g, ' ').replace(/[\u00AD\u034F\u1806\u180B-\u180D\u200C\u200D\u2060\uFE00-\uFE0F\uFEFF]/g, '')
+  const mapped = password
+    .replace(/[\u00A0\u1680\u2000-\u200B\u202F\u205F\u3000]/g, ' ')
+    .replace(/[\u00AD\u034F\u1806\u180B-\u180D\u200C\u200D\u2060\uFE00-\uFE0F\uFEFF]/g, '')
   return mapped.normalize('NFKC')
 }
 

@@ -67,10 +67,17 @@ function quoteLiteral(value: string): string {
 
 export function validateBootstrapNames(database: string, roles: BootstrapRoles): void {
   for (const [kind, name] of Object.entries(roles)) {
-    if (!ROLE_NAME.test(name)) throw new UsageError(`invalid ${kind} role name "${name}"`, {hint: 'Use lower-case letters, digits and underscores (e.g. charge_user).'})
+    if (!ROLE_NAME.test(name))
+      throw new UsageError(`invalid ${kind} role name "${name}"`, {
+        hint: 'Use lower-case letters, digits and underscores (e.g. charge_user).',
+      })
   }
-  if (new Set(Object.values(roles)).size !== 3) throw new UsageError('the app, migration and read-only roles must be three different roles')
-  if (!/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(database)) throw new UsageError(`invalid database name "${database}"`, {hint: 'Use letters, digits, _ and - (e.g. charge_analysis).'})
+  if (new Set(Object.values(roles)).size !== 3)
+    throw new UsageError('the app, migration and read-only roles must be three different roles')
+  if (!/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(database))
+    throw new UsageError(`invalid database name "${database}"`, {
+      hint: 'Use letters, digits, _ and - (e.g. charge_analysis).',
+    })
 }
 
 interface Step {
@@ -115,7 +122,9 @@ async function roleExists(client: Client, role: string): Promise<boolean> {
 /** The stored verifier, when we may read pg_authid (superuser); undefined when we cannot tell. */
 async function storedPassword(client: Client, role: string): Promise<string | null | undefined> {
   try {
-    const {rows} = await client.query<{p: string | null}>('SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1', [role])
+    const {rows} = await client.query<{p: string | null}>('SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1', [
+      role,
+    ])
     return rows[0]?.p ?? null
   } catch {
     return undefined
@@ -160,7 +169,11 @@ export function bootstrapStatements(database: string, roles: BootstrapRoles): Bo
       `GRANT CONNECT, TEMPORARY, CREATE ON DATABASE ${qdb} TO ${mig}`,
     ],
     readonlyDefaults: [`ALTER ROLE ${ro} IN DATABASE ${qdb} SET default_transaction_read_only = on`],
-    schemaOwnership: ['REVOKE ALL ON SCHEMA public FROM PUBLIC', `ALTER SCHEMA public OWNER TO ${mig}`, `GRANT USAGE ON SCHEMA public TO ${app}, ${ro}`],
+    schemaOwnership: [
+      'REVOKE ALL ON SCHEMA public FROM PUBLIC',
+      `ALTER SCHEMA public OWNER TO ${mig}`,
+      `GRANT USAGE ON SCHEMA public TO ${app}, ${ro}`,
+    ],
     defaultPrivileges: [
       `ALTER DEFAULT PRIVILEGES FOR ROLE ${mig} IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${app}`,
       `ALTER DEFAULT PRIVILEGES FOR ROLE ${mig} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ${app}`,
@@ -193,17 +206,38 @@ async function planRoleSteps(admin: Client, options: BootstrapOptions, warnings:
     const passwordDisplay = verifier ? ` PASSWORD '${MASK}'` : ''
     const probe = `SELECT rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolinherit FROM pg_roles WHERE rolname = ${quoteLiteral(role)}`
     if (!exists) {
-      if (password === undefined) warnings.push(`role ${role} is created with no password yet; give one in ${envNameOf(kind)} or --${kind}-password-file and rerun before using it`)
-      roleSteps.push({description: `create ${kind} role ${role}`, statements: [{sql: `CREATE ROLE ${q} WITH ${ROLE_ATTRIBUTES}${passwordClause}`, display: `CREATE ROLE ${q} WITH ${ROLE_ATTRIBUTES}${passwordDisplay}`}], probe})
+      if (password === undefined)
+        warnings.push(
+          `role ${role} is created with no password yet; give one in ${envNameOf(kind)} or --${kind}-password-file and rerun before using it`,
+        )
+      roleSteps.push({
+        description: `create ${kind} role ${role}`,
+        statements: [
+          {
+            sql: `CREATE ROLE ${q} WITH ${ROLE_ATTRIBUTES}${passwordClause}`,
+            display: `CREATE ROLE ${q} WITH ${ROLE_ATTRIBUTES}${passwordDisplay}`,
+          },
+        ],
+        probe,
+      })
       continue
     }
-    roleSteps.push({description: `${kind} role ${role}: attributes`, statements: [{sql: `ALTER ROLE ${q} WITH ${ROLE_ATTRIBUTES}`}], probe})
+    roleSteps.push({
+      description: `${kind} role ${role}: attributes`,
+      statements: [{sql: `ALTER ROLE ${q} WITH ${ROLE_ATTRIBUTES}`}],
+      probe,
+    })
     if (password !== undefined) {
       const stored = await storedPassword(admin, role)
       const same = stored !== undefined && verifierMatches(stored, password)
       roleSteps.push({
         description: `${kind} role ${role}: password`,
-        statements: [{sql: `ALTER ROLE ${q} WITH PASSWORD ${quoteLiteral(verifier!)}`, display: `ALTER ROLE ${q} WITH PASSWORD '${MASK}'`}],
+        statements: [
+          {
+            sql: `ALTER ROLE ${q} WITH PASSWORD ${quoteLiteral(verifier!)}`,
+            display: `ALTER ROLE ${q} WITH PASSWORD '${MASK}'`,
+          },
+        ],
         skip: async () => same,
       })
     }
@@ -212,7 +246,12 @@ async function planRoleSteps(admin: Client, options: BootstrapOptions, warnings:
 }
 
 /** The database (CREATE DATABASE cannot run in a transaction; each query here autocommits), who may connect, read-only defaults. */
-function databaseSteps(database: string, roles: BootstrapRoles, sql: ReturnType<typeof bootstrapStatements>, dbExists: boolean): Step[] {
+function databaseSteps(
+  database: string,
+  roles: BootstrapRoles,
+  sql: ReturnType<typeof bootstrapStatements>,
+  dbExists: boolean,
+): Step[] {
   const dbAcl = `SELECT datacl::text FROM pg_database WHERE datname = ${quoteLiteral(database)}`
   return [
     {
@@ -268,7 +307,9 @@ export async function bootstrapDatabase(options: BootstrapOptions): Promise<Boot
       'SELECT rolsuper AS superuser, rolcreaterole AS createrole, rolcreatedb AS createdb FROM pg_roles WHERE rolname = current_user',
     )
     if (!me[0].superuser && !(me[0].createrole && me[0].createdb)) {
-      throw new UsageError('the admin role may not create roles and databases', {hint: 'Use a superuser (postgres) or a role with CREATEROLE and CREATEDB for --admin-url.'})
+      throw new UsageError('the admin role may not create roles and databases', {
+        hint: 'Use a superuser (postgres) or a role with CREATEROLE and CREATEDB for --admin-url.',
+      })
     }
 
     // --- roles (cluster-wide)
@@ -287,7 +328,12 @@ export async function bootstrapDatabase(options: BootstrapOptions): Promise<Boot
     // --- inside the database: schema ownership, grants, default privileges
     const schemaSteps = schemaStepsOf(roles, sql)
     if (dryRun && !dbExists) {
-      await runSteps(admin, schemaSteps.map((s) => ({...s, probe: undefined})), true, steps)
+      await runSteps(
+        admin,
+        schemaSteps.map((s) => ({...s, probe: undefined})),
+        true,
+        steps,
+      )
     } else {
       const inDb = await connect(withDatabase(options.adminUrl, database), {applicationName: 'charge-ops db bootstrap'})
       try {
@@ -303,10 +349,18 @@ export async function bootstrapDatabase(options: BootstrapOptions): Promise<Boot
 
   const target = parseDatabaseUrl(options.adminUrl)
   const host = target.host.includes(':') ? `[${target.host}]` : target.host
-  const url = (role: string) => `postgresql://${role}@${host}:${target.port}/${encodeURIComponent(database)}${target.sslmode ? `?sslmode=${target.sslmode}` : ''}`
+  const url = (role: string) =>
+    `postgresql://${role}@${host}:${target.port}/${encodeURIComponent(database)}${target.sslmode ? `?sslmode=${target.sslmode}` : ''}`
   const changed = steps.filter((s) => s.changed === true).length
   for (const w of warnings) logger.warn(w)
-  return {database, dryRun, steps, changed, urls: {app: url(roles.app), migration: url(roles.migration), readonly: url(roles.readonly)}, warnings}
+  return {
+    database,
+    dryRun,
+    steps,
+    changed,
+    urls: {app: url(roles.app), migration: url(roles.migration), readonly: url(roles.readonly)},
+    warnings,
+  }
 }
 
 export function envNameOf(kind: keyof BootstrapRoles): string {
@@ -323,10 +377,14 @@ export async function readPasswordFile(path: string, logger: Logger = silentLogg
   let text: string
   try {
     const mode = statSync(path).mode & 0o777
-    if ((mode & 0o077) !== 0) logger.warn(`${path} is readable by others (mode ${mode.toString(8).padStart(4, '0')}); chmod 600 ${path}`)
+    if ((mode & 0o077) !== 0)
+      logger.warn(`${path} is readable by others (mode ${mode.toString(8).padStart(4, '0')}); chmod 600 ${path}`)
     text = readFileSync(path, 'utf8')
   } catch (error) {
-    throw new UsageError(`cannot read the password file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {hint: 'Check the path and that this user may read it.'})
+    throw new UsageError(
+      `cannot read the password file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      {hint: 'Check the path and that this user may read it.'},
+    )
   }
   const password = text.split(/\r?\n/)[0]
   if (!password) throw new UsageError(`the password file ${path} is empty`)

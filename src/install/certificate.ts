@@ -28,7 +28,24 @@ export async function selfSignedCertificate(dir: string, domain: string): Promis
   try {
     await run(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '825', '-subj', `/CN=${domain}`, '-addext', `subjectAltName=DNS:${domain}`, '-keyout', join(temp, 'key.pem'), '-out', join(temp, 'cert.pem')],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-sha256',
+        '-days',
+        '825',
+        '-subj',
+        `/CN=${domain}`,
+        '-addext',
+        `subjectAltName=DNS:${domain}`,
+        '-keyout',
+        join(temp, 'key.pem'),
+        '-out',
+        join(temp, 'cert.pem'),
+      ],
       {purpose: 'make a self-signed certificate for nginx'},
     )
     return [

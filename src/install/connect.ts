@@ -13,11 +13,14 @@ export async function checkRepositoryReachable(backup: Answers['backup'], timeou
     const described = describeS3Error(error, `HeadBucket ${bucket}`)
     if (described instanceof UnreachableError) throw described
     const e = error as {name?: string; $metadata?: {httpStatusCode?: number}}
-    throw new UnreachableError(`S3 bucket ${bucket} is not reachable (${e.name ?? 'error'}${e.$metadata?.httpStatusCode ? ` HTTP ${e.$metadata.httpStatusCode}` : ''})`, {
-      code: 'S3_UNREACHABLE',
-      hint: 'Check --repo, --s3-endpoint, the network and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. Nothing was written.',
-      cause: error,
-    })
+    throw new UnreachableError(
+      `S3 bucket ${bucket} is not reachable (${e.name ?? 'error'}${e.$metadata?.httpStatusCode ? ` HTTP ${e.$metadata.httpStatusCode}` : ''})`,
+      {
+        code: 'S3_UNREACHABLE',
+        hint: 'Check --repo, --s3-endpoint, the network and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. Nothing was written.',
+        cause: error,
+      },
+    )
   } finally {
     client.destroy()
   }

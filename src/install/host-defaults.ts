@@ -17,7 +17,9 @@ function readText(path: string): string | undefined {
 /** Bytes of RAM: the cgroup v2 memory.max / v1 limit_in_bytes when lower than the host's. */
 export function detectRam(): number {
   const host = totalmem()
-  const limit = Number(readText('/sys/fs/cgroup/memory.max') ?? readText('/sys/fs/cgroup/memory/memory.limit_in_bytes') ?? Number.NaN)
+  const limit = Number(
+    readText('/sys/fs/cgroup/memory.max') ?? readText('/sys/fs/cgroup/memory/memory.limit_in_bytes') ?? Number.NaN,
+  )
   return Number.isFinite(limit) && limit > 0 && limit < host ? limit : host
 }
 
@@ -25,6 +27,7 @@ export function detectRam(): number {
 export function detectCpus(): number {
   const cpus = availableParallelism()
   const [quota, period] = (readText('/sys/fs/cgroup/cpu.max') ?? '').split(/\s+/)
-  if (quota && quota !== 'max' && Number(period) > 0) return Math.max(1, Math.min(cpus, Math.ceil(Number(quota) / Number(period))))
+  if (quota && quota !== 'max' && Number(period) > 0)
+    return Math.max(1, Math.min(cpus, Math.ceil(Number(quota) / Number(period))))
   return cpus
 }

@@ -284,7 +284,13 @@ function deployment(k: StackContext, name: string, replicas: number, pod: Obj, s
 /** The pod settings backend and worker share: the service image's non-root user, the uploads volume. */
 const servicePod = (stack: string, container: Obj): Obj => ({
   securityContext: {runAsNonRoot: true, runAsUser: 10001, fsGroup: 10001},
-  containers: [{...container, securityContext: {allowPrivilegeEscalation: false}, volumeMounts: [{name: 'uploads', mountPath: '/app/uploads'}]}],
+  containers: [
+    {
+      ...container,
+      securityContext: {allowPrivilegeEscalation: false},
+      volumeMounts: [{name: 'uploads', mountPath: '/app/uploads'}],
+    },
+  ],
   volumes: [{name: 'uploads', persistentVolumeClaim: {claimName: `${stack}-uploads`}}],
 })
 
@@ -418,11 +424,25 @@ function backendManifest(k: StackContext): Manifest {
     command: ['node', SERVICE_ENTRY.api],
     ports: [{name: 'http', containerPort: 8000}],
     envFrom: [{configMapRef: {name: `${stack}-backend`}}, {secretRef: {name: `${stack}-backend`}}],
-    readinessProbe: {httpGet: {path: '/health', port: 'http'}, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 5},
-    livenessProbe: {httpGet: {path: '/health', port: 'http'}, initialDelaySeconds: 30, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3},
+    readinessProbe: {
+      httpGet: {path: '/health', port: 'http'},
+      initialDelaySeconds: 10,
+      periodSeconds: 10,
+      timeoutSeconds: 5,
+    },
+    livenessProbe: {
+      httpGet: {path: '/health', port: 'http'},
+      initialDelaySeconds: 30,
+      periodSeconds: 20,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    },
     resources: {requests: {cpu: '250m', memory: '512Mi'}, limits: {cpu: '2', memory: '2Gi'}},
   })
-  const backend = deployment(k, 'backend', 2, pod, {type: 'RollingUpdate', rollingUpdate: {maxUnavailable: 0, maxSurge: 1}})
+  const backend = deployment(k, 'backend', 2, pod, {
+    type: 'RollingUpdate',
+    rollingUpdate: {maxUnavailable: 0, maxSurge: 1},
+  })
   return {
     path: 'backend.yaml',
     header: 'Backend Deployment, its uploads volume and Service',
@@ -452,11 +472,21 @@ function workerManifest(k: StackContext): Manifest {
     image: k.image('service'),
     command: ['node', SERVICE_ENTRY.worker],
     readinessProbe: {exec: {command: WORKER_PROBE}, initialDelaySeconds: 5, periodSeconds: 20, timeoutSeconds: 5},
-    livenessProbe: {exec: {command: WORKER_PROBE}, initialDelaySeconds: 30, periodSeconds: 30, timeoutSeconds: 5, failureThreshold: 3},
+    livenessProbe: {
+      exec: {command: WORKER_PROBE},
+      initialDelaySeconds: 30,
+      periodSeconds: 30,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    },
     envFrom: [{configMapRef: {name: `${stack}-backend`}}, {secretRef: {name: `${stack}-backend`}}],
     resources: {requests: {cpu: '250m', memory: '256Mi'}, limits: {cpu: '2', memory: '1Gi'}},
   })
-  return {path: 'worker.yaml', header: 'Worker Deployment (analyses from the Redis queue)', docs: [deployment(k, 'worker', 1, pod)]}
+  return {
+    path: 'worker.yaml',
+    header: 'Worker Deployment (analyses from the Redis queue)',
+    docs: [deployment(k, 'worker', 1, pod)],
+  }
 }
 
 function frontendManifest(k: StackContext): Manifest {
@@ -469,7 +499,12 @@ function frontendManifest(k: StackContext): Manifest {
         image: image('nginx'),
         ports: [{name: 'http', containerPort: 80}],
         readinessProbe: {httpGet: {path: '/', port: 'http'}, initialDelaySeconds: 5, periodSeconds: 10},
-        livenessProbe: {httpGet: {path: '/', port: 'http'}, initialDelaySeconds: 15, periodSeconds: 20, failureThreshold: 3},
+        livenessProbe: {
+          httpGet: {path: '/', port: 'http'},
+          initialDelaySeconds: 15,
+          periodSeconds: 20,
+          failureThreshold: 3,
+        },
         resources: {requests: {cpu: '50m', memory: '64Mi'}, limits: {cpu: '500m', memory: '256Mi'}},
       },
     ],

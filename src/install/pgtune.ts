@@ -62,7 +62,10 @@ export function tunePostgres(sizing: HostSizing): PgTuning {
   const maxParallelMaintenanceWorkers = Math.min(halfCpus, 4)
 
   // (RAM − shared_buffers) / ((max_connections + max_worker_processes) × 3), at least 4MB.
-  const workMemKb = Math.max(Math.floor((ramKb - sharedBuffersKb) / ((maxConnections + maxWorkerProcesses) * 3)), 4 * KB_PER_MB)
+  const workMemKb = Math.max(
+    Math.floor((ramKb - sharedBuffersKb) / ((maxConnections + maxWorkerProcesses) * 3)),
+    4 * KB_PER_MB,
+  )
 
   return {
     maxConnections,

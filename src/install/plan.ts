@@ -263,7 +263,10 @@ function proxyFiles(answers: Answers, secrets: InitSecrets, pgHost: string): Pla
     )
     files.push({
       path: 'pgbouncer/userlist.txt',
-      content: renderTemplateFile('pgbouncer/userlist.txt', {appRole: names.appRole, appDbPassword: secrets.appDbPassword}),
+      content: renderTemplateFile('pgbouncer/userlist.txt', {
+        appRole: names.appRole,
+        appDbPassword: secrets.appDbPassword,
+      }),
       mode: SECRET,
       // compose runs PgBouncer from the postgres image as its postgres user (PgBouncer refuses root),
       // which must read this 0600 file

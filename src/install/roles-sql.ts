@@ -24,7 +24,11 @@ export interface RolesSqlOptions {
   readonlyPasswordEnv?: string
 }
 
-export const ROLE_PASSWORD_ENV = {app: 'CHARGE_APP_DB_PASSWORD', migration: 'CHARGE_MIGRATOR_DB_PASSWORD', readonly: 'CHARGE_READER_DB_PASSWORD'} as const
+export const ROLE_PASSWORD_ENV = {
+  app: 'CHARGE_APP_DB_PASSWORD',
+  migration: 'CHARGE_MIGRATOR_DB_PASSWORD',
+  readonly: 'CHARGE_READER_DB_PASSWORD',
+} as const
 
 const literal = (value: string) => `'${value.replaceAll("'", "''")}'`
 const lines = (statements: string[]) => statements.map((s) => `${s};`).join('\n')
@@ -41,7 +45,8 @@ export function buildRolesSql(options: RolesSqlOptions): string {
   const variable = {app: 'app_password', migration: 'migrator_password', readonly: 'reader_password'}
   const createRole = (kind: (typeof kinds)[number]) =>
     `SELECT ${literal(`CREATE ROLE ${quoteIdent(roles[kind])} WITH ${sql.roleAttributes}`)} WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${literal(roles[kind])}) \\gexec`
-  const setPassword = (kind: (typeof kinds)[number]) => `SELECT format('ALTER ROLE %I WITH PASSWORD %L', ${literal(roles[kind])}, :'${variable[kind]}') \\gexec`
+  const setPassword = (kind: (typeof kinds)[number]) =>
+    `SELECT format('ALTER ROLE %I WITH PASSWORD %L', ${literal(roles[kind])}, :'${variable[kind]}') \\gexec`
   // psql's \quit takes no exit status: an error under ON_ERROR_STOP is what makes psql (and the
   // postgres image's entrypoint) stop with exit 3 before anything was changed.
   const requireVar = (kind: 'app' | 'migration') => `\\if :{?${variable[kind]}}

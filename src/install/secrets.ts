@@ -31,7 +31,13 @@ export interface RepositoryCredentials {
   secretAccessKey: string
 }
 
-export const SECRET_NAMES: ReadonlyArray<keyof InitSecrets> = ['secretKey', 'postgresPassword', 'appDbPassword', 'migratorDbPassword', 'redisPassword']
+export const SECRET_NAMES: ReadonlyArray<keyof InitSecrets> = [
+  'secretKey',
+  'postgresPassword',
+  'appDbPassword',
+  'migratorDbPassword',
+  'redisPassword',
+]
 
 /** Hex only: safe inside URLs, YAML, .env and redis.conf without any quoting or escaping. */
 export function generateSecrets(random: (bytes: number) => Buffer = randomBytes): InitSecrets {
@@ -87,7 +93,10 @@ export function readExistingSecrets(dir: string): Partial<InitSecrets> {
 }
 
 /** Existing secrets win; only what is missing is generated. Every value is registered with the redactor. */
-export function resolveSecrets(dir: string, generate: () => InitSecrets = generateSecrets): {secrets: InitSecrets; reused: Array<keyof InitSecrets>} {
+export function resolveSecrets(
+  dir: string,
+  generate: () => InitSecrets = generateSecrets,
+): {secrets: InitSecrets; reused: Array<keyof InitSecrets>} {
   const existing = readExistingSecrets(dir)
   const fresh = generate()
   const secrets = {...fresh, ...existing} as InitSecrets

@@ -23,8 +23,12 @@ export function renderTemplate(text: string, view: View, name = 'template'): str
   // Sections may nest: resolve innermost-first by repeating until nothing changes.
   for (let pass = 0; pass < 10; pass++) {
     const before = out
-    out = out.replace(SECTION, (_m, kind: string, key: string, body: string) => (Boolean(lookup(key)) === (kind === '#') ? body : ''))
-    out = out.replace(INLINE_SECTION, (_m, kind: string, key: string, body: string) => (Boolean(lookup(key)) === (kind === '#') ? body : ''))
+    out = out.replace(SECTION, (_m, kind: string, key: string, body: string) =>
+      Boolean(lookup(key)) === (kind === '#') ? body : '',
+    )
+    out = out.replace(INLINE_SECTION, (_m, kind: string, key: string, body: string) =>
+      Boolean(lookup(key)) === (kind === '#') ? body : '',
+    )
     if (out === before) break
   }
   return out.replace(VARIABLE, (_m, key: string) => {
@@ -41,7 +45,8 @@ export function findTemplatesDir(): string {
   if (templatesDir) return templatesDir
   let dir = dirname(fileURLToPath(import.meta.url))
   for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'templates')) && existsSync(join(dir, 'package.json'))) return (templatesDir = join(dir, 'templates'))
+    if (existsSync(join(dir, 'templates')) && existsSync(join(dir, 'package.json')))
+      return (templatesDir = join(dir, 'templates'))
     dir = dirname(dir)
   }
   throw new Error('templates/ not found next to the charge-ops package')

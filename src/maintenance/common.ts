@@ -10,7 +10,12 @@ export function qualified(schema: string, name: string): string {
 }
 
 /** Resolves a user-given table or index name (optionally schema-qualified) to schema + name, or fails with a usage error. */
-export async function resolveRelation(client: Client, name: string, kinds: string[], what: string): Promise<{schema: string; name: string; oid: number}> {
+export async function resolveRelation(
+  client: Client,
+  name: string,
+  kinds: string[],
+  what: string,
+): Promise<{schema: string; name: string; oid: number}> {
   const {rows} = await client.query<{schema: string; name: string; oid: number; relkind: string}>(
     `SELECT n.nspname AS schema, c.relname AS name, c.oid::int AS oid, c.relkind::text AS relkind
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -19,7 +24,10 @@ export async function resolveRelation(client: Client, name: string, kinds: strin
   )
   const row = rows[0]
   if (!row || !kinds.includes(row.relkind)) {
-    throw new UsageError(`${what} "${name}" does not exist in this database`, {code: 'NO_SUCH_RELATION', hint: `Check the name (schema-qualify it if needed: public.${name}).`})
+    throw new UsageError(`${what} "${name}" does not exist in this database`, {
+      code: 'NO_SUCH_RELATION',
+      hint: `Check the name (schema-qualify it if needed: public.${name}).`,
+    })
   }
   return row
 }

@@ -76,28 +76,60 @@ interface IndexRow {
   build_in_progress: boolean
 }
 
-export async function findReindexTargets(client: Client, options: Omit<ReindexOptions, 'databaseUrl'>): Promise<ReindexItem[]> {
+export async function findReindexTargets(
+  client: Client,
+  options: Omit<ReindexOptions, 'databaseUrl'>,
+): Promise<ReindexItem[]> {
   const bloatLimit = options.bloatPct ?? 50
   const minBytes = options.minBytes ?? 8 * 1024 * 1024
   const onlyTable = options.table ? await resolveRelation(client, options.table, ['r', 'm', 'p'], 'table') : undefined
   const onlyIndex = options.index ? await resolveRelation(client, options.index, ['i', 'I'], 'index') : undefined
-  const rows = (await client.query<IndexRow>(INDEXES_SQL)).rows.filter((r) => (!onlyTable || Number(r.table_oid) === onlyTable.oid) && (!onlyIndex || Number(r.oid) === onlyIndex.oid))
-  const bloat = new Map((await client.query<{oid: string; bloat_pct: number; is_na: boolean}>(INDEX_BLOAT_SQL, [minBytes])).rows.filter((r) => !r.is_na).map((r) => [r.oid, r.bloat_pct]))
+  const rows = (await client.query<IndexRow>(INDEXES_SQL)).rows.filter(
+    (r) => (!onlyTable || Number(r.table_oid) === onlyTable.oid) && (!onlyIndex || Number(r.oid) === onlyIndex.oid),
+  )
+  const bloat = new Map(
+    (await client.query<{oid: string; bloat_pct: number; is_na: boolean}>(INDEX_BLOAT_SQL, [minBytes])).rows
+      .filter((r) => !r.is_na)
+      .map((r) => [r.oid, r.bloat_pct]),
+  )
   const items: ReindexItem[] = []
   for (const r of rows) {
-    const base = {index: `${r.schema}.${r.name}`, schema: r.schema, name: r.name, table: `${r.schema}.${r.table}`, bytes: Number(r.bytes)}
+    const base = {
+      index: `${r.schema}.${r.name}`,
+      schema: r.schema,
+      name: r.name,
+      table: `${r.schema}.${r.table}`,
+      bytes: Number(r.bytes),
+    }
     if (!r.valid) {
-      const skipped = r.build_in_progress ? 'an index build / concurrent reindex is running on this table right now; not touching its invalid indexes' : undefined
-      if (LEFTOVER_PATTERN.test(r.name)) items.push({...base, action: 'drop-leftover', reason: 'invalid leftover of an interrupted REINDEX CONCURRENTLY', ...(skipped ? {skipped} : {})})
-      else items.push({...base, action: 'reindex', reason: 'invalid (a failed or cancelled CREATE INDEX CONCURRENTLY)', ...(skipped ? {skipped} : {})})
+      const skipped = r.build_in_progress
+        ? 'an index build / concurrent reindex is running on this table right now; not touching its invalid indexes'
+        : undefined
+      if (LEFTOVER_PATTERN.test(r.name))
+        items.push({
+          ...base,
+          action: 'drop-leftover',
+          reason: 'invalid leftover of an interrupted REINDEX CONCURRENTLY',
+          ...(skipped ? {skipped} : {}),
+        })
+      else
+        items.push({
+          ...base,
+          action: 'reindex',
+          reason: 'invalid (a failed or cancelled CREATE INDEX CONCURRENTLY)',
+          ...(skipped ? {skipped} : {}),
+        })
       continue
     }
     const b = bloat.get(r.oid)
-    if (b !== undefined && b >= bloatLimit) items.push({...base, action: 'reindex', reason: `~${Math.round(b)}% estimated bloat`})
+    if (b !== undefined && b >= bloatLimit)
+      items.push({...base, action: 'reindex', reason: `~${Math.round(b)}% estimated bloat`})
     else if (onlyIndex) items.push({...base, action: 'reindex', reason: 'requested with --index'})
   }
   // leftovers first: they must go before their index is rebuilt again
-  return items.sort((a, b) => (a.action === b.action ? a.index.localeCompare(b.index) : a.action === 'drop-leftover' ? -1 : 1))
+  return items.sort((a, b) =>
+    a.action === b.action ? a.index.localeCompare(b.index) : a.action === 'drop-leftover' ? -1 : 1,
+  )
 }
 
 async function leftoversOf(client: Client, schema: string, name: string): Promise<string[]> {
@@ -106,7 +138,9 @@ async function leftoversOf(client: Client, schema: string, name: string): Promis
      WHERE n.nspname = $1 AND NOT i.indisvalid AND left(ci.relname, length($2) + 3) = $2 || '_cc'`,
     [schema, name],
   )
-  return rows.map((r) => r.name).filter((n) => LEFTOVER_PATTERN.test(n) && /^_cc(new|old)\d*$/.test(n.slice(name.length)))
+  return rows
+    .map((r) => r.name)
+    .filter((n) => LEFTOVER_PATTERN.test(n) && /^_cc(new|old)\d*$/.test(n.slice(name.length)))
 }
 
 export async function reindex(options: ReindexOptions): Promise<ReindexResult> {
@@ -116,10 +150,19 @@ export async function reindex(options: ReindexOptions): Promise<ReindexResult> {
     const major = await serverMajorVersion(client)
     const concurrently = !options.blocking
     if (concurrently && major < 12) {
-      throw new UsageError(`REINDEX CONCURRENTLY needs PostgreSQL 12 or newer (this server is ${major})`, {code: 'REINDEX_NEEDS_PG12', hint: 'Upgrade PostgreSQL, or accept blocked writes with --blocking --yes in a maintenance window.'})
+      throw new UsageError(`REINDEX CONCURRENTLY needs PostgreSQL 12 or newer (this server is ${major})`, {
+        code: 'REINDEX_NEEDS_PG12',
+        hint: 'Upgrade PostgreSQL, or accept blocked writes with --blocking --yes in a maintenance window.',
+      })
     }
     const items = await findReindexTargets(client, options)
-    const result: ReindexResult = {serverMajor: major, concurrently, dryRun: Boolean(options.dryRun), items, reclaimedBytes: 0}
+    const result: ReindexResult = {
+      serverMajor: major,
+      concurrently,
+      dryRun: Boolean(options.dryRun),
+      items,
+      reclaimedBytes: 0,
+    }
     if (options.dryRun) return result
     await client.query(`SET lock_timeout = '${lockTimeout}'`)
     for (const item of items) {
@@ -135,7 +178,12 @@ export async function reindex(options: ReindexOptions): Promise<ReindexResult> {
         } else {
           options.onProgress?.(item.index, concurrently ? 'REINDEX CONCURRENTLY' : 'REINDEX')
           await client.query(`REINDEX INDEX ${concurrently ? 'CONCURRENTLY ' : ''}${target}`)
-          const after = (await client.query<{b: string; valid: boolean}>('SELECT pg_relation_size(i.indexrelid)::bigint AS b, i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = $1::regclass', [target])).rows[0]
+          const after = (
+            await client.query<{b: string; valid: boolean}>(
+              'SELECT pg_relation_size(i.indexrelid)::bigint AS b, i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = $1::regclass',
+              [target],
+            )
+          ).rows[0]
           item.bytesAfter = Number(after.b)
           result.reclaimedBytes += Math.max(0, item.bytes - item.bytesAfter)
           if (!after.valid) throw new Error('the index is still invalid after REINDEX')

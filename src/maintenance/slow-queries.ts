@@ -49,7 +49,9 @@ export const ENABLE_PG_STAT_STATEMENTS = [
 /** Masks literals that are secrets even after pg_stat_statements' normalisation (utility statements keep them). */
 export function maskQueryText(query: string): string {
   return query
-    .replace(/(\bPASSWORD\s+)('(?:[^']|'')*'|\$\d+)/gi, (_m, k: string, v: string) => (v.startsWith('$') ? `${k}${v}` : `${k}'******'`))
+    .replace(/(\bPASSWORD\s+)('(?:[^']|'')*'|\$\d+)/gi, (_m, k: string, v: string) =>
+      v.startsWith('$') ? `${k}${v}` : `${k}'******'`,
+    )
     .replace(/(\b(?:ENCRYPTED\s+)?PASSWORD\s*=\s*)('(?:[^']|'')*')/gi, "$1'******'")
 }
 
@@ -65,7 +67,11 @@ async function ensureExtension(client: Client): Promise<void> {
             (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS preload`,
   )
   const {installed, preload} = rows[0]
-  const missing = (what: string, steps: string) => new ConfigError(`pg_stat_statements ${what}: slow queries cannot be read`, {code: 'PG_STAT_STATEMENTS_MISSING', hint: `Enable it:\n${steps}`})
+  const missing = (what: string, steps: string) =>
+    new ConfigError(`pg_stat_statements ${what}: slow queries cannot be read`, {
+      code: 'PG_STAT_STATEMENTS_MISSING',
+      hint: `Enable it:\n${steps}`,
+    })
   if (installed) {
     const loaded = await client.query('SELECT 1 FROM pg_stat_statements LIMIT 1').then(
       () => true,
@@ -77,9 +83,22 @@ async function ensureExtension(client: Client): Promise<void> {
     if (loaded) return
     throw missing('is created but not loaded (shared_preload_libraries)', ENABLE_PG_STAT_STATEMENTS)
   }
-  if (preload === null) throw missing('is not created in this database (whether it is loaded cannot be read by this role)', ENABLE_PG_STAT_STATEMENTS)
-  if (!preload.split(',').map((s) => s.trim().replace(/^"|"$/g, '')).includes('pg_stat_statements')) throw missing('is not loaded and not created', ENABLE_PG_STAT_STATEMENTS)
-  throw missing('is loaded but CREATE EXTENSION was not run in this database', '   CREATE EXTENSION IF NOT EXISTS pg_stat_statements;   (in the service database, as a superuser)')
+  if (preload === null)
+    throw missing(
+      'is not created in this database (whether it is loaded cannot be read by this role)',
+      ENABLE_PG_STAT_STATEMENTS,
+    )
+  if (
+    !preload
+      .split(',')
+      .map((s) => s.trim().replace(/^"|"$/g, ''))
+      .includes('pg_stat_statements')
+  )
+    throw missing('is not loaded and not created', ENABLE_PG_STAT_STATEMENTS)
+  throw missing(
+    'is loaded but CREATE EXTENSION was not run in this database',
+    '   CREATE EXTENSION IF NOT EXISTS pg_stat_statements;   (in the service database, as a superuser)',
+  )
 }
 
 export async function slowQueries(options: SlowQueriesOptions): Promise<SlowQueriesResult> {
@@ -94,7 +113,18 @@ export async function slowQueries(options: SlowQueriesOptions): Promise<SlowQuer
     const mean = major >= 13 ? 'mean_exec_time' : 'mean_time'
     const stddev = major >= 13 ? 'stddev_exec_time' : 'stddev_time'
     const orderBy = order === 'total' ? total : order === 'calls' ? 'calls' : mean
-    const {rows} = await client.query<{queryid: string; database: string; user: string; query: string; calls: string; total: number; mean: number; stddev: number; rows: string; hit: number | null}>(
+    const {rows} = await client.query<{
+      queryid: string
+      database: string
+      user: string
+      query: string
+      calls: string
+      total: number
+      mean: number
+      stddev: number
+      rows: string
+      hit: number | null
+    }>(
       `SELECT s.queryid::text AS queryid, d.datname AS database, r.rolname AS user, s.query, s.calls::bigint AS calls,
               s.${total}::float8 AS total, s.${mean}::float8 AS mean, s.${stddev}::float8 AS stddev, s.rows::bigint AS rows,
               CASE WHEN s.shared_blks_hit + s.shared_blks_read > 0 THEN 100.0 * s.shared_blks_hit / (s.shared_blks_hit + s.shared_blks_read) END::float8 AS hit
@@ -109,7 +139,9 @@ export async function slowQueries(options: SlowQueriesOptions): Promise<SlowQuer
     )
     let statsSince: string | null = null
     if (major >= 14) {
-      const info = await client.query<{since: Date | null}>('SELECT stats_reset AS since FROM pg_stat_statements_info').catch(() => ({rows: [] as {since: Date | null}[]}))
+      const info = await client
+        .query<{since: Date | null}>('SELECT stats_reset AS since FROM pg_stat_statements_info')
+        .catch(() => ({rows: [] as {since: Date | null}[]}))
       statsSince = info.rows[0]?.since ? new Date(info.rows[0].since).toISOString() : null
     }
     const database = (await client.query<{db: string}>('SELECT current_database() AS db')).rows[0].db

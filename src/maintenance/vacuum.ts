@@ -59,13 +59,24 @@ SELECT s.schemaname AS schema, s.relname AS name, s.relid::bigint AS oid, s.n_li
        pg_total_relation_size(s.relid)::bigint AS bytes
 FROM pg_stat_user_tables s`
 
-export async function findVacuumCandidates(client: Client, options: Omit<VacuumOptions, 'databaseUrl'>): Promise<VacuumCandidate[]> {
+export async function findVacuumCandidates(
+  client: Client,
+  options: Omit<VacuumOptions, 'databaseUrl'>,
+): Promise<VacuumCandidate[]> {
   const deadRatio = options.deadRatio ?? 0.2
   const minDead = options.minDeadTuples ?? 1000
   const bloatLimit = options.bloatPct ?? 40
   const only = options.table ? await resolveRelation(client, options.table, ['r', 'm', 'p'], 'table') : undefined
-  const stats = (await client.query<{schema: string; name: string; oid: string; live: string; dead: string; bytes: string}>(CANDIDATES_SQL)).rows
-  const bloat = new Map((await client.query<{oid: string; bloat_pct: number; is_na: boolean}>(TABLE_BLOAT_SQL, [1024 * 1024])).rows.filter((r) => !r.is_na).map((r) => [r.oid, r.bloat_pct]))
+  const stats = (
+    await client.query<{schema: string; name: string; oid: string; live: string; dead: string; bytes: string}>(
+      CANDIDATES_SQL,
+    )
+  ).rows
+  const bloat = new Map(
+    (await client.query<{oid: string; bloat_pct: number; is_na: boolean}>(TABLE_BLOAT_SQL, [1024 * 1024])).rows
+      .filter((r) => !r.is_na)
+      .map((r) => [r.oid, r.bloat_pct]),
+  )
   const out: VacuumCandidate[] = []
   for (const s of stats) {
     if (only && !(s.schema === only.schema && s.name === only.name)) continue
@@ -78,16 +89,41 @@ export async function findVacuumCandidates(client: Client, options: Omit<VacuumO
     if (b !== null && b >= bloatLimit) reasons.push(`~${Math.round(b)}% estimated bloat`)
     if (only && reasons.length === 0) reasons.push('requested with --table')
     if (reasons.length === 0) continue
-    out.push({table: `${s.schema}.${s.name}`, schema: s.schema, name: s.name, liveTuples: live, deadTuples: dead, deadRatio: Math.round(ratio * 1000) / 1000, bloatPct: b === null ? null : Math.round(b * 10) / 10, bytes: Number(s.bytes), reason: reasons.join(', ')})
+    out.push({
+      table: `${s.schema}.${s.name}`,
+      schema: s.schema,
+      name: s.name,
+      liveTuples: live,
+      deadTuples: dead,
+      deadRatio: Math.round(ratio * 1000) / 1000,
+      bloatPct: b === null ? null : Math.round(b * 10) / 10,
+      bytes: Number(s.bytes),
+      reason: reasons.join(', '),
+    })
   }
   if (only && out.length === 0) {
     // a table without statistics yet (never analysed) is still vacuumed when asked for by name
-    out.push({table: `${only.schema}.${only.name}`, schema: only.schema, name: only.name, liveTuples: 0, deadTuples: 0, deadRatio: 0, bloatPct: null, bytes: 0, reason: 'requested with --table'})
+    out.push({
+      table: `${only.schema}.${only.name}`,
+      schema: only.schema,
+      name: only.name,
+      liveTuples: 0,
+      deadTuples: 0,
+      deadRatio: 0,
+      bloatPct: null,
+      bytes: 0,
+      reason: 'requested with --table',
+    })
   }
   return out.sort((a, b) => b.deadTuples - a.deadTuples)
 }
 
-async function pollProgress(monitor: Client, pid: number, full: boolean, report: (text: string) => void): Promise<void> {
+async function pollProgress(
+  monitor: Client,
+  pid: number,
+  full: boolean,
+  report: (text: string) => void,
+): Promise<void> {
   const sql = full
     ? `SELECT phase, heap_blks_total::bigint AS total, heap_blks_scanned::bigint AS done FROM pg_stat_progress_cluster WHERE pid = $1`
     : `SELECT phase, heap_blks_total::bigint AS total, heap_blks_scanned::bigint AS done FROM pg_stat_progress_vacuum WHERE pid = $1`
@@ -105,7 +141,13 @@ export async function vacuum(options: VacuumOptions): Promise<VacuumResult> {
   let monitor: Client | undefined
   try {
     const candidates = await findVacuumCandidates(client, options)
-    const result: VacuumResult = {mode: full ? 'full' : 'analyze', dryRun: Boolean(options.dryRun), tables: [], reclaimedBytes: 0, deadTuplesRemoved: 0}
+    const result: VacuumResult = {
+      mode: full ? 'full' : 'analyze',
+      dryRun: Boolean(options.dryRun),
+      tables: [],
+      reclaimedBytes: 0,
+      deadTuplesRemoved: 0,
+    }
     if (options.dryRun || candidates.length === 0) {
       result.tables = candidates.map((c) => ({...c, ok: true}))
       return result
@@ -116,16 +158,26 @@ export async function vacuum(options: VacuumOptions): Promise<VacuumResult> {
     for (const c of candidates) {
       const started = Date.now()
       const target = qualified(c.schema, c.name)
-      const timer = options.onProgress ? setInterval(() => pollProgress(monitor!, pid, full, (t) => options.onProgress!(c.table, t)).catch(() => {}), 500) : undefined
+      const timer = options.onProgress
+        ? setInterval(
+            () => pollProgress(monitor!, pid, full, (t) => options.onProgress!(c.table, t)).catch(() => {}),
+            500,
+          )
+        : undefined
       const entry: VacuumTableResult = {...c, ok: true}
       try {
-        const before = Number((await client.query<{b: string}>('SELECT pg_total_relation_size($1::regclass)::bigint AS b', [target])).rows[0].b)
+        const before = Number(
+          (await client.query<{b: string}>('SELECT pg_total_relation_size($1::regclass)::bigint AS b', [target]))
+            .rows[0].b,
+        )
         entry.bytes = before
         await client.query(full ? `VACUUM (FULL, ANALYZE) ${target}` : `VACUUM (ANALYZE) ${target}`)
-        const after = (await client.query<{b: string; dead: string | null}>(
-          `SELECT pg_total_relation_size($1::regclass)::bigint AS b, (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = $1::regclass)::bigint AS dead`,
-          [target],
-        )).rows[0]
+        const after = (
+          await client.query<{b: string; dead: string | null}>(
+            `SELECT pg_total_relation_size($1::regclass)::bigint AS b, (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = $1::regclass)::bigint AS dead`,
+            [target],
+          )
+        ).rows[0]
         entry.bytesAfter = Number(after.b)
         entry.reclaimedBytes = Math.max(0, before - entry.bytesAfter)
         entry.deadTuplesAfter = after.dead === null ? undefined : Number(after.dead)
@@ -134,7 +186,10 @@ export async function vacuum(options: VacuumOptions): Promise<VacuumResult> {
       } catch (error) {
         const e = error as {code?: string; message?: string}
         entry.ok = false
-        entry.error = e.code === '55P03' ? `could not take the lock within lock_timeout ${lockTimeout} (another session holds it); retry later or raise --lock-timeout` : (e.message ?? String(error))
+        entry.error =
+          e.code === '55P03'
+            ? `could not take the lock within lock_timeout ${lockTimeout} (another session holds it); retry later or raise --lock-timeout`
+            : (e.message ?? String(error))
       } finally {
         if (timer) clearInterval(timer)
         entry.durationMs = Date.now() - started

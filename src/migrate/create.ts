@@ -1,5 +1,15 @@
 /** `migrate create <name>`: the next-numbered file with up/down markers, never overwriting. */
-import {closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, unlinkSync, writeSync} from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs'
 import {join} from 'node:path'
 
 import {UsageError} from '../errors.js'
@@ -22,7 +32,12 @@ export function slugify(name: string): string {
 export function migrationTemplate(name: string, options: {noTransaction?: boolean} = {}): string {
   return [
     `-- ${name}`,
-    ...(options.noTransaction ? ['-- charge-ops:no-transaction', '-- (each statement runs on its own: write them idempotent, e.g. CREATE INDEX CONCURRENTLY IF NOT EXISTS)'] : []),
+    ...(options.noTransaction
+      ? [
+          '-- charge-ops:no-transaction',
+          '-- (each statement runs on its own: write them idempotent, e.g. CREATE INDEX CONCURRENTLY IF NOT EXISTS)',
+        ]
+      : []),
     '-- charge-ops:up',
     '',
     '',
@@ -34,7 +49,10 @@ export function migrationTemplate(name: string, options: {noTransaction?: boolea
 
 export function createMigration(dir: string, rawName: string, options: {noTransaction?: boolean} = {}): CreateResult {
   const name = slugify(rawName)
-  if (!name) throw new UsageError(`"${rawName}" is not usable as a migration name`, {hint: 'Use letters and digits, e.g. add_sessions_index.'})
+  if (!name)
+    throw new UsageError(`"${rawName}" is not usable as a migration name`, {
+      hint: 'Use letters and digits, e.g. add_sessions_index.',
+    })
   mkdirSync(dir, {recursive: true})
   let max = 0n
   let width = 4
@@ -59,7 +77,8 @@ export function createMigration(dir: string, rawName: string, options: {noTransa
   try {
     linkSync(temp, path)
   } catch (error) {
-    if ((error as {code?: string}).code === 'EEXIST') throw new UsageError(`${path} already exists (created concurrently?)`)
+    if ((error as {code?: string}).code === 'EEXIST')
+      throw new UsageError(`${path} already exists (created concurrently?)`)
     throw error
   } finally {
     unlinkSync(temp)

@@ -14,7 +14,16 @@ import {connect} from '../postgres/connection.js'
 import {formatMs, parseTimeout} from '../core/units/duration.js'
 import {MigrationFailedError, MigrationStateError} from './errors.js'
 import {compareVersions, loadMigrations, sameVersion, type MigrationFile, type MigrationSection} from './files.js'
-import {deleteHistory, ensureHistoryTable, historyTableExists, insertHistory, markSucceeded, readHistory, HISTORY_TABLE, type HistoryRow} from './history.js'
+import {
+  deleteHistory,
+  ensureHistoryTable,
+  historyTableExists,
+  insertHistory,
+  markSucceeded,
+  readHistory,
+  HISTORY_TABLE,
+  type HistoryRow,
+} from './history.js'
 import {acquireMigrationLock, unlock} from './lock.js'
 import {lineOfPosition} from './sql-split.js'
 import {compareWithHistory, type MigrationComparison, type Problem, type StatusEntry} from './state.js'
@@ -112,9 +121,14 @@ async function withLockedSession<T>(options: RunOptions, fn: (client: Client) =>
   try {
     await acquireMigrationLock(client, {
       waitMs: options.lockWait ?? 0,
-      onWait: (holder) => logger.info(`waiting for the migration lock held by pid ${holder?.pid ?? '?'} (${holder?.applicationName ?? 'unknown'}), up to ${formatMs(options.lockWait ?? 0)}…`),
+      onWait: (holder) =>
+        logger.info(
+          `waiting for the migration lock held by pid ${holder?.pid ?? '?'} (${holder?.applicationName ?? 'unknown'}), up to ${formatMs(options.lockWait ?? 0)}…`,
+        ),
       onTakeover: (holder, deadPid) =>
-        logger.warn(`the migration lock was held by server session ${holder.pid} of a charge-ops migrate run that no longer runs (pid ${deadPid}, killed?): ended that session — PostgreSQL rolled its transaction back — and took the lock over`),
+        logger.warn(
+          `the migration lock was held by server session ${holder.pid} of a charge-ops migrate run that no longer runs (pid ${deadPid}, killed?): ended that session — PostgreSQL rolled its transaction back — and took the lock over`,
+        ),
     })
     try {
       return await fn(client)
@@ -135,15 +149,26 @@ async function withSession<T>(databaseUrl: string, fn: (client: Client) => Promi
   }
 }
 
-const DRIFT_CODES = {changed: 'MIGRATION_CHANGED', missing: 'MIGRATION_MISSING', failed: 'MIGRATION_FAILED', 'out-of-order': 'MIGRATION_OUT_OF_ORDER'} as const
+const DRIFT_CODES = {
+  changed: 'MIGRATION_CHANGED',
+  missing: 'MIGRATION_MISSING',
+  failed: 'MIGRATION_FAILED',
+  'out-of-order': 'MIGRATION_OUT_OF_ORDER',
+} as const
 
 /** Refuses to run over drift: edited / missing applied migrations, failed entries, out-of-order files. */
 function assertNoDrift(comparison: MigrationComparison, options: {outOfOrder?: boolean}): void {
   const blocking = comparison.problems.filter((p) => !(p.kind === 'out-of-order' && options.outOfOrder))
   if (blocking.length === 0) return
   const first = blocking[0]
-  const more = blocking.length > 1 ? ` (and ${blocking.length - 1} more problem${blocking.length > 2 ? 's' : ''}: see \`charge-ops migrate validate\`)` : ''
-  throw new MigrationStateError(DRIFT_CODES[first.kind], `${first.message}${more}`, {hint: first.hint, data: {problems: blocking}})
+  const more =
+    blocking.length > 1
+      ? ` (and ${blocking.length - 1} more problem${blocking.length > 2 ? 's' : ''}: see \`charge-ops migrate validate\`)`
+      : ''
+  throw new MigrationStateError(DRIFT_CODES[first.kind], `${first.message}${more}`, {
+    hint: first.hint,
+    data: {problems: blocking},
+  })
 }
 
 /**
@@ -160,16 +185,22 @@ async function assertFreshOrTracked(client: Client): Promise<void> {
     [HISTORY_TABLE],
   )
   if (Number(rows[0].n) > 0) {
-    throw new MigrationStateError('SCHEMA_NOT_EMPTY', `the schema already has ${rows[0].n} table(s) but no ${HISTORY_TABLE} history`, {
-      hint: 'This database was not set up by charge-ops migrate. Mark the existing schema as applied up to a version with `charge-ops migrate baseline --version <V>`, then run `migrate up`.',
-    })
+    throw new MigrationStateError(
+      'SCHEMA_NOT_EMPTY',
+      `the schema already has ${rows[0].n} table(s) but no ${HISTORY_TABLE} history`,
+      {
+        hint: 'This database was not set up by charge-ops migrate. Mark the existing schema as applied up to a version with `charge-ops migrate baseline --version <V>`, then run `migrate up`.',
+      },
+    )
   }
 }
 
 function timeouts(file: MigrationFile, options: RunOptions): {lockTimeoutMs: number; statementTimeoutMs: number} {
   return {
     lockTimeoutMs: file.lockTimeoutMs ?? parseTimeout(options.lockTimeout ?? DEFAULT_LOCK_TIMEOUT, 'lock timeout'),
-    statementTimeoutMs: file.statementTimeoutMs ?? parseTimeout(options.statementTimeout ?? DEFAULT_STATEMENT_TIMEOUT, 'statement timeout'),
+    statementTimeoutMs:
+      file.statementTimeoutMs ??
+      parseTimeout(options.statementTimeout ?? DEFAULT_STATEMENT_TIMEOUT, 'statement timeout'),
   }
 }
 
@@ -187,33 +218,70 @@ function planOf(file: MigrationFile, direction: 'up' | 'down', options: RunOptio
   }
 }
 
-function failure(error: unknown, file: MigrationFile, section: MigrationSection, index: number, direction: 'up' | 'down', rolledBack: boolean): MigrationFailedError {
+function failure(
+  error: unknown,
+  file: MigrationFile,
+  section: MigrationSection,
+  index: number,
+  direction: 'up' | 'down',
+  rolledBack: boolean,
+): MigrationFailedError {
   const statement = section.statements[index]
-  const pgError = error as {message?: string; code?: string; position?: string; detail?: string; hint?: string; where?: string}
+  const pgError = error as {
+    message?: string
+    code?: string
+    position?: string
+    detail?: string
+    hint?: string
+    where?: string
+  }
   const line = statement.line + (pgError.position ? lineOfPosition(statement.sql, Number(pgError.position)) : 0)
   const excerpt = statement.sql.length > 200 ? `${statement.sql.slice(0, 200)}…` : statement.sql
   const reason = pgError.message ?? String(error)
   let hint: string
-  if (pgError.code === '55P03') hint = 'lock_timeout expired: another session holds a lock on the table. Retry when traffic is lower, or raise the limit (--lock-timeout or "-- charge-ops:lock-timeout").'
-  else if (pgError.code === '57014') hint = 'statement_timeout expired. Raise it for this migration with "-- charge-ops:statement-timeout 2h" (or --statement-timeout).'
+  if (pgError.code === '55P03')
+    hint =
+      'lock_timeout expired: another session holds a lock on the table. Retry when traffic is lower, or raise the limit (--lock-timeout or "-- charge-ops:lock-timeout").'
+  else if (pgError.code === '57014')
+    hint =
+      'statement_timeout expired. Raise it for this migration with "-- charge-ops:statement-timeout 2h" (or --statement-timeout).'
   else hint = rolledBack ? 'Fix the statement and rerun.' : 'Fix the statement.'
   if (rolledBack) hint = `Nothing of ${file.file} was applied (its transaction was rolled back). ${hint}`
-  else hint = `${file.file} ran outside a transaction, so statements before line ${statement.line} stayed applied; it is recorded as failed. Finish or undo it by hand, then \`charge-ops migrate repair --yes\` and rerun. ${hint}`
+  else
+    hint = `${file.file} ran outside a transaction, so statements before line ${statement.line} stayed applied; it is recorded as failed. Finish or undo it by hand, then \`charge-ops migrate repair --yes\` and rerun. ${hint}`
   const detail = pgError.detail ? ` (${pgError.detail})` : ''
   return new MigrationFailedError(
     `migration ${file.file} failed (${direction}) at line ${line}, statement ${index + 1} of ${section.statements.length}: ${reason}${detail}\n    ${excerpt.replaceAll('\n', '\n    ')}`,
-    {version: file.version, name: file.name, file: file.path, line, statement: excerpt, sqlState: pgError.code, rolledBack, direction},
+    {
+      version: file.version,
+      name: file.name,
+      file: file.path,
+      line,
+      statement: excerpt,
+      sqlState: pgError.code,
+      rolledBack,
+      direction,
+    },
     {hint, cause: error},
   )
 }
 
-async function runStatements(client: Client, file: MigrationFile, section: MigrationSection, direction: 'up' | 'down', rolledBack: boolean): Promise<void> {
+async function runStatements(
+  client: Client,
+  file: MigrationFile,
+  section: MigrationSection,
+  direction: 'up' | 'down',
+  rolledBack: boolean,
+): Promise<void> {
   for (const [index, statement] of section.statements.entries()) {
     try {
       const running = client.query(statement.sql)
       // kill point: the statement is on the server, running, when this run dies — its session
       // outlives the client (holding the migration lock) until it next reads from the socket
-      const fault = faultPoint(`migrate.${direction}.statement-sent`, () => ({version: file.version, statement: index + 1}))
+      const fault = faultPoint(`migrate.${direction}.statement-sent`, () => ({
+        version: file.version,
+        statement: index + 1,
+      }))
       if (fault) {
         running.catch(() => {}) // awaited below; not an unhandled rejection while paused
         await fault
@@ -225,7 +293,13 @@ async function runStatements(client: Client, file: MigrationFile, section: Migra
   }
 }
 
-async function applyOne(client: Client, file: MigrationFile, direction: 'up' | 'down', options: RunOptions, appliedBy: string): Promise<number> {
+async function applyOne(
+  client: Client,
+  file: MigrationFile,
+  direction: 'up' | 'down',
+  options: RunOptions,
+  appliedBy: string,
+): Promise<number> {
   const section = direction === 'up' ? file.up : file.down!
   const {lockTimeoutMs, statementTimeoutMs} = timeouts(file, options)
   const started = performance.now()
@@ -236,7 +310,16 @@ async function applyOne(client: Client, file: MigrationFile, direction: 'up' | '
       await client.query(`SET LOCAL lock_timeout = ${lockTimeoutMs}`)
       await client.query(`SET LOCAL statement_timeout = ${statementTimeoutMs}`)
       await runStatements(client, file, section, direction, true)
-      if (direction === 'up') await insertHistory(client, {version: file.version, name: file.name, checksum: file.checksum, executionMs: elapsed(), appliedBy, success: true, kind: 'sql'})
+      if (direction === 'up')
+        await insertHistory(client, {
+          version: file.version,
+          name: file.name,
+          checksum: file.checksum,
+          executionMs: elapsed(),
+          appliedBy,
+          success: true,
+          kind: 'sql',
+        })
       else await deleteHistory(client, file.version)
       // kill point: statements and history row written, not committed — PostgreSQL rolls all of it back
       await faultPoint(`migrate.${direction}.before-commit`, () => ({version: file.version}))
@@ -248,14 +331,35 @@ async function applyOne(client: Client, file: MigrationFile, direction: 'up' | '
       const pgError = error as {message?: string; code?: string}
       throw new MigrationFailedError(
         `migration ${file.file} failed (${direction}) at COMMIT: ${pgError.message ?? String(error)}`,
-        {version: file.version, name: file.name, file: file.path, line: section.line, statement: 'COMMIT', sqlState: pgError.code, rolledBack: true, direction},
-        {hint: `Nothing of ${file.file} was applied (its transaction was rolled back). Check deferred constraints and rerun.`, cause: error},
+        {
+          version: file.version,
+          name: file.name,
+          file: file.path,
+          line: section.line,
+          statement: 'COMMIT',
+          sqlState: pgError.code,
+          rolledBack: true,
+          direction,
+        },
+        {
+          hint: `Nothing of ${file.file} was applied (its transaction was rolled back). Check deferred constraints and rerun.`,
+          cause: error,
+        },
       )
     }
     return elapsed()
   }
   // No transaction: record the attempt first, so an interruption leaves a visible "failed" entry.
-  if (direction === 'up') await insertHistory(client, {version: file.version, name: file.name, checksum: file.checksum, executionMs: 0, appliedBy, success: false, kind: 'sql'})
+  if (direction === 'up')
+    await insertHistory(client, {
+      version: file.version,
+      name: file.name,
+      checksum: file.checksum,
+      executionMs: 0,
+      appliedBy,
+      success: false,
+      kind: 'sql',
+    })
   else await client.query(`UPDATE ${HISTORY_TABLE} SET success = false WHERE version = $1`, [file.version])
   await client.query(`SET lock_timeout = ${lockTimeoutMs}`)
   await client.query(`SET statement_timeout = ${statementTimeoutMs}`)
@@ -275,7 +379,9 @@ export async function migrateUp(options: UpOptions): Promise<MigrateResult> {
   const logger = options.logger ?? silentLogger
   const files = loadMigrations(options.migrationsDir)
   if (options.to !== undefined && !files.some((f) => sameVersion(f.version, options.to!))) {
-    throw new UsageError(`--to ${options.to}: no migration with that version in ${options.migrationsDir}`, {hint: 'Use a version shown by `charge-ops migrate status`.'})
+    throw new UsageError(`--to ${options.to}: no migration with that version in ${options.migrationsDir}`, {
+      hint: 'Use a version shown by `charge-ops migrate status`.',
+    })
   }
   const started = performance.now()
   const select = (comparison: MigrationComparison) =>
@@ -287,7 +393,16 @@ export async function migrateUp(options: UpOptions): Promise<MigrateResult> {
       const comparison = compareWithHistory(files, await readHistory(client))
       assertNoDrift(comparison, options)
       const plan = select(comparison).map((f) => planOf(f, 'up', options))
-      return {direction: 'up', dryRun: true, plan, applied: [], before: comparison.current, current: comparison.current, pending: comparison.pending.length, totalMs: Math.round(performance.now() - started)}
+      return {
+        direction: 'up',
+        dryRun: true,
+        plan,
+        applied: [],
+        before: comparison.current,
+        current: comparison.current,
+        pending: comparison.pending.length,
+        totalMs: Math.round(performance.now() - started),
+      }
     })
   }
 
@@ -301,7 +416,8 @@ export async function migrateUp(options: UpOptions): Promise<MigrateResult> {
     const plan = todo.map((f) => planOf(f, 'up', options))
     const applied: AppliedMigration[] = []
     const appliedBy = options.appliedBy ?? defaultAppliedBy()
-    if (todo.length === 0) logger.info(`database is up to date${comparison.current ? ` (at ${comparison.current})` : ''}`)
+    if (todo.length === 0)
+      logger.info(`database is up to date${comparison.current ? ` (at ${comparison.current})` : ''}`)
     for (const [k, file] of todo.entries()) {
       logger.info(`applying ${file.file} (${k + 1}/${todo.length})${file.transactional ? '' : ' [no transaction]'}…`)
       const executionMs = await applyOne(client, file, 'up', options, appliedBy)
@@ -317,7 +433,10 @@ export async function migrateUp(options: UpOptions): Promise<MigrateResult> {
       plan,
       applied,
       before: comparison.current,
-      current: current !== null && comparison.current !== null && compareVersions(comparison.current, current) > 0 ? comparison.current : current,
+      current:
+        current !== null && comparison.current !== null && compareVersions(comparison.current, current) > 0
+          ? comparison.current
+          : current,
       pending: comparison.pending.length - applied.length,
       totalMs: Math.round(performance.now() - started),
     }
@@ -327,9 +446,12 @@ export async function migrateUp(options: UpOptions): Promise<MigrateResult> {
 /** Reverts the latest `steps` migrations (default 1), or every one above `to`. */
 export async function migrateDown(options: DownOptions): Promise<MigrateResult> {
   const logger = options.logger ?? silentLogger
-  if (options.steps !== undefined && options.to !== undefined) throw new UsageError('use either --steps or --to, not both')
-  if (options.steps !== undefined && (!Number.isInteger(options.steps) || options.steps < 1)) throw new UsageError(`--steps must be a positive whole number, not ${options.steps}`)
-  if (options.to !== undefined && !/^\d+$/.test(options.to)) throw new UsageError(`--to must be a version number (e.g. 0003, or 0 for all), not "${options.to}"`)
+  if (options.steps !== undefined && options.to !== undefined)
+    throw new UsageError('use either --steps or --to, not both')
+  if (options.steps !== undefined && (!Number.isInteger(options.steps) || options.steps < 1))
+    throw new UsageError(`--steps must be a positive whole number, not ${options.steps}`)
+  if (options.to !== undefined && !/^\d+$/.test(options.to))
+    throw new UsageError(`--to must be a version number (e.g. 0003, or 0 for all), not "${options.to}"`)
   const files = loadMigrations(options.migrationsDir)
   const started = performance.now()
 
@@ -341,17 +463,22 @@ export async function migrateDown(options: DownOptions): Promise<MigrateResult> 
     let chosen: HistoryRow[]
     if (options.to !== undefined) {
       if (BigInt(options.to) !== 0n && !applied.some((r) => sameVersion(r.version, options.to!))) {
-        throw new UsageError(`--to ${options.to}: that version is not applied`, {hint: 'Use a version listed by `charge-ops migrate history`, or --to 0 to revert everything.'})
+        throw new UsageError(`--to ${options.to}: that version is not applied`, {
+          hint: 'Use a version listed by `charge-ops migrate history`, or --to 0 to revert everything.',
+        })
       }
       chosen = applied.filter((r) => compareVersions(r.version, options.to!) > 0)
     } else chosen = applied.slice(0, options.steps ?? 1)
     const todo = chosen.map((row) => files.find((f) => sameVersion(f.version, row.version))!)
     const irreversible = todo.filter((f) => f.down === undefined)
     if (irreversible.length > 0) {
-      throw new UsageError(`${irreversible[0].file} is irreversible (it has no "-- charge-ops:down" section); nothing was reverted`, {
-        code: 'MIGRATION_IRREVERSIBLE',
-        hint: 'Restore from a backup taken before it was applied, or write a new forward migration that undoes the change.',
-      })
+      throw new UsageError(
+        `${irreversible[0].file} is irreversible (it has no "-- charge-ops:down" section); nothing was reverted`,
+        {
+          code: 'MIGRATION_IRREVERSIBLE',
+          hint: 'Restore from a backup taken before it was applied, or write a new forward migration that undoes the change.',
+        },
+      )
     }
     return {comparison, todo}
   }
@@ -360,8 +487,18 @@ export async function migrateDown(options: DownOptions): Promise<MigrateResult> 
     return withSession(options.databaseUrl, async (client) => {
       const {comparison, todo} = planDown(await readHistory(client))
       const plan = todo.map((f) => planOf(f, 'down', options))
-      const after = todo.length > 0 ? previousApplied(await readHistory(client), todo.at(-1)!.version) : comparison.current
-      return {direction: 'down', dryRun: true, plan, applied: [], before: comparison.current, current: after, pending: comparison.pending.length, totalMs: Math.round(performance.now() - started)}
+      const after =
+        todo.length > 0 ? previousApplied(await readHistory(client), todo.at(-1)!.version) : comparison.current
+      return {
+        direction: 'down',
+        dryRun: true,
+        plan,
+        applied: [],
+        before: comparison.current,
+        current: after,
+        pending: comparison.pending.length,
+        totalMs: Math.round(performance.now() - started),
+      }
     })
   }
 
@@ -380,12 +517,23 @@ export async function migrateDown(options: DownOptions): Promise<MigrateResult> 
       await faultPoint('migrate.down.committed', () => ({version: file.version}))
     }
     const after = compareWithHistory(files, await readHistory(client))
-    return {direction: 'down', dryRun: false, plan, applied, before: comparison.current, current: after.current, pending: after.pending.length, totalMs: Math.round(performance.now() - started)}
+    return {
+      direction: 'down',
+      dryRun: false,
+      plan,
+      applied,
+      before: comparison.current,
+      current: after.current,
+      pending: after.pending.length,
+      totalMs: Math.round(performance.now() - started),
+    }
   })
 }
 
 function previousApplied(history: HistoryRow[], version: string): string | null {
-  const below = history.filter((r) => r.success && compareVersions(r.version, version) < 0).sort((a, b) => compareVersions(b.version, a.version))
+  const below = history
+    .filter((r) => r.success && compareVersions(r.version, version) < 0)
+    .sort((a, b) => compareVersions(b.version, a.version))
   return below[0]?.version ?? null
 }
 
@@ -441,7 +589,9 @@ export async function migrationHistory(options: {databaseUrl: string}): Promise<
   return withSession(options.databaseUrl, (client) => readHistory(client))
 }
 
-export async function currentVersion(options: ConnectionOptions): Promise<{current: string | null; name: string | null; pending: number}> {
+export async function currentVersion(
+  options: ConnectionOptions,
+): Promise<{current: string | null; name: string | null; pending: number}> {
   const status = await migrationStatus(options)
   const entry = status.migrations.find((m) => m.version === status.current)
   return {current: status.current, name: entry?.name ?? null, pending: status.pending}
@@ -469,13 +619,35 @@ export async function repairMigrations(options: RunOptions): Promise<RepairResul
     const comparison = compareWithHistory(files, history)
     const actions: RepairAction[] = []
     for (const entry of comparison.entries) {
-      if (entry.state === 'changed') actions.push({action: 'update-checksum', version: entry.version, name: entry.name, detail: `record the checksum of the edited ${entry.file}`})
-      else if (entry.state === 'failed') actions.push({action: 'remove-failed', version: entry.version, name: entry.name, detail: 'remove the failed entry (it will run again on the next `migrate up`)'})
-      else if (entry.state === 'missing') actions.push({action: 'remove-missing', version: entry.version, name: entry.name, detail: 'remove the entry of the missing file'})
+      if (entry.state === 'changed')
+        actions.push({
+          action: 'update-checksum',
+          version: entry.version,
+          name: entry.name,
+          detail: `record the checksum of the edited ${entry.file}`,
+        })
+      else if (entry.state === 'failed')
+        actions.push({
+          action: 'remove-failed',
+          version: entry.version,
+          name: entry.name,
+          detail: 'remove the failed entry (it will run again on the next `migrate up`)',
+        })
+      else if (entry.state === 'missing')
+        actions.push({
+          action: 'remove-missing',
+          version: entry.version,
+          name: entry.name,
+          detail: 'remove the entry of the missing file',
+        })
     }
     return actions
   }
-  if (options.dryRun) return withSession(options.databaseUrl, async (client) => ({dryRun: true, actions: planRepair(await readHistory(client))}))
+  if (options.dryRun)
+    return withSession(options.databaseUrl, async (client) => ({
+      dryRun: true,
+      actions: planRepair(await readHistory(client)),
+    }))
   return withLockedSession(options, async (client) => {
     const actions = planRepair(await readHistory(client))
     await client.query('BEGIN')
@@ -483,7 +655,11 @@ export async function repairMigrations(options: RunOptions): Promise<RepairResul
       for (const a of actions) {
         if (a.action === 'update-checksum') {
           const file = files.find((f) => sameVersion(f.version, a.version))!
-          await client.query(`UPDATE ${HISTORY_TABLE} SET checksum = $2, name = $3 WHERE version = $1`, [a.version, file.checksum, file.name])
+          await client.query(`UPDATE ${HISTORY_TABLE} SET checksum = $2, name = $3 WHERE version = $1`, [
+            a.version,
+            file.checksum,
+            file.name,
+          ])
         } else await deleteHistory(client, a.version)
       }
       await faultPoint('migrate.repair.before-commit', () => ({actions: actions.length}))
@@ -492,7 +668,11 @@ export async function repairMigrations(options: RunOptions): Promise<RepairResul
       await client.query('ROLLBACK').catch(() => {})
       throw error
     }
-    ;(options.logger ?? silentLogger).info(actions.length === 0 ? 'nothing to repair' : `repaired ${actions.length} history entr${actions.length === 1 ? 'y' : 'ies'}`)
+    ;(options.logger ?? silentLogger).info(
+      actions.length === 0
+        ? 'nothing to repair'
+        : `repaired ${actions.length} history entr${actions.length === 1 ? 'y' : 'ies'}`,
+    )
     return {dryRun: false, actions}
   })
 }
@@ -506,7 +686,9 @@ export interface BaselineResult {
 export async function baselineMigrations(options: RunOptions & {version: string}): Promise<BaselineResult> {
   const files = loadMigrations(options.migrationsDir)
   if (!files.some((f) => sameVersion(f.version, options.version))) {
-    throw new UsageError(`--version ${options.version}: no migration with that version in ${options.migrationsDir}`, {hint: 'Baseline at the version whose schema the database already has.'})
+    throw new UsageError(`--version ${options.version}: no migration with that version in ${options.migrationsDir}`, {
+      hint: 'Baseline at the version whose schema the database already has.',
+    })
   }
   const chosen = files.filter((f) => compareVersions(f.version, options.version) <= 0)
   const marked = chosen.map((f) => ({version: f.version, name: f.name}))
@@ -515,14 +697,27 @@ export async function baselineMigrations(options: RunOptions & {version: string}
     await ensureHistoryTable(client)
     const history = await readHistory(client)
     if (history.length > 0) {
-      throw new MigrationStateError('HISTORY_NOT_EMPTY', `${HISTORY_TABLE} already has ${history.length} entr${history.length === 1 ? 'y' : 'ies'}; baseline is only for a database never migrated by charge-ops`, {
-        hint: 'Use `charge-ops migrate status` to see where it stands.',
-      })
+      throw new MigrationStateError(
+        'HISTORY_NOT_EMPTY',
+        `${HISTORY_TABLE} already has ${history.length} entr${history.length === 1 ? 'y' : 'ies'}; baseline is only for a database never migrated by charge-ops`,
+        {
+          hint: 'Use `charge-ops migrate status` to see where it stands.',
+        },
+      )
     }
     const appliedBy = options.appliedBy ?? defaultAppliedBy()
     await client.query('BEGIN')
     try {
-      for (const f of chosen) await insertHistory(client, {version: f.version, name: f.name, checksum: f.checksum, executionMs: 0, appliedBy, success: true, kind: 'baseline'})
+      for (const f of chosen)
+        await insertHistory(client, {
+          version: f.version,
+          name: f.name,
+          checksum: f.checksum,
+          executionMs: 0,
+          appliedBy,
+          success: true,
+          kind: 'baseline',
+        })
       await client.query('COMMIT')
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})

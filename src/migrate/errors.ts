@@ -8,7 +8,10 @@ export class MigrationFileError extends CliError {
     readonly line?: number,
     options: CliErrorOptions = {},
   ) {
-    super('MIGRATION_FILE_INVALID', ExitCode.usage, `${line ? `${file}:${line}` : file}: ${message}`, {...options, data: {file, line, ...options.data}})
+    super('MIGRATION_FILE_INVALID', ExitCode.usage, `${line ? `${file}:${line}` : file}: ${message}`, {
+      ...options,
+      data: {file, line, ...options.data},
+    })
   }
 }
 
@@ -20,13 +23,27 @@ export class MigrationFileError extends CliError {
 export class MigrationFailedError extends CliError {
   constructor(
     message: string,
-    readonly details: {version: string; name: string; file: string; line: number; statement: string; sqlState?: string; rolledBack: boolean; direction: 'up' | 'down'},
+    readonly details: {
+      version: string
+      name: string
+      file: string
+      line: number
+      statement: string
+      sqlState?: string
+      rolledBack: boolean
+      direction: 'up' | 'down'
+    },
     options: CliErrorOptions = {},
   ) {
-    super(details.rolledBack ? 'MIGRATION_FAILED' : 'MIGRATION_FAILED_PARTIAL', details.rolledBack ? ExitCode.rolledBack : ExitCode.findings, message, {
-      ...options,
-      data: {...details, ...options.data},
-    })
+    super(
+      details.rolledBack ? 'MIGRATION_FAILED' : 'MIGRATION_FAILED_PARTIAL',
+      details.rolledBack ? ExitCode.rolledBack : ExitCode.findings,
+      message,
+      {
+        ...options,
+        data: {...details, ...options.data},
+      },
+    )
   }
 }
 

@@ -98,27 +98,40 @@ function readHeader(lines: string[], file: string): MigrationHeader {
     const lineNo = index + 1
     if (directive === 'lint-ignore' || directive === 'lint-ignore-file') continue
     if (directive === 'up') {
-      if (header.upAt !== -1) throw new MigrationFileError('a second "-- charge-ops:up" marker', file, lineNo, {hint: 'Each file holds one migration: one up section, then optionally one down section.'})
+      if (header.upAt !== -1)
+        throw new MigrationFileError('a second "-- charge-ops:up" marker', file, lineNo, {
+          hint: 'Each file holds one migration: one up section, then optionally one down section.',
+        })
       header.upAt = index
       continue
     }
     if (directive === 'down') {
-      if (header.upAt === -1) throw new MigrationFileError('"-- charge-ops:down" comes before "-- charge-ops:up"', file, lineNo, {hint: 'Put the up section first, then the down section.'})
+      if (header.upAt === -1)
+        throw new MigrationFileError('"-- charge-ops:down" comes before "-- charge-ops:up"', file, lineNo, {
+          hint: 'Put the up section first, then the down section.',
+        })
       if (header.downAt !== -1) throw new MigrationFileError('a second "-- charge-ops:down" marker', file, lineNo)
       header.downAt = index
       continue
     }
     if (header.upAt !== -1) {
-      throw new MigrationFileError(`directive "-- charge-ops:${directive}" must come before "-- charge-ops:up"`, file, lineNo, {
-        hint: 'Directives (no-transaction, lock-timeout, statement-timeout) go in the header, above the up marker.',
-      })
+      throw new MigrationFileError(
+        `directive "-- charge-ops:${directive}" must come before "-- charge-ops:up"`,
+        file,
+        lineNo,
+        {
+          hint: 'Directives (no-transaction, lock-timeout, statement-timeout) go in the header, above the up marker.',
+        },
+      )
     }
     const durationOf = (what: string) => {
       if (!arg) throw new MigrationFileError(`"-- charge-ops:${directive}" needs a value, e.g. 10s`, file, lineNo)
       try {
         return parseTimeout(arg, what)
       } catch {
-        throw new MigrationFileError(`invalid ${what} "${arg}"`, file, lineNo, {hint: 'Use 500ms, 10s, 30m, 2h (0 = no limit).'})
+        throw new MigrationFileError(`invalid ${what} "${arg}"`, file, lineNo, {
+          hint: 'Use 500ms, 10s, 30m, 2h (0 = no limit).',
+        })
       }
     }
     switch (directive) {
@@ -138,7 +151,9 @@ function readHeader(lines: string[], file: string): MigrationHeader {
     }
   }
   if (header.upAt === -1) {
-    throw new MigrationFileError('no "-- charge-ops:up" marker', file, undefined, {hint: 'Start the migration\'s SQL with a line "-- charge-ops:up" (and "-- charge-ops:down" before the rollback SQL).'})
+    throw new MigrationFileError('no "-- charge-ops:up" marker', file, undefined, {
+      hint: 'Start the migration\'s SQL with a line "-- charge-ops:up" (and "-- charge-ops:down" before the rollback SQL).',
+    })
   }
   return header
 }
@@ -150,9 +165,14 @@ function checkStatements(sections: Array<MigrationSection | undefined>, transact
     for (const statement of part.statements) {
       const bare = stripComments(statement.sql)
       if (TRANSACTION_CONTROL.test(bare)) {
-        throw new MigrationFileError(`transaction control statement "${bare.trim().split(/\s+/)[0].toUpperCase()}" in a migration`, file, statement.line, {
-          hint: 'charge-ops runs each migration in its own transaction; remove BEGIN/COMMIT (use "-- charge-ops:no-transaction" for statements that cannot run in a transaction).',
-        })
+        throw new MigrationFileError(
+          `transaction control statement "${bare.trim().split(/\s+/)[0].toUpperCase()}" in a migration`,
+          file,
+          statement.line,
+          {
+            hint: 'charge-ops runs each migration in its own transaction; remove BEGIN/COMMIT (use "-- charge-ops:no-transaction" for statements that cannot run in a transaction).',
+          },
+        )
       }
       if (transactional && NON_TRANSACTIONAL.some((re) => re.test(bare))) {
         throw new MigrationFileError('this statement cannot run inside a transaction', file, statement.line, {
@@ -210,7 +230,9 @@ export function parseMigration(text: string, file: string, path = file): Migrati
 /** Reads and parses every migration in `dir`, sorted by version; duplicates are an error. */
 export function loadMigrations(dir: string): MigrationFile[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new MigrationFileError('the migrations directory does not exist', dir, undefined, {hint: 'Pass --dir, or run from the directory that holds service/migrations.'})
+    throw new MigrationFileError('the migrations directory does not exist', dir, undefined, {
+      hint: 'Pass --dir, or run from the directory that holds service/migrations.',
+    })
   }
   const migrations: MigrationFile[] = []
   for (const entry of readdirSync(dir).sort()) {
@@ -222,9 +244,14 @@ export function loadMigrations(dir: string): MigrationFile[] {
   migrations.sort((a, b) => compareVersions(a.version, b.version))
   for (let k = 1; k < migrations.length; k++) {
     if (compareVersions(migrations[k - 1].version, migrations[k].version) === 0) {
-      throw new MigrationFileError(`version ${migrations[k].version} is used twice (also by ${migrations[k - 1].file})`, migrations[k].file, undefined, {
-        hint: 'Renumber one of them; every migration needs its own version.',
-      })
+      throw new MigrationFileError(
+        `version ${migrations[k].version} is used twice (also by ${migrations[k - 1].file})`,
+        migrations[k].file,
+        undefined,
+        {
+          hint: 'Renumber one of them; every migration needs its own version.',
+        },
+      )
     }
   }
   return migrations

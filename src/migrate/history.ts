@@ -56,7 +56,9 @@ export async function ensureHistoryTable(client: Client): Promise<void> {
       [HISTORY_TABLE],
     )
     for (const {grantee} of rows) {
-      await client.query(`REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ${HISTORY_TABLE} FROM ${grantee === 'PUBLIC' ? 'PUBLIC' : quoteIdent(grantee)}`)
+      await client.query(
+        `REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ${HISTORY_TABLE} FROM ${grantee === 'PUBLIC' ? 'PUBLIC' : quoteIdent(grantee)}`,
+      )
     }
     await client.query('COMMIT')
   } catch (error) {
@@ -69,7 +71,16 @@ export async function ensureHistoryTable(client: Client): Promise<void> {
 
 export async function readHistory(client: Client): Promise<HistoryRow[]> {
   if (!(await historyTableExists(client))) return []
-  const {rows} = await client.query<{version: string; name: string; checksum: string; applied_at: Date; execution_ms: number; applied_by: string; success: boolean; kind: HistoryKind}>(
+  const {rows} = await client.query<{
+    version: string
+    name: string
+    checksum: string
+    applied_at: Date
+    execution_ms: number
+    applied_by: string
+    success: boolean
+    kind: HistoryKind
+  }>(
     `SELECT version, name, checksum, applied_at, execution_ms, applied_by, success, kind FROM ${HISTORY_TABLE} ORDER BY version::numeric`,
   )
   return rows.map((r) => ({
@@ -86,7 +97,15 @@ export async function readHistory(client: Client): Promise<HistoryRow[]> {
 
 export async function insertHistory(
   client: Client,
-  row: {version: string; name: string; checksum: string; executionMs: number; appliedBy: string; success: boolean; kind: HistoryKind},
+  row: {
+    version: string
+    name: string
+    checksum: string
+    executionMs: number
+    appliedBy: string
+    success: boolean
+    kind: HistoryKind
+  },
 ): Promise<void> {
   await client.query(
     `INSERT INTO ${HISTORY_TABLE} (version, name, checksum, execution_ms, applied_by, success, kind) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -97,7 +116,10 @@ export async function insertHistory(
 }
 
 export async function markSucceeded(client: Client, version: string, executionMs: number): Promise<void> {
-  await client.query(`UPDATE ${HISTORY_TABLE} SET success = true, execution_ms = $2, applied_at = now() WHERE version = $1`, [version, executionMs])
+  await client.query(
+    `UPDATE ${HISTORY_TABLE} SET success = true, execution_ms = $2, applied_at = now() WHERE version = $1`,
+    [version, executionMs],
+  )
 }
 
 export async function deleteHistory(client: Client, version: string): Promise<void> {
@@ -105,6 +127,9 @@ export async function deleteHistory(client: Client, version: string): Promise<vo
 }
 
 export async function updateChecksum(client: Client, version: string, checksum: string, name: string): Promise<void> {
-  await client.query(`UPDATE ${HISTORY_TABLE} SET checksum = $2, name = $3 WHERE version = $1`, [version, checksum, name])
+  await client.query(`UPDATE ${HISTORY_TABLE} SET checksum = $2, name = $3 WHERE version = $1`, [
+    version,
+    checksum,
+    name,
+  ])
 }
-

@@ -56,7 +56,8 @@ export const LINT_RULES: Record<string, LintRule> = {
   'missing-lock-timeout': {
     id: 'missing-lock-timeout',
     severity: 'warning',
-    summary: 'this migration locks existing tables but declares no lock_timeout: waiting behind a long query, it would queue every other query on the table',
+    summary:
+      'this migration locks existing tables but declares no lock_timeout: waiting behind a long query, it would queue every other query on the table',
     hint: 'Add "-- charge-ops:lock-timeout 5s" to the header (charge-ops applies a 10s default, other runners do not).',
   },
   'setting-not-null': {
@@ -118,10 +119,19 @@ export interface LintResult {
 }
 
 const IDENT = String.raw`((?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)(?:\s*\.\s*(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*))?)`
-const CREATE_TABLE = new RegExp(String.raw`^create\s+(?:(?:global\s+|local\s+)?(?:temporary|temp|unlogged)\s+)?table\s+(?:if\s+not\s+exists\s+)?${IDENT}`, 'i')
+const CREATE_TABLE = new RegExp(
+  String.raw`^create\s+(?:(?:global\s+|local\s+)?(?:temporary|temp|unlogged)\s+)?table\s+(?:if\s+not\s+exists\s+)?${IDENT}`,
+  'i',
+)
 const CREATE_TABLE_AS = /^create\s+(?:unlogged\s+)?(?:table|materialized\s+view)\b/i
-const CREATE_INDEX = new RegExp(String.raw`^create\s+(?:unique\s+)?index\s+(concurrently\s+)?(?:if\s+not\s+exists\s+)?(?:(?!on\s)\S+\s+)?on\s+(?:only\s+)?${IDENT}`, 'i')
-const ALTER_TABLE = new RegExp(String.raw`^alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?${IDENT}\s*\*?\s+([\s\S]*)$`, 'i')
+const CREATE_INDEX = new RegExp(
+  String.raw`^create\s+(?:unique\s+)?index\s+(concurrently\s+)?(?:if\s+not\s+exists\s+)?(?:(?!on\s)\S+\s+)?on\s+(?:only\s+)?${IDENT}`,
+  'i',
+)
+const ALTER_TABLE = new RegExp(
+  String.raw`^alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?${IDENT}\s*\*?\s+([\s\S]*)$`,
+  'i',
+)
 const DROP_TABLE = /^drop\s+table\s+(?:if\s+exists\s+)?([\s\S]+?)(?:\s+(?:cascade|restrict))?$/i
 const TRUNCATE = /^truncate\b/i
 const SET_LOCK_TIMEOUT = /^set\s+(?:local\s+|session\s+)?lock_timeout\b/i
@@ -130,7 +140,9 @@ const IGNORE_FILE = /--\s*charge-ops:lint-ignore-file\s+([A-Za-z0-9_,\s-]+)/gi
 
 /** Unquoted, lower-cased table name without a public. / schema prefix (a schema-qualified name keeps its schema). */
 export function normaliseTableName(raw: string): string {
-  const parts = raw.split(/\s*\.\s*/).map((p) => (p.startsWith('"') ? p.slice(1, -1).replaceAll('""', '"') : p.toLowerCase()))
+  const parts = raw
+    .split(/\s*\.\s*/)
+    .map((p) => (p.startsWith('"') ? p.slice(1, -1).replaceAll('""', '"') : p.toLowerCase()))
   if (parts.length === 2 && parts[0] === 'public') return parts[1]
   return parts.join('.')
 }
@@ -165,7 +177,8 @@ export function splitActions(actions: string): string[] {
   return out.filter(Boolean)
 }
 
-const VOLATILE_DEFAULT = /\bdefault\s+(?:gen_random_uuid|uuid_generate_v[14]|random|clock_timestamp|timeofday|nextval)\s*\(/i
+const VOLATILE_DEFAULT =
+  /\bdefault\s+(?:gen_random_uuid|uuid_generate_v[14]|random|clock_timestamp|timeofday|nextval)\s*\(/i
 const SERIAL_TYPE = /^add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?\S+\s+(?:small|big)?serial\b/i
 
 interface StatementCheck {
@@ -175,7 +188,10 @@ interface StatementCheck {
 }
 
 /** Findings of one statement, given the tables created earlier in the same migration. */
-export function lintStatement(sql: string, created: Set<string>): {checks: StatementCheck[]; locksExisting: boolean; createdTable?: string} {
+export function lintStatement(
+  sql: string,
+  created: Set<string>,
+): {checks: StatementCheck[]; locksExisting: boolean; createdTable?: string} {
   const bare = stripComments(sql).replace(/\s+/g, ' ').trim()
   const checks: StatementCheck[] = []
   let locksExisting = false
@@ -204,14 +220,24 @@ export function lintStatement(sql: string, created: Set<string>): {checks: State
     for (const action of splitActions(at[2])) {
       const a = action.toLowerCase()
       if (/^add\s/.test(a) && !/^add\s+(constraint|primary\s+key|unique|foreign\s+key|check|exclude)\b/.test(a)) {
-        if (/\bnot\s+null\b/.test(a) && !/\bdefault\b/.test(a) && !/\bgenerated\b/.test(a)) checks.push({rule: 'adding-not-null-column', detail: `on ${table}: ${action}`})
-        if (VOLATILE_DEFAULT.test(a) || SERIAL_TYPE.test(a) || /\bgenerated\s+always\s+as\s*\(.*\)\s*stored\b/.test(a)) checks.push({rule: 'volatile-default', detail: `on ${table}: ${action}`})
+        if (/\bnot\s+null\b/.test(a) && !/\bdefault\b/.test(a) && !/\bgenerated\b/.test(a))
+          checks.push({rule: 'adding-not-null-column', detail: `on ${table}: ${action}`})
+        if (VOLATILE_DEFAULT.test(a) || SERIAL_TYPE.test(a) || /\bgenerated\s+always\s+as\s*\(.*\)\s*stored\b/.test(a))
+          checks.push({rule: 'volatile-default', detail: `on ${table}: ${action}`})
       }
-      if (/^alter\s+(column\s+)?\S+\s+(set\s+data\s+)?type\b/.test(a)) checks.push({rule: 'changing-column-type', detail: `on ${table}: ${action}`})
-      if (/^alter\s+(column\s+)?\S+\s+set\s+not\s+null\b/.test(a)) checks.push({rule: 'setting-not-null', detail: `on ${table}: ${action}`})
-      if (/^drop\s+(?!constraint\b|default\b|not\s+null\b)(column\s+)?/.test(a) && !/^drop\s+(constraint|default|not)\b/.test(a)) checks.push({rule: 'dropping-column', detail: `on ${table}: ${action}`})
-      if (/^add\s+(constraint\s+\S+\s+)?(foreign\s+key|check)\b/.test(a) && !/\bnot\s+valid\b/.test(a)) checks.push({rule: 'constraint-without-not-valid', detail: `on ${table}: ${action}`})
-      if (/^add\s+(constraint\s+\S+\s+)?(unique|primary\s+key)\b/.test(a) && !/\busing\s+index\b/.test(a)) checks.push({rule: 'unique-constraint-builds-index', detail: `on ${table}: ${action}`})
+      if (/^alter\s+(column\s+)?\S+\s+(set\s+data\s+)?type\b/.test(a))
+        checks.push({rule: 'changing-column-type', detail: `on ${table}: ${action}`})
+      if (/^alter\s+(column\s+)?\S+\s+set\s+not\s+null\b/.test(a))
+        checks.push({rule: 'setting-not-null', detail: `on ${table}: ${action}`})
+      if (
+        /^drop\s+(?!constraint\b|default\b|not\s+null\b)(column\s+)?/.test(a) &&
+        !/^drop\s+(constraint|default|not)\b/.test(a)
+      )
+        checks.push({rule: 'dropping-column', detail: `on ${table}: ${action}`})
+      if (/^add\s+(constraint\s+\S+\s+)?(foreign\s+key|check)\b/.test(a) && !/\bnot\s+valid\b/.test(a))
+        checks.push({rule: 'constraint-without-not-valid', detail: `on ${table}: ${action}`})
+      if (/^add\s+(constraint\s+\S+\s+)?(unique|primary\s+key)\b/.test(a) && !/\busing\s+index\b/.test(a))
+        checks.push({rule: 'unique-constraint-builds-index', detail: `on ${table}: ${action}`})
       if (/^rename\b/.test(a)) checks.push({rule: 'renaming', detail: `on ${table}: ${action}`})
     }
     return {checks, locksExisting}
@@ -231,7 +257,8 @@ export function lintStatement(sql: string, created: Set<string>): {checks: State
     checks.push({rule: 'truncating', detail: bare})
     locksExisting = true
   }
-  if (/^alter\s+table\b/i.test(bare) || /^(drop|alter)\s+(index|view|materialized\s+view|sequence|type)\b/i.test(bare)) locksExisting = true
+  if (/^alter\s+table\b/i.test(bare) || /^(drop|alter)\s+(index|view|materialized\s+view|sequence|type)\b/i.test(bare))
+    locksExisting = true
   return {checks, locksExisting}
 }
 
@@ -270,13 +297,19 @@ export function lintMigration(migration: MigrationFile, text: string): LintFindi
       firstLockingIgnores = ignores
     }
   }
-  if (firstLocking && !hasLockTimeout) report(firstLocking, 'missing-lock-timeout', `first lock at line ${firstLocking.line}`, firstLockingIgnores)
+  if (firstLocking && !hasLockTimeout)
+    report(firstLocking, 'missing-lock-timeout', `first lock at line ${firstLocking.line}`, firstLockingIgnores)
   return findings
 }
 
 /** Lints the given files (default: every *.sql in dir); a file that does not parse is a finding, not a crash. */
 export function lintMigrations(options: {dir?: string; files?: string[]}): LintResult {
-  const paths = options.files && options.files.length > 0 ? options.files : readdirSync(options.dir!).filter((e) => e.endsWith('.sql')).map((e) => join(options.dir!, e))
+  const paths =
+    options.files && options.files.length > 0
+      ? options.files
+      : readdirSync(options.dir!)
+          .filter((e) => e.endsWith('.sql'))
+          .map((e) => join(options.dir!, e))
   const findings: LintFinding[] = []
   const parsed: MigrationFile[] = []
   for (const path of paths) {
@@ -285,7 +318,15 @@ export function lintMigrations(options: {dir?: string; files?: string[]}): LintR
       if (!statSync(path).isFile()) continue
       text = readFileSync(path, 'utf8')
     } catch (error) {
-      findings.push({file: basename(path), path, line: 0, rule: 'unreadable', severity: 'error', message: `cannot read the file: ${(error as Error).message}`, hint: 'Check the path.'})
+      findings.push({
+        file: basename(path),
+        path,
+        line: 0,
+        rule: 'unreadable',
+        severity: 'error',
+        message: `cannot read the file: ${(error as Error).message}`,
+        hint: 'Check the path.',
+      })
       continue
     }
     try {
@@ -295,15 +336,42 @@ export function lintMigrations(options: {dir?: string; files?: string[]}): LintR
     } catch (error) {
       if (!(error instanceof CliError)) throw error
       const data = error.data as {line?: number} | undefined
-      findings.push({file: basename(path), path, line: data?.line ?? 0, rule: 'invalid-migration', severity: 'error', message: error.message.replace(/^[^:]+(:\d+)?: /, ''), hint: error.hint ?? ''})
+      findings.push({
+        file: basename(path),
+        path,
+        line: data?.line ?? 0,
+        rule: 'invalid-migration',
+        severity: 'error',
+        message: error.message.replace(/^[^:]+(:\d+)?: /, ''),
+        hint: error.hint ?? '',
+      })
     }
   }
   const versions = new Map<string, string>()
   for (const m of parsed) {
     const key = BigInt(m.version).toString()
-    if (versions.has(key)) findings.push({file: m.file, path: m.path, version: m.version, line: 0, rule: 'duplicate-version', severity: 'error', message: `version ${m.version} is also used by ${versions.get(key)}`, hint: 'Renumber one of them.'})
+    if (versions.has(key))
+      findings.push({
+        file: m.file,
+        path: m.path,
+        version: m.version,
+        line: 0,
+        rule: 'duplicate-version',
+        severity: 'error',
+        message: `version ${m.version} is also used by ${versions.get(key)}`,
+        hint: 'Renumber one of them.',
+      })
     versions.set(key, m.file)
   }
-  findings.sort((a, b) => (a.version && b.version ? compareVersions(a.version, b.version) : a.file.localeCompare(b.file)) || a.line - b.line)
-  return {files: paths.length, errors: findings.filter((f) => f.severity === 'error').length, warnings: findings.filter((f) => f.severity === 'warning').length, findings}
+  findings.sort(
+    (a, b) =>
+      (a.version && b.version ? compareVersions(a.version, b.version) : a.file.localeCompare(b.file)) ||
+      a.line - b.line,
+  )
+  return {
+    files: paths.length,
+    errors: findings.filter((f) => f.severity === 'error').length,
+    warnings: findings.filter((f) => f.severity === 'warning').length,
+    findings,
+  }
 }

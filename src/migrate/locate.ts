@@ -34,7 +34,11 @@ export function bundledMigrationsDir(): string {
   return join(packageRoot(), 'service', 'migrations')
 }
 
-export function resolveMigrationsDir(flag: string | undefined, settings: Pick<Settings, 'baseDir'> | undefined, cwd = process.cwd()): string {
+export function resolveMigrationsDir(
+  flag: string | undefined,
+  settings: Pick<Settings, 'baseDir'> | undefined,
+  cwd = process.cwd(),
+): string {
   if (flag) return resolve(cwd, flag)
   if (settings) {
     const local = join(settings.baseDir, 'service', 'migrations')
@@ -43,8 +47,15 @@ export function resolveMigrationsDir(flag: string | undefined, settings: Pick<Se
   return bundledMigrationsDir()
 }
 
-export function resolveDatabaseUrl(flag: string | undefined, settings: Pick<Settings, 'databaseUrl'> | undefined): string {
+export function resolveDatabaseUrl(
+  flag: string | undefined,
+  settings: Pick<Settings, 'databaseUrl'> | undefined,
+): string {
   const url = flag ?? settings?.databaseUrl
   registerSecret(passwordOf(url))
-  return requireSetting(url, 'the database URL', 'Pass --database-url (or set MIGRATION_DATABASE_URL for the migration role), or set DATABASE_URL in the environment or the .env file.')
+  return requireSetting(
+    url,
+    'the database URL',
+    'Pass --database-url (or set MIGRATION_DATABASE_URL for the migration role), or set DATABASE_URL in the environment or the .env file.',
+  )
 }

@@ -25,7 +25,9 @@ export interface LockHolder {
 }
 
 export async function tryLock(client: Client): Promise<boolean> {
-  const {rows} = await client.query<{ok: boolean}>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [MIGRATION_LOCK_KEY])
+  const {rows} = await client.query<{ok: boolean}>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [
+    MIGRATION_LOCK_KEY,
+  ])
   return rows[0].ok
 }
 
@@ -35,7 +37,14 @@ export async function unlock(client: Client): Promise<void> {
 
 /** Who holds the lock (pg_locks splits a bigint key into classid = high 32 bits, objid = low 32 bits). */
 export async function lockHolder(client: Client): Promise<LockHolder | undefined> {
-  const {rows} = await client.query<{pid: number; application_name: string; usename: string; client_addr: string | null; backend_start: Date | null; state: string | null}>(
+  const {rows} = await client.query<{
+    pid: number
+    application_name: string
+    usename: string
+    client_addr: string | null
+    backend_start: Date | null
+    state: string | null
+  }>(
     `SELECT a.pid, a.application_name, a.usename, host(a.client_addr) AS client_addr, a.backend_start, a.state
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
@@ -46,7 +55,14 @@ export async function lockHolder(client: Client): Promise<LockHolder | undefined
   )
   const r = rows[0]
   if (!r) return undefined
-  return {pid: r.pid, applicationName: r.application_name, user: r.usename, clientAddr: r.client_addr, since: r.backend_start ? r.backend_start.toISOString() : null, state: r.state}
+  return {
+    pid: r.pid,
+    applicationName: r.application_name,
+    user: r.usename,
+    clientAddr: r.client_addr,
+    since: r.backend_start ? r.backend_start.toISOString() : null,
+    state: r.state,
+  }
 }
 
 /**
@@ -72,7 +88,12 @@ export function deadRunOf(holder: LockHolder): number | undefined {
  */
 export async function acquireMigrationLock(
   client: Client,
-  options: {waitMs?: number; pollMs?: number; onWait?: (holder: LockHolder | undefined) => void; onTakeover?: (holder: LockHolder, deadPid: number) => void} = {},
+  options: {
+    waitMs?: number
+    pollMs?: number
+    onWait?: (holder: LockHolder | undefined) => void
+    onTakeover?: (holder: LockHolder, deadPid: number) => void
+  } = {},
 ): Promise<void> {
   const deadline = Date.now() + (options.waitMs ?? 0)
   let announced = false
@@ -99,7 +120,9 @@ export async function acquireMigrationLock(
       options.onWait?.(holder)
       announced = true
     }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(options.pollMs ?? 250, Math.max(10, deadline - Date.now()))))
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.min(options.pollMs ?? 250, Math.max(10, deadline - Date.now()))),
+    )
   }
 }
 

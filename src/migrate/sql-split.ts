@@ -63,7 +63,8 @@ export function splitSql(script: string, firstLine = 1): SqlStatement[] {
       trailing = ` ${m[1]}`
       next += m[0].length
     }
-    if (sql.length > 0) statements.push({text: text.trim() + trailing, sql, line: lineAt(start + lead), offset: start + lead})
+    if (sql.length > 0)
+      statements.push({text: text.trim() + trailing, sql, line: lineAt(start + lead), offset: start + lead})
     start = next
     prevWord = ''
   }
@@ -134,7 +135,13 @@ export function splitSql(script: string, firstLine = 1): SqlStatement[] {
   return statements
 }
 
-function skipQuoted(script: string, open: number, quote: string, backslashEscapes: boolean, lineAt: (o: number) => number): number {
+function skipQuoted(
+  script: string,
+  open: number,
+  quote: string,
+  backslashEscapes: boolean,
+  lineAt: (o: number) => number,
+): number {
   let i = open + 1
   while (i < script.length) {
     const c = script[i]

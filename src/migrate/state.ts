@@ -46,14 +46,24 @@ export function compareWithHistory(files: MigrationFile[], history: HistoryRow[]
   const problems: Problem[] = []
 
   const succeeded = history.filter((r) => r.success)
-  const current = succeeded.length > 0 ? succeeded.reduce((a, b) => (compareVersions(a.version, b.version) >= 0 ? a : b)).version : null
+  const current =
+    succeeded.length > 0
+      ? succeeded.reduce((a, b) => (compareVersions(a.version, b.version) >= 0 ? a : b)).version
+      : null
 
   const pending: MigrationFile[] = []
   for (const file of files) {
     const key = BigInt(file.version).toString()
     seen.add(key)
     const row = byVersion.get(key)
-    const base = {version: file.version, name: file.name, file: file.file, transactional: file.transactional, reversible: file.down !== undefined, fileChecksum: file.checksum}
+    const base = {
+      version: file.version,
+      name: file.name,
+      file: file.file,
+      transactional: file.transactional,
+      reversible: file.down !== undefined,
+      fileChecksum: file.checksum,
+    }
     if (!row) {
       const outOfOrder = current !== null && compareVersions(file.version, current) < 0
       entries.push({...base, state: outOfOrder ? 'out-of-order' : 'pending'})
@@ -69,7 +79,12 @@ export function compareWithHistory(files: MigrationFile[], history: HistoryRow[]
       }
       continue
     }
-    const applied = {appliedAt: row.appliedAt, executionMs: row.executionMs, appliedBy: row.appliedBy, appliedChecksum: row.checksum}
+    const applied = {
+      appliedAt: row.appliedAt,
+      executionMs: row.executionMs,
+      appliedBy: row.appliedBy,
+      appliedChecksum: row.checksum,
+    }
     if (!row.success) {
       entries.push({...base, ...applied, state: 'failed'})
       problems.push({
@@ -96,12 +111,22 @@ export function compareWithHistory(files: MigrationFile[], history: HistoryRow[]
   }
   for (const row of history) {
     if (seen.has(BigInt(row.version).toString())) continue
-    entries.push({version: row.version, name: row.name, state: row.success ? 'missing' : 'failed', appliedAt: row.appliedAt, executionMs: row.executionMs, appliedBy: row.appliedBy, appliedChecksum: row.checksum})
+    entries.push({
+      version: row.version,
+      name: row.name,
+      state: row.success ? 'missing' : 'failed',
+      appliedAt: row.appliedAt,
+      executionMs: row.executionMs,
+      appliedBy: row.appliedBy,
+      appliedChecksum: row.checksum,
+    })
     problems.push({
       kind: row.success ? 'missing' : 'failed',
       version: row.version,
       name: row.name,
-      message: row.success ? `${row.version}_${row.name} is applied but its file is missing` : `${row.version}_${row.name} failed and its file is missing`,
+      message: row.success
+        ? `${row.version}_${row.name} is applied but its file is missing`
+        : `${row.version}_${row.name} failed and its file is missing`,
       hint: 'Restore the file (are you on the right release / branch?), or remove the history entry with `charge-ops migrate repair --yes` if the migration was deliberately dropped.',
     })
   }

@@ -35,25 +35,54 @@ export interface ScrapeOptions {
   stack: string
 }
 
-export function defaultTargets(target: MonitoringTarget, opts: {servicePort?: number; serviceHost?: string; namespace?: string}): ScrapeTargets {
-  if (target === 'compose') return {service: 'backend:8000', postgresExporter: 'postgres-exporter:9187', redisExporter: 'redis-exporter:9121', nodeExporter: 'node-exporter:9100'}
+export function defaultTargets(
+  target: MonitoringTarget,
+  opts: {servicePort?: number; serviceHost?: string; namespace?: string},
+): ScrapeTargets {
+  if (target === 'compose')
+    return {
+      service: 'backend:8000',
+      postgresExporter: 'postgres-exporter:9187',
+      redisExporter: 'redis-exporter:9121',
+      nodeExporter: 'node-exporter:9100',
+    }
   if (target === 'k8s') {
     const ns = opts.namespace ?? 'default'
-    return {service: `backend.${ns}.svc:8000`, postgresExporter: `postgres-exporter.${ns}.svc:9187`, redisExporter: `redis-exporter.${ns}.svc:9121`, pushgateway: `pushgateway.${ns}.svc:9091`}
+    return {
+      service: `backend.${ns}.svc:8000`,
+      postgresExporter: `postgres-exporter.${ns}.svc:9187`,
+      redisExporter: `redis-exporter.${ns}.svc:9121`,
+      pushgateway: `pushgateway.${ns}.svc:9091`,
+    }
   }
   const host = !opts.serviceHost || opts.serviceHost === '0.0.0.0' ? '127.0.0.1' : opts.serviceHost
-  return {service: `${host}:${opts.servicePort ?? 8000}`, postgresExporter: '127.0.0.1:9187', redisExporter: '127.0.0.1:9121', nodeExporter: '127.0.0.1:9100'}
+  return {
+    service: `${host}:${opts.servicePort ?? 8000}`,
+    postgresExporter: '127.0.0.1:9187',
+    redisExporter: '127.0.0.1:9121',
+    nodeExporter: '127.0.0.1:9100',
+  }
 }
 
 export function renderScrapeConfig(o: ScrapeOptions): string {
   const t = o.targets
-  const staticJob = (job: string, target: string, extra: Record<string, unknown> = {}) => ({job_name: job, static_configs: [{targets: [target]}], ...extra})
+  const staticJob = (job: string, target: string, extra: Record<string, unknown> = {}) => ({
+    job_name: job,
+    static_configs: [{targets: [target]}],
+    ...extra,
+  })
   // k8s: every API pod, through DNS of a headless Service (`backend-metrics`, written with the
   // exporters): kubernetes_sd would need the API server's credentials, and Debian's Prometheus
   // build has no kubernetes_sd at all
   const service =
     o.target === 'k8s'
-      ? {job_name: 'charge-analysis', metrics_path: '/metrics', dns_sd_configs: [{names: [`backend-metrics.${o.namespace ?? 'default'}.svc.cluster.local`], type: 'A', port: 8000}]}
+      ? {
+          job_name: 'charge-analysis',
+          metrics_path: '/metrics',
+          dns_sd_configs: [
+            {names: [`backend-metrics.${o.namespace ?? 'default'}.svc.cluster.local`], type: 'A', port: 8000},
+          ],
+        }
       : staticJob('charge-analysis', t.service, {metrics_path: '/metrics'})
   const jobs: unknown[] = [service, staticJob('postgres', t.postgresExporter), staticJob('redis', t.redisExporter)]
   if (t.nodeExporter) jobs.push(staticJob('node', t.nodeExporter))
@@ -75,9 +104,15 @@ export function renderScrapeConfig(o: ScrapeOptions): string {
   // `stack` only as an external label: as a target label it would collide with the textfiles' own
   // `stack` label and Prometheus would rename theirs to exported_stack
   // without an `alerting:` section the rules only show in Prometheus' UI: nobody is paged
-  const alerting = t.alertmanagers?.length ? {alerting: {alertmanagers: [{static_configs: [{targets: t.alertmanagers}]}]}} : {}
+  const alerting = t.alertmanagers?.length
+    ? {alerting: {alertmanagers: [{static_configs: [{targets: t.alertmanagers}]}]}}
+    : {}
   const doc = {
-    global: {scrape_interval: o.scrapeInterval, evaluation_interval: o.evaluationInterval, external_labels: {stack: o.stack}},
+    global: {
+      scrape_interval: o.scrapeInterval,
+      evaluation_interval: o.evaluationInterval,
+      external_labels: {stack: o.stack},
+    },
     ...alerting,
     rule_files: o.ruleFiles,
     scrape_configs: jobs,

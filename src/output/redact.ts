@@ -11,7 +11,8 @@ export const MASK = '******'
 const registeredSecrets = new Set<string>()
 
 /** Names whose values are secrets wherever they appear (env keys, YAML keys, conf directives). */
-export const SECRET_KEY_PATTERN = /(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY|REQUIREPASS|MASTERAUTH|ENCRYPTION_KEY)/i
+export const SECRET_KEY_PATTERN =
+  /(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE_KEY|REQUIREPASS|MASTERAUTH|ENCRYPTION_KEY)/i
 
 export function isSecretKey(name: string): boolean {
   return SECRET_KEY_PATTERN.test(name)
@@ -54,7 +55,9 @@ export function redact(text: string): string {
     password === '' || password === MASK ? `${scheme}${user}:${password}@` : `${scheme}${user}:${MASK}@`,
   )
   out = out.replace(QUERY_PASSWORD, (_m, key: string) => `${key}${MASK}`)
-  out = out.replace(ASSIGNMENT, (_m, key: string, sep: string, value: string) => (value === MASK ? `${key}${sep}${value}` : `${key}${sep}${MASK}`))
+  out = out.replace(ASSIGNMENT, (_m, key: string, sep: string, value: string) =>
+    value === MASK ? `${key}${sep}${value}` : `${key}${sep}${MASK}`,
+  )
   out = out.replace(CONF_DIRECTIVE, (_m, directive: string) => `${directive}${MASK}`)
   out = out.replace(AWS_ACCESS_KEY_ID, MASK)
   return out

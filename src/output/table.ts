@@ -1,6 +1,12 @@
 /** Plain aligned text tables for human output (no colours: safe for pipes and logs). */
-export function renderTable(headers: string[], rows: Array<Array<string | number | boolean | null | undefined>>): string {
-  const cells = [headers, ...rows.map((row) => row.map((cell) => (cell === null || cell === undefined ? '' : String(cell))))]
+export function renderTable(
+  headers: string[],
+  rows: Array<Array<string | number | boolean | null | undefined>>,
+): string {
+  const cells = [
+    headers,
+    ...rows.map((row) => row.map((cell) => (cell === null || cell === undefined ? '' : String(cell)))),
+  ]
   const widths = headers.map((_h, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)))
   return cells
     .map((row, r) => {

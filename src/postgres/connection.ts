@@ -27,7 +27,9 @@ export function parseDatabaseUrl(url: string): ConnectionTarget {
     throw new ConfigError('DATABASE_URL is not a valid URL', {hint: 'Use postgresql://USER:PASSWORD@HOST:5432/DBNAME'})
   }
   if (!['postgresql:', 'postgres:'].includes(parsed.protocol)) {
-    throw new ConfigError(`DATABASE_URL must start with postgresql://, not ${parsed.protocol}//`, {hint: 'Use postgresql://USER:PASSWORD@HOST:5432/DBNAME'})
+    throw new ConfigError(`DATABASE_URL must start with postgresql://, not ${parsed.protocol}//`, {
+      hint: 'Use postgresql://USER:PASSWORD@HOST:5432/DBNAME',
+    })
   }
   // the raw password is a secret even when it does not decode: never let it reach an error
   registerSecret(parsed.password)
@@ -51,10 +53,13 @@ function decodeUrlPart(text: string, part: string): string {
   try {
     return decodeURIComponent(text)
   } catch {
-    throw new ConfigError(`DATABASE_URL: the ${part} has a malformed percent-escape (a % not followed by two hex digits)`, {
-      code: 'DATABASE_URL_INVALID',
-      hint: 'Percent-encode special characters in the URL: % is %25, @ is %40, : is %3A, / is %2F (e.g. node -p "encodeURIComponent(process.argv[1])" \'p@ss%\').',
-    })
+    throw new ConfigError(
+      `DATABASE_URL: the ${part} has a malformed percent-escape (a % not followed by two hex digits)`,
+      {
+        code: 'DATABASE_URL_INVALID',
+        hint: 'Percent-encode special characters in the URL: % is %25, @ is %40, : is %3A, / is %2F (e.g. node -p "encodeURIComponent(process.argv[1])" \'p@ss%\').',
+      },
+    )
   }
 }
 
@@ -80,8 +85,14 @@ export function libpqEnv(target: ConnectionTarget): Record<string, string> {
   return env
 }
 
-export function clientConfig(target: ConnectionTarget, options: {connectTimeoutMs?: number; applicationName?: string} = {}): ClientConfig {
-  const ssl = target.sslmode && !['disable', 'allow', 'prefer'].includes(target.sslmode) ? {rejectUnauthorized: target.sslmode.startsWith('verify')} : undefined
+export function clientConfig(
+  target: ConnectionTarget,
+  options: {connectTimeoutMs?: number; applicationName?: string} = {},
+): ClientConfig {
+  const ssl =
+    target.sslmode && !['disable', 'allow', 'prefer'].includes(target.sslmode)
+      ? {rejectUnauthorized: target.sslmode.startsWith('verify')}
+      : undefined
   return {
     host: target.host,
     port: target.port,
@@ -95,7 +106,10 @@ export function clientConfig(target: ConnectionTarget, options: {connectTimeoutM
 }
 
 /** Opens a connected pg Client (pg is loaded lazily: only commands that talk to PostgreSQL pay for it). */
-export async function connect(urlOrTarget: string | ConnectionTarget, options: {connectTimeoutMs?: number; applicationName?: string} = {}): Promise<Client> {
+export async function connect(
+  urlOrTarget: string | ConnectionTarget,
+  options: {connectTimeoutMs?: number; applicationName?: string} = {},
+): Promise<Client> {
   const target = typeof urlOrTarget === 'string' ? parseDatabaseUrl(urlOrTarget) : urlOrTarget
   const {default: pg} = await import('pg')
   const client = new pg.Client(clientConfig(target, options))
@@ -111,7 +125,11 @@ export async function connect(urlOrTarget: string | ConnectionTarget, options: {
 }
 
 /** Runs `fn` with a connected client and always closes it. */
-export async function withClient<T>(url: string | ConnectionTarget, fn: (client: Client) => Promise<T>, options?: {connectTimeoutMs?: number; applicationName?: string}): Promise<T> {
+export async function withClient<T>(
+  url: string | ConnectionTarget,
+  fn: (client: Client) => Promise<T>,
+  options?: {connectTimeoutMs?: number; applicationName?: string},
+): Promise<T> {
   const client = await connect(url, options)
   try {
     return await fn(client)
@@ -124,38 +142,88 @@ export async function withClient<T>(url: string | ConnectionTarget, fn: (client:
 export function diagnoseConnectionError(error: unknown, target: ConnectionTarget): UnreachableError {
   const err = error as {code?: string; message?: string}
   const where = `${target.host}:${target.port}`
-  const make = (code: ErrorCode, message: string, hint: string) => new UnreachableError(message, {code, hint, cause: error, data: {host: target.host, port: target.port, database: target.database, user: target.user}})
+  const make = (code: ErrorCode, message: string, hint: string) =>
+    new UnreachableError(message, {
+      code,
+      hint,
+      cause: error,
+      data: {host: target.host, port: target.port, database: target.database, user: target.user},
+    })
   switch (err?.code) {
     case 'ECONNREFUSED':
-      return make('PG_REFUSED', `PostgreSQL at ${where} refused the connection`, 'Is the server running and listening on that address (listen_addresses, port)? Check firewalls / security groups.')
+      return make(
+        'PG_REFUSED',
+        `PostgreSQL at ${where} refused the connection`,
+        'Is the server running and listening on that address (listen_addresses, port)? Check firewalls / security groups.',
+      )
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return make('PG_DNS', `PostgreSQL host "${target.host}" does not resolve (DNS)`, 'Check the host name in DATABASE_URL and that DNS points at the right instance.')
+      return make(
+        'PG_DNS',
+        `PostgreSQL host "${target.host}" does not resolve (DNS)`,
+        'Check the host name in DATABASE_URL and that DNS points at the right instance.',
+      )
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
-      return make('PG_TIMEOUT', `PostgreSQL at ${where} did not answer (timeout)`, 'A firewall or security group is probably dropping the traffic; check the route to the server.')
+      return make(
+        'PG_TIMEOUT',
+        `PostgreSQL at ${where} did not answer (timeout)`,
+        'A firewall or security group is probably dropping the traffic; check the route to the server.',
+      )
     case '28P01':
-      return make('PG_AUTH', `PostgreSQL rejected the password for user "${target.user}"`, 'Check the password in DATABASE_URL (or the secret it comes from).')
+      return make(
+        'PG_AUTH',
+        `PostgreSQL rejected the password for user "${target.user}"`,
+        'Check the password in DATABASE_URL (or the secret it comes from).',
+      )
     case '28000':
       return /no pg_hba\.conf entry/.test(err.message ?? '')
-        ? make('PG_HBA', `pg_hba.conf on ${where} has no entry for user "${target.user}" from this host${/SSL off|no encryption/.test(err.message ?? '') ? ' without SSL' : ''}`, 'Add a hostssl/host line for this client in pg_hba.conf (scram-sha-256), or connect with ?sslmode=require if only SSL connections are allowed.')
-        : make('PG_AUTH', `PostgreSQL refused user "${target.user}": ${err.message}`, 'Check the role exists and may log in.')
+        ? make(
+            'PG_HBA',
+            `pg_hba.conf on ${where} has no entry for user "${target.user}" from this host${/SSL off|no encryption/.test(err.message ?? '') ? ' without SSL' : ''}`,
+            'Add a hostssl/host line for this client in pg_hba.conf (scram-sha-256), or connect with ?sslmode=require if only SSL connections are allowed.',
+          )
+        : make(
+            'PG_AUTH',
+            `PostgreSQL refused user "${target.user}": ${err.message}`,
+            'Check the role exists and may log in.',
+          )
     case '3D000':
-      return make('PG_NO_DATABASE', `database "${target.database}" does not exist on ${where}`, 'Create it (charge-ops db bootstrap) or fix the database name in DATABASE_URL.')
+      return make(
+        'PG_NO_DATABASE',
+        `database "${target.database}" does not exist on ${where}`,
+        'Create it (charge-ops db bootstrap) or fix the database name in DATABASE_URL.',
+      )
     case '57P03':
-      return make('PG_STARTING', `PostgreSQL at ${where} is starting up or shutting down`, 'Wait for it to finish starting and retry.')
+      return make(
+        'PG_STARTING',
+        `PostgreSQL at ${where} is starting up or shutting down`,
+        'Wait for it to finish starting and retry.',
+      )
     default:
       break
   }
   const message = err?.message ?? String(error)
   if (/does not support SSL|SSL off|server does not support SSL/i.test(message)) {
-    return make('PG_SSL', `PostgreSQL at ${where} does not accept SSL but sslmode requires it`, 'Enable ssl=on on the server, or change sslmode in DATABASE_URL.')
+    return make(
+      'PG_SSL',
+      `PostgreSQL at ${where} does not accept SSL but sslmode requires it`,
+      'Enable ssl=on on the server, or change sslmode in DATABASE_URL.',
+    )
   }
   if (/timeout/i.test(message)) {
-    return make('PG_TIMEOUT', `PostgreSQL at ${where} did not answer in time`, 'Check the network path, firewall and that the server is up.')
+    return make(
+      'PG_TIMEOUT',
+      `PostgreSQL at ${where} did not answer in time`,
+      'Check the network path, firewall and that the server is up.',
+    )
   }
-  return make('PG_UNREACHABLE', `cannot connect to PostgreSQL at ${where}: ${message}`, 'Check DATABASE_URL and that the server is reachable.')
+  return make(
+    'PG_UNREACHABLE',
+    `cannot connect to PostgreSQL at ${where}: ${message}`,
+    'Check DATABASE_URL and that the server is reachable.',
+  )
 }
 
 /** The server's major version (e.g. 15) from server_version_num. */

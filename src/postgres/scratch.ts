@@ -32,13 +32,18 @@ export function scratchDatabase(serverUrl: string, prefix: string, refusal: Crea
     name,
     url: withDatabase(serverUrl, name),
     async create() {
-      await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(name)}`)).catch((error: {code?: string; message?: string}) => {
-        if (error?.code !== '42501') throw error
-        throw new UsageError(refusal.message(String(error.message)), {code: refusal.code, hint: refusal.hint})
-      })
+      await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(name)}`)).catch(
+        (error: {code?: string; message?: string}) => {
+          if (error?.code !== '42501') throw error
+          throw new UsageError(refusal.message(String(error.message)), {code: refusal.code, hint: refusal.hint})
+        },
+      )
     },
     async drop(logger) {
-      const drop = (force: boolean) => withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}${force ? ' WITH (FORCE)' : ''}`))
+      const drop = (force: boolean) =>
+        withClient(adminUrl, (c) =>
+          c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}${force ? ' WITH (FORCE)' : ''}`),
+        )
       await drop(true)
         .catch((error: {code?: string}) => {
           // WITH (FORCE) refuses a role that is not superuser as soon as a superuser-owned process is

@@ -11,7 +11,9 @@ export function serverBinary(name: string, major?: number): string {
   if (process.env.CHARGE_OPS_PG_BINDIR) candidates.push(join(process.env.CHARGE_OPS_PG_BINDIR, name))
   if (major) candidates.push(`/usr/lib/postgresql/${major}/bin/${name}`)
   try {
-    const majors = readdirSync('/usr/lib/postgresql').filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a))
+    const majors = readdirSync('/usr/lib/postgresql')
+      .filter((d) => /^\d+$/.test(d))
+      .sort((a, b) => Number(b) - Number(a))
     for (const m of majors) candidates.push(`/usr/lib/postgresql/${m}/bin/${name}`)
   } catch {
     // not a Debian layout: fall back to PATH
@@ -21,7 +23,10 @@ export function serverBinary(name: string, major?: number): string {
 
 export async function controlData(dataDir: string, major?: number): Promise<Record<string, string>> {
   const {run} = await import('../core/proc/exec.js')
-  const {stdout} = await run(serverBinary('pg_controldata', major), [dataDir], {env: {LC_ALL: 'C'}, purpose: 'reading pg_control'})
+  const {stdout} = await run(serverBinary('pg_controldata', major), [dataDir], {
+    env: {LC_ALL: 'C'},
+    purpose: 'reading pg_control',
+  })
   const out: Record<string, string> = {}
   for (const line of stdout.split('\n')) {
     const i = line.indexOf(':')

@@ -34,10 +34,14 @@ export function parseRedisUrl(url: string): RedisTarget {
   try {
     parsed = new URL(url)
   } catch {
-    throw new ConfigError('REDIS_URL is not a valid URL', {hint: 'Use redis://:PASSWORD@HOST:6379/0 (rediss:// for TLS).'})
+    throw new ConfigError('REDIS_URL is not a valid URL', {
+      hint: 'Use redis://:PASSWORD@HOST:6379/0 (rediss:// for TLS).',
+    })
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, not ${parsed.protocol}//`, {hint: 'Use redis://:PASSWORD@HOST:6379/0'})
+    throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, not ${parsed.protocol}//`, {
+      hint: 'Use redis://:PASSWORD@HOST:6379/0',
+    })
   }
   const password = parsed.password ? decodeURIComponent(parsed.password) : undefined
   registerSecret(password)
@@ -113,7 +117,11 @@ function pickError(primary: unknown, fromEvent: unknown): unknown {
   return primary
 }
 
-export async function withRedis<T>(url: string, fn: (client: Redis) => Promise<T>, options?: ConnectRedisOptions): Promise<T> {
+export async function withRedis<T>(
+  url: string,
+  fn: (client: Redis) => Promise<T>,
+  options?: ConnectRedisOptions,
+): Promise<T> {
   const client = await connectRedis(url, options)
   try {
     return await fn(client)
@@ -123,28 +131,87 @@ export async function withRedis<T>(url: string, fn: (client: Redis) => Promise<T
 }
 
 /** Turns an ioredis / socket error into an UnreachableError naming the likely cause. */
-export function diagnoseRedisError(error: unknown, target: Pick<RedisTarget, 'host' | 'port' | 'tls'>): UnreachableError {
+export function diagnoseRedisError(
+  error: unknown,
+  target: Pick<RedisTarget, 'host' | 'port' | 'tls'>,
+): UnreachableError {
   const err = error as {code?: string; message?: string}
   const message = err?.message ?? String(error)
   const where = `${target.host}:${target.port}`
-  const make = (code: ErrorCode, text: string, hint: string) => new UnreachableError(text, {code, hint, cause: error, data: {host: target.host, port: target.port}})
-  if (err?.code === 'ECONNREFUSED') return make('REDIS_REFUSED', `Redis at ${where} refused the connection`, 'Is redis-server running and bound to that address (bind, port)? Check firewalls.')
-  if (err?.code === 'ENOTFOUND' || err?.code === 'EAI_AGAIN') return make('REDIS_DNS', `Redis host "${target.host}" does not resolve (DNS)`, 'Check the host name in REDIS_URL.')
-  if (/^NOAUTH/.test(message)) return make('REDIS_AUTH', `Redis at ${where} requires a password and REDIS_URL has none`, 'Put the requirepass value in REDIS_URL: redis://:PASSWORD@host:6379/0')
-  if (/^WRONGPASS|invalid password|invalid username-password/i.test(message)) return make('REDIS_AUTH', `Redis at ${where} rejected the password in REDIS_URL`, "Make REDIS_URL's password match requirepass in redis.conf.")
-  if (/without any password configured/i.test(message)) return make('REDIS_AUTH', `Redis at ${where} has no password set but REDIS_URL sends one`, 'Set requirepass in redis.conf (recommended) or remove the password from REDIS_URL.')
-  if (/SSL|TLS|wrong version number|EPROTO|certificate/i.test(message) || err?.code === 'EPROTO' || /^ERR_TLS|^CERT_|DEPTH_ZERO/.test(err?.code ?? '')) {
-    return make('REDIS_TLS', `TLS handshake with Redis at ${where} failed${target.tls ? ' (is the server serving TLS on this port?)' : ''}`, target.tls ? 'Use redis:// if the server does not serve TLS on this port, or fix the certificate.' : 'The server expects TLS: use rediss://')
+  const make = (code: ErrorCode, text: string, hint: string) =>
+    new UnreachableError(text, {code, hint, cause: error, data: {host: target.host, port: target.port}})
+  if (err?.code === 'ECONNREFUSED')
+    return make(
+      'REDIS_REFUSED',
+      `Redis at ${where} refused the connection`,
+      'Is redis-server running and bound to that address (bind, port)? Check firewalls.',
+    )
+  if (err?.code === 'ENOTFOUND' || err?.code === 'EAI_AGAIN')
+    return make('REDIS_DNS', `Redis host "${target.host}" does not resolve (DNS)`, 'Check the host name in REDIS_URL.')
+  if (/^NOAUTH/.test(message))
+    return make(
+      'REDIS_AUTH',
+      `Redis at ${where} requires a password and REDIS_URL has none`,
+      'Put the requirepass value in REDIS_URL: redis://:PASSWORD@host:6379/0',
+    )
+  if (/^WRONGPASS|invalid password|invalid username-password/i.test(message))
+    return make(
+      'REDIS_AUTH',
+      `Redis at ${where} rejected the password in REDIS_URL`,
+      "Make REDIS_URL's password match requirepass in redis.conf.",
+    )
+  if (/without any password configured/i.test(message))
+    return make(
+      'REDIS_AUTH',
+      `Redis at ${where} has no password set but REDIS_URL sends one`,
+      'Set requirepass in redis.conf (recommended) or remove the password from REDIS_URL.',
+    )
+  if (
+    /SSL|TLS|wrong version number|EPROTO|certificate/i.test(message) ||
+    err?.code === 'EPROTO' ||
+    /^ERR_TLS|^CERT_|DEPTH_ZERO/.test(err?.code ?? '')
+  ) {
+    return make(
+      'REDIS_TLS',
+      `TLS handshake with Redis at ${where} failed${target.tls ? ' (is the server serving TLS on this port?)' : ''}`,
+      target.tls
+        ? 'Use redis:// if the server does not serve TLS on this port, or fix the certificate.'
+        : 'The server expects TLS: use rediss://',
+    )
   }
-  if (err?.code === 'ECONNRESET' && !target.tls) return make('REDIS_TLS', `Redis at ${where} closed the connection at once: it probably requires TLS`, 'Use rediss:// in REDIS_URL.')
+  if (err?.code === 'ECONNRESET' && !target.tls)
+    return make(
+      'REDIS_TLS',
+      `Redis at ${where} closed the connection at once: it probably requires TLS`,
+      'Use rediss:// in REDIS_URL.',
+    )
   if (target.tls && (err?.code === 'ETIMEDOUT' || /timed? ?out/i.test(message))) {
     // a plain-text Redis never completes a TLS handshake: it waits for a command that never ends
-    return make('REDIS_TLS', `the TLS handshake with Redis at ${where} did not complete: the server probably does not serve TLS on this port`, 'Use redis:// for a plain-text server, or point rediss:// at the tls-port.')
+    return make(
+      'REDIS_TLS',
+      `the TLS handshake with Redis at ${where} did not complete: the server probably does not serve TLS on this port`,
+      'Use redis:// for a plain-text server, or point rediss:// at the tls-port.',
+    )
   }
-  if (err?.code === 'ETIMEDOUT' || /timed? ?out/i.test(message)) return make('REDIS_TIMEOUT', `Redis at ${where} did not answer in time`, 'A firewall may be dropping the traffic; check the route and that the server is up.')
-  if (err?.code === 'EHOSTUNREACH' || err?.code === 'ENETUNREACH') return make('REDIS_TIMEOUT', `Redis at ${where} is unreachable (${err.code})`, 'Check the network route to the server.')
-  if (/LOADING/.test(message)) return make('REDIS_LOADING', `Redis at ${where} is loading its dataset`, 'Wait for it to finish loading and retry.')
-  return make('REDIS_UNREACHABLE', `cannot use Redis at ${where}: ${message}`, 'Check REDIS_URL and that the server is reachable.')
+  if (err?.code === 'ETIMEDOUT' || /timed? ?out/i.test(message))
+    return make(
+      'REDIS_TIMEOUT',
+      `Redis at ${where} did not answer in time`,
+      'A firewall may be dropping the traffic; check the route and that the server is up.',
+    )
+  if (err?.code === 'EHOSTUNREACH' || err?.code === 'ENETUNREACH')
+    return make(
+      'REDIS_TIMEOUT',
+      `Redis at ${where} is unreachable (${err.code})`,
+      'Check the network route to the server.',
+    )
+  if (/LOADING/.test(message))
+    return make('REDIS_LOADING', `Redis at ${where} is loading its dataset`, 'Wait for it to finish loading and retry.')
+  return make(
+    'REDIS_UNREACHABLE',
+    `cannot use Redis at ${where}: ${message}`,
+    'Check REDIS_URL and that the server is reachable.',
+  )
 }
 
 /** INFO [section], parsed into key → value. */

@@ -27,17 +27,26 @@ const scopes = (stack: string) => [
 ]
 
 /** The leftovers of dead writers (nothing is removed). */
-export async function listLeftoverTemporary(storage: RepositoryStorage, stack: string, now = Date.now()): Promise<TemporaryObject[]> {
+export async function listLeftoverTemporary(
+  storage: RepositoryStorage,
+  stack: string,
+  now = Date.now(),
+): Promise<TemporaryObject[]> {
   if (!storage.listTemporary) return []
   const out: TemporaryObject[] = []
   for (const {prefix, olderThanMs} of scopes(stack)) {
-    for (const t of await storage.listTemporary(prefix)) if (!t.writerAlive && now - t.mtime.getTime() >= olderThanMs) out.push(t)
+    for (const t of await storage.listTemporary(prefix))
+      if (!t.writerAlive && now - t.mtime.getTime() >= olderThanMs) out.push(t)
   }
   // An S3 upload cannot name its writer: while another live run holds the stack's lock, the
   // uploads may be that run's parts on their way, not leftovers (sweeps only run under the lock).
   if (out.some((t) => t.uploadId !== undefined)) {
     const holder = await readLock(storage, stack)
-    const otherLive = holder !== undefined && holder !== 'invalid' && !staleReason(holder) && !(holder.pid === process.pid && holder.host === hostname())
+    const otherLive =
+      holder !== undefined &&
+      holder !== 'invalid' &&
+      !staleReason(holder) &&
+      !(holder.pid === process.pid && holder.host === hostname())
     if (otherLive) return out.filter((t) => t.uploadId === undefined)
   }
   return out

@@ -96,7 +96,8 @@ export class LocalStorage implements RepositoryStorage {
     const owner = await this.owner()
     const first = await mkdir(dir, {recursive: true})
     if (owner && first) {
-      for (let d = dir; d.length >= first.length && d.startsWith(this.root); d = dirname(d)) await chown(d, owner.uid, owner.gid)
+      for (let d = dir; d.length >= first.length && d.startsWith(this.root); d = dirname(d))
+        await chown(d, owner.uid, owner.gid)
     }
     return owner
   }
@@ -150,7 +151,11 @@ export class LocalStorage implements RepositoryStorage {
    * blocking it), then the file is fsynced and linked/renamed into place exactly as `put` does.
    * `produce` must resolve only once every writer has exited; on `signal` it must stop them.
    */
-  async putProduced(key: string, produce: (fd: number, signal: AbortSignal) => Promise<void>, options: PutOptions = {}): Promise<PutResult> {
+  async putProduced(
+    key: string,
+    produce: (fd: number, signal: AbortSignal) => Promise<void>,
+    options: PutOptions = {},
+  ): Promise<PutResult> {
     const target = this.pathOf(key)
     const dir = dirname(target)
     const owner = await this.makeDir(dir)
@@ -305,7 +310,13 @@ export class LocalStorage implements RepositoryStorage {
           const s = await stat(full).catch(() => undefined)
           if (!s) continue
           const pid = Number(/^\.tmp-(\d+)-/.exec(entry.name)?.[1] ?? NaN)
-          out.push({key: relative(this.root, full).split(sep).join('/'), size: s.size, mtime: s.mtime, pid: Number.isFinite(pid) ? pid : undefined, writerAlive: Number.isFinite(pid) && pidAlive(pid)})
+          out.push({
+            key: relative(this.root, full).split(sep).join('/'),
+            size: s.size,
+            mtime: s.mtime,
+            pid: Number.isFinite(pid) ? pid : undefined,
+            writerAlive: Number.isFinite(pid) && pidAlive(pid),
+          })
         }
       }
     }

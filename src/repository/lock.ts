@@ -61,18 +61,26 @@ export type ReleaseLock = () => Promise<void>
 export const lockKey = (stack: string, name = 'backup') => `${stack}/locks/${name}.lock`
 
 /** Why a lock is stale, or undefined when it is live. */
-export function staleReason(info: LockInfo, options: {host?: string; now?: Date; isAlive?: (pid: number) => boolean} = {}): string | undefined {
+export function staleReason(
+  info: LockInfo,
+  options: {host?: string; now?: Date; isAlive?: (pid: number) => boolean} = {},
+): string | undefined {
   const host = options.host ?? hostname()
   const now = options.now ?? new Date()
   const isAlive = options.isAlive ?? pidAlive
   if (info.host === host && !isAlive(info.pid)) return `pid ${info.pid} on ${info.host} is no longer running`
   const age = now.getTime() - Date.parse(info.heartbeatAt)
-  if (!(age <= info.ttlMs)) return `its heartbeat is ${Math.round(age / 1000)}s old (ttl ${Math.round(info.ttlMs / 1000)}s)`
+  if (!(age <= info.ttlMs))
+    return `its heartbeat is ${Math.round(age / 1000)}s old (ttl ${Math.round(info.ttlMs / 1000)}s)`
   return undefined
 }
 
 /** Reads the lock currently stored, if any (an unparsable lock counts as stale garbage). */
-export async function readLock(storage: RepositoryStorage, stack: string, name = 'backup'): Promise<LockInfo | undefined | 'invalid'> {
+export async function readLock(
+  storage: RepositoryStorage,
+  stack: string,
+  name = 'backup',
+): Promise<LockInfo | undefined | 'invalid'> {
   if (!(await storage.exists(lockKey(stack, name)))) return undefined
   try {
     const bytes = await storage.getBytes(lockKey(stack, name))
@@ -96,7 +104,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
  * Takes the stack's lock or throws LockHeldError (exit 4). Returns the release function; the
  * heartbeat timer is unref'd so it never keeps the process alive.
  */
-export async function acquireLock(storage: RepositoryStorage, stack: string, options: AcquireLockOptions): Promise<ReleaseLock> {
+export async function acquireLock(
+  storage: RepositoryStorage,
+  stack: string,
+  options: AcquireLockOptions,
+): Promise<ReleaseLock> {
   const name = options.name ?? 'backup'
   const key = lockKey(stack, name)
   const now = options.now ?? (() => new Date())
@@ -104,7 +116,15 @@ export async function acquireLock(storage: RepositoryStorage, stack: string, opt
   const settleMs = options.settleMs ?? 150
   const host = options.host ?? hostname()
   const started = now().toISOString()
-  const info: LockInfo = {token: randomBytes(8).toString('hex'), pid: options.pid ?? process.pid, host, startedAt: started, heartbeatAt: started, command: options.command, ttlMs}
+  const info: LockInfo = {
+    token: randomBytes(8).toString('hex'),
+    pid: options.pid ?? process.pid,
+    host,
+    startedAt: started,
+    heartbeatAt: started,
+    command: options.command,
+    ttlMs,
+  }
   const body = () => JSON.stringify(info, null, 2) + '\n'
 
   let tookOver = false
@@ -122,7 +142,10 @@ export async function acquireLock(storage: RepositoryStorage, stack: string, opt
     // Stale: remove it and retry the no-overwrite create; the token check below settles races.
     await storage.delete(key)
     tookOver = true
-    if (attempt === 2) throw new LockHeldError(`could not take the ${name} lock of stack ${stack} (contended)`, {hint: 'Another run is starting at the same moment; retry.'})
+    if (attempt === 2)
+      throw new LockHeldError(`could not take the ${name} lock of stack ${stack} (contended)`, {
+        hint: 'Another run is starting at the same moment; retry.',
+      })
   }
 
   if (tookOver || storage.kind === 's3') {
@@ -130,7 +153,9 @@ export async function acquireLock(storage: RepositoryStorage, stack: string, opt
     const current = await readLock(storage, stack, name)
     if (!current || current === 'invalid' || current.token !== info.token) {
       if (current && current !== 'invalid') throw held(current, storage, key, now())
-      throw new LockHeldError(`lost the race for the ${name} lock of stack ${stack}`, {hint: 'Another run started at the same moment; retry.'})
+      throw new LockHeldError(`lost the race for the ${name} lock of stack ${stack}`, {
+        hint: 'Another run started at the same moment; retry.',
+      })
     }
   }
 
@@ -166,7 +191,12 @@ function held(holder: LockInfo, storage: RepositoryStorage, key: string, now: Da
 }
 
 /** Runs fn under the lock, always releasing it. */
-export async function withLock<T>(storage: RepositoryStorage, stack: string, options: AcquireLockOptions, fn: () => Promise<T>): Promise<T> {
+export async function withLock<T>(
+  storage: RepositoryStorage,
+  stack: string,
+  options: AcquireLockOptions,
+  fn: () => Promise<T>,
+): Promise<T> {
   const release = await acquireLock(storage, stack, options)
   try {
     return await fn()

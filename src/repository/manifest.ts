@@ -49,7 +49,11 @@ export const partEncryptionSchema = z.looseObject({
 })
 
 /** One file inside a files part (for restore files and the cross-store check). */
-export const fileEntrySchema = z.object({path: z.string(), size: z.number().int().nonnegative(), sha256: z.string().optional()})
+export const fileEntrySchema = z.object({
+  path: z.string(),
+  size: z.number().int().nonnegative(),
+  sha256: z.string().optional(),
+})
 export type FileEntry = z.infer<typeof fileEntrySchema>
 
 export const partSchema = z.looseObject({
@@ -92,7 +96,13 @@ export const filesSectionSchema = z.looseObject({
   chromaDir: z.string().optional(),
   uploads: z.looseObject({fileCount: z.number().int(), bytes: z.number().int(), capturedAt: z.string()}).optional(),
   chroma: z
-    .looseObject({fileCount: z.number().int(), bytes: z.number().int(), capturedAt: z.string(), sqliteOnlineBackup: z.boolean().optional(), quiesced: z.string().optional()})
+    .looseObject({
+      fileCount: z.number().int(),
+      bytes: z.number().int(),
+      capturedAt: z.string(),
+      sqliteOnlineBackup: z.boolean().optional(),
+      quiesced: z.string().optional(),
+    })
     .optional(),
 })
 
@@ -119,7 +129,13 @@ export const consistencySectionSchema = z.looseObject({
   missingUploads: z.array(z.string()).default([]),
   orphanUploads: z.array(z.string()).default([]),
   chroma: z
-    .looseObject({collection: z.string(), records: z.number().int().nullable(), expected: z.number().int().nullable(), ok: z.boolean(), note: z.string().optional()})
+    .looseObject({
+      collection: z.string(),
+      records: z.number().int().nullable(),
+      expected: z.number().int().nullable(),
+      ok: z.boolean(),
+      note: z.string().optional(),
+    })
     .optional(),
   notes: z.array(z.string()).default([]),
 })
@@ -153,7 +169,13 @@ export const manifestSchema = z.looseObject({
   postgresVersion: z.string().nullish(),
   /** versions of the tools that produced it: charge-ops, pg_dump, zstd, tar … */
   tools: z.record(z.string(), z.string()).default({}),
-  compression: z.looseObject({algorithm: compressionSchema, level: z.number().int().optional(), threads: z.number().int().optional()}).optional(),
+  compression: z
+    .looseObject({
+      algorithm: compressionSchema,
+      level: z.number().int().optional(),
+      threads: z.number().int().optional(),
+    })
+    .optional(),
   encryption: z.looseObject({algorithm: z.literal('aes-256-gcm-chunked'), keyId: z.string()}).nullish(),
   parts: z.array(partSchema),
   db: dbSectionSchema.optional(),
@@ -180,7 +202,11 @@ export function isBackupId(value: string): boolean {
 }
 
 function assertBackupId(id: string): string {
-  if (!isBackupId(id)) throw new UsageError(`not a backup id: ${JSON.stringify(id)}`, {code: 'BAD_BACKUP_ID', hint: 'Ids look like 20261128T021500Z-db-3f2a; run `charge-ops backup list`.'})
+  if (!isBackupId(id))
+    throw new UsageError(`not a backup id: ${JSON.stringify(id)}`, {
+      code: 'BAD_BACKUP_ID',
+      hint: 'Ids look like 20261128T021500Z-db-3f2a; run `charge-ops backup list`.',
+    })
   return id
 }
 
@@ -189,7 +215,10 @@ function assertBackupId(id: string): string {
  * (`20261128T021500Z-db-3f2a`). Lexical order = chronological order.
  */
 export function newBackupId(kind: BackupKind, now: Date = new Date()): string {
-  const stamp = now.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')
+  const stamp = now
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '')
   return `${stamp}-${kind}-${randomBytes(2).toString('hex')}`
 }
 
@@ -206,13 +235,18 @@ export function backupIdTime(id: string): Date | undefined {
  * existing one (ObjectExistsError → a usage error: ids are unique). Call it after every part is
  * stored — its presence is what marks the backup complete.
  */
-export async function writeManifest(storage: RepositoryStorage, stack: string, manifest: BackupManifestInput): Promise<BackupManifest> {
+export async function writeManifest(
+  storage: RepositoryStorage,
+  stack: string,
+  manifest: BackupManifestInput,
+): Promise<BackupManifest> {
   const parsed = manifestSchema.parse(manifest)
   if (parsed.stack !== stack) throw new Error(`manifest stack ${parsed.stack} does not match ${stack}`)
   try {
     await storage.put(manifestKey(stack, parsed.id), JSON.stringify(parsed, null, 2) + '\n', {ifNotExists: true})
   } catch (error) {
-    if (error instanceof ObjectExistsError) throw new UsageError(`backup ${parsed.id} already has a manifest`, {code: 'BACKUP_EXISTS'})
+    if (error instanceof ObjectExistsError)
+      throw new UsageError(`backup ${parsed.id} already has a manifest`, {code: 'BACKUP_EXISTS'})
     throw error
   }
   return parsed
@@ -225,7 +259,10 @@ export async function readManifest(storage: RepositoryStorage, stack: string, id
     bytes = await storage.getBytes(manifestKey(stack, id))
   } catch (error) {
     if (error instanceof ObjectNotFoundError) {
-      throw new UsageError(`backup ${id} does not exist or is incomplete in ${storage.location}`, {code: 'BACKUP_NOT_FOUND', hint: 'Run `charge-ops backup list` to see the complete backups.'})
+      throw new UsageError(`backup ${id} does not exist or is incomplete in ${storage.location}`, {
+        code: 'BACKUP_NOT_FOUND',
+        hint: 'Run `charge-ops backup list` to see the complete backups.',
+      })
     }
     throw error
   }
@@ -258,7 +295,12 @@ export function parseManifest(bytes: Buffer | string, where: string): BackupMani
  * Rewrites the manifest with a new `verification` record (atomic replace). The only mutation a
  * complete backup ever sees; parts are never touched.
  */
-export async function recordVerification(storage: RepositoryStorage, stack: string, id: string, verification: Verification): Promise<BackupManifest> {
+export async function recordVerification(
+  storage: RepositoryStorage,
+  stack: string,
+  id: string,
+  verification: Verification,
+): Promise<BackupManifest> {
   const current = await readManifest(storage, stack, id)
   const next = manifestSchema.parse({...current, verification})
   await storage.put(manifestKey(stack, id), JSON.stringify(next, null, 2) + '\n')
@@ -289,7 +331,11 @@ export interface BackupListing {
  * Every backup of a stack. Complete = has a valid manifest. Sorted newest first by id (ids sort
  * chronologically). `includeIncomplete` also reports partial directories (for prune / list --all).
  */
-export async function listBackups(storage: RepositoryStorage, stack: string, options: {includeIncomplete?: boolean; kind?: BackupKind} = {}): Promise<BackupListing> {
+export async function listBackups(
+  storage: RepositoryStorage,
+  stack: string,
+  options: {includeIncomplete?: boolean; kind?: BackupKind} = {},
+): Promise<BackupListing> {
   const objects = await storage.list(backupsPrefix(stack))
   const byId = new Map<string, {keys: string[]; bytes: number; lastModified: Date; hasManifest: boolean}>()
   const prefixLength = backupsPrefix(stack).length
@@ -312,10 +358,17 @@ export async function listBackups(storage: RepositoryStorage, stack: string, opt
     const entry = byId.get(id)!
     if (entry.hasManifest) {
       try {
-        const manifest = parseManifest(await storage.getBytes(manifestKey(stack, id)), `${storage.location}/${manifestKey(stack, id)}`)
+        const manifest = parseManifest(
+          await storage.getBytes(manifestKey(stack, id)),
+          `${storage.location}/${manifestKey(stack, id)}`,
+        )
         if (!options.kind || manifest.kind === options.kind) listing.complete.push(manifest)
       } catch (error) {
-        listing.invalid.push({id, error: (error as Error).message, ...(error instanceof RepositoryUnreadableError ? {unreadable: true} : {})})
+        listing.invalid.push({
+          id,
+          error: (error as Error).message,
+          ...(error instanceof RepositoryUnreadableError ? {unreadable: true} : {}),
+        })
       }
     } else if (options.includeIncomplete) {
       listing.incomplete.push({id, objects: entry.keys, bytes: entry.bytes, lastModified: entry.lastModified})
@@ -328,22 +381,32 @@ export async function listBackups(storage: RepositoryStorage, stack: string, opt
  * Resolves `latest` (the newest complete backup, optionally of a kind — `all` backups count as
  * db and files backups too) or an explicit id to its manifest.
  */
-export async function resolveBackup(storage: RepositoryStorage, stack: string, ref: string, options: {kind?: BackupKind | BackupKind[]} = {}): Promise<BackupManifest> {
+export async function resolveBackup(
+  storage: RepositoryStorage,
+  stack: string,
+  ref: string,
+  options: {kind?: BackupKind | BackupKind[]} = {},
+): Promise<BackupManifest> {
   const kinds = options.kind === undefined ? undefined : Array.isArray(options.kind) ? options.kind : [options.kind]
   if (ref === 'latest') {
     const {complete} = await listBackups(storage, stack)
     const found = complete.find((m) => !kinds || kinds.includes(m.kind))
     if (!found) {
-      throw new UsageError(`no complete ${kinds ? kinds.join(' / ') + ' ' : ''}backup of stack ${stack} in ${storage.location}`, {
-        code: 'BACKUP_NOT_FOUND',
-        hint: 'Take one with `charge-ops backup db` (or check --repo / CHARGE_OPS_REPO).',
-      })
+      throw new UsageError(
+        `no complete ${kinds ? kinds.join(' / ') + ' ' : ''}backup of stack ${stack} in ${storage.location}`,
+        {
+          code: 'BACKUP_NOT_FOUND',
+          hint: 'Take one with `charge-ops backup db` (or check --repo / CHARGE_OPS_REPO).',
+        },
+      )
     }
     return found
   }
   const manifest = await readManifest(storage, stack, ref)
   if (kinds && !kinds.includes(manifest.kind)) {
-    throw new UsageError(`backup ${ref} is a ${manifest.kind} backup, not ${kinds.join(' / ')}`, {code: 'BACKUP_WRONG_KIND'})
+    throw new UsageError(`backup ${ref} is a ${manifest.kind} backup, not ${kinds.join(' / ')}`, {
+      code: 'BACKUP_WRONG_KIND',
+    })
   }
   return manifest
 }
@@ -355,7 +418,10 @@ export function manifestBytes(manifest: BackupManifest): number {
 
 /** The part of a given name or component. */
 export function findPart(manifest: BackupManifest, nameOrComponent: string): BackupPart | undefined {
-  return manifest.parts.find((p) => p.name === nameOrComponent) ?? manifest.parts.find((p) => p.component === nameOrComponent)
+  return (
+    manifest.parts.find((p) => p.name === nameOrComponent) ??
+    manifest.parts.find((p) => p.component === nameOrComponent)
+  )
 }
 
 /**
@@ -364,6 +430,8 @@ export function findPart(manifest: BackupManifest, nameOrComponent: string): Bac
  * was taken (charge-ops before 0.1.1 could store a short producer's part empty on S3, or with
  * encryption or gzip, with a checksum that matched the empty object), so its checksum proves nothing.
  */
-export function impossiblyEmpty(part: Pick<BackupPart, 'bytes' | 'compression' | 'encryption'> & {fileCount?: number}): boolean {
+export function impossiblyEmpty(
+  part: Pick<BackupPart, 'bytes' | 'compression' | 'encryption'> & {fileCount?: number},
+): boolean {
   return part.bytes === 0 && (part.compression !== 'none' || Boolean(part.encryption) || (part.fileCount ?? 0) > 0)
 }

@@ -5,10 +5,14 @@
 import type {Settings} from '../config/settings.js'
 import type {RepositoryStorage} from './storage.js'
 
-export const REPOSITORY_HINT = 'Pass --repo DIR or --repo s3://BUCKET/PREFIX, set CHARGE_OPS_REPO, or set backup.repository in charge-ops.yaml.'
+export const REPOSITORY_HINT =
+  'Pass --repo DIR or --repo s3://BUCKET/PREFIX, set CHARGE_OPS_REPO, or set backup.repository in charge-ops.yaml.'
 
 /** Opens the repository named by a path or `s3://bucket/prefix`. */
-export async function openRepository(location: string, s3Options?: import('./s3-storage.js').S3StorageOptions): Promise<RepositoryStorage> {
+export async function openRepository(
+  location: string,
+  s3Options?: import('./s3-storage.js').S3StorageOptions,
+): Promise<RepositoryStorage> {
   if (location.startsWith('s3://')) {
     const {S3Storage} = await import('./s3-storage.js')
     return S3Storage.fromUrl(location, s3Options ?? {})

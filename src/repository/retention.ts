@@ -52,12 +52,15 @@ export function planRetention(backups: RetentionCandidate[], policy: RetentionPo
     d.keep = true
     d.reasons.push(reason)
   }
-  const newestFirst = (list: RetentionCandidate[]) => [...list].sort((a, b) => b.finishedAt.getTime() - a.finishedAt.getTime() || (a.id < b.id ? 1 : -1))
+  const newestFirst = (list: RetentionCandidate[]) =>
+    [...list].sort((a, b) => b.finishedAt.getTime() - a.finishedAt.getTime() || (a.id < b.id ? 1 : -1))
   const kinds = [...new Set(backups.map((b) => b.kind))]
   for (const kind of kinds) {
     const series = newestFirst(backups.filter((b) => b.kind === kind))
     series.slice(0, policy.keepLast).forEach((b, i) => keep(b.id, `keep-last ${policy.keepLast} (#${i + 1})`))
-    for (const b of series) if (now.getTime() - b.finishedAt.getTime() < policy.keepDays * DAY) keep(b.id, `younger than ${policy.keepDays} days`)
+    for (const b of series)
+      if (now.getTime() - b.finishedAt.getTime() < policy.keepDays * DAY)
+        keep(b.id, `younger than ${policy.keepDays} days`)
     for (const period of ['daily', 'weekly', 'monthly'] as const) {
       const count = policy[period]
       const seen = new Set<string>()

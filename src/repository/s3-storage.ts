@@ -61,7 +61,12 @@ export async function createS3ClientFromEnv(options: S3StorageOptions = {}): Pro
 /** A store that does not offer the operation (s3rver: 501 NotImplemented, or 405). */
 function isNotImplemented(error: unknown): boolean {
   const e = error as {name?: string; $metadata?: {httpStatusCode?: number}}
-  return e?.name === 'NotImplemented' || e?.name === 'MethodNotAllowed' || e?.$metadata?.httpStatusCode === 501 || e?.$metadata?.httpStatusCode === 405
+  return (
+    e?.name === 'NotImplemented' ||
+    e?.name === 'MethodNotAllowed' ||
+    e?.$metadata?.httpStatusCode === 501 ||
+    e?.$metadata?.httpStatusCode === 405
+  )
 }
 
 function isNotFound(error: unknown): boolean {
@@ -73,14 +78,38 @@ function isNotFound(error: unknown): boolean {
 export function describeS3Error(error: unknown, what: string): Error {
   const e = error as {name?: string; code?: string; message?: string; $metadata?: {httpStatusCode?: number}}
   const code = e?.code ?? e?.name
-  if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ENOTFOUND' || code === 'EPIPE' || code === 'ETIMEDOUT' || code === 'TimeoutError') {
-    return new UnreachableError(`S3 ${what} failed: ${code} (${e.message ?? ''})`, {code: 'S3_UNREACHABLE', hint: 'Check AWS_ENDPOINT_URL_S3 / network access to the bucket.', cause: error})
+  if (
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'ENOTFOUND' ||
+    code === 'EPIPE' ||
+    code === 'ETIMEDOUT' ||
+    code === 'TimeoutError'
+  ) {
+    return new UnreachableError(`S3 ${what} failed: ${code} (${e.message ?? ''})`, {
+      code: 'S3_UNREACHABLE',
+      hint: 'Check AWS_ENDPOINT_URL_S3 / network access to the bucket.',
+      cause: error,
+    })
   }
-  if (e?.$metadata?.httpStatusCode === 403 || code === 'AccessDenied' || code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') {
-    return new UnreachableError(`S3 ${what} was denied (${code})`, {code: 'S3_AUTH', hint: 'Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy.', cause: error})
+  if (
+    e?.$metadata?.httpStatusCode === 403 ||
+    code === 'AccessDenied' ||
+    code === 'InvalidAccessKeyId' ||
+    code === 'SignatureDoesNotMatch'
+  ) {
+    return new UnreachableError(`S3 ${what} was denied (${code})`, {
+      code: 'S3_AUTH',
+      hint: 'Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy.',
+      cause: error,
+    })
   }
   if (code === 'NoSuchBucket') {
-    return new UnreachableError(`S3 bucket does not exist (${what})`, {code: 'S3_NO_BUCKET', hint: 'Create the bucket or fix the repository URL.', cause: error})
+    return new UnreachableError(`S3 bucket does not exist (${what})`, {
+      code: 'S3_NO_BUCKET',
+      hint: 'Create the bucket or fix the repository URL.',
+      cause: error,
+    })
   }
   return error instanceof Error ? error : new Error(String(error))
 }
@@ -118,12 +147,14 @@ export class S3Storage implements RepositoryStorage {
     if (options.ifNotExists && (await this.exists(key))) throw new ObjectExistsError(key)
     const inMemory = typeof source === 'string' || Buffer.isBuffer(source)
     const conditional = Boolean(options.ifNotExists) && inMemory && !this.conditionalUnsupported
-    const uploadError = (error: unknown) => (error instanceof ObjectExistsError ? error : describeS3Error(error, `upload of ${key}`))
+    const uploadError = (error: unknown) =>
+      error instanceof ObjectExistsError ? error : describeS3Error(error, `upload of ${key}`)
     try {
       return await this.upload(key, source, options, conditional)
     } catch (error) {
       const status = (error as {$metadata?: {httpStatusCode?: number}}).$metadata?.httpStatusCode
-      if (!conditional || (status !== 501 && (error as {name?: string}).name !== 'NotImplemented')) throw uploadError(error)
+      if (!conditional || (status !== 501 && (error as {name?: string}).name !== 'NotImplemented'))
+        throw uploadError(error)
       this.conditionalUnsupported = true
     }
     return this.upload(key, source, options, false).catch((error: unknown) => {
@@ -134,13 +165,19 @@ export class S3Storage implements RepositoryStorage {
   /** set once the store answered 501 to a conditional put: check-then-put only from then on */
   private conditionalUnsupported = false
 
-  private async upload(key: string, source: Readable | Buffer | string, options: PutOptions, conditional: boolean): Promise<PutResult> {
+  private async upload(
+    key: string,
+    source: Readable | Buffer | string,
+    options: PutOptions,
+    conditional: boolean,
+  ): Promise<PutResult> {
     const {Upload} = await import('@aws-sdk/lib-storage')
     const hasher = await hashingPassThrough(options.onProgress)
     const input = typeof source === 'string' || Buffer.isBuffer(source) ? Readable.from([Buffer.from(source)]) : source
     input.on('error', (error) => hasher.stream.destroy(error))
     const partSize = 8 * 1024 * 1024
-    const fault = typeof source !== 'string' && !Buffer.isBuffer(source) ? await multipartFault(this.objectKey(key)) : undefined
+    const fault =
+      typeof source !== 'string' && !Buffer.isBuffer(source) ? await multipartFault(this.objectKey(key)) : undefined
     if (fault) {
       input.pipe(fault.gate).pipe(hasher.stream)
       fault.gate.on('error', (error) => hasher.stream.destroy(error))
@@ -210,10 +247,20 @@ export class S3Storage implements RepositoryStorage {
     let token: string | undefined
     try {
       do {
-        const page = await this.client.send(new ListObjectsV2Command({Bucket: this.where.bucket, Prefix: this.where.prefix + prefix, ContinuationToken: token}))
+        const page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.where.bucket,
+            Prefix: this.where.prefix + prefix,
+            ContinuationToken: token,
+          }),
+        )
         for (const item of page.Contents ?? []) {
           if (!item.Key) continue
-          out.push({key: item.Key.slice(this.where.prefix.length), size: item.Size ?? 0, mtime: item.LastModified ?? new Date(0)})
+          out.push({
+            key: item.Key.slice(this.where.prefix.length),
+            size: item.Size ?? 0,
+            mtime: item.LastModified ?? new Date(0),
+          })
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined
       } while (token)
@@ -237,11 +284,24 @@ export class S3Storage implements RepositoryStorage {
     let uploadIdMarker: string | undefined
     try {
       do {
-        const page = await this.client.send(new ListMultipartUploadsCommand({Bucket: this.where.bucket, Prefix: this.where.prefix + prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker}))
+        const page = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.where.bucket,
+            Prefix: this.where.prefix + prefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        )
         for (const upload of page.Uploads ?? []) {
           if (!upload.Key || !upload.UploadId) continue
           const size = await this.uploadedBytes(upload.Key, upload.UploadId)
-          out.push({key: upload.Key.slice(this.where.prefix.length), size, mtime: upload.Initiated ?? new Date(0), writerAlive: false, uploadId: upload.UploadId})
+          out.push({
+            key: upload.Key.slice(this.where.prefix.length),
+            size,
+            mtime: upload.Initiated ?? new Date(0),
+            writerAlive: false,
+            uploadId: upload.UploadId,
+          })
         }
         keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined
         uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined
@@ -260,7 +320,14 @@ export class S3Storage implements RepositoryStorage {
     let marker: string | undefined
     try {
       do {
-        const page = await this.client.send(new ListPartsCommand({Bucket: this.where.bucket, Key: objectKey, UploadId: uploadId, PartNumberMarker: marker}))
+        const page = await this.client.send(
+          new ListPartsCommand({
+            Bucket: this.where.bucket,
+            Key: objectKey,
+            UploadId: uploadId,
+            PartNumberMarker: marker,
+          }),
+        )
         for (const part of page.Parts ?? []) total += part.Size ?? 0
         marker = page.IsTruncated ? page.NextPartNumberMarker : undefined
       } while (marker)
@@ -279,7 +346,13 @@ export class S3Storage implements RepositoryStorage {
     for (const t of await this.listTemporary(prefix)) {
       if (now - t.mtime.getTime() < olderThanMs) continue
       try {
-        await this.client.send(new AbortMultipartUploadCommand({Bucket: this.where.bucket, Key: this.objectKey(t.key), UploadId: t.uploadId}))
+        await this.client.send(
+          new AbortMultipartUploadCommand({
+            Bucket: this.where.bucket,
+            Key: this.objectKey(t.key),
+            UploadId: t.uploadId,
+          }),
+        )
       } catch (error) {
         // already completed or aborted by someone else: nothing left to remove
         if ((error as {name?: string}).name === 'NoSuchUpload') continue
@@ -297,7 +370,12 @@ export class S3Storage implements RepositoryStorage {
     for (let i = 0; i < list.length; i += 1000) {
       const batch = list.slice(i, i + 1000)
       try {
-        await this.client.send(new DeleteObjectsCommand({Bucket: this.where.bucket, Delete: {Objects: batch.map((k) => ({Key: this.objectKey(k)}))}}))
+        await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.where.bucket,
+            Delete: {Objects: batch.map((k) => ({Key: this.objectKey(k)}))},
+          }),
+        )
       } catch (error) {
         throw describeS3Error(error, 'delete')
       }
@@ -312,7 +390,9 @@ export class S3Storage implements RepositoryStorage {
  * holds the rest of the stream (so the upload cannot complete) until the test resumes it. Only set
  * up when a test names a fault point (no cost otherwise).
  */
-async function multipartFault(key: string): Promise<{gate: import('node:stream').Transform; progress(upload: unknown): void} | undefined> {
+async function multipartFault(
+  key: string,
+): Promise<{gate: import('node:stream').Transform; progress(upload: unknown): void} | undefined> {
   if (!process.env.CHARGE_OPS_KILL_AT && !process.env.CHARGE_OPS_PAUSE_AT) return undefined
   const [{Transform}, {faultPoint}] = await Promise.all([import('node:stream'), import('../core/faults.js')])
   let hold: Promise<void> | undefined

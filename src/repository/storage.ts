@@ -89,22 +89,34 @@ export class ObjectExistsError extends Error {
  * would make a restore fall back to an older one.
  */
 export class RepositoryUnreadableError extends UsageError {
-  constructor(readonly key: string, location: string, cause: unknown) {
+  constructor(
+    readonly key: string,
+    location: string,
+    cause: unknown,
+  ) {
     const uid = typeof process.getuid === 'function' ? process.getuid() : undefined
-    super(`${location}/${key} cannot be read by this user${uid === undefined ? '' : ` (uid ${uid})`}: permission denied`, {
-      code: 'REPOSITORY_UNREADABLE',
-      hint: `Give the repository back to its owner (e.g. chown -R postgres: ${location}) and run charge-ops as that user; charge-ops run as root now writes files with the repository's owner.`,
-      cause,
-      data: {key},
-    })
+    super(
+      `${location}/${key} cannot be read by this user${uid === undefined ? '' : ` (uid ${uid})`}: permission denied`,
+      {
+        code: 'REPOSITORY_UNREADABLE',
+        hint: `Give the repository back to its owner (e.g. chown -R postgres: ${location}) and run charge-ops as that user; charge-ops run as root now writes files with the repository's owner.`,
+        cause,
+        data: {key},
+      },
+    )
   }
 }
 
-export const isPermissionError = (error: unknown) => ['EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException)?.code ?? '')
+export const isPermissionError = (error: unknown) =>
+  ['EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException)?.code ?? '')
 
 /** Keys are `/`-separated, relative, without `..` — validated so a crafted id cannot escape the repository. */
 export function assertSafeKey(key: string): void {
-  if (key === '' || key.startsWith('/') || key.split('/').some((part) => part === '..' || part === '.' || part === '')) {
+  if (
+    key === '' ||
+    key.startsWith('/') ||
+    key.split('/').some((part) => part === '..' || part === '.' || part === '')
+  ) {
     throw new Error(`invalid repository key: ${JSON.stringify(key)}`)
   }
 }

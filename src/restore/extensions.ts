@@ -33,9 +33,15 @@ export interface TargetRole {
 
 /** What the restoring role may do with extensions, read on the caller's connection to the target. */
 export async function readTargetRole(c: Client): Promise<TargetRole> {
-  const role = await c.query<{superuser: boolean}>('SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user')
-  const trusted = await c.query<{name: string}>('SELECT DISTINCT name FROM pg_available_extension_versions WHERE trusted')
-  const present = await c.query<{name: string; owned: boolean}>("SELECT extname AS name, pg_has_role(extowner, 'USAGE') AS owned FROM pg_extension")
+  const role = await c.query<{superuser: boolean}>(
+    'SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user',
+  )
+  const trusted = await c.query<{name: string}>(
+    'SELECT DISTINCT name FROM pg_available_extension_versions WHERE trusted',
+  )
+  const present = await c.query<{name: string; owned: boolean}>(
+    "SELECT extname AS name, pg_has_role(extowner, 'USAGE') AS owned FROM pg_extension",
+  )
   return {
     superuser: Boolean(role.rows[0]?.superuser),
     creatable: new Set(trusted.rows.map((r) => r.name)),
@@ -69,7 +75,11 @@ export function filterToc(toc: string, role: TargetRole): {list: string; skipped
  * Reads the archive's table of contents (`readToc` runs pg_restore -l on it) only when the target
  * role is not a superuser, and writes the -L list into `listDir()` when an entry must be left out.
  */
-export async function extensionFilter(role: TargetRole, listDir: () => Promise<string>, readToc: () => Promise<string>): Promise<ExtensionFilter> {
+export async function extensionFilter(
+  role: TargetRole,
+  listDir: () => Promise<string>,
+  readToc: () => Promise<string>,
+): Promise<ExtensionFilter> {
   if (role.superuser) return {skipped: []}
   const {list, skipped} = filterToc(await readToc(), role)
   if (skipped.length === 0) return {skipped}

@@ -434,9 +434,14 @@ async function extractComponent(
   const plain = await openPartPlaintext(storage, manifest, part, options.encryption, (n) => bar.add(n))
   const {startFedChild} = await import('../backup/child.js')
   // --ignore-zeros: read to EOF, never exit into our pipe's last write (see restore/logical.ts)
-  const tar = await startFedChild('tar', ['--extract', '--file=-', '--ignore-zeros', '--numeric-owner', '-C', staging], plain.stream, {
-    purpose: `extracting the ${component} part`,
-  })
+  const tar = await startFedChild(
+    'tar',
+    ['--extract', '--file=-', '--ignore-zeros', '--numeric-owner', '-C', staging],
+    plain.stream,
+    {
+      purpose: `extracting the ${component} part`,
+    },
+  )
   const settled = await Promise.allSettled([tar.done, tar.fed, plain.done])
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
   if (failed) {

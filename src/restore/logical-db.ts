@@ -122,27 +122,40 @@ export async function installedMigrationHead(dir: string): Promise<string | null
 }
 
 /** Refuses (exit 2) a backup whose schema is newer than the installed service's migrations. */
-export async function checkMigrationHead(manifest: BackupManifest, installed: string | null, dir: string, force: boolean, logger: Logger): Promise<void> {
+export async function checkMigrationHead(
+  manifest: BackupManifest,
+  installed: string | null,
+  dir: string,
+  force: boolean,
+  logger: Logger,
+): Promise<void> {
   const head = manifest.migrationHead ?? null
   if (head === null) {
     logger.debug(`backup ${manifest.id} records no migration head; not compared`)
     return
   }
   if (installed === null) {
-    logger.warn(`no migrations found in ${dir}: cannot check the backup's migration head ${head} against the installed service`)
+    logger.warn(
+      `no migrations found in ${dir}: cannot check the backup's migration head ${head} against the installed service`,
+    )
     return
   }
   const {compareVersions} = await import('../migrate/files.js')
   if (!/^\d+$/.test(head) || compareVersions(head, installed) <= 0) return
   if (force) {
-    logger.warn(`backup ${manifest.id} has migration head ${head}, newer than the installed service's ${installed} (${dir}); restoring anyway (--force)`)
+    logger.warn(
+      `backup ${manifest.id} has migration head ${head}, newer than the installed service's ${installed} (${dir}); restoring anyway (--force)`,
+    )
     return
   }
-  throw new UsageError(`backup ${manifest.id} was taken at migration ${head}, newer than the installed service's migrations (head ${installed} in ${dir}) — nothing was restored`, {
-    code: 'MIGRATION_HEAD_NEWER',
-    hint: 'Upgrade the service to the release the backup came from first, or pass --force to restore anyway (the installed service may not work with that schema).',
-    data: {backupHead: head, installedHead: installed, migrationsDir: dir},
-  })
+  throw new UsageError(
+    `backup ${manifest.id} was taken at migration ${head}, newer than the installed service's migrations (head ${installed} in ${dir}) — nothing was restored`,
+    {
+      code: 'MIGRATION_HEAD_NEWER',
+      hint: 'Upgrade the service to the release the backup came from first, or pass --force to restore anyway (the installed service may not work with that schema).',
+      data: {backupHead: head, installedHead: installed, migrationsDir: dir},
+    },
+  )
 }
 
 /** Relations in non-system schemas (0 = an empty database). */
@@ -164,7 +177,10 @@ async function databaseExists(admin: Client, name: string): Promise<boolean> {
 }
 
 async function terminateSessions(admin: Client, name: string): Promise<void> {
-  await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name])
+  await admin.query(
+    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    [name],
+  )
 }
 
 /**
@@ -175,7 +191,10 @@ async function terminateSessions(admin: Client, name: string): Promise<void> {
 async function waitForNoSessions(admin: Client, names: string[]): Promise<void> {
   const deadline = Date.now() + 1000
   while (Date.now() < deadline) {
-    const {rows} = await admin.query<{n: number}>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()', [names])
+    const {rows} = await admin.query<{n: number}>(
+      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()',
+      [names],
+    )
     if (rows[0].n === 0) return
     await new Promise((r) => setTimeout(r, 5))
   }
@@ -205,7 +224,14 @@ async function createScratch(admin: Client, scratch: string, like: string | unde
     await admin.query(`CREATE DATABASE ${quoteIdent(scratch)} TEMPLATE template0`)
     return
   }
-  const {rows} = await admin.query<{encoding: string; collate: string; ctype: string; owner: string; acl: string | null; oid: number}>(
+  const {rows} = await admin.query<{
+    encoding: string
+    collate: string
+    ctype: string
+    owner: string
+    acl: string | null
+    oid: number
+  }>(
     `SELECT pg_encoding_to_char(d.encoding) AS encoding, d.datcollate AS collate, d.datctype AS ctype, r.rolname AS owner, d.datacl::text AS acl, d.oid
        FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1`,
     [like],
@@ -216,7 +242,9 @@ async function createScratch(admin: Client, scratch: string, like: string | unde
     await admin.query(`${base} OWNER ${quoteIdent(d.owner)}`)
   } catch (error) {
     if ((error as {code?: string}).code !== '42501') throw error
-    logger.warn(`cannot create the restored database owned by ${d.owner} (not a member of that role); it will be owned by the restoring role`)
+    logger.warn(
+      `cannot create the restored database owned by ${d.owner} (not a member of that role); it will be owned by the restoring role`,
+    )
     await admin.query(base)
   }
   // Database-level grants and settings are not in a pg_dump archive (only with --create): copy them.
@@ -228,7 +256,9 @@ async function createScratch(admin: Client, scratch: string, like: string | unde
       [like],
     )
     for (const g of grants.rows) {
-      await admin.query(`GRANT ${g.privilege} ON DATABASE ${quoteIdent(scratch)} TO ${g.grantee === null ? 'PUBLIC' : quoteIdent(g.grantee)}${g.grantable ? ' WITH GRANT OPTION' : ''}`)
+      await admin.query(
+        `GRANT ${g.privilege} ON DATABASE ${quoteIdent(scratch)} TO ${g.grantee === null ? 'PUBLIC' : quoteIdent(g.grantee)}${g.grantable ? ' WITH GRANT OPTION' : ''}`,
+      )
     }
   }
   const settings = await admin.query<{role: string | null; config: string[]}>(
@@ -240,13 +270,21 @@ async function createScratch(admin: Client, scratch: string, like: string | unde
       const eq = item.indexOf('=')
       const name = item.slice(0, eq)
       if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) continue
-      await admin.query(`ALTER ${s.role ? `ROLE ${quoteIdent(s.role)} IN ` : ''}DATABASE ${quoteIdent(scratch)} SET ${name} = ${quoteLiteral(item.slice(eq + 1))}`)
+      await admin.query(
+        `ALTER ${s.role ? `ROLE ${quoteIdent(s.role)} IN ` : ''}DATABASE ${quoteIdent(scratch)} SET ${name} = ${quoteLiteral(item.slice(eq + 1))}`,
+      )
     }
   }
 }
 
 /** Both renames in one transaction, retried while the service's pool reconnects in between. */
-async function swapDatabases(admin: Client, target: string, scratch: string, previous: string | undefined, logger: Logger): Promise<void> {
+async function swapDatabases(
+  admin: Client,
+  target: string,
+  scratch: string,
+  previous: string | undefined,
+  logger: Logger,
+): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     if (previous) await terminateSessions(admin, target)
     await terminateSessions(admin, scratch)
@@ -262,10 +300,13 @@ async function swapDatabases(admin: Client, target: string, scratch: string, pre
       // 55006 object_in_use: a session connected between the terminate and the rename
       if ((error as {code?: string}).code !== '55006' || attempt >= 20) {
         if ((error as {code?: string}).code === '55006') {
-          throw new UsageError(`database ${target} stays in use: sessions reconnect faster than they can be ended — nothing was swapped`, {
-            code: 'TARGET_IN_USE',
-            hint: 'Stop the service (charge-ops service stop) or give the restoring role pg_signal_backend, then rerun.',
-          })
+          throw new UsageError(
+            `database ${target} stays in use: sessions reconnect faster than they can be ended — nothing was swapped`,
+            {
+              code: 'TARGET_IN_USE',
+              hint: 'Stop the service (charge-ops service stop) or give the restoring role pg_signal_backend, then rerun.',
+            },
+          )
         }
         throw error
       }
@@ -276,7 +317,12 @@ async function swapDatabases(admin: Client, target: string, scratch: string, pre
 }
 
 function stamp(now: Date): string {
-  return now.toISOString().replace(/\.\d{3}Z$/, '').replace(/[-:]/g, '').replace('T', '_').toLowerCase()
+  return now
+    .toISOString()
+    .replace(/\.\d{3}Z$/, '')
+    .replace(/[-:]/g, '')
+    .replace('T', '_')
+    .toLowerCase()
 }
 
 export async function restoreDatabase(options: RestoreDbOptions): Promise<RestoreDbResult> {

@@ -75,9 +75,19 @@ export interface PartCheck {
 }
 
 /** Reads a part once and compares its size and sha256 with the manifest. */
-export async function checkPart(storage: RepositoryStorage, manifest: BackupManifest, part: BackupPart, onProgress?: (n: number) => void): Promise<PartCheck> {
+export async function checkPart(
+  storage: RepositoryStorage,
+  manifest: BackupManifest,
+  part: BackupPart,
+  onProgress?: (n: number) => void,
+): Promise<PartCheck> {
   const base = {part: part.name, expectedSha256: part.sha256, expectedBytes: part.bytes}
-  if (impossiblyEmpty(part)) return {...base, ok: false, error: 'stored empty: its content was lost when the backup was taken (take a new backup)'}
+  if (impossiblyEmpty(part))
+    return {
+      ...base,
+      ok: false,
+      error: 'stored empty: its content was lost when the backup was taken (take a new backup)',
+    }
   try {
     const stream = await storage.get(partKey(manifest.stack, manifest.id, part.name))
     const hash = createHash('sha256')
@@ -129,7 +139,13 @@ export function streamHash(): StreamHash {
  * not a 'data' listener: that would switch the stream to flowing mode before anything is piped, and
  * the first chunks (the zstd magic) would be lost.
  */
-export async function openPartStored(storage: RepositoryStorage, manifest: BackupManifest, part: BackupPart, onStoredBytes?: (n: number) => void, hash?: StreamHash): Promise<Readable> {
+export async function openPartStored(
+  storage: RepositoryStorage,
+  manifest: BackupManifest,
+  part: BackupPart,
+  onStoredBytes?: (n: number) => void,
+  hash?: StreamHash,
+): Promise<Readable> {
   const stream: Readable = await storage.get(partKey(manifest.stack, manifest.id, part.name))
   if (!onStoredBytes && !hash) return stream
   const {Transform} = await import('node:stream')
@@ -151,11 +167,19 @@ export async function openPartStored(storage: RepositoryStorage, manifest: Backu
 /** Decrypts a stored stream when the part is encrypted (the stream itself otherwise). */
 function assertKey(manifest: BackupManifest, part: BackupPart, encryption?: EncryptionKey): void {
   if (part.encryption && !encryption) {
-    throw new ConfigError(`part ${part.name} of backup ${manifest.id} is encrypted with key ${part.encryption.keyId}`, {code: 'KEY_REQUIRED', hint: 'Pass --encrypt KEYFILE (or set backup.encryption.keyFile) with the key used for the backup.'})
+    throw new ConfigError(`part ${part.name} of backup ${manifest.id} is encrypted with key ${part.encryption.keyId}`, {
+      code: 'KEY_REQUIRED',
+      hint: 'Pass --encrypt KEYFILE (or set backup.encryption.keyFile) with the key used for the backup.',
+    })
   }
 }
 
-async function decryptIfNeeded(stream: Readable, manifest: BackupManifest, part: BackupPart, encryption?: EncryptionKey): Promise<Readable> {
+async function decryptIfNeeded(
+  stream: Readable,
+  manifest: BackupManifest,
+  part: BackupPart,
+  encryption?: EncryptionKey,
+): Promise<Readable> {
   if (!part.encryption || !encryption) return stream
   const {createDecryptStream} = await import('../backup/encryption.js')
   const decrypt = createDecryptStream(encryption, `part ${part.name}`)
@@ -176,16 +200,22 @@ export async function openPartPlaintext(
   const stored = await openPartStored(storage, manifest, part, onStoredBytes, hash)
   const {decompressStream} = await import('../backup/compression.js')
   // `source`: the repository's stream, for a reader that stops early and must close it
-  return {...(await decompressStream(await decryptIfNeeded(stored, manifest, part, encryption), part.compression)), source: stored}
+  return {
+    ...(await decompressStream(await decryptIfNeeded(stored, manifest, part, encryption), part.compression)),
+    source: stored,
+  }
 }
 
 function checksumError(manifest: BackupManifest, checks: PartCheck[]): ChecksFailedError {
   const bad = checks.filter((c) => !c.ok)
-  return new ChecksFailedError(`backup ${manifest.id}: ${bad.map((c) => `part ${c.part} ${c.error ? `unreadable (${c.error})` : 'checksum mismatch'}`).join('; ')} — nothing was restored`, {
-    code: 'CHECKSUM_MISMATCH',
-    hint: 'The backup is damaged; restore another one (charge-ops backup list).',
-    data: {parts: bad},
-  })
+  return new ChecksFailedError(
+    `backup ${manifest.id}: ${bad.map((c) => `part ${c.part} ${c.error ? `unreadable (${c.error})` : 'checksum mismatch'}`).join('; ')} — nothing was restored`,
+    {
+      code: 'CHECKSUM_MISMATCH',
+      hint: 'The backup is damaged; restore another one (charge-ops backup list).',
+      data: {parts: bad},
+    },
+  )
 }
 
 /** Compares restored counts with the manifest's. */
@@ -220,7 +250,10 @@ export async function makeRestoreStaging(logger?: Logger): Promise<string> {
  * Row counts per user table of a restored database: the tables counted over up to `parallel`
  * connections, the largest first (a big table's count(*) also uses parallel workers by itself).
  */
-export async function countRowsParallel(target: ReturnType<typeof parseDatabaseUrl>, parallel = 2): Promise<Record<string, number>> {
+export async function countRowsParallel(
+  target: ReturnType<typeof parseDatabaseUrl>,
+  parallel = 2,
+): Promise<Record<string, number>> {
   const {connect} = await import('../postgres/connection.js')
   const first = await connect(target, {applicationName: 'charge-ops restore db'})
   const clients = [first]
@@ -271,10 +304,15 @@ export async function defaultRestoreJobs(part: BackupPart, logger?: Logger): Pro
   const content = part.contentBytes ?? (part.compression === 'none' ? part.bytes : part.bytes * 8)
   const base = process.env.CHARGE_OPS_STAGING_DIR ?? tmpdir()
   const {diskUsage} = await import('../core/fs/system.js')
-  const free = await diskUsage(base).then((d) => d.freeBytes, () => 0)
+  const free = await diskUsage(base).then(
+    (d) => d.freeBytes,
+    () => 0,
+  )
   const need = content * 1.2 + 256 * 1024 * 1024
   if (free < need) {
-    logger?.info(`streaming with one pg_restore job: ${base} has ${(free / 1e9).toFixed(1)} GB free, a staging file for --jobs 2 needs ${(need / 1e9).toFixed(1)} GB (set CHARGE_OPS_STAGING_DIR to a bigger disk)`)
+    logger?.info(
+      `streaming with one pg_restore job: ${base} has ${(free / 1e9).toFixed(1)} GB free, a staging file for --jobs 2 needs ${(need / 1e9).toFixed(1)} GB (set CHARGE_OPS_STAGING_DIR to a bigger disk)`,
+    )
     return 1
   }
   return 2
@@ -565,11 +603,22 @@ async function restoreStreamed(feed: DumpFeed): Promise<void> {
  * `pg_restore -l` of a custom-format part read from the repository: the table of contents is at
  * the start of the archive, so pg_restore exits after reading it and the rest is never read.
  */
-async function tocOfStored(storage: RepositoryStorage, manifest: BackupManifest, part: BackupPart, encryption: EncryptionKey | undefined, pgRestore: string): Promise<string> {
+async function tocOfStored(
+  storage: RepositoryStorage,
+  manifest: BackupManifest,
+  part: BackupPart,
+  encryption: EncryptionKey | undefined,
+  pgRestore: string,
+): Promise<string> {
   const plain = await openPartPlaintext(storage, manifest, part, encryption)
   plain.done.catch(() => {})
   const {startChild} = await import('../backup/child.js')
-  const lister = await startChild(pgRestore, ['-l'], {stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', purpose: 'pg_restore -l'})
+  const lister = await startChild(pgRestore, ['-l'], {
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    purpose: 'pg_restore -l',
+  })
   lister.stdin!.on('error', () => {})
   plain.stream.on('error', () => {})
   plain.stream.pipe(lister.stdin!)

@@ -61,14 +61,19 @@ export function pidfileOf(text: string): string | undefined {
 /** Checks, before anything changes, that the entry exists and that PgBouncer can be reloaded. */
 export async function checkPgbouncer(target: PgbouncerTarget, database: string): Promise<void> {
   const text = await readFile(target.ini, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    throw new UsageError(`cannot read the PgBouncer configuration ${target.ini}: ${error.code ?? error.message}`, {code: 'RECOVER_PGBOUNCER_INI'})
+    throw new UsageError(`cannot read the PgBouncer configuration ${target.ini}: ${error.code ?? error.message}`, {
+      code: 'RECOVER_PGBOUNCER_INI',
+    })
   })
   repointIni(text, database, '127.0.0.1', 5432)
   if (!target.adminUrl && !pidfileOf(text)) {
-    throw new UsageError(`PgBouncer cannot be told to reload: ${target.ini} sets no pidfile and no admin console URL was given`, {
-      code: 'RECOVER_PGBOUNCER_RELOAD',
-      hint: 'Pass --pgbouncer-admin-url postgresql://ADMIN@HOST:6432/pgbouncer (a user in admin_users), or set pidfile in [pgbouncer]. Nothing was changed.',
-    })
+    throw new UsageError(
+      `PgBouncer cannot be told to reload: ${target.ini} sets no pidfile and no admin console URL was given`,
+      {
+        code: 'RECOVER_PGBOUNCER_RELOAD',
+        hint: 'Pass --pgbouncer-admin-url postgresql://ADMIN@HOST:6432/pgbouncer (a user in admin_users), or set pidfile in [pgbouncer]. Nothing was changed.',
+      },
+    )
   }
 }
 
@@ -93,7 +98,8 @@ export async function reloadPgbouncer(target: PgbouncerTarget, text: string): Pr
   }
   const pidfile = pidfileOf(text)!
   const pid = Number((await readFile(pidfile, 'utf8')).trim())
-  if (!Number.isInteger(pid) || pid <= 0) throw new UsageError(`${pidfile} holds no pid`, {code: 'RECOVER_PGBOUNCER_RELOAD'})
+  if (!Number.isInteger(pid) || pid <= 0)
+    throw new UsageError(`${pidfile} holds no pid`, {code: 'RECOVER_PGBOUNCER_RELOAD'})
   process.kill(pid, 'SIGHUP')
   return `SIGHUP to pid ${pid}`
 }

@@ -10,7 +10,13 @@ import {createHash} from 'node:crypto'
 import {chown, mkdir, open, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
-import {BACKUP_LABEL_PART, blockKeySuffix, decodeBlock, TABLESPACE_MAP_PART, type StoredBlock} from '../backup/base-blocks.js'
+import {
+  BACKUP_LABEL_PART,
+  blockKeySuffix,
+  decodeBlock,
+  TABLESPACE_MAP_PART,
+  type StoredBlock,
+} from '../backup/base-blocks.js'
 import {readFileList} from '../backup/base-files.js'
 import type {EncryptionKey} from '../backup/encryption.js'
 import {ChecksFailedError} from '../errors.js'
@@ -23,16 +29,22 @@ interface Owner {
 }
 
 /** Every backup a file backup references must be complete: else the chain cannot be restored. */
-async function chainManifests(storage: RepositoryStorage, manifest: BackupManifest): Promise<Map<string, BackupManifest>> {
+async function chainManifests(
+  storage: RepositoryStorage,
+  manifest: BackupManifest,
+): Promise<Map<string, BackupManifest>> {
   const references = ((manifest.base as {references?: string[]}).references ?? []) as string[]
   const {complete} = await listBackups(storage, manifest.stack, {kind: 'base'})
   const byId = new Map(complete.map((m) => [m.id, m]))
   const missing = references.filter((r) => !byId.has(r))
   if (missing.length > 0) {
-    throw new ChecksFailedError(`base backup ${manifest.id} references ${missing.join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} missing or incomplete: the chain cannot be restored`, {
-      code: 'BASE_CHAIN_BROKEN',
-      hint: 'Restore an older complete chain with --backup; `charge-ops backup verify` names every damaged backup.',
-    })
+    throw new ChecksFailedError(
+      `base backup ${manifest.id} references ${missing.join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} missing or incomplete: the chain cannot be restored`,
+      {
+        code: 'BASE_CHAIN_BROKEN',
+        hint: 'Restore an older complete chain with --backup; `charge-ops backup verify` names every damaged backup.',
+      },
+    )
   }
   return byId
 }
@@ -65,7 +77,9 @@ export interface FileRestoreOptions {
   progress?: (label: string, total?: number) => {add(n: number): void; done(note?: string): void}
 }
 
-export async function restoreFileBackup(options: FileRestoreOptions): Promise<{files: number; bytes: number; backups: string[]}> {
+export async function restoreFileBackup(
+  options: FileRestoreOptions,
+): Promise<{files: number; bytes: number; backups: string[]}> {
   const {storage, manifest, dataDir, owner} = options
   const stack = manifest.stack
   await chainManifests(storage, manifest)
@@ -92,9 +106,11 @@ export async function restoreFileBackup(options: FileRestoreOptions): Promise<{f
   const progress = options.progress?.(`restore ${manifest.id}`, total)
   await pool(tasks, options.jobs ?? 2, async ({path, index, block}) => {
     const what = `${path} block ${index} (held by ${block.ref})`
-    const body = await storage.getBytes(partKey(stack, block.ref, blockKeySuffix(path, index, block.c))).catch((error: Error) => {
-      throw new ChecksFailedError(`${what}: ${error.message}`, {code: 'BASE_BLOCK_MISSING'})
-    })
+    const body = await storage
+      .getBytes(partKey(stack, block.ref, blockKeySuffix(path, index, block.c)))
+      .catch((error: Error) => {
+        throw new ChecksFailedError(`${what}: ${error.message}`, {code: 'BASE_BLOCK_MISSING'})
+      })
     const data = await decodeBlock(body, block, what, options.encryption)
     const handle = await open(target(path), 'r+')
     try {
@@ -109,7 +125,10 @@ export async function restoreFileBackup(options: FileRestoreOptions): Promise<{f
     const part = findPart(manifest, name)
     if (!part) continue
     const text = await storage.getBytes(partKey(stack, manifest.id, name))
-    if (createHash('sha256').update(text).digest('hex') !== part.sha256) throw new ChecksFailedError(`backup ${manifest.id}: ${name} does not match its manifest checksum`, {code: 'PITR_BASE_CORRUPT'})
+    if (createHash('sha256').update(text).digest('hex') !== part.sha256)
+      throw new ChecksFailedError(`backup ${manifest.id}: ${name} does not match its manifest checksum`, {
+        code: 'PITR_BASE_CORRUPT',
+      })
     await writeFile(join(dataDir, name), text, {mode: 0o600})
     await own(join(dataDir, name))
   }
@@ -124,7 +143,11 @@ export interface ChainCheck {
 }
 
 /** `backup verify` of a file backup: every block it needs, in whichever backup holds it, read and hashed. */
-export async function verifyFileChain(storage: RepositoryStorage, manifest: BackupManifest, options: {jobs?: number; onProgress?: (n: number) => void} = {}): Promise<ChainCheck> {
+export async function verifyFileChain(
+  storage: RepositoryStorage,
+  manifest: BackupManifest,
+  options: {jobs?: number; onProgress?: (n: number) => void} = {},
+): Promise<ChainCheck> {
   const bad: ChainCheck['bad'] = []
   try {
     await chainManifests(storage, manifest)
@@ -144,13 +167,19 @@ export async function verifyFileChain(storage: RepositoryStorage, manifest: Back
     try {
       const body = await storage.getBytes(partKey(manifest.stack, block.ref, blockKeySuffix(path, index, block.c)))
       const digest = createHash('sha256').update(body).digest('hex')
-      if (body.length !== block.stored || digest !== block.storedSha256) bad.push({what, error: `sha256 ${digest.slice(0, 12)}… (${body.length} bytes) ≠ manifest ${block.storedSha256.slice(0, 12)}… (${block.stored} bytes)`})
+      if (body.length !== block.stored || digest !== block.storedSha256)
+        bad.push({
+          what,
+          error: `sha256 ${digest.slice(0, 12)}… (${body.length} bytes) ≠ manifest ${block.storedSha256.slice(0, 12)}… (${block.stored} bytes)`,
+        })
       bytes += body.length
       options.onProgress?.(body.length)
     } catch (error) {
       bad.push({what, error: (error as Error).message})
     }
   })
-  for (const name of [BACKUP_LABEL_PART, TABLESPACE_MAP_PART]) if (findPart(manifest, name) === undefined && name === BACKUP_LABEL_PART) bad.push({what: name, error: 'missing from the manifest'})
+  for (const name of [BACKUP_LABEL_PART, TABLESPACE_MAP_PART])
+    if (findPart(manifest, name) === undefined && name === BACKUP_LABEL_PART)
+      bad.push({what: name, error: 'missing from the manifest'})
   return {backups: [...new Set(tasks.map((t) => t.block.ref))].sort(), blocks: tasks.length, bytes, bad}
 }

@@ -66,7 +66,13 @@ export function parsePostmasterPid(text: string): PostmasterStatus | undefined {
   const lines = text.split('\n')
   const pid = Number(lines[0])
   if (!Number.isInteger(pid) || pid <= 0) return undefined
-  return {pid, port: Number(lines[3]) || 0, socketDir: (lines[4] ?? '').trim(), listenAddress: (lines[5] ?? '').trim(), status: (lines[7] ?? '').trim()}
+  return {
+    pid,
+    port: Number(lines[3]) || 0,
+    socketDir: (lines[4] ?? '').trim(),
+    listenAddress: (lines[5] ?? '').trim(),
+    status: (lines[7] ?? '').trim(),
+  }
 }
 
 function readPostmaster(dataDir: string): PostmasterStatus | undefined {
@@ -87,9 +93,17 @@ function alive(pid: number): boolean {
 }
 
 /** FATAL lines that clients cause while the server recovers or stops: never a reason a recovery failed. */
-const CLIENT_FATAL = /the database system is (starting up|not yet accepting connections|not accepting connections|shutting down|in recovery mode)|password authentication failed|no pg_hba\.conf entry|role ".*" does not exist|database ".*" does not exist|terminating connection due to administrator command|connection to client lost/
+const CLIENT_FATAL =
+  /the database system is (starting up|not yet accepting connections|not accepting connections|shutting down|in recovery mode)|password authentication failed|no pg_hba\.conf entry|role ".*" does not exist|database ".*" does not exist|terminating connection due to administrator command|connection to client lost/
 
-export function parseRecoveryLog(log: string): {stoppedAt?: string; redoDoneAt?: string; lastTransactionAt?: string; newTimeline?: number; fatal?: string; complete: boolean} {
+export function parseRecoveryLog(log: string): {
+  stoppedAt?: string
+  redoDoneAt?: string
+  lastTransactionAt?: string
+  newTimeline?: number
+  fatal?: string
+  complete: boolean
+} {
   const stopped = /recovery stopping (?:before|after|at) [^\n]*/.exec(log)?.[0]
   const redo = /redo done at ([0-9A-F]+\/[0-9A-F]+)/.exec(log)?.[1]
   const last = /last completed transaction was at log time ([^\n]+)/.exec(log)?.[1]?.trim()
@@ -110,16 +124,29 @@ export function parseRecoveryLog(log: string): {stoppedAt?: string; redoDoneAt?:
       : [
           ...lines
             .slice(Math.max(0, at - 2), at)
-            .filter((l) => /LOG|ERROR|DETAIL|HINT/.test(l) && !/starting PostgreSQL|listening on/.test(l) && !CLIENT_FATAL.test(l))
+            .filter(
+              (l) =>
+                /LOG|ERROR|DETAIL|HINT/.test(l) && !/starting PostgreSQL|listening on/.test(l) && !CLIENT_FATAL.test(l),
+            )
             .map((l) => l.replace(/^.*?(LOG|ERROR|DETAIL|HINT):\s+/, '')),
           lines[at].replace(/^.*?(FATAL|PANIC):\s+/, ''),
         ].join(' — ')
-  return {stoppedAt: stopped, redoDoneAt: redo, lastTransactionAt: last, newTimeline: tl ? Number(tl) : undefined, fatal, complete: /archive recovery complete|database system is ready to accept connections/.test(log)}
+  return {
+    stoppedAt: stopped,
+    redoDoneAt: redo,
+    lastTransactionAt: last,
+    newTimeline: tl ? Number(tl) : undefined,
+    fatal,
+    complete: /archive recovery complete|database system is ready to accept connections/.test(log),
+  }
 }
 
 /** A new log file beside the data directory, owned by the server's OS user. */
 async function newRecoveryLog(dataDir: string, owner: Owner | undefined): Promise<string> {
-  const stamp = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')
+  const stamp = new Date()
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '')
   for (let n = 0; ; n++) {
     const file = join(dirname(dataDir), `${basename(dataDir)}.recovery-${stamp}${n ? `-${n}` : ''}.log`)
     try {
@@ -142,11 +169,21 @@ interface Answer {
  * Asks the restored server. `undefined` when it cannot be asked (no credentials, or it refuses
  * them); a server that is still starting up reads as in recovery.
  */
-async function askServer(databaseUrl: string | undefined, pm: PostmasterStatus, logger: Logger, warned: {auth?: boolean}): Promise<Answer | undefined> {
+async function askServer(
+  databaseUrl: string | undefined,
+  pm: PostmasterStatus,
+  logger: Logger,
+  warned: {auth?: boolean},
+): Promise<Answer | undefined> {
   if (!databaseUrl) return undefined
   const {connect, parseDatabaseUrl} = await import('../postgres/connection.js')
   const {UnreachableError} = await import('../errors.js')
-  const host = pm.listenAddress && pm.listenAddress !== '*' ? pm.listenAddress : pm.listenAddress === '*' ? '127.0.0.1' : pm.socketDir
+  const host =
+    pm.listenAddress && pm.listenAddress !== '*'
+      ? pm.listenAddress
+      : pm.listenAddress === '*'
+        ? '127.0.0.1'
+        : pm.socketDir
   const target = {...parseDatabaseUrl(databaseUrl), host, port: pm.port}
   let client
   try {
@@ -154,7 +191,8 @@ async function askServer(databaseUrl: string | undefined, pm: PostmasterStatus, 
   } catch (error) {
     const code = error instanceof UnreachableError ? error.code : ''
     if (code === 'PG_STARTING' || code === 'PG_REFUSED' || code === 'PG_TIMEOUT') return {inRecovery: true}
-    if (!warned.auth) logger.warn(`cannot ask the restored server (${(error as Error).message}); relying on its postmaster status`)
+    if (!warned.auth)
+      logger.warn(`cannot ask the restored server (${(error as Error).message}); relying on its postmaster status`)
     warned.auth = true
     return undefined
   }
@@ -173,7 +211,14 @@ async function askServer(databaseUrl: string | undefined, pm: PostmasterStatus, 
  * it has finished recovery and promoted. Fails when the server stops (explained from this start's
  * own log: target not reached, bad setting …) or when `timeoutSec` passes (the server keeps running).
  */
-export async function startAndAwaitRecovery(dataDir: string, port: number, timeoutSec: number, owner: Owner | undefined, logger: Logger, options: AwaitRecoveryOptions = {}): Promise<RecoveryOutcome> {
+export async function startAndAwaitRecovery(
+  dataDir: string,
+  port: number,
+  timeoutSec: number,
+  owner: Owner | undefined,
+  logger: Logger,
+  options: AwaitRecoveryOptions = {},
+): Promise<RecoveryOutcome> {
   const {controlData, serverBinary} = await import('../postgres/server-tools.js')
   const major = Number((await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '')).trim()) || undefined
   const started = Date.now()
@@ -237,10 +282,17 @@ export async function startAndAwaitRecovery(dataDir: string, port: number, timeo
     // gone: the pid file was removed or its process died (a pid file never seen for 30 s counts too)
     if ((seen && !up) || (!seen && Date.now() - started > 30_000)) {
       const parsed = parseRecoveryLog(await readLog())
-      throw recoveryFailed(parsed.fatal ?? `the server stopped during recovery${seen ? '' : ' (it never wrote postmaster.pid)'}`, logFile)
+      throw recoveryFailed(
+        parsed.fatal ?? `the server stopped during recovery${seen ? '' : ' (it never wrote postmaster.pid)'}`,
+        logFile,
+      )
     }
     if (Date.now() - started > timeoutSec * 1000) {
-      throw new ExternalCommandError('postgres', `recovery did not finish within ${timeoutSec}s (postmaster status: ${pm?.status || 'none'}); the server is still running`, {hint: `Follow ${logFile}.`})
+      throw new ExternalCommandError(
+        'postgres',
+        `recovery did not finish within ${timeoutSec}s (postmaster status: ${pm?.status || 'none'}); the server is still running`,
+        {hint: `Follow ${logFile}.`},
+      )
     }
     await new Promise((r) => setTimeout(r, pollMs))
   }

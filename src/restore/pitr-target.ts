@@ -3,24 +3,56 @@ import {UsageError} from '../errors.js'
 import {confString} from '../wal/command-lines.js'
 import {formatLsn, parseLsn} from '../wal/names.js'
 
-export type RecoveryTarget = {kind: 'time'; time: Date; text: string} | {kind: 'lsn'; lsn: bigint} | {kind: 'name'; name: string} | {kind: 'latest'}
+export type RecoveryTarget =
+  | {kind: 'time'; time: Date; text: string}
+  | {kind: 'lsn'; lsn: bigint}
+  | {kind: 'name'; name: string}
+  | {kind: 'latest'}
 
-export function parseTarget(flags: {'target-time'?: string; 'target-lsn'?: string; 'target-name'?: string; latest?: boolean}): RecoveryTarget {
-  const given = [flags['target-time'], flags['target-lsn'], flags['target-name'], flags.latest ? 'latest' : undefined].filter((v) => v !== undefined)
+export function parseTarget(flags: {
+  'target-time'?: string
+  'target-lsn'?: string
+  'target-name'?: string
+  latest?: boolean
+}): RecoveryTarget {
+  const given = [
+    flags['target-time'],
+    flags['target-lsn'],
+    flags['target-name'],
+    flags.latest ? 'latest' : undefined,
+  ].filter((v) => v !== undefined)
   if (given.length !== 1) {
-    throw new UsageError('give exactly one of --target-time, --target-lsn, --target-name, --latest', {code: 'PITR_TARGET', hint: 'e.g. --target-time "2026-11-28 14:03:00+08"'})
+    throw new UsageError('give exactly one of --target-time, --target-lsn, --target-name, --latest', {
+      code: 'PITR_TARGET',
+      hint: 'e.g. --target-time "2026-11-28 14:03:00+08"',
+    })
   }
   if (flags['target-time'] !== undefined) {
     const text = flags['target-time'].trim()
     // ISO 8601 with an explicit zone: PostgreSQL would otherwise read it in the server's TimeZone
     const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(Z|[+-]\d{2}(?::?\d{2})?)?$/i.exec(text)
-    if (!m) throw new UsageError(`--target-time ${JSON.stringify(text)} is not a timestamp`, {code: 'PITR_TARGET', hint: 'Use ISO 8601 with a zone, e.g. 2026-11-28T14:03:00+08:00'})
+    if (!m)
+      throw new UsageError(`--target-time ${JSON.stringify(text)} is not a timestamp`, {
+        code: 'PITR_TARGET',
+        hint: 'Use ISO 8601 with a zone, e.g. 2026-11-28T14:03:00+08:00',
+      })
     if (!m[3]) {
-      throw new UsageError(`--target-time ${JSON.stringify(text)} has no time zone`, {code: 'PITR_TARGET', hint: 'Add the offset, e.g. 2026-11-28T14:03:00+08:00 or …Z for UTC.'})
+      throw new UsageError(`--target-time ${JSON.stringify(text)} has no time zone`, {
+        code: 'PITR_TARGET',
+        hint: 'Add the offset, e.g. 2026-11-28T14:03:00+08:00 or …Z for UTC.',
+      })
     }
-    const zone = m[3].toUpperCase() === 'Z' ? 'Z' : m[3].length === 3 ? `${m[3]}:00` : m[3].includes(':') ? m[3] : `${m[3].slice(0, 3)}:${m[3].slice(3)}`
+    const zone =
+      m[3].toUpperCase() === 'Z'
+        ? 'Z'
+        : m[3].length === 3
+          ? `${m[3]}:00`
+          : m[3].includes(':')
+            ? m[3]
+            : `${m[3].slice(0, 3)}:${m[3].slice(3)}`
     const time = new Date(`${m[1]}T${m[2]}${zone}`)
-    if (Number.isNaN(time.getTime())) throw new UsageError(`--target-time ${JSON.stringify(text)} is not a valid time`, {code: 'PITR_TARGET'})
+    if (Number.isNaN(time.getTime()))
+      throw new UsageError(`--target-time ${JSON.stringify(text)} is not a valid time`, {code: 'PITR_TARGET'})
     return {kind: 'time', time, text}
   }
   if (flags['target-lsn'] !== undefined) {
@@ -31,7 +63,10 @@ export function parseTarget(flags: {'target-time'?: string; 'target-lsn'?: strin
     }
   }
   if (flags['target-name'] !== undefined) {
-    if (!flags['target-name'] || flags['target-name'].length > 63) throw new UsageError('--target-name must be 1–63 characters (a pg_create_restore_point name)', {code: 'PITR_TARGET'})
+    if (!flags['target-name'] || flags['target-name'].length > 63)
+      throw new UsageError('--target-name must be 1–63 characters (a pg_create_restore_point name)', {
+        code: 'PITR_TARGET',
+      })
     return {kind: 'name', name: flags['target-name']}
   }
   return {kind: 'latest'}
@@ -52,7 +87,10 @@ export function describeTarget(target: RecoveryTarget): string {
 
 /** `2026-11-28T10:46:04.301695Z` → `2026-11-28 10:46:04.301695+00` (PostgreSQL's recovery_target_time rejects the T/Z forms). */
 export function postgresTimestamp(text: string): string {
-  return text.trim().replace(/^(\d{4}-\d{2}-\d{2})T/, '$1 ').replace(/Z$/i, '+00')
+  return text
+    .trim()
+    .replace(/^(\d{4}-\d{2}-\d{2})T/, '$1 ')
+    .replace(/Z$/i, '+00')
 }
 
 export interface RecoveryConfOptions {
@@ -66,7 +104,11 @@ export interface RecoveryConfOptions {
 
 /** The block appended to postgresql.auto.conf (later lines win over earlier ones and postgresql.conf). */
 export function recoveryConf(options: RecoveryConfOptions): string {
-  const lines = ['', `# added by charge-ops restore pitr (${new Date().toISOString()})`, `restore_command = ${confString(options.restoreCommand)}`]
+  const lines = [
+    '',
+    `# added by charge-ops restore pitr (${new Date().toISOString()})`,
+    `restore_command = ${confString(options.restoreCommand)}`,
+  ]
   const t = options.target
   if (t.kind === 'time') lines.push(`recovery_target_time = ${confString(postgresTimestamp(t.text))}`)
   if (t.kind === 'lsn') lines.push(`recovery_target_lsn = ${confString(formatLsn(t.lsn))}`)

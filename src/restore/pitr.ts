@@ -98,7 +98,8 @@ export async function assertRestorableDataDir(dataDir: string, logger?: Logger):
     entries = (await readdir(dataDir)).filter((e) => e !== 'lost+found')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      if (!existsSync(dirname(dataDir))) throw new UsageError(`the parent of ${dataDir} does not exist`, {code: 'PITR_DATADIR'})
+      if (!existsSync(dirname(dataDir)))
+        throw new UsageError(`the parent of ${dataDir} does not exist`, {code: 'PITR_DATADIR'})
       return {exists: false}
     }
     throw error
@@ -106,10 +107,15 @@ export async function assertRestorableDataDir(dataDir: string, logger?: Logger):
   if (entries.length > 0 && (await clearInterruptedRestore(dataDir, entries, logger))) return {exists: true}
   if (entries.length > 0) {
     const interrupted = existsSync(join(dataDir, PARTIAL_CONTROL))
-    throw new UsageError(`${dataDir} is not empty (${entries.length} entries${interrupted ? ': an interrupted charge-ops restore — it has no global/pg_control and cannot start' : ''}); refusing to restore into it`, {
-      code: 'PITR_DATADIR_NOT_EMPTY',
-      hint: interrupted ? `Remove ${dataDir} and rerun.` : 'Restore into a new, empty directory. Nothing was changed.',
-    })
+    throw new UsageError(
+      `${dataDir} is not empty (${entries.length} entries${interrupted ? ': an interrupted charge-ops restore — it has no global/pg_control and cannot start' : ''}); refusing to restore into it`,
+      {
+        code: 'PITR_DATADIR_NOT_EMPTY',
+        hint: interrupted
+          ? `Remove ${dataDir} and rerun.`
+          : 'Restore into a new, empty directory. Nothing was changed.',
+      },
+    )
   }
   return {exists: true}
 }
@@ -124,7 +130,11 @@ async function clearInterruptedRestore(dataDir: string, entries: string[], logge
   const {ownerState, describeOwner} = await import('../core/proc/pid.js')
   let owner: import('../core/proc/pid.js').ProcessOwner | undefined
   try {
-    owner = (JSON.parse(await readFile(join(dataDir, RESTORE_MARK), 'utf8')) as {owner?: import('../core/proc/pid.js').ProcessOwner}).owner
+    owner = (
+      JSON.parse(await readFile(join(dataDir, RESTORE_MARK), 'utf8')) as {
+        owner?: import('../core/proc/pid.js').ProcessOwner
+      }
+    ).owner
   } catch {
     owner = undefined // torn or foreign: not proof that the directory is ours to clear
   }
@@ -136,7 +146,9 @@ async function clearInterruptedRestore(dataDir: string, entries: string[], logge
       data: {owner},
     })
   }
-  logger?.warn(`${dataDir} holds an unfinished restore left by ${describeOwner(owner)}, which no longer runs (no server was started on it): cleared, restoring again`)
+  logger?.warn(
+    `${dataDir} holds an unfinished restore left by ${describeOwner(owner)}, which no longer runs (no server was started on it): cleared, restoring again`,
+  )
   for (const entry of entries) await rm(join(dataDir, entry), {recursive: true, force: true})
   return true
 }
@@ -149,18 +161,35 @@ async function clearInterruptedRestore(dataDir: string, entries: string[], logge
  * refused — naming it — rather than falling back to an older backup and replaying more WAL from
  * further back, or missing data the unreadable one holds. `--backup ID` chooses explicitly.
  */
-export function chooseBaseBackup(bases: BackupManifest[], target: RecoveryTarget, backupId?: string, invalid: {id: string; error: string; unreadable?: boolean}[] = []): BackupManifest {
+export function chooseBaseBackup(
+  bases: BackupManifest[],
+  target: RecoveryTarget,
+  backupId?: string,
+  invalid: {id: string; error: string; unreadable?: boolean}[] = [],
+): BackupManifest {
   const usable = bases.filter((m) => m.kind === 'base' && m.base && (m.base.engine ?? 'native') === 'native')
   const damaged = invalid.filter((i) => /-base-/.test(i.id))
   const refuse = (bad: {id: string; error: string; unreadable?: boolean}, why: string) =>
     bad.unreadable
-      ? new UsageError(`base backup ${bad.id}${why}: its manifest cannot be read — ${bad.error}`, {code: 'REPOSITORY_UNREADABLE', hint: `Fix its ownership (chown -R <repository owner>: <repository>) and rerun; or choose another backup explicitly with --backup.`, data: {backup: bad.id}})
-      : new ChecksFailedError(`base backup ${bad.id}${why}: its manifest is damaged — ${bad.error}`, {code: 'MANIFEST_INVALID', hint: 'Run `charge-ops backup verify`; choose another backup explicitly with --backup.', data: {backup: bad.id}})
+      ? new UsageError(`base backup ${bad.id}${why}: its manifest cannot be read — ${bad.error}`, {
+          code: 'REPOSITORY_UNREADABLE',
+          hint: `Fix its ownership (chown -R <repository owner>: <repository>) and rerun; or choose another backup explicitly with --backup.`,
+          data: {backup: bad.id},
+        })
+      : new ChecksFailedError(`base backup ${bad.id}${why}: its manifest is damaged — ${bad.error}`, {
+          code: 'MANIFEST_INVALID',
+          hint: 'Run `charge-ops backup verify`; choose another backup explicitly with --backup.',
+          data: {backup: bad.id},
+        })
   if (backupId) {
     const bad = damaged.find((i) => i.id === backupId)
     if (bad) throw refuse(bad, '')
     const found = usable.find((m) => m.id === backupId)
-    if (!found) throw new UsageError(`no complete native base backup ${backupId}`, {code: 'BACKUP_NOT_FOUND', hint: 'Run `charge-ops backup list`.'})
+    if (!found)
+      throw new UsageError(`no complete native base backup ${backupId}`, {
+        code: 'BACKUP_NOT_FOUND',
+        hint: 'Run `charge-ops backup list`.',
+      })
     return found
   }
   const newestFirst = [...usable].sort((a, b) => (a.id < b.id ? 1 : -1))
@@ -168,27 +197,50 @@ export function chooseBaseBackup(bases: BackupManifest[], target: RecoveryTarget
   if (target.kind === 'time') found = newestFirst.find((m) => new Date(m.finishedAt).getTime() <= target.time.getTime())
   else if (target.kind === 'lsn') found = newestFirst.find((m) => parseLsn(m.base!.stopLsn) <= target.lsn)
   else found = newestFirst[0]
-  const skipped = damaged.find((i) => (!found || i.id > found.id) && (target.kind !== 'time' || (backupIdTime(i.id)?.getTime() ?? 0) <= target.time.getTime()))
+  const skipped = damaged.find(
+    (i) =>
+      (!found || i.id > found.id) &&
+      (target.kind !== 'time' || (backupIdTime(i.id)?.getTime() ?? 0) <= target.time.getTime()),
+  )
   if (skipped) throw refuse(skipped, found ? ` is newer than ${found.id}, the backup that would be used instead` : '')
   if (!found) {
-    throw new UsageError(usable.length === 0 ? 'no complete native base backup in the repository' : `no base backup finished before ${describeTarget(target)}`, {
-      code: 'PITR_NO_BASE',
-      hint: usable.length === 0 ? 'Take one with `charge-ops backup base`.' : `The oldest base backup is ${newestFirst.at(-1)!.id}; a recovery cannot stop before its base backup ends.`,
-    })
+    throw new UsageError(
+      usable.length === 0
+        ? 'no complete native base backup in the repository'
+        : `no base backup finished before ${describeTarget(target)}`,
+      {
+        code: 'PITR_NO_BASE',
+        hint:
+          usable.length === 0
+            ? 'Take one with `charge-ops backup base`.'
+            : `The oldest base backup is ${newestFirst.at(-1)!.id}; a recovery cannot stop before its base backup ends.`,
+      },
+    )
   }
   return found
 }
 
 // ------------------------------------------------------------------ archive check
 
-export async function checkArchiveFor(storage: RepositoryStorage, stack: string, base: BackupManifest, target: RecoveryTarget, targetTimeline?: string): Promise<ContinuityReport> {
+export async function checkArchiveFor(
+  storage: RepositoryStorage,
+  stack: string,
+  base: BackupManifest,
+  target: RecoveryTarget,
+  targetTimeline?: string,
+): Promise<ContinuityReport> {
   const archive = await listArchive(storage, stack)
   const histories = new Map<number, string>()
   for (const f of archive.filter((a) => a.kind === 'history')) {
     const read = await readWal(storage, stack, f.name)
     if (read) histories.set(f.timeline, read.data.toString())
   }
-  const tl = targetTimeline && /^\d+$/.test(targetTimeline) ? Number(targetTimeline) : targetTimeline === 'current' ? base.base!.timeline : 'latest'
+  const tl =
+    targetTimeline && /^\d+$/.test(targetTimeline)
+      ? Number(targetTimeline)
+      : targetTimeline === 'current'
+        ? base.base!.timeline
+        : 'latest'
   const report = checkContinuity({
     archive,
     histories,
@@ -198,35 +250,54 @@ export async function checkArchiveFor(storage: RepositoryStorage, stack: string,
     targetTimeline: tl,
   })
   if (report.baseIncomplete) {
-    throw new ChecksFailedError(`WAL segment ${report.baseIncomplete}, needed to make base backup ${base.id} consistent, is missing from the archive`, {
-      code: 'PITR_WAL_MISSING',
-      hint: 'This base backup cannot be restored; choose an older one with --backup, and check archiving with `charge-ops wal check`.',
-    })
+    throw new ChecksFailedError(
+      `WAL segment ${report.baseIncomplete}, needed to make base backup ${base.id} consistent, is missing from the archive`,
+      {
+        code: 'PITR_WAL_MISSING',
+        hint: 'This base backup cannot be restored; choose an older one with --backup, and check archiving with `charge-ops wal check`.',
+      },
+    )
   }
   if (report.missing) {
-    throw new ChecksFailedError(`WAL segment ${report.missing} is missing from the archive (segments after it exist): recovery would stop there and promote with data missing`, {
-      code: 'PITR_WAL_MISSING',
-      hint: `Find ${report.missing} (the server's pg_wal, another copy of the repository) and push it with \`charge-ops wal push\`; or recover to a target before it with --target-lsn/--target-time.`,
-      data: {missing: report.missing, lastContiguous: report.lastSegment},
-    })
+    throw new ChecksFailedError(
+      `WAL segment ${report.missing} is missing from the archive (segments after it exist): recovery would stop there and promote with data missing`,
+      {
+        code: 'PITR_WAL_MISSING',
+        hint: `Find ${report.missing} (the server's pg_wal, another copy of the repository) and push it with \`charge-ops wal push\`; or recover to a target before it with --target-lsn/--target-time.`,
+        data: {missing: report.missing, lastContiguous: report.lastSegment},
+      },
+    )
   }
   if (target.kind === 'lsn' && segnoOf(target.lsn) > report.lastSegno) {
-    throw new ChecksFailedError(`target LSN ${formatLsn(target.lsn)} lies beyond the archived WAL (the archive ends with ${report.lastSegment})`, {
-      code: 'PITR_TARGET_BEYOND_ARCHIVE',
-      hint: 'Run `charge-ops wal check` on the source to archive the current segment, or pick an earlier target.',
-    })
+    throw new ChecksFailedError(
+      `target LSN ${formatLsn(target.lsn)} lies beyond the archived WAL (the archive ends with ${report.lastSegment})`,
+      {
+        code: 'PITR_TARGET_BEYOND_ARCHIVE',
+        hint: 'Run `charge-ops wal check` on the source to archive the current segment, or pick an earlier target.',
+      },
+    )
   }
   if (target.kind === 'time' && report.newestArchivedAt && target.time > report.newestArchivedAt) {
-    throw new ChecksFailedError(`target time ${target.time.toISOString()} lies beyond the archived WAL (newest segment ${report.lastSegment} archived at ${report.newestArchivedAt.toISOString()})`, {
-      code: 'PITR_TARGET_BEYOND_ARCHIVE',
-      hint: 'Run `charge-ops wal check` on the source to archive the current segment, or pick an earlier target.',
-    })
+    throw new ChecksFailedError(
+      `target time ${target.time.toISOString()} lies beyond the archived WAL (newest segment ${report.lastSegment} archived at ${report.newestArchivedAt.toISOString()})`,
+      {
+        code: 'PITR_TARGET_BEYOND_ARCHIVE',
+        hint: 'Run `charge-ops wal check` on the source to archive the current segment, or pick an earlier target.',
+      },
+    )
   }
   if (target.kind === 'time') {
     // PostgreSQL stops a time target only before a later commit: without one in the archive it runs
     // out of WAL and refuses to promote — caught here, before anything is copied (and without --start
     // nobody would see it until the server was started by hand)
-    const last = await lastArchivedCommit({storage, stack, path: report.path, timeline: report.timeline, firstSegment: report.firstSegment, lastSegno: report.lastSegno})
+    const last = await lastArchivedCommit({
+      storage,
+      stack,
+      path: report.path,
+      timeline: report.timeline,
+      firstSegment: report.firstSegment,
+      lastSegno: report.lastSegno,
+    })
     if (!last || last.micros <= targetMicros(target.time, target.text)) {
       throw new ChecksFailedError(
         `target time ${target.time.toISOString()} lies beyond the archived WAL: ${last ? `its last commit is ${last.text} (${last.segment}, LSN ${last.lsn})` : `no commit was archived after base backup ${base.id}`}, and recovery stops only before a commit later than the target`,
@@ -242,7 +313,6 @@ export async function checkArchiveFor(storage: RepositoryStorage, stack: string,
 }
 
 // ------------------------------------------------------------------ restore
-
 
 /** As root, the restored files belong to whoever owns the target (or its parent): the server's OS user. */
 export async function targetOwner(dataDir: string, exists: boolean): Promise<Owner | undefined> {
@@ -275,13 +345,22 @@ async function fsyncPath(path: string): Promise<void> {
  * The target directory private (and the server user's), marked as being restored by this run
  * until it is complete: a rerun tells a dead run's leftovers from a live run's work.
  */
-async function claimDataDir(dataDir: string, exists: boolean, owner: Owner | undefined, backupId: string, command: string): Promise<string> {
+async function claimDataDir(
+  dataDir: string,
+  exists: boolean,
+  owner: Owner | undefined,
+  backupId: string,
+  command: string,
+): Promise<string> {
   if (!exists) await mkdir(dataDir, {mode: 0o700})
   await chmod(dataDir, 0o700)
   if (owner) await chown(dataDir, owner.uid, owner.gid)
   const mark = join(dataDir, RESTORE_MARK)
   const {currentOwner} = await import('../core/proc/pid.js')
-  await writeDurable(mark, JSON.stringify({owner: currentOwner(command), backupId, startedAt: new Date().toISOString()}) + '\n')
+  await writeDurable(
+    mark,
+    JSON.stringify({owner: currentOwner(command), backupId, startedAt: new Date().toISOString()}) + '\n',
+  )
   if (owner) await chown(mark, owner.uid, owner.gid)
   return mark
 }
@@ -293,11 +372,13 @@ async function writeRecoverySettings(dataDir: string, owner: Owner | undefined, 
   const signal = join(dataDir, 'recovery.signal')
   await writeFile(signal, '', {mode: 0o600})
   for (const stale of ['postmaster.pid', 'postmaster.opts', 'standby.signal']) {
-    if (existsSync(join(dataDir, stale))) await rename(join(dataDir, stale), join(dataDir, `${stale}.charge-ops-removed`))
+    if (existsSync(join(dataDir, stale)))
+      await rename(join(dataDir, stale), join(dataDir, `${stale}.charge-ops-removed`))
   }
   await mkdir(join(dataDir, 'pg_wal', 'archive_status'), {recursive: true, mode: 0o700})
   if (owner) {
-    for (const p of [autoConf, signal, join(dataDir, 'pg_wal'), join(dataDir, 'pg_wal', 'archive_status')]) await chown(p, owner.uid, owner.gid)
+    for (const p of [autoConf, signal, join(dataDir, 'pg_wal'), join(dataDir, 'pg_wal', 'archive_status')])
+      await chown(p, owner.uid, owner.gid)
   }
   const {run} = await import('../core/proc/exec.js')
   await run('sync', ['-f', dataDir], {purpose: 'flushing the restored files'})
@@ -315,31 +396,69 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
   const {isFileBackup} = await import('../backup/base-files.js')
   const fileBackup = isFileBackup(base)
   const part = fileBackup ? undefined : (findPart(base, 'base.tar.zst') ?? findPart(base, 'base'))
-  if (!part && !fileBackup) throw new ChecksFailedError(`base backup ${base.id} has no base.tar.zst part`, {code: 'MANIFEST_INVALID'})
+  if (!part && !fileBackup)
+    throw new ChecksFailedError(`base backup ${base.id} has no base.tar.zst part`, {code: 'MANIFEST_INVALID'})
   const report = await checkArchiveFor(storage, stack, base, options.target, options.targetTimeline)
-  logger.info(`base backup ${base.id} (stop ${base.base!.stopLsn}, timeline ${base.base!.timeline}); archive continuous ${report.firstSegment} … ${report.lastSegment} (${report.segmentCount} segments), recovering to ${describeTarget(options.target)}`)
+  logger.info(
+    `base backup ${base.id} (stop ${base.base!.stopLsn}, timeline ${base.base!.timeline}); archive continuous ${report.firstSegment} … ${report.lastSegment} (${report.segmentCount} segments), recovering to ${describeTarget(options.target)}`,
+  )
 
   const owner = await targetOwner(dataDir, exists)
   if (options.start && owner?.uid === 0) {
-    throw new UsageError(`${exists ? dataDir : dirname(dataDir)} belongs to root: PostgreSQL cannot run as root`, {code: 'PITR_DATADIR_OWNER', hint: `Create ${dataDir} owned by the postgres user (install -d -o postgres -m 700 ${dataDir}).`})
+    throw new UsageError(`${exists ? dataDir : dirname(dataDir)} belongs to root: PostgreSQL cannot run as root`, {
+      code: 'PITR_DATADIR_OWNER',
+      hint: `Create ${dataDir} owned by the postgres user (install -d -o postgres -m 700 ${dataDir}).`,
+    })
   }
   const mark = await claimDataDir(dataDir, exists, owner, base.id, options.command ?? 'restore pitr')
 
   if (fileBackup) {
     const {restoreFileBackup} = await import('./pitr-files.js')
-    const restored = await restoreFileBackup({storage, manifest: base, dataDir, controlPath: join(dataDir, PARTIAL_CONTROL), owner, encryption: options.encryption, jobs: options.jobs, progress: options.progress})
-    logger.info(`restored ${restored.files} files (${restored.bytes} bytes) from ${restored.backups.join(', ')}; every block's checksum verified`)
+    const restored = await restoreFileBackup({
+      storage,
+      manifest: base,
+      dataDir,
+      controlPath: join(dataDir, PARTIAL_CONTROL),
+      owner,
+      encryption: options.encryption,
+      jobs: options.jobs,
+      progress: options.progress,
+    })
+    logger.info(
+      `restored ${restored.files} files (${restored.bytes} bytes) from ${restored.backups.join(', ')}; every block's checksum verified`,
+    )
   } else await extractTar(storage, stack, base, part!, dataDir, owner, options.progress)
-  if (!existsSync(join(dataDir, PARTIAL_CONTROL))) throw new ChecksFailedError(`base backup ${base.id} holds no global/pg_control`, {code: 'PITR_BASE_CORRUPT'})
+  if (!existsSync(join(dataDir, PARTIAL_CONTROL)))
+    throw new ChecksFailedError(`base backup ${base.id} holds no global/pg_control`, {code: 'PITR_BASE_CORRUPT'})
   // kill point (docs/conventions.md): the base written, pg_control under its partial name — the
   // directory cannot be started; no recovery settings yet
   await faultPoint('restore.pitr.extracted')
 
   // recovery settings, then recovery.signal, then pg_control — each durable before the next
   // the prefetch spool is keyed by the repository's cluster too (src/wal/spool.ts)
-  const systemIdentifier = options.walPrefetch ? (await readClusterIdentity(storage, stack))?.systemIdentifier : undefined
-  const command = restoreCommand({repository: options.repository, stack, awsEnvFile: options.awsEnvFile, entry: options.entry, fast: true, prefetch: options.walPrefetch, systemIdentifier})
-  await writeRecoverySettings(dataDir, owner, recoveryConf({target: options.target, restoreCommand: command, port: options.start?.port ?? options.port, archive: options.archive, targetTimeline: options.targetTimeline}))
+  const systemIdentifier = options.walPrefetch
+    ? (await readClusterIdentity(storage, stack))?.systemIdentifier
+    : undefined
+  const command = restoreCommand({
+    repository: options.repository,
+    stack,
+    awsEnvFile: options.awsEnvFile,
+    entry: options.entry,
+    fast: true,
+    prefetch: options.walPrefetch,
+    systemIdentifier,
+  })
+  await writeRecoverySettings(
+    dataDir,
+    owner,
+    recoveryConf({
+      target: options.target,
+      restoreCommand: command,
+      port: options.start?.port ?? options.port,
+      archive: options.archive,
+      targetTimeline: options.targetTimeline,
+    }),
+  )
   // kill point: complete and startable, recovery settings in place, no server ever started on it
   await faultPoint('restore.pitr.before-start')
   // from here on a server may run on it: no longer ours to clear
@@ -351,7 +470,12 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
     baseStopLsn: base.base!.stopLsn,
     target: describeTarget(options.target),
     dataDir,
-    archive: {timeline: report.timeline, firstSegment: report.firstSegment, lastSegment: report.lastSegment, segments: report.segmentCount},
+    archive: {
+      timeline: report.timeline,
+      firstSegment: report.firstSegment,
+      lastSegment: report.lastSegment,
+      segments: report.segmentCount,
+    },
     restoreCommand: command,
     started: false,
   }
@@ -359,7 +483,14 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
     logger.info(`restored into ${dataDir}; start it with pg_ctl -D ${dataDir} start (recovery runs, then promotes)`)
     return result
   }
-  result.recovery = await startAndAwaitRecovery(dataDir, options.start.port, options.start.timeoutSec ?? 600, owner, logger, {databaseUrl: options.databaseUrl})
+  result.recovery = await startAndAwaitRecovery(
+    dataDir,
+    options.start.port,
+    options.start.timeoutSec ?? 600,
+    owner,
+    logger,
+    {databaseUrl: options.databaseUrl},
+  )
   result.started = true
   // recovery is over: what the prefetch spooled beyond the target is never read
   if (options.walPrefetch) await rm(join(dataDir, DEFAULT_SPOOL_DIR, 'fetch'), {recursive: true, force: true})
@@ -367,17 +498,38 @@ export async function restorePitr(options: PitrOptions): Promise<PitrResult> {
 }
 
 /** The pg_basebackup tar: repository → sha256 → zstd -d → tar -x (pg_control under a temporary name). */
-async function extractTar(storage: RepositoryStorage, stack: string, base: BackupManifest, part: NonNullable<ReturnType<typeof findPart>>, dataDir: string, owner: Owner | undefined, progressFactory?: PitrOptions['progress']): Promise<void> {
+async function extractTar(
+  storage: RepositoryStorage,
+  stack: string,
+  base: BackupManifest,
+  part: NonNullable<ReturnType<typeof findPart>>,
+  dataDir: string,
+  owner: Owner | undefined,
+  progressFactory?: PitrOptions['progress'],
+): Promise<void> {
   // stream: repository → sha256 → zstd -d → tar -x (pg_control under a temporary name)
   const {startChild} = await import('../backup/physical-process.js')
   const asOwner = owner ? {uid: owner.uid, gid: owner.gid} : {}
   const zstd = startChild('zstd', ['-q', '-d', '-c'], {...asOwner, purpose: 'decompressing the base backup'})
   // --ignore-zeros: read to EOF, never exit into our pipe's last write (see restore/logical.ts)
-  const tar = startChild('tar', ['-x', '-f', '-', '--ignore-zeros', '-C', dataDir, '--no-same-owner', `--transform=s,^global/pg_control$,${PARTIAL_CONTROL},`], {
-    ...asOwner,
-    stdio: ['pipe', 'ignore', 'pipe'],
-    purpose: 'extracting the base backup',
-  })
+  const tar = startChild(
+    'tar',
+    [
+      '-x',
+      '-f',
+      '-',
+      '--ignore-zeros',
+      '-C',
+      dataDir,
+      '--no-same-owner',
+      `--transform=s,^global/pg_control$,${PARTIAL_CONTROL},`,
+    ],
+    {
+      ...asOwner,
+      stdio: ['pipe', 'ignore', 'pipe'],
+      purpose: 'extracting the base backup',
+    },
+  )
   zstd.child.stdout!.pipe(tar.child.stdin!)
   const hash = createHash('sha256')
   const progress = progressFactory?.(`restore ${base.id}`, part.bytes)
@@ -390,11 +542,14 @@ async function extractTar(storage: RepositoryStorage, stack: string, base: Backu
   })
   const key = partKey(stack, base.id, part.name)
   const corrupt = (digest: string) =>
-    new ChecksFailedError(`base backup ${base.id}: ${part.name} checksum mismatch (manifest ${part.sha256.slice(0, 12)}…, read ${digest.slice(0, 12)}…); ${dataDir} was left without global/pg_control and cannot start`, {
-      code: 'PITR_BASE_CORRUPT',
-      hint: `Remove ${dataDir}; restore an older base backup with --backup, and run \`charge-ops backup verify\`.`,
-      data: {backup: base.id, part: part.name},
-    })
+    new ChecksFailedError(
+      `base backup ${base.id}: ${part.name} checksum mismatch (manifest ${part.sha256.slice(0, 12)}…, read ${digest.slice(0, 12)}…); ${dataDir} was left without global/pg_control and cannot start`,
+      {
+        code: 'PITR_BASE_CORRUPT',
+        hint: `Remove ${dataDir}; restore an older base backup with --backup, and run \`charge-ops backup verify\`.`,
+        data: {backup: base.id, part: part.name},
+      },
+    )
   try {
     await Promise.all([pipeline(await storage.get(key), hasher, zstd.child.stdin!), zstd.done, tar.done])
   } catch (error) {
@@ -404,7 +559,10 @@ async function extractTar(storage: RepositoryStorage, stack: string, base: Backu
     // and any other failure (disk full, a killed tar) keeps its own error
     progress?.done()
     const whole = createHash('sha256')
-    await pipeline(await storage.get(key), new Writable({write: (chunk: Buffer, _enc, cb) => (whole.update(chunk), cb())}))
+    await pipeline(
+      await storage.get(key),
+      new Writable({write: (chunk: Buffer, _enc, cb) => (whole.update(chunk), cb())}),
+    )
     const digest = whole.digest('hex')
     if (digest !== part.sha256) throw corrupt(digest)
     throw error

@@ -23,7 +23,19 @@ import {CONTAINER_CONFIG} from '../wal/command-lines.js'
 import {formatLsn} from '../wal/names.js'
 import {describeTarget, type RecoveryTarget} from './pitr-target.js'
 import type {PitrResult} from './pitr.js'
-import {checkRecovered, describeVerified, journalledStep, markDone, migrationVersion, openRecoverState, saveState, stateFile, type RecoverState, type RecoverStep, type StepId} from './recover.js'
+import {
+  checkRecovered,
+  describeVerified,
+  journalledStep,
+  markDone,
+  migrationVersion,
+  openRecoverState,
+  saveState,
+  stateFile,
+  type RecoverState,
+  type RecoverStep,
+  type StepId,
+} from './recover.js'
 
 export interface ComposeRecoverOptions {
   settings: Settings
@@ -38,7 +50,7 @@ export interface ComposeRecoverOptions {
 const TITLES: Record<Exclude<StepId, 'repoint'>, string> = {
   maintenance: '1/6 maintenance mode on (writes stop)',
   stop: '2/6 stop nginx, the worker, the API, then PostgreSQL',
-  restore: "3/6 restore the base backup into the postgres volume (the old cluster kept aside in it)",
+  restore: '3/6 restore the base backup into the postgres volume (the old cluster kept aside in it)',
   replay: '4/6 start PostgreSQL: replay WAL to the target and promote',
   start: '5/6 start the stack (docker compose up -d --wait)',
   verify: '6/6 verify: migration version, health, row counts; maintenance off',
@@ -111,10 +123,22 @@ interface ComposeRun {
   maintenance: (on: boolean) => Promise<{file: string; redis: string}>
 }
 
-export async function planComposeRecover(options: ComposeRecoverOptions): Promise<{steps: RecoverStep[]; state: RecoverState; rollback: (error: unknown) => Promise<Error>}> {
+export async function planComposeRecover(
+  options: ComposeRecoverOptions,
+): Promise<{steps: RecoverStep[]; state: RecoverState; rollback: (error: unknown) => Promise<Error>}> {
   const run = await composeRun(options)
-  const step = (id: Exclude<StepId, 'repoint'>, fn: (run: ComposeRun, note: (text: string) => void) => Promise<void>): RecoverStep => journalledStep(run.s, run, id, TITLES[id], fn)
-  const steps = [step('maintenance', maintenanceOn), step('stop', stopWriters), step('restore', restoreInVolume), step('replay', replayUntilPromoted), step('start', startStack), step('verify', verifyStack)]
+  const step = (
+    id: Exclude<StepId, 'repoint'>,
+    fn: (run: ComposeRun, note: (text: string) => void) => Promise<void>,
+  ): RecoverStep => journalledStep(run.s, run, id, TITLES[id], fn)
+  const steps = [
+    step('maintenance', maintenanceOn),
+    step('stop', stopWriters),
+    step('restore', restoreInVolume),
+    step('replay', replayUntilPromoted),
+    step('start', startStack),
+    step('verify', verifyStack),
+  ]
   return {steps, state: run.s, rollback: (error) => rollbackCompose(run, error)}
 }
 
@@ -127,19 +151,27 @@ async function composeRun(options: ComposeRecoverOptions): Promise<ComposeRun> {
   const port = settings.yaml.compose?.hostPorts.postgres
   const oldUrl = settings.databaseUrl
   if (!oldUrl || port === undefined) {
-    throw new UsageError(`charge-ops.yaml's compose section names no PostgreSQL port, or DATABASE_URL is not set: this is not a deployment that init --target compose wrote`, {code: 'RECOVER_NO_ENV', hint: 'Run it in the folder of the compose deployment (charge-ops.yaml, .env).'})
+    throw new UsageError(
+      `charge-ops.yaml's compose section names no PostgreSQL port, or DATABASE_URL is not set: this is not a deployment that init --target compose wrote`,
+      {code: 'RECOVER_NO_ENV', hint: 'Run it in the folder of the compose deployment (charge-ops.yaml, .env).'},
+    )
   }
   // the schema owner's URL, as the host reaches it: it may read every table (row counts)
   const ownerUrl = (settings.backendEnv as Record<string, unknown>).MIGRATION_DATABASE_URL
   const backendPort = settings.yaml.compose?.hostPorts.backend
   const {bundledMigrationsDir} = await import('../migrate/index.js')
   const target = describeTarget(options.target)
-  const s = await openRecoverState(settings, {target, dataDir: `${dataMount} (compose volume ${postgres.volumes[0]!.volume})`, port, deployment: 'compose'}, oldUrl)
+  const s = await openRecoverState(
+    settings,
+    {target, dataDir: `${dataMount} (compose volume ${postgres.volumes[0]!.volume})`, port, deployment: 'compose'},
+    oldUrl,
+  )
   s.oldCluster ??= `${dataMount}/.pre-recover-${s.startedAt.replace(/[-:.]/g, '')}`
   s.removeOldCluster ??= `${dc.display} run --rm --no-deps -T --entrypoint rm ${postgres.name} -rf ${s.oldCluster}`
   await saveState(settings, s)
   const {run} = await import('../core/proc/exec.js')
-  const compose = (purpose: string, args: string[], timeoutMs = 10 * 60_000) => run('docker', dc.args(...args), {purpose, timeout: timeoutMs})
+  const compose = (purpose: string, args: string[], timeoutMs = 10 * 60_000) =>
+    run('docker', dc.args(...args), {purpose, timeout: timeoutMs})
   return {
     options,
     settings,
@@ -160,7 +192,27 @@ async function composeRun(options: ComposeRecoverOptions): Promise<ComposeRun> {
       // files in the volume, or exited — before it starts another.
       const name = `${dc.project}-recover-in-volume`
       await run('docker', ['rm', '--force', name], {purpose: "remove a killed recover's container"}).catch(() => {})
-      return compose(purpose, ['run', '--rm', '--no-deps', '-T', '--name', name, '--workdir', dataMount, '--entrypoint', 'bash', postgres.name, '-c', script, 'bash', ...args], 2 * 3600_000)
+      return compose(
+        purpose,
+        [
+          'run',
+          '--rm',
+          '--no-deps',
+          '-T',
+          '--name',
+          name,
+          '--workdir',
+          dataMount,
+          '--entrypoint',
+          'bash',
+          postgres.name,
+          '-c',
+          script,
+          'bash',
+          ...args,
+        ],
+        2 * 3600_000,
+      )
     },
     maintenance: async (on) => {
       const {setMaintenance} = await import('../service/maintenance.js')
@@ -170,7 +222,10 @@ async function composeRun(options: ComposeRecoverOptions): Promise<ComposeRun> {
 }
 
 /** Step 1: the old migration version noted, maintenance mode on. */
-async function maintenanceOn({s, checkUrl, migrationsDir, maintenance, mark}: ComposeRun, note: (text: string) => void): Promise<void> {
+async function maintenanceOn(
+  {s, checkUrl, migrationsDir, maintenance, mark}: ComposeRun,
+  note: (text: string) => void,
+): Promise<void> {
   s.oldMigration = await migrationVersion(checkUrl, migrationsDir).catch(() => undefined)
   const status = await maintenance(true)
   note(`flag ${status.file}, redis ${status.redis}`)
@@ -178,7 +233,10 @@ async function maintenanceOn({s, checkUrl, migrationsDir, maintenance, mark}: Co
 }
 
 /** Step 2: nothing writes any more, then PostgreSQL stops (a clean shutdown before its files move). */
-async function stopWriters({compose, writers, postgres, mark}: ComposeRun, note: (text: string) => void): Promise<void> {
+async function stopWriters(
+  {compose, writers, postgres, mark}: ComposeRun,
+  note: (text: string) => void,
+): Promise<void> {
   await compose('stop the services that write', ['stop', '--timeout', '60', ...writers])
   await compose('stop PostgreSQL', ['stop', '--timeout', '120', postgres])
   note(`stopped ${[...writers, postgres].join(', ')}`)
@@ -186,14 +244,22 @@ async function stopWriters({compose, writers, postgres, mark}: ComposeRun, note:
 }
 
 /** Step 3: restore pitr by the postgres image's charge-ops, into the volume (RESTORE_SCRIPT). */
-async function restoreInVolume({options, s, inVolume, keep, mark}: ComposeRun, note: (text: string) => void): Promise<void> {
-  const {stdout} = await inVolume('restore pitr in the postgres image', RESTORE_SCRIPT, [keep, ...targetArgs(options.target)])
+async function restoreInVolume(
+  {options, s, inVolume, keep, mark}: ComposeRun,
+  note: (text: string) => void,
+): Promise<void> {
+  const {stdout} = await inVolume('restore pitr in the postgres image', RESTORE_SCRIPT, [
+    keep,
+    ...targetArgs(options.target),
+  ])
   try {
     s.restore = JSON.parse(stdout) as PitrResult
   } catch {
     options.logger.debug(`restore pitr printed no JSON result: ${stdout.slice(-200)}`)
   }
-  note(`${s.restore ? `base backup ${s.restore.backupId}; WAL ${s.restore.archive.firstSegment} … ${s.restore.archive.lastSegment}; ` : ''}the old cluster is in ${s.oldCluster}`)
+  note(
+    `${s.restore ? `base backup ${s.restore.backupId}; WAL ${s.restore.archive.firstSegment} … ${s.restore.archive.lastSegment}; ` : ''}the old cluster is in ${s.oldCluster}`,
+  )
   await mark('restore')
 }
 
@@ -202,18 +268,34 @@ async function restoreInVolume({options, s, inVolume, keep, mark}: ComposeRun, n
  * long replay is "rejecting connections" and would fail the health check; a container that stops
  * (a target past the archived WAL) fails the step with its log.
  */
-async function replayUntilPromoted({options, compose, postgres, target, mark}: ComposeRun, note: (text: string) => void): Promise<void> {
-  const logsTail = async () => (await compose('the postgres logs', ['logs', '--no-color', '--tail', '30', postgres]).catch(() => ({stdout: ''}))).stdout
+async function replayUntilPromoted(
+  {options, compose, postgres, target, mark}: ComposeRun,
+  note: (text: string) => void,
+): Promise<void> {
+  const logsTail = async () =>
+    (await compose('the postgres logs', ['logs', '--no-color', '--tail', '30', postgres]).catch(() => ({stdout: ''})))
+      .stdout
   await compose('start PostgreSQL on the restored cluster', ['up', '-d', '--no-deps', postgres])
   const seconds = options.replaySeconds ?? 3600
   const deadline = Date.now() + seconds * 1000
   for (;;) {
     const ps = await compose('the state of the postgres container', ['ps', '--all', '--format', 'json', postgres])
     const row = parseComposePs(ps.stdout)[0]
-    if (row?.state !== 'running') throw new ChecksFailedError(`PostgreSQL stopped during recovery (${row?.state ?? 'no container'}):\n${await logsTail()}`, {code: 'PITR_RECOVERY_FAILED'})
-    const probe = await compose('ask PostgreSQL whether it still recovers', ['exec', '-T', '-u', 'postgres', postgres, 'psql', '-XtAc', 'SELECT pg_is_in_recovery()'], 20_000).catch(() => undefined)
+    if (row?.state !== 'running')
+      throw new ChecksFailedError(
+        `PostgreSQL stopped during recovery (${row?.state ?? 'no container'}):\n${await logsTail()}`,
+        {code: 'PITR_RECOVERY_FAILED'},
+      )
+    const probe = await compose(
+      'ask PostgreSQL whether it still recovers',
+      ['exec', '-T', '-u', 'postgres', postgres, 'psql', '-XtAc', 'SELECT pg_is_in_recovery()'],
+      20_000,
+    ).catch(() => undefined)
     if (probe?.stdout.trim() === 'f') break
-    if (Date.now() > deadline) throw new ChecksFailedError(`PostgreSQL still recovering after ${seconds} s:\n${await logsTail()}`, {code: 'PITR_RECOVERY_FAILED'})
+    if (Date.now() > deadline)
+      throw new ChecksFailedError(`PostgreSQL still recovering after ${seconds} s:\n${await logsTail()}`, {
+        code: 'PITR_RECOVERY_FAILED',
+      })
     await new Promise((r) => setTimeout(r, 1000))
   }
   note(`promoted: PostgreSQL accepts writes (recovered to ${target})`)
@@ -228,7 +310,10 @@ async function startStack({compose, mark}: ComposeRun, note: (text: string) => v
 }
 
 /** Step 6: migration version, /health, row counts; maintenance off when they pass. */
-async function verifyStack({s, checkUrl, migrationsDir, healthUrl, maintenance, mark}: ComposeRun, note: (text: string) => void): Promise<void> {
+async function verifyStack(
+  {s, checkUrl, migrationsDir, healthUrl, maintenance, mark}: ComposeRun,
+  note: (text: string) => void,
+): Promise<void> {
   s.verify = await checkRecovered({url: checkUrl, migrationsDir, oldMigration: s.oldMigration, healthUrl})
   // off and finished before step 6 is recorded (as recover.ts verifyStep): a rerun skips recorded steps
   await maintenance(false)
@@ -238,7 +323,10 @@ async function verifyStack({s, checkUrl, migrationsDir, healthUrl, maintenance, 
 }
 
 /** After a failed step: the old cluster back in place (once the restore may have moved it), the stack started on it, maintenance off. */
-async function rollbackCompose({settings, s, compose, inVolume, postgres, keep, maintenance, display}: ComposeRun, error: unknown): Promise<Error> {
+async function rollbackCompose(
+  {settings, s, compose, inVolume, postgres, keep, maintenance, display}: ComposeRun,
+  error: unknown,
+): Promise<Error> {
   const undone: string[] = []
   const failures: string[] = []
   const attempt = async (what: string, fn: () => Promise<unknown>) => {
@@ -252,10 +340,14 @@ async function rollbackCompose({settings, s, compose, inVolume, postgres, keep, 
   if (s.done.stop || s.done.restore) {
     // the restore step may have moved the old cluster before it failed: put it back in any case
     await attempt('PostgreSQL stopped', () => compose('stop PostgreSQL', ['stop', '--timeout', '120', postgres]))
-    await attempt('the old cluster is back in place', () => inVolume('the old cluster back into place', PUT_BACK_SCRIPT, [keep]))
+    await attempt('the old cluster is back in place', () =>
+      inVolume('the old cluster back into place', PUT_BACK_SCRIPT, [keep]),
+    )
     for (const id of ['stop', 'restore', 'replay', 'start', 'verify'] as const) delete s.done[id]
   }
-  await attempt('the stack runs on it', () => compose('start the stack', ['up', '-d', '--wait', '--wait-timeout', '300']))
+  await attempt('the stack runs on it', () =>
+    compose('start the stack', ['up', '-d', '--wait', '--wait-timeout', '300']),
+  )
   if (s.done.maintenance) {
     await attempt('maintenance mode is off', () => maintenance(false))
     delete s.done.maintenance
@@ -263,10 +355,18 @@ async function rollbackCompose({settings, s, compose, inVolume, postgres, keep, 
   await saveState(settings, s).catch(() => {})
   const message = error instanceof Error ? error.message : String(error)
   if (failures.length > 0) {
-    return new CliError('RECOVER_ROLLBACK_FAILED', ExitCode.findings, `recover failed: ${message}; putting the old database back did not complete: ${failures.join('; ')}`, {
-      hint: `The old cluster is in ${s.oldCluster} inside the postgres volume when the restore had started; \`${display} up -d --wait\` once it is in place (${stateFile(settings)}).`,
-      cause: error,
-    })
+    return new CliError(
+      'RECOVER_ROLLBACK_FAILED',
+      ExitCode.findings,
+      `recover failed: ${message}; putting the old database back did not complete: ${failures.join('; ')}`,
+      {
+        hint: `The old cluster is in ${s.oldCluster} inside the postgres volume when the restore had started; \`${display} up -d --wait\` once it is in place (${stateFile(settings)}).`,
+        cause: error,
+      },
+    )
   }
-  return new RolledBackError(`recover failed: ${message}; the old database keeps serving (${undone.join(', ')})`, {hint: `Fix the cause and rerun the same command (${stateFile(settings)}).`, cause: error})
+  return new RolledBackError(`recover failed: ${message}; the old database keeps serving (${undone.join(', ')})`, {
+    hint: `Fix the cause and rerun the same command (${stateFile(settings)}).`,
+    cause: error,
+  })
 }

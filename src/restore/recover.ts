@@ -229,7 +229,11 @@ export async function planRecover(
     await checkPgbouncer(bouncer, database)
   }
   const run: RecoverRun = {options, settings, s, dataDir, target, envFile, oldUrl, newUrl, database, bouncer, mark}
-  const step = (id: LocalStepId, fn: (run: RecoverRun, note: (text: string) => void) => Promise<void>, title = STEP_TITLES[id]) => journalledStep(s, run, id, title, fn)
+  const step = (
+    id: LocalStepId,
+    fn: (run: RecoverRun, note: (text: string) => void) => Promise<void>,
+    title = STEP_TITLES[id],
+  ) => journalledStep(s, run, id, title, fn)
   const steps = [
     step('maintenance', maintenanceOn),
     step('restore', restoreBase),
@@ -241,7 +245,13 @@ export async function planRecover(
 }
 
 /** A step of either deployment's runbook over its run: done once the journal records it. */
-export function journalledStep<R>(s: RecoverState, run: R, id: StepId, title: string, fn: (run: R, note: (text: string) => void) => Promise<void>): RecoverStep {
+export function journalledStep<R>(
+  s: RecoverState,
+  run: R,
+  id: StepId,
+  title: string,
+  fn: (run: R, note: (text: string) => void) => Promise<void>,
+): RecoverStep {
   return {id, title, done: () => Boolean(s.done[id]), run: (note) => fn(run, note)}
 }
 
@@ -257,7 +267,11 @@ export async function openRecoverState(
   oldUrl: string,
 ): Promise<RecoverState> {
   const state = await loadRecoverState(settings)
-  if (state && !state.finishedAt && (state.target !== key.target || state.dataDir !== key.dataDir || state.port !== key.port)) {
+  if (
+    state &&
+    !state.finishedAt &&
+    (state.target !== key.target || state.dataDir !== key.dataDir || state.port !== key.port)
+  ) {
     throw new UsageError(
       `an unfinished recovery to ${state.target} into ${state.dataDir} (port ${state.port}) is recorded in ${stateFile(settings)}`,
       {
@@ -373,9 +387,17 @@ async function repoint(
 }
 
 /** Step 5: migration version, /health and row counts of the recovered database; maintenance off when they pass. */
-async function verifyStep({options, settings, s, oldUrl, newUrl, bouncer, mark}: RecoverRun, note: (text: string) => void): Promise<void> {
+async function verifyStep(
+  {options, settings, s, oldUrl, newUrl, bouncer, mark}: RecoverRun,
+  note: (text: string) => void,
+): Promise<void> {
   // Through PgBouncer the clients' DATABASE_URL stays; after the reload it reaches the new server.
-  s.verify = await checkRecovered({url: bouncer ? oldUrl : newUrl, migrationsDir: options.migrationsDir, oldMigration: s.oldMigration, healthUrl: options.healthUrl})
+  s.verify = await checkRecovered({
+    url: bouncer ? oldUrl : newUrl,
+    migrationsDir: options.migrationsDir,
+    oldMigration: s.oldMigration,
+    healthUrl: options.healthUrl,
+  })
   note(describeVerified(s.verify))
   // Maintenance off and the run finished BEFORE step 5 is recorded: once it is, a rerun skips every
   // step, so a kill between the record and the switch left maintenance on for good (kill point
@@ -393,7 +415,12 @@ async function verifyStep({options, settings, s, oldUrl, newUrl, bouncer, mark}:
  * one's, the service's /health when a URL is given, row counts per table. Throws
  * RECOVER_VERIFY_FAILED naming every problem.
  */
-export async function checkRecovered(o: {url: string; migrationsDir?: string; oldMigration: string | null | undefined; healthUrl?: string}): Promise<VerifyReport> {
+export async function checkRecovered(o: {
+  url: string
+  migrationsDir?: string
+  oldMigration: string | null | undefined
+  healthUrl?: string
+}): Promise<VerifyReport> {
   const recovered = await migrationVersion(o.url, o.migrationsDir)
   const rowCounts = await tableCounts(o.url)
   const report: VerifyReport = {
@@ -406,14 +433,25 @@ export async function checkRecovered(o: {url: string; migrationsDir?: string; ol
     tables: Object.keys(rowCounts).length,
   }
   if (o.healthUrl) {
-    const response = await fetch(o.healthUrl, {signal: AbortSignal.timeout(10_000)}).catch((error: Error) => ({status: 0, ok: false, error}))
+    const response = await fetch(o.healthUrl, {signal: AbortSignal.timeout(10_000)}).catch((error: Error) => ({
+      status: 0,
+      ok: false,
+      error,
+    }))
     report.health = {url: o.healthUrl, status: response.status, ok: response.ok}
   }
   const problems: string[] = []
-  if (report.migration.matches === false) problems.push(`migration version ${report.migration.recovered} differs from the old database's ${report.migration.old}`)
+  if (report.migration.matches === false)
+    problems.push(
+      `migration version ${report.migration.recovered} differs from the old database's ${report.migration.old}`,
+    )
   if (report.health && !report.health.ok) problems.push(`${o.healthUrl} answered ${report.health.status || 'nothing'}`)
   if (report.tables === 0) problems.push('the recovered database has no tables')
-  if (problems.length > 0) throw new ChecksFailedError(`verification failed: ${problems.join('; ')}`, {code: 'RECOVER_VERIFY_FAILED', data: {verify: report}})
+  if (problems.length > 0)
+    throw new ChecksFailedError(`verification failed: ${problems.join('; ')}`, {
+      code: 'RECOVER_VERIFY_FAILED',
+      data: {verify: report},
+    })
   return report
 }
 

@@ -8,7 +8,13 @@ import {requireSetting} from '../config/settings.js'
 import {faultPoint} from '../core/faults.js'
 import {ChecksFailedError, CliError, LockHeldError} from '../errors.js'
 import {scratchDatabase} from '../postgres/scratch.js'
-import {manifestKey, recordVerification, resolveBackup, type BackupManifest, type Verification} from '../repository/manifest.js'
+import {
+  manifestKey,
+  recordVerification,
+  resolveBackup,
+  type BackupManifest,
+  type Verification,
+} from '../repository/manifest.js'
 import {checkPart, type PartCheck} from './logical.js'
 import type {BackupContext} from '../backup/context.js'
 
@@ -19,16 +25,32 @@ export interface VerifyResult {
   parts: PartCheck[]
   /** file-engine base backups: the blocks checked across the chain */
   chain?: {backups: string[]; blocks: number; bytes: number; bad: {what: string; error: string}[]}
-  restoreDrill?: {durationMs: number; database: string; rowCountsMatch: boolean; mismatches: string[]; tables: number; skippedExtensions: string[]}
+  restoreDrill?: {
+    durationMs: number
+    database: string
+    rowCountsMatch: boolean
+    mismatches: string[]
+    tables: number
+    skippedExtensions: string[]
+  }
   manifest: BackupManifest
 }
 
 type VerifyOptions = {restoreDrill?: boolean; drillUrl?: string; jobs?: number}
 
-export async function verifyBackup(ctx: BackupContext, ref: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+export async function verifyBackup(
+  ctx: BackupContext,
+  ref: string,
+  options: VerifyOptions = {},
+): Promise<VerifyResult> {
   // the drill restores a database dump: `latest` is then the newest backup that has one (the nightly
   // verify runs after the files backup, which would otherwise be "latest" and fail every night)
-  const manifest = await resolveBackup(ctx.storage, ctx.stack, ref, options.restoreDrill && ref === 'latest' ? {kind: ['db', 'all']} : {})
+  const manifest = await resolveBackup(
+    ctx.storage,
+    ctx.stack,
+    ref,
+    options.restoreDrill && ref === 'latest' ? {kind: ['db', 'all']} : {},
+  )
   let result: VerifyResult
   try {
     result = await verifyManifest(ctx, manifest, options)
@@ -38,17 +60,30 @@ export async function verifyBackup(ctx: BackupContext, ref: string, options: Ver
     throw error
   }
   const drill = result.restoreDrill
-  await recordVerifyMetrics(ctx, manifest.kind, {ok: result.ok, ...(options.restoreDrill ? {drill: drill ? {ok: drill.rowCountsMatch, durationMs: drill.durationMs} : {ok: false}} : {})})
+  await recordVerifyMetrics(ctx, manifest.kind, {
+    ok: result.ok,
+    ...(options.restoreDrill
+      ? {drill: drill ? {ok: drill.rowCountsMatch, durationMs: drill.durationMs} : {ok: false}}
+      : {}),
+  })
   return result
 }
 
-async function recordVerifyMetrics(ctx: BackupContext, kind: string, outcome: Parameters<typeof import('../backup/metrics.js').verifyMetrics>[3]): Promise<void> {
+async function recordVerifyMetrics(
+  ctx: BackupContext,
+  kind: string,
+  outcome: Parameters<typeof import('../backup/metrics.js').verifyMetrics>[3],
+): Promise<void> {
   if (!ctx.metricsFile && !ctx.pushgatewayUrl) return
   const {publishMetrics, verifyMetrics} = await import('../backup/metrics.js')
   await publishMetrics(ctx, verifyMetrics(ctx.stack, kind, ctx.now(), outcome), ctx.logger)
 }
 
-async function verifyManifest(ctx: BackupContext, manifest: BackupManifest, options: VerifyOptions): Promise<VerifyResult> {
+async function verifyManifest(
+  ctx: BackupContext,
+  manifest: BackupManifest,
+  options: VerifyOptions,
+): Promise<VerifyResult> {
   const parts: PartCheck[] = []
   for (const part of manifest.parts) {
     const p = ctx.progress(`verify ${part.name}`, part.bytes)
@@ -63,19 +98,40 @@ async function verifyManifest(ctx: BackupContext, manifest: BackupManifest, opti
     const {verifyFileChain} = await import('./pitr-files.js')
     const p = ctx.progress(`verify ${manifest.id} chain`)
     chain = await verifyFileChain(ctx.storage, manifest, {onProgress: (n) => p.add(n)})
-    p.done(chain.bad.length === 0 ? `${chain.blocks} blocks in ${chain.backups.length} backup(s) ok` : `${chain.bad.length} BAD`)
-    for (const bad of chain.bad) parts.push({part: bad.what, ok: false, expectedSha256: '', expectedBytes: 0, error: bad.error})
+    p.done(
+      chain.bad.length === 0
+        ? `${chain.blocks} blocks in ${chain.backups.length} backup(s) ok`
+        : `${chain.bad.length} BAD`,
+    )
+    for (const bad of chain.bad)
+      parts.push({part: bad.what, ok: false, expectedSha256: '', expectedBytes: 0, error: bad.error})
   }
   const checksumsOk = parts.every((p) => p.ok)
   const verifiedAt = ctx.now().toISOString()
   let drill: VerifyResult['restoreDrill']
   if (checksumsOk && options.restoreDrill) {
-    if (!manifest.db) throw new ChecksFailedError(`backup ${manifest.id} is a ${manifest.kind} backup without a database dump; --restore-drill needs one`, {code: 'BACKUP_WRONG_KIND'})
-    const serverUrl = options.drillUrl ?? ctx.settings.adminDatabaseUrl ?? requireSetting(ctx.settings.databaseUrl, 'DATABASE_URL', 'The drill restores into a scratch database on that server (or pass --drill-url).')
-    const via = options.drillUrl ? 'the drill URL' : ctx.settings.adminDatabaseUrl ? 'CHARGE_OPS_ADMIN_URL' : 'DATABASE_URL'
+    if (!manifest.db)
+      throw new ChecksFailedError(
+        `backup ${manifest.id} is a ${manifest.kind} backup without a database dump; --restore-drill needs one`,
+        {code: 'BACKUP_WRONG_KIND'},
+      )
+    const serverUrl =
+      options.drillUrl ??
+      ctx.settings.adminDatabaseUrl ??
+      requireSetting(
+        ctx.settings.databaseUrl,
+        'DATABASE_URL',
+        'The drill restores into a scratch database on that server (or pass --drill-url).',
+      )
+    const via = options.drillUrl
+      ? 'the drill URL'
+      : ctx.settings.adminDatabaseUrl
+        ? 'CHARGE_OPS_ADMIN_URL'
+        : 'DATABASE_URL'
     const db = scratchDatabase(serverUrl, 'charge_ops_drill', {
       code: 'DRILL_NO_CREATEDB',
-      message: (m) => `the restore drill cannot create its scratch database: ${m} (the role of ${via} lacks CREATEDB); the checksums were verified`,
+      message: (m) =>
+        `the restore drill cannot create its scratch database: ${m} (the role of ${via} lacks CREATEDB); the checksums were verified`,
       hint: 'Set CHARGE_OPS_ADMIN_URL (or pass --drill-url) to a role that may create databases on that server, e.g. postgresql://postgres@host:5432/postgres, or ALTER ROLE … CREATEDB.',
     })
     const scratch = db.name
@@ -93,7 +149,14 @@ async function verifyManifest(ctx: BackupContext, manifest: BackupManifest, opti
         encryption: ctx.encryption,
         skipChecksums: true,
       })
-      drill = {durationMs: result.durationMs, database: scratch, rowCountsMatch: result.mismatches.length === 0, mismatches: result.mismatches, tables: Object.keys(result.rowCounts).length, skippedExtensions: result.skippedExtensions}
+      drill = {
+        durationMs: result.durationMs,
+        database: scratch,
+        rowCountsMatch: result.mismatches.length === 0,
+        mismatches: result.mismatches,
+        tables: Object.keys(result.rowCounts).length,
+        skippedExtensions: result.skippedExtensions,
+      }
     } finally {
       await db.drop(ctx.logger)
     }
@@ -104,7 +167,16 @@ async function verifyManifest(ctx: BackupContext, manifest: BackupManifest, opti
     verifiedAt,
     ok,
     checksumsOk,
-    ...(drill ? {restoreDrill: {at: verifiedAt, durationMs: drill.durationMs, rowCountsMatch: drill.rowCountsMatch, mismatches: drill.mismatches}} : {}),
+    ...(drill
+      ? {
+          restoreDrill: {
+            at: verifiedAt,
+            durationMs: drill.durationMs,
+            rowCountsMatch: drill.rowCountsMatch,
+            mismatches: drill.mismatches,
+          },
+        }
+      : {}),
   })
   return {id: manifest.id, kind: manifest.kind, ok, parts, chain, restoreDrill: drill, manifest: updated}
 }
@@ -118,7 +190,11 @@ async function verifyManifest(ctx: BackupContext, manifest: BackupManifest, opti
  * backup writer holding it never deletes a complete backup, so then the rewrite goes ahead without
  * it rather than waiting minutes for a dump to finish.
  */
-async function recordUnderLock(ctx: BackupContext, manifest: BackupManifest, verification: Verification): Promise<BackupManifest> {
+async function recordUnderLock(
+  ctx: BackupContext,
+  manifest: BackupManifest,
+  verification: Verification,
+): Promise<BackupManifest> {
   const {acquireLock, readLock} = await import('../repository/lock.js')
   const deadline = Date.now() + 120_000
   let release: (() => Promise<void>) | undefined
@@ -136,10 +212,13 @@ async function recordUnderLock(ctx: BackupContext, manifest: BackupManifest, ver
   }
   try {
     if (!(await ctx.storage.exists(manifestKey(ctx.stack, manifest.id)))) {
-      throw new ChecksFailedError(`backup ${manifest.id} was deleted while it was being verified (by backup prune?): the verification is void`, {
-        code: 'BACKUP_DELETED',
-        hint: 'Run `charge-ops backup list` and verify a backup that still exists.',
-      })
+      throw new ChecksFailedError(
+        `backup ${manifest.id} was deleted while it was being verified (by backup prune?): the verification is void`,
+        {
+          code: 'BACKUP_DELETED',
+          hint: 'Run `charge-ops backup list` and verify a backup that still exists.',
+        },
+      )
     }
     return await recordVerification(ctx.storage, ctx.stack, manifest.id, verification).catch((error) => {
       if (error instanceof CliError) throw error
@@ -154,8 +233,12 @@ async function recordUnderLock(ctx: BackupContext, manifest: BackupManifest, ver
 /** The error the command throws when verification failed (exit 1), naming every bad part. */
 export function verificationError(result: VerifyResult): ChecksFailedError {
   const bad = result.parts.filter((p) => !p.ok)
-  const reasons = bad.map((p) => `part ${p.part}: ${p.error ? `unreadable (${p.error})` : `sha256 ${p.actualSha256?.slice(0, 12)}… ≠ manifest ${p.expectedSha256.slice(0, 12)}…${p.actualBytes !== p.expectedBytes ? `, ${p.actualBytes} bytes ≠ ${p.expectedBytes}` : ''}`}`)
-  if (result.restoreDrill && !result.restoreDrill.rowCountsMatch) reasons.push(`restore drill: row counts differ (${result.restoreDrill.mismatches.join('; ')})`)
+  const reasons = bad.map(
+    (p) =>
+      `part ${p.part}: ${p.error ? `unreadable (${p.error})` : `sha256 ${p.actualSha256?.slice(0, 12)}… ≠ manifest ${p.expectedSha256.slice(0, 12)}…${p.actualBytes !== p.expectedBytes ? `, ${p.actualBytes} bytes ≠ ${p.expectedBytes}` : ''}`}`,
+  )
+  if (result.restoreDrill && !result.restoreDrill.rowCountsMatch)
+    reasons.push(`restore drill: row counts differ (${result.restoreDrill.mismatches.join('; ')})`)
   return new ChecksFailedError(`backup ${result.id} failed verification: ${reasons.join('; ')}`, {
     code: 'VERIFY_FAILED',
     hint: 'Do not rely on this backup; take a new one and check the repository storage.',

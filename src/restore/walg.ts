@@ -51,16 +51,42 @@ export async function restoreWithWalg(options: WalgRestoreOptions): Promise<Walg
   const {run} = await import('../core/proc/exec.js')
   options.logger.info(`wal-g ${plan.args.join(' ')}`)
   await run(plan.command, plan.args, {env: plan.env, uid: owner?.uid, gid: owner?.gid, purpose: 'wal-g backup-fetch'})
-  const command = restoreCommand({repository: options.repository, stack: options.stack, awsEnvFile: options.awsEnvFile, engine: 'wal-g'})
-  await appendFile(join(dataDir, 'postgresql.auto.conf'), recoveryConf({target: options.target, restoreCommand: command, port: options.start?.port, archive: options.archive}))
+  const command = restoreCommand({
+    repository: options.repository,
+    stack: options.stack,
+    awsEnvFile: options.awsEnvFile,
+    engine: 'wal-g',
+  })
+  await appendFile(
+    join(dataDir, 'postgresql.auto.conf'),
+    recoveryConf({
+      target: options.target,
+      restoreCommand: command,
+      port: options.start?.port,
+      archive: options.archive,
+    }),
+  )
   await writeFile(join(dataDir, 'recovery.signal'), '', {mode: 0o600})
   if (owner) {
     await chown(join(dataDir, 'postgresql.auto.conf'), owner.uid, owner.gid)
     await chown(join(dataDir, 'recovery.signal'), owner.uid, owner.gid)
   }
-  const result: WalgRestoreResult = {engine: 'wal-g', backup: options.backupName ?? 'LATEST', target: describeTarget(options.target), dataDir, restoreCommand: command, started: false}
+  const result: WalgRestoreResult = {
+    engine: 'wal-g',
+    backup: options.backupName ?? 'LATEST',
+    target: describeTarget(options.target),
+    dataDir,
+    restoreCommand: command,
+    started: false,
+  }
   if (options.start) {
-    result.recovery = await startAndAwaitRecovery(dataDir, options.start.port, options.start.timeoutSec ?? 3600, owner, options.logger)
+    result.recovery = await startAndAwaitRecovery(
+      dataDir,
+      options.start.port,
+      options.start.timeoutSec ?? 3600,
+      owner,
+      options.logger,
+    )
     result.started = true
   }
   return result

@@ -4,7 +4,21 @@
  * port, each reusable across runs (start is a no-op when it is already up). Secrets travel in
  * 0600 files (initdb --pwfile, redis.conf requirepass), never argv.
  */
-import {chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import {createHash} from 'node:crypto'
 import {createServer} from 'node:net'
 import {dirname, join} from 'node:path'
@@ -46,10 +60,13 @@ export async function portFree(port: number): Promise<boolean> {
 export function pgBinDir(): string {
   const candidates = [process.env.PG_BINDIR, '/usr/lib/postgresql/15/bin'].filter((d): d is string => Boolean(d))
   for (const dir of candidates) if (['initdb', 'pg_ctl', 'postgres'].every((b) => existsSync(join(dir, b)))) return dir
-  throw new UnreachableError('PostgreSQL 15 server binaries (initdb, pg_ctl) were not found in /usr/lib/postgresql/15/bin', {
-    code: 'TOOL_NOT_FOUND',
-    hint: 'Install them: apt-get install -y postgresql-15 postgresql-client-15 (or set PG_BINDIR).',
-  })
+  throw new UnreachableError(
+    'PostgreSQL 15 server binaries (initdb, pg_ctl) were not found in /usr/lib/postgresql/15/bin',
+    {
+      code: 'TOOL_NOT_FOUND',
+      hint: 'Install them: apt-get install -y postgresql-15 postgresql-client-15 (or set PG_BINDIR).',
+    },
+  )
 }
 
 /** The OS user PostgreSQL runs as: ourselves, or `postgres` when we are root. */
@@ -59,9 +76,14 @@ export function serverUser(): OsUser | undefined {
     const [, , uid, gid] = execFileSync('getent', ['passwd', 'postgres'], {encoding: 'utf8'}).trim().split(':')
     return {name: 'postgres', uid: Number(uid), gid: Number(gid)}
   } catch {
-    throw new CliError('SANDBOX_NO_PG_USER', ExitCode.unreachable, 'running as root, but there is no `postgres` OS user to run PostgreSQL as (initdb refuses root)', {
-      hint: 'apt-get install -y postgresql-15 creates it; or run the sandbox as a normal user.',
-    })
+    throw new CliError(
+      'SANDBOX_NO_PG_USER',
+      ExitCode.unreachable,
+      'running as root, but there is no `postgres` OS user to run PostgreSQL as (initdb refuses root)',
+      {
+        hint: 'apt-get install -y postgresql-15 creates it; or run the sandbox as a normal user.',
+      },
+    )
   }
 }
 
@@ -74,14 +96,22 @@ export function readPidFile(file: string): number | undefined {
   }
 }
 
-async function waitFor(probe: () => Promise<boolean>, timeoutMs: number, what: string, logFile?: string): Promise<void> {
+async function waitFor(
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  logFile?: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (await probe().catch(() => false)) return
     await new Promise((r) => setTimeout(r, 250))
   }
-  const tail = logFile && existsSync(logFile) ? `\n${readFileSync(logFile, 'utf8').trim().split('\n').slice(-10).join('\n')}` : ''
-  throw new UnreachableError(`${what} did not become ready within ${timeoutMs / 1000} s${tail}`, {hint: logFile ? `See ${logFile}.` : undefined})
+  const tail =
+    logFile && existsSync(logFile) ? `\n${readFileSync(logFile, 'utf8').trim().split('\n').slice(-10).join('\n')}` : ''
+  throw new UnreachableError(`${what} did not become ready within ${timeoutMs / 1000} s${tail}`, {
+    hint: logFile ? `See ${logFile}.` : undefined,
+  })
 }
 
 // ---------------------------------------------------------------- PostgreSQL
@@ -110,7 +140,11 @@ function pgRootOf(root: string): string {
 export function pgPaths(root: string): PgPaths {
   const pgRoot = pgRootOf(root)
   const relocated = pgRoot !== join(root, 'pg')
-  return {dataDir: join(pgRoot, 'data'), socketDir: join(pgRoot, 'run'), logFile: relocated ? join(pgRoot, 'postgresql.log') : join(root, 'logs', 'postgresql.log')}
+  return {
+    dataDir: join(pgRoot, 'data'),
+    socketDir: join(pgRoot, 'run'),
+    logFile: relocated ? join(pgRoot, 'postgresql.log') : join(root, 'logs', 'postgresql.log'),
+  }
 }
 
 function asServer(user: OsUser | undefined, cwd: string) {
@@ -123,7 +157,12 @@ function traversable(root: string, user: OsUser): boolean {
   for (;;) {
     if (existsSync(dir)) {
       const st = statSync(dir)
-      const ok = st.uid === user.uid ? (st.mode & 0o100) !== 0 : st.gid === user.gid ? (st.mode & 0o010) !== 0 : (st.mode & 0o001) !== 0
+      const ok =
+        st.uid === user.uid
+          ? (st.mode & 0o100) !== 0
+          : st.gid === user.gid
+            ? (st.mode & 0o010) !== 0
+            : (st.mode & 0o001) !== 0
       if (!ok) return false
     }
     const parent = dirname(dir)
@@ -143,7 +182,9 @@ function placePgRoot(root: string, user: OsUser | undefined, logger?: {info(m: s
   mkdirSync(target, {recursive: true, mode: 0o700})
   mkdirSync(root, {recursive: true})
   symlinkSync(target, link)
-  logger?.info(`PostgreSQL runs as "${user.name}", which cannot enter ${root}: its data is in ${target} (${link} points there)`)
+  logger?.info(
+    `PostgreSQL runs as "${user.name}", which cannot enter ${root}: its data is in ${target} (${link} points there)`,
+  )
   return target
 }
 
@@ -152,7 +193,11 @@ export function postgresRunning(root: string): number | undefined {
 }
 
 /** initdb (first run only) and start; returns true when it was started by this call. */
-export async function ensurePostgres(root: string, port: number, superuserPassword: string): Promise<{initialised: boolean; started: boolean}> {
+export async function ensurePostgres(
+  root: string,
+  port: number,
+  superuserPassword: string,
+): Promise<{initialised: boolean; started: boolean}> {
   const bin = pgBinDir()
   const user = serverUser()
   const pgRoot = placePgRoot(root, user, {info: (m) => process.stderr.write(`${m}\n`)})
@@ -173,11 +218,25 @@ export async function ensurePostgres(root: string, port: number, superuserPasswo
     writeFileSync(pwFile, `${superuserPassword}\n`, {mode: 0o600})
     if (user) chownSync(pwFile, user.uid, user.gid)
     try {
-      await run(join(bin, 'initdb'), ['-D', paths.dataDir, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwFile}`, '--encoding=UTF8', '--locale=C.UTF-8', '--no-instructions'], {
-        ...asServer(user, pgRoot),
-        purpose: 'initdb of the sandbox cluster',
-        failureExitCode: ExitCode.unreachable,
-      })
+      await run(
+        join(bin, 'initdb'),
+        [
+          '-D',
+          paths.dataDir,
+          '-U',
+          'postgres',
+          '--auth=scram-sha-256',
+          `--pwfile=${pwFile}`,
+          '--encoding=UTF8',
+          '--locale=C.UTF-8',
+          '--no-instructions',
+        ],
+        {
+          ...asServer(user, pgRoot),
+          purpose: 'initdb of the sandbox cluster',
+          failureExitCode: ExitCode.unreachable,
+        },
+      )
     } finally {
       rmSync(pwFile, {force: true})
     }
@@ -205,7 +264,10 @@ export async function ensurePostgres(root: string, port: number, superuserPasswo
 export async function stopPostgres(root: string): Promise<boolean> {
   const paths = pgPaths(root)
   if (!postgresRunning(root)) return false
-  await run(join(pgBinDir(), 'pg_ctl'), ['stop', '-D', paths.dataDir, '-m', 'fast', '-w', '-t', '60'], {...asServer(serverUser(), pgRootOf(root)), purpose: 'stopping the sandbox PostgreSQL'})
+  await run(join(pgBinDir(), 'pg_ctl'), ['stop', '-D', paths.dataDir, '-m', 'fast', '-w', '-t', '60'], {
+    ...asServer(serverUser(), pgRootOf(root)),
+    purpose: 'stopping the sandbox PostgreSQL',
+  })
   return true
 }
 
@@ -242,8 +304,16 @@ export async function ensureRedis(root: string, port: number, password: string):
     {mode: 0o600},
   )
   chmodSync(conf, 0o600)
-  await run('redis-server', [conf], {purpose: 'starting the sandbox redis-server', failureExitCode: ExitCode.unreachable})
-  await waitFor(async () => readPidFile(redisPidFile(root)) !== undefined && !(await portFree(port)), 15_000, 'redis-server', join(root, 'logs', 'redis.log'))
+  await run('redis-server', [conf], {
+    purpose: 'starting the sandbox redis-server',
+    failureExitCode: ExitCode.unreachable,
+  })
+  await waitFor(
+    async () => readPidFile(redisPidFile(root)) !== undefined && !(await portFree(port)),
+    15_000,
+    'redis-server',
+    join(root, 'logs', 'redis.log'),
+  )
   return {started: true}
 }
 
@@ -268,7 +338,11 @@ export async function chromaHeartbeat(port: number): Promise<boolean> {
   return response.ok
 }
 
-export async function ensureChroma(root: string, port: number, note?: (text: string) => void): Promise<{started: boolean}> {
+export async function ensureChroma(
+  root: string,
+  port: number,
+  note?: (text: string) => void,
+): Promise<{started: boolean}> {
   const dataDir = join(root, 'chroma')
   mkdirSync(dataDir, {recursive: true})
   mkdirSync(join(root, 'run'), {recursive: true})
@@ -281,18 +355,27 @@ export async function ensureChroma(root: string, port: number, note?: (text: str
     // the first one: the pid file then named the second (which could not bind), `sandbox down`
     // never stopped the first, an orphan for good.
     const deadline = Date.now() + 240_000
-    if (!(await chromaHeartbeat(port).catch(() => false))) note?.(`waiting for the Chroma server an earlier run started (pid ${running})`)
+    if (!(await chromaHeartbeat(port).catch(() => false)))
+      note?.(`waiting for the Chroma server an earlier run started (pid ${running})`)
     while (pidAlive(running) && Date.now() < deadline) {
       if (await chromaHeartbeat(port).catch(() => false)) return {started: false}
       await new Promise((r) => setTimeout(r, 250))
     }
-    if (pidAlive(running)) throw new UnreachableError(`the sandbox's Chroma server (pid ${running}) runs but has not answered on port ${port} for 240 s`, {hint: `See ${logFile}; \`charge-ops sandbox down\` stops it.`})
+    if (pidAlive(running))
+      throw new UnreachableError(
+        `the sandbox's Chroma server (pid ${running}) runs but has not answered on port ${port} for 240 s`,
+        {hint: `See ${logFile}; \`charge-ops sandbox down\` stops it.`},
+      )
   }
   const fd = openSync(logFile, 'a')
   try {
     const {spawn} = await import('node:child_process')
     // its own process group: Chroma ignores SIGTERM, so `down` SIGKILLs the whole group
-    const child = spawn(join(packageRoot(), 'scripts', 'chroma-server'), ['--path', dataDir, '--port', String(port), '--host', '127.0.0.1'], {detached: true, stdio: ['ignore', fd, fd]})
+    const child = spawn(
+      join(packageRoot(), 'scripts', 'chroma-server'),
+      ['--path', dataDir, '--port', String(port), '--host', '127.0.0.1'],
+      {detached: true, stdio: ['ignore', fd, fd]},
+    )
     child.on('error', () => {})
     child.unref()
     writeFileSync(chromaPidFile(root), `${child.pid}\n`)

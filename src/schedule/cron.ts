@@ -34,17 +34,20 @@ export function isValidTimezone(tz: string): boolean {
 export function cronProblem(expr: string, timezone?: string): string | undefined {
   const fields = expr.trim().split(/\s+/)
   if (expr.trim() === '') return 'the expression is empty'
-  if (fields[0].startsWith('@')) return `${fields[0]} macros are not portable to systemd timers; write the five fields (e.g. "0 2 * * *" for @daily)`
+  if (fields[0].startsWith('@'))
+    return `${fields[0]} macros are not portable to systemd timers; write the five fields (e.g. "0 2 * * *" for @daily)`
   if (fields.length !== 5) return `expected 5 fields (minute hour day-of-month month day-of-week), got ${fields.length}`
   for (const [i, field] of fields.entries()) {
     for (const part of field.split(',')) {
       const m = /^(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:\/(\d+))?$/i.exec(part)
       if (!m) return `${FIELD_NAMES[i]} field "${field}": "${part}" is not a value, range, list or step`
-      if (m[2] !== undefined && Number(m[2]) === 0) return `${FIELD_NAMES[i]} field "${field}": a step of 0 never advances`
+      if (m[2] !== undefined && Number(m[2]) === 0)
+        return `${FIELD_NAMES[i]} field "${field}": a step of 0 never advances`
       if (m[1] === '*') continue
       for (const value of m[1].split('-')) {
         const n = /^\d+$/.test(value) ? Number(value) : NAMES[i]?.[value.toLowerCase()]
-        if (n === undefined) return `${FIELD_NAMES[i]} field "${field}": "${value}" is not a number${NAMES[i] ? ' or a name' : ''}`
+        if (n === undefined)
+          return `${FIELD_NAMES[i]} field "${field}": "${value}" is not a number${NAMES[i] ? ' or a name' : ''}`
         const [lo, hi] = FIELD_RANGES[i]
         if (n < lo || n > hi) return `${FIELD_NAMES[i]} field "${field}": ${n} is outside ${lo}–${hi}`
       }
@@ -56,7 +59,8 @@ export function cronProblem(expr: string, timezone?: string): string | undefined
       }
     }
   }
-  if (timezone !== undefined && !isValidTimezone(timezone)) return `"${timezone}" is not an IANA time zone (e.g. UTC, Europe/Berlin)`
+  if (timezone !== undefined && !isValidTimezone(timezone))
+    return `"${timezone}" is not an IANA time zone (e.g. UTC, Europe/Berlin)`
   try {
     const parsed = CronExpressionParser.parse(expr, {tz: timezone, currentDate: new Date('2024-01-01T00:00:00Z')})
     parsed.next()
@@ -68,7 +72,11 @@ export function cronProblem(expr: string, timezone?: string): string | undefined
 
 export function parseCron(expr: string, options: {timezone?: string; from?: Date} = {}): CronExpression {
   const problem = cronProblem(expr, options.timezone)
-  if (problem) throw new UsageError(`invalid cron expression "${expr}": ${problem}`, {code: 'INVALID_CRON', hint: 'Use five fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * *" (02:00 daily).'})
+  if (problem)
+    throw new UsageError(`invalid cron expression "${expr}": ${problem}`, {
+      code: 'INVALID_CRON',
+      hint: 'Use five fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * *" (02:00 daily).',
+    })
   return CronExpressionParser.parse(expr, {tz: options.timezone, currentDate: options.from ?? new Date()})
 }
 
@@ -147,10 +155,13 @@ export function cronToOnCalendar(expr: string, timezone?: string): string {
   const parsed = parseCron(expr, {timezone})
   const f = parsed.fields
   if (!f.dayOfMonth.isWildcard && !f.dayOfWeek.isWildcard) {
-    throw new UsageError(`"${expr}" restricts both day-of-month and day-of-week; cron runs when either matches, systemd only when both do`, {
-      code: 'CRON_NOT_PORTABLE',
-      hint: 'Split it into two jobs, one per field.',
-    })
+    throw new UsageError(
+      `"${expr}" restricts both day-of-month and day-of-week; cron runs when either matches, systemd only when both do`,
+      {
+        code: 'CRON_NOT_PORTABLE',
+        hint: 'Split it into two jobs, one per field.',
+      },
+    )
   }
   const list = (values: readonly (number | string)[], full: number, pad = 2) =>
     values.length >= full ? '*' : values.map((v) => String(v).padStart(pad, '0')).join(',')

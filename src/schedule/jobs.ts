@@ -24,12 +24,51 @@ export interface ScheduledJob {
 }
 
 export const DEFAULT_JOBS: readonly ScheduledJob[] = [
-  {name: 'backup-db', description: 'PostgreSQL logical backup to the repository', cron: '0 2 * * *', args: ['backup', 'db'], typicalMinutes: 45, metricsFlag: '--metrics-file', enabled: true},
-  {name: 'backup-files', description: 'uploads and Chroma backup to the repository', cron: '0 3 * * *', args: ['backup', 'files'], typicalMinutes: 40, metricsFlag: '--metrics-file', enabled: true},
+  {
+    name: 'backup-db',
+    description: 'PostgreSQL logical backup to the repository',
+    cron: '0 2 * * *',
+    args: ['backup', 'db'],
+    typicalMinutes: 45,
+    metricsFlag: '--metrics-file',
+    enabled: true,
+  },
+  {
+    name: 'backup-files',
+    description: 'uploads and Chroma backup to the repository',
+    cron: '0 3 * * *',
+    args: ['backup', 'files'],
+    typicalMinutes: 40,
+    metricsFlag: '--metrics-file',
+    enabled: true,
+  },
   // `backup prune` writes no textfile (it has no --metrics-file): its failures show in the job's log
-  {name: 'prune', description: 'apply the retention policy (weekly)', cron: '0 4 * * 0', args: ['backup', 'prune', '--yes'], typicalMinutes: 20, enabled: true},
-  {name: 'verify', description: 'verify the newest backups with a restore drill', cron: '30 5 * * *', args: ['backup', 'verify', 'latest', '--restore-drill'], typicalMinutes: 60, metricsFlag: '--metrics-file', enabled: true},
-  {name: 'capacity', description: 'disk, database and Redis capacity check', cron: '0 7 * * *', args: ['capacity', '--format', 'prometheus'], typicalMinutes: 5, metricsFlag: '--output', enabled: true},
+  {
+    name: 'prune',
+    description: 'apply the retention policy (weekly)',
+    cron: '0 4 * * 0',
+    args: ['backup', 'prune', '--yes'],
+    typicalMinutes: 20,
+    enabled: true,
+  },
+  {
+    name: 'verify',
+    description: 'verify the newest backups with a restore drill',
+    cron: '30 5 * * *',
+    args: ['backup', 'verify', 'latest', '--restore-drill'],
+    typicalMinutes: 60,
+    metricsFlag: '--metrics-file',
+    enabled: true,
+  },
+  {
+    name: 'capacity',
+    description: 'disk, database and Redis capacity check',
+    cron: '0 7 * * *',
+    args: ['capacity', '--format', 'prometheus'],
+    typicalMinutes: 5,
+    metricsFlag: '--output',
+    enabled: true,
+  },
 ]
 
 /**
@@ -37,7 +76,15 @@ export const DEFAULT_JOBS: readonly ScheduledJob[] = [
  * is never a base for point-in-time recovery, and `backup prune` (which also deletes the WAL older
  * than the oldest kept base) has nothing to keep WAL from. 01:00, before the logical backups.
  */
-export const BASE_BACKUP_JOB: ScheduledJob = {name: 'backup-base', description: 'physical base backup (point-in-time recovery starts from it)', cron: '0 1 * * *', args: ['backup', 'base'], typicalMinutes: 30, metricsFlag: '--metrics-file', enabled: true}
+export const BASE_BACKUP_JOB: ScheduledJob = {
+  name: 'backup-base',
+  description: 'physical base backup (point-in-time recovery starts from it)',
+  cron: '0 1 * * *',
+  args: ['backup', 'base'],
+  typicalMinutes: 30,
+  metricsFlag: '--metrics-file',
+  enabled: true,
+}
 
 /**
  * The commands that write a Prometheus textfile, and through which flag (checked against the
@@ -67,7 +114,10 @@ export function splitCommand(command: string): string[] {
  * expression, command, zone or enabled flag, or adding jobs of its own; and per-job typical
  * durations from `--window job=minutes`.
  */
-export function resolveJobs(yaml?: Pick<ChargeOpsYaml, 'schedules'>, options: {timezone?: string; windows?: Record<string, number>; walArchiving?: boolean} = {}): ScheduledJob[] {
+export function resolveJobs(
+  yaml?: Pick<ChargeOpsYaml, 'schedules'>,
+  options: {timezone?: string; windows?: Record<string, number>; walArchiving?: boolean} = {},
+): ScheduledJob[] {
   const defaults = options.walArchiving ? [BASE_BACKUP_JOB, ...DEFAULT_JOBS] : DEFAULT_JOBS
   const jobs = new Map<string, ScheduledJob>(defaults.map((j) => [j.name, {...j, args: [...j.args]}]))
   for (const [name, entry] of Object.entries(yaml?.schedules ?? {})) {
@@ -80,7 +130,10 @@ export function resolveJobs(yaml?: Pick<ChargeOpsYaml, 'schedules'>, options: {t
       args,
       timezone: entry.timezone,
       typicalMinutes: base?.typicalMinutes ?? 15,
-      metricsFlag: base && base.args.slice(0, 2).join(' ') === args.slice(0, 2).join(' ') ? base.metricsFlag : METRICS_FLAGS[args.slice(0, 2).join(' ')],
+      metricsFlag:
+        base && base.args.slice(0, 2).join(' ') === args.slice(0, 2).join(' ')
+          ? base.metricsFlag
+          : METRICS_FLAGS[args.slice(0, 2).join(' ')],
       enabled: entry.enabled,
     })
   }
@@ -92,6 +145,13 @@ export function resolveJobs(yaml?: Pick<ChargeOpsYaml, 'schedules'>, options: {t
 }
 
 /** The `schedules:` block init writes into charge-ops.yaml (the defaults, in the chosen zone). */
-export function schedulesYaml(timezone: string): Record<string, {cron: string; command: string; timezone: string; enabled: boolean}> {
-  return Object.fromEntries(DEFAULT_JOBS.map((j) => [j.name, {cron: j.cron, command: `charge-ops ${j.args.join(' ')}`, timezone, enabled: j.enabled}]))
+export function schedulesYaml(
+  timezone: string,
+): Record<string, {cron: string; command: string; timezone: string; enabled: boolean}> {
+  return Object.fromEntries(
+    DEFAULT_JOBS.map((j) => [
+      j.name,
+      {cron: j.cron, command: `charge-ops ${j.args.join(' ')}`, timezone, enabled: j.enabled},
+    ]),
+  )
 }

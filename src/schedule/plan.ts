@@ -9,7 +9,17 @@ import type {Settings} from '../config/settings.js'
 import type {PlannedFile} from '../core/fs/file-plan.js'
 import {cronProblem, findOverlaps, nextRuns, type Overlap} from './cron.js'
 import {resolveJobs, type ScheduledJob} from './jobs.js'
-import {COMPOSE_TEXTFILE_DIR, composeRunner, DEFAULT_HOST_PATHS, jobsForKubernetes, renderCron, renderCronJobs, renderSystemd, stackCronJobContext, type HostScheduleContext} from './render.js'
+import {
+  COMPOSE_TEXTFILE_DIR,
+  composeRunner,
+  DEFAULT_HOST_PATHS,
+  jobsForKubernetes,
+  renderCron,
+  renderCronJobs,
+  renderSystemd,
+  stackCronJobContext,
+  type HostScheduleContext,
+} from './render.js'
 
 export type SchedulerTarget = 'cron' | 'systemd' | 'k8s'
 
@@ -72,11 +82,18 @@ export function planSchedule(target: SchedulerTarget, options: ScheduleOptions):
   }
   const runner = options.runner ?? (options.settings.yaml.target === 'compose' ? 'compose' : 'host')
   if (runner === 'compose' && target !== 'k8s') {
-    const composeFile = resolve(options.settings.baseDir, options.settings.yaml.paths?.composeFile ?? 'docker-compose.yml')
+    const composeFile = resolve(
+      options.settings.baseDir,
+      options.settings.yaml.paths?.composeFile ?? 'docker-compose.yml',
+    )
     // by default the folder the compose file's node-exporter reads; another --textfile-dir is for a
     // node_exporter of the host's own
     const textfileDir = options.textfileDir ?? join(dirname(composeFile), COMPOSE_TEXTFILE_DIR)
-    Object.assign(host, {runner: composeRunner(composeFile, options.settings.yaml.compose?.project, textfileDir), configPath: CONTAINER_CONFIG_PATH, textfileDir})
+    Object.assign(host, {
+      runner: composeRunner(composeFile, options.settings.yaml.compose?.project, textfileDir),
+      configPath: CONTAINER_CONFIG_PATH,
+      textfileDir,
+    })
   }
   if (target === 'cron') return renderCron(jobs, host, 'charge-ops.cron')
   if (target === 'systemd') return renderSystemd(jobs, host, '.')
@@ -85,7 +102,10 @@ export function planSchedule(target: SchedulerTarget, options: ScheduleOptions):
     {
       path: 'cronjobs.yaml',
       mode: 0o644,
-      content: renderCronJobs(jobsForKubernetes(jobs), stackCronJobContext({namespace: options.namespace ?? stack, stack, image: options.image ?? missingImage()})),
+      content: renderCronJobs(
+        jobsForKubernetes(jobs),
+        stackCronJobContext({namespace: options.namespace ?? stack, stack, image: options.image ?? missingImage()}),
+      ),
     },
   ]
 }
@@ -106,7 +126,10 @@ export interface ScheduleListing {
   overlaps: Overlap[]
 }
 
-export function listSchedule(options: Pick<ScheduleOptions, 'settings' | 'windows'>, now = new Date()): ScheduleListing {
+export function listSchedule(
+  options: Pick<ScheduleOptions, 'settings' | 'windows'>,
+  now = new Date(),
+): ScheduleListing {
   const jobs = scheduledJobs(options)
   const hostZone = Intl.DateTimeFormat().resolvedOptions().timeZone
   const listed = jobs.map((job): JobListing => {
@@ -118,7 +141,12 @@ export function listSchedule(options: Pick<ScheduleOptions, 'settings' | 'window
       enabled: job.enabled,
       command: `charge-ops ${job.args.join(' ')}`,
       typicalMinutes: job.typicalMinutes,
-      nextRuns: problem || !job.enabled ? [] : nextRuns(job.cron, {timezone: job.timezone, from: now}).map((d) => formatInZone(d, job.timezone ?? hostZone)),
+      nextRuns:
+        problem || !job.enabled
+          ? []
+          : nextRuns(job.cron, {timezone: job.timezone, from: now}).map((d) =>
+              formatInZone(d, job.timezone ?? hostZone),
+            ),
       ...(problem ? {problem} : {}),
     }
   })
@@ -128,7 +156,16 @@ export function listSchedule(options: Pick<ScheduleOptions, 'settings' | 'window
 
 /** 2026-11-30 02:00 CET style: the wall-clock time in the job's zone, plus the offset. */
 export function formatInZone(date: Date, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat('en-CA', {timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZoneName: 'shortOffset'}).formatToParts(date)
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+    timeZoneName: 'shortOffset',
+  }).formatToParts(date)
   const get = (type: string) => parts.find((p) => p.type === type)?.value ?? ''
   return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')} ${get('timeZoneName')}`
 }

@@ -4,10 +4,16 @@ import {renderTable} from '../output/table.js'
 import type {ServiceStatus} from './process.js'
 
 export function formatStatus(status: ServiceStatus): string {
-  if (status.processes.length === 0) return `the service of stack "${status.stack}" is not running (state dir ${status.stateDir})`
+  if (status.processes.length === 0)
+    return `the service of stack "${status.stack}" is not running (state dir ${status.stateDir})`
   const table = renderTable(
     ['PROCESS', 'PID', 'STATE', 'UPTIME'],
-    status.processes.map((p) => [p.name, p.pid ?? '-', p.running ? 'running' : 'dead (stale pid file)', p.uptimeSeconds === undefined ? '-' : formatDuration(p.uptimeSeconds * 1000)]),
+    status.processes.map((p) => [
+      p.name,
+      p.pid ?? '-',
+      p.running ? 'running' : 'dead (stale pid file)',
+      p.uptimeSeconds === undefined ? '-' : formatDuration(p.uptimeSeconds * 1000),
+    ]),
   )
   const h = status.health
   const health = !h

@@ -14,7 +14,11 @@ export function logFile(settings: Pick<Settings, 'stateDir'>, name: LogName): st
 
 /** Reads the last `lines` lines, scanning back from the end (log files can be large). */
 export function tailLines(file: string, lines: number): string[] {
-  if (!existsSync(file)) throw new UsageError(`no log at ${file}`, {code: 'LOG_NOT_FOUND', hint: 'Has the service been started (`charge-ops service start`)?'})
+  if (!existsSync(file))
+    throw new UsageError(`no log at ${file}`, {
+      code: 'LOG_NOT_FOUND',
+      hint: 'Has the service been started (`charge-ops service start`)?',
+    })
   const size = statSync(file).size
   const fd = openSync(file, 'r')
   try {
@@ -27,7 +31,11 @@ export function tailLines(file: string, lines: number): string[] {
       readSync(fd, chunk, 0, length, position)
       text = chunk.toString('utf8', 0, length) + text
     }
-    return text.replace(/\n$/, '').split('\n').slice(-lines).filter((l) => l !== '')
+    return text
+      .replace(/\n$/, '')
+      .split('\n')
+      .slice(-lines)
+      .filter((l) => l !== '')
   } finally {
     closeSync(fd)
   }

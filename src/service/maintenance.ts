@@ -42,10 +42,19 @@ export interface MaintenanceStatus {
 
 type MaintenanceSettings = Pick<Settings, 'stateDir' | 'redisUrl'>
 
-async function withRedis<T>(url: string | undefined, fn: (redis: import('ioredis').Redis) => Promise<T>): Promise<T | 'unreachable' | 'not-configured'> {
+async function withRedis<T>(
+  url: string | undefined,
+  fn: (redis: import('ioredis').Redis) => Promise<T>,
+): Promise<T | 'unreachable' | 'not-configured'> {
   if (!url) return 'not-configured'
   const {Redis} = await import('ioredis')
-  const redis = new Redis(url, {lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: () => null})
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2000,
+    retryStrategy: () => null,
+  })
   redis.on('error', () => {})
   try {
     await redis.connect()
@@ -62,10 +71,21 @@ async function withRedis<T>(url: string | undefined, fn: (redis: import('ioredis
  * between the two (kill point maintenance.file-written) leaves them disagreeing — `isMaintenance`
  * reports that (`mirror: 'disagrees'`) and the rerun sets both.
  */
-export async function setMaintenance(settings: MaintenanceSettings, on: boolean, reason?: string, owner?: ProcessOwner, setBy?: ProcessOwner): Promise<MaintenanceStatus> {
+export async function setMaintenance(
+  settings: MaintenanceSettings,
+  on: boolean,
+  reason?: string,
+  owner?: ProcessOwner,
+  setBy?: ProcessOwner,
+): Promise<MaintenanceStatus> {
   const file = join(settings.stateDir, MAINTENANCE_FILE)
   const since = new Date().toISOString()
-  const body = JSON.stringify({since, reason: reason ?? null, ...(owner ? {owner} : {}), ...(setBy && !owner ? {setBy} : {})})
+  const body = JSON.stringify({
+    since,
+    reason: reason ?? null,
+    ...(owner ? {owner} : {}),
+    ...(setBy && !owner ? {setBy} : {}),
+  })
   if (on) {
     writeFileAtomicSync(file, body + '\n', {mode: 0o644})
   } else {
@@ -79,23 +99,50 @@ export async function setMaintenance(settings: MaintenanceSettings, on: boolean,
     await r.publish('charge-ops:events', JSON.stringify({type: 'maintenance', on, reason: reason ?? null, at: since}))
     return on ? ('set' as const) : ('cleared' as const)
   })
-  return {on, since: on ? since : undefined, reason: on ? reason : undefined, ...(on && owner ? {owner} : {}), ...(on && setBy && !owner ? {setBy} : {}), file, redis}
+  return {
+    on,
+    since: on ? since : undefined,
+    reason: on ? reason : undefined,
+    ...(on && owner ? {owner} : {}),
+    ...(on && setBy && !owner ? {setBy} : {}),
+    file,
+    redis,
+  }
 }
 
 /** True when the flag file exists or the Redis key is set. */
 export async function isMaintenance(settings: MaintenanceSettings): Promise<MaintenanceStatus> {
   const file = join(settings.stateDir, MAINTENANCE_FILE)
   const redisValue = await withRedis(settings.redisUrl, async (r) => r.get(MAINTENANCE_KEY))
-  const redis: MaintenanceStatus['redis'] = redisValue === 'unreachable' || redisValue === 'not-configured' ? redisValue : redisValue === null ? 'off' : 'on'
+  const redis: MaintenanceStatus['redis'] =
+    redisValue === 'unreachable' || redisValue === 'not-configured' ? redisValue : redisValue === null ? 'off' : 'on'
   let text: string | undefined
   if (existsSync(file)) text = readFileSync(file, 'utf8')
   else if (redis === 'on') text = redisValue as string
   if (text === undefined) return {on: false, file, redis}
   // the file and the mirror disagree: a run killed between the two writes (or Redis flushed)
-  const mirror = {...((redis === 'on') !== existsSync(file) && (redis === 'on' || redis === 'off') ? {mirror: 'disagrees' as const} : {})}
+  const mirror = {
+    ...((redis === 'on') !== existsSync(file) && (redis === 'on' || redis === 'off')
+      ? {mirror: 'disagrees' as const}
+      : {}),
+  }
   try {
-    const parsed = JSON.parse(text) as {since?: string; reason?: string | null; owner?: ProcessOwner; setBy?: ProcessOwner}
-    return {on: true, since: parsed.since, reason: parsed.reason ?? undefined, ...(parsed.owner ? {owner: parsed.owner} : {}), ...(parsed.setBy ? {setBy: parsed.setBy} : {}), file, redis, ...mirror}
+    const parsed = JSON.parse(text) as {
+      since?: string
+      reason?: string | null
+      owner?: ProcessOwner
+      setBy?: ProcessOwner
+    }
+    return {
+      on: true,
+      since: parsed.since,
+      reason: parsed.reason ?? undefined,
+      ...(parsed.owner ? {owner: parsed.owner} : {}),
+      ...(parsed.setBy ? {setBy: parsed.setBy} : {}),
+      file,
+      redis,
+      ...mirror,
+    }
   } catch {
     return {on: true, file, redis, ...mirror}
   }
@@ -135,9 +182,12 @@ export async function takeMaintenance(
     const owner = status.owner
     // flags written before owners were recorded carry only the reason `<command> <id>`
     const legacy = !owner && status.reason?.startsWith(`${command} `)
-    if (!legacy && (!owner || family(owner.command) !== family(command) || ownerState(owner) !== 'dead')) return notOwned
+    if (!legacy && (!owner || family(owner.command) !== family(command) || ownerState(owner) !== 'dead'))
+      return notOwned
     tookOverFrom = owner
-    logger?.warn(`maintenance mode was left on by ${owner ? describeOwner(owner) : `\`${status.reason}\``}, which no longer runs: taken over, switched off when this run ends`)
+    logger?.warn(
+      `maintenance mode was left on by ${owner ? describeOwner(owner) : `\`${status.reason}\``}, which no longer runs: taken over, switched off when this run ends`,
+    )
   }
   await setMaintenance(settings, true, reason, currentOwner(command))
   return {

@@ -104,7 +104,9 @@ export function entryCommand(entry: 'server' | 'worker'): string[] {
   const source = join(root, 'service', 'src', `${entry}.ts`)
   if (existsSync(source) && existsSync(join(root, 'node_modules', 'tsx'))) return ['--import', 'tsx', source]
   if (existsSync(compiled)) return [compiled]
-  throw new CliError('SERVICE_NOT_BUILT', ExitCode.usage, `the service entry ${compiled} is missing`, {hint: 'Run `npm run build` first.'})
+  throw new CliError('SERVICE_NOT_BUILT', ExitCode.usage, `the service entry ${compiled} is missing`, {
+    hint: 'Run `npm run build` first.',
+  })
 }
 
 /**
@@ -120,10 +122,19 @@ export function currentReleaseRoot(settings: Pick<Settings, 'stateDir'>): string
 /** The environment the service processes get: the backend .env values plus charge-ops' paths. */
 export function serviceEnv(settings: Settings, extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {}
-  for (const [key, value] of Object.entries(settings.backendEnv)) if (typeof value === 'string' && value !== '') env[key] = value
-  env.DATABASE_URL = requireSetting(settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env (or run `charge-ops sandbox up` for a private stack).')
+  for (const [key, value] of Object.entries(settings.backendEnv))
+    if (typeof value === 'string' && value !== '') env[key] = value
+  env.DATABASE_URL = requireSetting(
+    settings.databaseUrl,
+    'DATABASE_URL',
+    'Set DATABASE_URL in the backend .env (or run `charge-ops sandbox up` for a private stack).',
+  )
   env.REDIS_URL = requireSetting(settings.redisUrl, 'REDIS_URL', 'Set REDIS_URL in the backend .env.')
-  env.SECRET_KEY = requireSetting(settings.backendEnv.SECRET_KEY, 'SECRET_KEY', 'Set SECRET_KEY in the backend .env (e.g. `openssl rand -base64 48`).')
+  env.SECRET_KEY = requireSetting(
+    settings.backendEnv.SECRET_KEY,
+    'SECRET_KEY',
+    'Set SECRET_KEY in the backend .env (e.g. `openssl rand -base64 48`).',
+  )
   if (settings.chromaUrl) env.CHROMA_URL = settings.chromaUrl
   env.UPLOADS_DIR = settings.uploadsDir ?? join(settings.baseDir, 'uploads')
   env.LOG_DIR = logDir(settings)
@@ -169,7 +180,6 @@ function readPid(file: string): PidInfo | undefined {
   }
 }
 
-
 function removePid(file: string): void {
   rmSync(file, {force: true})
   rmSync(file.replace(/\.pid$/, '.json'), {force: true})
@@ -185,18 +195,42 @@ function listPidFiles(settings: Pick<Settings, 'stateDir'>): string[] {
 }
 
 function describe(file: string, settings: Pick<Settings, 'stateDir'>): ServiceProcess {
-  const name = file.split('/').pop()!.replace(/\.pid$/, '') as ServiceProcessName
+  const name = file
+    .split('/')
+    .pop()!
+    .replace(/\.pid$/, '') as ServiceProcessName
   const info = readPid(file)
   const running = info ? isServiceProcess(info.pid) : false
-  const uptimeSeconds = running && info?.startedAt ? Math.round((Date.now() - Date.parse(info.startedAt)) / 1000) : undefined
-  return {name, pid: info?.pid ?? null, running, startedAt: info?.startedAt || undefined, uptimeSeconds, pidFile: file, outFile: join(logDir(settings), `${name}.out`)}
+  const uptimeSeconds =
+    running && info?.startedAt ? Math.round((Date.now() - Date.parse(info.startedAt)) / 1000) : undefined
+  return {
+    name,
+    pid: info?.pid ?? null,
+    running,
+    startedAt: info?.startedAt || undefined,
+    uptimeSeconds,
+    pidFile: file,
+    outFile: join(logDir(settings), `${name}.out`),
+  }
 }
 
 async function fetchHealth(url: string, timeoutMs = 3000): Promise<ServiceHealth> {
   try {
     const response = await fetch(`${url}/health`, {signal: AbortSignal.timeout(timeoutMs)})
-    const body = (await response.json()) as {status: 'ok' | 'fail'; failing?: string[]; version?: string; maintenance?: boolean}
-    return {url, httpStatus: response.status, status: body.status, failing: body.failing ?? [], version: body.version, maintenance: body.maintenance}
+    const body = (await response.json()) as {
+      status: 'ok' | 'fail'
+      failing?: string[]
+      version?: string
+      maintenance?: boolean
+    }
+    return {
+      url,
+      httpStatus: response.status,
+      status: body.status,
+      failing: body.failing ?? [],
+      version: body.version,
+      maintenance: body.maintenance,
+    }
   } catch (error) {
     return {url, httpStatus: null, status: 'unreachable', failing: [], error: (error as Error).message}
   }
@@ -224,7 +258,13 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-async function launch(settings: Settings, name: ServiceProcessName, entry: 'server' | 'worker', env: Record<string, string>, releaseRoot?: string): Promise<PidInfo> {
+async function launch(
+  settings: Settings,
+  name: ServiceProcessName,
+  entry: 'server' | 'worker',
+  env: Record<string, string>,
+  releaseRoot?: string,
+): Promise<PidInfo> {
   const outFile = join(logDir(settings), `${name}.out`)
   const fd = openSync(outFile, 'a', 0o640)
   try {
@@ -232,12 +272,24 @@ async function launch(settings: Settings, name: ServiceProcessName, entry: 'serv
     // (detached, own process group, unref'd), which the awaited execa runner cannot express.
     const {spawn} = await import('node:child_process')
     const argv = releaseRoot ? [join(releaseRoot, 'service', 'src', `${entry}.js`)] : entryCommand(entry)
-    const child = spawn(process.execPath, argv, {cwd: releaseRoot ?? packageRoot(), env: {...process.env, ...env}, detached: true, stdio: ['ignore', fd, fd]})
+    const child = spawn(process.execPath, argv, {
+      cwd: releaseRoot ?? packageRoot(),
+      env: {...process.env, ...env},
+      detached: true,
+      stdio: ['ignore', fd, fd],
+    })
     child.on('error', () => {}) // seen through the pid check below
     child.unref()
     const pid = child.pid
-    if (!pid) throw new CliError('SERVICE_START_FAILED', ExitCode.findings, `could not start the ${name} process`, {hint: `See ${outFile}.`})
-    const info: PidInfo = {pid, startedAt: new Date().toISOString(), ...(entry === 'server' ? {port: Number(env.PORT ?? 8000), host: env.HOST ?? '127.0.0.1'} : {})}
+    if (!pid)
+      throw new CliError('SERVICE_START_FAILED', ExitCode.findings, `could not start the ${name} process`, {
+        hint: `See ${outFile}.`,
+      })
+    const info: PidInfo = {
+      pid,
+      startedAt: new Date().toISOString(),
+      ...(entry === 'server' ? {port: Number(env.PORT ?? 8000), host: env.HOST ?? '127.0.0.1'} : {}),
+    }
     writeFileAtomicSync(join(runDir(settings), `${name}.json`), JSON.stringify(info) + '\n', {mode: 0o644})
     writeFileAtomicSync(join(runDir(settings), `${name}.pid`), `${pid}\n`, {mode: 0o644})
     return info
@@ -249,18 +301,28 @@ async function launch(settings: Settings, name: ServiceProcessName, entry: 'serv
 function startFailure(name: string, outFile: string): CliError {
   const output = tail(outFile)
   if (/not migrated/.test(output)) {
-    return new PendingMigrationsError(`the ${name} did not start: the database schema is not migrated`, {hint: 'Run `charge-ops migrate up`, then start the service again.'})
+    return new PendingMigrationsError(`the ${name} did not start: the database schema is not migrated`, {
+      hint: 'Run `charge-ops migrate up`, then start the service again.',
+    })
   }
-  return new CliError('SERVICE_START_FAILED', ExitCode.unreachable, `the ${name} exited during start-up:\n${output || '(no output)'}`, {hint: `See ${outFile} and \`charge-ops service logs --error\`.`})
+  return new CliError(
+    'SERVICE_START_FAILED',
+    ExitCode.unreachable,
+    `the ${name} exited during start-up:\n${output || '(no output)'}`,
+    {hint: `See ${outFile} and \`charge-ops service logs --error\`.`},
+  )
 }
 
 export async function startService(settings: Settings, options: StartOptions = {}): Promise<ServiceStatus> {
   const before = listPidFiles(settings).map((f) => describe(f, settings))
   const alive = before.filter((p) => p.running)
   if (alive.length > 0) {
-    throw new LockHeldError(`the service of stack "${settings.stack}" is already running (${alive.map((p) => `${p.name} pid ${p.pid}`).join(', ')})`, {
-      hint: 'See `charge-ops service status`; stop it first with `charge-ops service stop`.',
-    })
+    throw new LockHeldError(
+      `the service of stack "${settings.stack}" is already running (${alive.map((p) => `${p.name} pid ${p.pid}`).join(', ')})`,
+      {
+        hint: 'See `charge-ops service status`; stop it first with `charge-ops service stop`.',
+      },
+    )
   }
   for (const stale of before) removePid(stale.pidFile)
   mkdirSync(runDir(settings), {recursive: true})
@@ -284,7 +346,12 @@ export async function startService(settings: Settings, options: StartOptions = {
     if (health.httpStatus !== null) break
     if (Date.now() > deadline) {
       await stopService(settings, {timeoutMs: 5000})
-      throw new CliError('SERVICE_START_FAILED', ExitCode.unreachable, `the API did not answer ${apiUrl(settings, apiInfo)}/health within ${(options.timeoutMs ?? 30_000) / 1000} s`, {hint: `See ${outFile}.`})
+      throw new CliError(
+        'SERVICE_START_FAILED',
+        ExitCode.unreachable,
+        `the API did not answer ${apiUrl(settings, apiInfo)}/health within ${(options.timeoutMs ?? 30_000) / 1000} s`,
+        {hint: `See ${outFile}.`},
+      )
     }
     await new Promise((r) => setTimeout(r, 250))
   }
@@ -292,7 +359,10 @@ export async function startService(settings: Settings, options: StartOptions = {
   for (let i = 1; i <= workers; i++) {
     const name = `worker-${i}` as const
     log?.info(`starting ${name}`)
-    workerInfos.push([name, await launch(settings, name, 'worker', {...env, WORKER_ID: `${settings.stack}-${name}`}, releaseRoot)])
+    workerInfos.push([
+      name,
+      await launch(settings, name, 'worker', {...env, WORKER_ID: `${settings.stack}-${name}`}, releaseRoot),
+    ])
   }
   // A worker that cannot start (schema, Redis URL) dies within a second: report it now, not later.
   await new Promise((r) => setTimeout(r, 1000))
@@ -325,7 +395,9 @@ export async function stopService(settings: Settings, options: StopOptions = {})
         return undefined
       }
       const pid = p.pid
-      options.logger?.info(`stopping ${p.name} (pid ${pid})${p.name.startsWith('worker') ? ': draining the current job' : ''}`)
+      options.logger?.info(
+        `stopping ${p.name} (pid ${pid})${p.name.startsWith('worker') ? ': draining the current job' : ''}`,
+      )
       try {
         process.kill(pid, 'SIGTERM')
       } catch {

@@ -39,12 +39,23 @@ export interface HostView {
 }
 
 /** The .env values as the host must use them; undefined when the deployment is not compose or this runs in a container. */
-export function composeHostView(yaml: Pick<ChargeOpsYaml, 'target' | 'compose'>, env: Record<string, string | undefined>, processEnv: NodeJS.ProcessEnv = process.env): HostView | undefined {
+export function composeHostView(
+  yaml: Pick<ChargeOpsYaml, 'target' | 'compose'>,
+  env: Record<string, string | undefined>,
+  processEnv: NodeJS.ProcessEnv = process.env,
+): HostView | undefined {
   if (yaml.target !== 'compose' || !yaml.compose || processEnv[IN_CONTAINER_VARIABLE] === '1') return undefined
   const access: Access = yaml.compose
-  const ports: Record<string, number | undefined> = {postgres: access.hostPorts.postgres, redis: access.hostPorts.redis, chroma: access.hostPorts.chroma, backend: access.hostPorts.backend, pgbouncer: access.hostPorts.pgbouncer}
+  const ports: Record<string, number | undefined> = {
+    postgres: access.hostPorts.postgres,
+    redis: access.hostPorts.redis,
+    chroma: access.hostPorts.chroma,
+    backend: access.hostPorts.backend,
+    pgbouncer: access.hostPorts.pgbouncer,
+  }
   const out: Record<string, string | undefined> = {...env}
-  for (const key of ['DATABASE_URL', 'MIGRATION_DATABASE_URL', 'REDIS_URL', 'CHROMA_URL', 'CHARGE_OPS_ADMIN_URL']) out[key] = remapUrl(env[key], ports)
+  for (const key of ['DATABASE_URL', 'MIGRATION_DATABASE_URL', 'REDIS_URL', 'CHROMA_URL', 'CHARGE_OPS_ADMIN_URL'])
+    out[key] = remapUrl(env[key], ports)
   // the API as the host reaches it (doctor's /health probe)
   if (access.hostPorts.backend !== undefined) {
     out.HOST = '127.0.0.1'
@@ -61,10 +72,19 @@ export function composeHostView(yaml: Pick<ChargeOpsYaml, 'target' | 'compose'>,
  * `docker compose -f <file> -p <project>` of a compose deployment: the file charge-ops.yaml names
  * (default docker-compose.yml beside it) and the project (default: the stack, as init names it).
  */
-export function composeInvocation(settings: {baseDir: string; stack: string; yaml: Pick<ChargeOpsYaml, 'paths' | 'compose'>}): {file: string; project: string; args: (...rest: string[]) => string[]; display: string} {
+export function composeInvocation(settings: {
+  baseDir: string
+  stack: string
+  yaml: Pick<ChargeOpsYaml, 'paths' | 'compose'>
+}): {file: string; project: string; args: (...rest: string[]) => string[]; display: string} {
   const file = resolve(settings.baseDir, settings.yaml.paths.composeFile ?? 'docker-compose.yml')
   const project = settings.yaml.compose?.project ?? settings.stack
-  return {file, project, args: (...rest) => ['compose', '-f', file, '-p', project, ...rest], display: `docker compose -f ${file} -p ${project}`}
+  return {
+    file,
+    project,
+    args: (...rest) => ['compose', '-f', file, '-p', project, ...rest],
+    display: `docker compose -f ${file} -p ${project}`,
+  }
 }
 
 export interface ContainerState {
@@ -81,6 +101,16 @@ export interface ContainerState {
 export function parseComposePs(output: string): ContainerState[] {
   const text = output.trim()
   if (!text) return []
-  const rows = (text.startsWith('[') ? JSON.parse(text) : text.split('\n').map((l) => JSON.parse(l))) as Array<{Service?: string; State?: string; Health?: string; ExitCode?: number}>
-  return rows.map((r) => ({service: r.Service ?? '?', state: r.State ?? '?', health: r.Health ?? '', exitCode: r.ExitCode}))
+  const rows = (text.startsWith('[') ? JSON.parse(text) : text.split('\n').map((l) => JSON.parse(l))) as Array<{
+    Service?: string
+    State?: string
+    Health?: string
+    ExitCode?: number
+  }>
+  return rows.map((r) => ({
+    service: r.Service ?? '?',
+    state: r.State ?? '?',
+    health: r.Health ?? '',
+    exitCode: r.ExitCode,
+  }))
 }

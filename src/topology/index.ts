@@ -67,13 +67,20 @@ export type VolumeName = 'postgres_data' | 'redis_data' | 'chroma_data' | 'uploa
 export const UPLOADS_MOUNT = '/app/uploads'
 /** The repository folder inside the containers when the repository is a local directory. */
 export const NODE_BIN = 'node'
-export const SERVICE_ENTRY = {api: '/opt/charge-ops/dist/service/src/server.js', worker: '/opt/charge-ops/dist/service/src/worker.js'} as const
+export const SERVICE_ENTRY = {
+  api: '/opt/charge-ops/dist/service/src/server.js',
+  worker: '/opt/charge-ops/dist/service/src/worker.js',
+} as const
 
 /**
  * The worker has no port: its check is that its process lives and is not a zombie (it exits on a
  * fatal error, and the restart policy brings it back; Redis / PostgreSQL trouble shows in the API's /health).
  */
-export const WORKER_PROBE = ['node', '-e', `const fs=require('fs');process.exit(fs.readdirSync('/proc').some((p)=>{try{return /worker\\.js/.test(fs.readFileSync('/proc/'+p+'/cmdline','utf8'))&&!/\\) Z /.test(fs.readFileSync('/proc/'+p+'/stat','utf8'))}catch{return false}})?0:1)`]
+export const WORKER_PROBE = [
+  'node',
+  '-e',
+  `const fs=require('fs');process.exit(fs.readdirSync('/proc').some((p)=>{try{return /worker\\.js/.test(fs.readFileSync('/proc/'+p+'/cmdline','utf8'))&&!/\\) Z /.test(fs.readFileSync('/proc/'+p+'/stat','utf8'))}catch{return false}})?0:1)`,
+]
 
 const nodeHttpCheck = (port: number, path: string) => [
   'node',
@@ -204,5 +211,7 @@ export function upgradableServices(topology: Topology): TopologyService[] {
 
 /** The Kubernetes Deployments an upgrade rolls (name + container), in the topology's order. */
 export function upgradableWorkloads(topology: Topology): Array<{name: string; container: string}> {
-  return upgradableServices(topology).flatMap((s) => (s.k8s?.kind === 'Deployment' ? [{name: s.k8s.name, container: s.k8s.container}] : []))
+  return upgradableServices(topology).flatMap((s) =>
+    s.k8s?.kind === 'Deployment' ? [{name: s.k8s.name, container: s.k8s.container}] : [],
+  )
 }

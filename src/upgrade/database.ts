@@ -13,7 +13,9 @@ import {quoteIdent} from '../postgres/sql.js'
 export async function schemaHead(client: Client): Promise<string | null> {
   const exists = await client.query<{t: string | null}>(`SELECT to_regclass('charge_ops_migrations')::text AS t`)
   if (!exists.rows[0]?.t) return null
-  const {rows} = await client.query<{version: string}>(`SELECT version FROM charge_ops_migrations WHERE success ORDER BY version::numeric DESC LIMIT 1`)
+  const {rows} = await client.query<{version: string}>(
+    `SELECT version FROM charge_ops_migrations WHERE success ORDER BY version::numeric DESC LIMIT 1`,
+  )
   return rows[0]?.version ?? null
 }
 
@@ -23,14 +25,22 @@ export async function readSchemaHead(databaseUrl: string): Promise<string | null
 }
 
 /** Applied versions above `head`, and failed (interrupted no-transaction) entries. */
-export async function appliedAbove(databaseUrl: string, head: string | null): Promise<{versions: string[]; failed: string[]}> {
+export async function appliedAbove(
+  databaseUrl: string,
+  head: string | null,
+): Promise<{versions: string[]; failed: string[]}> {
   const {withClient} = await import('../postgres/connection.js')
   return withClient(databaseUrl, async (client) => {
     const exists = await client.query<{t: string | null}>(`SELECT to_regclass('charge_ops_migrations')::text AS t`)
     if (!exists.rows[0]?.t) return {versions: [], failed: []}
-    const {rows} = await client.query<{version: string; success: boolean}>(`SELECT version, success FROM charge_ops_migrations ORDER BY version::numeric`)
+    const {rows} = await client.query<{version: string; success: boolean}>(
+      `SELECT version, success FROM charge_ops_migrations ORDER BY version::numeric`,
+    )
     const above = rows.filter((r) => head === null || BigInt(r.version) > BigInt(head))
-    return {versions: above.filter((r) => r.success).map((r) => r.version), failed: rows.filter((r) => !r.success).map((r) => r.version)}
+    return {
+      versions: above.filter((r) => r.success).map((r) => r.version),
+      failed: rows.filter((r) => !r.success).map((r) => r.version),
+    }
   })
 }
 
@@ -59,7 +69,9 @@ export async function terminateOrphanedMigrationSessions(databaseUrl: string, lo
         alive = (error as NodeJS.ErrnoException).code === 'EPERM'
       }
       if (alive) continue
-      logger?.warn(`terminating PostgreSQL session ${row.pid} of the killed migration run (pid ${runner}): its transaction is rolled back`)
+      logger?.warn(
+        `terminating PostgreSQL session ${row.pid} of the killed migration run (pid ${runner}): its transaction is rolled back`,
+      )
       await client.query('SELECT pg_terminate_backend($1)', [row.pid])
       killed.push(row.pid)
     }
@@ -89,7 +101,9 @@ export async function userSchemas(client: Client): Promise<string[]> {
 export async function resetSchemasForRestore(databaseUrl: string, keep: string[], logger?: Logger): Promise<void> {
   const {withClient} = await import('../postgres/connection.js')
   await withClient(databaseUrl, async (client) => {
-    await client.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+    await client.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+    )
     const schemas = await userSchemas(client)
     const owner = await client.query<{owner: string; acl: string[] | null}>(
       `SELECT pg_get_userbyid(nspowner) AS owner, nspacl::text[] AS acl FROM pg_namespace WHERE nspname = 'public'`,
@@ -103,7 +117,9 @@ export async function resetSchemasForRestore(databaseUrl: string, keep: string[]
         }
       }
       // The dump recreates every schema it holds except public (pg_dump leaves public to the target).
-      for (const schema of schemas) if (schema !== 'public' && keep.includes(schema)) await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`)
+      for (const schema of schemas)
+        if (schema !== 'public' && keep.includes(schema))
+          await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`)
       await client.query(`CREATE SCHEMA public`)
       const row = owner.rows[0]
       if (row) {
@@ -131,5 +147,8 @@ export async function resetSchemasForRestore(databaseUrl: string, keep: string[]
 /** Whether the connecting role is a superuser (pg_restore then keeps owners and grants). */
 export async function isSuperuser(databaseUrl: string): Promise<boolean> {
   const {withClient} = await import('../postgres/connection.js')
-  return withClient(databaseUrl, async (c) => (await c.query<{s: string}>(`SELECT current_setting('is_superuser') AS s`)).rows[0]?.s === 'on')
+  return withClient(
+    databaseUrl,
+    async (c) => (await c.query<{s: string}>(`SELECT current_setting('is_superuser') AS s`)).rows[0]?.s === 'on',
+  )
 }

@@ -20,18 +20,27 @@ export type {UpgradeJournal, UpgradeTarget} from './journal.js'
 export type {UpgradeOptions, UpgradeResult} from './types.js'
 import type {UpgradeOptions, UpgradeResult} from './types.js'
 
-const STEP_ACTIONS = (j: {toVersion: string; from: string | null; pending: string[]; release: string}): Record<StepName, string> => ({
+const STEP_ACTIONS = (j: {
+  toVersion: string
+  from: string | null
+  pending: string[]
+  release: string
+}): Record<StepName, string> => ({
   backup: 'backup all (pg_dump + uploads/Chroma) to the repository, then verify every part',
   stop: 'maintenance on (writes answer 503), stop the API and drain the worker',
   fetch: `move the staged release to ${j.release}`,
-  install: 'npm ci --omit=dev when the release ships dependencies, else link charge-ops\' node_modules',
+  install: "npm ci --omit=dev when the release ships dependencies, else link charge-ops' node_modules",
   migrate: j.pending.length ? `migrate up: ${j.pending.join(', ')}` : 'migrate up: nothing pending',
   start: `switch releases/current to ${j.toVersion} and start API + workers`,
   verify: `/health ok, version ${j.toVersion}, GET /api/v1/sessions 200, the web UI answers, migrate status clean; then maintenance off`,
 })
 
 function migrationUrlOf(settings: Settings): {databaseUrl: string; migrationUrl: string} {
-  const databaseUrl = requireSetting(settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env (or the environment).')
+  const databaseUrl = requireSetting(
+    settings.databaseUrl,
+    'DATABASE_URL',
+    'Set DATABASE_URL in the backend .env (or the environment).',
+  )
   const migrationUrl = process.env.MIGRATION_DATABASE_URL || databaseUrl
   registerSecret(passwordOf(migrationUrl))
   return {databaseUrl, migrationUrl}
@@ -41,7 +50,10 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
   // an interrupted compose / k8s upgrade is resumed by its own target, whatever the flags say
   const {readJournal, isUnfinished} = await import('./journal.js')
   const interrupted = readJournal(options.settings)
-  const target = isUnfinished(interrupted) && interrupted.target !== 'local' ? interrupted.target : (options.target ?? options.settings.target)
+  const target =
+    isUnfinished(interrupted) && interrupted.target !== 'local'
+      ? interrupted.target
+      : (options.target ?? options.settings.target)
   if (target === 'compose' || target === 'k8s') {
     const {runPlanTarget} = await import('./targets.js')
     return runPlanTarget({...options, target})
@@ -57,7 +69,10 @@ async function runLocalUpgrade(options: UpgradeOptions): Promise<UpgradeResult> 
   const storage = await openConfiguredRepository(settings)
   const {acquireLock} = await import('../repository/lock.js')
   const {JournalStore, readJournal, isUnfinished} = await import('./journal.js')
-  const release = await acquireLock(storage, settings.stack, {command: `upgrade${options.to ? ` --to ${options.to}` : ''}`, name: 'upgrade'})
+  const release = await acquireLock(storage, settings.stack, {
+    command: `upgrade${options.to ? ` --to ${options.to}` : ''}`,
+    name: 'upgrade',
+  })
   const releases: Array<() => Promise<void>> = [release]
   const holdBackupLock = async (command: string) => {
     releases.push(await acquireLock(storage, settings.stack, {command, name: 'backup'}))
@@ -70,17 +85,38 @@ async function runLocalUpgrade(options: UpgradeOptions): Promise<UpgradeResult> 
     const previous = readJournal(settings)
     if (isUnfinished(previous)) {
       if (options.dryRun) {
-        return {outcome: 'dry-run', target: 'local', journal: previous, message: `an interrupted upgrade ${previous.id} (${previous.from.version} → ${previous.to.version}) would be ${allDoneThroughVerify(previous) ? 'finished' : 'rolled back'} first`}
+        return {
+          outcome: 'dry-run',
+          target: 'local',
+          journal: previous,
+          message: `an interrupted upgrade ${previous.id} (${previous.from.version} → ${previous.to.version}) would be ${allDoneThroughVerify(previous) ? 'finished' : 'rolled back'} first`,
+        }
       }
-      return await resolveInterrupted(previous, {...options, store, databaseUrl, migrationUrl, acquireBackupLock: () => holdBackupLock('upgrade (rollback)')})
+      return await resolveInterrupted(previous, {
+        ...options,
+        store,
+        databaseUrl,
+        migrationUrl,
+        acquireBackupLock: () => holdBackupLock('upgrade (rollback)'),
+      })
     }
     if (!options.to) {
-      throw new UsageError('--to is required: the version to upgrade to', {hint: 'Pass a release directory, a charge-ops checkout, a .tar.gz, or a git ref: `charge-ops upgrade --to v1.2.0`.'})
+      throw new UsageError('--to is required: the version to upgrade to', {
+        hint: 'Pass a release directory, a charge-ops checkout, a .tar.gz, or a git ref: `charge-ops upgrade --to v1.2.0`.',
+      })
     }
 
     const staged = await rel.stageRelease(settings, options.to, {logger, cwd: options.cwd, now: now()})
     try {
-      return await upgradeToStaged(options, {store, databaseUrl, migrationUrl, staged, now, to: options.to, holdBackupLock})
+      return await upgradeToStaged(options, {
+        store,
+        databaseUrl,
+        migrationUrl,
+        staged,
+        now,
+        to: options.to,
+        holdBackupLock,
+      })
     } finally {
       rel.discardStaging(staged)
     }
@@ -122,13 +158,23 @@ async function preflightStaged(options: UpgradeOptions, run: StagedUpgrade) {
     now: run.now,
   })
   const fromRelease = rel.currentRelease(settings)
-  const fromVersion = facts.serviceVersion ?? (fromRelease ? rel.readReleaseInfo(fromRelease)?.version : undefined) ?? rel.declaredVersion(`${await rel.projectRoot()}/dist/service/src`) ?? null
+  const fromVersion =
+    facts.serviceVersion ??
+    (fromRelease ? rel.readReleaseInfo(fromRelease)?.version : undefined) ??
+    rel.declaredVersion(`${await rel.projectRoot()}/dist/service/src`) ??
+    null
   const {bundledMigrationsDir} = await import('../migrate/index.js')
   const fromMigrations = fromRelease ? rel.releaseMigrationsDir(fromRelease) : bundledMigrationsDir()
   const sameRelease = Boolean(fromRelease) && fromRelease === staged.finalDir
   const sameContent = sameRelease && rel.readReleaseInfo(fromRelease!)?.sha256 === staged.info.sha256
   if (sameRelease && !sameContent) {
-    facts.checks.push({name: 'release', status: 'failed', detail: `releases/${staged.info.version} is the running release but ${run.to} has other content under the same version`, exitCode: ExitCode.usage, hint: 'Give the new build its own version.'})
+    facts.checks.push({
+      name: 'release',
+      status: 'failed',
+      detail: `releases/${staged.info.version} is the running release but ${run.to} has other content under the same version`,
+      exitCode: ExitCode.usage,
+      hint: 'Give the new build its own version.',
+    })
   }
   return {head, facts, fromRelease, fromVersion, fromMigrations, upToDate: sameContent && facts.pending.length === 0}
 }
@@ -139,11 +185,23 @@ async function upgradeToStaged(options: UpgradeOptions, run: StagedUpgrade): Pro
   const {staged, store} = run
   const {head, facts, fromRelease, fromVersion, fromMigrations, upToDate} = await preflightStaged(options, run)
   if (upToDate) {
-    return {outcome: 'up-to-date', target: 'local', checks: facts.checks, from: {version: fromVersion, schemaHead: head}, to: {version: staged.info.version, schemaHead: head, source: run.to}, message: `already at ${staged.info.version} (schema ${head ?? 'none'}): nothing to do`}
+    return {
+      outcome: 'up-to-date',
+      target: 'local',
+      checks: facts.checks,
+      from: {version: fromVersion, schemaHead: head},
+      to: {version: staged.info.version, schemaHead: head, source: run.to},
+      message: `already at ${staged.info.version} (schema ${head ?? 'none'}): nothing to do`,
+    }
   }
   const pendingNote = facts.pending.length ? `${facts.pending.length} migration(s)` : 'no migration'
   if (options.dryRun) {
-    const actions = STEP_ACTIONS({toVersion: staged.info.version, from: fromVersion, pending: facts.pending, release: staged.finalDir})
+    const actions = STEP_ACTIONS({
+      toVersion: staged.info.version,
+      from: fromVersion,
+      pending: facts.pending,
+      release: staged.finalDir,
+    })
     const {STEP_ORDER, STEP_TITLES} = await import('./journal.js')
     const failed = facts.checks.filter((c) => c.status === 'failed')
     return {
@@ -158,7 +216,9 @@ async function upgradeToStaged(options: UpgradeOptions, run: StagedUpgrade): Pro
   }
   const {assertPreflight, configHash} = await import('./preflight.js')
   assertPreflight(facts.checks)
-  await options.confirm?.(`upgrade stack "${settings.stack}" from ${fromVersion ?? '?'} to ${staged.info.version} (${pendingNote})?`)
+  await options.confirm?.(
+    `upgrade stack "${settings.stack}" from ${fromVersion ?? '?'} to ${staged.info.version} (${pendingNote})?`,
+  )
 
   const {isMaintenance} = await import('../service/maintenance.js')
   const {withClient} = await import('../postgres/connection.js')
@@ -169,13 +229,33 @@ async function upgradeToStaged(options: UpgradeOptions, run: StagedUpgrade): Pro
     stack: settings.stack,
     target: 'local',
     now: run.now(),
-    from: {version: fromVersion, release: fromRelease, schemaHead: head, migrationsDir: fromMigrations, serviceRunning: facts.serviceRunning, maintenanceWasOn: (await isMaintenance(settings)).on, schemasBefore: await withClient(run.migrationUrl, userSchemas)},
-    to: {source: run.to, version: staged.info.version, release: staged.finalDir, schemaHead: null, migrationsDir: rel.releaseMigrationsDir(staged.finalDir)},
+    from: {
+      version: fromVersion,
+      release: fromRelease,
+      schemaHead: head,
+      migrationsDir: fromMigrations,
+      serviceRunning: facts.serviceRunning,
+      maintenanceWasOn: (await isMaintenance(settings)).on,
+      schemasBefore: await withClient(run.migrationUrl, userSchemas),
+    },
+    to: {
+      source: run.to,
+      version: staged.info.version,
+      release: staged.finalDir,
+      schemaHead: null,
+      migrationsDir: rel.releaseMigrationsDir(staged.finalDir),
+    },
     configHash: configHash(settings),
     preflight: facts.checks,
   })
   await store.save(journal)
-  const ctx = await localContext(options, {journal, store, databaseUrl: run.databaseUrl, migrationUrl: run.migrationUrl, staged})
+  const ctx = await localContext(options, {
+    journal,
+    store,
+    databaseUrl: run.databaseUrl,
+    migrationUrl: run.migrationUrl,
+    staged,
+  })
   const {runSteps} = await import('../core/steps.js')
   const {runLocalStep} = await import('./local.js')
   try {
@@ -192,7 +272,11 @@ async function upgradeToStaged(options: UpgradeOptions, run: StagedUpgrade): Pro
           return note
         },
       })),
-      {tty: Boolean(options.tty), logger, heading: `upgrading ${settings.stack}: ${fromVersion ?? '?'} → ${staged.info.version} (journal ${journal.id})`},
+      {
+        tty: Boolean(options.tty),
+        logger,
+        heading: `upgrading ${settings.stack}: ${fromVersion ?? '?'} → ${staged.info.version} (journal ${journal.id})`,
+      },
     )
   } catch (error) {
     await rollbackAndThrow(ctx, error, {resumed: false})
@@ -207,7 +291,10 @@ interface Internal {
   staged?: import('./release.js').StagedRelease
 }
 
-async function localContext(options: UpgradeOptions, internal: Internal & {journal: UpgradeJournal}): Promise<import('./local.js').LocalContext> {
+async function localContext(
+  options: UpgradeOptions,
+  internal: Internal & {journal: UpgradeJournal},
+): Promise<import('./local.js').LocalContext> {
   return {
     settings: options.settings,
     logger: options.logger,
@@ -224,7 +311,11 @@ async function localContext(options: UpgradeOptions, internal: Internal & {journ
 }
 
 /** Marks the step running, runs it, records the outcome and the schema head (journal written before and after). */
-async function journalled(ctx: import('./local.js').LocalContext, name: StepName, fn: () => Promise<string | void>): Promise<string | void> {
+async function journalled(
+  ctx: import('./local.js').LocalContext,
+  name: StepName,
+  fn: () => Promise<string | void>,
+): Promise<string | void> {
   const record = ctx.journal.steps.find((s) => s.name === name)!
   const {runJournalledStep} = await import('./journal.js')
   const {readSchemaHead} = await import('./database.js')
@@ -243,7 +334,10 @@ async function journalled(ctx: import('./local.js').LocalContext, name: StepName
   )
 }
 
-async function finishSucceeded(ctx: import('./local.js').LocalContext, outcome: 'succeeded' | 'finished-interrupted'): Promise<UpgradeResult> {
+async function finishSucceeded(
+  ctx: import('./local.js').LocalContext,
+  outcome: 'succeeded' | 'finished-interrupted',
+): Promise<UpgradeResult> {
   const {setMaintenance} = await import('../service/maintenance.js')
   if (!ctx.journal.from.maintenanceWasOn) await setMaintenance(ctx.settings, false)
   const j = ctx.journal
@@ -267,7 +361,11 @@ const allDoneThroughVerify = (j: UpgradeJournal) => j.status === 'running' && j.
  * Undoes every started step in reverse (journalled), then throws RolledBackError (exit 6) naming the
  * failing step — or, when an undo itself fails, an error saying exactly what state the stack is in.
  */
-async function rollbackAndThrow(ctx: import('./local.js').LocalContext, error: unknown, options: {resumed: boolean}): Promise<never> {
+async function rollbackAndThrow(
+  ctx: import('./local.js').LocalContext,
+  error: unknown,
+  options: {resumed: boolean},
+): Promise<never> {
   const j = ctx.journal
   const {undoLocalStep} = await import('./local.js')
   const {runSteps} = await import('../core/steps.js')
@@ -276,7 +374,9 @@ async function rollbackAndThrow(ctx: import('./local.js').LocalContext, error: u
   j.status = 'rolling-back'
   j.rollback = {...j.rollback, startedAt: j.rollback?.startedAt ?? new Date().toISOString(), resumed: options.resumed}
   await ctx.store.save(j)
-  const todo = [...j.steps].reverse().filter((s) => s.status === 'running' || s.status === 'done' || s.status === 'failed' || s.status === 'undo-failed')
+  const todo = [...j.steps]
+    .reverse()
+    .filter((s) => s.status === 'running' || s.status === 'done' || s.status === 'failed' || s.status === 'undo-failed')
   try {
     await runSteps(
       todo
@@ -298,7 +398,11 @@ async function rollbackAndThrow(ctx: import('./local.js').LocalContext, error: u
             }
           },
         })),
-      {tty: false, logger: ctx.logger, heading: `rolling back: ${failedStep === 'resume' ? 'interrupted run' : `step ${failedStep}`} failed: ${cause}`},
+      {
+        tty: false,
+        logger: ctx.logger,
+        heading: `rolling back: ${failedStep === 'resume' ? 'interrupted run' : `step ${failedStep}`} failed: ${cause}`,
+      },
     )
   } catch (undoError) {
     j.status = 'rollback-failed'
@@ -324,11 +428,17 @@ async function rollbackAndThrow(ctx: import('./local.js').LocalContext, error: u
   await ctx.store.save(j)
   throw new RolledBackError(
     `${options.resumed ? `the interrupted upgrade ${j.id}` : 'the upgrade'} to ${j.to.version} failed at step ${failedStep}: ${cause} — rolled back (${j.rollback.method === 'restore' ? `backup ${j.backupId} restored` : j.rollback.method === 'down-migrations' ? 'down migrations' : 'schema untouched'}); ${j.from.version ?? 'the previous version'} is ${j.from.serviceRunning ? 'serving again' : 'in place (it was not running)'}`,
-    {hint: 'Fix the cause and rerun `charge-ops upgrade`; the journal is in `charge-ops upgrade history --json`.', data: {failedStep, journal: j}},
+    {
+      hint: 'Fix the cause and rerun `charge-ops upgrade`; the journal is in `charge-ops upgrade history --json`.',
+      data: {failedStep, journal: j},
+    },
   )
 }
 
-async function resolveInterrupted(journal: UpgradeJournal, options: UpgradeOptions & Internal & {acquireBackupLock: () => Promise<unknown>}): Promise<UpgradeResult> {
+async function resolveInterrupted(
+  journal: UpgradeJournal,
+  options: UpgradeOptions & Internal & {acquireBackupLock: () => Promise<unknown>},
+): Promise<UpgradeResult> {
   const {logger} = options
   const {configHash} = await import('./preflight.js')
   const atStep = journal.steps.find((s) => s.status === 'running' || s.status === 'failed')?.name
@@ -339,16 +449,30 @@ async function resolveInterrupted(journal: UpgradeJournal, options: UpgradeOptio
     `found an interrupted upgrade ${journal.id} (${journal.from.version ?? '?'} → ${journal.to.version}, started ${journal.startedAt} by pid ${journal.pid} on ${journal.host}, ${journal.status}${where})`,
   )
   if (journal.host !== hostname()) {
-    throw new CliError('UPGRADE_OTHER_HOST', ExitCode.locked, `the interrupted upgrade ${journal.id} ran on ${journal.host}`, {hint: 'Resume it on that host, or remove the journal file after checking the stack by hand.'})
+    throw new CliError(
+      'UPGRADE_OTHER_HOST',
+      ExitCode.locked,
+      `the interrupted upgrade ${journal.id} ran on ${journal.host}`,
+      {hint: 'Resume it on that host, or remove the journal file after checking the stack by hand.'},
+    )
   }
-  if (configHash(options.settings) !== journal.configHash) logger.warn('the configuration changed since that upgrade started; rolling back with the current one')
-  journal.interrupted = {detectedAt: new Date().toISOString(), byPid: process.pid, atStep, ...(afterStep ? {afterStep} : {})}
+  if (configHash(options.settings) !== journal.configHash)
+    logger.warn('the configuration changed since that upgrade started; rolling back with the current one')
+  journal.interrupted = {
+    detectedAt: new Date().toISOString(),
+    byPid: process.pid,
+    atStep,
+    ...(afterStep ? {afterStep} : {}),
+  }
   await options.acquireBackupLock()
   const ctx = await localContext(options, {...options, journal})
   if (allDoneThroughVerify(journal)) {
     logger.info('it had passed verify: finishing it (maintenance off, journal closed)')
     return finishSucceeded(ctx, 'finished-interrupted')
   }
-  journal.failure ??= {step: atStep ?? 'resume', error: `interrupted (the upgrade process ${journal.pid} stopped${where})`}
+  journal.failure ??= {
+    step: atStep ?? 'resume',
+    error: `interrupted (the upgrade process ${journal.pid} stopped${where})`,
+  }
   return rollbackAndThrow(ctx, new Error(journal.failure.error), {resumed: true})
 }

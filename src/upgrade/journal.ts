@@ -82,7 +82,14 @@ export interface UpgradeJournal {
   backupId?: string
   steps: StepRecord[]
   failure?: {step: StepName | 'resume'; error: string; code?: string}
-  rollback?: {method?: 'down-migrations' | 'restore' | 'none'; startedAt: string; finishedAt?: string; verified?: boolean; error?: string; resumed?: boolean}
+  rollback?: {
+    method?: 'down-migrations' | 'restore' | 'none'
+    startedAt: string
+    finishedAt?: string
+    verified?: boolean
+    error?: string
+    resumed?: boolean
+  }
   /** set when a later run found this one interrupted: during `atStep`, or (killed between two steps) after `afterStep` */
   interrupted?: {detectedAt: string; byPid: number; atStep?: StepName; afterStep?: StepName}
 }
@@ -92,10 +99,18 @@ export const journalFile = (settings: Pick<Settings, 'stateDir'>) => join(journa
 export const historyDir = (settings: Pick<Settings, 'stateDir'>) => join(journalDir(settings), 'history')
 
 export function newUpgradeId(now = new Date()): string {
-  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-upgrade-${randomBytes(3).toString('hex')}`
+  return `${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-upgrade-${randomBytes(3).toString('hex')}`
 }
 
-export function newJournal(input: Omit<UpgradeJournal, 'formatVersion' | 'id' | 'status' | 'pid' | 'host' | 'startedAt' | 'steps'> & {now?: Date; steps?: StepName[]}): UpgradeJournal {
+export function newJournal(
+  input: Omit<UpgradeJournal, 'formatVersion' | 'id' | 'status' | 'pid' | 'host' | 'startedAt' | 'steps'> & {
+    now?: Date
+    steps?: StepName[]
+  },
+): UpgradeJournal {
   const now = input.now ?? new Date()
   const {now: _now, steps, ...rest} = input
   return {
@@ -117,14 +132,20 @@ export function readJournal(settings: Pick<Settings, 'stateDir'>): UpgradeJourna
     return JSON.parse(readFileSync(file, 'utf8')) as UpgradeJournal
   } catch (error) {
     // never read as "no journal" (jsonJournal's load): it may record an upgrade that still needs its rollback
-    throw new CliError('UPGRADE_JOURNAL_UNREADABLE', ExitCode.findings, `the upgrade journal ${file} cannot be parsed: ${(error as Error).message}`, {
-      hint: `Check by hand which versions the stack runs (finished upgrades are recorded in ${historyDir(settings)}), then move the file aside.`,
-    })
+    throw new CliError(
+      'UPGRADE_JOURNAL_UNREADABLE',
+      ExitCode.findings,
+      `the upgrade journal ${file} cannot be parsed: ${(error as Error).message}`,
+      {
+        hint: `Check by hand which versions the stack runs (finished upgrades are recorded in ${historyDir(settings)}), then move the file aside.`,
+      },
+    )
   }
 }
 
 /** True when the journal describes a run that has not finished (running or rolling back). */
-export const isUnfinished = (journal: UpgradeJournal | undefined): journal is UpgradeJournal => journal !== undefined && (journal.status === 'running' || journal.status === 'rolling-back')
+export const isUnfinished = (journal: UpgradeJournal | undefined): journal is UpgradeJournal =>
+  journal !== undefined && (journal.status === 'running' || journal.status === 'rolling-back')
 
 /**
  * Runs one journalled step of either upgrade (local: index.ts, compose / k8s: targets.ts): marked
@@ -132,7 +153,13 @@ export const isUnfinished = (journal: UpgradeJournal | undefined): journal is Up
  * timed and saved again. `ended` records what the caller reads once the step ended (the local
  * upgrade: the schema head) before that save.
  */
-export async function runJournalledStep<T>(journal: UpgradeJournal, record: StepRecord, store: Pick<JournalStore, 'save'>, fn: () => Promise<T>, ended?: () => Promise<void>): Promise<T> {
+export async function runJournalledStep<T>(
+  journal: UpgradeJournal,
+  record: StepRecord,
+  store: Pick<JournalStore, 'save'>,
+  fn: () => Promise<T>,
+  ended?: () => Promise<void>,
+): Promise<T> {
   record.status = 'running'
   record.startedAt = new Date().toISOString()
   await store.save(journal)
@@ -186,7 +213,11 @@ export class JournalStore {
   async save(journal: UpgradeJournal): Promise<void> {
     writeFileAtomicSync(journalFile(this.settings), JSON.stringify(journal, null, 2) + '\n', {mode: 0o644})
     if (journal.status !== 'running' && journal.status !== 'rolling-back') {
-      writeFileAtomicSync(join(historyDir(this.settings), `${journal.id}.json`), JSON.stringify(journal, null, 2) + '\n', {mode: 0o644})
+      writeFileAtomicSync(
+        join(historyDir(this.settings), `${journal.id}.json`),
+        JSON.stringify(journal, null, 2) + '\n',
+        {mode: 0o644},
+      )
     }
     await this.saveRow(journal)
   }
@@ -227,14 +258,20 @@ export class JournalStore {
         {connectTimeoutMs: 3000, applicationName: 'charge-ops upgrade journal'},
       )
     } catch (error) {
-      if (!this.tableWarned) this.logger.warn(`could not record the upgrade in table ${UPGRADES_TABLE} (the journal file is kept): ${(error as Error).message}`)
+      if (!this.tableWarned)
+        this.logger.warn(
+          `could not record the upgrade in table ${UPGRADES_TABLE} (the journal file is kept): ${(error as Error).message}`,
+        )
       this.tableWarned = true
     }
   }
 }
 
 /** Finished upgrades, newest first: the state dir's history merged with the database table. */
-export async function listUpgrades(settings: Pick<Settings, 'stateDir' | 'databaseUrl'>, logger?: Logger): Promise<{upgrades: UpgradeJournal[]; sources: string[]}> {
+export async function listUpgrades(
+  settings: Pick<Settings, 'stateDir' | 'databaseUrl'>,
+  logger?: Logger,
+): Promise<{upgrades: UpgradeJournal[]; sources: string[]}> {
   const byId = new Map<string, UpgradeJournal>()
   const sources: string[] = []
   const dir = historyDir(settings)
@@ -259,7 +296,11 @@ export async function listUpgrades(settings: Pick<Settings, 'stateDir' | 'databa
         async (client) => {
           const exists = await client.query(`SELECT to_regclass($1) AS t`, [UPGRADES_TABLE])
           if (!exists.rows[0]?.t) return []
-          return (await client.query<{journal: UpgradeJournal}>(`SELECT journal FROM ${UPGRADES_TABLE} ORDER BY started_at DESC`)).rows
+          return (
+            await client.query<{journal: UpgradeJournal}>(
+              `SELECT journal FROM ${UPGRADES_TABLE} ORDER BY started_at DESC`,
+            )
+          ).rows
         },
         {connectTimeoutMs: 3000},
       )

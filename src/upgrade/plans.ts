@@ -21,7 +21,6 @@ export interface PlannedCommand {
   when?: 'schema-moved'
 }
 
-
 export interface PlanStep {
   step: StepName
   title: string
@@ -59,7 +58,13 @@ export interface ComposePlanOptions {
   appUrl?: string
 }
 
-const cmd = (file: string, args: string[], purpose: string, check?: PlannedCommand['check'], env?: Record<string, string>): PlannedCommand => ({file, args, purpose, ...(check ? {check} : {}), ...(env ? {env} : {})})
+const cmd = (
+  file: string,
+  args: string[],
+  purpose: string,
+  check?: PlannedCommand['check'],
+  env?: Record<string, string>,
+): PlannedCommand => ({file, args, purpose, ...(check ? {check} : {}), ...(env ? {env} : {})})
 
 /** Filled in at run time with the id of step 1's `backup all` (the pre-upgrade database). */
 export const STEP1_BACKUP = '<step-1 backup>'
@@ -72,15 +77,23 @@ export const STEP1_BACKUP = '<step-1 backup>'
  * (nothing writes in between: maintenance mode is on and the service is stopped).
  */
 const restoreStep1 = (co: string[]): PlannedCommand => ({
-  ...cmd(co[0]!, [...co.slice(1), 'restore', 'db', STEP1_BACKUP, '--clean', '--yes'], 'the pre-upgrade database from the step-1 backup, when the migrations moved the schema head'),
+  ...cmd(
+    co[0]!,
+    [...co.slice(1), 'restore', 'db', STEP1_BACKUP, '--clean', '--yes'],
+    'the pre-upgrade database from the step-1 backup, when the migrations moved the schema head',
+  ),
   when: 'schema-moved',
 })
 
 /** The last command of a verified upgrade: step 2 switched maintenance mode on. */
-const maintenanceOff = (co: string[]): PlannedCommand => cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again (the new version is verified)')
+const maintenanceOff = (co: string[]): PlannedCommand =>
+  cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again (the new version is verified)')
 
 /** Guide §12 step 7: `curl -f https://app…` — the web UI answers after the upgrade. */
-const uiCheck = (appUrl: string | undefined): PlannedCommand[] => (appUrl ? [cmd('curl', ['-fsS', '-o', '/dev/null', '--max-time', '15', appUrl], 'the web UI answers (guide §12 step 7)')] : [])
+const uiCheck = (appUrl: string | undefined): PlannedCommand[] =>
+  appUrl
+    ? [cmd('curl', ['-fsS', '-o', '/dev/null', '--max-time', '15', appUrl], 'the web UI answers (guide §12 step 7)')]
+    : []
 
 /**
  * `docker compose` plan (the guide's seven steps): backup, maintenance + stop, images of the new
@@ -103,13 +116,20 @@ export function composePlan(o: ComposePlanOptions): CommandPlan {
   // nginx resolves its upstream's name when its configuration loads: a recreated backend container
   // has a new address, so nginx reloads after each `up` of the backend (else 502 until a restart)
   const proxy = topology.services.find((s) => s.name === 'nginx')?.name
-  const reloadProxy = (why: string): PlannedCommand[] => (proxy ? [cmd('docker', dc('exec', '-T', proxy, 'nginx', '-s', 'reload'), why)] : [])
+  const reloadProxy = (why: string): PlannedCommand[] =>
+    proxy ? [cmd('docker', dc('exec', '-T', proxy, 'nginx', '-s', 'reload'), why)] : []
   // `up --no-deps`: PostgreSQL, Redis and Chroma keep running. Their image references name
   // CHARGE_OPS_VERSION too, so without it compose would recreate them on the new tag mid-upgrade;
   // they move to it at the next `docker compose up`.
   const fetch: PlannedCommand[] = o.image
     ? [cmd('docker', dc('pull', backend, worker), `pull ${o.image}/service:${o.version}`, undefined, at(o.version))]
-    : [cmd(co[0]!, [...co.slice(1), 'images', 'build', '--version', o.version, ...(o.buildArgs ?? [])], `build the ${o.version} images from this charge-ops`)]
+    : [
+        cmd(
+          co[0]!,
+          [...co.slice(1), 'images', 'build', '--version', o.version, ...(o.buildArgs ?? [])],
+          `build the ${o.version} images from this charge-ops`,
+        ),
+      ]
   const previous = o.previousVersion ?? 'previous'
   const previousEnv = o.previousVersion ? at(o.previousVersion) : undefined
   return {
@@ -123,28 +143,86 @@ export function composePlan(o: ComposePlanOptions): CommandPlan {
       {
         step: 'stop',
         title: '2 maintenance mode, drain the worker',
-        commands: [cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'on', '--reason', `upgrade to ${o.version}`], 'writes answer 503'), cmd('docker', dc('stop', '--timeout', '60', worker), 'the worker finishes its job and takes no other')],
-        undo: [cmd('docker', dc('up', '-d', '--no-deps', '--wait', '--wait-timeout', wait, backend, worker), `start ${previous} again`, undefined, previousEnv), ...reloadProxy(`nginx proxies to the ${previous} containers`), cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again')],
+        commands: [
+          cmd(
+            co[0]!,
+            [...co.slice(1), 'service', 'maintenance', 'on', '--reason', `upgrade to ${o.version}`],
+            'writes answer 503',
+          ),
+          cmd('docker', dc('stop', '--timeout', '60', worker), 'the worker finishes its job and takes no other'),
+        ],
+        undo: [
+          cmd(
+            'docker',
+            dc('up', '-d', '--no-deps', '--wait', '--wait-timeout', wait, backend, worker),
+            `start ${previous} again`,
+            undefined,
+            previousEnv,
+          ),
+          ...reloadProxy(`nginx proxies to the ${previous} containers`),
+          cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again'),
+        ],
       },
-      {step: 'backup', title: '1 verified backup (nothing writes any more)', commands: [cmd(co[0]!, [...co.slice(1), 'backup', 'all', '--json'], 'database + uploads + Chroma'), cmd(co[0]!, [...co.slice(1), 'backup', 'verify', 'latest'], 'checksums of every part')], undo: []},
-      {step: 'stop', title: '2 stop the API', commands: [cmd('docker', dc('stop', '--timeout', '60', backend), 'finish in-flight requests')], undo: []},
+      {
+        step: 'backup',
+        title: '1 verified backup (nothing writes any more)',
+        commands: [
+          cmd(co[0]!, [...co.slice(1), 'backup', 'all', '--json'], 'database + uploads + Chroma'),
+          cmd(co[0]!, [...co.slice(1), 'backup', 'verify', 'latest'], 'checksums of every part'),
+        ],
+        undo: [],
+      },
+      {
+        step: 'stop',
+        title: '2 stop the API',
+        commands: [cmd('docker', dc('stop', '--timeout', '60', backend), 'finish in-flight requests')],
+        undo: [],
+      },
       {step: 'install', title: '4 install its dependencies', commands: [], undo: []},
       {
         step: 'migrate',
         title: '5 migrate up',
-        commands: [cmd('docker', dc('run', '--rm', '--no-deps', migrate), `the ${o.version} image applies its migrations`, undefined, at(o.version))],
+        commands: [
+          cmd(
+            'docker',
+            dc('run', '--rm', '--no-deps', migrate),
+            `the ${o.version} image applies its migrations`,
+            undefined,
+            at(o.version),
+          ),
+        ],
         undo: [restoreStep1(co)],
       },
       {
         step: 'start',
         title: '6 start the new version',
-        commands: [cmd('docker', dc('up', '-d', '--no-deps', '--wait', '--wait-timeout', wait, backend, worker), `recreate ${backend} and ${worker} on ${o.version}`, undefined, at(o.version)), ...reloadProxy(`nginx proxies to the ${o.version} containers`)],
+        commands: [
+          cmd(
+            'docker',
+            dc('up', '-d', '--no-deps', '--wait', '--wait-timeout', wait, backend, worker),
+            `recreate ${backend} and ${worker} on ${o.version}`,
+            undefined,
+            at(o.version),
+          ),
+          ...reloadProxy(`nginx proxies to the ${o.version} containers`),
+        ],
         undo: [cmd('docker', dc('stop', '--timeout', '60', worker, backend), `stop ${o.version}`)],
       },
       {
         step: 'verify',
         title: '7 verify',
-        commands: [cmd('docker', dc('ps', '--format', 'json', backend, worker), 'every container running and healthy', 'compose-health', at(o.version)), cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'), ...uiCheck(o.appUrl), maintenanceOff(co)],
+        commands: [
+          cmd(
+            'docker',
+            dc('ps', '--format', 'json', backend, worker),
+            'every container running and healthy',
+            'compose-health',
+            at(o.version),
+          ),
+          cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'),
+          ...uiCheck(o.appUrl),
+          maintenanceOff(co),
+        ],
         undo: [],
       },
     ],
@@ -183,8 +261,16 @@ export function k8sPlan(o: K8sPlanOptions): CommandPlan {
   const roll = o.manifests
     ? [cmd('kubectl', ['apply', '-f', o.manifests, ...ns], `apply the ${o.version} manifests`)]
     : [
-        cmd('kubectl', ['set', 'image', `deployment/${deployment}`, `${container}=${image}`, ...ns], `${deployment} → ${image}`),
-        cmd('kubectl', ['set', 'image', `deployment/${worker}`, `${workerContainer}=${image}`, ...ns], `${worker} → ${image}`),
+        cmd(
+          'kubectl',
+          ['set', 'image', `deployment/${deployment}`, `${container}=${image}`, ...ns],
+          `${deployment} → ${image}`,
+        ),
+        cmd(
+          'kubectl',
+          ['set', 'image', `deployment/${worker}`, `${workerContainer}=${image}`, ...ns],
+          `${worker} → ${image}`,
+        ),
       ]
   return {
     target: 'k8s',
@@ -196,29 +282,83 @@ export function k8sPlan(o: K8sPlanOptions): CommandPlan {
       {
         step: 'stop',
         title: '2 maintenance mode, scale the worker down',
-        commands: [cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'on', '--reason', `upgrade to ${o.version}`], 'writes answer 503 (Redis flag)'), cmd('kubectl', ['scale', `deployment/${worker}`, '--replicas=0', ...ns], 'drain the worker'), cmd('kubectl', ['rollout', 'status', `deployment/${worker}`, ...ns, timeout], 'worker drained')],
-        undo: [cmd('kubectl', ['scale', `deployment/${worker}`, '--replicas=1', ...ns], 'worker back'), cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again')],
+        commands: [
+          cmd(
+            co[0]!,
+            [...co.slice(1), 'service', 'maintenance', 'on', '--reason', `upgrade to ${o.version}`],
+            'writes answer 503 (Redis flag)',
+          ),
+          cmd('kubectl', ['scale', `deployment/${worker}`, '--replicas=0', ...ns], 'drain the worker'),
+          cmd('kubectl', ['rollout', 'status', `deployment/${worker}`, ...ns, timeout], 'worker drained'),
+        ],
+        undo: [
+          cmd('kubectl', ['scale', `deployment/${worker}`, '--replicas=1', ...ns], 'worker back'),
+          cmd(co[0]!, [...co.slice(1), 'service', 'maintenance', 'off'], 'writes accepted again'),
+        ],
       },
-      {step: 'backup', title: '1 verified backup (nothing writes any more)', commands: [cmd(co[0]!, [...co.slice(1), 'backup', 'all', '--json'], 'database + uploads + Chroma'), cmd(co[0]!, [...co.slice(1), 'backup', 'verify', 'latest'], 'checksums of every part')], undo: []},
+      {
+        step: 'backup',
+        title: '1 verified backup (nothing writes any more)',
+        commands: [
+          cmd(co[0]!, [...co.slice(1), 'backup', 'all', '--json'], 'database + uploads + Chroma'),
+          cmd(co[0]!, [...co.slice(1), 'backup', 'verify', 'latest'], 'checksums of every part'),
+        ],
+        undo: [],
+      },
       {step: 'install', title: '4 install its dependencies', commands: [], undo: []},
       {
         step: 'migrate',
         title: '5 migrate up (one-off pod of the new image)',
         commands: [
-          cmd('kubectl', ['run', job, `--image=${image}`, '--restart=Never', '--rm', '--attach', ...ns, '--', ...co, 'migrate', 'up', '--lock-wait', '60s'], 'the new image applies its migrations'),
+          cmd(
+            'kubectl',
+            [
+              'run',
+              job,
+              `--image=${image}`,
+              '--restart=Never',
+              '--rm',
+              '--attach',
+              ...ns,
+              '--',
+              ...co,
+              'migrate',
+              'up',
+              '--lock-wait',
+              '60s',
+            ],
+            'the new image applies its migrations',
+          ),
         ],
         undo: [restoreStep1(co)],
       },
       {
         step: 'start',
         title: '6 roll out the new image',
-        commands: [...roll, cmd('kubectl', ['rollout', 'status', `deployment/${deployment}`, ...ns, timeout], 'new pods ready'), cmd('kubectl', ['rollout', 'status', `deployment/${worker}`, ...ns, timeout], 'worker ready')],
-        undo: [cmd('kubectl', ['rollout', 'undo', `deployment/${deployment}`, ...ns], 'previous ReplicaSet'), cmd('kubectl', ['rollout', 'undo', `deployment/${worker}`, ...ns], 'previous worker'), cmd('kubectl', ['rollout', 'status', `deployment/${deployment}`, ...ns, timeout], 'previous pods ready')],
+        commands: [
+          ...roll,
+          cmd('kubectl', ['rollout', 'status', `deployment/${deployment}`, ...ns, timeout], 'new pods ready'),
+          cmd('kubectl', ['rollout', 'status', `deployment/${worker}`, ...ns, timeout], 'worker ready'),
+        ],
+        undo: [
+          cmd('kubectl', ['rollout', 'undo', `deployment/${deployment}`, ...ns], 'previous ReplicaSet'),
+          cmd('kubectl', ['rollout', 'undo', `deployment/${worker}`, ...ns], 'previous worker'),
+          cmd('kubectl', ['rollout', 'status', `deployment/${deployment}`, ...ns, timeout], 'previous pods ready'),
+        ],
       },
       {
         step: 'verify',
         title: '7 verify',
-        commands: [cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'), cmd('kubectl', ['get', `deployment/${deployment}`, ...ns, '-o', 'jsonpath={.status.readyReplicas}/{.status.replicas}'], 'every replica ready'), ...uiCheck(o.appUrl), maintenanceOff(co)],
+        commands: [
+          cmd(co[0]!, [...co.slice(1), 'migrate', 'status', '--exit-code'], 'no pending migration, no drift'),
+          cmd(
+            'kubectl',
+            ['get', `deployment/${deployment}`, ...ns, '-o', 'jsonpath={.status.readyReplicas}/{.status.replicas}'],
+            'every replica ready',
+          ),
+          ...uiCheck(o.appUrl),
+          maintenanceOff(co),
+        ],
         undo: [],
       },
     ],
@@ -232,20 +372,28 @@ export function renderPlan(plan: CommandPlan): string {
   for (const step of plan.steps) {
     lines.push(`${step.title}`)
     if (step.commands.length === 0) lines.push('    (nothing: part of the image)')
-    for (const c of step.commands) lines.push(`  ${String(++n).padStart(2)}. ${shellQuote([c.file, ...c.args])}    # ${c.purpose}`)
-    for (const c of step.undo) lines.push(`      on failure${c.when === 'schema-moved' ? ', if the schema head moved' : ''}: ${shellQuote([c.file, ...c.args])}    # ${c.purpose}`)
+    for (const c of step.commands)
+      lines.push(`  ${String(++n).padStart(2)}. ${shellQuote([c.file, ...c.args])}    # ${c.purpose}`)
+    for (const c of step.undo)
+      lines.push(
+        `      on failure${c.when === 'schema-moved' ? ', if the schema head moved' : ''}: ${shellQuote([c.file, ...c.args])}    # ${c.purpose}`,
+      )
   }
   return lines.join('\n')
 }
 
 export function shellQuote(argv: string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./<>-]+$/.test(a) && !/[<>]/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
+  return argv
+    .map((a) => (/^[\w@%+=:,./<>-]+$/.test(a) && !/[<>]/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+    .join(' ')
 }
 
 /** The services `docker compose ps --format json` lists, each running and (when it has a check) healthy. */
 export function composeHealth(output: string): {ok: boolean; problems: string[]} {
   const rows = parseComposePs(output)
   if (rows.length === 0) return {ok: false, problems: ['no containers']}
-  const problems = rows.filter((r) => r.state !== 'running' || (r.health !== '' && r.health !== 'healthy')).map((r) => `${r.service}: ${r.state}${r.health ? ` (${r.health})` : ''}`)
+  const problems = rows
+    .filter((r) => r.state !== 'running' || (r.health !== '' && r.health !== 'healthy'))
+    .map((r) => `${r.service}: ${r.state}${r.health ? ` (${r.health})` : ''}`)
   return {ok: problems.length === 0, problems}
 }

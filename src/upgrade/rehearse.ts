@@ -30,11 +30,22 @@ export interface RehearsalResult {
   scratchDatabase: string
 }
 
-export async function rehearseUpgrade(options: {settings: Settings; logger: Logger; to: string; progress?: (l: string, t?: number) => Progress; cwd?: string; startTimeoutMs?: number; lastStopMs?: number}): Promise<RehearsalResult> {
+export async function rehearseUpgrade(options: {
+  settings: Settings
+  logger: Logger
+  to: string
+  progress?: (l: string, t?: number) => Progress
+  cwd?: string
+  startTimeoutMs?: number
+  lastStopMs?: number
+}): Promise<RehearsalResult> {
   const {settings, logger} = options
   // The scratch database is created, restored and migrated by one role: the admin connection when
   // one is given (the application and migration roles usually may not create databases).
-  const url = settings.adminDatabaseUrl || process.env.MIGRATION_DATABASE_URL || requireSetting(settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env.')
+  const url =
+    settings.adminDatabaseUrl ||
+    process.env.MIGRATION_DATABASE_URL ||
+    requireSetting(settings.databaseUrl, 'DATABASE_URL', 'Set DATABASE_URL in the backend .env.')
   const {openBackupContext} = await import('../backup/context.js')
   const ctx = await openBackupContext({settings, logger, progress: options.progress})
   const {resolveBackup} = await import('../repository/manifest.js')
@@ -50,14 +61,30 @@ export async function rehearseUpgrade(options: {settings: Settings; logger: Logg
   const scratch = db.name
   const scratchUrl = db.url
   const stateDir = mkdtempSync(join(tmpdir(), 'charge-ops-rehearse-'))
-  const result: RehearsalResult = {ok: false, backupId: manifest.id, from: {backupServiceVersion: manifest.serviceVersion ?? null, schemaHead: manifest.migrationHead ?? null}, to: {version: staged.info.version, schemaHead: null}, restoreMs: 0, migrations: [], migrateMs: 0, scratchDatabase: scratch}
+  const result: RehearsalResult = {
+    ok: false,
+    backupId: manifest.id,
+    from: {backupServiceVersion: manifest.serviceVersion ?? null, schemaHead: manifest.migrationHead ?? null},
+    to: {version: staged.info.version, schemaHead: null},
+    restoreMs: 0,
+    migrations: [],
+    migrateMs: 0,
+    scratchDatabase: scratch,
+  }
   let scratchSettings: Settings | undefined
   try {
     await db.create()
     logger.info(`rehearsal: restoring ${manifest.id} into scratch database ${scratch}`)
     try {
       const {restoreDatabaseDump} = await import('../restore/logical.js')
-      const restored = await restoreDatabaseDump({storage: ctx.storage, manifest, targetUrl: scratchUrl, logger, progress: options.progress, encryption: ctx.encryption})
+      const restored = await restoreDatabaseDump({
+        storage: ctx.storage,
+        manifest,
+        targetUrl: scratchUrl,
+        logger,
+        progress: options.progress,
+        encryption: ctx.encryption,
+      })
       result.restoreMs = restored.durationMs
     } catch (error) {
       result.failure = {step: 'restore', error: (error as Error).message}
@@ -79,11 +106,22 @@ export async function rehearseUpgrade(options: {settings: Settings; logger: Logg
     await installDependencies(staged.stagingDir, {logger})
     const {freePort} = await import('../sandbox/servers.js')
     const port = await freePort()
-    scratchSettings = {...settings, stateDir, databaseUrl: scratchUrl, uploadsDir: join(stateDir, 'uploads'), backendEnv: {...settings.backendEnv, DATABASE_URL: scratchUrl, HOST: '127.0.0.1', PORT: String(port)}}
+    scratchSettings = {
+      ...settings,
+      stateDir,
+      databaseUrl: scratchUrl,
+      uploadsDir: join(stateDir, 'uploads'),
+      backendEnv: {...settings.backendEnv, DATABASE_URL: scratchUrl, HOST: '127.0.0.1', PORT: String(port)},
+    }
     const {startService} = await import('../service/process.js')
     const started = Date.now()
     try {
-      await startService(scratchSettings, {workers: 0, releaseRoot: staged.stagingDir, timeoutMs: options.startTimeoutMs ?? 30_000, logger})
+      await startService(scratchSettings, {
+        workers: 0,
+        releaseRoot: staged.stagingDir,
+        timeoutMs: options.startTimeoutMs ?? 30_000,
+        logger,
+      })
       result.startMs = Date.now() - started
     } catch (error) {
       result.failure = {step: 'start', error: (error as Error).message}
@@ -91,7 +129,10 @@ export async function rehearseUpgrade(options: {settings: Settings; logger: Logg
     }
     try {
       const {verifyService} = await import('./local.js')
-      const check = await verifyService({settings: scratchSettings, migrationUrl: scratchUrl}, {version: staged.info.version, migrationsDir: staged.migrationsDir})
+      const check = await verifyService(
+        {settings: scratchSettings, migrationUrl: scratchUrl},
+        {version: staged.info.version, migrationsDir: staged.migrationsDir},
+      )
       result.health = {status: check.health, version: check.version, smoke: check.smoke}
     } catch (error) {
       result.failure = {step: 'verify', error: (error as Error).message}

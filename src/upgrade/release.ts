@@ -14,7 +14,21 @@
  * (preflight lints its migrations from there) and moved into place by one rename.
  */
 import {createHash, randomBytes} from 'node:crypto'
-import {cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import {basename, dirname, join, relative, resolve} from 'node:path'
 
 import type {Settings} from '../config/settings.js'
@@ -138,7 +152,9 @@ export function classifySource(to: string, cwd = process.cwd()): {kind: 'directo
     const st = statSync(path)
     if (st.isDirectory()) return {kind: 'directory', path}
     if (isTarball(path)) return {kind: 'tarball', path}
-    throw new UsageError(`--to ${to}: a file that is not a .tar.gz / .tgz tarball`, {hint: 'Pass a release directory, a project checkout, a .tar.gz of one, or a git ref.'})
+    throw new UsageError(`--to ${to}: a file that is not a .tar.gz / .tgz tarball`, {
+      hint: 'Pass a release directory, a project checkout, a .tar.gz of one, or a git ref.',
+    })
   }
   return {kind: 'git', path: to}
 }
@@ -148,11 +164,40 @@ async function compileService(srcDir: string, outDir: string): Promise<void> {
   const {run} = await import('../core/proc/exec.js')
   const root = await projectRoot()
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-  if (!existsSync(tsc)) throw new CliError('TYPESCRIPT_MISSING', ExitCode.unreachable, `cannot build the service from sources: ${tsc} is missing`, {hint: 'Pass a built release (a directory with dist/service/src or a release tarball), or run `npm ci` in charge-ops.'})
+  if (!existsSync(tsc))
+    throw new CliError(
+      'TYPESCRIPT_MISSING',
+      ExitCode.unreachable,
+      `cannot build the service from sources: ${tsc} is missing`,
+      {
+        hint: 'Pass a built release (a directory with dist/service/src or a release tarball), or run `npm ci` in charge-ops.',
+      },
+    )
   const files = readdirSync(srcDir)
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
     .map((f) => join(srcDir, f))
-  await run(process.execPath, [tsc, '--noCheck', '--outDir', outDir, '--rootDir', srcDir, '--module', 'ES2022', '--moduleResolution', 'Bundler', '--target', 'ES2022', '--skipLibCheck', '--sourceMap', 'false', ...files], {purpose: 'compile the service (tsc)'})
+  await run(
+    process.execPath,
+    [
+      tsc,
+      '--noCheck',
+      '--outDir',
+      outDir,
+      '--rootDir',
+      srcDir,
+      '--module',
+      'ES2022',
+      '--moduleResolution',
+      'Bundler',
+      '--target',
+      'ES2022',
+      '--skipLibCheck',
+      '--sourceMap',
+      'false',
+      ...files,
+    ],
+    {purpose: 'compile the service (tsc)'},
+  )
 }
 
 /** Fills `staging` (service/src + service/migrations) from a directory source; returns its kind. */
@@ -160,13 +205,20 @@ async function stageFromDirectory(dir: string, staging: string, logger?: Logger)
   const into = (p: string) => join(staging, p)
   if (existsSync(join(dir, 'release.json')) && existsSync(join(dir, 'service', 'src', 'server.js'))) {
     cpSync(join(dir, 'service'), into('service'), {recursive: true})
-    for (const extra of ['package.json', 'package-lock.json']) if (existsSync(join(dir, extra))) cpSync(join(dir, extra), into(extra))
+    for (const extra of ['package.json', 'package-lock.json'])
+      if (existsSync(join(dir, extra))) cpSync(join(dir, extra), into(extra))
     return 'release'
   }
   const migrations = join(dir, 'service', 'migrations')
-  if (!existsSync(migrations)) throw new UsageError(`${dir} holds no service/migrations: not a release directory or a charge-ops checkout`, {hint: 'Pass a release directory (release.json + service/), a charge-ops checkout, a .tar.gz of one, or a git ref.'})
+  if (!existsSync(migrations))
+    throw new UsageError(`${dir} holds no service/migrations: not a release directory or a charge-ops checkout`, {
+      hint: 'Pass a release directory (release.json + service/), a charge-ops checkout, a .tar.gz of one, or a git ref.',
+    })
   if (existsSync(join(dir, 'dist', 'service', 'src', 'server.js'))) {
-    cpSync(join(dir, 'dist', 'service', 'src'), into('service/src'), {recursive: true, filter: (p) => !p.endsWith('.map')})
+    cpSync(join(dir, 'dist', 'service', 'src'), into('service/src'), {
+      recursive: true,
+      filter: (p) => !p.endsWith('.map'),
+    })
     cpSync(migrations, into('service/migrations'), {recursive: true})
     return 'checkout'
   }
@@ -176,14 +228,20 @@ async function stageFromDirectory(dir: string, staging: string, logger?: Logger)
     cpSync(migrations, into('service/migrations'), {recursive: true})
     return 'sources'
   }
-  throw new UsageError(`${dir} holds neither dist/service/src/server.js nor service/src/server.ts`, {hint: 'Build the checkout (`npm run build`) or pass a release directory.'})
+  throw new UsageError(`${dir} holds neither dist/service/src/server.js nor service/src/server.ts`, {
+    hint: 'Build the checkout (`npm run build`) or pass a release directory.',
+  })
 }
 
 /**
  * Stages `to` under releases/.staging-*: copied / extracted / archived and compiled, release.json
  * written. Changes nothing the running stack uses.
  */
-export async function stageRelease(settings: Pick<Settings, 'stateDir'>, to: string, options: {logger?: Logger; cwd?: string; now?: Date} = {}): Promise<StagedRelease> {
+export async function stageRelease(
+  settings: Pick<Settings, 'stateDir'>,
+  to: string,
+  options: {logger?: Logger; cwd?: string; now?: Date} = {},
+): Promise<StagedRelease> {
   const source = classifySource(to, options.cwd)
   const dir = releasesDir(settings)
   mkdirSync(dir, {recursive: true})
@@ -198,30 +256,53 @@ export async function stageRelease(settings: Pick<Settings, 'stateDir'>, to: str
       const {run} = await import('../core/proc/exec.js')
       mkdirSync(scratch)
       if (source.kind === 'tarball') {
-        await run('tar', ['-xzf', source.path, '-C', scratch, '--no-same-owner'], {purpose: 'extract the release tarball'})
+        await run('tar', ['-xzf', source.path, '-C', scratch, '--no-same-owner'], {
+          purpose: 'extract the release tarball',
+        })
       } else {
         const root = await projectRoot()
-        const ok = await run('git', ['-C', root, 'rev-parse', '--verify', '--quiet', `${to}^{commit}`]).catch(() => undefined)
+        const ok = await run('git', ['-C', root, 'rev-parse', '--verify', '--quiet', `${to}^{commit}`]).catch(
+          () => undefined,
+        )
         if (!ok) {
-          throw new UsageError(`--to ${to}: not a directory, a tarball, nor a git ref of ${root}`, {hint: 'Pass a release directory, a .tar.gz, or a tag / branch / commit (`git tag` lists the tags).'})
+          throw new UsageError(`--to ${to}: not a directory, a tarball, nor a git ref of ${root}`, {
+            hint: 'Pass a release directory, a .tar.gz, or a tag / branch / commit (`git tag` lists the tags).',
+          })
         }
         const tarFile = join(scratch, '..', `${basename(scratch)}.tar`)
-        await run('git', ['-C', root, 'archive', '--format=tar', `--output=${tarFile}`, to, 'service'], {purpose: 'git archive of the new version'})
+        await run('git', ['-C', root, 'archive', '--format=tar', `--output=${tarFile}`, to, 'service'], {
+          purpose: 'git archive of the new version',
+        })
         await run('tar', ['-xf', tarFile, '-C', scratch], {purpose: 'extract the git archive'})
         rmSync(tarFile, {force: true})
       }
       // A tarball usually wraps everything in one top-level directory.
       const entries = readdirSync(scratch)
-      const base = entries.length === 1 && statSync(join(scratch, entries[0]!)).isDirectory() && !existsSync(join(scratch, 'service')) ? join(scratch, entries[0]!) : scratch
+      const base =
+        entries.length === 1 &&
+        statSync(join(scratch, entries[0]!)).isDirectory() &&
+        !existsSync(join(scratch, 'service'))
+          ? join(scratch, entries[0]!)
+          : scratch
       const inner = await stageFromDirectory(base, staging, options.logger)
       kind = source.kind === 'git' ? 'git' : inner === 'release' ? 'release' : 'tarball'
     }
     const previous = readReleaseInfo(source.kind === 'directory' ? source.path : staging)
-    const version = (kind === 'release' ? previous?.version : undefined) ?? declaredVersion(join(staging, 'service', 'src'))
-    if (!version) throw new UsageError(`cannot tell the version of ${to}: no release.json and no SERVICE_VERSION in service/src/version.js`, {hint: 'Pass a release built by charge-ops or a checkout of the service.'})
-    if (!VERSION_RE.test(version) || version === 'current') throw new UsageError(`the version "${version}" of ${to} is not usable as a release name`, {hint: 'Versions are letters, digits and . _ + -'})
+    const version =
+      (kind === 'release' ? previous?.version : undefined) ?? declaredVersion(join(staging, 'service', 'src'))
+    if (!version)
+      throw new UsageError(
+        `cannot tell the version of ${to}: no release.json and no SERVICE_VERSION in service/src/version.js`,
+        {hint: 'Pass a release built by charge-ops or a checkout of the service.'},
+      )
+    if (!VERSION_RE.test(version) || version === 'current')
+      throw new UsageError(`the version "${version}" of ${to} is not usable as a release name`, {
+        hint: 'Versions are letters, digits and . _ + -',
+      })
     const pkgFile = join(staging, 'package.json')
-    const pkg = existsSync(pkgFile) ? (JSON.parse(readFileSync(pkgFile, 'utf8')) as Record<string, unknown>) : {name: 'charge-analysis-release', private: true}
+    const pkg = existsSync(pkgFile)
+      ? (JSON.parse(readFileSync(pkgFile, 'utf8')) as Record<string, unknown>)
+      : {name: 'charge-analysis-release', private: true}
     writeFileSync(pkgFile, JSON.stringify({...pkg, version, type: 'module'}, null, 2) + '\n')
     const info: ReleaseInfo = {
       version,
@@ -249,7 +330,12 @@ export async function stageRelease(settings: Pick<Settings, 'stateDir'>, to: str
 export function placeRelease(staged: StagedRelease, options: {now?: Date} = {}): {dir: string; reused: boolean} {
   if (!existsSync(staged.stagingDir)) {
     if (readReleaseInfo(staged.finalDir)?.sha256 === staged.info.sha256) return {dir: staged.finalDir, reused: true}
-    throw new CliError('RELEASE_STAGING_MISSING', ExitCode.findings, `the staged release ${staged.stagingDir} is gone`, {hint: 'Rerun the upgrade.'})
+    throw new CliError(
+      'RELEASE_STAGING_MISSING',
+      ExitCode.findings,
+      `the staged release ${staged.stagingDir} is gone`,
+      {hint: 'Rerun the upgrade.'},
+    )
   }
   if (existsSync(staged.finalDir)) {
     if (readReleaseInfo(staged.finalDir)?.sha256 === staged.info.sha256) {
@@ -296,7 +382,9 @@ export interface InstallResult {
  * charge-ops' dependencies, already installed and tested together.
  */
 export async function installDependencies(releaseDir: string, options: {logger?: Logger} = {}): Promise<InstallResult> {
-  const pkg = JSON.parse(readFileSync(join(releaseDir, 'package.json'), 'utf8')) as {dependencies?: Record<string, string>}
+  const pkg = JSON.parse(readFileSync(join(releaseDir, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>
+  }
   const link = join(releaseDir, 'node_modules')
   const deps = Object.keys(pkg.dependencies ?? {})
   if (deps.length > 0) {
@@ -304,11 +392,15 @@ export async function installDependencies(releaseDir: string, options: {logger?:
     const lock = existsSync(join(releaseDir, 'package-lock.json'))
     if (isLink(link)) rmSync(link)
     options.logger?.info(`installing ${deps.length} dependencies with npm ${lock ? 'ci' : 'install'} --omit=dev`)
-    await run('npm', [lock ? 'ci' : 'install', '--omit=dev', '--no-audit', '--no-fund'], {cwd: releaseDir, purpose: 'install the release dependencies (npm)'})
+    await run('npm', [lock ? 'ci' : 'install', '--omit=dev', '--no-audit', '--no-fund'], {
+      cwd: releaseDir,
+      purpose: 'install the release dependencies (npm)',
+    })
     return {mode: 'npm-ci', detail: `${deps.length} dependencies installed`}
   }
   const target = join(await projectRoot(), 'node_modules')
-  if (isLink(link) && resolve(dirname(link), readlinkSync(link)) === target) return {mode: 'linked', detail: `node_modules → ${target}`}
+  if (isLink(link) && resolve(dirname(link), readlinkSync(link)) === target)
+    return {mode: 'linked', detail: `node_modules → ${target}`}
   const temp = `${link}.${process.pid}.tmp`
   rmSync(temp, {force: true})
   symlinkSync(target, temp)

@@ -31,7 +31,9 @@ export function renderHistory(upgrades: UpgradeJournal[]): string {
       u.to.version,
       `${u.from.schemaHead ?? 'none'} → ${u.to.schemaHead ?? u.from.schemaHead ?? 'none'}`,
       seconds(u.durationMs),
-      u.status + (u.rollback?.method && u.status === 'rolled-back' ? ` (${u.rollback.method})` : '') + (u.interrupted ? ' [interrupted]' : ''),
+      u.status +
+        (u.rollback?.method && u.status === 'rolled-back' ? ` (${u.rollback.method})` : '') +
+        (u.interrupted ? ' [interrupted]' : ''),
       u.failure?.step ?? '',
     ]),
   )
@@ -46,7 +48,10 @@ export function renderRehearsal(r: RehearsalResult): string {
     `  start        ${seconds(r.startMs)}`,
   ]
   if (r.health) lines.push(`  health       ${r.health.status}, version ${r.health.version}, ${r.health.smoke}`)
-  if (r.ok) lines.push(`expected downtime ≈ ${seconds(r.expectedDowntimeMs)} (worker drain ≤ stop timeout + migrations + start); schema → ${r.to.schemaHead ?? 'none'}`)
+  if (r.ok)
+    lines.push(
+      `expected downtime ≈ ${seconds(r.expectedDowntimeMs)} (worker drain ≤ stop timeout + migrations + start); schema → ${r.to.schemaHead ?? 'none'}`,
+    )
   else lines.push(`REHEARSAL FAILED at ${r.failure?.step}: ${r.failure?.error}`)
   return lines.join('\n')
 }

@@ -13,7 +13,10 @@ import type {CommandPlan, PlannedCommand, PlanStep} from './plans.js'
 
 export async function buildPlan(options: UpgradeOptions & {target: 'compose' | 'k8s'}): Promise<CommandPlan> {
   const {composePlan, k8sPlan} = await import('./plans.js')
-  if (!options.to) throw new UsageError('--to is required: the image tag to upgrade to', {hint: 'e.g. `charge-ops upgrade --target compose --to 1.4.0`.'})
+  if (!options.to)
+    throw new UsageError('--to is required: the image tag to upgrade to', {
+      hint: 'e.g. `charge-ops upgrade --target compose --to 1.4.0`.',
+    })
   const chargeOps = ['charge-ops']
   const appUrl = options.appUrl ?? defaultAppUrl(options.settings.backendEnv.ALLOWED_ORIGINS)
   if (options.target === 'compose') {
@@ -59,7 +62,9 @@ export function composeVersion(envFile: string | undefined): string | null {
 function recordComposeVersion(envFile: string | undefined, version: string): void {
   if (!envFile || !existsSync(envFile)) return
   const text = readFileSync(envFile, 'utf8')
-  const next = /^CHARGE_OPS_VERSION=.*$/m.test(text) ? text.replace(/^CHARGE_OPS_VERSION=.*$/m, `CHARGE_OPS_VERSION=${version}`) : `${text.replace(/\n?$/, '\n')}CHARGE_OPS_VERSION=${version}\n`
+  const next = /^CHARGE_OPS_VERSION=.*$/m.test(text)
+    ? text.replace(/^CHARGE_OPS_VERSION=.*$/m, `CHARGE_OPS_VERSION=${version}`)
+    : `${text.replace(/\n?$/, '\n')}CHARGE_OPS_VERSION=${version}\n`
   // the .env holds secrets: its mode and owner stay as they were (0600 if it vanished meanwhile)
   writeFileAtomicSync(envFile, next, {mode: 0o600, keepExisting: true})
 }
@@ -81,16 +86,24 @@ async function execute(c: PlannedCommand, logger: UpgradeOptions['logger']): Pro
   const {run} = await import('../core/proc/exec.js')
   const {shellQuote, composeHealth} = await import('./plans.js')
   logger.info(`$ ${shellQuote([c.file, ...c.args])}`)
-  const result = await run(c.file, c.args, {purpose: c.purpose, ...(c.env ? {env: c.env} : {})}).catch((error: unknown) => {
-    // charge-ops … --json reports its error on stdout: name it, not just "exited with code 1"
-    const stdout = (error as {cause?: {stdout?: unknown}}).cause?.stdout
-    const reported = typeof stdout === 'string' ? /"message":\s*"((?:[^"\\]|\\.)*)"/.exec(stdout)?.[1] : undefined
-    if (reported && error instanceof Error) error.message = `${error.message}: ${JSON.parse(`"${reported}"`) as string}`
-    throw error
-  })
+  const result = await run(c.file, c.args, {purpose: c.purpose, ...(c.env ? {env: c.env} : {})}).catch(
+    (error: unknown) => {
+      // charge-ops … --json reports its error on stdout: name it, not just "exited with code 1"
+      const stdout = (error as {cause?: {stdout?: unknown}}).cause?.stdout
+      const reported = typeof stdout === 'string' ? /"message":\s*"((?:[^"\\]|\\.)*)"/.exec(stdout)?.[1] : undefined
+      if (reported && error instanceof Error)
+        error.message = `${error.message}: ${JSON.parse(`"${reported}"`) as string}`
+      throw error
+    },
+  )
   if (c.check === 'compose-health') {
     const health = composeHealth(result.stdout)
-    if (!health.ok) throw new CliError('UPGRADE_VERIFY_FAILED', ExitCode.findings, `containers not healthy: ${health.problems.join(', ')}`)
+    if (!health.ok)
+      throw new CliError(
+        'UPGRADE_VERIFY_FAILED',
+        ExitCode.findings,
+        `containers not healthy: ${health.problems.join(', ')}`,
+      )
   }
   return result.stdout
 }
@@ -107,20 +120,33 @@ export function backupIdOf(stdout: string): string | undefined {
 }
 
 /** The schema head before the upgrade replaces the `<previous head>` placeholder when the database is reachable. */
-async function withPreviousHead(plan: CommandPlan, options: UpgradeOptions): Promise<{plan: CommandPlan; head?: string | null}> {
+async function withPreviousHead(
+  plan: CommandPlan,
+  options: UpgradeOptions,
+): Promise<{plan: CommandPlan; head?: string | null}> {
   const url = schemaUrl(options)
   if (!url) return {plan}
   const {readSchemaHead} = await import('./database.js')
   const head = await readSchemaHead(url).catch(() => undefined)
   if (head === undefined) return {plan}
-  const fill = (c: PlannedCommand): PlannedCommand => ({...c, args: c.args.map((a) => (a === '<previous head>' ? (head ?? '0') : a))})
-  return {plan: {...plan, steps: plan.steps.map((s) => ({...s, commands: s.commands.map(fill), undo: s.undo.map(fill)}))}, head}
+  const fill = (c: PlannedCommand): PlannedCommand => ({
+    ...c,
+    args: c.args.map((a) => (a === '<previous head>' ? (head ?? '0') : a)),
+  })
+  return {
+    plan: {...plan, steps: plan.steps.map((s) => ({...s, commands: s.commands.map(fill), undo: s.undo.map(fill)}))},
+    head,
+  }
 }
 
 function schemaUrl(options: UpgradeOptions): string | undefined {
   // the .env's MIGRATION_DATABASE_URL (on a compose host mapped to the published port, like DATABASE_URL)
   const fromEnvFile = (options.settings.backendEnv as Record<string, unknown>).MIGRATION_DATABASE_URL
-  return process.env.MIGRATION_DATABASE_URL || (typeof fromEnvFile === 'string' ? fromEnvFile : undefined) || options.settings.databaseUrl
+  return (
+    process.env.MIGRATION_DATABASE_URL ||
+    (typeof fromEnvFile === 'string' ? fromEnvFile : undefined) ||
+    options.settings.databaseUrl
+  )
 }
 
 async function requireBinary(target: 'compose' | 'k8s'): Promise<void> {
@@ -133,7 +159,11 @@ async function requireBinary(target: 'compose' | 'k8s'): Promise<void> {
   try {
     await run('docker', ['compose', 'version'])
   } catch (error) {
-    throw new UnreachableError('docker is installed but its compose plugin is not (`docker compose version` failed)', {code: 'TOOL_MISSING', hint: 'Install it: apt-get install -y docker-compose-plugin (Docker\'s apt repository), then rerun.', cause: error})
+    throw new UnreachableError('docker is installed but its compose plugin is not (`docker compose version` failed)', {
+      code: 'TOOL_MISSING',
+      hint: "Install it: apt-get install -y docker-compose-plugin (Docker's apt repository), then rerun.",
+      cause: error,
+    })
   }
 }
 
@@ -151,8 +181,18 @@ export async function runPlanTarget(options: UpgradeOptions & {target: 'compose'
   const previous = readJournal(options.settings)
   const store = new JournalStore(options.settings, undefined, options.logger)
   if (isUnfinished(previous)) {
-    if (previous.target === 'local') throw new UsageError(`an interrupted local upgrade ${previous.id} (${previous.from.version ?? '?'} → ${previous.to.version}) is recorded`, {hint: 'Finish or roll it back first: charge-ops upgrade --target local --yes'})
-    if (options.dryRun) return {outcome: 'dry-run', target: previous.target, journal: previous, message: `an interrupted upgrade ${previous.id} (${previous.from.version ?? '?'} → ${previous.to.version}) would be ${previous.steps.every((r) => r.status === 'done') ? 'finished' : 'rolled back'} first`}
+    if (previous.target === 'local')
+      throw new UsageError(
+        `an interrupted local upgrade ${previous.id} (${previous.from.version ?? '?'} → ${previous.to.version}) is recorded`,
+        {hint: 'Finish or roll it back first: charge-ops upgrade --target local --yes'},
+      )
+    if (options.dryRun)
+      return {
+        outcome: 'dry-run',
+        target: previous.target,
+        journal: previous,
+        message: `an interrupted upgrade ${previous.id} (${previous.from.version ?? '?'} → ${previous.to.version}) would be ${previous.steps.every((r) => r.status === 'done') ? 'finished' : 'rolled back'} first`,
+      }
     await requireBinary(previous.target)
     const release = await lockUpgrade(options, `upgrade (resume ${previous.id})`)
     try {
@@ -163,7 +203,12 @@ export async function runPlanTarget(options: UpgradeOptions & {target: 'compose'
   }
   const {plan, head: headBefore} = await withPreviousHead(await buildPlan(options), options)
   if (options.dryRun) {
-    return {outcome: 'dry-run', target: options.target, commandPlan: plan, message: `dry run: ${plan.steps.reduce((n, s) => n + s.commands.length, 0)} commands for the ${plan.target} target; nothing was run`}
+    return {
+      outcome: 'dry-run',
+      target: options.target,
+      commandPlan: plan,
+      message: `dry run: ${plan.steps.reduce((n, s) => n + s.commands.length, 0)} commands for the ${plan.target} target; nothing was run`,
+    }
   }
   // The binary must exist before anything changes (exit 5 with the install hint otherwise).
   await requireBinary(options.target)
@@ -175,7 +220,15 @@ export async function runPlanTarget(options: UpgradeOptions & {target: 'compose'
     const journal = newJournal({
       stack: options.settings.stack,
       target: options.target,
-      from: {version: options.target === 'compose' ? composeVersion(options.settings.envFilePath) : null, release: null, schemaHead: headBefore ?? null, schemaHeadUnknown: headBefore === undefined, migrationsDir: '', serviceRunning: true, maintenanceWasOn: false},
+      from: {
+        version: options.target === 'compose' ? composeVersion(options.settings.envFilePath) : null,
+        release: null,
+        schemaHead: headBefore ?? null,
+        schemaHeadUnknown: headBefore === undefined,
+        migrationsDir: '',
+        serviceRunning: true,
+        maintenanceWasOn: false,
+      },
       to: {source: options.to!, version: plan.version, release: '', schemaHead: null, migrationsDir: ''},
       configHash: configHash(options.settings),
       steps: plan.steps.map((s) => s.step),
@@ -193,22 +246,24 @@ export async function runPlanTarget(options: UpgradeOptions & {target: 'compose'
     const {runJournalledStep} = await import('./journal.js')
     try {
       await runSteps(
-        journal.steps.filter((r) => r.status === 'pending').map((record) => ({
-          title: record.title,
-          run: async () => {
-            const step = record.data.planStep as PlanStep
-            await runJournalledStep(journal, record, store, async () => {
-              for (const c of step.commands) {
-                const stdout = await execute(c, options.logger)
-                if (step.step === 'backup' && c.args.includes('all')) {
-                  journal.backupId = backupIdOf(stdout)
-                  await store.save(journal)
+        journal.steps
+          .filter((r) => r.status === 'pending')
+          .map((record) => ({
+            title: record.title,
+            run: async () => {
+              const step = record.data.planStep as PlanStep
+              await runJournalledStep(journal, record, store, async () => {
+                for (const c of step.commands) {
+                  const stdout = await execute(c, options.logger)
+                  if (step.step === 'backup' && c.args.includes('all')) {
+                    journal.backupId = backupIdOf(stdout)
+                    await store.save(journal)
+                  }
                 }
-              }
-            })
-            await faultPoint(`upgrade.plan.after-${step.step}`)
-          },
-        })),
+              })
+              await faultPoint(`upgrade.plan.after-${step.step}`)
+            },
+          })),
         {tty: Boolean(options.tty), logger: options.logger},
       )
     } catch (error) {
@@ -224,10 +279,18 @@ export async function runPlanTarget(options: UpgradeOptions & {target: 'compose'
 async function lockUpgrade(options: UpgradeOptions, command: string): Promise<() => Promise<void>> {
   const {openConfiguredRepository} = await import('../repository/open.js')
   const {acquireLock} = await import('../repository/lock.js')
-  return acquireLock(await openConfiguredRepository(options.settings), options.settings.stack, {command, name: 'upgrade'})
+  return acquireLock(await openConfiguredRepository(options.settings), options.settings.stack, {
+    command,
+    name: 'upgrade',
+  })
 }
 
-async function finishPlan(journal: UpgradeJournal, store: JournalStore, options: UpgradeOptions, outcome: 'succeeded' | 'finished-interrupted'): Promise<UpgradeResult> {
+async function finishPlan(
+  journal: UpgradeJournal,
+  store: JournalStore,
+  options: UpgradeOptions,
+  outcome: 'succeeded' | 'finished-interrupted',
+): Promise<UpgradeResult> {
   if (journal.target === 'compose') recordComposeVersion(options.settings.envFilePath, journal.to.version)
   journal.status = 'succeeded'
   journal.finishedAt = new Date().toISOString()
@@ -243,20 +306,39 @@ async function finishPlan(journal: UpgradeJournal, store: JournalStore, options:
   }
 }
 
-const planOf = (journal: UpgradeJournal): CommandPlan => ({target: journal.target as 'compose' | 'k8s', version: journal.to.version, steps: journal.steps.map((r) => r.data.planStep as PlanStep)})
+const planOf = (journal: UpgradeJournal): CommandPlan => ({
+  target: journal.target as 'compose' | 'k8s',
+  version: journal.to.version,
+  steps: journal.steps.map((r) => r.data.planStep as PlanStep),
+})
 
 /** A killed compose / k8s upgrade: finished forward when every step had completed, else rolled back from its journal. */
-async function resumePlan(journal: UpgradeJournal, store: JournalStore, options: UpgradeOptions): Promise<UpgradeResult> {
+async function resumePlan(
+  journal: UpgradeJournal,
+  store: JournalStore,
+  options: UpgradeOptions,
+): Promise<UpgradeResult> {
   const atStep = journal.steps.find((r) => r.status === 'running' || r.status === 'failed')?.name
-  options.logger.warn(`found an interrupted upgrade ${journal.id} (${journal.target}, ${journal.from.version ?? '?'} → ${journal.to.version}, started ${journal.startedAt} by pid ${journal.pid} on ${journal.host}, ${journal.status}${atStep ? ` at step ${atStep}` : ''})`)
+  options.logger.warn(
+    `found an interrupted upgrade ${journal.id} (${journal.target}, ${journal.from.version ?? '?'} → ${journal.to.version}, started ${journal.startedAt} by pid ${journal.pid} on ${journal.host}, ${journal.status}${atStep ? ` at step ${atStep}` : ''})`,
+  )
   const {hostname} = await import('node:os')
-  if (journal.host !== hostname()) throw new CliError('UPGRADE_OTHER_HOST', ExitCode.locked, `the interrupted upgrade ${journal.id} ran on ${journal.host}`, {hint: 'Resume it on that host, or remove the journal file after checking the stack by hand.'})
+  if (journal.host !== hostname())
+    throw new CliError(
+      'UPGRADE_OTHER_HOST',
+      ExitCode.locked,
+      `the interrupted upgrade ${journal.id} ran on ${journal.host}`,
+      {hint: 'Resume it on that host, or remove the journal file after checking the stack by hand.'},
+    )
   journal.interrupted = {detectedAt: new Date().toISOString(), byPid: process.pid, atStep}
   if (journal.status === 'running' && journal.steps.every((r) => r.status === 'done')) {
     options.logger.info('it had passed verify: finishing it (the version recorded, journal closed)')
     return finishPlan(journal, store, options, 'finished-interrupted')
   }
-  journal.failure ??= {step: atStep ?? 'resume', error: `interrupted (the upgrade process ${journal.pid} stopped${atStep ? ` during step ${atStep}` : ''})`}
+  journal.failure ??= {
+    step: atStep ?? 'resume',
+    error: `interrupted (the upgrade process ${journal.pid} stopped${atStep ? ` during step ${atStep}` : ''})`,
+  }
   return rollbackPlan(journal, store, options, new Error(journal.failure.error), true)
 }
 
@@ -264,11 +346,19 @@ async function resumePlan(journal: UpgradeJournal, store: JournalStore, options:
  * The undo commands of every started step, in reverse, each step's outcome journalled; then exit 6
  * (rolled back) or, when an undo failed, exit 1 UPGRADE_ROLLBACK_FAILED naming the backup.
  */
-async function rollbackPlan(journal: UpgradeJournal, store: JournalStore, options: UpgradeOptions, error: unknown, resumed: boolean): Promise<never> {
+async function rollbackPlan(
+  journal: UpgradeJournal,
+  store: JournalStore,
+  options: UpgradeOptions,
+  error: unknown,
+  resumed: boolean,
+): Promise<never> {
   const {STEP1_BACKUP} = await import('./plans.js')
   const failed = [...journal.steps].reverse().find((r) => r.status === 'running' || r.status === 'failed')
   // a run killed between two steps: none was running; name where it stopped
-  const lastDone = [...journal.steps].reverse().find((r) => r.status === 'done' && (r.data.planStep as PlanStep).commands.length > 0)
+  const lastDone = [...journal.steps]
+    .reverse()
+    .find((r) => r.status === 'done' && (r.data.planStep as PlanStep).commands.length > 0)
   const failedAt = failed?.title ?? (lastDone ? `the step after "${lastDone.title}"` : 'its start')
   journal.status = 'rolling-back'
   journal.rollback = {...journal.rollback, startedAt: journal.rollback?.startedAt ?? new Date().toISOString(), resumed}
@@ -290,7 +380,9 @@ async function rollbackPlan(journal: UpgradeJournal, store: JournalStore, option
           continue
         }
         if (!backupId) {
-          rollbackFailures.push(`the schema head moved (${journal.from.schemaHead ?? 'none'} → ${now ?? '?'}) and step 1's backup id is unknown`)
+          rollbackFailures.push(
+            `the schema head moved (${journal.from.schemaHead ?? 'none'} → ${now ?? '?'}) and step 1's backup id is unknown`,
+          )
           continue
         }
         journal.rollback = {...journal.rollback!, method: 'restore'}
@@ -314,9 +406,19 @@ async function rollbackPlan(journal: UpgradeJournal, store: JournalStore, option
     journal.status = 'rollback-failed'
     journal.rollback.error = rollbackFailures.join('; ')
     await store.save(journal)
-    throw new CliError('UPGRADE_ROLLBACK_FAILED', ExitCode.findings, `${what}; the rollback did not complete: ${rollbackFailures.join('; ')}`, {hint: `The pre-upgrade backup is ${backupId ?? 'the newest `backup all`'} (charge-ops restore db <id> --clean --yes); start the previous images with CHARGE_OPS_VERSION=<previous> docker compose up -d --wait.`, data: {commandPlan: plan, backupId, journal}})
+    throw new CliError(
+      'UPGRADE_ROLLBACK_FAILED',
+      ExitCode.findings,
+      `${what}; the rollback did not complete: ${rollbackFailures.join('; ')}`,
+      {
+        hint: `The pre-upgrade backup is ${backupId ?? 'the newest `backup all`'} (charge-ops restore db <id> --clean --yes); start the previous images with CHARGE_OPS_VERSION=<previous> docker compose up -d --wait.`,
+        data: {commandPlan: plan, backupId, journal},
+      },
+    )
   }
   journal.status = 'rolled-back'
   await store.save(journal)
-  throw new RolledBackError(`${what} — rolled back${backupId ? ` (pre-upgrade backup ${backupId})` : ''}`, {data: {commandPlan: plan, backupId, journal}})
+  throw new RolledBackError(`${what} — rolled back${backupId ? ` (pre-upgrade backup ${backupId})` : ''}`, {
+    data: {commandPlan: plan, backupId, journal},
+  })
 }

@@ -24,7 +24,15 @@ export interface UpgradeOptions {
   /** asked before changing anything (the command's --yes / prompt) */
   confirm?: (question: string) => Promise<void>
   compose?: {file?: string; project?: string; image?: string; backendService?: string; workerService?: string}
-  k8s?: {namespace?: string; image?: string; deployment?: string; container?: string; workerDeployment?: string; manifests?: string; rolloutTimeout?: string}
+  k8s?: {
+    namespace?: string
+    image?: string
+    deployment?: string
+    container?: string
+    workerDeployment?: string
+    manifests?: string
+    rolloutTimeout?: string
+  }
   /** compose / k8s: the web UI's public URL for verify's `curl -f` (default: the first ALLOWED_ORIGINS of the backend .env) */
   appUrl?: string
   now?: () => Date

@@ -14,7 +14,14 @@ import {dirname, isAbsolute, join} from 'node:path'
 import {UsageError} from '../errors.js'
 import {ObjectExistsError, ObjectNotFoundError, type RepositoryStorage} from '../repository/storage.js'
 import {decodeWal, encodeWalFile, extensionOf, readEnvelope, type WalCompression} from './codec.js'
-import {hex8, parseWalFileName, readSegmentHeader, segmentName, systemIdentifierFromPgControl, type WalFileName} from './names.js'
+import {
+  hex8,
+  parseWalFileName,
+  readSegmentHeader,
+  segmentName,
+  systemIdentifierFromPgControl,
+  type WalFileName,
+} from './names.js'
 import {judgeTimelineSwitchSegment} from './timeline-switch.js'
 
 export interface ClusterIdentity {
@@ -55,7 +62,10 @@ export class ClusterMismatchError extends UsageError {
   }
 }
 
-export async function readClusterIdentity(storage: RepositoryStorage, stack: string): Promise<ClusterIdentity | undefined> {
+export async function readClusterIdentity(
+  storage: RepositoryStorage,
+  stack: string,
+): Promise<ClusterIdentity | undefined> {
   try {
     return JSON.parse((await storage.getBytes(clusterKey(stack))).toString()) as ClusterIdentity
   } catch (error) {
@@ -68,7 +78,12 @@ export async function readClusterIdentity(storage: RepositoryStorage, stack: str
  * Records the cluster at first use and refuses another one afterwards. Two racing first pushes
  * cannot both win: the no-overwrite put decides, and the loser re-reads and compares.
  */
-export async function ensureClusterIdentity(storage: RepositoryStorage, stack: string, found: ClusterIdentity, what: string): Promise<ClusterIdentity> {
+export async function ensureClusterIdentity(
+  storage: RepositoryStorage,
+  stack: string,
+  found: ClusterIdentity,
+  what: string,
+): Promise<ClusterIdentity> {
   let stored = await readClusterIdentity(storage, stack)
   if (!stored) {
     const record: ClusterIdentity = {...found, firstPushAt: new Date().toISOString()}
@@ -80,7 +95,10 @@ export async function ensureClusterIdentity(storage: RepositoryStorage, stack: s
       stored = (await readClusterIdentity(storage, stack))!
     }
   }
-  if (stored.systemIdentifier !== found.systemIdentifier || (stored.postgresMajor && found.postgresMajor && stored.postgresMajor !== found.postgresMajor)) {
+  if (
+    stored.systemIdentifier !== found.systemIdentifier ||
+    (stored.postgresMajor && found.postgresMajor && stored.postgresMajor !== found.postgresMajor)
+  ) {
     throw new ClusterMismatchError(stored, found, what, storage.location)
   }
   return stored
@@ -91,7 +109,10 @@ export async function dataDirIdentity(dataDir: string): Promise<ClusterIdentity 
   try {
     const control = await readFile(join(dataDir, 'global', 'pg_control'))
     const version = await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '')
-    return {systemIdentifier: systemIdentifierFromPgControl(control), postgresMajor: Number(version.trim()) || undefined}
+    return {
+      systemIdentifier: systemIdentifierFromPgControl(control),
+      postgresMajor: Number(version.trim()) || undefined,
+    }
   } catch {
     return undefined
   }
@@ -162,24 +183,42 @@ async function pushWalUnchecked(options: PushOptions): Promise<PushResult> {
       await handle.close()
     }
   } catch (error) {
-    throw new UsageError(`cannot read ${fullPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {code: 'WAL_UNREADABLE', hint: 'archive_command gets %p relative to the data directory; run it from there.'})
+    throw new UsageError(
+      `cannot read ${fullPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      {code: 'WAL_UNREADABLE', hint: 'archive_command gets %p relative to the data directory; run it from there.'},
+    )
   }
 
   let identity: ClusterIdentity | undefined
   if (file.kind === 'segment' || file.kind === 'partial') {
     const header = readSegmentHeader(firstPage)
-    if (!header) throw new UsageError(`${name} does not start with a WAL segment header: not a WAL segment`, {code: 'WAL_NOT_A_SEGMENT'})
-    if (header.timeline !== file.timeline && file.kind === 'segment') await assertTimelineSwitchSegment(storage, stack, fullPath, file)
+    if (!header)
+      throw new UsageError(`${name} does not start with a WAL segment header: not a WAL segment`, {
+        code: 'WAL_NOT_A_SEGMENT',
+      })
+    if (header.timeline !== file.timeline && file.kind === 'segment')
+      await assertTimelineSwitchSegment(storage, stack, fullPath, file)
     identity = {systemIdentifier: header.systemIdentifier, postgresMajor: header.postgresMajor}
   } else {
     identity = await dataDirIdentity(options.dataDir ?? process.cwd())
   }
   const [encoded] = await Promise.all([
     encodeWalFile(fullPath, name, options.compression ?? 'zstd'),
-    identity ? ensureClusterIdentity(storage, stack, {...identity, firstPushedFile: name}, `WAL file ${name}`) : undefined,
+    identity
+      ? ensureClusterIdentity(storage, stack, {...identity, firstPushedFile: name}, `WAL file ${name}`)
+      : undefined,
   ])
   const key = walObjectKey(stack, file, encoded.compression)
-  const result: PushResult = {file: name, key, timeline: file.timeline, bytes: encoded.envelope.size, storedBytes: encoded.body.length, sha256: encoded.envelope.sha256, alreadyArchived: false, compression: encoded.compression}
+  const result: PushResult = {
+    file: name,
+    key,
+    timeline: file.timeline,
+    bytes: encoded.envelope.size,
+    storedBytes: encoded.body.length,
+    sha256: encoded.envelope.sha256,
+    alreadyArchived: false,
+    compression: encoded.compression,
+  }
   // The same file may already be there under the other compression's extension.
   const other = walObjectKey(stack, file, encoded.compression === 'zstd' ? 'gzip' : 'zstd')
   const existingOther = await storage.exists(other)
@@ -196,11 +235,14 @@ async function pushWalUnchecked(options: PushOptions): Promise<PushResult> {
   if (existing && existing.sha256 === encoded.envelope.sha256 && existing.size === encoded.envelope.size) {
     return {...result, key: existingKey, alreadyArchived: true}
   }
-  throw new UsageError(`${name} is already archived with different content (stored sha256 ${existing?.sha256.slice(0, 12) ?? 'unreadable'}…, this one ${encoded.envelope.sha256.slice(0, 12)}…); refusing to overwrite`, {
-    code: 'WAL_CONFLICT',
-    hint: 'Two clusters archive into the same stack, or the archive was restored from elsewhere. Point this cluster at its own --stack; never delete archived WAL to make this go away.',
-    data: {key: existingKey},
-  })
+  throw new UsageError(
+    `${name} is already archived with different content (stored sha256 ${existing?.sha256.slice(0, 12) ?? 'unreadable'}…, this one ${encoded.envelope.sha256.slice(0, 12)}…); refusing to overwrite`,
+    {
+      code: 'WAL_CONFLICT',
+      hint: 'Two clusters archive into the same stack, or the archive was restored from elsewhere. Point this cluster at its own --stack; never delete archived WAL to make this go away.',
+      data: {key: existingKey},
+    },
+  )
 }
 
 /**
@@ -209,24 +251,42 @@ async function pushWalUnchecked(options: PushOptions): Promise<PushResult> {
  * judged with the timeline's history file: from pg_wal beside the segment (PostgreSQL writes it
  * at promotion, before the segment), else from the archive.
  */
-async function assertTimelineSwitchSegment(storage: RepositoryStorage, stack: string, fullPath: string, file: WalFileName): Promise<void> {
+async function assertTimelineSwitchSegment(
+  storage: RepositoryStorage,
+  stack: string,
+  fullPath: string,
+  file: WalFileName,
+): Promise<void> {
   const historyName = `${hex8(file.timeline)}.history`
   const historyText =
-    (await readFile(join(dirname(fullPath), historyName), 'utf8').catch(() => undefined)) ?? (await readWal(storage, stack, historyName))?.data.toString()
+    (await readFile(join(dirname(fullPath), historyName), 'utf8').catch(() => undefined)) ??
+    (await readWal(storage, stack, historyName))?.data.toString()
   const refuse = (reason: string) =>
-    new UsageError(`${file.name} holds pages of another timeline than its name says (${file.timeline}), and is not the first segment of that timeline: ${reason}`, {
-      code: 'WAL_NAME_MISMATCH',
-      hint: 'Only the segment in which a timeline began may start with its parent timeline\'s pages. Nothing was written.',
-    })
+    new UsageError(
+      `${file.name} holds pages of another timeline than its name says (${file.timeline}), and is not the first segment of that timeline: ${reason}`,
+      {
+        code: 'WAL_NAME_MISMATCH',
+        hint: "Only the segment in which a timeline began may start with its parent timeline's pages. Nothing was written.",
+      },
+    )
   if (historyText === undefined) throw refuse(`${historyName} is neither in pg_wal nor in the archive`)
-  const verdict = judgeTimelineSwitchSegment(await readFile(fullPath), {timeline: file.timeline, segno: file.segno!}, historyText)
+  const verdict = judgeTimelineSwitchSegment(
+    await readFile(fullPath),
+    {timeline: file.timeline, segno: file.segno!},
+    historyText,
+  )
   if (!verdict.ok) throw refuse(verdict.reason!)
 }
 
 /** Where `wal fetch` found the file, or why it could not. */
-export type FetchOutcome = {status: 'restored'; file: string; key: string; bytes: number} | {status: 'missing'; file: string}
+export type FetchOutcome =
+  {status: 'restored'; file: string; key: string; bytes: number} | {status: 'missing'; file: string}
 
-export async function findWalObject(storage: RepositoryStorage, stack: string, file: WalFileName): Promise<string | undefined> {
+export async function findWalObject(
+  storage: RepositoryStorage,
+  stack: string,
+  file: WalFileName,
+): Promise<string | undefined> {
   for (const compression of ['zstd', 'gzip'] as const) {
     const key = walObjectKey(stack, file, compression)
     if (await storage.exists(key)) return key
@@ -235,7 +295,11 @@ export async function findWalObject(storage: RepositoryStorage, stack: string, f
 }
 
 /** Reads, decompresses and verifies one archived file (throws WalIntegrityError on damage). */
-export async function readWal(storage: RepositoryStorage, stack: string, name: string): Promise<{data: Buffer; key: string} | undefined> {
+export async function readWal(
+  storage: RepositoryStorage,
+  stack: string,
+  name: string,
+): Promise<{data: Buffer; key: string} | undefined> {
   const file = requireWalName(name)
   const key = await findWalObject(storage, stack, file)
   if (!key) return undefined
@@ -261,7 +325,10 @@ export interface ArchivedFile extends WalFileName {
 export async function listArchive(storage: RepositoryStorage, stack: string): Promise<ArchivedFile[]> {
   const out: ArchivedFile[] = []
   for (const object of await storage.list(walPrefix(stack))) {
-    const base = object.key.split('/').pop()!.replace(/\.(zst|gz)$/, '')
+    const base = object.key
+      .split('/')
+      .pop()!
+      .replace(/\.(zst|gz)$/, '')
     const parsed = parseWalFileName(base)
     if (parsed) out.push({...parsed, key: object.key, size: object.size, mtime: object.mtime})
   }

@@ -30,7 +30,18 @@ import type {RepositoryStorage} from '../repository/storage.js'
 import {pushWal, requireWalName, type PushResult} from './archive.js'
 import {sha256File, type WalCompression} from './codec.js'
 import {parseWalFileName} from './names.js'
-import {claimPush, cleanPushSpool, pushClaimHolder, pushWorkerPid, readPushRecord, releasePushClaim, removePushRecord, spoolDir, writePushRecord, type PushRecord} from './spool.js'
+import {
+  claimPush,
+  cleanPushSpool,
+  pushClaimHolder,
+  pushWorkerPid,
+  readPushRecord,
+  releasePushClaim,
+  removePushRecord,
+  spoolDir,
+  writePushRecord,
+  type PushRecord,
+} from './spool.js'
 
 export interface AsyncPushOptions {
   storage: RepositoryStorage
@@ -72,7 +83,8 @@ export async function pushWalAsync(options: AsyncPushOptions): Promise<AsyncPush
     if (!record) return undefined
     const now = await sha256File(fullPath).catch(() => undefined)
     await removePushRecord(dir, name)
-    if (now && now.sha256 === record.sha256 && now.size === record.size) return {file: name, key: record.key, fromSpool: true, pushedAhead: [], failedAhead: []}
+    if (now && now.sha256 === record.sha256 && now.size === record.size)
+      return {file: name, key: record.key, fromSpool: true, pushedAhead: [], failedAhead: []}
     return undefined
   }
   if (file.kind === 'segment') {
@@ -80,16 +92,34 @@ export async function pushWalAsync(options: AsyncPushOptions): Promise<AsyncPush
     if (recorded) return recorded
   }
 
-  if (file.kind === 'segment' && existsSync('postmaster.pid')) return pushBesideWorker(options, {name, fullPath, walDir, dir, fromRecord})
+  if (file.kind === 'segment' && existsSync('postmaster.pid'))
+    return pushBesideWorker(options, {name, fullPath, walDir, dir, fromRecord})
 
   const recorded = new Set(await readdir(dir).catch(() => [] as string[]))
-  const ahead = (await readySegments(walDir, name, aheadLimit(options.processMax) + recorded.size)).filter((segment) => !recorded.has(`${segment}.ok`)).slice(0, aheadLimit(options.processMax))
+  const ahead = (await readySegments(walDir, name, aheadLimit(options.processMax) + recorded.size))
+    .filter((segment) => !recorded.has(`${segment}.ok`))
+    .slice(0, aheadLimit(options.processMax))
   const pushedAhead: string[] = []
   const failedAhead: string[] = []
   const pushOne = async (segment: string): Promise<void> => {
     try {
-      const result = await pushWal({storage: options.storage, stack: options.stack, path: join(walDir, segment), compression: options.compression})
-      await writePushRecord(dir, {name: segment, sha256: result.sha256, size: result.bytes, key: result.key, recordedAt: new Date().toISOString()}, join(dirname(options.path), segment))
+      const result = await pushWal({
+        storage: options.storage,
+        stack: options.stack,
+        path: join(walDir, segment),
+        compression: options.compression,
+      })
+      await writePushRecord(
+        dir,
+        {
+          name: segment,
+          sha256: result.sha256,
+          size: result.bytes,
+          key: result.key,
+          recordedAt: new Date().toISOString(),
+        },
+        join(dirname(options.path), segment),
+      )
       pushedAhead.push(segment)
     } catch {
       failedAhead.push(segment)
@@ -104,7 +134,12 @@ export async function pushWalAsync(options: AsyncPushOptions): Promise<AsyncPush
       if (next !== name) await pushOne(next)
       else {
         try {
-          own = await pushWal({storage: options.storage, stack: options.stack, path: fullPath, compression: options.compression})
+          own = await pushWal({
+            storage: options.storage,
+            stack: options.stack,
+            path: fullPath,
+            compression: options.compression,
+          })
         } catch (error) {
           ownError = error
         }
@@ -124,7 +159,13 @@ const CLAIM_WAIT_MS = 120_000
 /** In a server's data directory: push the asked segment (unless the worker is on it), keep the worker running. */
 async function pushBesideWorker(
   options: AsyncPushOptions,
-  asked: {name: string; fullPath: string; walDir: string; dir: string; fromRecord: (record: PushRecord | undefined) => Promise<AsyncPushResult | undefined>},
+  asked: {
+    name: string
+    fullPath: string
+    walDir: string
+    dir: string
+    fromRecord: (record: PushRecord | undefined) => Promise<AsyncPushResult | undefined>
+  },
 ): Promise<AsyncPushResult> {
   const {name, fullPath, walDir, dir} = asked
   const started = ensurePushWorker(options, dir, walDir)
@@ -140,7 +181,12 @@ async function pushBesideWorker(
     // the worker may have finished it between our first look and the claim
     const recorded = await asked.fromRecord(await readPushRecord(dir, name))
     if (recorded) return recorded
-    const own = await pushWal({storage: options.storage, stack: options.stack, path: fullPath, compression: options.compression})
+    const own = await pushWal({
+      storage: options.storage,
+      stack: options.stack,
+      path: fullPath,
+      compression: options.compression,
+    })
     await cleanPushSpool(dir, walDir)
     return {...own, fromSpool: false, pushedAhead: [], failedAhead: [], ...(await started)}
   } finally {
@@ -151,17 +197,37 @@ async function pushBesideWorker(
 /** dist/src/wal/push-ahead-worker.js next to this module (from src/ under vitest: the built one). */
 function pushWorkerEntry(): string {
   const here = fileURLToPath(import.meta.url)
-  return here.endsWith('.ts') ? resolve(dirname(here), '../../dist/src/wal/push-ahead-worker.js') : join(dirname(here), 'push-ahead-worker.js')
+  return here.endsWith('.ts')
+    ? resolve(dirname(here), '../../dist/src/wal/push-ahead-worker.js')
+    : join(dirname(here), 'push-ahead-worker.js')
 }
 
 /** Starts the push-ahead worker of this spool unless one runs; never waits for it. */
-async function ensurePushWorker(options: AsyncPushOptions, dir: string, walDir: string): Promise<{workerProblem?: string}> {
+async function ensurePushWorker(
+  options: AsyncPushOptions,
+  dir: string,
+  walDir: string,
+): Promise<{workerProblem?: string}> {
   if (pushWorkerPid(dir) !== undefined) return {}
   const entry = pushWorkerEntry()
   if (!existsSync(entry)) return {workerProblem: `${entry} is missing (run npm run build)`}
   // relative as PostgreSQL names it (%p from the data directory): the records' `<sha256>  <path>` lines name it
   const relativeWal = isAbsolute(options.path) ? walDir : dirname(options.path)
-  const args = [entry, '--repo', options.repository, '--stack', options.stack, '--dir', dir, '--wal-dir', relativeWal, '--process-max', String(Math.max(1, options.processMax)), '--compression', options.compression ?? 'zstd']
+  const args = [
+    entry,
+    '--repo',
+    options.repository,
+    '--stack',
+    options.stack,
+    '--dir',
+    dir,
+    '--wal-dir',
+    relativeWal,
+    '--process-max',
+    String(Math.max(1, options.processMax)),
+    '--compression',
+    options.compression ?? 'zstd',
+  ]
   // not detached: it stays in the archiver's process group; its stderr is ours (the server log).
   // AWS_* from an --aws-env-file reach it by the environment, never argv.
   const child = spawn(process.execPath, args, {stdio: ['ignore', 'ignore', 'inherit']})

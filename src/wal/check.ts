@@ -43,7 +43,10 @@ export const READY_BACKLOG_WARNING = 8
  */
 async function readyBacklog(client: Client): Promise<number | null> {
   try {
-    const row = await one<{n: string}>(client, "SELECT count(*)::text AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'")
+    const row = await one<{n: string}>(
+      client,
+      "SELECT count(*)::text AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
+    )
     return Number(row.n)
   } catch {
     return null
@@ -74,29 +77,50 @@ export async function checkWalArchiving(options: WalCheckOptions): Promise<WalCh
               current_setting('archive_mode') AS mode, current_setting('archive_command') AS command, pg_is_in_recovery() AS recovery`,
     )
     if (info.mode === 'off') {
-      throw new ConfigError('archive_mode is off: no WAL is archived', {code: 'WAL_ARCHIVE_OFF', hint: "Set archive_mode = on and archive_command (see `charge-ops wal archive-command`), then restart PostgreSQL."})
+      throw new ConfigError('archive_mode is off: no WAL is archived', {
+        code: 'WAL_ARCHIVE_OFF',
+        hint: 'Set archive_mode = on and archive_command (see `charge-ops wal archive-command`), then restart PostgreSQL.',
+      })
     }
     if (!info.command || info.command === '(disabled)') {
-      throw new ConfigError('archive_command is empty: WAL piles up in pg_wal and nothing reaches the repository', {code: 'WAL_ARCHIVE_COMMAND_EMPTY', hint: 'Set archive_command (see `charge-ops wal archive-command`) and reload.'})
+      throw new ConfigError('archive_command is empty: WAL piles up in pg_wal and nothing reaches the repository', {
+        code: 'WAL_ARCHIVE_COMMAND_EMPTY',
+        hint: 'Set archive_command (see `charge-ops wal archive-command`) and reload.',
+      })
     }
-    if (info.recovery) throw new ConfigError('the server is in recovery: run wal check against the primary', {code: 'WAL_CHECK_STANDBY'})
+    if (info.recovery)
+      throw new ConfigError('the server is in recovery: run wal check against the primary', {code: 'WAL_CHECK_STANDBY'})
     const stored = await readClusterIdentity(options.storage, options.stack)
     const major = Number(info.version.split('.')[0])
     if (stored && stored.systemIdentifier !== info.sysid) {
-      throw new ClusterMismatchError(stored, {systemIdentifier: info.sysid, postgresMajor: major}, 'this server', options.storage.location)
+      throw new ClusterMismatchError(
+        stored,
+        {systemIdentifier: info.sysid, postgresMajor: major},
+        'this server',
+        options.storage.location,
+      )
     }
 
     const started = Date.now()
     const switched = await one<{seg: string}>(client, 'SELECT pg_walfile_name(pg_switch_wal()) AS seg')
     const file = parseWalFileName(switched.seg)!
-    options.logger?.info(`forced a WAL switch; waiting for ${switched.seg} in ${options.storage.location} (timeout ${Math.round(timeoutMs / 1000)}s)`)
+    options.logger?.info(
+      `forced a WAL switch; waiting for ${switched.seg} in ${options.storage.location} (timeout ${Math.round(timeoutMs / 1000)}s)`,
+    )
     let key: string | undefined
     for (;;) {
       key = await findWalObject(options.storage, options.stack, file)
       if (key || Date.now() - started > timeoutMs) break
       await new Promise((resolve) => setTimeout(resolve, pollMs))
     }
-    const lag = await one<{current: string; last: string | null; last_at: Date | null; failed: string; last_failed: string | null; failed_at: Date | null}>(
+    const lag = await one<{
+      current: string
+      last: string | null
+      last_at: Date | null
+      failed: string
+      last_failed: string | null
+      failed_at: Date | null
+    }>(
       client,
       `SELECT pg_walfile_name(pg_current_wal_lsn()) AS current, last_archived_wal AS last, last_archived_time AS last_at,
               failed_count::text AS failed, last_failed_wal AS last_failed, last_failed_time AS failed_at FROM pg_stat_archiver`,
@@ -117,7 +141,10 @@ export async function checkWalArchiving(options: WalCheckOptions): Promise<WalCh
         currentSegment: lag.current,
         lastArchivedSegment: lag.last,
         lastArchivedAt: lag.last_at ? lag.last_at.toISOString() : null,
-        segmentsBehind: current?.segno !== undefined && last?.segno !== undefined ? Math.max(0, Number(current.segno - last.segno - 1n)) : null,
+        segmentsBehind:
+          current?.segno !== undefined && last?.segno !== undefined
+            ? Math.max(0, Number(current.segno - last.segno - 1n))
+            : null,
         secondsSinceLastArchive: lag.last_at ? Math.round((Date.now() - lag.last_at.getTime()) / 1000) : null,
         failedCount: Number(lag.failed),
         lastFailedSegment: lag.last_failed,
@@ -129,7 +156,11 @@ export async function checkWalArchiving(options: WalCheckOptions): Promise<WalCh
       const failing = lag.failed_at && lag.failed_at.getTime() >= started - 1000
       throw new ChecksFailedError(
         `${switched.seg} did not reach ${options.storage.location} within ${Math.round(timeoutMs / 1000)}s${failing ? ` — archive_command is failing (last failure ${lag.last_failed} at ${result.lag.lastFailedAt}, ${lag.failed} failures in total)` : ''}${backlog ? `; ${backlog} segment(s) wait in pg_wal (.ready) — pg_wal grows until archiving works again` : ''}`,
-        {code: 'WAL_CHECK_TIMEOUT', hint: 'Read the PostgreSQL server log for the archive_command error; compare archive_command with `charge-ops wal archive-command`.', data: {result}},
+        {
+          code: 'WAL_CHECK_TIMEOUT',
+          hint: 'Read the PostgreSQL server log for the archive_command error; compare archive_command with `charge-ops wal archive-command`.',
+          data: {result},
+        },
       )
     }
     return result

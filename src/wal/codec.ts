@@ -60,13 +60,19 @@ export async function zstdCompress(data: Buffer, level = 1): Promise<Buffer | un
  * `wal push`'s fast path: zstd reads the file itself (no 16 MB pipe through node) while node
  * hashes it on the other core; gzip fallback when zstd is missing.
  */
-export async function encodeWalFile(path: string, name: string, preferred: WalCompression = 'zstd'): Promise<{body: Buffer; compression: WalCompression; envelope: WalEnvelope}> {
+export async function encodeWalFile(
+  path: string,
+  name: string,
+  preferred: WalCompression = 'zstd',
+): Promise<{body: Buffer; compression: WalCompression; envelope: WalEnvelope}> {
   const hashFile = sha256File(path)
   if (preferred === 'zstd') {
-    const compressing = filterBuffer('zstd', ['-q', '-1', '-c', '--', path], Buffer.alloc(0)).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined
-      throw error
-    })
+    const compressing = filterBuffer('zstd', ['-q', '-1', '-c', '--', path], Buffer.alloc(0)).catch(
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return undefined
+        throw error
+      },
+    )
     const [compressed, digest] = await Promise.all([compressing, hashFile])
     if (compressed) {
       const envelope: WalEnvelope = {sha256: digest.sha256, size: digest.size, name}
@@ -82,7 +88,11 @@ export async function encodeWalFile(path: string, name: string, preferred: WalCo
   return encodeWal(await readFile(path), name, 'gzip')
 }
 
-export async function encodeWal(data: Buffer, name: string, preferred: WalCompression = 'zstd'): Promise<{body: Buffer; compression: WalCompression; envelope: WalEnvelope}> {
+export async function encodeWal(
+  data: Buffer,
+  name: string,
+  preferred: WalCompression = 'zstd',
+): Promise<{body: Buffer; compression: WalCompression; envelope: WalEnvelope}> {
   const envelope: WalEnvelope = {sha256: sha256Hex(data), size: data.length, name}
   const json = Buffer.from(JSON.stringify(envelope))
   if (preferred === 'zstd') {
@@ -99,7 +109,13 @@ export async function encodeWal(data: Buffer, name: string, preferred: WalCompre
   const trailer = Buffer.alloc(8)
   trailer.writeUInt32LE(crc32(data) >>> 0, 0)
   trailer.writeUInt32LE(data.length % 0x1_0000_0000, 4)
-  const body = Buffer.concat([header, Buffer.from(json.toString('latin1'), 'latin1'), Buffer.from([0]), deflateRawSync(data, {level: 1}), trailer])
+  const body = Buffer.concat([
+    header,
+    Buffer.from(json.toString('latin1'), 'latin1'),
+    Buffer.from([0]),
+    deflateRawSync(data, {level: 1}),
+    trailer,
+  ])
   return {body, compression: 'gzip', envelope}
 }
 
@@ -122,7 +138,12 @@ export function readEnvelope(body: Buffer): WalEnvelope | undefined {
 function parseEnvelope(text: string): WalEnvelope | undefined {
   try {
     const value = JSON.parse(text) as Partial<WalEnvelope>
-    if (typeof value?.sha256 === 'string' && /^[0-9a-f]{64}$/.test(value.sha256) && Number.isSafeInteger(value.size) && typeof value.name === 'string') {
+    if (
+      typeof value?.sha256 === 'string' &&
+      /^[0-9a-f]{64}$/.test(value.sha256) &&
+      Number.isSafeInteger(value.size) &&
+      typeof value.name === 'string'
+    ) {
       return {sha256: value.sha256, size: value.size!, name: value.name}
     }
   } catch {}
@@ -132,7 +153,10 @@ function parseEnvelope(text: string): WalEnvelope | undefined {
 /** Decompresses and verifies the checksum; throws WalIntegrityError naming the file on any damage. */
 export async function decodeWal(body: Buffer, name: string): Promise<Buffer> {
   const envelope = readEnvelope(body)
-  if (!envelope) throw new WalIntegrityError(`${name}: the archived object has no charge-ops checksum header (damaged or not written by charge-ops)`)
+  if (!envelope)
+    throw new WalIntegrityError(
+      `${name}: the archived object has no charge-ops checksum header (damaged or not written by charge-ops)`,
+    )
   let data: Buffer
   try {
     if (body.readUInt32LE(0) === SKIPPABLE_MAGIC) {
@@ -144,11 +168,15 @@ export async function decodeWal(body: Buffer, name: string): Promise<Buffer> {
     }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw error
-    throw new WalIntegrityError(`${name}: the archived object does not decompress (${(error as Error).message.split('\n')[0]})`)
+    throw new WalIntegrityError(
+      `${name}: the archived object does not decompress (${(error as Error).message.split('\n')[0]})`,
+    )
   }
   if (envelope.name !== name) throw new WalIntegrityError(`${name}: the archived object holds ${envelope.name} instead`)
   if (data.length !== envelope.size || sha256Hex(data) !== envelope.sha256) {
-    throw new WalIntegrityError(`${name}: checksum mismatch (stored sha256 ${envelope.sha256.slice(0, 12)}…, got ${sha256Hex(data).slice(0, 12)}…): the archived segment is corrupted`)
+    throw new WalIntegrityError(
+      `${name}: checksum mismatch (stored sha256 ${envelope.sha256.slice(0, 12)}…, got ${sha256Hex(data).slice(0, 12)}…): the archived segment is corrupted`,
+    )
   }
   return data
 }

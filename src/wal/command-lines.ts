@@ -51,7 +51,10 @@ function prefix(options: CommandLineOptions): string[] {
 }
 
 export function archiveCommand(options: CommandLineOptions): string {
-  const asyncWords = options.asyncProcessMax && options.engine !== 'wal-g' ? ['--async', '--process-max', String(options.asyncProcessMax)] : []
+  const asyncWords =
+    options.asyncProcessMax && options.engine !== 'wal-g'
+      ? ['--async', '--process-max', String(options.asyncProcessMax)]
+      : []
   const queueWords = options.queueMax && options.engine !== 'wal-g' ? ['--queue-max', options.queueMax] : []
   const line = [...prefix(options), 'wal', 'push', '%p', ...common(options), ...asyncWords, ...queueWords]
     .map((w) => (w === '%p' ? w : shellQuote(w)))
@@ -89,10 +92,16 @@ export function restoreCommand(options: CommandLineOptions & {fast?: boolean; sy
   const prefetch = options.prefetch && options.engine !== 'wal-g' ? ['--prefetch', String(options.prefetch)] : []
   const quote = (w: string) => (w === '%p' || w === '%f' ? w : shellQuote(w))
   if (fast) {
-    const line = [options.node ?? process.execPath, fast, '%f', '%p', ...common(options), ...prefetch].map(quote).join(' ')
+    const line = [options.node ?? process.execPath, fast, '%f', '%p', ...common(options), ...prefetch]
+      .map(quote)
+      .join(' ')
     if (prefetch.length === 0) return line
     // relative to the data directory (PostgreSQL's cwd): the line stays right if the directory moves
-    const spool = shellFetchSpoolPath({repository: options.repository, stack: options.stack, systemIdentifier: options.systemIdentifier})
+    const spool = shellFetchSpoolPath({
+      repository: options.repository,
+      stack: options.stack,
+      systemIdentifier: options.systemIdentifier,
+    })
     return `${spool}; test -f "$f" && mv -f "$f" %p || exec ${line}`
   }
   return [...prefix(options), 'wal', 'fetch', '%f', '%p', ...common(options), ...prefetch].map(quote).join(' ')
@@ -112,9 +121,26 @@ export const CONTAINER_CONFIG = '/etc/charge-ops/charge-ops.yaml'
  * the line says what it runs; init writes the same line.
  */
 export function containerArchiveCommand(options: {engine?: 'native' | 'wal-g'} = {}): string {
-  return ['charge-ops', 'wal', 'push', '%p', '--config', CONTAINER_CONFIG, ...(options.engine === 'wal-g' ? ['--engine', 'wal-g'] : [])].join(' ')
+  return [
+    'charge-ops',
+    'wal',
+    'push',
+    '%p',
+    '--config',
+    CONTAINER_CONFIG,
+    ...(options.engine === 'wal-g' ? ['--engine', 'wal-g'] : []),
+  ].join(' ')
 }
 
 export function containerRestoreCommand(options: {engine?: 'native' | 'wal-g'} = {}): string {
-  return ['charge-ops', 'wal', 'fetch', '%f', '%p', '--config', CONTAINER_CONFIG, ...(options.engine === 'wal-g' ? ['--engine', 'wal-g'] : [])].join(' ')
+  return [
+    'charge-ops',
+    'wal',
+    'fetch',
+    '%f',
+    '%p',
+    '--config',
+    CONTAINER_CONFIG,
+    ...(options.engine === 'wal-g' ? ['--engine', 'wal-g'] : []),
+  ].join(' ')
 }

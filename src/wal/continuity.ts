@@ -4,7 +4,15 @@
  * the gap. So before a restore we walk the timeline path from the base backup's start segment to
  * the newest archived segment and name the first missing one.
  */
-import {parseTimelineHistory, segmentName, segnoOf, timelineForSegment, timelinePath, type TimelineHistoryEntry, type TimelineSpan} from './names.js'
+import {
+  parseTimelineHistory,
+  segmentName,
+  segnoOf,
+  timelineForSegment,
+  timelinePath,
+  type TimelineHistoryEntry,
+  type TimelineSpan,
+} from './names.js'
 import type {ArchivedFile} from './archive.js'
 
 export interface ContinuityInput {
@@ -48,7 +56,8 @@ export function latestTimeline(base: number, histories: Map<number, string>): nu
 }
 
 export function checkContinuity(input: ContinuityInput): ContinuityReport {
-  const timeline = input.targetTimeline === 'latest' ? latestTimeline(input.baseTimeline, input.histories) : input.targetTimeline
+  const timeline =
+    input.targetTimeline === 'latest' ? latestTimeline(input.baseTimeline, input.histories) : input.targetTimeline
   const history = timeline === input.baseTimeline ? [] : ancestry(timeline, input.histories)
   const path = timelinePath(timeline, history)
   const have = new Set(input.archive.filter((f) => f.kind === 'segment').map((f) => `${f.timeline}:${f.segno}`))
@@ -74,7 +83,8 @@ export function checkContinuity(input: ContinuityInput): ContinuityReport {
     last = segno
   }
   const stopSegno = segnoOf(input.baseStopLsn)
-  const baseIncomplete = last < stopSegno ? segmentName(timelineForSegment(path, last + 1n) ?? timeline, last + 1n) : undefined
+  const baseIncomplete =
+    last < stopSegno ? segmentName(timelineForSegment(path, last + 1n) ?? timeline, last + 1n) : undefined
   return {
     timeline,
     path,

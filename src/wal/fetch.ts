@@ -48,7 +48,10 @@ export async function fetchWal(options: FetchOptions): Promise<FetchResult> {
   // only segments are prefetched: history / .backup / .partial probes go straight to the repository
   if (!settings || settings.count <= 0 || file.kind !== 'segment') return fetchDirect(options)
   const destination = isAbsolute(options.destination) ? options.destination : join(process.cwd(), options.destination)
-  const [{awaitSpooled, takeSpoolSegment}, {ensurePrefetcher, resolvePrefetchSpool}] = await Promise.all([import('./spool.js'), import('./prefetch.js')])
+  const [{awaitSpooled, takeSpoolSegment}, {ensurePrefetcher, resolvePrefetchSpool}] = await Promise.all([
+    import('./spool.js'),
+    import('./prefetch.js'),
+  ])
   const spool = await resolvePrefetchSpool(options.storage, settings).catch((error: unknown) => {
     throw explainFsError(error, options.storage.location)
   })
@@ -63,7 +66,10 @@ export async function fetchWal(options: FetchOptions): Promise<FetchResult> {
   // not spooled: the prefetcher (started if none runs) fetches the next ones; this one it may be
   // fetching right now (its temp file says so): wait for that rather than reading it twice
   const problem = await ensurePrefetcher(spool, file)
-  if ((await awaitSpooled(spool.dir, options.name, IN_FLIGHT_WAIT_MS)) && (await takeSpoolSegment(spool.dir, options.name, destination))) {
+  if (
+    (await awaitSpooled(spool.dir, options.name, IN_FLIGHT_WAIT_MS)) &&
+    (await takeSpoolSegment(spool.dir, options.name, destination))
+  ) {
     return {file: options.name, status: 'restored', destination, fromSpool: true, prefetchProblem: problem}
   }
   const result = await fetchDirect(options)

@@ -12,7 +12,19 @@
 import {FETCH_ABORT_EXIT, FETCH_MISSING_EXIT} from './fetch.js'
 
 const HOT_FLAGS: Record<string, readonly string[]> = {
-  push: ['repo', 'stack', 'aws-env-file', 'compression', 'async', 'process-max', 'spool', 'queue-max', 'config', 'env-file', 'quiet'],
+  push: [
+    'repo',
+    'stack',
+    'aws-env-file',
+    'compression',
+    'async',
+    'process-max',
+    'spool',
+    'queue-max',
+    'config',
+    'env-file',
+    'quiet',
+  ],
   fetch: ['repo', 'stack', 'aws-env-file', 'prefetch', 'process-max', 'spool', 'config', 'env-file', 'quiet'],
 }
 /** flags without a value (--quiet changes nothing here: a successful push or fetch prints nothing) */
@@ -56,7 +68,8 @@ export function parseHotInvocation(verb: string, argv: readonly string[]): HotIn
   if (positional.length !== POSITIONALS[verb]) return undefined
   for (const [numeric, [min, max]] of Object.entries(NUMERIC_BOUNDS)) {
     const value = flags[numeric]
-    if (value !== undefined && (!/^\d{1,3}$/.test(value) || Number(value) < min || Number(value) > max)) return undefined
+    if (value !== undefined && (!/^\d{1,3}$/.test(value) || Number(value) < min || Number(value) > max))
+      return undefined
   }
   if (verb === 'push' && flags.compression && !['zstd', 'gzip'].includes(flags.compression)) return undefined
   return {verb: verb as HotInvocation['verb'], positional, flags}
@@ -65,7 +78,9 @@ export function parseHotInvocation(verb: string, argv: readonly string[]): HotIn
 async function printError(error: unknown, what: string): Promise<number> {
   const [{describeError}, {redact}] = await Promise.all([import('../errors.js'), import('../output/redact.js')])
   const described = describeError(error)
-  process.stderr.write(redact(`error: ${what}: ${described.message}\n${described.hint ? `  hint: ${described.hint}\n` : ''}`))
+  process.stderr.write(
+    redact(`error: ${what}: ${described.message}\n${described.hint ? `  hint: ${described.hint}\n` : ''}`),
+  )
   return described.exitCode
 }
 
@@ -98,9 +113,20 @@ export async function runHotInvocation(invocation: HotInvocation): Promise<numbe
       const compression = (invocation.flags.compression ?? 'zstd') as 'zstd' | 'gzip'
       if (invocation.flags.async) {
         const {pushWalAsync} = await import('./async-push.js')
-        const result = await pushWalAsync({storage, stack, repository, path, compression, processMax: Number(invocation.flags['process-max'] ?? 2), spool: invocation.flags.spool})
+        const result = await pushWalAsync({
+          storage,
+          stack,
+          repository,
+          path,
+          compression,
+          processMax: Number(invocation.flags['process-max'] ?? 2),
+          spool: invocation.flags.spool,
+        })
         // the segment is stored: a worker that could not start only costs speed, said in the server log
-        if (result.workerProblem) process.stderr.write(`charge-ops wal push ${path}: ${result.workerProblem}; the segments are pushed when asked\n`)
+        if (result.workerProblem)
+          process.stderr.write(
+            `charge-ops wal push ${path}: ${result.workerProblem}; the segments are pushed when asked\n`,
+          )
       } else {
         const {pushWal} = await import('./archive.js')
         await pushWal({storage, stack, path, compression})
@@ -115,10 +141,22 @@ export async function runHotInvocation(invocation: HotInvocation): Promise<numbe
     const {fetchWal} = await import('./fetch.js')
     const {storage, stack, repository} = await openRepositoryOf(invocation.flags)
     const count = Number(invocation.flags.prefetch ?? 0)
-    const prefetch = count > 0 ? {count, processMax: Number(invocation.flags['process-max'] ?? 2), root: invocation.flags.spool, repository, stack} : undefined
+    const prefetch =
+      count > 0
+        ? {
+            count,
+            processMax: Number(invocation.flags['process-max'] ?? 2),
+            root: invocation.flags.spool,
+            repository,
+            stack,
+          }
+        : undefined
     const result = await fetchWal({storage, stack, name, destination, prefetch})
     // the asked file is in place: a failed prefetch only costs speed, said in the server log
-    if (result.prefetchProblem) process.stderr.write(`charge-ops wal fetch ${name}: ${result.prefetchProblem}; the segments are fetched directly\n`)
+    if (result.prefetchProblem)
+      process.stderr.write(
+        `charge-ops wal fetch ${name}: ${result.prefetchProblem}; the segments are fetched directly\n`,
+      )
     return result.status === 'missing' ? FETCH_MISSING_EXIT : 0
   } catch (error) {
     await printError(error, `wal fetch ${name}`)

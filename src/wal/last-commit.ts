@@ -26,7 +26,8 @@ export interface ArchivedCommit {
   segment: string
 }
 
-const RECORD = /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (?:COMMIT|ABORT)(?:_PREPARED)? (?:\d+: )?(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))? (UTC|GMT)\b/
+const RECORD =
+  /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (?:COMMIT|ABORT)(?:_PREPARED)? (?:\d+: )?(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))? (UTC|GMT)\b/
 
 /** Commit / abort records in pg_waldump's output (run with TZ=UTC), newest last. */
 export function parseWaldumpCommits(stdout: string, segment: string): ArchivedCommit[] {
@@ -77,7 +78,11 @@ export async function lastArchivedCommit(input: LastCommitInput): Promise<Archiv
       const file = join(dir, name)
       await writeFile(file, read.data, {mode: 0o600})
       // exit 1 is its normal end: the next segment is not here, or the rest of this one is empty
-      const {stdout} = await run(waldump, ['--rmgr=Transaction', file], {env: {TZ: 'UTC', LC_ALL: 'C'}, okExitCodes: [1], purpose: `reading the commit records of ${name}`})
+      const {stdout} = await run(waldump, ['--rmgr=Transaction', file], {
+        env: {TZ: 'UTC', LC_ALL: 'C'},
+        okExitCodes: [1],
+        purpose: `reading the commit records of ${name}`,
+      })
       const commits = parseWaldumpCommits(stdout, name)
       if (commits.length > 0) {
         await rm(file, {force: true})
@@ -85,13 +90,20 @@ export async function lastArchivedCommit(input: LastCommitInput): Promise<Archiv
       }
       // no transaction record: only believable if pg_waldump can read the segment at all (another
       // major's page format or a damaged page prints nothing either)
-      const probe = await run(waldump, ['--limit=1', file], {env: {TZ: 'UTC', LC_ALL: 'C'}, okExitCodes: [1], purpose: `reading ${name}`})
+      const probe = await run(waldump, ['--limit=1', file], {
+        env: {TZ: 'UTC', LC_ALL: 'C'},
+        okExitCodes: [1],
+        purpose: `reading ${name}`,
+      })
       await rm(file, {force: true})
       if (!/^rmgr: /m.test(probe.stdout)) {
-        throw new ChecksFailedError(`pg_waldump cannot read archived segment ${name}, so how far the archive reaches cannot be told: ${probe.stderr.trim().split('\n').pop() ?? ''}`, {
-          code: 'PITR_WAL_UNREADABLE',
-          hint: `Check that ${waldump} matches the PostgreSQL major of the backed-up cluster (CHARGE_OPS_PG_BINDIR), and run \`charge-ops wal check\`.`,
-        })
+        throw new ChecksFailedError(
+          `pg_waldump cannot read archived segment ${name}, so how far the archive reaches cannot be told: ${probe.stderr.trim().split('\n').pop() ?? ''}`,
+          {
+            code: 'PITR_WAL_UNREADABLE',
+            hint: `Check that ${waldump} matches the PostgreSQL major of the backed-up cluster (CHARGE_OPS_PG_BINDIR), and run \`charge-ops wal check\`.`,
+          },
+        )
       }
     }
     return undefined

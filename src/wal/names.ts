@@ -31,7 +31,11 @@ function segmentsPerLog(segmentSize: number): bigint {
 export function parseWalFileName(name: string, segmentSize = DEFAULT_SEGMENT_SIZE): WalFileName | undefined {
   const history = HISTORY.exec(name)
   if (history) return {name, kind: 'history', timeline: Number.parseInt(history[1], 16)}
-  for (const [re, kind] of [[SEGMENT, 'segment'], [PARTIAL, 'partial'], [BACKUP, 'backup']] as const) {
+  for (const [re, kind] of [
+    [SEGMENT, 'segment'],
+    [PARTIAL, 'partial'],
+    [BACKUP, 'backup'],
+  ] as const) {
     const m = re.exec(name)
     if (m) {
       const log = BigInt(`0x${m[2]}`)
@@ -117,7 +121,11 @@ export function timelinePath(target: number, history: TimelineHistoryEntry[]): T
 }
 
 /** The timeline whose span holds segment `segno` (the newest one whose span touches it). */
-export function timelineForSegment(spans: TimelineSpan[], segno: bigint, segmentSize = DEFAULT_SEGMENT_SIZE): number | undefined {
+export function timelineForSegment(
+  spans: TimelineSpan[],
+  segno: bigint,
+  segmentSize = DEFAULT_SEGMENT_SIZE,
+): number | undefined {
   for (let i = spans.length - 1; i >= 0; i--) {
     const s = spans[i]
     const first = segnoOf(s.begin, segmentSize)
@@ -142,7 +150,15 @@ export interface SegmentHeader {
   segmentSize: number
 }
 
-const WAL_MAGIC_TO_MAJOR: Record<number, number> = {0xd101: 12, 0xd106: 13, 0xd10d: 14, 0xd110: 15, 0xd113: 16, 0xd116: 17, 0xd118: 18}
+const WAL_MAGIC_TO_MAJOR: Record<number, number> = {
+  0xd101: 12,
+  0xd106: 13,
+  0xd10d: 14,
+  0xd110: 15,
+  0xd113: 16,
+  0xd116: 17,
+  0xd118: 18,
+}
 
 export function readSegmentHeader(page: Buffer): SegmentHeader | undefined {
   if (page.length < 40) return undefined

@@ -22,7 +22,15 @@ import {pidAlive} from '../core/proc/pid.js'
 import type {RepositoryStorage} from '../repository/storage.js'
 import {readWal} from './archive.js'
 import {parseWalFileName, readSegmentHeader, segmentName} from './names.js'
-import {acquirePrefetchLock, beginSpoolSegment, cleanFetchSpool, postmasterLine, readWant, spooledSegments, type SpoolWrite} from './spool.js'
+import {
+  acquirePrefetchLock,
+  beginSpoolSegment,
+  cleanFetchSpool,
+  postmasterLine,
+  readWant,
+  spooledSegments,
+  type SpoolWrite,
+} from './spool.js'
 
 const TICK_MS = 20
 /** no request for this long: PostgreSQL paused, stopped asking (streaming) or hangs — stop */
@@ -42,7 +50,8 @@ interface Options {
 
 async function prefetch(options: Options): Promise<number> {
   const {storage, stack, dir, count, timeline} = options
-  const say = (line: string) => process.stderr.write(`charge-ops wal fetch --prefetch (timeline ${timeline}): ${line}\n`)
+  const say = (line: string) =>
+    process.stderr.write(`charge-ops wal fetch --prefetch (timeline ${timeline}): ${line}\n`)
   /** the newest segment PostgreSQL asked for (spool window: cursor+1 … cursor+count) */
   let cursor = options.from
   let next = cursor + 1n
@@ -74,7 +83,9 @@ async function prefetch(options: Options): Promise<number> {
       }
       const header = readSegmentHeader(found.data)
       if (options.systemIdentifier && header?.systemIdentifier !== options.systemIdentifier) {
-        throw new Error(`its first page names system ${header?.systemIdentifier ?? '(no header)'}, the repository's cluster is ${options.systemIdentifier}`)
+        throw new Error(
+          `its first page names system ${header?.systemIdentifier ?? '(no header)'}, the repository's cluster is ${options.systemIdentifier}`,
+        )
       }
       // PostgreSQL went past it meanwhile (fetched it directly)
       if (segno <= cursor) return await write.discard()
@@ -116,7 +127,8 @@ async function prefetch(options: Options): Promise<number> {
       lastWant = want
       const asked = want ? parseWalFileName(want) : undefined
       // recovery moves to newer timelines only (an older one is asked when a newer lacks a segment)
-      if (asked?.kind === 'segment' && asked.timeline > timeline) return stop(`PostgreSQL asks for timeline ${asked.timeline} now`, 'mine')
+      if (asked?.kind === 'segment' && asked.timeline > timeline)
+        return stop(`PostgreSQL asks for timeline ${asked.timeline} now`, 'mine')
       if (asked?.timeline === timeline && asked.segno !== undefined && asked.segno > cursor) cursor = asked.segno
       // a request after the end: the archive may have grown since
       end = undefined
@@ -131,7 +143,13 @@ async function prefetch(options: Options): Promise<number> {
         await rm(join(dir, name), {force: true})
       }
     }
-    while (!failure && inflight < options.processMax && next <= cursor + BigInt(count) && (end === undefined || next < end)) void fetchOne(next++)
+    while (
+      !failure &&
+      inflight < options.processMax &&
+      next <= cursor + BigInt(count) &&
+      (end === undefined || next < end)
+    )
+      void fetchOne(next++)
 
     if (failure) return stop(failure, 'none', 1)
     if (tick++ % 10 === 0) {
@@ -155,7 +173,9 @@ async function main(argv: string[]): Promise<number> {
   for (let i = 0; i < argv.length; i++) if (argv[i].startsWith('--')) flags[argv[i].slice(2)] = argv[++i]
   const from = flags.from ? parseWalFileName(flags.from) : undefined
   if (!flags.repo || !flags.stack || !flags.dir || from?.kind !== 'segment') {
-    process.stderr.write('usage: prefetch-worker.js --repo R --stack S --dir SPOOL --from SEGMENT [--count K] [--process-max N] [--system-id ID]\n')
+    process.stderr.write(
+      'usage: prefetch-worker.js --repo R --stack S --dir SPOOL --from SEGMENT [--count K] [--process-max N] [--system-id ID]\n',
+    )
     return 2
   }
   // run by restore_command in the data directory of a running server, or not at all
@@ -187,6 +207,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 // a failure outside the fetch loop (the repository cannot be opened): one line in the server log,
 // never a stack trace — the segments are then fetched directly
 process.exitCode = await main(process.argv.slice(2)).catch((error: unknown) => {
-  process.stderr.write(`charge-ops wal fetch --prefetch: ${(error as Error).message.split('\n')[0]}; the segments are fetched directly\n`)
+  process.stderr.write(
+    `charge-ops wal fetch --prefetch: ${(error as Error).message.split('\n')[0]}; the segments are fetched directly\n`,
+  )
   return 1
 })

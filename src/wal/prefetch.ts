@@ -47,16 +47,25 @@ export interface PrefetchSpool extends PrefetchSettings {
 }
 
 /** The fetch spool of the repository's cluster (cluster.json names it; one small read, slow path only). */
-export async function resolvePrefetchSpool(storage: RepositoryStorage, settings: PrefetchSettings): Promise<PrefetchSpool> {
+export async function resolvePrefetchSpool(
+  storage: RepositoryStorage,
+  settings: PrefetchSettings,
+): Promise<PrefetchSpool> {
   const [{readClusterIdentity}, {spoolDir}] = await Promise.all([import('./archive.js'), import('./spool.js')])
   const systemIdentifier = (await readClusterIdentity(storage, settings.stack))?.systemIdentifier
-  return {...settings, systemIdentifier, dir: spoolDir('fetch', {repository: settings.repository, stack: settings.stack, systemIdentifier}, settings.root)}
+  return {
+    ...settings,
+    systemIdentifier,
+    dir: spoolDir('fetch', {repository: settings.repository, stack: settings.stack, systemIdentifier}, settings.root),
+  }
 }
 
 /** dist/src/wal/prefetch-worker.js next to this module (from src/ under vitest: the built one). */
 export function workerEntry(): string {
   const here = fileURLToPath(import.meta.url)
-  return here.endsWith('.ts') ? resolve(dirname(here), '../../dist/src/wal/prefetch-worker.js') : join(dirname(here), 'prefetch-worker.js')
+  return here.endsWith('.ts')
+    ? resolve(dirname(here), '../../dist/src/wal/prefetch-worker.js')
+    : join(dirname(here), 'prefetch-worker.js')
 }
 
 /**
@@ -77,7 +86,21 @@ export async function ensurePrefetcher(spool: PrefetchSpool, file: WalFileName):
   if (prefetcherPid(spool.dir, file.timeline) !== undefined) return undefined
   const entry = workerEntry()
   if (!existsSync(entry)) return `${entry} is missing (run npm run build)`
-  const args = [entry, '--repo', spool.repository, '--stack', spool.stack, '--dir', spool.dir, '--count', String(spool.count), '--process-max', String(spool.processMax), '--from', file.name]
+  const args = [
+    entry,
+    '--repo',
+    spool.repository,
+    '--stack',
+    spool.stack,
+    '--dir',
+    spool.dir,
+    '--count',
+    String(spool.count),
+    '--process-max',
+    String(spool.processMax),
+    '--from',
+    file.name,
+  ]
   if (spool.systemIdentifier) args.push('--system-id', spool.systemIdentifier)
   // not detached: it stays in the process group the postmaster signals at shutdown. Its stderr is
   // ours (the server log). AWS_* from an --aws-env-file reach it by the environment, never argv.

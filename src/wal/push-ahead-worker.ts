@@ -29,7 +29,14 @@ import type {RepositoryStorage} from '../repository/storage.js'
 import {pushWal} from './archive.js'
 import type {WalCompression} from './codec.js'
 import {parseWalFileName} from './names.js'
-import {acquirePushWorkerLock, claimPush, postmasterLine, readPushRecord, releasePushClaim, writePushRecord} from './spool.js'
+import {
+  acquirePushWorkerLock,
+  claimPush,
+  postmasterLine,
+  readPushRecord,
+  releasePushClaim,
+  writePushRecord,
+} from './spool.js'
 
 const TICK_MS = 50
 /** nothing ready for this long: archiving is idle (or PostgreSQL stopped asking) — stop */
@@ -70,12 +77,25 @@ async function pushAhead(options: Options): Promise<number> {
   const pushOne = async (segment: string) => {
     try {
       const result = await pushWal({storage, stack, path: join(walDir, segment), compression: options.compression})
-      await writePushRecord(dir, {name: segment, sha256: result.sha256, size: result.bytes, key: result.key, recordedAt: new Date().toISOString()}, join(walDir, segment))
+      await writePushRecord(
+        dir,
+        {
+          name: segment,
+          sha256: result.sha256,
+          size: result.bytes,
+          key: result.key,
+          recordedAt: new Date().toISOString(),
+        },
+        join(walDir, segment),
+      )
       pushed++
       done.add(segment)
     } catch (error) {
       // a segment PostgreSQL archived and recycled meanwhile (its .ready gone) is no failure
-      const stillReady = await readdir(join(walDir, 'archive_status')).then((e) => e.includes(`${segment}.ready`), () => false)
+      const stillReady = await readdir(join(walDir, 'archive_status')).then(
+        (e) => e.includes(`${segment}.ready`),
+        () => false,
+      )
       if (stillReady) failure ??= `pushing ${segment} ahead failed: ${(error as Error).message.split('\n')[0]}`
     } finally {
       await releasePushClaim(dir, segment)
@@ -121,7 +141,9 @@ async function main(argv: string[]): Promise<number> {
   const flags: Record<string, string> = {}
   for (let i = 0; i < argv.length; i++) if (argv[i].startsWith('--')) flags[argv[i].slice(2)] = argv[++i]
   if (!flags.repo || !flags.stack || !flags.dir || !flags['wal-dir']) {
-    process.stderr.write('usage: push-ahead-worker.js --repo R --stack S --dir SPOOL --wal-dir pg_wal [--process-max N] [--compression zstd|gzip]\n')
+    process.stderr.write(
+      'usage: push-ahead-worker.js --repo R --stack S --dir SPOOL --wal-dir pg_wal [--process-max N] [--compression zstd|gzip]\n',
+    )
     return 2
   }
   // run by archive_command in the data directory of a running server, or not at all
@@ -149,6 +171,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 // a failure outside the push loop (the repository cannot be opened): one line in the server log,
 // never a stack trace — the archiver's calls then push every segment themselves
 process.exitCode = await main(process.argv.slice(2)).catch((error: unknown) => {
-  process.stderr.write(`charge-ops wal push --async: push-ahead worker: ${(error as Error).message.split('\n')[0]}; the archiver's calls push the segments themselves\n`)
+  process.stderr.write(
+    `charge-ops wal push --async: push-ahead worker: ${(error as Error).message.split('\n')[0]}; the archiver's calls push the segments themselves\n`,
+  )
   return 1
 })

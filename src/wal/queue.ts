@@ -20,7 +20,10 @@ export const SEGMENT_BYTES = 16 * 1024 * 1024
 export function parseQueueMax(text: string): number {
   const bytes = tryParseSize(text)
   if (bytes === undefined || bytes < SEGMENT_BYTES) {
-    throw new UsageError(`invalid --queue-max ${JSON.stringify(text)}: a size of at least one WAL segment (16MB), e.g. 4GB`, {code: 'USAGE'})
+    throw new UsageError(
+      `invalid --queue-max ${JSON.stringify(text)}: a size of at least one WAL segment (16MB), e.g. 4GB`,
+      {code: 'USAGE'},
+    )
   }
   return bytes
 }

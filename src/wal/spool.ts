@@ -59,7 +59,11 @@ function sourceId(source: SpoolSource): string {
 
 /** The spool folder of one source; `root` defaults to `charge-ops-spool` in the cwd (the data directory). */
 export function spoolDir(kind: SpoolKind, source: SpoolSource, root?: string): string {
-  return join(resolve(root ?? DEFAULT_SPOOL_DIR), kind, kind === 'fetch' ? `${sourceId(source)}.${bootId()}` : sourceId(source))
+  return join(
+    resolve(root ?? DEFAULT_SPOOL_DIR),
+    kind,
+    kind === 'fetch' ? `${sourceId(source)}.${bootId()}` : sourceId(source),
+  )
 }
 
 let boot: string | undefined
@@ -113,7 +117,8 @@ export async function cleanFetchSpool(dir: string, served?: {timeline: number; s
         await rm(join(dir, entry), {force: true})
         continue
       }
-      if (served && (file.segno! <= served.segno || file.timeline < served.timeline)) await rm(join(dir, entry), {force: true})
+      if (served && (file.segno! <= served.segno || file.timeline < served.timeline))
+        await rm(join(dir, entry), {force: true})
     }
   } catch {
     // a missing or unreadable spool only means nothing is prefetched
@@ -226,7 +231,8 @@ export async function spooledSegments(dir: string): Promise<Set<string> | undefi
 
 const WANT = '.want'
 const PREFETCH_LOCK = /^\.prefetch-[0-9A-F]{8}\.pid$/
-const lockPath = (dir: string, timeline: number) => join(dir, `.prefetch-${timeline.toString(16).toUpperCase().padStart(8, '0')}.pid`)
+const lockPath = (dir: string, timeline: number) =>
+  join(dir, `.prefetch-${timeline.toString(16).toUpperCase().padStart(8, '0')}.pid`)
 
 /** restore_command's slow path notes the segment PostgreSQL asked for: the prefetcher keeps its window after it. */
 export async function writeWant(dir: string, name: string): Promise<void> {
@@ -281,7 +287,8 @@ export async function writePushRecord(dir: string, record: PushRecord, walPath?:
   await mkdir(dir, {recursive: true, mode: 0o700})
   await faultPoint('wal.push-ahead.before-record', () => ({name: record.name}))
   await writeFileAtomic(recordPath(dir, record.name), JSON.stringify(record) + '\n', {mode: 0o600})
-  if (walPath && !/\s/.test(walPath)) await writeFileAtomic(checkPath(dir, record.name), `${record.sha256}  ${walPath}\n`, {mode: 0o600})
+  if (walPath && !/\s/.test(walPath))
+    await writeFileAtomic(checkPath(dir, record.name), `${record.sha256}  ${walPath}\n`, {mode: 0o600})
 }
 
 /** The shell words that set `$f` to the push spool path of `%f` (default spool, relative to the data directory). */
@@ -362,10 +369,15 @@ export async function cleanPushSpool(dir: string, walDir: string): Promise<void>
     }
     const present = new Set(await readdir(walDir))
     for (const entry of await readdir(dir)) {
-      const segment = entry.endsWith('.ok') ? entry.slice(0, -3) : entry.endsWith('.sha256') ? entry.slice(0, -7) : undefined
+      const segment = entry.endsWith('.ok')
+        ? entry.slice(0, -3)
+        : entry.endsWith('.sha256')
+          ? entry.slice(0, -7)
+          : undefined
       if (segment !== undefined && !present.has(segment)) await rm(join(dir, entry), {force: true})
       else if (TEMP.test(entry) && !pidAlive(Number(TEMP.exec(entry)![2]))) await rm(join(dir, entry), {force: true})
-      else if (CLAIM.test(entry) && liveLockHolder(join(dir, entry)) === undefined) await rm(join(dir, entry), {force: true})
+      else if (CLAIM.test(entry) && liveLockHolder(join(dir, entry)) === undefined)
+        await rm(join(dir, entry), {force: true})
     }
   } catch {
     // best effort

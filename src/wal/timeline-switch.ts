@@ -27,25 +27,42 @@ export interface SwitchVerdict {
  * Judges a segment named with `timeline` whose first page carries another timeline.
  * `historyText` is the content of `<timeline>.history`.
  */
-export function judgeTimelineSwitchSegment(segment: Buffer, name: {timeline: number; segno: bigint}, historyText: string, segmentSize = DEFAULT_SEGMENT_SIZE): SwitchVerdict {
+export function judgeTimelineSwitchSegment(
+  segment: Buffer,
+  name: {timeline: number; segno: bigint},
+  historyText: string,
+  segmentSize = DEFAULT_SEGMENT_SIZE,
+): SwitchVerdict {
   let history: TimelineHistoryEntry[]
   try {
     history = parseTimelineHistory(historyText)
   } catch (error) {
-    return {ok: false, reason: `its timeline history file ${hex8(name.timeline)}.history is unreadable: ${(error as Error).message}`}
+    return {
+      ok: false,
+      reason: `its timeline history file ${hex8(name.timeline)}.history is unreadable: ${(error as Error).message}`,
+    }
   }
   const parentEntry = history.at(-1)
-  if (!parentEntry) return {ok: false, reason: `timeline ${name.timeline} has no parent in ${hex8(name.timeline)}.history`}
+  if (!parentEntry)
+    return {ok: false, reason: `timeline ${name.timeline} has no parent in ${hex8(name.timeline)}.history`}
   const ancestors = new Set(history.map((e) => e.timeline))
   const start = name.segno * BigInt(segmentSize)
   const end = start + BigInt(segmentSize)
   const switchLsn = parentEntry.switchLsn
   const first = segment.readUInt32LE(4)
-  if (!ancestors.has(first)) return {ok: false, reason: `its first page carries timeline ${first}, which is not an ancestor of timeline ${name.timeline} (${hex8(name.timeline)}.history)`}
+  if (!ancestors.has(first))
+    return {
+      ok: false,
+      reason: `its first page carries timeline ${first}, which is not an ancestor of timeline ${name.timeline} (${hex8(name.timeline)}.history)`,
+    }
   if (switchLsn <= start || switchLsn >= end) {
-    return {ok: false, reason: `timeline ${name.timeline} branched off timeline ${parentEntry.timeline} at ${formatLsn(switchLsn)}, outside this segment (${formatLsn(start)} – ${formatLsn(end)}): only the segment holding the switch point may begin with the old timeline's pages`}
+    return {
+      ok: false,
+      reason: `timeline ${name.timeline} branched off timeline ${parentEntry.timeline} at ${formatLsn(switchLsn)}, outside this segment (${formatLsn(start)} – ${formatLsn(end)}): only the segment holding the switch point may begin with the old timeline's pages`,
+    }
   }
-  if (segment.length !== segmentSize) return {ok: false, reason: `it is ${segment.length} bytes, not a whole ${segmentSize}-byte segment`}
+  if (segment.length !== segmentSize)
+    return {ok: false, reason: `it is ${segment.length} bytes, not a whole ${segmentSize}-byte segment`}
   const pageSize = segment.readUInt32LE(XLOG_PAGE_SIZE_OFFSET) || 8192
   const magic = segment.readUInt16LE(0)
   for (let offset = 0; offset < segmentSize; offset += pageSize) {
@@ -56,13 +73,28 @@ export function judgeTimelineSwitchSegment(segment: Buffer, name: {timeline: num
     const address = segment.readBigUInt64LE(offset + 8)
     if (pageMagic === 0 && tli === 0 && address === 0n) continue // never written (zero-filled)
     const where = `the page at ${formatLsn(pageStart)}`
-    if (pageMagic !== magic || address !== pageStart) return {ok: false, reason: `${where} is not a WAL page of this segment (magic ${pageMagic.toString(16)}, address ${formatLsn(address)})`}
+    if (pageMagic !== magic || address !== pageStart)
+      return {
+        ok: false,
+        reason: `${where} is not a WAL page of this segment (magic ${pageMagic.toString(16)}, address ${formatLsn(address)})`,
+      }
     if (pageEnd <= switchLsn) {
-      if (!ancestors.has(tli)) return {ok: false, reason: `${where}, before the switch point ${formatLsn(switchLsn)}, carries timeline ${tli}, not an ancestor of ${name.timeline}`}
+      if (!ancestors.has(tli))
+        return {
+          ok: false,
+          reason: `${where}, before the switch point ${formatLsn(switchLsn)}, carries timeline ${tli}, not an ancestor of ${name.timeline}`,
+        }
     } else if (pageStart >= switchLsn) {
-      if (tli !== name.timeline) return {ok: false, reason: `${where}, after the switch point ${formatLsn(switchLsn)}, carries timeline ${tli} instead of ${name.timeline}`}
+      if (tli !== name.timeline)
+        return {
+          ok: false,
+          reason: `${where}, after the switch point ${formatLsn(switchLsn)}, carries timeline ${tli} instead of ${name.timeline}`,
+        }
     } else if (tli !== name.timeline && !ancestors.has(tli)) {
-      return {ok: false, reason: `${where}, which holds the switch point ${formatLsn(switchLsn)}, carries timeline ${tli}`}
+      return {
+        ok: false,
+        reason: `${where}, which holds the switch point ${formatLsn(switchLsn)}, carries timeline ${tli}`,
+      }
     }
   }
   return {ok: true, switchLsn, parent: parentEntry.timeline}

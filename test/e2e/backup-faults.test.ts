@@ -17,7 +17,8 @@ let dir: string
 let env: Record<string, string>
 let password: string
 
-const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, {env: {...env, ...extra}, timeout: 120_000})
+const cli = (args: string[], extra: Record<string, string> = {}) =>
+  runCli(args, {env: {...env, ...extra}, timeout: 120_000})
 
 const start = (args: string[], extra: Record<string, string> = {}) => startCli(args, {env: {...env, ...extra}}).child
 
@@ -53,7 +54,8 @@ describe('backup faults (built CLI)', () => {
     let second: ReturnType<typeof cli> | undefined
     for (let i = 0; i < 2000 && !second && first.exitCode === null; i++) {
       await new Promise((r) => setTimeout(r, 30))
-      if (existsSync(repo) && readdirSync(repo, {recursive: true}).some((p) => String(p).endsWith('backup.lock'))) second = cli(['backup', 'files', '--repo', repo])
+      if (existsSync(repo) && readdirSync(repo, {recursive: true}).some((p) => String(p).endsWith('backup.lock')))
+        second = cli(['backup', 'files', '--repo', repo])
     }
     first.kill('SIGTERM')
     await new Promise((r) => (first.exitCode === null && first.signalCode === null ? first.once('exit', r) : r(null)))
@@ -137,7 +139,10 @@ describe('backup faults (built CLI)', () => {
     try {
       const repo = `s3://${s3.bucket}/charge`
       const point = 'repository.s3.multipart-started'
-      const paused = pauseAt(point, ['backup', 'db', '--repo', repo, '--json'], {env: {...env, ...s3.env}, faultDir: faults})
+      const paused = pauseAt(point, ['backup', 'db', '--repo', repo, '--json'], {
+        env: {...env, ...s3.env},
+        faultDir: faults,
+      })
       // paused with the multipart upload under way: the server dies now, not after some guessed time
       const marker = await paused.reached(120_000)
       expect(marker.uploadId, 'paused inside a multipart upload').toBeTruthy()
@@ -156,12 +161,18 @@ describe('backup faults (built CLI)', () => {
       expect(list.code, list.stderr).toBe(0)
       expect(JSON.parse(list.stdout).backups).toEqual([])
       expect(await s3.readObject(marker.key)).toBeUndefined()
-      expect(JSON.parse((await s3.readObject('charge/charge-analysis/locks/backup.lock'))!)).toMatchObject({pid: marker.pid, command: 'backup db'})
+      expect(JSON.parse((await s3.readObject('charge/charge-analysis/locks/backup.lock'))!)).toMatchObject({
+        pid: marker.pid,
+        command: 'backup db',
+      })
 
       const rerun = cli(['backup', 'db', '--repo', repo, '--json'], s3.env)
       expect(rerun.code, rerun.stderr).toBe(0)
       const target = `s3down_${Date.now().toString(36)}`
-      const restored = cli(['restore', 'db', JSON.parse(rerun.stdout).id, '--repo', repo, '--target-db', target, '--json'], s3.env)
+      const restored = cli(
+        ['restore', 'db', JSON.parse(rerun.stdout).id, '--repo', repo, '--target-db', target, '--json'],
+        s3.env,
+      )
       expect(restored.code, restored.stderr).toBe(0)
       expect(await dbHash(pg, target)).toBe(await dbHash(pg, new URL(env.DATABASE_URL).pathname.slice(1)))
     } finally {

@@ -19,7 +19,13 @@ function cli(args: string[], yaml: string) {
   writeFileSync(join(dir, 'charge-ops.yaml'), yaml)
   const r = spawnSync(process.execPath, [join(root, 'bin/run.js'), ...args], {
     cwd: dir,
-    env: {...process.env, DATABASE_URL: dbUrl, CHARGE_OPS_CONFIG: join(dir, 'charge-ops.yaml'), CHARGE_OPS_STATE_DIR: join(dir, 'state'), CI: 'true'},
+    env: {
+      ...process.env,
+      DATABASE_URL: dbUrl,
+      CHARGE_OPS_CONFIG: join(dir, 'charge-ops.yaml'),
+      CHARGE_OPS_STATE_DIR: join(dir, 'state'),
+      CI: 'true',
+    },
     encoding: 'utf8',
   })
   return {code: r.status, stdout: r.stdout, stderr: r.stderr}
@@ -49,7 +55,9 @@ describe('charge-ops capacity (built CLI)', () => {
 
     const p = cli(['capacity', '--only', 'postgresql', '--format', 'prometheus'], LOW_DISK)
     expect(p.code).toBe(1)
-    expect(p.stdout).toMatch(/charge_ops_check_status\{check="disk.free_pct",component="disk",role="postgres-data",path="[^"]+"\} 2/)
+    expect(p.stdout).toMatch(
+      /charge_ops_check_status\{check="disk.free_pct",component="disk",role="postgres-data",path="[^"]+"\} 2/,
+    )
 
     const j = cli(['capacity', '--only', 'postgresql', '--json'], LOW_DISK)
     expect(j.code).toBe(1)
@@ -66,11 +74,20 @@ describe('charge-ops capacity (built CLI)', () => {
   })
   it('nagios: UNKNOWN exit 3 when PostgreSQL cannot be checked; history is kept for growth', () => {
     writeFileSync(join(dir, 'charge-ops.yaml'), FINE)
-    const r = spawnSync(process.execPath, [join(root, 'bin/run.js'), 'capacity', '--only', 'postgresql', '--format', 'nagios'], {
-      cwd: dir,
-      env: {...process.env, DATABASE_URL: 'postgresql://u:Secret-Pw-1@127.0.0.1:1/x', CHARGE_OPS_CONFIG: join(dir, 'charge-ops.yaml'), CI: 'true'},
-      encoding: 'utf8',
-    })
+    const r = spawnSync(
+      process.execPath,
+      [join(root, 'bin/run.js'), 'capacity', '--only', 'postgresql', '--format', 'nagios'],
+      {
+        cwd: dir,
+        env: {
+          ...process.env,
+          DATABASE_URL: 'postgresql://u:Secret-Pw-1@127.0.0.1:1/x',
+          CHARGE_OPS_CONFIG: join(dir, 'charge-ops.yaml'),
+          CI: 'true',
+        },
+        encoding: 'utf8',
+      },
+    )
     expect(r.status).toBe(3)
     expect(r.stdout).toMatch(/^UNKNOWN - .*refused the connection/)
     expect(r.stdout + r.stderr).not.toContain('Secret-Pw-1')

@@ -7,7 +7,12 @@ import {describe, expect, it} from 'vitest'
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'run.js')
 const cli = (args: string[], options: {cwd?: string; env?: Record<string, string>} = {}) =>
-  execa('node', [bin, ...args], {reject: false, cwd: options.cwd ?? mkdtempSync(join(tmpdir(), 'charge-ops-e2e-')), env: {CI: 'true', ...options.env}, stdin: 'ignore'})
+  execa('node', [bin, ...args], {
+    reject: false,
+    cwd: options.cwd ?? mkdtempSync(join(tmpdir(), 'charge-ops-e2e-')),
+    env: {CI: 'true', ...options.env},
+    stdin: 'ignore',
+  })
 
 describe('charge-ops binary', () => {
   it('--version prints the version on stdout and exits 0', async () => {
@@ -48,7 +53,10 @@ describe('charge-ops binary', () => {
 
   it('config show masks passwords from .env and the environment', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'charge-ops-e2e-'))
-    writeFileSync(join(dir, '.env'), 'DATABASE_URL=postgresql://app:Sup3rS3cret@db/charge\nSECRET_KEY=0123456789abcdef0123456789abcdef-key\n')
+    writeFileSync(
+      join(dir, '.env'),
+      'DATABASE_URL=postgresql://app:Sup3rS3cret@db/charge\nSECRET_KEY=0123456789abcdef0123456789abcdef-key\n',
+    )
     const r = await cli(['config', 'show', '--json'], {cwd: dir, env: {REDIS_URL: 'redis://:EnvRedisPw@r:6379/0'}})
     expect(r.exitCode).toBe(0)
     for (const secret of ['Sup3rS3cret', '0123456789abcdef0123456789abcdef-key', 'EnvRedisPw']) {
@@ -56,7 +64,10 @@ describe('charge-ops binary', () => {
       expect(r.stderr).not.toContain(secret)
     }
     const body = JSON.parse(r.stdout) as {settings: Array<{key: string; value: string; source: {source: string}}>}
-    expect(body.settings.find((s) => s.key === 'REDIS_URL')).toMatchObject({value: 'redis://:******@r:6379/0', source: {source: 'environment'}})
+    expect(body.settings.find((s) => s.key === 'REDIS_URL')).toMatchObject({
+      value: 'redis://:******@r:6379/0',
+      source: {source: 'environment'},
+    })
     expect(body.settings.find((s) => s.key === 'DATABASE_URL')?.source.source).toBe('.env')
   })
 })

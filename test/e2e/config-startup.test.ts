@@ -37,10 +37,19 @@ Module._load = function (request, parent, isMain) {
 `,
 )
 
-async function loadedPackages(args: string[], cwd = root, env: Record<string, string> = {}): Promise<{packages: Set<string>; exitCode?: number}> {
+async function loadedPackages(
+  args: string[],
+  cwd = root,
+  env: Record<string, string> = {},
+): Promise<{packages: Set<string>; exitCode?: number}> {
   const trace = join(mkdtempSync(join(tmpdir(), 'charge-ops-trace-')), 'modules.txt')
   writeFileSync(trace, '')
-  const r = await execa('node', ['--import', join(tracer, 'register.mjs'), bin, ...args], {reject: false, cwd, stdin: 'ignore', env: {CI: 'true', MODULE_TRACE_FILE: trace, ...env}})
+  const r = await execa('node', ['--import', join(tracer, 'register.mjs'), bin, ...args], {
+    reject: false,
+    cwd,
+    stdin: 'ignore',
+    env: {CI: 'true', MODULE_TRACE_FILE: trace, ...env},
+  })
   const packages = new Set<string>()
   for (const line of readFileSync(trace, 'utf8').split('\n')) {
     const match = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(line)
@@ -49,7 +58,8 @@ async function loadedPackages(args: string[], cwd = root, env: Record<string, st
   return {packages, exitCode: r.exitCode}
 }
 
-const heavyIn = (packages: Set<string>) => [...packages].filter((p) => HEAVY.some((h) => p === h || p.startsWith(`${h}/`)))
+const heavyIn = (packages: Set<string>) =>
+  [...packages].filter((p) => HEAVY.some((h) => p === h || p.startsWith(`${h}/`)))
 
 /** a data directory whose pg_wal holds one segment (a PostgreSQL 15 long page header), charge-ops.yaml in it and in conf/ */
 function walFixture(): string {
@@ -65,15 +75,26 @@ function walFixture(): string {
   segment.writeUInt32LE(8192, 36)
   writeFileSync(join(dir, 'pg_wal', '000000010000000000000001'), segment)
   writeFileSync(join(dir, 'charge-ops.yaml'), `stack: from-cwd\nbackup:\n  repository: ${join(dir, 'repo')}\n`)
-  writeFileSync(join(dir, 'conf', 'charge-ops.yaml'), `stack: from-config\nbackup:\n  repository: ${join(dir, 'repo')}\n`)
+  writeFileSync(
+    join(dir, 'conf', 'charge-ops.yaml'),
+    `stack: from-config\nbackup:\n  repository: ${join(dir, 'repo')}\n`,
+  )
   return dir
 }
 
 describe('start-up imports', () => {
   it.each([
-    ['without --stack (charge-ops.yaml in the cwd)', ['wal', 'push', 'pg_wal/000000010000000000000001', '--repo', 'repo'], {}],
+    [
+      'without --stack (charge-ops.yaml in the cwd)',
+      ['wal', 'push', 'pg_wal/000000010000000000000001', '--repo', 'repo'],
+      {},
+    ],
     ['with --config only', ['wal', 'push', 'pg_wal/000000010000000000000001', '--config', 'conf/charge-ops.yaml'], {}],
-    ['with CHARGE_OPS_CONFIG only', ['wal', 'push', 'pg_wal/000000010000000000000001'], {CHARGE_OPS_CONFIG: 'conf/charge-ops.yaml'}],
+    [
+      'with CHARGE_OPS_CONFIG only',
+      ['wal', 'push', 'pg_wal/000000010000000000000001'],
+      {CHARGE_OPS_CONFIG: 'conf/charge-ops.yaml'},
+    ],
   ])('wal push %s archives without loading oclif (archive_command hot path)', async (_form, args, env) => {
     const dir = walFixture()
     const {packages, exitCode} = await loadedPackages(args, dir, env)
@@ -86,15 +107,29 @@ describe('start-up imports', () => {
   it('wal push / wal fetch with --repo and --stack load no package at all (the config stack, zod and yaml, only when a flag is missing)', async () => {
     // PostgreSQL forks these once per 16 MB segment; a static import of the config loader cost ~100 ms a call
     const dir = walFixture()
-    const push = await loadedPackages(['wal', 'push', 'pg_wal/000000010000000000000001', '--repo', 'repo', '--stack', 's'], dir)
+    const push = await loadedPackages(
+      ['wal', 'push', 'pg_wal/000000010000000000000001', '--repo', 'repo', '--stack', 's'],
+      dir,
+    )
     expect(push.exitCode).toBe(0)
     expect([...push.packages]).toEqual([])
-    const fetch = await loadedPackages(['wal', 'fetch', '000000010000000000000001', 'pg_wal/RECOVERYXLOG', '--repo', 'repo', '--stack', 's'], dir)
+    const fetch = await loadedPackages(
+      ['wal', 'fetch', '000000010000000000000001', 'pg_wal/RECOVERYXLOG', '--repo', 'repo', '--stack', 's'],
+      dir,
+    )
     expect(fetch.exitCode).toBe(0)
-    expect(readFileSync(join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(readFileSync(join(dir, 'pg_wal', '000000010000000000000001')))).toBe(true)
+    expect(
+      readFileSync(join(dir, 'pg_wal', 'RECOVERYXLOG')).equals(
+        readFileSync(join(dir, 'pg_wal', '000000010000000000000001')),
+      ),
+    ).toBe(true)
     expect([...fetch.packages]).toEqual([])
     // the tracer sees packages: the same push without --stack reads charge-ops.yaml through yaml
-    expect((await loadedPackages(['wal', 'push', 'pg_wal/000000010000000000000001', '--repo', 'repo'], dir)).packages.has('yaml')).toBe(true)
+    expect(
+      (await loadedPackages(['wal', 'push', 'pg_wal/000000010000000000000001', '--repo', 'repo'], dir)).packages.has(
+        'yaml',
+      ),
+    ).toBe(true)
   })
 
   it('charge-ops --version answers without loading any package (not even oclif)', async () => {
@@ -119,7 +154,10 @@ describe('start-up imports', () => {
     expect(offline.exitCode).toBe(0)
     expect(heavyIn(offline.packages)).toEqual([])
 
-    writeFileSync(join(dir, 'refused.env'), 'DATABASE_URL=postgresql://u:p@127.0.0.1:1/db\nREDIS_URL=redis://127.0.0.1:1/0\nSECRET_KEY=0123456789abcdef0123456789abcdef01\n')
+    writeFileSync(
+      join(dir, 'refused.env'),
+      'DATABASE_URL=postgresql://u:p@127.0.0.1:1/db\nREDIS_URL=redis://127.0.0.1:1/0\nSECRET_KEY=0123456789abcdef0123456789abcdef01\n',
+    )
     const online = await loadedPackages(['config', 'validate', 'refused.env', '--connect', '--timeout', '2'], dir)
     expect(online.exitCode).toBe(5)
     expect(heavyIn(online.packages).sort()).toEqual(['ioredis', 'pg'])

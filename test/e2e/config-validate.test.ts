@@ -12,7 +12,13 @@ const root = join(import.meta.dirname, '..', '..')
 const bin = join(root, 'bin', 'run.js')
 const fixtures = join(root, 'test', 'fixtures', 'config')
 const cli = (args: string[], cwd: string, env: Record<string, string> = {}) =>
-  execa('node', [bin, 'config', 'validate', ...args], {reject: false, cwd, env: {CI: 'true', ENVIRONMENT: '', ...env}, extendEnv: false, stdin: 'ignore'})
+  execa('node', [bin, 'config', 'validate', ...args], {
+    reject: false,
+    cwd,
+    env: {CI: 'true', ENVIRONMENT: '', ...env},
+    extendEnv: false,
+    stdin: 'ignore',
+  })
 
 /** Values planted in the corpus that must never be printed. */
 const PLANTED = ['Pl4nted-DbPass-7731', 'k3y-Pl4nted-9c1e5f7a2b4d6e8f0a1c3e5b7d9f2a4c', 'REPLACE_ME_Pl4nted']
@@ -30,12 +36,37 @@ function corpusDir(): string {
 const CORPUS: Array<{file: string; exit: number; at: string; mentions: RegExp}> = [
   {file: 'not-key-value.env', exit: 1, at: 'not-key-value.env:3', mentions: /not KEY=VALUE/},
   {file: 'port-not-numeric.env', exit: 1, at: 'port-not-numeric.env:2', mentions: /PORT is not a number/},
-  {file: 'secret-placeholder.env', exit: 1, at: 'secret-placeholder.env:4', mentions: /SECRET_KEY is a template placeholder/},
-  {file: 'origins-truncated.env', exit: 1, at: 'origins-truncated.env:5', mentions: /ALLOWED_ORIGINS is not a JSON array/},
-  {file: 'password-in-url.env', exit: 1, at: 'password-in-url.env:3', mentions: /DATABASE_URL connects to a non-loopback host without requiring TLS/},
+  {
+    file: 'secret-placeholder.env',
+    exit: 1,
+    at: 'secret-placeholder.env:4',
+    mentions: /SECRET_KEY is a template placeholder/,
+  },
+  {
+    file: 'origins-truncated.env',
+    exit: 1,
+    at: 'origins-truncated.env:5',
+    mentions: /ALLOWED_ORIGINS is not a JSON array/,
+  },
+  {
+    file: 'password-in-url.env',
+    exit: 1,
+    at: 'password-in-url.env:3',
+    mentions: /DATABASE_URL connects to a non-loopback host without requiring TLS/,
+  },
   {file: 'syntax-error.charge-ops.yaml', exit: 2, at: 'syntax-error.charge-ops.yaml:4', mentions: /YAML syntax error/},
-  {file: 'wrong-type.charge-ops.yaml', exit: 1, at: 'wrong-type.charge-ops.yaml:4', mentions: /service\.workers.*expected number/},
-  {file: 'unknown-key.charge-ops.yaml', exit: 1, at: 'unknown-key.charge-ops.yaml:5', mentions: /unknown key "backup\.retension"/},
+  {
+    file: 'wrong-type.charge-ops.yaml',
+    exit: 1,
+    at: 'wrong-type.charge-ops.yaml:4',
+    mentions: /service\.workers.*expected number/,
+  },
+  {
+    file: 'unknown-key.charge-ops.yaml',
+    exit: 1,
+    at: 'unknown-key.charge-ops.yaml:5',
+    mentions: /unknown key "backup\.retension"/,
+  },
   {file: 'invalid.crontab', exit: 1, at: 'invalid.crontab:2', mentions: /invalid cron schedule/},
   {file: 'empty.env', exit: 2, at: 'empty.env:1', mentions: /is empty/},
   {file: 'binary.env', exit: 2, at: 'binary.env:1', mentions: /binary/},
@@ -112,7 +143,11 @@ describe('config validate: a deployment folder', () => {
   it("the guide's examples: text names every cross-file problem, values stay hidden", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'charge-ops-guide-'))
     cpSync(join(fixtures, 'guide'), dir, {recursive: true})
-    writeFileSync(join(dir, 'redis.conf'), 'requirepass Gu1de-Pl4nted-redis-pass\nappendonly yes\nprotected-mode yes\n', {mode: 0o600})
+    writeFileSync(
+      join(dir, 'redis.conf'),
+      'requirepass Gu1de-Pl4nted-redis-pass\nappendonly yes\nprotected-mode yes\n',
+      {mode: 0o600},
+    )
     const r = await cli(['--host-ram', '32GB'], dir)
     expect(r.exitCode).toBe(1)
     expect(r.stdout).toContain('.env:6: error [REDIS_URL] REDIS_URL has no password but redis.conf:1 sets requirepass')

@@ -29,7 +29,15 @@ const CTRL_C = '\u0003'
 function childEnv(): Record<string, string> {
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k === 'CI' || k === 'NO_COLOR' || k === 'FORCE_COLOR' || k.startsWith('CHARGE_OPS_') || k.startsWith('AWS_')) continue
+    if (
+      v === undefined ||
+      k === 'CI' ||
+      k === 'NO_COLOR' ||
+      k === 'FORCE_COLOR' ||
+      k.startsWith('CHARGE_OPS_') ||
+      k.startsWith('AWS_')
+    )
+      continue
     env[k] = v
   }
   return {...env, TERM: 'xterm-256color'}
@@ -49,17 +57,37 @@ interface DriveResult {
 
 /** Runs `charge-ops <args>` on a pseudo-terminal, answering each prompt as it appears. */
 function drive(args: string[], steps: Step[]): DriveResult {
-  const script = {argv: [process.execPath, bin, ...args], cwd: root, env: childEnv(), cols: 120, rows: 40, stepTimeout: 90, exitTimeout: 90, steps}
-  const r = spawnSync('python3', [driver, '-'], {input: JSON.stringify(script), encoding: 'utf8', timeout: 240_000, maxBuffer: 64 * 1024 * 1024})
+  const script = {
+    argv: [process.execPath, bin, ...args],
+    cwd: root,
+    env: childEnv(),
+    cols: 120,
+    rows: 40,
+    stepTimeout: 90,
+    exitTimeout: 90,
+    steps,
+  }
+  const r = spawnSync('python3', [driver, '-'], {
+    input: JSON.stringify(script),
+    encoding: 'utf8',
+    timeout: 240_000,
+    maxBuffer: 64 * 1024 * 1024,
+  })
   if (r.status !== 0) throw new Error(`pty-drive.py failed (${r.status ?? r.signal}): ${r.stderr}`)
   const result = JSON.parse(r.stdout) as DriveResult
-  const where = result.failedStep === null ? '' : ` at step ${result.failedStep} (${JSON.stringify(steps[result.failedStep])})`
+  const where =
+    result.failedStep === null ? '' : ` at step ${result.failedStep} (${JSON.stringify(steps[result.failedStep])})`
   expect(result.reason, `${result.reason}${where}\n--- screen ---\n${result.transcript.slice(-3000)}`).toBeNull()
   return result
 }
 
 function flagRun(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, 'init', '--non-interactive', ...args], {cwd: root, env: {...childEnv(), CI: 'true'}, encoding: 'utf8', timeout: 120_000})
+  const r = spawnSync(process.execPath, [bin, 'init', '--non-interactive', ...args], {
+    cwd: root,
+    env: {...childEnv(), CI: 'true'},
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
   expect(r.status, r.stderr).toBe(0)
   return r
 }
@@ -89,7 +117,8 @@ function snapshotDir(dir: string): Record<string, {mode: string; content: string
     // the local target writes absolute paths of its install directory (units, archive_command)
     content = content.replaceAll(dir, '«dir»')
     // compose: each run makes its own self-signed certificate for nginx
-    if (path.startsWith('nginx/ssl/')) content = content.replace(/-----BEGIN ([A-Z ]+)-----[\s\S]+?-----END \1-----/g, '«$1»')
+    if (path.startsWith('nginx/ssl/'))
+      content = content.replace(/-----BEGIN ([A-Z ]+)-----[\s\S]+?-----END \1-----/g, '«$1»')
     out[path] = {mode: (statSync(join(dir, path)).mode & 0o777).toString(8), content}
   }
   return out
@@ -145,7 +174,20 @@ describe('charge-ops init on a pseudo-terminal (built binary)', {timeout: 300_00
     expect(r.exitCode, r.transcript).toBe(0)
     expect(r.transcript).toMatch(/created\s+0600\s+\.env/)
     const flags = tmp('compose-flags')
-    flagRun(['--dir', flags, '--target', 'compose', '--domain', 'charge.example.com', '--ram', '16GB', '--cpus', '8', '--repo', 's3://charge-backups/prod'])
+    flagRun([
+      '--dir',
+      flags,
+      '--target',
+      'compose',
+      '--domain',
+      'charge.example.com',
+      '--ram',
+      '16GB',
+      '--cpus',
+      '8',
+      '--repo',
+      's3://charge-backups/prod',
+    ])
     const secrets = expectSameDeployment(dir, flags)
     for (const value of Object.values(secrets)) expect(r.transcript).not.toContain(value)
   })
@@ -176,9 +218,28 @@ describe('charge-ops init on a pseudo-terminal (built binary)', {timeout: 300_00
     expect(r.transcript).not.toContain('PgBouncer')
     const flags = tmp('k8s-flags')
     flagRun([
-      '--dir', flags, '--target', 'k8s', '--domain', 'charge.staging.example.com', '--environment', 'staging', '--ram', '32GB', '--cpus', '16',
-      '--storage', 'hdd', '--connections', '400', '--repo', 's3://charge-backups/staging',
-      '--managed-db-host', 'pg.internal.example.com:5433', '--managed-redis-host', 'redis.internal.example.com:6380',
+      '--dir',
+      flags,
+      '--target',
+      'k8s',
+      '--domain',
+      'charge.staging.example.com',
+      '--environment',
+      'staging',
+      '--ram',
+      '32GB',
+      '--cpus',
+      '16',
+      '--storage',
+      'hdd',
+      '--connections',
+      '400',
+      '--repo',
+      's3://charge-backups/staging',
+      '--managed-db-host',
+      'pg.internal.example.com:5433',
+      '--managed-redis-host',
+      'redis.internal.example.com:6380',
     ])
     expectSameDeployment(dir, flags)
     expect(existsSync(join(dir, 'k8s', 'secret.yaml'))).toBe(true)
@@ -205,7 +266,25 @@ describe('charge-ops init on a pseudo-terminal (built binary)', {timeout: 300_00
     expect(r.transcript).not.toContain('Where will the stack run?')
     expect(r.transcript).not.toContain("Database host's RAM")
     const flags = tmp('local-flags')
-    flagRun(['--dir', flags, '--target', 'local', '--domain', 'ops.example.org', '--ram', '8GB', '--cpus', '2', '--storage', 'san', '--connections', '150', '--repo', 's3://ops-backups/local', '--pgbouncer'])
+    flagRun([
+      '--dir',
+      flags,
+      '--target',
+      'local',
+      '--domain',
+      'ops.example.org',
+      '--ram',
+      '8GB',
+      '--cpus',
+      '2',
+      '--storage',
+      'san',
+      '--connections',
+      '150',
+      '--repo',
+      's3://ops-backups/local',
+      '--pgbouncer',
+    ])
     expectSameDeployment(dir, flags)
     expect(existsSync(join(dir, 'pgbouncer', 'userlist.txt'))).toBe(true)
   })
@@ -228,7 +307,27 @@ describe('charge-ops init on a pseudo-terminal (built binary)', {timeout: 300_00
 
   it('a rerun over a local edit shows the diff (secrets masked) and asks: "no" keeps the edit, "yes" overwrites', () => {
     const dir = tmp('rerun')
-    const args = ['--dir', dir, '--target', 'compose', '--domain', 'charge.example.com', '--environment', 'production', '--ram', '16GB', '--cpus', '4', '--storage', 'ssd', '--connections', '200', '--repo', 's3://charge-backups/prod', '--no-pgbouncer']
+    const args = [
+      '--dir',
+      dir,
+      '--target',
+      'compose',
+      '--domain',
+      'charge.example.com',
+      '--environment',
+      'production',
+      '--ram',
+      '16GB',
+      '--cpus',
+      '4',
+      '--storage',
+      'ssd',
+      '--connections',
+      '200',
+      '--repo',
+      's3://charge-backups/prod',
+      '--no-pgbouncer',
+    ]
     flagRun(args)
     const conf = join(dir, 'redis', 'redis.conf')
     const original = readFileSync(conf, 'utf8')
@@ -238,7 +337,14 @@ describe('charge-ops init on a pseudo-terminal (built binary)', {timeout: 300_00
     const redisPassword = readExistingSecrets(dir).redisPassword!
     const questions: Step[] = [{expect: 'Use managed PostgreSQL and Redis', send: ENTER}]
 
-    const keep = drive(['init', ...args], [...questions, {expect: 'redis/redis.conf differs from what init would write', send: `n${ENTER}`}, {expect: 'compose deployment in'}])
+    const keep = drive(
+      ['init', ...args],
+      [
+        ...questions,
+        {expect: 'redis/redis.conf differs from what init would write', send: `n${ENTER}`},
+        {expect: 'compose deployment in'},
+      ],
+    )
     expect(keep.exitCode, keep.transcript).toBe(0)
     expect(keep.transcript).toContain('-maxmemory-policy allkeys-lru')
     expect(keep.transcript).toContain('+maxmemory-policy noeviction')
@@ -246,7 +352,14 @@ describe('charge-ops init on a pseudo-terminal (built binary)', {timeout: 300_00
     expect(keep.transcript).not.toContain(redisPassword)
     expect(readFileSync(conf, 'utf8')).toBe(edited)
 
-    const overwrite = drive(['init', ...args], [...questions, {expect: 'redis/redis.conf differs from what init would write', send: `y${ENTER}`}, {expect: 'compose deployment in'}])
+    const overwrite = drive(
+      ['init', ...args],
+      [
+        ...questions,
+        {expect: 'redis/redis.conf differs from what init would write', send: `y${ENTER}`},
+        {expect: 'compose deployment in'},
+      ],
+    )
     expect(overwrite.exitCode, overwrite.transcript).toBe(0)
     expect(overwrite.transcript).toMatch(/updated\s+0600\s+redis\/redis\.conf/)
     expect(readFileSync(conf, 'utf8')).toBe(original)

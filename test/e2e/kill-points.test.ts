@@ -7,14 +7,34 @@
  * runs are listed, counted, swept.
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {chromaHeartbeat, ensureChroma, stopChroma} from '../../src/sandbox/servers.js'
-import {freePort, pauseAt, pidAlive, runCli, runToKillPoint, sharedPostgres, dbHash, startS3, treeHash} from '../support/index.js'
+import {
+  freePort,
+  pauseAt,
+  pidAlive,
+  runCli,
+  runToKillPoint,
+  sharedPostgres,
+  dbHash,
+  startS3,
+  treeHash,
+} from '../support/index.js'
 
 const STACK = 'charge-analysis'
 const pg = sharedPostgres()
@@ -26,7 +46,8 @@ let source: string
 const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, {env: {...env, ...extra}})
 
 /** Runs the CLI with CHARGE_OPS_KILL_AT=point; resolves once it is dead, with the point's marker. */
-const killAt = async (point: string, args: string[], extra: Record<string, string> = {}) => (await runToKillPoint(point, args, {env: {...env, ...extra}, faultDir: faults})).reached
+const killAt = async (point: string, args: string[], extra: Record<string, string> = {}) =>
+  (await runToKillPoint(point, args, {env: {...env, ...extra}, faultDir: faults})).reached
 
 /** Runs (a zombie is dead: it only waits to be reaped by whatever pid 1 is on this machine). */
 const alive = pidAlive
@@ -38,8 +59,6 @@ async function until(what: string, probe: () => boolean | Promise<boolean>, time
     await new Promise((r) => setTimeout(r, 25))
   }
 }
-
-
 
 function tempFiles(repo: string): string[] {
   if (!existsSync(repo)) return []
@@ -64,7 +83,13 @@ beforeAll(async () => {
      CREATE INDEX samples_session ON samples (session);`,
     source,
   )
-  env = {DATABASE_URL: url, CHARGE_OPS_STATE_DIR: join(dir, 'state'), CHARGE_OPS_STAGING_DIR: join(dir, 'staging'), CHARGE_OPS_FAULT_DIR: faults, NO_COLOR: '1'}
+  env = {
+    DATABASE_URL: url,
+    CHARGE_OPS_STATE_DIR: join(dir, 'state'),
+    CHARGE_OPS_STAGING_DIR: join(dir, 'staging'),
+    CHARGE_OPS_FAULT_DIR: faults,
+    NO_COLOR: '1',
+  }
 }, 180_000)
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
 
@@ -111,7 +136,11 @@ describe('backup db killed at its kill points', () => {
     expect(JSON.parse(cli(['backup', 'list', '--repo', repo, '--all', '--json']).stdout).temporary).toEqual([])
     const old = new Date(Date.now() - 11 * 60_000)
     utimesSync(join(repo, temp), old, old)
-    expect(JSON.parse(cli(['backup', 'list', '--repo', repo, '--all', '--json']).stdout).temporary.map((t: {key: string}) => t.key)).toEqual([temp])
+    expect(
+      JSON.parse(cli(['backup', 'list', '--repo', repo, '--all', '--json']).stdout).temporary.map(
+        (t: {key: string}) => t.key,
+      ),
+    ).toEqual([temp])
     const prune = cli(['backup', 'prune', '--repo', repo, '--yes', '--json'])
     expect(prune.code, prune.out).toBe(0)
     expect(JSON.parse(prune.stdout).temporaryRemoved.map((t: {key: string}) => t.key)).toEqual([temp])
@@ -121,12 +150,16 @@ describe('backup db killed at its kill points', () => {
 })
 
 describe('backup db to S3 killed during its multipart upload', () => {
-  it('repository.s3.multipart-started: nothing listed, no object under the part\'s key (the unfinished multipart upload claims nothing), the lock names the dead run; the rerun takes it over and restores identical', async () => {
+  it("repository.s3.multipart-started: nothing listed, no object under the part's key (the unfinished multipart upload claims nothing), the lock names the dead run; the rerun takes it over and restores identical", async () => {
     // its own process: the CLI runs through spawnSync, which blocks this one
     const s3 = await startS3({process: true})
     try {
       const repo = `s3://${s3.bucket}/kill`
-      const marker = await killAt('repository.s3.multipart-started', ['backup', 'db', '--repo', repo, '--quiet'], s3.env)
+      const marker = await killAt(
+        'repository.s3.multipart-started',
+        ['backup', 'db', '--repo', repo, '--quiet'],
+        s3.env,
+      )
       // the multipart upload exists on the server (s3rver keeps it under ._S3rver_uploads/<id>) with
       // its first part stored: the kill landed mid-upload
       expect(marker.key).toMatch(new RegExp(`^kill/${STACK}/backups/[^/]+-db-[^/]+/db\\.dump\\.zst$`))
@@ -139,11 +172,17 @@ describe('backup db to S3 killed during its multipart upload', () => {
       expect(JSON.parse(list.stdout).backups).toEqual([])
       expect(await s3.readObject(marker.key!)).toBeUndefined()
       // the lock is left, and it names the dead run (same host: taken over at once by the next one)
-      expect(JSON.parse((await s3.readObject(`kill/${STACK}/locks/backup.lock`))!)).toMatchObject({pid: marker.pid, command: 'backup db'})
+      expect(JSON.parse((await s3.readObject(`kill/${STACK}/locks/backup.lock`))!)).toMatchObject({
+        pid: marker.pid,
+        command: 'backup db',
+      })
 
       const rerun = cli(['backup', 'db', '--repo', repo, '--json'], s3.env)
       expect(rerun.code, rerun.out).toBe(0)
-      expect(await s3.readObject(`kill/${STACK}/locks/backup.lock`), 'the rerun released the lock it took over').toBeUndefined()
+      expect(
+        await s3.readObject(`kill/${STACK}/locks/backup.lock`),
+        'the rerun released the lock it took over',
+      ).toBeUndefined()
       const listed = JSON.parse(cli(['backup', 'list', '--repo', repo, '--all', '--json'], s3.env).stdout).backups
       expect(listed.map((b: {id: string}) => b.id)).toEqual([JSON.parse(rerun.stdout).id])
       const target = `kp_s3_${Date.now().toString(36)}`
@@ -156,7 +195,7 @@ describe('backup db to S3 killed during its multipart upload', () => {
   }, 300_000)
 })
 
-describe('backup files / restore files killed at their kill points (a Chroma server managed like the sandbox\'s)', () => {
+describe("backup files / restore files killed at their kill points (a Chroma server managed like the sandbox's)", () => {
   let root: string
   let uploads: string
   let chroma: string
@@ -172,13 +211,24 @@ describe('backup files / restore files killed at their kill points (a Chroma ser
     for (let i = 0; i < 40; i++) writeFileSync(join(uploads, 'a', `f${i}.csv`), Buffer.alloc(20_000, i))
     port = await freePort()
     mkdirSync(chroma, {recursive: true})
-    writeFileSync(join(root, 'sandbox.json'), JSON.stringify({version: 1, createdAt: new Date().toISOString(), ports: {postgres: 0, redis: 0, chroma: port, api: 0}}))
+    writeFileSync(
+      join(root, 'sandbox.json'),
+      JSON.stringify({
+        version: 1,
+        createdAt: new Date().toISOString(),
+        ports: {postgres: 0, redis: 0, chroma: port, api: 0},
+      }),
+    )
     await ensureChroma(root, port)
     const {chromaClient} = await import('../../src/chroma/client.js')
     const client = await chromaClient(`http://127.0.0.1:${port}`)
     const col = await client.getOrCreateCollection({name: 'charging_knowledge', embeddingFunction: null})
     const ids = Array.from({length: 30}, (_, i) => `k-${i}`)
-    await col.add({ids, embeddings: ids.map((_, i) => [Math.sin(i), Math.cos(i), 0.5]), documents: ids.map((id) => `passage ${id}`)})
+    await col.add({
+      ids,
+      embeddings: ids.map((_, i) => [Math.sin(i), Math.cos(i), 0.5]),
+      documents: ids.map((id) => `passage ${id}`),
+    })
   }, 300_000)
   afterAll(async () => {
     if (root) await stopChroma(root)
@@ -187,18 +237,27 @@ describe('backup files / restore files killed at their kill points (a Chroma ser
   /** The restore cases need a complete files backup; they take one when run on their own (-t). */
   const ensureFilesBackup = () => {
     const backups = join(repo(), STACK, 'backups')
-    const complete = existsSync(backups) && readdirSync(backups).some((id) => id.includes('-files-') && existsSync(join(backups, id, 'manifest.json')))
+    const complete =
+      existsSync(backups) &&
+      readdirSync(backups).some((id) => id.includes('-files-') && existsSync(join(backups, id, 'manifest.json')))
     if (!complete) expect(cli(['backup', 'files', '--repo', repo(), '--quiet'], filesEnv()).code).toBe(0)
   }
 
   it('backup.files.chroma-copy: the flag names the dead run; doctor reports it; the rerun takes it over and switches it off, sweeps the copy, and restores identical', async () => {
-    const marker = await killAt('backup.files.chroma-copy', ['backup', 'files', '--repo', repo(), '--quiet'], filesEnv())
+    const marker = await killAt(
+      'backup.files.chroma-copy',
+      ['backup', 'files', '--repo', repo(), '--quiet'],
+      filesEnv(),
+    )
     const flag = JSON.parse(readFileSync(maintenanceFlag(), 'utf8'))
     expect(flag.owner).toMatchObject({pid: marker.pid, command: 'backup files'})
     expect(flag.owner.startTime).toMatch(/^\d+$/)
     const copies = readdirSync(join(dir, 'staging')).filter((n) => n.startsWith(`charge-ops-chroma-${marker.pid}-`))
     expect(copies).toHaveLength(1)
-    expect(statSync(join(dir, 'staging', copies[0], 'chroma.sqlite3')).mode & 0o077, 'the knowledge base copy is private').toBe(0)
+    expect(
+      statSync(join(dir, 'staging', copies[0], 'chroma.sqlite3')).mode & 0o077,
+      'the knowledge base copy is private',
+    ).toBe(0)
 
     const doctor = cli(['doctor', '--json'], filesEnv())
     const finding = JSON.parse(doctor.stdout).checks.find((c: {id: string}) => c.id === 'leftovers.maintenance')
@@ -208,7 +267,7 @@ describe('backup files / restore files killed at their kill points (a Chroma ser
     const rerun = cli(['backup', 'files', '--repo', repo(), '--json'], filesEnv())
     expect(rerun.code, rerun.out).toBe(0)
     expect(rerun.stderr).toMatch(/left on by `backup files` \(pid \d+.*taken over/)
-    expect(existsSync(maintenanceFlag()), 'the rerun switched the dead run\'s flag off').toBe(false)
+    expect(existsSync(maintenanceFlag()), "the rerun switched the dead run's flag off").toBe(false)
     expect(readdirSync(join(dir, 'staging'))).toEqual([])
     expect(JSON.parse(rerun.stdout).files.chroma.collections).toEqual({charging_knowledge: 30})
   }, 240_000)
@@ -218,10 +277,20 @@ describe('backup files / restore files killed at their kill points (a Chroma ser
     const atBackup = treeHash(uploads)
     rmSync(join(uploads, 'a', 'f3.csv'))
     writeFileSync(join(uploads, 'a', 'f4.csv'), 'changed')
-    const marker = await killAt('restore.files.chroma-stopped', ['restore', 'files', 'latest', '--repo', repo(), '--yes', '--quiet'], filesEnv())
+    const marker = await killAt(
+      'restore.files.chroma-stopped',
+      ['restore', 'files', 'latest', '--repo', repo(), '--yes', '--quiet'],
+      filesEnv(),
+    )
     expect(await chromaHeartbeat(port).catch(() => false), 'the killed run had stopped Chroma').toBe(false)
-    expect(JSON.parse(readFileSync(maintenanceFlag(), 'utf8')).owner).toMatchObject({pid: marker.pid, command: 'restore files'})
-    expect(JSON.parse(readFileSync(join(dir, 'state', 'restore-files.json'), 'utf8')).chromaStopped).toMatchObject({port, owner: {pid: marker.pid}})
+    expect(JSON.parse(readFileSync(maintenanceFlag(), 'utf8')).owner).toMatchObject({
+      pid: marker.pid,
+      command: 'restore files',
+    })
+    expect(JSON.parse(readFileSync(join(dir, 'state', 'restore-files.json'), 'utf8')).chromaStopped).toMatchObject({
+      port,
+      owner: {pid: marker.pid},
+    })
 
     const rerun = cli(['restore', 'files', 'latest', '--repo', repo(), '--yes', '--json'], filesEnv())
     expect(rerun.code, rerun.out).toBe(0)
@@ -236,10 +305,21 @@ describe('backup files / restore files killed at their kill points (a Chroma ser
     ensureFilesBackup()
     const atBackup = treeHash(uploads)
     writeFileSync(join(uploads, 'a', 'f5.csv'), 'changed again')
-    await killAt('restore.files.moved-old', ['restore', 'files', 'latest', '--repo', repo(), '--only', 'uploads', '--yes', '--quiet'], filesEnv())
+    await killAt(
+      'restore.files.moved-old',
+      ['restore', 'files', 'latest', '--repo', repo(), '--only', 'uploads', '--yes', '--quiet'],
+      filesEnv(),
+    )
     expect(existsSync(uploads), 'killed between the two renames').toBe(false)
-    expect(readdirSync(dirname(uploads)).filter((n) => n.startsWith('uploads.')).sort()).toEqual([expect.stringMatching(/^uploads\.old-/), expect.stringMatching(/^uploads\.restore-/)])
-    const rerun = cli(['restore', 'files', 'latest', '--repo', repo(), '--only', 'uploads', '--yes', '--json'], filesEnv())
+    expect(
+      readdirSync(dirname(uploads))
+        .filter((n) => n.startsWith('uploads.'))
+        .sort(),
+    ).toEqual([expect.stringMatching(/^uploads\.old-/), expect.stringMatching(/^uploads\.restore-/)])
+    const rerun = cli(
+      ['restore', 'files', 'latest', '--repo', repo(), '--only', 'uploads', '--yes', '--json'],
+      filesEnv(),
+    )
     expect(rerun.code, rerun.out).toBe(0)
     expect(treeHash(uploads)).toBe(atBackup)
     expect(existsSync(maintenanceFlag())).toBe(false)
@@ -259,13 +339,32 @@ describe('restore db killed at its kill points', () => {
     backupHash = await dbHashOf(source)
     const liveUrl = await pg.createDatabase()
     live = new URL(liveUrl).pathname.slice(1)
-    await pg.query(`CREATE TABLE current_data (id int); INSERT INTO current_data SELECT generate_series(1, 1000);`, live)
+    await pg.query(
+      `CREATE TABLE current_data (id int); INSERT INTO current_data SELECT generate_series(1, 1000);`,
+      live,
+    )
     env = {...env, DATABASE_URL: liveUrl}
   }, 180_000)
 
   const restoreArgs = () => ['restore', 'db', 'latest', '--repo', repo, '--clean', '--yes', '--jobs', '2', '--quiet']
-  const leftovers = async () => (await pg.query<{d: string}>(`SELECT datname AS d FROM pg_database WHERE datname LIKE $1 || '%'`, undefined, [live])).map((r) => r.d).sort()
-  const pgRestoreSessions = async () => Number((await pg.query<{n: string}>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pg_restore'`, undefined, [`${live}_restoring`]))[0].n)
+  const leftovers = async () =>
+    (
+      await pg.query<{d: string}>(`SELECT datname AS d FROM pg_database WHERE datname LIKE $1 || '%'`, undefined, [
+        live,
+      ])
+    )
+      .map((r) => r.d)
+      .sort()
+  const pgRestoreSessions = async () =>
+    Number(
+      (
+        await pg.query<{n: string}>(
+          `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pg_restore'`,
+          undefined,
+          [`${live}_restoring`],
+        )
+      )[0].n,
+    )
 
   it('restore.db.pg-restore: pg_restore dies with it (no session writes the scratch database afterwards); the live database is the old one; maintenance names the dead run', async () => {
     const oldHash = await dbHashOf(live)
@@ -279,7 +378,10 @@ describe('restore db killed at its kill points', () => {
       await new Promise((r) => setTimeout(r, 100))
     }
     expect(await dbHashOf(live)).toBe(oldHash)
-    expect(JSON.parse(readFileSync(maintenanceFlag(), 'utf8')).owner).toMatchObject({pid: marker.pid, command: 'restore db'})
+    expect(JSON.parse(readFileSync(maintenanceFlag(), 'utf8')).owner).toMatchObject({
+      pid: marker.pid,
+      command: 'restore db',
+    })
   }, 240_000)
 
   it('restore.db.before-swap, then restore.db.swapped: old, then restored; the rerun finishes and leaves nothing', async () => {
@@ -294,7 +396,7 @@ describe('restore db killed at its kill points', () => {
     expect(rerun.code, rerun.out).toBe(0)
     expect(await dbHashOf(live)).toBe(backupHash)
     expect(await leftovers()).toEqual([live])
-    expect(existsSync(maintenanceFlag()), 'the dead run\'s flag was taken over and switched off').toBe(false)
+    expect(existsSync(maintenanceFlag()), "the dead run's flag was taken over and switched off").toBe(false)
     expect(readdirSync(join(dir, 'staging'))).toEqual([])
   }, 300_000)
 })
@@ -316,9 +418,13 @@ describe('restore files: the disk fills up during the extraction (issue 14, item
       expect(cli(['backup', 'files', '--repo', repo, '--quiet'], fenv).code).toBe(0)
       const before = treeHash(uploads)
       const point = 'restore.files.space-checked'
-      const paused = pauseAt(point, ['restore', 'files', 'latest', '--repo', repo, '--yes', '--json'], {env: {...env, ...fenv}, faultDir: faults})
+      const paused = pauseAt(point, ['restore', 'files', 'latest', '--repo', repo, '--yes', '--json'], {
+        env: {...env, ...fenv},
+        faultDir: faults,
+      })
       await paused.reached(60_000)
-      const df = () => Number(spawnSync('df', ['-B1', '--output=avail', mnt], {encoding: 'utf8'}).stdout.trim().split('\n').pop())
+      const df = () =>
+        Number(spawnSync('df', ['-B1', '--output=avail', mnt], {encoding: 'utf8'}).stdout.trim().split('\n').pop())
       // leave ~1.5 MB: less than the 4 MB the extraction needs
       spawnSync('fallocate', ['-l', String(df() - 1_500_000), join(mnt, 'filler')])
       paused.resume()

@@ -23,7 +23,10 @@ const BIN = join(process.cwd(), 'bin/run.js')
 
 function cli(args: string[], env: Record<string, string> = {}, cwd = process.cwd()): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {env: {PATH: process.env.PATH, HOME: process.env.HOME, CI: 'true', ...env}, cwd})
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: {PATH: process.env.PATH, HOME: process.env.HOME, CI: 'true', ...env},
+      cwd,
+    })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -37,7 +40,9 @@ function cli(args: string[], env: Record<string, string> = {}, cwd = process.cwd
 function cliLive(args: string[], env: Record<string, string> = {}): {result: Promise<Result>; stderr: () => string} {
   let stderr = ''
   const result = new Promise<Result>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {env: {PATH: process.env.PATH, HOME: process.env.HOME, CI: 'true', ...env}})
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: {PATH: process.env.PATH, HOME: process.env.HOME, CI: 'true', ...env},
+    })
     let stdout = ''
     child.stdout.on('data', (d) => (stdout += d))
     child.stderr.on('data', (d) => (stderr += d))
@@ -53,10 +58,16 @@ let password: string
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'charge-ops-migrate-e2e-'))
-  writeFileSync(join(dir, '0001_sessions.sql'), '-- charge-ops:up\nCREATE TABLE sessions (id bigint PRIMARY KEY);\n-- charge-ops:down\nDROP TABLE sessions;\n')
+  writeFileSync(
+    join(dir, '0001_sessions.sql'),
+    '-- charge-ops:up\nCREATE TABLE sessions (id bigint PRIMARY KEY);\n-- charge-ops:down\nDROP TABLE sessions;\n',
+  )
   // 0002 waits on a gate (an advisory lock) the concurrency test holds: the first run keeps the
   // migration lock exactly as long as the test wants, however slowly the other CLIs start
-  writeFileSync(join(dir, '0002_slow.sql'), '-- charge-ops:lock-timeout 120s\n-- charge-ops:up\nCREATE TABLE slow (id int);\nSELECT pg_advisory_xact_lock(4242);\n-- charge-ops:down\nDROP TABLE slow;\n')
+  writeFileSync(
+    join(dir, '0002_slow.sql'),
+    '-- charge-ops:lock-timeout 120s\n-- charge-ops:up\nCREATE TABLE slow (id int);\nSELECT pg_advisory_xact_lock(4242);\n-- charge-ops:down\nDROP TABLE slow;\n',
+  )
   url = await sharedPostgres().createDatabase()
   password = sharedPostgres().password
 })
@@ -77,7 +88,10 @@ describe('charge-ops migrate (built CLI)', () => {
     expect(r.code, r.stderr + r.stdout).toBe(0)
     expect(r.stdout).toContain('dry run: would apply 2 migrations')
     expect(r.stdout).toContain('CREATE TABLE sessions (id bigint PRIMARY KEY);')
-    const rows = await sharedPostgres().query(`SELECT to_regclass('charge_ops_migrations') AS t`, new URL(url).pathname.slice(1))
+    const rows = await sharedPostgres().query(
+      `SELECT to_regclass('charge_ops_migrations') AS t`,
+      new URL(url).pathname.slice(1),
+    )
     expect(rows).toEqual([{t: null}])
   })
 
@@ -93,11 +107,24 @@ describe('charge-ops migrate (built CLI)', () => {
       await gate.query('SELECT pg_advisory_lock(4242)')
       first = cli(['migrate', 'up', '--dir', dir, '--json'], env)
       // the first run holds the migration lock once it waits at the gate
-      await waitUntil(async () => (await sharedPostgres().query<{n: string}>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(4242)%'`, 'postgres', [db]))[0]!.n !== '0', {timeoutMs: 30_000, intervalMs: 20, what: 'the first migrate up to wait at the gate'})
+      await waitUntil(
+        async () =>
+          (
+            await sharedPostgres().query<{n: string}>(
+              `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(4242)%'`,
+              'postgres',
+              [db],
+            )
+          )[0]!.n !== '0',
+        {timeoutMs: 30_000, intervalMs: 20, what: 'the first migrate up to wait at the gate'},
+      )
       second = await cli(['migrate', 'up', '--dir', dir], env)
       // without --json: its "waiting for the migration lock" line on stderr says it really waited
       const waiting = cliLive(['migrate', 'up', '--dir', dir, '--lock-wait', '60s'], env)
-      await waitUntil(async () => /waiting for the migration lock held by pid \d+/.test(waiting.stderr()), {timeoutMs: 30_000, what: 'the --lock-wait run to wait for the lock'})
+      await waitUntil(async () => /waiting for the migration lock held by pid \d+/.test(waiting.stderr()), {
+        timeoutMs: 30_000,
+        what: 'the --lock-wait run to wait for the lock',
+      })
       await gate.query('SELECT pg_advisory_unlock(4242)')
       third = await waiting.result
     } finally {
@@ -112,7 +139,10 @@ describe('charge-ops migrate (built CLI)', () => {
     expect(second.stdout).toBe('')
     expect(third.code).toBe(0)
     expect(third.stdout.trim()).toBe('up to date (at 0002)')
-    const rows = await sharedPostgres().query(`SELECT version FROM charge_ops_migrations ORDER BY 1`, new URL(url).pathname.slice(1))
+    const rows = await sharedPostgres().query(
+      `SELECT version FROM charge_ops_migrations ORDER BY 1`,
+      new URL(url).pathname.slice(1),
+    )
     expect(rows).toEqual([{version: '0001'}, {version: '0002'}])
   }, 150_000)
 
@@ -123,7 +153,12 @@ describe('charge-ops migrate (built CLI)', () => {
     const current = await cli(['migrate', 'current', '--json', '--dir', dir, '--database-url', url])
     expect(JSON.parse(current.stdout)).toEqual({current: '0002', name: 'slow', pending: 0})
     const history = await cli(['migrate', 'history', '--json', '--database-url', url])
-    expect(JSON.parse(history.stdout).migrations.map((m: {version: string; success: boolean}) => [m.version, m.success])).toEqual([['0001', true], ['0002', true]])
+    expect(
+      JSON.parse(history.stdout).migrations.map((m: {version: string; success: boolean}) => [m.version, m.success]),
+    ).toEqual([
+      ['0001', true],
+      ['0002', true],
+    ])
   })
 
   it('down needs --yes when not interactive (exit 2), then reverts one step', async () => {
@@ -136,7 +171,10 @@ describe('charge-ops migrate (built CLI)', () => {
   })
 
   it('validate exits 1 on an edited applied migration and explains the fix', async () => {
-    writeFileSync(join(dir, '0001_sessions.sql'), '-- charge-ops:up\nCREATE TABLE sessions (id bigint PRIMARY KEY, extra text);\n-- charge-ops:down\nDROP TABLE sessions;\n')
+    writeFileSync(
+      join(dir, '0001_sessions.sql'),
+      '-- charge-ops:up\nCREATE TABLE sessions (id bigint PRIMARY KEY, extra text);\n-- charge-ops:down\nDROP TABLE sessions;\n',
+    )
     const r = await cli(['migrate', 'validate', '--json', '--dir', dir, '--database-url', url])
     expect(r.code).toBe(1)
     expect(JSON.parse(r.stdout).problems).toEqual([expect.objectContaining({kind: 'changed', version: '0001'})])
@@ -185,7 +223,13 @@ describe('charge-ops migrate killed at its kill points (built CLI)', () => {
     )
     return h
   }
-  const history = async () => (await sharedPostgres().query<{version: string; success: boolean}>('SELECT version, success FROM charge_ops_migrations ORDER BY version', db)).map((r) => `${r.version}${r.success ? '' : ' failed'}`)
+  const history = async () =>
+    (
+      await sharedPostgres().query<{version: string; success: boolean}>(
+        'SELECT version, success FROM charge_ops_migrations ORDER BY version',
+        db,
+      )
+    ).map((r) => `${r.version}${r.success ? '' : ' failed'}`)
   const holder = async () => {
     const client = new pg.Client({connectionString: url})
     await client.connect()
@@ -197,13 +241,24 @@ describe('charge-ops migrate killed at its kill points (built CLI)', () => {
   }
   /** the dead run's server session gone (PostgreSQL noticed the closed socket and rolled back) */
   const sessionGone = (pid: number) =>
-    waitUntil(async () => (await sharedPostgres().query<{n: string}>(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE $1`, 'postgres', [`charge-ops migrate (pid ${pid} on %`]))[0].n === '0', {
-      timeoutMs: 30_000,
-      intervalMs: 25,
-      what: `the session of the killed run (pid ${pid}) to end`,
-    })
+    waitUntil(
+      async () =>
+        (
+          await sharedPostgres().query<{n: string}>(
+            `SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE $1`,
+            'postgres',
+            [`charge-ops migrate (pid ${pid} on %`],
+          )
+        )[0].n === '0',
+      {
+        timeoutMs: 30_000,
+        intervalMs: 25,
+        what: `the session of the killed run (pid ${pid}) to end`,
+      },
+    )
 
-  const killAt = async (point: string, args: string[]) => (await runToKillPoint(point, args, {bareEnv: true, env: {CI: 'true', ...env()}, faultDir: faults})).reached
+  const killAt = async (point: string, args: string[]) =>
+    (await runToKillPoint(point, args, {bareEnv: true, env: {CI: 'true', ...env()}, faultDir: faults})).reached
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'charge-ops-migrate-kill-'))
@@ -211,14 +266,20 @@ describe('charge-ops migrate killed at its kill points (built CLI)', () => {
     faults = join(root, 'faults')
     mkdirSync(migrations)
     mkdirSync(faults)
-    writeFileSync(join(migrations, '0001_stations.sql'), '-- charge-ops:up\nCREATE TABLE stations (id int PRIMARY KEY, name text NOT NULL);\n-- charge-ops:down\nDROP TABLE stations;\n')
+    writeFileSync(
+      join(migrations, '0001_stations.sql'),
+      '-- charge-ops:up\nCREATE TABLE stations (id int PRIMARY KEY, name text NOT NULL);\n-- charge-ops:down\nDROP TABLE stations;\n',
+    )
     // 0002 first passes a gate (an advisory lock the test may hold): a statement that runs for as
     // long as the test wants, like a long CREATE INDEX
     writeFileSync(
       join(migrations, '0002_readings.sql'),
       '-- charge-ops:up\nSELECT pg_advisory_xact_lock(4343);\nCREATE TABLE readings (id bigint PRIMARY KEY, station int NOT NULL REFERENCES stations, kwh numeric(8,3));\nCREATE INDEX readings_station ON readings (station);\n-- charge-ops:down\nDROP TABLE readings;\n',
     )
-    writeFileSync(join(migrations, '0003_region.sql'), '-- charge-ops:up\nALTER TABLE stations ADD COLUMN region text;\n-- charge-ops:down\nALTER TABLE stations DROP COLUMN region;\n')
+    writeFileSync(
+      join(migrations, '0003_region.sql'),
+      '-- charge-ops:up\nALTER TABLE stations ADD COLUMN region text;\n-- charge-ops:down\nALTER TABLE stations DROP COLUMN region;\n',
+    )
     const refUrl = await sharedPostgres().createDatabase()
     const refDb = new URL(refUrl).pathname.slice(1)
     reference.push(await schemaOf(refDb))
@@ -233,7 +294,7 @@ describe('charge-ops migrate killed at its kill points (built CLI)', () => {
   }, 120_000)
   afterAll(() => rmSync(root, {recursive: true, force: true}))
 
-  it('migrate up: killed between migrations / before COMMIT the history matches the schema and no lock is left; killed with a statement running, the session lives on holding the lock and the rerun takes it over; the final schema = an uninterrupted run\'s', async () => {
+  it("migrate up: killed between migrations / before COMMIT the history matches the schema and no lock is left; killed with a statement running, the session lives on holding the lock and the rerun takes it over; the final schema = an uninterrupted run's", async () => {
     // 1. between two migrations: 0001 committed and recorded, nothing of 0002
     const between = await killAt('migrate.up.committed', up())
     expect(between.version).toBe('0001')
@@ -267,10 +328,19 @@ describe('charge-ops migrate killed at its kill points (built CLI)', () => {
       void rerun.result.then(() => (exited = true))
       await waitUntil(
         async () => {
-          const waiting = await sharedPostgres().query<{app: string}>(`SELECT application_name AS app FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(4343)%'`, 'postgres', [db])
+          const waiting = await sharedPostgres().query<{app: string}>(
+            `SELECT application_name AS app FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(4343)%'`,
+            'postgres',
+            [db],
+          )
           return waiting.length === 1 && !waiting[0].app.includes(`(pid ${running.pid} `)
         },
-        {timeoutMs: 30_000, intervalMs: 25, what: 'the rerun to take the lock over and reach the gate', abort: () => (exited ? `the rerun exited: ${rerun.stderr()}` : undefined)},
+        {
+          timeoutMs: 30_000,
+          intervalMs: 25,
+          what: 'the rerun to take the lock over and reach the gate',
+          abort: () => (exited ? `the rerun exited: ${rerun.stderr()}` : undefined),
+        },
       )
       await sessionGone(running.pid)
       await gate.query('SELECT pg_advisory_unlock(4343)')
@@ -286,9 +356,18 @@ describe('charge-ops migrate killed at its kill points (built CLI)', () => {
     expect(await holder()).toBeUndefined()
   }, 180_000)
 
-  it('migrate down / repair: killed between reverts / before COMMIT the history matches the schema; the reruns finish, and migrate up reaches the uninterrupted run\'s schema again', async () => {
+  it("migrate down / repair: killed between reverts / before COMMIT the history matches the schema; the reruns finish, and migrate up reaches the uninterrupted run's schema again", async () => {
     expect((await cli(up(), env())).code).toBe(0) // at 0003 (also when run on its own)
-    const down = (steps: number) => ['migrate', 'down', '--steps', String(steps), '--yes', '--json', '--dir', migrations]
+    const down = (steps: number) => [
+      'migrate',
+      'down',
+      '--steps',
+      String(steps),
+      '--yes',
+      '--json',
+      '--dir',
+      migrations,
+    ]
 
     const between = await killAt('migrate.down.committed', down(2))
     expect(between.version).toBe('0003')
@@ -307,10 +386,26 @@ describe('charge-ops migrate killed at its kill points (built CLI)', () => {
     expect(await schemaOf(db)).toBe(reference[1])
 
     // repair of a cosmetic edit to an applied migration, killed before its COMMIT: nothing recorded
-    writeFileSync(join(migrations, '0001_stations.sql'), '-- charge-ops:up\n-- the stations of the network\nCREATE TABLE stations (id int PRIMARY KEY, name text NOT NULL);\n-- charge-ops:down\nDROP TABLE stations;\n')
-    const checksum = async () => (await sharedPostgres().query<{c: string}>(`SELECT checksum AS c FROM charge_ops_migrations WHERE version = '0001'`, db))[0].c
+    writeFileSync(
+      join(migrations, '0001_stations.sql'),
+      '-- charge-ops:up\n-- the stations of the network\nCREATE TABLE stations (id int PRIMARY KEY, name text NOT NULL);\n-- charge-ops:down\nDROP TABLE stations;\n',
+    )
+    const checksum = async () =>
+      (
+        await sharedPostgres().query<{c: string}>(
+          `SELECT checksum AS c FROM charge_ops_migrations WHERE version = '0001'`,
+          db,
+        )
+      )[0].c
     const before = await checksum()
-    const killedRepair = await killAt('migrate.repair.before-commit', ['migrate', 'repair', '--yes', '--json', '--dir', migrations])
+    const killedRepair = await killAt('migrate.repair.before-commit', [
+      'migrate',
+      'repair',
+      '--yes',
+      '--json',
+      '--dir',
+      migrations,
+    ])
     expect(killedRepair.actions).toBe(1)
     await sessionGone(killedRepair.pid)
     expect(await checksum()).toBe(before)
@@ -319,7 +414,9 @@ describe('charge-ops migrate killed at its kill points (built CLI)', () => {
     expect(JSON.parse(refused.stdout).error.code).toBe('MIGRATION_CHANGED')
     const repaired = await cli(['migrate', 'repair', '--yes', '--json', '--dir', migrations], env())
     expect(repaired.code, repaired.stderr).toBe(0)
-    expect(JSON.parse(repaired.stdout).actions).toEqual([expect.objectContaining({action: 'update-checksum', version: '0001'})])
+    expect(JSON.parse(repaired.stdout).actions).toEqual([
+      expect.objectContaining({action: 'update-checksum', version: '0001'}),
+    ])
 
     const again = await cli(up(), env())
     expect(again.code, again.stderr).toBe(0)

@@ -20,7 +20,17 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {runUnchecked, startDaemon, startPostgres, startRedis, waitForExit, waitUntil, type Daemon, type PgCluster, type RedisServer} from '../support/index.js'
+import {
+  runUnchecked,
+  startDaemon,
+  startPostgres,
+  startRedis,
+  waitForExit,
+  waitUntil,
+  type Daemon,
+  type PgCluster,
+  type RedisServer,
+} from '../support/index.js'
 import {startServiceUnderTest, type ServiceUnderTest} from '../integration/service-harness.js'
 import {buildMonitoringRoleSql, MONITOR_PASSWORD_ENV, MONITOR_ROLE} from '../../src/install/monitoring-role.js'
 
@@ -49,7 +59,13 @@ const delivered: HookAlert[] = []
 function cli(args: string[]) {
   const r = spawnSync(process.execPath, [join(root, 'bin/run.js'), ...args], {
     cwd: dir,
-    env: {...process.env, DATABASE_URL: serviceDbUrl, CHARGE_OPS_CONFIG: join(dir, 'charge-ops.yaml'), CHARGE_OPS_STATE_DIR: join(dir, 'state'), CI: 'true'},
+    env: {
+      ...process.env,
+      DATABASE_URL: serviceDbUrl,
+      CHARGE_OPS_CONFIG: join(dir, 'charge-ops.yaml'),
+      CHARGE_OPS_STATE_DIR: join(dir, 'state'),
+      CI: 'true',
+    },
     encoding: 'utf8',
     timeout: 60_000,
   })
@@ -64,36 +80,63 @@ async function promQuery(expr: string): Promise<{metric: Record<string, string>;
 }
 
 async function promAlerts(): Promise<{labels: Record<string, string>; state: string}[]> {
-  const body = (await (await fetch(`${prometheus.url}/api/v1/alerts`)).json()) as {data: {alerts: {labels: Record<string, string>; state: string}[]}}
+  const body = (await (await fetch(`${prometheus.url}/api/v1/alerts`)).json()) as {
+    data: {alerts: {labels: Record<string, string>; state: string}[]}
+  }
   return body.data.alerts
 }
 
 /** Waits until Prometheus evaluated the rule group `group` after `t` (ms). */
 async function evaluatedAfter(group: string, t: number) {
-  await waitUntil(async () => {
-    const body = (await (await fetch(`${prometheus.url}/api/v1/rules`)).json()) as {data: {groups: {name: string; lastEvaluation: string}[]}}
-    return Date.parse(body.data.groups.find((g) => g.name === group)!.lastEvaluation) > t
-  }, {timeoutMs: 10_000, intervalMs: 200, what: `an evaluation of ${group}`})
+  await waitUntil(
+    async () => {
+      const body = (await (await fetch(`${prometheus.url}/api/v1/rules`)).json()) as {
+        data: {groups: {name: string; lastEvaluation: string}[]}
+      }
+      return Date.parse(body.data.groups.find((g) => g.name === group)!.lastEvaluation) > t
+    },
+    {timeoutMs: 10_000, intervalMs: 200, what: `an evaluation of ${group}`},
+  )
 }
 
-const matches = (labels: Record<string, string>, want: Record<string, string>) => Object.entries(want).every(([k, v]) => labels[k] === v)
+const matches = (labels: Record<string, string>, want: Record<string, string>) =>
+  Object.entries(want).every(([k, v]) => labels[k] === v)
 
 /** Waits until Alertmanager delivered `want` with `status` at the webhook, after delivery number `since`; returns it. */
-async function delivery(want: Record<string, string>, status: 'firing' | 'resolved', since: number, timeoutMs = 30_000): Promise<HookAlert> {
+async function delivery(
+  want: Record<string, string>,
+  status: 'firing' | 'resolved',
+  since: number,
+  timeoutMs = 30_000,
+): Promise<HookAlert> {
   let found: HookAlert | undefined
-  await waitUntil(async () => (found = delivered.slice(since).find((a) => a.status === status && matches(a.labels, want))) !== undefined, {
-    timeoutMs,
-    intervalMs: 200,
-    what: `Alertmanager to deliver ${JSON.stringify(want)} ${status}`,
-  }).catch((error: Error) => {
-    throw new Error(`${error.message}; delivered: ${JSON.stringify(delivered.map((a) => [a.labels.alertname, a.status]))}`)
+  await waitUntil(
+    async () =>
+      (found = delivered.slice(since).find((a) => a.status === status && matches(a.labels, want))) !== undefined,
+    {
+      timeoutMs,
+      intervalMs: 200,
+      what: `Alertmanager to deliver ${JSON.stringify(want)} ${status}`,
+    },
+  ).catch((error: Error) => {
+    throw new Error(
+      `${error.message}; delivered: ${JSON.stringify(delivered.map((a) => [a.labels.alertname, a.status]))}`,
+    )
   })
   return found!
 }
 
 async function pgCtl(action: 'stop' | 'start') {
-  const args = action === 'stop' ? ['stop', '-D', pg.dataDir, '-m', 'fast', '-w'] : ['start', '-D', pg.dataDir, '-l', pg.logFile, '-w']
-  const r = await runUnchecked(join(pg.binDir, 'pg_ctl'), args, {cwd: pg.baseDir, uid: pg.osUser?.uid, gid: pg.osUser?.gid, env: {PATH: process.env.PATH ?? '', LC_ALL: 'C.UTF-8'}})
+  const args =
+    action === 'stop'
+      ? ['stop', '-D', pg.dataDir, '-m', 'fast', '-w']
+      : ['start', '-D', pg.dataDir, '-l', pg.logFile, '-w']
+  const r = await runUnchecked(join(pg.binDir, 'pg_ctl'), args, {
+    cwd: pg.baseDir,
+    uid: pg.osUser?.uid,
+    gid: pg.osUser?.gid,
+    env: {PATH: process.env.PATH ?? '', LC_ALL: 'C.UTF-8'},
+  })
   expect(r.code, `pg_ctl ${action}: ${r.stderr}`).toBe(0)
 }
 
@@ -110,7 +153,11 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'monitoring.sql'), buildMonitoringRoleSql())
   for (let i = 0; i < 2; i++) {
     // twice: a second run converges
-    const r = await runUnchecked(join(pg.binDir, 'psql'), ['-X', '-q', '-d', 'postgres', '-f', join(dir, 'monitoring.sql')], {env: {...pg.env(), PATH: process.env.PATH ?? '', [MONITOR_PASSWORD_ENV]: monitorPassword}})
+    const r = await runUnchecked(
+      join(pg.binDir, 'psql'),
+      ['-X', '-q', '-d', 'postgres', '-f', join(dir, 'monitoring.sql')],
+      {env: {...pg.env(), PATH: process.env.PATH ?? '', [MONITOR_PASSWORD_ENV]: monitorPassword}},
+    )
     expect(r.code, r.stderr).toBe(0)
   }
   const [role] = await pg.query<{super: boolean; login: boolean; monitor: boolean}>(
@@ -131,7 +178,7 @@ beforeAll(async () => {
     let body = ''
     req.on('data', (d) => (body += d))
     req.on('end', () => {
-      delivered.push(...((JSON.parse(body) as {alerts: HookAlert[]}).alerts))
+      delivered.push(...(JSON.parse(body) as {alerts: HookAlert[]}).alerts)
       res.end('ok')
     })
   })
@@ -148,7 +195,11 @@ beforeAll(async () => {
       name: 'postgres_exporter',
       bin: 'prometheus-postgres-exporter',
       args: (port) => [`--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
-      env: {DATA_SOURCE_URI: `127.0.0.1:${pg.port}/postgres?sslmode=disable`, DATA_SOURCE_USER: MONITOR_ROLE, DATA_SOURCE_PASS: monitorPassword},
+      env: {
+        DATA_SOURCE_URI: `127.0.0.1:${pg.port}/postgres?sslmode=disable`,
+        DATA_SOURCE_USER: MONITOR_ROLE,
+        DATA_SOURCE_PASS: monitorPassword,
+      },
     }),
     startDaemon({
       name: 'redis_exporter',
@@ -159,12 +210,24 @@ beforeAll(async () => {
     startDaemon({
       name: 'node_exporter',
       bin: 'prometheus-node-exporter',
-      args: (port) => [`--web.listen-address=127.0.0.1:${port}`, '--collector.disable-defaults', '--collector.textfile', `--collector.textfile.directory=${textfiles}`, '--log.level=warn'],
+      args: (port) => [
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--collector.disable-defaults',
+        '--collector.textfile',
+        `--collector.textfile.directory=${textfiles}`,
+        '--log.level=warn',
+      ],
     }),
     startDaemon({
       name: 'alertmanager',
       bin: 'prometheus-alertmanager',
-      args: (port) => [`--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'am')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn'],
+      args: (port) => [
+        `--config.file=${join(dir, 'alertmanager.yml')}`,
+        `--storage.path=${join(dir, 'am')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--cluster.listen-address=',
+        '--log.level=warn',
+      ],
       readyPath: '/-/ready',
     }),
   ])
@@ -173,14 +236,31 @@ beforeAll(async () => {
   // the monitoring files, written by the built CLI for these addresses, with short intervals
   writeFileSync(join(dir, 'charge-ops.yaml'), 'stack: mon\nbackup:\n  repository: ./repo\n')
   const m = cli([
-    'monitoring', '--target', 'local', '--dir', join(dir, 'prom'),
-    '--service', new URL(sut.baseUrl).host,
-    '--postgres-exporter', `127.0.0.1:${pgExporter.port}`,
-    '--redis-exporter', `127.0.0.1:${redisExporter.port}`,
-    '--node-exporter', `127.0.0.1:${nodeExporter.port}`,
-    '--alertmanager', `127.0.0.1:${alertmanager.port}`,
-    '--scrape-interval', '2s', '--evaluation-interval', '1s', '--down-for', '2s', '--pending-for', '2s',
-    '--backup-max-age', `db=${BACKUP_MAX_AGE_S}s`,
+    'monitoring',
+    '--target',
+    'local',
+    '--dir',
+    join(dir, 'prom'),
+    '--service',
+    new URL(sut.baseUrl).host,
+    '--postgres-exporter',
+    `127.0.0.1:${pgExporter.port}`,
+    '--redis-exporter',
+    `127.0.0.1:${redisExporter.port}`,
+    '--node-exporter',
+    `127.0.0.1:${nodeExporter.port}`,
+    '--alertmanager',
+    `127.0.0.1:${alertmanager.port}`,
+    '--scrape-interval',
+    '2s',
+    '--evaluation-interval',
+    '1s',
+    '--down-for',
+    '2s',
+    '--pending-for',
+    '2s',
+    '--backup-max-age',
+    `db=${BACKUP_MAX_AGE_S}s`,
   ])
   expect(m.code, m.stderr).toBe(0)
 
@@ -188,7 +268,13 @@ beforeAll(async () => {
     name: 'prometheus',
     bin: 'prometheus',
     // resend-delay: a still-firing alert is re-sent every second, not every minute
-    args: (port) => [`--config.file=${join(dir, 'prom', 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`, '--rules.alert.resend-delay=1s', '--log.level=warn'],
+    args: (port) => [
+      `--config.file=${join(dir, 'prom', 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--rules.alert.resend-delay=1s',
+      '--log.level=warn',
+    ],
     readyPath: '/-/ready',
   })
   daemons.push(prometheus)
@@ -206,11 +292,15 @@ afterAll(async () => {
 describe('alerts from the generated rules reach Alertmanager', {timeout: 90_000}, () => {
   it('every target is up and the key metrics have samples', async () => {
     // some API traffic, so the request counter and the latency histogram have series
-    for (const url of ['/health', '/api/v1/analyses/00000000-0000-4000-8000-000000000000']) expect((await sut.request('GET', url)).status).toBeLessThan(500)
-    await waitUntil(async () => {
-      const up = await promQuery('up')
-      return up.length === 4 && up.every((s) => s.value[1] === '1')
-    }, {timeoutMs: 20_000, intervalMs: 250, what: 'every target (charge-analysis, postgres, redis, node) up'})
+    for (const url of ['/health', '/api/v1/analyses/00000000-0000-4000-8000-000000000000'])
+      expect((await sut.request('GET', url)).status).toBeLessThan(500)
+    await waitUntil(
+      async () => {
+        const up = await promQuery('up')
+        return up.length === 4 && up.every((s) => s.value[1] === '1')
+      },
+      {timeoutMs: 20_000, intervalMs: 250, what: 'every target (charge-analysis, postgres, redis, node) up'},
+    )
     const key = [
       'charge_analysis_http_requests_total', // request rate
       'charge_analysis_http_request_duration_seconds_bucket', // latency
@@ -226,11 +316,19 @@ describe('alerts from the generated rules reach Alertmanager', {timeout: 90_000}
       'redis_memory_used_bytes',
       'redis_connected_clients',
     ]
-    await waitUntil(async () => (await Promise.all(key.map(promQuery))).every((r) => r.length > 0), {timeoutMs: 10_000, intervalMs: 250, what: 'samples of the key metrics'})
+    await waitUntil(async () => (await Promise.all(key.map(promQuery))).every((r) => r.length > 0), {
+      timeoutMs: 10_000,
+      intervalMs: 250,
+      what: 'samples of the key metrics',
+    })
     // nothing pages on a healthy stack (ChargeOpsServiceDown's absent() may fire for the moment
     // before the first scrape of the API with this test's 2 s for:, so: until nothing is left)
     let left: unknown[] = []
-    await waitUntil(async () => (left = await promAlerts()).length === 0, {timeoutMs: 10_000, intervalMs: 250, what: 'no alert on a healthy stack'}).catch((error: Error) => {
+    await waitUntil(async () => (left = await promAlerts()).length === 0, {
+      timeoutMs: 10_000,
+      intervalMs: 250,
+      what: 'no alert on a healthy stack',
+    }).catch((error: Error) => {
       throw new Error(`${error.message}; still there: ${JSON.stringify(left)}`)
     })
   })
@@ -240,15 +338,26 @@ describe('alerts from the generated rules reach Alertmanager', {timeout: 90_000}
     const backup = () => {
       const r = cli(['backup', 'db', '--metrics-file', textfile])
       expect(r.code, r.stderr).toBe(0)
-      return Number(/charge_ops_backup_last_success_timestamp_seconds\{kind="db",stack="mon"\} (\d+)/.exec(readFileSync(textfile, 'utf8'))![1])
+      return Number(
+        /charge_ops_backup_last_success_timestamp_seconds\{kind="db",stack="mon"\} (\d+)/.exec(
+          readFileSync(textfile, 'utf8'),
+        )![1],
+      )
     }
     const scraped = (ts: number) =>
-      waitUntil(async () => (await promQuery('charge_ops_backup_last_success_timestamp_seconds{kind="db"}')).some((s) => Number(s.value[1]) === ts), {
-        timeoutMs: 10_000,
-        intervalMs: 200,
-        what: `Prometheus to scrape the backup timestamp ${ts} through node_exporter`,
-      })
-    const backupAlert = async () => (await promAlerts()).find((a) => a.labels.alertname === 'ChargeOpsBackupTooOld' && a.labels.kind === 'db')
+      waitUntil(
+        async () =>
+          (await promQuery('charge_ops_backup_last_success_timestamp_seconds{kind="db"}')).some(
+            (s) => Number(s.value[1]) === ts,
+          ),
+        {
+          timeoutMs: 10_000,
+          intervalMs: 200,
+          what: `Prometheus to scrape the backup timestamp ${ts} through node_exporter`,
+        },
+      )
+    const backupAlert = async () =>
+      (await promAlerts()).find((a) => a.labels.alertname === 'ChargeOpsBackupTooOld' && a.labels.kind === 'db')
 
     const first = backup()
     await scraped(first)
@@ -272,14 +381,22 @@ describe('alerts from the generated rules reach Alertmanager', {timeout: 90_000}
     await delivery({alertname: 'ChargeOpsServiceDependencyDown', dependency: 'redis'}, 'resolved', since)
 
     // no new backup for longer than the limit: firing in Prometheus and at the webhook
-    await waitUntil(async () => (await backupAlert())?.state === 'firing', {timeoutMs: 30_000, intervalMs: 250, what: 'ChargeOpsBackupTooOld{kind="db"} firing in /api/v1/alerts'})
+    await waitUntil(async () => (await backupAlert())?.state === 'firing', {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      what: 'ChargeOpsBackupTooOld{kind="db"} firing in /api/v1/alerts',
+    })
     const fired = await delivery({alertname: 'ChargeOpsBackupTooOld', kind: 'db'}, 'firing', 0)
     expect(fired.annotations.summary).toMatch(/^No successful db backup of mon for /)
     expect(fired.annotations.runbook_url).toMatch(/docs\/monitoring\.md#chargeopsbackuptooold$/)
     since = delivered.length
     const second = backup()
     expect(second).toBeGreaterThan(first)
-    await waitUntil(async () => (await backupAlert()) === undefined, {timeoutMs: 15_000, intervalMs: 250, what: 'ChargeOpsBackupTooOld gone from /api/v1/alerts after a fresh backup'})
+    await waitUntil(async () => (await backupAlert()) === undefined, {
+      timeoutMs: 15_000,
+      intervalMs: 250,
+      what: 'ChargeOpsBackupTooOld gone from /api/v1/alerts after a fresh backup',
+    })
     await delivery({alertname: 'ChargeOpsBackupTooOld', kind: 'db'}, 'resolved', since)
   })
 
@@ -303,7 +420,11 @@ describe('alerts from the generated rules reach Alertmanager', {timeout: 90_000}
     const api = sut.api!
     api.kill('SIGTERM')
     expect(await waitForExit(api, 10_000), 'the API exits on SIGTERM').toBe(true)
-    await waitUntil(async () => (await serviceDown())?.state === 'firing', {timeoutMs: 20_000, intervalMs: 250, what: 'ChargeOpsServiceDown firing in /api/v1/alerts'})
+    await waitUntil(async () => (await serviceDown())?.state === 'firing', {
+      timeoutMs: 20_000,
+      intervalMs: 250,
+      what: 'ChargeOpsServiceDown firing in /api/v1/alerts',
+    })
     const [target] = await promQuery('up{job="charge-analysis"}')
     expect(target!.value[1]).toBe('0')
     const down = await delivery({alertname: 'ChargeOpsServiceDown', severity: 'critical'}, 'firing', since)
@@ -312,7 +433,11 @@ describe('alerts from the generated rules reach Alertmanager', {timeout: 90_000}
     expect(down.annotations.runbook_url).toMatch(/docs\/monitoring\.md#chargeopsservicedown$/)
     since = delivered.length
     await sut.startApi() // the same PORT: the scrape target Prometheus has
-    await waitUntil(async () => (await serviceDown()) === undefined, {timeoutMs: 20_000, intervalMs: 250, what: 'ChargeOpsServiceDown gone from /api/v1/alerts after the API started'})
+    await waitUntil(async () => (await serviceDown()) === undefined, {
+      timeoutMs: 20_000,
+      intervalMs: 250,
+      what: 'ChargeOpsServiceDown gone from /api/v1/alerts after the API started',
+    })
     await delivery({alertname: 'ChargeOpsServiceDown'}, 'resolved', since)
   })
 })

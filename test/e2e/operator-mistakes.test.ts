@@ -17,13 +17,17 @@ let env: Record<string, string>
 let password: string
 
 /** Runs bin/run.js as the installed `charge-ops` runs: through its shebang, not `node bin/run.js`. */
-const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, {env: {...env, ...extra}, shebang: true, timeout: 120_000})
+const cli = (args: string[], extra: Record<string, string> = {}) =>
+  runCli(args, {env: {...env, ...extra}, shebang: true, timeout: 120_000})
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'co-mistakes-'))
   const url = await pg.createDatabase()
   password = new URL(url).password
-  await pg.query(`CREATE TABLE t (id int primary key, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g;`, new URL(url).pathname.slice(1))
+  await pg.query(
+    `CREATE TABLE t (id int primary key, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g;`,
+    new URL(url).pathname.slice(1),
+  )
   env = {DATABASE_URL: url, CHARGE_OPS_STATE_DIR: join(dir, 'state'), NO_COLOR: '1', CHARGE_OPS_FAULT_DIR: dir}
 }, 120_000)
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
@@ -51,15 +55,25 @@ describe('bad input is never exit 70', () => {
     expect(r.out).not.toContain(`${password}%zz`)
   })
 
-  it('--env-file is charge-ops\' flag, not Node\'s: a missing file is charge-ops\' exit 2, a present one is read by charge-ops', () => {
-    const missing = cli(['backup', 'list', '--repo', join(dir, 'repo-env'), '--env-file', join(dir, 'nonexistent', '.env'), '--json'])
+  it("--env-file is charge-ops' flag, not Node's: a missing file is charge-ops' exit 2, a present one is read by charge-ops", () => {
+    const missing = cli([
+      'backup',
+      'list',
+      '--repo',
+      join(dir, 'repo-env'),
+      '--env-file',
+      join(dir, 'nonexistent', '.env'),
+      '--json',
+    ])
     expect(missing.out).not.toContain('node:')
     expect(missing.code, missing.out).toBe(2)
     expect(missing.out).not.toMatch(/this is a bug/)
     // a real file: its CHARGE_OPS_* are charge-ops' settings (the repository comes from it)
     const envFile = join(dir, 'backend.env')
     writeFileSync(envFile, `DATABASE_URL=${env.DATABASE_URL}\n`, {mode: 0o600})
-    const ok = cli(['backup', 'list', '--repo', join(dir, 'repo-env'), '--env-file', envFile, '--json'], {DATABASE_URL: ''})
+    const ok = cli(['backup', 'list', '--repo', join(dir, 'repo-env'), '--env-file', envFile, '--json'], {
+      DATABASE_URL: '',
+    })
     expect(ok.code, ok.out).toBe(0)
   })
 
@@ -83,9 +97,30 @@ describe('a restore drill of a backup deleted meanwhile', () => {
     const old = JSON.parse(first.stdout).id
     expect(cli(['backup', 'db', '--repo', repo, '--json']).code).toBe(0)
     // the drill stops at the named point, after the scratch restore and before it records the result
-    const drill = pauseAt('backup.verify.before-record', ['backup', 'verify', old, '--restore-drill', '--repo', repo, '--json'], {env, shebang: true, faultDir: dir})
+    const drill = pauseAt(
+      'backup.verify.before-record',
+      ['backup', 'verify', old, '--restore-drill', '--repo', repo, '--json'],
+      {env, shebang: true, faultDir: dir},
+    )
     await drill.reached(60_000)
-    const prune = cli(['backup', 'prune', '--repo', repo, '--keep-last', '1', '--keep-days', '0', '--daily', '0', '--weekly', '0', '--monthly', '0', '--yes', '--json'])
+    const prune = cli([
+      'backup',
+      'prune',
+      '--repo',
+      repo,
+      '--keep-last',
+      '1',
+      '--keep-days',
+      '0',
+      '--daily',
+      '0',
+      '--weekly',
+      '0',
+      '--monthly',
+      '0',
+      '--yes',
+      '--json',
+    ])
     expect(prune.code, prune.out).toBe(0)
     expect(JSON.parse(prune.stdout).deleted.map((d: {id: string}) => d.id)).toEqual([old])
     drill.resume()

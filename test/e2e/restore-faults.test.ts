@@ -18,9 +18,6 @@ let repo: string
 
 const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, {env: {...env, ...extra}})
 
-
-
-
 const POPULATE = `CREATE TABLE samples (id bigserial PRIMARY KEY, session int, v float8, note text);
   INSERT INTO samples (session, v, note) SELECT g % 300, random(), md5(g::text) FROM generate_series(1, 300000) g;
   CREATE INDEX samples_session ON samples (session);
@@ -39,7 +36,12 @@ beforeAll(async () => {
   await pg.query(`CREATE TABLE current_data (id int); INSERT INTO current_data SELECT generate_series(1, 1000);`, live)
   mkdirSync(join(dir, 'uploads', 'a'), {recursive: true})
   for (let i = 0; i < 150; i++) writeFileSync(join(dir, 'uploads', 'a', `f${i}.csv`), Buffer.alloc(60_000, i))
-  env = {UPLOADS_DIR: join(dir, 'uploads'), CHARGE_OPS_STATE_DIR: join(dir, 'state'), CHARGE_OPS_STAGING_DIR: join(dir, 'staging'), NO_COLOR: '1'}
+  env = {
+    UPLOADS_DIR: join(dir, 'uploads'),
+    CHARGE_OPS_STATE_DIR: join(dir, 'state'),
+    CHARGE_OPS_STAGING_DIR: join(dir, 'staging'),
+    NO_COLOR: '1',
+  }
   mkdirSync(join(dir, 'staging'))
   const b = cli(['backup', 'db', '--repo', repo, '--json'], {DATABASE_URL: sourceUrl})
   expect(b.code, b.stderr).toBe(0)

@@ -44,7 +44,12 @@ function segment(name: string, fill = 0): Buffer {
 const cliOptions = () => ({cwd: dir, bareEnv: true, env: {HOME: dir}, timeout: 60_000})
 const cli = (args: string[]) => runCli(args, cliOptions())
 const loc = () => ['--repo', repo, '--stack', 'prod']
-const fetchSpool = () => spoolDir('fetch', {repository: repo, stack: 'prod', systemIdentifier: SYSID.toString()}, path.join(dir, 'charge-ops-spool'))
+const fetchSpool = () =>
+  spoolDir(
+    'fetch',
+    {repository: repo, stack: 'prod', systemIdentifier: SYSID.toString()},
+    path.join(dir, 'charge-ops-spool'),
+  )
 const pushSpool = () => spoolDir('push', {repository: repo, stack: 'prod'}, path.join(dir, 'charge-ops-spool'))
 const stored = (name: string) => path.join(repo, 'prod', 'wal', '00000001', `${name}.zst`)
 const originals = new Map<string, Buffer>()
@@ -64,20 +69,41 @@ afterAll(() => fs.rmSync(dir, {recursive: true, force: true}))
 describe('wal fetch --prefetch through the restore_command line', () => {
   // PostgreSQL's side, as far as the prefetcher can tell: a postmaster.pid naming a live process
   // (this test's) and recovery.signal in the data directory; the line run by /bin/sh in it
-  const line = () => restoreCommand({repository: repo, stack: 'prod', fast: true, prefetch: 4, systemIdentifier: SYSID.toString()})
+  const line = () =>
+    restoreCommand({repository: repo, stack: 'prod', fast: true, prefetch: 4, systemIdentifier: SYSID.toString()})
   const log = () => path.join(dir, 'server.log')
   /** restore_command for `name`: its stderr into the "server log" (the prefetcher it starts outlives it) */
   function restore(name: string, env: Record<string, string> = {}) {
     fs.rmSync(path.join(dir, 'pg_wal', 'RECOVERYXLOG'), {force: true})
-    const r = spawnSync('/bin/sh', ['-c', `${line().replaceAll('%f', name).replaceAll('%p', 'pg_wal/RECOVERYXLOG')} 2>>${log()}`], {cwd: dir, env: {PATH: process.env.PATH, HOME: dir, ...env}, timeout: 60_000})
+    const r = spawnSync(
+      '/bin/sh',
+      ['-c', `${line().replaceAll('%f', name).replaceAll('%p', 'pg_wal/RECOVERYXLOG')} 2>>${log()}`],
+      {cwd: dir, env: {PATH: process.env.PATH, HOME: dir, ...env}, timeout: 60_000},
+    )
     return r.status
   }
   const got = () => fs.readFileSync(path.join(dir, 'pg_wal', 'RECOVERYXLOG'))
-  const spooled = () => (fs.existsSync(fetchSpool()) ? fs.readdirSync(fetchSpool()).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort() : [])
+  const spooled = () =>
+    fs.existsSync(fetchSpool())
+      ? fs
+          .readdirSync(fetchSpool())
+          .filter((f) => /^[0-9A-F]{24}$/.test(f))
+          .sort()
+      : []
   /** recovery "ends" (recovery.signal removed): every prefetcher stops and removes the spool */
   async function endRecovery() {
     fs.rmSync(path.join(dir, 'recovery.signal'), {force: true})
-    await waitUntil(async () => !fs.existsSync(fetchSpool()) && !/prefetch-worker/.test(spawnSync('ps', ['-eo', 'args'], {encoding: 'utf8'}).stdout.split('\n').filter((l) => l.includes(dir)).join('\n')), {timeoutMs: 20_000, what: 'the prefetchers to stop'})
+    await waitUntil(
+      async () =>
+        !fs.existsSync(fetchSpool()) &&
+        !/prefetch-worker/.test(
+          spawnSync('ps', ['-eo', 'args'], {encoding: 'utf8'})
+            .stdout.split('\n')
+            .filter((l) => l.includes(dir))
+            .join('\n'),
+        ),
+      {timeoutMs: 20_000, what: 'the prefetchers to stop'},
+    )
     fs.writeFileSync(path.join(dir, 'recovery.signal'), '')
   }
 
@@ -91,7 +117,9 @@ describe('wal fetch --prefetch through the restore_command line', () => {
   })
 
   it('a prefetcher keeps the next segments spooled; the line hands them over with one mv, the repository unread', async () => {
-    expect(line()).toMatch(/^\{ read b <\/proc\/sys\/kernel\/random\/boot_id; \} 2>\/dev\/null; f=charge-ops-spool\/fetch\/[0-9a-f]{16}\.\$b\/%f; test -f "\$f" && mv -f "\$f" %p \|\| exec \S+ \S+fetch-main\.js %f %p --repo \S+ --stack prod --prefetch 4$/)
+    expect(line()).toMatch(
+      /^\{ read b <\/proc\/sys\/kernel\/random\/boot_id; \} 2>\/dev\/null; f=charge-ops-spool\/fetch\/[0-9a-f]{16}\.\$b\/%f; test -f "\$f" && mv -f "\$f" %p \|\| exec \S+ \S+fetch-main\.js %f %p --repo \S+ --stack prod --prefetch 4$/,
+    )
     expect(restore(seg(1))).toBe(0)
     expect(got().equals(originals.get(seg(1))!)).toBe(true)
     await waitUntil(async () => spooled().length === 4, {timeoutMs: 30_000, what: 'segments 2-5 spooled'})
@@ -111,7 +139,9 @@ describe('wal fetch --prefetch through the restore_command line', () => {
       expect(got().equals(originals.get(seg(n))!)).toBe(true)
     }
     await endRecovery()
-    expect(fs.readFileSync(log(), 'utf8')).toMatch(/recovery ended; \d+ segment\(s\) prefetched, 4 handed over from the spool/)
+    expect(fs.readFileSync(log(), 'utf8')).toMatch(
+      /recovery ended; \d+ segment\(s\) prefetched, 4 handed over from the spool/,
+    )
   }, 90_000)
 
   it('a prefetcher killed mid-segment never hands PostgreSQL a partial segment', async () => {
@@ -127,16 +157,20 @@ describe('wal fetch --prefetch through the restore_command line', () => {
     expect(path.basename(reached.temp)).toMatch(new RegExp(`^\\.${reached.name}\\.\\d+\\.[0-9a-f]+\\.tmp$`))
     expect(fs.existsSync(reached.temp)).toBe(true)
     // nothing under a segment's name but what was complete before the kill
-    for (const name of spooled()) expect(fs.readFileSync(path.join(fetchSpool(), name)).equals(originals.get(name)!)).toBe(true)
+    for (const name of spooled())
+      expect(fs.readFileSync(path.join(fetchSpool(), name)).equals(originals.get(name)!)).toBe(true)
     expect(spooled()).not.toContain(reached.name)
     // the half-written one is asked: not served from the spool, fetched whole from the repository
     expect(restore(reached.name)).toBe(0)
     expect(got().equals(originals.get(reached.name)!)).toBe(true)
     // the prefetcher that call started removed the dead one's temp
-    await waitUntil(async () => !fs.existsSync(reached.temp), {timeoutMs: 20_000, what: "the dead prefetcher's temp removed"})
+    await waitUntil(async () => !fs.existsSync(reached.temp), {
+      timeoutMs: 20_000,
+      what: "the dead prefetcher's temp removed",
+    })
   }, 90_000)
 
-  it('a request on another timeline gets nothing from this timeline\'s spool', async () => {
+  it("a request on another timeline gets nothing from this timeline's spool", async () => {
     await waitUntil(async () => spooled().includes(seg(10)), {timeoutMs: 30_000, what: 'segment 10 spooled'})
     // PostgreSQL probes the newest timeline first: 2 is not archived, so exit 1 — though 10 of timeline 1 is spooled
     expect(restore('00000002000000000000000A')).toBe(1)
@@ -145,7 +179,6 @@ describe('wal fetch --prefetch through the restore_command line', () => {
     expect(got().equals(originals.get(seg(10))!)).toBe(true)
     await endRecovery()
   }, 90_000)
-
 })
 
 describe('wal push --async', () => {
@@ -153,18 +186,29 @@ describe('wal push --async', () => {
   /** a fresh spool and archive_status with segments `from`…`to` ready */
   function readyFresh(from: number, to: number) {
     fs.rmSync(pushSpool(), {recursive: true, force: true})
-    for (const f of fs.readdirSync(path.join(dir, 'pg_wal', 'archive_status'))) fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', f))
+    for (const f of fs.readdirSync(path.join(dir, 'pg_wal', 'archive_status')))
+      fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', f))
     for (let n = from; n <= to; n++) {
       originals.set(seg(n), segment(seg(n)))
       ready(seg(n))
     }
   }
-  const asyncLine = () => archiveCommand({repository: repo, stack: 'prod', node: process.execPath, entry: ENTRY, asyncProcessMax: 2})
+  const asyncLine = () =>
+    archiveCommand({repository: repo, stack: 'prod', node: process.execPath, entry: ENTRY, asyncProcessMax: 2})
   /** the async archive_command for `name`, run by /bin/sh in the data directory as the archiver does; .ready → .done on success */
   function archive(name: string, stderrTo?: string) {
     const command = asyncLine().replaceAll('%p', `pg_wal/${name}`).replaceAll('%f', name)
-    const r = spawnSync('/bin/sh', ['-c', stderrTo ? `${command} 2>>${stderrTo}` : command], {cwd: dir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: dir}, timeout: 60_000})
-    if (r.status === 0) fs.renameSync(path.join(dir, 'pg_wal', 'archive_status', `${name}.ready`), path.join(dir, 'pg_wal', 'archive_status', `${name}.done`))
+    const r = spawnSync('/bin/sh', ['-c', stderrTo ? `${command} 2>>${stderrTo}` : command], {
+      cwd: dir,
+      encoding: 'utf8',
+      env: {PATH: process.env.PATH, HOME: dir},
+      timeout: 60_000,
+    })
+    if (r.status === 0)
+      fs.renameSync(
+        path.join(dir, 'pg_wal', 'archive_status', `${name}.ready`),
+        path.join(dir, 'pg_wal', 'archive_status', `${name}.done`),
+      )
     return r
   }
 
@@ -189,8 +233,14 @@ describe('wal push --async', () => {
     expect(up.code).toBe(0)
     fs.rmSync(path.join(dir, 'pg_wal', 'archive_status', `${seg(0x20)}.ready`))
     // 2 workers: the asked one plus 3 ahead
-    expect(fs.readdirSync(pushSpool()).filter((f) => f.endsWith('.ok')).sort()).toEqual([seg(0x21), seg(0x22), seg(0x23)].map((s) => `${s}.ok`))
-    for (const n of [0x20, 0x21, 0x22, 0x23]) expect((await decodeWal(fs.readFileSync(stored(seg(n))), seg(n))).equals(originals.get(seg(n))!)).toBe(true)
+    expect(
+      fs
+        .readdirSync(pushSpool())
+        .filter((f) => f.endsWith('.ok'))
+        .sort(),
+    ).toEqual([seg(0x21), seg(0x22), seg(0x23)].map((s) => `${s}.ok`))
+    for (const n of [0x20, 0x21, 0x22, 0x23])
+      expect((await decodeWal(fs.readFileSync(stored(seg(n))), seg(n))).equals(originals.get(seg(n))!)).toBe(true)
     expect(fs.existsSync(stored(seg(0x24)))).toBe(false)
 
     // the next call returns from its record (the --json form says so)
@@ -218,7 +268,11 @@ describe('wal push --async', () => {
     }
     const faults = fs.mkdtempSync(path.join(dir, 'faults-'))
     // SIGKILL (asserted): PostgreSQL counts it as a failure and retries
-    const killed = await runToKillPoint('wal.push-ahead.before-record', ['wal', 'push', `pg_wal/${seg(0x26)}`, ...loc(), '--async', '--process-max', '1'], {...cliOptions(), faultDir: faults})
+    const killed = await runToKillPoint(
+      'wal.push-ahead.before-record',
+      ['wal', 'push', `pg_wal/${seg(0x26)}`, ...loc(), '--async', '--process-max', '1'],
+      {...cliOptions(), faultDir: faults},
+    )
     expect(killed.code).toBeNull()
     expect(killed.reached.name).toBe(seg(0x27))
     expect(fs.existsSync(stored(seg(0x27)))).toBe(true) // in the repository, but not recorded
@@ -229,19 +283,27 @@ describe('wal push --async', () => {
     expect(again.code).toBe(0)
   }, 60_000)
 
-  it('in a server\'s data directory a push-ahead worker pushes the ready segments beside the archiver, and its calls end in the shell', async () => {
+  it("in a server's data directory a push-ahead worker pushes the ready segments beside the archiver, and its calls end in the shell", async () => {
     readyFresh(0x40, 0x45)
     const log = path.join(dir, 'archiver.log')
-    const workers = () => spawnSync('ps', ['-eo', 'args'], {encoding: 'utf8'}).stdout.split('\n').filter((l) => l.includes('push-ahead-worker') && l.includes(pushSpool()))
+    const workers = () =>
+      spawnSync('ps', ['-eo', 'args'], {encoding: 'utf8'})
+        .stdout.split('\n')
+        .filter((l) => l.includes('push-ahead-worker') && l.includes(pushSpool()))
     // PostgreSQL's side: a postmaster.pid naming a live process (this test's)
     fs.writeFileSync(path.join(dir, 'postmaster.pid'), `${process.pid}\n${dir}\n`)
     const tl = path.join(repo, 'prod', 'wal', '00000001')
     try {
       // the first call stores its own segment and starts the worker, which records the other five
       expect(archive(seg(0x40), log).status).toBe(0)
-      expect((await decodeWal(fs.readFileSync(stored(seg(0x40))), seg(0x40))).equals(originals.get(seg(0x40))!)).toBe(true)
+      expect((await decodeWal(fs.readFileSync(stored(seg(0x40))), seg(0x40))).equals(originals.get(seg(0x40))!)).toBe(
+        true,
+      )
       const recorded = [0x41, 0x42, 0x43, 0x44, 0x45].map((n) => path.join(pushSpool(), `${seg(n)}.sha256`))
-      await waitUntil(async () => recorded.every((f) => fs.existsSync(f)), {timeoutMs: 60_000, what: 'the worker to record 0x41…0x45'})
+      await waitUntil(async () => recorded.every((f) => fs.existsSync(f)), {
+        timeoutMs: 60_000,
+        what: 'the worker to record 0x41…0x45',
+      })
       // the repository broken now: every later call still ends in the shell (the repository confirmed them before)
       fs.renameSync(tl, `${tl}.away`)
       fs.writeFileSync(tl, '')
@@ -255,16 +317,23 @@ describe('wal push --async', () => {
       // the server gone: the worker stops by itself
       fs.rmSync(path.join(dir, 'postmaster.pid'), {force: true})
     }
-    for (let n = 0x41; n <= 0x45; n++) expect((await decodeWal(fs.readFileSync(stored(seg(n))), seg(n))).equals(originals.get(seg(n))!)).toBe(true)
+    for (let n = 0x41; n <= 0x45; n++)
+      expect((await decodeWal(fs.readFileSync(stored(seg(n))), seg(n))).equals(originals.get(seg(n))!)).toBe(true)
     await waitUntil(async () => workers().length === 0, {timeoutMs: 20_000, what: 'the push-ahead worker to stop'})
-    expect(fs.readFileSync(log, 'utf8')).toMatch(/charge-ops wal push --async: push-ahead worker stopped \(the server is gone\); [56] segment\(s\) pushed ahead/)
+    expect(fs.readFileSync(log, 'utf8')).toMatch(
+      /charge-ops wal push --async: push-ahead worker stopped \(the server is gone\); [56] segment\(s\) pushed ahead/,
+    )
   }, 120_000)
 
   it('the archive_command line ends a pushed-ahead segment with one sha256 (openssl), and only for the recorded bytes', () => {
     readyFresh(0x30, 0x33)
-    expect(asyncLine()).toMatch(/^f=charge-ops-spool\/push\/[0-9a-f]{16}\/%f; test -f "\$f\.sha256" && read h x < "\$f\.sha256" && test \$\{#h\} -eq 64 && set -- \$\(openssl dgst -sha256 -r %p 2>\/dev\/null\) && test "\$1" = "\$h" && rm -f "\$f\.sha256" "\$f\.ok" \|\| exec \S+ \S+run\.js wal push %p --repo \S+ --stack prod --async --process-max 2$/)
+    expect(asyncLine()).toMatch(
+      /^f=charge-ops-spool\/push\/[0-9a-f]{16}\/%f; test -f "\$f\.sha256" && read h x < "\$f\.sha256" && test \$\{#h\} -eq 64 && set -- \$\(openssl dgst -sha256 -r %p 2>\/dev\/null\) && test "\$1" = "\$h" && rm -f "\$f\.sha256" "\$f\.ok" \|\| exec \S+ \S+run\.js wal push %p --repo \S+ --stack prod --async --process-max 2$/,
+    )
     expect(archive(seg(0x30)).status).toBe(0)
-    expect(fs.readFileSync(path.join(pushSpool(), `${seg(0x31)}.sha256`), 'utf8')).toMatch(new RegExp(`^[0-9a-f]{64}  pg_wal/${seg(0x31)}\n$`))
+    expect(fs.readFileSync(path.join(pushSpool(), `${seg(0x31)}.sha256`), 'utf8')).toMatch(
+      new RegExp(`^[0-9a-f]{64}  pg_wal/${seg(0x31)}\n$`),
+    )
     // the repository broken (its timeline folder replaced by a file): 0x31 and 0x32 still end in
     // the shell — the repository confirmed them before
     const tl = path.join(repo, 'prod', 'wal', '00000001')

@@ -80,7 +80,7 @@ describe('wal push', () => {
     expect(fs.readFileSync(stored(name)).equals(before)).toBe(true)
   })
 
-  it("refuses WAL from another cluster and writes nothing", () => {
+  it('refuses WAL from another cluster and writes nothing', () => {
     const name = '000000010000000000000002'
     segment(name, {sysid: 42n})
     const r = cli(['wal', 'push', `pg_wal/${name}`, ...loc()])
@@ -89,7 +89,7 @@ describe('wal push', () => {
     expect(fs.existsSync(stored(name))).toBe(false)
   })
 
-  it('accepts the first segment of a new timeline that begins with the old timeline\'s pages, judged by its history file', () => {
+  it("accepts the first segment of a new timeline that begins with the old timeline's pages, judged by its history file", () => {
     // timeline 3 branched off timeline 1 at 0/405A064, in the middle of segment 4
     const name = '000000030000000000000004'
     const file = segment(name)
@@ -141,7 +141,10 @@ describe('wal push', () => {
     expect(cli(['wal', 'push', `pg_wal/${first}`, ...loc()]).code).toBe(0)
     const name = '000000010000000000000011'
     const file = segment(name)
-    const {reached: marker} = await runToKillPoint(point, ['wal', 'push', `pg_wal/${name}`, ...loc()], {...cliOptions(), faultDir: faults})
+    const {reached: marker} = await runToKillPoint(point, ['wal', 'push', `pg_wal/${name}`, ...loc()], {
+      ...cliOptions(),
+      faultDir: faults,
+    })
     expect(marker.key).toBe(`prod/wal/00000001/${name}.zst`)
     // killed between the fsynced temp file and the link: nothing under the segment's name
     expect(fs.existsSync(stored(name))).toBe(false)
@@ -154,7 +157,8 @@ describe('wal push', () => {
 
     // a wal push on another host could still be writing a young temp file: listed once 10 min old
     const tempKey = `prod/wal/00000001/${temps[0]}`
-    const list = () => JSON.parse(cli(['backup', 'list', '--all', '--json', ...loc()]).stdout).temporary.map((t: {key: string}) => t.key)
+    const list = () =>
+      JSON.parse(cli(['backup', 'list', '--all', '--json', ...loc()]).stdout).temporary.map((t: {key: string}) => t.key)
     expect(list()).toEqual([])
     const old = new Date(Date.now() - 11 * 60_000)
     fs.utimesSync(path.join(repo, tempKey), old, old)
@@ -163,7 +167,9 @@ describe('wal push', () => {
     expect(prune.code, prune.stderr).toBe(0)
     expect(JSON.parse(prune.stdout).temporaryRemoved.map((t: {key: string}) => t.key)).toEqual([tempKey])
     expect(fs.readdirSync(path.dirname(stored(name))).filter((f) => f.startsWith('.tmp-'))).toEqual([])
-    expect(fs.existsSync(stored(name)), 'prune keeps the archived segment (no base backup: no WAL retention)').toBe(true)
+    expect(fs.existsSync(stored(name)), 'prune keeps the archived segment (no base backup: no WAL retention)').toBe(
+      true,
+    )
   }, 60_000)
 })
 
@@ -205,7 +211,11 @@ describe('wal fetch', () => {
     expect(r.stderr).toMatch(new RegExp(`wal fetch ${name}: ${name}: `))
     expect(fs.existsSync(dest)).toBe(false)
     // the fast restore_command entry behaves the same
-    const fast = (args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'dist/src/wal/fetch-main.js'), ...args, ...loc()], {cwd: dir, encoding: 'utf8'})
+    const fast = (args: string[]) =>
+      spawnSync(process.execPath, [path.join(ROOT, 'dist/src/wal/fetch-main.js'), ...args, ...loc()], {
+        cwd: dir,
+        encoding: 'utf8',
+      })
     const corrupt = fast([name, dest])
     expect(corrupt.status).toBe(126)
     expect(corrupt.stderr).toMatch(new RegExp(`wal fetch ${name}: ${name}: .*checksum mismatch|does not decompress`))
@@ -227,8 +237,16 @@ describe('permissions', () => {
     fs.mkdirSync(locked, {mode: 0o755})
     // The other user must be able to run this node: one installed under root's home (the CI's
     // Node 22 pass runs from ~/.npm) is not reachable for it, so use the system's node then.
-    const node = spawnSync(process.execPath, ['--version'], {uid: 65534, gid: 65534}).error ? '/usr/bin/node' : process.execPath
-    const r = spawnSync(node, [ENTRY, 'wal', 'push', `pg_wal/${name}`, '--repo', locked, '--stack', 'prod'], {cwd: dir, encoding: 'utf8', uid: 65534, gid: 65534, env: {PATH: process.env.PATH, HOME: '/tmp'}})
+    const node = spawnSync(process.execPath, ['--version'], {uid: 65534, gid: 65534}).error
+      ? '/usr/bin/node'
+      : process.execPath
+    const r = spawnSync(node, [ENTRY, 'wal', 'push', `pg_wal/${name}`, '--repo', locked, '--stack', 'prod'], {
+      cwd: dir,
+      encoding: 'utf8',
+      uid: 65534,
+      gid: 65534,
+      env: {PATH: process.env.PATH, HOME: '/tmp'},
+    })
     expect(r.error).toBeUndefined()
     expect(r.status).toBe(2)
     expect(r.stderr).toMatch(/permission denied in the repository/)

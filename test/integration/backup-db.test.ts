@@ -24,7 +24,10 @@ const TABLES = ['public.sessions', 'public.samples', 'audit.events']
 async function tableHashes(db: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
   for (const t of TABLES) {
-    const [row] = await pg.query<{h: string}>(`SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS h FROM ${t} x`, db)
+    const [row] = await pg.query<{h: string}>(
+      `SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS h FROM ${t} x`,
+      db,
+    )
     out[t] = row.h
   }
   return out
@@ -56,7 +59,12 @@ afterAll(() => {
 
 function context(repo: string, extra: {encrypt?: string; metricsFile?: string} = {}) {
   const settings = loadSettings({cwd: dir, env: {DATABASE_URL: dbUrl, CHARGE_OPS_REPO: repo}})
-  return openBackupContext({settings, logger: silentLogger, encryptKeyFile: extra.encrypt, metricsFile: extra.metricsFile})
+  return openBackupContext({
+    settings,
+    logger: silentLogger,
+    encryptKeyFile: extra.encrypt,
+    metricsFile: extra.metricsFile,
+  })
 }
 
 describe('backup db', () => {
@@ -76,7 +84,9 @@ describe('backup db', () => {
     expect(stored.readUInt32LE(0)).toBe(0xfd2fb528)
     // the password never reaches the manifest
     const password = new URL(dbUrl).password
-    expect(readFileSync(join(repo, ...partKey(ctx.stack, manifest.id, 'manifest.json').split('/')), 'utf8')).not.toContain(password)
+    expect(
+      readFileSync(join(repo, ...partKey(ctx.stack, manifest.id, 'manifest.json').split('/')), 'utf8'),
+    ).not.toContain(password)
 
     const verified = await verifyBackup(ctx, 'latest', {restoreDrill: true})
     expect(verified.ok).toBe(true)
@@ -87,20 +97,30 @@ describe('backup db', () => {
     expect(metrics).toMatch(/charge_ops_backup_last_success_timestamp_seconds\{kind="db",stack="charge-analysis"\} \d+/)
     expect(metrics).toMatch(/charge_ops_backup_restore_drill_seconds\{kind="db",stack="charge-analysis"\} [\d.]+/)
     // no scratch database left behind (by name: other files' drills may run on the shared cluster meanwhile)
-    expect(await pg.query(`SELECT datname FROM pg_database WHERE datname = $1`, 'postgres', [verified.restoreDrill!.database])).toEqual([])
+    expect(
+      await pg.query(`SELECT datname FROM pg_database WHERE datname = $1`, 'postgres', [
+        verified.restoreDrill!.database,
+      ]),
+    ).toEqual([])
 
     // a role that may not create databases: a clear usage error (exit 2) naming the fix, not a bug
-    await pg.query(`DROP ROLE IF EXISTS drill_nocreate; CREATE ROLE drill_nocreate LOGIN PASSWORD 'drill-pw' NOCREATEDB`)
+    await pg.query(
+      `DROP ROLE IF EXISTS drill_nocreate; CREATE ROLE drill_nocreate LOGIN PASSWORD 'drill-pw' NOCREATEDB`,
+    )
     const weak = new URL(dbUrl)
     weak.username = 'drill_nocreate'
     weak.password = 'drill-pw'
-    const refused = await verifyBackup(ctx, 'latest', {restoreDrill: true, drillUrl: weak.toString()}).catch((error: unknown) => error)
+    const refused = await verifyBackup(ctx, 'latest', {restoreDrill: true, drillUrl: weak.toString()}).catch(
+      (error: unknown) => error,
+    )
     expect(refused).toMatchObject({code: 'DRILL_NO_CREATEDB', exitCode: 2})
     expect(String((refused as {hint: string}).hint)).toMatch(/CHARGE_OPS_ADMIN_URL/)
     const {describeError} = await import('../../src/errors.js')
     const {withClient} = await import('../../src/postgres/connection.js')
     // and any other privilege the server refuses is reported as such (exit 2), not as a bug (70)
-    const denied = await withClient(weak.toString(), (c) => c.query('CREATE DATABASE nope')).catch((error: unknown) => error)
+    const denied = await withClient(weak.toString(), (c) => c.query('CREATE DATABASE nope')).catch(
+      (error: unknown) => error,
+    )
     expect(describeError(denied)).toMatchObject({code: 'PG_PERMISSION_DENIED', exitCode: 2, data: {sqlstate: '42501'}})
 
     // restore into a fresh database and compare a hash of every table
@@ -119,9 +139,17 @@ describe('backup db', () => {
     const stored = readFileSync(join(repo, ...partKey(ctx.stack, manifest.id, manifest.parts[0].name).split('/')))
     expect(stored.subarray(0, 6).toString()).toBe('COENC1')
     const targetUrl = await pg.createDatabase()
-    const result = await restoreDatabaseDump({storage: ctx.storage, manifest, targetUrl, logger: silentLogger, encryption: ctx.encryption})
+    const result = await restoreDatabaseDump({
+      storage: ctx.storage,
+      manifest,
+      targetUrl,
+      logger: silentLogger,
+      encryption: ctx.encryption,
+    })
     expect(result.mismatches).toEqual([])
-    await expect(restoreDatabaseDump({storage: ctx.storage, manifest, targetUrl: await pg.createDatabase(), logger: silentLogger})).rejects.toMatchObject({code: 'KEY_REQUIRED'})
+    await expect(
+      restoreDatabaseDump({storage: ctx.storage, manifest, targetUrl: await pg.createDatabase(), logger: silentLogger}),
+    ).rejects.toMatchObject({code: 'KEY_REQUIRED'})
     chmodSync(keyFile, 0o644)
     await expect(context(repo, {encrypt: keyFile})).rejects.toMatchObject({code: 'KEY_FILE_MODE', exitCode: 2})
   })
@@ -138,15 +166,23 @@ describe('backup db', () => {
     expect(result.ok).toBe(false)
     expect(result.parts.filter((p) => !p.ok).map((p) => p.part)).toEqual(['db.dump.zst'])
     const targetUrl = await pg.createDatabase()
-    await expect(restoreDatabaseDump({storage: ctx.storage, manifest, targetUrl, logger: silentLogger})).rejects.toMatchObject({exitCode: 1, code: 'CHECKSUM_MISMATCH'})
-    const tables = await pg.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`, new URL(targetUrl).pathname.slice(1))
+    await expect(
+      restoreDatabaseDump({storage: ctx.storage, manifest, targetUrl, logger: silentLogger}),
+    ).rejects.toMatchObject({exitCode: 1, code: 'CHECKSUM_MISMATCH'})
+    const tables = await pg.query(
+      `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`,
+      new URL(targetUrl).pathname.slice(1),
+    )
     expect(tables[0].n).toBe(0)
   })
 
   it('a role that may create databases but not untrusted extensions restores a database holding pg_stat_statements', async () => {
     const sourceUrl = await pg.createDatabase()
     const source = new URL(sourceUrl).pathname.slice(1)
-    await pg.query(`CREATE EXTENSION pg_stat_statements; CREATE TABLE kept (id int); INSERT INTO kept SELECT generate_series(1, 1234);`, source)
+    await pg.query(
+      `CREATE EXTENSION pg_stat_statements; CREATE TABLE kept (id int); INSERT INTO kept SELECT generate_series(1, 1234);`,
+      source,
+    )
     await pg.query(`DROP ROLE IF EXISTS drill_createdb; CREATE ROLE drill_createdb LOGIN PASSWORD 'drill-pw' CREATEDB`)
     const asRole = new URL(sourceUrl)
     asRole.username = 'drill_createdb'

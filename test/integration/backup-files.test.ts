@@ -44,7 +44,8 @@ beforeAll(async () => {
   uploads = join(dir, 'uploads')
   chroma = join(dir, 'chroma')
   mkdirSync(join(uploads, '2026', '01'), {recursive: true})
-  for (let i = 0; i < 20; i++) writeFileSync(join(uploads, '2026', '01', `s${i}.csv`), `timestamp,voltage_v\n${i},${400 + i}\n`.repeat(50 + i))
+  for (let i = 0; i < 20; i++)
+    writeFileSync(join(uploads, '2026', '01', `s${i}.csv`), `timestamp,voltage_v\n${i},${400 + i}\n`.repeat(50 + i))
   writeFileSync(join(uploads, 'stray.csv'), 'orphan')
   dbUrl = await pg.createDatabase()
   const db = new URL(dbUrl).pathname.slice(1)
@@ -61,7 +62,16 @@ afterAll(() => rmSync(dir, {recursive: true, force: true}))
 
 const ctxFor = (repo: string) =>
   openBackupContext({
-    settings: loadSettings({cwd: dir, env: {DATABASE_URL: dbUrl, CHARGE_OPS_REPO: repo, UPLOADS_DIR: uploads, CHROMA_PERSIST_DIRECTORY: chroma, CHARGE_OPS_STATE_DIR: join(dir, 'state')}}),
+    settings: loadSettings({
+      cwd: dir,
+      env: {
+        DATABASE_URL: dbUrl,
+        CHARGE_OPS_REPO: repo,
+        UPLOADS_DIR: uploads,
+        CHROMA_PERSIST_DIRECTORY: chroma,
+        CHARGE_OPS_STATE_DIR: join(dir, 'state'),
+      },
+    }),
     logger: silentLogger,
   })
 
@@ -74,12 +84,28 @@ describe('backup files / all', () => {
     live.close()
     expect(m.files?.uploads).toMatchObject({fileCount: 21})
     expect(m.files?.chroma?.sqliteOnlineBackup).toBe(true)
-    expect(m.parts.map((p) => p.name).sort()).toEqual(['chroma.files.json', 'chroma.tar.zst', 'uploads.files.json', 'uploads.tar.zst'])
+    expect(m.parts.map((p) => p.name).sort()).toEqual([
+      'chroma.files.json',
+      'chroma.tar.zst',
+      'uploads.files.json',
+      'uploads.tar.zst',
+    ])
     expect(existsSync(join(dir, 'state', 'maintenance'))).toBe(false)
     // extract the chroma part and open the copy: committed rows, consistent database
     const out = join(dir, 'extract')
     mkdirSync(out)
-    try { execFileSync("sh", ["-c", `zstd -dc "${join(repo, ...partKey(ctx.stack, m.id, "chroma.tar.zst").split("/"))}" | tar -xf - -C "${out}"`], {stdio: "pipe"}) } catch (e) { throw new Error(String((e as {stderr?: Buffer}).stderr)) }
+    try {
+      execFileSync(
+        'sh',
+        [
+          '-c',
+          `zstd -dc "${join(repo, ...partKey(ctx.stack, m.id, 'chroma.tar.zst').split('/'))}" | tar -xf - -C "${out}"`,
+        ],
+        {stdio: 'pipe'},
+      )
+    } catch (e) {
+      throw new Error(String((e as {stderr?: Buffer}).stderr))
+    }
     expect(existsSync(join(out, 'chroma.sqlite3-wal'))).toBe(false)
     const copy = new Database(join(out, 'chroma.sqlite3'), {readonly: true})
     expect((copy.prepare('SELECT count(*) AS n FROM embeddings').get() as {n: number}).n).toBe(13)
@@ -111,7 +137,10 @@ describe('backup files / all', () => {
     // a leftover of a killed run: a part without manifest, and a temp file of a killed put
     await ctx.storage.put(partKey(ctx.stack, '20200101T000000Z-db-dead', 'db.dump.zst'), 'partial')
     writeFileSync(join(repo, ctx.stack, 'backups', a.id, '.tmp-999-x-part'), 'x')
-    const dry = await pruneBackups(ctx, {dryRun: true, policy: {keepLast: 1, keepDays: 0, daily: 0, weekly: 0, monthly: 0}})
+    const dry = await pruneBackups(ctx, {
+      dryRun: true,
+      policy: {keepLast: 1, keepDays: 0, daily: 0, weekly: 0, monthly: 0},
+    })
     expect(dry.deleted.map((d) => d.id)).toEqual([a.id])
     expect(dry.incompleteRemoved.map((d) => d.id)).toEqual(['20200101T000000Z-db-dead'])
     expect((await listBackups(ctx.storage, ctx.stack)).complete).toHaveLength(2)

@@ -31,7 +31,11 @@ async function writeBase(storage: LocalStorage, at: Date, startSegment: number) 
     startedAt: at.toISOString(),
     finishedAt: at.toISOString(),
     parts: [{name: 'base.tar.zst', bytes: part.bytes, sha256: part.sha256, compression: 'zstd'}],
-    base: {startLsn: `0/${(startSegment * 0x1000000).toString(16).toUpperCase()}`, stopLsn: `0/${(startSegment * 0x1000000 + 0x200).toString(16).toUpperCase()}`, timeline: 1},
+    base: {
+      startLsn: `0/${(startSegment * 0x1000000).toString(16).toUpperCase()}`,
+      stopLsn: `0/${(startSegment * 0x1000000 + 0x200).toString(16).toUpperCase()}`,
+      timeline: 1,
+    },
   } as Parameters<typeof writeManifest>[2])
   return id
 }

@@ -32,7 +32,19 @@ const started: string[] = []
 const cli = (args: string[], options: {env?: Record<string, string>; asServer?: boolean} = {}) =>
   runCli(args, {bareEnv: true, env: options.env, user: options.asServer ? pg.osUser : undefined})
 
-const baseArgs = (type: 'full' | 'diff' | 'incr') => ['backup', 'base', '--type', type, '--jobs', '2', '--repo', repo, '--stack', STACK, '--json']
+const baseArgs = (type: 'full' | 'diff' | 'incr') => [
+  'backup',
+  'base',
+  '--type',
+  type,
+  '--jobs',
+  '2',
+  '--repo',
+  repo,
+  '--stack',
+  STACK,
+  '--json',
+]
 
 function base(type: 'full' | 'diff' | 'incr') {
   return cli(baseArgs(type), {asServer: true, env: {DATABASE_URL: pg.url()}})
@@ -61,14 +73,29 @@ async function count(port: number): Promise<number> {
 }
 
 function stopRestored(dataDir: string) {
-  if (fs.existsSync(path.join(dataDir, 'postmaster.pid'))) spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {uid: pg.osUser?.uid, gid: pg.osUser?.gid})
+  if (fs.existsSync(path.join(dataDir, 'postmaster.pid')))
+    spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {
+      uid: pg.osUser?.uid,
+      gid: pg.osUser?.gid,
+    })
 }
 
 async function restoreAt(name: string, backupId: string, target: Parameters<typeof parseTarget>[0]) {
   const dataDir = path.join(pg.serverDir('restores'), name)
   const port = await freePort()
   started.push(dataDir)
-  const result = await restorePitr({storage: new LocalStorage(repo), stack: STACK, repository: repo, target: parseTarget(target), dataDir, backupId, archive: 'off', start: {port, timeoutSec: 120}, logger: silentLogger, entry: ENTRY})
+  const result = await restorePitr({
+    storage: new LocalStorage(repo),
+    stack: STACK,
+    repository: repo,
+    target: parseTarget(target),
+    dataDir,
+    backupId,
+    archive: 'off',
+    start: {port, timeoutSec: 120},
+    logger: silentLogger,
+    entry: ENTRY,
+  })
   return {result, port, dataDir}
 }
 
@@ -83,7 +110,12 @@ const OLD = 'charge-ops-old-file'
 beforeAll(async () => {
   pg = await startPostgres({name: 'incr'})
   repo = pg.serverDir('repo')
-  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath}), archive_timeout: '0'})
+  await pg.restart({
+    archive_mode: 'on',
+    wal_level: 'replica',
+    archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath}),
+    archive_timeout: '0',
+  })
   await pg.query('CREATE TABLE samples (id bigserial PRIMARY KEY, v double precision)')
   await insert(20_000)
   // a file written just before the full (mtime inside the safety margin) and one from long ago
@@ -126,13 +158,17 @@ describe('a chain full → incr → incr', () => {
     expect(b(manifests.incr2)).toMatchObject({type: 'incr', prior: manifests.incr1.id})
     // it references the full (unchanged catalogs) and maybe incr1 (blocks not changed since)
     expect(b(manifests.incr2).references).toContain(manifests.full.id)
-    expect([manifests.full.id, manifests.incr1.id]).toEqual(expect.arrayContaining(b(manifests.incr2).references as string[]))
+    expect([manifests.full.id, manifests.incr1.id]).toEqual(
+      expect.arrayContaining(b(manifests.incr2).references as string[]),
+    )
     // an incr stores a small fraction of the full
     expect(b(manifests.incr1).storedBytes as number).toBeLessThan((b(manifests.full).storedBytes as number) / 2)
 
     // the checksum rule caught the touched file; the old file was referenced without being read
     const storage = new LocalStorage(repo)
-    const list = fileListSchema.parse(JSON.parse((await storage.getBytes(partKey(STACK, manifests.incr1.id, 'pg_data.files.json'))).toString()))
+    const list = fileListSchema.parse(
+      JSON.parse((await storage.getBytes(partKey(STACK, manifests.incr1.id, 'pg_data.files.json'))).toString()),
+    )
     expect(list.files.find((f) => f.path === TOUCHED)!.blocks[0].ref).toBe(manifests.incr1.id)
     expect(list.files.find((f) => f.path === OLD)!.blocks[0].ref).toBe(manifests.full.id)
 
@@ -155,9 +191,18 @@ describe('kill -9 of backup base --type incr', () => {
   it('leaves nothing restorable listed at any kill point, and the next run succeeds', async () => {
     const before = (await complete()).map((m) => m.id)
     const faults = pg.serverDir('faults')
-    for (const point of ['backup.base-files.after-start', 'backup.base-files.block-stored', 'backup.base-files.before-manifest']) {
+    for (const point of [
+      'backup.base-files.after-start',
+      'backup.base-files.block-stored',
+      'backup.base-files.before-manifest',
+    ]) {
       await insert(100)
-      await runToKillPoint(point, baseArgs('incr'), {bareEnv: true, env: {DATABASE_URL: pg.url()}, user: pg.osUser, faultDir: faults})
+      await runToKillPoint(point, baseArgs('incr'), {
+        bareEnv: true,
+        env: {DATABASE_URL: pg.url()},
+        user: pg.osUser,
+        faultDir: faults,
+      })
       expect((await complete()).map((m) => m.id)).toEqual(before)
     }
     // the killed sessions' backups were aborted by the server: a new one starts, takes the stale lock
@@ -178,9 +223,20 @@ describe('verify, a damaged chain, prune', () => {
 
     // flip a byte in a block the full holds and incr3 references
     const storage = new LocalStorage(repo)
-    const list = fileListSchema.parse(JSON.parse((await storage.getBytes(partKey(STACK, manifests.incr3.id, 'pg_data.files.json'))).toString()))
-    const victim = list.files.find((f) => f.blocks.length > 0 && f.blocks[0].ref === manifests.full.id && f.size > 8192)!
-    const object = path.join(repo, STACK, 'backups', manifests.full.id, 'pg_data', `${victim.path}.b0.${victim.blocks[0].c === 'zstd' ? 'zst' : 'gz'}`)
+    const list = fileListSchema.parse(
+      JSON.parse((await storage.getBytes(partKey(STACK, manifests.incr3.id, 'pg_data.files.json'))).toString()),
+    )
+    const victim = list.files.find(
+      (f) => f.blocks.length > 0 && f.blocks[0].ref === manifests.full.id && f.size > 8192,
+    )!
+    const object = path.join(
+      repo,
+      STACK,
+      'backups',
+      manifests.full.id,
+      'pg_data',
+      `${victim.path}.b0.${victim.blocks[0].c === 'zstd' ? 'zst' : 'gz'}`,
+    )
     const bytes = fs.readFileSync(object)
     bytes[bytes.length >> 1] ^= 0xff
     fs.writeFileSync(object, bytes)

@@ -31,7 +31,11 @@ async function as<T>(role: keyof BootstrapRoles, fn: (c: pg.Client) => Promise<T
   }
 }
 
-const sqlState = async (p: Promise<unknown>) => p.then(() => 'ok', (e: {code?: string}) => e.code)
+const sqlState = async (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: {code?: string}) => e.code,
+  )
 
 describe('db bootstrap', () => {
   const adminUrl = () => sharedPostgres().url('postgres')
@@ -63,7 +67,11 @@ describe('db bootstrap', () => {
   })
 
   it('never sends the plain password: pg_authid holds a SCRAM verifier, the steps show a mask', async () => {
-    const [row] = await sharedPostgres().query<{p: string}>(`SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1`, 'postgres', [roles.app])
+    const [row] = await sharedPostgres().query<{p: string}>(
+      `SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1`,
+      'postgres',
+      [roles.app],
+    )
     expect(row.p).toMatch(/^SCRAM-SHA-256\$4096:/)
     const shown = JSON.stringify(first)
     for (const pw of Object.values(passwords)) expect(shown).not.toContain(pw)
@@ -95,7 +103,9 @@ describe('db bootstrap', () => {
 
   it('lets the migration role run the migrations; the app uses the tables but cannot rewrite the history', async () => {
     // the guard against an untracked schema: the table of the previous test is refused…
-    await expect(migrateUp({databaseUrl: urlFor('migration'), migrationsDir: 'test/fixtures/migrations/basic'})).rejects.toMatchObject({code: 'SCHEMA_NOT_EMPTY', exitCode: 3})
+    await expect(
+      migrateUp({databaseUrl: urlFor('migration'), migrationsDir: 'test/fixtures/migrations/basic'}),
+    ).rejects.toMatchObject({code: 'SCHEMA_NOT_EMPTY', exitCode: 3})
     await as('migration', (c) => c.query('DROP TABLE readings'))
     const result = await migrateUp({databaseUrl: urlFor('migration'), migrationsDir: 'test/fixtures/migrations/basic'})
     expect(result.applied.map((a) => a.version)).toEqual(['0001', '0002', '0003'])
@@ -113,10 +123,20 @@ describe('db bootstrap', () => {
 
   it('dry run changes nothing', async () => {
     const other = `boot_dry_${suffix}`
-    const result = await bootstrapDatabase({adminUrl: adminUrl(), database: other, roles: {app: `a2_${suffix}`, migration: `m2_${suffix}`, readonly: `r2_${suffix}`}, passwords, dryRun: true})
+    const result = await bootstrapDatabase({
+      adminUrl: adminUrl(),
+      database: other,
+      roles: {app: `a2_${suffix}`, migration: `m2_${suffix}`, readonly: `r2_${suffix}`},
+      passwords,
+      dryRun: true,
+    })
     expect(result.steps.length).toBeGreaterThan(5)
     expect(result.steps.every((s) => s.changed === null || s.changed === false)).toBe(true)
-    const rows = await sharedPostgres().query(`SELECT 1 FROM pg_database WHERE datname = $1 UNION ALL SELECT 1 FROM pg_roles WHERE rolname = $2`, 'postgres', [other, `a2_${suffix}`])
+    const rows = await sharedPostgres().query(
+      `SELECT 1 FROM pg_database WHERE datname = $1 UNION ALL SELECT 1 FROM pg_roles WHERE rolname = $2`,
+      'postgres',
+      [other, `a2_${suffix}`],
+    )
     expect(rows).toEqual([])
   })
 })
@@ -133,12 +153,38 @@ describe('db bootstrap killed between its steps', () => {
 
   it('db.bootstrap.roles-created, then db.bootstrap.database-created: each rerun converges (no duplicate role / database error); the last changes nothing and the grants are right', async () => {
     const faultDir = mkdtempSync(join(tmpdir(), 'boot-faults-'))
-    const args = ['db', 'bootstrap', '--database', killedDb, '--app-role', killedRoles.app, '--migration-role', killedRoles.migration, '--readonly-role', killedRoles.readonly, '--json']
-    const env = {ADMIN_DATABASE_URL: sharedPostgres().url('postgres'), APP_DB_PASSWORD: 'app-pw-killed-1', MIGRATION_DB_PASSWORD: 'mig-pw-killed-2', READONLY_DB_PASSWORD: 'ro-pw-killed-3', DATABASE_URL: undefined, CI: 'true'}
+    const args = [
+      'db',
+      'bootstrap',
+      '--database',
+      killedDb,
+      '--app-role',
+      killedRoles.app,
+      '--migration-role',
+      killedRoles.migration,
+      '--readonly-role',
+      killedRoles.readonly,
+      '--json',
+    ]
+    const env = {
+      ADMIN_DATABASE_URL: sharedPostgres().url('postgres'),
+      APP_DB_PASSWORD: 'app-pw-killed-1',
+      MIGRATION_DB_PASSWORD: 'mig-pw-killed-2',
+      READONLY_DB_PASSWORD: 'ro-pw-killed-3',
+      DATABASE_URL: undefined,
+      CI: 'true',
+    }
     const cluster = sharedPostgres()
     const present = async () => ({
-      roles: (await cluster.query<{rolname: string}>('SELECT rolname FROM pg_roles WHERE rolname = ANY($1) ORDER BY 1', 'postgres', [Object.values(killedRoles)])).map((r) => r.rolname),
-      database: (await cluster.query('SELECT 1 FROM pg_database WHERE datname = $1', 'postgres', [killedDb])).length === 1,
+      roles: (
+        await cluster.query<{rolname: string}>(
+          'SELECT rolname FROM pg_roles WHERE rolname = ANY($1) ORDER BY 1',
+          'postgres',
+          [Object.values(killedRoles)],
+        )
+      ).map((r) => r.rolname),
+      database:
+        (await cluster.query('SELECT 1 FROM pg_database WHERE datname = $1', 'postgres', [killedDb])).length === 1,
     })
 
     await runToKillPoint('db.bootstrap.roles-created', args, {env, faultDir})
@@ -146,7 +192,14 @@ describe('db bootstrap killed between its steps', () => {
     await runToKillPoint('db.bootstrap.database-created', args, {env, faultDir})
     expect((await present()).database).toBe(true)
     // the schema is not the migration role's yet: the kill landed before the grants
-    expect((await cluster.query<{o: string}>(`SELECT pg_get_userbyid(nspowner) AS o FROM pg_namespace WHERE nspname = 'public'`, killedDb))[0]!.o).not.toBe(killedRoles.migration)
+    expect(
+      (
+        await cluster.query<{o: string}>(
+          `SELECT pg_get_userbyid(nspowner) AS o FROM pg_namespace WHERE nspname = 'public'`,
+          killedDb,
+        )
+      )[0]!.o,
+    ).not.toBe(killedRoles.migration)
 
     const rerun = runCli(args, {env})
     expect(rerun.code, rerun.out).toBe(0)
@@ -154,12 +207,23 @@ describe('db bootstrap killed between its steps', () => {
     expect(done.steps.filter((s: {changed: boolean}) => s.changed).length).toBeGreaterThan(0)
     // the roles and the database are found, not created again: no role to create, the database's step skipped
     const creating = done.steps.filter((s: {description: string}) => /^create /.test(s.description))
-    expect(creating.map((s: {description: string; changed: boolean}) => [s.description, s.changed])).toEqual([[`create database ${killedDb}`, false]])
+    expect(creating.map((s: {description: string; changed: boolean}) => [s.description, s.changed])).toEqual([
+      [`create database ${killedDb}`, false],
+    ])
     const again = runCli(args, {env})
     expect(again.code, again.out).toBe(0)
     expect(JSON.parse(again.stdout).changed).toBe(0)
-    expect((await cluster.query<{o: string}>(`SELECT pg_get_userbyid(nspowner) AS o FROM pg_namespace WHERE nspname = 'public'`, killedDb))[0]!.o).toBe(killedRoles.migration)
-    const app = new pg.Client({connectionString: `postgresql://${killedRoles.app}:app-pw-killed-1@${cluster.host}:${cluster.port}/${killedDb}`})
+    expect(
+      (
+        await cluster.query<{o: string}>(
+          `SELECT pg_get_userbyid(nspowner) AS o FROM pg_namespace WHERE nspname = 'public'`,
+          killedDb,
+        )
+      )[0]!.o,
+    ).toBe(killedRoles.migration)
+    const app = new pg.Client({
+      connectionString: `postgresql://${killedRoles.app}:app-pw-killed-1@${cluster.host}:${cluster.port}/${killedDb}`,
+    })
     await app.connect()
     try {
       expect(await sqlState(app.query('CREATE TABLE nope (id int)'))).toBe('42501')

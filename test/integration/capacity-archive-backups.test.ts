@@ -38,7 +38,8 @@ interface Archiver {
   last_failed_wal: string | null
   last_failed_time: Date | null
 }
-const archiver = async () => (await cluster.query<Archiver & Record<string, unknown>>('SELECT * FROM pg_stat_archiver'))[0]
+const archiver = async () =>
+  (await cluster.query<Archiver & Record<string, unknown>>('SELECT * FROM pg_stat_archiver'))[0]
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
@@ -50,17 +51,25 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
   }
 }
 
-const find = (r: Report, id: string, label?: [string, string]) => r.checks.find((c) => c.id === id && (!label || c.labels?.[label[0]] === label[1]))
-const capacity = (components: string[], now?: Date) => runCapacity({settings, logger: silentLogger, components, recordHistory: false, now})
+const find = (r: Report, id: string, label?: [string, string]) =>
+  r.checks.find((c) => c.id === id && (!label || c.labels?.[label[0]] === label[1]))
+const capacity = (components: string[], now?: Date) =>
+  runCapacity({settings, logger: silentLogger, components, recordHistory: false, now})
 
 beforeAll(async () => {
-  cluster = await startPostgres({name: 'capacity-archive', conf: {archive_mode: 'on', archive_command: '/bin/false', archive_timeout: '0'}})
+  cluster = await startPostgres({
+    name: 'capacity-archive',
+    conf: {archive_mode: 'on', archive_command: '/bin/false', archive_timeout: '0'},
+  })
   // the repository: a folder the server's OS user may write (archive_command copies into it)
   repo = cluster.serverDir('repo')
   walDir = cluster.serverDir(`repo/${STACK}/wal`)
   const url = await cluster.createDatabase()
   dbName = new URL(url).pathname.slice(1)
-  await cluster.query('CREATE TABLE readings (id bigserial PRIMARY KEY, v float8); INSERT INTO readings (v) SELECT random() FROM generate_series(1, 5000)', dbName)
+  await cluster.query(
+    'CREATE TABLE readings (id bigserial PRIMARY KEY, v float8); INSERT INTO readings (v) SELECT random() FROM generate_series(1, 5000)',
+    dbName,
+  )
   dir = mkdtempSync(join(tmpdir(), 'capacity-archive-'))
   chmodSync(dir, 0o755)
   writeFileSync(join(dir, 'charge-ops.yaml'), [`stack: ${STACK}`, 'backup:', `  repository: ${repo}`, ''].join('\n'))
@@ -74,7 +83,10 @@ afterAll(async () => {
 
 describe('WAL archiving (pg_stat_archiver) on a real cluster', () => {
   it('archive_command = /bin/false → pg.archive_failing critical, naming failed_count and last_failed_wal', async () => {
-    await cluster.query('INSERT INTO readings (v) SELECT random() FROM generate_series(1, 1000); SELECT pg_switch_wal()', dbName)
+    await cluster.query(
+      'INSERT INTO readings (v) SELECT random() FROM generate_series(1, 1000); SELECT pg_switch_wal()',
+      dbName,
+    )
     const a = await waitFor('a failed archive attempt', async () => {
       const row = await archiver()
       return Number(row.failed_count) >= 1 && row
@@ -89,28 +101,43 @@ describe('WAL archiving (pg_stat_archiver) on a real cluster', () => {
     // the archiver retries the oldest unarchived segment: the WAL named is pg_stat_archiver's
     expect(m![2]).toBe((await archiver()).last_failed_wal)
     expect(failing.remedy).toMatch(/archive_command error/)
-    expect(find(report, 'pg.archive_lag_seconds')).toMatchObject({status: 'warning', value: null, message: 'no WAL segment archived yet'})
+    expect(find(report, 'pg.archive_lag_seconds')).toMatchObject({
+      status: 'warning',
+      value: null,
+      message: 'no WAL segment archived yet',
+    })
 
     const nagios = renderNagios(report)
     expect(nagios.exitCode).toBe(2)
     expect(nagios.text.split('\n')[0]).toMatch(/^CRITICAL - .*pg\.archive_failing archive_command is failing/)
-    expect(renderPrometheus(report)).toContain('charge_ops_check_status{check="pg.archive_failing",component="postgresql"} 2')
+    expect(renderPrometheus(report)).toContain(
+      'charge_ops_check_status{check="pg.archive_failing",component="postgresql"} 2',
+    )
   })
 
   it('a working archive_command (cp %p <repo>/wal/%f) → archiving ok, and the recovery-point gap measured from the repository grows with the clock', async () => {
     await cluster.query(`ALTER SYSTEM SET archive_command = 'test ! -f ${walDir}/%f && cp %p ${walDir}/%f'`)
     await cluster.query('SELECT pg_reload_conf()')
-    await cluster.query('INSERT INTO readings (v) SELECT random() FROM generate_series(1, 1000); SELECT pg_switch_wal()', dbName)
+    await cluster.query(
+      'INSERT INTO readings (v) SELECT random() FROM generate_series(1, 1000); SELECT pg_switch_wal()',
+      dbName,
+    )
     const a = await waitFor('archiving to recover', async () => {
       const row = await archiver()
-      return row.last_archived_time && row.last_failed_time && new Date(row.last_archived_time) > new Date(row.last_failed_time) ? row : undefined
+      return row.last_archived_time &&
+        row.last_failed_time &&
+        new Date(row.last_archived_time) > new Date(row.last_failed_time)
+        ? row
+        : undefined
     })
     const copied = readdirSync(walDir).filter((f) => /^[0-9A-F]{24}$/.test(f))
     expect(copied).toContain(a.last_archived_wal)
 
     const report = await capacity(['postgresql', 'backup'])
     expect(find(report, 'pg.archive_failing')).toMatchObject({status: 'ok', value: 0})
-    expect(find(report, 'pg.archive_failing')!.message).toMatch(new RegExp(`^\\d+ segments archived, ${a.failed_count === '0' ? 0 : '\\d+'} failures`))
+    expect(find(report, 'pg.archive_failing')!.message).toMatch(
+      new RegExp(`^\\d+ segments archived, ${a.failed_count === '0' ? 0 : '\\d+'} failures`),
+    )
     const lag = find(report, 'pg.archive_lag_seconds')!
     expect(lag.status).toBe('ok')
     expect(lag.value).toBeLessThan(60)
@@ -143,7 +170,10 @@ describe('backup age over manifests written by the backup engine', () => {
     expect(db).toMatchObject({status: 'critical', thresholds: {warning: 26, critical: 50}})
     expect(db.value).toBeCloseTo(72, 0)
     expect(db.message).toContain(`newest verified db backup ${old.id}`)
-    expect(find(report, 'backup.age_hours', ['kind', 'files'])).toMatchObject({status: 'critical', message: 'no complete files backup in the repository'})
+    expect(find(report, 'backup.age_hours', ['kind', 'files'])).toMatchObject({
+      status: 'critical',
+      message: 'no complete files backup in the repository',
+    })
 
     // a fresh backup that nobody verified does not make the db backups healthy
     const ctx = await openBackupContext({settings, logger: silentLogger})
@@ -159,14 +189,21 @@ describe('backup age over manifests written by the backup engine', () => {
     expect(ok.status).toBe('ok')
     expect(ok.value).toBeLessThan(0.5)
     expect(ok.message).toContain(fresh.id)
-    expect(find(await capacity(['backup'], new Date(Date.now() + 30 * HOUR)), 'backup.age_hours', ['kind', 'db'])).toMatchObject({status: 'warning'})
-    expect(find(await capacity(['backup'], new Date(Date.now() + 51 * HOUR)), 'backup.age_hours', ['kind', 'db'])).toMatchObject({status: 'critical'})
+    expect(
+      find(await capacity(['backup'], new Date(Date.now() + 30 * HOUR)), 'backup.age_hours', ['kind', 'db']),
+    ).toMatchObject({status: 'warning'})
+    expect(
+      find(await capacity(['backup'], new Date(Date.now() + 51 * HOUR)), 'backup.age_hours', ['kind', 'db']),
+    ).toMatchObject({status: 'critical'})
   })
 
   it('a manifest that does not parse is reported, not trusted', async () => {
     const bad = join(repo, STACK, 'backups', '20990101T000000Z-db-dead')
     mkdirSync(bad, {recursive: true})
-    writeFileSync(join(bad, 'manifest.json'), JSON.stringify({formatVersion: 1, id: '20990101T000000Z-db-dead', kind: 'db'}))
+    writeFileSync(
+      join(bad, 'manifest.json'),
+      JSON.stringify({formatVersion: 1, id: '20990101T000000Z-db-dead', kind: 'db'}),
+    )
     const report = await capacity(['backup'])
     const invalid = find(report, 'backup.invalid_manifests')!
     expect(invalid).toMatchObject({status: 'warning', value: 1})

@@ -22,8 +22,10 @@ let dir: string
 let url: string
 let settings: Settings
 const find = (r: Report, id: string) => r.checks.find((c) => c.id === id)
-const capacity = (recordHistory = false) => runCapacity({settings, logger: silentLogger, components: ['postgresql'], recordHistory})
-const writeHistory = (samples: {at: string; databaseBytes: number}[]) => writeFileSync(join(dir, 'state', HISTORY_FILE), JSON.stringify({version: 1, samples}))
+const capacity = (recordHistory = false) =>
+  runCapacity({settings, logger: silentLogger, components: ['postgresql'], recordHistory})
+const writeHistory = (samples: {at: string; databaseBytes: number}[]) =>
+  writeFileSync(join(dir, 'state', HISTORY_FILE), JSON.stringify({version: 1, samples}))
 
 /** One statement per call: VACUUM refuses to run inside the implicit transaction of a multi-statement query. */
 async function sql(...statements: string[]): Promise<void> {
@@ -55,11 +57,16 @@ describe('pg.days_until_full: growth from a window that means something', () => 
     const before = find(await capacity(true), 'pg.database_size_bytes')!.value!
     // the next run a minute "later", after a bulk load: the sample just written is 60 s old
     writeHistory([{at: new Date(Date.now() - 60_000).toISOString(), databaseBytes: before}])
-    await sql('CREATE TABLE bulk AS SELECT g AS id, repeat(md5(g::text), 8) AS payload FROM generate_series(1, 40000) g')
+    await sql(
+      'CREATE TABLE bulk AS SELECT g AS id, repeat(md5(g::text), 8) AS payload FROM generate_series(1, 40000) g',
+    )
     const report = await capacity()
     const size = find(report, 'pg.database_size_bytes')!.value!
     expect(size - before).toBeGreaterThan(5 * 1024 ** 2)
-    expect(find(report, 'pg.growth_bytes_per_day')).toMatchObject({value: null, message: expect.stringMatching(/needs capacity history spanning 6 h to fit growth; the kept samples span 0 h/)})
+    expect(find(report, 'pg.growth_bytes_per_day')).toMatchObject({
+      value: null,
+      message: expect.stringMatching(/needs capacity history spanning 6 h to fit growth; the kept samples span 0 h/),
+    })
     expect(find(report, 'pg.days_until_full')).toMatchObject({status: 'ok', value: null})
   })
 
@@ -67,7 +74,12 @@ describe('pg.days_until_full: growth from a window that means something', () => 
     const size = find(await capacity(), 'pg.database_size_bytes')!.value!
     const day = 86_400_000
     // daily samples: the database grew 1 MiB a day, then the bulk load landed just now
-    writeHistory(Array.from({length: 7}, (_, i) => ({at: new Date(Date.now() - (7 - i) * day + 3_600_000).toISOString(), databaseBytes: size - 12 * 1024 ** 2 + i * 1024 ** 2})))
+    writeHistory(
+      Array.from({length: 7}, (_, i) => ({
+        at: new Date(Date.now() - (7 - i) * day + 3_600_000).toISOString(),
+        databaseBytes: size - 12 * 1024 ** 2 + i * 1024 ** 2,
+      })),
+    )
     const report = await capacity()
     const growth = find(report, 'pg.growth_bytes_per_day')!
     expect(growth.message).toMatch(/\/day, fitted over 7\.0d \(8 points since /)
@@ -99,20 +111,39 @@ describe('pg.vacuum_age_days: a never-vacuumed table full of dead rows', () => {
       'DELETE FROM never_vacuumed WHERE id <= 60000',
     )
     let seen: Awaited<ReturnType<typeof tableRow>> | undefined
-    await waitUntil(async () => (seen = await tableRow('public.never_vacuumed')).row?.dead === 60000, {timeoutMs: 20_000, intervalMs: 250, what: 'the dead rows in pg_stat_user_tables'})
+    await waitUntil(async () => (seen = await tableRow('public.never_vacuumed')).row?.dead === 60000, {
+      timeoutMs: 20_000,
+      intervalMs: 250,
+      what: 'the dead rows in pg_stat_user_tables',
+    })
     expect(seen!.row).toMatchObject({status: 'critical', never: true})
-    expect(seen!.check).toMatchObject({status: 'critical', message: expect.stringMatching(/^public\.never_vacuumed: never vacuumed.*60000 dead, .*60 % of its rows dead/)})
+    expect(seen!.check).toMatchObject({
+      status: 'critical',
+      message: expect.stringMatching(/^public\.never_vacuumed: never vacuumed.*60000 dead, .*60 % of its rows dead/),
+    })
     expect(seen!.check.remedy).toMatch(/charge-ops db vacuum/)
 
     await sql('VACUUM never_vacuumed')
-    await waitUntil(async () => (await tableRow('public.never_vacuumed')).row?.never === false, {timeoutMs: 20_000, intervalMs: 250, what: 'the vacuum in pg_stat_user_tables'})
+    await waitUntil(async () => (await tableRow('public.never_vacuumed')).row?.never === false, {
+      timeoutMs: 20_000,
+      intervalMs: 250,
+      what: 'the vacuum in pg_stat_user_tables',
+    })
     expect((await tableRow('public.never_vacuumed')).check.status).toBe('ok')
   })
 
   it('below autovacuum trigger (50 + 20 % of live rows) a never-vacuumed table stays ok', async () => {
-    await sql('CREATE TABLE lightly (id int) WITH (autovacuum_enabled = false)', 'INSERT INTO lightly SELECT generate_series(1, 100000)', 'DELETE FROM lightly WHERE id <= 1500')
+    await sql(
+      'CREATE TABLE lightly (id int) WITH (autovacuum_enabled = false)',
+      'INSERT INTO lightly SELECT generate_series(1, 100000)',
+      'DELETE FROM lightly WHERE id <= 1500',
+    )
     let row: Row | undefined
-    await waitUntil(async () => (row = (await tableRow('public.lightly')).row)?.dead === 1500, {timeoutMs: 20_000, intervalMs: 250, what: 'the dead rows of public.lightly'})
+    await waitUntil(async () => (row = (await tableRow('public.lightly')).row)?.dead === 1500, {
+      timeoutMs: 20_000,
+      intervalMs: 250,
+      what: 'the dead rows of public.lightly',
+    })
     expect(row).toMatchObject({status: 'ok', never: true})
   })
 })

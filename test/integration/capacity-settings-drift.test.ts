@@ -27,12 +27,23 @@ let dir: string
 let confFile: string
 let confText: string
 
-const SECRETS = {secretKey: 'k'.repeat(64), postgresPassword: 'p'.repeat(32), appDbPassword: 'a'.repeat(32), migratorDbPassword: 'm'.repeat(32), redisPassword: 'r'.repeat(32)}
+const SECRETS = {
+  secretKey: 'k'.repeat(64),
+  postgresPassword: 'p'.repeat(32),
+  appDbPassword: 'a'.repeat(32),
+  migratorDbPassword: 'm'.repeat(32),
+  redisPassword: 'r'.repeat(32),
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'capacity-drift-'))
   chmodSync(dir, 0o755) // the server's OS user reads the included file
-  const answers = parseAnswers({target: 'local', domain: 'charge.example.com', host: {ram: '1GB', cpus: 2}, backup: {repository: 's3://bucket/charge'}})
+  const answers = parseAnswers({
+    target: 'local',
+    domain: 'charge.example.com',
+    host: {ram: '1GB', cpus: 2},
+    backup: {repository: 's3://bucket/charge'},
+  })
   for (const f of planInit(answers, {secrets: SECRETS, installDir: dir})) {
     if (f.path !== 'charge-ops.yaml' && f.path !== 'postgres/charge-ops.conf') continue
     mkdirSync(join(dir, f.path, '..'), {recursive: true, mode: 0o755})
@@ -44,7 +55,13 @@ beforeAll(async () => {
   cluster = await startPostgres({
     name: 'capacity-drift',
     // init's file, then what this host cannot take from it (port / listen: the harness owns them)
-    conf: {include: confFile, port: String(await freePort()), listen_addresses: '127.0.0.1', ssl: 'off', archive_mode: 'off'},
+    conf: {
+      include: confFile,
+      port: String(await freePort()),
+      listen_addresses: '127.0.0.1',
+      ssl: 'off',
+      archive_mode: 'off',
+    },
   })
 })
 
@@ -56,21 +73,34 @@ afterAll(async () => {
 const lineOf = (name: string) => confText.split('\n').findIndex((l) => l.startsWith(`${name} =`)) + 1
 
 async function drift() {
-  const settings = loadSettings({cwd: dir, env: {DATABASE_URL: cluster.url(), CHARGE_OPS_STATE_DIR: join(dir, 'state')}})
+  const settings = loadSettings({
+    cwd: dir,
+    env: {DATABASE_URL: cluster.url(), CHARGE_OPS_STATE_DIR: join(dir, 'state')},
+  })
   const report = await runCapacity({settings, logger: silentLogger, components: ['postgresql'], recordHistory: false})
   return {report, check: report.checks.find((c) => c.id === 'pg.settings_drift')!}
 }
 
 describe('settings drift against init’s postgresql.conf', () => {
   it('the server really runs init’s values (the include worked)', async () => {
-    const rows = await cluster.query<{name: string; setting: string; unit: string | null}>("SELECT name, setting, unit FROM pg_settings WHERE name IN ('effective_cache_size', 'checkpoint_timeout', 'max_wal_size', 'random_page_cost')")
+    const rows = await cluster.query<{name: string; setting: string; unit: string | null}>(
+      "SELECT name, setting, unit FROM pg_settings WHERE name IN ('effective_cache_size', 'checkpoint_timeout', 'max_wal_size', 'random_page_cost')",
+    )
     const s = Object.fromEntries(rows.map((r) => [r.name, r.setting]))
-    expect(s).toEqual({effective_cache_size: String((768 * 1024) / 8), checkpoint_timeout: '900', max_wal_size: '4096', random_page_cost: '1.1'})
+    expect(s).toEqual({
+      effective_cache_size: String((768 * 1024) / 8),
+      checkpoint_timeout: '900',
+      max_wal_size: '4096',
+      random_page_cost: '1.1',
+    })
   })
 
   it('reports exactly the settings that differ, with file:line and both values', async () => {
     let {check} = await drift()
-    expect((check.details as {drift: {name: string}[]}).drift.map((d) => d.name).sort()).toEqual(['archive_mode', 'ssl'])
+    expect((check.details as {drift: {name: string}[]}).drift.map((d) => d.name).sort()).toEqual([
+      'archive_mode',
+      'ssl',
+    ])
     expect(check).toMatchObject({status: 'warning', value: 2})
 
     await cluster.query("ALTER SYSTEM SET work_mem = '8MB'")
@@ -80,8 +110,18 @@ describe('settings drift against init’s postgresql.conf', () => {
     const rows = (check.details as {drift: {name: string; expected: string; actual: string; line: number}[]}).drift
     expect(rows.map((d) => d.name).sort()).toEqual(['archive_mode', 'ssl', 'work_mem'])
     expect(check.value).toBe(3)
-    expect(rows.find((d) => d.name === 'work_mem')).toEqual({name: 'work_mem', expected: '4MB', actual: '8192 (kB)', line: lineOf('work_mem')})
-    expect(rows.find((d) => d.name === 'ssl')).toEqual({name: 'ssl', expected: 'on', actual: 'off', line: lineOf('ssl')})
+    expect(rows.find((d) => d.name === 'work_mem')).toEqual({
+      name: 'work_mem',
+      expected: '4MB',
+      actual: '8192 (kB)',
+      line: lineOf('work_mem'),
+    })
+    expect(rows.find((d) => d.name === 'ssl')).toEqual({
+      name: 'ssl',
+      expected: 'on',
+      actual: 'off',
+      line: lineOf('ssl'),
+    })
     expect(check.message).toContain(`work_mem: ${confFile}:${lineOf('work_mem')} wants 4MB, server has 8192 (kB)`)
     expect(check.remedy).toMatch(/postgresql\.auto\.conf/)
     expect(renderText(r.report)).toMatch(/WARNING\s+pg\.settings_drift/)
@@ -91,6 +131,9 @@ describe('settings drift against init’s postgresql.conf', () => {
     await cluster.query('ALTER SYSTEM RESET work_mem')
     await cluster.query('SELECT pg_reload_conf()')
     const {check} = await drift()
-    expect((check.details as {drift: {name: string}[]}).drift.map((d) => d.name).sort()).toEqual(['archive_mode', 'ssl'])
+    expect((check.details as {drift: {name: string}[]}).drift.map((d) => d.name).sort()).toEqual([
+      'archive_mode',
+      'ssl',
+    ])
   })
 })

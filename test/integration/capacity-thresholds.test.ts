@@ -38,10 +38,17 @@ function writeManifest(repo: string, id: string, kind: string, finishedAt: Date,
   writeFileSync(join(d, 'manifest.json'), JSON.stringify(manifest))
 }
 
-const stamp = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')
+const stamp = (d: Date) =>
+  d
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '')
 
 beforeAll(async () => {
-  redis = await startRedis({password: REDIS_PASSWORD, args: ['--maxmemory', '3mb', '--maxmemory-policy', 'allkeys-lru']})
+  redis = await startRedis({
+    password: REDIS_PASSWORD,
+    args: ['--maxmemory', '3mb', '--maxmemory-policy', 'allkeys-lru'],
+  })
   const client = new Redis(redis.url)
   const value = 'x'.repeat(2048)
   for (let i = 0; i < 4000; i++) await client.set(`session:${i}`, value)
@@ -62,9 +69,25 @@ beforeAll(async () => {
   writeManifest(repo, `${stamp(new Date(now - 2 * 3600_000))}-files-cccc`, 'files', new Date(now - 2 * 3600_000), true)
   writeFileSync(
     join(dir, 'charge-ops.yaml'),
-    ['stack: capstack', 'backup:', '  repository: ./repo', 'thresholds:', '  disk.free_pct: {warning: 100, critical: 99.999}', '  redis.evicted_keys: {warning: 1, critical: 100000000}', ''].join('\n'),
+    [
+      'stack: capstack',
+      'backup:',
+      '  repository: ./repo',
+      'thresholds:',
+      '  disk.free_pct: {warning: 100, critical: 99.999}',
+      '  redis.evicted_keys: {warning: 1, critical: 100000000}',
+      '',
+    ].join('\n'),
   )
-  const settings = loadSettings({cwd: dir, env: {DATABASE_URL: dbUrl, REDIS_URL: redis.url, UPLOADS_DIR: './uploads', CHARGE_OPS_STATE_DIR: join(dir, 'state')}})
+  const settings = loadSettings({
+    cwd: dir,
+    env: {
+      DATABASE_URL: dbUrl,
+      REDIS_URL: redis.url,
+      UPLOADS_DIR: './uploads',
+      CHARGE_OPS_STATE_DIR: join(dir, 'state'),
+    },
+  })
   report = await runCapacity({settings, logger: silentLogger})
 })
 
@@ -73,7 +96,8 @@ afterAll(async () => {
   if (dir) rmSync(dir, {recursive: true, force: true})
 })
 
-const find = (id: string, label?: [string, string]) => report.checks.find((c) => c.id === id && (!label || c.labels?.[label[0]] === label[1]))
+const find = (id: string, label?: [string, string]) =>
+  report.checks.find((c) => c.id === id && (!label || c.labels?.[label[0]] === label[1]))
 
 describe('capacity with thresholds crossed on purpose', () => {
   it('the right checks turn warning / critical', () => {
@@ -81,7 +105,8 @@ describe('capacity with thresholds crossed on purpose', () => {
     expect(find('redis.evicted_keys')!.value).toBeGreaterThan(0)
     expect(find('redis.memory_used_pct')!.value).toBeGreaterThan(50)
     expect(find('sizing.redis_maxmemory_pct')!.message).toMatch(/allkeys-lru may evict queued jobs/)
-    for (const role of ['uploads', 'backup-repository']) expect(find('disk.free_pct', ['role', role])).toMatchObject({status: 'critical'})
+    for (const role of ['uploads', 'backup-repository'])
+      expect(find('disk.free_pct', ['role', role])).toMatchObject({status: 'critical'})
     expect(find('backup.age_hours', ['kind', 'db'])).toMatchObject({status: 'critical'})
     expect(find('backup.age_hours', ['kind', 'db'])!.value).toBeGreaterThanOrEqual(71.9)
     expect(find('backup.age_hours', ['kind', 'db'])!.message).toMatch(/-db-aaaa/)
@@ -104,7 +129,9 @@ describe('capacity with thresholds crossed on purpose', () => {
     const prom = renderPrometheus(report)
     expect(prom).toContain('charge_ops_check_status{check="redis.evicted_keys",component="redis"} 1')
     expect(prom).toContain('charge_ops_check_status{check="backup.age_hours",component="backup",kind="db"} 2')
-    expect(prom).toMatch(/charge_ops_check_status\{check="disk.free_pct",component="disk",role="uploads",path="[^"]+"\} 2/)
+    expect(prom).toMatch(
+      /charge_ops_check_status\{check="disk.free_pct",component="disk",role="uploads",path="[^"]+"\} 2/,
+    )
 
     const nagios = renderNagios(report)
     expect(nagios.exitCode).toBe(2)
@@ -113,11 +140,20 @@ describe('capacity with thresholds crossed on purpose', () => {
     expect(nagios.text).toMatch(/'backup\.age_hours_db'=\d+(\.\d+)?;26;50/)
 
     // warning only → nagios 1
-    expect(renderNagios(buildReport(report.checks.filter((c) => c.status !== 'critical'), new Date())).exitCode).toBe(1)
+    expect(
+      renderNagios(
+        buildReport(
+          report.checks.filter((c) => c.status !== 'critical'),
+          new Date(),
+        ),
+      ).exitCode,
+    ).toBe(1)
   })
 
   it('no secret in any output', () => {
-    const all = [renderText(report), JSON.stringify(report), renderPrometheus(report), renderNagios(report).text].join('\n')
+    const all = [renderText(report), JSON.stringify(report), renderPrometheus(report), renderNagios(report).text].join(
+      '\n',
+    )
     expect(all).not.toContain(REDIS_PASSWORD)
     expect(all).not.toContain(new URL(dbUrl).password)
   })

@@ -12,7 +12,15 @@ import {chromaHeartbeat, collectionCount} from '../../src/chroma/client.js'
 import {runValidate} from '../../src/config/validate/command.js'
 import {connectRedis, redisPersistence, withRedis} from '../../src/redis/client.js'
 import {checkBucket, createS3Client, parseS3Url} from '../../src/s3/client.js'
-import {freePort, sharedChroma, sharedPostgres, startRedis, startS3, type RedisServer, type S3Server} from '../support/index.js'
+import {
+  freePort,
+  sharedChroma,
+  sharedPostgres,
+  startRedis,
+  startS3,
+  type RedisServer,
+  type S3Server,
+} from '../support/index.js'
 
 const REDIS_PASSWORD = 'Redis-Pl4nted-pass-0123456789'
 const WRONG = 'Wrong-Pl4nted-pass-9876543210'
@@ -23,7 +31,10 @@ let s3: S3Server
 let databaseUrl: string
 
 beforeAll(async () => {
-  ;[redis, s3] = await Promise.all([startRedis({password: REDIS_PASSWORD, args: ['--appendonly', 'yes']}), startS3({buckets: ['charge-ops-backups']})])
+  ;[redis, s3] = await Promise.all([
+    startRedis({password: REDIS_PASSWORD, args: ['--appendonly', 'yes']}),
+    startS3({buckets: ['charge-ops-backups']}),
+  ])
   databaseUrl = await sharedPostgres().createDatabase()
 })
 afterAll(async () => {
@@ -32,14 +43,19 @@ afterAll(async () => {
 
 function deployment(env: Record<string, string>, repository = 's3://charge-ops-backups/prod'): string {
   const dir = mkdtempSync(join(tmpdir(), 'charge-ops-connect-'))
-  const lines = Object.entries({ENVIRONMENT: 'development', SECRET_KEY: '0123456789abcdef0123456789abcdef0123', ...env}).map(([k, v]) => `${k}=${v}`)
+  const lines = Object.entries({
+    ENVIRONMENT: 'development',
+    SECRET_KEY: '0123456789abcdef0123456789abcdef0123',
+    ...env,
+  }).map(([k, v]) => `${k}=${v}`)
   writeFileSync(join(dir, '.env'), lines.join('\n') + '\n')
   chmodSync(join(dir, '.env'), 0o600)
   writeFileSync(join(dir, 'charge-ops.yaml'), `stack: demo\nbackup:\n  repository: ${repository}\n`)
   return dir
 }
 
-const connect = (cwd: string) => runValidate({cwd, positional: ['.env', 'charge-ops.yaml'], env: {}, connect: {timeoutMs: 3000}, version: 'test'})
+const connect = (cwd: string) =>
+  runValidate({cwd, positional: ['.env', 'charge-ops.yaml'], env: {}, connect: {timeoutMs: 3000}, version: 'test'})
 
 describe('config validate --connect', () => {
   it('reaches PostgreSQL, Redis, Chroma and the S3 bucket', async () => {
@@ -76,26 +92,51 @@ describe('config validate --connect', () => {
   })
 
   it('rediss:// against a plain-text server is a TLS failure', async () => {
-    await expect(connectRedis(redis.url.replace('redis://', 'rediss://'), {timeoutMs: 2000})).rejects.toMatchObject({code: 'REDIS_TLS'})
+    await expect(connectRedis(redis.url.replace('redis://', 'rediss://'), {timeoutMs: 2000})).rejects.toMatchObject({
+      code: 'REDIS_TLS',
+    })
   })
 
   it('no password against a requirepass server is NOAUTH', async () => {
-    await expect(connectRedis(`redis://127.0.0.1:${redis.port}/0`, {timeoutMs: 2000})).rejects.toMatchObject({code: 'REDIS_AUTH', message: expect.stringContaining('requires a password')})
+    await expect(connectRedis(`redis://127.0.0.1:${redis.port}/0`, {timeoutMs: 2000})).rejects.toMatchObject({
+      code: 'REDIS_AUTH',
+      message: expect.stringContaining('requires a password'),
+    })
   })
 
   it('a refused port names the refusal for every service, through the binary (exit 5)', async () => {
     const [p1, p2, p3, p4] = await Promise.all([freePort(), freePort(), freePort(), freePort()])
-    const dir = deployment({DATABASE_URL: `postgresql://u:${WRONG}@127.0.0.1:${p1}/db`, REDIS_URL: `redis://:${WRONG}@127.0.0.1:${p2}/0`, CHROMA_URL: `http://127.0.0.1:${p3}`})
-    const r = await execa('node', [bin, 'config', 'validate', '.env', 'charge-ops.yaml', '--connect', '--timeout', '3', '--json'], {
-      cwd: dir,
-      reject: false,
-      stdin: 'ignore',
-      extendEnv: false,
-      env: {CI: 'true', PATH: process.env.PATH ?? '', AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${p4}`, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_REGION: 'us-east-1'},
+    const dir = deployment({
+      DATABASE_URL: `postgresql://u:${WRONG}@127.0.0.1:${p1}/db`,
+      REDIS_URL: `redis://:${WRONG}@127.0.0.1:${p2}/0`,
+      CHROMA_URL: `http://127.0.0.1:${p3}`,
     })
+    const r = await execa(
+      'node',
+      [bin, 'config', 'validate', '.env', 'charge-ops.yaml', '--connect', '--timeout', '3', '--json'],
+      {
+        cwd: dir,
+        reject: false,
+        stdin: 'ignore',
+        extendEnv: false,
+        env: {
+          CI: 'true',
+          PATH: process.env.PATH ?? '',
+          AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${p4}`,
+          AWS_ACCESS_KEY_ID: 'x',
+          AWS_SECRET_ACCESS_KEY: 'y',
+          AWS_REGION: 'us-east-1',
+        },
+      },
+    )
     expect(r.exitCode, r.stderr).toBe(5)
     const body = JSON.parse(r.stdout) as {connectivity: Array<{service: string; code?: string; detail: string}>}
-    expect(Object.fromEntries(body.connectivity.map((c) => [c.service, c.code]))).toEqual({postgresql: 'PG_REFUSED', redis: 'REDIS_REFUSED', chroma: 'CHROMA_REFUSED', s3: 'S3_REFUSED'})
+    expect(Object.fromEntries(body.connectivity.map((c) => [c.service, c.code]))).toEqual({
+      postgresql: 'PG_REFUSED',
+      redis: 'REDIS_REFUSED',
+      chroma: 'CHROMA_REFUSED',
+      s3: 'S3_REFUSED',
+    })
     for (const c of body.connectivity) expect(c.detail).toMatch(/refused/)
     expect(r.stdout + r.stderr).not.toContain(WRONG)
     expect(r.stderr).not.toMatch(/\n\s+at /)
@@ -106,7 +147,9 @@ describe('config validate --connect', () => {
     Object.assign(process.env, s3.env)
     try {
       const client = await createS3Client()
-      await expect(checkBucket(client, parseS3Url('s3://no-such-bucket/x').bucket)).rejects.toMatchObject({code: 'S3_NO_BUCKET'})
+      await expect(checkBucket(client, parseS3Url('s3://no-such-bucket/x').bucket)).rejects.toMatchObject({
+        code: 'S3_NO_BUCKET',
+      })
       await checkBucket(client, 'charge-ops-backups')
       client.destroy()
     } finally {
@@ -130,7 +173,14 @@ describe('adapters', () => {
     const client = await chromaClient(url)
     const name = `config-connect-${process.pid}`
     const collection = await client.getOrCreateCollection({name, embeddingFunction: null})
-    await collection.add({ids: ['a', 'b', 'c'], embeddings: [[1, 0], [0, 1], [1, 1]]})
+    await collection.add({
+      ids: ['a', 'b', 'c'],
+      embeddings: [
+        [1, 0],
+        [0, 1],
+        [1, 1],
+      ],
+    })
     expect(await collectionCount(url, name)).toBe(3)
     expect(await collectionCount(url, 'config-connect-absent')).toBeUndefined()
     await client.deleteCollection({name})

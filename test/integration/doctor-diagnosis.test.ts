@@ -66,7 +66,11 @@ describe('doctor: Redis', () => {
     // MISCONF: save points on, the RDB directory deleted under the server, a BGSAVE that fails
     const redisDir = join(dir, 'redis-data')
     mkdirSync(redisDir)
-    redis = await startRedis({password: 'redis-secret-77', dir: redisDir, args: ['--save', '3600 1', '--stop-writes-on-bgsave-error', 'yes']})
+    redis = await startRedis({
+      password: 'redis-secret-77',
+      dir: redisDir,
+      args: ['--save', '3600 1', '--stop-writes-on-bgsave-error', 'yes'],
+    })
     cleanups.push(() => redis.stop())
     rmSync(redisDir, {recursive: true, force: true})
     const client = new Redis(redis.url)
@@ -134,26 +138,71 @@ describe('doctor: cross-store integrity', () => {
     const chroma = sharedChroma()
     const base = `${chroma.url}/api/v2/tenants/default_tenant/databases/default_database`
     const name = `kb_${Date.now().toString(36)}`
-    const created = (await (await fetch(`${base}/collections`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({name})})).json()) as {id: string}
+    const created = (await (
+      await fetch(`${base}/collections`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({name}),
+      })
+    ).json()) as {id: string}
     const add = await fetch(`${base}/collections/${created.id}/add`, {
       method: 'POST',
       headers: {'content-type': 'application/json'},
-      body: JSON.stringify({ids: ['p-1', 'stray-9'], embeddings: [[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]], documents: ['p1', 'x']}),
+      body: JSON.stringify({
+        ids: ['p-1', 'stray-9'],
+        embeddings: [
+          [0.1, 0.2, 0.3, 0.4],
+          [0.4, 0.3, 0.2, 0.1],
+        ],
+        documents: ['p1', 'x'],
+      }),
     })
     expect(add.ok).toBe(true)
 
-    const settings = loadSettings({cwd: dir, env: {DATABASE_URL: dbUrl, UPLOADS_DIR: uploads, CHROMA_URL: chroma.url, CHARGE_OPS_STATE_DIR: join(dir, 'state2')}})
+    const settings = loadSettings({
+      cwd: dir,
+      env: {
+        DATABASE_URL: dbUrl,
+        UPLOADS_DIR: uploads,
+        CHROMA_URL: chroma.url,
+        CHARGE_OPS_STATE_DIR: join(dir, 'state2'),
+      },
+    })
     const {uploadsIntegrity, knowledgeIntegrity} = await import('../../src/doctor/integrity.js')
     const {connect} = await import('../../src/postgres/connection.js')
     const client = await connect(dbUrl)
     try {
-      const ctx = {settings, logger: silentLogger, now: new Date(), pg: client as never, thresholds: () => undefined, queryCount: () => 0, memo: new Map()}
+      const ctx = {
+        settings,
+        logger: silentLogger,
+        now: new Date(),
+        pg: client as never,
+        thresholds: () => undefined,
+        queryCount: () => 0,
+        memo: new Map(),
+      }
       const up = await uploadsIntegrity(ctx)
-      expect(up.find((c) => c.id === 'integrity.uploads_missing')).toMatchObject({status: 'critical', value: 1, details: {missing: ['2026/gone.csv']}})
-      expect(up.find((c) => c.id === 'integrity.uploads_orphan')).toMatchObject({status: 'warning', value: 1, details: {orphans: ['2026/orphan.csv']}})
+      expect(up.find((c) => c.id === 'integrity.uploads_missing')).toMatchObject({
+        status: 'critical',
+        value: 1,
+        details: {missing: ['2026/gone.csv']},
+      })
+      expect(up.find((c) => c.id === 'integrity.uploads_orphan')).toMatchObject({
+        status: 'warning',
+        value: 1,
+        details: {orphans: ['2026/orphan.csv']},
+      })
       const kb = await knowledgeIntegrity(ctx, name)
-      expect(kb.find((c) => c.id === 'integrity.passages_without_vectors')).toMatchObject({status: 'critical', value: 1, details: {ids: ['p-2']}})
-      expect(kb.find((c) => c.id === 'integrity.vectors_without_passages')).toMatchObject({status: 'warning', value: 1, details: {ids: ['stray-9']}})
+      expect(kb.find((c) => c.id === 'integrity.passages_without_vectors')).toMatchObject({
+        status: 'critical',
+        value: 1,
+        details: {ids: ['p-2']},
+      })
+      expect(kb.find((c) => c.id === 'integrity.vectors_without_passages')).toMatchObject({
+        status: 'warning',
+        value: 1,
+        details: {ids: ['stray-9']},
+      })
       const dim = kb.find((c) => c.id === 'integrity.embedding_dimension')!
       expect(dim.status).toBe('critical')
       expect(dim.message).toMatch(/dimension 8 .* holds 4-dimensional vectors/)

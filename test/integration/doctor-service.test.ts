@@ -39,7 +39,16 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'charge-ops.yaml'), 'stack: doctor-svc\nservice:\n  workers: 1\n')
   writeFileSync(
     join(dir, '.env'),
-    [`DATABASE_URL=${databaseUrl}`, `REDIS_URL=${redis.url}`, `SECRET_KEY=${SECRET_KEY}`, `CHROMA_URL=${sharedChroma().url}`, 'UPLOADS_DIR=./uploads', 'HOST=127.0.0.1', `PORT=${port}`, ''].join('\n'),
+    [
+      `DATABASE_URL=${databaseUrl}`,
+      `REDIS_URL=${redis.url}`,
+      `SECRET_KEY=${SECRET_KEY}`,
+      `CHROMA_URL=${sharedChroma().url}`,
+      'UPLOADS_DIR=./uploads',
+      'HOST=127.0.0.1',
+      `PORT=${port}`,
+      '',
+    ].join('\n'),
     {mode: 0o600},
   )
   settings = loadSettings({cwd: dir, env: {}})
@@ -61,7 +70,9 @@ describe('doctor: the running service', () => {
     expect(processes.message).toBe('2 processes running (api, worker-1)')
     const health = find(report, 'service.health')!
     expect(health.status).toBe('ok')
-    expect(health.message).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${settings.backendEnv.PORT}: ok \\(version \\S+\\)$`))
+    expect(health.message).toMatch(
+      new RegExp(`^http://127\\.0\\.0\\.1:${settings.backendEnv.PORT}: ok \\(version \\S+\\)$`),
+    )
     expect(find(report, 'redis.writable')).toMatchObject({status: 'ok'})
     expect(find(report, 'postgres.connect')).toMatchObject({status: 'ok'})
     expect(find(report, 'migrations')).toMatchObject({status: 'ok'})
@@ -80,6 +91,7 @@ describe('doctor: the running service', () => {
     expect(doctorFailed(report)).toBe(true)
     const text = renderText(report)
     expect(text).toMatch(/CRITICAL\s+service\.health/)
-    for (const secret of [REDIS_PASSWORD, SECRET_KEY, new URL(settings.databaseUrl!).password]) expect(JSON.stringify(report) + text).not.toContain(secret)
+    for (const secret of [REDIS_PASSWORD, SECRET_KEY, new URL(settings.databaseUrl!).password])
+      expect(JSON.stringify(report) + text).not.toContain(secret)
   })
 })

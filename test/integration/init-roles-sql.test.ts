@@ -22,7 +22,13 @@ import {startPostgres, type PgCluster} from '../support/index.js'
 
 const root = join(import.meta.dirname, '..', '..')
 const fixture = join(root, 'test', 'fixtures', 'init', 'answers-compose.yaml')
-const SECRETS = {secretKey: 'k'.repeat(64), postgresPassword: 'p'.repeat(48), appDbPassword: 'a9'.repeat(24), migratorDbPassword: 'm8'.repeat(24), redisPassword: 'r'.repeat(48)}
+const SECRETS = {
+  secretKey: 'k'.repeat(64),
+  postgresPassword: 'p'.repeat(48),
+  appDbPassword: 'a9'.repeat(24),
+  migratorDbPassword: 'm8'.repeat(24),
+  redisPassword: 'r'.repeat(48),
+}
 const READER_PASSWORD = 'reader-pw-0f1e2d3c4b5a'
 const DB = 'charge_analysis'
 const ROLES = {app: 'charge_user', migration: 'charge_migrator', readonly: 'charge_reader'}
@@ -35,7 +41,11 @@ let postgresEnv: Record<string, string>
 function psql(extraEnv: Record<string, string>) {
   // only what psql needs: the connection (PGPASSWORD) and the passwords, all through the environment
   const env = {PATH: process.env.PATH ?? '/usr/bin:/bin', ...cluster.env(), PGDATABASE: 'postgres', ...extraEnv}
-  const r = spawnSync(join(cluster.binDir, 'psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', sqlFile], {env, encoding: 'utf8', timeout: 60_000})
+  const r = spawnSync(join(cluster.binDir, 'psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', sqlFile], {
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
   return {status: r.status, out: `${r.stdout}${r.stderr}`}
 }
 
@@ -48,7 +58,11 @@ async function as<T>(role: keyof typeof ROLES, password: string, fn: (c: pg.Clie
     await client.end()
   }
 }
-const sqlState = async (p: Promise<unknown>) => p.then(() => 'ok', (e: {code?: string}) => e.code)
+const sqlState = async (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: {code?: string}) => e.code,
+  )
 
 /** Roles' attributes, database ACL and settings, schema owner / ACL, default privileges — with the names replaced. */
 async function catalogState(database: string, roles: typeof ROLES): Promise<string> {
@@ -59,13 +73,20 @@ async function catalogState(database: string, roles: typeof ROLES): Promise<stri
       'postgres',
       [[roles.migration, roles.app, roles.readonly]],
     ),
-    database: await q(`SELECT pg_get_userbyid(datdba) AS owner, datacl::text, pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datname = $1`, 'postgres', [database]),
+    database: await q(
+      `SELECT pg_get_userbyid(datdba) AS owner, datacl::text, pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datname = $1`,
+      'postgres',
+      [database],
+    ),
     settings: await q(
       `SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = $1 ORDER BY 1`,
       'postgres',
       [database],
     ),
-    schema: await q(`SELECT nspowner::regrole::text AS owner, nspacl::text FROM pg_namespace WHERE nspname = 'public'`, database),
+    schema: await q(
+      `SELECT nspowner::regrole::text AS owner, nspacl::text FROM pg_namespace WHERE nspname = 'public'`,
+      database,
+    ),
     defaults: await q(
       `SELECT defaclrole::regrole::text AS role, defaclobjtype, defaclacl::text FROM pg_default_acl a JOIN pg_namespace n ON n.oid = a.defaclnamespace WHERE n.nspname = 'public' ORDER BY 1, 2`,
       database,
@@ -110,7 +131,13 @@ describe('init bootstrap.sql on a real PostgreSQL 15', () => {
     const r2 = psql({CHARGE_APP_DB_PASSWORD: SECRETS.appDbPassword})
     expect(r2.status, r2.out).toBe(3)
     expect(r2.out).toContain('CHARGE_MIGRATOR_DB_PASSWORD is not set')
-    expect(await cluster.query(`SELECT rolname FROM pg_roles WHERE rolname = ANY($1) UNION ALL SELECT datname FROM pg_database WHERE datname = $2`, 'postgres', [Object.values(ROLES), DB])).toEqual([])
+    expect(
+      await cluster.query(
+        `SELECT rolname FROM pg_roles WHERE rolname = ANY($1) UNION ALL SELECT datname FROM pg_database WHERE datname = $2`,
+        'postgres',
+        [Object.values(ROLES), DB],
+      ),
+    ).toEqual([])
   })
 
   it('psql -f with postgres.env: succeeds, and a second run changes nothing', async () => {
@@ -132,7 +159,10 @@ describe('init bootstrap.sql on a real PostgreSQL 15', () => {
   it('migrator runs the migrations; app gets CRUD only; reader cannot log in without its password', async () => {
     const mig = SECRETS.migratorDbPassword
     const migrationUrl = `postgresql://${ROLES.migration}:${mig}@${cluster.host}:${cluster.port}/${DB}`
-    const result = await migrateUp({databaseUrl: migrationUrl, migrationsDir: join(root, 'test', 'fixtures', 'migrations', 'basic')})
+    const result = await migrateUp({
+      databaseUrl: migrationUrl,
+      migrationsDir: join(root, 'test', 'fixtures', 'migrations', 'basic'),
+    })
     expect(result.applied.map((a) => a.version)).toEqual(['0001', '0002', '0003'])
     await as('migration', mig, (c) => c.query('CREATE TABLE readings (id bigserial PRIMARY KEY, v real NOT NULL)'))
     // a rerun after migrations (as after a restore) keeps the application's rights as they are
@@ -166,7 +196,12 @@ describe('init bootstrap.sql on a real PostgreSQL 15', () => {
 
   it('leaves the catalog exactly as db bootstrap (bootstrapDatabase) does', async () => {
     const other = {app: 'cmp_user', migration: 'cmp_migrator', readonly: 'cmp_reader'}
-    await bootstrapDatabase({adminUrl: cluster.url('postgres'), database: 'cmp_analysis', roles: other, passwords: {app: 'x'.repeat(20), migration: 'y'.repeat(20), readonly: 'z'.repeat(20)}})
+    await bootstrapDatabase({
+      adminUrl: cluster.url('postgres'),
+      database: 'cmp_analysis',
+      roles: other,
+      passwords: {app: 'x'.repeat(20), migration: 'y'.repeat(20), readonly: 'z'.repeat(20)},
+    })
     const fromBootstrap = await catalogState('cmp_analysis', other)
     const fromInit = await catalogState(DB, ROLES)
     expect(fromInit).toBe(fromBootstrap)

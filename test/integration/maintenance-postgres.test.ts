@@ -24,10 +24,18 @@ async function waitFor<T>(fn: () => Promise<T>, ok: (v: T) => boolean, what: str
   }
 }
 
-const deadTuples = async (table: string) => Number((await cluster.query<{n: string}>(`SELECT n_dead_tup AS n FROM pg_stat_user_tables WHERE relname = '${table}'`, db))[0]?.n ?? 0)
+const deadTuples = async (table: string) =>
+  Number(
+    (
+      await cluster.query<{n: string}>(`SELECT n_dead_tup AS n FROM pg_stat_user_tables WHERE relname = '${table}'`, db)
+    )[0]?.n ?? 0,
+  )
 
 beforeAll(async () => {
-  cluster = await startPostgres({name: 'maintenance', conf: {shared_preload_libraries: 'pg_stat_statements', autovacuum: 'off'}})
+  cluster = await startPostgres({
+    name: 'maintenance',
+    conf: {shared_preload_libraries: 'pg_stat_statements', autovacuum: 'off'},
+  })
   url = await cluster.createDatabase(db)
   await cluster.query('CREATE EXTENSION pg_stat_statements', db)
 })
@@ -47,7 +55,11 @@ describe('db vacuum', () => {
       db,
     )
     await cluster.query('DELETE FROM samples WHERE id > 3000', db)
-    await waitFor(() => deadTuples('samples'), (n) => n >= 57_000, 'dead tuples in the statistics')
+    await waitFor(
+      () => deadTuples('samples'),
+      (n) => n >= 57_000,
+      'dead tuples in the statistics',
+    )
 
     const plan = await vacuum({databaseUrl: url, dryRun: true})
     expect(plan.tables.map((t) => t.table)).toEqual(['public.samples'])
@@ -100,7 +112,10 @@ describe('db vacuum', () => {
   })
 
   it('an unknown table is a usage error', async () => {
-    await expect(vacuum({databaseUrl: url, table: 'nope'})).rejects.toMatchObject({exitCode: 2, code: 'NO_SUCH_RELATION'})
+    await expect(vacuum({databaseUrl: url, table: 'nope'})).rejects.toMatchObject({
+      exitCode: 2,
+      code: 'NO_SUCH_RELATION',
+    })
   })
 })
 
@@ -117,13 +132,21 @@ describe('db reindex', () => {
     await writer.connect()
     await builder.connect()
     try {
-      await writer.query("BEGIN; INSERT INTO readings VALUES (100001, 1, 1)")
+      await writer.query('BEGIN; INSERT INTO readings VALUES (100001, 1, 1)')
       const builderPid = (await builder.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0].pid
       const build = builder.query('CREATE INDEX CONCURRENTLY readings_session_idx ON readings (session)').then(
         () => 'finished',
         (e: {code?: string}) => e.code,
       )
-      await waitFor(() => cluster.query<{w: string | null}>(`SELECT wait_event_type AS w FROM pg_stat_activity WHERE pid = ${builderPid}`, db), (rows) => rows[0]?.w === 'Lock', 'CREATE INDEX CONCURRENTLY to wait')
+      await waitFor(
+        () =>
+          cluster.query<{w: string | null}>(
+            `SELECT wait_event_type AS w FROM pg_stat_activity WHERE pid = ${builderPid}`,
+            db,
+          ),
+        (rows) => rows[0]?.w === 'Lock',
+        'CREATE INDEX CONCURRENTLY to wait',
+      )
       await cluster.query(`SELECT pg_cancel_backend(${builderPid})`, db)
       expect(await build).toBe('57014')
     } finally {
@@ -134,8 +157,21 @@ describe('db reindex', () => {
     // 2. a failed REINDEX CONCURRENTLY of an invalid unique index leaves readings_v_key_ccnew
     await cluster.query('CREATE UNIQUE INDEX CONCURRENTLY readings_v_key ON readings (v)', db).catch(() => {})
     await cluster.query('REINDEX INDEX CONCURRENTLY readings_v_key', db).catch(() => {})
-    const state = async () => Object.fromEntries((await cluster.query<{name: string; valid: boolean}>("SELECT indexrelid::regclass::text AS name, indisvalid AS valid FROM pg_index WHERE indrelid = 'readings'::regclass", db)).map((r) => [r.name, r.valid]))
-    expect(await state()).toEqual({readings_pkey: true, readings_session_idx: false, readings_v_key: false, readings_v_key_ccnew: false})
+    const state = async () =>
+      Object.fromEntries(
+        (
+          await cluster.query<{name: string; valid: boolean}>(
+            "SELECT indexrelid::regclass::text AS name, indisvalid AS valid FROM pg_index WHERE indrelid = 'readings'::regclass",
+            db,
+          )
+        ).map((r) => [r.name, r.valid]),
+      )
+    expect(await state()).toEqual({
+      readings_pkey: true,
+      readings_session_idx: false,
+      readings_v_key: false,
+      readings_v_key_ccnew: false,
+    })
 
     const plan = await reindex({databaseUrl: url, table: 'readings', dryRun: true})
     expect(plan.items.map((i) => [i.name, i.action])).toEqual([

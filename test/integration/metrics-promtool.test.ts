@@ -20,7 +20,14 @@ import {renderPrometheus} from '../../src/capacity/render.js'
 import {loadSettings, type Settings} from '../../src/config/settings.js'
 import {silentLogger} from '../../src/output/logger.js'
 import {archiveCommand} from '../../src/wal/command-lines.js'
-import {promtoolCheckMetrics, sharedPostgres, startPostgres, startRedis, type PgCluster, type RedisServer} from '../support/index.js'
+import {
+  promtoolCheckMetrics,
+  sharedPostgres,
+  startPostgres,
+  startRedis,
+  type PgCluster,
+  type RedisServer,
+} from '../support/index.js'
 import {startServiceUnderTest, type ServiceUnderTest} from './service-harness.js'
 
 let dir: string
@@ -36,13 +43,18 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'uploads'))
   writeFileSync(join(dir, 'uploads', 'a.csv'), 'timestamp,voltage_v\n')
   writeFileSync(join(dir, 'charge-ops.yaml'), 'stack: promstack\nbackup:\n  repository: ./repo\n')
-  settings = loadSettings({cwd: dir, env: {DATABASE_URL: url, REDIS_URL: redis.url, UPLOADS_DIR: './uploads', CHARGE_OPS_STATE_DIR: join(dir, 'state')}})
+  settings = loadSettings({
+    cwd: dir,
+    env: {DATABASE_URL: url, REDIS_URL: redis.url, UPLOADS_DIR: './uploads', CHARGE_OPS_STATE_DIR: join(dir, 'state')},
+  })
   textfile = join(dir, 'charge_ops_backup_db.prom')
   // some data, so the dump, the drill and the table checks have rows to judge
   const {Client} = await import('pg')
   const client = new Client({connectionString: url})
   await client.connect()
-  await client.query('CREATE TABLE samples (id bigserial PRIMARY KEY, v float8); INSERT INTO samples (v) SELECT random() FROM generate_series(1, 5000); DELETE FROM samples WHERE id % 2 = 0')
+  await client.query(
+    'CREATE TABLE samples (id bigserial PRIMARY KEY, v float8); INSERT INTO samples (v) SELECT random() FROM generate_series(1, 5000); DELETE FROM samples WHERE id % 2 = 0',
+  )
   await client.end()
 }, 120_000)
 
@@ -57,7 +69,13 @@ describe('promtool check metrics on the real outputs', () => {
     const manifest = await backupDatabase(ctx)
     expect((await verifyBackup(ctx, manifest.id, {restoreDrill: true})).ok).toBe(true)
     const text = readFileSync(textfile, 'utf8')
-    for (const name of ['charge_ops_backup_last_success_timestamp_seconds', 'charge_ops_backup_bytes', 'charge_ops_backup_verify_last_success_timestamp_seconds', 'charge_ops_backup_restore_drill_last_success_timestamp_seconds', 'charge_ops_backup_restore_drill_seconds']) {
+    for (const name of [
+      'charge_ops_backup_last_success_timestamp_seconds',
+      'charge_ops_backup_bytes',
+      'charge_ops_backup_verify_last_success_timestamp_seconds',
+      'charge_ops_backup_restore_drill_last_success_timestamp_seconds',
+      'charge_ops_backup_restore_drill_seconds',
+    ]) {
       expect(text).toMatch(new RegExp(`^${name}\\{kind="db",stack="promstack"\\} [0-9.]+$`, 'm'))
     }
     expect(await promtoolCheckMetrics(text)).toEqual({code: 0, findings: ''})
@@ -100,13 +118,17 @@ describe('promtool check metrics on the textfile `backup base` writes (built CLI
   let repo: string
   let metrics: string
   const cli = (args: string[]) =>
-    spawnSync(process.execPath, [ENTRY, 'backup', 'base', '--repo', repo, '--stack', STACK, '--metrics-file', metrics, ...args], {
-      env: {PATH: process.env.PATH!, HOME: '/tmp', NO_COLOR: '1', DATABASE_URL: cluster.url()},
-      encoding: 'utf8',
-      timeout: 120_000,
-      uid: cluster.osUser?.uid,
-      gid: cluster.osUser?.gid,
-    })
+    spawnSync(
+      process.execPath,
+      [ENTRY, 'backup', 'base', '--repo', repo, '--stack', STACK, '--metrics-file', metrics, ...args],
+      {
+        env: {PATH: process.env.PATH!, HOME: '/tmp', NO_COLOR: '1', DATABASE_URL: cluster.url()},
+        encoding: 'utf8',
+        timeout: 120_000,
+        uid: cluster.osUser?.uid,
+        gid: cluster.osUser?.gid,
+      },
+    )
   const sample = (name: string) => {
     const m = new RegExp(`^${name}\\{kind="base",stack="${STACK}"\\} (\\S+)$`, 'm').exec(readFileSync(metrics, 'utf8'))
     return m ? Number(m[1]) : undefined
@@ -116,7 +138,10 @@ describe('promtool check metrics on the textfile `backup base` writes (built CLI
     cluster = await startPostgres({name: 'base-metrics'})
     repo = cluster.serverDir('repo')
     metrics = join(cluster.serverDir('textfiles'), 'charge_ops_backup_base.prom')
-    await cluster.restart({archive_mode: 'on', archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath})})
+    await cluster.restart({
+      archive_mode: 'on',
+      archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath}),
+    })
     await cluster.query('CREATE TABLE t AS SELECT generate_series(1, 1000) AS id')
   }, 120_000)
   afterAll(async () => cluster?.stop())
@@ -142,4 +167,3 @@ describe('promtool check metrics on the textfile `backup base` writes (built CLI
     expect(await promtoolCheckMetrics(readFileSync(metrics, 'utf8'))).toEqual({code: 0, findings: ''})
   }, 150_000)
 })
-

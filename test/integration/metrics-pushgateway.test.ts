@@ -25,8 +25,14 @@ let pushgateway: Daemon
 let dbUrl: string
 
 const settingsFor = (pushgatewayUrl: string, databaseUrl = dbUrl) => {
-  writeFileSync(join(dir, 'charge-ops.yaml'), `stack: pushstack\nbackup:\n  repository: ./repo\nmetrics:\n  pushgatewayUrl: ${pushgatewayUrl}\n`)
-  return loadSettings({cwd: dir, env: {DATABASE_URL: databaseUrl, UPLOADS_DIR: './uploads', CHARGE_OPS_STATE_DIR: join(dir, 'state')}})
+  writeFileSync(
+    join(dir, 'charge-ops.yaml'),
+    `stack: pushstack\nbackup:\n  repository: ./repo\nmetrics:\n  pushgatewayUrl: ${pushgatewayUrl}\n`,
+  )
+  return loadSettings({
+    cwd: dir,
+    env: {DATABASE_URL: databaseUrl, UPLOADS_DIR: './uploads', CHARGE_OPS_STATE_DIR: join(dir, 'state')},
+  })
 }
 const pushed = async (name: string) => {
   const text = await (await fetch(`${pushgateway.url}/metrics`)).text()
@@ -38,7 +44,12 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'metrics-pushgateway-'))
   mkdirSync(join(dir, 'uploads'))
   dbUrl = await sharedPostgres().createDatabase()
-  pushgateway = await startDaemon({name: 'pushgateway', bin: 'prometheus-pushgateway', args: (port) => [`--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], readyPath: '/-/ready'})
+  pushgateway = await startDaemon({
+    name: 'pushgateway',
+    bin: 'prometheus-pushgateway',
+    args: (port) => [`--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    readyPath: '/-/ready',
+  })
 }, 60_000)
 afterAll(async () => {
   await pushgateway?.stop()
@@ -55,7 +66,9 @@ describe('backup metrics pushed to a Pushgateway', () => {
     expect(success).toBe(Math.floor(Date.parse(manifest.finishedAt) / 1000))
     expect(await pushed('charge_ops_backup_bytes')).toBeGreaterThan(0)
     expect((await verifyBackup(ctx, manifest.id, {restoreDrill: true})).ok).toBe(true)
-    expect(await pushed('charge_ops_backup_restore_drill_last_success_timestamp_seconds')).toBeGreaterThanOrEqual(success!)
+    expect(await pushed('charge_ops_backup_restore_drill_last_success_timestamp_seconds')).toBeGreaterThanOrEqual(
+      success!,
+    )
 
     // PostgreSQL unreachable: the backup fails, its failure timestamp is pushed next to the success
     const deadUrl = `postgresql://nobody:x@127.0.0.1:${await freePort()}/none`
@@ -65,21 +78,44 @@ describe('backup metrics pushed to a Pushgateway', () => {
     expect(await pushed('charge_ops_backup_last_success_timestamp_seconds')).toBe(success)
   })
 
-  it('capacity --format prometheus (built CLI) pushes its whole report to the stack\'s group', async () => {
+  it("capacity --format prometheus (built CLI) pushes its whole report to the stack's group", async () => {
     settingsFor(pushgateway.url)
     const before = Math.floor(Date.now() / 1000)
-    const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', '..', 'bin/run.js'), 'capacity', '--format', 'prometheus', '--only', 'postgresql', '--no-history'], {
-      cwd: dir,
-      env: {...process.env, DATABASE_URL: dbUrl, CHARGE_OPS_CONFIG: join(dir, 'charge-ops.yaml'), CHARGE_OPS_STATE_DIR: join(dir, 'state'), CI: 'true'},
-      encoding: 'utf8',
-      timeout: 60_000,
-    })
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(import.meta.dirname, '..', '..', 'bin/run.js'),
+        'capacity',
+        '--format',
+        'prometheus',
+        '--only',
+        'postgresql',
+        '--no-history',
+      ],
+      {
+        cwd: dir,
+        env: {
+          ...process.env,
+          DATABASE_URL: dbUrl,
+          CHARGE_OPS_CONFIG: join(dir, 'charge-ops.yaml'),
+          CHARGE_OPS_STATE_DIR: join(dir, 'state'),
+          CI: 'true',
+        },
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    )
     expect(r.status, r.stderr).toBe(0)
     const text = await (await fetch(`${pushgateway.url}/metrics`)).text()
-    const ts = /^charge_ops_capacity_last_run_timestamp_seconds\{instance="",job="charge-ops-capacity",stack="pushstack"\} (\S+)$/m.exec(text)
+    const ts =
+      /^charge_ops_capacity_last_run_timestamp_seconds\{instance="",job="charge-ops-capacity",stack="pushstack"\} (\S+)$/m.exec(
+        text,
+      )
     expect(ts, text.slice(0, 2000)).not.toBeNull()
     expect(Number(ts![1])).toBeGreaterThanOrEqual(before)
-    expect(text).toMatch(/^charge_ops_pg_connections_ratio\{instance="",job="charge-ops-capacity",stack="pushstack"\} 0\.\d+$/m)
+    expect(text).toMatch(
+      /^charge_ops_pg_connections_ratio\{instance="",job="charge-ops-capacity",stack="pushstack"\} 0\.\d+$/m,
+    )
   })
 
   it('an unreachable Pushgateway: the backup succeeds and says so in a warning', async () => {

@@ -27,7 +27,11 @@ const cli: ArchivingCluster['cli'] = (args, options) => cluster.cli(args, {timeo
 const queryPort = <R>(port: number, sql: string) => cluster.query<R>(port, sql)
 const stopRestored = (dataDir: string) => cluster.stopServer(dataDir)
 
-async function restore(dir: string, target: Parameters<typeof parseTarget>[0], extra: {archive?: 'keep' | 'off'; repository?: string} = {}) {
+async function restore(
+  dir: string,
+  target: Parameters<typeof parseTarget>[0],
+  extra: {archive?: 'keep' | 'off'; repository?: string} = {},
+) {
   const dataDir = path.join(pg.serverDir('restores'), dir)
   const port = await freePort()
   cluster.started.push(dataDir)
@@ -46,7 +50,12 @@ async function restore(dir: string, target: Parameters<typeof parseTarget>[0], e
 }
 
 beforeAll(async () => {
-  cluster = await startArchivingCluster({name: 'pitr', stack: STACK, settings: {archive_timeout: '0'}, schema: 'CREATE TABLE samples (id bigserial PRIMARY KEY, committed_at timestamptz NOT NULL)'})
+  cluster = await startArchivingCluster({
+    name: 'pitr',
+    stack: STACK,
+    settings: {archive_timeout: '0'},
+    schema: 'CREATE TABLE samples (id bigserial PRIMARY KEY, committed_at timestamptz NOT NULL)',
+  })
   ;({pg, repo} = cluster)
   expect(cluster.base!.stderr + cluster.base!.stdout).toMatch(/base backup .* complete/)
 }, 240_000)
@@ -69,7 +78,9 @@ describe('restore pitr --target-time', () => {
       await new Promise((r) => setTimeout(r, 50))
     }
     await c.end()
-    const check = cli(['wal', 'check', '--repo', repo, '--stack', STACK, '--timeout', '60'], {env: {DATABASE_URL: pg.url()}})
+    const check = cli(['wal', 'check', '--repo', repo, '--stack', STACK, '--timeout', '60'], {
+      env: {DATABASE_URL: pg.url()},
+    })
     expect(check.stderr).not.toMatch(/error/i)
     expect(check.stdout).toMatch(/archived after/)
     expect(check.code).toBe(0)
@@ -85,9 +96,16 @@ describe('restore pitr --target-time', () => {
       const {result, port} = await restore(`exact-${i}`, {'target-time': pick.target})
       expect(result.recovery?.stoppedAt).toMatch(/recovery stopping before commit/)
       // the restore_command runs charge-ops' fetch entry directly (no CLI start-up per segment)
-      expect(result.restoreCommand).toBe(`${process.execPath} ${path.join(ROOT, 'dist/src/wal/fetch-main.js')} %f %p --repo ${repo} --stack ${STACK}`)
-      const expected = await pg.query<{ids: string}>(`SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') AS ids FROM samples WHERE committed_at <= '${pick.target}'`)
-      const got = await queryPort<{ids: string}>(port, `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') AS ids FROM samples`)
+      expect(result.restoreCommand).toBe(
+        `${process.execPath} ${path.join(ROOT, 'dist/src/wal/fetch-main.js')} %f %p --repo ${repo} --stack ${STACK}`,
+      )
+      const expected = await pg.query<{ids: string}>(
+        `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') AS ids FROM samples WHERE committed_at <= '${pick.target}'`,
+      )
+      const got = await queryPort<{ids: string}>(
+        port,
+        `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') AS ids FROM samples`,
+      )
       expect(got[0].ids).toBe(expected[0].ids)
       expect(got[0].ids.split(',').at(-1)).toBe(pick.before)
       const inRecovery = await queryPort<{r: boolean}>(port, 'SELECT pg_is_in_recovery() AS r')
@@ -103,9 +121,14 @@ describe('restore pitr --target-time', () => {
     expect(check.code).toBe(0)
     const {result, port} = await restore('named', {'target-name': 'before-cleanup'})
     expect(result.recovery?.stoppedAt).toMatch(/recovery stopping at restore point "before-cleanup"/)
-    const rows = await queryPort<{n: string}>(port, "SELECT count(*) AS n FROM samples WHERE committed_at = '1999-01-01'")
+    const rows = await queryPort<{n: string}>(
+      port,
+      "SELECT count(*) AS n FROM samples WHERE committed_at = '1999-01-01'",
+    )
     expect(rows[0].n).toBe('1')
-    expect((await pg.query<{n: string}>("SELECT count(*) AS n FROM samples WHERE committed_at = '1999-01-01'"))[0].n).toBe('0')
+    expect(
+      (await pg.query<{n: string}>("SELECT count(*) AS n FROM samples WHERE committed_at = '1999-01-01'"))[0].n,
+    ).toBe('0')
   }, 120_000)
 
   it('fails without promoting when the target lies beyond the archived WAL', async () => {
@@ -120,14 +143,21 @@ describe('timelines', () => {
     expect(first.result.recovery?.timeline).toBe(2)
     await queryPort(first.port, "INSERT INTO samples (committed_at) VALUES ('2000-01-01')")
     await queryPort(first.port, 'SELECT pg_switch_wal()')
-    const check = cli(['wal', 'check', '--repo', repo, '--stack', STACK], {env: {DATABASE_URL: `postgresql://${pg.user}:${encodeURIComponent(pg.password)}@127.0.0.1:${first.port}/postgres`}})
+    const check = cli(['wal', 'check', '--repo', repo, '--stack', STACK], {
+      env: {
+        DATABASE_URL: `postgresql://${pg.user}:${encodeURIComponent(pg.password)}@127.0.0.1:${first.port}/postgres`,
+      },
+    })
     expect(check.code).toBe(0)
     expect(fs.existsSync(path.join(repo, STACK, 'wal', '00000002', '00000002.history.zst'))).toBe(true)
     stopRestored(first.dataDir)
 
     const second = await restore('tl-2', {latest: true}, {archive: 'off'})
     expect(second.result.archive.timeline).toBe(2)
-    const rows = await queryPort<{n: string}>(second.port, "SELECT count(*) AS n FROM samples WHERE committed_at = '2000-01-01'")
+    const rows = await queryPort<{n: string}>(
+      second.port,
+      "SELECT count(*) AS n FROM samples WHERE committed_at = '2000-01-01'",
+    )
     expect(rows[0].n).toBe('1')
     stopRestored(second.dataDir)
   }, 300_000)
@@ -138,13 +168,26 @@ describe('archive faults', () => {
     const copy = pg.serverDir('repo-hole')
     fs.cpSync(repo, copy, {recursive: true})
     const tl1 = path.join(copy, STACK, 'wal', '00000001')
-    const segs = fs.readdirSync(tl1).filter((f) => /^[0-9A-F]{24}\.zst$/.test(f)).sort()
+    const segs = fs
+      .readdirSync(tl1)
+      .filter((f) => /^[0-9A-F]{24}\.zst$/.test(f))
+      .sort()
     expect(segs.length).toBeGreaterThan(3)
     const victim = segs[Math.floor(segs.length / 2)]
     fs.rmSync(path.join(tl1, victim))
     const dataDir = path.join(pg.serverDir('restores'), 'hole')
     await expect(
-      restorePitr({storage: new LocalStorage(copy), stack: STACK, repository: copy, target: parseTarget({latest: true}), dataDir, archive: 'off', targetTimeline: '1', logger: silentLogger, entry: ENTRY}),
+      restorePitr({
+        storage: new LocalStorage(copy),
+        stack: STACK,
+        repository: copy,
+        target: parseTarget({latest: true}),
+        dataDir,
+        archive: 'off',
+        targetTimeline: '1',
+        logger: silentLogger,
+        entry: ENTRY,
+      }),
     ).rejects.toThrow(new RegExp(`WAL segment ${victim.replace('.zst', '')} is missing`))
     expect(fs.existsSync(dataDir)).toBe(false)
   }, 120_000)
@@ -154,7 +197,10 @@ describe('archive faults', () => {
     fs.cpSync(repo, copy, {recursive: true})
     if (pg.osUser) spawnSync('chown', ['-R', `${pg.osUser.uid}:${pg.osUser.gid}`, copy])
     const tl1 = path.join(copy, STACK, 'wal', '00000001')
-    const segs = fs.readdirSync(tl1).filter((f) => /^[0-9A-F]{24}\.zst$/.test(f)).sort()
+    const segs = fs
+      .readdirSync(tl1)
+      .filter((f) => /^[0-9A-F]{24}\.zst$/.test(f))
+      .sort()
     const victim = segs.at(-2)!
     const {decodeWal} = await import('../../src/wal/codec.js')
     const file = path.join(tl1, victim)
@@ -164,15 +210,26 @@ describe('archive faults', () => {
     const zstd = spawnSync('zstd', ['-q', '-1', '-c'], {input: data})
     const headerLength = 8 + body.readUInt32LE(4)
     fs.writeFileSync(file, Buffer.concat([body.subarray(0, headerLength), zstd.stdout]))
-    const fetch = cli(['wal', 'fetch', victim.replace('.zst', ''), path.join(pg.baseDir, 'x'), '--repo', copy, '--stack', STACK])
+    const fetch = cli([
+      'wal',
+      'fetch',
+      victim.replace('.zst', ''),
+      path.join(pg.baseDir, 'x'),
+      '--repo',
+      copy,
+      '--stack',
+      STACK,
+    ])
     expect(fetch.code).toBe(126)
     expect(fetch.stderr).toMatch(new RegExp(`${victim.replace('.zst', '')}.*checksum mismatch`))
-    await expect(restore('corrupt', {latest: true}, {repository: copy})).rejects.toThrow(new RegExp(`could not restore file "${victim.replace('.zst', '')}"`))
+    await expect(restore('corrupt', {latest: true}, {repository: copy})).rejects.toThrow(
+      new RegExp(`could not restore file "${victim.replace('.zst', '')}"`),
+    )
   }, 120_000)
 })
 
 describe('base backup faults', () => {
-  it('a flipped byte in the base part is PITR_BASE_CORRUPT (not zstd\'s words) and MISMATCH in backup verify', async () => {
+  it("a flipped byte in the base part is PITR_BASE_CORRUPT (not zstd's words) and MISMATCH in backup verify", async () => {
     const copy = pg.serverDir('repo-base-corrupt')
     fs.cpSync(repo, copy, {recursive: true})
     if (pg.osUser) spawnSync('chown', ['-R', `${pg.osUser.uid}:${pg.osUser.gid}`, copy])
@@ -183,7 +240,24 @@ describe('base backup faults', () => {
     bytes[Math.floor(bytes.length / 2)] ^= 0xff
     fs.writeFileSync(part, bytes)
     const dataDir = path.join(pg.serverDir('restores'), 'base-corrupt')
-    const r = cli(['restore', 'pitr', '--latest', '--data-dir', dataDir, '--repo', copy, '--stack', STACK, '--archive', 'off', '--yes', '--json'], {asServer: true})
+    const r = cli(
+      [
+        'restore',
+        'pitr',
+        '--latest',
+        '--data-dir',
+        dataDir,
+        '--repo',
+        copy,
+        '--stack',
+        STACK,
+        '--archive',
+        'off',
+        '--yes',
+        '--json',
+      ],
+      {asServer: true},
+    )
     expect(r.code, r.stderr).toBe(1)
     expect(JSON.parse(r.stdout)).toMatchObject({error: {code: 'PITR_BASE_CORRUPT', exitCode: 1}})
     expect(r.stdout + r.stderr).not.toMatch(/Decoding error|doesn't match checksum|\n\s+at /)
@@ -197,28 +271,70 @@ describe('base backup faults', () => {
 describe('data directory safety', () => {
   it('refuses a non-empty or running data directory and changes nothing', async () => {
     const before = fs.readdirSync(pg.dataDir).sort()
-    const running = restorePitr({storage: new LocalStorage(repo), stack: STACK, repository: repo, target: parseTarget({latest: true}), dataDir: pg.dataDir, logger: silentLogger})
+    const running = restorePitr({
+      storage: new LocalStorage(repo),
+      stack: STACK,
+      repository: repo,
+      target: parseTarget({latest: true}),
+      dataDir: pg.dataDir,
+      logger: silentLogger,
+    })
     await expect(running).rejects.toThrow(/postmaster\.pid exists/)
     expect(fs.readdirSync(pg.dataDir).sort()).toEqual(before)
     const nonEmpty = pg.serverDir('non-empty')
     fs.writeFileSync(path.join(nonEmpty, 'keep.txt'), 'x')
-    await expect(restorePitr({storage: new LocalStorage(repo), stack: STACK, repository: repo, target: parseTarget({latest: true}), dataDir: nonEmpty, logger: silentLogger})).rejects.toThrow(/is not empty/)
+    await expect(
+      restorePitr({
+        storage: new LocalStorage(repo),
+        stack: STACK,
+        repository: repo,
+        target: parseTarget({latest: true}),
+        dataDir: nonEmpty,
+        logger: silentLogger,
+      }),
+    ).rejects.toThrow(/is not empty/)
     expect(fs.readdirSync(nonEmpty)).toEqual(['keep.txt'])
   }, 120_000)
 })
 
 describe('restore pitr killed at its kill points', () => {
   it('restore.pitr.extracted (paused: a second restore into the directory is refused; then killed), restore.pitr.before-start: the directory cannot start / never started, the mark names the dead run; the rerun clears it and recovers exactly the rows at the target', async () => {
-    const [{ids: atPoint}] = await pg.query<{ids: string}>(`SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM samples`)
+    const [{ids: atPoint}] = await pg.query<{ids: string}>(
+      `SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM samples`,
+    )
     await pg.query("SELECT pg_create_restore_point('before-kills')")
     await pg.query('INSERT INTO samples (committed_at) VALUES (clock_timestamp())') // after the target: must not come back
-    expect(cli(['wal', 'check', '--repo', repo, '--stack', STACK, '--timeout', '60'], {env: {DATABASE_URL: pg.url()}}).code).toBe(0)
+    expect(
+      cli(['wal', 'check', '--repo', repo, '--stack', STACK, '--timeout', '60'], {env: {DATABASE_URL: pg.url()}}).code,
+    ).toBe(0)
     const faults = pg.serverDir('faults')
     const dataDir = path.join(pg.serverDir('restores'), 'killed')
     const port = await freePort()
     cluster.started.push(dataDir)
     // timeline 1: the timelines case above archived a timeline 2 that branched off before the point
-    const args = ['restore', 'pitr', '--target-name', 'before-kills', '--target-timeline', '1', '--data-dir', dataDir, '--repo', repo, '--stack', STACK, '--archive', 'off', '--start', '--port', String(port), '--database-url', pg.url(), '--yes', '--json']
+    const args = [
+      'restore',
+      'pitr',
+      '--target-name',
+      'before-kills',
+      '--target-timeline',
+      '1',
+      '--data-dir',
+      dataDir,
+      '--repo',
+      repo,
+      '--stack',
+      STACK,
+      '--archive',
+      'off',
+      '--start',
+      '--port',
+      String(port),
+      '--database-url',
+      pg.url(),
+      '--yes',
+      '--json',
+    ]
     const asServer = {bareEnv: true, user: pg.osUser, faultDir: faults}
     const markOwner = () => JSON.parse(fs.readFileSync(path.join(dataDir, RESTORE_MARK), 'utf8')).owner
     const exists = (p: string) => fs.existsSync(path.join(dataDir, p))
@@ -229,8 +345,11 @@ describe('restore pitr killed at its kill points', () => {
     await paused.reached()
     const concurrent = cli(args, {asServer: true})
     expect(concurrent.code, concurrent.stdout + concurrent.stderr).toBe(2)
-    expect(JSON.parse(concurrent.stdout).error).toMatchObject({code: 'PITR_DATADIR_NOT_EMPTY', data: {owner: {pid: paused.child.pid}}})
-    expect(exists(PARTIAL_CONTROL), 'the running restore\'s files untouched').toBe(true)
+    expect(JSON.parse(concurrent.stdout).error).toMatchObject({
+      code: 'PITR_DATADIR_NOT_EMPTY',
+      data: {owner: {pid: paused.child.pid}},
+    })
+    expect(exists(PARTIAL_CONTROL), "the running restore's files untouched").toBe(true)
     paused.child.kill('SIGKILL')
     expect((await paused.exited).signal).toBe('SIGKILL')
     expect(exists(PARTIAL_CONTROL) && exists('base'), 'the base is written').toBe(true)
@@ -240,10 +359,14 @@ describe('restore pitr killed at its kill points', () => {
 
     // 2. the rerun clears the dead run's directory, restores again; killed with everything in place
     const killed = await runToKillPoint('restore.pitr.before-start', args, asServer)
-    expect(killed.stderr).toMatch(new RegExp(`unfinished restore left by \`restore pitr\` \\(pid ${paused.child.pid}\\b.*cleared`))
+    expect(killed.stderr).toMatch(
+      new RegExp(`unfinished restore left by \`restore pitr\` \\(pid ${paused.child.pid}\\b.*cleared`),
+    )
     expect(exists('global/pg_control') && exists('recovery.signal'), 'complete and startable').toBe(true)
     expect(exists(PARTIAL_CONTROL)).toBe(false)
-    expect(fs.readFileSync(path.join(dataDir, 'postgresql.auto.conf'), 'utf8')).toContain("recovery_target_name = 'before-kills'")
+    expect(fs.readFileSync(path.join(dataDir, 'postgresql.auto.conf'), 'utf8')).toContain(
+      "recovery_target_name = 'before-kills'",
+    )
     expect(exists('postmaster.pid'), 'no server was started on it').toBe(false)
     expect(markOwner()).toMatchObject({pid: killed.reached.pid, command: 'restore pitr'})
 
@@ -252,7 +375,9 @@ describe('restore pitr killed at its kill points', () => {
     expect(rerun.code, rerun.stdout + rerun.stderr).toBe(0)
     expect(JSON.parse(rerun.stdout).recovery.stoppedAt).toMatch(/recovery stopping at restore point "before-kills"/)
     expect(exists(RESTORE_MARK)).toBe(false)
-    expect((await queryPort<{ids: string}>(port, `SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM samples`))[0].ids).toBe(atPoint)
+    expect(
+      (await queryPort<{ids: string}>(port, `SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM samples`))[0].ids,
+    ).toBe(atPoint)
     stopRestored(dataDir)
   }, 300_000)
 })

@@ -22,12 +22,21 @@ let originalEnv: string
 const started: string[] = []
 
 const cli = (args: string[], options: {asServer?: boolean; env?: Record<string, string>} = {}) =>
-  runCli(args, {cwd: work, bareEnv: true, env: {CI: 'true', ...options.env}, user: options.asServer ? pg.osUser : undefined, timeout: 240_000})
+  runCli(args, {
+    cwd: work,
+    bareEnv: true,
+    env: {CI: 'true', ...options.env},
+    user: options.asServer ? pg.osUser : undefined,
+    timeout: 240_000,
+  })
 
 beforeAll(async () => {
   pg = await startPostgres({name: 'recover'})
   repo = pg.serverDir('repo')
-  await pg.restart({archive_mode: 'on', archive_command: archiveCommand({repository: repo, stack: 'prod', entry: ENTRY})})
+  await pg.restart({
+    archive_mode: 'on',
+    archive_command: archiveCommand({repository: repo, stack: 'prod', entry: ENTRY}),
+  })
   const url = await pg.createDatabase('charge_analysis')
   await migrateUp({databaseUrl: url, migrationsDir: path.join(ROOT, 'service/migrations')})
   await pg.query('CREATE TABLE probe (id int PRIMARY KEY)', 'charge_analysis')
@@ -36,8 +45,15 @@ beforeAll(async () => {
   await pg.query('INSERT INTO probe SELECT generate_series(1, 500)', 'charge_analysis')
   work = pg.serverDir('ops')
   fs.symlinkSync(path.join(ROOT, 'service'), path.join(work, 'service'))
-  fs.writeFileSync(path.join(work, 'charge-ops.yaml'), `stack: prod\npaths:\n  stateDir: state\nbackup:\n  repository: ${repo}\n`)
-  fs.writeFileSync(path.join(work, '.env'), `# backend\nAPP_NAME=Charge Analysis Backend\nDATABASE_URL=${url}\nSECRET_KEY=abcdefabcdefabcdefabcdefabcdefabcdef\n`, {mode: 0o600})
+  fs.writeFileSync(
+    path.join(work, 'charge-ops.yaml'),
+    `stack: prod\npaths:\n  stateDir: state\nbackup:\n  repository: ${repo}\n`,
+  )
+  fs.writeFileSync(
+    path.join(work, '.env'),
+    `# backend\nAPP_NAME=Charge Analysis Backend\nDATABASE_URL=${url}\nSECRET_KEY=abcdefabcdefabcdefabcdefabcdefabcdef\n`,
+    {mode: 0o600},
+  )
   originalEnv = fs.readFileSync(path.join(work, '.env'), 'utf8')
   const check = cli(['wal', 'check'], {env: {}})
   expect(check.code, check.stderr).toBe(0)
@@ -45,7 +61,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const dir of started) {
-    if (fs.existsSync(path.join(dir, 'postmaster.pid'))) spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dir, '-m', 'immediate', '-w'], {uid: pg.osUser?.uid, gid: pg.osUser?.gid})
+    if (fs.existsSync(path.join(dir, 'postmaster.pid')))
+      spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dir, '-m', 'immediate', '-w'], {
+        uid: pg.osUser?.uid,
+        gid: pg.osUser?.gid,
+      })
   }
   await pg?.stop()
 })
@@ -54,7 +74,16 @@ describe('charge-ops recover', () => {
   it('leaves the old database serving when recovery cannot reach the target', async () => {
     const envBefore = fs.readFileSync(path.join(work, '.env'), 'utf8')
     const dataDir = path.join(pg.serverDir('new'), 'fail')
-    const r = cli(['recover', '--target-time', new Date(Date.now() + 3_600_000).toISOString(), '--data-dir', dataDir, '--port', String(await freePort()), '--yes'])
+    const r = cli([
+      'recover',
+      '--target-time',
+      new Date(Date.now() + 3_600_000).toISOString(),
+      '--data-dir',
+      dataDir,
+      '--port',
+      String(await freePort()),
+      '--yes',
+    ])
     expect(r.code).toBe(6)
     expect(r.stderr).toMatch(/beyond the archived WAL/)
     expect(r.stderr).toMatch(/old database keeps serving \(maintenance mode is off\)/)
@@ -65,7 +94,16 @@ describe('charge-ops recover', () => {
 
   it('refuses while another recover holds the lock (exit 4, its pid), and a damaged journal (exit 1): nothing touched', async () => {
     const envBefore = fs.readFileSync(path.join(work, '.env'), 'utf8')
-    const args = ['recover', '--latest', '--data-dir', path.join(pg.serverDir('new'), 'locked'), '--port', String(await freePort()), '--yes', '--json']
+    const args = [
+      'recover',
+      '--latest',
+      '--data-dir',
+      path.join(pg.serverDir('new'), 'locked'),
+      '--port',
+      String(await freePort()),
+      '--yes',
+      '--json',
+    ]
     const holder = spawn('sleep', ['60'])
     try {
       fs.mkdirSync(path.join(work, 'state'), {recursive: true})
@@ -86,7 +124,9 @@ describe('charge-ops recover', () => {
     expect(error.code).toBe('JOURNAL_UNREADABLE')
     expect(error.message).toContain(`the recover journal ${path.join(work, 'state', 'recover.json')} cannot be read`)
     expect(damaged.stderr).not.toMatch(/\n\s+at /)
-    expect(fs.readFileSync(path.join(work, 'state', 'recover.json'), 'utf8')).toBe('{"target": "latest", "done": {"maintenance"')
+    expect(fs.readFileSync(path.join(work, 'state', 'recover.json'), 'utf8')).toBe(
+      '{"target": "latest", "done": {"maintenance"',
+    )
     expect(fs.readFileSync(path.join(work, '.env'), 'utf8')).toBe(envBefore)
     expect(fs.existsSync(path.join(work, 'state', 'recover.lock'))).toBe(false)
     fs.rmSync(path.join(work, 'state', 'recover.json'))
@@ -168,19 +208,44 @@ describe('charge-ops recover', () => {
 
       const work2 = pg.serverDir('ops-bouncer')
       fs.symlinkSync(path.join(ROOT, 'service'), path.join(work2, 'service'))
-      fs.writeFileSync(path.join(work2, 'charge-ops.yaml'), `stack: prod\npaths:\n  stateDir: state\nbackup:\n  repository: ${repo}\n`)
+      fs.writeFileSync(
+        path.join(work2, 'charge-ops.yaml'),
+        `stack: prod\npaths:\n  stateDir: state\nbackup:\n  repository: ${repo}\n`,
+      )
       const envText = `DATABASE_URL=${viaBouncer}\nSECRET_KEY=abcdefabcdefabcdefabcdefabcdefabcdef\n`
       fs.writeFileSync(path.join(work2, '.env'), envText, {mode: 0o600})
       const dataDir = path.join(pg.serverDir('new'), 'bouncer')
       const port = await freePort()
       started.push(dataDir)
       const adminUrl = `postgresql://postgres@127.0.0.1:${bouncerPort}/pgbouncer`
-      const r = spawnSync(process.execPath, [ENTRY, 'recover', '--latest', '--data-dir', dataDir, '--port', String(port), '--pgbouncer-ini', ini, '--yes', '--json'], {
-        cwd: work2,
-        encoding: 'utf8',
-        env: {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1', CI: 'true', CHARGE_OPS_PGBOUNCER_ADMIN_URL: adminUrl},
-        timeout: 240_000,
-      })
+      const r = spawnSync(
+        process.execPath,
+        [
+          ENTRY,
+          'recover',
+          '--latest',
+          '--data-dir',
+          dataDir,
+          '--port',
+          String(port),
+          '--pgbouncer-ini',
+          ini,
+          '--yes',
+          '--json',
+        ],
+        {
+          cwd: work2,
+          encoding: 'utf8',
+          env: {
+            PATH: process.env.PATH,
+            HOME: '/tmp',
+            NO_COLOR: '1',
+            CI: 'true',
+            CHARGE_OPS_PGBOUNCER_ADMIN_URL: adminUrl,
+          },
+          timeout: 240_000,
+        },
+      )
       expect(r.status, r.stdout + r.stderr).toBe(0)
       const state = JSON.parse(r.stdout)
       expect(state.verify.rowCounts['public.probe']).toBe(500)
@@ -229,7 +294,9 @@ describe('charge-ops recover', () => {
     const postmaster = () => Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
     const probeRows = async () => {
       const {default: pgc} = await import('pg')
-      const c = new pgc.Client({connectionString: `postgresql://postgres:${encodeURIComponent(pg.password)}@127.0.0.1:${port}/charge_analysis`})
+      const c = new pgc.Client({
+        connectionString: `postgresql://postgres:${encodeURIComponent(pg.password)}@127.0.0.1:${port}/charge_analysis`,
+      })
       await c.connect()
       try {
         return Number((await c.query('SELECT count(*) AS n FROM probe')).rows[0].n)
@@ -243,7 +310,9 @@ describe('charge-ops recover', () => {
     expect(Object.keys(journal().done).sort()).toEqual(['maintenance', 'replay', 'restore'])
     expect(journal().finishedAt).toBeUndefined()
     expect(fs.readFileSync(path.join(work, '.env'), 'utf8')).toBe(originalEnv)
-    expect(JSON.parse(fs.readFileSync(path.join(work, 'state', 'maintenance'), 'utf8')).reason).toBe('charge-ops recover to the end of the archived WAL')
+    expect(JSON.parse(fs.readFileSync(path.join(work, 'state', 'maintenance'), 'utf8')).reason).toBe(
+      'charge-ops recover to the end of the archived WAL',
+    )
     const server = postmaster()
     expect(process.kill(server, 0)).toBe(true)
     expect(await probeRows()).toBe(500)
@@ -252,7 +321,10 @@ describe('charge-ops recover', () => {
     killAt('recover.after-verify')
     expect(postmaster()).toBe(server)
     expect(fs.readFileSync(path.join(work, '.env'), 'utf8')).toContain(`@127.0.0.1:${port}/charge_analysis`)
-    expect(journal().finishedAt, 'step 5 recorded without the recovery finished: a rerun skips every step and never switches maintenance off').toBeDefined()
+    expect(
+      journal().finishedAt,
+      'step 5 recorded without the recovery finished: a rerun skips every step and never switches maintenance off',
+    ).toBeDefined()
     expect(fs.existsSync(path.join(work, 'state', 'maintenance')), 'maintenance left on').toBe(false)
 
     const again = cli(args)

@@ -49,7 +49,10 @@ async function pickTarget(port: number, round: number): Promise<{target: string;
      SELECT to_char((committed_at + (nxt - committed_at) / 2) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS target, id::text AS id
      FROM g WHERE nxt - committed_at >= interval '20 ms' ORDER BY id OFFSET (SELECT count(*) / 2 FROM g) LIMIT 1`,
   )
-  const [expected] = await query<{ids: string}>(port, `SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM samples WHERE committed_at <= '${pick.target}'`)
+  const [expected] = await query<{ids: string}>(
+    port,
+    `SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM samples WHERE committed_at <= '${pick.target}'`,
+  )
   expect(expected.ids.split(',').at(-1)).toBe(pick.id)
   return {target: pick.target, ids: expected.ids}
 }
@@ -59,20 +62,52 @@ function walCheck(port: number) {
 }
 
 function baseBackup(port: number) {
-  return cli(['backup', 'base', '--repo', repo, '--stack', STACK, '--wal-timeout', '60', '--json'], {asServer: true, env: {DATABASE_URL: urlOf(port)}})
+  return cli(['backup', 'base', '--repo', repo, '--stack', STACK, '--wal-timeout', '60', '--json'], {
+    asServer: true,
+    env: {DATABASE_URL: urlOf(port)},
+  })
 }
 
 async function recover(name: string, target: string) {
   const dataDir = path.join(pg.serverDir('restores'), name)
   const port = await freePort()
   started.push(dataDir)
-  const r = cli(['restore', 'pitr', '--target-time', target, '--data-dir', dataDir, '--start', '--port', String(port), '--repo', repo, '--stack', STACK, '--database-url', pg.url(), '--yes', '--json'])
+  const r = cli([
+    'restore',
+    'pitr',
+    '--target-time',
+    target,
+    '--data-dir',
+    dataDir,
+    '--start',
+    '--port',
+    String(port),
+    '--repo',
+    repo,
+    '--stack',
+    STACK,
+    '--database-url',
+    pg.url(),
+    '--yes',
+    '--json',
+  ])
   expect(r.code, r.stderr + r.stdout).toBe(0)
-  return {port, dataDir, result: JSON.parse(r.stdout) as {backupId: string; recovery: {timeline: number; stoppedAt?: string; confirmedBy: string}}}
+  return {
+    port,
+    dataDir,
+    result: JSON.parse(r.stdout) as {
+      backupId: string
+      recovery: {timeline: number; stoppedAt?: string; confirmedBy: string}
+    },
+  }
 }
 
 beforeAll(async () => {
-  cluster = await startArchivingCluster({name: 'timelines', stack: STACK, schema: 'CREATE TABLE samples (id bigserial PRIMARY KEY, round int NOT NULL, committed_at timestamptz NOT NULL)'})
+  cluster = await startArchivingCluster({
+    name: 'timelines',
+    stack: STACK,
+    schema: 'CREATE TABLE samples (id bigserial PRIMARY KEY, round int NOT NULL, committed_at timestamptz NOT NULL)',
+  })
   ;({pg, repo, started} = cluster)
 }, 240_000)
 
@@ -96,7 +131,10 @@ describe('recover three times', () => {
       expect(next.result.recovery).toMatchObject({timeline: round + 1, confirmedBy: 'connection'})
       // rounds 2 and 3 start from the base backup taken on the previous recovered timeline
       if (round > 1) expect(backups.has(next.result.backupId)).toBe(true)
-      const [got] = await query<{ids: string}>(next.port, 'SELECT string_agg(id::text, \',\' ORDER BY id) AS ids FROM samples')
+      const [got] = await query<{ids: string}>(
+        next.port,
+        "SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM samples",
+      )
       expect(got.ids).toBe(ids)
 
       // the new timeline archives: its first segment begins with pages of the old timeline
@@ -105,7 +143,9 @@ describe('recover three times', () => {
       expect(after.code, after.stderr + after.stdout).toBe(0)
       const tl = String(round + 1).padStart(8, '0')
       expect(fs.existsSync(path.join(repo, STACK, 'wal', tl, `${tl}.history.zst`))).toBe(true)
-      const switchSegments = fs.readdirSync(path.join(repo, STACK, 'wal', tl)).filter((f) => /^[0-9A-F]{24}\.zst$/.test(f))
+      const switchSegments = fs
+        .readdirSync(path.join(repo, STACK, 'wal', tl))
+        .filter((f) => /^[0-9A-F]{24}\.zst$/.test(f))
       expect(switchSegments.length).toBeGreaterThan(0)
 
       const base = baseBackup(next.port)
@@ -113,7 +153,11 @@ describe('recover three times', () => {
       const manifest = JSON.parse(base.stdout) as {id: string; base: {timeline: number}}
       expect(manifest.base.timeline).toBe(round + 1)
       backups = new Set([manifest.id])
-      if (port !== pg.port) spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', started.at(-2)!, '-m', 'fast', '-w'], {uid: pg.osUser?.uid, gid: pg.osUser?.gid})
+      if (port !== pg.port)
+        spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', started.at(-2)!, '-m', 'fast', '-w'], {
+          uid: pg.osUser?.uid,
+          gid: pg.osUser?.gid,
+        })
       port = next.port
     }
   }, 600_000)

@@ -36,7 +36,10 @@ function cli(args: string[], asServer: boolean) {
 beforeAll(async () => {
   pg = await startPostgres({name: 'ownership'})
   repo = pg.serverDir('repo')
-  await pg.restart({archive_mode: 'on', archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath})})
+  await pg.restart({
+    archive_mode: 'on',
+    archive_command: archiveCommand({repository: repo, stack: STACK, entry: ENTRY, node: process.execPath}),
+  })
   for (let i = 0; i < 2; i++) {
     const base = cli(['backup', 'base', '--json'], true)
     expect(base.code, base.stderr).toBe(0)
@@ -59,7 +62,22 @@ describe('repository ownership (as root)', () => {
     const list = cli(['backup', 'list', '--json'], true)
     expect(list.code, list.stderr).toBe(0)
     expect(JSON.parse(list.stdout).backups.map((b: {id: string}) => b.id)).toEqual([ids[1], ids[0]])
-    const restore = cli(['restore', 'pitr', '--latest', '--backup', ids[1], '--data-dir', path.join(pg.serverDir('r'), 'a'), '--archive', 'off', '--yes', '--json'], true)
+    const restore = cli(
+      [
+        'restore',
+        'pitr',
+        '--latest',
+        '--backup',
+        ids[1],
+        '--data-dir',
+        path.join(pg.serverDir('r'), 'a'),
+        '--archive',
+        'off',
+        '--yes',
+        '--json',
+      ],
+      true,
+    )
     expect(restore.code, restore.stderr).toBe(0)
     expect(JSON.parse(restore.stdout).backupId).toBe(ids[1])
   }, 120_000)
@@ -69,9 +87,14 @@ describe('repository ownership (as root)', () => {
     const dataDir = path.join(pg.serverDir('r'), 'b')
     const latest = cli(['restore', 'pitr', '--latest', '--data-dir', dataDir, '--archive', 'off', '--yes'], true)
     expect(latest.code).toBe(2)
-    expect(latest.stderr).toMatch(new RegExp(`base backup ${ids[1]} is newer than ${ids[0]}.*its manifest cannot be read.*permission denied`))
+    expect(latest.stderr).toMatch(
+      new RegExp(`base backup ${ids[1]} is newer than ${ids[0]}.*its manifest cannot be read.*permission denied`),
+    )
     expect(fs.existsSync(dataDir)).toBe(false)
-    const named = cli(['restore', 'pitr', '--latest', '--backup', ids[1], '--data-dir', dataDir, '--archive', 'off', '--yes'], true)
+    const named = cli(
+      ['restore', 'pitr', '--latest', '--backup', ids[1], '--data-dir', dataDir, '--archive', 'off', '--yes'],
+      true,
+    )
     expect(named.code).toBe(2)
     expect(named.stderr).toMatch(/cannot be read by this user.*permission denied/)
     expect(named.stderr).not.toMatch(/no complete native base backup/)

@@ -35,7 +35,10 @@ async function tableHashes(db: string): Promise<Record<string, string>> {
   )
   const out: Record<string, string> = {}
   for (const {t} of tables) {
-    const [row] = await pg.query<{h: string; n: number}>(`SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS h, count(*)::int AS n FROM ${t} x`, db)
+    const [row] = await pg.query<{h: string; n: number}>(
+      `SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS h, count(*)::int AS n FROM ${t} x`,
+      db,
+    )
     out[t] = `${row.n}:${row.h}`
   }
   return out
@@ -43,11 +46,16 @@ async function tableHashes(db: string): Promise<Record<string, string>> {
 
 /** The databases of the shared cluster whose names start with `prefix` (other test files run beside this one). */
 async function databases(prefix = ''): Promise<string[]> {
-  return (await pg.query<{d: string}>(`SELECT datname AS d FROM pg_database ORDER BY 1`)).map((r) => r.d).filter((d) => d.startsWith(prefix))
+  return (await pg.query<{d: string}>(`SELECT datname AS d FROM pg_database ORDER BY 1`))
+    .map((r) => r.d)
+    .filter((d) => d.startsWith(prefix))
 }
 
 function settingsFor(repo: string, liveUrl: string) {
-  return loadSettings({cwd: dir, env: {DATABASE_URL: liveUrl, CHARGE_OPS_REPO: repo, CHARGE_OPS_STATE_DIR: join(dir, 'state')}})
+  return loadSettings({
+    cwd: dir,
+    env: {DATABASE_URL: liveUrl, CHARGE_OPS_REPO: repo, CHARGE_OPS_STATE_DIR: join(dir, 'state')},
+  })
 }
 
 async function backupOf(url: string, repo: string): Promise<BackupManifest> {
@@ -58,7 +66,16 @@ async function backupOf(url: string, repo: string): Promise<BackupManifest> {
 async function restore(repo: string, liveUrl: string, extra: Partial<RestoreDbOptions> = {}) {
   const settings = settingsFor(repo, liveUrl)
   const ctx = await openBackupContext({settings, logger: silentLogger})
-  return restoreDatabase({settings, storage: ctx.storage, stack: ctx.stack, ref: 'latest', migrationsDir: MIGRATIONS, logger: silentLogger, confirm: async () => {}, ...extra})
+  return restoreDatabase({
+    settings,
+    storage: ctx.storage,
+    stack: ctx.stack,
+    ref: 'latest',
+    migrationsDir: MIGRATIONS,
+    logger: silentLogger,
+    confirm: async () => {},
+    ...extra,
+  })
 }
 
 const SCHEMA = `
@@ -88,28 +105,44 @@ describe('restore db', () => {
   it('round trip into a new database (--target-db): every table identical, no scratch database left', async () => {
     const target = `rt_${Date.now().toString(36)}`
     const result = await restore(join(dir, 'repo'), sourceUrl, {targetDb: target, jobs: 1})
-    expect(result).toMatchObject({id: manifest.id, database: target, live: false, replaced: false, mismatches: [], maintenance: 'not needed'})
+    expect(result).toMatchObject({
+      id: manifest.id,
+      database: target,
+      live: false,
+      replaced: false,
+      mismatches: [],
+      maintenance: 'not needed',
+    })
     expect(result.rowCounts['public.samples']).toBe(30000)
     expect(await tableHashes(target)).toEqual(await tableHashes(source))
     const names = await databases()
     expect(names.filter((n) => n.startsWith(target))).toEqual([target])
     // the view and the index came back too
     expect(await pg.query(`SELECT count(*)::int AS n FROM session_sizes`, target)).toEqual([{n: 40}])
-    expect(await pg.query(`SELECT indexname FROM pg_indexes WHERE indexname = 'samples_session'`, target)).toHaveLength(1)
+    expect(await pg.query(`SELECT indexname FROM pg_indexes WHERE indexname = 'samples_session'`, target)).toHaveLength(
+      1,
+    )
   })
 
   it('a role that is not a member of the owners is refused with the fix (exit 2), nothing left behind', async () => {
     const ownedUrl = await pg.createDatabase()
     const owned = dbName(ownedUrl)
-    await pg.query(`DROP ROLE IF EXISTS rs_owner; DROP ROLE IF EXISTS rs_restorer; CREATE ROLE rs_owner; CREATE ROLE rs_restorer LOGIN PASSWORD 'rs-pw' CREATEDB`)
-    await pg.query(`CREATE TABLE t (id int) ; ALTER TABLE t OWNER TO rs_owner; ALTER DEFAULT PRIVILEGES FOR ROLE rs_owner IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC; INSERT INTO t VALUES (1);`, owned)
+    await pg.query(
+      `DROP ROLE IF EXISTS rs_owner; DROP ROLE IF EXISTS rs_restorer; CREATE ROLE rs_owner; CREATE ROLE rs_restorer LOGIN PASSWORD 'rs-pw' CREATEDB`,
+    )
+    await pg.query(
+      `CREATE TABLE t (id int) ; ALTER TABLE t OWNER TO rs_owner; ALTER DEFAULT PRIVILEGES FOR ROLE rs_owner IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC; INSERT INTO t VALUES (1);`,
+      owned,
+    )
     const repo = join(dir, 'repo-owners')
     await backupOf(ownedUrl, repo)
     const asRestorer = new URL(ownedUrl)
     asRestorer.username = 'rs_restorer'
     asRestorer.password = 'rs-pw'
     const target = `owners_${Date.now().toString(36)}`
-    const error = await restore(repo, ownedUrl, {targetDb: target, jobs: 1, adminUrl: asRestorer.toString()}).catch((e: unknown) => e)
+    const error = await restore(repo, ownedUrl, {targetDb: target, jobs: 1, adminUrl: asRestorer.toString()}).catch(
+      (e: unknown) => e,
+    )
     expect(error).toMatchObject({code: 'RESTORE_NEEDS_SUPERUSER', exitCode: 2})
     expect(String((error as Error).message)).toMatch(/member of role "rs_owner"|must be owner/)
     expect(String((error as {hint: string}).hint)).toMatch(/CHARGE_OPS_ADMIN_URL/)
@@ -150,7 +183,10 @@ describe('restore db', () => {
   it('--clean --yes replaces the live database under maintenance mode, switched off afterwards', async () => {
     const liveUrl = await pg.createDatabase()
     const live = dbName(liveUrl)
-    await pg.query(`${SCHEMA} DELETE FROM samples WHERE t % 2 = 0; CREATE TABLE extra (x int); GRANT CONNECT ON DATABASE ${live} TO PUBLIC;`, live)
+    await pg.query(
+      `${SCHEMA} DELETE FROM samples WHERE t % 2 = 0; CREATE TABLE extra (x int); GRANT CONNECT ON DATABASE ${live} TO PUBLIC;`,
+      live,
+    )
     let maintenanceDuringRestore: boolean | undefined
     const result = await restore(join(dir, 'repo'), liveUrl, {
       clean: true,
@@ -186,7 +222,10 @@ describe('restore db', () => {
     const m = await backupOf(newerUrl, repo)
     expect(m.migrationHead).toBe('0009')
     const target = `mh_${Date.now().toString(36)}`
-    await expect(restore(repo, sourceUrl, {targetDb: target})).rejects.toMatchObject({code: 'MIGRATION_HEAD_NEWER', exitCode: 2})
+    await expect(restore(repo, sourceUrl, {targetDb: target})).rejects.toMatchObject({
+      code: 'MIGRATION_HEAD_NEWER',
+      exitCode: 2,
+    })
     expect((await databases()).filter((n) => n.startsWith(target))).toEqual([])
     const forced = await restore(repo, sourceUrl, {targetDb: target, force: true})
     expect(forced.migrationHead).toBe('0009')
@@ -207,7 +246,10 @@ describe('restore db', () => {
     expect(before['public.precious']).toMatch(/^5:/)
     const dbsBefore = await databases(live)
     for (const jobs of [1, 2]) {
-      await expect(restore(repo, liveUrl, {clean: true, jobs})).rejects.toMatchObject({code: 'CHECKSUM_MISMATCH', exitCode: 1})
+      await expect(restore(repo, liveUrl, {clean: true, jobs})).rejects.toMatchObject({
+        code: 'CHECKSUM_MISMATCH',
+        exitCode: 1,
+      })
       expect(await tableHashes(live)).toEqual(before)
       expect(await databases(live)).toEqual(dbsBefore)
       expect(dbsBefore).toEqual([live]) // no scratch database, no previous copy

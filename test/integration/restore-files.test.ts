@@ -46,7 +46,16 @@ function treeHashes(base: string, skip: (rel: string) => boolean = () => false):
 }
 
 const siblings = () => readdirSync(root).filter((n) => n.includes('.restore-') || n.includes('.old-'))
-const settingsFor = (repo: string) => loadSettings({cwd: dir, env: {CHARGE_OPS_REPO: repo, UPLOADS_DIR: uploads, CHROMA_PERSIST_DIRECTORY: chroma, CHARGE_OPS_STATE_DIR: join(dir, 'state')}})
+const settingsFor = (repo: string) =>
+  loadSettings({
+    cwd: dir,
+    env: {
+      CHARGE_OPS_REPO: repo,
+      UPLOADS_DIR: uploads,
+      CHROMA_PERSIST_DIRECTORY: chroma,
+      CHARGE_OPS_STATE_DIR: join(dir, 'state'),
+    },
+  })
 
 async function restore(repo: string, extra: Partial<RestoreFilesOptions> = {}) {
   const settings = settingsFor(repo)
@@ -58,7 +67,11 @@ async function addRecords(name: string, from: number, n: number) {
   const client = await chromaClient(`http://127.0.0.1:${port}`)
   const col = await client.getOrCreateCollection({name, embeddingFunction: null})
   const ids = Array.from({length: n}, (_, i) => `${name}-${from + i}`)
-  await col.add({ids, embeddings: ids.map((_, i) => [Math.sin(from + i), Math.cos(from + i), 0.5]), documents: ids.map((id) => `passage ${id}`)})
+  await col.add({
+    ids,
+    embeddings: ids.map((_, i) => [Math.sin(from + i), Math.cos(from + i), 0.5]),
+    documents: ids.map((id) => `passage ${id}`),
+  })
 }
 
 async function serverCounts(): Promise<Record<string, number>> {
@@ -72,12 +85,23 @@ beforeAll(async () => {
   uploads = join(root, 'uploads')
   chroma = join(root, 'chroma')
   mkdirSync(join(uploads, '2026', '02'), {recursive: true})
-  for (let i = 0; i < 30; i++) writeFileSync(join(uploads, '2026', '02', `session-${i}.csv`), `timestamp,voltage_v\n${i},${380 + i}\n`.repeat(100 + i * 7))
+  for (let i = 0; i < 30; i++)
+    writeFileSync(
+      join(uploads, '2026', '02', `session-${i}.csv`),
+      `timestamp,voltage_v\n${i},${380 + i}\n`.repeat(100 + i * 7),
+    )
   writeFileSync(join(uploads, 'binary.bin'), Buffer.from(Array.from({length: 70_000}, (_, i) => (i * 31) % 256)))
   writeFileSync(join(uploads, 'empty.csv'), '')
   port = await freePort()
   mkdirSync(chroma, {recursive: true})
-  writeFileSync(join(root, 'sandbox.json'), JSON.stringify({version: 1, createdAt: new Date().toISOString(), ports: {postgres: 0, redis: 0, chroma: port, api: 0}}))
+  writeFileSync(
+    join(root, 'sandbox.json'),
+    JSON.stringify({
+      version: 1,
+      createdAt: new Date().toISOString(),
+      ports: {postgres: 0, redis: 0, chroma: port, api: 0},
+    }),
+  )
   await ensureChroma(root, port)
   await addRecords('charging_knowledge', 0, 40)
   await addRecords('other_notes', 0, 5)

@@ -29,8 +29,22 @@ let dir: string
 let dbUrl: string
 
 /** the CLI, asynchronously: the proxy and s3rver answer from this process */
-function cli(args: string[], env: Record<string, string>): Promise<{code: number | null; stdout: string; stderr: string}> {
-  const child = spawn(process.execPath, ['--', ENTRY, ...args], {cwd: dir, env: {PATH: process.env.PATH, HOME: dir, NO_COLOR: '1', DATABASE_URL: dbUrl, CHARGE_OPS_STATE_DIR: path.join(dir, 'state'), ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+function cli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{code: number | null; stdout: string; stderr: string}> {
+  const child = spawn(process.execPath, ['--', ENTRY, ...args], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH,
+      HOME: dir,
+      NO_COLOR: '1',
+      DATABASE_URL: dbUrl,
+      CHARGE_OPS_STATE_DIR: path.join(dir, 'state'),
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d) => (stdout += d))
@@ -38,15 +52,23 @@ function cli(args: string[], env: Record<string, string>): Promise<{code: number
   return new Promise((resolve) => child.once('close', (code) => resolve({code, stdout, stderr})))
 }
 
-const storageVia = (proxy: ConditionalProxy, prefix: string) => new S3Storage(new S3Client({...s3.clientConfig(), endpoint: proxy.endpoint}), parseS3Location(`s3://${s3.bucket}/${prefix}`))
-const putUpstream = (key: string, body: string) => upstream.send(new PutObjectCommand({Bucket: s3.bucket, Key: key, Body: body}))
+const storageVia = (proxy: ConditionalProxy, prefix: string) =>
+  new S3Storage(
+    new S3Client({...s3.clientConfig(), endpoint: proxy.endpoint}),
+    parseS3Location(`s3://${s3.bucket}/${prefix}`),
+  )
+const putUpstream = (key: string, body: string) =>
+  upstream.send(new PutObjectCommand({Bucket: s3.bucket, Key: key, Body: body}))
 
 beforeAll(async () => {
   s3 = await startS3()
   upstream = new S3Client(s3.clientConfig())
   dir = mkdtempSync(path.join(tmpdir(), 'co-s3-cond-'))
   dbUrl = await pg.createDatabase()
-  await pg.query('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 500)', new URL(dbUrl).pathname.slice(1))
+  await pg.query(
+    'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 500)',
+    new URL(dbUrl).pathname.slice(1),
+  )
 }, 60_000)
 
 afterAll(async () => {
@@ -77,7 +99,7 @@ describe('a store that honours If-None-Match: * (412 PreconditionFailed)', () =>
     expect((await storage.getBytes('x/lock')).toString()).toBe('ours')
   })
 
-  it('another writer creating the object between the check and the put: 412 → ObjectExistsError, the other writer\'s object stays', async () => {
+  it("another writer creating the object between the check and the put: 412 → ObjectExistsError, the other writer's object stays", async () => {
     const storage = storageVia(proxy(), 'honour-b')
     proxy().beforeConditionalPut = async (_bucket, key) => {
       await putUpstream(key, 'theirs')
@@ -93,7 +115,15 @@ describe('a store that honours If-None-Match: * (412 PreconditionFailed)', () =>
 
   it('backup db whose lock another run creates in that window exits 4 naming the holder, writing nothing (built CLI)', async () => {
     const prefix = 'honour-cli'
-    const holder = {token: 'f00d', pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), command: 'backup files', ttlMs: 600_000}
+    const holder = {
+      token: 'f00d',
+      pid: process.pid,
+      host: hostname(),
+      startedAt: new Date().toISOString(),
+      heartbeatAt: new Date().toISOString(),
+      command: 'backup files',
+      ttlMs: 600_000,
+    }
     proxy().beforeConditionalPut = async (_bucket, key) => {
       if (key.endsWith('/locks/backup.lock')) await putUpstream(key, JSON.stringify(holder))
     }
@@ -114,7 +144,10 @@ describe('a store that honours If-None-Match: * (412 PreconditionFailed)', () =>
   it('two lock acquisitions at once: exactly one holds the lock', async () => {
     const a = storageVia(proxy(), 'honour-race')
     const b = storageVia(proxy(), 'honour-race')
-    const results = await Promise.allSettled([acquireLock(a, 'st', {command: 'backup db'}), acquireLock(b, 'st', {command: 'backup files'})])
+    const results = await Promise.allSettled([
+      acquireLock(a, 'st', {command: 'backup db'}),
+      acquireLock(b, 'st', {command: 'backup files'}),
+    ])
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
     expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toMatchObject({exitCode: 4})
     await (results.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<() => Promise<void>>).value()
@@ -140,7 +173,10 @@ describe('a store that answers 501 NotImplemented to If-None-Match', () => {
     const before = proxy().seen.notImplemented501
     const b = await cli(['backup', 'db', '--repo', repo, '--json'], proxy().env)
     expect(b.code, b.stdout + b.stderr).toBe(0)
-    expect(proxy().seen.notImplemented501 - before, 'the lock put met the 501 once, later puts of the run went without the header').toBe(1)
+    expect(
+      proxy().seen.notImplemented501 - before,
+      'the lock put met the 501 once, later puts of the run went without the header',
+    ).toBe(1)
     const v = await cli(['backup', 'verify', JSON.parse(b.stdout).id, '--repo', repo, '--json'], proxy().env)
     expect(v.code, v.stdout + v.stderr).toBe(0)
     expect(JSON.parse(v.stdout).ok).toBe(true)
@@ -156,7 +192,15 @@ describe('unfinished multipart uploads (ListMultipartUploads / ListParts / Abort
     const key = 'charge-analysis/backups/20200101T000000Z-db-dead/db.dump.zst'
     // what a backup killed mid-upload leaves: a multipart upload with one part, never completed
     const {UploadId} = await upstream.send(new CreateMultipartUploadCommand({Bucket: s3.bucket, Key: `mp/${key}`}))
-    await upstream.send(new UploadPartCommand({Bucket: s3.bucket, Key: `mp/${key}`, UploadId, PartNumber: 1, Body: Buffer.alloc(1 << 20, 7)}))
+    await upstream.send(
+      new UploadPartCommand({
+        Bucket: s3.bucket,
+        Key: `mp/${key}`,
+        UploadId,
+        PartNumber: 1,
+        Body: Buffer.alloc(1 << 20, 7),
+      }),
+    )
 
     const list = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy().env)
     expect(list.code, list.stderr).toBe(0)
@@ -167,11 +211,24 @@ describe('unfinished multipart uploads (ListMultipartUploads / ListParts / Abort
     expect(proxy().seen.uploadsAborted, 'a dry run aborts nothing').toBe(0)
 
     // another live run holds the stack's lock: the upload may be its part on the way, not listed
-    const holder = {token: 'beef', pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), command: 'backup db', ttlMs: 600_000}
+    const holder = {
+      token: 'beef',
+      pid: process.pid,
+      host: hostname(),
+      startedAt: new Date().toISOString(),
+      heartbeatAt: new Date().toISOString(),
+      command: 'backup db',
+      ttlMs: 600_000,
+    }
     await putUpstream('mp/charge-analysis/locks/backup.lock', JSON.stringify(holder))
     const busy = await cli(['backup', 'list', '--repo', repo, '--all', '--json'], proxy().env)
     expect(JSON.parse(busy.stdout).temporary).toEqual([])
-    await upstream.send(new (await import('@aws-sdk/client-s3')).DeleteObjectCommand({Bucket: s3.bucket, Key: 'mp/charge-analysis/locks/backup.lock'}))
+    await upstream.send(
+      new (await import('@aws-sdk/client-s3')).DeleteObjectCommand({
+        Bucket: s3.bucket,
+        Key: 'mp/charge-analysis/locks/backup.lock',
+      }),
+    )
 
     const backup = await cli(['backup', 'db', '--repo', repo, '--json'], proxy().env)
     expect(backup.code, backup.stderr).toBe(0)
@@ -204,7 +261,9 @@ describe('a streamed part whose producer exits while the store is still answerin
       expect(heldHead).toBe(true)
       expect(stored.bytes).toBe(expected.length)
       expect(stored.sha256).toBe(createHash('sha256').update(expected).digest('hex'))
-      const body = Buffer.from(await (await storageVia(proxy, 'held/').get('part.zst')).toArray().then((c) => Buffer.concat(c as Buffer[])))
+      const body = Buffer.from(
+        await (await storageVia(proxy, 'held/').get('part.zst')).toArray().then((c) => Buffer.concat(c as Buffer[])),
+      )
       expect(body.equals(expected)).toBe(true)
     } finally {
       await proxy.stop()

@@ -16,7 +16,17 @@ import {listBackups, partKey} from '../../src/repository/manifest.js'
 import {listArchive} from '../../src/wal/archive.js'
 import {parseS3Location, S3Storage} from '../../src/repository/s3-storage.js'
 import type {RepositoryStorage} from '../../src/repository/storage.js'
-import {dbHash, freePort, runCli, runToKillPoint, sharedPostgres, startS3, treeHash, type Reached, type S3Server} from '../support/index.js'
+import {
+  dbHash,
+  freePort,
+  runCli,
+  runToKillPoint,
+  sharedPostgres,
+  startS3,
+  treeHash,
+  type Reached,
+  type S3Server,
+} from '../support/index.js'
 import {startArchivingCluster, type ArchivingCluster} from '../support/pitr.js'
 
 const KINDS = ['local', 's3'] as const
@@ -29,17 +39,27 @@ let dbUrl: string
 let source: string
 
 /** The repository URL of `kind` for one test (its own prefix / folder). */
-const repoOf = (kind: Kind, name: string) => (kind === 'local' ? path.join(dir, `repo-${name}`) : `s3://${s3.bucket}/${name}`)
+const repoOf = (kind: Kind, name: string) =>
+  kind === 'local' ? path.join(dir, `repo-${name}`) : `s3://${s3.bucket}/${name}`
 
 /** The same repository through charge-ops' own driver (to tamper with or look into it as any store). */
 function storageOf(kind: Kind, repo: string): RepositoryStorage {
-  return kind === 'local' ? new LocalStorage(repo) : new S3Storage(new S3Client(s3.clientConfig()), parseS3Location(repo))
+  return kind === 'local'
+    ? new LocalStorage(repo)
+    : new S3Storage(new S3Client(s3.clientConfig()), parseS3Location(repo))
 }
 
 // S3 credentials through the environment (AWS_*), as a cron job or an operator's shell has them
-const cliEnv = (kind: Kind, extra: Record<string, string> = {}) => ({HOME: dir, DATABASE_URL: dbUrl, CHARGE_OPS_STATE_DIR: path.join(dir, 'state'), ...(kind === 's3' ? s3.env : {}), ...extra})
+const cliEnv = (kind: Kind, extra: Record<string, string> = {}) => ({
+  HOME: dir,
+  DATABASE_URL: dbUrl,
+  CHARGE_OPS_STATE_DIR: path.join(dir, 'state'),
+  ...(kind === 's3' ? s3.env : {}),
+  ...extra,
+})
 
-const cli = (kind: Kind, args: string[], extra: Record<string, string> = {}) => runCli(args, {bareEnv: true, cwd: dir, env: cliEnv(kind, extra)})
+const cli = (kind: Kind, args: string[], extra: Record<string, string> = {}) =>
+  runCli(args, {bareEnv: true, cwd: dir, env: cliEnv(kind, extra)})
 
 /** The CLI (as cli() runs it) SIGKILLed at a kill point: asserts it got there and died there; the point's marker. */
 async function killAt(kind: Kind, point: string, args: string[]): Promise<Reached> {
@@ -105,7 +125,8 @@ describe.each(KINDS)('logical backups on a %s repository', (kind) => {
     const repo = repoOf(kind, 'files')
     const uploads = path.join(dir, `uploads-${kind}`)
     mkdirSync(path.join(uploads, '2026', '02'), {recursive: true})
-    for (let i = 0; i < 30; i++) writeFileSync(path.join(uploads, '2026', '02', `s${i}.csv`), `t,v\n${i},${400 + i}\n`.repeat(100 + i))
+    for (let i = 0; i < 30; i++)
+      writeFileSync(path.join(uploads, '2026', '02', `s${i}.csv`), `t,v\n${i},${400 + i}\n`.repeat(100 + i))
     writeFileSync(path.join(uploads, 'private.csv'), 'mode kept')
     chmodSync(path.join(uploads, 'private.csv'), 0o600)
     const filesEnv = {UPLOADS_DIR: uploads, CHROMA_PERSIST_DIRECTORY: ''}
@@ -119,7 +140,7 @@ describe.each(KINDS)('logical backups on a %s repository', (kind) => {
     expect(treeHash(uploads)).toBe(before)
   }, 180_000)
 
-  it('backup prune keeps the newest, deletes the older backup and a dead run\'s parts; killed at backup.prune.manifest-deleted it leaves the older one incomplete (not listed, not restorable), the lock naming it; the rerun finishes; the kept backup restores', async () => {
+  it("backup prune keeps the newest, deletes the older backup and a dead run's parts; killed at backup.prune.manifest-deleted it leaves the older one incomplete (not listed, not restorable), the lock naming it; the rerun finishes; the kept backup restores", async () => {
     const repo = repoOf(kind, 'prune')
     const storage = storageOf(kind, repo)
     const older = json(cli(kind, ['backup', 'db', '--repo', repo, '--json']))
@@ -128,24 +149,55 @@ describe.each(KINDS)('logical backups on a %s repository', (kind) => {
     await storage.put(partKey('charge-analysis', '20200101T000000Z-db-dead', 'db.dump.zst'), 'partial')
     const dry = json(cli(kind, ['backup', 'prune', '--repo', repo, ...KEEP_ONE, '--dry-run', '--json']))
     expect(dry.deleted.map((d: {id: string}) => d.id)).toEqual([older.id])
-    expect((await listBackups(storage, 'charge-analysis')).complete.map((b) => b.id).sort()).toEqual([older.id, newer.id].sort())
+    expect((await listBackups(storage, 'charge-analysis')).complete.map((b) => b.id).sort()).toEqual(
+      [older.id, newer.id].sort(),
+    )
     // killed between deleting the older backup's manifest and its parts
-    const marker = await killAt(kind, 'backup.prune.manifest-deleted', ['backup', 'prune', '--repo', repo, ...KEEP_ONE, '--yes', '--quiet'])
+    const marker = await killAt(kind, 'backup.prune.manifest-deleted', [
+      'backup',
+      'prune',
+      '--repo',
+      repo,
+      ...KEEP_ONE,
+      '--yes',
+      '--quiet',
+    ])
     expect(marker.id).toBe(older.id)
     const half = await listBackups(storage, 'charge-analysis', {includeIncomplete: true})
-    expect(half.complete.map((b) => b.id), 'a half-pruned backup is never listed as complete').toEqual([newer.id])
+    expect(
+      half.complete.map((b) => b.id),
+      'a half-pruned backup is never listed as complete',
+    ).toEqual([newer.id])
     expect(half.incomplete.map((i) => i.id).sort()).toEqual(['20200101T000000Z-db-dead', older.id].sort())
-    expect((await storage.list(`charge-analysis/backups/${older.id}/`)).map((o) => o.key)).toEqual([partKey('charge-analysis', older.id, 'db.dump.zst')])
-    const refused = cli(kind, ['restore', 'db', older.id, '--repo', repo, '--target-db', `parity_half_${kind}`, '--json'])
+    expect((await storage.list(`charge-analysis/backups/${older.id}/`)).map((o) => o.key)).toEqual([
+      partKey('charge-analysis', older.id, 'db.dump.zst'),
+    ])
+    const refused = cli(kind, [
+      'restore',
+      'db',
+      older.id,
+      '--repo',
+      repo,
+      '--target-db',
+      `parity_half_${kind}`,
+      '--json',
+    ])
     expect(refused.code, refused.out).toBe(2)
     expect(JSON.parse(refused.stdout).error.code, 'nor restorable').toBe('BACKUP_NOT_FOUND')
-    expect(JSON.parse((await storage.getBytes('charge-analysis/locks/backup.lock')).toString())).toMatchObject({pid: marker.pid, command: 'backup prune'})
+    expect(JSON.parse((await storage.getBytes('charge-analysis/locks/backup.lock')).toString())).toMatchObject({
+      pid: marker.pid,
+      command: 'backup prune',
+    })
 
     // the rerun takes the dead run's lock over and finishes the deletion
     const pruned = json(cli(kind, ['backup', 'prune', '--repo', repo, ...KEEP_ONE, '--yes', '--json']))
     expect(pruned.deleted).toEqual([])
-    expect(pruned.incompleteRemoved.map((d: {id: string}) => d.id).sort()).toEqual(['20200101T000000Z-db-dead', older.id].sort())
-    expect(await storage.exists('charge-analysis/locks/backup.lock'), 'the rerun released the lock it took over').toBe(false)
+    expect(pruned.incompleteRemoved.map((d: {id: string}) => d.id).sort()).toEqual(
+      ['20200101T000000Z-db-dead', older.id].sort(),
+    )
+    expect(await storage.exists('charge-analysis/locks/backup.lock'), 'the rerun released the lock it took over').toBe(
+      false,
+    )
     const left = await listBackups(storage, 'charge-analysis', {includeIncomplete: true})
     expect(left.complete.map((b) => b.id)).toEqual([newer.id])
     expect(left.incomplete).toEqual([])
@@ -159,20 +211,43 @@ describe.each(KINDS)('logical backups on a %s repository', (kind) => {
 describe('S3 credentials from --aws-env-file on the logical commands (none in the environment)', () => {
   it('backup db → backup list → restore db read the keys and the endpoint from the 0600 file: identical rows; a file others can read is refused', async () => {
     const envFile = path.join(dir, 's3-creds.env')
-    writeFileSync(envFile, Object.entries(s3.env).map(([k, v]) => `${k}=${v}\n`).join(''), {mode: 0o600})
+    writeFileSync(
+      envFile,
+      Object.entries(s3.env)
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join(''),
+      {mode: 0o600},
+    )
     const repo = repoOf('s3', 'env-file')
     // cli('local', …): no AWS_* at all in the child's environment — without the file there would
     // not even be an endpoint to reach
     const backup = json(cli('local', ['backup', 'db', '--repo', repo, '--aws-env-file', envFile, '--json']))
-    expect(json(cli('local', ['backup', 'list', '--repo', repo, '--aws-env-file', envFile, '--json'])).backups.map((b: {id: string}) => b.id)).toEqual([backup.id])
+    expect(
+      json(cli('local', ['backup', 'list', '--repo', repo, '--aws-env-file', envFile, '--json'])).backups.map(
+        (b: {id: string}) => b.id,
+      ),
+    ).toEqual([backup.id])
     const target = `parity_envfile_${Date.now().toString(36)}`
-    const restored = cli('local', ['restore', 'db', backup.id, '--repo', repo, '--aws-env-file', envFile, '--target-db', target, '--json'])
+    const restored = cli('local', [
+      'restore',
+      'db',
+      backup.id,
+      '--repo',
+      repo,
+      '--aws-env-file',
+      envFile,
+      '--target-db',
+      target,
+      '--json',
+    ])
     expect(restored.code, restored.out).toBe(0)
     expect(restored.out, 'no key printed').not.toContain(s3.secretAccessKey)
     expect(await dbHash(pg, target)).toBe(await dbHash(pg, source))
 
     chmodSync(envFile, 0o644)
-    const loose = cli('local', ['backup', 'files', '--repo', repo, '--aws-env-file', envFile, '--json'], {UPLOADS_DIR: dir})
+    const loose = cli('local', ['backup', 'files', '--repo', repo, '--aws-env-file', envFile, '--json'], {
+      UPLOADS_DIR: dir,
+    })
     expect(loose.code, loose.out).toBe(2)
     expect(JSON.parse(loose.stdout).error.code).toBe('AWS_ENV_FILE_MODE')
   }, 180_000)
@@ -199,10 +274,34 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     const dataDir = path.join(cluster.pg.serverDir('restores'), name)
     const port = await freePort()
     cluster.started.push(dataDir)
-    const r = cluster.cli(['restore', 'pitr', ...target, '--data-dir', dataDir, ...cluster.loc, '--archive', 'off', '--start', '--port', String(port), '--database-url', cluster.pg.url(), '--yes', '--json'], {asServer: true})
+    const r = cluster.cli(
+      [
+        'restore',
+        'pitr',
+        ...target,
+        '--data-dir',
+        dataDir,
+        ...cluster.loc,
+        '--archive',
+        'off',
+        '--start',
+        '--port',
+        String(port),
+        '--database-url',
+        cluster.pg.url(),
+        '--yes',
+        '--json',
+      ],
+      {asServer: true},
+    )
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    expect(JSON.parse(r.stdout).restoreCommand).toContain(kind === 's3' ? `--aws-env-file ${cluster.awsEnvFile}` : `--repo ${cluster.repo}`)
-    const [row] = await cluster.query<{ids: string}>(port, `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') AS ids FROM readings`)
+    expect(JSON.parse(r.stdout).restoreCommand).toContain(
+      kind === 's3' ? `--aws-env-file ${cluster.awsEnvFile}` : `--repo ${cluster.repo}`,
+    )
+    const [row] = await cluster.query<{ids: string}>(
+      port,
+      `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') AS ids FROM readings`,
+    )
     cluster.stopServer(dataDir)
     return row.ids
   }
@@ -211,17 +310,31 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     for (let i = from; i <= to; i++) await cluster.pg.query(`INSERT INTO readings (id) VALUES (${i})`)
     await cluster.pg.query('SELECT pg_switch_wal()')
   }
-  const now = async () => (await cluster.pg.query<{t: string}>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`))[0].t
+  const now = async () =>
+    (
+      await cluster.pg.query<{t: string}>(
+        `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`,
+      )
+    )[0].t
   // backup list / prune / verify: the S3 credentials from the environment, as in a shell (the
   // --aws-env-file of these commands: 'S3 credentials from --aws-env-file' above)
   const repoCli = (args: string[]) => {
-    const r = cluster.cli([...args, '--repo', cluster.repo, '--stack', cluster.stack, '--json'], {asServer: true, env: {DATABASE_URL: cluster.pg.url(), ...(kind === 's3' ? s3.env : {})}})
+    const r = cluster.cli([...args, '--repo', cluster.repo, '--stack', cluster.stack, '--json'], {
+      asServer: true,
+      env: {DATABASE_URL: cluster.pg.url(), ...(kind === 's3' ? s3.env : {})},
+    })
     expect(r.code, r.stdout + r.stderr).toBe(0)
     return JSON.parse(r.stdout)
   }
   /** a repository command as the server's user (S3: --aws-env-file), SIGKILLed at `point`: asserts it got there; the point's marker */
   const killAt = async (point: string, args: string[]): Promise<Reached> =>
-    (await runToKillPoint(point, [...args, ...cluster.loc], {bareEnv: true, user: cluster.pg.osUser, faultDir: cluster.pg.serverDir('faults')})).reached
+    (
+      await runToKillPoint(point, [...args, ...cluster.loc], {
+        bareEnv: true,
+        user: cluster.pg.osUser,
+        faultDir: cluster.pg.serverDir('faults'),
+      })
+    ).reached
   const walCheck = () => {
     const c = cluster.cli(['wal', 'check', ...cluster.loc, '--timeout', '60'], {env: {DATABASE_URL: cluster.pg.url()}})
     expect(c.code, c.stdout + c.stderr).toBe(0)
@@ -234,10 +347,15 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     const target = await now()
     await insert(21, 30)
     walCheck()
-    expect(await restoreAt('at-target', ['--target-time', target])).toBe(Array.from({length: 20}, (_, i) => i + 1).join(','))
+    expect(await restoreAt('at-target', ['--target-time', target])).toBe(
+      Array.from({length: 20}, (_, i) => i + 1).join(','),
+    )
 
     // a second base backup, then prune keeping only it: the WAL it needs stays, PITR from it is exact
-    const second = cluster.cli(['backup', 'base', ...cluster.loc, '--wal-timeout', '60', '--json'], {asServer: true, env: {DATABASE_URL: cluster.pg.url()}})
+    const second = cluster.cli(['backup', 'base', ...cluster.loc, '--wal-timeout', '60', '--json'], {
+      asServer: true,
+      env: {DATABASE_URL: cluster.pg.url()},
+    })
     expect(second.code, second.stderr).toBe(0)
     const secondId = JSON.parse(second.stdout).id
     await insert(31, 40)
@@ -245,7 +363,11 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     await insert(41, 45)
     walCheck()
     const archive = storageOf(kind, cluster.repo)
-    const segments = async () => (await listArchive(archive, cluster.stack)).filter((f) => f.kind !== 'history').map((f) => f.name).sort()
+    const segments = async () =>
+      (await listArchive(archive, cluster.stack))
+        .filter((f) => f.kind !== 'history')
+        .map((f) => f.name)
+        .sort()
     const lockOwner = async () => JSON.parse((await archive.getBytes(`${cluster.stack}/locks/backup.lock`)).toString())
     const beforePrune = await segments()
 
@@ -254,9 +376,26 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     const halfPruned = await killAt('backup.prune.manifest-deleted', ['backup', 'prune', ...KEEP_ONE, '--yes'])
     expect(halfPruned.id).toBe(firstBase.id)
     const listing = repoCli(['backup', 'list', '--all'])
-    expect(listing.backups.map((b: {id: string}) => b.id), 'a half-pruned base backup is never listed as complete').toEqual([secondId])
+    expect(
+      listing.backups.map((b: {id: string}) => b.id),
+      'a half-pruned base backup is never listed as complete',
+    ).toEqual([secondId])
     expect(listing.incomplete.map((i: {id: string}) => i.id)).toEqual([firstBase.id])
-    const notRestorable = cluster.cli(['restore', 'pitr', '--latest', '--backup', firstBase.id, '--data-dir', path.join(cluster.pg.serverDir('restores'), 'half-pruned'), ...cluster.loc, '--yes', '--json'], {asServer: true})
+    const notRestorable = cluster.cli(
+      [
+        'restore',
+        'pitr',
+        '--latest',
+        '--backup',
+        firstBase.id,
+        '--data-dir',
+        path.join(cluster.pg.serverDir('restores'), 'half-pruned'),
+        ...cluster.loc,
+        '--yes',
+        '--json',
+      ],
+      {asServer: true},
+    )
     expect(notRestorable.code, notRestorable.stdout + notRestorable.stderr).toBe(2)
     expect(JSON.parse(notRestorable.stdout).error.code).toBe('BACKUP_NOT_FOUND')
     expect(await lockOwner()).toMatchObject({pid: halfPruned.pid, command: 'backup prune'})
@@ -271,7 +410,9 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     expect(walKill.deleted).toBe(beforePrune[0])
     const afterKill = await segments()
     expect(afterKill).toEqual(beforePrune.slice(1))
-    expect(afterKill.slice(0, left.length), 'what is left of the doomed WAL is the oldest run').toEqual([...left].sort())
+    expect(afterKill.slice(0, left.length), 'what is left of the doomed WAL is the oldest run').toEqual(
+      [...left].sort(),
+    )
     expect(await lockOwner()).toMatchObject({pid: walKill.pid, command: 'wal prune'})
 
     // 3. the reruns take the lock over: wal prune deletes the rest of its plan, backup prune the
@@ -285,7 +426,9 @@ describe.each(KINDS)('PITR on a %s repository (archive_command = wal push into i
     expect(pruned.wal.deleted).toBe(0)
     expect(await archive.exists(`${cluster.stack}/locks/backup.lock`)).toBe(false)
     expect(repoCli(['backup', 'list', '--all']).backups.map((b: {id: string}) => b.id)).toEqual([secondId])
-    expect(await restoreAt('after-prune', ['--target-time', target2])).toBe(Array.from({length: 40}, (_, i) => i + 1).join(','))
+    expect(await restoreAt('after-prune', ['--target-time', target2])).toBe(
+      Array.from({length: 40}, (_, i) => i + 1).join(','),
+    )
 
     expect(repoCli(['backup', 'verify', secondId]).ok).toBe(true)
   }, 420_000)

@@ -19,7 +19,11 @@ let dir: string
 let envFile: string
 
 function cli(args: string[]) {
-  const r = spawnSync(process.execPath, [ENTRY, ...args], {cwd: dir, encoding: 'utf8', env: {PATH: process.env.PATH, HOME: dir}})
+  const r = spawnSync(process.execPath, [ENTRY, ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: {PATH: process.env.PATH, HOME: dir},
+  })
   return {code: r.status, stdout: r.stdout, stderr: r.stderr}
 }
 
@@ -27,7 +31,13 @@ beforeAll(async () => {
   s3 = await startS3({process: true})
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'charge-ops-wal-s3-'))
   envFile = path.join(dir, 's3.env')
-  fs.writeFileSync(envFile, Object.entries(s3.env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', {mode: 0o600})
+  fs.writeFileSync(
+    envFile,
+    Object.entries(s3.env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n') + '\n',
+    {mode: 0o600},
+  )
   const data = Buffer.alloc(16 * 1024 * 1024, 3)
   data.writeUInt16LE(0xd110, 0)
   data.writeUInt16LE(0x0002, 2)
@@ -53,13 +63,25 @@ describe('WAL in an S3 repository', () => {
     expect(JSON.parse(again.stdout).alreadyArchived).toBe(true)
     const fetch = cli(['wal', 'fetch', NAME, 'restored', ...loc])
     expect(fetch.code).toBe(0)
-    expect(fs.readFileSync(path.join(dir, 'restored')).equals(fs.readFileSync(path.join(dir, 'pg_wal', NAME)))).toBe(true)
+    expect(fs.readFileSync(path.join(dir, 'restored')).equals(fs.readFileSync(path.join(dir, 'pg_wal', NAME)))).toBe(
+      true,
+    )
     expect(cli(['wal', 'fetch', '000000010000000000000006', 'x', ...loc]).code).toBe(1)
   }, 60_000)
 
   it('refuses a credentials file readable by others', () => {
     fs.chmodSync(envFile, 0o644)
-    const r = cli(['wal', 'push', `pg_wal/${NAME}`, '--repo', `s3://${s3.bucket}/archive`, '--stack', 'prod', '--aws-env-file', envFile])
+    const r = cli([
+      'wal',
+      'push',
+      `pg_wal/${NAME}`,
+      '--repo',
+      `s3://${s3.bucket}/archive`,
+      '--stack',
+      'prod',
+      '--aws-env-file',
+      envFile,
+    ])
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/readable by others \(mode 644\)/)
     expect(r.stderr).not.toContain(s3.env.AWS_SECRET_ACCESS_KEY)
@@ -68,7 +90,18 @@ describe('WAL in an S3 repository', () => {
 
   it('tells a restore_command that S3 is unreachable with exit 126 (stop recovery, do not promote)', async () => {
     await s3.stop()
-    const r = cli(['wal', 'fetch', NAME, 'x2', '--repo', `s3://${s3.bucket}/archive`, '--stack', 'prod', '--aws-env-file', envFile])
+    const r = cli([
+      'wal',
+      'fetch',
+      NAME,
+      'x2',
+      '--repo',
+      `s3://${s3.bucket}/archive`,
+      '--stack',
+      'prod',
+      '--aws-env-file',
+      envFile,
+    ])
     expect(r.code).toBe(126)
     expect(r.stderr).toMatch(/S3/)
   }, 60_000)

@@ -55,7 +55,9 @@ export interface FaultOptions extends CliOptions {
 }
 
 function environment(opts: CliOptions): NodeJS.ProcessEnv {
-  const base: NodeJS.ProcessEnv = opts.bareEnv ? {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1'} : {...process.env}
+  const base: NodeJS.ProcessEnv = opts.bareEnv
+    ? {PATH: process.env.PATH, HOME: '/tmp', NO_COLOR: '1'}
+    : {...process.env}
   const env = {...base, ...opts.env}
   for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key]
   return env
@@ -72,9 +74,22 @@ function spawnOptions(opts: CliOptions) {
 /** Runs the CLI to completion (blocking this process) and returns its exit and output. */
 export function runCli(args: string[], opts: CliOptions = {}): CliResult {
   const [cmd, argv] = command(args, opts)
-  const r = spawnSync(cmd, argv, {...spawnOptions(opts), input: opts.input, encoding: 'utf8', timeout: opts.timeout ?? 180_000, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024})
+  const r = spawnSync(cmd, argv, {
+    ...spawnOptions(opts),
+    input: opts.input,
+    encoding: 'utf8',
+    timeout: opts.timeout ?? 180_000,
+    killSignal: 'SIGKILL',
+    maxBuffer: 64 * 1024 * 1024,
+  })
   if (r.error && r.status === null && r.signal === null) throw r.error
-  return {code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', out: (r.stdout ?? '') + (r.stderr ?? '')}
+  return {
+    code: r.status,
+    signal: r.signal,
+    stdout: r.stdout ?? '',
+    stderr: r.stderr ?? '',
+    out: (r.stdout ?? '') + (r.stderr ?? ''),
+  }
 }
 
 export interface RunningCli {
@@ -89,7 +104,12 @@ export interface RunningCli {
 /** Starts the CLI without waiting (this process keeps running its own servers meanwhile). */
 export function startCli(args: string[], opts: CliOptions = {}): RunningCli {
   const [cmd, argv] = command(args, opts)
-  const child = spawn(cmd, argv, {...spawnOptions(opts), stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], timeout: opts.timeout ?? 180_000, killSignal: 'SIGKILL'})
+  const child = spawn(cmd, argv, {
+    ...spawnOptions(opts),
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    timeout: opts.timeout ?? 180_000,
+    killSignal: 'SIGKILL',
+  })
   let stdout = ''
   let stderr = ''
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d))
@@ -131,7 +151,11 @@ export function readReached(faultDir: string, point: string, context = ''): Reac
  * Runs the CLI with CHARGE_OPS_KILL_AT=point; resolves once it is dead. Asserts that the point was
  * reached and that the process died by its SIGKILL; returns the run plus the point's marker.
  */
-export async function runToKillPoint(point: string, args: string[], opts: FaultOptions): Promise<CliResult & {reached: Reached}> {
+export async function runToKillPoint(
+  point: string,
+  args: string[],
+  opts: FaultOptions,
+): Promise<CliResult & {reached: Reached}> {
   const env = {...opts.env, ...killPointEnv(point, opts.faultDir)}
   const result = await startCli(args, {...opts, env}).exited
   const reached = readReached(opts.faultDir, point, result.stderr)
@@ -150,9 +174,15 @@ export interface PausedCli extends RunningCli {
 export function pauseAt(point: string, args: string[], opts: FaultOptions): PausedCli {
   fs.rmSync(marker(opts.faultDir, point), {force: true})
   fs.rmSync(path.join(opts.faultDir, `${point}.resume`), {force: true})
-  const running = startCli(args, {...opts, env: {...opts.env, CHARGE_OPS_PAUSE_AT: point, CHARGE_OPS_FAULT_DIR: opts.faultDir}})
+  const running = startCli(args, {
+    ...opts,
+    env: {...opts.env, CHARGE_OPS_PAUSE_AT: point, CHARGE_OPS_FAULT_DIR: opts.faultDir},
+  })
   let exited = false
-  void running.exited.then(() => (exited = true), () => (exited = true))
+  void running.exited.then(
+    () => (exited = true),
+    () => (exited = true),
+  )
   return {
     ...running,
     async reached(timeoutMs = 120_000) {
@@ -161,8 +191,10 @@ export function pauseAt(point: string, args: string[], opts: FaultOptions): Paus
       for (;;) {
         const found = parsed(marker(opts.faultDir, point))
         if (found) return found
-        if (exited) throw new Error(`${point} not reached: the CLI exited first\n${running.stdout()}${running.stderr()}`)
-        if (Date.now() > deadline) throw new Error(`${point} not reached after ${timeoutMs} ms\n${running.stdout()}${running.stderr()}`)
+        if (exited)
+          throw new Error(`${point} not reached: the CLI exited first\n${running.stdout()}${running.stderr()}`)
+        if (Date.now() > deadline)
+          throw new Error(`${point} not reached after ${timeoutMs} ms\n${running.stdout()}${running.stderr()}`)
         await new Promise((r) => setTimeout(r, 25))
       }
     },

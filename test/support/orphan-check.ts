@@ -5,18 +5,18 @@
  * no server outlives it.
  *   node --import tsx test/support/orphan-check.ts
  */
-import path from 'node:path';
-import {startChroma} from './chroma.js';
-import {startPostgres} from './postgres.js';
-import {startRedis} from './redis.js';
-import {startS3} from './s3.js';
+import path from 'node:path'
+import {startChroma} from './chroma.js'
+import {startPostgres} from './postgres.js'
+import {startRedis} from './redis.js'
+import {startS3} from './s3.js'
 
 const [pg, redis, chroma, s3] = await Promise.all([
   startPostgres({name: 'orphan-check'}),
   startRedis({password: 'orphan-check'}),
   startChroma(),
   startS3({process: true}),
-]);
+])
 process.stdout.write(
   `${JSON.stringify({
     postgres: {pid: pg.pid, dir: pg.baseDir},
@@ -24,5 +24,5 @@ process.stdout.write(
     chroma: {pid: chroma.pid, dir: path.dirname(chroma.dataDir)},
     s3: {pid: s3.pid, dir: s3.dir},
   })}\n`,
-);
-setInterval(() => {}, 60_000); // wait for the signal
+)
+setInterval(() => {}, 60_000) // wait for the signal

@@ -26,7 +26,10 @@ export interface ArchivingCluster {
   /** --repo, --stack (and --aws-env-file) of this cluster's repository, for a CLI call */
   loc: string[]
   /** the built CLI; `asServer` runs it as the server's OS user (as cron / archive_command would) */
-  cli(args: string[], options?: {env?: Record<string, string>; asServer?: boolean; cwd?: string; timeoutMs?: number}): CliResult
+  cli(
+    args: string[],
+    options?: {env?: Record<string, string>; asServer?: boolean; cwd?: string; timeoutMs?: number},
+  ): CliResult
   /** a libpq URL for a server of this cluster's roles on `port` (a restored copy) */
   urlOf(port: number, database?: string): string
   query<R>(port: number, sql: string): Promise<R[]>
@@ -61,17 +64,39 @@ export async function startArchivingCluster(options: ArchivingClusterOptions): P
     repo = `s3://${options.s3.bucket}/${options.name}`
     // the credentials as an operator gives them to archive_command: a 0600 file of the server's user
     awsEnvFile = path.join(pg.serverDir('s3'), 's3.env')
-    fs.writeFileSync(awsEnvFile, Object.entries(options.s3.env).map(([k, v]) => `${k}=${v}\n`).join(''), {mode: 0o600})
+    fs.writeFileSync(
+      awsEnvFile,
+      Object.entries(options.s3.env)
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join(''),
+      {mode: 0o600},
+    )
     if (pg.osUser) fs.chownSync(awsEnvFile, pg.osUser.uid, pg.osUser.gid)
   } else repo = pg.serverDir('repo')
   const loc = ['--repo', repo, '--stack', stack, ...(awsEnvFile ? ['--aws-env-file', awsEnvFile] : [])]
-  await pg.restart({archive_mode: 'on', wal_level: 'replica', archive_command: archiveCommand({repository: repo, stack, awsEnvFile, entry: ENTRY, node: process.execPath}), ...options.settings})
+  await pg.restart({
+    archive_mode: 'on',
+    wal_level: 'replica',
+    archive_command: archiveCommand({repository: repo, stack, awsEnvFile, entry: ENTRY, node: process.execPath}),
+    ...options.settings,
+  })
   const started: string[] = []
   const cli: ArchivingCluster['cli'] = (args, o = {}) =>
-    runCli(args, {bareEnv: true, env: o.env, cwd: o.cwd, user: o.asServer ? pg.osUser : undefined, timeout: o.timeoutMs ?? 240_000})
-  const urlOf = (port: number, database = 'postgres') => `postgresql://${pg.user}:${encodeURIComponent(pg.password)}@127.0.0.1:${port}/${database}`
+    runCli(args, {
+      bareEnv: true,
+      env: o.env,
+      cwd: o.cwd,
+      user: o.asServer ? pg.osUser : undefined,
+      timeout: o.timeoutMs ?? 240_000,
+    })
+  const urlOf = (port: number, database = 'postgres') =>
+    `postgresql://${pg.user}:${encodeURIComponent(pg.password)}@127.0.0.1:${port}/${database}`
   const stopServer = (dataDir: string) => {
-    if (fs.existsSync(path.join(dataDir, 'postmaster.pid'))) spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {uid: pg.osUser?.uid, gid: pg.osUser?.gid})
+    if (fs.existsSync(path.join(dataDir, 'postmaster.pid')))
+      spawnSync(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], {
+        uid: pg.osUser?.uid,
+        gid: pg.osUser?.gid,
+      })
   }
   const cluster: ArchivingCluster = {
     pg,

@@ -3,36 +3,36 @@
  * tying a long-running child's life to this process, and last-chance cleanup when this
  * process exits or is interrupted, so that no test ever leaves a server behind.
  */
-import {spawn, type ChildProcess, type SpawnOptions} from 'node:child_process';
-import fs from 'node:fs';
-import {findBinary} from './binaries.js';
+import {spawn, type ChildProcess, type SpawnOptions} from 'node:child_process'
+import fs from 'node:fs'
+import {findBinary} from './binaries.js'
 
 export interface RunOptions {
-  cwd?: string;
-  env?: NodeJS.ProcessEnv;
-  uid?: number;
-  gid?: number;
-  input?: string;
-  timeoutMs?: number;
+  cwd?: string
+  env?: NodeJS.ProcessEnv
+  uid?: number
+  gid?: number
+  input?: string
+  timeoutMs?: number
 }
 
 export interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
 }
 
 /** Runs `cmd args` to completion, capturing output; rejects on a non-zero exit with both streams. */
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const result = await runUnchecked(cmd, args, opts);
+  const result = await runUnchecked(cmd, args, opts)
   if (result.code !== 0) {
-    const how = result.signal ? `signal ${result.signal}` : `exit code ${result.code}`;
+    const how = result.signal ? `signal ${result.signal}` : `exit code ${result.code}`
     throw new Error(
       `${cmd} ${args.join(' ')} failed with ${how}\n--- stdout\n${result.stdout.trim()}\n--- stderr\n${result.stderr.trim()}`,
-    );
+    )
   }
-  return result;
+  return result
 }
 
 /** Like run() but resolves whatever the exit code. */
@@ -46,28 +46,28 @@ export async function runUnchecked(cmd: string, args: string[], opts: RunOptions
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       timeout: opts.timeoutMs,
       killSignal: 'SIGKILL',
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve({code, signal, stdout, stderr}));
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-  });
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    child.once('error', reject)
+    child.once('close', (code, signal) => resolve({code, signal, stdout, stderr}))
+    if (opts.input !== undefined) child.stdin!.end(opts.input)
+  })
 }
 
 /** process.env without the variables a server or tool must not inherit (libpq's, AWS', Redis'). */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
+  const env: NodeJS.ProcessEnv = {}
   for (const [key, value] of Object.entries(process.env)) {
-    if (/^(PG|AWS_|REDIS)/.test(key) || key === 'DATABASE_URL') continue;
-    env[key] = value;
+    if (/^(PG|AWS_|REDIS)/.test(key) || key === 'DATABASE_URL') continue
+    env[key] = value
   }
-  return {...env, ...extra};
+  return {...env, ...extra}
 }
 
-let setprivPath: string | null | undefined;
+let setprivPath: string | null | undefined
 
 /**
  * `[cmd, args]` rewritten so that the child gets SIGKILL when this process dies, even by
@@ -75,28 +75,28 @@ let setprivPath: string | null | undefined;
  * child's own exec()s). Falls back to the plain command where setpriv is missing.
  */
 export function tiedToParent(cmd: string, args: string[]): [string, string[]] {
-  if (setprivPath === undefined) setprivPath = process.platform === 'linux' ? (findBinary('setpriv') ?? null) : null;
-  if (!setprivPath) return [cmd, args];
-  return [setprivPath, ['--pdeathsig', 'KILL', '--', cmd, ...args]];
+  if (setprivPath === undefined) setprivPath = process.platform === 'linux' ? (findBinary('setpriv') ?? null) : null
+  if (!setprivPath) return [cmd, args]
+  return [setprivPath, ['--pdeathsig', 'KILL', '--', cmd, ...args]]
 }
 
 /** spawn() of a long-running child that dies with this process (see tiedToParent). */
 export function spawnTied(cmd: string, args: string[], opts: SpawnOptions) {
-  const [c, a] = tiedToParent(cmd, args);
-  return spawn(c, a, opts);
+  const [c, a] = tiedToParent(cmd, args)
+  return spawn(c, a, opts)
 }
 
 // ---------------------------------------------------------------- exit cleanup
 
-type Cleanup = () => void;
-const cleanups = new Set<Cleanup>();
-let installed = false;
+type Cleanup = () => void
+const cleanups = new Set<Cleanup>()
+let installed = false
 
 function runCleanups(): void {
   for (const fn of [...cleanups].reverse()) {
-    cleanups.delete(fn);
+    cleanups.delete(fn)
     try {
-      fn();
+      fn()
     } catch {
       // best effort: the process is going away
     }
@@ -104,10 +104,10 @@ function runCleanups(): void {
 }
 
 function onSignal(signal: NodeJS.Signals): void {
-  runCleanups();
-  process.off(signal, onSignal);
+  runCleanups()
+  process.off(signal, onSignal)
   // Nobody else handles it: die of the signal as we would have without our handler.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
 }
 
 /**
@@ -116,14 +116,14 @@ function onSignal(signal: NodeJS.Signals): void {
  */
 export function onProcessExit(fn: Cleanup): () => void {
   if (!installed) {
-    installed = true;
-    process.on('exit', runCleanups);
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+    installed = true
+    process.on('exit', runCleanups)
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal)
   }
-  cleanups.add(fn);
+  cleanups.add(fn)
   return () => {
-    cleanups.delete(fn);
-  };
+    cleanups.delete(fn)
+  }
 }
 
 /**
@@ -131,18 +131,18 @@ export function onProcessExit(fn: Cleanup): () => void {
  * every thread is gone and its sockets are closed), false after timeoutMs.
  */
 export async function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return true;
+  if (child.exitCode !== null || child.signalCode !== null) return true
   return new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, timeoutMs);
+      child.off('exit', onExit)
+      resolve(false)
+    }, timeoutMs)
     const onExit = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
-  });
+      clearTimeout(timer)
+      resolve(true)
+    }
+    child.once('exit', onExit)
+  })
 }
 
 /**
@@ -151,42 +151,42 @@ export async function waitForExit(child: ChildProcess, timeoutMs: number): Promi
  * leader can show as a zombie while its other threads (and its sockets) still go away.
  */
 export async function waitForPidExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
-    if (!pidAlive(pid)) return true;
-    await sleep(50);
+    if (!pidAlive(pid)) return true
+    await sleep(50)
   }
-  return !pidAlive(pid);
+  return !pidAlive(pid)
 }
 
 export function pidAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
+    process.kill(pid, 0)
   } catch {
-    return false;
+    return false
   }
   try {
     // a zombie (exited, not yet reaped) counts as gone
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^\d+ \(.*\) Z/.test(stat);
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return !/^\d+ \(.*\) Z/.test(stat)
   } catch {
-    return true;
+    return true
   }
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /** Polls `probe` until it returns true; throws `describe()` after timeoutMs. */
 export async function waitUntil(
   probe: () => Promise<boolean>,
   opts: {timeoutMs: number; intervalMs?: number; what: string; abort?: () => string | undefined},
 ): Promise<void> {
-  const deadline = Date.now() + opts.timeoutMs;
+  const deadline = Date.now() + opts.timeoutMs
   for (;;) {
-    const aborted = opts.abort?.();
-    if (aborted) throw new Error(`${opts.what}: ${aborted}`);
-    if (await probe().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${opts.what}: not ready after ${opts.timeoutMs} ms`);
-    await sleep(opts.intervalMs ?? 100);
+    const aborted = opts.abort?.()
+    if (aborted) throw new Error(`${opts.what}: ${aborted}`)
+    if (await probe().catch(() => false)) return
+    if (Date.now() > deadline) throw new Error(`${opts.what}: not ready after ${opts.timeoutMs} ms`)
+    await sleep(opts.intervalMs ?? 100)
   }
 }

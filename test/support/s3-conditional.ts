@@ -33,7 +33,15 @@ export interface ConditionalProxy {
   env: Record<string, string>
   mode: ConditionalMode
   /** counters: conditional puts seen, answered 412 / 501, forwarded; unconditional puts forwarded */
-  seen: {conditional: number; precondition412: number; notImplemented501: number; forwardedConditional: number; unconditional: number; uploadsListed: number; uploadsAborted: number}
+  seen: {
+    conditional: number
+    precondition412: number
+    notImplemented501: number
+    forwardedConditional: number
+    unconditional: number
+    uploadsListed: number
+    uploadsAborted: number
+  }
   /**
    * Runs when a conditional put arrives, before the proxy looks for the object: a test creates
    * the object here to stand for another writer winning the race between charge-ops' own
@@ -52,9 +60,22 @@ const xmlText = (v: string) => v.replaceAll('&', '&amp;').replaceAll('<', '&lt;'
 const NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
 
 /** ListMultipartUploads / ListParts / AbortMultipartUpload from s3rver's storage; false when the request is none of them */
-function multipartRequest(upstream: S3Server, req: http.IncomingMessage, res: http.ServerResponse, bucket: string, key: string, url: URL, seen: ConditionalProxy['seen']): boolean {
+function multipartRequest(
+  upstream: S3Server,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  bucket: string,
+  key: string,
+  url: URL,
+  seen: ConditionalProxy['seen'],
+): boolean {
   const root = path.join(upstream.dir, bucket, '._S3rver_uploads')
-  const uploads = () => (fs.existsSync(root) ? fs.readdirSync(root) : []).map((id) => ({id, key: fs.readFileSync(path.join(root, id, 'key'), 'utf8'), initiated: fs.statSync(path.join(root, id, 'key')).mtime}))
+  const uploads = () =>
+    (fs.existsSync(root) ? fs.readdirSync(root) : []).map((id) => ({
+      id,
+      key: fs.readFileSync(path.join(root, id, 'key'), 'utf8'),
+      initiated: fs.statSync(path.join(root, id, 'key')).mtime,
+    }))
   const send = (status: number, body?: string) => {
     req.resume()
     res.writeHead(status, body ? {'content-type': 'application/xml', 'content-length': Buffer.byteLength(body)} : {})
@@ -63,15 +84,28 @@ function multipartRequest(upstream: S3Server, req: http.IncomingMessage, res: ht
   if (req.method === 'GET' && key === '' && url.searchParams.has('uploads')) {
     seen.uploadsListed++
     const prefix = url.searchParams.get('prefix') ?? ''
-    const items = uploads().filter((u) => u.key.startsWith(prefix)).sort((a, b) => (a.key < b.key ? -1 : 1))
-    send(200, `<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult ${NS}><Bucket>${bucket}</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><Prefix>${xmlText(prefix)}</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>${items.map((u) => `<Upload><Key>${xmlText(u.key)}</Key><UploadId>${u.id}</UploadId><Initiated>${u.initiated.toISOString()}</Initiated><StorageClass>STANDARD</StorageClass></Upload>`).join('')}</ListMultipartUploadsResult>`)
+    const items = uploads()
+      .filter((u) => u.key.startsWith(prefix))
+      .sort((a, b) => (a.key < b.key ? -1 : 1))
+    send(
+      200,
+      `<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult ${NS}><Bucket>${bucket}</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><Prefix>${xmlText(prefix)}</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>${items.map((u) => `<Upload><Key>${xmlText(u.key)}</Key><UploadId>${u.id}</UploadId><Initiated>${u.initiated.toISOString()}</Initiated><StorageClass>STANDARD</StorageClass></Upload>`).join('')}</ListMultipartUploadsResult>`,
+    )
     return true
   }
   const uploadId = url.searchParams.get('uploadId')
-  if (!uploadId || key === '' || url.searchParams.has('partNumber') || !['GET', 'DELETE'].includes(req.method ?? '')) return false
+  if (!uploadId || key === '' || url.searchParams.has('partNumber') || !['GET', 'DELETE'].includes(req.method ?? ''))
+    return false
   const dir = path.join(root, uploadId)
   if (!fs.existsSync(dir)) {
-    send(404, xmlError('NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', `<UploadId>${uploadId}</UploadId>`))
+    send(
+      404,
+      xmlError(
+        'NoSuchUpload',
+        'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
+        `<UploadId>${uploadId}</UploadId>`,
+      ),
+    )
     return true
   }
   if (req.method === 'DELETE') {
@@ -80,12 +114,23 @@ function multipartRequest(upstream: S3Server, req: http.IncomingMessage, res: ht
     send(204)
     return true
   }
-  const parts = fs.readdirSync(dir).filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => a - b)
-  send(200, `<?xml version="1.0" encoding="UTF-8"?>\n<ListPartsResult ${NS}><Bucket>${bucket}</Bucket><Key>${xmlText(key)}</Key><UploadId>${uploadId}</UploadId><MaxParts>1000</MaxParts><IsTruncated>false</IsTruncated>${parts.map((n) => `<Part><PartNumber>${n}</PartNumber><LastModified>${fs.statSync(path.join(dir, String(n))).mtime.toISOString()}</LastModified><ETag>"p${n}"</ETag><Size>${fs.statSync(path.join(dir, String(n))).size}</Size></Part>`).join('')}</ListPartsResult>`)
+  const parts = fs
+    .readdirSync(dir)
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number)
+    .sort((a, b) => a - b)
+  send(
+    200,
+    `<?xml version="1.0" encoding="UTF-8"?>\n<ListPartsResult ${NS}><Bucket>${bucket}</Bucket><Key>${xmlText(key)}</Key><UploadId>${uploadId}</UploadId><MaxParts>1000</MaxParts><IsTruncated>false</IsTruncated>${parts.map((n) => `<Part><PartNumber>${n}</PartNumber><LastModified>${fs.statSync(path.join(dir, String(n))).mtime.toISOString()}</LastModified><ETag>"p${n}"</ETag><Size>${fs.statSync(path.join(dir, String(n))).size}</Size></Part>`).join('')}</ListPartsResult>`,
+  )
   return true
 }
 
-export async function startConditionalProxy(upstream: S3Server, mode: ConditionalMode, options: {multipartListing?: boolean} = {}): Promise<ConditionalProxy> {
+export async function startConditionalProxy(
+  upstream: S3Server,
+  mode: ConditionalMode,
+  options: {multipartListing?: boolean} = {},
+): Promise<ConditionalProxy> {
   const target = new URL(upstream.endpoint)
   const client = new S3Client(upstream.clientConfig())
   const locks = new Map<string, Promise<void>>()
@@ -93,18 +138,29 @@ export async function startConditionalProxy(upstream: S3Server, mode: Conditiona
     endpoint: '',
     env: {},
     mode,
-    seen: {conditional: 0, precondition412: 0, notImplemented501: 0, forwardedConditional: 0, unconditional: 0, uploadsListed: 0, uploadsAborted: 0},
+    seen: {
+      conditional: 0,
+      precondition412: 0,
+      notImplemented501: 0,
+      forwardedConditional: 0,
+      unconditional: 0,
+      uploadsListed: 0,
+      uploadsAborted: 0,
+    },
     stop: async () => {},
   }
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse) =>
     new Promise<void>((resolve) => {
-      const out = http.request({host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers}, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers)
-        answer.pipe(res)
-        answer.on('end', resolve)
-        answer.on('error', () => resolve())
-      })
+      const out = http.request(
+        {host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers},
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers)
+          answer.pipe(res)
+          answer.on('end', resolve)
+          answer.on('error', () => resolve())
+        },
+      )
       out.on('error', (error) => {
         res.destroy(error)
         resolve()
@@ -132,7 +188,8 @@ export async function startConditionalProxy(upstream: S3Server, mode: Conditiona
     // PutObject: PUT /bucket/key without a sub-resource (UploadPart has ?partNumber&uploadId; the
     // SDK adds ?x-id=PutObject, which names no sub-resource)
     const subResources = [...url.searchParams.keys()].filter((k) => k !== 'x-id')
-    const isPutObject = req.method === 'PUT' && key !== '' && subResources.length === 0 && !('x-amz-copy-source' in req.headers)
+    const isPutObject =
+      req.method === 'PUT' && key !== '' && subResources.length === 0 && !('x-amz-copy-source' in req.headers)
     if (!isPutObject) return void forward(req, res)
     if (req.headers['if-none-match'] === undefined) {
       proxy.seen.unconditional++
@@ -141,7 +198,16 @@ export async function startConditionalProxy(upstream: S3Server, mode: Conditiona
     proxy.seen.conditional++
     if (mode === 'not-implemented') {
       proxy.seen.notImplemented501++
-      return answer(req, res, 501, xmlError('NotImplemented', 'A header you provided implies functionality that is not implemented', '<Header>If-None-Match</Header>'))
+      return answer(
+        req,
+        res,
+        501,
+        xmlError(
+          'NotImplemented',
+          'A header you provided implies functionality that is not implemented',
+          '<Header>If-None-Match</Header>',
+        ),
+      )
     }
     const lockKey = `${bucket}/${key}`
     const previous = locks.get(lockKey) ?? Promise.resolve()
@@ -157,7 +223,16 @@ export async function startConditionalProxy(upstream: S3Server, mode: Conditiona
       if (exists) {
         proxy.seen.precondition412++
         await new Promise<void>((resolve) => {
-          answer(req, res, 412, xmlError('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', '<Condition>If-None-Match</Condition>'))
+          answer(
+            req,
+            res,
+            412,
+            xmlError(
+              'PreconditionFailed',
+              'At least one of the pre-conditions you specified did not hold',
+              '<Condition>If-None-Match</Condition>',
+            ),
+          )
           res.on('finish', resolve)
           res.on('close', resolve)
         })

@@ -18,7 +18,8 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
   for await (const c of stream) chunks.push(c as Buffer)
   return Buffer.concat(chunks)
 }
-const encrypt = (plain: Buffer, chunk = 1000) => collect(Readable.from([plain.subarray(0, 777), plain.subarray(777)]).pipe(createEncryptStream(key, chunk)))
+const encrypt = (plain: Buffer, chunk = 1000) =>
+  collect(Readable.from([plain.subarray(0, 777), plain.subarray(777)]).pipe(createEncryptStream(key, chunk)))
 const decrypt = (data: Buffer) => collect(Readable.from([data]).pipe(createDecryptStream(key)))
 
 describe('chunked AES-256-GCM', () => {
@@ -50,7 +51,11 @@ describe('metrics textfile', () => {
     await updateMetricsFile(file, successMetrics('s', 'files', new Date(1_700_000_100_000), 2500, 7))
     const text = readFileSync(file, 'utf8')
     expect(text).toContain('# TYPE charge_ops_backup_bytes gauge')
-    expect(parseTextfile(text).filter((s) => s.name === 'charge_ops_backup_last_success_timestamp_seconds').map((s) => [s.labels.kind, s.value])).toEqual([
+    expect(
+      parseTextfile(text)
+        .filter((s) => s.name === 'charge_ops_backup_last_success_timestamp_seconds')
+        .map((s) => [s.labels.kind, s.value]),
+    ).toEqual([
       ['db', 1_700_000_000],
       ['files', 1_700_000_100],
     ])
@@ -60,11 +65,25 @@ describe('metrics textfile', () => {
 
 describe('cross-store check', () => {
   it('lists missing and orphan uploads and compares Chroma with PostgreSQL', () => {
-    const r = crossStoreCheck({referenced: ['a.csv', 'b.csv', 'sub/c.csv'], files: ['a.csv', 'sub/c.csv', 'stray.csv'], chromaRecords: 10, knowledgePassages: 12, collection: 'charging_knowledge'})
+    const r = crossStoreCheck({
+      referenced: ['a.csv', 'b.csv', 'sub/c.csv'],
+      files: ['a.csv', 'sub/c.csv', 'stray.csv'],
+      chromaRecords: 10,
+      knowledgePassages: 12,
+      collection: 'charging_knowledge',
+    })
     expect(r.ok).toBe(false)
     expect(r.missingUploads).toEqual(['b.csv'])
     expect(r.orphanUploads).toEqual(['stray.csv'])
     expect(r.chroma).toMatchObject({records: 10, expected: 12, ok: false})
-    expect(crossStoreCheck({referenced: ['a.csv'], files: ['a.csv'], chromaRecords: 3, knowledgePassages: 3, collection: 'x'}).ok).toBe(true)
+    expect(
+      crossStoreCheck({
+        referenced: ['a.csv'],
+        files: ['a.csv'],
+        chromaRecords: 3,
+        knowledgePassages: 3,
+        collection: 'x',
+      }).ok,
+    ).toBe(true)
   })
 })

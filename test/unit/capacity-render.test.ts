@@ -8,7 +8,17 @@ import {evaluate, thresholdsFor} from '../../src/capacity/thresholds.js'
 import type {CheckResult} from '../../src/capacity/types.js'
 
 const now = new Date('2026-11-28T12:00:00Z')
-const r = (over: Partial<CheckResult>): CheckResult => ({id: 'pg.connections_pct', component: 'postgresql', title: 'Connections', status: 'ok', value: 10, unit: '%', thresholds: {warning: 80, critical: 95}, message: 'fine', ...over})
+const r = (over: Partial<CheckResult>): CheckResult => ({
+  id: 'pg.connections_pct',
+  component: 'postgresql',
+  title: 'Connections',
+  status: 'ok',
+  value: 10,
+  unit: '%',
+  thresholds: {warning: 80, critical: 95},
+  message: 'fine',
+  ...over,
+})
 
 describe('thresholds', () => {
   it('higher is worse when warning < critical', () => {
@@ -24,15 +34,35 @@ describe('thresholds', () => {
   it('no value is unknown; charge-ops.yaml overrides the default', () => {
     expect(evaluate(null, {warning: 1, critical: 2})).toBe('unknown')
     expect(thresholdsFor('disk.free_pct', undefined)).toEqual({warning: 15, critical: 5})
-    expect(thresholdsFor('disk.free_pct', {'disk.free_pct': {warning: 99, critical: 98}})).toEqual({warning: 99, critical: 98})
+    expect(thresholdsFor('disk.free_pct', {'disk.free_pct': {warning: 99, critical: 98}})).toEqual({
+      warning: 99,
+      critical: 98,
+    })
   })
 })
 
 describe('renderers', () => {
   const results = [
     r({}),
-    r({id: 'redis.evicted_keys', component: 'redis', status: 'critical', value: 1500, unit: 'count', thresholds: {warning: 1, critical: 1000}, message: '1500 keys evicted', remedy: 'raise maxmemory'}),
-    r({id: 'disk.free_pct', component: 'disk', status: 'warning', value: 12.5, labels: {role: 'uploads', path: '/srv/up"loads'}, thresholds: {warning: 15, critical: 5}, message: 'low'}),
+    r({
+      id: 'redis.evicted_keys',
+      component: 'redis',
+      status: 'critical',
+      value: 1500,
+      unit: 'count',
+      thresholds: {warning: 1, critical: 1000},
+      message: '1500 keys evicted',
+      remedy: 'raise maxmemory',
+    }),
+    r({
+      id: 'disk.free_pct',
+      component: 'disk',
+      status: 'warning',
+      value: 12.5,
+      labels: {role: 'uploads', path: '/srv/up"loads'},
+      thresholds: {warning: 15, critical: 5},
+      message: 'low',
+    }),
   ]
   const report = buildReport(results, now)
 
@@ -44,7 +74,10 @@ describe('renderers', () => {
     expect(n.text).toContain("'pg.connections_pct'=10%;80;95")
     expect(n.text).toContain("'redis.evicted_keys'=1500;1;1000")
     expect(n.text).toContain("'disk.free_pct_uploads'=12.5%;15;5")
-    expect(renderNagios(buildReport([r({})], now))).toEqual({text: "OK - 1 checks ok | 'pg.connections_pct'=10%;80;95", exitCode: 0})
+    expect(renderNagios(buildReport([r({})], now))).toEqual({
+      text: "OK - 1 checks ok | 'pg.connections_pct'=10%;80;95",
+      exitCode: 0,
+    })
     expect(renderNagios(buildReport([r({status: 'unknown', value: null})], now)).exitCode).toBe(3)
     expect(renderNagios(buildReport([r({status: 'warning'})], now)).exitCode).toBe(1)
   })
@@ -56,12 +89,21 @@ describe('renderers', () => {
     // base units: disk.free_pct (12.5 %) is exposed as a ratio
     expect(text).toContain('charge_ops_disk_free_ratio{role="uploads",path="/srv/up\\"loads"} 0.125')
     expect(text).toContain('charge_ops_disk_free_ratio_threshold{level="warning"} 0.15')
-    expect(text.split('\n').filter((l) => !l.startsWith('#') && !l.startsWith('charge_ops_check_status')).join('\n')).not.toContain('_pct')
+    expect(
+      text
+        .split('\n')
+        .filter((l) => !l.startsWith('#') && !l.startsWith('charge_ops_check_status'))
+        .join('\n'),
+    ).not.toContain('_pct')
     expect(text).toContain('charge_ops_redis_evicted_keys_threshold{level="critical"} 1000')
     const types = text.split('\n').filter((l) => l.startsWith('# TYPE '))
     expect(new Set(types).size).toBe(types.length)
     // every sample line is name{labels} value
-    for (const line of text.trim().split('\n').filter((l) => !l.startsWith('#'))) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? -?[0-9.e+Inf]+$/)
+    for (const line of text
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('#')))
+      expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? -?[0-9.e+Inf]+$/)
   })
 
   it('table: remedies for what is not ok, summary line', () => {
@@ -92,10 +134,20 @@ describe('settings drift normalisation', () => {
 describe('backups', () => {
   it('newest verified per kind; `all` counts as db and files', () => {
     const ms = [
-      {id: '20261127T020000Z-all-aaaa', kind: 'all', finishedAt: '2026-11-27T02:10:00Z', verification: {ok: true, verifiedAt: '2026-11-27T03:00:00Z'}},
+      {
+        id: '20261127T020000Z-all-aaaa',
+        kind: 'all',
+        finishedAt: '2026-11-27T02:10:00Z',
+        verification: {ok: true, verifiedAt: '2026-11-27T03:00:00Z'},
+      },
       {id: '20261128T020000Z-db-bbbb', kind: 'db', finishedAt: '2026-11-28T02:05:00Z'},
       // a failed verification is not a verified backup
-      {id: '20261128T030000Z-files-cccc', kind: 'files', finishedAt: '2026-11-28T03:05:00Z', verification: {ok: false, verifiedAt: '2026-11-28T04:00:00Z'}},
+      {
+        id: '20261128T030000Z-files-cccc',
+        kind: 'files',
+        finishedAt: '2026-11-28T03:05:00Z',
+        verification: {ok: false, verifiedAt: '2026-11-28T04:00:00Z'},
+      },
     ]
     const n = newestPerKind(ms)
     expect(n.db.complete!.id).toBe('20261128T020000Z-db-bbbb')
@@ -130,7 +182,10 @@ describe('backups', () => {
     expect(short).toEqual({insufficient: expect.stringMatching(/spanning 6 h .* span 0 h/)})
     // a week of daily samples growing 100 MiB/day, the same 1.2 GiB bulk load in the last minute,
     // plus a burst of manual runs this hour (one point per hour): the fit stays near the trend
-    const daily = Array.from({length: 7}, (_, i) => ({at: at((7 - i) * 86_400_000), databaseBytes: GiB + i * 100 * 1024 ** 2}))
+    const daily = Array.from({length: 7}, (_, i) => ({
+      at: at((7 - i) * 86_400_000),
+      databaseBytes: GiB + i * 100 * 1024 ** 2,
+    }))
     const burst = Array.from({length: 20}, (_, i) => ({at: at(60_000 + i * 1000), databaseBytes: 1.7 * GiB}))
     const g = estimateGrowth([...daily, ...burst], 'databaseBytes', 2.9 * GiB, now)
     if ('insufficient' in g) throw new Error(g.insufficient)
@@ -141,7 +196,12 @@ describe('backups', () => {
     expect(g.perDay).toBeGreaterThan(100 * 1024 ** 2)
     expect(g.perDay).toBeLessThan(400 * 1024 ** 2)
     // samples older than the window are ignored
-    const old = estimateGrowth([{at: at(30 * 86_400_000), databaseBytes: 0}, ...daily], 'databaseBytes', GiB + 700 * 1024 ** 2, now)
+    const old = estimateGrowth(
+      [{at: at(30 * 86_400_000), databaseBytes: 0}, ...daily],
+      'databaseBytes',
+      GiB + 700 * 1024 ** 2,
+      now,
+    )
     expect('insufficient' in old ? 0 : old.perDay).toBeCloseTo(100 * 1024 ** 2, -5)
     expect(estimateGrowth([], 'databaseBytes', 3000, now)).toHaveProperty('insufficient')
   })

@@ -22,29 +22,58 @@ async function commandFiles(dir: string): Promise<string[]> {
 
 describe('oclif.manifest.json', () => {
   it('lists exactly the commands and flags in commands/ (run `npm run build` and commit the manifest)', async () => {
-    const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {flags: Record<string, unknown>; args: Record<string, unknown>}>}
+    const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {
+      commands: Record<string, {flags: Record<string, unknown>; args: Record<string, unknown>}>
+    }
     const files = await commandFiles(join(root, 'commands'))
     const expected: Record<string, {flags: string[]; args: string[]}> = {}
     for (const file of files) {
-      const id = relative(join(root, 'commands'), file).replace(/\.ts$/, '').replace(/\/index$/, '').split('/').join(':')
-      const mod = (await import(file)) as {default: {flags?: Record<string, unknown>; baseFlags?: Record<string, unknown>; args?: Record<string, unknown>; enableJsonFlag?: boolean}}
+      const id = relative(join(root, 'commands'), file)
+        .replace(/\.ts$/, '')
+        .replace(/\/index$/, '')
+        .split('/')
+        .join(':')
+      const mod = (await import(file)) as {
+        default: {
+          flags?: Record<string, unknown>
+          baseFlags?: Record<string, unknown>
+          args?: Record<string, unknown>
+          enableJsonFlag?: boolean
+        }
+      }
       const flags = Object.keys({...mod.default.baseFlags, ...mod.default.flags})
       if (mod.default.enableJsonFlag) flags.push('json')
       expected[id] = {flags: flags.sort(), args: Object.keys(mod.default.args ?? {}).sort()}
     }
     const actual = Object.fromEntries(
-      Object.entries(manifest.commands).map(([id, c]) => [id, {flags: Object.keys(c.flags).sort(), args: Object.keys(c.args ?? {}).sort()}]),
+      Object.entries(manifest.commands).map(([id, c]) => [
+        id,
+        {flags: Object.keys(c.flags).sort(), args: Object.keys(c.args ?? {}).sort()},
+      ]),
     )
     expect(actual).toEqual(expected)
   })
 
   it('defines each shared flag once (src/cli/flags.ts): every command that has it shows the same help', () => {
-    const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {flags: Record<string, {description?: string; env?: string}>}>}
+    const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {
+      commands: Record<string, {flags: Record<string, {description?: string; env?: string}>}>
+    }
     // init's --repo / --stack are values it writes into charge-ops.yaml, not a repository to open
     const own = new Set(['init'])
     // backup verify's textfile holds the restore-drill time, not a backup's metrics
     const exceptions: Record<string, string[]> = {'metrics-file': ['backup:verify']}
-    for (const name of ['repo', 'stack', 'aws-env-file', 'encrypt', 'metrics-file', 'ping-url', 'target-time', 'target-lsn', 'target-name', 'latest']) {
+    for (const name of [
+      'repo',
+      'stack',
+      'aws-env-file',
+      'encrypt',
+      'metrics-file',
+      'ping-url',
+      'target-time',
+      'target-lsn',
+      'target-name',
+      'latest',
+    ]) {
       const seen = new Set<string>()
       for (const [id, c] of Object.entries(manifest.commands)) {
         const flag = c.flags[name]
@@ -55,7 +84,9 @@ describe('oclif.manifest.json', () => {
   })
 
   it('documents every command in docs/commands/ (npm run build regenerates it)', () => {
-    const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {hidden?: boolean}>}
+    const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {
+      commands: Record<string, {hidden?: boolean}>
+    }
     const missing: string[] = []
     for (const [id, c] of Object.entries(manifest.commands)) {
       if (c.hidden) continue
@@ -66,4 +97,3 @@ describe('oclif.manifest.json', () => {
     expect(missing).toEqual([])
   })
 })
-

@@ -17,31 +17,58 @@ const BASE = [
   'REDIS_URL=redis://127.0.0.1:6379/0',
   'SECRET_KEY=0123456789abcdef0123456789abcdef0123',
 ]
-const env = (lines: string[], ctx = lax, base = true) => validateBackendEnv(parseEnvForValidation([...(base ? BASE : []), ...lines].join('\n'), '.env'), ctx)
+const env = (lines: string[], ctx = lax, base = true) =>
+  validateBackendEnv(parseEnvForValidation([...(base ? BASE : []), ...lines].join('\n'), '.env'), ctx)
 const rules = (findings: Array<{rule: string; severity: string}>) => findings.map((f) => `${f.severity}:${f.rule}`)
 
 describe('backend .env', () => {
   const cases: Array<[string, string[], RuleContext, string | null, boolean?]> = [
     ['a clean file', [], strict, null],
     ['a line that is not KEY=VALUE', ['just words'], lax, 'error:env/syntax'],
-    ['a missing DATABASE_URL', ['SECRET_KEY=0123456789abcdef0123456789abcdef0123', 'REDIS_URL=redis://h:6379/0'], lax, 'error:env/required', false],
+    [
+      'a missing DATABASE_URL',
+      ['SECRET_KEY=0123456789abcdef0123456789abcdef0123', 'REDIS_URL=redis://h:6379/0'],
+      lax,
+      'error:env/required',
+      false,
+    ],
     ['a non-numeric PORT', ['PORT=eighty'], lax, 'error:env/port'],
     ['PORT out of range', ['PORT=70000'], lax, 'error:env/port'],
     ['an unknown ENVIRONMENT', ['ENVIRONMENT=prod'], lax, 'error:env/type'],
     ['a mysql DATABASE_URL', ['DATABASE_URL=mysql://a:b@h/db'], lax, 'error:env/database-url'],
-    ['a DATABASE_URL that does not parse', ['DATABASE_URL=postgresql://a:b@h:99999999/db'], lax, 'error:env/database-url'],
+    [
+      'a DATABASE_URL that does not parse',
+      ['DATABASE_URL=postgresql://a:b@h:99999999/db'],
+      lax,
+      'error:env/database-url',
+    ],
     ['an http REDIS_URL', ['REDIS_URL=http://h:6379'], lax, 'error:env/redis-url'],
     ['a placeholder SECRET_KEY (lax: warning)', ['SECRET_KEY=REPLACE_ME'], lax, 'warning:env/secret-key-placeholder'],
     ['changeme SECRET_KEY (strict: error)', ['SECRET_KEY=changeme'], strict, 'error:env/secret-key-placeholder'],
     ['a short SECRET_KEY under strict', ['SECRET_KEY=s7Hd92kLq0'], strict, 'error:env/secret-key-short'],
     ['an interpolated SECRET_KEY is a note', ['SECRET_KEY=${JWT_SECRET}'], strict, 'info:env/interpolated'],
-    ['a truncated ALLOWED_ORIGINS', ['ALLOWED_ORIGINS=["https://a.example.com", "https://b.exa'], lax, 'error:env/allowed-origins'],
+    [
+      'a truncated ALLOWED_ORIGINS',
+      ['ALLOWED_ORIGINS=["https://a.example.com", "https://b.exa'],
+      lax,
+      'error:env/allowed-origins',
+    ],
     ['ALLOWED_ORIGINS not an array', ['ALLOWED_ORIGINS=https://a.example.com'], lax, 'error:env/allowed-origins'],
     ['an origin with a path', ['ALLOWED_ORIGINS=["https://a.example.com/app"]'], lax, 'error:env/allowed-origins'],
     ['a * origin (strict)', ['ALLOWED_ORIGINS=["*"]'], strict, 'error:env/allowed-origins-wildcard'],
     ['a * origin (lax: warning)', ['ALLOWED_ORIGINS=["*"]'], lax, 'warning:env/allowed-origins-wildcard'],
-    ['a remote database without sslmode (strict)', ['DATABASE_URL=postgresql://a:b@db.example.com/charge'], strict, 'error:env/database-sslmode'],
-    ['sslmode=prefer is not enough (strict)', ['DATABASE_URL=postgresql://a:b@db.example.com/charge?sslmode=prefer'], strict, 'error:env/database-sslmode'],
+    [
+      'a remote database without sslmode (strict)',
+      ['DATABASE_URL=postgresql://a:b@db.example.com/charge'],
+      strict,
+      'error:env/database-sslmode',
+    ],
+    [
+      'sslmode=prefer is not enough (strict)',
+      ['DATABASE_URL=postgresql://a:b@db.example.com/charge?sslmode=prefer'],
+      strict,
+      'error:env/database-sslmode',
+    ],
     ['a typo of a known key', ['SECRT_KEY=x'], lax, 'warning:env/unknown-key'],
     ['a relative UPLOADS_DIR', ['UPLOADS_DIR=uploads'], lax, 'warning:env/relative-path'],
   ]
@@ -53,7 +80,11 @@ describe('backend .env', () => {
 
   it('sslmode=verify-full on a remote host and loopback without sslmode pass strict', () => {
     const notDuplicate = (r: string) => r !== 'warning:env/duplicate'
-    expect(rules(env(['DATABASE_URL=postgresql://a:b@db.example.com/charge?sslmode=verify-full'], strict)).filter(notDuplicate)).toEqual([])
+    expect(
+      rules(env(['DATABASE_URL=postgresql://a:b@db.example.com/charge?sslmode=verify-full'], strict)).filter(
+        notDuplicate,
+      ),
+    ).toEqual([])
     expect(rules(env(['DATABASE_URL=postgresql://a:b@localhost/charge'], strict)).filter(notDuplicate)).toEqual([])
   })
 
@@ -66,13 +97,18 @@ describe('backend .env', () => {
 })
 
 describe('frontend .env.production', () => {
-  const fe = (text: string, ctx = lax) => rules(validateFrontendEnv(parseEnvForValidation(text, '.env.production'), ctx))
+  const fe = (text: string, ctx = lax) =>
+    rules(validateFrontendEnv(parseEnvForValidation(text, '.env.production'), ctx))
   it.each([
     ['clean', 'VITE_API_URL=https://api.example.com/api/v1\nVITE_WS_URL=wss://api.example.com/ws', null],
     ['a secret in the bundle', 'VITE_API_URL=https://a.example.com\nVITE_SECRET_KEY=x', 'error:frontend/secret'],
     ['a non-VITE key', 'VITE_API_URL=https://a.example.com\nAPI_URL=x', 'warning:frontend/unknown-key'],
     ['missing VITE_API_URL', 'VITE_APP_TITLE=x', 'error:frontend/required'],
-    ['ws URL with http scheme', 'VITE_API_URL=https://a.example.com\nVITE_WS_URL=https://a.example.com/ws', 'error:frontend/url'],
+    [
+      'ws URL with http scheme',
+      'VITE_API_URL=https://a.example.com\nVITE_WS_URL=https://a.example.com/ws',
+      'error:frontend/url',
+    ],
   ])('%s', (_n, text, expected) => {
     if (expected === null) expect(fe(text, strict)).toEqual([])
     else expect(fe(text)).toContain(expected)
@@ -80,8 +116,19 @@ describe('frontend .env.production', () => {
 })
 
 describe('postgresql.conf against host RAM (the guide §6.1.4)', () => {
-  const GOOD = ['max_connections = 200', 'shared_buffers = 4GB', 'effective_cache_size = 12GB', 'work_mem = 32MB', 'maintenance_work_mem = 256MB', 'checkpoint_timeout = 15min', 'archive_mode = on', "archive_command = 'x %p'", 'ssl = on']
-  const pg = (overrides: string[], ctx = strict) => rules(validatePostgresqlConf(parsePostgresqlConf([...GOOD, ...overrides].join('\n'), 'postgresql.conf'), ctx))
+  const GOOD = [
+    'max_connections = 200',
+    'shared_buffers = 4GB',
+    'effective_cache_size = 12GB',
+    'work_mem = 32MB',
+    'maintenance_work_mem = 256MB',
+    'checkpoint_timeout = 15min',
+    'archive_mode = on',
+    "archive_command = 'x %p'",
+    'ssl = on',
+  ]
+  const pg = (overrides: string[], ctx = strict) =>
+    rules(validatePostgresqlConf(parsePostgresqlConf([...GOOD, ...overrides].join('\n'), 'postgresql.conf'), ctx))
   it.each([
     ['the guide table on 16GB', [], null],
     ['shared_buffers 128MB = 0.8 %', ['shared_buffers = 128MB'], 'warning:postgresql/shared-buffers'],
@@ -116,8 +163,15 @@ describe('postgresql.conf against host RAM (the guide §6.1.4)', () => {
 })
 
 describe('redis.conf', () => {
-  const GOOD = ['bind 127.0.0.1', 'protected-mode yes', 'requirepass 9f3b6c1d8e2a4f7b0c5d9e1a3b7c2f6e', 'appendonly yes', 'maxmemory-policy noeviction']
-  const redis = (lines: string[], ctx = strict) => rules(validateRedisConf(parseRedisConf(lines.join('\n'), 'redis.conf'), ctx))
+  const GOOD = [
+    'bind 127.0.0.1',
+    'protected-mode yes',
+    'requirepass 9f3b6c1d8e2a4f7b0c5d9e1a3b7c2f6e',
+    'appendonly yes',
+    'maxmemory-policy noeviction',
+  ]
+  const redis = (lines: string[], ctx = strict) =>
+    rules(validateRedisConf(parseRedisConf(lines.join('\n'), 'redis.conf'), ctx))
   it.each([
     ['a good file', GOOD, null],
     ['no requirepass (strict)', GOOD.filter((l) => !l.startsWith('requirepass')), 'error:redis/requirepass'],
@@ -153,21 +207,48 @@ volumes: {postgres_data: {}, uploads_data: {}, chromadb_data: {}, models_data: {
   it('a good file has no findings', () => expect(compose(good).found).toEqual([]))
   it.each([
     ['no postgres healthcheck', good.replace(/    healthcheck.*\n/, ''), 'error:compose/postgres-healthcheck'],
-    ['depends_on without service_healthy', good.replace('{postgres: {condition: service_healthy}}', '[postgres]'), 'error:compose/depends-on-healthy'],
-    ['postgres data not on a volume', good.replace('    volumes: [postgres_data:/var/lib/postgresql/data]\n', ''), 'error:compose/postgres-volume'],
-    ['postgres data on a bind mount', good.replace('postgres_data:/var', './pgdata:/var'), 'warning:compose/named-volume'],
+    [
+      'depends_on without service_healthy',
+      good.replace('{postgres: {condition: service_healthy}}', '[postgres]'),
+      'error:compose/depends-on-healthy',
+    ],
+    [
+      'postgres data not on a volume',
+      good.replace('    volumes: [postgres_data:/var/lib/postgresql/data]\n', ''),
+      'error:compose/postgres-volume',
+    ],
+    [
+      'postgres data on a bind mount',
+      good.replace('postgres_data:/var', './pgdata:/var'),
+      'warning:compose/named-volume',
+    ],
     ['no models volume', good.replace(', models_data:/app/models', ''), 'error:compose/backend-volume'],
-    ['postgres published on 0.0.0.0', good.replace('    image: postgres:15\n', '    image: postgres:15\n    ports: ["5432:5432"]\n'), 'error:compose/published-database'],
+    [
+      'postgres published on 0.0.0.0',
+      good.replace('    image: postgres:15\n', '    image: postgres:15\n    ports: ["5432:5432"]\n'),
+      'error:compose/published-database',
+    ],
     ['an undeclared volume', good.replace('models_data: {}', 'other: {}'), 'error:compose/undeclared-volume'],
   ])('%s', (_n, text, expected) => expect(compose(text).found).toContain(expected))
   it('an exporter run from the postgres image (its own entrypoint) is not judged as a database server', () => {
-    const exporter = '  postgres-exporter:\n    image: postgres:15\n    entrypoint: ["prometheus-postgres-exporter"]\nvolumes:'
+    const exporter =
+      '  postgres-exporter:\n    image: postgres:15\n    entrypoint: ["prometheus-postgres-exporter"]\nvolumes:'
     expect(compose(good.replace('volumes: {postgres_data', `${exporter} {postgres_data`)).found).toEqual([])
     // the same service without the entrypoint would be a second PostgreSQL without its volume
-    expect(compose(good.replace('volumes: {postgres_data', `${exporter.replace('    entrypoint: ["prometheus-postgres-exporter"]\n', '')} {postgres_data`)).found).toContain('error:compose/postgres-volume')
+    expect(
+      compose(
+        good.replace(
+          'volumes: {postgres_data',
+          `${exporter.replace('    entrypoint: ["prometheus-postgres-exporter"]\n', '')} {postgres_data`,
+        ),
+      ).found,
+    ).toContain('error:compose/postgres-volume')
   })
   it('postgres on loopback only is fine', () => {
-    expect(compose(good.replace('    image: postgres:15\n', '    image: postgres:15\n    ports: ["127.0.0.1:5432:5432"]\n')).found).toEqual([])
+    expect(
+      compose(good.replace('    image: postgres:15\n', '    image: postgres:15\n    ports: ["127.0.0.1:5432:5432"]\n'))
+        .found,
+    ).toEqual([])
   })
   it('a YAML syntax error is unparsable, with its line', () => {
     const r = compose('services:\n  postgres:\n    image: [postgres\n')
@@ -192,8 +273,16 @@ describe('cron', () => {
     else expect(problem).toMatch(expected)
   })
   it('crontab lines: schedule, command, % and the final newline', () => {
-    const found = validateCrontab('SHELL=/bin/bash\n0 2 * * * backup\n61 2 * * * x\n0 3 * * cmd\n0 4 * * * tar czf /b/$(date +%F).tgz /d\n5 5 * * * last', 'crontab')
-    expect(found.map((f) => `${f.line}:${f.rule}`)).toEqual(['3:cron/expression', '4:cron/syntax', '5:cron/percent', '6:cron/final-newline'])
+    const found = validateCrontab(
+      'SHELL=/bin/bash\n0 2 * * * backup\n61 2 * * * x\n0 3 * * cmd\n0 4 * * * tar czf /b/$(date +%F).tgz /d\n5 5 * * * last',
+      'crontab',
+    )
+    expect(found.map((f) => `${f.line}:${f.rule}`)).toEqual([
+      '3:cron/expression',
+      '4:cron/syntax',
+      '5:cron/percent',
+      '6:cron/final-newline',
+    ])
   })
 })
 

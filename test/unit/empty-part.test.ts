@@ -23,7 +23,13 @@ describe('a part stored empty although it cannot be', () => {
   it('is told apart from parts that may be empty', () => {
     expect(impossiblyEmpty({bytes: 0, compression: 'zstd', encryption: null})).toBe(true)
     expect(impossiblyEmpty({bytes: 0, compression: 'none', encryption: null, fileCount: 3})).toBe(true)
-    expect(impossiblyEmpty({bytes: 0, compression: 'none', encryption: {algorithm: 'aes-256-gcm-chunked', keyId: 'k', chunkSize: 65536}})).toBe(true)
+    expect(
+      impossiblyEmpty({
+        bytes: 0,
+        compression: 'none',
+        encryption: {algorithm: 'aes-256-gcm-chunked', keyId: 'k', chunkSize: 65536},
+      }),
+    ).toBe(true)
     expect(impossiblyEmpty({bytes: 0, compression: 'none', encryption: null, fileCount: 0})).toBe(false)
     expect(impossiblyEmpty({bytes: 13, compression: 'zstd', encryption: null})).toBe(false)
   })
@@ -31,7 +37,14 @@ describe('a part stored empty although it cannot be', () => {
   it('fails the check that verify and restore run, although its checksum matches', async () => {
     const storage = new LocalStorage(dir)
     const manifest = {stack: 'charge-analysis', id: '20261203T000000Z-files-0000'} as BackupManifest
-    const part = {name: 'uploads.tar.zst', bytes: 0, sha256: EMPTY_SHA, compression: 'zstd', encryption: null, fileCount: 31} as BackupPart
+    const part = {
+      name: 'uploads.tar.zst',
+      bytes: 0,
+      sha256: EMPTY_SHA,
+      compression: 'zstd',
+      encryption: null,
+      fileCount: 31,
+    } as BackupPart
     await storage.put(partKey(manifest.stack, manifest.id, part.name), '')
     const check = await checkPart(storage, manifest, part)
     expect(check.ok).toBe(false)

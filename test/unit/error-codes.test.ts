@@ -2,7 +2,14 @@ import {execFileSync} from 'node:child_process'
 import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {ERROR_CODES, EXIT_CODE_DOCS, ExitCode, exitCodesOf, renderExitCodeDocs, type ErrorCode} from '../../src/errors.js'
+import {
+  ERROR_CODES,
+  EXIT_CODE_DOCS,
+  ExitCode,
+  exitCodesOf,
+  renderExitCodeDocs,
+  type ErrorCode,
+} from '../../src/errors.js'
 
 /**
  * The registry in src/errors.ts is the one place an error code and its exit code are declared.
@@ -43,7 +50,9 @@ describe('error-code registry', () => {
   it('registers every code the sources emit', () => {
     const unregistered: string[] = []
     for (const {file, text} of files) {
-      for (const m of text.matchAll(/\bcode: '([A-Z][A-Z0-9_]+)'|new CliError\(\s*'([A-Z][A-Z0-9_]+)'|make\('([A-Z][A-Z0-9_]+)'/g)) {
+      for (const m of text.matchAll(
+        /\bcode: '([A-Z][A-Z0-9_]+)'|new CliError\(\s*'([A-Z][A-Z0-9_]+)'|make\('([A-Z][A-Z0-9_]+)'/g,
+      )) {
         const code = m[1] ?? m[2] ?? m[3]
         if (ERRNO.test(code)) continue
         if (!(code in ERROR_CODES)) unregistered.push(`${file}: ${code}`)
@@ -68,7 +77,8 @@ describe('error-code registry', () => {
         const cls = last[1]
         const exit = CLASS_EXIT[cls]
         if (exit === undefined || ERRNO.test(m[1])) continue
-        if (!exitCodesOf(m[1] as ErrorCode).includes(exit as never)) wrong.push(`${file}: ${m[1]} thrown as ${cls} (exit ${exit})`)
+        if (!exitCodesOf(m[1] as ErrorCode).includes(exit as never))
+          wrong.push(`${file}: ${m[1]} thrown as ${cls} (exit ${exit})`)
       }
     }
     expect(wrong).toEqual([])
@@ -77,7 +87,10 @@ describe('error-code registry', () => {
   it('keeps exit 70 for bugs alone', () => {
     const bug = (Object.keys(ERROR_CODES) as ErrorCode[]).filter((c) => exitCodesOf(c).includes(ExitCode.bug))
     expect(bug).toEqual(['INTERNAL'])
-    for (const {file, text} of files) expect(`${file}: ${/ExitCode\.bug\b/.test(text) && !/src\/(errors|cli\/base-command)\.ts$/.test(file)}`).toBe(`${file}: false`)
+    for (const {file, text} of files)
+      expect(`${file}: ${/ExitCode\.bug\b/.test(text) && !/src\/(errors|cli\/base-command)\.ts$/.test(file)}`).toBe(
+        `${file}: false`,
+      )
   })
 
   it('has docs/exit-codes.md rendered from the registry (npm run build rewrites it)', () => {
@@ -86,20 +99,26 @@ describe('error-code registry', () => {
 })
 
 describe('the registry in --help (src/cli/help.ts, the built CLI)', () => {
-  const help = (...args: string[]) => execFileSync(process.execPath, [join(root, 'bin', 'run.js'), ...args], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}})
+  const help = (...args: string[]) =>
+    execFileSync(process.execPath, [join(root, 'bin', 'run.js'), ...args], {
+      encoding: 'utf8',
+      env: {...process.env, NO_COLOR: '1'},
+    })
   const squeeze = (text: string) => text.replace(/\s+/g, ' ')
 
   it('the root --help ends with every exit code and its meaning', () => {
     const out = help('--help')
     const section = squeeze(out.slice(out.indexOf('EXIT CODES')))
     expect(out.indexOf('EXIT CODES')).toBeGreaterThan(out.indexOf('COMMANDS'))
-    for (const [exit, meaning] of Object.entries(EXIT_CODE_DOCS)) expect(section).toContain(`${exit} ${squeeze(meaning)}`)
+    for (const [exit, meaning] of Object.entries(EXIT_CODE_DOCS))
+      expect(section).toContain(`${exit} ${squeeze(meaning)}`)
     expect(out).toContain('charge-ops --help exit-codes')
   })
 
   it('--help exit-codes lists every registered error code with its exit codes', () => {
     const out = squeeze(help('--help', 'exit-codes'))
-    for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) expect(out).toContain(`${code} exit ${exitCodesOf(code).join(', ')}: ${squeeze(ERROR_CODES[code].meaning)}`)
+    for (const code of Object.keys(ERROR_CODES) as ErrorCode[])
+      expect(out).toContain(`${code} exit ${exitCodesOf(code).join(', ')}: ${squeeze(ERROR_CODES[code].meaning)}`)
     expect(squeeze(help('exit-codes', '--help'))).toBe(out)
   })
 })

@@ -29,13 +29,16 @@ const load = (name: string): Answers => {
   return parseAnswers(parseAnswersFile(readFileSync(file, 'utf8'), file), file)
 }
 const TARGETS = ['compose', 'k8s', 'k8s-managed', 'local'] as const
-const plan = (name: string) => planInit(load(name), {secrets: SECRETS, installDir: '/etc/charge-analysis', opsVersion: '0.1.0'})
+const plan = (name: string) =>
+  planInit(load(name), {secrets: SECRETS, installDir: '/etc/charge-analysis', opsVersion: '0.1.0'})
 
 describe('planInit snapshots', () => {
   for (const target of TARGETS) {
     it(`${target}: every file matches its snapshot`, async () => {
       for (const file of plan(target)) {
-        await expect(`# mode ${file.mode.toString(8)}\n${file.content}`).toMatchFileSnapshot(join('..', '__snapshots__', 'init', target, `${file.path.replace(/\//g, '__')}.snap`))
+        await expect(`# mode ${file.mode.toString(8)}\n${file.content}`).toMatchFileSnapshot(
+          join('..', '__snapshots__', 'init', target, `${file.path.replace(/\//g, '__')}.snap`),
+        )
       }
     })
   }
@@ -46,7 +49,8 @@ describe('generated files', () => {
     for (const target of TARGETS) {
       for (const file of plan(target).filter((f) => /\.ya?ml$/.test(f.path))) {
         const docs = parseAllDocuments(file.content)
-        for (const doc of docs as unknown as Array<{errors: unknown[]}>) expect(doc.errors, `${target} ${file.path}`).toEqual([])
+        for (const doc of docs as unknown as Array<{errors: unknown[]}>)
+          expect(doc.errors, `${target} ${file.path}`).toEqual([])
       }
       const yaml = plan(target).find((f) => f.path === 'charge-ops.yaml')!
       expect(chargeOpsYamlSchema.safeParse(parseDocument(yaml.content).toJS()).success).toBe(true)
@@ -63,7 +67,9 @@ describe('generated files', () => {
   })
 
   it('compose: databases only on loopback, Redis with requirepass and AOF, healthchecks and restart everywhere', () => {
-    const compose = parseDocument(plan('compose').find((f) => f.path === 'docker-compose.yml')!.content).toJS() as {services: Record<string, {ports?: string[]; healthcheck?: unknown; restart?: string; profiles?: string[]}>}
+    const compose = parseDocument(plan('compose').find((f) => f.path === 'docker-compose.yml')!.content).toJS() as {
+      services: Record<string, {ports?: string[]; healthcheck?: unknown; restart?: string; profiles?: string[]}>
+    }
     for (const [name, svc] of Object.entries(compose.services)) {
       if (svc.profiles || name === 'migrate') continue // the ops profile and the one-off migrate service
       expect(svc.healthcheck, name).toBeDefined()
@@ -76,7 +82,15 @@ describe('generated files', () => {
     expect(redis).toMatch(new RegExp(`^requirepass ${SECRETS.redisPassword}$`, 'm'))
     expect(redis).toMatch(/^appendonly yes$/m)
     const nginx = plan('compose').find((f) => f.path === 'nginx/nginx.conf')!.content
-    for (const needle of ['client_max_body_size 100m', 'Strict-Transport-Security', 'location /api/', 'location /ws', 'proxy_set_header Upgrade', 'listen 443 ssl']) expect(nginx).toContain(needle)
+    for (const needle of [
+      'client_max_body_size 100m',
+      'Strict-Transport-Security',
+      'location /api/',
+      'location /ws',
+      'proxy_set_header Upgrade',
+      'listen 443 ssl',
+    ])
+      expect(nginx).toContain(needle)
   })
 })
 
@@ -89,9 +103,12 @@ describe('Kubernetes manifests', () => {
     'v1/PersistentVolumeClaim': async () => (await import('kubernetes-models/v1')).PersistentVolumeClaim as never,
     'apps/v1/StatefulSet': async () => (await import('kubernetes-models/apps/v1')).StatefulSet as never,
     'apps/v1/Deployment': async () => (await import('kubernetes-models/apps/v1')).Deployment as never,
-    'autoscaling/v2/HorizontalPodAutoscaler': async () => (await import('kubernetes-models/autoscaling/v2')).HorizontalPodAutoscaler as never,
-    'networking.k8s.io/v1/Ingress': async () => (await import('kubernetes-models/networking.k8s.io/v1')).Ingress as never,
-    'networking.k8s.io/v1/NetworkPolicy': async () => (await import('kubernetes-models/networking.k8s.io/v1')).NetworkPolicy as never,
+    'autoscaling/v2/HorizontalPodAutoscaler': async () =>
+      (await import('kubernetes-models/autoscaling/v2')).HorizontalPodAutoscaler as never,
+    'networking.k8s.io/v1/Ingress': async () =>
+      (await import('kubernetes-models/networking.k8s.io/v1')).Ingress as never,
+    'networking.k8s.io/v1/NetworkPolicy': async () =>
+      (await import('kubernetes-models/networking.k8s.io/v1')).NetworkPolicy as never,
     'batch/v1/CronJob': async () => (await import('kubernetes-models/batch/v1')).CronJob as never,
   }
 
@@ -99,7 +116,9 @@ describe('Kubernetes manifests', () => {
     it(`${target}: every object validates against the API schema; selectors match labels; probes and resources set`, async () => {
       const objects = plan(target)
         .filter((f) => f.path.startsWith('k8s/'))
-        .flatMap((f) => (parseAllDocuments(f.content) as unknown as Array<{toJS(): Record<string, any>}>).map((d) => d.toJS()))
+        .flatMap((f) =>
+          (parseAllDocuments(f.content) as unknown as Array<{toJS(): Record<string, any>}>).map((d) => d.toJS()),
+        )
       const seen = new Set<string>()
       for (const obj of objects) {
         const key = `${obj.apiVersion}/${obj.kind}`
@@ -109,7 +128,8 @@ describe('Kubernetes manifests', () => {
         expect(() => new Model(obj).validate(), `${key} ${obj.metadata?.name}`).not.toThrow()
         const podSpec = obj.kind === 'CronJob' ? obj.spec.jobTemplate.spec.template : obj.spec?.template
         if (obj.spec?.selector?.matchLabels) {
-          for (const [k, v] of Object.entries(obj.spec.selector.matchLabels)) expect(podSpec.metadata.labels[k], `${obj.kind} ${obj.metadata.name} label ${k}`).toBe(v)
+          for (const [k, v] of Object.entries(obj.spec.selector.matchLabels))
+            expect(podSpec.metadata.labels[k], `${obj.kind} ${obj.metadata.name} label ${k}`).toBe(v)
         }
         if (obj.kind === 'Deployment' || obj.kind === 'StatefulSet') {
           for (const c of podSpec.spec.containers) {
@@ -127,19 +147,47 @@ describe('Kubernetes manifests', () => {
         // Services and NetworkPolicy peers select pods that exist.
         if (obj.kind === 'Service') {
           const pods = objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet')
-          expect(pods.some((p) => Object.entries(obj.spec.selector).every(([k, v]) => p.spec.template.metadata.labels[k] === v)), `Service ${obj.metadata.name} selects no pod`).toBe(true)
+          expect(
+            pods.some((p) =>
+              Object.entries(obj.spec.selector).every(([k, v]) => p.spec.template.metadata.labels[k] === v),
+            ),
+            `Service ${obj.metadata.name} selects no pod`,
+          ).toBe(true)
         }
       }
-      for (const kind of ['Namespace', 'Secret', 'ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'Service', 'Ingress', 'NetworkPolicy', 'CronJob', 'StatefulSet']) expect(seen.has(kind), kind).toBe(true)
+      for (const kind of [
+        'Namespace',
+        'Secret',
+        'ConfigMap',
+        'Deployment',
+        'HorizontalPodAutoscaler',
+        'Service',
+        'Ingress',
+        'NetworkPolicy',
+        'CronJob',
+        'StatefulSet',
+      ])
+        expect(seen.has(kind), kind).toBe(true)
       const backup = objects.find((o) => o.kind === 'CronJob' && o.metadata.name === 'charge-ops-backup')!
       expect(backup.spec.jobTemplate.spec.template.spec.containers[0].args.slice(0, 2)).toEqual(['backup', 'all'])
-      const creds = backup.spec.jobTemplate.spec.template.spec.containers[0].env.filter((e: any) => e.name.startsWith('AWS_'))
-      expect(creds.map((e: any) => e.valueFrom.secretKeyRef.name)).toEqual(['charge-analysis-backup-credentials', 'charge-analysis-backup-credentials'])
+      const creds = backup.spec.jobTemplate.spec.template.spec.containers[0].env.filter((e: any) =>
+        e.name.startsWith('AWS_'),
+      )
+      expect(creds.map((e: any) => e.valueFrom.secretKeyRef.name)).toEqual([
+        'charge-analysis-backup-credentials',
+        'charge-analysis-backup-credentials',
+      ])
       const hpa = objects.find((o) => o.kind === 'HorizontalPodAutoscaler')!
-      expect(hpa.spec.metrics.map((m: any) => [m.resource.name, m.resource.target.averageUtilization])).toEqual([['cpu', 60], ['memory', 70]])
+      expect(hpa.spec.metrics.map((m: any) => [m.resource.name, m.resource.target.averageUtilization])).toEqual([
+        ['cpu', 60],
+        ['memory', 70],
+      ])
       const ingress = objects.find((o) => o.kind === 'Ingress')!
       expect(ingress.metadata.annotations['nginx.ingress.kubernetes.io/proxy-body-size']).toBe('100m')
-      const statefulSets = objects.filter((o) => o.kind === 'StatefulSet').map((o) => o.metadata.name).sort()
+      const statefulSets = objects
+        .filter((o) => o.kind === 'StatefulSet')
+        .map((o) => o.metadata.name)
+        .sort()
       expect(statefulSets).toEqual(target === 'k8s' ? ['chroma', 'postgres', 'redis'] : ['chroma'])
     })
   }
@@ -154,7 +202,13 @@ describe('postgresql.conf sizing (pgtune web profile)', () => {
   ]
   for (const c of cases) {
     it(`${c.ram / GB}GB / ${c.cpus} CPUs / ${c.storage}`, () => {
-      const t = tunePostgres({ramBytes: c.ram, cpus: c.cpus, storage: c.storage, connections: c.connections, pgbouncer: false})
+      const t = tunePostgres({
+        ramBytes: c.ram,
+        cpus: c.cpus,
+        storage: c.storage,
+        connections: c.connections,
+        pgbouncer: false,
+      })
       const ramKb = c.ram / 1024
       expect(t.sharedBuffersKb).toBe(ramKb / 4)
       expect(t.effectiveCacheSizeKb).toBe((ramKb * 3) / 4)
@@ -162,7 +216,9 @@ describe('postgresql.conf sizing (pgtune web profile)', () => {
       const workers = c.cpus >= 4 ? c.cpus : 8
       expect(t.maxWorkerProcesses).toBe(workers)
       expect(t.workMemKb).toBe(Math.max(Math.floor((ramKb - ramKb / 4) / ((c.connections + workers) * 3)), 4096))
-      expect(t.walBuffersKb).toBe(Math.min(Math.floor((ramKb / 4) * 0.03), 16 * 1024) > 14 * 1024 ? 16 * 1024 : Math.floor((ramKb / 4) * 0.03))
+      expect(t.walBuffersKb).toBe(
+        Math.min(Math.floor((ramKb / 4) * 0.03), 16 * 1024) > 14 * 1024 ? 16 * 1024 : Math.floor((ramKb / 4) * 0.03),
+      )
       expect(t.randomPageCost).toBe(c.storage === 'hdd' ? 4 : 1.1)
       expect(t.effectiveIoConcurrency).toBe({hdd: 2, ssd: 200, san: 300}[c.storage])
       expect(t.checkpointCompletionTarget).toBe(0.9)
@@ -185,16 +241,28 @@ describe('postgresql.conf sizing (pgtune web profile)', () => {
     expect(conf).toContain("archive_command = 'charge-ops wal push %p --config /etc/charge-ops/charge-ops.yaml'")
   })
   it('PgBouncer lowers max_connections to 100 (the guide)', () => {
-    expect(tunePostgres({ramBytes: 8 * GB, cpus: 2, storage: 'hdd', connections: 500, pgbouncer: true}).maxConnections).toBe(100)
+    expect(
+      tunePostgres({ramBytes: 8 * GB, cpus: 2, storage: 'hdd', connections: 500, pgbouncer: true}).maxConnections,
+    ).toBe(100)
   })
 })
 
 describe('answers', () => {
-  const base = {target: 'compose', domain: 'charge.example.com', host: {ram: '16GB', cpus: 4}, backup: {repository: 's3://bucket/prefix'}}
+  const base = {
+    target: 'compose',
+    domain: 'charge.example.com',
+    host: {ram: '16GB', cpus: 4},
+    backup: {repository: 's3://bucket/prefix'},
+  }
   it('rejects an invalid domain, RAM 0 and a bad repository with every reason at once', () => {
     let message = ''
     try {
-      parseAnswers({...base, domain: 'https://charge.example.com/', host: {ram: 0, cpus: 4}, backup: {repository: 'bucket'}})
+      parseAnswers({
+        ...base,
+        domain: 'https://charge.example.com/',
+        host: {ram: 0, cpus: 4},
+        backup: {repository: 'bucket'},
+      })
     } catch (error) {
       message = (error as Error).message
       expect((error as {exitCode: number}).exitCode).toBe(2)
@@ -205,11 +273,17 @@ describe('answers', () => {
     expect(message).toMatch(/--repo: must be s3:\/\/BUCKET\/PREFIX/)
   })
   it('names a missing answer as the flag that gives it, never as a schema path', () => {
-    expect(() => parseAnswers({target: 'compose', host: {ram: '1GB', cpus: 1}, backup: {repository: '/backups'}})).toThrow(/^invalid answers \(flags\):\n {2}--domain is required$/)
-    expect(() => parseAnswers({domain: 'charge.example.com'})).toThrow(/--target is required[\s\S]*--ram is required[\s\S]*--cpus is required[\s\S]*--repo is required/)
+    expect(() =>
+      parseAnswers({target: 'compose', host: {ram: '1GB', cpus: 1}, backup: {repository: '/backups'}}),
+    ).toThrow(/^invalid answers \(flags\):\n {2}--domain is required$/)
+    expect(() => parseAnswers({domain: 'charge.example.com'})).toThrow(
+      /--target is required[\s\S]*--ram is required[\s\S]*--cpus is required[\s\S]*--repo is required/,
+    )
     // a local repository directory is an answer (compose, local); k8s pods share none
     expect(parseAnswers({...base, backup: {repository: '/backups'}}).backup.repository).toBe('/backups')
-    expect(() => parseAnswers({...base, target: 'k8s', backup: {repository: '/backups'}})).toThrow(/--repo: must be s3:\/\/BUCKET\/PREFIX for k8s/)
+    expect(() => parseAnswers({...base, target: 'k8s', backup: {repository: '/backups'}})).toThrow(
+      /--repo: must be s3:\/\/BUCKET\/PREFIX for k8s/,
+    )
   })
   it('accepts the minimal answers with defaults', () => {
     const a = parseAnswers(base)
@@ -218,7 +292,9 @@ describe('answers', () => {
     expect(a.host.connections).toBe(200)
   })
   it('an answers file with a typo names the line', () => {
-    expect(() => parseAnswersFile('target: compose\ndomian: x.example.com\n', 'a.yaml')).toThrow(/a\.yaml:2: unknown key "domian"/)
+    expect(() => parseAnswersFile('target: compose\ndomian: x.example.com\n', 'a.yaml')).toThrow(
+      /a\.yaml:2: unknown key "domian"/,
+    )
   })
 })
 
@@ -231,7 +307,13 @@ describe('applyPlan reruns', () => {
     expect(statSync(join(dir, '.env')).mode & 0o777).toBe(0o600)
     const again = resolveSecrets(dir)
     expect(again.secrets).toEqual(first.secrets)
-    expect(again.reused.sort()).toEqual(['appDbPassword', 'migratorDbPassword', 'postgresPassword', 'redisPassword', 'secretKey'])
+    expect(again.reused.sort()).toEqual([
+      'appDbPassword',
+      'migratorDbPassword',
+      'postgresPassword',
+      'redisPassword',
+      'secretKey',
+    ])
     const second = await applyPlan(planInit(answers, {secrets: again.secrets, installDir: dir}), dir)
     expect(second.files.every((f) => f.action === 'unchanged')).toBe(true)
 

@@ -16,11 +16,24 @@ import {parseAnswers, parseAnswersFile} from '../../src/install/answers.js'
 import {planInit} from '../../src/install/plan.js'
 import type {InitSecrets} from '../../src/install/secrets.js'
 import {DEFAULT_JOBS, resolveJobs, schedulesYaml, splitCommand} from '../../src/schedule/jobs.js'
-import {DEFAULT_HOST_PATHS, jobsForKubernetes, renderCron, renderCronJobs, renderSystemd, type HostScheduleContext} from '../../src/schedule/render.js'
+import {
+  DEFAULT_HOST_PATHS,
+  jobsForKubernetes,
+  renderCron,
+  renderCronJobs,
+  renderSystemd,
+  type HostScheduleContext,
+} from '../../src/schedule/render.js'
 
 const root = join(import.meta.dirname, '..', '..')
 const FIXTURES = join(root, 'test', 'fixtures', 'init')
-const SECRETS: InitSecrets = {secretKey: 'k'.repeat(64), postgresPassword: 'p'.repeat(48), appDbPassword: 'a'.repeat(48), migratorDbPassword: 'm'.repeat(48), redisPassword: 'r'.repeat(48)}
+const SECRETS: InitSecrets = {
+  secretKey: 'k'.repeat(64),
+  postgresPassword: 'p'.repeat(48),
+  appDbPassword: 'a'.repeat(48),
+  migratorDbPassword: 'm'.repeat(48),
+  redisPassword: 'r'.repeat(48),
+}
 const ctx: HostScheduleContext = {
   configPath: '/etc/charge-ops/charge-ops.yaml',
   bin: '/usr/local/bin/charge-ops',
@@ -64,7 +77,12 @@ async function parseWithCommand(argv: string[]) {
   const saved = {...process.env}
   for (const k of Object.keys(process.env)) if (k.startsWith('CHARGE_OPS_')) delete process.env[k]
   try {
-    const parsed = await Parser.parse(rest, {flags: flags as never, args: (Command.args ?? {}) as never, strict: Command.strict ?? true, context: {} as never})
+    const parsed = await Parser.parse(rest, {
+      flags: flags as never,
+      args: (Command.args ?? {}) as never,
+      strict: Command.strict ?? true,
+      context: {} as never,
+    })
     return {id, flags: parsed.flags as Record<string, unknown>, args: parsed.args as Record<string, unknown>}
   } finally {
     process.env = saved
@@ -89,7 +107,10 @@ function collectInvocations(): Invocation[] {
   const [wrapper, crontab] = renderCron(jobs, ctx)
   for (const line of crontab.content.split('\n').filter((l) => l.includes(ctx.wrapperPath) && !l.startsWith('#'))) {
     const words = splitWords(line)
-    out.push({source: `cron: ${line}`, argv: [...words.slice(words.indexOf(ctx.wrapperPath) + 2), '--config', ctx.configPath]})
+    out.push({
+      source: `cron: ${line}`,
+      argv: [...words.slice(words.indexOf(ctx.wrapperPath) + 2), '--config', ctx.configPath],
+    })
   }
   // the wrapper really does append --config
   expect(crontab.content).toBeDefined()
@@ -109,31 +130,59 @@ function collectInvocations(): Invocation[] {
     for (const doc of parseAllDocuments(text) as unknown as Array<{toJS(): any}>) {
       const obj = doc.toJS()
       if (obj?.kind !== 'CronJob') continue
-      out.push({source: `${source} ${obj.metadata.name}`, argv: obj.spec.jobTemplate.spec.template.spec.containers[0].args})
+      out.push({
+        source: `${source} ${obj.metadata.name}`,
+        argv: obj.spec.jobTemplate.spec.template.spec.containers[0].args,
+      })
     }
   }
-  cronJobs(renderCronJobs(jobsForKubernetes(jobs), {namespace: 'charge', stack: 'charge-analysis', image: 'charge-ops:1', envSecret: 'e', credentialsSecret: 'c', configMap: 'm', uploadsPath: '/app/uploads'}), 'k8s')
+  cronJobs(
+    renderCronJobs(jobsForKubernetes(jobs), {
+      namespace: 'charge',
+      stack: 'charge-analysis',
+      image: 'charge-ops:1',
+      envSecret: 'e',
+      credentialsSecret: 'c',
+      configMap: 'm',
+      uploadsPath: '/app/uploads',
+    }),
+    'k8s',
+  )
   // jobs an operator adds or changes in charge-ops.yaml get the metrics flag only where it exists
-  const custom = resolveJobs({schedules: {
-    'backup-db': {cron: '0 1 * * *', command: 'charge-ops backup all', enabled: true},
-    'prune-daily': {cron: '0 6 * * *', command: 'charge-ops backup prune --yes --keep-last 3', enabled: true},
-    'verify-weekly': {cron: '0 8 * * 0', command: 'charge-ops backup verify latest', enabled: true},
-  }} as never)
-  for (const f of renderSystemd(custom, ctx)) if (f.path.endsWith('.service')) execStarts([f], ctx.bin, 'custom schedules')
+  const custom = resolveJobs({
+    schedules: {
+      'backup-db': {cron: '0 1 * * *', command: 'charge-ops backup all', enabled: true},
+      'prune-daily': {cron: '0 6 * * *', command: 'charge-ops backup prune --yes --keep-last 3', enabled: true},
+      'verify-weekly': {cron: '0 8 * * 0', command: 'charge-ops backup verify latest', enabled: true},
+    },
+  } as never)
+  for (const f of renderSystemd(custom, ctx))
+    if (f.path.endsWith('.service')) execStarts([f], ctx.bin, 'custom schedules')
   // charge-ops.yaml schedules:
-  for (const [name, entry] of Object.entries(schedulesYaml('UTC'))) out.push({source: `schedules.${name}: ${entry.command}`, argv: splitCommand(entry.command)})
+  for (const [name, entry] of Object.entries(schedulesYaml('UTC')))
+    out.push({source: `schedules.${name}: ${entry.command}`, argv: splitCommand(entry.command)})
 
   // what init itself writes, per target
   for (const target of ['compose', 'k8s', 'k8s-managed', 'local']) {
-    const files = planInit(load(target), {secrets: SECRETS, installDir: '/etc/charge-analysis', credentials: {accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 's'.repeat(40)}})
+    const files = planInit(load(target), {
+      secrets: SECRETS,
+      installDir: '/etc/charge-analysis',
+      credentials: {accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 's'.repeat(40)},
+    })
     execStarts(files, '/usr/local/bin/charge-ops', `init ${target}`)
     for (const f of files.filter((x) => x.path.startsWith('k8s/'))) cronJobs(f.content, `init ${target} ${f.path}`)
-    const yaml = parseDocument(files.find((f) => f.path === 'charge-ops.yaml')!.content).toJS() as {schedules: Record<string, {command: string}>}
-    for (const [name, entry] of Object.entries(yaml.schedules)) out.push({source: `init ${target} charge-ops.yaml schedules.${name}`, argv: splitCommand(entry.command)})
+    const yaml = parseDocument(files.find((f) => f.path === 'charge-ops.yaml')!.content).toJS() as {
+      schedules: Record<string, {command: string}>
+    }
+    for (const [name, entry] of Object.entries(yaml.schedules))
+      out.push({source: `init ${target} charge-ops.yaml schedules.${name}`, argv: splitCommand(entry.command)})
     for (const f of files.filter((x) => /postgresql\.conf$|charge-ops\.conf$/.test(x.path))) {
       const archive = /^archive_command = '(.*)'/m.exec(f.content)?.[1]
       expect(archive, `${target} ${f.path} archive_command`).toBeDefined()
-      out.push({source: `init ${target} ${f.path} archive_command`, argv: splitCommand(archive!.replace('%p', 'pg_wal/000000010000000000000001'))})
+      out.push({
+        source: `init ${target} ${f.path} archive_command`,
+        argv: splitCommand(archive!.replace('%p', 'pg_wal/000000010000000000000001')),
+      })
     }
   }
   return out
@@ -144,8 +193,21 @@ describe('scheduled command lines match the real commands', () => {
 
   it('covers every job of the table, backup all and wal push, on every renderer', () => {
     const ids = new Set(invocations.map((i) => resolveCommand(i.argv).id))
-    expect([...ids].sort()).toEqual(['backup all', 'backup base', 'backup db', 'backup files', 'backup prune', 'backup verify', 'capacity', 'wal push'])
-    for (const job of DEFAULT_JOBS) expect(invocations.some((i) => i.argv.join(' ').startsWith(job.args.join(' '))), job.name).toBe(true)
+    expect([...ids].sort()).toEqual([
+      'backup all',
+      'backup base',
+      'backup db',
+      'backup files',
+      'backup prune',
+      'backup verify',
+      'capacity',
+      'wal push',
+    ])
+    for (const job of DEFAULT_JOBS)
+      expect(
+        invocations.some((i) => i.argv.join(' ').startsWith(job.args.join(' '))),
+        job.name,
+      ).toBe(true)
     expect(invocations.length).toBeGreaterThan(30)
   })
 
@@ -166,7 +228,9 @@ describe('scheduled command lines match the real commands', () => {
     const parsed = await Promise.all(cron.map((i) => parseWithCommand(i.argv)))
     const byId = Object.fromEntries(parsed.map((p) => [p.id, p]))
     expect(byId['backup db'].flags['metrics-file']).toBe(`${DEFAULT_HOST_PATHS.textfileDir}/charge_ops_backup_db.prom`)
-    expect(byId['backup files'].flags['metrics-file']).toBe(`${DEFAULT_HOST_PATHS.textfileDir}/charge_ops_backup_files.prom`)
+    expect(byId['backup files'].flags['metrics-file']).toBe(
+      `${DEFAULT_HOST_PATHS.textfileDir}/charge_ops_backup_files.prom`,
+    )
     expect(byId['backup prune'].flags.yes).toBe(true)
     expect(byId['backup verify'].args.id).toBe('latest')
     expect(byId['backup verify'].flags['restore-drill']).toBe(true)
@@ -177,15 +241,21 @@ describe('scheduled command lines match the real commands', () => {
 
   it('jobs from charge-ops.yaml get --metrics-file only on commands that have it', () => {
     const custom = invocations.filter((i) => i.source.startsWith('custom schedules')).map((i) => i.argv.join(' '))
-    expect(custom.find((a) => a.startsWith('backup all'))).toContain('--metrics-file /var/lib/prometheus/node-exporter/charge_ops_backup_db.prom')
+    expect(custom.find((a) => a.startsWith('backup all'))).toContain(
+      '--metrics-file /var/lib/prometheus/node-exporter/charge_ops_backup_db.prom',
+    )
     expect(custom).toContain('backup prune --yes --keep-last 3 --config /etc/charge-ops/charge-ops.yaml')
     for (const a of custom.filter((x) => x.startsWith('backup prune'))) expect(a).not.toContain('--metrics-file')
-    expect(custom).toContain('backup verify latest --metrics-file /var/lib/prometheus/node-exporter/charge_ops_verify_weekly.prom --config /etc/charge-ops/charge-ops.yaml')
+    expect(custom).toContain(
+      'backup verify latest --metrics-file /var/lib/prometheus/node-exporter/charge_ops_verify_weekly.prom --config /etc/charge-ops/charge-ops.yaml',
+    )
   })
 
   it('a renamed flag would be caught: the checker rejects an unknown flag and a bad option value', async () => {
     await expect(parseWithCommand(['backup', 'db', '--metrics-fil', '/x.prom'])).rejects.toThrow(/Nonexistent flag/)
-    await expect(parseWithCommand(['capacity', '--format', 'prom'])).rejects.toThrow(/Expected --format=prom to be one of/)
+    await expect(parseWithCommand(['capacity', '--format', 'prom'])).rejects.toThrow(
+      /Expected --format=prom to be one of/,
+    )
     await expect(parseWithCommand(['backup', 'verify', 'latest', 'extra'])).rejects.toThrow(/Unexpected argument/)
   })
 })

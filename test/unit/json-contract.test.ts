@@ -18,7 +18,9 @@ const root = join(import.meta.dirname, '..', '..')
 const MAX_DEPTH = 8
 
 function commandsWithJson(): string[] {
-  const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, {flags: Record<string, unknown>}>}
+  const manifest = JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as {
+    commands: Record<string, {flags: Record<string, unknown>}>
+  }
   return Object.entries(manifest.commands)
     .filter(([, c]) => 'json' in c.flags)
     .map(([id]) => id)
@@ -42,18 +44,36 @@ function shapeOf(checker: ts.TypeChecker, type: ts.Type, depth: number, seen: Se
     const strings = [...new Set(parts.map((p) => JSON.stringify(p)))].sort()
     if (strings.length === 1) return JSON.parse(strings[0])
     // a union of leaves reads as TypeScript does: "string | null", booleans as one
-    if (parts.every((p) => typeof p === 'string')) return strings.map((s) => JSON.parse(s) as string).join(' | ').replace('false | true', 'boolean')
+    if (parts.every((p) => typeof p === 'string'))
+      return strings
+        .map((s) => JSON.parse(s) as string)
+        .join(' | ')
+        .replace('false | true', 'boolean')
     return {anyOf: strings.map((s) => JSON.parse(s))}
   }
   const flags = type.getFlags()
-  if (flags & (ts.TypeFlags.StringLike | ts.TypeFlags.NumberLike | ts.TypeFlags.BooleanLike | ts.TypeFlags.Null | ts.TypeFlags.Undefined | ts.TypeFlags.Void | ts.TypeFlags.Any | ts.TypeFlags.Unknown | ts.TypeFlags.BigIntLike | ts.TypeFlags.Never)) {
+  if (
+    flags &
+    (ts.TypeFlags.StringLike |
+      ts.TypeFlags.NumberLike |
+      ts.TypeFlags.BooleanLike |
+      ts.TypeFlags.Null |
+      ts.TypeFlags.Undefined |
+      ts.TypeFlags.Void |
+      ts.TypeFlags.Any |
+      ts.TypeFlags.Unknown |
+      ts.TypeFlags.BigIntLike |
+      ts.TypeFlags.Never)
+  ) {
     return checker.typeToString(type)
   }
   const name = type.getSymbol()?.getName()
   if (name === 'Date') return 'Date (ISO string)'
   if (checker.isArrayType(type) || checker.isTupleType(type)) {
     const args = checker.getTypeArguments(type as ts.TypeReference)
-    return checker.isTupleType(type) ? {tuple: args.map((a) => shapeOf(checker, a, depth + 1, seen))} : {array: shapeOf(checker, args[0], depth + 1, seen)}
+    return checker.isTupleType(type)
+      ? {tuple: args.map((a) => shapeOf(checker, a, depth + 1, seen))}
+      : {array: shapeOf(checker, args[0], depth + 1, seen)}
   }
   if (depth >= MAX_DEPTH || seen.has(type)) return checker.typeToString(type)
   const index = type.getStringIndexType()
@@ -68,25 +88,39 @@ function shapeOf(checker: ts.TypeChecker, type: ts.Type, depth: number, seen: Se
     const optional = (p.getFlags() & ts.SymbolFlags.Optional) !== 0
     const t = checker.getTypeOfSymbol(p)
     // an optional key's `| undefined` is already said by the `?`
-    out[`${p.getName()}${optional ? '?' : ''}`] = shapeOf(checker, optional ? checker.getNonNullableType(t) : t, depth + 1, next)
+    out[`${p.getName()}${optional ? '?' : ''}`] = shapeOf(
+      checker,
+      optional ? checker.getNonNullableType(t) : t,
+      depth + 1,
+      next,
+    )
   }
   if (index) out['[key: string]'] = shapeOf(checker, index, depth + 1, next)
   return out
 }
 
 describe('--json contract', () => {
-  it('pins the shape of every command\'s --json result', async () => {
+  it("pins the shape of every command's --json result", async () => {
     const ids = commandsWithJson()
     const files = ids.map(fileOf)
-    const config = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.json'), {}, {...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {}})!
+    const config = ts.getParsedCommandLineOfConfigFile(
+      join(root, 'tsconfig.json'),
+      {},
+      {...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {}},
+    )!
     const program = ts.createProgram(files, {...config.options, noEmit: true})
     const checker = program.getTypeChecker()
     const contract: Record<string, unknown> = {}
     ids.forEach((id, i) => {
       const source = program.getSourceFile(files[i])!
-      const cls = source.statements.find((s): s is ts.ClassDeclaration => ts.isClassDeclaration(s) && (ts.getCombinedModifierFlags(s) & ts.ModifierFlags.Default) !== 0)
+      const cls = source.statements.find(
+        (s): s is ts.ClassDeclaration =>
+          ts.isClassDeclaration(s) && (ts.getCombinedModifierFlags(s) & ts.ModifierFlags.Default) !== 0,
+      )
       if (!cls) throw new Error(`${id}: no default-exported class`)
-      const run = cls.members.find((m): m is ts.MethodDeclaration => ts.isMethodDeclaration(m) && m.name.getText(source) === 'run')
+      const run = cls.members.find(
+        (m): m is ts.MethodDeclaration => ts.isMethodDeclaration(m) && m.name.getText(source) === 'run',
+      )
       if (!run) throw new Error(`${id}: no run()`)
       const signature = checker.getSignatureFromDeclaration(run)!
       const returned = checker.getAwaitedType(checker.getReturnTypeOfSignature(signature))!

@@ -9,7 +9,7 @@ import type {HistoryRow} from '../../src/migrate/history.js'
 describe('splitSql', () => {
   it('respects quotes, dollar quotes, comments and reports the line of each statement', () => {
     const script = [
-      "-- leading comment; with a semicolon",
+      '-- leading comment; with a semicolon',
       "INSERT INTO t VALUES ('a;b', 'it''s; fine');",
       '/* block; /* nested; */ still; */ SELECT 1;',
       'CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$',
@@ -34,7 +34,9 @@ describe('splitSql', () => {
   })
 
   it('keeps a BEGIN ATOMIC body whole', () => {
-    const statements = splitSql('CREATE FUNCTION g(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC\n  SELECT CASE WHEN a > 0 THEN 1 ELSE 0 END;\n  SELECT 2;\nEND;\nSELECT 3;')
+    const statements = splitSql(
+      'CREATE FUNCTION g(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC\n  SELECT CASE WHEN a > 0 THEN 1 ELSE 0 END;\n  SELECT 2;\nEND;\nSELECT 3;',
+    )
     expect(statements).toHaveLength(2)
     expect(statements[1]).toMatchObject({sql: 'SELECT 3', line: 5})
   })
@@ -46,7 +48,9 @@ describe('splitSql', () => {
   })
 
   it('strips comments but not string contents', () => {
-    expect(stripComments("SELECT '--not' -- gone\n/* gone */ FROM t").replace(/\s+/g, ' ')).toBe("SELECT '--not' FROM t")
+    expect(stripComments("SELECT '--not' -- gone\n/* gone */ FROM t").replace(/\s+/g, ' ')).toBe(
+      "SELECT '--not' FROM t",
+    )
   })
 })
 
@@ -54,8 +58,16 @@ describe('parseMigration', () => {
   const file = (body: string) => parseMigration(body, '0007_add_index.sql')
 
   it('reads version, name, directives, up and down sections with file line numbers', () => {
-    const m = file('-- comment\n-- charge-ops:no-transaction\n-- charge-ops:lock-timeout 3s\n-- charge-ops:statement-timeout 30m\n-- charge-ops:up\nCREATE INDEX CONCURRENTLY i ON t (a);\n-- charge-ops:down\nDROP INDEX CONCURRENTLY i;\n')
-    expect(m).toMatchObject({version: '0007', name: 'add_index', transactional: false, lockTimeoutMs: 3000, statementTimeoutMs: 1_800_000})
+    const m = file(
+      '-- comment\n-- charge-ops:no-transaction\n-- charge-ops:lock-timeout 3s\n-- charge-ops:statement-timeout 30m\n-- charge-ops:up\nCREATE INDEX CONCURRENTLY i ON t (a);\n-- charge-ops:down\nDROP INDEX CONCURRENTLY i;\n',
+    )
+    expect(m).toMatchObject({
+      version: '0007',
+      name: 'add_index',
+      transactional: false,
+      lockTimeoutMs: 3000,
+      statementTimeoutMs: 1_800_000,
+    })
     expect(m.up.statements).toEqual([expect.objectContaining({line: 6, sql: 'CREATE INDEX CONCURRENTLY i ON t (a)'})])
     expect(m.down?.statements[0].line).toBe(8)
   })
@@ -68,9 +80,13 @@ describe('parseMigration', () => {
   it('rejects what would break at run time, naming the line', () => {
     expect(() => parseMigration('-- charge-ops:up\nSELECT 1;', '7-bad.sql')).toThrow(/NNNN_name\.sql/)
     expect(() => file('SELECT 1;')).toThrow(/no "-- charge-ops:up" marker/)
-    expect(() => file('-- charge-ops:up\nCREATE INDEX CONCURRENTLY i ON t (a);')).toThrow(/0007_add_index.sql:2: this statement cannot run inside a transaction/)
+    expect(() => file('-- charge-ops:up\nCREATE INDEX CONCURRENTLY i ON t (a);')).toThrow(
+      /0007_add_index.sql:2: this statement cannot run inside a transaction/,
+    )
     expect(() => file('-- charge-ops:up\nBEGIN;\nSELECT 1;\nCOMMIT;')).toThrow(/:2: transaction control/)
-    expect(() => file('-- charge-ops:lock-timeout soon\n-- charge-ops:up\nSELECT 1;')).toThrow(/:1: invalid lock timeout/)
+    expect(() => file('-- charge-ops:lock-timeout soon\n-- charge-ops:up\nSELECT 1;')).toThrow(
+      /:1: invalid lock timeout/,
+    )
     expect(() => file('-- charge-ops:up\nSELECT 1;\n-- charge-ops:no-transaction\n')).toThrow(/must come before/)
     expect(() => file('-- charge-ops:frobnicate\n-- charge-ops:up\nSELECT 1;')).toThrow(/unknown directive/)
     expect(() => file('-- charge-ops:up\n-- nothing here\n')).toThrow(/no SQL statements/)
@@ -91,12 +107,28 @@ describe('parseMigration', () => {
 })
 
 describe('compareWithHistory', () => {
-  const m = (version: string, body = 'SELECT 1;') => parseMigration(`-- charge-ops:up\n${body}\n`, `${version}_m${version}.sql`)
-  const row = (version: string, checksum: string, extra: Partial<HistoryRow> = {}): HistoryRow => ({version, name: `m${version}`, checksum, appliedAt: '2024-01-01T00:00:00.000Z', executionMs: 1, appliedBy: 'x', success: true, kind: 'sql', ...extra})
+  const m = (version: string, body = 'SELECT 1;') =>
+    parseMigration(`-- charge-ops:up\n${body}\n`, `${version}_m${version}.sql`)
+  const row = (version: string, checksum: string, extra: Partial<HistoryRow> = {}): HistoryRow => ({
+    version,
+    name: `m${version}`,
+    checksum,
+    appliedAt: '2024-01-01T00:00:00.000Z',
+    executionMs: 1,
+    appliedBy: 'x',
+    success: true,
+    kind: 'sql',
+    ...extra,
+  })
 
   it('classifies applied, pending, changed, missing, failed and out-of-order', () => {
     const files = [m('0001'), m('0002'), m('0003', 'SELECT 3;'), m('0004'), m('0006')]
-    const history = [row('0001', files[0].checksum), row('0003', 'edited'), row('0004', files[3].checksum, {success: false}), row('0005', 'x')]
+    const history = [
+      row('0001', files[0].checksum),
+      row('0003', 'edited'),
+      row('0004', files[3].checksum, {success: false}),
+      row('0005', 'x'),
+    ]
     const result = compareWithHistory(files, history)
     expect(result.entries.map((e) => [e.version, e.state])).toEqual([
       ['0001', 'applied'],

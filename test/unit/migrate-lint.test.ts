@@ -3,7 +3,8 @@ import {describe, expect, it} from 'vitest'
 import {parseMigration} from '../../src/migrate/files.js'
 import {lintMigration, lintMigrations, normaliseTableName, splitActions} from '../../src/migrate/lint.js'
 
-const lint = (body: string, name = '0002_x.sql') => lintMigration(parseMigration(body, name), body).map((f) => [f.rule, f.line])
+const lint = (body: string, name = '0002_x.sql') =>
+  lintMigration(parseMigration(body, name), body).map((f) => [f.rule, f.line])
 
 describe('migrate lint', () => {
   it('flags the lock-heavy and destructive statements on existing tables', () => {
@@ -22,7 +23,7 @@ describe('migrate lint', () => {
         'ALTER TABLE sessions ALTER COLUMN vehicle SET NOT NULL;',
         'ALTER TABLE sessions ADD COLUMN id2 uuid DEFAULT gen_random_uuid();',
         'ALTER TABLE sessions RENAME COLUMN a TO b;',
-        'ALTER TABLE sessions ADD COLUMN tariff text NOT NULL DEFAULT \'standard\';',
+        "ALTER TABLE sessions ADD COLUMN tariff text NOT NULL DEFAULT 'standard';",
       ].join('\n'),
     )
     expect(findings).toEqual([
@@ -40,22 +41,33 @@ describe('migrate lint', () => {
   })
 
   it('exempts tables created earlier in the same migration', () => {
-    expect(lint('-- charge-ops:up\nCREATE TABLE IF NOT EXISTS "Readings" (id int);\nCREATE INDEX ON "Readings" (id);\nALTER TABLE public."Readings" ADD COLUMN v real NOT NULL;\nDROP TABLE "Readings";')).toEqual([])
+    expect(
+      lint(
+        '-- charge-ops:up\nCREATE TABLE IF NOT EXISTS "Readings" (id int);\nCREATE INDEX ON "Readings" (id);\nALTER TABLE public."Readings" ADD COLUMN v real NOT NULL;\nDROP TABLE "Readings";',
+      ),
+    ).toEqual([])
     // but not a different table of a similar name
-    expect(lint('-- charge-ops:up\nCREATE TABLE readings (id int);\nCREATE INDEX ON "Readings" (id);').map(([rule]) => rule)).toEqual(['require-concurrent-index', 'missing-lock-timeout'])
+    expect(
+      lint('-- charge-ops:up\nCREATE TABLE readings (id int);\nCREATE INDEX ON "Readings" (id);').map(([rule]) => rule),
+    ).toEqual(['require-concurrent-index', 'missing-lock-timeout'])
   })
 
   it('reports a missing lock_timeout once, unless declared by directive or SET', () => {
-    expect(lint('-- charge-ops:up\nALTER TABLE s ADD COLUMN a text;\nALTER TABLE s ADD COLUMN b text;')).toEqual([['missing-lock-timeout', 2]])
-    expect(lint('-- charge-ops:up\nSET lock_timeout = \'2s\';\nALTER TABLE s ADD COLUMN a text;')).toEqual([])
+    expect(lint('-- charge-ops:up\nALTER TABLE s ADD COLUMN a text;\nALTER TABLE s ADD COLUMN b text;')).toEqual([
+      ['missing-lock-timeout', 2],
+    ])
+    expect(lint("-- charge-ops:up\nSET lock_timeout = '2s';\nALTER TABLE s ADD COLUMN a text;")).toEqual([])
     expect(lint('-- charge-ops:up\nCREATE TABLE n (id int);')).toEqual([])
   })
 
   it('honours lint-ignore per statement and per file', () => {
-    const body = '-- charge-ops:lock-timeout 1s\n-- charge-ops:up\n-- charge-ops:lint-ignore dropping-column\nALTER TABLE s DROP COLUMN a;\nALTER TABLE s DROP COLUMN b; -- charge-ops:lint-ignore dropping-column\nALTER TABLE s DROP COLUMN c;'
+    const body =
+      '-- charge-ops:lock-timeout 1s\n-- charge-ops:up\n-- charge-ops:lint-ignore dropping-column\nALTER TABLE s DROP COLUMN a;\nALTER TABLE s DROP COLUMN b; -- charge-ops:lint-ignore dropping-column\nALTER TABLE s DROP COLUMN c;'
     // a comment after the semicolon, on the same line, belongs to that statement
     expect(lint(body)).toEqual([['dropping-column', 6]])
-    expect(lint('-- charge-ops:lint-ignore-file missing-lock-timeout, dropping-table\n-- charge-ops:up\nDROP TABLE t;')).toEqual([])
+    expect(
+      lint('-- charge-ops:lint-ignore-file missing-lock-timeout, dropping-table\n-- charge-ops:up\nDROP TABLE t;'),
+    ).toEqual([])
   })
 
   it('turns unparsable files and duplicate versions into findings instead of crashing', () => {
@@ -68,6 +80,10 @@ describe('migrate lint', () => {
   it('helpers', () => {
     expect(normaliseTableName('public."Mixed"')).toBe('Mixed')
     expect(normaliseTableName('Audit.Log')).toBe('audit.log')
-    expect(splitActions("ADD COLUMN a numeric(10, 2), DROP COLUMN b, ADD CHECK (x IN ('a,b'))")).toEqual(['ADD COLUMN a numeric(10, 2)', 'DROP COLUMN b', "ADD CHECK (x IN ('a,b'))"])
+    expect(splitActions("ADD COLUMN a numeric(10, 2), DROP COLUMN b, ADD CHECK (x IN ('a,b'))")).toEqual([
+      'ADD COLUMN a numeric(10, 2)',
+      'DROP COLUMN b',
+      "ADD CHECK (x IN ('a,b'))",
+    ])
   })
 })

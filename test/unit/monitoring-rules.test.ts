@@ -54,32 +54,57 @@ describe('generated monitoring files', () => {
     }
   })
 
-  it('promtool test rules: each alert fires on series that should page, and stays quiet otherwise', {timeout: 180_000}, async () => {
-    const {files} = planMonitoring(settings, {target: 'local'})
-    const rules = parse(files.find((f) => f.path === RULES_FILE)!.content) as {groups: {rules: Record<string, any>[]}[]}
-    // Annotations are templates judged by `promtool check rules` (above) and seen expanded in the
-    // end-to-end test; exp_alerts would have to spell each one out, so the unit tests use the
-    // rules without them: what they test is when each alert fires and with which labels.
-    for (const g of rules.groups) for (const r of g.rules) delete r.annotations
-    writeFileSync(join(dir, 'rules-under-test.yml'), stringify(rules, {lineWidth: 0}))
-    // promtool evaluates every rule at every evaluation_interval up to eval_time: the cases that
-    // look days ahead (no `for:` in them) run at 30 min steps, the rest at 1 min
-    const long = RULE_TESTS.filter((t) => t.alert_rule_test.some((c) => /\d+[hd]$/.test(c.eval_time)))
-    const short = RULE_TESTS.filter((t) => !long.includes(t))
-    // promtool's real time is mostly its on-disk storage per test group, not CPU: run in parallel
-    const chunks = [long, ...[0, 1, 2].map((k) => short.filter((_, i) => i % 3 === k))]
-    chunks.forEach((tests, k) => writeFileSync(join(dir, `tests-${k}.yml`), stringify({rule_files: ['rules-under-test.yml'], evaluation_interval: k === 0 ? '30m' : '1m', tests}, {lineWidth: 0})))
-    const check = await promtool(['check', 'rules', join(dir, 'rules-under-test.yml')])
-    expect(check.code).toBe(0)
-    for (const r of await Promise.all(chunks.map((_, k) => promtool(['test', 'rules', `tests-${k}.yml`], {cwd: dir})))) {
-      expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS')
-      expect(r.code, `${r.stdout}${r.stderr}`).toBe(0)
-    }
-    // every alert of the file has at least one case where it fires and one where it does not
-    const alerts = new Set(rules.groups.flatMap((g) => g.rules).filter((x) => x.alert).map((x) => x.alert as string))
-    const fired = new Set(RULE_TESTS.flatMap((t) => t.alert_rule_test.filter((c) => c.exp_alerts.length > 0).map((c) => c.alertname)))
-    const quiet = new Set(RULE_TESTS.flatMap((t) => t.alert_rule_test.filter((c) => c.exp_alerts.length === 0).map((c) => c.alertname)))
-    expect([...alerts].filter((a) => !fired.has(a))).toEqual([])
-    expect([...alerts].filter((a) => !quiet.has(a))).toEqual([])
-  })
+  it(
+    'promtool test rules: each alert fires on series that should page, and stays quiet otherwise',
+    {timeout: 180_000},
+    async () => {
+      const {files} = planMonitoring(settings, {target: 'local'})
+      const rules = parse(files.find((f) => f.path === RULES_FILE)!.content) as {
+        groups: {rules: Record<string, any>[]}[]
+      }
+      // Annotations are templates judged by `promtool check rules` (above) and seen expanded in the
+      // end-to-end test; exp_alerts would have to spell each one out, so the unit tests use the
+      // rules without them: what they test is when each alert fires and with which labels.
+      for (const g of rules.groups) for (const r of g.rules) delete r.annotations
+      writeFileSync(join(dir, 'rules-under-test.yml'), stringify(rules, {lineWidth: 0}))
+      // promtool evaluates every rule at every evaluation_interval up to eval_time: the cases that
+      // look days ahead (no `for:` in them) run at 30 min steps, the rest at 1 min
+      const long = RULE_TESTS.filter((t) => t.alert_rule_test.some((c) => /\d+[hd]$/.test(c.eval_time)))
+      const short = RULE_TESTS.filter((t) => !long.includes(t))
+      // promtool's real time is mostly its on-disk storage per test group, not CPU: run in parallel
+      const chunks = [long, ...[0, 1, 2].map((k) => short.filter((_, i) => i % 3 === k))]
+      chunks.forEach((tests, k) =>
+        writeFileSync(
+          join(dir, `tests-${k}.yml`),
+          stringify(
+            {rule_files: ['rules-under-test.yml'], evaluation_interval: k === 0 ? '30m' : '1m', tests},
+            {lineWidth: 0},
+          ),
+        ),
+      )
+      const check = await promtool(['check', 'rules', join(dir, 'rules-under-test.yml')])
+      expect(check.code).toBe(0)
+      for (const r of await Promise.all(
+        chunks.map((_, k) => promtool(['test', 'rules', `tests-${k}.yml`], {cwd: dir})),
+      )) {
+        expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS')
+        expect(r.code, `${r.stdout}${r.stderr}`).toBe(0)
+      }
+      // every alert of the file has at least one case where it fires and one where it does not
+      const alerts = new Set(
+        rules.groups
+          .flatMap((g) => g.rules)
+          .filter((x) => x.alert)
+          .map((x) => x.alert as string),
+      )
+      const fired = new Set(
+        RULE_TESTS.flatMap((t) => t.alert_rule_test.filter((c) => c.exp_alerts.length > 0).map((c) => c.alertname)),
+      )
+      const quiet = new Set(
+        RULE_TESTS.flatMap((t) => t.alert_rule_test.filter((c) => c.exp_alerts.length === 0).map((c) => c.alertname)),
+      )
+      expect([...alerts].filter((a) => !fired.has(a))).toEqual([])
+      expect([...alerts].filter((a) => !quiet.has(a))).toEqual([])
+    },
+  )
 })

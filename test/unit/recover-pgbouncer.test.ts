@@ -25,7 +25,9 @@ describe('PgBouncer repoint', () => {
   })
 
   it('refuses a database without an entry (exit 2), and reads the pidfile', () => {
-    expect(() => repointIni(INI, 'missing', 'h', 1)).toThrow(expect.objectContaining({code: 'RECOVER_PGBOUNCER_NO_ENTRY', exitCode: 2}))
+    expect(() => repointIni(INI, 'missing', 'h', 1)).toThrow(
+      expect.objectContaining({code: 'RECOVER_PGBOUNCER_NO_ENTRY', exitCode: 2}),
+    )
     expect(pidfileOf(INI)).toBe('/run/pgbouncer/pgbouncer.pid')
     expect(pidfileOf('[databases]\npidfile = /nope\n')).toBeUndefined()
   })

@@ -30,7 +30,15 @@ describe('redact', () => {
   })
 
   it('deep-redacts JSON values by key name and content', () => {
-    const out = redactValue({DATABASE_URL: 'postgresql://u:pw@h/db', nested: {SECRET_KEY: 'x'.repeat(40), port: 5432}, list: ['redis://:pw@r:6379']})
-    expect(out).toEqual({DATABASE_URL: 'postgresql://u:******@h/db', nested: {SECRET_KEY: MASK, port: 5432}, list: ['redis://:******@r:6379']})
+    const out = redactValue({
+      DATABASE_URL: 'postgresql://u:pw@h/db',
+      nested: {SECRET_KEY: 'x'.repeat(40), port: 5432},
+      list: ['redis://:pw@r:6379'],
+    })
+    expect(out).toEqual({
+      DATABASE_URL: 'postgresql://u:******@h/db',
+      nested: {SECRET_KEY: MASK, port: 5432},
+      list: ['redis://:******@r:6379'],
+    })
   })
 })

@@ -6,7 +6,16 @@ import {afterEach, describe, expect, it} from 'vitest'
 
 import {LocalStorage} from '../../src/repository/local-storage.js'
 import {acquireLock, lockKey, staleReason} from '../../src/repository/lock.js'
-import {backupIdTime, listBackups, newBackupId, partKey, readManifest, recordVerification, resolveBackup, writeManifest} from '../../src/repository/manifest.js'
+import {
+  backupIdTime,
+  listBackups,
+  newBackupId,
+  partKey,
+  readManifest,
+  recordVerification,
+  resolveBackup,
+  writeManifest,
+} from '../../src/repository/manifest.js'
 
 const dirs: string[] = []
 const repo = () => {
@@ -94,9 +103,19 @@ describe('lock', () => {
   })
 
   it('stale rule: other host counts only by heartbeat age', () => {
-    const info = {token: 't', pid: 1, host: 'other', startedAt: '2026-01-01T00:00:00Z', heartbeatAt: '2026-01-01T00:00:00Z', command: 'x', ttlMs: 60_000}
+    const info = {
+      token: 't',
+      pid: 1,
+      host: 'other',
+      startedAt: '2026-01-01T00:00:00Z',
+      heartbeatAt: '2026-01-01T00:00:00Z',
+      command: 'x',
+      ttlMs: 60_000,
+    }
     expect(staleReason(info, {host: 'me', now: new Date('2026-01-01T00:00:30Z')})).toBeUndefined()
     expect(staleReason(info, {host: 'me', now: new Date('2026-01-01T00:02:00Z')})).toMatch(/heartbeat/)
-    expect(staleReason({...info, host: 'me'}, {host: 'me', now: new Date('2026-01-01T00:00:30Z'), isAlive: () => false})).toMatch(/no longer running/)
+    expect(
+      staleReason({...info, host: 'me'}, {host: 'me', now: new Date('2026-01-01T00:00:30Z'), isAlive: () => false}),
+    ).toMatch(/no longer running/)
   })
 })

@@ -22,14 +22,24 @@ describe('extensions a non-superuser cannot restore', () => {
     const {list, skipped} = filterToc(TOC, role)
     expect(skipped).toEqual(['pg_stat_statements', 'pg_trgm'])
     const lines = list.split('\n')
-    expect(lines.filter((l) => l.startsWith(';2') || l.startsWith(';3359') || l.startsWith(';4;') || l.startsWith(';3361'))).toHaveLength(4)
+    expect(
+      lines.filter((l) => l.startsWith(';2') || l.startsWith(';3359') || l.startsWith(';4;') || l.startsWith(';3361')),
+    ).toHaveLength(4)
     expect(lines).toContain('3; 3079 16700 EXTENSION - pgcrypto ')
     expect(lines).toContain('216; 1259 16390 TABLE public analyses charge_migrator')
     expect(lines.length).toBe(TOC.split('\n').length)
   })
 
   it('keeps an existing extension the role owns', () => {
-    const {skipped} = filterToc(TOC, {superuser: false, creatable: new Set(), present: new Map([['pg_stat_statements', true], ['pgcrypto', true], ['pg_trgm', true]])})
+    const {skipped} = filterToc(TOC, {
+      superuser: false,
+      creatable: new Set(),
+      present: new Map([
+        ['pg_stat_statements', true],
+        ['pgcrypto', true],
+        ['pg_trgm', true],
+      ]),
+    })
     expect(skipped).toEqual([])
   })
 })

@@ -7,7 +7,16 @@ import {DEFAULT_JOBS, resolveJobs} from '../../src/schedule/jobs.js'
 import {renderCron, renderSystemd} from '../../src/schedule/render.js'
 
 const from = new Date('2024-03-30T12:00:00Z')
-const host = {configPath: '/etc/charge/charge-ops.yaml', bin: '/usr/local/bin/charge-ops', lockDir: '/run/lock/charge-ops', logDir: '/var/log/charge-ops', textfileDir: '/var/lib/node-exporter', credentialsFile: '/etc/charge/backup.env', wrapperPath: '/etc/charge/charge-ops-job', user: 'root'}
+const host = {
+  configPath: '/etc/charge/charge-ops.yaml',
+  bin: '/usr/local/bin/charge-ops',
+  lockDir: '/run/lock/charge-ops',
+  logDir: '/var/log/charge-ops',
+  textfileDir: '/var/lib/node-exporter',
+  credentialsFile: '/etc/charge/backup.env',
+  wrapperPath: '/etc/charge/charge-ops-job',
+  user: 'root',
+}
 
 describe('cron expressions', () => {
   it('next three runs honour the time zone across a DST change', () => {
@@ -26,7 +35,7 @@ describe('cron expressions', () => {
     expect(cronProblem('0 2 * * *', 'Mars/Olympus')).toMatch(/not an IANA time zone/)
     expect(cronProblem('0 2 * * mon-fri')).toBeUndefined()
   })
-  it('flags jobs scheduled into each other\'s window, not jobs apart', () => {
+  it("flags jobs scheduled into each other's window, not jobs apart", () => {
     const jobs = resolveJobs(undefined, {timezone: 'UTC'})
     expect(findOverlaps(jobs, {from})).toEqual([])
     const slow = resolveJobs(undefined, {timezone: 'UTC', windows: {'backup-db': 90}})
@@ -45,9 +54,16 @@ describe('cron expressions', () => {
     if (!existsSync('/usr/bin/systemd-analyze')) return
     for (const job of DEFAULT_JOBS) {
       const cal = cronToOnCalendar(job.cron, 'UTC')
-      const out = execFileSync('systemd-analyze', ['calendar', '--iterations=3', cal], {encoding: 'utf8', env: {...process.env, TZ: 'UTC', SYSTEMD_COLORS: '0'}})
-      const elapses = [...out.matchAll(/(?:Next elapse|Iter\. #\d+):\s+\w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC/g)].map((m) => m[1])
-      const ours = nextRuns(job.cron, {timezone: 'UTC', count: 3}).map((d) => d.toISOString().replace('T', ' ').slice(0, 19))
+      const out = execFileSync('systemd-analyze', ['calendar', '--iterations=3', cal], {
+        encoding: 'utf8',
+        env: {...process.env, TZ: 'UTC', SYSTEMD_COLORS: '0'},
+      })
+      const elapses = [...out.matchAll(/(?:Next elapse|Iter\. #\d+):\s+\w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC/g)].map(
+        (m) => m[1],
+      )
+      const ours = nextRuns(job.cron, {timezone: 'UTC', count: 3}).map((d) =>
+        d.toISOString().replace('T', ' ').slice(0, 19),
+      )
       expect(elapses, job.name).toEqual(ours)
     }
   })
@@ -59,7 +75,9 @@ describe('renderers', () => {
     const [wrapper, cron] = renderCron(jobs, host)
     const lines = cron.content.split('\n').filter((l) => /^\S+ \S+ \S+ \S+ \S+ root /.test(l))
     expect(lines).toHaveLength(5)
-    expect(lines[0]).toBe('0 2 * * * root /etc/charge/charge-ops-job backup-db backup db --metrics-file /var/lib/node-exporter/charge_ops_backup_db.prom')
+    expect(lines[0]).toBe(
+      '0 2 * * * root /etc/charge/charge-ops-job backup-db backup db --metrics-file /var/lib/node-exporter/charge_ops_backup_db.prom',
+    )
     expect(lines[4]).toContain('capacity --format prometheus --output /var/lib/node-exporter/charge_ops_capacity.prom')
     expect(cron.content.endsWith('\n')).toBe(true)
     expect(wrapper.mode).toBe(0o755)
@@ -74,14 +92,24 @@ describe('renderers', () => {
     const fake = join(dir, 'fake-charge-ops')
     writeFileSync(fake, '#!/bin/sh\necho "ran $*"\nsleep "${SLEEP:-0}"\n')
     chmodSync(fake, 0o755)
-    const [wrapper] = renderCron(jobs, {...host, bin: fake, lockDir: join(dir, 'lock'), logDir: join(dir, 'log'), credentialsFile: join(dir, 'none.env'), wrapperPath: join(dir, 'job')})
+    const [wrapper] = renderCron(jobs, {
+      ...host,
+      bin: fake,
+      lockDir: join(dir, 'lock'),
+      logDir: join(dir, 'log'),
+      credentialsFile: join(dir, 'none.env'),
+      wrapperPath: join(dir, 'job'),
+    })
     const script = join(dir, 'job')
     writeFileSync(script, wrapper.content)
     chmodSync(script, 0o755)
     const first = spawn(script, ['backup-db', 'backup', 'db'], {env: {...process.env, SLEEP: '2'}})
     // the first run holds the lock once its job printed "ran …" into the log: wait for that line
     const logFile = join(dir, 'log', 'backup-db.log')
-    for (const deadline = Date.now() + 30_000; !(existsSync(logFile) && readFileSync(logFile, 'utf8').includes('ran backup db')); ) {
+    for (
+      const deadline = Date.now() + 30_000;
+      !(existsSync(logFile) && readFileSync(logFile, 'utf8').includes('ran backup db'));
+    ) {
       if (Date.now() > deadline) throw new Error('the first run never started')
       await new Promise((r) => setTimeout(r, 20))
     }
@@ -102,12 +130,28 @@ describe('renderers', () => {
     expect(timer).toMatch(/RandomizedDelaySec=\d+/)
     const service = files.find((f) => f.path === 'systemd/charge-ops-backup-db.service')!.content
     expect(service).toContain('Type=oneshot')
-    expect(service).toContain('ExecStart=/usr/bin/flock -n -E 75 /run/lock/charge-ops/backup-db.lock /usr/local/bin/charge-ops backup db --metrics-file /var/lib/node-exporter/charge_ops_backup_db.prom --config /etc/charge/charge-ops.yaml')
+    expect(service).toContain(
+      'ExecStart=/usr/bin/flock -n -E 75 /run/lock/charge-ops/backup-db.lock /usr/local/bin/charge-ops backup db --metrics-file /var/lib/node-exporter/charge_ops_backup_db.prom --config /etc/charge/charge-ops.yaml',
+    )
     expect(service).toContain('StandardOutput=append:/var/log/charge-ops/backup-db.log')
   })
   it('charge-ops.yaml schedules override the defaults', () => {
-    const jobs2 = resolveJobs({schedules: {'backup-db': {cron: '30 1 * * *', command: 'charge-ops backup db --jobs 2', timezone: 'Asia/Shanghai', enabled: true}}})
+    const jobs2 = resolveJobs({
+      schedules: {
+        'backup-db': {
+          cron: '30 1 * * *',
+          command: 'charge-ops backup db --jobs 2',
+          timezone: 'Asia/Shanghai',
+          enabled: true,
+        },
+      },
+    })
     const db = jobs2.find((j) => j.name === 'backup-db')!
-    expect(db).toMatchObject({cron: '30 1 * * *', args: ['backup', 'db', '--jobs', '2'], timezone: 'Asia/Shanghai', metricsFlag: '--metrics-file'})
+    expect(db).toMatchObject({
+      cron: '30 1 * * *',
+      args: ['backup', 'db', '--jobs', '2'],
+      timezone: 'Asia/Shanghai',
+      metricsFlag: '--metrics-file',
+    })
   })
 })

@@ -34,7 +34,10 @@ describe('loadSettings precedence: defaults < charge-ops.yaml < .env < environme
     expect(fromFiles.databaseUrl).toContain('filepw')
     expect(fromFiles.sources.DATABASE_URL).toMatchObject({source: '.env', line: 1})
 
-    const fromEnv = loadSettings({cwd: dir, env: {DATABASE_URL: 'postgresql://app:envpw@db2/charge', CHARGE_OPS_REPO: 's3://bucket/prefix'}})
+    const fromEnv = loadSettings({
+      cwd: dir,
+      env: {DATABASE_URL: 'postgresql://app:envpw@db2/charge', CHARGE_OPS_REPO: 's3://bucket/prefix'},
+    })
     expect(fromEnv.databaseUrl).toContain('envpw')
     expect(fromEnv.sources.DATABASE_URL).toMatchObject({source: 'environment'})
     expect(fromEnv.repository).toBe('s3://bucket/prefix')
@@ -70,8 +73,13 @@ describe('loadSettings precedence: defaults < charge-ops.yaml < .env < environme
 
 describe('charge-ops.yaml migrations timeouts: the one duration grammar of src/core/units', () => {
   it('accepts what --lock-timeout accepts (30min, 1.5h, a bare number of ms) and refuses what it refuses', () => {
-    const load = (value: string) => loadSettings({cwd: scratch({'charge-ops.yaml': `migrations:\n  lockTimeout: ${JSON.stringify(value)}\n`}), env: {}})
+    const load = (value: string) =>
+      loadSettings({
+        cwd: scratch({'charge-ops.yaml': `migrations:\n  lockTimeout: ${JSON.stringify(value)}\n`}),
+        env: {},
+      })
     for (const ok of ['5s', '30min', '1.5h', '250', '0']) expect(load(ok).yaml.migrations.lockTimeout).toBe(ok)
-    for (const bad of ['ten', '5 parsecs', '-1s', '']) expect(() => load(bad), bad).toThrow(/lockTimeout.*not a duration|not a duration/)
+    for (const bad of ['ten', '5 parsecs', '-1s', ''])
+      expect(() => load(bad), bad).toThrow(/lockTimeout.*not a duration|not a duration/)
   })
 })

@@ -37,7 +37,9 @@ describe('stored WAL format', () => {
       flipped[flipped.length - 20] ^= 0x55
       await expect(decodeWal(flipped, NAME)).rejects.toThrow(WalIntegrityError)
       await expect(decodeWal(body.subarray(0, body.length - 100), NAME)).rejects.toThrow(new RegExp(NAME))
-      await expect(decodeWal(body, '000000010000000000000004')).rejects.toThrow(/holds 000000010000000000000003 instead/)
+      await expect(decodeWal(body, '000000010000000000000004')).rejects.toThrow(
+        /holds 000000010000000000000003 instead/,
+      )
     }
     await expect(decodeWal(Buffer.from('hello'), NAME)).rejects.toThrow(/no charge-ops checksum header/)
   })
@@ -63,8 +65,15 @@ describe('stored WAL format', () => {
 
 describe('archive_command / restore_command lines', () => {
   it('are self-contained and quote for /bin/sh', () => {
-    const options = {repository: "/srv/my backups/it's", stack: 'prod', node: '/usr/bin/node', entry: '/opt/charge-ops/bin/run.js'}
-    expect(archiveCommand(options)).toBe(`/usr/bin/node /opt/charge-ops/bin/run.js wal push %p --repo '/srv/my backups/it'\\''s' --stack prod`)
+    const options = {
+      repository: "/srv/my backups/it's",
+      stack: 'prod',
+      node: '/usr/bin/node',
+      entry: '/opt/charge-ops/bin/run.js',
+    }
+    expect(archiveCommand(options)).toBe(
+      `/usr/bin/node /opt/charge-ops/bin/run.js wal push %p --repo '/srv/my backups/it'\\''s' --stack prod`,
+    )
     expect(restoreCommand({...options, repository: 's3://b/p', awsEnvFile: '/etc/charge-ops/s3.env'})).toBe(
       '/usr/bin/node /opt/charge-ops/bin/run.js wal fetch %f %p --repo s3://b/p --stack prod --aws-env-file /etc/charge-ops/s3.env',
     )

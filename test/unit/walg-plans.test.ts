@@ -3,7 +3,14 @@ import {describe, expect, it} from 'vitest'
 import {walgEnv, walgPlans} from '../../src/backup/walg.js'
 
 describe('wal-g plans', () => {
-  const libpq = {PGHOST: 'db', PGPORT: '5432', PGUSER: 'charge', PGPASSWORD: 's3cret', PGDATABASE: 'charge_analysis', PGCONNECT_TIMEOUT: '10'}
+  const libpq = {
+    PGHOST: 'db',
+    PGPORT: '5432',
+    PGUSER: 'charge',
+    PGPASSWORD: 's3cret',
+    PGDATABASE: 'charge_analysis',
+    PGCONNECT_TIMEOUT: '10',
+  }
 
   it('derives WALG_* / AWS_* for an S3 repository; secrets only in env', () => {
     const env = walgEnv({
@@ -30,7 +37,10 @@ describe('wal-g plans', () => {
   })
 
   it('uses WALG_FILE_PREFIX for a local repository', () => {
-    expect(walgEnv({repository: '/var/backups/charge-ops', stack: 'prod'})).toEqual({WALG_FILE_PREFIX: '/var/backups/charge-ops/prod/wal-g', WALG_COMPRESSION_METHOD: 'zstd'})
+    expect(walgEnv({repository: '/var/backups/charge-ops', stack: 'prod'})).toEqual({
+      WALG_FILE_PREFIX: '/var/backups/charge-ops/prod/wal-g',
+      WALG_COMPRESSION_METHOD: 'zstd',
+    })
   })
 
   it('builds the exact commands, never a secret in args', () => {
@@ -63,8 +73,19 @@ describe('wal-g plans', () => {
 describe('wal-g through charge-ops in PostgreSQL', () => {
   it('restore_command passes --engine wal-g and no secret', async () => {
     const {restoreCommand, archiveCommand} = await import('../../src/wal/command-lines.js')
-    const options = {repository: 's3://b/p', stack: 'prod', awsEnvFile: '/etc/charge-ops/s3.env', engine: 'wal-g' as const, node: '/usr/bin/node', entry: '/opt/charge-ops/bin/run.js'}
-    expect(restoreCommand(options)).toBe('/usr/bin/node /opt/charge-ops/bin/run.js wal fetch %f %p --repo s3://b/p --stack prod --aws-env-file /etc/charge-ops/s3.env --engine wal-g')
-    expect(archiveCommand(options)).toBe('/usr/bin/node /opt/charge-ops/bin/run.js wal push %p --repo s3://b/p --stack prod --aws-env-file /etc/charge-ops/s3.env --engine wal-g')
+    const options = {
+      repository: 's3://b/p',
+      stack: 'prod',
+      awsEnvFile: '/etc/charge-ops/s3.env',
+      engine: 'wal-g' as const,
+      node: '/usr/bin/node',
+      entry: '/opt/charge-ops/bin/run.js',
+    }
+    expect(restoreCommand(options)).toBe(
+      '/usr/bin/node /opt/charge-ops/bin/run.js wal fetch %f %p --repo s3://b/p --stack prod --aws-env-file /etc/charge-ops/s3.env --engine wal-g',
+    )
+    expect(archiveCommand(options)).toBe(
+      '/usr/bin/node /opt/charge-ops/bin/run.js wal push %p --repo s3://b/p --stack prod --aws-env-file /etc/charge-ops/s3.env --engine wal-g',
+    )
   })
 })

@@ -58,7 +58,10 @@ export class Api {
   async request<T>(method: string, path: string, body?: unknown, authToken = token.get()): Promise<T> {
     const response = await fetch(`${this.base}${path}`, {
       method,
-      headers: {authorization: `Bearer ${authToken}`, ...(body === undefined ? {} : {'content-type': 'application/json'})},
+      headers: {
+        authorization: `Bearer ${authToken}`,
+        ...(body === undefined ? {} : {'content-type': 'application/json'}),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     })
     const text = await response.text()
@@ -71,7 +74,10 @@ export class Api {
   }
 
   /** multipart upload with progress (fetch has no upload progress; XMLHttpRequest does) */
-  upload(file: File, onProgress: (fraction: number) => void): Promise<{analysisId: string; uploadId: string; filename: string}> {
+  upload(
+    file: File,
+    onProgress: (fraction: number) => void,
+  ): Promise<{analysisId: string; uploadId: string; filename: string}> {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest()
       xhr.open('POST', `${this.base}/uploads`)

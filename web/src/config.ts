@@ -27,9 +27,14 @@ export function mergeConfig(...sources: Array<Partial<Record<keyof UiConfig, unk
 }
 
 /** The URLs the UI calls, resolved against the page's location. */
-export function endpoints(config: UiConfig, location: {origin: string; protocol: string; host: string}): {api: string; health: string; ws: string} {
+export function endpoints(
+  config: UiConfig,
+  location: {origin: string; protocol: string; host: string},
+): {api: string; health: string; ws: string} {
   const api = new URL(config.apiUrl, location.origin)
-  const ws = config.wsUrl ? new URL(config.wsUrl, location.origin) : new URL('/ws', `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`)
+  const ws = config.wsUrl
+    ? new URL(config.wsUrl, location.origin)
+    : new URL('/ws', `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`)
   if (ws.protocol === 'http:') ws.protocol = 'ws:'
   if (ws.protocol === 'https:') ws.protocol = 'wss:'
   // /health lives at the API's origin root, beside /api/v1 (nginx: location = /health)

@@ -110,7 +110,7 @@ const en = {
   'kb.added': 'Added "{title}" ({passages} passages).',
   'kb.exists': '"{title}" was already there.',
   'error.generic': 'Error {status}: {message}',
-  'notFound': 'This page does not exist.',
+  notFound: 'This page does not exist.',
 }
 
 export type Key = keyof typeof en
@@ -219,7 +219,7 @@ const zh: Record<Key, string> = {
   'kb.added': '已添加“{title}”（{passages} 个段落）。',
   'kb.exists': '“{title}”已存在。',
   'error.generic': '错误 {status}：{message}',
-  'notFound': '页面不存在。',
+  notFound: '页面不存在。',
 }
 
 export const DICTIONARIES: Record<Lang, Record<Key, string>> = {en, zh}

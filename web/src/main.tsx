@@ -21,7 +21,10 @@ async function runtimeConfig(): Promise<Record<string, unknown> | undefined> {
   }
 }
 
-const config = mergeConfig({title: import.meta.env.VITE_APP_TITLE, apiUrl: import.meta.env.VITE_API_URL, wsUrl: import.meta.env.VITE_WS_URL}, await runtimeConfig())
+const config = mergeConfig(
+  {title: import.meta.env.VITE_APP_TITLE, apiUrl: import.meta.env.VITE_API_URL, wsUrl: import.meta.env.VITE_WS_URL},
+  await runtimeConfig(),
+)
 app.config = config
 app.endpoints = endpoints(config, location)
 app.api = new Api(app.endpoints.api)

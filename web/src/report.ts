@@ -18,8 +18,18 @@ export function installErrorReporter(logsUrl: string, getToken: () => string): v
       sent = 0
     }
     if (++sent > 10) return
-    const body = JSON.stringify({level: 'error', message: scrub(message) || 'unknown error', url: location.pathname, ...(stack ? {stack: scrub(stack)} : {})})
-    fetch(logsUrl, {method: 'POST', headers: {authorization: `Bearer ${bearer}`, 'content-type': 'application/json'}, body, keepalive: true}).catch(() => {})
+    const body = JSON.stringify({
+      level: 'error',
+      message: scrub(message) || 'unknown error',
+      url: location.pathname,
+      ...(stack ? {stack: scrub(stack)} : {}),
+    })
+    fetch(logsUrl, {
+      method: 'POST',
+      headers: {authorization: `Bearer ${bearer}`, 'content-type': 'application/json'},
+      body,
+      keepalive: true,
+    }).catch(() => {})
   }
   window.addEventListener('error', (e) => send(e.message, e.error instanceof Error ? e.error.stack : undefined))
   window.addEventListener('unhandledrejection', (e) => {

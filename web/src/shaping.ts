@@ -38,7 +38,13 @@ export function toPlotSeries(series: SessionSeries, gapSeconds = GAP_SECONDS): P
   for (let i = 1; i < n; i++) if (series.t[i]! - series.t[i - 1]! > gapSeconds) gaps++
   const size = n + gaps
   const t = new Float64Array(size)
-  const y: Record<CurveKey, (number | null)[]> = {power: new Array(size), soc: new Array(size), voltage: new Array(size), current: new Array(size), temp: new Array(size)}
+  const y: Record<CurveKey, (number | null)[]> = {
+    power: new Array(size),
+    soc: new Array(size),
+    voltage: new Array(size),
+    current: new Array(size),
+    temp: new Array(size),
+  }
   let j = 0
   for (let i = 0; i < n; i++) {
     const ti = series.t[i]!
@@ -72,7 +78,11 @@ export interface FindingLike {
  * shorter than that around its middle (a single-sample episode has start = end); null when the
  * finding lies outside the data entirely.
  */
-export function findingRange(finding: FindingLike, range: {min: number; max: number}, minWidth = 10): {start: number; end: number} | null {
+export function findingRange(
+  finding: FindingLike,
+  range: {min: number; max: number},
+  minWidth = 10,
+): {start: number; end: number} | null {
   let start = Date.parse(finding.startedAt) / 1000
   let end = Date.parse(finding.endedAt) / 1000
   if (!Number.isFinite(start) || !Number.isFinite(end)) return null
@@ -86,14 +96,23 @@ export function findingRange(finding: FindingLike, range: {min: number; max: num
   return {start: Math.max(start, range.min), end: Math.min(end, range.max)}
 }
 
-const CHART_OF: Record<string, CurveKey> = {over_temperature: 'temp', abnormal_voltage: 'voltage', derating: 'power', interruption: 'power'}
+const CHART_OF: Record<string, CurveKey> = {
+  over_temperature: 'temp',
+  abnormal_voltage: 'voltage',
+  derating: 'power',
+  interruption: 'power',
+}
 
 export function chartOfFinding(kind: string): CurveKey {
   return CHART_OF[kind] ?? 'power'
 }
 
 /** A zoom step around the middle of the current view, kept inside the data (keyboard zoom). */
-export function zoomed(view: {min: number; max: number}, range: {min: number; max: number}, factor: number): {min: number; max: number} {
+export function zoomed(
+  view: {min: number; max: number},
+  range: {min: number; max: number},
+  factor: number,
+): {min: number; max: number} {
   const full = range.max - range.min
   const width = Math.min(full, Math.max((view.max - view.min) * factor, Math.min(full, 30)))
   let min = (view.min + view.max) / 2 - width / 2

@@ -21,21 +21,48 @@ export function validateChargeOpsYaml(text: string, file: string): ValidatedChar
   if (parsed.findings.length > 0) return {findings: parsed.findings, unparsable: true}
   const contents = parsed.document.contents
   if (contents !== null && !(contents as {items?: unknown}).items) {
-    return {findings: [{file, line: 1, severity: 'error', rule: 'yaml/schema', message: 'charge-ops.yaml must be a mapping of keys (stack:, target:, backup: …)', fix: 'Start from the template: charge-ops init writes one.'}], unparsable: false}
+    return {
+      findings: [
+        {
+          file,
+          line: 1,
+          severity: 'error',
+          rule: 'yaml/schema',
+          message: 'charge-ops.yaml must be a mapping of keys (stack:, target:, backup: …)',
+          fix: 'Start from the template: charge-ops init writes one.',
+        },
+      ],
+      unparsable: false,
+    }
   }
   const {value, findings: schemaFindings} = validateYaml(parsed, chargeOpsYamlSchema, 'yaml')
   // An unknown key whose value is a mapping is reported on the key's own line, not its first child's.
-  const findings = schemaFindings.map((f) => (f.rule === 'yaml/unknown-key' && f.key ? {...f, line: keyLine(parsed, f.key.split('.')) ?? f.line} : f))
+  const findings = schemaFindings.map((f) =>
+    f.rule === 'yaml/unknown-key' && f.key ? {...f, line: keyLine(parsed, f.key.split('.')) ?? f.line} : f,
+  )
   const {findings: extra, add} = findingsFor(file)
   const schedules = parsed.document.toJS()?.schedules
   if (schedules && typeof schedules === 'object') {
     for (const [name, job] of Object.entries(schedules as Record<string, {cron?: unknown}>)) {
       if (typeof job?.cron !== 'string') continue
       const problem = cronProblem(job.cron)
-      if (problem) add('error', 'yaml/cron', `schedules.${name}.cron: invalid cron expression: ${problem}`, 'Use 5 fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * *".', lineOf(parsed, ['schedules', name, 'cron']), `schedules.${name}.cron`)
+      if (problem)
+        add(
+          'error',
+          'yaml/cron',
+          `schedules.${name}.cron: invalid cron expression: ${problem}`,
+          'Use 5 fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * *".',
+          lineOf(parsed, ['schedules', name, 'cron']),
+          `schedules.${name}.cron`,
+        )
     }
   }
-  return {value, findings: [...findings, ...extra], unparsable: false, serviceLine: parsed.document.has('service') ? lineOf(parsed, ['service']) : undefined}
+  return {
+    value,
+    findings: [...findings, ...extra],
+    unparsable: false,
+    serviceLine: parsed.document.has('service') ? lineOf(parsed, ['service']) : undefined,
+  }
 }
 
 /** The line of the key at `path` (lineOf gives the value's line, which for a mapping is its first child). */

@@ -33,13 +33,25 @@ export async function runValidate(options: RunValidateOptions): Promise<Validate
       else if (f.severity === 'warning') report.summary.warnings++
     }
     const unreachable = result.checks.some((c) => c.status === 'failed' && c.code !== 'PG_VERSION')
-    if (exitCode !== 2) exitCode = unreachable ? 5 : report.summary.errors > 0 || (report.strict && report.summary.warnings > 0) ? 1 : exitCode
+    if (exitCode !== 2)
+      exitCode = unreachable
+        ? 5
+        : report.summary.errors > 0 || (report.strict && report.summary.warnings > 0)
+          ? 1
+          : exitCode
   }
   const json = {...reportJson(report), exitCode, ...(connectivity ? {connectivity} : {})}
   let text = renderText(report)
   if (connectivity) {
     const width = Math.max(...connectivity.map((c) => c.service.length))
-    text += '\n\nconnectivity:\n' + connectivity.map((c) => `  ${c.service.padEnd(width)}  ${c.status.padEnd(7)}  ${c.detail}${c.durationMs !== undefined ? ` (${c.durationMs} ms)` : ''}`).join('\n')
+    text +=
+      '\n\nconnectivity:\n' +
+      connectivity
+        .map(
+          (c) =>
+            `  ${c.service.padEnd(width)}  ${c.status.padEnd(7)}  ${c.detail}${c.durationMs !== undefined ? ` (${c.durationMs} ms)` : ''}`,
+        )
+        .join('\n')
   }
   return {report: json, text, sarif: toSarif(report, options.version)}
 }

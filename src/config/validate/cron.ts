@@ -13,7 +13,8 @@ export function cronProblem(expression: string): string | undefined {
   const expr = expression.trim()
   if (expr.startsWith('@')) return SPECIAL.test(expr) ? undefined : `unknown keyword ${expr.split(/\s/)[0]}`
   const fields = expr.split(/\s+/)
-  if (fields.length !== 5) return `has ${fields.length} field${fields.length === 1 ? '' : 's'}; cron needs 5 (minute hour day-of-month month day-of-week)`
+  if (fields.length !== 5)
+    return `has ${fields.length} field${fields.length === 1 ? '' : 's'}; cron needs 5 (minute hour day-of-month month day-of-week)`
   try {
     // cron-parser v5 accepts an optional seconds field; we only ever hand it the 5 crontab fields.
     CronExpressionParser.parse(expr, {strict: false})
@@ -50,23 +51,47 @@ export function validateCrontab(text: string, file: string): Finding[] {
       const parts = trimmed.split(/\s+/)
       const scheduleFields = parts.slice(0, 5).findIndex((p) => !SCHEDULE_FIELD.test(p))
       if (scheduleFields !== -1) {
-        add('error', 'cron/syntax', `cron line has ${scheduleFields} schedule field${scheduleFields === 1 ? '' : 's'} before the command; cron needs 5 (minute hour day-of-month month day-of-week)`, 'Add the missing fields, e.g. 0 3 * * * for 03:00 every day.', line)
+        add(
+          'error',
+          'cron/syntax',
+          `cron line has ${scheduleFields} schedule field${scheduleFields === 1 ? '' : 's'} before the command; cron needs 5 (minute hour day-of-month month day-of-week)`,
+          'Add the missing fields, e.g. 0 3 * * * for 03:00 every day.',
+          line,
+        )
         return
       }
       expression = parts.slice(0, 5).join(' ')
       command = parts.slice(5).join(' ')
       if (parts.length < 6) {
-        add('error', 'cron/syntax', `cron line has ${Math.min(parts.length, 5)} of the 5 schedule fields and no command`, 'Write: minute hour day-of-month month day-of-week command, e.g. 0 2 * * * charge-ops backup db --quiet', line)
+        add(
+          'error',
+          'cron/syntax',
+          `cron line has ${Math.min(parts.length, 5)} of the 5 schedule fields and no command`,
+          'Write: minute hour day-of-month month day-of-week command, e.g. 0 2 * * * charge-ops backup db --quiet',
+          line,
+        )
         return
       }
     }
     const problem = cronProblem(expression)
     if (problem) {
-      add('error', 'cron/expression', `invalid cron schedule: ${problem}`, 'Fix the schedule fields (minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-7); check it with crontab.guru-style tools.', line)
+      add(
+        'error',
+        'cron/expression',
+        `invalid cron schedule: ${problem}`,
+        'Fix the schedule fields (minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-7); check it with crontab.guru-style tools.',
+        line,
+      )
       return
     }
     if (/(^|[^\\])%/.test(command)) {
-      add('warning', 'cron/percent', 'the command contains an unescaped %: cron turns it into a newline and the rest becomes standard input', 'Escape it as \\% (e.g. date +\\%F).', line)
+      add(
+        'warning',
+        'cron/percent',
+        'the command contains an unescaped %: cron turns it into a newline and the rest becomes standard input',
+        'Escape it as \\% (e.g. date +\\%F).',
+        line,
+      )
     }
     if (command === '') add('error', 'cron/syntax', 'cron line has no command', 'Append the command to run.', line)
   })
@@ -74,7 +99,14 @@ export function validateCrontab(text: string, file: string): Finding[] {
   if (lastNonEmpty) {
     const lastLine = lines.length
     const trimmed = lines[lastLine - 1].trim()
-    if (trimmed !== '' && !trimmed.startsWith('#')) add('warning', 'cron/final-newline', 'the last line has no newline: cron ignores it', 'End the file with a newline.', lastLine)
+    if (trimmed !== '' && !trimmed.startsWith('#'))
+      add(
+        'warning',
+        'cron/final-newline',
+        'the last line has no newline: cron ignores it',
+        'End the file with a newline.',
+        lastLine,
+      )
   }
   return findings
 }

@@ -4,7 +4,9 @@ import {formatPgMemory} from '../../core/units/size.js'
 import type {ValidationReport} from './runner.js'
 
 /** Human output: one block per finding (file:line, severity, key, message, fix), then a summary. */
-export function renderText(report: Pick<ValidationReport, 'findings' | 'files' | 'summary' | 'strict' | 'strictReason' | 'hostRamBytes'>): string {
+export function renderText(
+  report: Pick<ValidationReport, 'findings' | 'files' | 'summary' | 'strict' | 'strictReason' | 'hostRamBytes'>,
+): string {
   const lines: string[] = []
   for (const f of report.findings) {
     lines.push(`${location(f)}: ${f.severity}${f.key ? ` [${f.key}]` : ''} ${f.message} (${f.rule})`)
@@ -26,7 +28,11 @@ export function reportJson(report: ValidationReport): Omit<ValidationReport, 'pa
   return redactValue(rest)
 }
 
-const LEVEL: Record<Finding['severity'], 'error' | 'warning' | 'note'> = {error: 'error', warning: 'warning', info: 'note'}
+const LEVEL: Record<Finding['severity'], 'error' | 'warning' | 'note'> = {
+  error: 'error',
+  warning: 'warning',
+  info: 'note',
+}
 
 /** SARIF 2.1.0 for code scanning (GitHub, GitLab): one rule per rule id, one result per finding. */
 export function toSarif(report: Pick<ValidationReport, 'findings'>, version: string): unknown {
@@ -49,7 +55,10 @@ export function toSarif(report: Pick<ValidationReport, 'findings'>, version: str
     locations: [
       {
         physicalLocation: {
-          artifactLocation: {uri: f.file.split('\\').join('/'), ...(f.file.startsWith('/') ? {} : {uriBaseId: '%SRCROOT%'})},
+          artifactLocation: {
+            uri: f.file.split('\\').join('/'),
+            ...(f.file.startsWith('/') ? {} : {uriBaseId: '%SRCROOT%'}),
+          },
           ...(f.line ? {region: {startLine: f.line}} : {}),
         },
       },

@@ -1,7 +1,15 @@
 import type {Finding, Severity} from '../findings.js'
 
 /** The kinds of file `config validate` understands. */
-export const FILE_KINDS = ['charge-ops-yaml', 'backend-env', 'frontend-env', 'compose', 'postgresql-conf', 'redis-conf', 'crontab'] as const
+export const FILE_KINDS = [
+  'charge-ops-yaml',
+  'backend-env',
+  'frontend-env',
+  'compose',
+  'postgresql-conf',
+  'redis-conf',
+  'crontab',
+] as const
 export type FileKind = (typeof FILE_KINDS)[number]
 
 export const KIND_LABEL: Record<FileKind, string> = {
@@ -24,7 +32,14 @@ export interface RuleContext {
 /** Shorthand used by every validator: a finding builder bound to one file. */
 export function findingsFor(file: string) {
   const findings: Finding[] = []
-  const add = (severity: Severity, rule: string, message: string, fix: string | undefined, line?: number, key?: string) => {
+  const add = (
+    severity: Severity,
+    rule: string,
+    message: string,
+    fix: string | undefined,
+    line?: number,
+    key?: string,
+  ) => {
     findings.push({file, line, key, severity, rule, message, fix})
   }
   return {findings, add}

@@ -8,7 +8,8 @@ export function unifiedDiff(oldText: string, newText: string, oldName: string, n
   // LCS table; config files are small (hundreds of lines), so O(n·m) is fine.
   const lcs: Uint32Array[] = Array.from({length: n + 1}, () => new Uint32Array(m + 1))
   for (let i = n - 1; i >= 0; i--) {
-    for (let j = m - 1; j >= 0; j--) lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1])
+    for (let j = m - 1; j >= 0; j--)
+      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1])
   }
   type Op = {kind: ' ' | '-' | '+'; text: string; ai: number; bi: number}
   const ops: Op[] = []

@@ -62,22 +62,34 @@ export function comparePlan(plan: readonly PlannedFile[], dir: string): FileOutc
       // Content is right; only a mode looser (or different) than intended is corrected.
       return {path: file.path, action: currentMode === file.mode ? 'unchanged' : 'mode', mode: octal(file.mode)}
     }
-    return {path: file.path, action: 'update', mode: octal(file.mode), diff: unifiedDiff(current, file.content, `${file.path} (on disk)`, `${file.path} (init)`)}
+    return {
+      path: file.path,
+      action: 'update',
+      mode: octal(file.mode),
+      diff: unifiedDiff(current, file.content, `${file.path} (on disk)`, `${file.path} (init)`),
+    }
   })
 }
 
-export async function applyPlan(plan: readonly PlannedFile[], dir: string, options: ApplyOptions = {}): Promise<ApplyResult> {
+export async function applyPlan(
+  plan: readonly PlannedFile[],
+  dir: string,
+  options: ApplyOptions = {},
+): Promise<ApplyResult> {
   const root = resolve(dir)
   const outcomes = comparePlan(plan, root)
   const changed = outcomes.filter((o) => o.action === 'update')
   if (options.dryRun) return {dir: root, dryRun: true, files: outcomes}
 
   if (changed.length > 0 && !options.force && !options.confirm) {
-    throw new UsageError(`${changed.length} file(s) differ from what init would write: ${changed.map((c) => c.path).join(', ')} — refusing to overwrite without --force`, {
-      code: 'WOULD_OVERWRITE',
-      hint: 'Review the diff above; rerun with --force to overwrite, or interactively to decide per file. Nothing was written.',
-      data: {files: changed.map((c) => c.path)},
-    })
+    throw new UsageError(
+      `${changed.length} file(s) differ from what init would write: ${changed.map((c) => c.path).join(', ')} — refusing to overwrite without --force`,
+      {
+        code: 'WOULD_OVERWRITE',
+        hint: 'Review the diff above; rerun with --force to overwrite, or interactively to decide per file. Nothing was written.',
+        data: {files: changed.map((c) => c.path)},
+      },
+    )
   }
   if (changed.length > 0 && !options.force && options.confirm) {
     for (const outcome of changed) {

@@ -31,7 +31,10 @@ export interface JsonJournalOptions {
 }
 
 /** A journal at `file`. */
-export function jsonJournal<T>(file: string, {mode = 0o600, what = 'the journal', hint}: JsonJournalOptions = {}): JsonJournal<T> {
+export function jsonJournal<T>(
+  file: string,
+  {mode = 0o600, what = 'the journal', hint}: JsonJournalOptions = {},
+): JsonJournal<T> {
   return {
     file,
     load() {
@@ -58,7 +61,12 @@ export function jsonJournal<T>(file: string, {mode = 0o600, what = 'the journal'
 }
 
 function unreadable(file: string, what: string, hint: string | undefined, error: unknown): CliError {
-  return new CliError('JOURNAL_UNREADABLE', ExitCode.findings, `${what} ${file} cannot be read: ${(error as Error).message}`, {
-    hint: `${hint ?? 'Check by hand what the interrupted run did.'} Then move the file aside and rerun.`,
-  })
+  return new CliError(
+    'JOURNAL_UNREADABLE',
+    ExitCode.findings,
+    `${what} ${file} cannot be read: ${(error as Error).message}`,
+    {
+      hint: `${hint ?? 'Check by hand what the interrupted run did.'} Then move the file aside and rerun.`,
+    },
+  )
 }

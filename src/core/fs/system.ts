@@ -20,7 +20,14 @@ export async function diskUsage(path: string): Promise<DiskUsage> {
       const s = await statfs(p)
       const total = s.blocks * s.bsize
       const free = s.bavail * s.bsize
-      return {path, measuredAt: p, totalBytes: total, freeBytes: free, usedBytes: total - s.bfree * s.bsize, freePct: total > 0 ? (free / total) * 100 : 0}
+      return {
+        path,
+        measuredAt: p,
+        totalBytes: total,
+        freeBytes: free,
+        usedBytes: total - s.bfree * s.bsize,
+        freePct: total > 0 ? (free / total) * 100 : 0,
+      }
     } catch (error) {
       const parent = dirname(p)
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || parent === p) throw error
@@ -60,14 +67,29 @@ export async function memoryInfo(root = '/'): Promise<MemoryInfo> {
   // a "limit" at or above the host's memory is no limit
   if (v2 !== undefined && (hostTotal === 0 || v2 < hostTotal)) {
     const used = await readNumber(`${root}sys/fs/cgroup/memory.current`)
-    return {limitBytes: v2, source: 'cgroup v2', usedBytes: used, availableBytes: used === undefined ? undefined : Math.max(0, v2 - used)}
+    return {
+      limitBytes: v2,
+      source: 'cgroup v2',
+      usedBytes: used,
+      availableBytes: used === undefined ? undefined : Math.max(0, v2 - used),
+    }
   }
   const v1 = await readNumber(`${root}sys/fs/cgroup/memory/memory.limit_in_bytes`)
   if (v1 !== undefined && (hostTotal === 0 || v1 < hostTotal)) {
     const used = await readNumber(`${root}sys/fs/cgroup/memory/memory.usage_in_bytes`)
-    return {limitBytes: v1, source: 'cgroup v1', usedBytes: used, availableBytes: used === undefined ? undefined : Math.max(0, v1 - used)}
+    return {
+      limitBytes: v1,
+      source: 'cgroup v1',
+      usedBytes: used,
+      availableBytes: used === undefined ? undefined : Math.max(0, v1 - used),
+    }
   }
-  return {limitBytes: hostTotal, source: 'host', availableBytes: hostAvailable, usedBytes: hostAvailable === undefined ? undefined : hostTotal - hostAvailable}
+  return {
+    limitBytes: hostTotal,
+    source: 'host',
+    availableBytes: hostAvailable,
+    usedBytes: hostAvailable === undefined ? undefined : hostTotal - hostAvailable,
+  }
 }
 
 export interface WalkedFile {
@@ -82,7 +104,11 @@ export interface WalkedFile {
  * directories by name at any depth; subdirectories that cannot be read are passed over (the root
  * itself must be readable).
  */
-export async function walkFiles(root: string, visit: (file: WalkedFile) => void, options: {skipName?: (name: string) => boolean} = {}): Promise<void> {
+export async function walkFiles(
+  root: string,
+  visit: (file: WalkedFile) => void,
+  options: {skipName?: (name: string) => boolean} = {},
+): Promise<void> {
   const {readdir, lstat} = await import('node:fs/promises')
   const {join, relative, sep} = await import('node:path')
   const stack = [root]

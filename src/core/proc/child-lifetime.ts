@@ -43,7 +43,10 @@ function findOnPath(file: string, pathVar: string | undefined): string | undefin
 
 function setpriv(): string | null {
   if (setprivPath === undefined) {
-    setprivPath = process.platform === 'linux' && process.env.CHARGE_OPS_NO_PDEATHSIG !== '1' ? (findOnPath('setpriv', `${process.env.PATH ?? ''}:/usr/bin:/bin`) ?? null) : null
+    setprivPath =
+      process.platform === 'linux' && process.env.CHARGE_OPS_NO_PDEATHSIG !== '1'
+        ? (findOnPath('setpriv', `${process.env.PATH ?? ''}:/usr/bin:/bin`) ?? null)
+        : null
   }
   return setprivPath
 }
@@ -52,7 +55,11 @@ function setpriv(): string | null {
  * The command line that starts `file args` bound to this process. Returns undefined when `file`
  * is not found on PATH (the caller reports it as missing); unchanged when setpriv is unavailable.
  */
-export function boundToParent(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): {file: string; args: string[]} | undefined {
+export function boundToParent(
+  file: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): {file: string; args: string[]} | undefined {
   const wrapper = setpriv()
   if (!wrapper) return {file, args: [...args]}
   const resolved = findOnPath(file, env.PATH)

@@ -69,7 +69,12 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   const bound = boundToParent(file, args, {...process.env, ...execaOptions.env})
   if (!bound) throw notFound(file)
   try {
-    const result = await execa(bound.file, bound.args, {...execaOptions, extendEnv: true, reject: true, stripFinalNewline: true})
+    const result = await execa(bound.file, bound.args, {
+      ...execaOptions,
+      extendEnv: true,
+      reject: true,
+      stripFinalNewline: true,
+    })
     return {stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: result.exitCode ?? 0}
   } catch (error) {
     const e = error as {exitCode?: number; signal?: string; timedOut?: boolean; stdout?: unknown; stderr?: unknown}
@@ -80,12 +85,28 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   }
 }
 
-export function toCommandError(error: unknown, file: string, args: readonly string[], options: {failureExitCode?: ExitCodeValue; purpose?: string} = {}): Error {
-  const err = error as {code?: string; exitCode?: number; stderr?: unknown; signal?: string; timedOut?: boolean; isCanceled?: boolean}
+export function toCommandError(
+  error: unknown,
+  file: string,
+  args: readonly string[],
+  options: {failureExitCode?: ExitCodeValue; purpose?: string} = {},
+): Error {
+  const err = error as {
+    code?: string
+    exitCode?: number
+    stderr?: unknown
+    signal?: string
+    timedOut?: boolean
+    isCanceled?: boolean
+  }
   if (err?.code === 'ENOENT') return notFound(file)
   const command = displayCommand(file, args)
   const stderr = typeof err?.stderr === 'string' ? tail(redact(err.stderr)) : ''
-  const how = err?.timedOut ? 'timed out' : err?.signal ? `was killed by ${err.signal}` : `exited with code ${err?.exitCode ?? '?'}`
+  const how = err?.timedOut
+    ? 'timed out'
+    : err?.signal
+      ? `was killed by ${err.signal}`
+      : `exited with code ${err?.exitCode ?? '?'}`
   const what = options.purpose ? `${options.purpose}: ` : ''
   return new ExternalCommandError(command, `${what}${command.split(' ')[0]} ${how}${stderr ? `\n${stderr}` : ''}`, {
     exitCode: options.failureExitCode,

@@ -23,7 +23,12 @@ export function filterBuffer(file: string, args: readonly string[], input: Buffe
     child.stdin.on('error', () => {})
     child.on('close', (code, signal) => {
       if (code === 0) resolve(Buffer.concat(out))
-      else reject(new Error(`${file} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${Buffer.concat(err).toString().trim()}`))
+      else
+        reject(
+          new Error(
+            `${file} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${Buffer.concat(err).toString().trim()}`,
+          ),
+        )
     })
     child.stdin.end(input)
   })

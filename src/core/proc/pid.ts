@@ -62,12 +62,18 @@ export function currentOwner(command: string): ProcessOwner {
 export function ownerState(owner: ProcessOwner): 'alive' | 'dead' | 'unknown' {
   if (owner.host !== hostname()) return 'unknown'
   if (!pidAlive(owner.pid)) return 'dead'
-  if (owner.startTime && processStartTime(owner.pid) !== undefined && processStartTime(owner.pid) !== owner.startTime) return 'dead'
+  if (owner.startTime && processStartTime(owner.pid) !== undefined && processStartTime(owner.pid) !== owner.startTime)
+    return 'dead'
   return 'alive'
 }
 
 export function isCurrentProcess(owner: ProcessOwner | undefined): boolean {
-  return Boolean(owner && owner.pid === process.pid && owner.host === hostname() && (owner.startTime ?? null) === (processStartTime(process.pid) ?? null))
+  return Boolean(
+    owner &&
+    owner.pid === process.pid &&
+    owner.host === hostname() &&
+    (owner.startTime ?? null) === (processStartTime(process.pid) ?? null),
+  )
 }
 
 export function describeOwner(owner: ProcessOwner): string {

@@ -28,12 +28,15 @@ describe('filterBuffer', () => {
     const packed = await filterBuffer('zstd', ['-q', '-1', '-c'], data)
     expect(packed.length).toBeLessThan(data.length / 10)
     expect(await filterBuffer('zstd', ['-q', '-d', '-c'], packed)).toEqual(data)
-    await expect(filterBuffer('zstd', ['-q', '-d', '-c'], Buffer.from('not zstd'))).rejects.toThrow(/zstd -q -d -c failed \(exit 1\): .+/)
+    await expect(filterBuffer('zstd', ['-q', '-d', '-c'], Buffer.from('not zstd'))).rejects.toThrow(
+      /zstd -q -d -c failed \(exit 1\): .+/,
+    )
     await expect(filterBuffer('no-such-filter-binary', [], data)).rejects.toMatchObject({code: 'ENOENT'})
   })
 
   it('dies with its parent when the parent is SIGKILLed', async () => {
-    if (!spawnSync('sh', ['-c', 'command -v setpriv']).stdout.length) return expect.fail('setpriv (util-linux) is required')
+    if (!spawnSync('sh', ['-c', 'command -v setpriv']).stdout.length)
+      return expect.fail('setpriv (util-linux) is required')
     const dir = mkdtempSync(join(tmpdir(), 'charge-filter-'))
     try {
       const pidFile = join(dir, 'pid')

@@ -71,7 +71,10 @@ describe('jsonJournal', () => {
   })
 
   it('a damaged journal is JOURNAL_UNREADABLE (exit 1) naming the file and what to check, never "no journal"', () => {
-    const journal = jsonJournal<{step: number}>(path.join(dir, 'run.json'), {what: 'the recover journal', hint: 'Check the .env.'})
+    const journal = jsonJournal<{step: number}>(path.join(dir, 'run.json'), {
+      what: 'the recover journal',
+      hint: 'Check the .env.',
+    })
     fs.writeFileSync(journal.file, '{half')
     let error: unknown
     try {
@@ -115,12 +118,20 @@ describe('acquireLocalLock', () => {
     const file = path.join(dir, 'x.lock')
     // the child exits only once its parent has exec'd into `sleep 5`, which never waits for it. (A
     // child that exits at once races the exec: the shell may reap it first, and no zombie is left.)
-    const parent = spawn('/bin/sh', ['-c', 'head -c1 <&3 >/dev/null & echo $!; exec sleep 5'], {stdio: ['ignore', 'pipe', 'ignore', 'pipe']})
+    const parent = spawn('/bin/sh', ['-c', 'head -c1 <&3 >/dev/null & echo $!; exec sleep 5'], {
+      stdio: ['ignore', 'pipe', 'ignore', 'pipe'],
+    })
     try {
       const zombie = Number((await once(parent.stdout!, 'data'))[0].toString().trim())
-      await waitUntil(async () => fs.readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim() === 'sleep', {timeoutMs: 5000, what: "the parent's exec"})
+      await waitUntil(async () => fs.readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim() === 'sleep', {
+        timeoutMs: 5000,
+        what: "the parent's exec",
+      })
       ;(parent.stdio[3] as NodeJS.WritableStream).end('x')
-      await waitUntil(async () => fs.readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1].startsWith('Z'), {timeoutMs: 5000, what: 'the zombie'})
+      await waitUntil(async () => fs.readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1].startsWith('Z'), {
+        timeoutMs: 5000,
+        what: 'the zombie',
+      })
       fs.writeFileSync(file, `${zombie}\n`)
       const release = await acquireLocalLock(file, {what: 'upgrade'})
       expect(fs.readFileSync(file, 'utf8')).toBe(`${process.pid}\n`)

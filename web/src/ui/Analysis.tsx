@@ -31,7 +31,22 @@ interface AnalysisData {
   findings: Finding[]
 }
 
-const METRICS = ['startedAt', 'endedAt', 'samples', 'durationSeconds', 'chargingSeconds', 'energyKwh', 'avgPowerKw', 'peakPowerKw', 'socStart', 'socEnd', 'peakTempC', 'minVoltageV', 'maxVoltageV', 'invalidLines']
+const METRICS = [
+  'startedAt',
+  'endedAt',
+  'samples',
+  'durationSeconds',
+  'chargingSeconds',
+  'energyKwh',
+  'avgPowerKw',
+  'peakPowerKw',
+  'socStart',
+  'socEnd',
+  'peakTempC',
+  'minVoltageV',
+  'maxVoltageV',
+  'invalidLines',
+]
 
 export function Analysis({id}: {id: string}) {
   useSignal(lang)
@@ -71,7 +86,10 @@ export function Analysis({id}: {id: string}) {
     const r = findingRange(f, {min: series.t[0]!, max: series.t[series.t.length - 1]!})
     if (!r) return
     const pad = Math.max(60, (r.end - r.start) * 2)
-    charts.current?.zoomTo({min: Math.max(series.t[0]!, r.start - pad), max: Math.min(series.t[series.t.length - 1]!, r.end + pad)})
+    charts.current?.zoomTo({
+      min: Math.max(series.t[0]!, r.start - pad),
+      max: Math.min(series.t[series.t.length - 1]!, r.end + pad),
+    })
     setSelected(f.id)
   }
 
@@ -95,7 +113,9 @@ export function Analysis({id}: {id: string}) {
           {statusLabel(analysis.status)}
         </span>
       </p>
-      {(analysis.status === 'queued' || analysis.status === 'running') && <p role="status">{t('analysis.pending', {status: statusLabel(analysis.status)})}</p>}
+      {(analysis.status === 'queued' || analysis.status === 'running') && (
+        <p role="status">{t('analysis.pending', {status: statusLabel(analysis.status)})}</p>
+      )}
       {analysis.status === 'failed' && (
         <p class="error" role="alert">
           {t('analysis.failed', {error: analysis.error ?? '?'})}
@@ -110,7 +130,9 @@ export function Analysis({id}: {id: string}) {
       {series && (
         <section class="card" aria-labelledby="curves-title">
           <h2 id="curves-title">{t('analysis.curves')}</h2>
-          {series.decimated && <p class="hint">{t('analysis.decimated', {points: series.t.length, samples: series.samples})}</p>}
+          {series.decimated && (
+            <p class="hint">{t('analysis.decimated', {points: series.t.length, samples: series.samples})}</p>
+          )}
           <Charts series={series} findings={findings} onSelect={select} handle={charts} />
         </section>
       )}
@@ -122,12 +144,24 @@ export function Analysis({id}: {id: string}) {
           ) : (
             <ol class="findings">
               {findings.map((f) => (
-                <li key={f.id} id={`finding-${f.id}`} tabIndex={-1} class={`finding sev-${f.severity}${selected === f.id ? ' selected' : ''}`} data-kind={f.kind}>
+                <li
+                  key={f.id}
+                  id={`finding-${f.id}`}
+                  tabIndex={-1}
+                  class={`finding sev-${f.severity}${selected === f.id ? ' selected' : ''}`}
+                  data-kind={f.kind}
+                >
                   <h3>
-                    <span class={`badge sev-${f.severity}`}>{t(`severity.${f.severity}` as Key)}</span> {t(`kind.${f.kind}` as Key)}
+                    <span class={`badge sev-${f.severity}`}>{t(`severity.${f.severity}` as Key)}</span>{' '}
+                    {t(`kind.${f.kind}` as Key)}
                   </h3>
                   <p>
-                    {t('analysis.when', {start: formatTime(f.startedAt), end: formatTime(f.endedAt), duration: formatNumber(f.durationSeconds, 0)})} · {t('analysis.peak', {value: formatNumber(f.peakValue, 1)})}
+                    {t('analysis.when', {
+                      start: formatTime(f.startedAt),
+                      end: formatTime(f.endedAt),
+                      duration: formatNumber(f.durationSeconds, 0),
+                    })}{' '}
+                    · {t('analysis.peak', {value: formatNumber(f.peakValue, 1)})}
                   </p>
                   <p>{f.detail}</p>
                   {series && (
@@ -168,7 +202,13 @@ export function Analysis({id}: {id: string}) {
                 return (
                   <tr key={k}>
                     <th scope="row">{t(`metric.${k}` as Key)}</th>
-                    <td class="num">{typeof v === 'number' ? formatNumber(v, 2) : k.endsWith('At') ? formatTime(v as string) : String(v ?? '—')}</td>
+                    <td class="num">
+                      {typeof v === 'number'
+                        ? formatNumber(v, 2)
+                        : k.endsWith('At')
+                          ? formatTime(v as string)
+                          : String(v ?? '—')}
+                    </td>
                   </tr>
                 )
               })}

@@ -37,7 +37,11 @@ export function App() {
   }, [current])
   useEffect(() => {
     if (!bearer) return
-    return startLive(app.endpoints.ws, () => token.get(), () => setToken(''))
+    return startLive(
+      app.endpoints.ws,
+      () => token.get(),
+      () => setToken(''),
+    )
   }, [bearer])
   useEffect(() => {
     document.title = app.config.title
@@ -52,7 +56,11 @@ export function App() {
         <span class="brand">{app.config.title}</span>
         {bearer && (
           <nav aria-label={app.config.title}>
-            <a href="/sessions" onClick={linkClick} aria-current={path === '/' || path === '/sessions' || path.startsWith('/analyses/') ? 'page' : undefined}>
+            <a
+              href="/sessions"
+              onClick={linkClick}
+              aria-current={path === '/' || path === '/sessions' || path.startsWith('/analyses/') ? 'page' : undefined}
+            >
               {t('nav.sessions')}
             </a>
             <a href="/knowledge" onClick={linkClick} aria-current={path === '/knowledge' ? 'page' : undefined}>

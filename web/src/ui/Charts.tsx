@@ -10,7 +10,16 @@ import {useEffect, useRef} from 'preact/hooks'
 import uPlot from 'uplot'
 
 import {t, type Key} from '../i18n.js'
-import {chartOfFinding, CURVES, findingRange, toPlotSeries, zoomed, type CurveKey, type PlotSeries, type SessionSeries} from '../shaping.js'
+import {
+  chartOfFinding,
+  CURVES,
+  findingRange,
+  toPlotSeries,
+  zoomed,
+  type CurveKey,
+  type PlotSeries,
+  type SessionSeries,
+} from '../shaping.js'
 import {formatClock} from './format.js'
 
 export interface ChartFinding {
@@ -21,14 +30,29 @@ export interface ChartFinding {
   endedAt: string
 }
 
-const COLORS: Record<CurveKey, string> = {power: '#1f5fbf', soc: '#2e7d32', voltage: '#6a1b9a', current: '#00838f', temp: '#c62828'}
-const SEVERITY_FILL: Record<string, string> = {critical: 'rgba(198,40,40,0.16)', warning: 'rgba(239,108,0,0.16)', info: 'rgba(25,118,210,0.12)'}
+const COLORS: Record<CurveKey, string> = {
+  power: '#1f5fbf',
+  soc: '#2e7d32',
+  voltage: '#6a1b9a',
+  current: '#00838f',
+  temp: '#c62828',
+}
+const SEVERITY_FILL: Record<string, string> = {
+  critical: 'rgba(198,40,40,0.16)',
+  warning: 'rgba(239,108,0,0.16)',
+  info: 'rgba(25,118,210,0.12)',
+}
 
 export interface ChartsHandle {
   zoomTo(range: {min: number; max: number}): void
 }
 
-export function Charts(props: {series: SessionSeries; findings: ChartFinding[]; onSelect(id: string): void; handle?: {current: ChartsHandle | null}}) {
+export function Charts(props: {
+  series: SessionSeries
+  findings: ChartFinding[]
+  onSelect(id: string): void
+  handle?: {current: ChartsHandle | null}
+}) {
   const host = useRef<HTMLDivElement>(null)
   const plotsRef = useRef<uPlot[]>([])
   const shapedRef = useRef<PlotSeries | null>(null)
@@ -39,7 +63,9 @@ export function Charts(props: {series: SessionSeries; findings: ChartFinding[]; 
     const shaped = toPlotSeries(props.series)
     performance.measure('charge-ops:shape', 'charge-ops:draw-start')
     shapedRef.current = shaped
-    const ranges = props.findings.map((f) => ({f, r: findingRange(f, shaped.range)})).filter((x): x is {f: ChartFinding; r: {start: number; end: number}} => x.r !== null)
+    const ranges = props.findings
+      .map((f) => ({f, r: findingRange(f, shaped.range)}))
+      .filter((x): x is {f: ChartFinding; r: {start: number; end: number}} => x.r !== null)
     const width = Math.max(320, root.clientWidth)
     const sync = uPlot.sync('charge-ops-curves')
     let syncing = false
@@ -56,7 +82,10 @@ export function Charts(props: {series: SessionSeries; findings: ChartFinding[]; 
         cursor: {sync: {key: sync.key}, drag: {x: true, y: false}},
         scales: {x: {time: true}},
         axes: [{}, {size: 56}],
-        series: [{}, {label: t(`curve.${key}` as Key), stroke: COLORS[key], width: 1.25, spanGaps: false, points: {show: false}}],
+        series: [
+          {},
+          {label: t(`curve.${key}` as Key), stroke: COLORS[key], width: 1.25, spanGaps: false, points: {show: false}},
+        ],
         hooks: {
           draw: [
             (u) => {
@@ -67,7 +96,12 @@ export function Charts(props: {series: SessionSeries; findings: ChartFinding[]; 
                 const x0 = u.valToPos(r.start, 'x', true)
                 const x1 = u.valToPos(r.end, 'x', true)
                 ctx.fillStyle = SEVERITY_FILL[f.severity] ?? SEVERITY_FILL.info!
-                ctx.fillRect(Math.max(x0, u.bbox.left), u.bbox.top, Math.max(2, Math.min(x1, u.bbox.left + u.bbox.width) - Math.max(x0, u.bbox.left)), u.bbox.height)
+                ctx.fillRect(
+                  Math.max(x0, u.bbox.left),
+                  u.bbox.top,
+                  Math.max(2, Math.min(x1, u.bbox.left + u.bbox.width) - Math.max(x0, u.bbox.left)),
+                  u.bbox.height,
+                )
               }
               ctx.restore()
               placeMarkers(u)
@@ -79,7 +113,8 @@ export function Charts(props: {series: SessionSeries; findings: ChartFinding[]; 
               if (scale !== 'x' || syncing) return
               syncing = true
               const {min, max} = u.scales.x
-              for (const other of plots) if (other !== u && min !== undefined && max !== undefined) other.setScale('x', {min, max})
+              for (const other of plots)
+                if (other !== u && min !== undefined && max !== undefined) other.setScale('x', {min, max})
               syncing = false
             },
           ],
@@ -101,7 +136,10 @@ export function Charts(props: {series: SessionSeries; findings: ChartFinding[]; 
             el.addEventListener('click', () => props.onSelect(f.id))
             layer.appendChild(el)
           }
-          el.setAttribute('aria-label', `${t(`kind.${f.kind}` as Key)}, ${t(`severity.${f.severity}` as Key)}, ${formatClock(f.startedAt)} – ${formatClock(f.endedAt)}`)
+          el.setAttribute(
+            'aria-label',
+            `${t(`kind.${f.kind}` as Key)}, ${t(`severity.${f.severity}` as Key)}, ${formatClock(f.startedAt)} – ${formatClock(f.endedAt)}`,
+          )
           const left = u.valToPos(r.start, 'x')
           const right = u.valToPos(r.end, 'x')
           const visible = right >= 0 && left <= u.over.clientWidth

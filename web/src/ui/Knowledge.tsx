@@ -24,7 +24,10 @@ export function Knowledge() {
     e.preventDefault()
     if (!query.trim()) return
     try {
-      const r = await app.api.request<{results: Hit[]}>('GET', `/knowledge/search?q=${encodeURIComponent(query)}&limit=5`)
+      const r = await app.api.request<{results: Hit[]}>(
+        'GET',
+        `/knowledge/search?q=${encodeURIComponent(query)}&limit=5`,
+      )
       setResults(r.results)
       setSearchError('')
     } catch (err) {
@@ -34,15 +37,25 @@ export function Knowledge() {
   const add = async (e: Event) => {
     e.preventDefault()
     try {
-      const r = await app.api.request<{documents: Array<{title: string; created: boolean; passages: number}>}>('POST', '/knowledge', {title: doc.title, text: doc.text, ...(doc.source.trim() ? {source: doc.source.trim()} : {})})
+      const r = await app.api.request<{documents: Array<{title: string; created: boolean; passages: number}>}>(
+        'POST',
+        '/knowledge',
+        {title: doc.title, text: doc.text, ...(doc.source.trim() ? {source: doc.source.trim()} : {})},
+      )
       const d = r.documents[0]!
-      setAddMessage({ok: true, text: d.created ? t('kb.added', {title: d.title, passages: d.passages}) : t('kb.exists', {title: d.title})})
+      setAddMessage({
+        ok: true,
+        text: d.created ? t('kb.added', {title: d.title, passages: d.passages}) : t('kb.exists', {title: d.title}),
+      })
       if (d.created) setDoc({title: '', text: '', source: ''})
     } catch (err) {
       setAddMessage({ok: false, text: describeError(err)})
     }
   }
-  const field = (key: 'title' | 'text' | 'source') => ({value: doc[key], onInput: (e: Event) => setDoc((d) => ({...d, [key]: (e.currentTarget as HTMLInputElement).value}))})
+  const field = (key: 'title' | 'text' | 'source') => ({
+    value: doc[key],
+    onInput: (e: Event) => setDoc((d) => ({...d, [key]: (e.currentTarget as HTMLInputElement).value})),
+  })
 
   return (
     <>
@@ -53,7 +66,12 @@ export function Knowledge() {
           <label for="kb-q" class="visually-hidden">
             {t('kb.search')}
           </label>
-          <input id="kb-q" type="search" value={query} onInput={(e) => setQuery((e.currentTarget as HTMLInputElement).value)} />
+          <input
+            id="kb-q"
+            type="search"
+            value={query}
+            onInput={(e) => setQuery((e.currentTarget as HTMLInputElement).value)}
+          />
           <button type="submit">{t('kb.searchButton')}</button>
         </form>
         {searchError && (

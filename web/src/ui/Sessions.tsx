@@ -38,7 +38,9 @@ const COLUMNS: Array<{key: SortKey; label: Key}> = [
 ]
 
 export function statusLabel(status: string | null): string {
-  return status === 'queued' || status === 'running' || status === 'done' || status === 'failed' ? t(`status.${status}`) : '—'
+  return status === 'queued' || status === 'running' || status === 'done' || status === 'failed'
+    ? t(`status.${status}`)
+    : '—'
 }
 
 export function describeError(error: unknown): string {
@@ -71,7 +73,10 @@ export function Sessions() {
 
   const load = useCallback(async () => {
     try {
-      const result = await app.api.request<{total: number; sessions: SessionRow[]}>('GET', `/sessions?limit=${PAGE}&offset=${page * PAGE}&sort=${sort.key}&order=${sort.order}`)
+      const result = await app.api.request<{total: number; sessions: SessionRow[]}>(
+        'GET',
+        `/sessions?limit=${PAGE}&offset=${page * PAGE}&sort=${sort.key}&order=${sort.order}`,
+      )
       setData(result)
       setError('')
     } catch (err) {
@@ -97,18 +102,29 @@ export function Sessions() {
           const known = current.sessions.some((s) => s.analysisId === event.analysisId)
           if (!known || event.status === 'done' || event.status === 'failed') reload()
           if (!known) return current
-          return {...current, sessions: current.sessions.map((s) => (s.analysisId === event.analysisId ? {...s, status: event.status, findingsCount: event.findingsCount ?? s.findingsCount} : s))}
+          return {
+            ...current,
+            sessions: current.sessions.map((s) =>
+              s.analysisId === event.analysisId
+                ? {...s, status: event.status, findingsCount: event.findingsCount ?? s.findingsCount}
+                : s,
+            ),
+          }
         })
       }),
     [load],
   )
 
-  const update = (key: number, patch: Partial<UploadItem>) => setUploads((items) => items.map((u) => (u.key === key ? {...u, ...patch} : u)))
+  const update = (key: number, patch: Partial<UploadItem>) =>
+    setUploads((items) => items.map((u) => (u.key === key ? {...u, ...patch} : u)))
 
   const send = (files: FileList | File[]) => {
     for (const file of Array.from(files)) {
       const key = nextKey.current++
-      setUploads((items) => [...items, {key, name: file.name, progress: 0, state: 'sending', message: t('upload.sending', {pct: 0})}])
+      setUploads((items) => [
+        ...items,
+        {key, name: file.name, progress: 0, state: 'sending', message: t('upload.sending', {pct: 0})},
+      ])
       app.api
         .upload(file, (f) => update(key, {progress: f, message: t('upload.sending', {pct: Math.round(f * 100)})}))
         .then(() => {
@@ -125,7 +141,11 @@ export function Sessions() {
   const pages = data ? Math.max(1, Math.ceil(data.total / PAGE)) : 1
   const toggleSort = (key: SortKey) => {
     setPage(0)
-    setSort((s) => (s.key === key ? {key, order: s.order === 'asc' ? 'desc' : 'asc'} : {key, order: key === 'filename' || key === 'status' ? 'asc' : 'desc'}))
+    setSort((s) =>
+      s.key === key
+        ? {key, order: s.order === 'asc' ? 'desc' : 'asc'}
+        : {key, order: key === 'filename' || key === 'status' ? 'asc' : 'desc'},
+    )
   }
 
   return (
@@ -196,8 +216,17 @@ export function Sessions() {
             <thead>
               <tr>
                 {COLUMNS.map((c) => (
-                  <th key={c.key} scope="col" aria-sort={sort.key === c.key ? (sort.order === 'asc' ? 'ascending' : 'descending') : undefined}>
-                    <button type="button" class="sort" onClick={() => toggleSort(c.key)} aria-label={t('sessions.sortBy', {column: t(c.label)})}>
+                  <th
+                    key={c.key}
+                    scope="col"
+                    aria-sort={sort.key === c.key ? (sort.order === 'asc' ? 'ascending' : 'descending') : undefined}
+                  >
+                    <button
+                      type="button"
+                      class="sort"
+                      onClick={() => toggleSort(c.key)}
+                      aria-label={t('sessions.sortBy', {column: t(c.label)})}
+                    >
                       {t(c.label)}
                       <span aria-hidden="true">{sort.key === c.key ? (sort.order === 'asc' ? ' ▲' : ' ▼') : ''}</span>
                     </button>
@@ -208,7 +237,15 @@ export function Sessions() {
             <tbody>
               {data.sessions.map((s) => (
                 <tr key={s.uploadId} data-analysis-id={s.analysisId ?? ''}>
-                  <td>{s.analysisId ? <a href={`/analyses/${s.analysisId}`} onClick={linkClick}>{s.filename}</a> : s.filename}</td>
+                  <td>
+                    {s.analysisId ? (
+                      <a href={`/analyses/${s.analysisId}`} onClick={linkClick}>
+                        {s.filename}
+                      </a>
+                    ) : (
+                      s.filename
+                    )}
+                  </td>
                   <td>
                     <span class={`badge status-${s.status ?? 'none'}`} data-status={s.status ?? ''}>
                       {statusLabel(s.status)}

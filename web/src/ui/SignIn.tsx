@@ -28,7 +28,15 @@ export function SignIn() {
       <h1 id="signin-title">{t('signin.title')}</h1>
       <form onSubmit={submit}>
         <label for="token">{t('signin.token')}</label>
-        <textarea id="token" rows={3} autocomplete="off" spellcheck={false} value={value} onInput={(e) => setValue((e.currentTarget as HTMLTextAreaElement).value)} aria-describedby="token-hint" />
+        <textarea
+          id="token"
+          rows={3}
+          autocomplete="off"
+          spellcheck={false}
+          value={value}
+          onInput={(e) => setValue((e.currentTarget as HTMLTextAreaElement).value)}
+          aria-describedby="token-hint"
+        />
         <p id="token-hint" class="hint">
           {t('signin.hint')}
         </p>
