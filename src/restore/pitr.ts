@@ -277,7 +277,13 @@ export async function checkArchiveFor(
       },
     )
   }
-  if (target.kind === 'time' && report.newestArchivedAt && target.time > report.newestArchivedAt) {
+  // S3's Last-Modified has whole seconds (the object stored at 12:00:00.900 says 12:00:00.000): only
+  // a target past the next second is beyond for sure; the pg_waldump check below decides the rest
+  if (
+    target.kind === 'time' &&
+    report.newestArchivedAt &&
+    target.time.getTime() >= report.newestArchivedAt.getTime() + 1000
+  ) {
     throw new ChecksFailedError(
       `target time ${target.time.toISOString()} lies beyond the archived WAL (newest segment ${report.lastSegment} archived at ${report.newestArchivedAt.toISOString()})`,
       {
